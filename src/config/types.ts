@@ -1,0 +1,120 @@
+/**
+ * The typed, frozen configuration every other module receives.
+ *
+ * YAML keys are snake_case (`advert.interval_ms`); this is the camelCase view the
+ * loader (`load.ts`) produces after convict has validated the file, applied
+ * `REDIS_HA_*` environment overrides and read the secret files. Durations carry
+ * their unit in the name. Nothing here is optional at run time: defaults are
+ * filled in by the schema.
+ */
+
+/** One HMAC key from the advert key file. `id` travels in every advert so keys can rotate. */
+export interface AdvertKey {
+  readonly id: number;
+  readonly secret: Buffer;
+}
+
+/** Where and how to reach a Redis server. */
+export interface RedisEndpoint {
+  readonly host: string;
+  readonly port: number;
+  /** `null` when the server needs no password. */
+  readonly password: string | null;
+  /** ACL user name (Redis 6+); `null` for the default user. */
+  readonly username: string | null;
+  readonly tls: boolean;
+  /** Skip certificate verification (self-signed labs only). */
+  readonly tlsInsecure: boolean;
+}
+
+export interface Config {
+  /** The file this was loaded from, or `null` when built in code (tests). */
+  readonly source: string | null;
+  readonly node: {
+    /** Unique name of this node in the group; carried in adverts and the audit log. */
+    readonly name: string;
+    /** This node's own address: the source of adverts and the tie-break when priorities are equal. */
+    readonly address: string;
+    /** 1..254; higher wins an election (RFC 5798 §5.2.4, 255 is reserved for the address owner). */
+    readonly priority: number;
+    /** Take the master role back from a lower-priority master when healthy. */
+    readonly preempt: boolean;
+    /** With `preempt`, how long this node must be healthy and hear a lower master before it takes over. */
+    readonly preemptDelayMs: number;
+  };
+  readonly group: {
+    /** Group (virtual router) id, 1..255; adverts of other groups are ignored. */
+    readonly id: number;
+  };
+  readonly peer: {
+    /** The other node's address (unicast), or a multicast group address. */
+    readonly address: string;
+  };
+  readonly advert: {
+    /** UDP port adverts are sent to and received on. */
+    readonly port: number;
+    /** Interval between adverts; >= 50 ms. */
+    readonly intervalMs: number;
+    /** Path of the key file (`<id> <secret>` per line); the first key signs, all verify. */
+    readonly keyFile: string;
+    /** Keys loaded from `keyFile` (or `REDIS_HA_ADVERT_KEY`, id 1). Never empty. */
+    readonly keys: readonly AdvertKey[];
+    /** Interface to send multicast adverts on (only used when `peer.address` is multicast). */
+    readonly multicastInterface: string | null;
+  };
+  /** The local Redis, as this daemon reaches it. */
+  readonly redis: RedisEndpoint;
+  /** The peer's Redis as seen from this host (also where the local Redis replicates from). */
+  readonly peerRedis: RedisEndpoint;
+  readonly health: {
+    readonly intervalMs: number;
+    readonly timeoutMs: number;
+    /** Consecutive failed checks before FAULT. */
+    readonly fall: number;
+    /** Consecutive good checks before leaving FAULT. */
+    readonly rise: number;
+  };
+  readonly vip: {
+    /** The virtual address without prefix, e.g. `10.77.0.100` or `fd00::100`. */
+    readonly address: string;
+    readonly prefixLength: number;
+    readonly family: 4 | 6;
+    readonly interface: string;
+    /** Gratuitous ARP / unsolicited NA packets sent on each claim. */
+    readonly garpCount: number;
+    readonly garpIntervalMs: number;
+    /** Re-announce the VIP this often while master; 0 turns the refresh off. */
+    readonly garpRefreshMs: number;
+  };
+  readonly promotion: {
+    /** Before `REPLICAOF NO ONE`, catch up with a still-reachable peer master. */
+    readonly waitForSync: boolean;
+    /** Upper bound on that catch-up; promotion goes ahead (and is audited) when it runs out. */
+    readonly maxSyncWaitMs: number;
+    /** Connect/command timeout for the peer's Redis during promotion. */
+    readonly peerTimeoutMs: number;
+    /** The classic recipe's blind `sleep 15` before promoting; 0 (off) by default. */
+    readonly preDelayMs: number;
+    /** The classic recipe's `sleep 10` between `REPLICAOF peer` and `REPLICAOF NO ONE`; 0 by default. */
+    readonly syncDelayMs: number;
+  };
+  readonly demotion: {
+    /** Pause between releasing the VIP and `REPLICAOF <master>`; 0 by default. */
+    readonly delayMs: number;
+  };
+  readonly reconcile: {
+    /** How often desired and actual VIP/Redis state are compared. */
+    readonly intervalMs: number;
+  };
+  readonly audit: {
+    /** Append-only JSON-lines audit log. */
+    readonly path: string;
+  };
+  readonly state: {
+    /** Small JSON file holding the promotion epoch across restarts. */
+    readonly path: string;
+  };
+  readonly log: {
+    readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * Shared vocabulary of the decision core: node states, what an advert says, what a
+ * health check saw, and the events and actions `step()` consumes and produces.
+ *
+ * Pure types only. The wire format lives in `src/proto/`, the effects in
+ * `src/adapters/`; both speak these types.
+ */
+
+/** Node states, as in keepalived (RFC 5798 §6.4 plus FAULT). */
+export type NodeState = 'INIT' | 'BACKUP' | 'MASTER' | 'FAULT';
+
+/** The Redis role as observed; `unknown` when Redis could not be asked. */
+export type RedisRole = 'master' | 'replica' | 'unknown';
+
+/**
+ * What `INFO replication` told us about a Redis server. Offsets are byte offsets in
+ * the replication stream; `replId2`/`secondOffset` identify the history a promoted
+ * replica inherited (see Redis PSYNC2), which is how divergence is measured.
+ */
+export interface RedisSnapshot {
+  readonly role: 'master' | 'replica';
+  readonly replId: string;
+  readonly replId2: string;
+  /** `master_repl_offset` (for a replica: what it has processed). */
+  readonly offset: number;
+  /** `second_repl_offset`: first offset NOT shared with `replId2`, or -1. */
+  readonly secondOffset: number;
+  /** Replica only: where it replicates from. */
+  readonly masterHost: string | null;
+  readonly masterPort: number | null;
+  /** Replica only: `master_link_status:up`. */
+  readonly linkUp: boolean;
+  /** Replica only: `master_sync_in_progress:1`. */
+  readonly syncInProgress: boolean;
+  readonly connectedReplicas: number;
+}
+
+/** The Redis part of an advert: enough to compare histories across nodes. */
+export interface AdvertRedis {
+  readonly role: RedisRole;
+  readonly replId: string;
+  readonly replId2: string;
+  readonly offset: number;
+  readonly secondOffset: number;
+}
+
+export interface AdvertFlags {
+  /** The sender's Redis failed its health checks. */
+  readonly fault: boolean;
+  /** The sender is leaving (priority 0): take over after the skew time alone. */
+  readonly resigning: boolean;
+  /** Automatic failover is frozen on the sender (issue 4). */
+  readonly maintenance: boolean;
+}
+
+/** An authenticated advert, as decoded by `src/proto/advert.ts`. */
+export interface Advert {
+  readonly groupId: number;
+  readonly nodeName: string;
+  readonly state: NodeState;
+  /** Effective priority: 0 when resigning. */
+  readonly priority: number;
+  readonly advertIntervalMs: number;
+  /** Sender's boot time (ms since the Unix epoch); with `seq`, the anti-replay pair. */
+  readonly bootEpoch: number;
+  readonly seq: number;
+  /** Promotion epoch: raised by a node each time it takes over; the higher holds newer writes. */
+  readonly epoch: number;
+  readonly flags: AdvertFlags;
+  readonly redis: AdvertRedis;
+}
+
+/** What the core puts in an advert; the sender adds group, boot epoch, sequence and MAC. */
+export type AdvertBody = Omit<Advert, 'groupId' | 'bootEpoch' | 'seq'>;
+
+/** A Redis endpoint as the core names it (where to replicate from). */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Timers are deadlines held in the state; the runtime arms one OS timer for the earliest. */
+export type TimerName = 'advert' | 'master-down' | 'preempt' | 'init-listen' | 'garp-refresh';
+
+/** Inputs to `step()`. Past tense: things that happened. */
+export type Event =
+  | { readonly type: 'started' }
+  | { readonly type: 'advert-received'; readonly advert: Advert; readonly fromAddress: string }
+  | {
+      readonly type: 'health-checked';
+      readonly ok: boolean;
+      readonly detail: string;
+      readonly redis: RedisSnapshot | null;
+    }
+  | { readonly type: 'timer-fired'; readonly timer: TimerName }
+  | {
+      readonly type: 'promotion-finished';
+      readonly ok: boolean;
+      readonly detail: string;
+      readonly redis: RedisSnapshot | null;
+    }
+  | { readonly type: 'demotion-finished'; readonly ok: boolean; readonly detail: string }
+  | { readonly type: 'vip-observed'; readonly present: boolean }
+  | { readonly type: 'effect-failed'; readonly action: Action['type']; readonly detail: string }
+  | { readonly type: 'shutdown-requested' };
+
+/** Outputs of `step()`. Imperative: things to do, in order. */
+export type Action =
+  | { readonly type: 'send-advert'; readonly advert: AdvertBody }
+  | {
+      readonly type: 'promote-redis';
+      /** Catch up with this (peer) master first, if it is reachable and a master; `null`: don't. */
+      readonly catchUpFrom: HostPort | null;
+    }
+  | { readonly type: 'replicate-from'; readonly master: HostPort }
+  | { readonly type: 'claim-vip' }
+  | { readonly type: 'release-vip' }
+  | { readonly type: 'announce-vip' }
+  | { readonly type: 'persist-epoch'; readonly epoch: number }
+  | { readonly type: 'audit'; readonly event: string; readonly data: Readonly<Record<string, unknown>> }
+  | { readonly type: 'exit'; readonly code: number };
