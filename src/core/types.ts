@@ -88,6 +88,8 @@ export type Event =
   | { readonly type: 'advert-received'; readonly advert: Advert; readonly fromAddress: string }
   | {
       readonly type: 'health-checked';
+      /** When the check was sent; a snapshot older than the last role change is not trusted. */
+      readonly startedAt?: number;
       readonly ok: boolean;
       readonly detail: string;
       readonly redis: RedisSnapshot | null;
@@ -116,6 +118,6 @@ export type Action =
   | { readonly type: 'claim-vip' }
   | { readonly type: 'release-vip' }
   | { readonly type: 'announce-vip' }
-  | { readonly type: 'persist-epoch'; readonly epoch: number }
+  | { readonly type: 'persist-state'; readonly epoch: number; readonly knownEpoch: number }
   | { readonly type: 'audit'; readonly event: string; readonly data: Readonly<Record<string, unknown>> }
   | { readonly type: 'exit'; readonly code: number };

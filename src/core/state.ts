@@ -1,0 +1,123 @@
+/**
+ * The decision core's state and the configuration slice it reads.
+ *
+ * Everything `step()` needs to decide is here, including timer deadlines (absolute
+ * milliseconds on the runtime's monotonic clock): time enters only as the `now`
+ * argument, so tests drive the core by passing numbers.
+ */
+import type { Config } from '../config/types.js';
+import type { AdvertFlags, AdvertRedis, HostPort, NodeState, RedisSnapshot, TimerName } from './types.js';
+
+/** The configuration the core reads; built once from {@link Config}. */
+export interface CoreConfig {
+  readonly nodeName: string;
+  readonly nodeAddress: string;
+  readonly priority: number;
+  readonly preempt: boolean;
+  readonly preemptDelayMs: number;
+  readonly advertIntervalMs: number;
+  readonly fall: number;
+  readonly rise: number;
+  readonly garpRefreshMs: number;
+  /** Where the local Redis replicates from when this node is backup. */
+  readonly peerRedis: HostPort;
+}
+
+/** Picks the core's slice out of the full configuration. */
+export function coreConfigFrom(config: Config): CoreConfig {
+  return {
+    nodeName: config.node.name,
+    nodeAddress: config.node.address,
+    priority: config.node.priority,
+    preempt: config.node.preempt,
+    preemptDelayMs: config.node.preemptDelayMs,
+    advertIntervalMs: config.advert.intervalMs,
+    fall: config.health.fall,
+    rise: config.health.rise,
+    garpRefreshMs: config.vip.garpRefreshMs,
+    peerRedis: { host: config.peerRedis.host, port: config.peerRedis.port },
+  };
+}
+
+/** The last authenticated advert from the peer, and when it arrived. */
+export interface PeerView {
+  readonly nodeName: string;
+  readonly address: string;
+  readonly state: NodeState;
+  readonly priority: number;
+  readonly epoch: number;
+  readonly advertIntervalMs: number;
+  readonly flags: AdvertFlags;
+  readonly redis: AdvertRedis;
+  readonly receivedAt: number;
+}
+
+/**
+ * Health verdict with rise/fall hysteresis. `healthy` is `null` until the first check;
+ * `redis` keeps the last successful snapshot (a failed check has none).
+ */
+export interface HealthView {
+  readonly healthy: boolean | null;
+  readonly consecutiveOk: number;
+  readonly consecutiveFail: number;
+  readonly detail: string;
+  readonly redis: RedisSnapshot | null;
+  readonly checkedAt: number | null;
+}
+
+/** A Redis role change in flight (the adapter runs one at a time and reports back). */
+export type RedisOp = 'promoting' | 'demoting' | null;
+
+export interface CoreState {
+  readonly role: NodeState;
+  /** When `role` was entered. */
+  readonly since: number;
+  /** Why `role` was entered: the transition's log line and what tests assert. */
+  readonly reason: string;
+  /** Promotion epoch of this node's latest mastership; carried in adverts. */
+  readonly epoch: number;
+  /** Highest epoch seen anywhere; a takeover uses one more than this. */
+  readonly knownEpoch: number;
+  readonly redisOp: RedisOp;
+  /** When the last promotion or demotion finished: health snapshots taken before it are stale. */
+  readonly redisChangedAt: number;
+  readonly health: HealthView;
+  readonly peer: PeerView | null;
+  readonly timers: Readonly<Partial<Record<TimerName, number>>>;
+  /** When this node last answered a rival master's advert by re-announcing (rate limit). */
+  readonly lastReannounceAt: number | null;
+  /** Set on shutdown: adverts carry priority 0 and nothing else is started. */
+  readonly resigning: boolean;
+}
+
+/** The state of a node that has just started, with the epochs it persisted last time. */
+export function initialState(now: number, persisted: { epoch: number; knownEpoch: number }): CoreState {
+  return {
+    role: 'INIT',
+    since: now,
+    reason: 'daemon started',
+    epoch: persisted.epoch,
+    knownEpoch: Math.max(persisted.epoch, persisted.knownEpoch),
+    redisOp: null,
+    redisChangedAt: now,
+    health: { healthy: null, consecutiveOk: 0, consecutiveFail: 0, detail: 'not checked yet', redis: null, checkedAt: null },
+    peer: null,
+    timers: {},
+    lastReannounceAt: null,
+    resigning: false,
+  };
+}
+
+/** The VIP belongs on this host exactly when it is MASTER and its Redis has been promoted. */
+export function vipDesired(state: CoreState): boolean {
+  return state.role === 'MASTER' && state.redisOp !== 'promoting' && !state.resigning;
+}
+
+/** The earliest armed deadline, or `null`: the runtime arms one OS timer for it. */
+export function nextDeadline(state: CoreState): { timer: TimerName; at: number } | null {
+  let best: { timer: TimerName; at: number } | null = null;
+  for (const [timer, at] of Object.entries(state.timers) as [TimerName, number | undefined][]) {
+    if (at !== undefined && (best === null || at < best.at)) best = { timer, at };
+  }
+  return best;
+}

@@ -1,0 +1,129 @@
+/**
+ * All timing arithmetic in one place (keepalived keeps it in vrrp_scheduler.c; we keep
+ * it here): master-down interval and skew from RFC 5798 §6.1, local fault detection,
+ * worst-case takeover estimates, and the invariants checked at start-up.
+ *
+ * Pure functions of the configuration: no clock, no I/O.
+ */
+
+/** RFC 5798 §6.1: priority 0 means "the master is leaving, take over now". */
+export const PRIORITY_RESIGN = 0;
+/** RFC 5798 §5.2.4: 255 is reserved for the address owner; configured priorities stop at 254. */
+export const PRIORITY_MAX_CONFIGURED = 254;
+/** RFC 5798 §6.1: Master_Down_Interval counts this many advert intervals before the skew. */
+export const MASTER_DOWN_ADVERTS = 3;
+
+/**
+ * RFC 5798 §6.1 Skew_Time = ((256 − Priority) × Master_Adver_Interval) / 256.
+ * A higher priority backup waits less, so it wins the race to take over.
+ */
+export function skewMs(priority: number, advertIntervalMs: number): number {
+  return ((256 - priority) * advertIntervalMs) / 256;
+}
+
+/** RFC 5798 §6.1 Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time. */
+export function masterDownMs(priority: number, advertIntervalMs: number): number {
+  return MASTER_DOWN_ADVERTS * advertIntervalMs + skewMs(priority, advertIntervalMs);
+}
+
+/** The health-check settings timing depends on. */
+export interface HealthTiming {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly fall: number;
+}
+
+/**
+ * Worst case from a local Redis failure to the verdict "unhealthy": the failure starts
+ * just after a good check; each of the `fall` failing checks may run to its timeout.
+ * A refused connection fails at once, so a crash is usually detected faster than this.
+ */
+export function faultDetectMs(health: HealthTiming): number {
+  return health.fall * Math.max(health.intervalMs, health.timeoutMs) + health.timeoutMs;
+}
+
+/** Everything the takeover estimates depend on. */
+export interface TakeoverTiming {
+  readonly priority: number;
+  readonly advertIntervalMs: number;
+  readonly health: HealthTiming;
+  readonly promotion: {
+    readonly peerTimeoutMs: number;
+    readonly preDelayMs: number;
+    readonly syncDelayMs: number;
+  };
+}
+
+/** Worst-case times from a fault on the master to this node (as backup) holding the VIP. */
+export interface TakeoverEstimate {
+  /** The master's Redis crashes or hangs: its daemon detects it and advertises FAULT. */
+  readonly redisFailureMs: number;
+  /** The master's host or link dies: silence for one master-down interval. */
+  readonly hostLossMs: number;
+  /** The master's daemon stops cleanly and sends a priority-0 advert. */
+  readonly resignMs: number;
+}
+
+/**
+ * Estimates assume the peer uses the same advert interval and health settings. Fixed
+ * promotion costs (pre/sync delays, peer connect timeout) are added to each path;
+ * Redis command round trips (milliseconds) are not.
+ */
+export function takeoverEstimate(t: TakeoverTiming): TakeoverEstimate {
+  const promotionMs = t.promotion.preDelayMs + t.promotion.syncDelayMs + t.promotion.peerTimeoutMs;
+  return {
+    redisFailureMs: faultDetectMs(t.health) + promotionMs,
+    hostLossMs: masterDownMs(t.priority, t.advertIntervalMs) + promotionMs,
+    resignMs: skewMs(t.priority, t.advertIntervalMs) + promotionMs,
+  };
+}
+
+/** Problems found by {@link checkTimingInvariants}: errors stop start-up, warnings are logged. */
+export interface TimingReport {
+  readonly errors: readonly string[];
+  readonly warnings: readonly string[];
+  readonly estimate: TakeoverEstimate;
+}
+
+/**
+ * Start-up invariants. The peer's shortest possible master-down interval (priority 254)
+ * is about 3 × advert interval; a local Redis failure must be detected, and the fault
+ * advertised, before that, or the peer's silence-based takeover races our own fault
+ * handling and the failover path depends on which fires first.
+ */
+export function checkTimingInvariants(t: TakeoverTiming): TimingReport {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const detect = faultDetectMs(t.health);
+  const peerMasterDown = masterDownMs(PRIORITY_MAX_CONFIGURED, t.advertIntervalMs);
+  if (detect >= peerMasterDown) {
+    warnings.push(
+      `local fault detection (${fmt(detect)} = health.fall × max(interval, timeout) + timeout) is not faster than ` +
+        `the peer's master-down interval (${fmt(peerMasterDown)} at advert.interval_ms ${t.advertIntervalMs}); ` +
+        'lower health.interval_ms / health.timeout_ms / health.fall or raise advert.interval_ms',
+    );
+  }
+  if (t.health.timeoutMs > t.health.intervalMs * t.health.fall) {
+    errors.push(
+      `health.timeout_ms (${t.health.timeoutMs}) is longer than health.fall × health.interval_ms ` +
+        `(${t.health.intervalMs * t.health.fall}): a hung Redis would be detected later than configured`,
+    );
+  }
+  if (t.promotion.preDelayMs > 0 || t.promotion.syncDelayMs > 0) {
+    warnings.push(
+      'promotion.pre_delay_ms / sync_delay_ms add blind waits to every takeover ' +
+        `(${fmt(t.promotion.preDelayMs + t.promotion.syncDelayMs)}); wait_for_sync already waits for the data`,
+    );
+  }
+  if (t.advertIntervalMs < 100) {
+    warnings.push(
+      `advert.interval_ms ${t.advertIntervalMs} is below 100 ms: a loaded host or a GC pause of ` +
+        `${fmt(masterDownMs(t.priority, t.advertIntervalMs))} triggers a failover`,
+    );
+  }
+  return { errors, warnings, estimate: takeoverEstimate(t) };
+}
+
+function fmt(ms: number): string {
+  return `${Math.round(ms)} ms`;
+}
