@@ -1,0 +1,345 @@
+/**
+ * The advert wire format: a compact, versioned binary packet authenticated with
+ * HMAC-SHA256 and a key id, so keys can rotate without a flag day (the first key
+ * in the key file signs, every key verifies). Pure: no I/O, no clock.
+ *
+ * Layout, version 1, all integers big-endian:
+ *
+ * ```
+ *  offset  size  field
+ *  ------  ----  -----------------------------------------------------------------
+ *       0     2  magic "RH" (0x52 0x48)
+ *       2     1  version = 1
+ *       3     1  type = 1 (advert)
+ *       4     1  groupId
+ *       5     1  state: 0 INIT | 1 BACKUP | 2 MASTER | 3 FAULT
+ *       6     1  priority (0 = resigning, RFC 5798 §5.2.4)
+ *       7     1  flags: bit0 fault | bit1 resigning | bit2 maintenance | bits 3-7 = 0
+ *       8     2  advertIntervalMs, 1..65535
+ *      10     1  redisRole: 0 unknown | 1 master | 2 replica
+ *      11     6  bootEpoch, ms since the Unix epoch (48-bit unsigned)
+ *      17     4  seq (u32)
+ *      21     4  epoch, the promotion epoch (u32)
+ *      25     8  offset (u64, at most 2^53 - 1)
+ *      33     8  secondOffset (i64, -1 or 0..2^53 - 1)
+ *      41    20  replId, raw bytes of the 40-hex-digit Redis replid; all zero = none
+ *      61    20  replId2, likewise
+ *      81     1  n = nodeName length in bytes, 1..64
+ *      82     n  nodeName, UTF-8, no control characters
+ *    82+n     1  keyId
+ *    83+n    32  HMAC-SHA256(secret of keyId, bytes 0 .. 82+n)
+ *  ------  ----  -----------------------------------------------------------------
+ *                total 115+n bytes: 116..179
+ * ```
+ *
+ * The key id sits just before the MAC, so it is found from the end of the datagram
+ * without reading any unauthenticated length field. Before the MAC is checked, the
+ * decoder looks only at the magic, version and type (they say which layout this is)
+ * and the datagram length; every other field is read after authentication.
+ *
+ * A replid of forty zeros (what Redis reports as `master_replid2` when there is no
+ * second history) travels as all-zero bytes and decodes as the empty string.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { AdvertKey } from '../config/types.js';
+import type { Advert, AdvertBody, NodeState, RedisRole } from '../core/types.js';
+import { RedisHaError } from '../errors.js';
+
+/** "RH": the first two bytes of every advert. */
+export const ADVERT_MAGIC = Buffer.from('RH', 'latin1');
+/** Wire format version this module reads and writes. */
+export const ADVERT_VERSION = 1;
+/** Packet type of an advert (the only type so far). */
+export const ADVERT_TYPE_ADVERT = 1;
+/** Bytes of HMAC-SHA256 at the end of every packet. */
+export const ADVERT_MAC_BYTES = 32;
+/** Raw bytes of a Redis replication id (40 hex digits). */
+export const REPL_ID_BYTES = 20;
+/** Longest node name, in UTF-8 bytes. */
+export const MAX_NODE_NAME_BYTES = 64;
+/** Largest boot epoch a 48-bit field holds (year 10889). */
+export const MAX_BOOT_EPOCH = 2 ** 48 - 1;
+/** Largest sequence number (u32); the sender starts a new boot epoch rather than wrap. */
+export const MAX_SEQ = 0xffff_ffff;
+/** Largest promotion epoch (u32). */
+export const MAX_EPOCH = 0xffff_ffff;
+/** Largest advert interval the u16 field holds. */
+export const MAX_ADVERT_INTERVAL_MS = 0xffff;
+
+const OFF_MAGIC = 0;
+const OFF_VERSION = 2;
+const OFF_TYPE = 3;
+const OFF_GROUP = 4;
+const OFF_STATE = 5;
+const OFF_PRIORITY = 6;
+const OFF_FLAGS = 7;
+const OFF_INTERVAL = 8;
+const OFF_ROLE = 10;
+const OFF_BOOT_EPOCH = 11;
+const BOOT_EPOCH_BYTES = 6;
+const OFF_SEQ = 17;
+const OFF_EPOCH = 21;
+const OFF_OFFSET = 25;
+const OFF_SECOND_OFFSET = 33;
+const OFF_REPL_ID = 41;
+const OFF_REPL_ID2 = 61;
+const OFF_NAME_LENGTH = 81;
+const OFF_NAME = 82;
+/** Bytes after the node name: key id and MAC. */
+const TRAILER_BYTES = 1 + ADVERT_MAC_BYTES;
+/** Bytes needed to tell which layout a datagram claims to be (magic, version, type). */
+const PREAMBLE_BYTES = 4;
+
+/** Shortest valid advert (a one-byte node name). */
+export const MIN_ADVERT_BYTES = OFF_NAME + 1 + TRAILER_BYTES;
+/** Longest valid advert (a 64-byte node name); anything larger is rejected unread. */
+export const MAX_ADVERT_BYTES = OFF_NAME + MAX_NODE_NAME_BYTES + TRAILER_BYTES;
+
+const FLAG_FAULT = 0b001;
+const FLAG_RESIGNING = 0b010;
+const FLAG_MAINTENANCE = 0b100;
+const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE;
+
+/** Secondary offset meaning "no second history" (Redis `second_repl_offset:-1`). */
+const NO_SECOND_OFFSET = -1;
+const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+
+const STATES: readonly NodeState[] = ['INIT', 'BACKUP', 'MASTER', 'FAULT'];
+const ROLES: readonly RedisRole[] = ['unknown', 'master', 'replica'];
+
+const HEX_REPL_ID = /^[0-9a-fA-F]{40}$/;
+// C0 controls and DEL: names end up in logs and the audit trail.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+const UTF8_STRICT = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Every reason `decodeAdvert` can reject a datagram for. */
+export const REJECT_REASONS = [
+  'too-short',
+  'bad-magic',
+  'bad-version',
+  'bad-type',
+  'bad-length',
+  'unknown-key',
+  'bad-mac',
+  'bad-field',
+  'wrong-group',
+] as const;
+
+/** Why a datagram was not accepted as an advert. */
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/** Outcome of `decodeAdvert`: the authenticated advert and the key that verified it, or why not. */
+export type DecodeResult =
+  | { readonly ok: true; readonly advert: Advert; readonly keyId: number }
+  | { readonly ok: false; readonly reason: RejectReason; readonly detail: string };
+
+/** What the sender fills in around the core's body. */
+export interface AdvertEnvelope {
+  readonly groupId: number;
+  readonly bootEpoch: number;
+  readonly seq: number;
+  readonly body: AdvertBody;
+}
+
+/** An advert could not be encoded: a field is out of range (a bug in the caller, not the network). */
+export class AdvertEncodeError extends RedisHaError {
+  constructor(message: string) {
+    super('ADVERT_ENCODE_INVALID', message, { recoverable: true });
+  }
+}
+
+/**
+ * Encodes and signs an advert with `key`.
+ *
+ * @throws AdvertEncodeError when a field does not fit its wire field (see the layout
+ *   above); nothing is sent half-valid.
+ */
+export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
+  const { groupId, bootEpoch, seq, body } = input;
+  checkInt('key id', key.id, 0, 0xff);
+  if (key.secret.length === 0) throw new AdvertEncodeError(`key ${key.id} has an empty secret`);
+  checkInt('groupId', groupId, 0, 0xff);
+  checkInt('bootEpoch', bootEpoch, 0, MAX_BOOT_EPOCH);
+  checkInt('seq', seq, 0, MAX_SEQ);
+  checkInt('epoch', body.epoch, 0, MAX_EPOCH);
+  checkInt('priority', body.priority, 0, 0xff);
+  checkInt('advertIntervalMs', body.advertIntervalMs, 1, MAX_ADVERT_INTERVAL_MS);
+  checkInt('redis.offset', body.redis.offset, 0, Number.MAX_SAFE_INTEGER);
+  if (body.redis.secondOffset !== NO_SECOND_OFFSET) {
+    checkInt('redis.secondOffset', body.redis.secondOffset, 0, Number.MAX_SAFE_INTEGER);
+  }
+  const stateCode = STATES.indexOf(body.state);
+  if (stateCode < 0) throw new AdvertEncodeError(`unknown state ${String(body.state)}`);
+  const roleCode = ROLES.indexOf(body.redis.role);
+  if (roleCode < 0) throw new AdvertEncodeError(`unknown redis role ${String(body.redis.role)}`);
+  const name = encodeNodeName(body.nodeName);
+
+  const length = OFF_NAME + name.length + TRAILER_BYTES;
+  const buf = Buffer.alloc(length);
+  ADVERT_MAGIC.copy(buf, OFF_MAGIC);
+  buf.writeUInt8(ADVERT_VERSION, OFF_VERSION);
+  buf.writeUInt8(ADVERT_TYPE_ADVERT, OFF_TYPE);
+  buf.writeUInt8(groupId, OFF_GROUP);
+  buf.writeUInt8(stateCode, OFF_STATE);
+  buf.writeUInt8(body.priority, OFF_PRIORITY);
+  buf.writeUInt8(
+    (body.flags.fault ? FLAG_FAULT : 0) |
+      (body.flags.resigning ? FLAG_RESIGNING : 0) |
+      (body.flags.maintenance ? FLAG_MAINTENANCE : 0),
+    OFF_FLAGS,
+  );
+  buf.writeUInt16BE(body.advertIntervalMs, OFF_INTERVAL);
+  buf.writeUInt8(roleCode, OFF_ROLE);
+  buf.writeUIntBE(bootEpoch, OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES);
+  buf.writeUInt32BE(seq, OFF_SEQ);
+  buf.writeUInt32BE(body.epoch, OFF_EPOCH);
+  buf.writeBigUInt64BE(BigInt(body.redis.offset), OFF_OFFSET);
+  buf.writeBigInt64BE(BigInt(body.redis.secondOffset), OFF_SECOND_OFFSET);
+  encodeReplId('redis.replId', body.redis.replId).copy(buf, OFF_REPL_ID);
+  encodeReplId('redis.replId2', body.redis.replId2).copy(buf, OFF_REPL_ID2);
+  buf.writeUInt8(name.length, OFF_NAME_LENGTH);
+  name.copy(buf, OFF_NAME);
+  const keyIdAt = length - TRAILER_BYTES;
+  buf.writeUInt8(key.id, keyIdAt);
+  mac(key.secret, buf.subarray(0, keyIdAt + 1)).copy(buf, keyIdAt + 1);
+  return buf;
+}
+
+/**
+ * Decodes and authenticates a datagram. Never throws: every way a datagram can be
+ * wrong comes back as a `RejectReason` with a human-readable detail.
+ *
+ * Order of checks: preamble (magic, version, type) and length; key id and MAC
+ * (constant-time compare); then the fields; the group last, so a foreign group's
+ * adverts are reported as such only when they are genuinely signed with our key.
+ *
+ * @param keys verification keys; the one whose `id` matches the packet's key id is used,
+ *   wherever it sits in the list (key rotation).
+ * @param groupId the group this node belongs to.
+ */
+export function decodeAdvert(buf: Buffer, keys: readonly AdvertKey[], groupId: number): DecodeResult {
+  try {
+    return decodeUnsafe(buf, keys, groupId);
+  } catch (err) {
+    // Unreachable by construction (every read is bounds-checked first); kept so a
+    // future mistake costs one dropped datagram rather than the receive loop.
+    return reject('bad-field', `decoder error: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number): DecodeResult {
+  const length = buf.length;
+  if (length < PREAMBLE_BYTES) return reject('too-short', `${length} bytes`);
+  if (buf[OFF_MAGIC] !== ADVERT_MAGIC[0] || buf[OFF_MAGIC + 1] !== ADVERT_MAGIC[1]) {
+    return reject('bad-magic', `starts with 0x${buf.subarray(0, 2).toString('hex')}`);
+  }
+  const version = buf.readUInt8(OFF_VERSION);
+  if (version !== ADVERT_VERSION) return reject('bad-version', `version ${version}, expected ${ADVERT_VERSION}`);
+  const type = buf.readUInt8(OFF_TYPE);
+  if (type !== ADVERT_TYPE_ADVERT) return reject('bad-type', `type ${type}, expected ${ADVERT_TYPE_ADVERT}`);
+  if (length < MIN_ADVERT_BYTES) return reject('too-short', `${length} bytes, at least ${MIN_ADVERT_BYTES} needed`);
+  if (length > MAX_ADVERT_BYTES) return reject('bad-length', `${length} bytes, at most ${MAX_ADVERT_BYTES} allowed`);
+
+  const keyIdAt = length - TRAILER_BYTES;
+  const keyId = buf.readUInt8(keyIdAt);
+  // An empty secret would let anyone sign; treat it as no key at all.
+  const key = keys.find((k) => k.id === keyId && k.secret.length > 0);
+  if (key === undefined) return reject('unknown-key', `key id ${keyId}`);
+  const expected = mac(key.secret, buf.subarray(0, keyIdAt + 1));
+  const actual = buf.subarray(keyIdAt + 1);
+  if (!timingSafeEqual(expected, actual)) return reject('bad-mac', `MAC does not verify with key ${keyId}`);
+
+  // Authenticated from here on: the sender holds the key, so a bad field is a bug or a
+  // version skew on their side, not noise.
+  const nameLength = buf.readUInt8(OFF_NAME_LENGTH);
+  if (nameLength < 1 || nameLength > MAX_NODE_NAME_BYTES) {
+    return reject('bad-length', `node name length ${nameLength}, expected 1..${MAX_NODE_NAME_BYTES}`);
+  }
+  if (OFF_NAME + nameLength !== keyIdAt) {
+    return reject('bad-length', `node name length ${nameLength} does not match datagram length ${length}`);
+  }
+  let nodeName: string;
+  try {
+    nodeName = UTF8_STRICT.decode(buf.subarray(OFF_NAME, OFF_NAME + nameLength));
+  } catch {
+    return reject('bad-field', 'node name is not valid UTF-8');
+  }
+  if (CONTROL_CHARS.test(nodeName)) return reject('bad-field', 'node name contains control characters');
+
+  const state = STATES[buf.readUInt8(OFF_STATE)];
+  if (state === undefined) return reject('bad-field', `state ${buf.readUInt8(OFF_STATE)}`);
+  const flags = buf.readUInt8(OFF_FLAGS);
+  if ((flags & ~FLAGS_KNOWN) !== 0) return reject('bad-field', `unknown flag bits 0x${flags.toString(16)}`);
+  const advertIntervalMs = buf.readUInt16BE(OFF_INTERVAL);
+  if (advertIntervalMs === 0) return reject('bad-field', 'advert interval 0');
+  const role = ROLES[buf.readUInt8(OFF_ROLE)];
+  if (role === undefined) return reject('bad-field', `redis role ${buf.readUInt8(OFF_ROLE)}`);
+  const offsetBig = buf.readBigUInt64BE(OFF_OFFSET);
+  if (offsetBig > MAX_SAFE_BIG) return reject('bad-field', `offset ${offsetBig} exceeds 2^53 - 1`);
+  const secondOffsetBig = buf.readBigInt64BE(OFF_SECOND_OFFSET);
+  if (secondOffsetBig < BigInt(NO_SECOND_OFFSET) || secondOffsetBig > MAX_SAFE_BIG) {
+    return reject('bad-field', `second offset ${secondOffsetBig} out of range`);
+  }
+
+  const group = buf.readUInt8(OFF_GROUP);
+  if (group !== groupId) return reject('wrong-group', `group ${group}, expected ${groupId}`);
+
+  const advert: Advert = {
+    groupId: group,
+    nodeName,
+    state,
+    priority: buf.readUInt8(OFF_PRIORITY),
+    advertIntervalMs,
+    bootEpoch: buf.readUIntBE(OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES),
+    seq: buf.readUInt32BE(OFF_SEQ),
+    epoch: buf.readUInt32BE(OFF_EPOCH),
+    flags: {
+      fault: (flags & FLAG_FAULT) !== 0,
+      resigning: (flags & FLAG_RESIGNING) !== 0,
+      maintenance: (flags & FLAG_MAINTENANCE) !== 0,
+    },
+    redis: {
+      role,
+      replId: decodeReplId(buf.subarray(OFF_REPL_ID, OFF_REPL_ID + REPL_ID_BYTES)),
+      replId2: decodeReplId(buf.subarray(OFF_REPL_ID2, OFF_REPL_ID2 + REPL_ID_BYTES)),
+      offset: Number(offsetBig),
+      secondOffset: Number(secondOffsetBig),
+    },
+  };
+  return { ok: true, advert, keyId };
+}
+
+function reject(reason: RejectReason, detail: string): DecodeResult {
+  return { ok: false, reason, detail };
+}
+
+function mac(secret: Buffer, data: Buffer): Buffer {
+  return createHmac('sha256', secret).update(data).digest();
+}
+
+function checkInt(field: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new AdvertEncodeError(`${field} ${String(value)} is not an integer in ${min}..${max}`);
+  }
+}
+
+function encodeNodeName(name: string): Buffer {
+  const bytes = Buffer.from(name, 'utf8');
+  if (bytes.length < 1 || bytes.length > MAX_NODE_NAME_BYTES) {
+    throw new AdvertEncodeError(`node name is ${bytes.length} bytes, expected 1..${MAX_NODE_NAME_BYTES}`);
+  }
+  // Lone surrogates would be replaced by U+FFFD and the peer would see another name.
+  if (bytes.toString('utf8') !== name) throw new AdvertEncodeError('node name is not well-formed Unicode');
+  if (CONTROL_CHARS.test(name)) throw new AdvertEncodeError('node name contains control characters');
+  return bytes;
+}
+
+function encodeReplId(field: string, replId: string): Buffer {
+  if (replId === '') return Buffer.alloc(REPL_ID_BYTES);
+  if (!HEX_REPL_ID.test(replId)) throw new AdvertEncodeError(`${field} is not 40 hex digits or empty`);
+  return Buffer.from(replId, 'hex');
+}
+
+function decodeReplId(raw: Buffer): string {
+  return raw.every((b) => b === 0) ? '' : raw.toString('hex');
+}
