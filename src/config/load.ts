@@ -1,0 +1,529 @@
+/**
+ * Loads the configuration: YAML (or JSON) text -> convict validation with environment
+ * overrides -> cross-field checks -> secrets -> the deep-frozen `Config`.
+ *
+ * Every stage collects problems instead of stopping at the first, and the caller gets
+ * one `ConfigError` listing all of them, each worded `<key>: expected <form>, got
+ * <value>` so an operator can fix the whole file in one pass (like `keepalived -t`).
+ *
+ * Secrets never appear in the YAML file: the Redis passwords come from files named by
+ * `redis.password_file` / `peer_redis.password_file` or from `REDIS_HA_REDIS_PASSWORD`
+ * / `REDIS_HA_PEER_REDIS_PASSWORD`; the advert keys from `advert.key_file` or
+ * `REDIS_HA_ADVERT_KEY`. An environment variable wins over the file it replaces (and
+ * the file is then not read), as every `REDIS_HA_*` override wins over the YAML.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { extname } from 'node:path';
+import convict from 'convict';
+import { LineCounter, parseDocument } from 'yaml';
+import { ConfigError } from '../errors.js';
+import { describeFsError, readKeyFile, SECRET_MIN_CHARS } from './keys.js';
+import {
+  buildSchema,
+  canonicalIp,
+  describeValue,
+  isMulticastAddress,
+  parseCidr,
+  problemText,
+  schemaItems,
+  type RawConfig,
+  type RawRedis,
+} from './schema.js';
+import type { AdvertKey, Config, RedisEndpoint } from './types.js';
+
+/** Environment variable holding the local Redis password (wins over `redis.password_file`). */
+export const REDIS_PASSWORD_ENV = 'REDIS_HA_REDIS_PASSWORD';
+/** Environment variable holding the peer's Redis password (wins over `peer_redis.password_file`). */
+export const PEER_REDIS_PASSWORD_ENV = 'REDIS_HA_PEER_REDIS_PASSWORD';
+/** Environment variable holding a single advert secret, used as key id 1 (wins over `advert.key_file`). */
+export const ADVERT_KEY_ENV = 'REDIS_HA_ADVERT_KEY';
+/** The key id an `REDIS_HA_ADVERT_KEY` secret gets. */
+const ENV_ADVERT_KEY_ID = 1;
+
+/** Keys that look like secrets, and where the secret belongs instead. */
+const MISPLACED_SECRETS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  redis: { password: `the file named by redis.password_file, or the environment variable ${REDIS_PASSWORD_ENV}` },
+  peer_redis: {
+    password: `the file named by peer_redis.password_file, or the environment variable ${PEER_REDIS_PASSWORD_ENV}`,
+  },
+  advert: {
+    key: `the file named by advert.key_file, or the environment variable ${ADVERT_KEY_ENV}`,
+    secret: `the file named by advert.key_file, or the environment variable ${ADVERT_KEY_ENV}`,
+  },
+};
+
+type Mapping = Record<string, unknown>;
+
+/**
+ * Names that would set an object's prototype if copied by assignment (the YAML parser
+ * keeps them as plain keys); reported as unknown here, never handed on.
+ */
+const RESERVED_NAMES: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+function isMapping(value: unknown): value is Mapping {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value) && !(value instanceof Date);
+}
+
+/**
+ * Reads, parses and validates the configuration file at `path`, applying `REDIS_HA_*`
+ * overrides from `env` and reading the secrets it names.
+ *
+ * @throws ConfigError listing every problem found (exit status 78).
+ */
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError([`${path}: expected a readable configuration file, got an error (${describeFsError(error)})`], path);
+  }
+  // Editors on some systems save a byte-order mark; it is not part of the document.
+  const parsed = parseConfigText(text.replace(/^\uFEFF/, ''), path);
+  if (!parsed.ok) throw new ConfigError(parsed.problems, path);
+  return buildConfig(parsed.value, env, path);
+}
+
+/**
+ * Parses YAML, or JSON when the file name ends in `.json` or the text starts with `{`
+ * (JSON is parsed strictly, with the same parser, so errors carry line and column).
+ */
+export function parseConfigText(
+  text: string,
+  source: string,
+): { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly problems: readonly string[] } {
+  const json = extname(source).toLowerCase() === '.json' || /^\s*\{/.test(text);
+  const language = json ? 'JSON' : 'YAML';
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, {
+    prettyErrors: false,
+    lineCounter,
+    uniqueKeys: true,
+    schema: json ? 'json' : 'core',
+  });
+  const problems = [...doc.errors, ...doc.warnings].map((error) => {
+    const { line, col } = lineCounter.linePos(error.pos[0]);
+    return `${source}:${line}:${col}: ${language} syntax error: ${error.message}`;
+  });
+  if (problems.length > 0) return { ok: false, problems };
+  if (json) {
+    // The YAML parser forgives some JSON mistakes (a trailing comma); JSON.parse does not.
+    const strict = strictJsonProblem(text, source);
+    if (strict !== null) return { ok: false, problems: [strict] };
+  }
+  try {
+    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
+  } catch (error) {
+    // Unresolved aliases and alias bombs only surface when the document is converted.
+    return { ok: false, problems: [`${source}: ${language} error: ${error instanceof Error ? error.message : String(error)}`] };
+  }
+}
+
+/** `JSON.parse`'s complaint about `text`, worded like the YAML ones, or `null` when it parses. */
+function strictJsonProblem(text: string, source: string): string | null {
+  try {
+    JSON.parse(text);
+    return null;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const position = /at position (\d+)/.exec(message)?.[1];
+    // V8 sometimes quotes the whole text back ('"{...}" is not valid JSON'): drop that.
+    const reason = message.replace(/ in JSON at position \d+.*$/, '').replace(/, ".*" is not valid JSON$/s, '');
+    let at = '';
+    if (position !== undefined) {
+      const before = text.slice(0, Number(position)).split('\n');
+      at = `:${before.length}:${(before.at(-1)?.length ?? 0) + 1}`;
+    }
+    return `${source}${at}: JSON syntax error: ${reason}`;
+  }
+}
+
+/**
+ * Validates an already-parsed document (an object shaped like the YAML file) exactly
+ * as `loadConfig` does. `source` names the file in the result and in errors; `null`
+ * for configurations built in code.
+ *
+ * @throws ConfigError listing every problem found.
+ */
+export function buildConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, source: string | null = null): Config {
+  const problems: string[] = [];
+  /** Keys already reported: convict and the cross-field checks stay quiet about them. */
+  const bad = new Set<string>();
+
+  const document = prepareDocument(raw, problems, bad);
+  if (document === null) throw new ConfigError(problems, source);
+
+  const config = convict<RawConfig>(buildSchema(env), { env, args: [] });
+  config.load(document);
+  try {
+    config.validate({ allowed: 'strict', output: () => undefined });
+  } catch (error) {
+    reportConvictErrors(error instanceof Error ? error.message : String(error), problems, bad);
+  }
+  const props = config.getProperties();
+
+  checkCrossFields(props, problems, bad);
+  const secrets = readSecrets(props, env, problems, bad);
+
+  if (problems.length > 0 || secrets === null) throw new ConfigError(problems, source);
+  return deepFreeze(toConfig(props, secrets, source));
+}
+
+/**
+ * Shape checks convict cannot make (it crashes on a mapping where a value goes, and
+ * reports a section replaced by a scalar as a pile of missing keys), and secrets
+ * written into the file. Returns the document to hand to convict, or `null` when the
+ * top level is not a mapping at all. An empty value (`priority:`) means the default.
+ */
+function prepareDocument(raw: unknown, problems: string[], bad: Set<string>): Mapping | null {
+  if (raw === null || raw === undefined) return {};
+  const sections = schemaItems();
+  if (!isMapping(raw)) {
+    problems.push(`(top level): expected a mapping of sections (${[...sections.keys()].join(', ')}), got ${describeValue(raw)}`);
+    return null;
+  }
+  const document: Mapping = {};
+  for (const [section, body] of Object.entries(raw)) {
+    const items = sections.get(section);
+    if (items === undefined && RESERVED_NAMES.has(section)) {
+      problems.push(`${section}: unknown section, expected one of ${[...sections.keys()].join(', ')}`);
+      continue;
+    }
+    if (items === undefined) {
+      document[section] = body; // convict reports unknown sections (allowed: 'strict')
+      continue;
+    }
+    if (body === null || body === undefined) continue;
+    if (!isMapping(body)) {
+      problems.push(`${section}: expected a mapping of keys (${[...items.keys()].join(', ')}), got ${describeValue(body)}`);
+      for (const key of items.keys()) bad.add(`${section}.${key}`);
+      continue;
+    }
+    const kept: Mapping = {};
+    for (const [key, value] of Object.entries(body)) {
+      const name = `${section}.${key}`;
+      const homes = MISPLACED_SECRETS[section];
+      const secretHome = homes !== undefined && Object.hasOwn(homes, key) ? homes[key] : undefined;
+      if (secretHome !== undefined) {
+        problems.push(`${name}: expected no secrets in the configuration file (put it in ${secretHome}), got a secret (not shown)`);
+        bad.add(name);
+        continue;
+      }
+      const item = items.get(key);
+      if (item === undefined && RESERVED_NAMES.has(key)) {
+        problems.push(`${name}: unknown key, expected one of ${[...items.keys()].join(', ')}`);
+        continue;
+      }
+      if (item !== undefined && (value === null || value === undefined)) continue;
+      if (item !== undefined && typeof value === 'object') {
+        problems.push(`${name}: ${problemText(item, value)}`);
+        bad.add(name);
+        continue;
+      }
+      kept[key] = value;
+    }
+    document[section] = kept;
+  }
+  return document;
+}
+
+const UNDECLARED = /^configuration param '(.+)' not declared in the schema$/;
+const MISSING = /^configuration param '(.+)' missing from config/;
+
+/**
+ * Turns convict's validation message (one problem per line) into ours. Our formats
+ * already word their lines `<key>: expected ..., got ...`; convict's own lines for
+ * unknown and missing keys are reworded here.
+ */
+function reportConvictErrors(message: string, problems: string[], bad: Set<string>): void {
+  const sections = schemaItems();
+  const reportedUnknown = new Set<string>();
+  for (const line of message.split('\n')) {
+    if (line === '') continue;
+    const undeclared = UNDECLARED.exec(line);
+    if (undeclared?.[1] !== undefined) {
+      const [section = '', key] = undeclared[1].split('.');
+      const items = sections.get(section);
+      const name = items === undefined || key === undefined ? section : `${section}.${key}`;
+      if (reportedUnknown.has(name) || bad.has(name)) continue;
+      reportedUnknown.add(name);
+      const choices = items === undefined ? [...sections.keys()] : [...items.keys()];
+      const guess = suggest(items === undefined ? section : (key ?? ''), choices);
+      problems.push(
+        `${name}: unknown ${items === undefined ? 'section' : 'key'}, expected one of ${choices.join(', ')}` +
+          (guess === null ? '' : ` (did you mean ${guess}?)`),
+      );
+      continue;
+    }
+    const missing = MISSING.exec(line);
+    if (missing?.[1] !== undefined) {
+      problems.push(`${missing[1]}: expected a value, got nothing (was its section replaced by a single value?)`);
+      bad.add(missing[1]);
+      continue;
+    }
+    const name = line.slice(0, line.indexOf(': '));
+    if (bad.has(name)) continue;
+    bad.add(name);
+    problems.push(line);
+  }
+}
+
+/** The known name closest to a misspelt one (`intervalMs`, `interval` -> `interval_ms`), if any is close. */
+function suggest(wrong: string, choices: readonly string[]): string | null {
+  const squash = (s: string): string => s.toLowerCase().replace(/[-_]/g, '');
+  let best: string | null = null;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const choice of choices) {
+    if (squash(choice) === squash(wrong)) return choice;
+    const distance = editDistance(squash(wrong), squash(choice));
+    if (distance < bestDistance) {
+      best = choice;
+      bestDistance = distance;
+    }
+  }
+  // Short names are one typo away from many others: allow a third of the length, at least one.
+  const near = Math.max(1, Math.floor(wrong.length / 3));
+  const prefix = choices.find((choice) => wrong.length >= 3 && squash(choice).startsWith(squash(wrong)));
+  return bestDistance <= near ? best : (prefix ?? null);
+}
+
+/** Levenshtein distance. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/** Checks that involve more than one key; each runs only when its keys are valid on their own. */
+function checkCrossFields(props: RawConfig, problems: string[], bad: Set<string>): void {
+  const valid = (...keys: string[]): boolean => keys.every((key) => !bad.has(key));
+  const fail = (key: string, text: string): void => {
+    problems.push(`${key}: ${text}`);
+    bad.add(key);
+  };
+  const node = canonicalIp(props.node.address ?? '');
+  const peer = canonicalIp(props.peer.address ?? '');
+  const nodeFamily = isIP(node);
+
+  if (valid('node.address', 'peer.address')) {
+    if (node === peer) {
+      fail('peer.address', `expected the other node's address, got ${JSON.stringify(props.peer.address)} (the same as node.address)`);
+    } else if (isIP(peer) !== nodeFamily) {
+      fail('peer.address', `expected an IPv${nodeFamily} address like node.address, got ${JSON.stringify(props.peer.address)}`);
+    }
+  }
+
+  const vip = valid('vip.address') ? parseCidr(props.vip.address) : null;
+  if (vip !== null && valid('node.address')) {
+    if (vip.address === node) {
+      fail('vip.address', `expected an address no node owns, got ${JSON.stringify(props.vip.address)} (it is node.address)`);
+    } else if (vip.family !== nodeFamily) {
+      fail('vip.address', `expected an IPv${nodeFamily} address like node.address, got ${JSON.stringify(props.vip.address)}`);
+    }
+  }
+  if (vip !== null && valid('vip.address', 'peer.address') && vip.address === peer) {
+    fail('vip.address', `expected an address no node owns, got ${JSON.stringify(props.vip.address)} (it is peer.address)`);
+  }
+
+  // A multicast group cannot be where the local Redis replicates from.
+  if (valid('peer.address', 'peer_redis.host') && props.peer_redis.host === '' && isMulticastAddress(peer)) {
+    fail(
+      'peer_redis.host',
+      `expected the peer's Redis host (required when peer.address is the multicast group ${peer}), got ""`,
+    );
+  }
+
+  if (valid('redis.host', 'redis.port', 'peer_redis.host', 'peer_redis.port', 'peer.address', 'node.address')) {
+    const peerHost = canonicalIp(props.peer_redis.host === '' ? peer : props.peer_redis.host);
+    const selves = new Set([canonicalIp(props.redis.host), node]);
+    if (selves.has(peerHost) && props.peer_redis.port === props.redis.port) {
+      fail(
+        'peer_redis.host',
+        `expected the peer's Redis, got ${peerHost}:${props.peer_redis.port} (this node's own Redis: it would replicate from itself)`,
+      );
+    }
+  }
+
+  // A check that may outlast the interval would overlap the next one (or stretch the
+  // cadence), and fall × interval would no longer bound the time to detect a dead
+  // Redis. A timeout equal to the interval is fine: checks run one at a time and the
+  // next starts as the previous one times out.
+  if (valid('health.timeout_ms', 'health.interval_ms') && props.health.timeout_ms > props.health.interval_ms) {
+    fail(
+      'health.timeout_ms',
+      `expected at most health.interval_ms (${props.health.interval_ms}), got ${props.health.timeout_ms}`,
+    );
+  }
+}
+
+/** Passwords and advert keys, read once the keys naming them are known to be valid. */
+interface Secrets {
+  readonly redisPassword: string | null;
+  readonly peerRedisPassword: string | null;
+  readonly advertKeys: readonly AdvertKey[];
+}
+
+/** A non-empty environment variable, or `null` (an empty one counts as unset, as in shells). */
+function envSecret(env: NodeJS.ProcessEnv, name: string): string | null {
+  const value = env[name];
+  return value === undefined || value === '' ? null : value;
+}
+
+/** Reads a one-line secret file; `undefined` (after reporting) when that fails. */
+function readSecretFile(key: string, path: string, what: string, problems: string[]): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    problems.push(`${key}: expected a readable file holding ${what}, got ${JSON.stringify(path)} (${describeFsError(error)})`);
+    return undefined;
+  }
+  // `echo secret > file` leaves a newline; it is not part of the secret.
+  const secret = text.replace(/[\r\n]+$/, '');
+  if (secret === '') {
+    problems.push(`${key}: expected a file holding ${what}, got ${JSON.stringify(path)} (the file is empty)`);
+    return undefined;
+  }
+  if (/[\r\n]/.test(secret)) {
+    problems.push(`${key}: expected ${what} on one line, got ${JSON.stringify(path)} with several lines`);
+    return undefined;
+  }
+  return secret;
+}
+
+function readSecrets(props: RawConfig, env: NodeJS.ProcessEnv, problems: string[], bad: Set<string>): Secrets | null {
+  let ok = true;
+  const password = (section: 'redis' | 'peer_redis', envName: string, what: string): string | null => {
+    const fromEnv = envSecret(env, envName);
+    if (fromEnv !== null) {
+      if (/[\r\n]/.test(fromEnv)) {
+        problems.push(`${envName}: expected ${what} on one line, got several lines (not shown)`);
+        ok = false;
+      }
+      return fromEnv;
+    }
+    const key = `${section}.password_file`;
+    const path = props[section].password_file;
+    if (bad.has(key) || path === '') return null;
+    const secret = readSecretFile(key, path, what, problems);
+    if (secret === undefined) ok = false;
+    return secret ?? null;
+  };
+  const redisPassword = password('redis', REDIS_PASSWORD_ENV, 'the Redis password');
+  const peerRedisPassword = password('peer_redis', PEER_REDIS_PASSWORD_ENV, "the peer's Redis password") ?? redisPassword;
+
+  let advertKeys: readonly AdvertKey[] = [];
+  const envKey = envSecret(env, ADVERT_KEY_ENV);
+  if (envKey !== null) {
+    const chars = [...envKey].length;
+    if (chars < SECRET_MIN_CHARS || /\s/.test(envKey)) {
+      problems.push(
+        `${ADVERT_KEY_ENV}: expected a secret of at least ${SECRET_MIN_CHARS} characters without spaces, got ${chars < SECRET_MIN_CHARS ? `${chars} characters` : 'one containing white space'} (not shown)`,
+      );
+      ok = false;
+    } else {
+      advertKeys = [Object.freeze({ id: ENV_ADVERT_KEY_ID, secret: Buffer.from(envKey, 'utf8') })];
+    }
+  } else if (!bad.has('advert.key_file')) {
+    const result = readKeyFile(props.advert.key_file, env);
+    if (result.ok) advertKeys = result.keys;
+    else {
+      problems.push(...result.problems);
+      ok = false;
+    }
+  } else {
+    ok = false;
+  }
+  return ok ? { redisPassword, peerRedisPassword, advertKeys } : null;
+}
+
+function endpoint(raw: RawRedis, host: string, password: string | null, username: string): RedisEndpoint {
+  return {
+    host,
+    port: raw.port,
+    password,
+    username: username === '' ? null : username,
+    tls: raw.tls,
+    tlsInsecure: raw.tls_insecure,
+  };
+}
+
+/** The camelCase view; only called on a configuration without problems. */
+function toConfig(props: RawConfig, secrets: Secrets, source: string | null): Config {
+  const vip = parseCidr(props.vip.address);
+  if (vip === null) throw new Error(`vip.address ${props.vip.address} passed validation but does not parse`);
+  const peerAddress = canonicalIp(props.peer.address);
+  return {
+    source,
+    node: {
+      name: props.node.name,
+      address: canonicalIp(props.node.address),
+      priority: props.node.priority,
+      preempt: props.node.preempt,
+      preemptDelayMs: props.node.preempt_delay_ms,
+    },
+    group: { id: props.group.id },
+    peer: { address: peerAddress },
+    advert: {
+      port: props.advert.port,
+      intervalMs: props.advert.interval_ms,
+      keyFile: props.advert.key_file,
+      keys: secrets.advertKeys,
+      multicastInterface: props.advert.multicast_interface === '' ? null : props.advert.multicast_interface,
+    },
+    redis: endpoint(props.redis, canonicalIp(props.redis.host), secrets.redisPassword, props.redis.username),
+    peerRedis: endpoint(
+      props.peer_redis,
+      props.peer_redis.host === '' ? peerAddress : canonicalIp(props.peer_redis.host),
+      secrets.peerRedisPassword,
+      // Like the password, the ACL user defaults to the local one: both nodes normally share it.
+      props.peer_redis.username === '' ? props.redis.username : props.peer_redis.username,
+    ),
+    health: {
+      intervalMs: props.health.interval_ms,
+      timeoutMs: props.health.timeout_ms,
+      fall: props.health.fall,
+      rise: props.health.rise,
+    },
+    vip: {
+      address: vip.address,
+      prefixLength: vip.prefixLength,
+      family: vip.family,
+      interface: props.vip.interface,
+      garpCount: props.vip.garp_count,
+      garpIntervalMs: props.vip.garp_interval_ms,
+      garpRefreshMs: props.vip.garp_refresh_ms,
+    },
+    promotion: {
+      waitForSync: props.promotion.wait_for_sync,
+      maxSyncWaitMs: props.promotion.max_sync_wait_ms,
+      peerTimeoutMs: props.promotion.peer_timeout_ms,
+      preDelayMs: props.promotion.pre_delay_ms,
+      syncDelayMs: props.promotion.sync_delay_ms,
+    },
+    demotion: { delayMs: props.demotion.delay_ms },
+    reconcile: { intervalMs: props.reconcile.interval_ms },
+    audit: { path: props.audit.path },
+    state: { path: props.state.path },
+    log: { level: props.log.level },
+  };
+}
+
+/**
+ * Freezes an object graph. Buffers (the advert secrets) are left as they are: the
+ * language cannot freeze a typed array's contents.
+ */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,590 @@
+/**
+ * The convict schema of the configuration file: every key, its default, its range,
+ * its documentation and its `REDIS_HA_<SECTION>_<KEY>` environment override.
+ *
+ * Convict's built-in formats report problems as `a.b: must be an integer: value was 20`;
+ * ours are custom formats (registered once, by `registerFormats()`) whose messages
+ * already read `expected <form>, got <value>`, so the loader only has to prefix the
+ * key. Each schema item carries its own parameters (`min`, `max`, `unit`, `values`,
+ * `optional`), which convict hands to the format's validator. Nothing here reads
+ * files or the environment: `buildSchema(env)` only notes which keys an environment
+ * variable overrides, so a bad override is reported as `got "20" (from REDIS_HA_...)`.
+ */
+import { isIP } from 'node:net';
+import convict from 'convict';
+
+/** The configuration as convict holds it: YAML spelling, before secrets are read. */
+export interface RawConfig {
+  node: { name: string; address: string; priority: number; preempt: boolean; preempt_delay_ms: number };
+  group: { id: number };
+  peer: { address: string };
+  advert: { port: number; interval_ms: number; key_file: string; multicast_interface: string };
+  redis: RawRedis;
+  peer_redis: RawRedis;
+  health: { interval_ms: number; timeout_ms: number; fall: number; rise: number };
+  vip: {
+    address: string;
+    interface: string;
+    garp_count: number;
+    garp_interval_ms: number;
+    garp_refresh_ms: number;
+  };
+  promotion: {
+    wait_for_sync: boolean;
+    max_sync_wait_ms: number;
+    peer_timeout_ms: number;
+    pre_delay_ms: number;
+    sync_delay_ms: number;
+  };
+  demotion: { delay_ms: number };
+  reconcile: { interval_ms: number };
+  audit: { path: string };
+  state: { path: string };
+  log: { level: LogLevel };
+}
+
+/** A Redis endpoint as written in the file (`redis` and `peer_redis` sections). */
+export interface RawRedis {
+  host: string;
+  port: number;
+  username: string;
+  password_file: string;
+  tls: boolean;
+  tls_insecure: boolean;
+}
+
+/** pino level names accepted by `log.level`. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Prefix of every environment override; `REDIS_HA_ADVERT_INTERVAL_MS` sets `advert.interval_ms`. */
+export const ENV_PREFIX = 'REDIS_HA_';
+
+/** Longest value shown verbatim in a problem message; longer ones are cut. */
+const MAX_SHOWN_CHARS = 80;
+
+/** Longest `node.name`: it travels in every advert and every audit line. */
+export const NODE_NAME_MAX_CHARS = 64;
+
+/** Linux IFNAMSIZ is 16 including the terminating NUL. */
+const IFNAME_MAX_CHARS = 15;
+
+/**
+ * Names of our convict formats. Prefixed so they cannot clash with another
+ * library's formats in convict's process-wide registry.
+ */
+export const FORMAT = {
+  integer: 'redis-ha-integer',
+  boolean: 'redis-ha-boolean',
+  nodeName: 'redis-ha-node-name',
+  ipAddress: 'redis-ha-ip-address',
+  cidr: 'redis-ha-cidr',
+  interfaceName: 'redis-ha-interface-name',
+  path: 'redis-ha-path',
+  host: 'redis-ha-host',
+  username: 'redis-ha-username',
+  oneOf: 'redis-ha-one-of',
+} as const;
+
+/**
+ * Parameters our formats read from a schema item. Convict passes the item itself to
+ * the validator, so these live next to `default` and `doc`.
+ */
+export interface ItemParams {
+  readonly format?: convict.SchemaObj['format'];
+  readonly env?: string;
+  /** Integers: inclusive range; `max` absent means unbounded. */
+  readonly min?: number;
+  readonly max?: number;
+  /** Integers: `'ms'` words the expectation as "an integer number of milliseconds". */
+  readonly unit?: 'ms';
+  /** Integers: a noun replacing "an integer", e.g. "a port number". */
+  readonly noun?: string;
+  /** `''` is accepted (it means "not set"; the key's doc says what happens then). */
+  readonly optional?: boolean;
+  /** `ipAddress`: multicast group addresses are accepted too. */
+  readonly multicast?: boolean;
+  /** `oneOf`: the accepted values. */
+  readonly values?: readonly string[];
+  /** Set by `buildSchema()` when an environment variable overrides this key. */
+  readonly envValue?: string;
+}
+
+/**
+ * Thrown by our validators. Convict appends `: value was <json>` to a message when the
+ * error has a truthy `value` property, which it assigns itself; our messages already
+ * say what was given, so this error ignores that assignment.
+ */
+class FormatProblem extends Error {
+  get value(): undefined {
+    return undefined;
+  }
+
+  set value(_ignored: unknown) {
+    // Deliberately empty: see the class comment.
+  }
+}
+
+/** Describes a value the way problem messages quote it: `20`, `"20"`, `a list`, `nothing`. */
+export function describeValue(value: unknown): string {
+  if (value === undefined || value === null) return 'nothing';
+  if (typeof value === 'string') {
+    const shown = value.length > MAX_SHOWN_CHARS ? `${value.slice(0, MAX_SHOWN_CHARS)}...` : value;
+    return JSON.stringify(shown);
+  }
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return 'a list';
+  if (ArrayBuffer.isView(value)) return 'binary data';
+  if (value instanceof Date) return `a date (${value.toISOString()})`;
+  if (typeof value === 'object') return 'a mapping';
+  return typeof value;
+}
+
+/** One of our formats: what it expects (in words) and whether a value fits. */
+interface FormatSpec {
+  readonly name: string;
+  /** Noun phrase completing "expected ...". */
+  expected(item: ItemParams): string;
+  /** `true` when the value fits; `false` or a reason (shown in parentheses) when not. */
+  check(value: unknown, item: ItemParams): true | false | string;
+  /** Converts strings (from the environment or a quoted YAML scalar) before validation. */
+  coerce?(value: string): unknown;
+}
+
+const INTEGER_TEXT = /^\s*[+-]?\d+\s*$/;
+const TRUE_WORDS = new Set(['true', 'yes', 'on', '1']);
+const FALSE_WORDS = new Set(['false', 'no', 'off', '0']);
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * An RFC 1123 host name whose last label is not all digits (RFC 3696 §2), so a
+ * mistyped address such as 192.0.2.300 is not taken for a name.
+ */
+function isHostName(value: string): boolean {
+  const last = value.replace(/\.$/, '').split('.').at(-1) ?? '';
+  return HOST_NAME.test(value) && !/^\d+$/.test(last);
+}
+
+function describeInteger(item: ItemParams): string {
+  const noun = item.noun ?? (item.unit === 'ms' ? 'an integer number of milliseconds' : 'an integer');
+  const min = item.min ?? 0;
+  return item.max === undefined ? `${noun} of ${min} or more` : `${noun} from ${min} to ${item.max}`;
+}
+
+/** Whether an IP address (already known valid) is a multicast group address. */
+export function isMulticastAddress(address: string): boolean {
+  if (isIP(address) === 4) {
+    const first = Number(address.split('.')[0]);
+    return first >= 224 && first <= 239;
+  }
+  return /^ff/i.test(address);
+}
+
+/** Whether an IP address (already known valid) is the unspecified address (0.0.0.0, ::). */
+function isUnspecifiedAddress(address: string): boolean {
+  return address === '0.0.0.0' || canonicalIp(address) === '::';
+}
+
+/**
+ * The canonical spelling of an IP address: IPv6 lower-cased and compressed as in
+ * RFC 5952 (what `ip addr` prints), so addresses compare and match reliably.
+ */
+export function canonicalIp(address: string): string {
+  if (isIP(address) !== 6) return address;
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address.toLowerCase();
+  }
+}
+
+/** Checks a unicast (or, with `multicast`, group) IP address without prefix. */
+function checkIpAddress(value: unknown, item: ItemParams): true | false | string {
+  if (typeof value !== 'string' || isIP(value) === 0) return false;
+  if (isUnspecifiedAddress(value)) return 'the unspecified address';
+  if (value === '255.255.255.255') return 'the broadcast address';
+  if (!item.multicast && isMulticastAddress(value)) return 'a multicast address';
+  return true;
+}
+
+/** Splits `address/prefix`; `null` when the text has no valid shape. */
+export function parseCidr(text: string): { address: string; prefixLength: number; family: 4 | 6 } | null {
+  const match = /^([^/\s]+)\/(\d{1,3})$/.exec(text);
+  if (!match || match[1] === undefined || match[2] === undefined) return null;
+  const family = isIP(match[1]);
+  if (family !== 4 && family !== 6) return null;
+  return { address: canonicalIp(match[1]), prefixLength: Number(match[2]), family };
+}
+
+const FORMATS: readonly FormatSpec[] = [
+  {
+    name: FORMAT.integer,
+    expected: describeInteger,
+    check: (value, item) =>
+      typeof value === 'number' &&
+      Number.isInteger(value) &&
+      value >= (item.min ?? 0) &&
+      (item.max === undefined || value <= item.max),
+    coerce: (value) => (INTEGER_TEXT.test(value) ? Number(value) : value),
+  },
+  {
+    name: FORMAT.boolean,
+    expected: () => 'true or false',
+    check: (value) => typeof value === 'boolean',
+    coerce: (value) => {
+      const word = value.trim().toLowerCase();
+      if (TRUE_WORDS.has(word)) return true;
+      if (FALSE_WORDS.has(word)) return false;
+      return value;
+    },
+  },
+  {
+    name: FORMAT.nodeName,
+    expected: () =>
+      `a node name of 1 to ${NODE_NAME_MAX_CHARS} letters, digits, ".", "_" or "-" (starting with a letter or digit)`,
+    check: (value) => typeof value === 'string' && value.length <= NODE_NAME_MAX_CHARS && NODE_NAME.test(value),
+  },
+  {
+    name: FORMAT.ipAddress,
+    expected: (item) =>
+      item.multicast
+        ? 'an IPv4 or IPv6 address such as 192.0.2.12, or a multicast group such as 224.0.0.18'
+        : 'an IPv4 or IPv6 address such as 192.0.2.11 (no prefix length)',
+    check: checkIpAddress,
+  },
+  {
+    name: FORMAT.cidr,
+    expected: () => 'an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64',
+    check: (value) => {
+      if (typeof value !== 'string') return false;
+      const cidr = parseCidr(value);
+      if (cidr === null) return value.includes('/') ? false : 'the prefix length is missing';
+      const maxPrefix = cidr.family === 4 ? 32 : 128;
+      if (cidr.prefixLength < 1 || cidr.prefixLength > maxPrefix) {
+        return `the prefix length must be from 1 to ${maxPrefix} for IPv${cidr.family}`;
+      }
+      return checkIpAddress(cidr.address, {});
+    },
+  },
+  {
+    name: FORMAT.interfaceName,
+    expected: (item) =>
+      `a network interface name of 1 to ${IFNAME_MAX_CHARS} characters without "/", ":" or spaces${item.optional ? ', or ""' : ''}`,
+    // Linux dev_valid_name(): not "." or "..", no '/', ':' or white space, < IFNAMSIZ.
+    check: (value, item) =>
+      typeof value === 'string' &&
+      ((item.optional === true && value === '') ||
+        (value.length >= 1 &&
+          value.length <= IFNAME_MAX_CHARS &&
+          value !== '.' &&
+          value !== '..' &&
+          !/[/:\s]/.test(value))),
+  },
+  {
+    name: FORMAT.path,
+    expected: (item) => `an absolute file path${item.optional ? ', or "" for none' : ''}`,
+    check: (value, item) =>
+      typeof value === 'string' &&
+      ((item.optional === true && value === '') || (value.startsWith('/') && !value.includes('\0'))),
+  },
+  {
+    name: FORMAT.host,
+    expected: (item) => `a host name or IP address${item.optional ? ', or ""' : ''}`,
+    check: (value, item) =>
+      typeof value === 'string' &&
+      ((item.optional === true && value === '') || isIP(value) !== 0 || isHostName(value)),
+  },
+  {
+    name: FORMAT.username,
+    expected: () => 'a Redis ACL user name without spaces, or "" for the default user',
+    check: (value) => typeof value === 'string' && !/\s/.test(value),
+  },
+  {
+    name: FORMAT.oneOf,
+    expected: (item) => `one of ${(item.values ?? []).join(', ')}`,
+    check: (value, item) => typeof value === 'string' && (item.values ?? []).includes(value),
+  },
+];
+
+const FORMATS_BY_NAME = new Map(FORMATS.map((spec) => [spec.name, spec]));
+
+/**
+ * "expected <form>" for a schema item, as problem messages word it. Also used by the
+ * loader for values it rejects before convict sees them (a mapping where a number goes).
+ */
+export function expectedForm(item: ItemParams): string {
+  const spec = typeof item.format === 'string' ? FORMATS_BY_NAME.get(item.format) : undefined;
+  return spec ? spec.expected(item) : 'a value';
+}
+
+/** The problem text (without the key) for a value that does not fit a schema item. */
+export function problemText(item: ItemParams, value: unknown, reason?: string): string {
+  const shown = item.envValue !== undefined ? `${JSON.stringify(item.envValue)} (from ${item.env})` : describeValue(value);
+  const required = (value === null || value === undefined) && item.envValue === undefined ? ' (this key is required)' : '';
+  return `expected ${expectedForm(item)}, got ${shown}${reason ? ` (${reason})` : ''}${required}`;
+}
+
+let formatsRegistered = false;
+
+/**
+ * Registers our formats with convict. Convict's format registry is process-wide, so
+ * this runs once; calling it again does nothing.
+ */
+export function registerFormats(): void {
+  if (formatsRegistered) return;
+  for (const spec of FORMATS) {
+    convict.addFormat({
+      name: spec.name,
+      validate(value: unknown, item: ItemParams): void {
+        const verdict = spec.check(value, item);
+        if (verdict === true) return;
+        throw new FormatProblem(problemText(item, value, verdict === false ? undefined : verdict));
+      },
+      ...(spec.coerce ? { coerce: spec.coerce } : {}),
+    });
+  }
+  formatsRegistered = true;
+}
+
+type Item<T> = convict.SchemaObj<T> & ItemParams & { doc: string; env: string };
+
+function integerMs(doc: string, env: string, def: number, min: number, max: number): Item<number> {
+  return { doc, env, default: def, format: FORMAT.integer, unit: 'ms', min, max };
+}
+
+function integer(doc: string, env: string, def: number, min: number, max: number): Item<number> {
+  return { doc, env, default: def, format: FORMAT.integer, min, max };
+}
+
+function port(doc: string, env: string, def: number): Item<number> {
+  return { doc, env, default: def, format: FORMAT.integer, noun: 'a port number', min: 1, max: 65535 };
+}
+
+function bool(doc: string, env: string, def: boolean): Item<boolean> {
+  return { doc, env, default: def, format: FORMAT.boolean };
+}
+
+function text<T extends string = string>(
+  doc: string,
+  env: string,
+  def: T | null,
+  format: string,
+  params: ItemParams = {},
+): Item<T> {
+  return { doc, env, default: def, format, ...params };
+}
+
+/** Longest millisecond setting we accept: an hour, far below setTimeout's 2^31-1 ms overflow. */
+const HOUR_MS = 3_600_000;
+/** Longest pause in a promotion or demotion: ten minutes. */
+const TEN_MINUTES_MS = 600_000;
+const MINUTE_MS = 60_000;
+
+function redisSection(section: 'redis' | 'peer_redis', peer: boolean): convict.Schema<RawRedis> {
+  const env = `${ENV_PREFIX}${section.toUpperCase()}_`;
+  return {
+    host: text(
+      peer
+        ? "Host of the peer's Redis as seen from this node; \"\" means peer.address."
+        : 'Host of the local Redis, as this daemon reaches it.',
+      `${env}HOST`,
+      peer ? '' : '127.0.0.1',
+      FORMAT.host,
+      { optional: peer },
+    ),
+    port: port(peer ? "Port of the peer's Redis." : 'Port of the local Redis.', `${env}PORT`, 6379),
+    username: text(
+      peer
+        ? 'ACL user for the peer\'s Redis; "" means the same as redis.username.'
+        : 'ACL user (Redis 6+); "" for the default user.',
+      `${env}USERNAME`,
+      '',
+      FORMAT.username,
+    ),
+    password_file: text(
+      peer
+        ? `File holding the peer's Redis password; "" means the local Redis password. ${ENV_PREFIX}PEER_REDIS_PASSWORD overrides it.`
+        : `File holding the Redis password (one line); "" for none. ${ENV_PREFIX}REDIS_PASSWORD overrides it.`,
+      `${env}PASSWORD_FILE`,
+      '',
+      FORMAT.path,
+      { optional: true },
+    ),
+    tls: bool('Connect with TLS.', `${env}TLS`, false),
+    tls_insecure: bool('With tls, skip certificate verification (self-signed labs only).', `${env}TLS_INSECURE`, false),
+  };
+}
+
+/** The schema, section by section. Required keys have a `null` default, which their format rejects. */
+const SCHEMA: convict.Schema<RawConfig> = {
+  node: {
+    name: text(
+      'Unique name of this node; carried in adverts and the audit log.',
+      'REDIS_HA_NODE_NAME',
+      null,
+      FORMAT.nodeName,
+    ),
+    address: text(
+      "This node's own address: the source of adverts and the tie-break between equal priorities.",
+      'REDIS_HA_NODE_ADDRESS',
+      null,
+      FORMAT.ipAddress,
+    ),
+    priority: integer('Election priority, 1..254; higher wins (RFC 5798 §5.2.4).', 'REDIS_HA_NODE_PRIORITY', 100, 1, 254),
+    preempt: bool('Take the master role back from a lower-priority master.', 'REDIS_HA_NODE_PREEMPT', false),
+    preempt_delay_ms: integerMs(
+      'With preempt, how long this node must be healthy and hear a lower master before taking over.',
+      'REDIS_HA_NODE_PREEMPT_DELAY_MS',
+      0,
+      0,
+      HOUR_MS,
+    ),
+  },
+  group: {
+    id: integer('Group (virtual router) id; adverts of other groups are ignored.', 'REDIS_HA_GROUP_ID', 51, 1, 255),
+  },
+  peer: {
+    address: text(
+      "The other node's address (unicast), or a multicast group address.",
+      'REDIS_HA_PEER_ADDRESS',
+      null,
+      FORMAT.ipAddress,
+      { multicast: true },
+    ),
+  },
+  advert: {
+    port: port('UDP port adverts are sent to and received on.', 'REDIS_HA_ADVERT_PORT', 5400),
+    interval_ms: integerMs('Interval between adverts.', 'REDIS_HA_ADVERT_INTERVAL_MS', 1000, 50, MINUTE_MS),
+    key_file: text(
+      'Key file, "<id> <secret>" per line; the first key signs, all verify. REDIS_HA_ADVERT_KEY overrides it.',
+      'REDIS_HA_ADVERT_KEY_FILE',
+      '/etc/redis-ha/advert.key',
+      FORMAT.path,
+    ),
+    multicast_interface: text(
+      'Interface for multicast adverts (only with a multicast peer.address); "" lets the kernel choose.',
+      'REDIS_HA_ADVERT_MULTICAST_INTERFACE',
+      '',
+      FORMAT.interfaceName,
+      { optional: true },
+    ),
+  },
+  redis: redisSection('redis', false),
+  peer_redis: redisSection('peer_redis', true),
+  health: {
+    interval_ms: integerMs('Time between health checks of the local Redis.', 'REDIS_HA_HEALTH_INTERVAL_MS', 500, 50, MINUTE_MS),
+    timeout_ms: integerMs('Time a health check may take before it counts as failed.', 'REDIS_HA_HEALTH_TIMEOUT_MS', 500, 10, MINUTE_MS),
+    fall: integer('Consecutive failed checks before FAULT.', 'REDIS_HA_HEALTH_FALL', 2, 1, 100),
+    rise: integer('Consecutive good checks before leaving FAULT.', 'REDIS_HA_HEALTH_RISE', 2, 1, 100),
+  },
+  vip: {
+    address: text('The virtual address with its prefix length.', 'REDIS_HA_VIP_ADDRESS', null, FORMAT.cidr),
+    interface: text('Interface the VIP is added to.', 'REDIS_HA_VIP_INTERFACE', null, FORMAT.interfaceName),
+    garp_count: integer('Gratuitous ARP / unsolicited NA packets sent on each claim.', 'REDIS_HA_VIP_GARP_COUNT', 3, 0, 100),
+    garp_interval_ms: integerMs('Time between those packets.', 'REDIS_HA_VIP_GARP_INTERVAL_MS', 200, 0, 10_000),
+    garp_refresh_ms: integerMs(
+      'Re-announce the VIP this often while master; 0 turns the refresh off.',
+      'REDIS_HA_VIP_GARP_REFRESH_MS',
+      10_000,
+      0,
+      HOUR_MS,
+    ),
+  },
+  promotion: {
+    wait_for_sync: bool(
+      'Before REPLICAOF NO ONE, catch up with a still-reachable peer master.',
+      'REDIS_HA_PROMOTION_WAIT_FOR_SYNC',
+      true,
+    ),
+    max_sync_wait_ms: integerMs(
+      'Upper bound on that catch-up; promotion goes ahead (audited) when it runs out.',
+      'REDIS_HA_PROMOTION_MAX_SYNC_WAIT_MS',
+      5000,
+      0,
+      TEN_MINUTES_MS,
+    ),
+    peer_timeout_ms: integerMs(
+      "Connect/command timeout for the peer's Redis during promotion.",
+      'REDIS_HA_PROMOTION_PEER_TIMEOUT_MS',
+      250,
+      10,
+      MINUTE_MS,
+    ),
+    pre_delay_ms: integerMs(
+      'Blind pause before promoting (the classic recipe\'s "sleep 15"); 0 = off.',
+      'REDIS_HA_PROMOTION_PRE_DELAY_MS',
+      0,
+      0,
+      TEN_MINUTES_MS,
+    ),
+    sync_delay_ms: integerMs(
+      'Pause between REPLICAOF peer and REPLICAOF NO ONE (the classic "sleep 10"); 0 = off.',
+      'REDIS_HA_PROMOTION_SYNC_DELAY_MS',
+      0,
+      0,
+      TEN_MINUTES_MS,
+    ),
+  },
+  demotion: {
+    delay_ms: integerMs(
+      'Pause between releasing the VIP and REPLICAOF <master>; 0 = off.',
+      'REDIS_HA_DEMOTION_DELAY_MS',
+      0,
+      0,
+      TEN_MINUTES_MS,
+    ),
+  },
+  reconcile: {
+    interval_ms: integerMs(
+      'How often desired and actual VIP/Redis state are compared and repaired.',
+      'REDIS_HA_RECONCILE_INTERVAL_MS',
+      2000,
+      100,
+      TEN_MINUTES_MS,
+    ),
+  },
+  audit: {
+    path: text('Append-only JSON-lines audit log.', 'REDIS_HA_AUDIT_PATH', '/var/log/redis-ha/audit.jsonl', FORMAT.path),
+  },
+  state: {
+    path: text('JSON file holding the promotion epoch across restarts.', 'REDIS_HA_STATE_PATH', '/var/lib/redis-ha/state.json', FORMAT.path),
+  },
+  log: {
+    level: text<LogLevel>('Log level.', 'REDIS_HA_LOG_LEVEL', 'info', FORMAT.oneOf, { values: LOG_LEVELS }),
+  },
+};
+
+/** A schema item as the loader sees it: convict's fields plus our parameters. */
+export type SchemaItem = convict.SchemaObj & ItemParams & { readonly doc: string; readonly env: string };
+
+/** Section name -> key name -> schema item, for the loader's structural checks and `check-config`. */
+export function schemaItems(): ReadonlyMap<string, ReadonlyMap<string, SchemaItem>> {
+  const sections = new Map<string, Map<string, SchemaItem>>();
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    const items = new Map<string, SchemaItem>();
+    for (const [key, item] of Object.entries(keys as Record<string, SchemaItem>)) items.set(key, item);
+    sections.set(section, items);
+  }
+  return sections;
+}
+
+/**
+ * The schema to hand to convict for one load. Items whose environment variable is set
+ * in `env` carry its raw text (`envValue`), so a bad override is quoted as written.
+ * Registers our formats first (convict refuses unknown format names).
+ */
+export function buildSchema(env: NodeJS.ProcessEnv): convict.Schema<RawConfig> {
+  registerFormats();
+  const schema: Record<string, Record<string, SchemaItem>> = {};
+  for (const [section, keys] of schemaItems()) {
+    const copy: Record<string, SchemaItem> = {};
+    for (const [key, item] of keys) {
+      const envValue = env[item.env];
+      copy[key] = envValue === undefined ? item : { ...item, envValue };
+    }
+    schema[section] = copy;
+  }
+  return schema as unknown as convict.Schema<RawConfig>;
+}

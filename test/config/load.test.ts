@@ -1,0 +1,583 @@
+/**
+ * The configuration loader: the shipped example loads, environment overrides apply,
+ * secrets come from files or the environment, and every kind of bad input yields a
+ * problem naming the key, the expected form and the value given — all of them at once.
+ */
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildConfig, loadConfig } from '../../src/config/load.js';
+import { ConfigError, EXIT_CONFIG } from '../../src/errors.js';
+
+const EXAMPLE = fileURLToPath(new URL('../../etc/redis-ha.example.yaml', import.meta.url));
+const SECRET = 'an-advert-secret-of-32-characters';
+const dir = mkdtempSync(join(tmpdir(), 'redis-ha-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileCount = 0;
+/** Writes `text` to a fresh file in the temp dir with `mode`; returns its path. */
+function writeTemp(name: string, text: string, mode = 0o600): string {
+  const path = join(dir, `${fileCount++}-${name}`);
+  writeFileSync(path, text);
+  chmodSync(path, mode);
+  return path;
+}
+
+const KEY_FILE = writeTemp('advert.key', `# test keys\n1 ${SECRET}\n\n2 second-secret-0123456789\n`);
+const PASSWORD_FILE = writeTemp('redis.password', 'local-redis-password\n');
+
+/** The smallest valid configuration: the five required keys. */
+const BASE = {
+  node: { name: 'redis-a', address: '192.0.2.11' },
+  peer: { address: '192.0.2.12' },
+  vip: { address: '192.0.2.100/24', interface: 'eth0' },
+} as const;
+/** An environment that satisfies the advert key without touching /etc. */
+const ENV: NodeJS.ProcessEnv = { REDIS_HA_ADVERT_KEY: SECRET };
+
+const DELETE = Symbol('delete');
+type Patch = Record<string, unknown>;
+
+/** BASE with `patch` applied: `{ section: { key: value } }`, `DELETE` removes a key, a non-object replaces a section. */
+function withPatch(patch: Patch): Record<string, unknown> {
+  const result: Record<string, unknown> = structuredClone(BASE) as unknown as Record<string, unknown>;
+  for (const [section, body] of Object.entries(patch)) {
+    if (body === DELETE) {
+      delete result[section];
+    } else if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+      const target = { ...((result[section] as Record<string, unknown> | undefined) ?? {}) };
+      for (const [key, value] of Object.entries(body)) {
+        if (value === DELETE) delete target[key];
+        else target[key] = value;
+      }
+      result[section] = target;
+    } else {
+      result[section] = body;
+    }
+  }
+  return result;
+}
+
+/** The problems a ConfigError carries; fails the test if nothing (or something else) is thrown. */
+function problemsOf(load: () => unknown): string[] {
+  try {
+    load();
+  } catch (error) {
+    if (error instanceof ConfigError) return [...error.problems];
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('the example file', () => {
+  const env = { REDIS_HA_ADVERT_KEY_FILE: KEY_FILE, REDIS_HA_REDIS_PASSWORD_FILE: PASSWORD_FILE };
+
+  it('loads, with the key and password files swapped for temp ones', () => {
+    const config = loadConfig(EXAMPLE, env);
+    expect(config.source).toBe(EXAMPLE);
+    expect(config.node).toEqual({ name: 'redis-a', address: '192.0.2.11', priority: 150, preempt: false, preemptDelayMs: 0 });
+    expect(config.peer.address).toBe('192.0.2.12');
+    expect(config.vip).toEqual({
+      address: '192.0.2.100',
+      prefixLength: 24,
+      family: 4,
+      interface: 'eth0',
+      garpCount: 3,
+      garpIntervalMs: 200,
+      garpRefreshMs: 10_000,
+    });
+    expect(config.advert.intervalMs).toBe(1000);
+    expect(config.advert.keyFile).toBe(KEY_FILE);
+    expect(config.advert.keys.map((key) => key.id)).toEqual([1, 2]);
+    expect(config.advert.keys[0]?.secret.toString('utf8')).toBe(SECRET);
+    expect(config.advert.multicastInterface).toBeNull();
+    expect(config.redis).toEqual({
+      host: '127.0.0.1',
+      port: 6379,
+      password: 'local-redis-password',
+      username: null,
+      tls: false,
+      tlsInsecure: false,
+    });
+    expect(config.peerRedis).toEqual({ ...config.redis, host: '192.0.2.12' });
+    expect(config.health).toEqual({ intervalMs: 500, timeoutMs: 500, fall: 2, rise: 2 });
+    expect(config.log.level).toBe('info');
+  });
+
+  it('refuses to load as shipped when the key file is missing, saying which file', () => {
+    const problems = problemsOf(() =>
+      loadConfig(EXAMPLE, { REDIS_HA_ADVERT_KEY_FILE: join(dir, 'absent.key'), REDIS_HA_REDIS_PASSWORD_FILE: PASSWORD_FILE }),
+    );
+    expect(problems).toEqual([`advert.key_file: expected a readable key file, got "${join(dir, 'absent.key')}" (no such file)`]);
+  });
+});
+
+describe('defaults and overrides', () => {
+  it('fills every default from the schema', () => {
+    const config = buildConfig(BASE, ENV);
+    expect(config.source).toBeNull();
+    expect(config.group.id).toBe(51);
+    expect(config.advert).toMatchObject({ port: 5400, intervalMs: 1000, keyFile: '/etc/redis-ha/advert.key' });
+    expect(config.advert.keys).toHaveLength(1);
+    expect(config.redis.password).toBeNull();
+    expect(config.peerRedis).toMatchObject({ host: '192.0.2.12', port: 6379, password: null });
+    expect(config.promotion).toEqual({ waitForSync: true, maxSyncWaitMs: 5000, peerTimeoutMs: 250, preDelayMs: 0, syncDelayMs: 0 });
+    expect(config.demotion.delayMs).toBe(0);
+    expect(config.reconcile.intervalMs).toBe(2000);
+    expect(config.audit.path).toBe('/var/log/redis-ha/audit.jsonl');
+    expect(config.state.path).toBe('/var/lib/redis-ha/state.json');
+  });
+
+  it('treats an empty value as the default', () => {
+    expect(buildConfig(withPatch({ node: { priority: null }, advert: null }), ENV).node.priority).toBe(100);
+  });
+
+  it('applies REDIS_HA_<SECTION>_<KEY> over the file, converting types', () => {
+    const config = buildConfig(withPatch({ advert: { interval_ms: 1000 } }), {
+      ...ENV,
+      REDIS_HA_ADVERT_INTERVAL_MS: '100',
+      REDIS_HA_HEALTH_INTERVAL_MS: '100',
+      REDIS_HA_HEALTH_TIMEOUT_MS: '100',
+      REDIS_HA_NODE_PREEMPT: 'true',
+      REDIS_HA_PEER_REDIS_HOST: 'redis-b.example.net',
+      REDIS_HA_PEER_REDIS_PORT: '6380',
+      REDIS_HA_VIP_INTERFACE: 'bond0',
+      REDIS_HA_LOG_LEVEL: 'debug',
+      REDIS_HA_REDIS_TLS: 'yes',
+    });
+    expect(config.advert.intervalMs).toBe(100);
+    expect(config.health).toMatchObject({ intervalMs: 100, timeoutMs: 100 });
+    expect(config.node.preempt).toBe(true);
+    expect(config.peerRedis).toMatchObject({ host: 'redis-b.example.net', port: 6380 });
+    expect(config.vip.interface).toBe('bond0');
+    expect(config.log.level).toBe('debug');
+    expect(config.redis.tls).toBe(true);
+  });
+
+  it('can supply a required key from the environment', () => {
+    const config = buildConfig(withPatch({ node: { name: DELETE } }), { ...ENV, REDIS_HA_NODE_NAME: 'redis-b' });
+    expect(config.node.name).toBe('redis-b');
+  });
+
+  it('accepts IPv6 and canonicalises addresses', () => {
+    const config = buildConfig(
+      { node: { name: 'a', address: 'FD00:0:0::11' }, peer: { address: 'fd00::12' }, vip: { address: 'fd00::0100/64', interface: 'eth0' } },
+      ENV,
+    );
+    expect(config.node.address).toBe('fd00::11');
+    expect(config.vip).toMatchObject({ address: 'fd00::100', prefixLength: 64, family: 6 });
+  });
+
+  it('accepts a multicast peer when peer_redis.host is set', () => {
+    const config = buildConfig(
+      withPatch({ peer: { address: '224.0.0.18' }, peer_redis: { host: '192.0.2.12' }, advert: { multicast_interface: 'eth1' } }),
+      ENV,
+    );
+    expect(config.peer.address).toBe('224.0.0.18');
+    expect(config.peerRedis.host).toBe('192.0.2.12');
+    expect(config.advert.multicastInterface).toBe('eth1');
+  });
+
+  it('loads JSON by extension', () => {
+    const path = writeTemp('redis-ha.json', JSON.stringify(BASE));
+    expect(loadConfig(path, ENV).node.name).toBe('redis-a');
+  });
+
+  it('returns a deep-frozen config', () => {
+    const config = buildConfig(BASE, ENV);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.node)).toBe(true);
+    expect(Object.isFrozen(config.redis)).toBe(true);
+    expect(Object.isFrozen(config.advert.keys)).toBe(true);
+    expect(Object.isFrozen(config.advert.keys[0])).toBe(true);
+    expect(() => {
+      (config.node as { priority: number }).priority = 200;
+    }).toThrow(TypeError);
+  });
+});
+
+describe('secrets', () => {
+  it('reads the Redis password from password_file, without the trailing newline', () => {
+    const config = buildConfig(withPatch({ redis: { password_file: PASSWORD_FILE } }), ENV);
+    expect(config.redis.password).toBe('local-redis-password');
+    expect(config.peerRedis.password).toBe('local-redis-password');
+  });
+
+  it('prefers REDIS_HA_REDIS_PASSWORD over the file, which is then not read', () => {
+    const config = buildConfig(withPatch({ redis: { password_file: join(dir, 'absent') } }), {
+      ...ENV,
+      REDIS_HA_REDIS_PASSWORD: 'from-env',
+    });
+    expect(config.redis.password).toBe('from-env');
+  });
+
+  it("reads the peer's password separately when given, and the ACL user defaults to the local one", () => {
+    const peerFile = writeTemp('peer.password', 'peer-password\n');
+    const fromFile = buildConfig(withPatch({ redis: { username: 'ha' }, peer_redis: { password_file: peerFile } }), {
+      ...ENV,
+      REDIS_HA_REDIS_PASSWORD: 'local',
+    });
+    expect(fromFile.redis).toMatchObject({ password: 'local', username: 'ha' });
+    expect(fromFile.peerRedis).toMatchObject({ password: 'peer-password', username: 'ha' });
+    const fromEnv = buildConfig(BASE, { ...ENV, REDIS_HA_PEER_REDIS_PASSWORD: 'peer-env' });
+    expect(fromEnv.redis.password).toBeNull();
+    expect(fromEnv.peerRedis.password).toBe('peer-env');
+  });
+
+  it('prefers REDIS_HA_ADVERT_KEY (key id 1) over the key file', () => {
+    const config = buildConfig(withPatch({ advert: { key_file: KEY_FILE } }), { REDIS_HA_ADVERT_KEY: 'x'.repeat(20) });
+    expect(config.advert.keys).toHaveLength(1);
+    expect(config.advert.keys[0]?.id).toBe(1);
+    expect(config.advert.keys[0]?.secret.toString()).toBe('x'.repeat(20));
+  });
+
+  it('reads the key file when REDIS_HA_ADVERT_KEY is unset or empty', () => {
+    const config = buildConfig(withPatch({ advert: { key_file: KEY_FILE } }), { REDIS_HA_ADVERT_KEY: '' });
+    expect(config.advert.keys.map((key) => key.id)).toEqual([1, 2]);
+  });
+});
+
+/** One bad input and the problem it must produce (exactly, or matching). */
+interface BadCase {
+  readonly name: string;
+  readonly patch: Patch;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly problem: string | RegExp;
+}
+
+const BAD_CASES: readonly BadCase[] = [
+  {
+    name: 'advert interval below the minimum',
+    patch: { advert: { interval_ms: 20 } },
+    problem: 'advert.interval_ms: expected an integer number of milliseconds from 50 to 60000, got 20',
+  },
+  {
+    name: 'advert interval with a unit',
+    patch: { advert: { interval_ms: '1s' } },
+    problem: 'advert.interval_ms: expected an integer number of milliseconds from 50 to 60000, got "1s"',
+  },
+  {
+    name: 'advert interval from the environment',
+    patch: {},
+    env: { REDIS_HA_ADVERT_INTERVAL_MS: '20' },
+    problem: 'advert.interval_ms: expected an integer number of milliseconds from 50 to 60000, got "20" (from REDIS_HA_ADVERT_INTERVAL_MS)',
+  },
+  {
+    name: 'fractional interval',
+    patch: { health: { interval_ms: 100.5 } },
+    problem: 'health.interval_ms: expected an integer number of milliseconds from 50 to 60000, got 100.5',
+  },
+  { name: 'priority 0', patch: { node: { priority: 0 } }, problem: 'node.priority: expected an integer from 1 to 254, got 0' },
+  { name: 'priority 255', patch: { node: { priority: 255 } }, problem: 'node.priority: expected an integer from 1 to 254, got 255' },
+  { name: 'group id 0', patch: { group: { id: 0 } }, problem: 'group.id: expected an integer from 1 to 255, got 0' },
+  { name: 'port 70000', patch: { redis: { port: 70000 } }, problem: 'redis.port: expected a port number from 1 to 65535, got 70000' },
+  { name: 'fall 0', patch: { health: { fall: 0 } }, problem: 'health.fall: expected an integer from 1 to 100, got 0' },
+  {
+    name: 'VIP without prefix',
+    patch: { vip: { address: '192.0.2.100' } },
+    problem:
+      'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64, got "192.0.2.100" (the prefix length is missing)',
+  },
+  {
+    name: 'VIP prefix too long',
+    patch: { vip: { address: '192.0.2.100/33' } },
+    problem:
+      'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64, got "192.0.2.100/33" (the prefix length must be from 1 to 32 for IPv4)',
+  },
+  {
+    name: 'VIP not an address',
+    patch: { vip: { address: '192.0.2.300/24' } },
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64, got "192.0.2.300/24"',
+  },
+  {
+    name: 'VIP is a multicast address',
+    patch: { vip: { address: '239.1.1.1/24' } },
+    problem: /^vip\.address: expected an address with its prefix length.*got "239\.1\.1\.1\/24" \(a multicast address\)$/,
+  },
+  {
+    name: 'node address with a prefix',
+    patch: { node: { address: '192.0.2.11/24' } },
+    problem: 'node.address: expected an IPv4 or IPv6 address such as 192.0.2.11 (no prefix length), got "192.0.2.11/24"',
+  },
+  {
+    name: 'interface alias label',
+    patch: { vip: { interface: 'eth0:1' } },
+    problem: 'vip.interface: expected a network interface name of 1 to 15 characters without "/", ":" or spaces, got "eth0:1"',
+  },
+  {
+    name: 'unknown key with a likely meaning',
+    patch: { advert: { interval: 100 } },
+    problem: 'advert.interval: unknown key, expected one of port, interval_ms, key_file, multicast_interface (did you mean interval_ms?)',
+  },
+  {
+    name: 'camelCase key',
+    patch: { health: { timeoutMs: 100 } },
+    problem: 'health.timeoutMs: unknown key, expected one of interval_ms, timeout_ms, fall, rise (did you mean timeout_ms?)',
+  },
+  {
+    name: 'unknown section',
+    patch: { sentinel: { quorum: 2 } },
+    problem: /^sentinel: unknown section, expected one of node, group, peer, advert, .*, log$/,
+  },
+  {
+    name: 'missing required key',
+    patch: { vip: { interface: DELETE } },
+    problem:
+      'vip.interface: expected a network interface name of 1 to 15 characters without "/", ":" or spaces, got nothing (this key is required)',
+  },
+  {
+    name: 'missing required section',
+    patch: { peer: DELETE },
+    problem: /^peer\.address: expected an IPv4 or IPv6 address .*, got nothing \(this key is required\)$/,
+  },
+  {
+    name: 'empty required key from the environment',
+    patch: {},
+    env: { REDIS_HA_NODE_NAME: '' },
+    problem: /^node\.name: expected a node name .*, got "" \(from REDIS_HA_NODE_NAME\)$/,
+  },
+  {
+    name: 'password in the YAML',
+    patch: { redis: { password: 'hunter2-hunter2' } },
+    problem:
+      'redis.password: expected no secrets in the configuration file (put it in the file named by redis.password_file, or the environment variable REDIS_HA_REDIS_PASSWORD), got a secret (not shown)',
+  },
+  {
+    name: 'peer password in the YAML',
+    patch: { peer_redis: { password: 'hunter2-hunter2' } },
+    problem: /^peer_redis\.password: expected no secrets .*peer_redis\.password_file.*REDIS_HA_PEER_REDIS_PASSWORD.*got a secret \(not shown\)$/,
+  },
+  {
+    name: 'section given as a scalar',
+    patch: { health: 5 },
+    problem: 'health: expected a mapping of keys (interval_ms, timeout_ms, fall, rise), got 5',
+  },
+  {
+    name: 'mapping where a number goes',
+    patch: { advert: { port: { number: 5400 } } },
+    problem: 'advert.port: expected a port number from 1 to 65535, got a mapping',
+  },
+  {
+    name: 'mistyped host address',
+    patch: { redis: { host: '192.0.2.300' } },
+    problem: 'redis.host: expected a host name or IP address, got "192.0.2.300"',
+  },
+  { name: 'bad boolean', patch: { node: { preempt: 'maybe' } }, problem: 'node.preempt: expected true or false, got "maybe"' },
+  {
+    name: 'bad log level',
+    patch: { log: { level: 'verbose' } },
+    problem: 'log.level: expected one of fatal, error, warn, info, debug, trace, got "verbose"',
+  },
+  {
+    name: 'relative path',
+    patch: { audit: { path: 'audit.jsonl' } },
+    problem: 'audit.path: expected an absolute file path, got "audit.jsonl"',
+  },
+  {
+    name: 'bad node name',
+    patch: { node: { name: 'redis a' } },
+    problem: /^node\.name: expected a node name of 1 to 64 letters.*, got "redis a"$/,
+  },
+  {
+    name: 'peer is this node',
+    patch: { peer: { address: '192.0.2.11' } },
+    problem: `peer.address: expected the other node's address, got "192.0.2.11" (the same as node.address)`,
+  },
+  {
+    name: 'peer of another family',
+    patch: { peer: { address: 'fd00::12' } },
+    problem: 'peer.address: expected an IPv4 address like node.address, got "fd00::12"',
+  },
+  {
+    name: "VIP is a node's own address",
+    patch: { vip: { address: '192.0.2.12/24' } },
+    problem: 'vip.address: expected an address no node owns, got "192.0.2.12/24" (it is peer.address)',
+  },
+  {
+    name: 'VIP of another family',
+    patch: { vip: { address: 'fd00::100/64' } },
+    problem: 'vip.address: expected an IPv4 address like node.address, got "fd00::100/64"',
+  },
+  {
+    name: 'health timeout longer than the interval',
+    patch: { health: { interval_ms: 100, timeout_ms: 500 } },
+    problem: 'health.timeout_ms: expected at most health.interval_ms (100), got 500',
+  },
+  {
+    name: 'multicast peer without a Redis host',
+    patch: { peer: { address: '224.0.0.18' } },
+    problem: `peer_redis.host: expected the peer's Redis host (required when peer.address is the multicast group 224.0.0.18), got ""`,
+  },
+  {
+    name: 'replicating from itself',
+    patch: { peer_redis: { host: '127.0.0.1' } },
+    problem: `peer_redis.host: expected the peer's Redis, got 127.0.0.1:6379 (this node's own Redis: it would replicate from itself)`,
+  },
+  {
+    name: 'short advert key in the environment',
+    patch: {},
+    env: { REDIS_HA_ADVERT_KEY: 'short' },
+    problem: 'REDIS_HA_ADVERT_KEY: expected a secret of at least 16 characters without spaces, got 5 characters (not shown)',
+  },
+  {
+    name: 'missing password file',
+    patch: { redis: { password_file: '/nonexistent/redis.password' } },
+    problem: 'redis.password_file: expected a readable file holding the Redis password, got "/nonexistent/redis.password" (no such file)',
+  },
+];
+
+describe('bad input', () => {
+  it.each(BAD_CASES)('$name', ({ patch, env, problem }) => {
+    const problems = problemsOf(() => buildConfig(withPatch(patch), { ...ENV, ...env }));
+    if (typeof problem === 'string') expect(problems).toContain(problem);
+    else expect(problems.some((line) => problem.test(line)), problems.join('\n')).toBe(true);
+    // One mistake, one problem: no cascade of follow-up complaints.
+    expect(problems, problems.join('\n')).toHaveLength(1);
+  });
+
+  it('never shows a secret', () => {
+    const problems = problemsOf(() =>
+      buildConfig(withPatch({ redis: { password: 'hunter2-hunter2' } }), { REDIS_HA_ADVERT_KEY: 'tiny-secret' }),
+    );
+    expect(problems.join('\n')).not.toMatch(/hunter2|tiny-secret/);
+  });
+
+  it('reports every problem at once', () => {
+    const error = (() => {
+      try {
+        buildConfig(
+          withPatch({
+            node: { priority: 300, name: DELETE },
+            advert: { interval_ms: 20, intervall: 5 },
+            vip: { address: 'nonsense' },
+            redis: { password: 'x' },
+          }),
+          { ...ENV, REDIS_HA_HEALTH_FALL: '0' },
+          '/etc/redis-ha/redis-ha.yaml',
+        );
+      } catch (caught) {
+        return caught;
+      }
+      return null;
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    const configError = error as ConfigError;
+    expect(configError.exitCode).toBe(EXIT_CONFIG);
+    expect(configError.message).toMatch(/^invalid configuration in \/etc\/redis-ha\/redis-ha\.yaml:\n/);
+    const keys = configError.problems.map((line) => line.slice(0, line.indexOf(':')));
+    expect(keys.sort()).toEqual(
+      ['advert.interval_ms', 'advert.intervall', 'health.fall', 'node.name', 'node.priority', 'redis.password', 'vip.address'].sort(),
+    );
+  });
+
+  it('accepts exactly the advert intervals from 50 to 60000 ms (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -1000, max: 100_000 }), (interval) => {
+        const inRange = interval >= 50 && interval <= 60_000;
+        try {
+          expect(buildConfig(withPatch({ advert: { interval_ms: interval } }), ENV).advert.intervalMs).toBe(interval);
+          return inRange;
+        } catch (error) {
+          return (
+            !inRange &&
+            error instanceof ConfigError &&
+            error.problems.length === 1 &&
+            error.problems[0] === `advert.interval_ms: expected an integer number of milliseconds from 50 to 60000, got ${interval}`
+          );
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('file problems', () => {
+  it('reports a missing configuration file', () => {
+    const path = join(dir, 'nope.yaml');
+    expect(problemsOf(() => loadConfig(path, ENV))).toEqual([
+      `${path}: expected a readable configuration file, got an error (no such file)`,
+    ]);
+  });
+
+  it('reports a directory given as the configuration file', () => {
+    const path = join(dir, 'a-directory');
+    mkdirSync(path);
+    expect(problemsOf(() => loadConfig(path, ENV))).toEqual([
+      `${path}: expected a readable configuration file, got an error (it is a directory)`,
+    ]);
+  });
+
+  it.each([
+    {
+      name: 'unclosed flow sequence',
+      text: 'node:\n  name: redis-a\n  address: [192.0.2.11\npeer:\n  address: 192.0.2.12\n',
+      at: /:4:1: YAML syntax error: /,
+    },
+    { name: 'duplicate key', text: 'node:\n  name: a\n  name: b\n', at: /:3:3: YAML syntax error: Map keys must be unique/ },
+    { name: 'tab indentation', text: 'node:\n\tname: a\n', at: /:2:1: YAML syntax error: Tabs are not allowed/ },
+    { name: 'unresolved alias', text: 'node:\n  name: *nothing\n', at: /: YAML error: Unresolved alias/ },
+  ])('reports a YAML syntax error with line and column: $name', ({ text, at }) => {
+    const path = writeTemp('bad.yaml', text);
+    const problems = problemsOf(() => loadConfig(path, ENV));
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems[0]?.startsWith(path)).toBe(true);
+    expect(problems[0]).toMatch(at);
+  });
+
+  it('reports a JSON syntax error with line and column', () => {
+    const path = writeTemp('bad.json', '{\n  "node": {"name": "a",}\n}\n');
+    expect(problemsOf(() => loadConfig(path, ENV))[0]).toMatch(/^.*bad\.json:2:\d+: JSON syntax error: /);
+  });
+
+  it('reports a top level that is not a mapping', () => {
+    const path = writeTemp('list.yaml', '- node\n- peer\n');
+    expect(problemsOf(() => loadConfig(path, ENV))).toEqual([
+      '(top level): expected a mapping of sections (node, group, peer, advert, redis, peer_redis, health, vip, promotion, demotion, reconcile, audit, state, log), got a list',
+    ]);
+  });
+
+  it('reports __proto__ keys as unknown instead of letting them set a prototype', () => {
+    const path = writeTemp('proto.yaml', 'node:\n  __proto__:\n    priority: 200\n__proto__:\n  x: 1\n');
+    const problems = problemsOf(() => loadConfig(path, ENV));
+    expect(problemsOf(() => buildConfig(withPatch({ redis: { constructor: 1 } }), ENV))).toEqual([
+      'redis.constructor: unknown key, expected one of host, port, username, password_file, tls, tls_insecure',
+    ]);
+    expect(problems).toContain('node.__proto__: unknown key, expected one of name, address, priority, preempt, preempt_delay_ms');
+    expect(problems.some((line) => line.startsWith('__proto__: unknown section'))).toBe(true);
+  });
+
+  it('treats an empty file as an empty configuration (the required keys are missing)', () => {
+    const path = writeTemp('empty.yaml', '# nothing yet\n');
+    const problems = problemsOf(() => loadConfig(path, ENV));
+    expect(problems.map((line) => line.slice(0, line.indexOf(':')))).toEqual([
+      'node.name',
+      'node.address',
+      'peer.address',
+      'vip.address',
+      'vip.interface',
+    ]);
+  });
+
+  it('reports key file problems through loadConfig, with path and line', () => {
+    const keyFile = writeTemp('bad.key', `1 ${SECRET}\n1 ${SECRET}-other\n300 ${SECRET}\n2 short\n`);
+    const problems = problemsOf(() => loadConfig(EXAMPLE, { REDIS_HA_ADVERT_KEY_FILE: keyFile, REDIS_HA_REDIS_PASSWORD: 'pw' }));
+    expect(problems).toEqual([
+      `advert.key_file: ${keyFile} line 2: expected each key id once, got id 1 again (first on line 1)`,
+      `advert.key_file: ${keyFile} line 3: expected a key id from 1 to 255, got "300"`,
+      `advert.key_file: ${keyFile} line 4: expected a secret of at least 16 characters, got 5 (try "redis-ha keygen")`,
+    ]);
+  });
+
+  it('refuses a group-readable key file unless REDIS_HA_ALLOW_INSECURE_KEY_FILE=1', () => {
+    const keyFile = writeTemp('loose.key', `1 ${SECRET}\n`, 0o640);
+    const env = { REDIS_HA_ADVERT_KEY_FILE: keyFile, REDIS_HA_REDIS_PASSWORD: 'pw' };
+    expect(problemsOf(() => loadConfig(EXAMPLE, env))).toEqual([
+      `advert.key_file: expected a key file only its owner can access (mode 0600 or 0400), got "${keyFile}" with mode 0640` +
+        ` (run "chmod 600 ${keyFile}", or set REDIS_HA_ALLOW_INSECURE_KEY_FILE=1 to accept it)`,
+    ]);
+    expect(loadConfig(EXAMPLE, { ...env, REDIS_HA_ALLOW_INSECURE_KEY_FILE: '1' }).advert.keys).toHaveLength(1);
+  });
+});

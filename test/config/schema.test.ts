@@ -1,0 +1,69 @@
+/**
+ * The schema's own consistency: every key is documented, overridable by an
+ * environment variable named by the REDIS_HA_<SECTION>_<KEY> rule, and explained in
+ * the shipped example file; format registration is idempotent.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { ADVERT_KEY_ENV, PEER_REDIS_PASSWORD_ENV, REDIS_PASSWORD_ENV, buildConfig } from '../../src/config/load.js';
+import { registerFormats, schemaItems } from '../../src/config/schema.js';
+
+const EXAMPLE = fileURLToPath(new URL('../../etc/redis-ha.example.yaml', import.meta.url));
+
+const allKeys = [...schemaItems()].flatMap(([section, items]) => [...items].map(([key, item]) => ({ section, key, item })));
+
+describe('schema', () => {
+  it.each(allKeys)('$section.$key has a doc and the env override REDIS_HA_<SECTION>_<KEY>', ({ section, key, item }) => {
+    expect(item.doc.length).toBeGreaterThan(5);
+    expect(item.env).toBe(`REDIS_HA_${section}_${key}`.toUpperCase());
+  });
+
+  it('has no two keys on one environment variable, and none on a secret variable', () => {
+    const names = allKeys.map(({ item }) => item.env);
+    expect(new Set(names).size).toBe(names.length);
+    for (const secret of [REDIS_PASSWORD_ENV, PEER_REDIS_PASSWORD_ENV, ADVERT_KEY_ENV, 'REDIS_HA_ALLOW_INSECURE_KEY_FILE']) {
+      expect(names).not.toContain(secret);
+    }
+  });
+
+  it('registers its formats idempotently', () => {
+    registerFormats();
+    registerFormats();
+    const config = buildConfig(
+      { node: { name: 'a', address: '192.0.2.11' }, peer: { address: '192.0.2.12' }, vip: { address: '192.0.2.100/24', interface: 'eth0' } },
+      { REDIS_HA_ADVERT_KEY: 'x'.repeat(16) },
+    );
+    expect(config.node.name).toBe('a');
+  });
+});
+
+describe('the example file', () => {
+  const text = readFileSync(EXAMPLE, 'utf8');
+  const example = parse(text) as Record<string, Record<string, unknown>>;
+
+  it('sets every key the schema has, and no other', () => {
+    const exampleKeys = Object.entries(example).flatMap(([section, body]) => Object.keys(body).map((key) => `${section}.${key}`));
+    expect(exampleKeys.sort()).toEqual(allKeys.map(({ section, key }) => `${section}.${key}`).sort());
+  });
+
+  it('explains every key in a comment just above it', () => {
+    const lines = text.split('\n');
+    for (const { key } of allKeys) {
+      const at = lines.findIndex((line) => line.startsWith(`  ${key}:`));
+      expect(at, key).toBeGreaterThan(0);
+      expect(lines[at - 1]?.trimStart().startsWith('#'), `${key} has no comment above it`).toBe(true);
+    }
+  });
+
+  it('uses documentation addresses and mentions the fast profile and the secret variables', () => {
+    expect(example.node?.address).toBe('192.0.2.11');
+    expect(example.peer?.address).toBe('192.0.2.12');
+    expect(example.vip?.address).toBe('192.0.2.100/24');
+    expect(text).toMatch(/Fast: advert\.interval_ms: 100 and health\.interval_ms: 100/);
+    for (const name of [REDIS_PASSWORD_ENV, PEER_REDIS_PASSWORD_ENV, ADVERT_KEY_ENV, 'REDIS_HA_ALLOW_INSECURE_KEY_FILE']) {
+      expect(text).toContain(name);
+    }
+  });
+});
