@@ -1,0 +1,385 @@
+/**
+ * The virtual IP as a side effect: put it on an interface, take it off, tell the
+ * segment where it lives now.
+ *
+ * Everything goes through iproute2 and reads the kernel's real state back
+ * (`ip -j addr show`), so `claim` and `release` are idempotent and the reconcile loop
+ * can repair drift (a VIP deleted by hand) by calling them again. Announcing is
+ * gratuitous ARP for IPv4 (iputils `arping -U`, an ARP Announcement in RFC 5227 §2.3
+ * terms) and unsolicited Neighbor Advertisements for IPv6 (`ndptool`, RFC 4861
+ * §7.2.6). Only the first packet is waited for; the rest of the train runs in the
+ * background on timers and is cancelled by `release()`/`stop()`, because a late
+ * announcement after we gave the address away would pull traffic back from the peer
+ * that now holds it.
+ *
+ * What receivers do with the announcements (measured on Linux 6.x, default sysctls):
+ * an EXISTING neighbour entry for the VIP is moved to the new MAC by a gratuitous ARP
+ * and by an unsolicited NA (ndptool sets the Override flag), which is what matters for
+ * clients already talking to the VIP. A host that has no entry yet does not create
+ * one (IPv4 needs `arp_accept=1`; IPv6 needs `accept_untracked_na=1` and
+ * `forwarding=1`, i.e. RFC 9131 router behaviour); it resolves the VIP normally on
+ * first use, which reaches the new holder anyway.
+ */
+import { isIP } from 'node:net';
+
+import { addressBytes } from '../core/address.js';
+import type { Config } from '../config/types.js';
+import type { Logger } from '../daemon/logger.js';
+import { EXIT_CONFIG, FatalError, RedisHaError, VipError } from '../errors.js';
+import { DEFAULT_TIMEOUT_MS, ProgramMissingError, startCommand, type RunningCommand, type RunResult } from './exec.js';
+
+/** The VIP as one small effect interface; the runtime depends on this, tests may fake it. */
+export interface VipManager {
+  /** Whether the kernel has the VIP on the interface right now. */
+  isPresent(): Promise<boolean>;
+  /** Adds the VIP if missing, then announces it. `changed: false` when it was already there. */
+  claim(): Promise<{ changed: boolean }>;
+  /** Cancels pending announcements and removes the VIP if present. */
+  release(): Promise<{ changed: boolean }>;
+  /** Sends the announcement train; resolves after the first packet, never throws for a failed packet. */
+  announce(): Promise<void>;
+  /** Cancels announcements still pending (shutdown). Optional so simple fakes need not implement it. */
+  stop?(): void;
+}
+
+/** Construction options of {@link LinuxVip}; the same fields as `Config.vip` plus the logger. */
+export interface LinuxVipOptions {
+  /** The VIP without prefix, `10.77.0.100` or `fd00::100`. */
+  readonly address: string;
+  readonly prefixLength: number;
+  readonly family: 4 | 6;
+  readonly interface: string;
+  /** Announcement packets per claim/announce; 0 sends none. */
+  readonly garpCount: number;
+  readonly garpIntervalMs: number;
+  readonly logger: Logger;
+  /**
+   * TESTS ONLY: run every command as `ip netns exec <netns> ...` so a test can drive a VIP
+   * inside a network namespace it created (Node cannot `setns()` itself). The daemon always
+   * runs in the host's namespace and never sets this.
+   */
+  readonly netns?: string;
+  /** Bound on each `ip`/`arping`/`ndptool` run; default {@link DEFAULT_TIMEOUT_MS}. */
+  readonly commandTimeoutMs?: number;
+}
+
+/**
+ * How long `announce()` waits on the first `arping` before returning. iputils arping
+ * 20221126 takes its interval in whole seconds and lingers one interval after its last
+ * packet waiting for replies an announcement never gets, so `arping -c 1` sends at once
+ * but exits after ~1 s. Every way it can fail to send (no such device, interface down,
+ * VIP not assigned so `bind` fails) exits within milliseconds, before sending; 100 ms
+ * catches those without making the claim wait the full second.
+ */
+export const ARPING_SETTLE_MS = 100;
+
+/** Longest Linux interface name (IFNAMSIZ 16 minus the NUL). */
+const IFNAME_MAX_LENGTH = 15;
+
+/** `ip addr add` lost a race: the address appeared between our check and our add. */
+const ADDRESS_EXISTS = /address already assigned|file exists/i;
+/** `ip addr del` lost a race: the address vanished between our check and our delete. */
+const ADDRESS_GONE = /address not found|cannot assign requested address/i;
+/** iproute2's answer for an unknown device. */
+const DEVICE_MISSING = /does not exist|cannot find device/i;
+/** What `ip netns exec` prints when the program is not installed (tests only). */
+const NETNS_EXEC_ENOENT = /exec of "[^"]*" failed: No such file or directory/;
+
+/** The parts of `ip -j addr show` we read. */
+interface IpLink {
+  readonly ifname?: string;
+  readonly addr_info?: ReadonlyArray<{ readonly family?: string; readonly local?: string; readonly prefixlen?: number }>;
+}
+
+/**
+ * {@link VipManager} for Linux: iproute2 for the address, iputils `arping` (IPv4) or
+ * libndp's `ndptool` (IPv6) for announcements.
+ */
+export class LinuxVip implements VipManager {
+  private readonly opts: LinuxVipOptions;
+  private readonly log: Logger;
+  private readonly vipBytes: string;
+  private readonly timeoutMs: number;
+  /** Timers of announcement packets not sent yet. */
+  private readonly pendingTimers = new Set<NodeJS.Timeout>();
+  /** Announcement processes still running (arping lingers ~1 s after sending). */
+  private readonly runningPackets = new Set<RunningCommand>();
+  /** Packets cancelled by `stop()`: their non-zero exit is expected, not worth a warning. */
+  private readonly cancelledPackets = new WeakSet<RunningCommand>();
+  private prefixWarned = false;
+
+  /** Validates `opts`; a bad value is a {@link FatalError} (the config schema should have caught it). */
+  constructor(opts: LinuxVipOptions) {
+    validate(opts);
+    this.opts = opts;
+    this.timeoutMs = opts.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.vipBytes = (addressBytes(opts.address) ?? []).join('.');
+    this.log = opts.logger.child({ vip: `${opts.address}/${opts.prefixLength}`, interface: opts.interface });
+  }
+
+  /** Builds the adapter from the loaded configuration. */
+  static fromConfig(vip: Config['vip'], logger: Logger): LinuxVip {
+    return new LinuxVip({
+      address: vip.address,
+      prefixLength: vip.prefixLength,
+      family: vip.family,
+      interface: vip.interface,
+      garpCount: vip.garpCount,
+      garpIntervalMs: vip.garpIntervalMs,
+      logger,
+    });
+  }
+
+  /** True while announcement packets are scheduled or their processes still run. */
+  get announcing(): boolean {
+    return this.pendingTimers.size > 0 || this.runningPackets.size > 0;
+  }
+
+  /**
+   * Checks that the programs this adapter needs are installed; throws
+   * {@link ProgramMissingError} naming the Debian package otherwise. For start-up and
+   * `check-config`, so a missing `arping` is found before the first failover.
+   */
+  async checkTools(): Promise<void> {
+    await this.exec('ip', ['-V']);
+    if (this.opts.family === 4) await this.exec('arping', ['-V']);
+    else await this.exec('ndptool', ['--help']);
+  }
+
+  /** @throws VipError `VIP_INTERFACE_MISSING` or `VIP_QUERY_FAILED`. */
+  async isPresent(): Promise<boolean> {
+    return (await this.findPrefixes()).length > 0;
+  }
+
+  /**
+   * Idempotent: adds `ADDR/PREFIX` only when the address is missing, then announces it.
+   * IPv6 is added with `nodad`: Duplicate Address Detection would leave the VIP
+   * "tentative" (unusable) for about a second after a failover, and the one other
+   * holder it could detect is the peer we are taking over from.
+   * @throws VipError `VIP_ADD_FAILED` (with ip's stderr), `VIP_INTERFACE_MISSING`.
+   */
+  async claim(): Promise<{ changed: boolean }> {
+    if ((await this.findPrefixes()).length > 0) return { changed: false };
+
+    const cidr = `${this.opts.address}/${this.opts.prefixLength}`;
+    const args = ['addr', 'add', cidr, 'dev', this.opts.interface];
+    if (this.opts.family === 6) args.push('nodad');
+    const res = await this.ip(args, 'VIP_ADD_FAILED');
+    if (res.code !== 0) {
+      if (ADDRESS_EXISTS.test(res.stderr)) {
+        // Someone added it between our check and our add: the state we want, not by our hand.
+        this.log.debug({ stderr: res.stderr.trim() }, 'vip appeared while claiming');
+        return { changed: false };
+      }
+      throw new VipError(
+        'VIP_ADD_FAILED',
+        `ip ${args.join(' ')} failed (exit ${res.code}): ${res.stderr.trim() || 'no error output'}`,
+      );
+    }
+    this.log.info('vip added');
+    await this.announce();
+    return { changed: true };
+  }
+
+  /**
+   * Idempotent: cancels pending announcements first (so none leaves after the peer has
+   * taken the address), then deletes every instance of the address on the interface:
+   * IPv4 lets the same address sit there twice with different prefixes, and a leftover
+   * copy would keep answering ARP for it.
+   * @throws VipError `VIP_DEL_FAILED` (with ip's stderr), `VIP_INTERFACE_MISSING`.
+   */
+  async release(): Promise<{ changed: boolean }> {
+    this.stop();
+    const prefixes = await this.findPrefixes();
+    let changed = false;
+    for (const prefix of prefixes) {
+      const args = ['addr', 'del', `${this.opts.address}/${prefix}`, 'dev', this.opts.interface];
+      const res = await this.ip(args, 'VIP_DEL_FAILED');
+      if (res.code === 0) {
+        changed = true;
+        continue;
+      }
+      if (ADDRESS_GONE.test(res.stderr)) {
+        this.log.debug({ stderr: res.stderr.trim() }, 'vip vanished while releasing');
+        continue;
+      }
+      throw new VipError(
+        'VIP_DEL_FAILED',
+        `ip ${args.join(' ')} failed (exit ${res.code}): ${res.stderr.trim() || 'no error output'}`,
+      );
+    }
+    if (changed) this.log.info('vip removed');
+    return { changed };
+  }
+
+  /**
+   * Sends `garpCount` announcements `garpIntervalMs` apart; a new call replaces a train
+   * still running. The first packet leaves at once and the call resolves after it (for
+   * arping: after it has got past every check that precedes sending, see
+   * {@link ARPING_SETTLE_MS}); the others follow on timers. Failures are logged as
+   * warnings, never thrown: the address is already ours, and a missed announcement only
+   * delays clients until their neighbour entries expire.
+   */
+  async announce(): Promise<void> {
+    this.stop();
+    const { garpCount, garpIntervalMs } = this.opts;
+    if (garpCount <= 0) return;
+    this.log.debug(
+      { count: garpCount, intervalMs: garpIntervalMs, tool: this.opts.family === 4 ? 'arping' : 'ndptool' },
+      'vip announce',
+    );
+
+    const first = this.sendPacket(1);
+    for (let seq = 2; seq <= garpCount; seq++) {
+      const timer = setTimeout(() => {
+        this.pendingTimers.delete(timer);
+        void this.sendPacket(seq);
+      }, (seq - 1) * garpIntervalMs);
+      this.pendingTimers.add(timer);
+    }
+
+    if (this.opts.family === 6) {
+      // ndptool sends and exits in milliseconds: wait for its real outcome.
+      await first;
+      return;
+    }
+    let settle: NodeJS.Timeout | undefined;
+    await Promise.race([first, new Promise<void>((resolve) => (settle = setTimeout(resolve, ARPING_SETTLE_MS)))]);
+    clearTimeout(settle);
+  }
+
+  /** Cancels scheduled announcements and terminates running ones. Idempotent. */
+  stop(): void {
+    for (const timer of this.pendingTimers) clearTimeout(timer);
+    this.pendingTimers.clear();
+    for (const packet of this.runningPackets) {
+      this.cancelledPackets.add(packet);
+      packet.cancel();
+    }
+  }
+
+  /**
+   * One announcement packet, as its own short-lived process: iputils arping cannot
+   * space packets less than a second apart (`-i` takes whole seconds, and `-i 0`
+   * never exits), so the schedule lives here instead.
+   *
+   * IPv4 `arping -q -U -c 1 -I IF -s VIP VIP`: a broadcast ARP request with sender and
+   * target protocol address both the VIP, i.e. an RFC 5227 §2.3 announcement, sent as a
+   * request rather than a reply (`-A`) for the reasons in RFC 5227 §3. `-s VIP` makes arping bind to the VIP, so it
+   * refuses to announce an address this host does not hold.
+   *
+   * IPv6 `ndptool -t na -U -i IF -T VIP send`: an unsolicited NA to all-nodes with the
+   * Override flag and our link-layer address, as RFC 4861 §7.2.6 describes (which also
+   * suggests at most MAX_NEIGHBOR_ADVERTISEMENT = 3 of them).
+   */
+  private sendPacket(seq: number): Promise<void> {
+    const { address, interface: ifname, family } = this.opts;
+    const [cmd, args] =
+      family === 4
+        ? (['arping', ['-q', '-U', '-c', '1', '-I', ifname, '-s', address, address]] as const)
+        : (['ndptool', ['-t', 'na', '-U', '-i', ifname, '-T', address, 'send']] as const);
+    const packet = this.start(cmd, args);
+    this.runningPackets.add(packet);
+    return packet.result
+      .then(
+        (res) => {
+          if (res.code !== 0 && !this.cancelledPackets.has(packet)) {
+            this.log.warn({ tool: cmd, seq, code: res.code, stderr: res.stderr.trim() }, 'vip announce failed');
+          }
+        },
+        (err: unknown) => {
+          this.log.warn({ tool: cmd, seq, err: errorMessage(err) }, 'vip announce failed');
+        },
+      )
+      .finally(() => this.runningPackets.delete(packet));
+  }
+
+  /** The VIP's prefix lengths as the kernel has them on the interface (empty: absent). */
+  private async findPrefixes(): Promise<number[]> {
+    const ifname = this.opts.interface;
+    const res = await this.ip(['-j', 'addr', 'show', 'dev', ifname], 'VIP_QUERY_FAILED');
+    if (res.code !== 0) {
+      if (DEVICE_MISSING.test(res.stderr)) {
+        throw new VipError(
+          'VIP_INTERFACE_MISSING',
+          `interface "${ifname}" does not exist, so VIP ${this.opts.address} cannot be managed on it` +
+            ` (ip: ${res.stderr.trim()})`,
+        );
+      }
+      throw new VipError('VIP_QUERY_FAILED', `ip -j addr show dev ${ifname} failed (exit ${res.code}): ${res.stderr.trim()}`);
+    }
+    let links: IpLink[];
+    try {
+      links = JSON.parse(res.stdout) as IpLink[];
+    } catch (err) {
+      throw new VipError('VIP_QUERY_FAILED', `ip -j addr show dev ${ifname} printed unreadable JSON`, { cause: err });
+    }
+    const family = this.opts.family === 4 ? 'inet' : 'inet6';
+    const prefixes: number[] = [];
+    for (const link of Array.isArray(links) ? links : []) {
+      for (const info of link.addr_info ?? []) {
+        // Compare bytes, not strings: fd00:0::0100 and fd00::100 are one address.
+        if (info.family !== family || info.local === undefined || info.prefixlen === undefined) continue;
+        if ((addressBytes(info.local) ?? []).join('.') === this.vipBytes) prefixes.push(info.prefixlen);
+      }
+    }
+    if (prefixes.length > 0 && !prefixes.includes(this.opts.prefixLength) && !this.prefixWarned) {
+      // Once per adapter: the reconcile loop asks every few seconds.
+      this.prefixWarned = true;
+      this.log.warn({ found: prefixes, configured: this.opts.prefixLength }, 'vip present with another prefix length');
+    }
+    return prefixes;
+  }
+
+  /** Runs `ip`, turning a timeout or spawn failure into a VipError with `code`. */
+  private async ip(args: string[], code: string): Promise<RunResult> {
+    try {
+      return await this.exec('ip', args);
+    } catch (err) {
+      if (err instanceof FatalError) throw err;
+      throw new VipError(code, `ip ${args.join(' ')}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  private async exec(cmd: string, args: readonly string[]): Promise<RunResult> {
+    return this.start(cmd, args).result;
+  }
+
+  /** Starts `cmd`, inside `netns` when a test asked for one. */
+  private start(cmd: string, args: readonly string[]): RunningCommand {
+    const opts = { timeoutMs: this.timeoutMs };
+    if (this.opts.netns === undefined) return startCommand(cmd, args, opts);
+    const inner = startCommand('ip', ['netns', 'exec', this.opts.netns, cmd, ...args], opts);
+    // `ip netns exec` reports a missing program as an exit status; make it the same error as outside.
+    const result = inner.result.then((res) => {
+      if (res.code !== 0 && NETNS_EXEC_ENOENT.test(res.stderr)) throw new ProgramMissingError(cmd);
+      return res;
+    });
+    return { pid: inner.pid, result, cancel: () => inner.cancel() };
+  }
+}
+
+function validate(o: LinuxVipOptions): void {
+  const problems: string[] = [];
+  const family = isIP(o.address);
+  if (family === 0) problems.push(`vip.address: "${o.address}" is not an IP address`);
+  else if (family !== o.family) problems.push(`vip.family: ${o.family} does not match address ${o.address} (IPv${family})`);
+  const maxPrefix = o.family === 4 ? 32 : 128;
+  if (!Number.isInteger(o.prefixLength) || o.prefixLength < 1 || o.prefixLength > maxPrefix) {
+    problems.push(`vip.prefix_length: expected 1..${maxPrefix}, got ${o.prefixLength}`);
+  }
+  // A leading '-' would be read by ip/arping as an option.
+  if (o.interface.length === 0 || o.interface.length > IFNAME_MAX_LENGTH || /[\s/:]|^-/.test(o.interface)) {
+    problems.push(`vip.interface: "${o.interface}" is not a valid interface name`);
+  }
+  if (!Number.isInteger(o.garpCount) || o.garpCount < 0) problems.push(`vip.garp_count: expected an integer >= 0, got ${o.garpCount}`);
+  if (!Number.isFinite(o.garpIntervalMs) || o.garpIntervalMs < 0) {
+    problems.push(`vip.garp_interval_ms: expected >= 0, got ${o.garpIntervalMs}`);
+  }
+  if (problems.length > 0) throw new FatalError('VIP_CONFIG_INVALID', `invalid VIP settings: ${problems.join('; ')}`, EXIT_CONFIG);
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof RedisHaError || err instanceof Error) return err.message;
+  return String(err);
+}
