@@ -1,0 +1,63 @@
+/**
+ * A small JSON file that outlives the process: the promotion epochs (so a restarted
+ * node still knows how recent its last mastership was) and the last boot epoch (so a
+ * restart after a backwards clock step still gets a larger boot epoch and its adverts
+ * are not rejected as stale by the peer's replay guard).
+ *
+ * Written atomically: a temporary file, fsync, rename, fsync of the directory.
+ */
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { RedisHaError } from '../errors.js';
+
+export interface PersistedState {
+  readonly epoch: number;
+  readonly knownEpoch: number;
+  readonly bootEpoch: number;
+}
+
+const EMPTY: PersistedState = { epoch: 0, knownEpoch: 0, bootEpoch: 0 };
+
+/** Reads the state file; a missing file is a fresh node. A corrupt one is an error, not silently zero. */
+export async function loadState(path: string): Promise<PersistedState> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return EMPTY;
+    throw new RedisHaError('STATE_READ_FAILED', `cannot read state file ${path}: ${(error as Error).message}`, { recoverable: false });
+  }
+  try {
+    const raw = JSON.parse(text) as Record<string, unknown>;
+    const num = (k: string): number => {
+      const v = raw[k];
+      if (v === undefined) return 0;
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Error(`${k} is not a non-negative integer`);
+      return v;
+    };
+    return { epoch: num('epoch'), knownEpoch: num('knownEpoch'), bootEpoch: num('bootEpoch') };
+  } catch (error) {
+    throw new RedisHaError('STATE_CORRUPT',
+      `state file ${path} is not valid (${(error as Error).message}); move it away to start with epoch 0`, { recoverable: false });
+  }
+}
+
+/** Writes the state file atomically. */
+export async function saveState(path: string, state: PersistedState): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o750 });
+  const tmp = `${path}.tmp`;
+  const fh = await open(tmp, 'w', 0o640);
+  try {
+    await fh.writeFile(`${JSON.stringify(state)}\n`, 'utf8');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * `redis-ha check-config`: every problem on its own line (key, expected form, value
+ * given) and exit 78, or a summary plus the computed takeover times and exit 0.
+ */
+import { checkConfig } from '../config/check.js';
+import { checkTimingInvariants } from '../core/timing.js';
+import { timingOf } from '../daemon/run.js';
+import { EXIT_CONFIG } from '../errors.js';
+
+/** Prints the report; returns the exit status. */
+export function checkConfigCommand(path: string, env: NodeJS.ProcessEnv = process.env): number {
+  const result = checkConfig(path, env);
+  if (!result.ok) {
+    process.stderr.write(`redis-ha: configuration ${path} has ${result.problems.length} problem(s):\n`);
+    for (const p of result.problems) process.stderr.write(`  ${p}\n`);
+    return EXIT_CONFIG;
+  }
+  const timing = checkTimingInvariants(timingOf(result.config));
+  const lines = [...result.lines];
+  const e = timing.estimate;
+  lines.push(`worst-case takeover by this node: Redis failure on the peer ${Math.round(e.redisFailureMs)} ms, ` +
+    `peer host loss ${Math.round(e.hostLossMs)} ms, peer stopped cleanly ${Math.round(e.resignMs)} ms`);
+  for (const w of timing.warnings) lines.push(`warning: ${w}`);
+  for (const err of timing.errors) lines.push(`error: ${err}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return timing.errors.length > 0 ? EXIT_CONFIG : 0;
+}

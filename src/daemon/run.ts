@@ -1,0 +1,152 @@
+/**
+ * `redis-ha run`: wiring and start-up. Loads the configuration, checks the timing
+ * invariants and the tools, probes the local Redis, removes a VIP left over from a
+ * crash, then hands over to the runtime loop and maps signals onto it:
+ *
+ *   SIGTERM, SIGINT  planned stop: as master, release the VIP and send a priority-0
+ *                    advert so the peer takes over after its skew time; Redis untouched.
+ *   SIGUSR2          restart in place: stop without resigning, leaving Redis and the VIP
+ *                    as they are; the next process adopts them (no role change).
+ *   SIGHUP           reopen the audit log (log rotation).
+ */
+import { AuditLog } from '../adapters/audit.js';
+import { RedisControl } from '../adapters/redis-control.js';
+import { loadState, saveState, type PersistedState } from '../adapters/state-file.js';
+import { AdvertTransport } from '../adapters/udp.js';
+import { LinuxVip } from '../adapters/vip.js';
+import { loadConfig } from '../config/load.js';
+import { summarise } from '../config/check.js';
+import type { Config } from '../config/types.js';
+import { coreConfigFrom, initialState } from '../core/state.js';
+import { checkTimingInvariants } from '../core/timing.js';
+import { EXIT_CONFIG, FatalError } from '../errors.js';
+import { createLogger, type Logger } from './logger.js';
+import { Runtime } from './runtime.js';
+
+/** Runs the daemon in the foreground until it is stopped; resolves with the exit status. */
+export async function runDaemon(configPath: string): Promise<number> {
+  const config = loadConfig(configPath);
+  const logger = createLogger(config.log.level).child({ node: config.node.name });
+  const report = checkTimingInvariants(timingOf(config));
+  for (const w of report.warnings) logger.warn({ warning: w }, 'timing');
+  if (report.errors.length > 0) {
+    throw new FatalError('TIMING_INVALID', `timing invariants violated:\n  ${report.errors.join('\n  ')}`, EXIT_CONFIG);
+  }
+  logger.info({ worstCaseTakeoverMs: roundAll(report.estimate) }, 'computed worst-case takeover times');
+
+  // The boot epoch must grow across restarts even if the wall clock stepped back.
+  const persisted = await loadState(config.state.path);
+  const bootEpoch = Math.max(Date.now(), persisted.bootEpoch + 1);
+  let saved: PersistedState = { ...persisted, bootEpoch };
+  await saveState(config.state.path, saved);
+
+  const audit = new AuditLog(config.audit.path, config.node.name, logger.child({ component: 'audit' }));
+  await audit.open();
+  void audit.append('config-loaded', { source: config.source, summary: summarise(config), epoch: persisted.epoch, bootEpoch });
+
+  const vip = LinuxVip.fromConfig(config.vip, logger.child({ component: 'vip' }));
+  await vip.checkTools();
+  const redis = new RedisControl({
+    local: config.redis, peer: config.peerRedis, health: config.health,
+    promotion: config.promotion, demotion: config.demotion, logger: logger.child({ component: 'redis' }),
+  });
+
+  const clockStart = performance.now();
+  const clock = { now: () => performance.now() - clockStart };
+  const firstStartedAt = clock.now();
+  const probe = await redis.check();
+  logger.info({ ok: probe.ok, detail: probe.detail }, 'local Redis probed');
+  await cleanUpVip(vip, probe.ok && probe.redis?.role === 'master', audit, logger);
+  const warning = await redis.bindWarning(config.vip.address);
+  if (warning) logger.warn({ warning }, 'local Redis may refuse connections on the VIP');
+
+  const adverts = new AdvertTransport({
+    bindAddress: config.node.address, port: config.advert.port, peerAddress: config.peer.address,
+    multicastInterface: config.advert.multicastInterface, groupId: config.group.id, keys: config.advert.keys,
+    nodeName: config.node.name, logger: logger.child({ component: 'adverts' }), bootEpoch,
+  });
+
+  let persistChain = Promise.resolve();
+  const runtime = new Runtime({
+    core: coreConfigFrom(config),
+    healthIntervalMs: config.health.intervalMs,
+    reconcileIntervalMs: config.reconcile.intervalMs,
+    redis, vip, adverts, audit, clock,
+    logger: logger.child({ component: 'core' }),
+    persist: (s) => {
+      saved = { ...saved, ...s };
+      const snapshot = saved;
+      persistChain = persistChain.then(() => saveState(config.state.path, snapshot));
+      return persistChain;
+    },
+  }, initialState(clock.now(), persisted));
+
+  await adverts.start((advert, fromAddress) => runtime.dispatch({ type: 'advert-received', advert, fromAddress }));
+  let detached = false;
+  const onStop = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, 'stop requested');
+    runtime.dispatch({ type: 'shutdown-requested' });
+  };
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', () => void audit.reopen());
+  process.on('SIGUSR2', () => {
+    if (detached) return;
+    detached = true;
+    logger.info('restart in place requested: leaving Redis and the VIP as they are');
+    void audit.append('daemon-detached', { role: runtime.current.role, reason: 'SIGUSR2: restart in place' })
+      .then(() => runtime.detach())
+      .then(() => finishDetached());
+  });
+  let finishDetached: () => void = () => undefined;
+  const detachedDone = new Promise<number>((resolve) => {
+    finishDetached = () => resolve(0);
+  });
+
+  runtime.start({
+    type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAt: firstStartedAt,
+  });
+  const code = await Promise.race([runtime.done, detachedDone]);
+  vip.stop();
+  await adverts.stop();
+  await redis.close();
+  await persistChain.catch(() => undefined);
+  await audit.close();
+  logger.info({ code }, 'exiting');
+  logger.flush();
+  return code;
+}
+
+/**
+ * keepalived removes its VIPs at start-up; so do we, with one exception: when the local
+ * Redis is a master the VIP may be serving clients right now (a restart in place), and
+ * removing it would refuse their writes. INIT then decides within one listen window
+ * whether this node keeps it (adopt) or releases it (a peer master outranks it).
+ */
+async function cleanUpVip(vip: LinuxVip, localMaster: boolean, audit: AuditLog, logger: Logger): Promise<void> {
+  const present = await vip.isPresent();
+  if (!present) return;
+  if (localMaster) {
+    logger.warn('VIP present at start-up and the local Redis is a master: kept until the first role decision');
+    void audit.append('vip-kept-at-startup', { reason: 'local Redis is a master; INIT decides' });
+    return;
+  }
+  await vip.release();
+  logger.warn('VIP present at start-up on a host whose Redis is not a master: removed');
+  void audit.append('vip-released', { reason: 'start-up clean-up: left over from a previous run' });
+}
+
+function timingOf(config: Config) {
+  return {
+    priority: config.node.priority,
+    advertIntervalMs: config.advert.intervalMs,
+    health: config.health,
+    promotion: config.promotion,
+  };
+}
+
+function roundAll(o: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(Number(v))]));
+}
+
+export { timingOf };
