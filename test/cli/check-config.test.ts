@@ -1,0 +1,74 @@
+/**
+ * `redis-ha check-config` through the built CLI: exit 0 with a summary and the takeover
+ * times for a good file; exit 78 and one line per problem (key, expected, given) otherwise.
+ */
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const exec = promisify(execFile);
+const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
+const dir = await mkdtemp(join(tmpdir(), 'rh-cli-'));
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await exec(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function exampleWith(replace: (text: string) => string): Promise<{ path: string; env: NodeJS.ProcessEnv }> {
+  const key = join(dir, 'advert.key');
+  await writeFile(key, '1 0123456789abcdef0123456789abcdef\n');
+  await chmod(key, 0o600);
+  const text = (await readFile(join(import.meta.dirname, '../../etc/redis-ha.example.yaml'), 'utf8'))
+    .replace(/key_file: \/etc\/redis-ha\/advert.key/, `key_file: ${key}`)
+    .replace(/password_file: \/etc\/redis-ha\/redis.password/, 'password_file: ""');
+  const path = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+  await writeFile(path, replace(text));
+  return { path, env: {} };
+}
+
+describe('redis-ha check-config', () => {
+  it('accepts the example and prints the summary with computed takeover times', async () => {
+    const { path, env } = await exampleWith((t) => t);
+    const r = await cli(['check-config', '--config', path], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/: OK/);
+    expect(r.stdout).toMatch(/worst-case takeover by this node: Redis failure on the peer \d+ ms, peer host loss \d+ ms/);
+  });
+
+  it('exits 78 naming the key, the expected form and the value given', async () => {
+    const { path, env } = await exampleWith((t) => t.replace(/interval_ms: 1000/, 'interval_ms: 20'));
+    const r = await cli(['check-config', '--config', path], env);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/advert\.interval_ms: expected .* from 50 to 60000, got "?20"?/);
+  });
+
+  it('exits 78 for a missing file', async () => {
+    const r = await cli(['check-config', '--config', join(dir, 'nope.yaml')]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/nope\.yaml/);
+  });
+
+  it('run refuses a bad configuration the same way, before touching anything', async () => {
+    const { path, env } = await exampleWith((t) => t.replace(/priority: 150/, 'priority: 300'));
+    const r = await cli(['run', '--config', path], env);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/node\.priority: expected .*got "?300"?/);
+  });
+
+  it('keygen prints a key line usable in the key file', async () => {
+    const r = await cli(['keygen', '--id', '3']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^3 [0-9a-f]{64}\n$/);
+  });
+});
