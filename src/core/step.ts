@@ -265,7 +265,8 @@ function onPromotionFinished(
     return { ...r, actions: [record, ...r.actions] };
   }
   const next = config.garpRefreshMs > 0 ? withTimers(s, { 'garp-refresh': now + config.garpRefreshMs }) : s;
-  return done(next, [record, { type: 'claim-vip' }, audit('vip-claim', { reason: 'Redis promoted' })],
+  // Advertise at once: the peer learns that our Redis is now the master it may follow.
+  return done(next, [record, { type: 'claim-vip' }, audit('vip-claim', { reason: 'Redis promoted' }), sendAdvert(next, config)],
     `Redis promoted (${event.detail}); claiming the VIP`);
 }
 

@@ -99,7 +99,7 @@ describe('BACKUP', () => {
     expect(find(r.actions, 'promote-redis')?.catchUpFrom).toEqual({ host: A_ADDR, port: 6379 });
     expect(vipDesired(r.state)).toBe(false);
     const p = step(r.state, { type: 'promotion-finished', ok: true, detail: 'REPLICAOF NO ONE', redis: masterSnap() }, t + 50, cfg);
-    expect(types(p.actions)).toEqual(['claim-vip']);
+    expect(types(p.actions)).toEqual(['claim-vip', 'send-advert']);
     expect(vipDesired(p.state)).toBe(true);
   });
 
