@@ -4,5 +4,5 @@
 # failover shown live. Options are passed on (e.g. --fault link-cut --profile fast).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+source scripts/setup.sh
 exec node dist/lab/demo.js "$@"

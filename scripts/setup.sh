@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what redis-ha's lab and tests need on a Debian/Ubuntu machine (as root):
 # Debian packages (Redis, iproute2, arping, ndptool), the npm dependencies, the build.
-# Idempotent: a second run only checks. Used by scripts/lab.sh, scripts/test.sh, .ci/run.
+# Idempotent: a second run only checks. Sourced by scripts/lab.sh and scripts/test.sh
+# (so the PATH to a fallback Node.js carries over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,14 +30,25 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! command -v node >/dev/null 2>&1; then
-  echo "redis-ha setup: installing Node.js from Debian"
-  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+# Node.js >= 20.19 (vite 8, used by vitest, needs it). Debian/Ubuntu's own nodejs is
+# older on current releases, so fall back to the official build that the npm registry
+# ships as the node-linux-<arch> package, installed under /opt/redis-ha-node.
+node_ok() {
+  command -v node >/dev/null 2>&1 &&
+    node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'
+}
+if ! node_ok && [ -x /opt/redis-ha-node/node_modules/.bin/node ]; then
+  export PATH="/opt/redis-ha-node/node_modules/.bin:$PATH"
 fi
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 20 ]; then
-  echo "redis-ha setup: Node.js >= 20 is needed, found $(node --version)" >&2
-  exit 1
+if ! node_ok; then
+  command -v npm >/dev/null 2>&1 || { apt-get update -qq; apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+  case "$(uname -m)" in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) echo "redis-ha setup: no Node.js 22 build for $(uname -m)" >&2; exit 1 ;; esac
+  echo "redis-ha setup: installing Node.js 22 (node-linux-$arch) under /opt/redis-ha-node"
+  npm install --prefix /opt/redis-ha-node --no-audit --no-fund --loglevel=error "node-linux-$arch@22"
+  mkdir -p /opt/redis-ha-node/node_modules/.bin
+  ln -sf "../node-linux-$arch/bin/node" /opt/redis-ha-node/node_modules/.bin/node
+  export PATH="/opt/redis-ha-node/node_modules/.bin:$PATH"
+  node_ok || { echo "redis-ha setup: Node.js >= 20.19 is needed, found $(node --version 2>&1)" >&2; exit 1; }
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

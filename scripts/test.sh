@@ -3,7 +3,8 @@
 # end-to-end) after its own set-up, and ends with a line "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh || exit 1
+source scripts/setup.sh
+set +e
 report=.vitest-report.json
 rm -f "$report"
 npx vitest run --reporter=default --reporter=json --outputFile="$report" "$@"

@@ -508,7 +508,7 @@ const SCHEMA: convict.Schema<RawConfig> = {
     peer_timeout_ms: integerMs(
       "Connect/command timeout for the peer's Redis during promotion.",
       'REDIS_HA_PROMOTION_PEER_TIMEOUT_MS',
-      250,
+      100,
       10,
       MINUTE_MS,
     ),

@@ -6,7 +6,7 @@ const base = {
   priority: 90,
   advertIntervalMs: 1000,
   health: { intervalMs: 500, timeoutMs: 500, fall: 2 },
-  promotion: { peerTimeoutMs: 250, preDelayMs: 0, syncDelayMs: 0 },
+  promotion: { peerTimeoutMs: 100, preDelayMs: 0, syncDelayMs: 0 },
 };
 
 describe('timing', () => {
@@ -31,9 +31,9 @@ describe('timing', () => {
 
   it('takeover estimates add the promotion costs to each path', () => {
     const e = takeoverEstimate(base);
-    expect(e.redisFailureMs).toBe(1750);
-    expect(e.hostLossMs).toBeCloseTo(3898.4375, 6);
-    expect(e.resignMs).toBeCloseTo(898.4375, 6);
+    expect(e.redisFailureMs).toBe(1600);
+    expect(e.hostLossMs).toBeCloseTo(3748.4375, 6);
+    expect(e.resignMs).toBeCloseTo(748.4375, 6);
   });
 
   it('the defaults pass the invariants without warnings', () => {
