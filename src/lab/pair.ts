@@ -1,0 +1,699 @@
+/**
+ * The two-node pair lab the end-to-end tests and the demo run against: hosts `a` and
+ * `b` each run a real Redis and a real redis-ha daemon (`dist/cli/main.js run`), host
+ * `c` is the client that writes through the VIP. It starts the way an operator's
+ * existing pair looks (b already `replicaof a`), with the keepalived recipe's numbers:
+ * group 51, priorities 100/90, no preemption, the VIP `<subnet>.100/24` on eth0.
+ *
+ * Everything lives in one temp dir (configs, secrets mode 0600, daemon logs, audit
+ * logs, state files, writer logs) that `teardown()` removes; set
+ * `REDIS_HA_LAB_KEEP=1` to keep it for a post-mortem.
+ *
+ * Observations go through iproute2 and redis-cli inside the namespaces; every wait is
+ * bounded and, when it runs out, names what it waited for and shows the daemons' last
+ * log lines.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import {
+  parseFinalSet,
+  parseOpLog,
+  type OpRecord,
+  type WriterMeta,
+  type WriterProgress,
+  type WriterSummary,
+} from './analysis.js';
+import { LabNetwork, pidAlive, registerCleanup, runOk, waitChildExit } from './netns.js';
+import { LabRedis, LAB_REDIS_PORT, type LabRedisRole } from './redis-proc.js';
+
+/** The two daemon hosts. */
+export type PairNode = 'a' | 'b';
+/** Every lab host: the two nodes and the client. */
+export type PairHost = PairNode | 'c';
+/** Timing profile of the daemons. */
+export type LabProfile = 'default' | 'fast';
+
+/** A YAML value as written to a daemon config. */
+export type RawYamlValue = string | number | boolean | null | RawYaml | RawYamlValue[];
+/** A YAML mapping (snake_case keys, as in the config file). */
+export interface RawYaml {
+  [key: string]: RawYamlValue;
+}
+
+/** Group (virtual router) id, as in the keepalived recipe. */
+export const LAB_GROUP_ID = 51;
+/** UDP port of adverts. */
+export const LAB_ADVERT_PORT = 5400;
+/** Last octet of the VIP in the lab subnet. */
+export const VIP_OCTET = 100;
+/** Priorities of the recipe: a is the preferred master. */
+export const PRIORITY_A = 100;
+/** Priority of b, the recipe's backup. */
+export const PRIORITY_B = 90;
+/** Id of the lab's advert key. */
+export const LAB_ADVERT_KEY_ID = 1;
+/** Bytes of the advert HMAC secret (64 hex chars). */
+const ADVERT_SECRET_BYTES = 32;
+/** Environment variable the writer reads the password from. */
+const WRITER_PASSWORD_ENV = 'REDIS_HA_LAB_PASSWORD';
+/** Keep the lab's temp dir after teardown. */
+const KEEP_ENV = 'REDIS_HA_LAB_KEEP';
+const SECRET_FILE_MODE = 0o600;
+/** Grace period for a daemon to exit on SIGTERM before SIGKILL. */
+export const DAEMON_STOP_GRACE_MS = 10_000;
+/** Grace period for the writer to flush its op log on SIGTERM. */
+const WRITER_STOP_GRACE_MS = 10_000;
+/** Bound on the initial replica sync of b. */
+const INITIAL_SYNC_TIMEOUT_MS = 15_000;
+/** Default polling period of `waitFor`. */
+const WAIT_POLL_MS = 100;
+/** Log lines shown when a wait runs out. */
+const LOG_TAIL_LINES = 25;
+/** Default writer rate, ops/s. */
+export const LAB_WRITER_RATE_PER_SEC = 500;
+/** Set key of the first writer run; later runs append `:<n>`. */
+export const DEFAULT_SET_KEY = 'ha:set';
+/** Bound on sending one datagram from a namespace. */
+const SEND_TIMEOUT_MS = 5_000;
+
+/** Daemon timings of a profile. */
+export interface ProfileTiming {
+  readonly advertIntervalMs: number;
+  readonly healthIntervalMs: number;
+  readonly healthTimeoutMs: number;
+  /** `promotion.peer_timeout_ms`; `null` leaves the daemon default. */
+  readonly peerTimeoutMs: number | null;
+}
+
+/** The two profiles: the recipe's 1 s adverts, and a fast one for quick failovers. */
+export const PROFILES: Readonly<Record<LabProfile, ProfileTiming>> = {
+  default: { advertIntervalMs: 1000, healthIntervalMs: 500, healthTimeoutMs: 400, peerTimeoutMs: null },
+  fast: { advertIntervalMs: 100, healthIntervalMs: 100, healthTimeoutMs: 100, peerTimeoutMs: 100 },
+};
+
+/** How to build a pair lab. */
+export interface PairOptions {
+  /** Short unique tag (names namespaces and links), e.g. `rhe1`. */
+  readonly tag: string;
+  /** `10.77.<n>`. */
+  readonly subnet: string;
+  readonly profile?: LabProfile;
+  /** Deep-merged over the generated YAML of each node. */
+  readonly daemon?: { readonly nodeA?: RawYaml; readonly nodeB?: RawYaml };
+  /** `replica-of-a` (default): b starts as `replicaof a`; `both-masters`: two fresh masters. */
+  readonly replication?: 'replica-of-a' | 'both-masters';
+  /** Start the daemons (default true). */
+  readonly startDaemons?: boolean;
+  /** JS entry run as `node ENTRY run --config FILE`; default `dist/cli/main.js` (see `daemonEntry`). */
+  readonly daemonEntry?: string;
+  /**
+   * sysctls set in the a and b namespaces before anything starts, e.g.
+   * `{ 'net.ipv4.conf.all.arp_announce': '2' }` when the product documents one as a
+   * host prerequisite. None by default: the lab hosts are stock.
+   */
+  readonly nodeSysctls?: Readonly<Record<string, string>>;
+}
+
+/** A running writer in the client namespace. */
+export interface WriterHandle {
+  readonly pid: number;
+  /** The writer's meta (wall-clock origin), once its first line has arrived. */
+  meta(): WriterMeta | null;
+  /** Latest progress line, or `null`. */
+  progress(): WriterProgress | null;
+  /** Converts a wall-clock time (`nowWallMs()`) to writer time; needs `meta()`. */
+  toWriterMs(wallMs: number): number;
+  /** SIGTERM, wait for the op log, parse it. */
+  stop(): Promise<WriterResult>;
+}
+
+/** What a finished writer leaves. */
+export interface WriterResult {
+  readonly meta: WriterMeta;
+  readonly ops: readonly OpRecord[];
+  readonly summary: WriterSummary | null;
+  readonly out: string;
+  readonly stderr: string;
+}
+
+/** One parsed audit-log line; the schema belongs to the daemon. */
+export type AuditRecord = Readonly<Record<string, unknown>>;
+
+/** VIP holders and Redis roles at one moment. */
+export interface PairStatus {
+  readonly vipHolders: readonly string[];
+  readonly roles: Readonly<Record<PairNode, LabRedisRole>>;
+}
+
+/** Wall-clock now in fractional ms, on the same scale as the writer's `startWallMs`. */
+export function nowWallMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The repository root (this file is `src/lab/pair.ts` or `dist/lab/pair.js`). */
+export function repoRoot(): string {
+  return fileURLToPath(new URL('../..', import.meta.url));
+}
+
+/** Path of the compiled daemon entry point. */
+export function daemonEntry(): string {
+  return join(repoRoot(), 'dist/cli/main.js');
+}
+
+/** Path of the compiled writer. */
+export function writerEntry(): string {
+  return join(repoRoot(), 'dist/lab/writer.js');
+}
+
+function isMapping(value: RawYamlValue | undefined): value is RawYaml {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Deep-merges `override` into `base` (mappings merge, everything else replaces). */
+export function mergeYaml(base: RawYaml, override: RawYaml | undefined): RawYaml {
+  if (!override) return base;
+  const merged: RawYaml = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const current = merged[key];
+    merged[key] = isMapping(current) && isMapping(value) ? mergeYaml(current, value) : value;
+  }
+  return merged;
+}
+
+/** This environment without `REDIS_HA_*`: the YAML alone configures the lab daemons. */
+function daemonEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && !name.startsWith('REDIS_HA_')) env[name] = value;
+  }
+  return env;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function tailLines(text: string, count: number): string {
+  return text.trimEnd().split('\n').slice(-count).join('\n');
+}
+
+/** The pair lab. Build it with `startPair`. */
+export class PairLab {
+  readonly net: LabNetwork;
+  readonly dir: string;
+  readonly profile: LabProfile;
+  readonly timing: ProfileTiming;
+  /** VIP address without prefix. */
+  readonly vip: string;
+  readonly password: string;
+  /** The advert key both daemons share, as the daemon loads it. */
+  readonly advertKey: { readonly id: number; readonly secret: Buffer };
+  private readonly advertKeyText: string;
+  private readonly options: PairOptions;
+  private readonly redisByNode = new Map<PairNode, LabRedis>();
+  private readonly daemons = new Map<PairNode, ChildProcess>();
+  private readonly writers = new Set<ChildProcess>();
+  private writerCount = 0;
+  private tornDown = false;
+  private unregister: () => void = () => {};
+
+  private constructor(net: LabNetwork, dir: string, options: PairOptions) {
+    this.net = net;
+    this.dir = dir;
+    this.options = options;
+    this.profile = options.profile ?? 'default';
+    this.timing = PROFILES[this.profile];
+    this.vip = `${options.subnet}.${VIP_OCTET}`;
+    this.password = randomBytes(12).toString('hex');
+    // The key file holds the secret as text and the daemon uses that text's bytes as
+    // the HMAC key (config/keys.ts), so the same goes for the copy kept here.
+    this.advertKeyText = randomBytes(ADVERT_SECRET_BYTES).toString('hex');
+    this.advertKey = { id: LAB_ADVERT_KEY_ID, secret: Buffer.from(this.advertKeyText, 'utf8') };
+  }
+
+  /** Builds the lab; see `startPair`. */
+  static async start(options: PairOptions): Promise<PairLab> {
+    const entry = options.daemonEntry ?? daemonEntry();
+    if ((options.startDaemons ?? true) && !existsSync(entry)) {
+      throw new Error(`${entry} is missing: run npm run build first`);
+    }
+    const lab = await PairLab.create(options);
+    try {
+      for (const node of ['a', 'b'] as const) {
+        for (const [name, value] of Object.entries(options.nodeSysctls ?? {})) {
+          await lab.net.execOk(node, ['sysctl', '-qw', `${name}=${value}`]);
+        }
+      }
+      lab.writeFiles();
+      await lab.startRedis();
+      if (options.startDaemons ?? true) {
+        lab.startDaemon('a');
+        lab.startDaemon('b');
+      }
+    } catch (error) {
+      await lab.teardown();
+      throw error;
+    }
+    return lab;
+  }
+
+  private static async create(options: PairOptions): Promise<PairLab> {
+    const dir = mkdtempSync(join(tmpdir(), `redis-ha-pair-${options.tag}-`));
+    let net: LabNetwork;
+    try {
+      net = await LabNetwork.create({ tag: options.tag, subnet: options.subnet, hosts: ['a', 'b', 'c'] });
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+    const lab = new PairLab(net, dir, options);
+    lab.unregister = registerCleanup(() => lab.teardown());
+    return lab;
+  }
+
+  /** IPv4 address of a host. */
+  address(host: PairHost): string {
+    return this.net.address(host);
+  }
+
+  /** The other node. */
+  static other(node: PairNode): PairNode {
+    return node === 'a' ? 'b' : 'a';
+  }
+
+  /** The lab Redis of a node. */
+  redis(node: PairNode): LabRedis {
+    const redis = this.redisByNode.get(node);
+    if (!redis) throw new Error(`no redis on ${node}`);
+    return redis;
+  }
+
+  /** Path of a node's YAML config. */
+  configPath(node: PairNode): string {
+    return join(this.dir, `node-${node}.yaml`);
+  }
+
+  /** Path of a node's audit log. */
+  auditPath(node: PairNode): string {
+    return join(this.dir, `audit-${node}.jsonl`);
+  }
+
+  /** Path of a node's daemon log (stdout and stderr). */
+  daemonLogPath(node: PairNode): string {
+    return join(this.dir, `daemon-${node}.log`);
+  }
+
+  /** The generated configuration of a node, before overrides. */
+  baseConfig(node: PairNode): RawYaml {
+    const other = PairLab.other(node);
+    const timing = this.timing;
+    const promotion: RawYaml = { wait_for_sync: true, max_sync_wait_ms: 5000 };
+    if (timing.peerTimeoutMs !== null) promotion['peer_timeout_ms'] = timing.peerTimeoutMs;
+    return {
+      node: {
+        name: node,
+        address: this.address(node),
+        priority: node === 'a' ? PRIORITY_A : PRIORITY_B,
+        preempt: false,
+      },
+      group: { id: LAB_GROUP_ID },
+      peer: { address: this.address(other) },
+      advert: {
+        port: LAB_ADVERT_PORT,
+        interval_ms: timing.advertIntervalMs,
+        key_file: join(this.dir, 'advert.key'),
+      },
+      redis: { host: '127.0.0.1', port: LAB_REDIS_PORT, password_file: join(this.dir, 'redis.password') },
+      peer_redis: { host: this.address(other), port: LAB_REDIS_PORT },
+      health: { interval_ms: timing.healthIntervalMs, timeout_ms: timing.healthTimeoutMs, fall: 2, rise: 2 },
+      vip: { address: `${this.vip}/24`, interface: 'eth0', garp_count: 3, garp_interval_ms: 100 },
+      promotion,
+      audit: { path: this.auditPath(node) },
+      state: { path: join(this.dir, `state-${node}.json`) },
+      log: { level: 'debug' },
+    };
+  }
+
+  private writeFiles(): void {
+    const keyFile = join(this.dir, 'advert.key');
+    writeFileSync(keyFile, `${this.advertKey.id} ${this.advertKeyText}\n`, {
+      mode: SECRET_FILE_MODE,
+    });
+    writeFileSync(join(this.dir, 'redis.password'), this.password, { mode: SECRET_FILE_MODE });
+    for (const node of ['a', 'b'] as const) {
+      const override = node === 'a' ? this.options.daemon?.nodeA : this.options.daemon?.nodeB;
+      writeFileSync(this.configPath(node), stringify(mergeYaml(this.baseConfig(node), override)), {
+        mode: SECRET_FILE_MODE,
+      });
+    }
+  }
+
+  private async startRedis(): Promise<void> {
+    const bothMasters = this.options.replication === 'both-masters';
+    for (const node of ['a', 'b'] as const) {
+      const dir = join(this.dir, `redis-${node}`);
+      mkdirSync(dir, { mode: 0o700 });
+      const replicaOf = node === 'b' && !bothMasters ? this.address('a') : null;
+      this.redisByNode.set(node, await LabRedis.start({ net: this.net, host: node, password: this.password, replicaOf, dir }));
+    }
+    if (!bothMasters) {
+      await this.waitFor(
+        'b replicating a with the link up',
+        async () => (await this.redis('b').info())?.['master_link_status'] === 'up',
+        INITIAL_SYNC_TIMEOUT_MS,
+      );
+    }
+  }
+
+  // -- daemons ------------------------------------------------------------------
+
+  /** Starts a node's daemon (`node dist/cli/main.js run --config FILE`) in its namespace. */
+  startDaemon(node: PairNode): void {
+    const running = this.daemons.get(node);
+    if (running && running.exitCode === null && running.signalCode === null) {
+      throw new Error(`daemon ${node} is already running (pid ${running.pid})`);
+    }
+    const entry = this.options.daemonEntry ?? daemonEntry();
+    if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build first`);
+    const fd = openSync(this.daemonLogPath(node), 'a');
+    try {
+      const child = this.net.spawn(node, [process.execPath, entry, 'run', '--config', this.configPath(node)], {
+        stdio: ['ignore', fd, fd],
+        env: daemonEnv(),
+        replaceEnv: true,
+      });
+      this.daemons.set(node, child);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Whether a node's daemon process is running. */
+  daemonRunning(node: PairNode): boolean {
+    const child = this.daemons.get(node);
+    return !!child && child.exitCode === null && child.signalCode === null && child.pid !== undefined && pidAlive(child.pid);
+  }
+
+  /** PID of a node's daemon, or `null`. */
+  daemonPid(node: PairNode): number | null {
+    const child = this.daemons.get(node);
+    return child && child.exitCode === null && child.signalCode === null ? (child.pid ?? null) : null;
+  }
+
+  /**
+   * Sends `signal` to a node's daemon and waits (bounded) for it to exit; SIGKILL
+   * after the grace period. Resolves with how it ended and how long it took.
+   */
+  async stopDaemon(
+    node: PairNode,
+    signal: NodeJS.Signals = 'SIGTERM',
+    graceMs = DAEMON_STOP_GRACE_MS,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; elapsedMs: number; forced: boolean }> {
+    const child = this.daemons.get(node);
+    if (!child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
+      return { code: child?.exitCode ?? null, signal: child?.signalCode ?? null, elapsedMs: 0, forced: false };
+    }
+    const started = Date.now();
+    process.kill(child.pid, signal);
+    await waitChildExit(child, graceMs);
+    let forced = false;
+    if (child.exitCode === null && child.signalCode === null) {
+      forced = true;
+      process.kill(child.pid, 'SIGKILL');
+      await waitChildExit(child, graceMs);
+    }
+    return { code: child.exitCode, signal: child.signalCode, elapsedMs: Date.now() - started, forced };
+  }
+
+  /** The daemon's log so far (pino JSON lines plus anything on stderr). */
+  daemonLog(node: PairNode): string {
+    const path = this.daemonLogPath(node);
+    return existsSync(path) ? readFileSync(path, 'utf8') : '';
+  }
+
+  /** Parsed audit-log records of a node (unparsable lines skipped). */
+  auditRecords(node: PairNode): AuditRecord[] {
+    const path = this.auditPath(node);
+    if (!existsSync(path)) return [];
+    const records: AuditRecord[] = [];
+    for (const line of readFileSync(path, 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        const parsed: unknown = JSON.parse(line);
+        if (typeof parsed === 'object' && parsed !== null) records.push(parsed as AuditRecord);
+      } catch {
+        // A torn last line while the daemon writes.
+      }
+    }
+    return records;
+  }
+
+  // -- observations ---------------------------------------------------------------
+
+  /** Hosts whose eth0 carries the VIP right now. */
+  async vipHolders(): Promise<string[]> {
+    const holders: string[] = [];
+    for (const host of this.net.hosts) {
+      const out = await runOk(['ip', '-n', host.ns, '-j', 'addr', 'show', 'dev', 'eth0']);
+      const links = JSON.parse(out) as Array<{ addr_info?: Array<{ local?: string }> }>;
+      if (links.some((link) => link.addr_info?.some((a) => a.local === this.vip))) holders.push(host.name);
+    }
+    return holders;
+  }
+
+  /** A node's Redis role, or `down`. */
+  async redisRole(node: PairNode): Promise<LabRedisRole> {
+    return this.redis(node).role();
+  }
+
+  /** A node's `INFO replication`, or `null` when down. */
+  async redisInfo(node: PairNode): Promise<Record<string, string> | null> {
+    return this.redis(node).info('replication');
+  }
+
+  /** VIP holders and both roles. */
+  async status(): Promise<PairStatus> {
+    const [vipHolders, a, b] = await Promise.all([this.vipHolders(), this.redisRole('a'), this.redisRole('b')]);
+    return { vipHolders, roles: { a, b } };
+  }
+
+  /**
+   * Whether `node` is the settled master: the VIP on it alone, its Redis a master and
+   * the other's Redis replicating it with the link up.
+   */
+  async isSettledMaster(node: PairNode): Promise<boolean> {
+    const holders = await this.vipHolders();
+    if (holders.length !== 1 || holders[0] !== node) return false;
+    if ((await this.redisRole(node)) !== 'master') return false;
+    const info = await this.redisInfo(PairLab.other(node));
+    return info?.['role'] === 'slave' && info['master_host'] === this.address(node) && info['master_link_status'] === 'up';
+  }
+
+  /**
+   * Polls `predicate` until it holds; resolves with the elapsed ms. After `timeoutMs`
+   * it throws an error naming `description`, the last predicate error, the current
+   * status and the daemons' last log lines.
+   */
+  async waitFor(
+    description: string,
+    predicate: () => boolean | Promise<boolean>,
+    timeoutMs: number,
+    intervalMs = WAIT_POLL_MS,
+  ): Promise<number> {
+    const started = Date.now();
+    const deadline = started + timeoutMs;
+    let lastError: unknown = null;
+    for (;;) {
+      try {
+        if (await predicate()) return Date.now() - started;
+        lastError = null;
+      } catch (error) {
+        lastError = error;
+      }
+      if (Date.now() >= deadline) break;
+      await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
+    }
+    let status = '';
+    try {
+      status = JSON.stringify(await this.status());
+    } catch (error) {
+      status = `status unavailable: ${String(error)}`;
+    }
+    const logs = (['a', 'b'] as const)
+      .map((node) => `--- daemon ${node} (last ${LOG_TAIL_LINES} lines)\n${tailLines(this.daemonLog(node), LOG_TAIL_LINES)}`)
+      .join('\n');
+    throw new Error(
+      `timed out after ${timeoutMs} ms waiting for: ${description}` +
+        (lastError ? `\nlast error: ${String(lastError)}` : '') +
+        `\nstatus: ${status}\n${logs}`,
+    );
+  }
+
+  // -- faults -------------------------------------------------------------------------
+
+  /** Signals a node's Redis by PID (default SIGKILL). */
+  killRedis(node: PairNode, signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.redis(node).kill(signal);
+  }
+
+  /** Restarts a node's Redis with its start-up configuration (or `replicaOf` override). */
+  async restartRedis(node: PairNode, options: { replicaOf?: string | null } = {}): Promise<void> {
+    await this.redis(node).restart(options);
+  }
+
+  /** Cuts a host's link on the bridge. */
+  async cutLink(host: PairHost): Promise<void> {
+    await this.net.cutLink(host);
+  }
+
+  /** Restores a cut link. */
+  async restoreLink(host: PairHost): Promise<void> {
+    await this.net.restoreLink(host);
+  }
+
+  /** Partitions a from b (both still reach c). */
+  async partitionNodes(): Promise<void> {
+    await this.net.partition('a', 'b');
+  }
+
+  /** Heals `partitionNodes`. */
+  async healNodes(): Promise<void> {
+    await this.net.heal('a', 'b');
+  }
+
+  /** Sends one UDP datagram from a host's namespace (e.g. a forged advert). */
+  async sendDatagram(from: PairHost, toAddress: string, port: number, payload: Buffer): Promise<void> {
+    const script =
+      "import dgram from 'node:dgram';" +
+      'const [host, port, hex] = process.argv.slice(1);' +
+      "const s = dgram.createSocket('udp4');" +
+      "s.send(Buffer.from(hex, 'hex'), Number(port), host, (e) => { s.close(); if (e) { console.error(e.message); process.exit(1); } });";
+    await this.net.execOk(
+      from,
+      [process.execPath, '--input-type=module', '-e', script, toAddress, String(port), payload.toString('hex')],
+      { timeoutMs: SEND_TIMEOUT_MS },
+    );
+  }
+
+  // -- client -----------------------------------------------------------------------
+
+  /** Starts the set-test writer in the client namespace, writing through the VIP. */
+  startWriter(options: { ratePerSec?: number; concurrency?: number; key?: string } = {}): WriterHandle {
+    const entry = writerEntry();
+    if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build first`);
+    const run = ++this.writerCount;
+    const out = join(this.dir, `writer-${run}.jsonl`);
+    // Values restart at 1 in every run, so each run gets its own set.
+    const key = options.key ?? (run === 1 ? DEFAULT_SET_KEY : `${DEFAULT_SET_KEY}:${run}`);
+    const argv = [
+      process.execPath,
+      entry,
+      '--host',
+      this.vip,
+      '--port',
+      String(LAB_REDIS_PORT),
+      '--password-env',
+      WRITER_PASSWORD_ENV,
+      '--rate',
+      String(options.ratePerSec ?? LAB_WRITER_RATE_PER_SEC),
+      '--concurrency',
+      String(options.concurrency ?? 1),
+      '--key',
+      key,
+      '--out',
+      out,
+    ];
+    const child = this.net.spawn('c', argv, { env: { [WRITER_PASSWORD_ENV]: this.password } });
+    this.writers.add(child);
+    child.once('exit', () => this.writers.delete(child));
+    let meta: WriterMeta | null = null;
+    let progress: WriterProgress | null = null;
+    let summary: WriterSummary | null = null;
+    let buffered = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let newline = buffered.indexOf('\n');
+      while (newline >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        newline = buffered.indexOf('\n');
+        if (!line.trim()) continue;
+        const record = JSON.parse(line) as WriterMeta | WriterProgress | WriterSummary;
+        if (record.type === 'meta') meta = record;
+        else if (record.type === 'progress') progress = record;
+        else summary = record;
+      }
+    });
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const pid = child.pid;
+    if (pid === undefined) throw new Error('writer did not start');
+    return {
+      pid,
+      meta: () => meta,
+      progress: () => progress,
+      toWriterMs: (wallMs: number) => {
+        if (!meta) throw new Error('writer has not reported its start yet');
+        return wallMs - meta.startWallMs;
+      },
+      stop: async () => {
+        if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGTERM');
+        await waitChildExit(child, WRITER_STOP_GRACE_MS);
+        if (child.exitCode !== 0) {
+          throw new Error(`writer exited with ${child.exitCode ?? child.signalCode}: ${stderr.trim()}`);
+        }
+        const log = parseOpLog(readFileSync(out, 'utf8'));
+        return { meta: log.meta, ops: log.ops, summary, out, stderr };
+      },
+    };
+  }
+
+  /** The members of a writer's set (default `ha:set`, the first run's) on a node's Redis, as numbers. */
+  async readFinalSet(node: PairNode, key = DEFAULT_SET_KEY): Promise<Set<number>> {
+    return parseFinalSet(await this.redis(node).smembers(key));
+  }
+
+  // -- teardown -----------------------------------------------------------------------
+
+  /**
+   * Stops the writer, the daemons (SIGTERM, then SIGKILL) and both Redis servers,
+   * removes the network and the temp dir. Idempotent.
+   */
+  async teardown(): Promise<void> {
+    if (this.tornDown) return;
+    this.tornDown = true;
+    this.unregister();
+    for (const writer of this.writers) {
+      if (writer.pid !== undefined && writer.exitCode === null) {
+        try {
+          process.kill(writer.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+    await Promise.all((['a', 'b'] as const).map((node) => this.stopDaemon(node, 'SIGTERM', DAEMON_STOP_GRACE_MS / 2)));
+    for (const redis of this.redisByNode.values()) await redis.stop();
+    await this.net.teardown();
+    if (process.env[KEEP_ENV] === '1') {
+      process.stderr.write(`lab files kept in ${this.dir}\n`);
+    } else {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * Builds the pair lab: network (a, b, c), Redis on a and b (b replicating a unless
+ * `both-masters`), secrets and configs, then the daemons (unless `startDaemons: false`).
+ * Does not wait for the election: use `waitFor` with `isSettledMaster`.
+ */
+export function startPair(options: PairOptions): Promise<PairLab> {
+  return PairLab.start(options);
+}

@@ -1,0 +1,293 @@
+/**
+ * The lab's client: a Jepsen-style set test writer, run as its own process inside the
+ * client namespace (`ip netns exec <tag>-c node dist/lab/writer.js --host VIP ...`).
+ *
+ * It SADDs unique increasing integers to one set at a steady rate and records every op
+ * as `ok` (acknowledged), `failed` (definitely not applied: a Redis error reply, or the
+ * connection was not writable so nothing was sent) or `unknown` (sent, but timed out or
+ * the connection dropped before the reply). Times come from the monotonic clock,
+ * relative to start; the meta line carries the wall-clock start.
+ *
+ * The client is deliberately unforgiving so that it measures the failover rather than
+ * hiding it: no offline queue, no retries, no resends, 250 ms command and connect
+ * timeouts, quick reconnects. A connection whose command timed out is destroyed (its
+ * socket too: a polite close can hang on a dead peer) and replaced at once.
+ *
+ * Output: the meta line, then a progress JSON line on stdout every 250 ms; on SIGTERM/SIGINT or after
+ * `--duration-ms`, the op log as JSON lines to `--out`, a summary line on stdout, exit 0.
+ *
+ * Usage: writer.js --host H [--port 6379] [--password-env VAR] [--rate 500]
+ *                  [--concurrency 1] [--key ha:set] [--duration-ms N] --out FILE
+ */
+import { writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Redis, ReplyError } from 'ioredis';
+import type { OpOutcome, OpRecord, WriterCounts, WriterMeta, WriterProgress, WriterSummary } from './analysis.js';
+
+/** Default target rate, ops per second. */
+const DEFAULT_RATE_PER_SEC = 500;
+/** Default set key. */
+const DEFAULT_SET_KEY = 'ha:set';
+/** Command timeout: an op still unanswered after this is `unknown`. */
+const COMMAND_TIMEOUT_MS = 250;
+/** TCP connect timeout. */
+const CONNECT_TIMEOUT_MS = 250;
+/** Delay before each reconnect attempt. */
+const RECONNECT_DELAY_MS = 20;
+/** ioredis waits this long for a polite close before destroying the socket. */
+const DISCONNECT_TIMEOUT_MS = 50;
+/** Progress line period. */
+const PROGRESS_INTERVAL_MS = 250;
+/** A worker that fell behind by more than this skips slots instead of bursting. */
+const MAX_SCHEDULE_LAG_MS = 50;
+/** Hard bounds on one run, whatever the arguments say. */
+const MAX_RUN_MS = 60 * 60 * 1000;
+const MAX_OPS = 5_000_000;
+/** Bound on waiting for in-flight ops at stop. */
+const DRAIN_BOUND_MS = COMMAND_TIMEOUT_MS * 4;
+/** Longest error text kept per op. */
+const ERROR_TEXT_MAX = 80;
+const MAX_CONCURRENCY = 16;
+/** Bound on waiting for the first connection before the clock starts. */
+const INITIAL_CONNECT_BOUND_MS = 5_000;
+
+interface WriterArgs {
+  readonly host: string;
+  readonly port: number;
+  readonly password: string | null;
+  readonly ratePerSec: number;
+  readonly concurrency: number;
+  readonly key: string;
+  readonly durationMs: number;
+  readonly out: string;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`writer: ${message}\n`);
+  process.exit(2);
+}
+
+function positiveNumber(text: string | undefined, name: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) fail(`--${name} must be a positive number, got ${text}`);
+  return value;
+}
+
+function parseWriterArgs(argv: readonly string[]): WriterArgs {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'password-env': { type: 'string' },
+      rate: { type: 'string' },
+      concurrency: { type: 'string' },
+      key: { type: 'string' },
+      'duration-ms': { type: 'string' },
+      out: { type: 'string' },
+    },
+    strict: true,
+  });
+  if (!values.host) fail('--host is required');
+  if (!values.out) fail('--out is required');
+  const passwordEnv = values['password-env'];
+  let password: string | null = null;
+  if (passwordEnv !== undefined) {
+    password = process.env[passwordEnv] ?? fail(`environment variable ${passwordEnv} is not set`);
+  }
+  return {
+    host: values.host,
+    port: positiveNumber(values.port, 'port', 6379),
+    password,
+    ratePerSec: positiveNumber(values.rate, 'rate', DEFAULT_RATE_PER_SEC),
+    concurrency: Math.min(MAX_CONCURRENCY, Math.floor(positiveNumber(values.concurrency, 'concurrency', 1))),
+    key: values.key ?? DEFAULT_SET_KEY,
+    durationMs: Math.min(MAX_RUN_MS, positiveNumber(values['duration-ms'], 'duration-ms', MAX_RUN_MS)),
+    out: values.out,
+  };
+}
+
+/** Classifies an ioredis rejection. */
+function classify(error: unknown): { outcome: OpOutcome; timedOut: boolean; text: string } {
+  const text = (error instanceof Error ? error.message : String(error)).slice(0, ERROR_TEXT_MAX);
+  // A Redis error reply (READONLY, NOAUTH, LOADING, ...): the server refused the write.
+  if (error instanceof ReplyError) return { outcome: 'failed', timedOut: false, text };
+  // With the offline queue off, a command on a connection that is not ready is
+  // rejected before anything is written to the socket.
+  if (text.startsWith("Stream isn't writeable")) return { outcome: 'failed', timedOut: false, text };
+  if (text === 'Command timed out') return { outcome: 'unknown', timedOut: true, text };
+  // Connection closed / max retries flushed the sent queue: the server may have applied it.
+  return { outcome: 'unknown', timedOut: false, text };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function noop(): void {}
+
+/** A client as unforgiving as described in the header. */
+function makeClient(args: WriterArgs): Redis {
+  const client = new Redis({
+    host: args.host,
+    port: args.port,
+    password: args.password ?? undefined,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    autoResubscribe: false,
+    enableReadyCheck: false,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    disconnectTimeout: DISCONNECT_TIMEOUT_MS,
+    retryStrategy: () => RECONNECT_DELAY_MS,
+    reconnectOnError: () => false,
+  });
+  client.on('error', noop);
+  return client;
+}
+
+/** Drops every listener and the socket itself. */
+function destroyClient(client: Redis): void {
+  client.removeAllListeners();
+  client.on('error', noop);
+  client.disconnect(false);
+  // `disconnect` only half-closes; a dead peer would keep the socket (and its
+  // pending commands) around, so cut it.
+  (client.stream as typeof client.stream | undefined)?.destroy();
+}
+
+/** Resolves when the client is ready or after `boundMs`. */
+function waitReady(client: Redis, boundMs: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, boundMs);
+    function done(): void {
+      clearTimeout(timer);
+      client.off('ready', done);
+      resolve();
+    }
+    client.on('ready', done);
+  });
+}
+
+/** Runs the writer until stopped; resolves after the log and summary are written. */
+async function main(): Promise<void> {
+  const args = parseWriterArgs(process.argv.slice(2));
+  let stopRequested: () => void = noop;
+  const stopSignal = new Promise<void>((resolve) => {
+    stopRequested = resolve;
+  });
+  process.once('SIGTERM', () => stopRequested());
+  process.once('SIGINT', () => stopRequested());
+  let client = makeClient(args);
+  // Start the clock once connected (bounded), so a healthy run has no failed ops.
+  await Promise.race([waitReady(client, INITIAL_CONNECT_BOUND_MS), stopSignal]);
+  const originMs = performance.now();
+  const startWallMs = performance.timeOrigin + originMs;
+  const now = (): number => performance.now() - originMs;
+  const ops: OpRecord[] = [];
+  let ok = 0;
+  let failed = 0;
+  let unknown = 0;
+  let lastOkMs: number | null = null;
+  let nextValue = 1;
+  let nextSlotMs = 0;
+  let stopping = false;
+  const intervalMs = 1000 / args.ratePerSec;
+
+  const replaceClient = (stale: Redis): void => {
+    if (client !== stale) return;
+    client = makeClient(args);
+    destroyClient(stale);
+  };
+
+  const counts = (): WriterCounts => ({ attempted: ops.length, ok, failed, unknown, lastOkMs });
+
+  const claimSlot = (): number => {
+    const slot = Math.max(nextSlotMs, now() - MAX_SCHEDULE_LAG_MS);
+    nextSlotMs = slot + intervalMs;
+    return slot;
+  };
+
+  const inFlight = new Map<number, number>();
+  const doOp = async (): Promise<void> => {
+    const value = nextValue++;
+    const used = client;
+    const startMs = now();
+    inFlight.set(value, startMs);
+    let record: OpRecord;
+    try {
+      await used.sadd(args.key, String(value));
+      const endMs = now();
+      ok++;
+      lastOkMs = endMs;
+      record = { type: 'op', value, startMs, endMs, outcome: 'ok' };
+    } catch (error) {
+      const endMs = now();
+      const { outcome, timedOut, text } = classify(error);
+      if (outcome === 'failed') failed++;
+      else unknown++;
+      record = { type: 'op', value, startMs, endMs, outcome, error: text };
+      if (timedOut) replaceClient(used);
+    }
+    inFlight.delete(value);
+    ops.push(record);
+  };
+
+  const worker = async (): Promise<void> => {
+    while (!stopping && ops.length + args.concurrency < MAX_OPS) {
+      const waitMs = claimSlot() - now();
+      if (waitMs > 0) await sleep(waitMs);
+      if (stopping) break;
+      await doOp();
+    }
+  };
+
+  const progress = setInterval(() => {
+    const line: WriterProgress = { type: 'progress', tMs: now(), ...counts() };
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+  }, PROGRESS_INTERVAL_MS);
+
+  const durationTimer = setTimeout(() => stopRequested(), args.durationMs);
+
+  const meta: WriterMeta = {
+    type: 'meta',
+    startWallMs,
+    host: args.host,
+    port: args.port,
+    key: args.key,
+    ratePerSec: args.ratePerSec,
+  };
+  // First stdout line: lets the parent convert its own fault times to writer time live.
+  process.stdout.write(`${JSON.stringify(meta)}\n`);
+
+  const workers = Array.from({ length: args.concurrency }, () => worker());
+  void stopSignal.then(() => {
+    stopping = true;
+  });
+  await Promise.race([stopSignal, Promise.all(workers)]);
+  stopping = true;
+  clearTimeout(durationTimer);
+  await Promise.race([Promise.all(workers), sleep(DRAIN_BOUND_MS)]);
+  clearInterval(progress);
+  // Ops still unanswered after the drain bound were sent: their fate is unknown.
+  for (const [value, startMs] of inFlight) {
+    unknown++;
+    ops.push({ type: 'op', value, startMs, endMs: now(), outcome: 'unknown', error: 'in flight at stop' });
+  }
+  inFlight.clear();
+  destroyClient(client);
+
+  const lines = [JSON.stringify(meta), ...ops.map((op) => JSON.stringify(op))];
+  writeFileSync(args.out, `${lines.join('\n')}\n`);
+  const summary: WriterSummary = { type: 'summary', durationMs: now(), out: args.out, ...counts() };
+  process.stdout.write(`${JSON.stringify(summary)}\n`, () => process.exit(0));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`writer: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
