@@ -10,6 +10,7 @@
  *   SIGHUP           reopen the audit log (log rotation).
  */
 import { AuditLog } from '../adapters/audit.js';
+import { ensureArpAnnounce, readLinkState } from '../adapters/link.js';
 import { RedisControl } from '../adapters/redis-control.js';
 import { loadState, saveState, type PersistedState } from '../adapters/state-file.js';
 import { AdvertTransport } from '../adapters/udp.js';
@@ -57,6 +58,11 @@ export async function runDaemon(configPath: string): Promise<number> {
   const probe = await redis.check();
   logger.info({ ok: probe.ok, detail: probe.detail }, 'local Redis probed');
   await cleanUpVip(vip, probe.ok && probe.redis?.role === 'master', audit, logger);
+  if (config.vip.family === 4) {
+    const arp = await ensureArpAnnounce(config.vip.interface);
+    if (arp.changed) logger.info({ interface: config.vip.interface }, 'set arp_announce=2 so host ARP never announces the VIP');
+    if (arp.warning) logger.warn({ warning: arp.warning }, 'arp_announce');
+  }
   const warning = await redis.bindWarning(config.vip.address);
   if (warning) logger.warn({ warning }, 'local Redis may refuse connections on the VIP');
 
@@ -72,6 +78,7 @@ export async function runDaemon(configPath: string): Promise<number> {
     healthIntervalMs: config.health.intervalMs,
     reconcileIntervalMs: config.reconcile.intervalMs,
     redis, vip, adverts, audit, clock,
+    link: () => readLinkState(config.vip.interface),
     logger: logger.child({ component: 'core' }),
     persist: (s) => {
       saved = { ...saved, ...s };
@@ -103,9 +110,10 @@ export async function runDaemon(configPath: string): Promise<number> {
     finishDetached = () => resolve(0);
   });
 
-  runtime.start({
-    type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAt: firstStartedAt,
-  });
+  const link = await readLinkState(config.vip.interface);
+  runtime.start(link.up
+    ? { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAt: firstStartedAt }
+    : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAt: firstStartedAt });
   const code = await Promise.race([runtime.done, detachedDone]);
   vip.stop();
   await adverts.stop();

@@ -12,6 +12,7 @@
  */
 import type { AuditLog } from '../adapters/audit.js';
 import type { RedisControl } from '../adapters/redis-control.js';
+import type { LinkState } from '../adapters/link.js';
 import type { VipManager } from '../adapters/vip.js';
 import { nextDeadline, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
@@ -29,6 +30,8 @@ export interface RuntimeDeps {
   readonly healthIntervalMs: number;
   readonly reconcileIntervalMs: number;
   readonly redis: Pick<RedisControl, 'check' | 'promote' | 'replicateFrom'>;
+  /** The VIP interface's link: a link that is down fails the health check (keepalived's track_interface). */
+  readonly link: () => Promise<LinkState>;
   readonly vip: VipManager;
   readonly adverts: { send(body: AdvertBody): void };
   readonly audit: Pick<AuditLog, 'append'>;
@@ -205,8 +208,10 @@ export class Runtime {
     if (this.stopped) return;
     this.healthTimer = setTimeout(() => {
       const startedAt = this.deps.clock.now();
-      void this.deps.redis.check().then((r) => {
-        this.dispatch({ type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAt });
+      void Promise.all([this.deps.link(), this.deps.redis.check()]).then(([link, r]) => {
+        this.dispatch(link.up
+          ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAt }
+          : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAt });
         // Fixed rate: the next check is due one interval after this one started.
         const elapsed = this.deps.clock.now() - startedAt;
         this.scheduleHealth(Math.max(0, this.deps.healthIntervalMs - elapsed));
