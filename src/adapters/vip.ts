@@ -42,16 +42,8 @@ export interface VipManager {
   stop?(): void;
 }
 
-/** Construction options of {@link LinuxVip}; the same fields as `Config.vip` plus the logger. */
-export interface LinuxVipOptions {
-  /** The VIP without prefix, `10.77.0.100` or `fd00::100`. */
-  readonly address: string;
-  readonly prefixLength: number;
-  readonly family: 4 | 6;
-  readonly interface: string;
-  /** Announcement packets per claim/announce; 0 sends none. */
-  readonly garpCount: number;
-  readonly garpIntervalMs: number;
+/** Construction options of {@link LinuxVip}: `Config.vip` (less the refresh, which the core drives) plus the logger. */
+export interface LinuxVipOptions extends Omit<Config['vip'], 'garpRefreshMs'> {
   readonly logger: Logger;
   /**
    * TESTS ONLY: run every command as `ip netns exec <netns> ...` so a test can drive a VIP
@@ -119,15 +111,7 @@ export class LinuxVip implements VipManager {
 
   /** Builds the adapter from the loaded configuration. */
   static fromConfig(vip: Config['vip'], logger: Logger): LinuxVip {
-    return new LinuxVip({
-      address: vip.address,
-      prefixLength: vip.prefixLength,
-      family: vip.family,
-      interface: vip.interface,
-      garpCount: vip.garpCount,
-      garpIntervalMs: vip.garpIntervalMs,
-      logger,
-    });
+    return new LinuxVip({ ...vip, logger });
   }
 
   /** True while announcement packets are scheduled or their processes still run. */

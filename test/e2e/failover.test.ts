@@ -101,6 +101,19 @@ function lostSince(ops: readonly OpRecord[], finalSet: ReadonlySet<number>, from
   return ops.filter((op) => op.outcome === 'ok' && op.startMs >= fromMs && !finalSet.has(op.value)).map((op) => op.value);
 }
 
+/** The set-test figures around a fault, read from the new master's final set. */
+async function faultReport(lab: PairLab, writer: WriterHandle, master: PairNode, faultWall: number) {
+  const result = await writer.stop();
+  const finalSet = await lab.readFinalSet(master, result.meta.key);
+  const faultMs = faultWall - result.meta.startWallMs;
+  const report = analyseSetTest(result.ops, finalSet);
+  const window = unavailabilityWindow(result.ops, faultMs);
+  const ackedLastSecond = acknowledgedBetween(result.ops, faultMs - REPLICATION_LAG_ALLOWANCE_MS, faultMs);
+  // Acknowledged by the new master (issued after the first write it acknowledged) yet missing.
+  const lostAfterTakeover = window.firstOkAfter ? lostSince(result.ops, finalSet, window.firstOkAfter.startMs) : [];
+  return { result, finalSet, report, window, ackedLastSecond, lostAfterTakeover };
+}
+
 describeRoot('e2e pair 1: election, Redis kill, rejoin, daemon restarts, handover, forged adverts', () => {
   let lab: PairLab;
 
@@ -135,13 +148,8 @@ describeRoot('e2e pair 1: election, Redis kill, rejoin, daemon restarts, handove
     await waitWritesFlow(lab, writer, faultWall, FAILOVER_TIMEOUT_MS);
     await lab.waitFor('the VIP on B only', async () => (await lab.vipHolders()).join() === 'b', FAILOVER_TIMEOUT_MS);
     await sleep(1_000);
-    const result = await writer.stop();
-    const finalSet = await lab.readFinalSet('b', result.meta.key);
-    const faultMs = faultWall - result.meta.startWallMs;
-    const report = analyseSetTest(result.ops, finalSet);
-    const window = unavailabilityWindow(result.ops, faultMs);
-    const ackedLastSecond = acknowledgedBetween(result.ops, faultMs - REPLICATION_LAG_ALLOWANCE_MS, faultMs);
-    const afterRecovery = window.firstOkAfter ? lostSince(result.ops, finalSet, window.firstOkAfter.startMs) : [];
+    const { result, finalSet, report, window, ackedLastSecond, lostAfterTakeover: afterRecovery } =
+      await faultReport(lab, writer, 'b', faultWall);
     console.log(
       `(b) redis-kill: VIP+master on B after ${fmt(failoverMs)}; fault -> first ok ${fmt(window.faultToFirstOkMs)}, ` +
         `write gap ${fmt(window.windowMs)}; attempted ${report.attempted}, acknowledged ${report.acknowledged}, ` +
@@ -318,13 +326,8 @@ describeRoot('e2e pair 2: link cut and restore', () => {
     await lab.restoreLink('a');
     const settleMs = await lab.waitFor('A replicating B, VIP on B only', () => lab.isSettledMaster('b'), REJOIN_TIMEOUT_MS);
     await expectStableMaster(lab, 'b', STABILITY_WATCH_MS);
-    const result = await writer.stop();
-    const finalSet = await lab.readFinalSet('b', result.meta.key);
-    const faultMs = faultWall - result.meta.startWallMs;
-    const report = analyseSetTest(result.ops, finalSet);
-    const window = unavailabilityWindow(result.ops, faultMs);
-    const ackedLastSecond = acknowledgedBetween(result.ops, faultMs - REPLICATION_LAG_ALLOWANCE_MS, faultMs);
-    const lostFromB = window.firstOkAfter ? lostSince(result.ops, finalSet, window.firstOkAfter.startMs) : [];
+    const { result, finalSet, report, window, ackedLastSecond, lostAfterTakeover: lostFromB } =
+      await faultReport(lab, writer, 'b', faultWall);
     const restoreMs = restoreWall - result.meta.startWallMs;
     const gapAfterRestore = unavailabilityWindow(result.ops, restoreMs).longestGapMs;
     console.log(
@@ -335,6 +338,12 @@ describeRoot('e2e pair 2: link cut and restore', () => {
         `lost of B's: ${lostFromB.length}`,
     );
     expect(window.firstOkAfter).not.toBeNull();
+    // A's Redis was demoted on its return, and the audit log says how much of its history
+    // past the divergence point the resync discarded.
+    const demote = lab.auditRecords('a').find((r) => r.event === 'redis-demote' || r.event === 'dual-master-resolved');
+    console.log(`(d) A's audit record of the demotion: ${JSON.stringify(demote)}`);
+    expect(demote).toBeDefined();
+    expect(typeof demote?.['discardedBytes'] === 'number' || typeof demote?.['divergence'] === 'string').toBe(true);
     // Seen before: right after the restore the isolated old master (still holding the
     // VIP) ARPs with the VIP as sender address for its stale client connections, the
     // client's neighbour entry flips back to A, and A acknowledges writes until it

@@ -1,0 +1,53 @@
+/**
+ * What a benchmarked failover setup must provide. Each setup (redis-ha, redis-ha-fast,
+ * keepalived-classic, sentinel, ...) is one small driver in `src/bench/setups/`, so more
+ * can be added; the runner (`src/bench/run.ts`) builds a fresh pair lab per run, hands it
+ * to the driver, warms up, injects the fault, measures through the same client, and tears
+ * everything down.
+ *
+ * The lab a driver receives (`PairLab` from `src/lab/pair.ts`, started with
+ * `startDaemons: false`): namespaces `a`, `b` (Redis hosts) and `c` (client) on a bridge,
+ * Redis running on a and b (a master, b `replicaof a`, the same `requirepass`/`masterauth`
+ * = `lab.password`), the VIP `lab.vip` not yet on any host, interface `eth0` in every
+ * namespace. Run commands and processes in a namespace with `lab.net.exec(host, argv)` /
+ * `lab.net.spawn(host, argv, opts)`; keep files under `lab.dir` (removed at teardown).
+ */
+import type { PairHost, PairLab, PairNode } from '../lab/pair.js';
+
+/** Faults the benchmark injects, each on the current master unless named otherwise. */
+export type FaultName =
+  | 'redis-kill' // SIGKILL of the master's Redis
+  | 'redis-hang' // SIGSTOP of the master's Redis (SIGCONT at the end of the run)
+  | 'link-down' // the master host's link cut (bridge side of its veth down)
+  | 'daemon-kill' // SIGKILL of the setup's own failover daemon on the master host
+  | 'partition' // the two Redis hosts cut from each other; the client still reaches both
+  | 'loss' // 30 % packet loss between the two Redis hosts for 20 s
+  | 'switchover'; // a planned handover, where the setup offers one
+
+export const FAULTS: readonly FaultName[] = [
+  'redis-kill', 'redis-hang', 'link-down', 'daemon-kill', 'partition', 'loss', 'switchover',
+];
+
+/** One benchmarked setup. */
+export interface SetupDriver {
+  /** Name used on the command line and in the results, e.g. `keepalived-classic`. */
+  readonly name: string;
+  /** One line for the results table: what it is and how it is configured. */
+  readonly description: string;
+  /** Faults this setup can meaningfully be put through (`switchover` only if it has one). */
+  readonly supports: readonly FaultName[];
+  /**
+   * Starts the setup's failover machinery on the lab and resolves once it is ready:
+   * the VIP on `a`, `a`'s Redis master, `b`'s Redis replicating `a`. Bounded (≤ 60 s);
+   * throws with a clear message (and the setup's own log tail) when it does not settle.
+   */
+  start(lab: PairLab): Promise<void>;
+  /** SIGKILL of the setup's own failover process(es) on `node` (for `daemon-kill`). */
+  killDaemon(lab: PairLab, node: PairNode): Promise<void>;
+  /** A planned switchover of the master role from `a` to `b` (for `switchover`). */
+  switchover?(lab: PairLab): Promise<void>;
+  /** PIDs of the setup's failover processes on `host`, for the footprint measurement. */
+  daemonPids(lab: PairLab, host: PairHost): number[];
+  /** Stops everything the driver started (by PID), waiting for exit; idempotent. */
+  stop(lab: PairLab): Promise<void>;
+}
