@@ -161,13 +161,14 @@ function backupHeard(s: CoreState, peer: PeerView, now: number, config: CoreConf
   if (peerCannotServe(peer)) {
     return takeOver(s, now, config, `peer ${peer.nodeName} reported FAULT (${peerStateText(peer)})`);
   }
-  if (peer.state === 'INIT' && peer.redis.role === 'master') {
+  if (peer.state === 'INIT' && peer.redis.role === 'master' && !peer.flags.resigning) {
     // The master's daemon is restarting in place (its Redis is still the master): it is
     // alive, so its silence as MASTER must not start a takeover.
     const next = withTimers(s, { 'master-down': now + masterDownMs(config.priority, peer.advertIntervalMs) });
     return done(next, [], `peer ${peer.nodeName} is restarting with its Redis still master`);
   }
-  if (peer.state !== 'MASTER') return done(s, [], `advert noted (peer ${peer.state})`);
+  const resigningMaster = peer.flags.resigning && (peer.state === 'MASTER' || peer.redis.role === 'master');
+  if (peer.state !== 'MASTER' && !resigningMaster) return done(s, [], `advert noted (peer ${peer.state})`);
   if (peer.priority === PRIORITY_RESIGN || peer.flags.resigning) {
     // RFC 5798 §6.4.2: on a priority-0 advert, Master_Down_Timer = Skew_Time.
     const at = now + skewMs(config.priority, peer.advertIntervalMs);
@@ -226,7 +227,7 @@ function onTimer(state: CoreState, timer: TimerName, now: number, config: CoreCo
     case 'master-down': {
       if (s.role !== 'BACKUP') return done(s, [], 'master-down timer ignored');
       const peer = s.peer;
-      if (peer && peer.state === 'MASTER' && (peer.flags.resigning || peer.priority === PRIORITY_RESIGN)) {
+      if (peer && (peer.flags.resigning || peer.priority === PRIORITY_RESIGN)) {
         return takeOver(s, now, config, `peer ${peer.nodeName} resigned (priority 0)`);
       }
       const silentMs = peer ? Math.round(now - peer.receivedAt) : null;
@@ -285,7 +286,8 @@ function onVipObserved(state: CoreState, present: boolean): StepResult {
 function onShutdown(state: CoreState, now: number, config: CoreConfig): StepResult {
   const s: CoreState = { ...state, resigning: true, timers: {} };
   const actions: Action[] = [];
-  if (state.role === 'MASTER') actions.push({ type: 'release-vip' });
+  // INIT may be holding a VIP it kept at start-up; a stopping node holds none.
+  if (state.role === 'MASTER' || state.role === 'INIT') actions.push({ type: 'release-vip' });
   // RFC 5798 §6.4.3: a master that shuts down sends an advert with priority 0. Sent twice
   // so one lost datagram does not turn a planned stop into a master-down wait.
   actions.push(sendAdvert(s, config), sendAdvert(s, config));

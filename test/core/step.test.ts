@@ -118,6 +118,17 @@ describe('BACKUP', () => {
     expect(find(t.actions, 'promote-redis')?.catchUpFrom).toEqual({ host: A_ADDR, port: 6379 });
   });
 
+  it('a peer that stops while still in INIT with a master Redis is treated as resigning', () => {
+    const r = step(b0, heard(advert({ state: 'INIT', priority: 0, seq: 5, flags: { fault: false, resigning: true, maintenance: false },
+      redis: { role: 'master', replId: REPL_A, replId2: '', offset: 1, secondOffset: -1 } })), 3000, cfg);
+    expect(r.state.timers['master-down']).toBe(3000 + skewMs(90, 1000));
+  });
+
+  it('stopping in INIT releases a VIP kept at start-up', () => {
+    const s = last(run(cfg, [started, [10, ok(masterSnap())]])).state;
+    expect(types(step(s, { type: 'shutdown-requested' }, 20, cfg).actions)).toEqual(['release-vip', 'send-advert', 'send-advert', 'exit']);
+  });
+
   it('peer daemon restarting in place (INIT, Redis master) keeps the master-down timer from firing', () => {
     const r = step(b0, heard(advert({ state: 'INIT', seq: 4, redis: { role: 'master', replId: REPL_A, replId2: '', offset: 1, secondOffset: -1 } })), 3000, cfg);
     expect(r.state.timers['master-down']).toBe(3000 + masterDownMs(90, 1000));
