@@ -1,50 +1,56 @@
 /**
- * The Redis effect: health checks, promotion (with catch-up), demotion, and the
+ * The Redis effect: health checks, promotion (with catch-up and, from a still-reachable
+ * old master, a paused and fenced handover: `redis-promote.ts`), demotion, and the
  * start-up bind check, all in process through ioredis (no `redis-cli` scripts).
  *
- * Three kinds of connection, so that a slow role change never delays a health check:
+ * Four kinds of connection, so that a slow role change never delays a health check:
  *
  *   health   (`redis-ha`)          long-lived, PING + INFO replication, bounded by
  *                                  `health.timeoutMs`
  *   control  (`redis-ha-control`)  long-lived, REPLICAOF / CONFIG / CLIENT on the local Redis
- *   peer     (`redis-ha-peer`)     per operation, INFO on the peer during promotion/demotion
+ *   peer     (`redis-ha-peer`)     per operation, INFO / CLIENT PAUSE / REPLICAOF on the peer
+ *                                  during promotion, INFO during demotion
+ *   self     (`redis-ha-self`)     per promotion, checks that `self` names the local Redis
  *
- * Every connection is named with the `clientName` prefix so demotion can kill the
- * application clients still attached to a demoted master without killing our own
- * (or the other node's daemon). Failures never escape as exceptions from the public
+ * Every connection is named with the `clientName` prefix so demotion (and the fence of
+ * an old master) can kill the application clients still attached without killing our
+ * own (or the other node's daemon). Failures never escape as exceptions from the public
  * methods: they become `{ ok: false, detail }`, and `detail` is written for the
- * audit log (each step with its duration).
- *
- * Connections are not reconnected by ioredis in the background: a connection that
- * failed (refused, reset, timed out) is destroyed, and the next operation opens a
- * fresh one. That keeps a refused connection an immediate failure, a recovered
- * server a success at the very next check, and a SIGSTOPped server a timeout
- * rather than an ever-growing queue of unanswered commands.
+ * audit log (each step with its duration). Connections, and why they are never
+ * reconnected in the background, are in `redis-connection.ts`.
  */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis, type RedisOptions } from 'ioredis';
 import type { HostPort, RedisSnapshot } from '../core/types.js';
 import type { Config, RedisEndpoint } from '../config/types.js';
 import type { Logger } from '../daemon/logger.js';
 import { RedisControlError } from '../errors.js';
+import {
+  Connection,
+  describeSnapshot,
+  formatHostPort,
+  killNormalClients,
+  messageOf,
+  nowMs,
+  probeServer,
+  REDIS_REPLY,
+  REDIS_TIMEOUT,
+  replicatesFrom,
+  sameServer,
+  Trail,
+  type LocalState,
+} from './redis-connection.js';
 import { parseInfoFields, parseReplicationInfo } from './redis-info.js';
+import { PeerHandover, type HandoverOptions, type LocalRedis } from './redis-promote.js';
+
+export { parseClientList, REDIS_REPLY, REDIS_TIMEOUT, REDIS_UNREACHABLE } from './redis-connection.js';
 
 /** Default `CLIENT SETNAME` of the health connection; other connections add a suffix. */
 export const DEFAULT_CLIENT_NAME = 'redis-ha';
 
-/** Error codes carried by `RedisControlError`s raised here. */
-export const REDIS_TIMEOUT = 'REDIS_TIMEOUT';
-export const REDIS_UNREACHABLE = 'REDIS_UNREACHABLE';
-export const REDIS_REPLY = 'REDIS_REPLY';
-
 /** Role commands get at least this long: a replica busy flushing its old dataset answers slowly. */
 const CONTROL_MIN_TIMEOUT_MS = 2_000;
-/** How often the local replica is polled while it catches up. */
-const SYNC_POLL_INTERVAL_MS = 25;
-/** How often the peer is pinged during catch-up, so a dead peer ends the wait early. */
-const PEER_PROBE_INTERVAL_MS = 500;
 /** Demotion: how long to wait for `role:slave` pointing at the new master. */
 const ROLE_VERIFY_BOUND_MS = 2_000;
 const ROLE_POLL_INTERVAL_MS = 50;
@@ -61,6 +67,11 @@ export interface RedisControlOptions {
   readonly local: RedisEndpoint;
   /** Credentials (and TLS) for the peer's Redis; host/port of a catch-up source may differ. */
   readonly peer: RedisEndpoint;
+  /**
+   * How the peer reaches this node's Redis: where an old master is pointed (`REPLICAOF
+   * self`) when a takeover fences it. Checked against the local run_id before use.
+   */
+  readonly self: HostPort;
   readonly health: Pick<Config['health'], 'timeoutMs'>;
   readonly promotion: Config['promotion'];
   readonly demotion: Config['demotion'];
@@ -85,204 +96,6 @@ export type RedisPromoteResult = RedisCheckResult;
 export interface RedisReplicateResult {
   readonly ok: boolean;
   readonly detail: string;
-}
-
-/** Thrown internally when an operation overruns its bound; reported as a timeout. */
-class DeadlineExceeded extends Error {}
-
-function errorCode(err: unknown): string | undefined {
-  if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
-  const { code } = err;
-  return typeof code === 'string' ? code : undefined;
-}
-
-function isReplyError(err: unknown): err is Error {
-  return err instanceof Error && err.name === 'ReplyError';
-}
-
-/** Socket error codes as an operator reads them. */
-const SOCKET_ERRORS: Readonly<Record<string, string>> = {
-  ECONNREFUSED: 'connection refused',
-  ECONNRESET: 'connection reset',
-  EPIPE: 'connection reset',
-  ETIMEDOUT: 'connect timeout',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  ENOTFOUND: 'cannot resolve host',
-  EAI_AGAIN: 'cannot resolve host',
-};
-
-function messageOf(err: unknown): string {
-  if (err instanceof RedisControlError) return err.message;
-  const code = errorCode(err);
-  if (code !== undefined && SOCKET_ERRORS[code] !== undefined) return SOCKET_ERRORS[code];
-  return err instanceof Error ? err.message : String(err);
-}
-
-function formatHostPort(target: HostPort): string {
-  return target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
-}
-
-function describeSnapshot(s: RedisSnapshot): string {
-  if (s.role === 'master') return `role master, offset ${s.offset}, ${s.connectedReplicas} replica(s)`;
-  const link = s.linkUp ? 'link up' : s.syncInProgress ? 'full sync in progress' : 'link down';
-  return `role replica of ${s.masterHost ?? '?'}:${s.masterPort ?? '?'}, ${link}, offset ${s.offset}`;
-}
-
-function replicatesFrom(s: RedisSnapshot, target: HostPort): boolean {
-  return s.role === 'replica' && s.masterHost === target.host && s.masterPort === target.port;
-}
-
-/** Monotonic milliseconds: durations in `detail` must not jump with the wall clock. */
-function nowMs(): number {
-  return performance.now();
-}
-
-/** The step-by-step account of one operation that ends up in `detail`. */
-class Trail {
-  private readonly steps: string[] = [];
-  private readonly startedAt = nowMs();
-
-  /** Records a step that started at `since` (a `nowMs()` value). */
-  add(text: string, since?: number): void {
-    this.steps.push(since === undefined ? text : `${text} (${Math.round(nowMs() - since)} ms)`);
-  }
-
-  toString(): string {
-    return `${this.steps.join('; ')}; total ${Math.round(nowMs() - this.startedAt)} ms`;
-  }
-}
-
-interface ConnectionOptions {
-  readonly endpoint: RedisEndpoint;
-  readonly target: HostPort;
-  readonly name: string;
-  /** ioredis connect and per-command timeout. */
-  readonly timeoutMs: number;
-}
-
-interface ConnectionEntry {
-  readonly client: Redis;
-  /** Settles when the connection is usable (or failed); set right after the error listener. */
-  ready: Promise<void>;
-  /** Last `error` event: the real reason behind a later "Connection is closed.". */
-  lastError: Error | null;
-}
-
-/**
- * One lazily (re)opened ioredis connection. `run()` bounds connect plus work by a
- * deadline; on a timeout or connection error the client is destroyed so the next
- * `run()` starts afresh (scenario: a SIGSTOPped server keeps the TCP connection
- * open forever, and unanswered commands would pile up behind it).
- */
-class Connection {
-  private entry: ConnectionEntry | null = null;
-  private closed = false;
-
-  constructor(private readonly options: ConnectionOptions) {}
-
-  /** True once a connection was opened and then lost (the peer died or stopped answering). */
-  get lost(): boolean {
-    return this.entry === null || this.entry.client.status === 'end' || this.entry.client.status === 'close';
-  }
-
-  async run<T>(deadlineMs: number, work: (client: Redis) => Promise<T>): Promise<T> {
-    if (this.closed) throw new RedisControlError(REDIS_UNREACHABLE, 'connection closed');
-    const entry = this.acquire();
-    const attempt = entry.ready.then(() => work(entry.client));
-    // The deadline may win the race; the loser's rejection must not go unhandled.
-    attempt.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new DeadlineExceeded()), deadlineMs);
-    });
-    try {
-      return await Promise.race([attempt, deadline]);
-    } catch (err) {
-      throw this.failure(err, entry, deadlineMs);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    const entry = this.entry;
-    this.entry = null;
-    if (entry === null) return;
-    if (entry.client.status === 'ready') {
-      // A polite QUIT, bounded: a hung server must not hold up shutdown.
-      await Promise.race([entry.client.quit().catch(() => undefined), sleep(200)]);
-    }
-    this.destroy(entry);
-  }
-
-  private acquire(): ConnectionEntry {
-    const current = this.entry;
-    if (current !== null && current.client.status !== 'end' && current.client.status !== 'close') return current;
-    if (current !== null) this.destroy(current);
-    const { endpoint, target, name, timeoutMs } = this.options;
-    const redisOptions: RedisOptions = {
-      host: target.host,
-      port: target.port,
-      username: endpoint.username ?? undefined,
-      password: endpoint.password ?? undefined,
-      tls: endpoint.tls ? { rejectUnauthorized: !endpoint.tlsInsecure } : undefined,
-      connectionName: name,
-      lazyConnect: true,
-      // Fail at once when not connected instead of queueing behind a dead socket.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      // Reconnection is ours (see the file header): a failed connection is replaced on next use.
-      retryStrategy: () => null,
-      // A loading server must answer PING with `-LOADING`, not keep us waiting for "ready".
-      enableReadyCheck: false,
-      commandTimeout: timeoutMs,
-      connectTimeout: timeoutMs,
-      // CLIENT SETINFO only exists from Redis 7.2; skip the noise.
-      disableClientInfo: true,
-    };
-    const client = new Redis(redisOptions);
-    const entry: ConnectionEntry = { client, ready: Promise.resolve(), lastError: null };
-    client.on('error', (err: Error) => {
-      entry.lastError = err;
-    });
-    entry.ready = client.connect();
-    entry.ready.catch(() => undefined);
-    this.entry = entry;
-    return entry;
-  }
-
-  private destroy(entry: ConnectionEntry): void {
-    if (this.entry === entry) this.entry = null;
-    entry.client.disconnect();
-    // `disconnect()` only half-closes; a stopped server never completes the close.
-    (entry.client.stream as typeof entry.client.stream | undefined)?.destroy();
-  }
-
-  private failure(err: unknown, entry: ConnectionEntry, deadlineMs: number): RedisControlError {
-    if (err instanceof DeadlineExceeded || (err instanceof Error && err.message === 'Command timed out')) {
-      const connecting = entry.client.status !== 'ready';
-      this.destroy(entry);
-      const ms = err instanceof DeadlineExceeded ? deadlineMs : this.options.timeoutMs;
-      return new RedisControlError(REDIS_TIMEOUT, `timeout after ${ms} ms${connecting ? ' (connecting)' : ''}`);
-    }
-    // A reply error comes over a healthy connection: keep it.
-    if (isReplyError(err)) return new RedisControlError(REDIS_REPLY, err.message, { cause: err });
-    if (err instanceof RedisControlError) return err;
-    this.destroy(entry);
-    // "Connection is closed." hides the reason (WRONGPASS, ECONNRESET) that came as an event.
-    const reason = errorCode(err) !== undefined || entry.lastError === null ? err : entry.lastError;
-    const message = messageOf(reason);
-    const closed = message === 'Connection is closed.' || message.startsWith("Stream isn't writeable");
-    return new RedisControlError(REDIS_UNREACHABLE, closed ? 'connection closed' : message, { cause: err });
-  }
-}
-
-interface LocalState {
-  readonly snapshot: RedisSnapshot;
-  readonly fields: Map<string, string>;
 }
 
 /**
@@ -341,63 +154,33 @@ export class RedisControl {
   /**
    * Makes the local Redis a master.
    *
-   * With `catchUpFrom` and `promotion.waitForSync`, first replicates from that peer
-   * (only if it answers, is a master, and is not this very server) until the local
-   * offset reaches the peer's offset read when the wait began, bounded by
-   * `maxSyncWaitMs`; then `REPLICAOF NO ONE` and a check of `role:master`. A
-   * catch-up that times out still promotes, and `detail` says how far behind.
+   * With `catchUpFrom` and `promotion.waitForSync`, first hands over from that peer
+   * if it answers, is a master, and is not this very server (`PeerHandover`):
+   * replicate it until the link is up, pause its writes, catch up to its frozen
+   * offset (each wait bounded by `maxSyncWaitMs`), `REPLICAOF NO ONE` and a check of
+   * `role:master`, then fence it (`REPLICAOF self`), unpause it and disconnect its
+   * application clients. A catch-up that times out still promotes, and `detail` says
+   * how far behind; nothing on the peer's side fails the promotion, and a pause is
+   * lifted on every path. `promote(null)` never contacts the peer.
    */
   async promote(catchUpFrom: HostPort | null): Promise<RedisPromoteResult> {
     const trail = new Trail();
-    const { preDelayMs, syncDelayMs, waitForSync } = this.options.promotion;
+    const { waitForSync } = this.options.promotion;
+    const handover =
+      catchUpFrom !== null && waitForSync
+        ? new PeerHandover(this.handoverOptions(), this.localRedis(), catchUpFrom, trail)
+        : null;
+    let outcome: { ok: boolean; redis: RedisSnapshot | null };
     try {
-      if (preDelayMs > 0) {
-        const since = nowMs();
-        await sleep(preDelayMs);
-        trail.add(`pre-delay ${preDelayMs} ms`, since);
-      }
-      let since = nowMs();
-      const local = await this.localState(true);
-      const runId = local.fields.get('run_id') ?? '';
-      trail.add(`local ${describeSnapshot(local.snapshot)}`, since);
-
-      let replicatedFromPeer = false;
-      if (catchUpFrom === null) {
-        trail.add('no catch-up source');
-      } else if (!waitForSync) {
-        trail.add(`catch-up with ${formatHostPort(catchUpFrom)} disabled (promotion.wait_for_sync off)`);
-      } else {
-        replicatedFromPeer = await this.catchUp(catchUpFrom, local.snapshot, runId, trail);
-      }
-      if (replicatedFromPeer && syncDelayMs > 0) {
-        since = nowMs();
-        await sleep(syncDelayMs);
-        trail.add(`sync delay ${syncDelayMs} ms`, since);
-      }
-
-      since = nowMs();
-      const before = await this.localReplication();
-      if (before.role === 'master') {
-        trail.add('already master, nothing to change', since);
-        return { ok: true, detail: trail.toString(), redis: before };
-      }
-      await this.retryWhileBusy(() => this.control.run(this.controlTimeoutMs, (c) => c.replicaof('NO', 'ONE')));
-      trail.add('REPLICAOF NO ONE', since);
-      since = nowMs();
-      const after = await this.localReplication();
-      if (after.role !== 'master') {
-        trail.add(`still ${describeSnapshot(after)} after REPLICAOF NO ONE`, since);
-        return { ok: false, detail: trail.toString(), redis: after };
-      }
-      trail.add(`verified ${describeSnapshot(after)}`, since);
-      this.log.info({ offset: after.offset, replId: after.replId }, 'redis promoted');
-      return { ok: true, detail: trail.toString(), redis: after };
+      outcome = await this.promoteSteps(catchUpFrom, handover, trail);
     } catch (err) {
       trail.add(`failed: local Redis: ${messageOf(err)}`);
-      const detail = trail.toString();
-      this.log.warn({ detail }, 'redis promotion failed');
-      return { ok: false, detail, redis: null };
+      outcome = { ok: false, redis: null };
     }
+    await handover?.release();
+    const detail = trail.toString();
+    if (!outcome.ok) this.log.warn({ detail }, 'redis promotion failed');
+    return { ok: outcome.ok, detail, redis: outcome.redis };
   }
 
   /**
@@ -537,130 +320,84 @@ export class RedisControl {
     await Promise.all([this.health.close(), this.control.close()]);
   }
 
-  /**
-   * Replicates from `source` until caught up (see `promote`). Returns whether the
-   * local Redis was pointed at the peer, i.e. whether `REPLICAOF NO ONE` is needed.
-   */
-  private async catchUp(source: HostPort, local: RedisSnapshot, localRunId: string, trail: Trail): Promise<boolean> {
-    const name = formatHostPort(source);
-    const { maxSyncWaitMs, peerTimeoutMs } = this.options.promotion;
+  /** The local side of `promote`; throws when the local Redis fails. */
+  private async promoteSteps(
+    catchUpFrom: HostPort | null,
+    handover: PeerHandover | null,
+    trail: Trail,
+  ): Promise<{ ok: boolean; redis: RedisSnapshot | null }> {
+    const { preDelayMs } = this.options.promotion;
+    if (preDelayMs > 0) {
+      const since = nowMs();
+      await sleep(preDelayMs);
+      trail.add(`pre-delay ${preDelayMs} ms`, since);
+    }
     let since = nowMs();
-    const peer = this.peerConnection(source);
-    try {
-      const probe = await this.probePeer(source, peer);
-      if (!probe.ok) {
-        trail.add(`catch-up skipped: peer ${name} unreachable (${probe.detail})`, since);
-        return false;
-      }
-      if (sameServer(probe.runId, localRunId)) {
-        trail.add(`catch-up skipped: ${name} is this very server (same run_id)`, since);
-        return false;
-      }
-      if (probe.snapshot.role !== 'master') {
-        // Never chain behind a replica: its data is no newer than its own master's.
-        trail.add(`catch-up skipped: peer ${name} is not a master (${describeSnapshot(probe.snapshot)})`, since);
-        return false;
-      }
-      trail.add(`peer ${name} is master at offset ${probe.snapshot.offset}`, since);
+    const local = await this.localState(true);
+    trail.add(`local ${describeSnapshot(local.snapshot)}`, since);
 
-      await this.setMasterAuth(trail);
-      since = nowMs();
-      if (replicatesFrom(local, source)) {
-        trail.add(`already replicating from ${name}`);
-      } else {
-        await this.control.run(this.controlTimeoutMs, (c) => c.replicaof(source.host, source.port));
-        trail.add(`REPLICAOF ${source.host} ${source.port}`, since);
-      }
-
-      since = nowMs();
-      let target: RedisSnapshot;
-      try {
-        target = await peer.run(peerTimeoutMs, async (c) => parseReplicationInfo(await c.info('replication')));
-      } catch (err) {
-        trail.add(`catch-up abandoned: peer ${name} stopped answering (${messageOf(err)})`, since);
-        return true;
-      }
-      const waited = await this.waitForCatchUp(source, target, peer, since + maxSyncWaitMs);
-      trail.add(waited, since);
-      return true;
-    } finally {
-      await peer.close();
+    if (catchUpFrom === null) {
+      trail.add('no catch-up source');
+    } else if (handover === null) {
+      trail.add(`catch-up with ${formatHostPort(catchUpFrom)} disabled (promotion.wait_for_sync off)`);
+    } else {
+      await handover.prepare(local.snapshot, local.fields.get('run_id') ?? '');
     }
+
+    since = nowMs();
+    const before = await this.localReplication();
+    if (before.role === 'master') {
+      trail.add('already master, nothing to change', since);
+      return { ok: true, redis: before };
+    }
+    await this.retryWhileBusy(() => this.control.run(this.controlTimeoutMs, (c) => c.replicaof('NO', 'ONE')));
+    trail.add('REPLICAOF NO ONE', since);
+    since = nowMs();
+    const after = await this.localReplication();
+    if (after.role !== 'master') {
+      trail.add(`still ${describeSnapshot(after)} after REPLICAOF NO ONE`, since);
+      return { ok: false, redis: after };
+    }
+    trail.add(`verified ${describeSnapshot(after)}`, since);
+    this.log.info({ offset: after.offset, replId: after.replId }, 'redis promoted');
+    await handover?.fence();
+    return { ok: true, redis: after };
   }
 
-  /**
-   * Polls the local replica until it has applied the peer's stream up to
-   * `target.offset`; returns the step text. Each poll gets the full control timeout
-   * (a poll cut short would cost the connection), so a local Redis that stops
-   * answering can stretch the wait past `deadline` by one poll.
-   */
-  private async waitForCatchUp(
-    source: HostPort,
-    target: RedisSnapshot,
-    peer: Connection,
-    deadline: number,
-  ): Promise<string> {
-    const { maxSyncWaitMs, peerTimeoutMs } = this.options.promotion;
-    let last: LocalState | null = null;
-    let lastError = '';
-    let lastProbe = nowMs();
-    for (;;) {
-      try {
-        last = await this.localState(false);
-        const s = last.snapshot;
-        if (replicatesFrom(s, source) && s.linkUp && !s.syncInProgress && s.offset >= target.offset) {
-          return `caught up to offset ${s.offset} (peer was at ${target.offset})`;
-        }
-      } catch (err) {
-        // Gone is final (promotion cannot succeed); slow is not: a replica flushing or
-        // loading a big dataset can miss a poll.
-        if (err instanceof RedisControlError && err.code === REDIS_UNREACHABLE) throw err;
-        lastError = messageOf(err);
-      }
-      if (nowMs() >= deadline) break;
-      if (nowMs() - lastProbe >= PEER_PROBE_INTERVAL_MS) {
-        lastProbe = nowMs();
-        // Not awaited: a failed probe drops the peer connection, which `lost` reports below.
-        peer.run(peerTimeoutMs, (c) => c.ping()).catch(() => undefined);
-      }
-      if (peer.lost) {
-        return `catch-up abandoned: peer connection lost while waiting${behind(last, target)}; promoting anyway`;
-      }
-      await sleep(SYNC_POLL_INTERVAL_MS);
-    }
-    const why = last === null ? ` (local Redis: ${lastError})` : behind(last, target);
-    this.log.warn({ source: formatHostPort(source), target: target.offset, maxSyncWaitMs }, 'redis catch-up timed out');
-    return `catch-up timed out after ${maxSyncWaitMs} ms${why}; promoting anyway`;
+  private handoverOptions(): HandoverOptions {
+    return {
+      promotion: this.options.promotion,
+      peerEndpoint: this.options.peer,
+      localEndpoint: this.options.local,
+      self: this.options.self,
+      clientName: this.clientName,
+      logger: this.log,
+    };
   }
 
-  private peerConnection(target: HostPort): Connection {
-    return new Connection({
+  /** The local operations a `PeerHandover` drives, over the control connection. */
+  private localRedis(): LocalRedis {
+    return {
+      state: (withServer) => this.localState(withServer),
+      setMasterAuth: (trail) => this.setMasterAuth(trail),
+      replicaOf: async (target) => {
+        await this.control.run(this.controlTimeoutMs, (c) => c.replicaof(target.host, target.port));
+      },
+    };
+  }
+
+  /** Asks the server at `target` (with the peer's credentials) for its run_id and replication state; never throws. */
+  private async probePeer(target: HostPort): ReturnType<typeof probeServer> {
+    const peer = new Connection({
       endpoint: this.options.peer,
       target,
       name: `${this.clientName}-peer`,
       timeoutMs: this.options.promotion.peerTimeoutMs,
     });
-  }
-
-  /** Asks `target` for its run_id and replication state; never throws. */
-  private async probePeer(
-    target: HostPort,
-    connection?: Connection,
-  ): Promise<{ ok: true; runId: string; snapshot: RedisSnapshot } | { ok: false; detail: string }> {
-    const peer = connection ?? this.peerConnection(target);
     try {
-      const [server, replication] = await peer.run(this.options.promotion.peerTimeoutMs, (c) =>
-        Promise.all([c.info('server'), c.info('replication')]),
-      );
-      return {
-        ok: true,
-        runId: parseInfoFields(server).get('run_id') ?? '',
-        snapshot: parseReplicationInfo(replication),
-      };
-    } catch (err) {
-      return { ok: false, detail: messageOf(err) };
+      return await probeServer(peer, this.options.promotion.peerTimeoutMs);
     } finally {
-      if (connection === undefined) await peer.close();
+      await peer.close();
     }
   }
 
@@ -700,19 +437,10 @@ export class RedisControl {
   /** Kills normal clients not named with our prefix; returns the step text. */
   private async killApplicationClients(): Promise<string> {
     try {
-      return await this.control.run(this.controlTimeoutMs, async (c) => {
-        const list = await c.client('LIST', 'TYPE', 'NORMAL');
-        const ids = parseClientList(typeof list === 'string' ? list : String(list))
-          .filter((entry) => !entry.name.startsWith(this.clientName))
-          .map((entry) => entry.id);
-        if (ids.length === 0) return 'no application clients to disconnect';
-        const pipeline = c.pipeline();
-        for (const id of ids) pipeline.call('CLIENT', 'KILL', 'ID', id);
-        const results = (await pipeline.exec()) ?? [];
-        const killed = results.filter(([err, reply]) => err === null && Number(reply) > 0).length;
-        this.log.info({ killed }, 'application clients disconnected');
-        return `disconnected ${killed} application client(s)`;
-      });
+      const killed = await killNormalClients(this.control, this.controlTimeoutMs, this.clientName);
+      if (killed === 0) return 'no application clients to disconnect';
+      this.log.info({ killed }, 'application clients disconnected');
+      return `disconnected ${killed} application client(s)`;
     } catch (err) {
       // The role change already happened; a failed kill only delays clients noticing.
       return `could not disconnect application clients (${messageOf(err)})`;
@@ -768,34 +496,6 @@ export class RedisControl {
   }
 }
 
-/**
- * How far a catch-up that did not finish got, for `detail`. During a full sync the
- * stream offset says nothing yet (the snapshot carries the data), so the transfer
- * progress is given instead of a byte distance.
- */
-function behind(state: LocalState | null, target: RedisSnapshot): string {
-  if (state === null) return '';
-  const { snapshot, fields } = state;
-  if (snapshot.syncInProgress) {
-    const read = fields.get('master_sync_read_bytes');
-    const total = Number(fields.get('master_sync_total_bytes') ?? -1);
-    // Diskless sync streams the snapshot without announcing its size (total 0 or -1).
-    const size = total > 0 ? ` of ${total}` : '';
-    return ` (full sync still in progress${read !== undefined ? `: ${read}${size} snapshot bytes received` : ''})`;
-  }
-  // Offsets only compare within one history: before its first sync the replica still counts its own.
-  if (snapshot.replId !== target.replId) {
-    return ` (not synced with the peer yet, link ${snapshot.linkUp ? 'up' : 'down'}; peer at offset ${target.offset})`;
-  }
-  const distance = Math.max(0, target.offset - snapshot.offset);
-  return ` (${distance} bytes behind (offset ${snapshot.offset} of ${target.offset})${snapshot.linkUp ? '' : ', link down'})`;
-}
-
-/** Two run_ids name the same server process; an unknown (empty) run_id matches nothing. */
-function sameServer(a: string | undefined, b: string | undefined): boolean {
-  return a !== undefined && a !== '' && a === b;
-}
-
 /** `CONFIG GET` replies are a flat `[name, value, ...]` array. */
 function pairs(reply: unknown): Map<string, string> {
   const map = new Map<string, string>();
@@ -813,18 +513,6 @@ function aclField(reply: unknown, field: string): unknown {
     if (reply[i] === field) return reply[i + 1];
   }
   return undefined;
-}
-
-/** The id and name of each line of `CLIENT LIST` (`id=7 addr=... name=foo ...`). */
-export function parseClientList(text: string): { id: string; name: string }[] {
-  const clients: { id: string; name: string }[] = [];
-  for (const line of text.split('\n')) {
-    const id = /(?:^|\s)id=(\d+)/.exec(line)?.[1];
-    if (id === undefined) continue;
-    const name = /(?:^|\s)name=(\S*)/.exec(line)?.[1] ?? '';
-    clients.push({ id, name });
-  }
-  return clients;
 }
 
 /** IPv6 addresses have many spellings; compare them in one. */

@@ -49,6 +49,10 @@ export async function runDaemon(configPath: string): Promise<number> {
   await vip.checkTools();
   const redis = new RedisControl({
     local: config.redis, peer: config.peerRedis, health: config.health,
+    // Where a fenced old master replicates from: assumes our Redis listens on the node
+    // address (bind * or bind <node-address> <vip>, see README) on the port the daemon uses
+    // locally, i.e. what the peer's `peer_redis` points at. Checked by run_id before use.
+    self: { host: config.node.address, port: config.redis.port },
     promotion: config.promotion, demotion: config.demotion, logger: logger.child({ component: 'redis' }),
   });
 

@@ -29,6 +29,8 @@ function endpoint(server: { host: string; port: number }, password: string | nul
 interface ControlSetup {
   local: RedisEndpoint;
   peer?: RedisEndpoint;
+  /** How the peer reaches the local Redis; default the local endpoint's host and port. */
+  self?: { host: string; port: number };
   timeoutMs?: number;
   waitForSync?: boolean;
   maxSyncWaitMs?: number;
@@ -38,6 +40,7 @@ function makeControl(setup: ControlSetup): RedisControl {
   const options: RedisControlOptions = {
     local: setup.local,
     peer: setup.peer ?? endpoint({ host: '127.0.0.1', port: 1 }),
+    self: setup.self ?? { host: setup.local.host, port: setup.local.port },
     health: { timeoutMs: setup.timeoutMs ?? 1_000 },
     promotion: {
       waitForSync: setup.waitForSync ?? true,
@@ -206,7 +209,8 @@ describe('RedisControl.promote', () => {
     const result = await promotion;
     expect(result.ok, result.detail).toBe(true);
     expect(result.detail).toMatch(/peer 127\.0\.0\.1:\d+ is master/);
-    expect(result.detail).toMatch(/caught up to offset \d+/);
+    expect(result.detail).toMatch(/link up at offset \d+/);
+    expect(result.detail).toMatch(/caught up to frozen offset \d+/);
     expect(result.detail).toContain('REPLICAOF NO ONE');
     expect(result.redis?.role).toBe('master');
     expect(await role(adminB)).toBe('master');
@@ -322,7 +326,7 @@ describe('RedisControl.promote', () => {
     const result = await control.promote(hostPort(a));
     expect(result.ok, result.detail).toBe(true);
     expect(result.detail).toContain('CONFIG SET masterauth');
-    expect(result.detail).toMatch(/caught up to offset/);
+    expect(result.detail).toMatch(/caught up to frozen offset/);
     const adminB = b.client();
     expect(await role(adminB)).toBe('master');
     await expectDataset(adminB, keys, 64);
