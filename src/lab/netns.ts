@@ -14,6 +14,11 @@
  *    permanent neighbour entry (sends succeed and vanish, as on a real network), and
  *    strict reverse-path filtering drops whatever arrives from the other side on
  *    `eth0` (including traffic to a VIP it holds). Deleting the sink removes its route.
+ *  - `addLoss(x, y, percent)` drops that share of the packets x and y send each other,
+ *    at random, with an nftables `numgen random` rule on each side's input hook
+ *    (matched on the sender's address, so unicast and multicast alike). This kernel has
+ *    no netem and no tc actions, so `tc` cannot do it; `lossSupport()` says whether
+ *    the `nft` tool is there. The rules live in the namespaces and die with them.
  *
  * Processes run through `ip netns exec NS argv...`, which execs the command in place,
  * so the PID of the spawned child is the PID of the real process.
@@ -45,6 +50,8 @@ const SINK_MAC = '02:00:00:00:00:01';
 const CHILD_EXIT_WAIT_MS = 3_000;
 /** Bound on all registered cleanups when a signal arrives. */
 const SIGNAL_CLEANUP_BOUND_MS = 20_000;
+/** nftables table holding the packet-loss rule inside a namespace. */
+const LOSS_TABLE = 'redis_ha_lab_loss';
 
 /** What a lab network is made of. */
 export interface LabNetworkSpec {
@@ -283,6 +290,7 @@ export class LabNetwork {
   private readonly hostsByName: Map<string, LabHost>;
   private readonly children = new Set<ChildProcess>();
   private readonly partitions = new Set<string>();
+  private readonly losses = new Set<string>();
   private tornDown = false;
   private unregister: () => void = () => {};
 
@@ -439,6 +447,89 @@ export class LabNetwork {
       await this.exec(host, ['sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.eth0.rp_filter=0']);
     }
     this.partitions.delete(key);
+  }
+
+  /**
+   * Whether `addLoss` works here: the `nft` tool runs and the kernel takes a
+   * `numgen random` rule (tried in a throw-away table of a lab namespace).
+   */
+  async lossSupport(): Promise<{ readonly ok: boolean; readonly reason: string }> {
+    const probe = this.hosts[0];
+    if (!probe) return { ok: false, reason: 'no lab host to probe in' };
+    const table = `${LOSS_TABLE}_probe`;
+    const added = await this.exec(probe.name, ['nft', 'add', 'table', 'inet', table]);
+    if (added.code !== 0) {
+      return { ok: false, reason: `nft (package nftables) unavailable or refused: ${added.stderr.trim() || `exit ${added.code}`}` };
+    }
+    try {
+      const chain = await this.exec(probe.name, [
+        'nft', 'add', 'chain', 'inet', table, 'in', '{ type filter hook input priority 0; policy accept; }',
+      ]);
+      const rule = await this.exec(probe.name, [
+        'nft', 'add', 'rule', 'inet', table, 'in', 'ip', 'saddr', '10.77.255.254', 'numgen', 'random', 'mod', '100', '<', '1', 'drop',
+      ]);
+      if (chain.code !== 0 || rule.code !== 0) {
+        return { ok: false, reason: `the kernel refused an nftables numgen rule: ${(chain.stderr + rule.stderr).trim()}` };
+      }
+      return { ok: true, reason: 'nftables numgen random drop on the input hook' };
+    } finally {
+      await this.exec(probe.name, ['nft', 'delete', 'table', 'inet', table]);
+    }
+  }
+
+  /**
+   * Drops `percent` % of the packets `x` and `y` send each other, at random, in both
+   * directions (each side drops that share of what arrives from the other); traffic
+   * with every other host is untouched. Throws when nftables is unavailable.
+   */
+  async addLoss(x: string, y: string, percent: number): Promise<void> {
+    const key = this.partitionKey(x, y);
+    if (!Number.isInteger(percent) || percent < 1 || percent > 100) throw new Error(`loss percent must be 1..100: ${percent}`);
+    if (this.losses.has(key)) return;
+    this.losses.add(key);
+    for (const [at, from] of [
+      [x, y],
+      [y, x],
+    ] as const) {
+      const rules =
+        `table inet ${LOSS_TABLE} {\n` +
+        `  chain in {\n` +
+        `    type filter hook input priority 0; policy accept;\n` +
+        `    ip saddr ${this.address(from)} numgen random mod 100 < ${percent} counter drop\n` +
+        `  }\n` +
+        `}\n`;
+      await this.nftScript(at, rules);
+    }
+  }
+
+  /** Packets dropped so far by `addLoss` on each side, by receiving host. */
+  async lossDropped(x: string, y: string): Promise<Record<string, number>> {
+    const dropped: Record<string, number> = {};
+    for (const host of [x, y]) {
+      const result = await this.exec(host, ['nft', 'list', 'table', 'inet', LOSS_TABLE]);
+      const match = /counter packets (\d+)/.exec(result.stdout);
+      dropped[host] = match ? Number(match[1]) : 0;
+    }
+    return dropped;
+  }
+
+  /** Undoes `addLoss(x, y)`; idempotent. */
+  async clearLoss(x: string, y: string): Promise<void> {
+    const key = this.partitionKey(x, y);
+    for (const host of [x, y]) await this.exec(host, ['nft', 'delete', 'table', 'inet', LOSS_TABLE]);
+    this.losses.delete(key);
+  }
+
+  private async nftScript(host: string, script: string): Promise<void> {
+    const argv = ['ip', 'netns', 'exec', this.host(host).ns, 'nft', '-f', '-'];
+    const [file, ...args] = argv;
+    await new Promise<void>((resolve, reject) => {
+      const child = execFile(file ?? 'ip', args, { timeout: DEFAULT_EXEC_TIMEOUT_MS, killSignal: 'SIGKILL' }, (error, _stdout, stderr) => {
+        if (error) reject(new Error(`nft in ${host} failed: ${String(stderr).trim() || error.message}`));
+        else resolve();
+      });
+      child.stdin?.end(script);
+    });
   }
 
   private partitionKey(x: string, y: string): string {

@@ -1,0 +1,173 @@
+/**
+ * `npm run bench` / `node dist/bench/main.js`: runs failover setups (redis-ha and the
+ * tools people would otherwise use) through the same faults on the same lab and
+ * client, and writes the results (JSON, Markdown table, SVG chart) under
+ * `bench/results/<timestamp>/` and `bench/results/latest.*`. Root only: the lab builds
+ * network namespaces. Ctrl-C tears the current lab down and writes what was measured.
+ */
+import { release } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { installSignalCleanup, isRoot, registerCleanup } from '../lab/netns.js';
+import { loadSetups, SETUP_NAMES } from './registry.js';
+import { resultsTable, writeResults } from './report.js';
+import { runBench, type BenchResults } from './run.js';
+import { FAULTS, type FaultName } from './setup.js';
+
+const EXIT_NOT_ROOT = 1;
+const EXIT_USAGE = 2;
+const EXIT_FAILED = 1;
+const DEFAULT_RUNS = 3;
+const MAX_RUNS = 50;
+const DEFAULT_OUT = 'bench/results';
+
+const USAGE = `usage: node dist/bench/main.js [options]   (root only)
+
+  --setup S[,S...]    setups to run (default: all): ${SETUP_NAMES.join(', ')}
+  --fault F[,F...]    faults to inject (default: all): ${FAULTS.join(', ')}
+  --runs N            runs per setup × fault, each on a fresh lab (default ${DEFAULT_RUNS})
+  --out DIR           results directory (default ${DEFAULT_OUT}); writes DIR/<timestamp>/results.{json,md,svg}
+                      and DIR/latest.{json,md,svg}
+  --footprint         measure each setup's daemons (RSS, CPU) over 60 s of steady state
+  --no-footprint      skip it (default: on for the full matrix, off when --setup or --fault is given)
+  -h, --help          this text
+`;
+
+interface CliArgs {
+  readonly setups: readonly string[];
+  readonly faults: readonly FaultName[];
+  readonly runs: number;
+  readonly out: string;
+  readonly footprint: boolean;
+}
+
+function usage(message: string): never {
+  process.stderr.write(`${message}\n\n${USAGE}`);
+  process.exit(EXIT_USAGE);
+}
+
+function splitList(text: string | undefined): string[] | null {
+  if (text === undefined) return null;
+  return text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
+/** Parses the command line; exits with usage on any error. */
+export function parseCli(argv: readonly string[]): CliArgs {
+  let values: {
+    setup?: string;
+    fault?: string;
+    runs?: string;
+    out?: string;
+    footprint?: boolean;
+    'no-footprint'?: boolean;
+    help?: boolean;
+  };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        setup: { type: 'string' },
+        fault: { type: 'string' },
+        runs: { type: 'string' },
+        out: { type: 'string' },
+        footprint: { type: 'boolean' },
+        'no-footprint': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    usage(error instanceof Error ? error.message : String(error));
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const setups = splitList(values.setup);
+  for (const name of setups ?? []) {
+    if (!(SETUP_NAMES as readonly string[]).includes(name)) usage(`unknown setup: ${name}`);
+  }
+  const faults = splitList(values.fault);
+  for (const name of faults ?? []) {
+    if (!(FAULTS as readonly string[]).includes(name)) usage(`unknown fault: ${name}`);
+  }
+  const runs = values.runs === undefined ? DEFAULT_RUNS : Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) usage(`--runs must be an integer 1..${MAX_RUNS}, got ${values.runs}`);
+  if (values.footprint && values['no-footprint']) usage('--footprint and --no-footprint are exclusive');
+  if ((setups && setups.length === 0) || (faults && faults.length === 0)) usage('empty --setup or --fault list');
+  const fullMatrix = setups === null && faults === null;
+  return {
+    setups: setups ?? [...SETUP_NAMES],
+    faults: (faults as FaultName[] | null) ?? [...FAULTS],
+    runs,
+    out: values.out ?? DEFAULT_OUT,
+    footprint: values.footprint ?? (values['no-footprint'] ? false : fullMatrix),
+  };
+}
+
+async function main(): Promise<number> {
+  const args = parseCli(process.argv.slice(2));
+  if (!isRoot()) {
+    process.stderr.write(
+      'redis-ha bench must run as root: every run builds a lab of network namespaces, a bridge and veth pairs ' +
+        '(try: sudo npm run bench)\n',
+    );
+    return EXIT_NOT_ROOT;
+  }
+  installSignalCleanup();
+  const outDir = resolve(args.out);
+  const setups = await loadSetups(args.setups);
+  for (const setup of setups) {
+    if (!setup.driver) process.stderr.write(`setup ${setup.name} unavailable: ${setup.unavailable ?? ''}\n`);
+  }
+  let latest: BenchResults | null = null;
+  // Registered before any lab, so on Ctrl-C it runs last (cleanups run newest first):
+  // the current lab is torn down, then whatever was measured is written.
+  const unregister = registerCleanup(async () => {
+    if (latest) {
+      const dir = writeResults({ ...latest, interrupted: 'signal' }, outDir);
+      process.stderr.write(`partial results written to ${dir}\n`);
+    }
+  });
+  const log = (line: string): void => {
+    process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+  };
+  log(
+    `bench: ${setups.map((s) => s.name).join(', ')} × ${args.faults.join(', ')}, ${args.runs} run(s) each` +
+      (args.footprint ? ', then footprints' : ''),
+  );
+  const results = await runBench(
+    {
+      setups,
+      faults: args.faults,
+      runs: args.runs,
+      footprint: args.footprint,
+      log,
+      onProgress: (partial) => {
+        latest = partial;
+      },
+    },
+    release(),
+  );
+  unregister();
+  const dir = writeResults(results, outDir);
+  log(`done in ${(results.durationMs / 1000).toFixed(0)} s; results in ${dir} and ${outDir}/latest.{md,json,svg}`);
+  process.stdout.write(`${resultsTable(results.runs)}\n`);
+  const failed = results.runs.filter((run) => run.status === 'error').length;
+  if (failed) log(`${failed} run(s) failed: see the report`);
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(EXIT_FAILED);
+  },
+);

@@ -1,0 +1,476 @@
+/**
+ * The benchmark runner. One run = one setup × one fault on a fresh pair lab:
+ *
+ *   build the lab (Redis a master, b replica, no daemons)
+ *   -> driver.start (VIP on a, b replicating a)
+ *   -> state samplers in a and b, the set writer in c, warm-up
+ *   -> fault (timed faults: wait, then heal)
+ *   -> observe until writes flow and the sampled state has not changed for
+ *      `STABLE_MS`, but at least the setup's `minObserveMs`, at most `observeBoundMs`
+ *   -> repair (restart Redis, restore the link, SIGCONT), bounded settle wait for a
+ *      healthy pair (one master, one replica of it, VIP on the master only)
+ *   -> stop the writer, read the final set from the master the client reaches
+ *   -> driver.stop, teardown (also on failure and on SIGINT/SIGTERM via the cleanup
+ *      registry).
+ *
+ * A setup that never recovers, never settles, or fails to start is a result, not a
+ * crash: the run is recorded with what was measured and why it stopped.
+ */
+import { cpus, totalmem } from 'node:os';
+import { registerCleanup } from '../lab/netns.js';
+import { nowWallMs, startPair, type PairLab, type PairNode, type WriterHandle, type WriterResult } from '../lab/pair.js';
+import { parseFinalSet } from '../lab/analysis.js';
+import { faultUnsupported, injectFault, lossSupportProbe, type ActiveFault } from './faults.js';
+import {
+  analyseTimeline,
+  analyseWrites,
+  finalMaster,
+  measureFootprint,
+  sampledStateSince,
+  StateSampler,
+  type FootprintResult,
+  type TimelineEntry,
+} from './measure.js';
+import type { RegisteredSetup } from './registry.js';
+import type { FaultName } from './setup.js';
+
+/** Lab tag and subnet of benchmark runs (one lab at a time). */
+export const BENCH_TAG = 'rhbench';
+export const BENCH_SUBNET = '10.77.60';
+/** Writes before the fault. */
+export const WARMUP_MS = 3_000;
+/** The sampled state must not have changed for this long to call the pair stable. */
+export const STABLE_MS = 2_000;
+/** Writes count as flowing when the latest acknowledged one is at most this old. */
+export const FLOWING_MS = 750;
+/** Observation poll period. */
+const POLL_MS = 100;
+/** Bound on a driver's start (they bound themselves at 60 s). */
+const START_BOUND_MS = 75_000;
+/** Settle bound after faults nothing repairs (daemon-kill, switchover). */
+const UNREPAIRED_SETTLE_MS = 10_000;
+/** Writes kept flowing after the pair settled, before the writer stops. */
+const LINGER_MS = 1_000;
+/** Bound on the writer's first progress line. */
+const WRITER_START_MS = 15_000;
+/** Steady-state interval of the footprint measurement. */
+export const FOOTPRINT_MS = 60_000;
+/** Longest error text kept in a result. */
+const ERROR_TEXT_MAX = 4_000;
+
+/** Every figure of one run (ms unless named otherwise); `null` = could not be measured. */
+export interface RunFigures {
+  /** Driver start until the pair was settled. */
+  readonly startMs: number;
+  /** Fault → first change of VIP or roles seen by the sampler (a Redis going down excluded). */
+  readonly detectionMs: number | null;
+  /** Writes were flowing when the fault phase ended. */
+  readonly recovered: boolean;
+  readonly windowMs: number | null;
+  readonly faultToFirstOkMs: number | null;
+  readonly longestGapMs: number | null;
+  readonly unavailableMs: number | null;
+  readonly repairUnavailableMs: number | null;
+  readonly attempted: number;
+  readonly acknowledged: number;
+  readonly failed: number;
+  readonly unknown: number;
+  readonly unknownApplied: number;
+  readonly lost: number | null;
+  readonly lostAfterRecovery: number | null;
+  readonly unexpected: number | null;
+  readonly failedApplied: number | null;
+  /**
+   * Both Redis writable masters / both hosts with the VIP / no VIP, during the fault
+   * phase: from the fault to the repair, or to the end of the run when there is none.
+   */
+  readonly dualMasterMs: number;
+  readonly dualVipMs: number;
+  readonly noVipMs: number;
+  /** The same during the repair and settle phase (`null` without a repair). */
+  readonly repairDualMasterMs: number | null;
+  readonly repairDualVipMs: number | null;
+  /** The pair ended healthy within the settle bound. */
+  readonly healthyAtEnd: boolean;
+  /** Repair (or end of observation) → healthy, or `null` when it never got there. */
+  readonly settleMs: number | null;
+  /** Fault → end of the observation (the fault phase itself lasts until the repair, or the end of the run). */
+  readonly observedMs: number;
+}
+
+/** One run's result. */
+export interface RunResult {
+  readonly setup: string;
+  readonly fault: FaultName;
+  readonly run: number;
+  readonly status: 'ok' | 'unsupported' | 'error';
+  /** Why unsupported, or what failed. */
+  readonly reason?: string;
+  readonly startedAt: string;
+  readonly durationMs: number;
+  readonly faultDescription?: string;
+  readonly repairDescription?: string;
+  readonly figures: RunFigures | null;
+  /** Where the final set was read from and why. */
+  readonly finalMaster?: string | null;
+  /** VIP holders and roles at the very end. */
+  readonly endState?: { readonly vip: string; readonly a: string; readonly b: string };
+  readonly lostSample?: readonly number[];
+  /** Sampled state changes, ms relative to the fault. */
+  readonly timeline?: readonly TimelineEntry[];
+  readonly notes: readonly string[];
+}
+
+/** Options of one run. */
+export interface RunOptions {
+  readonly setup: RegisteredSetup;
+  readonly fault: FaultName;
+  /** 1-based run number. */
+  readonly run: number;
+  readonly tag?: string;
+  readonly subnet?: string;
+  readonly warmupMs?: number;
+  /** Progress lines (default: none). */
+  readonly log?: (line: string) => void;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function errorText(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.length > ERROR_TEXT_MAX ? `${text.slice(0, ERROR_TEXT_MAX)}...` : text;
+}
+
+/** Rejects after `ms` with `what` unless `promise` settles first. */
+async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+/** Whether the writer has acknowledged a write within `FLOWING_MS`. */
+function writesFlowing(writer: WriterHandle): boolean {
+  const progress = writer.progress();
+  if (!progress || progress.lastOkMs === null || writer.meta() === null) return false;
+  return writer.toWriterMs(nowWallMs()) - progress.lastOkMs <= FLOWING_MS;
+}
+
+/**
+ * Watches from `fromWallMs` until writes flow and the sampled state has been stable
+ * for `STABLE_MS`, no sooner than `minMs` and no later than `boundMs` after it.
+ * Resolves with whether writes were flowing at the end.
+ */
+async function observe(writer: WriterHandle, sampler: StateSampler, fromWallMs: number, minMs: number, boundMs: number): Promise<boolean> {
+  const deadline = fromWallMs + boundMs;
+  for (let i = 0; i < Math.ceil(boundMs / POLL_MS) + 10; i++) {
+    const now = nowWallMs();
+    const since = sampledStateSince(sampler.samples());
+    const stable = since !== null && now - since >= STABLE_MS;
+    if (now - fromWallMs >= minMs && stable && writesFlowing(writer)) return true;
+    if (now >= deadline) break;
+    await sleep(Math.min(POLL_MS, Math.max(0, deadline - now)));
+  }
+  return writesFlowing(writer);
+}
+
+/** Whether the pair is healthy: one master holding the VIP alone, the other replicating it. */
+async function pairHealthy(lab: PairLab): Promise<PairNode | null> {
+  for (const node of ['a', 'b'] as const) {
+    if (await lab.isSettledMaster(node)) return node;
+  }
+  return null;
+}
+
+/** Runs one setup × fault on a fresh lab; never throws for a setup's misbehaviour. */
+export async function runOne(options: RunOptions): Promise<RunResult> {
+  const { setup, fault, run } = options;
+  const log = options.log ?? (() => {});
+  const startedAt = new Date();
+  const base = { setup: setup.name, fault, run, startedAt: startedAt.toISOString() };
+  const elapsed = (): number => Date.now() - startedAt.getTime();
+  const driver = setup.driver;
+  if (!driver) {
+    return { ...base, status: 'unsupported', reason: `setup unavailable: ${setup.unavailable ?? 'not loaded'}`, durationMs: 0, figures: null, notes: [] };
+  }
+  if (!driver.supports.includes(fault) || (fault === 'switchover' && !driver.switchover)) {
+    return { ...base, status: 'unsupported', reason: `${driver.name} does not support ${fault}`, durationMs: 0, figures: null, notes: [] };
+  }
+  const notes: string[] = [];
+  let lab: PairLab | null = null;
+  let sampler: StateSampler | null = null;
+  let writer: WriterHandle | null = null;
+  let active: ActiveFault | null = null;
+  let driverStarted = false;
+  const unregister: Array<() => void> = [];
+  let phase = 'building the lab';
+  try {
+    lab = await startPair({ tag: options.tag ?? BENCH_TAG, subnet: options.subnet ?? BENCH_SUBNET, startDaemons: false });
+    const theLab = lab;
+    const unsupported = await faultUnsupported(fault, driver, theLab);
+    if (unsupported) return { ...base, status: 'unsupported', reason: unsupported, durationMs: elapsed(), figures: null, notes };
+    if (fault === 'loss') notes.push(`loss via ${lossSupportProbe()?.reason ?? 'nftables'}`);
+
+    phase = `starting ${driver.name}`;
+    unregister.push(registerCleanup(() => driver.stop(theLab)));
+    driverStarted = true;
+    const startBegan = Date.now();
+    await bounded(driver.start(theLab), START_BOUND_MS, `${driver.name} start`);
+    const startMs = Date.now() - startBegan;
+    log(`  ${driver.name} settled in ${(startMs / 1000).toFixed(1)} s`);
+
+    phase = 'warm-up';
+    sampler = StateSampler.start(theLab);
+    const theWriter = theLab.startWriter();
+    writer = theWriter;
+    await theLab.waitFor('the writer to start', () => theWriter.progress() !== null, WRITER_START_MS);
+    await sleep(options.warmupMs ?? WARMUP_MS);
+    if (!writesFlowing(theWriter)) notes.push('writes were not flowing at the end of the warm-up');
+
+    phase = `injecting ${fault}`;
+    active = await injectFault(fault, theLab, driver);
+    const theFault = active;
+    unregister.push(registerCleanup(() => theFault.cleanup()));
+    const faultWall = active.injectedWallMs;
+    log(`  fault: ${active.description}`);
+
+    phase = 'observing the fault';
+    let observeFrom = faultWall;
+    if (active.durationMs !== null && active.repair) {
+      await sleep(Math.max(0, faultWall + active.durationMs - nowWallMs()));
+      await active.repair.run();
+      observeFrom = nowWallMs();
+      notes.push(`${active.repair.description} after ${(active.durationMs / 1000).toFixed(0)} s`);
+    }
+    const recovered = await observe(theWriter, sampler, observeFrom, setup.bounds.minObserveMs, setup.bounds.observeBoundMs);
+    const observeEndWall = nowWallMs();
+    if (!recovered) notes.push(`writes not flowing ${(setup.bounds.observeBoundMs / 1000).toFixed(0)} s after the fault${active.durationMs !== null ? "'s heal" : ''}`);
+
+    let repairWall: number | null = null;
+    if (active.durationMs === null && active.repair) {
+      phase = `repair: ${active.repair.description}`;
+      repairWall = nowWallMs();
+      await active.repair.run();
+    }
+
+    phase = 'settling';
+    const settleFrom = repairWall ?? observeEndWall;
+    // Without a repair the setup had its whole observation to heal on its own; a short
+    // extra wait is enough to tell whether it did.
+    const settleBoundMs = active.repair ? setup.bounds.settleBoundMs : Math.min(setup.bounds.settleBoundMs, UNREPAIRED_SETTLE_MS);
+    let settleMs: number | null = null;
+    try {
+      await theLab.waitFor(
+        'a healthy pair with writes flowing',
+        async () => (await pairHealthy(theLab)) !== null && writesFlowing(theWriter),
+        settleBoundMs,
+        250,
+      );
+      settleMs = nowWallMs() - settleFrom;
+    } catch {
+      notes.push(`not healthy ${(settleBoundMs / 1000).toFixed(0)} s after ${repairWall !== null ? 'the repair' : 'the observation'}`);
+    }
+    await sleep(LINGER_MS);
+    const endWall = nowWallMs();
+    // Without a repair, whatever the fault left (a VIP on both hosts, two masters) lasts
+    // to the end of the run and is counted to the end.
+    const faultPhaseEndWall = repairWall ?? endWall;
+
+    phase = 'collecting';
+    const status = await theLab.status();
+    const endState = { vip: status.vipHolders.join('+') || '-', a: status.roles.a, b: status.roles.b };
+    await sampler.stop();
+    const result: WriterResult = await theWriter.stop();
+    writer = null;
+    const master = await finalMaster(theLab);
+    if (master.why.startsWith('both masters')) notes.push(master.why);
+    let finalSet: Set<number> | null = null;
+    if (master.node !== null) {
+      finalSet = parseFinalSet(await theLab.redis(master.node).smembers(result.meta.key));
+    } else {
+      notes.push(master.why);
+    }
+    const toWriter = (wall: number): number => wall - result.meta.startWallMs;
+    const writes = analyseWrites(result.ops, finalSet, {
+      faultMs: toWriter(faultWall),
+      faultPhaseEndMs: toWriter(faultPhaseEndWall),
+      repairMs: repairWall === null ? null : toWriter(repairWall),
+      endMs: toWriter(endWall),
+    });
+    const samples = sampler.samples();
+    const faultPhase = analyseTimeline(samples, faultWall, faultWall, faultPhaseEndWall);
+    const repairPhase = repairWall === null ? null : analyseTimeline(samples, faultWall, repairWall, endWall);
+    const whole = analyseTimeline(samples, faultWall, faultWall - 1_000, endWall);
+    notes.push(...active.notes);
+    const { lostSample, ...writeFigures } = writes;
+    const figures: RunFigures = {
+      startMs,
+      detectionMs: faultPhase.detectionMs,
+      recovered,
+      ...writeFigures,
+      dualMasterMs: faultPhase.dualMasterMs,
+      dualVipMs: faultPhase.dualVipMs,
+      noVipMs: faultPhase.noVipMs,
+      repairDualMasterMs: repairPhase?.dualMasterMs ?? null,
+      repairDualVipMs: repairPhase?.dualVipMs ?? null,
+      healthyAtEnd: settleMs !== null,
+      settleMs,
+      observedMs: observeEndWall - faultWall,
+    };
+    return {
+      ...base,
+      status: 'ok',
+      durationMs: elapsed(),
+      faultDescription: active.description,
+      ...(active.repair ? { repairDescription: active.repair.description } : {}),
+      figures,
+      finalMaster: master.node,
+      endState,
+      lostSample,
+      timeline: whole.timeline,
+      notes,
+    };
+  } catch (error) {
+    return { ...base, status: 'error', reason: `${phase}: ${errorText(error)}`, durationMs: elapsed(), figures: null, notes };
+  } finally {
+    if (writer) await writer.stop().catch(() => undefined);
+    if (active) await active.cleanup().catch(() => undefined);
+    if (sampler) await sampler.stop().catch(() => undefined);
+    if (lab && driverStarted) await driver.stop(lab).catch((error: unknown) => log(`  ${driver.name} stop failed: ${errorText(error)}`));
+    for (const fn of unregister.reverse()) fn();
+    if (lab) await lab.teardown();
+  }
+}
+
+/** Footprint of one setup in steady state on a fresh lab (writer running). */
+export async function runFootprint(
+  setup: RegisteredSetup,
+  options: { intervalMs?: number; tag?: string; subnet?: string; log?: (line: string) => void } = {},
+): Promise<FootprintResult> {
+  const intervalMs = options.intervalMs ?? FOOTPRINT_MS;
+  const driver = setup.driver;
+  if (!driver) return { setup: setup.name, intervalMs, hosts: [], error: `setup unavailable: ${setup.unavailable ?? 'not loaded'}` };
+  let lab: PairLab | null = null;
+  let writer: WriterHandle | null = null;
+  let driverStarted = false;
+  const unregister: Array<() => void> = [];
+  try {
+    lab = await startPair({ tag: options.tag ?? BENCH_TAG, subnet: options.subnet ?? BENCH_SUBNET, startDaemons: false });
+    const theLab = lab;
+    unregister.push(registerCleanup(() => driver.stop(theLab)));
+    driverStarted = true;
+    await bounded(driver.start(theLab), START_BOUND_MS, `${driver.name} start`);
+    const theWriter = theLab.startWriter();
+    writer = theWriter;
+    await theLab.waitFor('the writer to start', () => theWriter.progress() !== null, WRITER_START_MS);
+    await sleep(WARMUP_MS);
+    options.log?.(`  measuring ${driver.name} for ${intervalMs / 1000} s`);
+    const hosts = await measureFootprint(theLab, (host) => driver.daemonPids(theLab, host), intervalMs);
+    return { setup: setup.name, intervalMs, hosts };
+  } catch (error) {
+    return { setup: setup.name, intervalMs, hosts: [], error: errorText(error) };
+  } finally {
+    if (writer) await writer.stop().catch(() => undefined);
+    if (lab && driverStarted) await driver.stop(lab).catch(() => undefined);
+    for (const fn of unregister.reverse()) fn();
+    if (lab) await lab.teardown();
+  }
+}
+
+/** What the whole benchmark produced. */
+export interface BenchResults {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly durationMs: number;
+  readonly machine: { readonly cpus: number; readonly memoryMiB: number; readonly node: string; readonly kernel: string };
+  readonly options: { readonly setups: readonly string[]; readonly faults: readonly FaultName[]; readonly runs: number; readonly footprint: boolean };
+  readonly setups: ReadonlyArray<{ readonly name: string; readonly description: string; readonly available: boolean; readonly unavailable?: string }>;
+  readonly runs: readonly RunResult[];
+  readonly footprints: readonly FootprintResult[];
+  /** Set when the benchmark was interrupted. */
+  readonly interrupted?: string;
+}
+
+/** Options of the whole benchmark. */
+export interface BenchOptions {
+  readonly setups: readonly RegisteredSetup[];
+  readonly faults: readonly FaultName[];
+  readonly runs: number;
+  readonly footprint: boolean;
+  readonly footprintMs?: number;
+  readonly log?: (line: string) => void;
+  /** Called after every run with the results so far (partial results on interruption). */
+  readonly onProgress?: (results: BenchResults) => void;
+}
+
+/** Setups whose footprint is worth the 60 s. */
+const FOOTPRINT_SETUPS = new Set(['redis-ha', 'redis-ha-fast', 'keepalived-classic', 'sentinel']);
+
+/** Runs the matrix (setup-major, then fault, then run number), then the footprints. */
+export async function runBench(options: BenchOptions, kernel: string): Promise<BenchResults> {
+  const log = options.log ?? (() => {});
+  const started = new Date();
+  const runs: RunResult[] = [];
+  const footprints: FootprintResult[] = [];
+  const snapshot = (): BenchResults => ({
+    startedAt: started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationMs: Date.now() - started.getTime(),
+    machine: { cpus: cpus().length, memoryMiB: Math.round(totalmem() / 1024 / 1024), node: process.version, kernel },
+    options: { setups: options.setups.map((s) => s.name), faults: [...options.faults], runs: options.runs, footprint: options.footprint },
+    setups: options.setups.map((s) => ({
+      name: s.name,
+      description: s.driver?.description ?? '',
+      available: s.driver !== null,
+      ...(s.unavailable ? { unavailable: s.unavailable } : {}),
+    })),
+    runs: [...runs],
+    footprints: [...footprints],
+  });
+  const total = options.setups.length * options.faults.length * options.runs;
+  let index = 0;
+  for (const setup of options.setups) {
+    for (const fault of options.faults) {
+      for (let run = 1; run <= options.runs; run++) {
+        index++;
+        log(`[${index}/${total}] ${setup.name} × ${fault}, run ${run}`);
+        const result = await runOne({ setup, fault, run, log });
+        runs.push(result);
+        log(`  -> ${describeRun(result)}`);
+        options.onProgress?.(snapshot());
+        // Unsupported does not change between runs: record it once per cell.
+        if (result.status === 'unsupported') break;
+      }
+    }
+  }
+  if (options.footprint) {
+    for (const setup of options.setups) {
+      if (!FOOTPRINT_SETUPS.has(setup.name) || !setup.driver) continue;
+      log(`footprint: ${setup.name}`);
+      const footprint = await runFootprint(setup, { intervalMs: options.footprintMs ?? FOOTPRINT_MS, log });
+      footprints.push(footprint);
+      log(`  -> ${footprint.error ?? footprint.hosts.map((h) => `${h.host}: ${(h.rssKiB / 1024).toFixed(1)} MiB, ${h.cpuPercent.toFixed(2)} % CPU`).join('; ')}`);
+      options.onProgress?.(snapshot());
+    }
+  }
+  return snapshot();
+}
+
+/** One line about a run, for the progress log. */
+export function describeRun(result: RunResult): string {
+  if (result.status !== 'ok' || !result.figures) return `${result.status}: ${result.reason ?? ''}`.split('\n')[0] ?? '';
+  const f = result.figures;
+  const s = (ms: number | null): string => (ms === null ? 'n/a' : `${(ms / 1000).toFixed(2)} s`);
+  return (
+    `detect ${s(f.detectionMs)}, unavailable ${s(f.unavailableMs)} (window ${s(f.windowMs)}), lost ${f.lost ?? 'n/a'}, ` +
+    `dual-master ${s(f.dualMasterMs)}, dual-VIP ${s(f.dualVipMs)}, ${f.recovered ? 'recovered' : 'NOT recovered'}, ` +
+    `${f.healthyAtEnd ? 'healthy' : 'NOT healthy'} at end (${(result.durationMs / 1000).toFixed(0)} s)`
+  );
+}

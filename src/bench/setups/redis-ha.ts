@@ -1,0 +1,105 @@
+/**
+ * The benchmark drivers of redis-ha itself: the real daemons (`dist/cli/main.js run`)
+ * on the pair lab, with the lab's recipe configuration (priorities 100/90, no
+ * preemption, fall 2 / rise 2) and one of two timing profiles:
+ *
+ *  - `redis-ha`: the defaults an operator gets (advert 1 s, health 500 ms / 400 ms);
+ *  - `redis-ha-fast`: advert 100 ms, health 100 ms / 100 ms, promotion peer timeout 100 ms.
+ *
+ * The lab is built with the default profile and `startDaemons: false`; the driver
+ * rewrites both node configs with its profile's timings before starting the daemons,
+ * so the runner treats every setup alike.
+ *
+ * Switchover: until the `redis-ha switchover` command exists (issue 4), the planned
+ * handover is a SIGTERM of the master's daemon (it releases the VIP and sends a
+ * priority-0 advert; the peer catches up from the still-running Redis and takes
+ * over), then the daemon is started again and rejoins as the backup.
+ */
+import { writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { mergeYaml, PairLab, PROFILES, type LabProfile, type PairHost, type PairNode, type RawYaml } from '../../lab/pair.js';
+import type { FaultName, SetupDriver } from '../setup.js';
+
+/** Bound on the initial election (VIP on a, b replicating a). */
+const START_TIMEOUT_MS = 60_000;
+/** Bound on the peer taking over after the master's daemon got SIGTERM. */
+const HANDOVER_TIMEOUT_MS = 15_000;
+/** Grace given to a daemon on SIGTERM at `stop`. */
+const STOP_GRACE_MS = 5_000;
+const CONFIG_FILE_MODE = 0o600;
+
+const FAULTS_SUPPORTED: readonly FaultName[] = [
+  'redis-kill', 'redis-hang', 'link-down', 'daemon-kill', 'partition', 'loss', 'switchover',
+];
+
+/** The node config keys a profile sets (snake_case, as in the YAML). */
+function profileOverrides(profile: LabProfile): RawYaml {
+  const timing = PROFILES[profile];
+  const promotion: RawYaml = {};
+  if (timing.peerTimeoutMs !== null) promotion['peer_timeout_ms'] = timing.peerTimeoutMs;
+  return {
+    advert: { interval_ms: timing.advertIntervalMs },
+    health: { interval_ms: timing.healthIntervalMs, timeout_ms: timing.healthTimeoutMs },
+    promotion,
+    // Debug logs of two daemons at 10 adverts/s each are pure overhead in a benchmark.
+    log: { level: 'info' },
+  };
+}
+
+/** Builds the driver of one profile. */
+function redisHaDriver(name: string, profile: LabProfile): SetupDriver {
+  const timing = PROFILES[profile];
+  return {
+    name,
+    description:
+      `redis-ha daemons, profile ${profile} (advert ${timing.advertIntervalMs} ms, health ` +
+      `${timing.healthIntervalMs}/${timing.healthTimeoutMs} ms, fall 2, priorities 100/90, nopreempt); ` +
+      'switchover = SIGTERM of the master daemon (VIP released, priority-0 advert), then restart (until issue 4)',
+    supports: FAULTS_SUPPORTED,
+
+    async start(lab: PairLab): Promise<void> {
+      for (const node of ['a', 'b'] as const) {
+        const config = mergeYaml(lab.baseConfig(node), profileOverrides(profile));
+        writeFileSync(lab.configPath(node), stringify(config), { mode: CONFIG_FILE_MODE });
+      }
+      lab.startDaemon('a');
+      lab.startDaemon('b');
+      await lab.waitFor(`${name}: a settled as master (VIP on a, b replicating a)`, () => lab.isSettledMaster('a'), START_TIMEOUT_MS);
+    },
+
+    async killDaemon(lab: PairLab, node: PairNode): Promise<void> {
+      await lab.stopDaemon(node, 'SIGKILL');
+    },
+
+    async switchover(lab: PairLab): Promise<void> {
+      await lab.stopDaemon('a', 'SIGTERM');
+      try {
+        await lab.waitFor(
+          'b master with the VIP after the planned stop of a',
+          async () => (await lab.vipHolders()).join() === 'b' && (await lab.redisRole('b')) === 'master',
+          HANDOVER_TIMEOUT_MS,
+        );
+      } finally {
+        // Back as the backup whether or not the handover happened in time: the runner
+        // observes and records the outcome.
+        lab.startDaemon('a');
+      }
+    },
+
+    daemonPids(lab: PairLab, host: PairHost): number[] {
+      if (host === 'c') return [];
+      const pid = lab.daemonPid(host);
+      return pid === null ? [] : [pid];
+    },
+
+    async stop(lab: PairLab): Promise<void> {
+      await Promise.all((['a', 'b'] as const).map((node) => lab.stopDaemon(node, 'SIGTERM', STOP_GRACE_MS)));
+    },
+  };
+}
+
+/** redis-ha with the default timings. */
+export const redisHa: SetupDriver = redisHaDriver('redis-ha', 'default');
+
+/** redis-ha with the fast profile (100 ms adverts and health checks). */
+export const redisHaFast: SetupDriver = redisHaDriver('redis-ha-fast', 'fast');

@@ -1,0 +1,209 @@
+/**
+ * The benchmark's pure measurements: sampler lines, certain intervals and their
+ * overlaps (a clean handover seen by two out-of-phase samplers is no overlap), the
+ * first reaction after a fault (a Redis going down is the fault, not a reaction),
+ * unavailability sums, the write figures, and /proc parsing.
+ */
+import { describe, expect, it } from 'vitest';
+import type { OpRecord } from '../../src/lab/analysis.js';
+import {
+  analyseTimeline,
+  analyseWrites,
+  certainIntervals,
+  fibHasLocal,
+  overlapMs,
+  parseRssKiB,
+  parseSampleLine,
+  parseStatTicks,
+  sampledStateSince,
+  unavailableTime,
+  type RedisSample,
+  type Sample,
+  type VipSample,
+} from '../../src/bench/measure.js';
+
+const vip = (node: 'a' | 'b', wallMs: number, held: boolean): VipSample => ({ kind: 'vip', node, wallMs, vip: held });
+const redis = (node: 'a' | 'b', wallMs: number, role: RedisSample['role'], link: string | null = null): RedisSample => ({
+  kind: 'redis',
+  node,
+  wallMs,
+  role,
+  writable: role === 'master',
+  link,
+});
+
+/** Samples every `step` ms of both nodes from `from` to `to` with the states given by `at`. */
+function stream(from: number, to: number, step: number, offsetB: number, at: (t: number) => { aVip: boolean; bVip: boolean; a: RedisSample['role']; b: RedisSample['role'] }): Sample[] {
+  const samples: Sample[] = [];
+  for (let t = from; t <= to; t += step) {
+    const sa = at(t);
+    samples.push(vip('a', t, sa.aVip), redis('a', t, sa.a, null));
+    const tb = t + offsetB;
+    const sb = at(tb);
+    samples.push(vip('b', tb, sb.bVip), redis('b', tb, sb.b, sb.b === 'replica' ? 'up' : null));
+  }
+  return samples;
+}
+
+describe('sampler lines', () => {
+  it('parses VIP and Redis samples and rejects anything else', () => {
+    expect(parseSampleLine('a', '{"k":"v","wallMs":5,"vip":true}')).toEqual({ kind: 'vip', node: 'a', wallMs: 5, vip: true });
+    expect(parseSampleLine('b', '{"k":"r","wallMs":6,"role":"replica","writable":false,"link":"up"}')).toEqual({
+      kind: 'redis',
+      node: 'b',
+      wallMs: 6,
+      role: 'replica',
+      writable: false,
+      link: 'up',
+    });
+    expect(parseSampleLine('a', '{"k":"r","wallMs":6,"role":"leader"}')).toBeNull();
+    expect(parseSampleLine('a', '{"k":"v"}')).toBeNull();
+    expect(parseSampleLine('a', 'garbage')).toBeNull();
+  });
+});
+
+describe('VIP presence from /proc/net/fib_trie', () => {
+  const fib = [
+    'Main:',
+    '  +-- 0.0.0.0/0 3 0 5',
+    '     +-- 10.77.60.0/24 2 0 2',
+    '        |-- 10.77.60.0',
+    '           /24 link UNICAST',
+    '        |-- 10.77.60.10',
+    '           /32 host LOCAL',
+    '        |-- 10.77.60.100',
+    '           /32 host LOCAL',
+    '        |-- 10.77.60.11',
+    '           /32 link UNICAST',
+    '        |-- 10.77.60.255',
+    '           /32 link BROADCAST',
+    'Local:',
+    '',
+  ].join('\n');
+
+  it('finds a local /32 for the address, and nothing for a route to it or a prefix of it', () => {
+    expect(fibHasLocal(fib, '10.77.60.100')).toBe(true);
+    expect(fibHasLocal(fib, '10.77.60.10')).toBe(true);
+    // A host route through the partition sink is not a local address.
+    expect(fibHasLocal(fib, '10.77.60.11')).toBe(false);
+    expect(fibHasLocal(fib, '10.77.60.1')).toBe(false);
+    expect(fibHasLocal('', '10.77.60.100')).toBe(false);
+  });
+});
+
+describe('certain intervals', () => {
+  it('run from the first to the last sample of a streak, cut by a stale gap', () => {
+    const samples = [vip('a', 0, true), vip('a', 50, true), vip('a', 100, false), vip('a', 150, true), vip('a', 900, true), vip('a', 950, true)];
+    expect(certainIntervals(samples, (s) => s.vip)).toEqual([
+      [0, 50],
+      [150, 150],
+      [900, 950],
+    ]);
+  });
+
+  it('overlap only where both hold, clipped to the range', () => {
+    expect(overlapMs([[0, 100]], [[50, 200]], 0, 1_000)).toBe(50);
+    expect(overlapMs([[0, 100]], [[50, 200]], 60, 1_000)).toBe(40);
+    expect(overlapMs([[0, 100]], [[100, 200]], 0, 1_000)).toBe(0);
+  });
+});
+
+describe('analyseTimeline', () => {
+  // Fault at 1000: a's Redis dies at once; the VIP leaves a at 1500 and reaches b at
+  // 1505; b is promoted at 1503. Samplers 50 ms apart, b's 30 ms out of phase.
+  const handover = stream(0, 4_000, 50, 30, (t) => ({
+    aVip: t < 1_500,
+    bVip: t >= 1_505,
+    a: t < 1_000 ? 'master' : 'down',
+    b: t >= 1_503 ? 'master' : 'replica',
+  }));
+
+  it('sees no overlap in a clean handover and detects the first reaction, not the fault', () => {
+    const figures = analyseTimeline(handover, 1_000, 1_000, 4_000);
+    expect(figures.dualVipMs).toBe(0);
+    expect(figures.dualMasterMs).toBe(0);
+    expect(figures.detectionMs).not.toBeNull();
+    // The first sample after 1500 (a's, at 1500) or b's promotion (seen at 1530).
+    expect(figures.detectionMs).toBeGreaterThanOrEqual(500);
+    expect(figures.detectionMs).toBeLessThanOrEqual(560);
+    expect(figures.noVipMs).toBeLessThan(100);
+    expect(figures.timeline.map((e) => `${e.vip}/${e.a}/${e.b}`)).toContain('b/down/master');
+  });
+
+  it('measures a real split brain to within a sampling period', () => {
+    const split = stream(0, 4_000, 50, 30, (t) => ({
+      aVip: true,
+      bVip: t >= 1_000 && t < 3_000,
+      a: 'master',
+      b: t >= 1_000 && t < 3_000 ? 'master' : 'replica',
+    }));
+    const figures = analyseTimeline(split, 500, 0, 4_000);
+    expect(figures.dualVipMs).toBeGreaterThan(1_900);
+    expect(figures.dualVipMs).toBeLessThanOrEqual(2_000);
+    expect(figures.dualMasterMs).toBeGreaterThan(1_900);
+    expect(figures.detectionMs).toBeGreaterThanOrEqual(500);
+    expect(figures.detectionMs).toBeLessThanOrEqual(550);
+  });
+
+  it('reports no detection when nothing changes', () => {
+    const quiet = stream(0, 2_000, 50, 10, () => ({ aVip: true, bVip: false, a: 'master', b: 'replica' }));
+    expect(analyseTimeline(quiet, 1_000, 1_000, 2_000).detectionMs).toBeNull();
+    // Complete once b's first sample (10 ms out of phase) is in.
+    expect(sampledStateSince(quiet)).toBe(10);
+    expect(sampledStateSince([])).toBeNull();
+    expect(sampledStateSince(handover)).toBeGreaterThanOrEqual(1_500);
+  });
+});
+
+function op(value: number, startMs: number, endMs: number, outcome: OpRecord['outcome']): OpRecord {
+  return { type: 'op', value, startMs, endMs, outcome };
+}
+
+describe('writes', () => {
+  // Writes every 10 ms; fault at 1000; nothing acknowledged 1000..2000; repair at 3000.
+  const ops: OpRecord[] = [];
+  for (let i = 0; i < 400; i++) {
+    const t = i * 10;
+    ops.push(op(i + 1, t, t + 2, t >= 1_000 && t < 2_000 ? 'failed' : 'ok'));
+  }
+
+  it('sums the gaps of at least 200 ms only', () => {
+    expect(unavailableTime(ops, 0, 4_000)).toBeCloseTo(1_010, 0);
+    expect(unavailableTime(ops, 0, 900)).toBe(0);
+  });
+
+  it('computes window, unavailability, losses against the final set', () => {
+    const final = new Set(ops.filter((o) => o.outcome === 'ok' && o.value !== 50 && o.value !== 350).map((o) => o.value));
+    const figures = analyseWrites(ops, final, { faultMs: 1_000, faultPhaseEndMs: 3_000, repairMs: 3_000, endMs: 4_000 });
+    expect(figures.acknowledged).toBe(300);
+    expect(figures.failed).toBe(100);
+    expect(figures.windowMs).toBeCloseTo(1_010, 0);
+    expect(figures.unavailableMs).toBeCloseTo(1_010, 0);
+    expect(figures.repairUnavailableMs).toBe(0);
+    expect(figures.lost).toBe(2);
+    expect(figures.lostAfterRecovery).toBe(1);
+    expect(figures.lostSample).toEqual([50, 350]);
+    expect(figures.unexpected).toBe(0);
+    expect(figures.failedApplied).toBe(0);
+  });
+
+  it('leaves the set figures null when no final set could be read', () => {
+    const figures = analyseWrites(ops, null, { faultMs: 1_000, faultPhaseEndMs: 4_000, repairMs: null, endMs: 4_000 });
+    expect(figures.lost).toBeNull();
+    expect(figures.unexpected).toBeNull();
+    expect(figures.repairUnavailableMs).toBeNull();
+    expect(figures.acknowledged).toBe(300);
+  });
+});
+
+describe('/proc parsing', () => {
+  it('sums utime, stime, cutime and cstime, whatever the command name holds', () => {
+    const stat = '1234 (node (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 11 0 500 1000 2000';
+    expect(parseStatTicks(stat)).toBe(310);
+  });
+
+  it('reads VmRSS in kB', () => {
+    expect(parseRssKiB('Name:\tnode\nVmRSS:\t   61440 kB\nThreads: 11\n')).toBe(61_440);
+    expect(parseRssKiB('Name:\tzombie\n')).toBe(0);
+  });
+});

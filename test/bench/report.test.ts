@@ -1,0 +1,283 @@
+/**
+ * The benchmark report, pure: medians and ranges, the Markdown table (rows per setup ×
+ * fault, unsupported and failed cells, recovered / healthy counts), the surprises list,
+ * and the SVG chart (well-formed XML, a bar per measured cell, log scale when the values
+ * span orders of magnitude, escaped labels).
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  escapeXml,
+  formatCount,
+  formatSeconds,
+  formatSummary,
+  makeScale,
+  markdownReport,
+  resultsTable,
+  summarize,
+  surprises,
+  svgChart,
+  timestampDir,
+} from '../../src/bench/report.js';
+import type { BenchResults, RunFigures, RunResult } from '../../src/bench/run.js';
+import type { FaultName } from '../../src/bench/setup.js';
+
+function figures(overrides: Partial<RunFigures> = {}): RunFigures {
+  return {
+    startMs: 800,
+    detectionMs: 500,
+    recovered: true,
+    windowMs: 600,
+    faultToFirstOkMs: 590,
+    longestGapMs: 600,
+    unavailableMs: 600,
+    repairUnavailableMs: 0,
+    attempted: 5000,
+    acknowledged: 4700,
+    failed: 300,
+    unknown: 0,
+    unknownApplied: 0,
+    lost: 0,
+    lostAfterRecovery: 0,
+    unexpected: 0,
+    failedApplied: 0,
+    dualMasterMs: 0,
+    dualVipMs: 0,
+    noVipMs: 20,
+    repairDualMasterMs: 0,
+    repairDualVipMs: 0,
+    healthyAtEnd: true,
+    settleMs: 700,
+    observedMs: 6000,
+    ...overrides,
+  };
+}
+
+function run(setup: string, fault: FaultName, n: number, overrides: Partial<RunFigures> = {}, extra: Partial<RunResult> = {}): RunResult {
+  return {
+    setup,
+    fault,
+    run: n,
+    status: 'ok',
+    startedAt: '2025-01-01T00:00:00.000Z',
+    durationMs: 12_000,
+    figures: figures(overrides),
+    endState: { vip: 'b', a: 'replica', b: 'master' },
+    notes: [],
+    ...extra,
+  };
+}
+
+function bench(runs: RunResult[]): BenchResults {
+  return {
+    startedAt: '2025-01-01T10:00:00.123Z',
+    finishedAt: '2025-01-01T10:10:00.000Z',
+    durationMs: 600_000,
+    machine: { cpus: 2, memoryMiB: 4096, node: 'v20.19.0', kernel: '6.1.0' },
+    options: { setups: ['redis-ha', 'keepalived-classic'], faults: ['redis-kill', 'switchover'], runs: 3, footprint: true },
+    setups: [
+      { name: 'redis-ha', description: 'redis-ha daemons, profile default', available: true },
+      { name: 'keepalived-classic', description: 'keepalived <VRRP> & notify scripts', available: true },
+    ],
+    runs,
+    footprints: [
+      {
+        setup: 'redis-ha',
+        intervalMs: 60_000,
+        hosts: [
+          { host: 'a', pids: [10], rssKiB: 61_440, peakRssKiB: 70_000, cpuPercent: 1.234 },
+          { host: 'b', pids: [11], rssKiB: 60_000, peakRssKiB: 65_000, cpuPercent: 0.9 },
+        ],
+      },
+    ],
+  };
+}
+
+const SAMPLE_RUNS: RunResult[] = [
+  run('redis-ha', 'redis-kill', 1, { unavailableMs: 1_000, lost: 0 }),
+  run('redis-ha', 'redis-kill', 2, { unavailableMs: 2_000, lost: 2 }),
+  run('redis-ha', 'redis-kill', 3, { unavailableMs: 1_500, lost: 0 }),
+  run('keepalived-classic', 'redis-kill', 1, { unavailableMs: 27_000, lost: 0 }),
+  run('keepalived-classic', 'redis-kill', 2, { unavailableMs: 28_000, lost: 0, healthyAtEnd: false, settleMs: null }),
+  {
+    setup: 'keepalived-classic',
+    fault: 'redis-kill',
+    run: 3,
+    status: 'error',
+    reason: 'starting keepalived-classic: timed out\nlong log',
+    startedAt: '2025-01-01T00:00:00.000Z',
+    durationMs: 60_000,
+    figures: null,
+    notes: [],
+  },
+  run('redis-ha', 'switchover', 1, { unavailableMs: 300, windowMs: 2 }),
+  {
+    setup: 'keepalived-classic',
+    fault: 'switchover',
+    run: 1,
+    status: 'unsupported',
+    reason: 'keepalived-classic does not support switchover',
+    startedAt: '2025-01-01T00:00:00.000Z',
+    durationMs: 0,
+    figures: null,
+    notes: [],
+  },
+];
+
+/** A minimal XML well-formedness check: balanced tags, quoted attributes, escaped text. */
+function assertWellFormedXml(xml: string): void {
+  const stack: string[] = [];
+  const tag = /<(\/?)([a-zA-Z][\w:-]*)((?:\s+[\w:-]+="[^"<&]*(?:&(?:amp|lt|gt|quot|apos);[^"<&]*)*")*)\s*(\/?)>/g;
+  let last = 0;
+  let match: RegExpExecArray | null;
+  while ((match = tag.exec(xml)) !== null) {
+    const text = xml.slice(last, match.index);
+    expect(text, `raw markup in text before ${match[0]}`).not.toMatch(/[<>]/);
+    expect(text.replace(/&(amp|lt|gt|quot|apos);/g, ''), 'unescaped & in text').not.toContain('&');
+    last = tag.lastIndex;
+    const [, closing, name = '', , selfClosing] = match;
+    if (closing) {
+      expect(stack.pop(), `closing </${name}>`).toBe(name);
+    } else if (!selfClosing) {
+      stack.push(name);
+    }
+  }
+  expect(xml.slice(last).trim()).toBe('');
+  expect(stack).toEqual([]);
+}
+
+describe('summarize', () => {
+  it('takes the median of an odd count, the mean of the middle two of an even one, and drops nulls', () => {
+    expect(summarize([3, 1, 2])).toEqual({ n: 3, median: 2, min: 1, max: 3 });
+    expect(summarize([4, 1, null, 2, 3])).toEqual({ n: 4, median: 2.5, min: 1, max: 4 });
+    expect(summarize([null, undefined])).toEqual({ n: 0, median: null, min: null, max: null });
+    expect(summarize([Number.NaN, 5])).toEqual({ n: 1, median: 5, min: 5, max: 5 });
+  });
+});
+
+describe('formatting', () => {
+  it('shows seconds with two decimals, counts as integers or one decimal', () => {
+    expect(formatSeconds(1_234)).toBe('1.23 s');
+    expect(formatSeconds(0)).toBe('0.00 s');
+    expect(formatSeconds(123_456)).toBe('123 s');
+    expect(formatSeconds(null)).toBe('n/a');
+    expect(formatCount(3)).toBe('3');
+    expect(formatCount(2.5)).toBe('2.5');
+    expect(formatCount(null)).toBe('n/a');
+  });
+
+  it('formats median (min–max), collapsing a single or constant value', () => {
+    expect(formatSummary(summarize([1_000, 2_000, 1_500]), formatSeconds)).toBe('1.50 (1.00–2.00) s');
+    expect(formatSummary(summarize([1_000]), formatSeconds)).toBe('1.00 s');
+    expect(formatSummary(summarize([0, 0, 0]), formatCount)).toBe('0');
+    expect(formatSummary(summarize([0, 2, 0]), formatCount)).toBe('0 (0–2)');
+    expect(formatSummary(summarize([]), formatCount)).toBe('n/a');
+  });
+
+  it('makes directory-safe timestamps', () => {
+    expect(timestampDir('2025-01-01T10:00:00.123Z')).toBe('2025-01-01T10-00-00Z');
+  });
+});
+
+describe('resultsTable', () => {
+  const table = resultsTable(SAMPLE_RUNS);
+  const rows = table.split('\n');
+
+  it('has a header, a separator and one row per setup × fault in first-seen order', () => {
+    expect(rows[0]).toBe(
+      '| setup | fault | runs | detection | writes unavailable | first gap | acked writes lost | both masters | VIP on both | recovered | healthy at end |',
+    );
+    expect(rows[1]).toMatch(/^\|(---\|){11}$/);
+    expect(rows.slice(2).map((row) => row.split(' | ').slice(0, 2).join(' '))).toEqual([
+      '| redis-ha redis-kill',
+      '| keepalived-classic redis-kill',
+      '| redis-ha switchover',
+      '| keepalived-classic switchover',
+    ]);
+    for (const row of rows) expect(row.split(/(?<!\\)\|/).length).toBe(13);
+  });
+
+  it('summarises the measured runs: median (min–max), counts of recovered and healthy', () => {
+    expect(rows[2]).toContain('| 3 |');
+    expect(rows[2]).toContain('| 1.50 (1.00–2.00) s |');
+    expect(rows[2]).toContain('| 0 (0–2) |');
+    expect(rows[2]).toMatch(/\| 3\/3 \| 3\/3 \|$/);
+  });
+
+  it('counts failed runs beside the measured ones and reports healthy ones only among those measured', () => {
+    expect(rows[3]).toContain('| 2 (+1 failed) |');
+    expect(rows[3]).toContain('| 27.50 (27.00–28.00) s |');
+    expect(rows[3]).toMatch(/\| 2\/2 \| 1\/2 \|$/);
+  });
+
+  it('shows an unsupported cell with its reason', () => {
+    expect(rows[5]).toContain('unsupported: keepalived-classic does not support switchover');
+  });
+});
+
+describe('surprises', () => {
+  it('lists failures, unhealthy ends and lost writes, one line per run', () => {
+    const list = surprises(SAMPLE_RUNS);
+    expect(list).toContain('redis-ha × redis-kill #2: 2 acknowledged writes lost');
+    expect(list.some((line) => line.startsWith('keepalived-classic × redis-kill #2: not healthy at the end'))).toBe(true);
+    expect(list).toContain('keepalived-classic × redis-kill #3: FAILED (starting keepalived-classic: timed out)');
+    expect(list.some((line) => line.startsWith('redis-ha × redis-kill #1'))).toBe(false);
+  });
+});
+
+describe('markdownReport', () => {
+  it('has the setups, the table, the definitions, the footprint and the surprises', () => {
+    const md = markdownReport(bench(SAMPLE_RUNS));
+    expect(md).toContain('# Failover benchmark: 2025-01-01T10:00:00.123Z');
+    expect(md).toContain('- **keepalived-classic**: keepalived <VRRP> & notify scripts');
+    expect(md).toContain(resultsTable(SAMPLE_RUNS));
+    expect(md).toContain('## Footprint');
+    expect(md).toContain('| redis-ha | a | 1 | 60.0 | 68.4 | 1.23 |');
+    expect(md).toContain('## Surprises and failures');
+  });
+});
+
+describe('svgChart', () => {
+  it('is well-formed XML with a bar per measured setup × fault in each panel', () => {
+    const svg = svgChart(bench(SAMPLE_RUNS));
+    assertWellFormedXml(svg);
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    // redis-ha × redis-kill, keepalived × redis-kill, redis-ha × switchover; twice (two panels).
+    expect(svg.match(/<rect [^>]*><title>/g)?.length).toBe(6);
+    expect(svg).toContain('<title>keepalived-classic × redis-kill: 28</title>');
+    expect(svg).toContain('>switchover</text>');
+  });
+
+  it('switches to a log scale when the values span orders of magnitude', () => {
+    const svg = svgChart(bench(SAMPLE_RUNS));
+    expect(svg).toContain('Writes unavailable after the fault (median, seconds) (log scale)');
+    const narrow = svgChart(bench(SAMPLE_RUNS.filter((r) => r.setup === 'redis-ha' && r.fault === 'redis-kill')));
+    expect(narrow).not.toContain('(log scale)');
+    assertWellFormedXml(narrow);
+  });
+
+  it('escapes names and survives no data at all', () => {
+    expect(escapeXml(`a<b & "c" 'd'>`)).toBe('a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;');
+    const empty = svgChart(bench([]));
+    assertWellFormedXml(empty);
+  });
+});
+
+describe('makeScale', () => {
+  it('is linear from zero to a round top for a narrow range', () => {
+    const scale = makeScale([1_000, 2_000, 1_500]);
+    expect(scale.log).toBe(false);
+    expect(scale.ticks[0]).toBe(0);
+    expect(scale.position(0)).toBe(0);
+    expect(scale.ticks[scale.ticks.length - 1]).toBeGreaterThanOrEqual(2_000);
+    expect(scale.position(scale.ticks[scale.ticks.length - 1] ?? 0)).toBe(1);
+  });
+
+  it('is log10(1 + v) with decade ticks for a wide range, zero included', () => {
+    const scale = makeScale([0, 5, 30_000]);
+    expect(scale.log).toBe(true);
+    expect(scale.ticks).toEqual([0, 10, 100, 1_000, 10_000, 100_000]);
+    expect(scale.position(0)).toBe(0);
+    expect(scale.position(30_000)).toBeLessThanOrEqual(1);
+    expect(scale.position(5)).toBeGreaterThan(0);
+  });
+});
