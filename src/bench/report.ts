@@ -197,7 +197,8 @@ export function markdownReport(results: BenchResults): string {
   lines.push(
     `${results.runs.length} runs (${results.options.runs} per setup × fault) in ${formatSeconds(results.durationMs).replace(' s', '')} s on ` +
       `${results.machine.cpus} CPUs / ${results.machine.memoryMiB} MiB, Node ${results.machine.node}, kernel ${results.machine.kernel}.` +
-      (results.interrupted ? ` **Interrupted (${results.interrupted}): partial results.**` : ''),
+      (results.interrupted ? ` **Interrupted (${results.interrupted}): partial results.**` : '') +
+      (results.merged ? ` Combined: ${results.merged}.` : ''),
   );
   lines.push('');
   lines.push('## Setups');

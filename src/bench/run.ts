@@ -396,6 +396,8 @@ export interface BenchResults {
   readonly footprints: readonly FootprintResult[];
   /** Set when the benchmark was interrupted. */
   readonly interrupted?: string;
+  /** Set by `merge.ts`: which result files this report combines. */
+  readonly merged?: string;
 }
 
 /** Options of the whole benchmark. */
