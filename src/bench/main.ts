@@ -18,6 +18,8 @@ const EXIT_NOT_ROOT = 1;
 const EXIT_USAGE = 2;
 const EXIT_FAILED = 1;
 const DEFAULT_RUNS = 3;
+const DEFAULT_LANES = 2;
+const MAX_LANES = 4;
 const MAX_RUNS = 50;
 const DEFAULT_OUT = 'bench/results';
 
@@ -26,6 +28,8 @@ const USAGE = `usage: node dist/bench/main.js [options]   (root only)
   --setup S[,S...]    setups to run (default: all): ${SETUP_NAMES.join(', ')}
   --fault F[,F...]    faults to inject (default: all): ${FAULTS.join(', ')}
   --runs N            runs per setup × fault, each on a fresh lab (default ${DEFAULT_RUNS})
+  --lanes N           labs at once (default ${DEFAULT_LANES}): sleep-bound setups (keepalived-classic)
+                      run on their own lab beside the others, so the full matrix fits in ~35 min
   --out DIR           results directory (default ${DEFAULT_OUT}); writes DIR/<timestamp>/results.{json,md,svg}
                       and DIR/latest.{json,md,svg}
   --footprint         measure each setup's daemons (RSS, CPU) over 60 s of steady state
@@ -37,6 +41,7 @@ interface CliArgs {
   readonly setups: readonly string[];
   readonly faults: readonly FaultName[];
   readonly runs: number;
+  readonly lanes: number;
   readonly out: string;
   readonly footprint: boolean;
 }
@@ -60,6 +65,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     setup?: string;
     fault?: string;
     runs?: string;
+    lanes?: string;
     out?: string;
     footprint?: boolean;
     'no-footprint'?: boolean;
@@ -72,6 +78,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
         setup: { type: 'string' },
         fault: { type: 'string' },
         runs: { type: 'string' },
+        lanes: { type: 'string' },
         out: { type: 'string' },
         footprint: { type: 'boolean' },
         'no-footprint': { type: 'boolean' },
@@ -97,6 +104,8 @@ export function parseCli(argv: readonly string[]): CliArgs {
   }
   const runs = values.runs === undefined ? DEFAULT_RUNS : Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) usage(`--runs must be an integer 1..${MAX_RUNS}, got ${values.runs}`);
+  const lanes = values.lanes === undefined ? DEFAULT_LANES : Number(values.lanes);
+  if (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_LANES) usage(`--lanes must be an integer 1..${MAX_LANES}, got ${values.lanes}`);
   if (values.footprint && values['no-footprint']) usage('--footprint and --no-footprint are exclusive');
   if ((setups && setups.length === 0) || (faults && faults.length === 0)) usage('empty --setup or --fault list');
   const fullMatrix = setups === null && faults === null;
@@ -104,6 +113,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     setups: setups ?? [...SETUP_NAMES],
     faults: (faults as FaultName[] | null) ?? [...FAULTS],
     runs,
+    lanes,
     out: values.out ?? DEFAULT_OUT,
     footprint: values.footprint ?? (values['no-footprint'] ? false : fullMatrix),
   };
@@ -145,6 +155,7 @@ async function main(): Promise<number> {
       setups,
       faults: args.faults,
       runs: args.runs,
+      lanes: args.lanes,
       footprint: args.footprint,
       log,
       onProgress: (partial) => {

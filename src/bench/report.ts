@@ -53,7 +53,7 @@ export function formatCount(value: number | null): string {
 export function formatSummary(summary: Summary, format: (value: number | null) => string): string {
   if (summary.n === 0) return 'n/a';
   const median = format(summary.median);
-  if (summary.n === 1 || summary.min === summary.max) return median;
+  if (summary.n === 1 || format(summary.min) === format(summary.max)) return median;
   const unit = / s$/.test(median) ? ' s' : '';
   const strip = (text: string): string => (unit ? text.replace(/ s$/, '') : text);
   return `${strip(median)} (${strip(format(summary.min))}–${strip(format(summary.max))})${unit}`;

@@ -410,6 +410,36 @@ export interface BenchOptions {
   readonly log?: (line: string) => void;
   /** Called after every run with the results so far (partial results on interruption). */
   readonly onProgress?: (results: BenchResults) => void;
+  /** Labs run at once (default 1); see {@link planLanes}. */
+  readonly lanes?: number;
+}
+
+/**
+ * Setups whose time is spent in their own blind sleeps rather than on the CPU (the
+ * classic keepalived recipe sleeps ~25 s per role change), so they can share the
+ * machine with another lab without their figures changing.
+ */
+const SLEEP_BOUND_SETUPS: ReadonlySet<string> = new Set(['keepalived-classic']);
+
+/**
+ * Splits the setups into at most `lanes` sequences that run in parallel, each on its own
+ * lab: sleep-bound setups get their own lanes, everything else shares lane 0, so
+ * timing-sensitive setups never run beside each other. Pure; order within a lane kept.
+ */
+export function planLanes<T extends { readonly name: string }>(setups: readonly T[], lanes: number): T[][] {
+  if (lanes <= 1) return [[...setups]];
+  const main = setups.filter((s) => !SLEEP_BOUND_SETUPS.has(s.name));
+  const slow = setups.filter((s) => SLEEP_BOUND_SETUPS.has(s.name));
+  const extra: T[][] = Array.from({ length: Math.max(0, Math.min(lanes - 1, slow.length)) }, () => []);
+  slow.forEach((s, i) => (extra.length ? extra[i % extra.length]!.push(s) : main.push(s)));
+  return [main, ...extra].filter((lane) => lane.length > 0);
+}
+
+/** Lab tag and subnet of lane `i` (lane 0 is the historical `rhbench` lab). */
+function laneLab(i: number): { tag: string; subnet: string } {
+  if (i === 0) return { tag: BENCH_TAG, subnet: BENCH_SUBNET };
+  const [x, y, z] = BENCH_SUBNET.split('.');
+  return { tag: `${BENCH_TAG}${i}`, subnet: `${x}.${y}.${Number(z) + 10 * i}` };
 }
 
 /** Setups whose footprint is worth the 60 s. */
@@ -438,20 +468,26 @@ export async function runBench(options: BenchOptions, kernel: string): Promise<B
   });
   const total = options.setups.length * options.faults.length * options.runs;
   let index = 0;
-  for (const setup of options.setups) {
-    for (const fault of options.faults) {
-      for (let run = 1; run <= options.runs; run++) {
-        index++;
-        log(`[${index}/${total}] ${setup.name} × ${fault}, run ${run}`);
-        const result = await runOne({ setup, fault, run, log });
-        runs.push(result);
-        log(`  -> ${describeRun(result)}`);
-        options.onProgress?.(snapshot());
-        // Unsupported does not change between runs: record it once per cell.
-        if (result.status === 'unsupported') break;
+  // Each lane is a sequence of setups on its own lab (tag and subnet); lanes run at once.
+  const runLane = async (lane: readonly RegisteredSetup[], laneIndex: number): Promise<void> => {
+    const lab = laneLab(laneIndex);
+    const laneLog = (line: string): void => log(laneIndex === 0 ? line : `[lane ${laneIndex}] ${line}`);
+    for (const setup of lane) {
+      for (const fault of options.faults) {
+        for (let run = 1; run <= options.runs; run++) {
+          index++;
+          laneLog(`[${index}/${total}] ${setup.name} × ${fault}, run ${run}`);
+          const result = await runOne({ setup, fault, run, log: laneLog, ...lab });
+          runs.push(result);
+          laneLog(`  -> ${describeRun(result)}`);
+          options.onProgress?.(snapshot());
+          // Unsupported does not change between runs: record it once per cell.
+          if (result.status === 'unsupported') break;
+        }
       }
     }
-  }
+  };
+  await Promise.all(planLanes(options.setups, options.lanes ?? 1).map(runLane));
   if (options.footprint) {
     for (const setup of options.setups) {
       if (!FOOTPRINT_SETUPS.has(setup.name) || !setup.driver) continue;

@@ -18,7 +18,7 @@ import {
   svgChart,
   timestampDir,
 } from '../../src/bench/report.js';
-import type { BenchResults, RunFigures, RunResult } from '../../src/bench/run.js';
+import { planLanes, type BenchResults, type RunFigures, type RunResult } from '../../src/bench/run.js';
 import type { FaultName } from '../../src/bench/setup.js';
 
 function figures(overrides: Partial<RunFigures> = {}): RunFigures {
@@ -171,6 +171,8 @@ describe('formatting', () => {
     expect(formatSummary(summarize([0, 0, 0]), formatCount)).toBe('0');
     expect(formatSummary(summarize([0, 2, 0]), formatCount)).toBe('0 (0–2)');
     expect(formatSummary(summarize([]), formatCount)).toBe('n/a');
+    // A range that rounds to one value is shown as that value.
+    expect(formatSummary(summarize([0.4, 1.2, 2]), formatSeconds)).toBe('0.00 s');
   });
 
   it('makes directory-safe timestamps', () => {
@@ -279,5 +281,25 @@ describe('makeScale', () => {
     expect(scale.position(0)).toBe(0);
     expect(scale.position(30_000)).toBeLessThanOrEqual(1);
     expect(scale.position(5)).toBeGreaterThan(0);
+  });
+});
+
+describe('planLanes', () => {
+  const named = (...names: string[]) => names.map((name) => ({ name }));
+  const names = (lanes: Array<Array<{ name: string }>>) => lanes.map((l) => l.map((s) => s.name));
+
+  it('one lane keeps the order', () => {
+    expect(names(planLanes(named('redis-ha', 'keepalived-classic', 'sentinel'), 1))).toEqual([['redis-ha', 'keepalived-classic', 'sentinel']]);
+  });
+
+  it('puts the sleep-bound keepalived recipe on its own lab, timing-sensitive setups together', () => {
+    const all = named('redis-ha', 'redis-ha-fast', 'keepalived-classic', 'sentinel');
+    expect(names(planLanes(all, 2))).toEqual([['redis-ha', 'redis-ha-fast', 'sentinel'], ['keepalived-classic']]);
+    expect(names(planLanes(all, 4))).toEqual([['redis-ha', 'redis-ha-fast', 'sentinel'], ['keepalived-classic']]);
+  });
+
+  it('without a sleep-bound setup there is one lane', () => {
+    expect(names(planLanes(named('redis-ha', 'sentinel'), 2))).toEqual([['redis-ha', 'sentinel']]);
+    expect(names(planLanes(named('keepalived-classic'), 2))).toEqual([['keepalived-classic']]);
   });
 });
