@@ -46,7 +46,7 @@ import { LAB_REDIS_PORT } from '../../lab/redis-proc.js';
 import type { FaultName, SetupDriver } from '../setup.js';
 import {
   descendants, killProcessTrees, KILL_WAIT_MS, LOG_TAIL_LINES, processAlive, processCmdline, processRef, shellQuote,
-  signalAll, tailFile, waitGone, type ProcessRef,
+  signalAll, sleep, tailFile, waitGone, type ProcessRef,
 } from './processes.js';
 
 /** VRRP virtual router id of the recipe (the lab bridge carries no other VRRP). */
@@ -101,10 +101,6 @@ interface KeepalivedRun {
 }
 
 const runs = new WeakMap<PairLab, KeepalivedRun>();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function nodeFiles(lab: PairLab, node: PairNode): NodeFiles {
   const dir = join(lab.dir, `keepalived-${node}`);

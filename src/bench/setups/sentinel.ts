@@ -47,6 +47,7 @@ import {
   shellQuote,
   signalAll,
   tailFile,
+  sleep,
   waitGone,
   type ProcessRef,
 } from './processes.js';
@@ -102,10 +103,6 @@ interface SentinelRun {
 }
 
 const runs = new WeakMap<PairLab, SentinelRun>();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function sentinelFiles(lab: PairLab, host: PairHost): SentinelFiles {
   const dir = join(lab.dir, `sentinel-${host}`);
