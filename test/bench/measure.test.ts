@@ -16,6 +16,7 @@ import {
   parseSampleLine,
   parseStatTicks,
   sampledStateSince,
+  UNAVAILABLE_GAP_MS,
   unavailableTime,
   type RedisSample,
   type Sample,
@@ -167,9 +168,13 @@ describe('writes', () => {
     ops.push(op(i + 1, t, t + 2, t >= 1_000 && t < 2_000 ? 'failed' : 'ok'));
   }
 
-  it('sums the gaps of at least 200 ms only', () => {
+  it('sums the gaps of at least UNAVAILABLE_GAP_MS only', () => {
     expect(unavailableTime(ops, 0, 4_000)).toBeCloseTo(1_010, 0);
     expect(unavailableTime(ops, 0, 900)).toBe(0);
+    // A fast failover's single 170 ms gap counts; a 50 ms hiccup does not.
+    const short = [op(1, 0, 1, 'ok'), op(2, 50, 51, 'ok'), op(3, 221, 222, 'ok')];
+    expect(unavailableTime(short, 0, 222)).toBe(171);
+    expect(UNAVAILABLE_GAP_MS).toBeLessThanOrEqual(170);
   });
 
   it('computes window, unavailability, losses against the final set', () => {
