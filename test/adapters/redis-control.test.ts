@@ -9,55 +9,11 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
-import { RedisControl, type RedisControlOptions } from '../../src/adapters/redis-control.js';
-import type { RedisEndpoint } from '../../src/config/types.js';
-import { silentLogger } from '../../src/daemon/logger.js';
-import { startRedisServer, stopAllRedisServers, type RedisServer } from '../helpers/redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../helpers/redis-control.js';
+import { startRedisServer } from '../helpers/redis-server.js';
 
-const controls: RedisControl[] = [];
-
-afterEach(async () => {
-  await Promise.all(controls.splice(0).map((control) => control.close()));
-  await stopAllRedisServers();
-});
-
-function endpoint(server: { host: string; port: number }, password: string | null = null): RedisEndpoint {
-  return { host: server.host, port: server.port, password, username: null, tls: false, tlsInsecure: false };
-}
-
-interface ControlSetup {
-  local: RedisEndpoint;
-  peer?: RedisEndpoint;
-  /** How the peer reaches the local Redis; default the local endpoint's host and port. */
-  self?: { host: string; port: number };
-  timeoutMs?: number;
-  waitForSync?: boolean;
-  maxSyncWaitMs?: number;
-}
-
-function makeControl(setup: ControlSetup): RedisControl {
-  const options: RedisControlOptions = {
-    local: setup.local,
-    peer: setup.peer ?? endpoint({ host: '127.0.0.1', port: 1 }),
-    self: setup.self ?? { host: setup.local.host, port: setup.local.port },
-    health: { timeoutMs: setup.timeoutMs ?? 1_000 },
-    promotion: {
-      waitForSync: setup.waitForSync ?? true,
-      maxSyncWaitMs: setup.maxSyncWaitMs ?? 120_000,
-      peerTimeoutMs: 1_000,
-      preDelayMs: 0,
-      syncDelayMs: 0,
-    },
-    demotion: { delayMs: 0 },
-    logger: silentLogger(),
-  };
-  const control = new RedisControl(options);
-  controls.push(control);
-  return control;
-}
-
-const hostPort = (server: RedisServer): { host: string; port: number } => ({ host: server.host, port: server.port });
+closeControlsAfterEach();
 
 /** Writes `count` keys `key:<i>` with pipelined SETs. */
 async function load(client: Redis, count: number, valueBytes: number): Promise<void> {

@@ -11,25 +11,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
-import { RedisControl } from '../../src/adapters/redis-control.js';
+import { describe, expect, it } from 'vitest';
+import type { RedisControl } from '../../src/adapters/redis-control.js';
 import { supportsWritePause } from '../../src/adapters/redis-promote.js';
-import type { RedisEndpoint } from '../../src/config/types.js';
-import { silentLogger } from '../../src/daemon/logger.js';
-import { startRedisServer, stopAllRedisServers, type RedisServer } from '../helpers/redis-server.js';
+import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../helpers/redis-control.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 
-const controls: RedisControl[] = [];
-
-afterEach(async () => {
-  await Promise.all(controls.splice(0).map((control) => control.close()));
-  await stopAllRedisServers();
-});
-
-function endpoint(server: { host: string; port: number }, password: string | null = null): RedisEndpoint {
-  return { host: server.host, port: server.port, password, username: null, tls: false, tlsInsecure: false };
-}
-
-const hostPort = (server: RedisServer): { host: string; port: number } => ({ host: server.host, port: server.port });
+closeControlsAfterEach();
 
 /** A promoter for `local` taking over from `peer`; `self` defaults to `local`'s own address. */
 function promoter(
@@ -37,23 +25,12 @@ function promoter(
   peer: RedisServer,
   setup: { self?: { host: string; port: number }; maxSyncWaitMs?: number } = {},
 ): RedisControl {
-  const control = new RedisControl({
+  return makeControl({
     local: endpoint(local, local.password),
     peer: endpoint(peer, peer.password),
     self: setup.self ?? hostPort(local),
-    health: { timeoutMs: 1_000 },
-    promotion: {
-      waitForSync: true,
-      maxSyncWaitMs: setup.maxSyncWaitMs ?? 60_000,
-      peerTimeoutMs: 1_000,
-      preDelayMs: 0,
-      syncDelayMs: 0,
-    },
-    demotion: { delayMs: 0 },
-    logger: silentLogger(),
+    maxSyncWaitMs: setup.maxSyncWaitMs ?? 60_000,
   });
-  controls.push(control);
-  return control;
 }
 
 async function replication(client: Redis): Promise<string> {
