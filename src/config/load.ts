@@ -510,6 +510,13 @@ function toConfig(props: RawConfig, secrets: Secrets, source: string | null): Co
     },
     demotion: { delayMs: props.demotion.delay_ms },
     reconcile: { intervalMs: props.reconcile.interval_ms },
+    control: { socket: props.control.socket, group: props.control.group === '' ? null : props.control.group },
+    switchover: {
+      timeoutMs: props.switchover.timeout_ms,
+      method: props.switchover.method,
+      maxLagBytes: props.switchover.max_lag_bytes,
+      maxAckAgeS: props.switchover.max_ack_age_s,
+    },
     audit: { path: props.audit.path },
     state: { path: props.state.path },
     log: { level: props.log.level },

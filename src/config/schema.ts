@@ -38,6 +38,8 @@ export interface RawConfig {
   };
   demotion: { delay_ms: number };
   reconcile: { interval_ms: number };
+  control: { socket: string; group: string };
+  switchover: { timeout_ms: number; method: SwitchoverMethod; max_lag_bytes: number; max_ack_age_s: number };
   audit: { path: string };
   state: { path: string };
   log: { level: LogLevel };
@@ -56,6 +58,10 @@ export interface RawRedis {
 /** pino level names accepted by `log.level`. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** How a planned switchover moves the master (see `src/adapters/redis-switchover.ts`). */
+export const SWITCHOVER_METHODS = ['auto', 'failover', 'pause'] as const;
+export type SwitchoverMethod = (typeof SWITCHOVER_METHODS)[number];
 
 /** Prefix of every environment override; `REDIS_HA_ADVERT_INTERVAL_MS` sets `advert.interval_ms`. */
 export const ENV_PREFIX = 'REDIS_HA_';
@@ -83,6 +89,7 @@ export const FORMAT = {
   path: 'redis-ha-path',
   host: 'redis-ha-host',
   username: 'redis-ha-username',
+  groupName: 'redis-ha-group-name',
   oneOf: 'redis-ha-one-of',
 } as const;
 
@@ -300,6 +307,12 @@ const FORMATS: readonly FormatSpec[] = [
     name: FORMAT.username,
     expected: () => 'a Redis ACL user name without spaces, or "" for the default user',
     check: (value) => typeof value === 'string' && !/\s/.test(value),
+  },
+  {
+    name: FORMAT.groupName,
+    expected: (item) => `a Unix group name${item.optional ? ', or "" for none' : ''}`,
+    check: (value, item) =>
+      typeof value === 'string' && ((item.optional === true && value === '') || /^[a-z_][a-z0-9_.-]{0,31}\$?$/i.test(value)),
   },
   {
     name: FORMAT.oneOf,
@@ -543,6 +556,46 @@ const SCHEMA: convict.Schema<RawConfig> = {
       2000,
       100,
       TEN_MINUTES_MS,
+    ),
+  },
+  control: {
+    socket: text('Unix socket the CLI talks to the daemon through.', 'REDIS_HA_CONTROL_SOCKET', '/run/redis-ha/control.sock', FORMAT.path),
+    group: text(
+      'Group that owns the control socket (mode 0660) and may run switchover and maintenance; "" for none (root and the daemon user only).',
+      'REDIS_HA_CONTROL_GROUP',
+      '',
+      FORMAT.groupName,
+      { optional: true },
+    ),
+  },
+  switchover: {
+    timeout_ms: integerMs(
+      'Default bound on the write pause and catch-up of a planned switchover (redis-ha switchover --timeout).',
+      'REDIS_HA_SWITCHOVER_TIMEOUT_MS',
+      5000,
+      100,
+      TEN_MINUTES_MS,
+    ),
+    method: text<SwitchoverMethod>(
+      'auto: Redis FAILOVER on 6.2 and newer, CLIENT PAUSE otherwise; failover or pause to force one.',
+      'REDIS_HA_SWITCHOVER_METHOD',
+      'auto',
+      FORMAT.oneOf,
+      { values: SWITCHOVER_METHODS },
+    ),
+    max_lag_bytes: integer(
+      'A switchover is refused (without --force) when the replica is further behind than this many bytes.',
+      'REDIS_HA_SWITCHOVER_MAX_LAG_BYTES',
+      16 * 1024 * 1024,
+      0,
+      2 ** 40,
+    ),
+    max_ack_age_s: integer(
+      "A switchover is refused (without --force) when the replica's last acknowledgement is older than this (seconds, Redis INFO lag=).",
+      'REDIS_HA_SWITCHOVER_MAX_ACK_AGE_S',
+      2,
+      0,
+      3600,
     ),
   },
   audit: {

@@ -106,6 +106,22 @@ export interface Config {
     /** How often desired and actual VIP/Redis state are compared. */
     readonly intervalMs: number;
   };
+  readonly control: {
+    /** Unix socket of the CLI (`redis-ha status`, `switchover`, `maintenance`). */
+    readonly socket: string;
+    /** Group owning the socket whose members may change things; `null`: root and the daemon user only. */
+    readonly group: string | null;
+  };
+  readonly switchover: {
+    /** Default bound on the write pause and catch-up of a planned switchover. */
+    readonly timeoutMs: number;
+    /** `auto`: Redis FAILOVER on 6.2+, CLIENT PAUSE otherwise. */
+    readonly method: 'auto' | 'failover' | 'pause';
+    /** Refusal bound on replication lag in bytes (unless forced). */
+    readonly maxLagBytes: number;
+    /** Refusal bound on the age of the replica's last acknowledgement, seconds (unless forced). */
+    readonly maxAckAgeS: number;
+  };
   readonly audit: {
     /** Append-only JSON-lines audit log. */
     readonly path: string;
