@@ -5,6 +5,14 @@
  * replay protection in `src/proto/replay.ts`; this file only does the socket work,
  * counting and logging.
  *
+ * The same socket carries peer messages (`src/proto/message.ts`, the switchover
+ * requests). They take their sequence number from the advert counter and pass the
+ * same own-name filter, the same `ReplayGuard` and the same reject counting, so a
+ * sender's adverts and messages form one increasing sequence. Like adverts they are
+ * fire-and-forget: a message lost, or overtaken on the wire by a later advert (and
+ * then refused as `replayed`), is not resent here; the requester retries with the
+ * same request id.
+ *
  * Nothing received can make it throw: every datagram is decoded defensively, and a
  * rejected one is counted per reason and logged at most once per reason every
  * `REJECT_LOG_INTERVAL_MS` (a flood of forged packets must not flood the journal).
@@ -26,7 +34,17 @@ import type { AdvertKey } from '../config/types.js';
 import type { Advert, AdvertBody } from '../core/types.js';
 import type { Logger } from '../daemon/logger.js';
 import { FatalError, RedisHaError } from '../errors.js';
-import { MAX_BOOT_EPOCH, MAX_SEQ, REJECT_REASONS, decodeAdvert, encodeAdvert, type RejectReason } from '../proto/advert.js';
+import { MAX_BOOT_EPOCH, MAX_SEQ, decodeAdvert, encodeAdvert } from '../proto/advert.js';
+import {
+  MESSAGE_REJECT_REASONS,
+  PACKET_TYPE_MESSAGE,
+  decodeMessage,
+  encodeMessage,
+  packetType,
+  type MessageRejectReason,
+  type PeerMessage,
+  type ReceivedMessage,
+} from '../proto/message.js';
 import { REPLAY_REJECT_REASONS, ReplayGuard, type ReplayRejectReason } from '../proto/replay.js';
 
 /** At most one warning per reject reason (and for send failures) in this window. */
@@ -35,10 +53,13 @@ export const REJECT_LOG_INTERVAL_MS = 10_000;
 export const MULTICAST_TTL = 1;
 
 /** Why a received datagram did not reach the runtime. */
-export type TransportRejectReason = RejectReason | ReplayRejectReason;
+export type TransportRejectReason = MessageRejectReason | ReplayRejectReason;
 
 /** Every `TransportRejectReason`, for building counters and dashboards. */
-export const TRANSPORT_REJECT_REASONS: readonly TransportRejectReason[] = [...REJECT_REASONS, ...REPLAY_REJECT_REASONS];
+export const TRANSPORT_REJECT_REASONS: readonly TransportRejectReason[] = [
+  ...MESSAGE_REJECT_REASONS,
+  ...REPLAY_REJECT_REASONS,
+];
 
 /** Running totals since construction. */
 export interface TransportCounters {
@@ -46,12 +67,16 @@ export interface TransportCounters {
   readonly received: number;
   /** Adverts handed to the runtime. */
   readonly accepted: number;
-  /** Authenticated adverts carrying this node's own name (own loopback, or a duplicate name). */
+  /** Authenticated adverts and messages carrying this node's own name (own loopback, or a duplicate name). */
   readonly ownIgnored: number;
   /** Adverts the kernel accepted for sending. */
   readonly sent: number;
-  /** Adverts that could not be encoded or sent. */
+  /** Adverts and messages that could not be encoded or sent. */
   readonly sendErrors: number;
+  /** Peer messages the kernel accepted for sending. */
+  readonly messagesSent: number;
+  /** Peer messages accepted (authenticated, fresh, from another node) and handed to the runtime. */
+  readonly messagesReceived: number;
   /** Received datagrams dropped, by reason. */
   readonly rejected: Readonly<Record<TransportRejectReason, number>>;
 }
@@ -85,6 +110,12 @@ export interface AdvertTransportOptions {
 /** Called for every authenticated, fresh advert from another node. */
 export type AdvertHandler = (advert: Advert, fromAddress: string) => void;
 
+/** Called for every authenticated, fresh peer message from another node. */
+export type MessageHandler = (message: ReceivedMessage, fromAddress: string) => void;
+
+/** Which packet type a log line or refusal is about. */
+type PacketKind = 'advert' | 'message';
+
 interface RateLimitEntry {
   lastLoggedAt: number;
   suppressed: number;
@@ -103,6 +134,7 @@ export class AdvertTransport {
   private readonly rejected: Record<TransportRejectReason, number>;
   private socket: dgram.Socket | null = null;
   private handler: AdvertHandler | null = null;
+  private messageHandler: MessageHandler | null = null;
   private currentBootEpoch: number;
   private seq = 0;
   private received = 0;
@@ -110,6 +142,8 @@ export class AdvertTransport {
   private ownIgnored = 0;
   private sent = 0;
   private sendErrors = 0;
+  private messagesSent = 0;
+  private messagesReceived = 0;
 
   /** @throws FatalError when the addresses or keys cannot work at all. */
   constructor(options: AdvertTransportOptions) {
@@ -148,6 +182,8 @@ export class AdvertTransport {
       ownIgnored: this.ownIgnored,
       sent: this.sent,
       sendErrors: this.sendErrors,
+      messagesSent: this.messagesSent,
+      messagesReceived: this.messagesReceived,
       rejected: Object.freeze({ ...this.rejected }),
     });
   }
@@ -161,11 +197,13 @@ export class AdvertTransport {
 
   /**
    * Binds the socket (and joins the multicast group) and starts delivering adverts
-   * to `onAdvert`. Errors thrown by `onAdvert` are logged, never propagated.
+   * to `onAdvert` and peer messages to `onMessage`. Errors thrown by either handler
+   * are logged, never propagated. Without `onMessage`, accepted messages are counted,
+   * logged (rate-limited) and dropped.
    *
    * @throws FatalError `ADVERT_BIND_FAILED` or `ADVERT_MULTICAST_FAILED`.
    */
-  async start(onAdvert: AdvertHandler): Promise<void> {
+  async start(onAdvert: AdvertHandler, onMessage?: MessageHandler): Promise<void> {
     if (this.socket !== null) throw new RedisHaError('ADVERT_ALREADY_STARTED', 'advert transport already started');
     const { port, bindAddress, peerAddress } = this.options;
     const socket = dgram.createSocket({ type: this.family === 6 ? 'udp6' : 'udp4' });
@@ -210,6 +248,7 @@ export class AdvertTransport {
     socket.on('error', (err) => this.logger.error({ err }, 'advert socket error'));
     socket.on('message', (msg, rinfo) => this.handleDatagram(msg, rinfo.address));
     this.handler = onAdvert;
+    this.messageHandler = onMessage ?? null;
     this.socket = socket;
     this.logger.info(
       {
@@ -249,12 +288,46 @@ export class AdvertTransport {
     }
   }
 
+  /**
+   * Signs `message` with the first key and sends it to the peer, numbered from the
+   * advert sequence. Never throws: a message that cannot be encoded or sent is
+   * counted in `sendErrors` and logged (rate-limited); retrying is the caller's call.
+   */
+  sendMessage(message: PeerMessage): void {
+    const socket = this.socket;
+    if (socket === null) {
+      this.sendFailed('advert transport not started', message);
+      return;
+    }
+    try {
+      this.advanceSeq();
+      const packet = encodeMessage(
+        {
+          groupId: this.options.groupId,
+          nodeName: this.options.nodeName,
+          bootEpoch: this.currentBootEpoch,
+          seq: this.seq,
+          message,
+        },
+        // Checked non-empty in the constructor.
+        this.options.keys[0] as AdvertKey,
+      );
+      socket.send(packet, this.peerPort, this.options.peerAddress, (err) => {
+        if (err) this.sendFailed(errorMessage(err), message);
+        else this.messagesSent++;
+      });
+    } catch (err) {
+      this.sendFailed(errorMessage(err), message);
+    }
+  }
+
   /** Closes the socket (leaving any multicast group). Safe to call twice. */
   async stop(): Promise<void> {
     const socket = this.socket;
     if (socket === null) return;
     this.socket = null;
     this.handler = null;
+    this.messageHandler = null;
     await new Promise<void>((resolve) => {
       try {
         socket.close(() => resolve());
@@ -278,31 +351,83 @@ export class AdvertTransport {
   private handleDatagram(msg: Buffer, fromAddress: string): void {
     try {
       this.received++;
+      // Anything that does not announce a message, garbage included, goes to the
+      // advert decoder, which names precisely what is wrong with it.
+      if (packetType(msg) === PACKET_TYPE_MESSAGE) {
+        this.handleMessage(msg, fromAddress);
+        return;
+      }
       const decoded = decodeAdvert(msg, this.options.keys, this.options.groupId);
       if (!decoded.ok) {
-        this.reject(decoded.reason, decoded.detail, fromAddress);
+        this.reject(decoded.reason, decoded.detail, fromAddress, 'advert');
         return;
       }
       const { advert } = decoded;
-      if (advert.nodeName === this.options.nodeName) {
-        this.ownIgnored++;
-        // Our own boot epoch is harmless loopback; any other is a second node using
-        // our name, or a replay of an earlier run of ours.
-        if (advert.bootEpoch !== this.currentBootEpoch) {
-          this.warnLimited('own-name', { from: fromAddress, bootEpoch: advert.bootEpoch }, 'advert with own node name from another run');
-        }
-        return;
-      }
-      const fresh = this.replayGuard.check(advert.nodeName, advert.bootEpoch, advert.seq);
-      if (!fresh.ok) {
-        this.reject(fresh.reason, fresh.detail, fromAddress);
-        return;
-      }
+      if (!this.admit(advert, fromAddress, 'advert')) return;
       this.accepted++;
       this.deliver(advert, fromAddress);
     } catch (err) {
       this.logger.error({ err, from: fromAddress }, 'advert datagram handling failed');
     }
+  }
+
+  private handleMessage(msg: Buffer, fromAddress: string): void {
+    const decoded = decodeMessage(msg, this.options.keys, this.options.groupId);
+    if (!decoded.ok) {
+      this.reject(decoded.reason, decoded.detail, fromAddress, 'message');
+      return;
+    }
+    const received = decoded.message;
+    if (!this.admit(received, fromAddress, 'message')) return;
+    this.messagesReceived++;
+    const handler = this.messageHandler;
+    if (handler === null) {
+      this.warnLimited(
+        'no-message-handler',
+        { from: fromAddress, node: received.nodeName, kind: received.message.kind },
+        'peer message dropped: no handler',
+      );
+      return;
+    }
+    try {
+      handler(received, fromAddress);
+    } catch (err) {
+      this.logger.error(
+        { err, from: fromAddress, node: received.nodeName, kind: received.message.kind },
+        'message handler threw',
+      );
+    }
+  }
+
+  /**
+   * The checks every authenticated packet passes before delivery: not our own name,
+   * and newer than anything accepted from that sender (adverts and messages share
+   * one sequence, so one guard covers both). Counts and logs a refusal.
+   */
+  private admit(
+    packet: { readonly nodeName: string; readonly bootEpoch: number; readonly seq: number },
+    fromAddress: string,
+    kind: PacketKind,
+  ): boolean {
+    if (packet.nodeName === this.options.nodeName) {
+      this.ownIgnored++;
+      // Our own boot epoch is harmless loopback; any other is a second node using
+      // our name, or a replay of an earlier run of ours.
+      if (packet.bootEpoch !== this.currentBootEpoch) {
+        this.warnLimited(
+          'own-name',
+          { from: fromAddress, bootEpoch: packet.bootEpoch, packet: kind },
+          kind === 'advert' ? 'advert with own node name from another run' : 'message with own node name from another run',
+        );
+      }
+      return false;
+    }
+    const fresh = this.replayGuard.check(packet.nodeName, packet.bootEpoch, packet.seq);
+    if (!fresh.ok) {
+      this.reject(fresh.reason, fresh.detail, fromAddress, kind);
+      return false;
+    }
+    return true;
   }
 
   private deliver(advert: Advert, fromAddress: string): void {
@@ -315,14 +440,18 @@ export class AdvertTransport {
     }
   }
 
-  private reject(reason: TransportRejectReason, detail: string, fromAddress: string): void {
+  private reject(reason: TransportRejectReason, detail: string, fromAddress: string, packet: PacketKind): void {
     this.rejected[reason]++;
-    this.warnLimited(reason, { reason, detail, from: fromAddress }, 'advert rejected');
+    // One constant message for both packet types, so existing alerts keep matching.
+    this.warnLimited(reason, { reason, detail, from: fromAddress, packet }, 'advert rejected');
   }
 
-  private sendFailed(detail: string): void {
+  private sendFailed(detail: string, message?: PeerMessage): void {
     this.sendErrors++;
-    this.warnLimited('send-failed', { detail, peer: formatEndpoint(this.options.peerAddress, this.peerPort) }, 'advert not sent');
+    const peer = formatEndpoint(this.options.peerAddress, this.peerPort);
+    if (message === undefined) this.warnLimited('send-failed', { detail, peer }, 'advert not sent');
+    // Not rate-limited with adverts: a lost switchover request is worth its own line.
+    else this.warnLimited('message-send-failed', { detail, peer, kind: message.kind, requestId: message.requestId }, 'peer message not sent');
   }
 
   /** One warn line per `key` per interval; the line carries how many were suppressed since the last one. */

@@ -14,7 +14,7 @@
  *       4     1  groupId
  *       5     1  state: 0 INIT | 1 BACKUP | 2 MASTER | 3 FAULT
  *       6     1  priority (0 = resigning, RFC 5798 §5.2.4)
- *       7     1  flags: bit0 fault | bit1 resigning | bit2 maintenance | bits 3-7 = 0
+ *       7     1  flags: bit0 fault | bit1 resigning | bit2 maintenance | bit3 handing over | bits 4-7 = 0
  *       8     2  advertIntervalMs, 1..65535
  *      10     1  redisRole: 0 unknown | 1 master | 2 replica
  *      11     6  bootEpoch, ms since the Unix epoch (48-bit unsigned)
@@ -24,12 +24,13 @@
  *      33     8  secondOffset (i64, -1 or 0..2^53 - 1)
  *      41    20  replId, raw bytes of the 40-hex-digit Redis replid; all zero = none
  *      61    20  replId2, likewise
- *      81     1  n = nodeName length in bytes, 1..64
- *      82     n  nodeName, UTF-8, no control characters
- *    82+n     1  keyId
- *    83+n    32  HMAC-SHA256(secret of keyId, bytes 0 .. 82+n)
+ *      81     4  maintenanceGen: generation of the maintenance flag (u32)
+ *      85     1  n = nodeName length in bytes, 1..64
+ *      86     n  nodeName, UTF-8, no control characters
+ *    86+n     1  keyId
+ *    87+n    32  HMAC-SHA256(secret of keyId, bytes 0 .. 86+n)
  *  ------  ----  -----------------------------------------------------------------
- *                total 115+n bytes: 116..179
+ *                total 119+n bytes: 120..183
  * ```
  *
  * The key id sits just before the MAC, so it is found from the end of the datagram
@@ -49,7 +50,7 @@ import { RedisHaError } from '../errors.js';
 export const ADVERT_MAGIC = Buffer.from('RH', 'latin1');
 /** Wire format version this module reads and writes. */
 export const ADVERT_VERSION = 1;
-/** Packet type of an advert (the only type so far). */
+/** Packet type of an advert. Type 2 is a peer message (`src/proto/message.ts`). */
 export const ADVERT_TYPE_ADVERT = 1;
 /** Bytes of HMAC-SHA256 at the end of every packet. */
 export const ADVERT_MAC_BYTES = 32;
@@ -83,12 +84,17 @@ const OFF_OFFSET = 25;
 const OFF_SECOND_OFFSET = 33;
 const OFF_REPL_ID = 41;
 const OFF_REPL_ID2 = 61;
-const OFF_NAME_LENGTH = 81;
-const OFF_NAME = 82;
-/** Bytes after the node name: key id and MAC. */
-const TRAILER_BYTES = 1 + ADVERT_MAC_BYTES;
+const OFF_MAINTENANCE_GEN = 81;
+const OFF_NAME_LENGTH = 85;
+const OFF_NAME = 86;
+/**
+ * Bytes at the end of every packet type: key id and MAC. Exported with the helpers
+ * below for `src/proto/message.ts`, which shares the preamble and the trailer.
+ */
+export const PACKET_TRAILER_BYTES = 1 + ADVERT_MAC_BYTES;
+const TRAILER_BYTES = PACKET_TRAILER_BYTES;
 /** Bytes needed to tell which layout a datagram claims to be (magic, version, type). */
-const PREAMBLE_BYTES = 4;
+export const PACKET_PREAMBLE_BYTES = 4;
 
 /** Shortest valid advert (a one-byte node name). */
 export const MIN_ADVERT_BYTES = OFF_NAME + 1 + TRAILER_BYTES;
@@ -98,7 +104,8 @@ export const MAX_ADVERT_BYTES = OFF_NAME + MAX_NODE_NAME_BYTES + TRAILER_BYTES;
 const FLAG_FAULT = 0b001;
 const FLAG_RESIGNING = 0b010;
 const FLAG_MAINTENANCE = 0b100;
-const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE;
+const FLAG_HANDING_OVER = 0b1000;
+const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE | FLAG_HANDING_OVER;
 
 /** Secondary offset meaning "no second history" (Redis `second_repl_offset:-1`). */
 const NO_SECOND_OFFSET = -1;
@@ -128,10 +135,17 @@ export const REJECT_REASONS = [
 /** Why a datagram was not accepted as an advert. */
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
+/** A rejection, as every decoder in `src/proto/` reports it. */
+export interface PacketReject {
+  readonly ok: false;
+  readonly reason: RejectReason;
+  readonly detail: string;
+}
+
 /** Outcome of `decodeAdvert`: the authenticated advert and the key that verified it, or why not. */
 export type DecodeResult =
   | { readonly ok: true; readonly advert: Advert; readonly keyId: number }
-  | { readonly ok: false; readonly reason: RejectReason; readonly detail: string };
+  | PacketReject;
 
 /** What the sender fills in around the core's body. */
 export interface AdvertEnvelope {
@@ -162,6 +176,7 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
   checkInt('bootEpoch', bootEpoch, 0, MAX_BOOT_EPOCH);
   checkInt('seq', seq, 0, MAX_SEQ);
   checkInt('epoch', body.epoch, 0, MAX_EPOCH);
+  checkInt('maintenanceGen', body.maintenanceGen ?? 0, 0, MAX_EPOCH);
   checkInt('priority', body.priority, 0, 0xff);
   checkInt('advertIntervalMs', body.advertIntervalMs, 1, MAX_ADVERT_INTERVAL_MS);
   checkInt('redis.offset', body.redis.offset, 0, Number.MAX_SAFE_INTEGER);
@@ -185,7 +200,8 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
   buf.writeUInt8(
     (body.flags.fault ? FLAG_FAULT : 0) |
       (body.flags.resigning ? FLAG_RESIGNING : 0) |
-      (body.flags.maintenance ? FLAG_MAINTENANCE : 0),
+      (body.flags.maintenance ? FLAG_MAINTENANCE : 0) |
+      (body.flags.handingOver === true ? FLAG_HANDING_OVER : 0),
     OFF_FLAGS,
   );
   buf.writeUInt16BE(body.advertIntervalMs, OFF_INTERVAL);
@@ -197,11 +213,10 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
   buf.writeBigInt64BE(BigInt(body.redis.secondOffset), OFF_SECOND_OFFSET);
   encodeReplId('redis.replId', body.redis.replId).copy(buf, OFF_REPL_ID);
   encodeReplId('redis.replId2', body.redis.replId2).copy(buf, OFF_REPL_ID2);
+  buf.writeUInt32BE(body.maintenanceGen ?? 0, OFF_MAINTENANCE_GEN);
   buf.writeUInt8(name.length, OFF_NAME_LENGTH);
   name.copy(buf, OFF_NAME);
-  const keyIdAt = length - TRAILER_BYTES;
-  buf.writeUInt8(key.id, keyIdAt);
-  mac(key.secret, buf.subarray(0, keyIdAt + 1)).copy(buf, keyIdAt + 1);
+  signPacket(buf, key);
   return buf;
 }
 
@@ -229,25 +244,14 @@ export function decodeAdvert(buf: Buffer, keys: readonly AdvertKey[], groupId: n
 
 function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number): DecodeResult {
   const length = buf.length;
-  if (length < PREAMBLE_BYTES) return reject('too-short', `${length} bytes`);
-  if (buf[OFF_MAGIC] !== ADVERT_MAGIC[0] || buf[OFF_MAGIC + 1] !== ADVERT_MAGIC[1]) {
-    return reject('bad-magic', `starts with 0x${buf.subarray(0, 2).toString('hex')}`);
-  }
-  const version = buf.readUInt8(OFF_VERSION);
-  if (version !== ADVERT_VERSION) return reject('bad-version', `version ${version}, expected ${ADVERT_VERSION}`);
-  const type = buf.readUInt8(OFF_TYPE);
-  if (type !== ADVERT_TYPE_ADVERT) return reject('bad-type', `type ${type}, expected ${ADVERT_TYPE_ADVERT}`);
+  const badPreamble = checkPreamble(buf, ADVERT_TYPE_ADVERT);
+  if (badPreamble !== null) return badPreamble;
   if (length < MIN_ADVERT_BYTES) return reject('too-short', `${length} bytes, at least ${MIN_ADVERT_BYTES} needed`);
   if (length > MAX_ADVERT_BYTES) return reject('bad-length', `${length} bytes, at most ${MAX_ADVERT_BYTES} allowed`);
 
-  const keyIdAt = length - TRAILER_BYTES;
-  const keyId = buf.readUInt8(keyIdAt);
-  // An empty secret would let anyone sign; treat it as no key at all.
-  const key = keys.find((k) => k.id === keyId && k.secret.length > 0);
-  if (key === undefined) return reject('unknown-key', `key id ${keyId}`);
-  const expected = mac(key.secret, buf.subarray(0, keyIdAt + 1));
-  const actual = buf.subarray(keyIdAt + 1);
-  if (!timingSafeEqual(expected, actual)) return reject('bad-mac', `MAC does not verify with key ${keyId}`);
+  const verified = verifyPacketMac(buf, keys);
+  if (!verified.ok) return verified;
+  const { keyId, keyIdAt } = verified;
 
   // Authenticated from here on: the sender holds the key, so a bad field is a bug or a
   // version skew on their side, not noise.
@@ -258,13 +262,9 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
   if (OFF_NAME + nameLength !== keyIdAt) {
     return reject('bad-length', `node name length ${nameLength} does not match datagram length ${length}`);
   }
-  let nodeName: string;
-  try {
-    nodeName = UTF8_STRICT.decode(buf.subarray(OFF_NAME, OFF_NAME + nameLength));
-  } catch {
-    return reject('bad-field', 'node name is not valid UTF-8');
-  }
-  if (CONTROL_CHARS.test(nodeName)) return reject('bad-field', 'node name contains control characters');
+  const name = decodeNodeName(buf.subarray(OFF_NAME, OFF_NAME + nameLength));
+  if (!name.ok) return name;
+  const { nodeName } = name;
 
   const state = STATES[buf.readUInt8(OFF_STATE)];
   if (state === undefined) return reject('bad-field', `state ${buf.readUInt8(OFF_STATE)}`);
@@ -293,10 +293,12 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
     bootEpoch: buf.readUIntBE(OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES),
     seq: buf.readUInt32BE(OFF_SEQ),
     epoch: buf.readUInt32BE(OFF_EPOCH),
+    maintenanceGen: buf.readUInt32BE(OFF_MAINTENANCE_GEN),
     flags: {
       fault: (flags & FLAG_FAULT) !== 0,
       resigning: (flags & FLAG_RESIGNING) !== 0,
       maintenance: (flags & FLAG_MAINTENANCE) !== 0,
+      handingOver: (flags & FLAG_HANDING_OVER) !== 0,
     },
     redis: {
       role,
@@ -309,7 +311,80 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
   return { ok: true, advert, keyId };
 }
 
-function reject(reason: RejectReason, detail: string): DecodeResult {
+/**
+ * Checks the preamble every packet type shares: the length to hold it, the magic,
+ * the version, and that the type is `expectedType`. Reads nothing else.
+ *
+ * @returns null when the preamble announces `expectedType`, else why not.
+ */
+export function checkPreamble(buf: Buffer, expectedType: number): PacketReject | null {
+  const length = buf.length;
+  if (length < PACKET_PREAMBLE_BYTES) return reject('too-short', `${length} bytes`);
+  if (buf[OFF_MAGIC] !== ADVERT_MAGIC[0] || buf[OFF_MAGIC + 1] !== ADVERT_MAGIC[1]) {
+    return reject('bad-magic', `starts with 0x${buf.subarray(0, 2).toString('hex')}`);
+  }
+  const version = buf.readUInt8(OFF_VERSION);
+  if (version !== ADVERT_VERSION) return reject('bad-version', `version ${version}, expected ${ADVERT_VERSION}`);
+  const type = buf.readUInt8(OFF_TYPE);
+  if (type !== expectedType) return reject('bad-type', `type ${type}, expected ${expectedType}`);
+  return null;
+}
+
+/**
+ * Authenticates a packet by its trailer: the key id just before the MAC (found from
+ * the end, so no unauthenticated length field is read) selects the key, and the MAC
+ * over every byte before it is compared in constant time.
+ *
+ * The caller must have checked that `buf` holds more than `PACKET_TRAILER_BYTES`.
+ */
+export function verifyPacketMac(
+  buf: Buffer,
+  keys: readonly AdvertKey[],
+): { readonly ok: true; readonly keyId: number; readonly keyIdAt: number } | PacketReject {
+  const keyIdAt = buf.length - TRAILER_BYTES;
+  const keyId = buf.readUInt8(keyIdAt);
+  // An empty secret would let anyone sign; treat it as no key at all.
+  const key = keys.find((k) => k.id === keyId && k.secret.length > 0);
+  if (key === undefined) return reject('unknown-key', `key id ${keyId}`);
+  const expected = mac(key.secret, buf.subarray(0, keyIdAt + 1));
+  const actual = buf.subarray(keyIdAt + 1);
+  if (!timingSafeEqual(expected, actual)) return reject('bad-mac', `MAC does not verify with key ${keyId}`);
+  return { ok: true, keyId, keyIdAt };
+}
+
+/**
+ * Fills in the trailer of a packet whose last `PACKET_TRAILER_BYTES` are reserved:
+ * `key.id`, then the MAC over everything before the MAC. The caller validates the key.
+ */
+export function signPacket(buf: Buffer, key: AdvertKey): void {
+  const keyIdAt = buf.length - TRAILER_BYTES;
+  buf.writeUInt8(key.id, keyIdAt);
+  mac(key.secret, buf.subarray(0, keyIdAt + 1)).copy(buf, keyIdAt + 1);
+}
+
+/** Decodes an authenticated node name: strict UTF-8, no control characters. */
+export function decodeNodeName(raw: Buffer): { readonly ok: true; readonly nodeName: string } | PacketReject {
+  let nodeName: string;
+  try {
+    nodeName = UTF8_STRICT.decode(raw);
+  } catch {
+    return reject('bad-field', 'node name is not valid UTF-8');
+  }
+  if (CONTROL_CHARS.test(nodeName)) return reject('bad-field', 'node name contains control characters');
+  return { ok: true, nodeName };
+}
+
+/** Why `name` cannot travel as a node name (1..64 UTF-8 bytes, well-formed, no control characters), or null. */
+export function nodeNameProblem(name: string): string | null {
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes < 1 || bytes > MAX_NODE_NAME_BYTES) return `node name is ${bytes} bytes, expected 1..${MAX_NODE_NAME_BYTES}`;
+  // Lone surrogates would be replaced by U+FFFD and the peer would see another name.
+  if (Buffer.from(name, 'utf8').toString('utf8') !== name) return 'node name is not well-formed Unicode';
+  if (CONTROL_CHARS.test(name)) return 'node name contains control characters';
+  return null;
+}
+
+function reject(reason: RejectReason, detail: string): PacketReject {
   return { ok: false, reason, detail };
 }
 
@@ -324,14 +399,9 @@ function checkInt(field: string, value: number, min: number, max: number): void 
 }
 
 function encodeNodeName(name: string): Buffer {
-  const bytes = Buffer.from(name, 'utf8');
-  if (bytes.length < 1 || bytes.length > MAX_NODE_NAME_BYTES) {
-    throw new AdvertEncodeError(`node name is ${bytes.length} bytes, expected 1..${MAX_NODE_NAME_BYTES}`);
-  }
-  // Lone surrogates would be replaced by U+FFFD and the peer would see another name.
-  if (bytes.toString('utf8') !== name) throw new AdvertEncodeError('node name is not well-formed Unicode');
-  if (CONTROL_CHARS.test(name)) throw new AdvertEncodeError('node name contains control characters');
-  return bytes;
+  const problem = nodeNameProblem(name);
+  if (problem !== null) throw new AdvertEncodeError(problem);
+  return Buffer.from(name, 'utf8');
 }
 
 function encodeReplId(field: string, replId: string): Buffer {

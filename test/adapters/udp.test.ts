@@ -1,8 +1,10 @@
 /**
- * The advert transport on loopback: two transports exchange adverts, and an
- * attacker's raw socket sends forged, garbage, replayed and own-name datagrams that
- * must be dropped, counted and logged (rate-limited) without reaching the handler.
+ * The advert transport on loopback: two transports exchange adverts and peer
+ * messages, and an attacker's raw socket sends forged, garbage, replayed and
+ * own-name datagrams that must be dropped, counted and logged (rate-limited) without
+ * reaching a handler.
  */
+import { createHmac } from 'node:crypto';
 import dgram from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { pino, type Logger } from 'pino';
@@ -12,7 +14,8 @@ import type { AdvertKey } from '../../src/config/types.js';
 import type { Advert, AdvertBody } from '../../src/core/types.js';
 import { silentLogger } from '../../src/daemon/logger.js';
 import { FatalError } from '../../src/errors.js';
-import { encodeAdvert } from '../../src/proto/advert.js';
+import { ADVERT_MAC_BYTES, encodeAdvert } from '../../src/proto/advert.js';
+import { encodeMessage, type PeerMessage, type ReceivedMessage } from '../../src/proto/message.js';
 
 const LOOPBACK = '127.0.0.1';
 const GROUP = 7;
@@ -31,7 +34,8 @@ function body(nodeName: string, overrides: Partial<AdvertBody> = {}): AdvertBody
     priority: 100,
     advertIntervalMs: 1000,
     epoch: 3,
-    flags: { fault: false, resigning: false, maintenance: false },
+    flags: { fault: false, resigning: false, maintenance: false, handingOver: false },
+    maintenanceGen: 0,
     redis: { role: 'master', replId: 'ab'.repeat(20), replId2: '', offset: 4242, secondOffset: -1 },
     ...overrides,
   };
@@ -50,12 +54,17 @@ interface Received {
   readonly from: string;
 }
 
+interface ReceivedMsg {
+  readonly message: ReceivedMessage;
+  readonly from: string;
+}
+
 async function startTransport(
   nodeName: string,
   port: number,
   peerPort: number,
   extra: Partial<AdvertTransportOptions> = {},
-): Promise<{ transport: AdvertTransport; received: Received[] }> {
+): Promise<{ transport: AdvertTransport; received: Received[]; messages: ReceivedMsg[] }> {
   const transport = new AdvertTransport({
     bindAddress: LOOPBACK,
     port,
@@ -69,9 +78,13 @@ async function startTransport(
     ...extra,
   });
   const received: Received[] = [];
-  await transport.start((advert, from) => received.push({ advert, from }));
+  const messages: ReceivedMsg[] = [];
+  await transport.start(
+    (advert, from) => received.push({ advert, from }),
+    (message, from) => messages.push({ message, from }),
+  );
   cleanups.push(() => transport.stop());
-  return { transport, received };
+  return { transport, received, messages };
 }
 
 /** A raw socket: the attacker, or a relay that captures datagrams. */
@@ -112,7 +125,7 @@ describe('AdvertTransport on loopback', () => {
     const b = await startTransport('node-b', portB, portA);
 
     a.transport.send(body('node-a'));
-    a.transport.send(body('node-a', { priority: 0, flags: { fault: false, resigning: true, maintenance: false } }));
+    a.transport.send(body('node-a', { priority: 0, flags: { fault: false, resigning: true, maintenance: false, handingOver: false } }));
     b.transport.send(body('node-b', { state: 'BACKUP', redis: { ...body('x').redis, role: 'replica' } }));
     await waitFor(() => b.received.length === 2 && a.received.length === 1, 'adverts');
 
@@ -311,5 +324,208 @@ describe('AdvertTransport on loopback', () => {
     expect(() => new AdvertTransport({ ...base, peerAddress: '::1' })).toThrow(FatalError);
     expect(() => new AdvertTransport({ ...base, bindAddress: 'localhost' })).toThrow(FatalError);
     expect(() => new AdvertTransport({ ...base, keys: [] })).toThrow(FatalError);
+  });
+});
+
+const REQUEST: PeerMessage = { kind: 'switchover-request', requestId: 'sw-1', timeoutMs: 30_000, force: false, user: 'alice' };
+const HANDOVER: PeerMessage = { kind: 'handover', requestId: 'sw-1', epoch: 4, force: false };
+const RESULT: PeerMessage = { kind: 'switchover-result', requestId: 'sw-1', ok: true, detail: 'node-b is master' };
+
+/** Re-signs a patched packet with KEY so it authenticates. */
+function resign(buf: Buffer): Buffer {
+  const macAt = buf.length - ADVERT_MAC_BYTES;
+  createHmac('sha256', KEY.secret).update(buf.subarray(0, macAt)).digest().copy(buf, macAt);
+  return buf;
+}
+
+describe('AdvertTransport peer messages', () => {
+  it('delivers messages both ways, numbered from the advert sequence, and counts them', async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    const a = await startTransport('node-a', portA, portB);
+    const b = await startTransport('node-b', portB, portA);
+
+    b.transport.sendMessage(REQUEST);
+    await waitFor(() => a.messages.length === 1, 'request');
+    a.transport.send(body('node-a'));
+    a.transport.sendMessage(HANDOVER);
+    await waitFor(() => b.messages.length === 1 && b.received.length === 1, 'handover');
+    b.transport.sendMessage(RESULT);
+    await waitFor(() => a.messages.length === 2, 'result');
+
+    expect(a.messages.map((m) => m.message)).toEqual([
+      { groupId: GROUP, nodeName: 'node-b', bootEpoch: b.transport.bootEpoch, seq: 1, message: REQUEST },
+      { groupId: GROUP, nodeName: 'node-b', bootEpoch: b.transport.bootEpoch, seq: 2, message: RESULT },
+    ]);
+    expect(a.messages[0]?.from).toBe(LOOPBACK);
+    expect(b.received[0]?.advert.seq).toBe(1);
+    expect(b.messages[0]?.message).toMatchObject({ nodeName: 'node-a', seq: 2, message: HANDOVER });
+    expect(a.received).toHaveLength(0);
+
+    await waitFor(() => a.transport.counters.messagesSent === 1 && b.transport.counters.messagesSent === 2, 'send callbacks');
+    expect(a.transport.counters).toMatchObject({ sent: 1, messagesSent: 1, received: 2, accepted: 0, messagesReceived: 2, sendErrors: 0 });
+    expect(b.transport.counters).toMatchObject({ sent: 0, messagesSent: 2, received: 2, accepted: 1, messagesReceived: 1, sendErrors: 0 });
+  });
+
+  it('accepts interleaved adverts and messages from one sender, in order', async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    const a = await startTransport('node-a', portA, portB);
+    const b = await startTransport('node-b', portB, portA);
+
+    const order: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      if (i % 3 === 0) {
+        a.transport.sendMessage({ ...HANDOVER, requestId: `sw-${i}` });
+        order.push(`message ${i + 1}`);
+      } else {
+        a.transport.send(body('node-a', { epoch: i }));
+        order.push(`advert ${i + 1}`);
+      }
+    }
+    await waitFor(() => b.transport.counters.received === 10, 'all datagrams');
+
+    const arrived = [
+      ...b.received.map((r) => ({ seq: r.advert.seq, what: `advert ${r.advert.seq}` })),
+      ...b.messages.map((m) => ({ seq: m.message.seq, what: `message ${m.message.seq}` })),
+    ].sort((x, y) => x.seq - y.seq);
+    expect(arrived.map((x) => x.what)).toEqual(order);
+    expect(b.messages.map((m) => m.message.message.requestId)).toEqual(['sw-0', 'sw-3', 'sw-6', 'sw-9']);
+    expect(b.transport.counters).toMatchObject({ accepted: 6, messagesReceived: 4 });
+    expect(b.transport.counters.rejected).toMatchObject({ replayed: 0, 'stale-boot': 0 });
+  });
+
+  it('rejects a replayed message datagram, and an advert older than an accepted message', async () => {
+    const relay = await rawSocket();
+    const portB = await freePort();
+    const a = await startTransport('node-a', await freePort(), relay.port);
+    const b = await startTransport('node-b', portB, await freePort());
+
+    a.transport.send(body('node-a')); // seq 1
+    a.transport.sendMessage(HANDOVER); // seq 2
+    await waitFor(() => relay.captured.length === 2, 'capture');
+    const [advert, message] = relay.captured as [Buffer, Buffer];
+    await sendRaw(relay.socket, message, portB);
+    await waitFor(() => b.messages.length === 1, 'genuine message');
+    await sendRaw(relay.socket, message, portB); // replay of the message
+    await sendRaw(relay.socket, advert, portB); // advert overtaken by the message: same sequence space
+    await waitFor(() => b.transport.counters.received === 3, 'all datagrams');
+
+    expect(b.messages).toHaveLength(1);
+    expect(b.received).toHaveLength(0);
+    expect(b.transport.counters.rejected.replayed).toBe(2);
+    expect(b.transport.counters.messagesReceived).toBe(1);
+  });
+
+  it('drops forged, foreign, malformed and own-name messages, counts them, and never calls the handler', async () => {
+    const { logger, lines } = captureLogger();
+    const portB = await freePort();
+    const b = await startTransport('node-b', portB, await freePort(), { logger });
+    const attacker = await rawSocket();
+    const env = { groupId: GROUP, nodeName: 'mallory', bootEpoch: Date.now(), seq: 1, message: HANDOVER };
+
+    const forged = encodeMessage(env, { id: KEY.id, secret: Buffer.from('not the key') });
+    const unknownKey = encodeMessage(env, { id: 99, secret: Buffer.from('not the key') });
+    const otherGroup = encodeMessage({ ...env, groupId: GROUP + 1 }, KEY);
+    // An earlier run of ours (its boot epoch is not ours), so it is also logged.
+    const ownName = encodeMessage({ ...env, nodeName: 'node-b', bootEpoch: b.transport.bootEpoch - 1 }, KEY);
+    // Signed with the key but not JSON: a key holder's bug, refused as bad-payload.
+    const badPayload = encodeMessage({ ...env, seq: 2 }, KEY);
+    badPayload.write('x', badPayload.indexOf('"force":false') + 8, 'latin1');
+    resign(badPayload);
+    const truncated = encodeMessage(env, KEY).subarray(0, 40);
+    for (const datagram of [forged, unknownKey, otherGroup, ownName, badPayload, truncated]) {
+      await sendRaw(attacker.socket, datagram, portB);
+    }
+    await waitFor(() => b.transport.counters.received === 6, 'all datagrams');
+
+    expect(b.messages).toHaveLength(0);
+    expect(b.received).toHaveLength(0);
+    const { rejected, ownIgnored, messagesReceived } = b.transport.counters;
+    expect(messagesReceived).toBe(0);
+    expect(ownIgnored).toBe(1);
+    expect(rejected).toMatchObject({ 'bad-mac': 1, 'unknown-key': 1, 'wrong-group': 1, 'bad-payload': 1, 'too-short': 1 });
+    const warnings = lines.filter((l) => l['msg'] === 'advert rejected');
+    expect(warnings.map((l) => [l['reason'], l['packet']])).toEqual([
+      ['bad-mac', 'message'],
+      ['unknown-key', 'message'],
+      ['wrong-group', 'message'],
+      ['bad-payload', 'message'],
+      ['too-short', 'message'],
+    ]);
+    expect(lines.filter((l) => l['msg'] === 'message with own node name from another run')).toHaveLength(1);
+  });
+
+  it('never throws from sendMessage: not started, or a message that cannot be encoded', async () => {
+    const { logger, lines } = captureLogger();
+    const transport = new AdvertTransport({
+      bindAddress: LOOPBACK,
+      port: await freePort(),
+      peerAddress: LOOPBACK,
+      multicastInterface: null,
+      groupId: GROUP,
+      keys: [KEY],
+      nodeName: 'node-a',
+      logger,
+    });
+    expect(() => transport.sendMessage(REQUEST)).not.toThrow();
+    await transport.start(() => undefined);
+    cleanups.push(() => transport.stop());
+    expect(() => transport.sendMessage({ ...REQUEST, requestId: 'has spaces' })).not.toThrow();
+    expect(() => transport.sendMessage({ ...REQUEST, timeoutMs: 0 })).not.toThrow();
+    expect(transport.counters).toMatchObject({ messagesSent: 0, sent: 0, sendErrors: 3 });
+    const warnings = lines.filter((l) => l['msg'] === 'peer message not sent');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ kind: 'switchover-request', requestId: 'sw-1', suppressed: 0 });
+  });
+
+  it('counts and drops messages when started without a message handler, and survives one that throws', async () => {
+    const [portA, portB, portC] = [await freePort(), await freePort(), await freePort()];
+    const a = await startTransport('node-a', portA, portB);
+    const { logger, lines } = captureLogger();
+    const b = new AdvertTransport({
+      bindAddress: LOOPBACK,
+      port: portB,
+      peerAddress: LOOPBACK,
+      peerPort: portA,
+      multicastInterface: null,
+      groupId: GROUP,
+      keys: [KEY],
+      nodeName: 'node-b',
+      logger,
+    });
+    const adverts: Advert[] = [];
+    await b.start((advert) => adverts.push(advert));
+    cleanups.push(() => b.stop());
+    a.transport.sendMessage(REQUEST);
+    a.transport.send(body('node-a'));
+    await waitFor(() => adverts.length === 1, 'advert after the message');
+    expect(b.counters).toMatchObject({ messagesReceived: 1, accepted: 1 });
+    expect(lines.filter((l) => l['msg'] === 'peer message dropped: no handler')).toHaveLength(1);
+
+    const c = new AdvertTransport({
+      bindAddress: LOOPBACK,
+      port: portC,
+      peerAddress: LOOPBACK,
+      peerPort: portA,
+      multicastInterface: null,
+      groupId: GROUP,
+      keys: [KEY],
+      nodeName: 'node-c',
+      logger,
+    });
+    let calls = 0;
+    await c.start(
+      () => undefined,
+      () => {
+        calls++;
+        throw new Error('handler bug');
+      },
+    );
+    cleanups.push(() => c.stop());
+    const d = await startTransport('node-d', await freePort(), portC);
+    d.transport.sendMessage(REQUEST);
+    d.transport.sendMessage(RESULT);
+    await waitFor(() => calls === 2, 'both messages');
+    expect(lines.filter((l) => l['msg'] === 'message handler threw')).toHaveLength(2);
+    expect(c.counters.messagesReceived).toBe(2);
   });
 });

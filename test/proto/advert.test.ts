@@ -35,7 +35,8 @@ function body(overrides: Partial<AdvertBody> = {}): AdvertBody {
     priority: 150,
     advertIntervalMs: 1000,
     epoch: 17,
-    flags: { fault: false, resigning: false, maintenance: false },
+    flags: { fault: false, resigning: false, maintenance: false, handingOver: false },
+    maintenanceGen: 3,
     redis: { role: 'master', replId: REPL_ID, replId2: REPL_ID2, offset: 123_456_789, secondOffset: 1_000 },
     ...overrides,
   };
@@ -73,10 +74,10 @@ describe('encodeAdvert / decodeAdvert round trip', () => {
   });
 
   it.each([
-    ['INIT', 'unknown', { fault: true, resigning: false, maintenance: false }],
-    ['BACKUP', 'replica', { fault: false, resigning: true, maintenance: false }],
-    ['MASTER', 'master', { fault: false, resigning: false, maintenance: true }],
-    ['FAULT', 'unknown', { fault: true, resigning: true, maintenance: true }],
+    ['INIT', 'unknown', { fault: true, resigning: false, maintenance: false, handingOver: false }],
+    ['BACKUP', 'replica', { fault: false, resigning: true, maintenance: false, handingOver: false }],
+    ['MASTER', 'master', { fault: false, resigning: false, maintenance: true, handingOver: false }],
+    ['FAULT', 'unknown', { fault: true, resigning: true, maintenance: true, handingOver: false }],
   ] as const)('state %s, role %s, flags %o', (state, role, flags) => {
     const b = body({ state, flags, redis: { ...body().redis, role } });
     const result = decodeAdvert(packet(b), [KEY_A], GROUP);
@@ -100,6 +101,7 @@ describe('encodeAdvert / decodeAdvert round trip', () => {
       priority: 255,
       advertIntervalMs: 65_535,
       epoch: 0xffff_ffff,
+      maintenanceGen: 0xffff_ffff,
       redis: { ...body().redis, offset: Number.MAX_SAFE_INTEGER, secondOffset: Number.MAX_SAFE_INTEGER },
     });
     const result = decodeAdvert(
@@ -126,7 +128,7 @@ describe('encodeAdvert / decodeAdvert round trip', () => {
     expect(buf[2]).toBe(ADVERT_VERSION);
     expect(buf[3]).toBe(1);
     expect(buf[4]).toBe(GROUP);
-    expect(buf.length).toBe(115 + 'redis-a'.length);
+    expect(buf.length).toBe(119 + 'redis-a'.length);
   });
 });
 
@@ -187,13 +189,13 @@ describe('decodeAdvert rejects', () => {
   it('bad-length: oversized, and a signed name length that disagrees with the datagram', () => {
     check(Buffer.concat([packet(), Buffer.alloc(MAX_ADVERT_BYTES)]), 'bad-length');
     const longer = packet();
-    longer[81] = 8;
+    longer[85] = 8;
     check(resign(longer), 'bad-length');
     const zero = packet();
-    zero[81] = 0;
+    zero[85] = 0;
     check(resign(zero), 'bad-length');
     const huge = packet(body({ nodeName: 'x'.repeat(64) }));
-    huge[81] = 65;
+    huge[85] = 65;
     check(resign(huge), 'bad-length');
   });
 
@@ -213,15 +215,15 @@ describe('decodeAdvert rejects', () => {
 
   it.each([
     ['state 4', (b: Buffer) => void (b[5] = 4)],
-    ['reserved flag bit', (b: Buffer) => void (b[7] = 0b1000)],
+    ['reserved flag bit', (b: Buffer) => void (b[7] = 0b10000)],
     ['interval 0', (b: Buffer) => b.writeUInt16BE(0, 8)],
     ['redis role 3', (b: Buffer) => void (b[10] = 3)],
     ['offset 2^53', (b: Buffer) => b.writeBigUInt64BE(2n ** 53n, 25)],
     ['offset 2^64 - 1', (b: Buffer) => b.writeBigUInt64BE(2n ** 64n - 1n, 25)],
     ['second offset -2', (b: Buffer) => b.writeBigInt64BE(-2n, 33)],
     ['second offset 2^53', (b: Buffer) => b.writeBigInt64BE(2n ** 53n, 33)],
-    ['invalid UTF-8 name', (b: Buffer) => void (b[82] = 0xff)],
-    ['control character in name', (b: Buffer) => void (b[82] = 0x0a)],
+    ['invalid UTF-8 name', (b: Buffer) => void (b[86] = 0xff)],
+    ['control character in name', (b: Buffer) => void (b[86] = 0x0a)],
   ])('bad-field: %s', (_label, patch) => {
     const buf = packet();
     patch(buf);
