@@ -4,26 +4,56 @@
  * record is written and fsynced before the next one starts, in order; `reopen()` (on
  * SIGHUP) closes and reopens the path so logrotate can move the file away.
  *
+ * Records form a hash chain (`src/audit/chain.ts`): each carries `seq` and the `prev`
+ * hash of the record before it, so `redis-ha audit verify` finds a line deleted, edited
+ * or moved. The chain survives restarts and rotation:
+ *   - `open()` reads only the tail of an existing file to find the last record and
+ *     continues after it;
+ *   - an empty or missing file (just rotated) continues from the head kept in memory;
+ *   - a last line that is not a record (a crash mid-write, a hand edit) never stops the
+ *     daemon: the chain goes on from the last good record it knows (or from zeros) and
+ *     an `audit-chain-restarted` record says why, so verify shows one explicit break.
+ *
  * Operational logs go through pino; this file is the durable trail an operator reads
  * after an incident, so a failed write is logged loudly but never stops the daemon.
  */
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import {
+  CHAIN_RESTARTED_EVENT,
+  formatRecord,
+  GENESIS_HEAD,
+  parseLine,
+  type ChainHead,
+  type ChainedRecord,
+} from '../audit/chain.js';
 import type { Logger } from '../daemon/logger.js';
 
-/** One audit line. `time` is wall-clock ISO 8601; the rest is the event's own data. */
-export interface AuditRecord {
-  readonly time: string;
-  readonly node: string;
-  readonly event: string;
-  readonly [field: string]: unknown;
-}
+/** One audit line: the chain's keys, wall-clock ISO 8601 `time`, and the event's own data. */
+export type AuditRecord = ChainedRecord;
+
+/** First tail window read from an existing file; doubled until it holds a whole line. */
+const TAIL_WINDOW_BYTES = 64 * 1024;
+/** Longest last line searched for; beyond this the tail counts as damaged (never read the whole file). */
+const TAIL_MAX_BYTES = 16 * 1024 * 1024;
+const NEWLINE = 0x0a;
+
+/** What the tail of an existing file says about the chain. */
+type TailState =
+  | { readonly kind: 'empty' }
+  | { readonly kind: 'record'; readonly head: ChainHead; readonly edited: boolean }
+  | { readonly kind: 'damaged'; readonly reason: string; readonly lastGood: ChainHead | null };
 
 /** Serialised appends with fsync; safe to call without awaiting (order is preserved). */
 export class AuditLog {
   private handle: FileHandle | null = null;
-  private chain: Promise<void> = Promise.resolve();
+  private queue: Promise<void> = Promise.resolve();
   private failures = 0;
+  /** Records lost to failed writes since the last one that made it to the file. */
+  private lost = 0;
+  private chainHead: ChainHead = GENESIS_HEAD;
+  /** A restart record to write before the next record (set by `open()` on a damaged tail). */
+  private pendingRestart: Readonly<Record<string, unknown>> | null = null;
 
   constructor(
     private readonly path: string,
@@ -32,48 +62,169 @@ export class AuditLog {
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
-  /** Opens (creating the directory if needed) for appending. Throws if the path is unusable. */
+  /** The last record written (seq 0 and 64 zeros before the first one ever). */
+  get head(): ChainHead {
+    return this.chainHead;
+  }
+
+  /**
+   * Opens (creating the directory if needed) for appending and recovers the chain head
+   * from the file's tail. Throws if the path is unusable; a damaged file is not an error.
+   */
   async open(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o750 });
-    this.handle = await open(this.path, 'a', 0o640);
+    await this.handle?.close().catch(() => undefined);
+    this.handle = null;
+    const handle = await open(this.path, 'a+', 0o640);
+    try {
+      await this.recoverHead(handle);
+    } catch (error) {
+      // Unreadable but writable: keep going on the head we know, and say so in the file.
+      this.logger.warn({ err: error, path: this.path }, 'audit log tail unreadable');
+      this.pendingRestart = { reason: `could not read the end of the existing file: ${describe(error)}`, lastGoodSeq: this.chainHead.seq };
+    }
+    this.handle = handle;
   }
 
   /** Queues one record; resolves when it is on disk (or its write failed and was logged). */
   append(event: string, data: Readonly<Record<string, unknown>> = {}): Promise<void> {
-    const record: AuditRecord = { time: this.clock().toISOString(), node: this.node, event, ...data };
-    const line = `${JSON.stringify(record)}\n`;
-    this.chain = this.chain.then(async () => {
+    const time = this.clock().toISOString();
+    this.queue = this.queue.then(async () => {
+      let written = false;
       try {
         if (!this.handle) await this.open();
-        await this.handle!.appendFile(line, 'utf8');
+        if (this.pendingRestart) {
+          await this.write(CHAIN_RESTARTED_EVENT, time, this.pendingRestart);
+          this.pendingRestart = null;
+        }
+        if (this.lost > 0) {
+          await this.write('audit-records-lost', time, { count: this.lost, reason: 'writes to the audit log failed (see the daemon log)' });
+          this.lost = 0;
+        }
+        await this.write(event, time, data);
+        written = true;
         await this.handle!.sync();
       } catch (error) {
         this.failures++;
+        if (!written) this.lost++;
         this.logger.error({ err: error, path: this.path, event, failures: this.failures }, 'audit write failed');
+        // The file may now end in a partial line: reopen and let the tail decide where the chain stands.
+        await this.handle?.close().catch(() => undefined);
+        this.handle = null;
       }
     });
-    return this.chain;
+    return this.queue;
   }
 
   /** Closes and reopens the file after the queued records (log rotation). */
   reopen(): Promise<void> {
-    this.chain = this.chain.then(async () => {
+    this.queue = this.queue.then(async () => {
       try {
         await this.handle?.close();
         this.handle = null;
         await this.open();
-        this.logger.info({ path: this.path }, 'audit log reopened');
+        this.logger.info({ path: this.path, seq: this.chainHead.seq }, 'audit log reopened');
       } catch (error) {
         this.logger.error({ err: error, path: this.path }, 'audit log reopen failed');
       }
     });
-    return this.chain;
+    return this.queue;
   }
 
   /** Waits for queued records, then closes. */
   async close(): Promise<void> {
-    await this.chain;
+    await this.queue;
     await this.handle?.close();
     this.handle = null;
+  }
+
+  /** Formats and appends one record (the caller fsyncs); advances the head only once the line is in the file. */
+  private async write(event: string, time: string, data: Readonly<Record<string, unknown>>): Promise<void> {
+    let formatted;
+    try {
+      formatted = formatRecord(this.chainHead, { time, node: this.node, event }, data);
+    } catch (error) {
+      // A cycle in the data: keep the event (and the chain) with a note instead of the data.
+      formatted = formatRecord(this.chainHead, { time, node: this.node, event }, { unserialisable: describe(error) });
+    }
+    await this.handle!.appendFile(`${formatted.line}\n`, 'utf8');
+    this.chainHead = formatted.head;
+  }
+
+  private async recoverHead(handle: FileHandle): Promise<void> {
+    let tail = await readTailState(handle);
+    if (tail.kind === 'damaged' && tail.reason === TRUNCATED) {
+      // Terminate the partial line so our first record starts on a line of its own.
+      await handle.appendFile('\n', 'utf8');
+      await handle.sync();
+      tail = await readTailState(handle);
+      if (tail.kind === 'damaged') tail = { ...tail, reason: `${tail.reason} (${TRUNCATED})` };
+    }
+    switch (tail.kind) {
+      case 'empty':
+        // A new or just-rotated file: the chain continues from memory.
+        return;
+      case 'record':
+        if (tail.head.seq !== this.chainHead.seq && this.chainHead.seq !== 0) {
+          this.logger.warn({ path: this.path, fileSeq: tail.head.seq, memorySeq: this.chainHead.seq }, 'audit log file ends elsewhere than expected');
+        }
+        // An edited last line still carries the hash the next record must chain onto; verify reports the edit.
+        if (tail.edited) this.logger.warn({ path: this.path, seq: tail.head.seq }, 'audit log last record was edited');
+        this.chainHead = tail.head;
+        return;
+      case 'damaged': {
+        const from = tail.lastGood ?? this.chainHead;
+        this.logger.warn({ path: this.path, reason: tail.reason, seq: from.seq }, 'audit chain restarted');
+        this.chainHead = from;
+        this.pendingRestart = { reason: `the last line of the existing file is not a valid record: ${tail.reason}`, lastGoodSeq: from.seq };
+        return;
+      }
+    }
+  }
+}
+
+const TRUNCATED = 'the file does not end with a newline (a write was interrupted)';
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Reads only the end of the file: the last complete line, growing the window while the
+ * line is longer than it, and the last good record within the window if that line is damaged.
+ */
+async function readTailState(handle: FileHandle): Promise<TailState> {
+  const { size } = await handle.stat();
+  if (size === 0) return { kind: 'empty' };
+  const last = Buffer.alloc(1);
+  await handle.read(last, 0, 1, size - 1);
+  if (last[0] !== NEWLINE) return { kind: 'damaged', reason: TRUNCATED, lastGood: null };
+  for (let window = TAIL_WINDOW_BYTES; ; window *= 2) {
+    const start = Math.max(0, size - window);
+    const buffer = Buffer.alloc(size - start);
+    await readFully(handle, buffer, start);
+    // Lines of the window, the trailing '' dropped; the first is partial unless the window starts the file.
+    const lines = buffer.toString('utf8').split('\n').slice(0, -1);
+    const complete = start === 0 ? lines : lines.slice(1);
+    if (complete.length === 0) {
+      if (window >= TAIL_MAX_BYTES) return { kind: 'damaged', reason: `last line longer than ${TAIL_MAX_BYTES} bytes`, lastGood: null };
+      continue;
+    }
+    const parsed = parseLine(complete[complete.length - 1]!);
+    if (parsed.ok) return { kind: 'record', head: { seq: parsed.record.seq, hash: parsed.hash }, edited: parsed.hash !== parsed.computedHash };
+    let lastGood: ChainHead | null = null;
+    for (let i = complete.length - 2; i >= 0 && !lastGood; i--) {
+      const earlier = parseLine(complete[i]!);
+      if (earlier.ok) lastGood = { seq: earlier.record.seq, hash: earlier.hash };
+    }
+    return { kind: 'damaged', reason: parsed.reason, lastGood };
+  }
+}
+
+async function readFully(handle: FileHandle, buffer: Buffer, position: number): Promise<void> {
+  for (let offset = 0; offset < buffer.length; ) {
+    const { bytesRead } = await handle.read(buffer, offset, buffer.length - offset, position + offset);
+    if (bytesRead === 0) throw new Error('audit log shrank while its tail was read');
+    offset += bytesRead;
   }
 }

@@ -1,0 +1,182 @@
+/**
+ * `redis-ha audit verify [files...]` and `redis-ha audit tail [-n N] [-f] [--json]`.
+ *
+ * Both find the audit log the way the daemon does: `audit.path` of the configuration
+ * (`-c`, with `REDIS_HA_AUDIT_PATH` applied), unless `--file` names it directly, which
+ * also works where the configuration cannot be loaded (its secrets are root-only).
+ *
+ * Exit status of `verify`: 0 the chain is intact, 1 problems found (each printed as
+ * `file:line: kind: reason`), 2 a file (or the configuration) could not be read.
+ * `tail` exits 0, 2 when the file cannot be read, 64 for a bad `--lines`.
+ */
+import type { Command } from 'commander';
+import { escapeControls, parseLine } from '../audit/chain.js';
+import { formatRecordLine, MAX_VALUE_CHARS } from '../audit/format.js';
+import { followRecords, readTail } from '../audit/tail.js';
+import { formatVerifyReport, rotatedSiblings, verifyAuditFiles } from '../audit/verify.js';
+import { loadConfig } from '../config/load.js';
+import { describeFsError } from '../config/keys.js';
+
+/** Exit status: the chain is intact / the records were printed. */
+export const EXIT_AUDIT_OK = 0;
+/** Exit status of `verify`: problems were found. */
+export const EXIT_AUDIT_PROBLEMS = 1;
+/** Exit status: the audit log (or the configuration naming it) could not be read. */
+export const EXIT_AUDIT_UNREADABLE = 2;
+/** EX_USAGE from sysexits.h: a bad option value. */
+export const EXIT_USAGE = 64;
+/** Records `tail` prints without `--lines`. */
+export const DEFAULT_TAIL_LINES = 10;
+/** How often `tail --follow` looks for new lines. */
+const FOLLOW_POLL_MS = 500;
+
+/** Where the commands write, what ends `--follow`, and the environment for the configuration. */
+export interface AuditCliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** Ends `tail --follow`; without it, SIGINT or SIGTERM does. */
+  readonly signal?: AbortSignal;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Receives the exit status; default: sets `process.exitCode`. */
+  readonly setExitCode?: (code: number) => void;
+}
+
+/** How the audit log is found. */
+export interface AuditPathOptions {
+  readonly config: string;
+  readonly file?: string;
+}
+
+/** `audit tail` options as commander parses them. */
+export interface AuditTailOptions extends AuditPathOptions {
+  readonly lines?: string;
+  readonly follow?: boolean;
+  readonly json?: boolean;
+}
+
+const processIo: AuditCliIo = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+};
+
+/** `--file` if given, else `audit.path` of the configuration; an error line when neither works. */
+export function resolveAuditPath(opts: AuditPathOptions, env: NodeJS.ProcessEnv = process.env): { path: string } | { error: string } {
+  if (opts.file !== undefined && opts.file !== '') return { path: opts.file };
+  try {
+    return { path: loadConfig(opts.config, env).audit.path };
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    return { error: `cannot find the audit log: ${detail}\n(give the audit file with --file <path>)` };
+  }
+}
+
+/** `audit verify`: returns the exit status. */
+export async function auditVerifyCommand(files: readonly string[], opts: AuditPathOptions, io: AuditCliIo = processIo): Promise<number> {
+  let paths = [...files];
+  if (paths.length === 0) {
+    const found = resolveAuditPath(opts, io.env ?? process.env);
+    if ('error' in found) {
+      io.stderr(`redis-ha audit verify: ${found.error}\n`);
+      return EXIT_AUDIT_UNREADABLE;
+    }
+    paths = await rotatedSiblings(found.path);
+  }
+  const report = await verifyAuditFiles(paths);
+  io.stdout(formatVerifyReport(report));
+  if (report.unreadable > 0) return EXIT_AUDIT_UNREADABLE;
+  return report.ok ? EXIT_AUDIT_OK : EXIT_AUDIT_PROBLEMS;
+}
+
+/** `audit tail`: prints the last records (then follows with `--follow`); returns the exit status. */
+export async function auditTailCommand(opts: AuditTailOptions, io: AuditCliIo = processIo): Promise<number> {
+  const n = opts.lines === undefined ? DEFAULT_TAIL_LINES : Number(opts.lines);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    io.stderr(`redis-ha audit tail: --lines: expected a non-negative integer, got "${opts.lines}"\n`);
+    return EXIT_USAGE;
+  }
+  const found = resolveAuditPath(opts, io.env ?? process.env);
+  if ('error' in found) {
+    io.stderr(`redis-ha audit tail: ${found.error}\n`);
+    return EXIT_AUDIT_UNREADABLE;
+  }
+  const print = (line: string): void => io.stdout(`${opts.json ? line : humanLine(line)}\n`);
+  let tail;
+  try {
+    tail = await readTail(found.path, n);
+  } catch (error) {
+    // Following a log that does not exist yet is fine (it appears on the first record).
+    if (!(opts.follow && (error as NodeJS.ErrnoException).code === 'ENOENT')) {
+      io.stderr(`redis-ha audit tail: cannot read ${found.path}: ${describeFsError(error)}\n`);
+      return EXIT_AUDIT_UNREADABLE;
+    }
+  }
+  for (const line of tail?.lines ?? []) print(line);
+  if (!opts.follow) return EXIT_AUDIT_OK;
+
+  const stop = new AbortController();
+  const signal = io.signal ?? stop.signal;
+  const onSignal = (): void => stop.abort();
+  if (!io.signal) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
+  try {
+    await followRecords(found.path, print, signal, FOLLOW_POLL_MS, tail?.position);
+    return EXIT_AUDIT_OK;
+  } catch (error) {
+    io.stderr(`redis-ha audit tail: cannot follow ${found.path}: ${describeFsError(error)}\n`);
+    return EXIT_AUDIT_UNREADABLE;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** A raw line as `formatRecordLine` prints it, or marked as not a record. */
+function humanLine(line: string): string {
+  const parsed = parseLine(line);
+  if (parsed.ok) return formatRecordLine(parsed.record);
+  // Still readable when damaged (an old unchained line, a hand edit): parse loosely.
+  try {
+    const value: unknown = JSON.parse(line);
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return formatRecordLine(value as Record<string, unknown>);
+  } catch {
+    // Falls through to the raw text.
+  }
+  const shown = line.length > MAX_VALUE_CHARS ? `${line.slice(0, MAX_VALUE_CHARS)}…` : line;
+  return `(not a record: ${parsed.reason}) ${escapeControls(JSON.stringify(shown))}`;
+}
+
+/** Adds `audit verify` and `audit tail` to `program`; `io` is for tests. */
+export function registerAuditCommands(program: Command, defaultConfigPath: string, io: AuditCliIo = processIo): void {
+  const audit = program
+    .command('audit')
+    .description('check and read the hash-chained audit log');
+
+  audit
+    .command('verify')
+    .description('check the audit chain (default: the configured log and its rotated files, oldest first); exit 0 intact, 1 problems, 2 unreadable')
+    .argument('[files...]', 'audit files, oldest first (e.g. audit.jsonl.2.gz audit.jsonl.1 audit.jsonl)')
+    .option('-c, --config <file>', 'configuration file (for audit.path)', defaultConfigPath)
+    .option('--file <path>', 'the audit log itself, instead of audit.path from the configuration')
+    .action(async (files: string[], opts: AuditPathOptions) => {
+      setExitCode(io, await auditVerifyCommand(files, opts, io));
+    });
+
+  audit
+    .command('tail')
+    .description('print the last audit records, one readable line each')
+    .option('-n, --lines <n>', 'how many records', String(DEFAULT_TAIL_LINES))
+    .option('-f, --follow', 'keep printing records as they are appended (survives log rotation)')
+    .option('--json', 'print the raw JSON lines')
+    .option('-c, --config <file>', 'configuration file (for audit.path)', defaultConfigPath)
+    .option('--file <path>', 'the audit log itself, instead of audit.path from the configuration')
+    .action(async (opts: AuditTailOptions) => {
+      setExitCode(io, await auditTailCommand(opts, io));
+    });
+}
+
+function setExitCode(io: AuditCliIo, code: number): void {
+  if (io.setExitCode) io.setExitCode(code);
+  else process.exitCode = code;
+}
