@@ -1,7 +1,8 @@
 /**
  * The Redis effect: health checks, promotion (with catch-up and, from a still-reachable
- * old master, a paused and fenced handover: `redis-promote.ts`), demotion, and the
- * start-up bind check, all in process through ioredis (no `redis-cli` scripts).
+ * old master, a paused and fenced handover: `redis-promote.ts`), demotion, the planned
+ * switchover from this master to its replica (`redis-switchover.ts`), and the start-up
+ * bind check, all in process through ioredis (no `redis-cli` scripts).
  *
  * Four kinds of connection, so that a slow role change never delays a health check:
  *
@@ -43,8 +44,10 @@ import {
 } from './redis-connection.js';
 import { parseInfoFields, parseReplicationInfo } from './redis-info.js';
 import { PeerHandover, type HandoverOptions, type LocalRedis } from './redis-promote.js';
+import { switchOver, type SwitchoverRequest, type SwitchoverResult } from './redis-switchover.js';
 
 export { parseClientList, REDIS_REPLY, REDIS_TIMEOUT, REDIS_UNREACHABLE } from './redis-connection.js';
+export type { SwitchoverRequest, SwitchoverResult } from './redis-switchover.js';
 
 /** Default `CLIENT SETNAME` of the health connection; other connections add a suffix. */
 export const DEFAULT_CLIENT_NAME = 'redis-ha';
@@ -250,6 +253,27 @@ export class RedisControl {
       this.log.warn({ detail }, 'redis demotion failed');
       return { ok: false, detail };
     }
+  }
+
+  /**
+   * A planned switchover from this (master) node to `request.target`, our replica:
+   * pre-checks, then Redis FAILOVER or a paused catch-up with `REPLICAOF NO ONE` on the
+   * target, rolled back when anything fails before the target is promoted
+   * (`redis-switchover.ts`). Never throws.
+   */
+  async handOver(request: SwitchoverRequest): Promise<SwitchoverResult> {
+    return switchOver(
+      {
+        local: this.control,
+        localTimeoutMs: this.controlTimeoutMs,
+        peerEndpoint: this.options.peer,
+        peerTimeoutMs: this.options.promotion.peerTimeoutMs,
+        clientName: this.clientName,
+        setMasterAuth: (trail) => this.setMasterAuth(trail),
+        logger: this.log,
+      },
+      request,
+    );
   }
 
   /**

@@ -101,3 +101,64 @@ export function parseReplicationInfo(text: string): RedisSnapshot {
     connectedReplicas,
   };
 }
+
+/** One `slaveN:` line of a master's `INFO replication`: a connected replica as the master sees it. */
+export interface ReplicaEntry {
+  /** N of `slaveN`. */
+  readonly index: number;
+  /**
+   * The replica's source address as the master sees it (or its `replica-announce-ip`),
+   * which is not necessarily the address other hosts reach it on.
+   */
+  readonly ip: string;
+  /** The port it listens on (`REPLCONF listening-port`, or `replica-announce-port`). */
+  readonly port: number;
+  /** `online` once it is streaming; `wait_bgsave` or `send_bulk` during a full sync. */
+  readonly state: string;
+  /** The replication offset it last acknowledged (`REPLCONF ACK`, about once a second). */
+  readonly offset: number;
+  /** Seconds since its last `REPLCONF ACK`. */
+  readonly lagS: number;
+}
+
+/**
+ * Reads the `slaveN:ip=...,port=...,state=...,offset=...,lag=...` lines of a master's
+ * `INFO replication`, ordered by N; no such lines (a replica, or a master without
+ * replicas) is an empty list. An IPv6 `ip` keeps its colons (only `,` and the first
+ * `=` of each part split).
+ *
+ * @throws RedisControlError (`REDIS_INFO_PARSE_FAILED`) when a `slaveN` line lacks
+ *   `ip`, `state`, `port`, `offset` or `lag`, or a number is not an integer.
+ */
+export function parseReplicaEntries(text: string): ReplicaEntry[] {
+  const entries: ReplicaEntry[] = [];
+  for (const [key, value] of parseInfoFields(text)) {
+    const index = /^slave(\d+)$/.exec(key)?.[1];
+    if (index === undefined) continue;
+    const attributes = new Map<string, string>();
+    for (const part of value.split(',')) {
+      const eq = part.indexOf('=');
+      if (eq <= 0) fail(`${key} has a part without name=value: ${JSON.stringify(part)}`);
+      attributes.set(part.slice(0, eq), part.slice(eq + 1));
+    }
+    const attribute = (name: string): string => {
+      const raw = attributes.get(name);
+      if (raw === undefined || raw === '') fail(`${key} has no ${name}`);
+      return raw;
+    };
+    const integer = (name: string): number => {
+      const raw = attribute(name);
+      if (!/^-?\d+$/.test(raw)) fail(`${key} ${name} is not an integer: ${JSON.stringify(raw)}`);
+      return Number(raw);
+    };
+    entries.push({
+      index: Number(index),
+      ip: attribute('ip'),
+      port: integer('port'),
+      state: attribute('state'),
+      offset: integer('offset'),
+      lagS: integer('lag'),
+    });
+  }
+  return entries.sort((a, b) => a.index - b.index);
+}

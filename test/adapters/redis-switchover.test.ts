@@ -1,0 +1,459 @@
+/**
+ * The planned switchover from the master's host (`RedisControl.handOver`,
+ * `redis-switchover.ts`) against real `redis-server` processes on loopback: a writer
+ * running across the switchover (and back) loses no acknowledged write with either
+ * method, refusals change nothing, a replica that stops answering mid-way rolls the
+ * switchover back without leaving writes paused, and `force` stays within its bounds.
+ *
+ * Ports are handed out by the kernel (`startRedisServer` picks a free one per server),
+ * so this file never collides with the fixed ports of other suites. Processes are only
+ * signalled by their own PID (SIGSTOP/SIGCONT on a server this file started).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Connection } from '../../src/adapters/redis-connection.js';
+import { INFO_PARSE_FAILED, parseReplicaEntries, parseReplicationInfo } from '../../src/adapters/redis-info.js';
+import {
+  switchOver,
+  type SwitchoverDeps,
+  type SwitchoverHooks,
+  type SwitchoverRequest,
+  type SwitchoverResult,
+} from '../../src/adapters/redis-switchover.js';
+import { silentLogger } from '../../src/daemon/logger.js';
+import { RedisControlError } from '../../src/errors.js';
+import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../helpers/redis-control.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+
+closeControlsAfterEach();
+
+const connections: Connection[] = [];
+afterEach(async () => {
+  await Promise.all(connections.splice(0).map((c) => c.close()));
+});
+
+async function eventually(probe: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe()) return;
+    await sleep(20);
+  }
+  throw new Error(`not within ${timeoutMs} ms: ${what}`);
+}
+
+/** `replica` replicates `master` with the link up. */
+async function following(replica: Redis, master: RedisServer): Promise<boolean> {
+  const info = await replica.info('replication');
+  return info.includes('role:slave') && info.includes(`master_port:${master.port}`) && info.includes('master_link_status:up');
+}
+
+/** `master` lists `replica` online. */
+async function listsOnline(master: Redis, replica: RedisServer): Promise<boolean> {
+  const info = await master.info('replication');
+  return parseReplicaEntries(info).some((e) => e.port === replica.port && e.state === 'online');
+}
+
+/** Makes `replica` a replica of `master` and waits until the stream flows and the master lists it online. */
+async function pair(replica: RedisServer, master: RedisServer): Promise<void> {
+  const adminReplica = replica.client();
+  const adminMaster = master.client();
+  await adminReplica.replicaof(master.host, master.port);
+  await eventually(() => following(adminReplica, master), 20_000, 'replica link up');
+  await adminMaster.set('pair:marker', String(Date.now()));
+  const marker = await adminMaster.get('pair:marker');
+  await eventually(async () => (await adminReplica.get('pair:marker')) === marker, 20_000, 'replication stream flowing');
+  await eventually(() => listsOnline(adminMaster, replica), 20_000, 'master lists the replica online');
+}
+
+function request(target: RedisServer, method: SwitchoverRequest['method'], overrides: Partial<SwitchoverRequest> = {}): SwitchoverRequest {
+  return { target: hostPort(target), timeoutMs: 5_000, force: false, method, maxLagBytes: 16 * 1024 * 1024, maxAckAgeS: 5, ...overrides };
+}
+
+/** `switchOver` called directly, for the test seams (`hooks`); the same wiring `RedisControl.handOver` uses. */
+function directSwitchOver(local: RedisServer, peer: RedisServer, req: SwitchoverRequest, hooks: SwitchoverHooks): Promise<SwitchoverResult> {
+  const control = new Connection({ endpoint: endpoint(local), target: hostPort(local), name: 'redis-ha-control', timeoutMs: 2_000 });
+  connections.push(control);
+  const deps: SwitchoverDeps = {
+    local: control,
+    localTimeoutMs: 2_000,
+    peerEndpoint: endpoint(peer),
+    peerTimeoutMs: 1_000,
+    clientName: 'redis-ha',
+    setMasterAuth: async () => undefined,
+    logger: silentLogger(),
+  };
+  return switchOver(deps, req, hooks);
+}
+
+/** A write to `server` is answered quickly: nothing is paused or fenced. */
+async function writesFlow(server: RedisServer): Promise<number> {
+  const client = server.client();
+  const started = Date.now();
+  expect(await client.set('after:switchover', String(started))).toBe('OK');
+  const ms = Date.now() - started;
+  expect(ms).toBeLessThan(250);
+  return ms;
+}
+
+interface Ack {
+  readonly value: number;
+  /** Index of the server that acknowledged it. */
+  readonly server: number;
+}
+
+/**
+ * Writes unique integers one at a time (even: SADD to `key`, odd: SET `key:n`) to one
+ * of `servers`, moving to the next server and retrying the same value whenever a write
+ * fails (READONLY, NOREPLICAS, connection killed): it ends up on whichever is master.
+ * Bounded by `maxMs`.
+ */
+class Writer {
+  readonly acks: Ack[] = [];
+  readonly errors = new Map<string, number>();
+  private stopping = false;
+  private readonly loop: Promise<void>;
+
+  constructor(servers: readonly RedisServer[], private readonly key: string, maxMs = 45_000) {
+    const clients = servers.map((s) => s.client());
+    this.loop = (async () => {
+      const deadline = Date.now() + maxMs;
+      let current = 0;
+      let value = 0;
+      while (!this.stopping && Date.now() < deadline) {
+        const client = clients[current] as Redis;
+        try {
+          if (value % 2 === 0) await client.sadd(key, String(value));
+          else await client.set(`${key}:${value}`, String(value));
+          this.acks.push({ value, server: current });
+          value++;
+        } catch (err) {
+          const code = (err instanceof Error ? err.message : String(err)).split(' ')[0] ?? '?';
+          this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+          current = (current + 1) % clients.length;
+          await sleep(1);
+        }
+      }
+    })();
+  }
+
+  ackedBy(server: number): number {
+    return this.acks.filter((a) => a.server === server).length;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.loop;
+  }
+
+  /** The acknowledged writes `master` does not hold. */
+  async lost(master: Redis, acks: readonly Ack[] = this.acks): Promise<number[]> {
+    const members = new Set(await master.smembers(this.key));
+    const odd = acks.filter((a) => a.value % 2 === 1).map((a) => a.value);
+    const values = odd.length === 0 ? [] : await master.mget(odd.map((v) => `${this.key}:${v}`));
+    const present = new Set(odd.filter((v, i) => values[i] === String(v)));
+    return acks.map((a) => a.value).filter((v) => (v % 2 === 0 ? !members.has(String(v)) : !present.has(v)));
+  }
+
+  summary(): string {
+    const errors = [...this.errors].map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
+    return `acknowledged ${this.acks.length}, errors: ${errors}`;
+  }
+}
+
+describe('parseReplicaEntries', () => {
+  const crlf = (lines: string[]): string => `${lines.join('\r\n')}\r\n`;
+
+  it('reads every slaveN line in index order, IPv6 included', () => {
+    const info = crlf([
+      '# Replication',
+      'role:master',
+      'connected_slaves:2',
+      'slave1:ip=::1,port=6380,state=wait_bgsave,offset=0,lag=0',
+      'slave0:ip=10.0.0.2,port=6379,state=online,offset=4242,lag=1',
+      'master_failover_state:no-failover',
+      'master_repl_offset:4300',
+    ]);
+    expect(parseReplicaEntries(info)).toEqual([
+      { index: 0, ip: '10.0.0.2', port: 6379, state: 'online', offset: 4242, lagS: 1 },
+      { index: 1, ip: '::1', port: 6380, state: 'wait_bgsave', offset: 0, lagS: 0 },
+    ]);
+  });
+
+  it('gives an empty list for a master without replicas and for a replica', () => {
+    expect(parseReplicaEntries('role:master\nconnected_slaves:0\nmaster_repl_offset:0\n')).toEqual([]);
+    expect(parseReplicaEntries('role:slave\nmaster_host:10.0.0.1\nslave_read_only:1\nslave_repl_offset:7\n')).toEqual([]);
+  });
+
+  it('refuses a slaveN line with a missing or non-numeric field', () => {
+    for (const line of [
+      'slave0:ip=10.0.0.2,port=6379,state=online,offset=4242',
+      'slave0:ip=10.0.0.2,port=x,state=online,offset=1,lag=0',
+      'slave0:10.0.0.2,6379,online',
+    ]) {
+      expect(() => parseReplicaEntries(`role:master\n${line}\n`), line).toThrow(RedisControlError);
+      try {
+        parseReplicaEntries(`role:master\n${line}\n`);
+      } catch (err) {
+        expect((err as RedisControlError).code).toBe(INFO_PARSE_FAILED);
+      }
+    }
+  });
+});
+
+describe.each(['failover', 'pause'] as const)('switchover by %s', (method) => {
+  it('loses no acknowledged write, there and back again', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    const adminA = a.client();
+    const adminB = b.client();
+    const key = `switchover:${method}`;
+    const writer = new Writer([a, b], key);
+    try {
+      await eventually(() => writer.acks.length >= 500, 10_000, 'writes flowing on the master');
+
+      const there = await makeControl({ local: endpoint(a), peer: endpoint(b) }).handOver(request(b, method));
+      console.log(`${method} a -> b: ${there.outcome}, paused ${there.pausedMs} ms: ${there.detail}`);
+      expect(there.outcome, there.detail).toBe('done');
+      expect(there.method).toBe(method);
+      expect(there.pausedMs).not.toBeNull();
+      expect(there.pausedMs as number).toBeLessThan(5_000);
+      expect(there.redis?.role).toBe('replica');
+      expect(there.redis?.masterPort).toBe(b.port);
+      expect(there.detail).toMatch(/disconnected [1-9]\d* application client\(s\)/);
+
+      // The writer moves on to b; everything acknowledged so far is there.
+      const onBBefore = writer.ackedBy(1);
+      await eventually(() => writer.ackedBy(1) >= onBBefore + 500, 10_000, 'writes flowing on the new master');
+      expect(await writer.lost(adminB, [...writer.acks])).toEqual([]);
+      await eventually(() => following(adminA, b), 20_000, 'old master replicating the new one');
+      await eventually(() => listsOnline(adminB, a), 20_000, 'new master lists the old one online');
+
+      const back = await makeControl({ local: endpoint(b), peer: endpoint(a) }).handOver(request(a, method));
+      console.log(`${method} b -> a: ${back.outcome}, paused ${back.pausedMs} ms: ${back.detail}`);
+      expect(back.outcome, back.detail).toBe('done');
+      expect(back.pausedMs).not.toBeNull();
+
+      const onABefore = writer.ackedBy(0);
+      await eventually(() => writer.ackedBy(0) >= onABefore + 500, 10_000, 'writes flowing on a again');
+    } finally {
+      await writer.stop();
+    }
+    console.log(`${method} writer: ${writer.summary()}`);
+    expect(await writer.lost(adminA)).toEqual([]);
+    await eventually(() => following(adminB, a), 20_000, 'b replicating a again');
+    await eventually(async () => (await writer.lost(adminB)).length === 0, 10_000, 'b holds every acknowledged write');
+  });
+});
+
+describe('refusals change nothing', () => {
+  it('refuses a target that is not connected as a replica', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    const c = await startRedisServer();
+    await pair(b, a);
+    const control = makeControl({ local: endpoint(a), peer: endpoint(c) });
+
+    // c is a stand-alone master, never a replica of a.
+    const unrelated = await control.handOver(request(c, 'auto'));
+    expect(unrelated.outcome, unrelated.detail).toBe('refused');
+    expect(unrelated.detail).toMatch(
+      new RegExp(`refused: replica 127\\.0\\.0\\.1:${c.port} is not connected to this master \\(connected replicas: 127\\.0\\.0\\.1:${b.port} online\\)`),
+    );
+
+    // b was a replica, and left.
+    await b.client().replicaof('NO', 'ONE');
+    await eventually(async () => (await a.client().info('replication')).includes('connected_slaves:0'), 10_000, 'a without replicas');
+    const left = await makeControl({ local: endpoint(a), peer: endpoint(b) }).handOver(request(b, 'pause'));
+    expect(left.outcome, left.detail).toBe('refused');
+    expect(left.detail).toMatch(/refused: replica 127\.0\.0\.1:\d+ is not connected to this master \(connected replicas: none\)/);
+    expect(left.method).toBeNull();
+    expect(left.pausedMs).toBeNull();
+    expect(left.redis?.role).toBe('master');
+    await writesFlow(a);
+    expect(await a.client().info('replication')).toContain('role:master');
+    expect(await b.client().info('replication')).toContain('role:master');
+  });
+
+  it('refuses when the local Redis is a replica, or the target is a master', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    const fromReplica = await makeControl({ local: endpoint(b), peer: endpoint(a) }).handOver(request(a, 'auto'));
+    expect(fromReplica.outcome).toBe('refused');
+    expect(fromReplica.detail).toMatch(/refused: local Redis is not a master \(role replica of 127\.0\.0\.1:\d+, link up/);
+
+    const pre62 = await directSwitchOver(a, b, request(b, 'failover'), { assumeVersion: '6.0.16' });
+    expect(pre62.outcome).toBe('refused');
+    expect(pre62.detail).toContain('refused: FAILOVER needs Redis 6.2 or newer (local Redis is 6.0.16)');
+    expect(await b.client().info('replication')).toContain('role:slave');
+  });
+
+  it('refuses a replica whose last ack is too old or which is too far behind, and one that does not answer', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    const adminA = a.client();
+    const control = makeControl({ local: endpoint(a), peer: endpoint(b) });
+    b.signal('SIGSTOP');
+    try {
+      await eventually(
+        async () => (parseReplicaEntries(await adminA.info('replication'))[0]?.lagS ?? 0) >= 2,
+        10_000,
+        'replica ack at least 2 s old',
+      );
+      const stale = await control.handOver(request(b, 'auto', { maxAckAgeS: 1 }));
+      expect(stale.outcome, stale.detail).toBe('refused');
+      expect(stale.detail).toMatch(/refused: replica 127\.0\.0\.1:\d+ lags [2-9] s since its last ack \(bound 1 s\)/);
+
+      await adminA.set('big', 'x'.repeat(20_000));
+      const behind = await control.handOver(request(b, 'auto', { maxLagBytes: 1_000, maxAckAgeS: 3_600 }));
+      expect(behind.outcome, behind.detail).toBe('refused');
+      expect(behind.detail).toMatch(/refused: replica 127\.0\.0\.1:\d+ lags \d{5,} bytes behind \(bound 1000 bytes\)/);
+
+      // Forced past the lag bounds, it still must answer.
+      const started = Date.now();
+      const silent = await control.handOver(request(b, 'auto', { force: true }));
+      expect(silent.outcome, silent.detail).toBe('refused');
+      expect(silent.detail).toMatch(/refused: replica 127\.0\.0\.1:\d+ does not answer directly \(timeout after 1000 ms/);
+      expect(Date.now() - started).toBeLessThan(3_000);
+      await writesFlow(a);
+    } finally {
+      b.signal('SIGCONT');
+    }
+    await eventually(() => following(b.client(), a), 20_000, 'replica back');
+  });
+});
+
+describe('a replica that stops answering mid-way', () => {
+  /** Stops `replica` once the pre-checks passed; with `pending`, after a write it has not received yet. */
+  function stopAfterPreChecks(replica: RedisServer, master: RedisServer, pending: boolean): SwitchoverHooks {
+    return {
+      afterPreChecks: async () => {
+        replica.signal('SIGSTOP');
+        if (pending) await master.client().set('pending', 'never acknowledged by the replica');
+      },
+    };
+  }
+
+  it('FAILOVER: Redis aborts waiting-for-sync at the timeout; rolled back, writes flow', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    let result: SwitchoverResult;
+    try {
+      result = await directSwitchOver(a, b, request(b, 'failover', { timeoutMs: 300 }), stopAfterPreChecks(b, a, true));
+      console.log(`failover rollback (waiting-for-sync): ${result.detail}`);
+      expect(result.outcome, result.detail).toBe('rolled-back');
+      expect(result.detail).toMatch(/FAILOVER aborted by Redis .*waiting-for-sync\/master at \d+ ms, no-failover\/master at \d+ ms/);
+      expect(result.pausedMs as number).toBeGreaterThanOrEqual(250);
+      expect(result.pausedMs as number).toBeLessThan(2_000);
+      expect(result.redis?.role).toBe('master');
+      await writesFlow(a);
+    } finally {
+      b.signal('SIGCONT');
+    }
+    await eventually(() => following(b.client(), a), 20_000, 'b still a replica of a');
+  });
+
+  it('FAILOVER: failover-in-progress outlives its TIMEOUT; our guard aborts it; rolled back', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    // Nothing pending, every byte acknowledged (acks come once a second): Redis skips
+    // waiting-for-sync and demotes itself at once.
+    const adminA = a.client();
+    await eventually(async () => {
+      const info = await adminA.info('replication');
+      return parseReplicaEntries(info)[0]?.offset === parseReplicationInfo(info).offset;
+    }, 10_000, 'replica acknowledged every byte');
+    const started = Date.now();
+    try {
+      const result = await directSwitchOver(a, b, request(b, 'failover', { timeoutMs: 300 }), stopAfterPreChecks(b, a, false));
+      const elapsed = Date.now() - started;
+      console.log(`failover rollback (in progress, guard) in ${elapsed} ms: ${result.detail}`);
+      expect(result.outcome, result.detail).toBe('rolled-back');
+      expect(result.detail).toMatch(/failover-in-progress\/replica at \d+ ms.*; FAILOVER ABORT \(\d+ ms\); local Redis is master again/);
+      expect(result.pausedMs as number).toBeGreaterThanOrEqual(2_300);
+      expect(elapsed).toBeLessThan(2_300 + 4_000);
+      await writesFlow(a);
+    } finally {
+      b.signal('SIGCONT');
+    }
+    // The handshake never got past PING: b did not promote itself when it resumed.
+    await eventually(() => following(b.client(), a), 20_000, 'b still a replica of a');
+    expect(await a.client().info('replication')).toContain('role:master');
+  });
+
+  it('pause: catch-up times out; rolled back, unpaused', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    try {
+      const result = await directSwitchOver(a, b, request(b, 'pause', { timeoutMs: 300 }), stopAfterPreChecks(b, a, false));
+      console.log(`pause rollback: ${result.detail}`);
+      expect(result.outcome, result.detail).toBe('rolled-back');
+      expect(result.detail).toMatch(/CLIENT PAUSE 3300 WRITE at offset \d+ .*did not catch up within 300 ms \(no answer: timeout after \d+ ms.*CLIENT UNPAUSE \(\d+ ms\)/);
+      expect(result.pausedMs as number).toBeLessThan(1_500);
+      await writesFlow(a);
+    } finally {
+      b.signal('SIGCONT');
+    }
+    await eventually(() => following(b.client(), a), 20_000, 'b still a replica of a');
+  });
+
+  it('force: stays within its bounds and leaves the master unpaused', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    for (const method of ['failover', 'pause'] as const) {
+      const started = Date.now();
+      let result: SwitchoverResult;
+      try {
+        result = await directSwitchOver(a, b, request(b, method, { timeoutMs: 300, force: true }), stopAfterPreChecks(b, a, true));
+      } finally {
+        b.signal('SIGCONT');
+      }
+      const elapsed = Date.now() - started;
+      console.log(`forced ${method} with a stopped replica: ${result.outcome} in ${elapsed} ms, paused ${result.pausedMs} ms: ${result.detail}`);
+      await sleep(500);
+      console.log(`forced ${method}: 500 ms after SIGCONT the replica says ${(await b.client().info('replication')).split('\r\n')[1]}`);
+      expect(['rolled-back', 'failed']).toContain(result.outcome);
+      expect(elapsed).toBeLessThan(300 + 2_000 + 6_000);
+      expect(await a.client().info('replication')).toContain('role:master');
+      await writesFlow(a);
+      // A REPLICAOF NO ONE still queued in the stopped replica runs when it resumes: put it back.
+      await b.client().replicaof(a.host, a.port);
+      await eventually(() => following(b.client(), a), 20_000, 'b a replica of a again');
+      await eventually(() => listsOnline(a.client(), b), 20_000, 'a lists b online');
+    }
+  });
+});
+
+describe('Redis < 6.2: the min-replicas fence', () => {
+  it('switches over without losing a write and restores min-replicas-to-write', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    const adminA = a.client();
+    const adminB = b.client();
+    const writer = new Writer([a, b], 'switchover:legacy');
+    let result: SwitchoverResult;
+    try {
+      await eventually(() => writer.acks.length >= 500, 10_000, 'writes flowing on the master');
+      result = await directSwitchOver(a, b, request(b, 'auto'), { assumeVersion: '6.0.16' });
+      const before = writer.ackedBy(1);
+      await eventually(() => writer.ackedBy(1) >= before + 500, 10_000, 'writes flowing on the new master');
+    } finally {
+      await writer.stop();
+    }
+    console.log(`legacy fence: paused ${result.pausedMs} ms: ${result.detail}; writer: ${writer.summary()}`);
+    expect(result.outcome, result.detail).toBe('done');
+    expect(result.method).toBe('pause');
+    expect(result.detail).toMatch(/fenced writes \(min-replicas-to-write 2147483647, Redis < 6\.2\) at offset \d+.*restored min-replicas-to-write 0/);
+    expect(await writer.lost(adminB)).toEqual([]);
+    expect(await adminA.config('GET', 'min-replicas-to-write')).toEqual(['min-replicas-to-write', '0']);
+    await eventually(() => following(adminA, b), 20_000, 'old master replicating the new one');
+  });
+});
