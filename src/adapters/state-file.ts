@@ -14,9 +14,11 @@ export interface PersistedState {
   readonly epoch: number;
   readonly knownEpoch: number;
   readonly bootEpoch: number;
+  /** The pair-wide maintenance flag and its generation (absent in older files: off). */
+  readonly maintenance: { readonly on: boolean; readonly gen: number };
 }
 
-const EMPTY: PersistedState = { epoch: 0, knownEpoch: 0, bootEpoch: 0 };
+const EMPTY: PersistedState = { epoch: 0, knownEpoch: 0, bootEpoch: 0, maintenance: { on: false, gen: 0 } };
 
 /** Reads the state file; a missing file is a fresh node. A corrupt one is an error, not silently zero. */
 export async function loadState(path: string): Promise<PersistedState> {
@@ -35,11 +37,20 @@ export async function loadState(path: string): Promise<PersistedState> {
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Error(`${k} is not a non-negative integer`);
       return v;
     };
-    return { epoch: num('epoch'), knownEpoch: num('knownEpoch'), bootEpoch: num('bootEpoch') };
+    return { epoch: num('epoch'), knownEpoch: num('knownEpoch'), bootEpoch: num('bootEpoch'), maintenance: maintenanceOf(raw.maintenance) };
   } catch (error) {
     throw new RedisHaError('STATE_CORRUPT',
       `state file ${path} is not valid (${(error as Error).message}); move it away to start with epoch 0`, { recoverable: false });
   }
+}
+
+function maintenanceOf(v: unknown): PersistedState['maintenance'] {
+  if (v === undefined) return EMPTY.maintenance;
+  if (typeof v !== 'object' || v === null) throw new Error('maintenance is not an object');
+  const { on, gen } = v as Record<string, unknown>;
+  if (typeof on !== 'boolean') throw new Error('maintenance.on is not a boolean');
+  if (typeof gen !== 'number' || !Number.isSafeInteger(gen) || gen < 0) throw new Error('maintenance.gen is not a non-negative integer');
+  return { on, gen };
 }
 
 /** Writes the state file atomically. */

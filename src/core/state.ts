@@ -6,7 +6,7 @@
  * argument, so tests drive the core by passing numbers.
  */
 import type { Config } from '../config/types.js';
-import type { AdvertFlags, AdvertRedis, HostPort, NodeState, RedisSnapshot, TimerName } from './types.js';
+import type { AdvertFlags, AdvertRedis, HostPort, Maintenance, NodeState, RedisSnapshot, TimerName } from './types.js';
 
 /** The configuration the core reads; built once from {@link Config}. */
 export interface CoreConfig {
@@ -21,6 +21,8 @@ export interface CoreConfig {
   readonly garpRefreshMs: number;
   /** Where the local Redis replicates from when this node is backup. */
   readonly peerRedis: HostPort;
+  /** A switchover is refused (unless forced) when the replica is further behind than this. */
+  readonly switchoverMaxLagBytes: number;
 }
 
 /** Picks the core's slice out of the full configuration. */
@@ -36,6 +38,7 @@ export function coreConfigFrom(config: Config): CoreConfig {
     rise: config.health.rise,
     garpRefreshMs: config.vip.garpRefreshMs,
     peerRedis: { host: config.peerRedis.host, port: config.peerRedis.port },
+    switchoverMaxLagBytes: config.switchover.maxLagBytes,
   };
 }
 
@@ -48,6 +51,7 @@ export interface PeerView {
   readonly epoch: number;
   readonly advertIntervalMs: number;
   readonly flags: AdvertFlags;
+  readonly maintenanceGen: number;
   readonly redis: AdvertRedis;
   readonly receivedAt: number;
 }
@@ -66,7 +70,32 @@ export interface HealthView {
 }
 
 /** A Redis role change in flight (the adapter runs one at a time and reports back). */
-export type RedisOp = 'promoting' | 'demoting' | null;
+export type RedisOp = 'promoting' | 'demoting' | 'handing-over' | null;
+
+/**
+ * A planned switchover this node takes part in. Phases:
+ *  - `forwarded`     (backup) asked the master's daemon to hand over; waits for `handover`
+ *  - `handing-over`  (master) the Redis handover runs; the VIP stays until it is done
+ *  - `awaiting-peer` (now backup) told the peer to take over; waits for its MASTER advert
+ *  - `taking-over`   (now master) promoting after the peer's `handover`
+ */
+export interface SwitchoverOp {
+  readonly requestId: string;
+  readonly phase: 'forwarded' | 'handing-over' | 'awaiting-peer' | 'taking-over';
+  /** Who waits for the outcome: the local CLI, the peer daemon that forwarded it, or nobody. */
+  readonly replyTo: 'local' | 'peer' | null;
+  readonly user: string;
+  readonly force: boolean;
+  readonly timeoutMs: number;
+  readonly startedAt: number;
+  /** `awaiting-peer`: the epoch the peer was told to take. */
+  readonly epoch: number;
+  /** `awaiting-peer`: how often `handover` was re-sent. */
+  readonly resends: number;
+  /** Once the Redis handover is done: how, and how long writes were paused. */
+  readonly method: 'failover' | 'pause' | null;
+  readonly pausedMs: number | null;
+}
 
 export interface CoreState {
   readonly role: NodeState;
@@ -88,10 +117,24 @@ export interface CoreState {
   readonly lastReannounceAt: number | null;
   /** Set on shutdown: adverts carry priority 0 and nothing else is started. */
   readonly resigning: boolean;
+  /** Pair-wide maintenance flag (persisted): no automatic role change while on. */
+  readonly maintenance: Maintenance;
+  /** While in maintenance: the automatic action being held back, and since when. */
+  readonly frozen: { readonly reason: string; readonly since: number } | null;
+  readonly switchover: SwitchoverOp | null;
+  /** The last switchover this node finished; a duplicate request for it is ignored. */
+  readonly lastSwitchoverId: string | null;
+}
+
+/** What a node keeps across restarts (`src/adapters/state-file.ts`). */
+export interface PersistedCoreState {
+  readonly epoch: number;
+  readonly knownEpoch: number;
+  readonly maintenance?: Maintenance;
 }
 
 /** The state of a node that has just started, with the epochs it persisted last time. */
-export function initialState(now: number, persisted: { epoch: number; knownEpoch: number }): CoreState {
+export function initialState(now: number, persisted: PersistedCoreState): CoreState {
   return {
     role: 'INIT',
     since: now,
@@ -105,6 +148,10 @@ export function initialState(now: number, persisted: { epoch: number; knownEpoch
     timers: {},
     lastReannounceAt: null,
     resigning: false,
+    maintenance: persisted.maintenance ?? { on: false, gen: 0 },
+    frozen: null,
+    switchover: null,
+    lastSwitchoverId: null,
   };
 }
 

@@ -49,8 +49,10 @@ export interface AdvertFlags {
   readonly fault: boolean;
   /** The sender is leaving (priority 0): take over after the skew time alone. */
   readonly resigning: boolean;
-  /** Automatic failover is frozen on the sender (issue 4). */
+  /** Automatic failover is frozen on the sender (maintenance mode). */
   readonly maintenance: boolean;
+  /** The sender is handing its master role over (a planned switchover is running). */
+  readonly handingOver: boolean;
 }
 
 /** An authenticated advert, as decoded by `src/proto/advert.ts`. */
@@ -67,6 +69,11 @@ export interface Advert {
   /** Promotion epoch: raised by a node each time it takes over; the higher holds newer writes. */
   readonly epoch: number;
   readonly flags: AdvertFlags;
+  /**
+   * Generation of the sender's maintenance flag: raised on every change, so the newer
+   * setting wins when the two nodes disagree (one was down when it changed).
+   */
+  readonly maintenanceGen: number;
   readonly redis: AdvertRedis;
 }
 
@@ -80,7 +87,31 @@ export interface HostPort {
 }
 
 /** Timers are deadlines held in the state; the runtime arms one OS timer for the earliest. */
-export type TimerName = 'advert' | 'master-down' | 'preempt' | 'init-listen' | 'garp-refresh';
+export type TimerName = 'advert' | 'master-down' | 'preempt' | 'init-listen' | 'garp-refresh' | 'switchover';
+
+/**
+ * Requests between the two daemons during a planned switchover. They travel over the
+ * authenticated advert channel (`src/proto/message.ts`).
+ */
+export type PeerRequest =
+  | {
+      readonly kind: 'switchover-request';
+      readonly requestId: string;
+      readonly timeoutMs: number;
+      readonly force: boolean;
+      readonly user: string;
+    }
+  | { readonly kind: 'switchover-result'; readonly requestId: string; readonly ok: boolean; readonly detail: string }
+  | { readonly kind: 'handover'; readonly requestId: string; readonly epoch: number; readonly force: boolean };
+
+/** How the Redis part of a planned switchover ended (`RedisControl.handOver`). */
+export type HandoverOutcome = 'done' | 'refused' | 'rolled-back' | 'failed';
+
+/** The pair-wide maintenance flag and its generation (the newer generation wins). */
+export interface Maintenance {
+  readonly on: boolean;
+  readonly gen: number;
+}
 
 /** Inputs to `step()`. Past tense: things that happened. */
 export type Event =
@@ -104,7 +135,28 @@ export type Event =
   | { readonly type: 'demotion-finished'; readonly ok: boolean; readonly detail: string }
   | { readonly type: 'vip-observed'; readonly present: boolean }
   | { readonly type: 'effect-failed'; readonly action: Action['type']; readonly detail: string }
-  | { readonly type: 'shutdown-requested' };
+  | { readonly type: 'shutdown-requested' }
+  | {
+      /** An operator asked for a planned switchover, here (`local`) or on the peer, which forwarded it. */
+      readonly type: 'switchover-requested';
+      readonly requestId: string;
+      readonly timeoutMs: number;
+      readonly force: boolean;
+      readonly user: string;
+      readonly origin: 'local' | 'peer';
+    }
+  | {
+      readonly type: 'handover-finished';
+      readonly outcome: HandoverOutcome;
+      readonly method: 'failover' | 'pause' | null;
+      readonly detail: string;
+      readonly pausedMs: number | null;
+      readonly redis: RedisSnapshot | null;
+    }
+  /** The peer handed us the master role: its Redis already follows ours. */
+  | { readonly type: 'handover-received'; readonly requestId: string; readonly epoch: number; readonly force: boolean }
+  | { readonly type: 'switchover-result-received'; readonly requestId: string; readonly ok: boolean; readonly detail: string }
+  | { readonly type: 'maintenance-requested'; readonly requestId: string; readonly on: boolean; readonly user: string };
 
 /** Outputs of `step()`. Imperative: things to do, in order. */
 export type Action =
@@ -118,6 +170,22 @@ export type Action =
   | { readonly type: 'claim-vip' }
   | { readonly type: 'release-vip' }
   | { readonly type: 'announce-vip' }
-  | { readonly type: 'persist-state'; readonly epoch: number; readonly knownEpoch: number }
+  | {
+      readonly type: 'persist-state';
+      readonly epoch: number;
+      readonly knownEpoch: number;
+      readonly maintenance: Maintenance;
+    }
+  /** Hand the local master's role to the peer's Redis (FAILOVER, or pause + promote + demote). */
+  | { readonly type: 'hand-over-redis'; readonly target: HostPort; readonly timeoutMs: number; readonly force: boolean }
+  | { readonly type: 'send-message'; readonly message: PeerRequest }
+  /** Answer an operator's request (the control socket connection waiting for it). */
+  | {
+      readonly type: 'reply';
+      readonly requestId: string;
+      readonly ok: boolean;
+      readonly detail: string;
+      readonly data: Readonly<Record<string, unknown>>;
+    }
   | { readonly type: 'audit'; readonly event: string; readonly data: Readonly<Record<string, unknown>> }
   | { readonly type: 'exit'; readonly code: number };

@@ -21,6 +21,7 @@ export function coreConfig(over: Partial<CoreConfig> = {}): CoreConfig {
     rise: 2,
     garpRefreshMs: 10_000,
     peerRedis: { host: A_ADDR, port: 6379 },
+    switchoverMaxLagBytes: 1_000_000,
     ...over,
   };
 }
@@ -45,7 +46,8 @@ export function replicaSnap(over: Partial<RedisSnapshot> = {}): RedisSnapshot {
 export function advert(over: Partial<Advert> & { state: NodeState }): Advert {
   return {
     groupId: 51, nodeName: 'a', priority: 100, advertIntervalMs: 1000, bootEpoch: 1, seq: 1, epoch: 1,
-    flags: { fault: false, resigning: false, maintenance: false },
+    flags: { fault: false, resigning: false, maintenance: false, handingOver: false },
+    maintenanceGen: 0,
     redis: { role: over.state === 'MASTER' ? 'master' : 'replica', replId: REPL_A, replId2: '', offset: 1000, secondOffset: -1 },
     ...over,
   };

@@ -11,7 +11,11 @@ import type { Action, Advert, Event, RedisSnapshot } from '../../src/core/types.
 export type NodeId = 'a' | 'b';
 
 export interface Fault {
-  readonly kind: 'redis-crash' | 'partition' | 'loss';
+  /**
+   * `switchover`: an operator asks `node` for a planned switchover at `at` (durationMs
+   * unused); `maintenance`: maintenance on at `at` on `node`, off `durationMs` later.
+   */
+  readonly kind: 'redis-crash' | 'partition' | 'loss' | 'switchover' | 'maintenance';
   readonly node: NodeId;
   readonly at: number;
   readonly durationMs: number;
@@ -57,6 +61,8 @@ export interface SimOutcome {
   readonly nodes: Record<NodeId, { role: string; vip: boolean; redisRole: string; masterOf: NodeId | null; reason: string }>;
   /** Invariant breaches seen while running (a FAULT node holding the VIP, ...). */
   readonly violations: readonly string[];
+  /** Operator requests answered: `<node> <requestId> ok|failed: detail`. */
+  readonly replies: readonly string[];
   readonly log: readonly string[];
 }
 
@@ -73,6 +79,7 @@ export function simulate(opts: SimOptions): SimOutcome {
   let now = 0;
   const log: string[] = [];
   const violations: string[] = [];
+  const replies: string[] = [];
   const schedule = (at: number, fn: () => void): void => {
     queue.push({ at, order: order++, run: fn });
   };
@@ -81,6 +88,7 @@ export function simulate(opts: SimOptions): SimOutcome {
     nodeName: id, nodeAddress: ADDR[id], priority, preempt: false, preemptDelayMs: 0,
     advertIntervalMs: opts.advertIntervalMs, fall: 2, rise: 2, garpRefreshMs: 10_000,
     peerRedis: { host: ADDR[OTHER[id]], port: 6379 },
+    switchoverMaxLagBytes: 1_000_000,
   });
   const nodes: Record<NodeId, SimNode> = {
     a: { id: 'a', config: mkConfig('a', 100), state: initialState(0, { epoch: 0, knownEpoch: 0 }),
@@ -158,6 +166,41 @@ export function simulate(opts: SimOptions): SimOutcome {
       case 'release-vip':
         n.vip = false;
         return;
+      case 'hand-over-redis':
+        schedule(now + REDIS_OP_MS, () => {
+          // FAILOVER TO: needs both servers up and the peer replicating us.
+          const peer = nodes[OTHER[n.id]];
+          const ok = n.redis.alive && peer.redis.alive && n.redis.role === 'master' && peer.redis.masterOf === n.id;
+          if (ok) {
+            Object.assign(peer.redis, { role: 'master', masterOf: null, replId: `so${now}${peer.id}` });
+            Object.assign(n.redis, { role: 'replica', masterOf: peer.id });
+          }
+          feed(n, {
+            type: 'handover-finished', outcome: ok ? 'done' : 'refused', method: 'failover', detail: ok ? 'FAILOVER done' : 'refused',
+            pausedMs: ok ? 5 : null, redis: n.redis.alive ? snapshot(n.redis) : null,
+          });
+        });
+        return;
+      case 'send-message': {
+        const to = nodes[OTHER[n.id]];
+        const m = a.message;
+        if (!linkUp(n.id, to.id) || (lossy() && rand() < opts.lossRate)) return;
+        const from = n.id;
+        schedule(now + rand() * opts.maxDelayMs, () => {
+          if (!linkUp(from, to.id)) return;
+          if (m.kind === 'switchover-request') {
+            feed(to, { type: 'switchover-requested', requestId: m.requestId, timeoutMs: m.timeoutMs, force: m.force, user: m.user, origin: 'peer' });
+          } else if (m.kind === 'handover') {
+            feed(to, { type: 'handover-received', requestId: m.requestId, epoch: m.epoch, force: m.force });
+          } else {
+            feed(to, { type: 'switchover-result-received', requestId: m.requestId, ok: m.ok, detail: m.detail });
+          }
+        });
+        return;
+      }
+      case 'reply':
+        replies.push(`${n.id} ${a.requestId} ${a.ok ? 'ok' : 'failed'}: ${a.detail}`);
+        return;
       case 'announce-vip':
       case 'persist-state':
       case 'audit':
@@ -198,6 +241,18 @@ export function simulate(opts: SimOptions): SimOutcome {
     });
   }
 
+  // Operator requests.
+  let requests = 0;
+  for (const f of opts.faults) {
+    const n = nodes[f.node];
+    if (f.kind === 'switchover') {
+      schedule(f.at, () => feed(n, { type: 'switchover-requested', requestId: `s${++requests}`, timeoutMs: 1000, force: false, user: 'sim', origin: 'local' }));
+    } else if (f.kind === 'maintenance') {
+      schedule(f.at, () => feed(n, { type: 'maintenance-requested', requestId: `m${++requests}`, on: true, user: 'sim' }));
+      schedule(f.at + f.durationMs, () => feed(n, { type: 'maintenance-requested', requestId: `m${++requests}`, on: false, user: 'sim' }));
+    }
+  }
+
   const end = Math.max(0, ...opts.faults.map((f) => f.at + f.durationMs)) + opts.settleMs;
   for (const n of Object.values(nodes)) {
     schedule(rand() * 200, () => feed(n, { type: 'started' }));
@@ -219,7 +274,7 @@ export function simulate(opts: SimOptions): SimOutcome {
   const view = (n: SimNode) => ({
     role: n.state.role, vip: n.vip, redisRole: n.redis.role, masterOf: n.redis.masterOf, reason: n.state.reason,
   });
-  return { nodes: { a: view(nodes.a), b: view(nodes.b) }, violations, log };
+  return { nodes: { a: view(nodes.a), b: view(nodes.b) }, violations, log, replies };
 }
 
 /** Min-heap on (time, insertion order): the simulation's event queue. */

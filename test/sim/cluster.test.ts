@@ -10,7 +10,7 @@ import { masterDownMs } from '../../src/core/timing.js';
 import { simulate, type Fault, type SimOptions } from './cluster-sim.js';
 
 const fault = fc.record({
-  kind: fc.constantFrom<Fault['kind']>('redis-crash', 'partition', 'loss'),
+  kind: fc.constantFrom<Fault['kind']>('redis-crash', 'partition', 'loss', 'switchover', 'maintenance'),
   node: fc.constantFrom<'a' | 'b'>('a', 'b'),
   at: fc.integer({ min: 0, max: 20_000 }),
   durationMs: fc.integer({ min: 50, max: 8000 }),
@@ -49,6 +49,30 @@ describe('simulated pair', () => {
       );
     });
   }
+
+  it('a switchover asked on either node moves the master and answers the operator', () => {
+    for (const node of ['a', 'b'] as const) {
+      const out = simulate({
+        faults: [{ kind: 'switchover', node, at: 8000, durationMs: 0 }],
+        lossRate: 0, maxDelayMs: 5, seed: 3, advertIntervalMs: 1000, healthIntervalMs: 500, settleMs: 10_000,
+      });
+      expect(out.violations).toEqual([]);
+      expect(out.nodes.b).toMatchObject({ role: 'MASTER', vip: true, redisRole: 'master' });
+      expect(out.nodes.a).toMatchObject({ role: 'BACKUP', vip: false, redisRole: 'replica', masterOf: 'b' });
+      expect(out.replies).toEqual([expect.stringMatching(new RegExp(`^${node} s1 ok: `))]);
+    }
+  });
+
+  it('in maintenance a crashed master Redis is not failed over until maintenance ends', () => {
+    const base = { lossRate: 0, maxDelayMs: 5, seed: 4, advertIntervalMs: 1000, healthIntervalMs: 500 } as const;
+    const during = simulate({ ...base, settleMs: 0, faults: [
+      { kind: 'maintenance', node: 'b', at: 6000, durationMs: 20_000 },
+      { kind: 'redis-crash', node: 'a', at: 8000, durationMs: 30_000 },
+    ] });
+    // Stopped at the end of the crash window: maintenance ended at 26 s, the failover followed.
+    expect(during.log.some((l) => /b BACKUP->MASTER/.test(l) && Number(l.split(' ')[0]) >= 26_000)).toBe(true);
+    expect(during.log.some((l) => /b BACKUP->MASTER/.test(l) && Number(l.split(' ')[0]) < 26_000)).toBe(false);
+  });
 
   it('a quiet start elects A (higher priority) and B replicates it', () => {
     const out = simulate({ faults: [], lossRate: 0, maxDelayMs: 5, seed: 1, advertIntervalMs: 1000, healthIntervalMs: 500, settleMs: 10_000 });

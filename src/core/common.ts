@@ -1,0 +1,161 @@
+/**
+ * Small pure helpers shared by the decision core's files (`step.ts`, `transitions.ts`,
+ * `maintenance.ts`, `switchover.ts`): building results and actions, timers, the
+ * ranking of two masters, and the wording of reasons. No decisions live here.
+ */
+import { compareAddresses } from './address.js';
+import type { CoreConfig, CoreState, PeerView } from './state.js';
+import { masterDownMs, PRIORITY_RESIGN } from './timing.js';
+import type { Action, AdvertBody, NodeState, PeerRequest, RedisSnapshot, TimerName } from './types.js';
+
+/** The result of one step: the next state, the effects to run in order, and why. */
+export interface StepResult {
+  readonly state: CoreState;
+  readonly actions: readonly Action[];
+  /** Human-readable reason; equals the new state's `reason` when the role changed. */
+  readonly reason: string;
+}
+
+export function done(state: CoreState, actions: readonly Action[], reason: string): StepResult {
+  return { state, actions, reason };
+}
+
+/** `r` with `actions` run before its own. */
+export function prepend(actions: readonly Action[], r: StepResult): StepResult {
+  return actions.length === 0 ? r : { ...r, actions: [...actions, ...r.actions] };
+}
+
+export function audit(event: string, data: Record<string, unknown>): Action {
+  return { type: 'audit', event, data };
+}
+
+export function message(m: PeerRequest): Action {
+  return { type: 'send-message', message: m };
+}
+
+export function assertNever(x: never): never {
+  throw new Error(`unhandled case: ${JSON.stringify(x)}`);
+}
+
+export function withTimers(s: CoreState, changes: Partial<Record<TimerName, number | undefined>>): CoreState {
+  const timers: Partial<Record<TimerName, number>> = { ...s.timers };
+  for (const [k, v] of Object.entries(changes) as [TimerName, number | undefined][]) {
+    if (v === undefined) delete timers[k];
+    else timers[k] = v;
+  }
+  return { ...s, timers };
+}
+
+export function transitionTo(s: CoreState, role: NodeState, now: number, reason: string): CoreState {
+  return { ...s, role, since: role === s.role ? s.since : now, reason };
+}
+
+/** The peer, if its last advert is recent enough (within its master-down interval). */
+export function livePeer(s: CoreState, now: number, config: CoreConfig): PeerView | null {
+  const p = s.peer;
+  if (!p) return null;
+  return now - p.receivedAt <= masterDownMs(config.priority, p.advertIntervalMs) ? p : null;
+}
+
+export function peerCannotServe(peer: PeerView): boolean {
+  return peer.state === 'FAULT' || peer.flags.fault;
+}
+
+export function peerResigning(peer: PeerView): boolean {
+  return peer.flags.resigning || peer.priority === PRIORITY_RESIGN;
+}
+
+interface Rank {
+  readonly epoch: number;
+  readonly priority: number;
+  readonly address: string;
+}
+
+/** Newer epoch first (it holds the newer writes), then priority, then address. */
+export function outranks(a: Rank, b: Rank): boolean {
+  if (a.epoch !== b.epoch) return a.epoch > b.epoch;
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  return compareAddresses(a.address, b.address) > 0;
+}
+
+export function rankOf(s: CoreState, config: CoreConfig): Rank {
+  return { epoch: s.epoch, priority: config.priority, address: config.nodeAddress };
+}
+
+export function peerRank(peer: PeerView): Rank {
+  return { epoch: peer.epoch, priority: peer.priority, address: peer.address };
+}
+
+export function rankText(r: Rank): string {
+  return `epoch ${r.epoch}, priority ${r.priority}, ${r.address}`;
+}
+
+export function peerStateText(p: PeerView): string {
+  return `${p.state}${p.flags.fault ? ' fault' : ''}, Redis ${p.redis.role}`;
+}
+
+/**
+ * How far the losing history ran past the point where the two diverged. When the winner
+ * was promoted from the loser's history (its replid2 is the loser's replid), the
+ * divergence point is the winner's second_repl_offset; everything the loser holds past
+ * it will be discarded by the resync.
+ */
+export function divergenceReport(local: RedisSnapshot | null, peer: PeerView): Record<string, unknown> {
+  if (!local) return { divergence: 'unknown: no local Redis snapshot' };
+  const base = {
+    localReplId: local.replId, localOffset: local.offset,
+    peerReplId: peer.redis.replId, peerReplId2: peer.redis.replId2, peerOffset: peer.redis.offset,
+  };
+  if (local.replId === peer.redis.replId) return { ...base, discardedBytes: 0, divergence: 'same history' };
+  if (peer.redis.replId2 === local.replId && peer.redis.secondOffset > 0) {
+    const point = peer.redis.secondOffset - 1;
+    return { ...base, divergenceOffset: point, discardedBytes: Math.max(0, local.offset - point) };
+  }
+  return { ...base, divergence: 'histories unrelated: full resync, every local write since the last sync is discarded' };
+}
+
+export function advertBody(s: CoreState, config: CoreConfig): AdvertBody {
+  const r = s.health.redis;
+  return {
+    nodeName: config.nodeName,
+    state: s.role,
+    priority: s.resigning ? PRIORITY_RESIGN : config.priority,
+    advertIntervalMs: config.advertIntervalMs,
+    epoch: s.epoch,
+    flags: {
+      fault: s.role === 'FAULT',
+      resigning: s.resigning,
+      maintenance: s.maintenance.on,
+      handingOver: s.switchover?.phase === 'handing-over',
+    },
+    maintenanceGen: s.maintenance.gen,
+    redis: r
+      ? { role: s.health.healthy === false ? 'unknown' : r.role, replId: r.replId, replId2: r.replId2, offset: r.offset, secondOffset: r.secondOffset }
+      : { role: 'unknown', replId: '', replId2: '', offset: 0, secondOffset: -1 },
+  };
+}
+
+export function sendAdvert(s: CoreState, config: CoreConfig): Action {
+  return { type: 'send-advert', advert: advertBody(s, config) };
+}
+
+export function persistState(s: CoreState): Action {
+  return { type: 'persist-state', epoch: s.epoch, knownEpoch: s.knownEpoch, maintenance: s.maintenance };
+}
+
+export function redisFields(r: RedisSnapshot | null): Record<string, unknown> {
+  return r ? { redisRole: r.role, replId: r.replId, replId2: r.replId2, offset: r.offset } : { redisRole: 'unknown' };
+}
+
+export function transitionAudit(from: CoreState, to: CoreState, config: CoreConfig): Action {
+  const p = from.peer;
+  return audit('transition', {
+    from: from.role,
+    to: to.role,
+    reason: to.reason,
+    priority: config.priority,
+    epoch: to.epoch,
+    peer: p ? { node: p.nodeName, state: p.state, priority: p.priority, epoch: p.epoch, redis: p.redis } : null,
+    ...redisFields(from.health.redis),
+  });
+}

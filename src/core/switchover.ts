@@ -1,0 +1,294 @@
+/**
+ * Planned switchover: the master role moves to the peer on an operator's request, with
+ * no acknowledged write lost. The master's daemon drives it, whichever host the
+ * operator asked on:
+ *
+ *   operator on the backup         operator on the master
+ *   B: forwarded ──request──▶ A     A: checks (peer live BACKUP, healthy, replica, lag)
+ *                                  A: handing-over: `hand-over-redis` (FAILOVER TO B, or
+ *                                     pause + catch-up + promote B + demote A); the VIP
+ *                                     stays on A until B's Redis is the master
+ *   B ◀──handover (epoch)── A      A: BACKUP, VIP released, awaiting-peer
+ *   B: taking-over: MASTER with that epoch, Redis confirmed master, VIP claimed
+ *   B: replies to its operator      A: replies once B advertises MASTER
+ *
+ * A refused or rolled-back handover changes nothing (A stays master with the VIP) and
+ * is answered at once (to the peer with `switchover-result`). Messages between the
+ * daemons are authenticated like adverts; `handover` is re-sent on every advert tick
+ * until the peer advertises MASTER, and a request id that was already handled is
+ * ignored, so a lost or duplicated datagram cannot start a second switchover.
+ */
+import {
+  audit,
+  done,
+  livePeer,
+  message,
+  peerCannotServe,
+  persistState,
+  prepend,
+  sendAdvert,
+  withTimers,
+  type StepResult,
+} from './common.js';
+import type { CoreConfig, CoreState, SwitchoverOp } from './state.js';
+import { masterDownMs } from './timing.js';
+import { takeOver, toBackup } from './transitions.js';
+import type { Action, Event, PeerRequest } from './types.js';
+
+/** `handover` is re-sent at most this many times (once per advert interval). */
+const MAX_HANDOVER_RESENDS = 5;
+/** The forwarding backup waits this long beyond the switchover timeout for the master's answer. */
+const FORWARD_MARGIN_MS = 5_000;
+
+type Requested = Extract<Event, { type: 'switchover-requested' }>;
+
+export function onSwitchoverRequested(s: CoreState, e: Requested, now: number, config: CoreConfig): StepResult {
+  const op = s.switchover;
+  if (e.origin === 'peer' && (op?.requestId === e.requestId || s.lastSwitchoverId === e.requestId)) {
+    return done(s, [], `switchover ${e.requestId}: duplicate request from the peer ignored`);
+  }
+  if (op !== null) return refuse(s, e, `switchover ${op.requestId} is already running (${op.phase})`);
+  if (s.resigning) return refuse(s, e, 'this daemon is shutting down');
+  if (s.role === 'MASTER') return startHandover(s, e, now, config);
+  if (s.role === 'BACKUP' && e.origin === 'local') return forward(s, e, now, config);
+  const where = e.origin === 'peer' ? 'the peer asked this node to hand over, but it is' : 'this node is';
+  return refuse(s, e, `${where} ${s.role}: only the master or its backup can run a switchover`);
+}
+
+/** On the master: check, then hand the Redis master role over; the VIP stays until it is done. */
+function startHandover(s: CoreState, e: Requested, now: number, config: CoreConfig): StepResult {
+  const problem = handoverProblem(s, e.force, now, config);
+  if (problem !== null) return refuse(s, e, problem);
+  const peer = s.peer!;
+  const local = s.health.redis!;
+  const lagBytes = Math.max(0, local.offset - peer.redis.offset);
+  const op: SwitchoverOp = {
+    requestId: e.requestId, phase: 'handing-over', replyTo: e.origin, user: e.user, force: e.force,
+    timeoutMs: e.timeoutMs, startedAt: now, epoch: 0, resends: 0, method: null, pausedMs: null,
+  };
+  const next: CoreState = { ...s, switchover: op, redisOp: 'handing-over' };
+  const reason = `switchover ${e.requestId} by ${e.user}${e.force ? ' (forced)' : ''}: handing the master role to ${peer.nodeName}`;
+  return done(next, [
+    audit('switchover-started', {
+      requestId: e.requestId, user: e.user, origin: e.origin, force: e.force, timeoutMs: e.timeoutMs,
+      peer: peer.nodeName, lagBytes,
+    }),
+    // Tells the peer not to "repair" its Redis when it turns master under it.
+    sendAdvert(next, config),
+    { type: 'hand-over-redis', target: config.peerRedis, timeoutMs: e.timeoutMs, force: e.force },
+  ], reason);
+}
+
+/** Why this master cannot hand over now, or `null`. */
+function handoverProblem(s: CoreState, force: boolean, now: number, config: CoreConfig): string | null {
+  if (s.redisOp !== null) return `local Redis is ${s.redisOp}`;
+  if (s.health.healthy !== true || s.health.redis === null) return `local Redis is not healthy (${s.health.detail})`;
+  if (s.health.redis.role !== 'master') return 'local Redis is not a master';
+  const peer = livePeer(s, now, config);
+  if (peer === null) {
+    return s.peer === null
+      ? 'no advert from the peer yet: its daemon must be running to take over'
+      : `no advert from ${s.peer.nodeName} for ${Math.round(now - s.peer.receivedAt)} ms: its daemon must be running to take over`;
+  }
+  if (peerCannotServe(peer)) return `peer ${peer.nodeName} is FAULT: its Redis is failing its health checks`;
+  if (peer.state !== 'BACKUP') return `peer ${peer.nodeName} is ${peer.state}, not BACKUP`;
+  if (peer.redis.role !== 'replica') return `peer ${peer.nodeName}'s Redis is ${peer.redis.role}, not a replica`;
+  if (!force && peer.flags.maintenance !== s.maintenance.on) {
+    return `peer ${peer.nodeName} has maintenance ${peer.flags.maintenance ? 'on' : 'off'} and this node ${s.maintenance.on ? 'on' : 'off'}: wait until they agree (or --force)`;
+  }
+  const lag = s.health.redis.offset - peer.redis.offset;
+  if (!force && lag > config.switchoverMaxLagBytes) {
+    return `peer ${peer.nodeName}'s Redis lags ${lag} bytes (bound ${config.switchoverMaxLagBytes}; --force accepts the risk)`;
+  }
+  return null;
+}
+
+/** On the backup: ask the master's daemon to hand over to us. */
+function forward(s: CoreState, e: Requested, now: number, config: CoreConfig): StepResult {
+  const peer = livePeer(s, now, config);
+  const local = s.health.redis;
+  if (s.health.healthy !== true || local === null) return refuse(s, e, `local Redis is not healthy (${s.health.detail})`);
+  if (s.redisOp !== null) return refuse(s, e, `local Redis is ${s.redisOp}`);
+  if (peer === null || peer.state !== 'MASTER') {
+    return refuse(s, e, peer === null ? 'no live master peer to take over from' : `peer ${peer.nodeName} is ${peer.state}, not MASTER`);
+  }
+  if (peerCannotServe(peer)) return refuse(s, e, `peer ${peer.nodeName} is FAULT`);
+  const target = config.peerRedis;
+  if (local.role !== 'replica' || local.masterHost !== target.host || local.masterPort !== target.port) {
+    return refuse(s, e, `local Redis does not replicate from the master ${target.host}:${target.port}`);
+  }
+  if (!local.linkUp) return refuse(s, e, 'local Redis replication link is down');
+  const lag = peer.redis.offset - local.offset;
+  if (!e.force && lag > config.switchoverMaxLagBytes) {
+    return refuse(s, e, `local Redis lags ${lag} bytes (bound ${config.switchoverMaxLagBytes}; --force accepts the risk)`);
+  }
+  const op: SwitchoverOp = {
+    requestId: e.requestId, phase: 'forwarded', replyTo: 'local', user: e.user, force: e.force,
+    timeoutMs: e.timeoutMs, startedAt: now, epoch: 0, resends: 0, method: null, pausedMs: null,
+  };
+  const waitMs = e.timeoutMs + FORWARD_MARGIN_MS + 2 * peer.advertIntervalMs;
+  const next = withTimers({ ...s, switchover: op }, { switchover: now + waitMs });
+  const request: PeerRequest = { kind: 'switchover-request', requestId: e.requestId, timeoutMs: e.timeoutMs, force: e.force, user: e.user };
+  return done(next, [
+    audit('switchover-forwarded', { requestId: e.requestId, user: e.user, force: e.force, timeoutMs: e.timeoutMs, master: peer.nodeName }),
+    // Twice: a lost datagram would otherwise cost the whole wait (a duplicate is ignored).
+    message(request),
+    message(request),
+  ], `switchover ${e.requestId} by ${e.user}: asked master ${peer.nodeName} to hand over`);
+}
+
+type Finished = Extract<Event, { type: 'handover-finished' }>;
+
+/** The Redis handover ended on the master. */
+export function onHandoverFinished(s: CoreState, e: Finished, now: number, config: CoreConfig): StepResult {
+  const op = s.switchover;
+  const health = e.redis ? { ...s.health, redis: e.redis } : s.health;
+  const base: CoreState = { ...s, health, redisOp: s.redisOp === 'handing-over' ? null : s.redisOp, redisChangedAt: now };
+  const record = audit('switchover-redis', { requestId: op?.requestId ?? null, outcome: e.outcome, method: e.method, pausedMs: e.pausedMs, detail: e.detail });
+  if (op === null || op.phase !== 'handing-over') return done(base, [record], 'handover finished with no switchover running');
+  const peerName = s.peer?.nodeName ?? 'peer';
+  if (e.outcome !== 'done') {
+    const detail = `${e.outcome}: ${e.detail}`;
+    const ended = { ...base, switchover: null, lastSwitchoverId: op.requestId };
+    return done(ended, [record, ...answer(op, false, detail, { outcome: e.outcome, method: e.method, pausedMs: e.pausedMs }),
+      sendAdvert(ended, config)], `switchover ${op.requestId} ${e.outcome}; this node stays master`);
+  }
+  // Our Redis follows the peer's now: step down (VIP released) and tell the peer to take
+  // the role with a newer epoch than ours.
+  const epoch = Math.max(s.epoch, s.knownEpoch) + 1;
+  const reason = `switchover ${op.requestId}: Redis master handed to ${peerName} (${e.method ?? '?'}, writes paused ${e.pausedMs ?? '?'} ms)`;
+  const stepped = toBackup({ ...base, knownEpoch: epoch }, now, config, reason);
+  const awaitMs = masterDownMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs) + 2 * config.advertIntervalMs;
+  const awaiting: SwitchoverOp = { ...op, phase: 'awaiting-peer', epoch, method: e.method, pausedMs: e.pausedMs };
+  const state = withTimers({ ...stepped.state, switchover: awaiting }, { switchover: now + awaitMs });
+  const handover: PeerRequest = { kind: 'handover', requestId: op.requestId, epoch, force: op.force };
+  return {
+    state,
+    actions: [record, persistState(state), ...stepped.actions, message(handover)],
+    reason,
+  };
+}
+
+/** On the backup: the master handed its role to us. */
+export function onHandoverReceived(
+  s: CoreState,
+  e: Extract<Event, { type: 'handover-received' }>,
+  now: number,
+  config: CoreConfig,
+): StepResult {
+  const op = s.switchover;
+  if (op?.requestId === e.requestId && op.phase === 'taking-over') return done(s, [], 'duplicate handover ignored');
+  if (s.role === 'MASTER' && s.lastSwitchoverId === e.requestId) return done(s, [], 'duplicate handover ignored');
+  if (s.role !== 'BACKUP') {
+    const why = `handover ${e.requestId} ignored: this node is ${s.role}`;
+    return done(s, [audit('switchover-handover-ignored', { requestId: e.requestId, role: s.role }),
+      message({ kind: 'switchover-result', requestId: e.requestId, ok: false, detail: why })], why);
+  }
+  const mine = op?.requestId === e.requestId && op.phase === 'forwarded';
+  const taking: SwitchoverOp = mine
+    ? { ...op, phase: 'taking-over' }
+    : {
+        requestId: e.requestId, phase: 'taking-over', replyTo: null, user: 'peer', force: e.force, timeoutMs: 0,
+        startedAt: now, epoch: e.epoch, resends: 0, method: null, pausedMs: null,
+      };
+  const peerName = s.peer?.nodeName ?? 'the peer';
+  // The old master follows our Redis already: no catch-up from it, no pause, no fence.
+  const r = takeOver({ ...withTimers(s, { switchover: undefined }), switchover: taking }, now, config,
+    `switchover ${e.requestId}: ${peerName} handed over the master role`, { minEpoch: e.epoch, catchUpFrom: null });
+  return r;
+}
+
+/** On the backup that forwarded a request: the master answered (a refusal or failure). */
+export function onSwitchoverResult(
+  s: CoreState,
+  e: Extract<Event, { type: 'switchover-result-received' }>,
+): StepResult {
+  const op = s.switchover;
+  if (op === null || op.requestId !== e.requestId) {
+    return done(s, [audit('switchover-result', { requestId: e.requestId, ok: e.ok, detail: e.detail, expected: false })],
+      `switchover result for ${e.requestId} noted`);
+  }
+  if (op.phase === 'forwarded') {
+    const ended = withTimers({ ...s, switchover: null, lastSwitchoverId: op.requestId }, { switchover: undefined });
+    const detail = `${s.peer?.nodeName ?? 'the master'}: ${e.detail}`;
+    return done(ended, answer(op, e.ok, detail, {}), `switchover ${op.requestId}: ${e.ok ? 'done' : 'refused'} by the master`);
+  }
+  if (op.phase === 'awaiting-peer' && !e.ok) {
+    const ended = withTimers({ ...s, switchover: null, lastSwitchoverId: op.requestId }, { switchover: undefined });
+    return done(ended, answer(op, false, `Redis was handed over, but the peer refused the role: ${e.detail}`, {}),
+      `switchover ${op.requestId}: the peer refused the role`);
+  }
+  return done(s, [], `switchover result for ${e.requestId} noted (${op.phase})`);
+}
+
+/** The new master's promotion ended; answers the operator who asked on this host. */
+export function finishTakingOver(s: CoreState, ok: boolean, detail: string): StepResult {
+  const op = s.switchover;
+  if (op === null || op.phase !== 'taking-over') return done(s, [], 'no switchover to finish');
+  const ended: CoreState = { ...s, switchover: null, lastSwitchoverId: op.requestId };
+  const text = ok ? `this node is master (epoch ${s.epoch}) and holds the VIP` : `promotion failed: ${detail}`;
+  return done(ended, [
+    audit('switchover-finished', { requestId: op.requestId, ok, epoch: s.epoch, user: op.user }),
+    ...answer(op, ok, text, { epoch: s.epoch }),
+  ], `switchover ${op.requestId} ${ok ? 'finished' : 'failed'}`);
+}
+
+/** The old master hears the new one: the switchover is complete. */
+export function onPeerAdvertDuringSwitchover(s: CoreState, now: number): StepResult | null {
+  const op = s.switchover;
+  const peer = s.peer;
+  if (op === null || op.phase !== 'awaiting-peer' || peer === null) return null;
+  if (peer.state !== 'MASTER' || peer.epoch < op.epoch) return null;
+  const ended = withTimers({ ...s, switchover: null, lastSwitchoverId: op.requestId }, { switchover: undefined });
+  const tookMs = Math.round(now - op.startedAt);
+  return done(ended, [
+    audit('switchover-finished', { requestId: op.requestId, ok: true, newMaster: peer.nodeName, epoch: peer.epoch, user: op.user, tookMs }),
+    ...answer(op, true, `${peer.nodeName} is master (epoch ${peer.epoch}); this node replicates from it`,
+      { newMaster: peer.nodeName, epoch: peer.epoch, tookMs, method: op.method, pausedMs: op.pausedMs }),
+  ], `switchover ${op.requestId} finished: ${peer.nodeName} is MASTER`);
+}
+
+/** Advert tick on the old master: re-send `handover` until the peer advertises MASTER. */
+export function resendHandover(s: CoreState): { state: CoreState; actions: Action[] } {
+  const op = s.switchover;
+  if (op === null || op.phase !== 'awaiting-peer' || op.resends >= MAX_HANDOVER_RESENDS) return { state: s, actions: [] };
+  return {
+    state: { ...s, switchover: { ...op, resends: op.resends + 1 } },
+    actions: [message({ kind: 'handover', requestId: op.requestId, epoch: op.epoch, force: op.force })],
+  };
+}
+
+/** The switchover deadline passed while waiting for the peer. */
+export function onSwitchoverTimer(s: CoreState, now: number): StepResult {
+  const op = s.switchover;
+  if (op === null || (op.phase !== 'forwarded' && op.phase !== 'awaiting-peer')) return done(s, [], 'switchover timer ignored');
+  const ended = { ...s, switchover: null, lastSwitchoverId: op.requestId };
+  const waited = Math.round(now - op.startedAt);
+  const detail = op.phase === 'forwarded'
+    ? `no answer from the master within ${waited} ms; check \`redis-ha status\` on both nodes`
+    : `Redis was handed over, but ${s.peer?.nodeName ?? 'the peer'} has not advertised MASTER within ${waited} ms; ` +
+      'it takes over when its master-down timer runs out';
+  return prepend([audit('switchover-timeout', { requestId: op.requestId, phase: op.phase, waitedMs: waited })],
+    done(ended, answer(op, false, detail, {}), `switchover ${op.requestId}: ${detail}`));
+}
+
+function refuse(s: CoreState, e: Requested, why: string): StepResult {
+  const op = { requestId: e.requestId, replyTo: e.origin } as const;
+  return done(s, [
+    audit('switchover-refused', { requestId: e.requestId, user: e.user, origin: e.origin, force: e.force, reason: why }),
+    ...answer(op, false, `refused: ${why}`, { outcome: 'refused' }),
+  ], `switchover ${e.requestId} refused: ${why}`);
+}
+
+/** The answer to whoever asked: the local operator, or the peer that forwarded the request. */
+function answer(
+  op: Pick<SwitchoverOp, 'requestId' | 'replyTo'>,
+  ok: boolean,
+  detail: string,
+  data: Record<string, unknown>,
+): Action[] {
+  if (op.replyTo === 'local') return [{ type: 'reply', requestId: op.requestId, ok, detail, data }];
+  // Success reaches a forwarding peer as `handover`; only failures need a result.
+  if (op.replyTo === 'peer' && !ok) return [message({ kind: 'switchover-result', requestId: op.requestId, ok, detail })];
+  return [];
+}

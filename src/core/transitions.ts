@@ -1,0 +1,124 @@
+/**
+ * The role changes of the decision core, each with its effects in the order the
+ * adapters must carry them out: promote Redis before claiming the VIP, release the
+ * VIP before demoting Redis, and never claim it from FAULT. `step.ts` decides when;
+ * this file says what a change does.
+ */
+import {
+  audit,
+  divergenceReport,
+  done,
+  livePeer,
+  peerCannotServe,
+  persistState,
+  sendAdvert,
+  transitionAudit,
+  transitionTo,
+  withTimers,
+  type StepResult,
+} from './common.js';
+import type { CoreConfig, CoreState } from './state.js';
+import { masterDownMs } from './timing.js';
+import type { Action, HostPort } from './types.js';
+
+/** INIT → MASTER without touching Redis (it already is a master): no promotion, no resync. */
+export function adoptMaster(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
+  const next = withTimers(transitionTo(s, 'MASTER', now, reason), {
+    'master-down': undefined, preempt: undefined, 'init-listen': undefined,
+    'garp-refresh': config.garpRefreshMs > 0 ? now + config.garpRefreshMs : undefined,
+  });
+  return done(next, [transitionAudit(s, next, config), sendAdvert(next, config), { type: 'claim-vip' },
+    audit('vip-claim', { reason: 'adopted master' })], reason);
+}
+
+/** Becomes MASTER with a new epoch without touching Redis (it already is a master). */
+export function takeOverAsIs(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
+  const epoch = Math.max(s.epoch, s.knownEpoch, s.peer?.epoch ?? 0) + 1;
+  const r = adoptMaster({ ...s, epoch, knownEpoch: epoch }, now, config, reason);
+  return { ...r, actions: [persistState(r.state), ...r.actions] };
+}
+
+/** How a takeover differs from the automatic one. */
+export interface TakeOverOptions {
+  /** At least this epoch (a planned handover names the epoch the old master expects). */
+  readonly minEpoch?: number;
+  /** Catch up with this master first; default: the peer's Redis unless the peer reported FAULT. */
+  readonly catchUpFrom?: HostPort | null;
+}
+
+/** BACKUP → MASTER: new epoch, advertise at once, promote Redis; the VIP follows on success. */
+export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: string, options: TakeOverOptions = {}): StepResult {
+  const epoch = Math.max(s.epoch, s.knownEpoch, s.peer?.epoch ?? 0, (options.minEpoch ?? 0) - 1) + 1;
+  const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null }, 'MASTER', now, reason);
+  const next = withTimers(base, {
+    'master-down': undefined, preempt: undefined, 'init-listen': undefined, advert: now + config.advertIntervalMs,
+  });
+  // Catch up with the old master only if it may still be alive; a peer that reported
+  // FAULT has a dead Redis, so asking it would only spend the connect timeout.
+  const catchUpFrom = options.catchUpFrom !== undefined
+    ? options.catchUpFrom
+    : s.peer && peerCannotServe(s.peer) ? null : config.peerRedis;
+  return done(next, [
+    transitionAudit(s, next, config),
+    persistState(next),
+    sendAdvert(next, config),
+    { type: 'promote-redis', catchUpFrom },
+  ], reason);
+}
+
+export function toBackup(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
+  // INIT may have kept a VIP found at start-up (local Redis was a master); release it too.
+  const wasHolding = s.role === 'MASTER' || s.role === 'INIT';
+  const peerInterval = s.peer?.advertIntervalMs ?? config.advertIntervalMs;
+  const next = withTimers(transitionTo({ ...s, frozen: null }, 'BACKUP', now, reason), {
+    'master-down': now + masterDownMs(config.priority, peerInterval),
+    preempt: undefined, 'init-listen': undefined, 'garp-refresh': undefined,
+    advert: s.timers.advert ?? now,
+  });
+  const actions: Action[] = [transitionAudit(s, next, config)];
+  if (wasHolding) actions.push({ type: 'release-vip' }, audit('vip-release', { reason }));
+  if (s.role === 'MASTER') actions.push(sendAdvert(next, config));
+  const r = reconcileReplica(next, now, config, 'entered BACKUP');
+  return { state: r.state, actions: [...actions, ...r.actions], reason };
+}
+
+export function toFault(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
+  const next = withTimers(transitionTo({ ...s, frozen: null }, 'FAULT', now, reason), {
+    'master-down': undefined, preempt: undefined, 'init-listen': undefined, 'garp-refresh': undefined,
+    advert: now + config.advertIntervalMs,
+  });
+  // A node with a dead Redis never keeps the VIP; the release is unconditional (idempotent).
+  return done(next, [
+    transitionAudit(s, next, config),
+    { type: 'release-vip' },
+    audit('vip-release', { reason }),
+    sendAdvert(next, config),
+  ], reason);
+}
+
+/**
+ * Keeps the local Redis behind a live master peer: demotes a local master, re-points a
+ * replica that follows someone else. Only towards a peer whose Redis says it is a master,
+ * never in maintenance (Redis is left as the operator has it), and never while the peer
+ * is handing its role over to us (our Redis may already be the new master).
+ */
+export function reconcileReplica(s: CoreState, now: number, config: CoreConfig, why: string): StepResult {
+  const local = s.health.redis;
+  const peer = livePeer(s, now, config);
+  if (!local || s.redisOp !== null || s.role === 'MASTER' || !peer) return done(s, [], `${why}: nothing to do`);
+  if (peer.state !== 'MASTER' || peer.redis.role !== 'master') return done(s, [], `${why}: peer is not a Redis master`);
+  const target = config.peerRedis;
+  const following = local.role === 'replica' && local.masterHost === target.host && local.masterPort === target.port;
+  if (following) return done(s, [], `${why}: replicating ${target.host}:${target.port}`);
+  if (peer.flags.handingOver === true || s.switchover !== null) {
+    return done(s, [], `${why}: a switchover is running; Redis left as it is`);
+  }
+  const what = local.role === 'master'
+    ? `local Redis is a master while ${peer.nodeName} is MASTER (epoch ${peer.epoch})`
+    : `local Redis replicates ${local.masterHost}:${local.masterPort}, not the master`;
+  if (s.maintenance.on) return done(s, [], `maintenance: ${what}; Redis left as it is`);
+  const next: CoreState = { ...s, redisOp: 'demoting' };
+  const data = { master: `${target.host}:${target.port}`, found: local.role, ...divergenceReport(local, peer) };
+  return done(next, [audit('redis-demote', { reason: what, ...data }), { type: 'replicate-from', master: target }],
+    `${what}: REPLICAOF ${target.host} ${target.port}`);
+}
