@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 /**
  * The `redis-ha` command line: `run` (the daemon, foreground), `check-config`
- * (validate like `keepalived -t`) and `keygen` (a new advert key line). Secrets are
- * never taken from the command line; see the configuration reference.
+ * (validate like `keepalived -t`), `keygen` (a new advert key line), the operator
+ * commands that talk to the running daemon (`status`, `switchover`, `maintenance`)
+ * and the audit log tools (`audit verify`, `audit tail`). Secrets are never taken
+ * from the command line; see the configuration reference.
  */
 import { Command } from 'commander';
+import { registerAuditCommands } from './audit.js';
 import { checkConfigCommand } from './check-config.js';
+import { maintenanceCommand, statusCommand, switchoverCommand } from './control.js';
 import { keygenCommand } from './keygen.js';
 import { runCommand } from './run.js';
 
@@ -40,5 +44,41 @@ program
   .action((opts: { id: string }) => {
     process.exitCode = keygenCommand(opts.id);
   });
+
+const socketHelp = 'control socket (default: control.socket of the configuration)';
+
+program
+  .command('status')
+  .description('show this node, its Redis and the peer; exit 0 ok, 1 warning, 2 critical, 3 unknown (a monitoring check)')
+  .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+  .option('-s, --socket <path>', socketHelp)
+  .option('--json', 'print the status as JSON (stable field names)')
+  .action(async (opts: { config: string; socket?: string; json?: boolean }) => {
+    process.exitCode = await statusCommand(opts);
+  });
+
+program
+  .command('switchover')
+  .description('hand the master role to the peer with no acknowledged write lost (run on either node)')
+  .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+  .option('-s, --socket <path>', socketHelp)
+  .option('-t, --timeout <ms>', 'bound on the write pause and catch-up (default: switchover.timeout_ms)')
+  .option('--force', 'go ahead although the replica lags or the maintenance flags disagree (audited as forced)')
+  .option('--json', 'print the daemon\'s reply as JSON')
+  .action(async (opts: { config: string; socket?: string; timeout?: string; force?: boolean; json?: boolean }) => {
+    process.exitCode = await switchoverCommand(opts);
+  });
+
+program
+  .command('maintenance')
+  .description('on: freeze automatic failover on both nodes (switchover still works); off: resume it')
+  .argument('<on|off>', 'on or off')
+  .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+  .option('-s, --socket <path>', socketHelp)
+  .action(async (mode: string, opts: { config: string; socket?: string }) => {
+    process.exitCode = await maintenanceCommand(mode, opts);
+  });
+
+registerAuditCommands(program, DEFAULT_CONFIG);
 
 await program.parseAsync(process.argv);

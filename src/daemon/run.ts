@@ -10,6 +10,7 @@
  *   SIGHUP           reopen the audit log (log rotation).
  */
 import { AuditLog } from '../adapters/audit.js';
+import { ControlServer } from '../adapters/control-socket.js';
 import { ensureArpAnnounce, readLinkState } from '../adapters/link.js';
 import { RedisControl } from '../adapters/redis-control.js';
 import { loadState, saveState, type PersistedState } from '../adapters/state-file.js';
@@ -19,10 +20,13 @@ import { loadConfig } from '../config/load.js';
 import { summarise } from '../config/check.js';
 import type { Config } from '../config/types.js';
 import { coreConfigFrom, initialState } from '../core/state.js';
-import { checkTimingInvariants } from '../core/timing.js';
+import { checkTimingInvariants, takeoverEstimate } from '../core/timing.js';
+import type { ReceivedMessage } from '../proto/message.js';
 import { EXIT_CONFIG, FatalError } from '../errors.js';
+import { controlHandler } from './control.js';
 import { createLogger, type Logger } from './logger.js';
 import { Runtime } from './runtime.js';
+import { buildStatus, type StatusReport } from './status.js';
 
 /** Runs the daemon in the foreground until it is stopped; resolves with the exit status. */
 export async function runDaemon(configPath: string): Promise<number> {
@@ -82,6 +86,7 @@ export async function runDaemon(configPath: string): Promise<number> {
     healthIntervalMs: config.health.intervalMs,
     reconcileIntervalMs: config.reconcile.intervalMs,
     redis, vip, adverts, audit, clock,
+    switchover: { method: config.switchover.method, maxLagBytes: config.switchover.maxLagBytes, maxAckAgeS: config.switchover.maxAckAgeS },
     link: () => readLinkState(config.vip.interface),
     logger: logger.child({ component: 'core' }),
     persist: (s) => {
@@ -92,7 +97,29 @@ export async function runDaemon(configPath: string): Promise<number> {
     },
   }, initialState(clock.now(), persisted));
 
-  await adverts.start((advert, fromAddress) => runtime.dispatch({ type: 'advert-received', advert, fromAddress }));
+  const status = async (): Promise<StatusReport> => {
+    const holdsVip = await vip.isPresent().catch(() => null);
+    return buildStatus({
+      state: runtime.current, now: clock.now(), wallNow: Date.now(),
+      node: { name: config.node.name, address: config.node.address, priority: config.node.priority },
+      vip: `${config.vip.address}/${config.vip.prefixLength} on ${config.vip.interface}`,
+      holdsVip, estimate: takeoverEstimate(timingOf(config)), maxLagBytes: config.switchover.maxLagBytes,
+      adverts: { ...adverts.counters },
+    });
+  };
+  const control = new ControlServer({
+    path: config.control.socket, group: config.control.group, logger: logger.child({ component: 'control' }),
+    handler: controlHandler({
+      nodeName: config.node.name, defaultTimeoutMs: config.switchover.timeoutMs,
+      request: (event, waitMs) => runtime.request(event, waitMs), status, audit, logger: logger.child({ component: 'control' }),
+    }),
+  });
+  await control.start();
+
+  await adverts.start(
+    (advert, fromAddress) => runtime.dispatch({ type: 'advert-received', advert, fromAddress }),
+    (received) => runtime.dispatch(peerEvent(received)),
+  );
   let detached = false;
   const onStop = (signal: NodeJS.Signals): void => {
     logger.info({ signal }, 'stop requested');
@@ -119,6 +146,7 @@ export async function runDaemon(configPath: string): Promise<number> {
     ? { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAt: firstStartedAt }
     : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAt: firstStartedAt });
   const code = await Promise.race([runtime.done, detachedDone]);
+  await control.stop();
   vip.stop();
   await adverts.stop();
   await redis.close();
@@ -146,6 +174,19 @@ async function cleanUpVip(vip: LinuxVip, localMaster: boolean, audit: AuditLog, 
   await vip.release();
   logger.warn('VIP present at start-up on a host whose Redis is not a master: removed');
   void audit.append('vip-released', { reason: 'start-up clean-up: left over from a previous run' });
+}
+
+/** A request from the peer daemon (already authenticated and replay-checked) as a core event. */
+function peerEvent(received: ReceivedMessage): Parameters<Runtime['dispatch']>[0] {
+  const m = received.message;
+  switch (m.kind) {
+    case 'switchover-request':
+      return { type: 'switchover-requested', requestId: m.requestId, timeoutMs: m.timeoutMs, force: m.force, user: `${m.user} on ${received.nodeName}`, origin: 'peer' };
+    case 'switchover-result':
+      return { type: 'switchover-result-received', requestId: m.requestId, ok: m.ok, detail: m.detail };
+    case 'handover':
+      return { type: 'handover-received', requestId: m.requestId, epoch: m.epoch, force: m.force };
+  }
 }
 
 function timingOf(config: Config) {

@@ -16,8 +16,37 @@ import type { LinkState } from '../adapters/link.js';
 import type { VipManager } from '../adapters/vip.js';
 import { nextDeadline, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
-import type { Action, AdvertBody, Event, TimerName } from '../core/types.js';
+import type { Action, AdvertBody, Event, HandoverOutcome, HostPort, Maintenance, PeerRequest, RedisSnapshot, TimerName } from '../core/types.js';
 import type { Logger } from './logger.js';
+
+/** What the Redis adapter is asked for a planned switchover (`RedisControl.handOver`). */
+export interface HandOverRequest {
+  readonly target: HostPort;
+  readonly timeoutMs: number;
+  readonly force: boolean;
+  readonly method: 'auto' | 'failover' | 'pause';
+  readonly maxLagBytes: number;
+  readonly maxAckAgeS: number;
+}
+
+/** How it ended. */
+export interface HandOverResult {
+  readonly outcome: HandoverOutcome;
+  readonly method: 'failover' | 'pause' | null;
+  readonly detail: string;
+  readonly redis: RedisSnapshot | null;
+  readonly pausedMs: number | null;
+}
+
+/** The core's answer to an operator's request. */
+export interface RequestReply {
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+/** Events that carry an operator's request and expect a `reply` action. */
+export type RequestEvent = Extract<Event, { type: 'switchover-requested' | 'maintenance-requested' }>;
 
 /** Monotonic milliseconds for the core; wall-clock time never enters a decision. */
 export interface Clock {
@@ -29,13 +58,17 @@ export interface RuntimeDeps {
   readonly core: CoreConfig;
   readonly healthIntervalMs: number;
   readonly reconcileIntervalMs: number;
-  readonly redis: Pick<RedisControl, 'check' | 'promote' | 'replicateFrom'>;
+  readonly redis: Pick<RedisControl, 'check' | 'promote' | 'replicateFrom'> & {
+    handOver(request: HandOverRequest): Promise<HandOverResult>;
+  };
+  /** Switchover settings the core does not decide on (how, and the adapter's refusal bounds). */
+  readonly switchover: Pick<HandOverRequest, 'method' | 'maxLagBytes' | 'maxAckAgeS'>;
   /** The VIP interface's link: a link that is down fails the health check (keepalived's track_interface). */
   readonly link: () => Promise<LinkState>;
   readonly vip: VipManager;
-  readonly adverts: { send(body: AdvertBody): void };
+  readonly adverts: { send(body: AdvertBody): void; sendMessage(message: PeerRequest): void };
   readonly audit: Pick<AuditLog, 'append'>;
-  readonly persist: (s: { epoch: number; knownEpoch: number }) => Promise<void>;
+  readonly persist: (s: { epoch: number; knownEpoch: number; maintenance: Maintenance }) => Promise<void>;
   readonly logger: Logger;
   readonly clock: Clock;
 }
@@ -52,6 +85,7 @@ export class Runtime {
   private healthTimer: NodeJS.Timeout | null = null;
   private reconcileTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  private readonly pending = new Map<string, (reply: RequestReply) => void>();
   private finish: (code: number) => void = () => undefined;
   /** Resolves with the exit status once the core asked to exit (after its effects ran). */
   readonly done: Promise<number>;
@@ -91,6 +125,27 @@ export class Runtime {
   }
 
   /**
+   * Queues an operator's request and resolves with the core's `reply`, or with a
+   * failure when none comes within `waitMs` (the request may still be carried out:
+   * the answer says so).
+   */
+  request(event: RequestEvent, waitMs: number): Promise<RequestReply> {
+    return new Promise<RequestReply>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(event.requestId);
+        resolve({ ok: false, detail: `no answer from the daemon within ${waitMs} ms; check redis-ha status`, data: {} });
+      }, waitMs);
+      this.pending.set(event.requestId, (reply) => {
+        clearTimeout(timer);
+        this.pending.delete(event.requestId);
+        resolve(reply);
+      });
+      if (this.stopped) this.pending.get(event.requestId)?.({ ok: false, detail: 'the daemon is stopping', data: {} });
+      else this.dispatch(event);
+    });
+  }
+
+  /**
    * Stops every loop without telling the peer or touching Redis and the VIP: used for a
    * restart in place (SIGUSR2), where the next process adopts what it finds.
    */
@@ -123,14 +178,29 @@ export class Runtime {
       case 'audit':
         void deps.audit.append(action.event, action.data);
         return;
+      case 'send-message':
+        deps.adverts.sendMessage(action.message);
+        return;
+      case 'reply': {
+        const resolve = this.pending.get(action.requestId);
+        if (resolve) resolve({ ok: action.ok, detail: action.detail, data: action.data });
+        else deps.logger.debug({ requestId: action.requestId }, 'reply for a request nobody waits for');
+        return;
+      }
       case 'persist-state':
-        deps.persist({ epoch: action.epoch, knownEpoch: action.knownEpoch }).catch((error: unknown) =>
+        deps.persist({ epoch: action.epoch, knownEpoch: action.knownEpoch, maintenance: action.maintenance }).catch((error: unknown) =>
           deps.logger.error({ err: error }, 'state file write failed'));
         return;
       case 'promote-redis':
         this.serial(action.type, async () => {
           const r = await deps.redis.promote(action.catchUpFrom);
           this.dispatch({ type: 'promotion-finished', ok: r.ok, detail: r.detail, redis: r.redis });
+        });
+        return;
+      case 'hand-over-redis':
+        this.serial(action.type, async () => {
+          const r = await deps.redis.handOver({ target: action.target, timeoutMs: action.timeoutMs, force: action.force, ...deps.switchover });
+          this.dispatch({ type: 'handover-finished', outcome: r.outcome, method: r.method, detail: r.detail, pausedMs: r.pausedMs, redis: r.redis });
         });
         return;
       case 'replicate-from':
@@ -236,6 +306,7 @@ export class Runtime {
 
   private halt(): void {
     this.stopped = true;
+    for (const resolve of [...this.pending.values()]) resolve({ ok: false, detail: 'the daemon stopped', data: {} });
     for (const t of [this.timer, this.healthTimer, this.reconcileTimer]) if (t) clearTimeout(t);
     this.timer = this.healthTimer = this.reconcileTimer = null;
   }

@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -77,6 +77,10 @@ const WAIT_POLL_MS = 100;
 const LOG_TAIL_LINES = 25;
 /** Default writer rate, ops/s. */
 export const LAB_WRITER_RATE_PER_SEC = 500;
+/** nftables table of `blockReplication`. */
+const REPLICATION_BLOCK_TABLE = 'rh_block_repl';
+/** Bound on one CLI run against a lab daemon (a switchover waits for both daemons). */
+const CTL_TIMEOUT_MS = 60_000;
 /** Set key of the first writer run; later runs append `:<n>`. */
 export const DEFAULT_SET_KEY = 'ha:set';
 /** Bound on sending one datagram from a namespace. */
@@ -304,6 +308,29 @@ export class PairLab {
     return join(this.dir, `audit-${node}.jsonl`);
   }
 
+  /** Path of a node's control socket. */
+  controlSocket(node: PairNode): string {
+    return join(this.dir, `control-${node}.sock`);
+  }
+
+  /**
+   * Runs the built CLI for a node (`redis-ha <args>`, plus `--socket <its socket>` for
+   * the commands that talk to the daemon), bounded by `timeoutMs`; resolves with the
+   * exit status and output.
+   */
+  async ctl(node: PairNode, args: readonly string[], timeoutMs = CTL_TIMEOUT_MS): Promise<{ code: number; stdout: string; stderr: string }> {
+    const entry = this.options.daemonEntry ?? daemonEntry();
+    const talksToDaemon = ['status', 'switchover', 'maintenance'].includes(args[0] ?? '');
+    const argv = talksToDaemon ? [entry, ...args, '--socket', this.controlSocket(node)] : [entry, ...args];
+    return new Promise((resolve) => {
+      execFile(process.execPath, argv, { timeout: timeoutMs, env: daemonEnv() },
+        (error, stdout, stderr) => {
+          const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+          resolve({ code, stdout, stderr: error !== null && typeof error.code !== 'number' ? `${stderr}${error.message}` : stderr });
+        });
+    });
+  }
+
   /** Path of a node's daemon log (stdout and stderr). */
   daemonLogPath(node: PairNode): string {
     return join(this.dir, `daemon-${node}.log`);
@@ -336,6 +363,7 @@ export class PairLab {
       promotion,
       audit: { path: this.auditPath(node) },
       state: { path: join(this.dir, `state-${node}.json`) },
+      control: { socket: this.controlSocket(node) },
       log: { level: 'debug' },
     };
   }
@@ -545,6 +573,29 @@ export class PairLab {
   /** Restarts a node's Redis with its start-up configuration (or `replicaOf` override). */
   async restartRedis(node: PairNode, options: { replicaOf?: string | null } = {}): Promise<void> {
     await this.redis(node).restart(options);
+  }
+
+  /**
+   * Stops a replica's replication traffic to the other node's Redis (its acks and the
+   * stream's TCP acknowledgements) with an nftables drop rule on its output hook; the
+   * daemons' adverts (UDP) and local health checks are untouched. `unblockReplication`
+   * removes it; the rule dies with the namespace anyway.
+   */
+  async blockReplication(replica: PairNode): Promise<void> {
+    const master = this.address(PairLab.other(replica));
+    const table = REPLICATION_BLOCK_TABLE;
+    for (const argv of [
+      ['nft', 'add', 'table', 'inet', table],
+      ['nft', 'add', 'chain', 'inet', table, 'out', '{ type filter hook output priority 0; policy accept; }'],
+      ['nft', 'add', 'rule', 'inet', table, 'out', 'ip', 'daddr', master, 'tcp', 'dport', String(LAB_REDIS_PORT), 'drop'],
+    ]) {
+      const r = await this.net.exec(replica, argv);
+      if (r.code !== 0) throw new Error(`${argv.join(' ')} failed in ${replica}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    }
+  }
+
+  async unblockReplication(replica: PairNode): Promise<void> {
+    await this.net.exec(replica, ['nft', 'delete', 'table', 'inet', REPLICATION_BLOCK_TABLE]);
   }
 
   /** Cuts a host's link on the bridge. */

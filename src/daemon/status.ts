@@ -1,0 +1,191 @@
+/**
+ * `redis-ha status`: one snapshot of what this daemon knows, in a stable JSON shape,
+ * and the verdict a monitoring check needs (ok / warning / critical, with reasons).
+ *
+ * Built from the runtime's current core state plus facts the core does not hold (the
+ * VIP as the kernel has it, advert counters, configured timing). Reading it changes
+ * nothing, so the socket handler may build it without going through the loop.
+ * Times the operator reads are wall-clock ISO strings; ages are milliseconds.
+ */
+import type { CoreState } from '../core/state.js';
+import { masterDownMs } from '../core/timing.js';
+import type { TakeoverEstimate } from '../core/timing.js';
+
+/** Status version: bumped when a field changes meaning or disappears (adding fields does not). */
+export const STATUS_VERSION = 1;
+
+/** Monitoring verdict, as Nagios plugins use exit codes: 0 ok, 1 warning, 2 critical (3 = unknown, CLI only). */
+export type Verdict = 'ok' | 'warning' | 'critical';
+
+export const VERDICT_EXIT: Readonly<Record<Verdict | 'unknown', number>> = { ok: 0, warning: 1, critical: 2, unknown: 3 };
+
+/** Everything `status` reports; `--json` prints exactly this. */
+export interface StatusReport {
+  readonly version: number;
+  readonly verdict: Verdict;
+  readonly problems: readonly string[];
+  readonly node: {
+    readonly name: string;
+    readonly address: string;
+    readonly state: string;
+    readonly priority: { readonly configured: number; readonly effective: number };
+    readonly epoch: number;
+    readonly holdsVip: boolean | null;
+    readonly vip: string;
+  };
+  readonly lastTransition: { readonly state: string; readonly reason: string; readonly at: string; readonly agoMs: number };
+  readonly maintenance: { readonly on: boolean; readonly gen: number; readonly heldBack: string | null; readonly heldSince: string | null };
+  readonly switchover: { readonly requestId: string; readonly phase: string; readonly user: string; readonly runningMs: number } | null;
+  readonly redis: {
+    readonly healthy: boolean | null;
+    readonly detail: string;
+    readonly checkedAgoMs: number | null;
+    readonly role: string;
+    readonly replId: string | null;
+    readonly replId2: string | null;
+    readonly offset: number | null;
+    readonly master: string | null;
+    readonly linkUp: boolean | null;
+    readonly connectedReplicas: number | null;
+  };
+  readonly peer: {
+    readonly name: string;
+    readonly address: string;
+    readonly state: string;
+    readonly priority: number;
+    readonly epoch: number;
+    readonly lastAdvertAgoMs: number;
+    readonly live: boolean;
+    readonly fault: boolean;
+    readonly maintenance: boolean;
+    readonly redis: { readonly role: string; readonly replId: string; readonly offset: number };
+  } | null;
+  /** Bytes the replica is behind the master, from this node's and the peer's latest offsets. */
+  readonly replication: { readonly lagBytes: number | null; readonly maxLagBytes: number };
+  readonly takeover: { readonly redisFailureMs: number; readonly hostLossMs: number; readonly resignMs: number };
+  readonly adverts: Readonly<Record<string, unknown>>;
+}
+
+/** What `buildStatus` needs besides the core state. */
+export interface StatusInputs {
+  readonly state: CoreState;
+  /** Monotonic now (the runtime clock) and the wall clock at the same instant. */
+  readonly now: number;
+  readonly wallNow: number;
+  readonly node: { readonly name: string; readonly address: string; readonly priority: number };
+  readonly vip: string;
+  readonly holdsVip: boolean | null;
+  readonly estimate: TakeoverEstimate;
+  readonly maxLagBytes: number;
+  readonly adverts: Readonly<Record<string, unknown>>;
+}
+
+export function buildStatus(i: StatusInputs): StatusReport {
+  const s = i.state;
+  const iso = (mono: number): string => new Date(i.wallNow - (i.now - mono)).toISOString();
+  const r = s.health.redis;
+  const p = s.peer;
+  const peerLive = p !== null && i.now - p.receivedAt <= masterDownMs(i.node.priority, p.advertIntervalMs);
+  const lagBytes = lagOf(s);
+  const base = {
+    version: STATUS_VERSION,
+    node: {
+      name: i.node.name,
+      address: i.node.address,
+      state: s.role,
+      priority: { configured: i.node.priority, effective: s.resigning ? 0 : i.node.priority },
+      epoch: s.epoch,
+      holdsVip: i.holdsVip,
+      vip: i.vip,
+    },
+    lastTransition: { state: s.role, reason: s.reason, at: iso(s.since), agoMs: Math.round(i.now - s.since) },
+    maintenance: {
+      on: s.maintenance.on,
+      gen: s.maintenance.gen,
+      heldBack: s.frozen?.reason ?? null,
+      heldSince: s.frozen ? iso(s.frozen.since) : null,
+    },
+    switchover: s.switchover
+      ? { requestId: s.switchover.requestId, phase: s.switchover.phase, user: s.switchover.user, runningMs: Math.round(i.now - s.switchover.startedAt) }
+      : null,
+    redis: {
+      healthy: s.health.healthy,
+      detail: s.health.detail,
+      checkedAgoMs: s.health.checkedAt === null ? null : Math.round(i.now - s.health.checkedAt),
+      role: r?.role ?? 'unknown',
+      replId: r?.replId ?? null,
+      replId2: r?.replId2 ?? null,
+      offset: r?.offset ?? null,
+      master: r?.role === 'replica' ? `${r.masterHost ?? '?'}:${r.masterPort ?? '?'}` : null,
+      linkUp: r?.role === 'replica' ? r.linkUp : null,
+      connectedReplicas: r?.role === 'master' ? r.connectedReplicas : null,
+    },
+    peer: p
+      ? {
+          name: p.nodeName,
+          address: p.address,
+          state: p.state,
+          priority: p.priority,
+          epoch: p.epoch,
+          lastAdvertAgoMs: Math.round(i.now - p.receivedAt),
+          live: peerLive,
+          fault: p.flags.fault,
+          maintenance: p.flags.maintenance,
+          redis: { role: p.redis.role, replId: p.redis.replId, offset: p.redis.offset },
+        }
+      : null,
+    replication: { lagBytes, maxLagBytes: i.maxLagBytes },
+    takeover: {
+      redisFailureMs: Math.round(i.estimate.redisFailureMs),
+      hostLossMs: Math.round(i.estimate.hostLossMs),
+      resignMs: Math.round(i.estimate.resignMs),
+    },
+    adverts: i.adverts,
+  };
+  const { verdict, problems } = judge(s, { live: peerLive, silentMs: p ? Math.round(i.now - p.receivedAt) : null }, lagBytes, i);
+  return { ...base, verdict, problems };
+}
+
+/** Bytes between the master's offset and the replica's, when one side is each. */
+function lagOf(s: CoreState): number | null {
+  const r = s.health.redis;
+  const p = s.peer;
+  if (!r || !p) return null;
+  if (r.role === 'master' && p.redis.role === 'replica') return Math.max(0, r.offset - p.redis.offset);
+  if (r.role === 'replica' && p.redis.role === 'master') return Math.max(0, p.redis.offset - r.offset);
+  return null;
+}
+
+/** The monitoring verdict: critical when clients may not reach a writable master, warning when protection is reduced. */
+export function judge(
+  s: CoreState,
+  peerSeen: { live: boolean; silentMs: number | null },
+  lagBytes: number | null,
+  i: Pick<StatusInputs, 'holdsVip' | 'maxLagBytes'>,
+): { verdict: Verdict; problems: string[] } {
+  const critical: string[] = [];
+  const warning: string[] = [];
+  if (s.role === 'FAULT') critical.push(`this node is FAULT: ${s.health.detail}`);
+  if (s.role === 'INIT') warning.push('this node is starting (INIT)');
+  if (s.role === 'MASTER' && s.health.healthy === false) critical.push(`this node is MASTER but its Redis fails: ${s.health.detail}`);
+  const p = s.peer;
+  if (!peerSeen.live) {
+    critical.push(p ? `no advert from peer ${p.nodeName} for ${peerSeen.silentMs} ms: failover is not possible` : 'no advert from the peer yet: failover is not possible');
+  } else if (p) {
+    if (p.flags.fault || p.state === 'FAULT') critical.push(`peer ${p.nodeName} is FAULT: failover is not possible`);
+    if (s.role === 'MASTER' && p.state === 'MASTER') critical.push(`both nodes are MASTER`);
+    if (s.role !== 'MASTER' && p.state !== 'MASTER' && s.switchover === null) critical.push('no node is MASTER');
+  }
+  if (i.holdsVip !== null) {
+    const wantVip = s.role === 'MASTER' && s.redisOp !== 'promoting';
+    if (wantVip && !i.holdsVip) critical.push('this node is MASTER but does not hold the VIP');
+    if (!wantVip && i.holdsVip && s.role !== 'INIT') critical.push(`this node holds the VIP while ${s.role}`);
+  }
+  if (s.maintenance.on) warning.push(`maintenance is on: automatic failover is frozen${s.frozen ? ` (held back: ${s.frozen.reason})` : ''}`);
+  const r = s.health.redis;
+  if (s.role === 'BACKUP' && r?.role === 'replica' && !r.linkUp) warning.push('the local replica has no replication link to the master');
+  if (lagBytes !== null && lagBytes > i.maxLagBytes) warning.push(`replication lag ${lagBytes} bytes exceeds ${i.maxLagBytes}`);
+  if (s.switchover) warning.push(`switchover ${s.switchover.requestId} in progress (${s.switchover.phase})`);
+  const verdict: Verdict = critical.length > 0 ? 'critical' : warning.length > 0 ? 'warning' : 'ok';
+  return { verdict, problems: [...critical, ...warning] };
+}

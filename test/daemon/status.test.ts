@@ -1,0 +1,64 @@
+/** The status report and its monitoring verdict, from core states built by the core itself. */
+import { describe, expect, it } from 'vitest';
+import type { CoreState } from '../../src/core/state.js';
+import { step } from '../../src/core/step.js';
+import { buildStatus, VERDICT_EXIT } from '../../src/daemon/status.js';
+import { A_ADDR, B_ADDR, REPL_A, advert, coreConfig, fail, heard, last, masterSnap, ok, run } from '../core/fixtures.js';
+
+const aCfg = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
+const bAdvert = advert({ nodeName: 'b', state: 'BACKUP', priority: 90, redis: { role: 'replica', replId: REPL_A, replId2: '', offset: 900, secondOffset: -1 } });
+
+function masterA(): CoreState {
+  return last(run(aCfg, [[0, { type: 'started' }], [10, ok(masterSnap({ replId: REPL_A, offset: 1000, connectedReplicas: 1 }))], [20, heard(bAdvert, B_ADDR)]])).state;
+}
+
+function status(state: CoreState, now: number, holdsVip: boolean | null = true) {
+  return buildStatus({
+    state, now, wallNow: Date.parse('2026-11-22T12:00:00Z'),
+    node: { name: 'a', address: A_ADDR, priority: 100 }, vip: '10.77.0.100/24 on eth0', holdsVip,
+    estimate: { redisFailureMs: 1100, hostLossMs: 3600, resignMs: 700 }, maxLagBytes: 1000, adverts: { sent: 3 },
+  });
+}
+
+describe('status', () => {
+  it('a healthy master with a live backup is ok, with every section filled', () => {
+    const r = status(masterA(), 100);
+    expect(r.verdict).toBe('ok');
+    expect(r.problems).toEqual([]);
+    expect(r.node).toMatchObject({ name: 'a', state: 'MASTER', epoch: 0, holdsVip: true, priority: { configured: 100, effective: 100 } });
+    expect(r.peer).toMatchObject({ name: 'b', state: 'BACKUP', live: true, lastAdvertAgoMs: 80 });
+    expect(r.replication.lagBytes).toBe(100);
+    expect(r.redis).toMatchObject({ role: 'master', offset: 1000, connectedReplicas: 1, healthy: true });
+    expect(r.lastTransition.reason).toMatch(/adopted/);
+    expect(r.lastTransition.at).toBe('2026-11-22T11:59:59.920Z');
+    expect(VERDICT_EXIT[r.verdict]).toBe(0);
+  });
+
+  it('a silent peer is critical (no failover possible)', () => {
+    const r = status(masterA(), 60_000);
+    expect(r.verdict).toBe('critical');
+    expect(r.problems[0]).toMatch(/no advert from peer b for 59980 ms/);
+  });
+
+  it('maintenance and lag are warnings; the held-back action is shown', () => {
+    let s = step(masterA(), { type: 'maintenance-requested', requestId: 'm', on: true, user: 'root' }, 100, aCfg).state;
+    s = step(s, heard(advert({ ...bAdvert, redis: { ...bAdvert.redis, offset: -5000 }, maintenanceGen: 1, flags: { fault: false, resigning: false, maintenance: true, handingOver: false } }), B_ADDR), 150, aCfg).state;
+    const r = status(s, 200);
+    expect(r.verdict).toBe('warning');
+    expect(r.problems.join('; ')).toMatch(/maintenance is on.*; replication lag 6000 bytes exceeds 1000/);
+  });
+
+  it('a master whose Redis fails in maintenance is critical and says what is held back', () => {
+    let s = step(masterA(), { type: 'maintenance-requested', requestId: 'm', on: true, user: 'root' }, 100, aCfg).state;
+    s = step(s, fail, 200, aCfg).state;
+    s = step(s, fail, 300, aCfg).state;
+    const r = status(s, 400);
+    expect(r.verdict).toBe('critical');
+    expect(r.maintenance.heldBack).toMatch(/local Redis failed 2 checks/);
+    expect(r.problems.join('; ')).toMatch(/MASTER but its Redis fails/);
+  });
+
+  it('a VIP in the wrong place is critical', () => {
+    expect(status(masterA(), 100, false).problems).toContain('this node is MASTER but does not hold the VIP');
+  });
+});
