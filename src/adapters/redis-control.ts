@@ -339,6 +339,14 @@ export class RedisControl {
     );
   }
 
+  /**
+   * Disconnects the local Redis's application clients (not ours, recognised by the
+   * `clientName` prefix) so they reconnect through the VIP; a readable outcome, never throws.
+   */
+  disconnectClients(): Promise<string> {
+    return this.killApplicationClients();
+  }
+
   /** Closes both local connections. */
   async close(): Promise<void> {
     await Promise.all([this.health.close(), this.control.close()]);

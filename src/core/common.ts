@@ -4,7 +4,7 @@
  * ranking of two masters, and the wording of reasons. No decisions live here.
  */
 import { compareAddresses } from './address.js';
-import type { CoreConfig, CoreState, PeerView } from './state.js';
+import { vipDesired, type CoreConfig, type CoreState, type PeerView } from './state.js';
 import { masterDownMs, PRIORITY_RESIGN } from './timing.js';
 import type { Action, AdvertBody, NodeState, PeerRequest, RedisSnapshot, TimerName } from './types.js';
 
@@ -127,6 +127,7 @@ export function advertBody(s: CoreState, config: CoreConfig): AdvertBody {
       resigning: s.resigning,
       maintenance: s.maintenance.on,
       handingOver: s.switchover?.phase === 'handing-over',
+      holdsVip: vipDesired(s),
     },
     maintenanceGen: s.maintenance.gen,
     redis: r

@@ -155,9 +155,15 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
   };
 }
 
-/** The VIP belongs on this host exactly when it is MASTER and its Redis has been promoted. */
+/**
+ * The VIP belongs on this host when it is MASTER and its Redis has been promoted, and,
+ * during a planned switchover, on the old master until the new one holds it too
+ * (make before break: clients always find a server, the old one answering READONLY).
+ */
 export function vipDesired(state: CoreState): boolean {
-  return state.role === 'MASTER' && state.redisOp !== 'promoting' && !state.resigning;
+  if (state.resigning) return false;
+  if (state.role === 'MASTER') return state.redisOp !== 'promoting';
+  return state.role === 'BACKUP' && state.switchover?.phase === 'awaiting-peer';
 }
 
 /** The earliest armed deadline, or `null`: the runtime arms one OS timer for it. */

@@ -8,9 +8,16 @@
  *                                  A: handing-over: `hand-over-redis` (FAILOVER TO B, or
  *                                     pause + catch-up + promote B + demote A); the VIP
  *                                     stays on A until B's Redis is the master
- *   B ◀──handover (epoch)── A      A: BACKUP, VIP released, awaiting-peer
+ *   B ◀──handover (epoch)── A      A: BACKUP, still holding the VIP, awaiting-peer
  *   B: taking-over: MASTER with that epoch, Redis confirmed master, VIP claimed
- *   B: replies to its operator      A: replies once B advertises MASTER
+ *   B: replies to its operator      A: once B advertises MASTER holding the VIP:
+ *                                     releases the VIP, disconnects its clients, replies
+ *
+ * Make before break: between A's Redis turning replica and B holding the VIP, clients
+ * that reach A get READONLY at once (nothing is acknowledged there) instead of
+ * connecting into an address nobody holds; once B's gratuitous ARP is out, A lets go
+ * and disconnects its clients, which reconnect to B. If B never confirms, A releases
+ * the VIP at the switchover deadline.
  *
  * A refused or rolled-back handover changes nothing (A stays master with the VIP) and
  * is answered at once (to the peer with `switchover-result`). Messages between the
@@ -157,10 +164,10 @@ export function onHandoverFinished(s: CoreState, e: Finished, now: number, confi
   // the role with a newer epoch than ours.
   const epoch = Math.max(s.epoch, s.knownEpoch) + 1;
   const reason = `switchover ${op.requestId}: Redis master handed to ${peerName} (${e.method ?? '?'}, writes paused ${e.pausedMs ?? '?'} ms)`;
-  const stepped = toBackup({ ...base, knownEpoch: epoch }, now, config, reason);
-  const awaitMs = masterDownMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs) + 2 * config.advertIntervalMs;
   const awaiting: SwitchoverOp = { ...op, phase: 'awaiting-peer', epoch, method: e.method, pausedMs: e.pausedMs };
-  const state = withTimers({ ...stepped.state, switchover: awaiting }, { switchover: now + awaitMs });
+  const stepped = toBackup({ ...base, knownEpoch: epoch, switchover: awaiting }, now, config, reason, { keepVip: true });
+  const awaitMs = masterDownMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs) + 2 * config.advertIntervalMs;
+  const state = withTimers(stepped.state, { switchover: now + awaitMs });
   const handover: PeerRequest = { kind: 'handover', requestId: op.requestId, epoch, force: op.force };
   return {
     state,
@@ -238,10 +245,11 @@ export function onPeerAdvertDuringSwitchover(s: CoreState, now: number): StepRes
   const op = s.switchover;
   const peer = s.peer;
   if (op === null || op.phase !== 'awaiting-peer' || peer === null) return null;
-  if (peer.state !== 'MASTER' || peer.epoch < op.epoch) return null;
+  if (peer.state !== 'MASTER' || peer.epoch < op.epoch || !peer.flags.holdsVip) return null;
   const ended = withTimers({ ...s, switchover: null, lastSwitchoverId: op.requestId }, { switchover: undefined });
   const tookMs = Math.round(now - op.startedAt);
   return done(ended, [
+    ...letGo(s, `switchover ${op.requestId}: ${peer.nodeName} holds the VIP`),
     audit('switchover-finished', { requestId: op.requestId, ok: true, newMaster: peer.nodeName, epoch: peer.epoch, user: op.user, tookMs }),
     ...answer(op, true, `${peer.nodeName} is master (epoch ${peer.epoch}); this node replicates from it`,
       { newMaster: peer.nodeName, epoch: peer.epoch, tookMs, method: op.method, pausedMs: op.pausedMs }),
@@ -268,8 +276,15 @@ export function onSwitchoverTimer(s: CoreState, now: number): StepResult {
     ? `no answer from the master within ${waited} ms; check \`redis-ha status\` on both nodes`
     : `Redis was handed over, but ${s.peer?.nodeName ?? 'the peer'} has not advertised MASTER within ${waited} ms; ` +
       'it takes over when its master-down timer runs out';
-  return prepend([audit('switchover-timeout', { requestId: op.requestId, phase: op.phase, waitedMs: waited })],
+  const release = op.phase === 'awaiting-peer' && s.role === 'BACKUP' ? letGo(s, `switchover ${op.requestId}: deadline`) : [];
+  return prepend([audit('switchover-timeout', { requestId: op.requestId, phase: op.phase, waitedMs: waited }), ...release],
     done(ended, answer(op, false, detail, {}), `switchover ${op.requestId}: ${detail}`));
+}
+
+/** The old master lets go of the VIP it kept during the handover, and of its clients. */
+function letGo(s: CoreState, reason: string): Action[] {
+  if (s.role !== 'BACKUP') return [];
+  return [{ type: 'release-vip' }, audit('vip-release', { reason }), { type: 'disconnect-clients' }];
 }
 
 function refuse(s: CoreState, e: Requested, why: string): StepResult {

@@ -66,9 +66,13 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
   ], reason);
 }
 
-export function toBackup(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
+/**
+ * → BACKUP. `keepVip`: a planned switchover's old master keeps the VIP until the new
+ * master holds it (see `switchover.ts`); every other way down releases it at once.
+ */
+export function toBackup(s: CoreState, now: number, config: CoreConfig, reason: string, options: { keepVip?: boolean } = {}): StepResult {
   // INIT may have kept a VIP found at start-up (local Redis was a master); release it too.
-  const wasHolding = s.role === 'MASTER' || s.role === 'INIT';
+  const wasHolding = (s.role === 'MASTER' || s.role === 'INIT') && options.keepVip !== true;
   const peerInterval = s.peer?.advertIntervalMs ?? config.advertIntervalMs;
   const next = withTimers(transitionTo({ ...s, frozen: null }, 'BACKUP', now, reason), {
     'master-down': now + masterDownMs(config.priority, peerInterval),

@@ -53,6 +53,8 @@ export interface AdvertFlags {
   readonly maintenance: boolean;
   /** The sender is handing its master role over (a planned switchover is running). */
   readonly handingOver: boolean;
+  /** The sender holds the VIP (or is claiming it): a switchover's old master releases it only then. */
+  readonly holdsVip: boolean;
 }
 
 /** An authenticated advert, as decoded by `src/proto/advert.ts`. */
@@ -170,6 +172,8 @@ export type Action =
   | { readonly type: 'claim-vip' }
   | { readonly type: 'release-vip' }
   | { readonly type: 'announce-vip' }
+  /** Disconnect the application clients of the local Redis so they reconnect through the VIP. */
+  | { readonly type: 'disconnect-clients' }
   | {
       readonly type: 'persist-state';
       readonly epoch: number;

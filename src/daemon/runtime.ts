@@ -14,29 +14,14 @@ import type { AuditLog } from '../adapters/audit.js';
 import type { RedisControl } from '../adapters/redis-control.js';
 import type { LinkState } from '../adapters/link.js';
 import type { VipManager } from '../adapters/vip.js';
+import type { SwitchoverRequest as HandOverRequest, SwitchoverResult as HandOverResult } from '../adapters/redis-switchover.js';
 import { nextDeadline, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
-import type { Action, AdvertBody, Event, HandoverOutcome, HostPort, Maintenance, PeerRequest, RedisSnapshot, TimerName } from '../core/types.js';
+import type { Action, AdvertBody, Event, Maintenance, PeerRequest, TimerName } from '../core/types.js';
 import type { Logger } from './logger.js';
 
-/** What the Redis adapter is asked for a planned switchover (`RedisControl.handOver`). */
-export interface HandOverRequest {
-  readonly target: HostPort;
-  readonly timeoutMs: number;
-  readonly force: boolean;
-  readonly method: 'auto' | 'failover' | 'pause';
-  readonly maxLagBytes: number;
-  readonly maxAckAgeS: number;
-}
-
-/** How it ended. */
-export interface HandOverResult {
-  readonly outcome: HandoverOutcome;
-  readonly method: 'failover' | 'pause' | null;
-  readonly detail: string;
-  readonly redis: RedisSnapshot | null;
-  readonly pausedMs: number | null;
-}
+/** What the Redis adapter is asked for a planned switchover, and how it ended. */
+export type { SwitchoverRequest as HandOverRequest, SwitchoverResult as HandOverResult } from '../adapters/redis-switchover.js';
 
 /** The core's answer to an operator's request. */
 export interface RequestReply {
@@ -58,7 +43,7 @@ export interface RuntimeDeps {
   readonly core: CoreConfig;
   readonly healthIntervalMs: number;
   readonly reconcileIntervalMs: number;
-  readonly redis: Pick<RedisControl, 'check' | 'promote' | 'replicateFrom'> & {
+  readonly redis: Pick<RedisControl, 'check' | 'promote' | 'replicateFrom' | 'disconnectClients'> & {
     handOver(request: HandOverRequest): Promise<HandOverResult>;
   };
   /** Switchover settings the core does not decide on (how, and the adapter's refusal bounds). */
@@ -226,6 +211,12 @@ export class Runtime {
         return;
       case 'announce-vip':
         this.serial(action.type, () => deps.vip.announce());
+        return;
+      case 'disconnect-clients':
+        this.serial(action.type, async () => {
+          const detail = await deps.redis.disconnectClients();
+          deps.logger.info({ detail }, 'application clients disconnected');
+        });
         return;
       case 'exit':
         this.serial(action.type, async () => {

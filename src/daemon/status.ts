@@ -7,7 +7,7 @@
  * nothing, so the socket handler may build it without going through the loop.
  * Times the operator reads are wall-clock ISO strings; ages are milliseconds.
  */
-import type { CoreState } from '../core/state.js';
+import { vipDesired, type CoreState } from '../core/state.js';
 import { masterDownMs } from '../core/timing.js';
 import type { TakeoverEstimate } from '../core/timing.js';
 
@@ -177,7 +177,7 @@ export function judge(
     if (s.role !== 'MASTER' && p.state !== 'MASTER' && s.switchover === null) critical.push('no node is MASTER');
   }
   if (i.holdsVip !== null) {
-    const wantVip = s.role === 'MASTER' && s.redisOp !== 'promoting';
+    const wantVip = vipDesired(s);
     if (wantVip && !i.holdsVip) critical.push('this node is MASTER but does not hold the VIP');
     if (!wantVip && i.holdsVip && s.role !== 'INIT') critical.push(`this node holds the VIP while ${s.role}`);
   }

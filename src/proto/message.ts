@@ -38,6 +38,7 @@
  * `bad-payload` rather than half-understood.
  */
 import type { AdvertKey } from '../config/types.js';
+import type { PeerRequest } from '../core/types.js';
 import { RedisHaError } from '../errors.js';
 import {
   ADVERT_MAGIC,
@@ -94,17 +95,8 @@ const UTF8_STRICT = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** How much of a bad value a reject detail quotes. */
 const SHOW_CHARS = 40;
 
-/** A request between the two daemons of a pair. */
-export type PeerMessage =
-  | {
-      readonly kind: 'switchover-request';
-      readonly requestId: string;
-      readonly timeoutMs: number;
-      readonly force: boolean;
-      readonly user: string;
-    }
-  | { readonly kind: 'switchover-result'; readonly requestId: string; readonly ok: boolean; readonly detail: string }
-  | { readonly kind: 'handover'; readonly requestId: string; readonly epoch: number; readonly force: boolean };
+/** A request between the two daemons of a pair (the core's vocabulary, `PeerRequest`). */
+export type PeerMessage = PeerRequest;
 
 /** The kinds of `PeerMessage`. */
 export type PeerMessageKind = PeerMessage['kind'];

@@ -59,11 +59,13 @@ describe('switchover on the master', () => {
     expect(r.reason).toMatch(/switchover r1 by alice: handing the master role to b/);
   });
 
-  it('on success steps down, releases the VIP, and tells the peer to take a newer epoch', () => {
+  it('on success steps down keeping the VIP (make before break), and tells the peer to take a newer epoch', () => {
     const s1 = step(masterA(), request(), 100, aCfg).state;
     const r = step(s1, finished('done'), 150, aCfg);
     expect(r.state.role).toBe('BACKUP');
-    expect(types(r.actions)).toEqual(['persist-state', 'release-vip', 'send-advert', 'send-message']);
+    expect(types(r.actions)).toEqual(['persist-state', 'send-advert', 'send-message']);
+    expect(vipDesired(r.state)).toBe(true);
+    expect(find(r.actions, 'send-advert')?.advert.flags.holdsVip).toBe(true);
     expect(find(r.actions, 'send-message')?.message).toEqual({ kind: 'handover', requestId: 'r1', epoch: 2, force: false });
     expect(r.state.switchover?.phase).toBe('awaiting-peer');
     expect(r.state.knownEpoch).toBe(2);
@@ -71,12 +73,20 @@ describe('switchover on the master', () => {
     expect(r.reason).toMatch(/Redis master handed to b \(failover, writes paused 12 ms\)/);
   });
 
-  it('answers the operator once the peer advertises MASTER with that epoch', () => {
+  it('lets go of the VIP and answers once the peer advertises MASTER holding the VIP', () => {
     let s = step(masterA(), request(), 100, aCfg).state;
     s = step(s, finished('done'), 150, aCfg).state;
     const early = step(s, heard(bAdvert({ state: 'BACKUP' }), B_ADDR), 160, aCfg);
     expect(find(early.actions, 'reply')).toBeUndefined();
-    const r = step(early.state, heard(bAdvert({ state: 'MASTER', epoch: 2, redis: { role: 'master', replId: REPL_A, replId2: '', offset: 1200, secondOffset: -1 } }), B_ADDR), 200, aCfg);
+    const masterRedis = { role: 'master', replId: REPL_A, replId2: '', offset: 1200, secondOffset: -1 } as const;
+    // Promoting: MASTER but not yet holding the VIP.
+    const promotingFlags = { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: false };
+    const promoting = step(early.state, heard(bAdvert({ state: 'MASTER', epoch: 2, flags: promotingFlags, redis: masterRedis }), B_ADDR), 180, aCfg);
+    expect(find(promoting.actions, 'release-vip')).toBeUndefined();
+    const holding = { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: true };
+    const r = step(promoting.state, heard(bAdvert({ state: 'MASTER', epoch: 2, flags: holding, redis: masterRedis }), B_ADDR), 200, aCfg);
+    expect(types(r.actions)).toEqual(['release-vip', 'disconnect-clients', 'reply']);
+    expect(vipDesired(r.state)).toBe(false);
     const reply = find(r.actions, 'reply');
     expect(reply).toMatchObject({ requestId: 'r1', ok: true });
     expect(reply?.detail).toMatch(/b is master \(epoch 2\)/);
@@ -101,6 +111,7 @@ describe('switchover on the master', () => {
     let s = step(masterA(), request(), 100, aCfg).state;
     s = step(s, finished('done'), 150, aCfg).state;
     const r = step(s, fired('switchover'), s.timers.switchover!, aCfg);
+    expect(find(r.actions, 'release-vip')).toBeDefined();
     expect(find(r.actions, 'reply')).toMatchObject({ ok: false });
     expect(find(r.actions, 'reply')?.detail).toMatch(/has not advertised MASTER/);
     expect(r.state.switchover).toBeNull();
@@ -121,12 +132,12 @@ describe('switchover on the master', () => {
   }
 
   const refusals: { name: string; prepare: (s: CoreState) => CoreState; event?: Partial<Extract<Event, { type: 'switchover-requested' }>>; now?: number; why: RegExp }[] = [
-    { name: 'peer FAULT', prepare: (s) => step(s, heard(bAdvert({ state: 'FAULT', flags: { fault: true, resigning: false, maintenance: false, handingOver: false } }), B_ADDR), 50, aCfg).state, why: /peer b is FAULT/ },
+    { name: 'peer FAULT', prepare: (s) => step(s, heard(bAdvert({ state: 'FAULT', flags: { fault: true, resigning: false, maintenance: false, handingOver: false, holdsVip: false } }), B_ADDR), 50, aCfg).state, why: /peer b is FAULT/ },
     { name: 'peer silent', prepare: (s) => s, now: 20_000, why: /no advert from b for \d+ ms/ },
     { name: 'peer lagging', prepare: (s) => step(s, heard(bAdvert({ state: 'BACKUP', redis: { role: 'replica', replId: REPL_A, replId2: '', offset: -2_000_000, secondOffset: -1 } }), B_ADDR), 50, aCfg).state, why: /lags 2001000 bytes \(bound 1000000/ },
     { name: 'peer Redis not a replica', prepare: (s) => step(s, heard(bAdvert({ state: 'BACKUP', redis: { role: 'unknown', replId: '', replId2: '', offset: 0, secondOffset: -1 } }), B_ADDR), 50, aCfg).state, why: /Redis is unknown, not a replica/ },
     // Maintenance was just turned off here (gen 2) and the peer has not adopted it yet.
-    { name: 'maintenance flags disagree', prepare: (s) => step({ ...s, maintenance: { on: false, gen: 2 } }, heard(bAdvert({ state: 'BACKUP', flags: { fault: false, resigning: false, maintenance: true, handingOver: false }, maintenanceGen: 1 }), B_ADDR), 50, aCfg).state, why: /wait until they agree/ },
+    { name: 'maintenance flags disagree', prepare: (s) => step({ ...s, maintenance: { on: false, gen: 2 } }, heard(bAdvert({ state: 'BACKUP', flags: { fault: false, resigning: false, maintenance: true, handingOver: false, holdsVip: false }, maintenanceGen: 1 }), B_ADDR), 50, aCfg).state, why: /wait until they agree/ },
     { name: 'already running', prepare: (s) => step(s, request({ requestId: 'r0' }), 50, aCfg).state, why: /switchover r0 is already running \(handing-over\)/ },
   ];
   for (const c of refusals) {
@@ -199,7 +210,7 @@ describe('switchover on the backup', () => {
 
   it("does not demote its Redis while the master's advert says it is handing over", () => {
     let s = backupB();
-    s = step(s, heard(advert({ state: 'MASTER', epoch: 1, flags: { fault: false, resigning: false, maintenance: false, handingOver: true } })), 100, bCfg).state;
+    s = step(s, heard(advert({ state: 'MASTER', epoch: 1, flags: { fault: false, resigning: false, maintenance: false, handingOver: true, holdsVip: false } })), 100, bCfg).state;
     const r = step(s, ok(masterSnap({ replId: 'c'.repeat(40), replId2: REPL_A, secondOffset: 1001 })), 150, bCfg);
     expect(find(r.actions, 'replicate-from')).toBeUndefined();
     expect(r.state.redisOp).toBeNull();

@@ -35,7 +35,7 @@ function body(overrides: Partial<AdvertBody> = {}): AdvertBody {
     priority: 150,
     advertIntervalMs: 1000,
     epoch: 17,
-    flags: { fault: false, resigning: false, maintenance: false, handingOver: false },
+    flags: { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: false },
     maintenanceGen: 3,
     redis: { role: 'master', replId: REPL_ID, replId2: REPL_ID2, offset: 123_456_789, secondOffset: 1_000 },
     ...overrides,
@@ -74,10 +74,10 @@ describe('encodeAdvert / decodeAdvert round trip', () => {
   });
 
   it.each([
-    ['INIT', 'unknown', { fault: true, resigning: false, maintenance: false, handingOver: false }],
-    ['BACKUP', 'replica', { fault: false, resigning: true, maintenance: false, handingOver: false }],
-    ['MASTER', 'master', { fault: false, resigning: false, maintenance: true, handingOver: false }],
-    ['FAULT', 'unknown', { fault: true, resigning: true, maintenance: true, handingOver: false }],
+    ['INIT', 'unknown', { fault: true, resigning: false, maintenance: false, handingOver: false, holdsVip: false }],
+    ['BACKUP', 'replica', { fault: false, resigning: true, maintenance: false, handingOver: false, holdsVip: false }],
+    ['MASTER', 'master', { fault: false, resigning: false, maintenance: true, handingOver: false, holdsVip: false }],
+    ['FAULT', 'unknown', { fault: true, resigning: true, maintenance: true, handingOver: false, holdsVip: false }],
   ] as const)('state %s, role %s, flags %o', (state, role, flags) => {
     const b = body({ state, flags, redis: { ...body().redis, role } });
     const result = decodeAdvert(packet(b), [KEY_A], GROUP);
@@ -215,7 +215,7 @@ describe('decodeAdvert rejects', () => {
 
   it.each([
     ['state 4', (b: Buffer) => void (b[5] = 4)],
-    ['reserved flag bit', (b: Buffer) => void (b[7] = 0b10000)],
+    ['reserved flag bit', (b: Buffer) => void (b[7] = 0b100000)],
     ['interval 0', (b: Buffer) => b.writeUInt16BE(0, 8)],
     ['redis role 3', (b: Buffer) => void (b[10] = 3)],
     ['offset 2^53', (b: Buffer) => b.writeBigUInt64BE(2n ** 53n, 25)],

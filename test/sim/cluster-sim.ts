@@ -166,6 +166,8 @@ export function simulate(opts: SimOptions): SimOutcome {
       case 'release-vip':
         n.vip = false;
         return;
+      case 'disconnect-clients':
+        return;
       case 'hand-over-redis':
         schedule(now + REDIS_OP_MS, () => {
           // FAILOVER TO: needs both servers up and the peer replicating us.

@@ -10,10 +10,9 @@
  * rewrites both node configs with its profile's timings before starting the daemons,
  * so the runner treats every setup alike.
  *
- * Switchover: until the `redis-ha switchover` command exists (issue 4), the planned
- * handover is a SIGTERM of the master's daemon (it releases the VIP and sends a
- * priority-0 advert; the peer catches up from the still-running Redis and takes
- * over), then the daemon is started again and rejoins as the backup.
+ * Switchover: `redis-ha switchover` run on the master's host through the built CLI
+ * (the master's daemon hands its Redis over with FAILOVER TO, steps down, and tells
+ * the peer to take the role and the VIP).
  */
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
@@ -22,7 +21,7 @@ import type { FaultName, SetupDriver } from '../setup.js';
 
 /** Bound on the initial election (VIP on a, b replicating a). */
 const START_TIMEOUT_MS = 60_000;
-/** Bound on the peer taking over after the master's daemon got SIGTERM. */
+/** Bound on the peer being master with the VIP after the switchover command returned. */
 const HANDOVER_TIMEOUT_MS = 15_000;
 /** Grace given to a daemon on SIGTERM at `stop`. */
 const STOP_GRACE_MS = 5_000;
@@ -54,7 +53,7 @@ function redisHaDriver(name: string, profile: LabProfile): SetupDriver {
     description:
       `redis-ha daemons, profile ${profile} (advert ${timing.advertIntervalMs} ms, health ` +
       `${timing.healthIntervalMs}/${timing.healthTimeoutMs} ms, fall 2, priorities 100/90, nopreempt); ` +
-      'switchover = SIGTERM of the master daemon (VIP released, priority-0 advert), then restart (until issue 4)',
+      'switchover = `redis-ha switchover` on the master (Redis FAILOVER TO, then the VIP moves)',
     supports: FAULTS_SUPPORTED,
 
     async start(lab: PairLab): Promise<void> {
@@ -72,18 +71,14 @@ function redisHaDriver(name: string, profile: LabProfile): SetupDriver {
     },
 
     async switchover(lab: PairLab): Promise<void> {
-      await lab.stopDaemon('a', 'SIGTERM');
-      try {
-        await lab.waitFor(
-          'b master with the VIP after the planned stop of a',
-          async () => (await lab.vipHolders()).join() === 'b' && (await lab.redisRole('b')) === 'master',
-          HANDOVER_TIMEOUT_MS,
-        );
-      } finally {
-        // Back as the backup whether or not the handover happened in time: the runner
-        // observes and records the outcome.
-        lab.startDaemon('a');
-      }
+      const r = await lab.ctl('a', ['switchover']);
+      // A refused or rolled-back switchover is an outcome the runner records, not a crash.
+      if (r.code !== 0) return;
+      await lab.waitFor(
+        'b master with the VIP after the switchover',
+        async () => (await lab.vipHolders()).join() === 'b' && (await lab.redisRole('b')) === 'master',
+        HANDOVER_TIMEOUT_MS,
+      );
     },
 
     daemonPids(lab: PairLab, host: PairHost): number[] {
