@@ -517,6 +517,8 @@ function toConfig(props: RawConfig, secrets: Secrets, source: string | null): Co
       maxLagBytes: props.switchover.max_lag_bytes,
       maxAckAgeS: props.switchover.max_ack_age_s,
     },
+    metrics: { enabled: props.metrics.enabled, listen: props.metrics.listen, port: props.metrics.port },
+    stall: { thresholdMs: props.stall.threshold_ms },
     audit: { path: props.audit.path },
     state: { path: props.state.path },
     log: { level: props.log.level },

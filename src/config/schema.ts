@@ -40,6 +40,8 @@ export interface RawConfig {
   reconcile: { interval_ms: number };
   control: { socket: string; group: string };
   switchover: { timeout_ms: number; method: SwitchoverMethod; max_lag_bytes: number; max_ack_age_s: number };
+  metrics: { enabled: boolean; listen: string; port: number };
+  stall: { threshold_ms: number };
   audit: { path: string };
   state: { path: string };
   log: { level: LogLevel };
@@ -596,6 +598,20 @@ const SCHEMA: convict.Schema<RawConfig> = {
       2,
       0,
       3600,
+    ),
+  },
+  metrics: {
+    enabled: bool('Serve Prometheus metrics over HTTP (/metrics).', 'REDIS_HA_METRICS_ENABLED', false),
+    listen: text('Address the metrics endpoint binds; loopback by default.', 'REDIS_HA_METRICS_LISTEN', '127.0.0.1', FORMAT.ipAddress),
+    port: port('Port of the metrics endpoint.', 'REDIS_HA_METRICS_PORT', 9405),
+  },
+  stall: {
+    threshold_ms: integerMs(
+      'An event-loop stall longer than this (VM pause, SIGSTOP) makes the daemon re-verify the peer and Redis before acting on timers that fired late.',
+      'REDIS_HA_STALL_THRESHOLD_MS',
+      1000,
+      100,
+      MINUTE_MS,
     ),
   },
   audit: {

@@ -122,6 +122,17 @@ export interface Config {
     /** Refusal bound on the age of the replica's last acknowledgement, seconds (unless forced). */
     readonly maxAckAgeS: number;
   };
+  readonly metrics: {
+    /** Serve Prometheus metrics (off by default). */
+    readonly enabled: boolean;
+    /** Bind address; loopback by default. */
+    readonly listen: string;
+    readonly port: number;
+  };
+  readonly stall: {
+    /** Event-loop stall after which timers that fired late are re-verified before acting. */
+    readonly thresholdMs: number;
+  };
   readonly audit: {
     /** Append-only JSON-lines audit log. */
     readonly path: string;

@@ -535,7 +535,7 @@ describe('file problems', () => {
   it('reports a top level that is not a mapping', () => {
     const path = writeTemp('list.yaml', '- node\n- peer\n');
     expect(problemsOf(() => loadConfig(path, ENV))).toEqual([
-      '(top level): expected a mapping of sections (node, group, peer, advert, redis, peer_redis, health, vip, promotion, demotion, reconcile, control, switchover, audit, state, log), got a list',
+      '(top level): expected a mapping of sections (node, group, peer, advert, redis, peer_redis, health, vip, promotion, demotion, reconcile, control, switchover, metrics, stall, audit, state, log), got a list',
     ]);
   });
 
