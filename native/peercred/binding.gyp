@@ -1,4 +1,4 @@
-# Node-API addon exposing SO_PEERCRED (Linux) to src/adapters/peer-cred.ts.
+# Node-API addon: SO_PEERCRED (src/adapters/peer-cred.ts) and Unix datagrams (src/adapters/sd-notify.ts), Linux.
 # Built by `npm run build:native`; output in build/Release/peercred.node.
 {
   "targets": [

@@ -1,16 +1,25 @@
 /*
- * peerCred(fd): the credentials (pid, uid, gid) the kernel recorded for the peer of a
- * connected Unix stream socket, read with getsockopt(SO_PEERCRED). Node has no API
- * for it; the control socket needs it to tell who is asking for a switchover.
+ * The two Unix-socket calls Node has no API for:
  *
- * The values are those at connect() time (socket(7)), so they cannot be forged by
- * the client. Throws an Error carrying strerror(errno) when getsockopt fails.
+ * peerCred(fd): the credentials (pid, uid, gid) the kernel recorded for the peer of a
+ * connected Unix stream socket, read with getsockopt(SO_PEERCRED); the control socket
+ * needs it to tell who is asking for a switchover. The values are those at connect()
+ * time (socket(7)), so they cannot be forged by the client.
+ *
+ * sendDatagram(path, buffer): one datagram to a Unix datagram socket, as sd_notify(3)
+ * sends to $NOTIFY_SOCKET; a path starting with '@' is in the abstract namespace.
+ * Node's dgram module only speaks UDP.
+ *
+ * Both throw an Error carrying strerror(errno) when the system call fails.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <node_api.h>
 
 /* Throws a pending JS exception if a Node-API call failed; returns NULL from the caller. */
@@ -67,10 +76,63 @@ static napi_value peer_cred(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value throw_errno(napi_env env, const char *what, int saved) {
+  char message[256];
+  snprintf(message, sizeof(message), "%s failed: %s", what, strerror(saved));
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+static napi_value send_datagram(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "sendDatagram(path, buffer): both are required");
+    return NULL;
+  }
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  size_t path_len = 0;
+  /* sun_path holds 108 bytes; no terminating NUL is needed with an explicit length. */
+  if (napi_get_value_string_utf8(env, argv[0], addr.sun_path, sizeof(addr.sun_path), &path_len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "sendDatagram: path must be a string");
+    return NULL;
+  }
+  if (path_len == 0 || path_len >= sizeof(addr.sun_path) - 1) {
+    napi_throw_range_error(env, NULL, "sendDatagram: path is empty or longer than a Unix socket address allows");
+    return NULL;
+  }
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';
+  bool is_buffer = false;
+  NAPI_CALL(env, napi_is_buffer(env, argv[1], &is_buffer));
+  if (!is_buffer) {
+    napi_throw_type_error(env, NULL, "sendDatagram: buffer must be a Buffer");
+    return NULL;
+  }
+  void *data = NULL;
+  size_t length = 0;
+  NAPI_CALL(env, napi_get_buffer_info(env, argv[1], &data, &length));
+
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket(AF_UNIX, SOCK_DGRAM)", errno);
+  socklen_t addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len);
+  ssize_t sent = sendto(fd, data, length, MSG_NOSIGNAL, (struct sockaddr *)&addr, addr_len);
+  int saved = errno;
+  close(fd);
+  if (sent < 0) return throw_errno(env, "sendto(NOTIFY_SOCKET)", saved);
+  napi_value result;
+  NAPI_CALL(env, napi_create_double(env, (double)sent, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   NAPI_CALL(env, napi_create_function(env, "peerCred", NAPI_AUTO_LENGTH, peer_cred, NULL, &fn));
   NAPI_CALL(env, napi_set_named_property(env, exports, "peerCred", fn));
+  NAPI_CALL(env, napi_create_function(env, "sendDatagram", NAPI_AUTO_LENGTH, send_datagram, NULL, &fn));
+  NAPI_CALL(env, napi_set_named_property(env, exports, "sendDatagram", fn));
   return exports;
 }
 

@@ -2,14 +2,15 @@
 /**
  * The `redis-ha` command line: `run` (the daemon, foreground), `check-config`
  * (validate like `keepalived -t`), `keygen` (a new advert key line), the operator
- * commands that talk to the running daemon (`status`, `switchover`, `maintenance`)
- * and the audit log tools (`audit verify`, `audit tail`). Secrets are never taken
+ * commands that talk to the running daemon (`status`, `switchover`, `maintenance`),
+ * `release-vip` (the systemd unit's ExecStopPost) and the audit log tools (`audit verify`, `audit tail`). Secrets are never taken
  * from the command line; see the configuration reference.
  */
 import { Command } from 'commander';
 import { registerAuditCommands } from './audit.js';
 import { checkConfigCommand } from './check-config.js';
 import { maintenanceCommand, statusCommand, switchoverCommand } from './control.js';
+import { releaseVipCommand } from './release-vip.js';
 import { keygenCommand } from './keygen.js';
 import { runCommand } from './run.js';
 
@@ -77,6 +78,14 @@ program
   .option('-s, --socket <path>', socketHelp)
   .action(async (mode: string, opts: { config: string; socket?: string }) => {
     process.exitCode = await maintenanceCommand(mode, opts);
+  });
+
+program
+  .command('release-vip')
+  .description("remove the VIP from this host (the unit's ExecStopPost; kept only right after a restart in place)")
+  .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+  .action(async (opts: { config: string }) => {
+    process.exitCode = await releaseVipCommand(opts.config);
   });
 
 registerAuditCommands(program, DEFAULT_CONFIG);

@@ -102,6 +102,8 @@ export function step(state: CoreState, event: Event, now: number, config: CoreCo
       return onSwitchoverResult(state, event);
     case 'maintenance-requested':
       return onMaintenanceRequested(state, event, now, config);
+    case 'stalled':
+      return onStalled(state, event.stalledMs, now, config);
     default:
       return assertNever(event);
   }
@@ -331,6 +333,28 @@ function onVipObserved(state: CoreState, present: boolean): StepResult {
   }
   return done(state, [{ type: 'release-vip' }, audit('vip-repaired', { want: 'absent', found: 'present', role: state.role })],
     `VIP present while ${state.role}${state.redisOp ? ` (${state.redisOp})` : ''}: removing it (drift repaired)`);
+}
+
+/**
+ * After a stall, nothing this node heard or checked is current: the peer's adverts and
+ * our health checks are still queued behind the late timers. Deadlines that depend on
+ * hearing the peer (master-down, preempt, init-listen) restart from now, so a takeover
+ * happens only if the peer stays silent for a whole fresh interval; an advert goes out
+ * at once so the peer hears from us too. A master keeps its role: its own fresh health
+ * check and the peer's queued adverts decide (an outranking master makes it step down).
+ */
+function onStalled(s: CoreState, stalledMs: number, now: number, config: CoreConfig): StepResult {
+  const peerInterval = s.peer?.advertIntervalMs ?? config.advertIntervalMs;
+  const restart = (timer: TimerName, afterMs: number): number | undefined =>
+    s.timers[timer] === undefined ? undefined : now + afterMs;
+  const next = withTimers(s, {
+    advert: now,
+    'master-down': restart('master-down', masterDownMs(config.priority, peerInterval)),
+    preempt: restart('preempt', config.preemptDelayMs),
+    'init-listen': restart('init-listen', masterDownMs(config.priority, config.advertIntervalMs)),
+  });
+  const reason = `event loop stalled ${Math.round(stalledMs)} ms: re-verifying the peer and Redis before acting on late timers`;
+  return done(next, [audit('stall-detected', { stalledMs: Math.round(stalledMs), role: s.role })], reason);
 }
 
 function onShutdown(state: CoreState, now: number, config: CoreConfig): StepResult {

@@ -138,6 +138,11 @@ export type Event =
   | { readonly type: 'vip-observed'; readonly present: boolean }
   | { readonly type: 'effect-failed'; readonly action: Action['type']; readonly detail: string }
   | { readonly type: 'shutdown-requested' }
+  /**
+   * The daemon's event loop was stalled (VM pause, SIGSTOP): timers fired this late,
+   * and adverts that arrived meanwhile are still queued. Like Sentinel's TILT.
+   */
+  | { readonly type: 'stalled'; readonly stalledMs: number }
   | {
       /** An operator asked for a planned switchover, here (`local`) or on the peer, which forwarded it. */
       readonly type: 'switchover-requested';

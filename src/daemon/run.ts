@@ -8,7 +8,12 @@
  *   SIGUSR2          restart in place: stop without resigning, leaving Redis and the VIP
  *                    as they are; the next process adopts them (no role change).
  *   SIGHUP           reopen the audit log (log rotation).
+ *
+ * Under systemd (`Type=notify`) it reports READY/STATUS/WATCHDOG/STOPPING through
+ * `service.ts`; a restart in place leaves a marker next to the control socket so the
+ * unit's ExecStopPost (`redis-ha release-vip`) keeps the VIP that time only.
  */
+import { writeFile } from 'node:fs/promises';
 import { AuditLog } from '../adapters/audit.js';
 import { ControlServer } from '../adapters/control-socket.js';
 import { ensureArpAnnounce, readLinkState } from '../adapters/link.js';
@@ -16,6 +21,7 @@ import { RedisControl } from '../adapters/redis-control.js';
 import { loadState, saveState, type PersistedState } from '../adapters/state-file.js';
 import { AdvertTransport } from '../adapters/udp.js';
 import { LinuxVip } from '../adapters/vip.js';
+import { systemdNotifier } from '../adapters/sd-notify.js';
 import { loadConfig } from '../config/load.js';
 import { summarise } from '../config/check.js';
 import type { Config } from '../config/types.js';
@@ -25,13 +31,17 @@ import type { ReceivedMessage } from '../proto/message.js';
 import { EXIT_CONFIG, FatalError } from '../errors.js';
 import { controlHandler } from './control.js';
 import { createLogger, type Logger } from './logger.js';
+import { restartMarkerPath } from './restart-marker.js';
 import { Runtime } from './runtime.js';
+import { ServiceNotifier } from './service.js';
 import { buildStatus, type StatusReport } from './status.js';
 
 /** Runs the daemon in the foreground until it is stopped; resolves with the exit status. */
 export async function runDaemon(configPath: string): Promise<number> {
   const config = loadConfig(configPath);
   const logger = createLogger(config.log.level).child({ node: config.node.name });
+  // Read (and removed from the environment) before any tool is spawned.
+  const service = new ServiceNotifier(systemdNotifier(logger.child({ component: 'systemd' })));
   const report = checkTimingInvariants(timingOf(config));
   for (const w of report.warnings) logger.warn({ warning: w }, 'timing');
   if (report.errors.length > 0) {
@@ -89,6 +99,8 @@ export async function runDaemon(configPath: string): Promise<number> {
     switchover: { method: config.switchover.method, maxLagBytes: config.switchover.maxLagBytes, maxAckAgeS: config.switchover.maxAckAgeS },
     link: () => readLinkState(config.vip.interface),
     logger: logger.child({ component: 'core' }),
+    stallThresholdMs: config.stall.thresholdMs,
+    observer: service,
     persist: (s) => {
       saved = { ...saved, ...s };
       const snapshot = saved;
@@ -132,7 +144,9 @@ export async function runDaemon(configPath: string): Promise<number> {
     if (detached) return;
     detached = true;
     logger.info('restart in place requested: leaving Redis and the VIP as they are');
-    void audit.append('daemon-detached', { role: runtime.current.role, reason: 'SIGUSR2: restart in place' })
+    void writeFile(restartMarkerPath(config), `${Date.now()}\n`, { mode: 0o640 })
+      .catch((error: unknown) => logger.warn({ err: error }, 'restart-in-place marker not written: ExecStopPost will remove the VIP'))
+      .then(() => audit.append('daemon-detached', { role: runtime.current.role, reason: 'SIGUSR2: restart in place' }))
       .then(() => runtime.detach())
       .then(() => finishDetached());
   });
@@ -145,7 +159,10 @@ export async function runDaemon(configPath: string): Promise<number> {
   runtime.start(link.up
     ? { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAt: firstStartedAt }
     : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAt: firstStartedAt });
+  // A health check may take its timeout; three intervals without one means the loop is stuck.
+  service.startWatchdog((within) => runtime.alive(within), 3 * (config.health.intervalMs + config.health.timeoutMs));
   const code = await Promise.race([runtime.done, detachedDone]);
+  service.stop();
   await control.stop();
   vip.stop();
   await adverts.stop();

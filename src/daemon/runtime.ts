@@ -56,6 +56,17 @@ export interface RuntimeDeps {
   readonly persist: (s: { epoch: number; knownEpoch: number; maintenance: Maintenance }) => Promise<void>;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** A timer that fires later than this was held up by a stalled event loop (`stalled` event). */
+  readonly stallThresholdMs: number;
+  /** Told about every step (sd_notify status, metrics); must not throw or block. */
+  readonly observer?: RuntimeObserver;
+}
+
+/** Watches the loop from outside the core (service manager, metrics). */
+export interface RuntimeObserver {
+  stepped(before: CoreState, after: CoreState, event: Event): void;
+  /** A stall of the event loop was detected (before the core hears of it). */
+  stalled?(stalledMs: number): void;
 }
 
 /** Runs the core against real adapters until an `exit` action or `detach()`. */
@@ -70,6 +81,8 @@ export class Runtime {
   private healthTimer: NodeJS.Timeout | null = null;
   private reconcileTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** When the last health check completed (loop liveness for the watchdog). */
+  private lastHealthDoneAt: number | null = null;
   private readonly pending = new Map<string, (reply: RequestReply) => void>();
   private finish: (code: number) => void = () => undefined;
   /** Resolves with the exit status once the core asked to exit (after its effects ran). */
@@ -85,6 +98,17 @@ export class Runtime {
   /** The current core state (read-only snapshot, for status and tests). */
   get current(): CoreState {
     return this.state;
+  }
+
+  /**
+   * Whether the loops are turning: a health check completed within `withinMs` (each is
+   * bounded by its timeout, so a hung Redis still completes them). The watchdog pings
+   * only while this holds, so a wedged loop gets the daemon restarted.
+   */
+  alive(withinMs: number): boolean {
+    if (this.stopped) return false;
+    const last = this.lastHealthDoneAt;
+    return last === null || this.deps.clock.now() - last <= withinMs;
   }
 
   /** Starts the loops. `firstCheck`, if given, is fed before anything else (the start-up probe). */
@@ -143,6 +167,11 @@ export class Runtime {
     const before = this.state;
     const r = step(before, event, this.deps.clock.now(), this.deps.core);
     this.state = r.state;
+    try {
+      this.deps.observer?.stepped(before, r.state, event);
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, 'runtime observer failed');
+    }
     const log = this.deps.logger;
     if (r.state.role !== before.role) {
       log.info({ from: before.role, to: r.state.role, reason: r.reason, epoch: r.state.epoch, event: event.type }, 'transition');
@@ -259,17 +288,34 @@ export class Runtime {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.timerFor = null;
+      // A timer this late means the loop was stalled: the peer's adverts are still queued
+      // behind it, so the core re-verifies instead of acting on what it knew before.
+      const lateMs = this.deps.clock.now() - next.at;
+      if (lateMs > this.deps.stallThresholdMs) {
+        this.reportStall(lateMs);
+        this.armTimer();
+        return;
+      }
       // Only fire if the deadline is still the one armed (the core may have moved it).
       if (this.state.timers[next.timer] === next.at) this.dispatch({ type: 'timer-fired', timer: next.timer });
       else this.armTimer();
     }, delay);
   }
 
+  private reportStall(stalledMs: number): void {
+    this.deps.logger.warn({ stalledMs: Math.round(stalledMs) }, 'event loop stalled');
+    this.deps.observer?.stalled?.(stalledMs);
+    this.dispatch({ type: 'stalled', stalledMs });
+  }
+
   private scheduleHealth(delayMs: number): void {
     if (this.stopped) return;
+    const dueAt = this.deps.clock.now() + delayMs;
     this.healthTimer = setTimeout(() => {
       const startedAt = this.deps.clock.now();
+      if (startedAt - dueAt > this.deps.stallThresholdMs) this.reportStall(startedAt - dueAt);
       void Promise.all([this.deps.link(), this.deps.redis.check()]).then(([link, r]) => {
+        this.lastHealthDoneAt = this.deps.clock.now();
         this.dispatch(link.up
           ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAt }
           : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAt });

@@ -401,8 +401,11 @@ export class PairLab {
 
   // -- daemons ------------------------------------------------------------------
 
-  /** Starts a node's daemon (`node dist/cli/main.js run --config FILE`) in its namespace. */
-  startDaemon(node: PairNode): void {
+  /**
+   * Starts a node's daemon (`node dist/cli/main.js run --config FILE`) in its namespace;
+   * `env` adds variables (e.g. NOTIFY_SOCKET and WATCHDOG_USEC, as systemd sets them).
+   */
+  startDaemon(node: PairNode, options: { env?: Readonly<Record<string, string>> } = {}): void {
     const running = this.daemons.get(node);
     if (running && running.exitCode === null && running.signalCode === null) {
       throw new Error(`daemon ${node} is already running (pid ${running.pid})`);
@@ -413,7 +416,7 @@ export class PairLab {
     try {
       const child = this.net.spawn(node, [process.execPath, entry, 'run', '--config', this.configPath(node)], {
         stdio: ['ignore', fd, fd],
-        env: daemonEnv(),
+        env: { ...daemonEnv(), ...options.env },
         replaceEnv: true,
       });
       this.daemons.set(node, child);

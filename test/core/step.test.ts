@@ -261,3 +261,28 @@ describe('timers', () => {
     expect(adv).toMatchObject({ state: 'BACKUP', priority: 90, epoch: 0, redis: { role: 'replica', offset: 777, replId: REPL_A } });
   });
 });
+
+describe('event-loop stall (TILT)', () => {
+  it('a backup re-arms master-down from now instead of taking over on a late timer', () => {
+    const s = last(run(cfg, [started, [10, ok(replicaSnap())], [20, heard(advert({ state: 'MASTER' }))]])).state;
+    const r = step(s, { type: 'stalled', stalledMs: 6000 }, 9000, cfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(r.state.timers['master-down']).toBe(9000 + masterDownMs(cfg.priority, 1000));
+    expect(r.state.timers.advert).toBe(9000);
+    expect(types(r.actions)).toEqual([]);
+    expect(r.reason).toMatch(/event loop stalled 6000 ms: re-verifying/);
+    // The master's adverts, queued behind the stall, then keep it backup.
+    const after = step(r.state, heard(advert({ state: 'MASTER' })), 9001, cfg);
+    expect(after.state.role).toBe('BACKUP');
+  });
+
+  it('a master keeps its role; a queued advert of a newer master then makes it step down', () => {
+    const a = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
+    const s = last(run(a, [started, [10, ok(masterSnap())], [20, heard(advert({ nodeName: 'b', state: 'BACKUP', priority: 90 }), B_ADDR)]])).state;
+    const r = step(s, { type: 'stalled', stalledMs: 5000 }, 8000, a);
+    expect(r.state.role).toBe('MASTER');
+    const newer = step(r.state, heard(advert({ nodeName: 'b', state: 'MASTER', priority: 90, epoch: s.epoch + 1 }), B_ADDR), 8001, a);
+    expect(newer.state.role).toBe('BACKUP');
+    expect(find(newer.actions, 'release-vip')).toBeDefined();
+  });
+});

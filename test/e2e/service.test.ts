@@ -1,0 +1,180 @@
+/**
+ * The daemon as a service, end to end on a real pair in network namespaces:
+ *
+ *  - sd_notify with a real NOTIFY_SOCKET listener (systemd's side, played by python3):
+ *    READY=1 only after the first role decision, STATUS= following the pair, WATCHDOG=1
+ *    at half of WATCHDOG_USEC and none while the daemon is stopped, STOPPING=1 on SIGTERM;
+ *  - event-loop stalls: the backup's daemon SIGSTOPped past the master-down interval does
+ *    not take over when continued; the master's daemon SIGSTOPped is taken over from, and
+ *    when continued it steps down within about an advert interval;
+ *  - SIGKILL of the master's daemon followed by the unit's ExecStopPost command
+ *    (`redis-ha release-vip`) leaves no VIP behind, and the peer takes over.
+ *
+ * Root only. Timings are printed; bounds are generous.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isRoot } from '../../src/lab/netns.js';
+import { daemonEntry, nowWallMs, PairLab, startPair, type AuditRecord, type PairNode } from '../../src/lab/pair.js';
+import { startNotifyListener, type NotifyListener } from '../helpers/notify-listener.js';
+
+const STEP_TIMEOUT_MS = 120_000;
+const SETTLE_TIMEOUT_MS = 30_000;
+/** Longer than the default master-down interval (3 × 1 s + skew). */
+const STOP_MS = 6_000;
+const WATCHDOG_USEC = 2_000_000;
+
+const root = isRoot();
+if (!root) console.warn('SKIPPING test/e2e/service.test.ts: the lab needs root (network namespaces)');
+const describeRoot = root ? describe : describe.skip;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function transitionsTo(records: readonly AuditRecord[], to: string, afterMs: number): AuditRecord[] {
+  return records.filter((r) => r.event === 'transition' && r.to === to && Date.parse(String(r.time)) >= afterMs);
+}
+
+describeRoot('e2e service: sd_notify, watchdog, stalls, ExecStopPost', () => {
+  let lab: PairLab;
+  let listener: NotifyListener | null = null;
+  let master: PairNode = 'a';
+
+  beforeAll(async () => {
+    lab = await startPair({ tag: 'rhsvc', subnet: '10.77.216', startDaemons: false });
+  }, STEP_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await listener?.stop();
+    await lab?.teardown();
+  }, STEP_TIMEOUT_MS);
+
+  it('READY after the first role decision, STATUS, WATCHDOG at half the timeout, STOPPING on SIGTERM', async () => {
+    const socket = join(lab.dir, 'notify-a.sock');
+    listener = await startNotifyListener(socket);
+    const startedAt = nowWallMs();
+    lab.startDaemon('a', { env: { NOTIFY_SOCKET: socket, WATCHDOG_USEC: String(WATCHDOG_USEC) } });
+    lab.startDaemon('b');
+    await lab.waitFor('a settled master', () => lab.isSettledMaster('a'), SETTLE_TIMEOUT_MS);
+    await lab.waitFor('READY=1', () => listener!.with('READY').length > 0, 10_000);
+    const ready = listener.with('READY');
+    expect(ready).toHaveLength(1);
+    expect(ready[0]!.fields.STATUS).toMatch(/^MASTER/);
+    const decided = transitionsTo(lab.auditRecords('a'), 'MASTER', startedAt)[0];
+    expect(decided).toBeDefined();
+    // READY follows the decision (the audit record is written first; allow clock granularity).
+    expect(ready[0]!.atMs).toBeGreaterThanOrEqual(Date.parse(String(decided!.time)) - 5);
+    console.log(`READY ${Math.round(ready[0]!.atMs - startedAt)} ms after the daemon was started; STATUS="${ready[0]!.fields.STATUS}"`);
+
+    // Watchdog every WATCHDOG_USEC / 2.
+    await sleep(4_500);
+    const pings = listener.with('WATCHDOG').map((m) => m.atMs);
+    expect(pings.length).toBeGreaterThanOrEqual(3);
+    const gaps = pings.slice(1).map((t, i) => t - pings[i]!);
+    const medianGap = [...gaps].sort((x, y) => x - y)[Math.floor(gaps.length / 2)]!;
+    console.log(`WATCHDOG gaps (ms): ${gaps.map(Math.round).join(', ')}`);
+    expect(medianGap).toBeGreaterThan(WATCHDOG_USEC / 1000 / 2 - 300);
+    expect(medianGap).toBeLessThan(WATCHDOG_USEC / 1000 / 2 + 700);
+
+    // A stopped daemon sends nothing (systemd would kill it after WatchdogSec).
+    const pid = lab.daemonPid('a')!;
+    process.kill(pid, 'SIGSTOP');
+    const before = listener.with('WATCHDOG').length;
+    await sleep(2_500);
+    expect(listener.with('WATCHDOG').length).toBe(before);
+    process.kill(pid, 'SIGCONT');
+
+    // STATUS follows the pair: the peer's Redis dies, the peer goes FAULT.
+    lab.killRedis('b');
+    await lab.waitFor('STATUS mentions peer b FAULT', () => listener!.with('STATUS').some((m) => /peer b FAULT/.test(m.fields.STATUS ?? '')), 20_000);
+    await lab.restartRedis('b', { replicaOf: lab.address('a') });
+    await lab.waitFor('a settled again', () => lab.isSettledMaster('a'), SETTLE_TIMEOUT_MS);
+
+    // SIGTERM: STOPPING=1, the peer takes over.
+    await lab.stopDaemon('a', 'SIGTERM');
+    expect(listener.with('STOPPING')).toHaveLength(1);
+    await lab.waitFor('b settled master after a stopped', () => lab.isSettledMaster('b'), SETTLE_TIMEOUT_MS);
+    master = 'b';
+    lab.startDaemon('a');
+    await sleep(2_000);
+    expect(await lab.vipHolders()).toEqual(['b']);
+  }, STEP_TIMEOUT_MS);
+
+  it('the backup daemon SIGSTOPped past the master-down interval does not take over when continued', async () => {
+    const backup = PairLab.other(master);
+    const pid = lab.daemonPid(backup)!;
+    const stoppedAt = nowWallMs();
+    process.kill(pid, 'SIGSTOP');
+    await sleep(STOP_MS);
+    process.kill(pid, 'SIGCONT');
+    const until = Date.now() + 4_000;
+    while (Date.now() < until) {
+      expect(await lab.vipHolders()).toEqual([master]);
+      await sleep(100);
+    }
+    expect(await lab.redisRole(master)).toBe('master');
+    expect(transitionsTo(lab.auditRecords(backup), 'MASTER', stoppedAt)).toEqual([]);
+    expect(lab.auditRecords(backup).some((r) => r.event === 'stall-detected' && Date.parse(String(r.time)) >= stoppedAt)).toBe(true);
+  }, STEP_TIMEOUT_MS);
+
+  it('the master daemon SIGSTOPped is taken over from; continued, it steps down within about an advert interval', async () => {
+    const old = master;
+    const peer = PairLab.other(old);
+    const pid = lab.daemonPid(old)!;
+    process.kill(pid, 'SIGSTOP');
+    await lab.waitFor(`${peer} takes over from the stopped daemon`, async () => (await lab.redisRole(peer)) === 'master', 15_000);
+    await sleep(STOP_MS - 4_000 > 0 ? STOP_MS - 4_000 : 0);
+    const continuedAt = nowWallMs();
+    process.kill(pid, 'SIGCONT');
+    // Sample both Redis roles: two masters at once must not last longer than about an advert interval.
+    let bothMastersMs = 0;
+    let last = Date.now();
+    const until = Date.now() + 4_000;
+    while (Date.now() < until) {
+      const [x, y] = await Promise.all([lab.redisRole(old), lab.redisRole(peer)]);
+      const now = Date.now();
+      if (x === 'master' && y === 'master') bothMastersMs += now - last;
+      last = now;
+      await sleep(50);
+    }
+    const stepDown = transitionsTo(lab.auditRecords(old), 'BACKUP', continuedAt)[0];
+    const stepDownMs = stepDown ? Date.parse(String(stepDown.time)) - continuedAt : null;
+    console.log(`old master stepped down ${stepDownMs} ms after SIGCONT; both Redis masters for ~${bothMastersMs} ms`);
+    expect(stepDownMs).not.toBeNull();
+    expect(stepDownMs!).toBeLessThan(2_000);
+    expect(bothMastersMs).toBeLessThan(1_500);
+    await lab.waitFor(`${peer} settled master`, () => lab.isSettledMaster(peer), SETTLE_TIMEOUT_MS);
+    master = peer;
+  }, STEP_TIMEOUT_MS);
+
+  it('SIGKILL of the master daemon + ExecStopPost (redis-ha release-vip): no VIP left behind, the peer takes over', async () => {
+    const old = master;
+    const peer = PairLab.other(old);
+    await lab.stopDaemon(old, 'SIGKILL');
+    expect((await lab.vipHolders()).includes(old)).toBe(true);
+    const r = await lab.net.exec(old, [process.execPath, daemonEntry(), 'release-vip', '--config', lab.configPath(old)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/removed/);
+    expect((await lab.vipHolders()).includes(old)).toBe(false);
+    await lab.waitFor(`${peer} master with the VIP`, async () => (await lab.vipHolders()).join() === peer && (await lab.redisRole(peer)) === 'master', SETTLE_TIMEOUT_MS);
+    const again = await lab.net.exec(old, [process.execPath, daemonEntry(), 'release-vip', '--config', lab.configPath(old)]);
+    expect(again.stdout).toMatch(/not present/);
+    lab.startDaemon(old);
+    await lab.waitFor(`${peer} settled master, ${old} back`, () => lab.isSettledMaster(peer), SETTLE_TIMEOUT_MS);
+    master = peer;
+  }, STEP_TIMEOUT_MS);
+
+  it('a restart in place (SIGUSR2) leaves a marker, so ExecStopPost keeps the VIP that one time', async () => {
+    const m = master;
+    await lab.stopDaemon(m, 'SIGUSR2');
+    const r = await lab.net.exec(m, [process.execPath, daemonEntry(), 'release-vip', '--config', lab.configPath(m)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/restart in place: VIP .* kept/);
+    expect(await lab.vipHolders()).toEqual([m]);
+    lab.startDaemon(m);
+    await sleep(3_000);
+    expect(await lab.vipHolders()).toEqual([m]);
+    expect(await lab.isSettledMaster(m)).toBe(true);
+  }, STEP_TIMEOUT_MS);
+});
