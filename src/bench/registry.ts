@@ -16,7 +16,7 @@
  */
 import type { SetupDriver } from './setup.js';
 import { keepalivedClassic } from './setups/keepalived.js';
-import { redisHa, redisHaFast } from './setups/redis-ha.js';
+import { redisHa, redisHaFast, redisHaPause } from './setups/redis-ha.js';
 import { sentinel } from './setups/sentinel.js';
 
 /** When the runner stops watching a fault, per setup. */
@@ -43,7 +43,7 @@ interface SetupEntry {
 }
 
 /** Every setup name, in result order. */
-export const SETUP_NAMES = ['redis-ha', 'redis-ha-fast', 'keepalived-classic', 'sentinel'] as const;
+export const SETUP_NAMES = ['redis-ha', 'redis-ha-fast', 'redis-ha-pause', 'keepalived-classic', 'sentinel'] as const;
 
 const ENTRIES: readonly SetupEntry[] = [
   {
@@ -57,6 +57,11 @@ const ENTRIES: readonly SetupEntry[] = [
     // Master-down 3 × 100 ms + skew, then promotion.
     bounds: { minObserveMs: 2_500, observeBoundMs: 20_000, settleBoundMs: 30_000 },
     load: async () => redisHaFast,
+  },
+  {
+    name: 'redis-ha-pause',
+    bounds: { minObserveMs: 6_000, observeBoundMs: 30_000, settleBoundMs: 30_000 },
+    load: async () => redisHaPause,
   },
   {
     name: 'keepalived-classic',

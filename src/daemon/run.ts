@@ -32,7 +32,9 @@ import { EXIT_CONFIG, FatalError } from '../errors.js';
 import { controlHandler } from './control.js';
 import { createLogger, type Logger } from './logger.js';
 import { restartMarkerPath } from './restart-marker.js';
-import { Runtime } from './runtime.js';
+import { Metrics } from './metrics.js';
+import { MetricsObserver } from './metrics-observer.js';
+import { Runtime, type RuntimeObserver } from './runtime.js';
 import { ServiceNotifier } from './service.js';
 import { buildStatus, type StatusReport } from './status.js';
 
@@ -90,6 +92,9 @@ export async function runDaemon(configPath: string): Promise<number> {
     nodeName: config.node.name, logger: logger.child({ component: 'adverts' }), bootEpoch,
   });
 
+  const metrics = config.metrics.enabled ? new Metrics({ nodeName: config.node.name }) : null;
+  const observers: RuntimeObserver[] = [service];
+  if (metrics) observers.push(new MetricsObserver(metrics, adverts, config.node.priority, clock));
   let persistChain = Promise.resolve();
   const runtime = new Runtime({
     core: coreConfigFrom(config),
@@ -100,7 +105,10 @@ export async function runDaemon(configPath: string): Promise<number> {
     link: () => readLinkState(config.vip.interface),
     logger: logger.child({ component: 'core' }),
     stallThresholdMs: config.stall.thresholdMs,
-    observer: service,
+    observer: {
+      stepped: (before, after, event) => observers.forEach((o) => o.stepped(before, after, event)),
+      stalled: (ms) => observers.forEach((o) => o.stalled?.(ms)),
+    },
     persist: (s) => {
       saved = { ...saved, ...s };
       const snapshot = saved;
@@ -127,6 +135,10 @@ export async function runDaemon(configPath: string): Promise<number> {
     }),
   });
   await control.start();
+  if (metrics) {
+    await metrics.serve(config.metrics.listen, config.metrics.port, logger.child({ component: 'metrics' }));
+    logger.info({ listen: config.metrics.listen, port: config.metrics.port }, 'metrics endpoint up');
+  }
 
   await adverts.start(
     (advert, fromAddress) => runtime.dispatch({ type: 'advert-received', advert, fromAddress }),
@@ -164,6 +176,7 @@ export async function runDaemon(configPath: string): Promise<number> {
   const code = await Promise.race([runtime.done, detachedDone]);
   service.stop();
   await control.stop();
+  await metrics?.close();
   vip.stop();
   await adverts.stop();
   await redis.close();

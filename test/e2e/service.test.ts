@@ -42,7 +42,10 @@ describeRoot('e2e service: sd_notify, watchdog, stalls, ExecStopPost', () => {
   let master: PairNode = 'a';
 
   beforeAll(async () => {
-    lab = await startPair({ tag: 'rhsvc', subnet: '10.77.216', startDaemons: false });
+    lab = await startPair({
+      tag: 'rhsvc', subnet: '10.77.216', startDaemons: false,
+      daemon: { nodeA: { metrics: { enabled: true } } },
+    });
   }, STEP_TIMEOUT_MS);
 
   afterAll(async () => {
@@ -67,8 +70,15 @@ describeRoot('e2e service: sd_notify, watchdog, stalls, ExecStopPost', () => {
     expect(ready[0]!.atMs).toBeGreaterThanOrEqual(Date.parse(String(decided!.time)) - 5);
     console.log(`READY ${Math.round(ready[0]!.atMs - startedAt)} ms after the daemon was started; STATUS="${ready[0]!.fields.STATUS}"`);
 
-    // Watchdog every WATCHDOG_USEC / 2.
+    // Watchdog every WATCHDOG_USEC / 2 (and meanwhile the metrics endpoint, on a's loopback).
     await sleep(4_500);
+    const scrape = await lab.net.exec('a', [process.execPath, '-e',
+      "fetch('http://127.0.0.1:9405/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]);
+    expect(scrape.code, scrape.stderr).toBe(0);
+    expect(scrape.stdout).toMatch(/^redis_ha_state\{state="MASTER"\} 1$/m);
+    expect(scrape.stdout).toMatch(/^redis_ha_vip_held 1$/m);
+    expect(scrape.stdout).toMatch(/^redis_ha_transitions_total\{from="INIT",to="MASTER"\} 1$/m);
+    expect(scrape.stdout).toMatch(/^redis_ha_adverts_received_total [1-9]/m);
     const pings = listener.with('WATCHDOG').map((m) => m.atMs);
     expect(pings.length).toBeGreaterThanOrEqual(3);
     const gaps = pings.slice(1).map((t, i) => t - pings[i]!);

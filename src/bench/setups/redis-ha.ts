@@ -4,7 +4,9 @@
  * preemption, fall 2 / rise 2) and one of two timing profiles:
  *
  *  - `redis-ha`: the defaults an operator gets (advert 1 s, health 500 ms / 400 ms);
- *  - `redis-ha-fast`: advert 100 ms, health 100 ms / 100 ms, promotion peer timeout 100 ms.
+ *  - `redis-ha-fast`: advert 100 ms, health 100 ms / 100 ms, promotion peer timeout 100 ms;
+ *  - `redis-ha-pause`: the defaults with `switchover.method: pause` (switchover only), to
+ *    compare Redis's FAILOVER with the pause-and-promote handover.
  *
  * The lab is built with the default profile and `startDaemons: false`; the driver
  * rewrites both node configs with its profile's timings before starting the daemons,
@@ -45,20 +47,24 @@ function profileOverrides(profile: LabProfile): RawYaml {
   };
 }
 
-/** Builds the driver of one profile. */
-function redisHaDriver(name: string, profile: LabProfile): SetupDriver {
+/** Builds the driver of one profile; `extra` is merged over every node's configuration. */
+function redisHaDriver(
+  name: string,
+  profile: LabProfile,
+  variant: { extra?: RawYaml; supports?: readonly FaultName[]; method?: string } = {},
+): SetupDriver {
   const timing = PROFILES[profile];
   return {
     name,
     description:
       `redis-ha daemons, profile ${profile} (advert ${timing.advertIntervalMs} ms, health ` +
       `${timing.healthIntervalMs}/${timing.healthTimeoutMs} ms, fall 2, priorities 100/90, nopreempt); ` +
-      'switchover = `redis-ha switchover` on the master (Redis FAILOVER TO, then the VIP moves)',
-    supports: FAULTS_SUPPORTED,
+      `switchover = \`redis-ha switchover\` on the master (${variant.method ?? 'Redis FAILOVER TO'}, then the VIP moves)`,
+    supports: variant.supports ?? FAULTS_SUPPORTED,
 
     async start(lab: PairLab): Promise<void> {
       for (const node of ['a', 'b'] as const) {
-        const config = mergeYaml(lab.baseConfig(node), profileOverrides(profile));
+        const config = mergeYaml(mergeYaml(lab.baseConfig(node), profileOverrides(profile)), variant.extra);
         writeFileSync(lab.configPath(node), stringify(config), { mode: CONFIG_FILE_MODE });
       }
       lab.startDaemon('a');
@@ -98,3 +104,10 @@ export const redisHa: SetupDriver = redisHaDriver('redis-ha', 'default');
 
 /** redis-ha with the fast profile (100 ms adverts and health checks). */
 export const redisHaFast: SetupDriver = redisHaDriver('redis-ha-fast', 'fast');
+
+/** redis-ha with the defaults but the pause-and-promote switchover (switchover only). */
+export const redisHaPause: SetupDriver = redisHaDriver('redis-ha-pause', 'default', {
+  extra: { switchover: { method: 'pause' } },
+  supports: ['switchover'],
+  method: 'writes blocked, offsets equal, promote, demote',
+});
