@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(redis-server redis-tools redis-sentinel keepalived nftables iproute2 iputils-arping libndp-tools procps ca-certificates)
+PACKAGES=(redis-server redis-tools redis-sentinel keepalived nftables iproute2 iputils-arping libndp-tools procps ca-certificates systemd systemd-container debootstrap debian-archive-keyring python3 make g++)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "redis-ha setup: run as root (it installs Debian packages and creates network namespaces)" >&2

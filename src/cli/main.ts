@@ -27,7 +27,10 @@ program
   .description('run the daemon in the foreground (SIGTERM: hand over; SIGUSR2: restart in place; SIGHUP: reopen the audit log)')
   .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
   .action(async (opts: { config: string }) => {
-    process.exitCode = await runCommand(opts.config);
+    const code = await runCommand(opts.config);
+    // A fatal error during start-up can leave connections opened before it (Redis, the
+    // audit file) holding the event loop; the daemon must end, so systemd restarts it.
+    process.exit(code);
   });
 
 program

@@ -1,0 +1,376 @@
+#!/usr/bin/env bash
+# Installs redis-ha from this (built) checkout as a systemd service, as root:
+#
+#   scripts/install.sh [--root DIR] [--prefix /opt/redis-ha] [--no-packages] [--no-start]
+#
+#   $PREFIX                           dist/, production node_modules/, package.json, the
+#                                     SO_PEERCRED addon, etc/ (examples), README.md, and
+#                                     node/ (Node.js 22) when the system has no Node >= 20
+#   /usr/local/bin/redis-ha           launcher: Node >= 20 from PATH, else $PREFIX/node
+#   /usr/lib/systemd/system/redis-ha.service
+#   /etc/redis-ha/redis-ha.yaml       from the example, only if missing (0640 root:redis-ha)
+#   /etc/redis-ha/advert.key          `redis-ha keygen`, only if missing (0600 redis-ha)
+#   /etc/sysctl.d/60-redis-ha.conf    net.ipv4.conf.all.arp_announce = 2
+#   /etc/logrotate.d/redis-ha         the audit log's rotation
+#   user and group redis-ha           system account, no home, no shell
+#   Debian packages                   iproute2 iputils-arping libndp-tools procps
+#
+# --root DIR installs into another root file system (an image, a chroot) instead of this
+# machine: every path above is under DIR, the account is created in DIR's /etc/passwd,
+# packages are installed with DIR's own apt (skipped if it has none), and nothing is
+# started or reloaded. Idempotent: a second run updates the program and keeps the
+# configuration and the key. `npm run build` should have been run; if dist/ is missing,
+# this runs `npm ci && npm run build` first. Undo with scripts/uninstall.sh.
+set -euo pipefail
+umask 022
+
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT=""
+PREFIX=/opt/redis-ha
+WITH_PACKAGES=1
+START=1
+
+# Run-time dependencies: ip (VIP), arping (gratuitous ARP), ndptool (IPv6 unsolicited
+# NA), and procps for /bin/kill, which the unit's ExecReload= runs.
+RUNTIME_PACKAGES=(iproute2 iputils-arping libndp-tools procps)
+NODE_MAJOR_MIN=20
+NODE_MAJOR_BUNDLED=22
+SERVICE_USER=redis-ha
+# The PATH systemd gives services: the Node the launcher finds at run time is looked up
+# in it, never in the PATH of whoever runs this script (nvm under /root is hidden by
+# ProtectHome=).
+SYSTEM_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+say() { printf 'redis-ha install: %s\n' "$*"; }
+die() { printf 'redis-ha install: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
+  cat <<'EOF'
+  --root DIR      install into the root file system at DIR (default: this machine)
+  --prefix PATH   where the program goes (default /opt/redis-ha)
+  --no-packages   do not install the Debian packages it needs (iproute2 iputils-arping
+                  libndp-tools procps)
+  --no-start      only install; do not reload systemd or print the start-up steps
+EOF
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT="$2"; shift 2 ;;
+    --root=*) ROOT="${1#*=}"; shift ;;
+    --prefix) [ $# -ge 2 ] || die "--prefix needs a path"; PREFIX="$2"; shift 2 ;;
+    --prefix=*) PREFIX="${1#*=}"; shift ;;
+    --no-packages) WITH_PACKAGES=0; shift ;;
+    --no-start) START=0; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+done
+
+[ "$(id -u)" -eq 0 ] || die "run as root (it creates a system user and writes to /usr, /etc and $PREFIX)"
+case "$PREFIX" in
+  /?*) PREFIX="${PREFIX%/}" ;;
+  *) die "--prefix must be an absolute path other than /, got '$PREFIX'" ;;
+esac
+case "$PREFIX" in /usr|/usr/local|/etc|/var|/opt|/bin|/sbin|/lib|/home|/root) die "--prefix $PREFIX is a system directory: use a directory of its own, e.g. /opt/redis-ha" ;; esac
+if [ -n "$ROOT" ]; then
+  [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
+  ROOT="$(cd "$ROOT" && pwd)"
+  [ "$ROOT" != / ] || ROOT=""
+fi
+T="$ROOT$PREFIX" # the prefix as seen from here
+ROOT_OPT=()      # --root DIR for groupadd/useradd/dpkg-query, when installing into a root
+[ -z "$ROOT" ] || ROOT_OPT=(--root "$ROOT")
+
+CLEANUP=()
+cleanup() {
+  local i
+  for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do eval "${CLEANUP[$i]}" || true; done
+}
+trap cleanup EXIT
+
+node_major() { # prints the major version of the node binary $1 (run as "$@"), or nothing
+  local v
+  v="$("$@" --version 2>/dev/null)" || return 1
+  v="${v#v}"
+  printf '%s\n' "${v%%.*}"
+}
+
+# A Node >= 20 to run the build and `redis-ha keygen` with here, on this machine.
+host_node() {
+  local n m
+  for n in "$(command -v node 2>/dev/null || true)" /opt/redis-ha-node/node_modules/.bin/node "$T/node/bin/node"; do
+    if [ -z "$n" ] || [ ! -x "$n" ]; then continue; fi
+    m="$(node_major "$n")" || continue
+    [ "${m:-0}" -ge "$NODE_MAJOR_MIN" ] 2>/dev/null && { printf '%s\n' "$n"; return 0; }
+  done
+  return 1
+}
+
+# --- 1. the build ------------------------------------------------------------------
+ADDON_REL=native/peercred/build/Release/peercred.node
+if [ ! -f "$SRC/dist/cli/main.js" ] || [ ! -f "$SRC/$ADDON_REL" ]; then
+  say "no build in $SRC (dist/ or $ADDON_REL missing): running npm ci && npm run build"
+  node_bin="$(host_node)" || die "building needs Node.js >= $NODE_MAJOR_MIN on this machine: run 'bash scripts/setup.sh' first"
+  PATH="$(dirname "$node_bin"):$PATH"
+  (cd "$SRC" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build) ||
+    die "the build failed (it needs a C compiler, make and python3 for the addon: see scripts/setup.sh)"
+fi
+
+# --- 2. Debian packages ------------------------------------------------------------
+missing_packages() { # lists the RUNTIME_PACKAGES not installed in the target
+  local p
+  for p in "${RUNTIME_PACKAGES[@]}"; do
+    dpkg-query "${ROOT_OPT[@]}" -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || printf '%s\n' "$p"
+  done
+}
+
+if [ "$WITH_PACKAGES" -eq 0 ]; then
+  say "--no-packages: not installing ${RUNTIME_PACKAGES[*]} (the daemon needs them at run time)"
+elif [ -z "$ROOT" ]; then
+  mapfile -t missing < <(missing_packages)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 || die "no apt-get here: install ${missing[*]} by hand, or use --no-packages"
+    say "installing Debian packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+  else
+    say "Debian packages present: ${RUNTIME_PACKAGES[*]}"
+  fi
+elif [ ! -x "$ROOT/usr/bin/apt-get" ]; then
+  say "$ROOT has no apt-get: skipping the Debian packages (${RUNTIME_PACKAGES[*]}); install them in that system yourself"
+else
+  mapfile -t missing < <(missing_packages)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing Debian packages in $ROOT: ${missing[*]}"
+    # apt and maintainer scripts want /proc; no service may start inside the root.
+    if ! mountpoint -q "$ROOT/proc"; then
+      mount -t proc proc "$ROOT/proc"
+      CLEANUP+=("umount '$ROOT/proc'")
+    fi
+    if [ ! -e "$ROOT/usr/sbin/policy-rc.d" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"
+      chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
+      CLEANUP+=("rm -f '$ROOT/usr/sbin/policy-rc.d'")
+    fi
+    chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH="$SYSTEM_PATH" apt-get update -qq ||
+      die "apt-get update in $ROOT failed (does $ROOT/etc/resolv.conf resolve the mirror?)"
+    chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH="$SYSTEM_PATH" \
+      apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null ||
+      die "apt-get install ${missing[*]} in $ROOT failed"
+  else
+    say "Debian packages present in $ROOT: ${RUNTIME_PACKAGES[*]}"
+  fi
+fi
+
+# --- 3. Node.js for the target -------------------------------------------------------
+# Does the target's own system PATH have a Node >= 20? (In a root file system, ask its
+# binaries through chroot: they may link against its libraries, not ours.)
+target_node_major() {
+  local d
+  for d in ${SYSTEM_PATH//:/ }; do
+    if [ -x "$ROOT$d/node" ]; then
+      if [ -n "$ROOT" ]; then node_major chroot "$ROOT" "$d/node" && return 0
+      else node_major "$d/node" && return 0; fi
+    fi
+  done
+  return 1
+}
+system_major="$(target_node_major || true)"
+if [ "${system_major:-0}" -ge "$NODE_MAJOR_MIN" ] 2>/dev/null; then
+  say "using the system's Node.js $system_major"
+elif [ -x "$T/node/bin/node" ] && [ "$(node_major "$T/node/bin/node" || echo 0)" -ge "$NODE_MAJOR_MIN" ]; then
+  say "the system has no Node.js >= $NODE_MAJOR_MIN; keeping Node.js $(node_major "$T/node/bin/node") in $PREFIX/node"
+else
+  case "$(uname -m)" in
+    x86_64) arch=x64 ;;
+    aarch64) arch=arm64 ;;
+    *) die "no Node.js $NODE_MAJOR_BUNDLED build for $(uname -m): install Node.js >= $NODE_MAJOR_MIN in the target first" ;;
+  esac
+  say "the system has no Node.js >= $NODE_MAJOR_MIN${system_major:+ (found $system_major)}: installing Node.js $NODE_MAJOR_BUNDLED (npm package node-linux-$arch) in $PREFIX/node"
+  if ! command -v npm >/dev/null 2>&1; then
+    [ -z "$ROOT" ] || die "fetching Node.js needs npm on this machine: apt-get install npm, or run scripts/setup.sh"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 npm >/dev/null
+  fi
+  mkdir -p "$T/node"
+  npm install --prefix "$T/node" --no-save --no-audit --no-fund --loglevel=error "node-linux-$arch@$NODE_MAJOR_BUNDLED"
+  mkdir -p "$T/node/bin"
+  ln -sfn "../node_modules/node-linux-$arch/bin/node" "$T/node/bin/node"
+  [ -x "$T/node/bin/node" ] || die "npm installed node-linux-$arch, but $PREFIX/node/bin/node is not there"
+fi
+
+# --- 4. the program ----------------------------------------------------------------------
+say "installing the program in $T"
+mkdir -p "$T"
+# Replaced as a whole, so files removed from the build do not linger.
+copy_tree() { # copy_tree SRC_DIR DEST_DIR
+  rm -rf "$2.new"
+  cp -R "$1" "$2.new"
+  rm -rf "$2"
+  mv "$2.new" "$2"
+}
+copy_tree "$SRC/dist" "$T/dist"
+copy_tree "$SRC/etc" "$T/etc"
+install -m 0644 "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$T/"
+install -D -m 0755 "$SRC/$ADDON_REL" "$T/$ADDON_REL"
+# Production dependencies only, exactly as locked. Skipped when the lock is unchanged.
+if [ -f "$T/node_modules/.package-lock.json" ] && [ -f "$T/.installed-package-lock.json" ] &&
+   cmp -s "$T/package-lock.json" "$T/.installed-package-lock.json"; then
+  say "production node_modules up to date"
+else
+  say "installing the production node_modules (npm ci --omit=dev)"
+  command -v npm >/dev/null 2>&1 || die "npm is needed to install the dependencies: run scripts/setup.sh, or apt-get install npm"
+  (cd "$T" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error) ||
+    die "npm ci --omit=dev in $T failed"
+  cp "$T/package-lock.json" "$T/.installed-package-lock.json"
+fi
+
+# The launcher. exec, so that node itself is the service's main process (the unit's
+# NotifyAccess=main accepts READY=1 and WATCHDOG=1 from the main PID only).
+launcher="$ROOT/usr/local/bin/redis-ha"
+mkdir -p "$(dirname "$launcher")"
+cat > "$launcher.new" <<EOF
+#!/bin/sh
+# redis-ha launcher, written by scripts/install.sh: runs $PREFIX/dist/cli/main.js with
+# Node.js >= $NODE_MAJOR_MIN from PATH, or else the Node.js $NODE_MAJOR_BUNDLED installed in $PREFIX/node.
+prefix='$PREFIX'
+node=\$(command -v node 2>/dev/null || true)
+if [ -n "\$node" ]; then
+  version=\$("\$node" --version 2>/dev/null || true)
+  major=\${version#v}
+  major=\${major%%.*}
+  case "\$major" in ''|*[!0-9]*) node= ;; *) [ "\$major" -ge $NODE_MAJOR_MIN ] || node= ;; esac
+fi
+if [ -z "\$node" ] && [ -x "\$prefix/node/bin/node" ]; then
+  node="\$prefix/node/bin/node"
+fi
+if [ -z "\$node" ]; then
+  echo "redis-ha: needs Node.js >= $NODE_MAJOR_MIN: none in PATH nor in \$prefix/node (run scripts/install.sh again)" >&2
+  exit 69
+fi
+exec "\$node" "\$prefix/dist/cli/main.js" "\$@"
+EOF
+chmod 0755 "$launcher.new"
+mv -f "$launcher.new" "$launcher"
+say "launcher $launcher"
+
+# --- 5. the service account ------------------------------------------------------------
+account_field() { # account_field FILE NAME FIELD
+  awk -F: -v n="$2" -v f="$3" '$1 == n { print $f; exit }' "$ROOT/etc/$1"
+}
+if [ -z "$(account_field group "$SERVICE_USER" 1)" ]; then
+  groupadd --system "${ROOT_OPT[@]}" "$SERVICE_USER"
+  say "created group $SERVICE_USER"
+fi
+if [ -z "$(account_field passwd "$SERVICE_USER" 1)" ]; then
+  useradd --system "${ROOT_OPT[@]}" --gid "$SERVICE_USER" --no-create-home \
+    --home-dir /var/lib/redis-ha --shell /usr/sbin/nologin --comment "redis-ha failover daemon" "$SERVICE_USER"
+  say "created user $SERVICE_USER"
+fi
+# Numeric ids from the target's own files: in another root, names mean nothing here.
+uid="$(account_field passwd "$SERVICE_USER" 3)"
+gid="$(account_field group "$SERVICE_USER" 3)"
+if [ -z "$uid" ] || [ -z "$gid" ]; then
+  die "user or group $SERVICE_USER missing from $ROOT/etc/passwd or $ROOT/etc/group"
+fi
+
+# --- 6. the unit, sysctl, logrotate ------------------------------------------------------
+unit="$ROOT/usr/lib/systemd/system/redis-ha.service"
+mkdir -p "$(dirname "$unit")"
+sed "s|^Documentation=file:///opt/redis-ha/|Documentation=file://$PREFIX/|" "$SRC/systemd/redis-ha.service" > "$unit.new"
+chmod 0644 "$unit.new"
+mv -f "$unit.new" "$unit"
+say "unit $unit"
+
+sysctl_file="$ROOT/etc/sysctl.d/60-redis-ha.conf"
+mkdir -p "$(dirname "$sysctl_file")"
+cat > "$sysctl_file" <<'EOF'
+# Written by redis-ha's install script; removed by its uninstall script.
+#
+# arp_announce = 2: in the ARP requests this host sends, always use the best local
+# address of the outgoing interface as the sender, never the VIP. Otherwise, just after a
+# failover, the old master's own ARP traffic can still carry the VIP with its MAC and
+# re-teach neighbours the wrong owner. redis-ha would set this itself, but under the
+# unit's ProtectKernelTunables=yes /proc/sys is read-only to it, so it is set here, at
+# boot. The kernel uses the larger of "all" and the interface's own value.
+net.ipv4.conf.all.arp_announce = 2
+EOF
+chmod 0644 "$sysctl_file"
+say "sysctl $sysctl_file (arp_announce = 2)"
+
+install -D -m 0644 "$SRC/etc/redis-ha.logrotate" "$ROOT/etc/logrotate.d/redis-ha"
+say "logrotate $ROOT/etc/logrotate.d/redis-ha"
+[ -x "$ROOT/usr/sbin/logrotate" ] || say "note: logrotate is not installed: the audit log will not be rotated until it is"
+
+# --- 7. configuration and key (never overwritten) --------------------------------------------
+conf_dir="$ROOT/etc/redis-ha"
+mkdir -p "$conf_dir"
+chown 0:"$gid" "$conf_dir"
+chmod 0750 "$conf_dir"
+config="$conf_dir/redis-ha.yaml"
+created_config=0
+if [ -e "$config" ]; then
+  say "kept the existing configuration $config"
+else
+  install -m 0640 -o 0 -g "$gid" "$SRC/etc/redis-ha.example.yaml" "$config"
+  created_config=1
+  say "created $config from the example: edit it before starting"
+fi
+
+key="$conf_dir/advert.key"
+created_key=0
+if [ -e "$key" ]; then
+  say "kept the existing advert key $key"
+else
+  # Generated by the program just installed, with a Node that runs here.
+  if [ -z "$ROOT" ]; then
+    keygen=("$launcher" keygen)
+  else
+    node_bin="$(host_node)" || die "generating the advert key needs Node.js >= $NODE_MAJOR_MIN on this machine"
+    keygen=("$node_bin" "$T/dist/cli/main.js" keygen)
+  fi
+  tmp_key="$(umask 077 && mktemp "$conf_dir/.advert.key.XXXXXX")"
+  CLEANUP+=("rm -f '$tmp_key'")
+  "${keygen[@]}" > "$tmp_key" || die "redis-ha keygen failed"
+  chown "$uid:$gid" "$tmp_key"
+  chmod 0600 "$tmp_key"
+  mv "$tmp_key" "$key"
+  created_key=1
+  say "created the advert key $key (mode 0600, owner $SERVICE_USER)"
+  say "IMPORTANT: both nodes must use the same key: copy $key to the peer (same path, mode 0600, owner $SERVICE_USER) instead of generating another one there"
+fi
+
+# --- 8. this machine's systemd ----------------------------------------------------------
+systemd_running() { [ -z "$ROOT" ] && [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; }
+if [ -z "$ROOT" ]; then
+  # Now, not only at the next boot (not possible in some containers: said, not fatal).
+  if command -v sysctl >/dev/null 2>&1; then
+    sysctl -q -p "$sysctl_file" || say "note: could not apply $sysctl_file now; it applies at the next boot"
+  fi
+fi
+if systemd_running; then
+  systemctl daemon-reload
+  say "systemd reloaded"
+elif [ -z "$ROOT" ]; then
+  say "systemd is not running here: nothing reloaded"
+fi
+
+say "done: $PREFIX, $launcher"
+if [ "$START" -eq 1 ] && [ -z "$ROOT" ]; then
+  cat <<EOF
+
+Next steps (the service is not started: the configuration needs this node's values first):
+  1. Edit /etc/redis-ha/redis-ha.yaml: node.name, node.address, peer.address, vip.address,
+     vip.interface, priority.$( [ "$created_config" -eq 1 ] && echo ' (It is a copy of the example.)')
+  2. $( [ "$created_key" -eq 1 ] && echo "Copy /etc/redis-ha/advert.key to the peer (mode 0600, owner $SERVICE_USER)." || echo "Make sure both nodes have the same /etc/redis-ha/advert.key.")
+     A Redis password file must be readable by $SERVICE_USER:
+       install -m 600 -o $SERVICE_USER -g $SERVICE_USER /dev/null /etc/redis-ha/redis.password
+  3. Check it as the service will:   runuser -u $SERVICE_USER -- redis-ha check-config
+  4. Start it:                       systemctl enable --now redis-ha
+     Follow it:                      journalctl -u redis-ha -f;  redis-ha status
+  Operators who run redis-ha status must be root or in group $SERVICE_USER; for switchover
+  and maintenance also set control.group: $SERVICE_USER in the configuration.
+EOF
+fi
