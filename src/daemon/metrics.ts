@@ -27,6 +27,7 @@ import type { CoreState } from '../core/state.js';
 import type { NodeState } from '../core/types.js';
 import { FatalError, RedisHaError } from '../errors.js';
 import type { Logger } from './logger.js';
+import { replicationLagBytes } from './status.js';
 
 /** Prefix of every metric name, the process defaults included. */
 export const METRIC_PREFIX = 'redis_ha_';
@@ -160,7 +161,7 @@ export class Metrics {
     if (h.redis) this.replicationOffset.set({ node: 'local' }, h.redis.offset);
     const peer = state.peer;
     if (peer && peer.redis.role !== 'unknown') this.replicationOffset.set({ node: 'peer' }, peer.redis.offset);
-    this.replicationLag.set(lagBytes(state) ?? Number.NaN);
+    this.replicationLag.set(replicationLagBytes(state) ?? Number.NaN);
     this.peerAdvertAge.set(peer ? Math.max(0, now - peer.receivedAt) / 1000 : Number.NaN);
 
     this.advanceTransport(extra.transport);
@@ -314,16 +315,6 @@ function addDelta(counter: Counter, previous: number, current: number): void {
 /** A histogram sample (ns between two ticks) minus the sampling interval, in ms. */
 function excessMs(sampleNs: number): number {
   return Math.max(0, sampleNs / 1e6 - EVENT_LOOP_RESOLUTION_MS);
-}
-
-/** Master offset minus replica offset, when one side is each (the rule `redis-ha status` uses). */
-function lagBytes(s: CoreState): number | null {
-  const r = s.health.redis;
-  const p = s.peer;
-  if (!r || !p) return null;
-  if (r.role === 'master' && p.redis.role === 'replica') return Math.max(0, r.offset - p.redis.offset);
-  if (r.role === 'replica' && p.redis.role === 'master') return Math.max(0, p.redis.offset - r.offset);
-  return null;
 }
 
 function formatEndpoint(host: string, port: number): string {

@@ -86,7 +86,7 @@ export function buildStatus(i: StatusInputs): StatusReport {
   const r = s.health.redis;
   const p = s.peer;
   const peerLive = p !== null && i.now - p.receivedAt <= masterDownMs(i.node.priority, p.advertIntervalMs);
-  const lagBytes = lagOf(s);
+  const lagBytes = replicationLagBytes(s);
   const base = {
     version: STATUS_VERSION,
     node: {
@@ -146,8 +146,11 @@ export function buildStatus(i: StatusInputs): StatusReport {
   return { ...base, verdict, problems };
 }
 
-/** Bytes between the master's offset and the replica's, when one side is each. */
-function lagOf(s: CoreState): number | null {
+/**
+ * Bytes the replica is behind: the master's offset minus the replica's, from this node's
+ * last health check and the peer's last advert, when one side is each (else `null`).
+ */
+export function replicationLagBytes(s: CoreState): number | null {
   const r = s.health.redis;
   const p = s.peer;
   if (!r || !p) return null;
