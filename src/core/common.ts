@@ -47,7 +47,8 @@ export function withTimers(s: CoreState, changes: Partial<Record<TimerName, numb
 }
 
 export function transitionTo(s: CoreState, role: NodeState, now: number, reason: string): CoreState {
-  return { ...s, role, since: role === s.role ? s.since : now, reason };
+  const same = role === s.role;
+  return { ...s, role, since: same ? s.since : now, reason, vipClaimed: same && s.vipClaimed };
 }
 
 /** The peer, if its last advert is recent enough (within its master-down interval). */
@@ -127,7 +128,7 @@ export function advertBody(s: CoreState, config: CoreConfig): AdvertBody {
       resigning: s.resigning,
       maintenance: s.maintenance.on,
       handingOver: s.switchover?.phase === 'handing-over',
-      holdsVip: vipDesired(s),
+      holdsVip: vipDesired(s) && s.vipClaimed,
     },
     maintenanceGen: s.maintenance.gen,
     redis: r

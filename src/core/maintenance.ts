@@ -80,9 +80,13 @@ export function resume(s: CoreState, now: number, config: CoreConfig, why: strin
     case 'BACKUP': {
       const peer = livePeer(s, now, config);
       if (peer && peerCannotServe(peer)) return takeOver(s, now, config, `${why}: peer ${peer.nodeName} reported FAULT`);
+      if (!peer && s.peer) {
+        return takeOver(s, now, config, `${why}: no advert from ${s.peer.nodeName} for ${Math.round(now - s.peer.receivedAt)} ms`);
+      }
       if (!peer) {
-        const silent = s.peer ? ` for ${Math.round(now - s.peer.receivedAt)} ms` : '';
-        return takeOver(s, now, config, `${why}: no advert from the peer${silent}`);
+        // Never heard (just started): its adverts may simply not have arrived yet.
+        const downAt = s.timers['master-down'] ?? now + masterDownMs(config.priority, config.advertIntervalMs);
+        return done(withTimers(s, { 'master-down': downAt }), [], `${why}: waiting for the peer's adverts`);
       }
       const interval = peer.advertIntervalMs;
       const downAt = peer.state === 'MASTER'

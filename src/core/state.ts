@@ -124,6 +124,11 @@ export interface CoreState {
   readonly switchover: SwitchoverOp | null;
   /** The last switchover this node finished; a duplicate request for it is ignored. */
   readonly lastSwitchoverId: string | null;
+  /**
+   * The VIP claim of the current role has completed (or the VIP was seen in place): only
+   * then do adverts say `holdsVip`, which a switchover's old master waits for.
+   */
+  readonly vipClaimed: boolean;
 }
 
 /** What a node keeps across restarts (`src/adapters/state-file.ts`). */
@@ -152,6 +157,7 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     frozen: null,
     switchover: null,
     lastSwitchoverId: null,
+    vipClaimed: false,
   };
 }
 

@@ -87,6 +87,10 @@ export function step(state: CoreState, event: Event, now: number, config: CoreCo
       ], event.ok ? `demotion finished: ${event.detail}` : `demotion failed: ${event.detail}`);
     case 'vip-observed':
       return onVipObserved(state, event.present);
+    case 'vip-claimed':
+      if (!vipDesired(state) || state.vipClaimed) return done(state, [], 'VIP claim noted');
+      // Advertise at once: a switchover's old master lets go only when it hears this.
+      return done({ ...state, vipClaimed: true }, [sendAdvert({ ...state, vipClaimed: true }, config)], 'VIP claimed; advertised');
     case 'effect-failed':
       return done(state, [audit('effect-failed', { action: event.action, detail: event.detail })],
         `${event.action} failed: ${event.detail}`);
@@ -326,7 +330,9 @@ function promotionOutcome(s: CoreState, ok: boolean, detail: string, now: number
 function onVipObserved(state: CoreState, present: boolean): StepResult {
   if (state.role === 'INIT') return done(state, [], 'VIP observed during INIT');
   const want = vipDesired(state);
-  if (present === want) return done(state, [], 'VIP as desired');
+  if (present === want) {
+    return present && !state.vipClaimed ? done({ ...state, vipClaimed: true }, [], 'VIP in place') : done(state, [], 'VIP as desired');
+  }
   if (want) {
     return done(state, [{ type: 'claim-vip' }, audit('vip-repaired', { want: 'present', found: 'absent' })],
       'VIP missing on the master: re-adding it (drift repaired)');
@@ -347,7 +353,14 @@ function onStalled(s: CoreState, stalledMs: number, now: number, config: CoreCon
   const peerInterval = s.peer?.advertIntervalMs ?? config.advertIntervalMs;
   const restart = (timer: TimerName, afterMs: number): number | undefined =>
     s.timers[timer] === undefined ? undefined : now + afterMs;
+  // Any other deadline that passed during the stall (garp-refresh, switchover) is due now:
+  // left in the past it would be the next late timer, and the next stall, forever.
+  const due: Partial<Record<TimerName, number>> = {};
+  for (const [timer, at] of Object.entries(s.timers) as [TimerName, number | undefined][]) {
+    if (at !== undefined && at < now) due[timer] = now;
+  }
   const next = withTimers(s, {
+    ...due,
     advert: now,
     'master-down': restart('master-down', masterDownMs(config.priority, peerInterval)),
     preempt: restart('preempt', config.preemptDelayMs),
@@ -364,12 +377,14 @@ function onShutdown(state: CoreState, now: number, config: CoreConfig): StepResu
   if (op?.replyTo === 'local') {
     actions.push({ type: 'reply', requestId: op.requestId, ok: false, detail: `daemon shutting down during switchover (${op.phase})`, data: {} });
   }
-  // INIT may be holding a VIP it kept at start-up; a stopping node holds none.
-  if (state.role === 'MASTER' || state.role === 'INIT') actions.push({ type: 'release-vip' });
+  // INIT may be holding a VIP it kept at start-up, a switchover's old master the one it
+  // keeps until the new master holds it; a stopping node holds none.
+  const holding = state.role === 'INIT' || vipDesired(state);
+  if (holding) actions.push({ type: 'release-vip' });
   // RFC 5798 §6.4.3: a master that shuts down sends an advert with priority 0. Sent twice
   // so one lost datagram does not turn a planned stop into a master-down wait.
   actions.push(sendAdvert(s, config), sendAdvert(s, config));
-  actions.push(audit('daemon-stopping', { role: state.role, vipReleased: state.role === 'MASTER' }));
+  actions.push(audit('daemon-stopping', { role: state.role, vipReleased: holding }));
   actions.push({ type: 'exit', code: 0 });
   const reason = state.role === 'MASTER'
     ? 'shutdown: VIP released and priority-0 advert sent; Redis left as it is'

@@ -80,7 +80,9 @@ function startHandover(s: CoreState, e: Requested, now: number, config: CoreConf
       requestId: e.requestId, user: e.user, origin: e.origin, force: e.force, timeoutMs: e.timeoutMs,
       peer: peer.nodeName, lagBytes,
     }),
-    // Tells the peer not to "repair" its Redis when it turns master under it.
+    // Tells the peer not to "repair" its Redis when it turns master under it; twice, so
+    // one lost datagram does not leave it to a health check to re-point the new master.
+    sendAdvert(next, config),
     sendAdvert(next, config),
     { type: 'hand-over-redis', target: config.peerRedis, timeoutMs: e.timeoutMs, force: e.force },
   ], reason);
@@ -160,9 +162,18 @@ export function onHandoverFinished(s: CoreState, e: Finished, now: number, confi
     return done(ended, [record, ...answer(op, false, detail, { outcome: e.outcome, method: e.method, pausedMs: e.pausedMs }),
       sendAdvert(ended, config)], `switchover ${op.requestId} ${e.outcome}; this node stays master`);
   }
-  // Our Redis follows the peer's now: step down (VIP released) and tell the peer to take
-  // the role with a newer epoch than ours.
+  // Our Redis follows the peer's now: step down (VIP kept until the peer holds it) and
+  // tell the peer to take the role with a newer epoch than ours.
   const epoch = Math.max(s.epoch, s.knownEpoch) + 1;
+  if (s.role !== 'MASTER') {
+    // This node went FAULT (or stepped down) while Redis was handed over: it keeps that
+    // role and its VIP state; the peer still has to be told to take over.
+    const awaitingFault: SwitchoverOp = { ...op, phase: 'awaiting-peer', epoch, method: e.method, pausedMs: e.pausedMs };
+    const kept = withTimers({ ...base, knownEpoch: epoch, switchover: awaitingFault },
+      { switchover: now + masterDownMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs) + 2 * config.advertIntervalMs });
+    return done(kept, [record, persistState(kept), message({ kind: 'handover', requestId: op.requestId, epoch, force: op.force })],
+      `switchover ${op.requestId}: Redis handed to ${peerName} while this node was ${s.role}`);
+  }
   const reason = `switchover ${op.requestId}: Redis master handed to ${peerName} (${e.method ?? '?'}, writes paused ${e.pausedMs ?? '?'} ms)`;
   const awaiting: SwitchoverOp = { ...op, phase: 'awaiting-peer', epoch, method: e.method, pausedMs: e.pausedMs };
   const stepped = toBackup({ ...base, knownEpoch: epoch, switchover: awaiting }, now, config, reason, { keepVip: true });
@@ -222,8 +233,10 @@ export function onSwitchoverResult(
   }
   if (op.phase === 'awaiting-peer' && !e.ok) {
     const ended = withTimers({ ...s, switchover: null, lastSwitchoverId: op.requestId }, { switchover: undefined });
-    return done(ended, answer(op, false, `Redis was handed over, but the peer refused the role: ${e.detail}`, {}),
-      `switchover ${op.requestId}: the peer refused the role`);
+    return done(ended, [
+      ...letGo(s, `switchover ${op.requestId}: the peer refused the role`),
+      ...answer(op, false, `Redis was handed over, but the peer refused the role: ${e.detail}`, {}),
+    ], `switchover ${op.requestId}: the peer refused the role`);
   }
   return done(s, [], `switchover result for ${e.requestId} noted (${op.phase})`);
 }

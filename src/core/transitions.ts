@@ -74,7 +74,8 @@ export function toBackup(s: CoreState, now: number, config: CoreConfig, reason: 
   // INIT may have kept a VIP found at start-up (local Redis was a master); release it too.
   const wasHolding = (s.role === 'MASTER' || s.role === 'INIT') && options.keepVip !== true;
   const peerInterval = s.peer?.advertIntervalMs ?? config.advertIntervalMs;
-  const next = withTimers(transitionTo({ ...s, frozen: null }, 'BACKUP', now, reason), {
+  const backup = transitionTo({ ...s, frozen: null }, 'BACKUP', now, reason);
+  const next = withTimers(options.keepVip === true ? { ...backup, vipClaimed: s.vipClaimed } : backup, {
     'master-down': now + masterDownMs(config.priority, peerInterval),
     preempt: undefined, 'init-listen': undefined, 'garp-refresh': undefined,
     advert: s.timers.advert ?? now,

@@ -136,6 +136,8 @@ export type Event =
     }
   | { readonly type: 'demotion-finished'; readonly ok: boolean; readonly detail: string }
   | { readonly type: 'vip-observed'; readonly present: boolean }
+  /** The claim effect finished: the VIP is on the interface and the first announcement is out. */
+  | { readonly type: 'vip-claimed' }
   | { readonly type: 'effect-failed'; readonly action: Action['type']; readonly detail: string }
   | { readonly type: 'shutdown-requested' }
   /**

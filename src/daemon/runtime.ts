@@ -228,6 +228,7 @@ export class Runtime {
           const r = await deps.vip.claim();
           void deps.audit.append('vip-claimed', { changed: r.changed });
           deps.logger.info({ changed: r.changed }, 'VIP claimed');
+          this.dispatch({ type: 'vip-claimed' });
         });
         return;
       case 'release-vip':

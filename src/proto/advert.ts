@@ -3,13 +3,13 @@
  * HMAC-SHA256 and a key id, so keys can rotate without a flag day (the first key
  * in the key file signs, every key verifies). Pure: no I/O, no clock.
  *
- * Layout, version 1, all integers big-endian:
+ * Layout, version 2 (version 1, never released, had no maintenanceGen), all integers big-endian:
  *
  * ```
  *  offset  size  field
  *  ------  ----  -----------------------------------------------------------------
  *       0     2  magic "RH" (0x52 0x48)
- *       2     1  version = 1
+ *       2     1  version = 2
  *       3     1  type = 1 (advert)
  *       4     1  groupId
  *       5     1  state: 0 INIT | 1 BACKUP | 2 MASTER | 3 FAULT
@@ -49,7 +49,7 @@ import { RedisHaError } from '../errors.js';
 /** "RH": the first two bytes of every advert. */
 export const ADVERT_MAGIC = Buffer.from('RH', 'latin1');
 /** Wire format version this module reads and writes. */
-export const ADVERT_VERSION = 1;
+export const ADVERT_VERSION = 2;
 /** Packet type of an advert. Type 2 is a peer message (`src/proto/message.ts`). */
 export const ADVERT_TYPE_ADVERT = 1;
 /** Bytes of HMAC-SHA256 at the end of every packet. */

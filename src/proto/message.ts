@@ -6,13 +6,13 @@
  * their `(bootEpoch, seq)` comes from the same counter as the sender's adverts, so
  * one `ReplayGuard` per sender covers both. Pure: no I/O, no clock.
  *
- * Layout, version 1, packet type 2, all integers big-endian:
+ * Layout, version 2 (the advert's version byte), packet type 2, all integers big-endian:
  *
  * ```
  *  offset  size  field
  *  ------  ----  -----------------------------------------------------------------
  *       0     2  magic "RH" (0x52 0x48)
- *       2     1  version = 1
+ *       2     1  version = 2
  *       3     1  type = 2 (message)
  *       4     1  groupId
  *       5     6  bootEpoch, ms since the Unix epoch (48-bit unsigned)

@@ -107,6 +107,14 @@ describe('maintenance off resumes what was held back', () => {
     expect(find(r.actions, 'promote-redis')).toBeDefined();
   });
 
+  it('a node that never heard its peer waits for master-down instead of taking over at once', () => {
+    let s = last(run(bCfg, [[0, { type: 'started' }], [10, ok(replicaSnap())]])).state;
+    s = step(s, on(), 100, bCfg).state;
+    const r = step(s, off(), 300, bCfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(r.state.timers['master-down']).toBeGreaterThan(300);
+  });
+
   it('the backup re-arms master-down from the last master advert when the master is alive', () => {
     const s = step(backupB(), on(), 100, bCfg).state;
     const r = step(s, off(), 500, bCfg);

@@ -276,6 +276,14 @@ describe('event-loop stall (TILT)', () => {
     expect(after.state.role).toBe('BACKUP');
   });
 
+  it('deadlines that passed during the stall fire now, not late again (no stall loop)', () => {
+    const a = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
+    const s = last(run(a, [started, [10, ok(masterSnap())], [20, heard(advert({ nodeName: 'b', state: 'BACKUP', priority: 90 }), B_ADDR)]])).state;
+    const refresh = s.timers['garp-refresh']!;
+    const r = step(s, { type: 'stalled', stalledMs: 3000 }, refresh + 2000, a);
+    expect(r.state.timers['garp-refresh']).toBe(refresh + 2000);
+  });
+
   it('a master keeps its role; a queued advert of a newer master then makes it step down', () => {
     const a = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
     const s = last(run(a, [started, [10, ok(masterSnap())], [20, heard(advert({ nodeName: 'b', state: 'BACKUP', priority: 90 }), B_ADDR)]])).state;

@@ -22,8 +22,10 @@ function masterA(): CoreState {
     [0, { type: 'started' }],
     [10, ok(masterSnap({ replId: REPL_A, offset: 1000, connectedReplicas: 1 }))],
     [20, heard(bAdvert({ state: 'BACKUP' }), B_ADDR)],
+    [30, { type: 'vip-claimed' }],
   ])).state;
   expect(s.role).toBe('MASTER');
+  expect(s.vipClaimed).toBe(true);
   return { ...s, epoch: 1, knownEpoch: 1 };
 }
 
@@ -50,7 +52,7 @@ const finished = (outcome: 'done' | 'refused' | 'rolled-back' | 'failed'): Event
 describe('switchover on the master', () => {
   it('starts the Redis handover, keeps the VIP and flags the advert', () => {
     const r = step(masterA(), request(), 100, aCfg);
-    expect(types(r.actions)).toEqual(['send-advert', 'hand-over-redis']);
+    expect(types(r.actions)).toEqual(['send-advert', 'send-advert', 'hand-over-redis']);
     expect(find(r.actions, 'hand-over-redis')).toEqual({ type: 'hand-over-redis', target: { host: B_ADDR, port: 6379 }, timeoutMs: 5000, force: false });
     expect(find(r.actions, 'send-advert')?.advert.flags.handingOver).toBe(true);
     expect(r.state.role).toBe('MASTER');
@@ -115,6 +117,29 @@ describe('switchover on the master', () => {
     expect(find(r.actions, 'reply')).toMatchObject({ ok: false });
     expect(find(r.actions, 'reply')?.detail).toMatch(/has not advertised MASTER/);
     expect(r.state.switchover).toBeNull();
+  });
+
+  it('a node that went FAULT during the handover stays FAULT and still tells the peer to take over', () => {
+    let s = step(masterA(), request(), 100, aCfg).state;
+    s = { ...s, role: 'FAULT' };
+    const r = step(s, finished('done'), 150, aCfg);
+    expect(r.state.role).toBe('FAULT');
+    expect(find(r.actions, 'send-message')?.message).toMatchObject({ kind: 'handover', requestId: 'r1' });
+    expect(vipDesired(r.state)).toBe(false);
+  });
+
+  it('stopping while waiting for the new master releases the VIP it kept', () => {
+    let s = step(masterA(), request(), 100, aCfg).state;
+    s = step(s, finished('done'), 150, aCfg).state;
+    const r = step(s, { type: 'shutdown-requested' }, 160, aCfg);
+    expect(types(r.actions)).toContain('release-vip');
+  });
+
+  it('the peer refusing the role: the old master lets go of the VIP and its clients', () => {
+    let s = step(masterA(), request(), 100, aCfg).state;
+    s = step(s, finished('done'), 150, aCfg).state;
+    const r = step(s, { type: 'switchover-result-received', requestId: 'r1', ok: false, detail: 'handover ignored: FAULT' }, 170, aCfg);
+    expect(types(r.actions)).toEqual(['release-vip', 'disconnect-clients', 'reply']);
   });
 
   for (const outcome of ['refused', 'rolled-back', 'failed'] as const) {
@@ -194,6 +219,10 @@ describe('switchover on the backup', () => {
     s = r.state;
     const p = step(s, { type: 'promotion-finished', ok: true, detail: 'already master', redis: masterSnap() }, 210, bCfg);
     expect(types(p.actions)).toEqual(['claim-vip', 'send-advert', 'reply']);
+    // Not yet "holds the VIP": the old master must not let go before the claim is done.
+    expect(find(p.actions, 'send-advert')?.advert.flags.holdsVip).toBe(false);
+    const claimed = step(p.state, { type: 'vip-claimed' }, 215, bCfg);
+    expect(find(claimed.actions, 'send-advert')?.advert.flags.holdsVip).toBe(true);
     expect(find(p.actions, 'reply')).toMatchObject({ requestId: 'r1', ok: true });
     expect(p.state.switchover).toBeNull();
     const dup = step(p.state, { type: 'handover-received', requestId: 'r1', epoch: 7, force: false }, 220, bCfg);

@@ -104,7 +104,7 @@ describe('advert decoder properties', () => {
         fc.constantFrom(...KEYS),
         (bytes, key) => {
           const buf = Buffer.from(bytes);
-          buf.write('RH\x01\x01', 0, 'latin1');
+          buf.write('RH\x02\x01', 0, 'latin1');
           buf[buf.length - ADVERT_MAC_BYTES - 1] = key.id;
           const result = decode(buf);
           expect(result.ok).toBe(false);

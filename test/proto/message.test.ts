@@ -165,10 +165,10 @@ describe('packetType', () => {
   it('reads the preamble only', () => {
     expect(packetType(packet())).toBe(2);
     expect(packetType(encodeAdvert(advertEnvelope(), KEY_A))).toBe(1);
-    expect(packetType(Buffer.from('RH\x01\x02'))).toBe(2);
-    expect(packetType(Buffer.from('RH\x01\x03'))).toBeNull();
-    expect(packetType(Buffer.from('RH\x02\x02'))).toBeNull();
-    expect(packetType(Buffer.from('XH\x01\x02'))).toBeNull();
+    expect(packetType(Buffer.from('RH\x02\x02'))).toBe(2);
+    expect(packetType(Buffer.from('RH\x02\x03'))).toBeNull();
+    expect(packetType(Buffer.from('RH\x03\x02'))).toBeNull();
+    expect(packetType(Buffer.from('XH\x02\x02'))).toBeNull();
     expect(packetType(Buffer.from('RH\x01'))).toBeNull();
     expect(packetType(Buffer.alloc(0))).toBeNull();
   });
@@ -202,7 +202,7 @@ describe('decodeMessage rejects', () => {
   it('too-short: empty, preamble only, and every truncation of a valid message', () => {
     check(Buffer.alloc(0), 'too-short');
     check(Buffer.from('RH\x01'), 'too-short');
-    check(Buffer.from('RH\x01\x02'), 'too-short');
+    check(Buffer.from('RH\x02\x02'), 'too-short');
     const buf = packet();
     for (let cut = 0; cut < buf.length; cut++) {
       const result = decode(buf.subarray(0, cut));
@@ -432,7 +432,7 @@ describe('decodeMessage properties', () => {
         fc.constantFrom(...KEYS),
         (bytes, key) => {
           const buf = Buffer.from(bytes);
-          buf.write('RH\x01\x02', 0, 'latin1');
+          buf.write('RH\x02\x02', 0, 'latin1');
           buf[buf.length - ADVERT_MAC_BYTES - 1] = key.id;
           const result = decodeMessage(buf, KEYS, GROUP);
           expect(result.ok === false && result.reason).toBe('bad-mac');

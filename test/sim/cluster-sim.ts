@@ -162,6 +162,7 @@ export function simulate(opts: SimOptions): SimOutcome {
         return;
       case 'claim-vip':
         n.vip = true;
+        schedule(now, () => feed(n, { type: 'vip-claimed' }));
         return;
       case 'release-vip':
         n.vip = false;
