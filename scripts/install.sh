@@ -70,9 +70,12 @@ done
 
 [ "$(id -u)" -eq 0 ] || die "run as root (it creates a system user and writes to /usr, /etc and $PREFIX)"
 case "$PREFIX" in
-  /?*) PREFIX="${PREFIX%/}" ;;
-  *) die "--prefix must be an absolute path other than /, got '$PREFIX'" ;;
+  /*) ;;
+  *) die "--prefix must be an absolute path, got '$PREFIX'" ;;
 esac
+# Canonical form first, so /., // or /tmp/.. cannot slip past the checks below.
+PREFIX="$(realpath -m -- "$PREFIX")"
+[ "$PREFIX" != / ] || die "--prefix must be a directory of its own, not /"
 case "$PREFIX" in /usr|/usr/local|/etc|/var|/opt|/bin|/sbin|/lib|/home|/root) die "--prefix $PREFIX is a system directory: use a directory of its own, e.g. /opt/redis-ha" ;; esac
 if [ -n "$ROOT" ]; then
   [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
@@ -80,6 +83,11 @@ if [ -n "$ROOT" ]; then
   [ "$ROOT" != / ] || ROOT=""
 fi
 T="$ROOT$PREFIX" # the prefix as seen from here
+# Only an empty directory or an earlier redis-ha install is replaced: a --prefix naming
+# some other program's directory must not lose its etc/ or node_modules/.
+if [ -d "$T" ] && [ -n "$(ls -A "$T")" ] && ! grep -qs '"name": "redis-ha"' "$T/package.json"; then
+  die "--prefix $PREFIX exists and is not a redis-ha install: choose an empty or new directory"
+fi
 ROOT_OPT=()      # --root DIR for groupadd/useradd/dpkg-query, when installing into a root
 [ -z "$ROOT" ] || ROOT_OPT=(--root "$ROOT")
 
@@ -300,8 +308,15 @@ EOF
 chmod 0644 "$sysctl_file"
 say "sysctl $sysctl_file (arp_announce = 2)"
 
-install -D -m 0644 "$SRC/etc/redis-ha.logrotate" "$ROOT/etc/logrotate.d/redis-ha"
-say "logrotate $ROOT/etc/logrotate.d/redis-ha"
+# Operators edit this file when audit.path moves: never overwrite an edited copy.
+logrotate_file="$ROOT/etc/logrotate.d/redis-ha"
+if [ ! -e "$logrotate_file" ] || cmp -s "$SRC/etc/redis-ha.logrotate" "$logrotate_file"; then
+  install -D -m 0644 "$SRC/etc/redis-ha.logrotate" "$logrotate_file"
+  say "logrotate $logrotate_file"
+else
+  install -m 0644 "$SRC/etc/redis-ha.logrotate" "$logrotate_file.dist"
+  say "logrotate $logrotate_file was edited: kept; the new version is $logrotate_file.dist"
+fi
 [ -x "$ROOT/usr/sbin/logrotate" ] || say "note: logrotate is not installed: the audit log will not be rotated until it is"
 
 # --- 7. configuration and key (never overwritten) --------------------------------------------
