@@ -10,6 +10,10 @@
  *   - `open()` reads only the tail of an existing file to find the last record and
  *     continues after it;
  *   - an empty or missing file (just rotated) continues from the head kept in memory;
+ *     with none in memory (the daemon restarted before writing into the file logrotate
+ *     `create`d), from the last record of the previous file, `<path>.1` (plain under
+ *     `delaycompress`, else gzip, also as `<path>.1.gz`), so verify across the files
+ *     sees one chain;
  *   - a last line that is not a record (a crash mid-write, a hand edit) never stops the
  *     daemon: the chain goes on from the last good record it knows (or from zeros) and
  *     an `audit-chain-restarted` record says why, so verify shows one explicit break.
@@ -17,12 +21,15 @@
  * Operational logs go through pino; this file is the durable trail an operator reads
  * after an incident, so a failed write is logged loudly but never stops the daemon.
  */
+import { createReadStream } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { createGunzip } from 'node:zlib';
 import {
   CHAIN_RESTARTED_EVENT,
   formatRecord,
   GENESIS_HEAD,
+  LineSplitter,
   parseLine,
   type ChainHead,
   type ChainedRecord,
@@ -37,6 +44,10 @@ const TAIL_WINDOW_BYTES = 64 * 1024;
 /** Longest last line searched for; beyond this the tail counts as damaged (never read the whole file). */
 const TAIL_MAX_BYTES = 16 * 1024 * 1024;
 const NEWLINE = 0x0a;
+/** The two bytes every gzip stream starts with (RFC 1952 §2.3.1). */
+const GZIP_MAGIC = [0x1f, 0x8b] as const;
+/** Where logrotate put the file before this one: plain first (delaycompress), then compressed. */
+const PREVIOUS_SUFFIXES = ['.1', '.1.gz'] as const;
 
 /** What the tail of an existing file says about the chain. */
 type TailState =
@@ -162,7 +173,8 @@ export class AuditLog {
     }
     switch (tail.kind) {
       case 'empty':
-        // A new or just-rotated file: the chain continues from memory.
+        // A new or just-rotated file: the chain continues from memory, else from the file before it.
+        if (this.chainHead.seq === 0) await this.recoverFromPrevious();
         return;
       case 'record':
         if (tail.head.seq !== this.chainHead.seq && this.chainHead.seq !== 0) {
@@ -181,9 +193,100 @@ export class AuditLog {
       }
     }
   }
+
+  /**
+   * Takes the head from the last record of the rotated file before this one, when the
+   * current file is empty and no head is held in memory (a restart right after
+   * rotation). No rotated file: a new log, the chain starts at seq 1. An unreadable or
+   * damaged one: the chain goes on from its last good record (or zeros) with a restart record.
+   */
+  private async recoverFromPrevious(): Promise<void> {
+    let found: { path: string; tail: TailState } | null;
+    try {
+      found = await readPreviousTail(this.path);
+    } catch (error) {
+      this.logger.warn({ err: error, path: this.path }, 'audit log previous file unreadable');
+      this.pendingRestart = { reason: `the file is empty and the end of the rotated file before it could not be read: ${describe(error)}`, lastGoodSeq: 0 };
+      return;
+    }
+    if (found === null) return;
+    const { path, tail } = found;
+    switch (tail.kind) {
+      case 'empty':
+        return;
+      case 'record':
+        if (tail.edited) this.logger.warn({ path, seq: tail.head.seq }, 'audit log last record was edited');
+        this.chainHead = tail.head;
+        this.logger.info({ path: this.path, from: path, seq: tail.head.seq }, 'audit chain continued from the rotated file');
+        return;
+      case 'damaged': {
+        const from = tail.lastGood ?? GENESIS_HEAD;
+        this.logger.warn({ path, reason: tail.reason, seq: from.seq }, 'audit chain restarted');
+        this.chainHead = from;
+        this.pendingRestart = { reason: `the file is empty and the last line of the rotated file ${path} is not a valid record: ${tail.reason}`, lastGoodSeq: from.seq };
+        return;
+      }
+    }
+  }
 }
 
 const TRUNCATED = 'the file does not end with a newline (a write was interrupted)';
+
+/**
+ * The tail of the first rotated sibling of `path` that exists, with its path; `null`
+ * when there is none. Plain text is read from its end; gzip (by content, not name) is
+ * streamed through zlib keeping only the last lines, so memory stays bounded by a line.
+ */
+async function readPreviousTail(path: string): Promise<{ path: string; tail: TailState } | null> {
+  for (const suffix of PREVIOUS_SUFFIXES) {
+    const previous = `${path}${suffix}`;
+    let handle: FileHandle;
+    try {
+      handle = await open(previous, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw error;
+    }
+    try {
+      const magic = Buffer.alloc(GZIP_MAGIC.length);
+      const { bytesRead } = await handle.read(magic, 0, magic.length, 0);
+      const gzip = bytesRead === magic.length && magic[0] === GZIP_MAGIC[0] && magic[1] === GZIP_MAGIC[1];
+      return { path: previous, tail: gzip ? await readGzipTailState(previous) : await readTailState(handle) };
+    } finally {
+      await handle.close();
+    }
+  }
+  return null;
+}
+
+/** `readTailState` for a gzip file: decompressed as a stream, remembering the last line and the last good record. */
+async function readGzipTailState(path: string): Promise<TailState> {
+  const raw = createReadStream(path);
+  const gunzip = createGunzip();
+  raw.on('error', (error) => gunzip.destroy(error));
+  const splitter = new LineSplitter(TAIL_MAX_BYTES);
+  let lastLine: string | null = null;
+  let lastGood: ChainHead | null = null;
+  for await (const chunk of raw.pipe(gunzip) as AsyncIterable<Buffer>) {
+    const lines: string[] = [];
+    splitter.push(chunk, (line) => lines.push(line));
+    for (const line of lines) {
+      if (lastLine !== null) lastGood = headOf(lastLine) ?? lastGood;
+      lastLine = line;
+    }
+  }
+  if (splitter.pending) return { kind: 'damaged', reason: TRUNCATED, lastGood: (lastLine === null ? null : headOf(lastLine)) ?? lastGood };
+  if (lastLine === null) return { kind: 'empty' };
+  const parsed = parseLine(lastLine);
+  if (parsed.ok) return { kind: 'record', head: { seq: parsed.record.seq, hash: parsed.hash }, edited: parsed.hash !== parsed.computedHash };
+  return { kind: 'damaged', reason: parsed.reason, lastGood };
+}
+
+/** The chain head a line carries, if it is a record. */
+function headOf(line: string): ChainHead | null {
+  const parsed = parseLine(line);
+  return parsed.ok ? { seq: parsed.record.seq, hash: parsed.hash } : null;
+}
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

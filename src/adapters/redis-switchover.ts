@@ -16,13 +16,20 @@
  *                  no-failover + replica of the target  -> done
  *                  no-failover + master                 -> Redis aborted: rolled-back
  *                  still running at t + guard           -> FAILOVER ABORT, re-check
+ *                FAILOVER itself unanswered (its connection is destroyed, yet Redis may
+ *                still read and run it): no-failover + master proves nothing until it was
+ *                seen running, so polling goes on to t + guard; never seen running by
+ *                then -> FAILOVER ABORT, re-check both servers: failed (fate unknown)
  *
  *   pause        fence writes (CLIENT PAUSE <t + margin> WRITE; a min-replicas fence
  *                before 6.2, see below) together with the offset read (one MULTI),
- *                wait until the target has processed that offset, REPLICAOF NO ONE on
- *                the target (verified), REPLICAOF <target> here, lift the fence
+ *                wait until the target has processed that offset, renew the pause for
+ *                the worst case of the promotion (CLIENT PAUSE again, with the offset
+ *                read that ends the catch-up, one MULTI), REPLICAOF NO ONE on the
+ *                target (verified), REPLICAOF <target> here, lift the fence
  *                  catch-up timeout      -> lift the fence: rolled-back (forced, and the
  *                                           target answers: promote it anyway)
+ *                  renewal fails         -> lift the fence: rolled-back, target untouched
  *                  promotion refused     -> lift the fence: rolled-back
  *                  promotion unanswered  -> lift the fence: failed (it may still run)
  *
@@ -45,6 +52,14 @@
  * end of the pause would only run when the pause expires, racing the application's
  * writes. So the fence there is `min-replicas-to-write` set beyond any replica count
  * (writes fail with NOREPLICAS, never acknowledged), restored on every path.
+ *
+ * The pause is renewed because the first one only covers the catch-up: a catch-up
+ * that used all of `t`, then each promotion step at its own bound, could outlast it,
+ * and writes our Redis acknowledged once it lapsed, with the target already master,
+ * would be discarded by our REPLICAOF. The renewal's bound (`promotionPauseMs`) adds
+ * up those steps; the offset read with it shows writes let through should the first
+ * pause have lapsed before it (the catch-up then goes on). The min-replicas fence has
+ * no expiry and is not renewed.
  *
  * Every path that fenced writes ends by lifting the fence (bounded; a failure is in
  * the trail, and a pause still ends by itself at its own bound).
@@ -117,7 +132,10 @@ export interface SwitchoverDeps {
   readonly peerTimeoutMs: number;
   /** `CLIENT SETNAME` prefix: our connections are never killed, and the peer connection is named with it. */
   readonly clientName: string;
-  /** `CONFIG SET masterauth/masteruser` locally for the peer's credentials, recorded in `trail`. */
+  /**
+   * `CONFIG SET masterauth/masteruser` locally for the peer's credentials, recorded in
+   * `trail`; bounded by `localTimeoutMs` (the renewed pause counts on it), never throws.
+   */
   setMasterAuth(trail: Trail): Promise<void>;
   readonly logger: Logger;
 }
@@ -137,10 +155,14 @@ const FAILOVER_GUARD_MS = 2_000;
 /** How often the target's offset is polled while writes are fenced. */
 const DRAIN_POLL_MS = 2;
 /**
- * Added to `timeoutMs` for CLIENT PAUSE's own bound: covers the promotion and the
- * local REPLICAOF after the catch-up. Only reached when this process dies mid-way.
+ * Added to `timeoutMs` for the first CLIENT PAUSE's own bound: covers the last
+ * catch-up poll and the renewal that replaces it before the promotion (should it
+ * lapse first, the offset read with the renewal shows it). Only reached when this
+ * process dies mid-way.
  */
 const PAUSE_MARGIN_MS = 3_000;
+/** Added to the worst case of the promotion steps for the renewed CLIENT PAUSE (scheduling, event-loop stalls). */
+const PROMOTION_PAUSE_MARGIN_MS = 1_000;
 /** Shortest bound of one catch-up poll near the deadline (a shorter one could not even connect). */
 const DRAIN_MIN_POLL_BOUND_MS = 50;
 /** How long a role change is given to show in `INFO replication`. */
@@ -163,6 +185,23 @@ export async function switchOver(
   return new Switchover(deps, request, hooks).run();
 }
 
+/**
+ * The bound of the CLIENT PAUSE renewed right before the target is promoted: every
+ * step until our REPLICAOF at its own worst case, plus a margin. It counts from when
+ * Redis ran the renewal, whose reply may take up to `localTimeoutMs`; then REPLICAOF
+ * NO ONE on the target, followed by either the role re-check of an unanswered one or
+ * the wait for its master role (the last poll may start just before that deadline);
+ * then `setMasterAuth` and our REPLICAOF, each bounded by `localTimeoutMs`.
+ */
+export function promotionPauseMs(bounds: { readonly localTimeoutMs: number; readonly peerTimeoutMs: number }): number {
+  const { localTimeoutMs, peerTimeoutMs } = bounds;
+  const renewalReply = localTimeoutMs;
+  const verify = Math.max(peerTimeoutMs, ROLE_VERIFY_MS + ROLE_POLL_MS + peerTimeoutMs);
+  const promotion = peerTimeoutMs + verify;
+  const local = 2 * localTimeoutMs;
+  return renewalReply + promotion + local + PROMOTION_PAUSE_MARGIN_MS;
+}
+
 type Outcome = SwitchoverResult['outcome'];
 type Method = 'failover' | 'pause';
 
@@ -177,7 +216,8 @@ interface Checked {
 
 /** The write fence in place on the local Redis, if any. */
 type Fence =
-  | { readonly kind: 'pause' }
+  /** `boundMs`: the longest CLIENT PAUSE sent, which ends by itself at the latest that long after it ran. */
+  | { readonly kind: 'pause'; readonly boundMs: number }
   | { readonly kind: 'min-replicas'; readonly restore: readonly (readonly [string, string])[] };
 
 /** Thrown by the pre-checks: the switchover is refused with this reason. */
@@ -372,6 +412,8 @@ class Switchover {
     const transitions: string[] = [];
     let lastState = '';
     let lastError = '';
+    /** Whether the FAILOVER is known to have run: answered, or seen in a failover state. */
+    let ran = accepted;
     for (;;) {
       let view: LocalView | null = null;
       try {
@@ -385,7 +427,10 @@ class Switchover {
           transitions.push(`${state} at ${Math.round(nowMs() - since)} ms`);
           lastState = state;
         }
-        if (view.failoverState === 'no-failover') {
+        if (view.failoverState !== 'no-failover') ran = true;
+        // Unanswered and not seen running, a master proves nothing: the command may still be read and run.
+        const undecided = !ran && view.failoverState === 'no-failover' && view.snapshot.role === 'master';
+        if (view.failoverState === 'no-failover' && !undecided) {
           this.pausedMs = Math.round(nowMs() - since);
           this.fencedAt = null;
           if (replicatesFrom(view.snapshot, newMaster)) {
@@ -393,9 +438,7 @@ class Switchover {
             return 'done';
           }
           if (view.snapshot.role === 'master') {
-            const why = accepted
-              ? `FAILOVER aborted by Redis (the replica did not catch up within ${request.timeoutMs} ms, or refused PSYNC FAILOVER)`
-              : 'FAILOVER did not take effect';
+            const why = `FAILOVER aborted by Redis (the replica did not catch up within ${request.timeoutMs} ms, or refused PSYNC FAILOVER)`;
             trail.add(`${why}: ${transitions.join(', ')}`, since);
             await this.clientUnpause();
             return 'rolled-back';
@@ -408,16 +451,21 @@ class Switchover {
       await sleep(FAILOVER_POLL_MS);
     }
 
-    trail.add(
-      `failover still running after ${request.timeoutMs} + ${FAILOVER_GUARD_MS} ms` +
-        `${lastError === '' ? '' : ` (last error: ${lastError})`}: ${transitions.join(', ') || 'no answer'}`,
-      since,
-    );
-    return this.abortFailover(newMaster, since);
+    const seen = `${lastError === '' ? '' : ` (last error: ${lastError})`}: ${transitions.join(', ') || 'no answer'}`;
+    if (ran) {
+      trail.add(`failover still running after ${request.timeoutMs} + ${FAILOVER_GUARD_MS} ms${seen}`, since);
+    } else {
+      trail.add(`${command} unanswered and not seen running within ${request.timeoutMs} + ${FAILOVER_GUARD_MS} ms${seen}`, since);
+    }
+    return this.abortFailover(newMaster, since, ran ? null : command);
   }
 
-  /** Our guard fired: FAILOVER ABORT, then whatever state the servers ended up in. */
-  private async abortFailover(newMaster: HostPort, since: number): Promise<Outcome> {
+  /**
+   * Our guard fired: FAILOVER ABORT, then whatever state the servers ended up in.
+   * `unanswered` names a FAILOVER never answered nor seen running: whether it will
+   * still run is unknown, so a local master is not a rollback but a failure.
+   */
+  private async abortFailover(newMaster: HostPort, since: number, unanswered: string | null): Promise<Outcome> {
     const { trail, deps, name } = this;
     let step = nowMs();
     try {
@@ -443,7 +491,7 @@ class Switchover {
       trail.add(`local Redis is ${describeSnapshot(view.snapshot)} after the abort`, step);
       return 'failed';
     }
-    trail.add('local Redis is master again', step);
+    trail.add(unanswered === null ? 'local Redis is master again' : 'local Redis is master', step);
     await this.clientUnpause();
     step = nowMs();
     const target = await this.peerSnapshot();
@@ -454,6 +502,11 @@ class Switchover {
     if (target.snapshot === null) {
       // Stopped or cut off: the handshake stalls at its first PING, long before PSYNC FAILOVER.
       trail.add(`${name} does not answer (${target.detail}); it was a replica and never acknowledged PSYNC FAILOVER`, step);
+    }
+    if (unanswered !== null) {
+      // Its connection is gone but its bytes may still sit in Redis' input (a stalled server reads them when it resumes).
+      trail.add(`the fate of the unanswered ${unanswered} is unknown: it may still run`);
+      return 'failed';
     }
     return 'rolled-back';
   }
@@ -495,7 +548,14 @@ class Switchover {
         }
         if (seen.offset >= frozen) {
           // A PING to the replicas (repl-ping-replica-period) or an expired key still moves the offset.
-          const now = (await this.localView()).snapshot.offset;
+          let now: number;
+          if (checked.modern) {
+            const renewed = await this.renewPause();
+            if (renewed === null) return 'rolled-back';
+            now = renewed;
+          } else {
+            now = (await this.localView()).snapshot.offset;
+          }
           if (now <= frozen) {
             caughtUp = true;
             break;
@@ -521,6 +581,7 @@ class Switchover {
       return 'rolled-back';
     } else {
       trail.add(`forced: promoting ${name} although it did not catch up within ${request.timeoutMs} ms (${behind})`, step);
+      if (checked.modern && (await this.renewPause()) === null) return 'rolled-back';
     }
 
     step = nowMs();
@@ -547,12 +608,35 @@ class Switchover {
   private async pauseWrites(): Promise<number> {
     const pauseMs = this.request.timeoutMs + PAUSE_MARGIN_MS;
     const since = nowMs();
-    this.fence = { kind: 'pause' };
+    this.fence = { kind: 'pause', boundMs: pauseMs };
     this.fencedAt = since;
-    const replies = await this.multi((m) => m.call('CLIENT', 'PAUSE', String(pauseMs), 'WRITE').info('replication'));
+    const replies = await this.multi((m) => m.call('CLIENT', 'PAUSE', String(pauseMs), 'WRITE').info('replication'), true);
     const offset = parseReplicationInfo(String(replies[1])).offset;
     this.trail.add(`CLIENT PAUSE ${pauseMs} WRITE at offset ${offset}`, since);
     return offset;
+  }
+
+  /**
+   * Renews the pause for the promotion (see the file header), with the offset read in
+   * the same MULTI. Redis only ever moves a pause's end later, so a renewal shorter
+   * than what is left changes nothing. Returns the offset, or `null` when the renewal
+   * failed (recorded in the trail): the caller rolls back, the fence stays set for `liftFence`.
+   */
+  private async renewPause(): Promise<number | null> {
+    const pauseMs = promotionPauseMs(this.deps);
+    const since = nowMs();
+    // Its outcome may be unknown (a timeout): from here the longer bound may be in force.
+    const previous = this.fence?.kind === 'pause' ? this.fence.boundMs : 0;
+    this.fence = { kind: 'pause', boundMs: Math.max(previous, pauseMs) };
+    try {
+      const replies = await this.multi((m) => m.call('CLIENT', 'PAUSE', String(pauseMs), 'WRITE').info('replication'));
+      const offset = parseReplicationInfo(String(replies[1])).offset;
+      this.trail.add(`CLIENT PAUSE ${pauseMs} WRITE renewed for the promotion at offset ${offset}`, since);
+      return offset;
+    } catch (err) {
+      this.trail.add(`could not renew CLIENT PAUSE for the promotion (${messageOf(err)}): ${this.name} not promoted`, since);
+      return null;
+    }
   }
 
   /** Before 6.2 (see the file header): `min-replicas-to-write` beyond any replica count, with the offset read. */
@@ -575,18 +659,19 @@ class Switchover {
       m.call('CONFIG', 'SET', 'min-replicas-to-write', String(FENCE_MIN_REPLICAS));
       if (fixLag) m.call('CONFIG', 'SET', 'min-replicas-max-lag', String(FENCE_MAX_LAG_S));
       return m.info('replication');
-    });
+    }, true);
     const offset = parseReplicationInfo(String(replies[replies.length - 1])).offset;
     this.trail.add(`fenced writes (min-replicas-to-write ${FENCE_MIN_REPLICAS}, Redis < 6.2) at offset ${offset}`, since);
     return offset;
   }
 
   /**
-   * Runs a MULTI on the local Redis; the replies, or a throw. A transaction Redis
-   * discarded (EXECABORT) changed nothing, so the fence is cleared; an error inside
-   * an executed one leaves it set for `liftFence`.
+   * Runs a MULTI on the local Redis; the replies, or a throw. With `placesFence` (the
+   * MULTI that puts the fence in place), a transaction Redis discarded (EXECABORT)
+   * changed nothing, so the fence is cleared; an error inside an executed one leaves
+   * it set for `liftFence`, as does any failure of a renewal.
    */
-  private async multi(build: (m: ChainableCommander) => unknown): Promise<unknown[]> {
+  private async multi(build: (m: ChainableCommander) => unknown, placesFence = false): Promise<unknown[]> {
     let results: [Error | null, unknown][] | null;
     try {
       results = await this.deps.local.run(this.deps.localTimeoutMs, (c) => {
@@ -595,7 +680,7 @@ class Switchover {
         return m.exec();
       });
     } catch (err) {
-      if (err instanceof RedisControlError && err.code === REDIS_REPLY) {
+      if (placesFence && err instanceof RedisControlError && err.code === REDIS_REPLY) {
         this.fence = null;
         this.fencedAt = null;
       }
@@ -682,7 +767,7 @@ class Switchover {
       }
       this.fence = null;
     } catch (err) {
-      const bound = fence.kind === 'pause' ? `its pause ends by itself within ${this.request.timeoutMs + PAUSE_MARGIN_MS} ms` : 'writes stay refused until it is restored by hand';
+      const bound = fence.kind === 'pause' ? `its pause ends by itself within ${fence.boundMs} ms` : 'writes stay refused until it is restored by hand';
       this.trail.add(`could not lift the write fence (${messageOf(err)}): ${bound}`, since);
     }
   }

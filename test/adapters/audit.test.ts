@@ -1,11 +1,14 @@
 /**
  * The audit log: ordered, hash-chained JSON lines; the chain continues across a
- * restart on the same file and across rotation (`reopen()` after a rename), and a
- * damaged last line never stops the daemon: the chain restarts with a record saying why.
+ * restart on the same file, across rotation (`reopen()` after a rename), and across a
+ * restart right after rotation (an empty file, the head taken from `<path>.1`, plain or
+ * gzip); a damaged last line never stops the daemon: the chain restarts with a record
+ * saying why.
  */
 import { appendFile, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/adapters/audit.js';
 import { GENESIS_HASH, verifyLines } from '../../src/audit/chain.js';
@@ -82,6 +85,70 @@ describe('AuditLog', () => {
     expect(wrongOrder.problems).toEqual([
       { path: `${path}.1`, line: 1, kind: 'reordered', reason: expect.stringMatching(/seq goes back from 4 \(the last record of .*audit\.jsonl\) to 1/) },
     ]);
+  });
+
+  /** Writes `events` to `path`, then rotates it as logrotate's `create` does: rename to `.1`, an empty file in its place. */
+  async function writeAndRotate(path: string, events: readonly string[]): Promise<AuditLog> {
+    const log = new AuditLog(path, 'a', silentLogger());
+    for (const e of events) await log.append(e);
+    await log.close();
+    await rename(path, `${path}.1`);
+    await writeFile(path, '');
+    return log;
+  }
+
+  it('continues the chain from <path>.1 after a restart into the empty file logrotate created', async () => {
+    const path = join(await tmp(), 'audit.jsonl');
+    const before = await writeAndRotate(path, ['one', 'two']);
+    const after = new AuditLog(path, 'a', silentLogger());
+    await after.open();
+    expect(after.head).toEqual(before.head);
+    await after.append('three');
+    await after.close();
+    const recs = await lines(path);
+    expect(recs.map((r) => [r.event, r.seq])).toEqual([['three', 3]]);
+    expect(recs[0]!.prev).toBe(before.head.hash);
+    const report = await verifyAuditFiles([`${path}.1`, path]);
+    expect(report.problems).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.records).toBe(3);
+  });
+
+  it('continues the chain from a gzip previous file, named <path>.1 or <path>.1.gz', async () => {
+    for (const name of ['.1', '.1.gz']) {
+      const path = join(await tmp(), 'audit.jsonl');
+      const before = await writeAndRotate(path, ['one', 'two']);
+      await writeFile(`${path}${name}`, gzipSync(await readFile(`${path}.1`)));
+      if (name !== '.1') await rm(`${path}.1`);
+      const after = new AuditLog(path, 'a', silentLogger());
+      await after.append('three');
+      await after.close();
+      expect((await lines(path)).map((r) => [r.event, r.seq, r.prev])).toEqual([['three', 3, before.head.hash]]);
+      expect((await verifyAuditFiles([`${path}${name}`, path])).problems, name).toEqual([]);
+    }
+  });
+
+  it('restarts the chain explicitly when <path>.1 ends in a damaged line, from its last good record', async () => {
+    const path = join(await tmp(), 'audit.jsonl');
+    const before = await writeAndRotate(path, ['one', 'two']);
+    await appendFile(`${path}.1`, 'this is not a record\n');
+    const after = new AuditLog(path, 'a', silentLogger());
+    await after.append('three');
+    await after.close();
+    const recs = await lines(path);
+    expect(recs.map((r) => [r.event, r.seq])).toEqual([['audit-chain-restarted', 3], ['three', 4]]);
+    expect(recs[0]).toMatchObject({ prev: before.head.hash, lastGoodSeq: 2, reason: expect.stringMatching(/rotated file .*audit\.jsonl\.1 is not a valid record: malformed JSON/) });
+    const report = await verifyAuditFiles([`${path}.1`, path]);
+    expect(report.problems.map((p) => [p.path, p.line, p.kind])).toEqual([[`${path}.1`, 3, 'malformed']]);
+  });
+
+  it('starts a new chain at seq 1 when the file is empty and nothing was rotated before it', async () => {
+    const path = join(await tmp(), 'audit.jsonl');
+    await writeFile(path, '');
+    const log = new AuditLog(path, 'a', silentLogger());
+    await log.append('one');
+    await log.close();
+    expect((await lines(path)).map((r) => [r.event, r.seq, r.prev])).toEqual([['one', 1, GENESIS_HASH]]);
   });
 
   it('recovers the head from the tail of a large file whose last line is longer than the first read window', async () => {

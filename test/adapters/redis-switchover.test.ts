@@ -3,18 +3,24 @@
  * `redis-switchover.ts`) against real `redis-server` processes on loopback: a writer
  * running across the switchover (and back) loses no acknowledged write with either
  * method, refusals change nothing, a replica that stops answering mid-way rolls the
- * switchover back without leaving writes paused, and `force` stays within its bounds.
+ * switchover back without leaving writes paused, `force` stays within its bounds, a
+ * slow promotion keeps writes paused (the pause is renewed), and a FAILOVER whose
+ * reply never came is watched to the guard and never called a rollback.
  *
  * Ports are handed out by the kernel (`startRedisServer` picks a free one per server),
  * so this file never collides with the fixed ports of other suites. Processes are only
- * signalled by their own PID (SIGSTOP/SIGCONT on a server this file started).
+ * signalled by their own PID (SIGSTOP/SIGCONT on a server this file started). An
+ * unanswered FAILOVER is produced by a loopback relay in front of the master that
+ * holds the command back (`failoverRelay`).
  */
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../src/adapters/redis-connection.js';
 import { INFO_PARSE_FAILED, parseReplicaEntries, parseReplicationInfo } from '../../src/adapters/redis-info.js';
 import {
+  promotionPauseMs,
   switchOver,
   type SwitchoverDeps,
   type SwitchoverHooks,
@@ -29,8 +35,10 @@ import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 closeControlsAfterEach();
 
 const connections: Connection[] = [];
+const relays: Relay[] = [];
 afterEach(async () => {
   await Promise.all(connections.splice(0).map((c) => c.close()));
+  await Promise.all(relays.splice(0).map((r) => r.close()));
 });
 
 async function eventually(probe: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
@@ -70,30 +78,117 @@ function request(target: RedisServer, method: SwitchoverRequest['method'], overr
   return { target: hostPort(target), timeoutMs: 5_000, force: false, method, maxLagBytes: 16 * 1024 * 1024, maxAckAgeS: 5, ...overrides };
 }
 
+/** What a test changes in the wiring of `directSwitchOver`. */
+interface DirectOptions {
+  /** Bound of each local command (and of the local connection). */
+  readonly localTimeoutMs?: number;
+  /** Reach the local Redis through this port on its host (a relay) instead of its own. */
+  readonly localPort?: number;
+  readonly setMasterAuth?: SwitchoverDeps['setMasterAuth'];
+}
+
+const DIRECT_LOCAL_TIMEOUT_MS = 2_000;
+const DIRECT_PEER_TIMEOUT_MS = 1_000;
+
 /** `switchOver` called directly, for the test seams (`hooks`); the same wiring `RedisControl.handOver` uses. */
-function directSwitchOver(local: RedisServer, peer: RedisServer, req: SwitchoverRequest, hooks: SwitchoverHooks): Promise<SwitchoverResult> {
-  const control = new Connection({ endpoint: endpoint(local), target: hostPort(local), name: 'redis-ha-control', timeoutMs: 2_000 });
+function directSwitchOver(
+  local: RedisServer,
+  peer: RedisServer,
+  req: SwitchoverRequest,
+  hooks: SwitchoverHooks,
+  options: DirectOptions = {},
+): Promise<SwitchoverResult> {
+  const localTimeoutMs = options.localTimeoutMs ?? DIRECT_LOCAL_TIMEOUT_MS;
+  const target = { host: local.host, port: options.localPort ?? local.port };
+  const control = new Connection({ endpoint: endpoint(target), target, name: 'redis-ha-control', timeoutMs: localTimeoutMs });
   connections.push(control);
   const deps: SwitchoverDeps = {
     local: control,
-    localTimeoutMs: 2_000,
+    localTimeoutMs,
     peerEndpoint: endpoint(peer),
-    peerTimeoutMs: 1_000,
+    peerTimeoutMs: DIRECT_PEER_TIMEOUT_MS,
     clientName: 'redis-ha',
-    setMasterAuth: async () => undefined,
+    setMasterAuth: options.setMasterAuth ?? (async () => undefined),
     logger: silentLogger(),
   };
   return switchOver(deps, req, hooks);
 }
 
-/** A write to `server` is answered quickly: nothing is paused or fenced. */
+/**
+ * A write to `server` is answered quickly: nothing is paused or fenced. The client is
+ * connected first (a new connection right after SIGCONT or a rollback may be slow on
+ * a loaded machine); the bound still catches a leftover CLIENT PAUSE (3 s and more).
+ */
 async function writesFlow(server: RedisServer): Promise<number> {
   const client = server.client();
+  expect(await client.ping()).toBe('PONG');
   const started = Date.now();
   expect(await client.set('after:switchover', String(started))).toBe('OK');
   const ms = Date.now() - started;
-  expect(ms).toBeLessThan(250);
+  expect(ms).toBeLessThan(1_500);
   return ms;
+}
+
+interface Relay {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** How `FAILOVER TO` goes on the wire (RESP), however its arguments continue. */
+const FAILOVER_TO_RESP = '$8\r\nFAILOVER\r\n$2\r\nTO\r\n';
+
+/**
+ * A loopback TCP relay to `server` that holds back the chunk carrying `FAILOVER TO`:
+ * dropped (`delayMs` null; Redis never sees it) or passed on `delayMs` after it came,
+ * on its own upstream connection even once the client gave up and closed. Everything
+ * else, `FAILOVER ABORT` included, is relayed as is. Closed after each test.
+ */
+async function failoverRelay(server: RedisServer, delayMs: number | null): Promise<Relay> {
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const relay: Server = createServer((client) => {
+    const upstream = connect(server.port, server.host);
+    sockets.add(client);
+    sockets.add(upstream);
+    let holding = false;
+    client.on('error', () => undefined);
+    upstream.on('error', () => undefined);
+    upstream.on('data', (data: Buffer) => {
+      if (!client.destroyed) client.write(data);
+    });
+    upstream.on('close', () => client.destroy());
+    client.on('data', (data: Buffer) => {
+      if (!data.includes(FAILOVER_TO_RESP)) {
+        upstream.write(data);
+        return;
+      }
+      if (delayMs === null) return;
+      holding = true;
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        upstream.write(data);
+        holding = false;
+        if (client.destroyed) upstream.end();
+      }, delayMs);
+      timers.add(timer);
+    });
+    client.on('close', () => {
+      if (!holding) upstream.end();
+    });
+  });
+  await new Promise<void>((resolve) => relay.listen(0, server.host, resolve));
+  const address = relay.address();
+  if (address === null || typeof address !== 'object') throw new Error('relay has no port');
+  const handle: Relay = {
+    port: address.port,
+    close: async () => {
+      for (const timer of timers) clearTimeout(timer);
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+    },
+  };
+  relays.push(handle);
+  return handle;
 }
 
 interface Ack {
@@ -428,6 +523,97 @@ describe('a replica that stops answering mid-way', () => {
       await eventually(() => following(b.client(), a), 20_000, 'b a replica of a again');
       await eventually(() => listsOnline(a.client(), b), 20_000, 'a lists b online');
     }
+  });
+});
+
+describe('pause: the pause is renewed for the promotion', () => {
+  it('covers every promotion step at its own bound', () => {
+    const bounds = { localTimeoutMs: 2_000, peerTimeoutMs: 1_000 };
+    const pauseMs = promotionPauseMs(bounds);
+    // The renewal's reply, setMasterAuth and REPLICAOF locally; REPLICAOF NO ONE and the
+    // last role poll on the target; the role wait (1 s) itself.
+    expect(pauseMs).toBeGreaterThanOrEqual(3 * 2_000 + 2 * 1_000 + 1_000);
+    expect(promotionPauseMs({ ...bounds, localTimeoutMs: 2_500 }) - pauseMs).toBe(3 * 500);
+    expect(promotionPauseMs({ ...bounds, peerTimeoutMs: 1_500 }) - pauseMs).toBe(2 * 500);
+  });
+
+  it('keeps writes paused through a promotion slower than the first pause, until REPLICAOF', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    const probe = a.client();
+    expect(await probe.ping()).toBe('PONG');
+    const gap: { write?: Promise<string>; issuedAt?: number; settledAt?: number } = {};
+    const request300 = request(b, 'pause', { timeoutMs: 300 });
+    const result = await directSwitchOver(a, b, request300, {}, {
+      // setMasterAuth runs between the target's promotion and our REPLICAOF: make it
+      // outlast the first pause (300 + 3000 ms from its start), then write.
+      setMasterAuth: async (trail) => {
+        await sleep(3_600);
+        gap.issuedAt = Date.now();
+        gap.write = probe.set('during:promotion', 'acknowledged by the old master?');
+        gap.write.then(
+          () => (gap.settledAt = Date.now()),
+          () => (gap.settledAt = Date.now()),
+        );
+        await sleep(300);
+        trail.add('slow setMasterAuth (test)');
+      },
+    });
+    console.log(`pause renewed for a slow promotion: ${result.detail}`);
+    expect(result.outcome, result.detail).toBe('done');
+    const renewedMs = promotionPauseMs({ localTimeoutMs: DIRECT_LOCAL_TIMEOUT_MS, peerTimeoutMs: DIRECT_PEER_TIMEOUT_MS });
+    expect(result.detail).toMatch(
+      new RegExp(`CLIENT PAUSE 3300 WRITE at offset \\d+ .*CLIENT PAUSE ${renewedMs} WRITE renewed for the promotion at offset \\d+ .*` +
+        `promoted .*slow setMasterAuth \\(test\\); REPLICAOF 127\\.0\\.0\\.1 ${b.port} .*CLIENT UNPAUSE`),
+    );
+    // Held by the pause past its first bound, then answered by a replica: never acknowledged.
+    await expect(gap.write).rejects.toThrow(/READONLY/);
+    expect((gap.settledAt as number) - (gap.issuedAt as number)).toBeGreaterThanOrEqual(250);
+    expect(await b.client().get('during:promotion')).toBeNull();
+    expect(result.redis?.role).toBe('replica');
+    await writesFlow(b);
+  });
+});
+
+describe('FAILOVER: its own reply never comes', () => {
+  it('a FAILOVER that runs late is watched until it completes: done, not rolled back', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    // Unanswered at 500 ms; Redis runs it at 1200 ms, after polls saw no-failover/master.
+    const relay = await failoverRelay(a, 1_200);
+    const result = await directSwitchOver(a, b, request(b, 'failover', { timeoutMs: 2_000 }), {}, { localTimeoutMs: 500, localPort: relay.port });
+    console.log(`late FAILOVER: ${result.detail}`);
+    expect(result.outcome, result.detail).toBe('done');
+    expect(result.detail).toMatch(/FAILOVER TO .* unanswered \(timeout after 500 ms\), watching the failover state/);
+    // Seen as master after the timeout (where the poll used to conclude a rollback), then a
+    // replica: the in-between states may pass within one 3 ms poll.
+    expect(result.detail).toMatch(/failover done: no-failover\/master at \d+ ms, (\S+ at \d+ ms, )*no-failover\/replica at \d+ ms/);
+    expect(result.redis?.role).toBe('replica');
+    expect(result.redis?.masterPort).toBe(b.port);
+    await writesFlow(b);
+  });
+
+  it('a FAILOVER never seen running is watched to the guard, aborted, and reported failed: its fate is unknown', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    const relay = await failoverRelay(a, null);
+    const started = Date.now();
+    const result = await directSwitchOver(a, b, request(b, 'failover', { timeoutMs: 500 }), {}, { localTimeoutMs: 500, localPort: relay.port });
+    const elapsed = Date.now() - started;
+    console.log(`lost FAILOVER in ${elapsed} ms: ${result.detail}`);
+    expect(result.outcome, result.detail).toBe('failed');
+    expect(result.detail).toMatch(
+      /FAILOVER TO \S+ \d+ TIMEOUT 500 unanswered and not seen running within 500 \+ 2000 ms: no-failover\/master at \d+ ms \(\d+ ms\); FAILOVER ABORT answered .*No failover in progress.*; local Redis is master \(\d+ ms\)/,
+    );
+    expect(result.detail).toMatch(/the fate of the unanswered FAILOVER TO \S+ \d+ TIMEOUT 500 is unknown: it may still run/);
+    expect(elapsed).toBeGreaterThanOrEqual(2_500);
+    expect(elapsed).toBeLessThan(2_500 + 4_000);
+    expect(result.redis?.role).toBe('master');
+    await writesFlow(a);
+    expect(await b.client().info('replication')).toContain('role:slave');
   });
 });
 
