@@ -6,7 +6,7 @@
  * group 51, priorities 100/90, no preemption, the VIP `<subnet>.100/24` on eth0.
  *
  * Everything lives in one temp dir (configs, secrets mode 0600, daemon logs, audit
- * logs, state files, writer logs) that `teardown()` removes; set
+ * logs, state files, writer logs, a runtime dir per node) that `teardown()` removes; set
  * `REDIS_HA_LAB_KEEP=1` to keep it for a post-mortem.
  *
  * Observations go through iproute2 and redis-cli inside the namespaces; every wait is
@@ -79,6 +79,10 @@ const LOG_TAIL_LINES = 25;
 export const LAB_WRITER_RATE_PER_SEC = 500;
 /** nftables table of `blockReplication`. */
 const REPLICATION_BLOCK_TABLE = 'rh_block_repl';
+/** What nft says when asked to delete a table that is not there. */
+const NFT_NO_SUCH_TABLE = /No such file or directory/;
+/** Mode of a node's runtime directory (its control socket, restart-in-place marker). */
+const RUN_DIR_MODE = 0o755;
 /** Bound on one CLI run against a lab daemon (a switchover waits for both daemons). */
 const CTL_TIMEOUT_MS = 60_000;
 /** Set key of the first writer run; later runs append `:<n>`. */
@@ -308,9 +312,18 @@ export class PairLab {
     return join(this.dir, `audit-${node}.jsonl`);
   }
 
-  /** Path of a node's control socket. */
+  /**
+   * A node's runtime directory, as `/run/redis-ha` is on a host: the daemon keeps files
+   * next to its control socket (the restart-in-place marker), so the two nodes must not
+   * share one.
+   */
+  runDir(node: PairNode): string {
+    return join(this.dir, `run-${node}`);
+  }
+
+  /** Path of a node's control socket, in its own runtime directory. */
   controlSocket(node: PairNode): string {
-    return join(this.dir, `control-${node}.sock`);
+    return join(this.runDir(node), 'control.sock');
   }
 
   /**
@@ -375,6 +388,7 @@ export class PairLab {
     });
     writeFileSync(join(this.dir, 'redis.password'), this.password, { mode: SECRET_FILE_MODE });
     for (const node of ['a', 'b'] as const) {
+      mkdirSync(this.runDir(node), { mode: RUN_DIR_MODE });
       const override = node === 'a' ? this.options.daemon?.nodeA : this.options.daemon?.nodeB;
       writeFileSync(this.configPath(node), stringify(mergeYaml(this.baseConfig(node), override)), {
         mode: SECRET_FILE_MODE,
@@ -597,8 +611,16 @@ export class PairLab {
     }
   }
 
+  /**
+   * Removes `blockReplication`'s rule; a table already gone is fine, any other failure
+   * throws (replication left blocked would surface later as a misleading timeout).
+   */
   async unblockReplication(replica: PairNode): Promise<void> {
-    await this.net.exec(replica, ['nft', 'delete', 'table', 'inet', REPLICATION_BLOCK_TABLE]);
+    const argv = ['nft', 'delete', 'table', 'inet', REPLICATION_BLOCK_TABLE];
+    const r = await this.net.exec(replica, argv);
+    if (r.code !== 0 && !NFT_NO_SUCH_TABLE.test(r.stderr)) {
+      throw new Error(`${argv.join(' ')} failed in ${replica}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    }
   }
 
   /** Cuts a host's link on the bridge. */

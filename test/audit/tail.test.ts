@@ -80,10 +80,11 @@ describe('followRecords', () => {
   it('passes on appended lines, holding a partial line until its newline, from the current end', async () => {
     const path = join(await tmp(), 'audit.jsonl');
     await writeFile(path, numbered(1, 3));
+    // The current end, taken before anything is appended (a sleep would race on a slow run).
+    const { position } = await readTail(path, 0);
     const seen: string[] = [];
     const c = controller();
-    const done = followRecords(path, (l) => seen.push(l), c.signal, 20);
-    await sleep(60);
+    const done = followRecords(path, (l) => seen.push(l), c.signal, 20, position);
     await appendFile(path, numbered(4, 2));
     await until(() => seen.length === 2, 'two appended lines');
     await appendFile(path, 'line-6 first half, ');
@@ -100,10 +101,10 @@ describe('followRecords', () => {
     const path = join(await tmp(), 'audit.jsonl');
     const log = new AuditLog(path, 'a', silentLogger());
     await log.append('before-follow');
+    const { position } = await readTail(path, 0);
     const seen: string[] = [];
     const c = controller();
-    const done = followRecords(path, (l) => seen.push(l), c.signal, 20);
-    await sleep(60);
+    const done = followRecords(path, (l) => seen.push(l), c.signal, 20, position);
     await log.append('one');
     await until(() => seen.length === 1, 'the first record');
     await rename(path, `${path}.1`);
@@ -120,9 +121,14 @@ describe('followRecords', () => {
 
   it('waits for a missing file, and restarts at the top of a file truncated in place', async () => {
     const path = join(await tmp(), 'audit.jsonl');
+    await expect(readTail(path, 0)).rejects.toMatchObject({ code: 'ENOENT' });
+    // The file is missing, so there is no position to take: inode 0 names no file, so
+    // whichever file appears is read from its start (a sleep would race on a slow run).
+    const nothingYet = { ino: 0, offset: 0 };
     const seen: string[] = [];
     const c = controller();
-    const done = followRecords(path, (l) => seen.push(l), c.signal, 20);
+    const done = followRecords(path, (l) => seen.push(l), c.signal, 20, nothingYet);
+    // A few polls find no file yet.
     await sleep(60);
     await writeFile(path, numbered(1, 2));
     await until(() => seen.length === 2, 'the created file');

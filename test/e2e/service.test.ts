@@ -23,6 +23,20 @@ const SETTLE_TIMEOUT_MS = 30_000;
 /** Longer than the default master-down interval (3 × 1 s + skew). */
 const STOP_MS = 6_000;
 const WATCHDOG_USEC = 2_000_000;
+/** The daemon pings the watchdog every WATCHDOG_USEC / 2. */
+const WATCHDOG_INTERVAL_MS = WATCHDOG_USEC / 1000 / 2;
+/**
+ * How long a stopped daemon's datagrams may still be on their way to the listener (a
+ * WATCHDOG=1 sent just before SIGSTOP): counting starts after this.
+ */
+const IN_FLIGHT_MS = 200;
+/**
+ * The watched window of the SIGSTOPped master: longer than one watchdog interval, while
+ * the whole stop (IN_FLIGHT_MS + this, 1.5 s) stays well short of the peer's master-down
+ * interval (about 3.65 s from the last advert, which may have left up to one advert
+ * interval before the stop).
+ */
+const WATCHDOG_QUIET_MS = WATCHDOG_INTERVAL_MS + 300;
 
 const root = isRoot();
 if (!root) console.warn('SKIPPING test/e2e/service.test.ts: the lab needs root (network namespaces)');
@@ -84,14 +98,15 @@ describeRoot('e2e service: sd_notify, watchdog, stalls, ExecStopPost', () => {
     const gaps = pings.slice(1).map((t, i) => t - pings[i]!);
     const medianGap = [...gaps].sort((x, y) => x - y)[Math.floor(gaps.length / 2)]!;
     console.log(`WATCHDOG gaps (ms): ${gaps.map(Math.round).join(', ')}`);
-    expect(medianGap).toBeGreaterThan(WATCHDOG_USEC / 1000 / 2 - 300);
-    expect(medianGap).toBeLessThan(WATCHDOG_USEC / 1000 / 2 + 700);
+    expect(medianGap).toBeGreaterThan(WATCHDOG_INTERVAL_MS - 300);
+    expect(medianGap).toBeLessThan(WATCHDOG_INTERVAL_MS + 700);
 
     // A stopped daemon sends nothing (systemd would kill it after WatchdogSec).
     const pid = lab.daemonPid('a')!;
     process.kill(pid, 'SIGSTOP');
+    await sleep(IN_FLIGHT_MS);
     const before = listener.with('WATCHDOG').length;
-    await sleep(2_500);
+    await sleep(WATCHDOG_QUIET_MS);
     expect(listener.with('WATCHDOG').length).toBe(before);
     process.kill(pid, 'SIGCONT');
 
@@ -103,6 +118,8 @@ describeRoot('e2e service: sd_notify, watchdog, stalls, ExecStopPost', () => {
 
     // SIGTERM: STOPPING=1, the peer takes over.
     await lab.stopDaemon('a', 'SIGTERM');
+    // Sent before the daemon exits, but the listener may print it a moment later.
+    await lab.waitFor('STOPPING=1', () => listener!.with('STOPPING').length > 0, 5_000);
     expect(listener.with('STOPPING')).toHaveLength(1);
     await lab.waitFor('b settled master after a stopped', () => lab.isSettledMaster('b'), SETTLE_TIMEOUT_MS);
     master = 'b';

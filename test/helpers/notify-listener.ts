@@ -63,8 +63,23 @@ export async function startNotifyListener(path: string, startTimeoutMs = 10_000)
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`notify listener did not start: ${stderr}`)), startTimeoutMs);
   });
+  // A spawn failure (python3 missing: ENOENT) is an 'error' event; without a listener it
+  // would be thrown as an uncaught exception instead of failing the start.
+  const failed = new Promise<never>((_, reject) => {
+    child.on('error', (error) => reject(new Error(`notify listener did not start: ${error.message}`, { cause: error })));
+  });
+  failed.catch(() => undefined);
   try {
-    await Promise.race([ready, timeout]);
+    await Promise.race([ready, timeout, failed]);
+  } catch (error) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(child.pid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+    }
+    throw error;
   } finally {
     clearTimeout(timer);
   }

@@ -22,30 +22,57 @@ export interface RunResult {
 export interface RunOptions {
   readonly cwd?: string;
   readonly env?: NodeJS.ProcessEnv;
-  /** Killed with SIGKILL after this long; default 5 minutes. */
+  /** Its process group is killed with SIGKILL after this long; default 5 minutes. */
   readonly timeoutMs?: number;
 }
 
-/** Runs `file args` to completion and collects its output; never throws for an exit status. */
+/**
+ * After the command exits, how long to wait for its output pipes to close: a process it
+ * left running in the background may hold them open for good.
+ */
+const CLOSE_GRACE_MS = 2_000;
+
+/**
+ * Runs `file args` to completion and collects its output; never throws for an exit status.
+ * The command gets its own process group so that a timeout kills what it started too
+ * (dpkg, wget, apt, npm), not only the direct child.
+ */
 export function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 5 * 60_000);
+    const timer = setTimeout(() => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // The whole group is gone already.
+      }
+    }, options.timeoutMs ?? 5 * 60_000);
     child.on('error', (error) => {
       clearTimeout(timer);
       reject(error);
     });
-    child.on('close', (status, signal) => {
+    child.once('exit', (status, signal) => {
       clearTimeout(timer);
-      resolve({ status, signal, stdout, stderr });
+      let closeTimer: NodeJS.Timeout | undefined;
+      const finish = (): void => {
+        clearTimeout(closeTimer);
+        // A leftover process may still hold the pipes: stop reading them.
+        child.stdout.destroy();
+        child.stderr.destroy();
+        resolve({ status, signal, stdout, stderr });
+      };
+      closeTimer = setTimeout(finish, CLOSE_GRACE_MS);
+      child.once('close', finish);
     });
   });
 }
