@@ -150,6 +150,14 @@ export interface SwitchoverHooks {
 
 /** How often `master_failover_state` is polled: while it runs, writers wait. */
 const FAILOVER_POLL_MS = 3;
+/** Replicas send REPLCONF ACK once a second (replicationCron). */
+const REPLICA_ACK_PERIOD_MS = 1_000;
+/** FAILOVER goes out this long before the replica's next acknowledgement is due. */
+const ACK_LEAD_MS = 60;
+/** How often the acknowledged offset is read while learning the cadence. */
+const ACK_POLL_MS = 5;
+/** Give up learning the cadence after this long and issue FAILOVER at once. */
+const ACK_ALIGN_BOUND_MS = 1_300;
 /** Our guard beyond FAILOVER's own TIMEOUT, which does not bound failover-in-progress. */
 const FAILOVER_GUARD_MS = 2_000;
 /** How often the target's offset is polled while writes are fenced. */
@@ -390,6 +398,7 @@ class Switchover {
     const args = ['TO', entry.ip, String(entry.port), 'TIMEOUT', String(request.timeoutMs)];
     if (request.force) args.push('FORCE');
     const command = `FAILOVER ${args.join(' ')}`;
+    await this.alignWithAck(entry);
 
     const since = nowMs();
     this.fencedAt = since;
@@ -794,6 +803,45 @@ class Switchover {
     const peer = await this.peerSnapshot();
     const target = peer.snapshot === null ? `no answer (${peer.detail})` : describeSnapshot(peer.snapshot);
     this.trail.add(`now: local Redis ${local}; ${this.name} ${target}`);
+  }
+
+  /**
+   * FAILOVER holds writes until the replica has acknowledged every byte, and replicas
+   * acknowledge about once a second (Redis sends no GETACK while writes are paused), so
+   * issued at a random moment it pauses writes for 0–1000 ms. Writes still flow here:
+   * watch the acknowledged offset in `INFO replication` until it moves (an ACK just
+   * arrived), then wait until shortly before the next one is due. With nothing left to
+   * acknowledge FAILOVER does not wait at all, so that returns at once. Bounded; on any
+   * error or no movement it just returns. Only the trail records what it saw.
+   */
+  private async alignWithAck(entry: ReplicaEntry): Promise<void> {
+    const since = nowMs();
+    const ackedOffset = async (): Promise<{ acked: number; master: number } | null> => {
+      const text = await this.deps.local.run(this.deps.localTimeoutMs, (c) => c.info('replication'));
+      const mine = parseReplicaEntries(text).find((e) => e.ip === entry.ip && e.port === entry.port);
+      return mine ? { acked: mine.offset, master: parseReplicationInfo(text).offset } : null;
+    };
+    try {
+      const first = await ackedOffset();
+      if (first === null || first.acked >= first.master) {
+        this.trail.add('replica has acknowledged everything: FAILOVER at once', since);
+        return;
+      }
+      while (nowMs() - since < ACK_ALIGN_BOUND_MS) {
+        await sleep(ACK_POLL_MS);
+        const now = await ackedOffset();
+        if (now === null) break;
+        if (now.acked !== first.acked) {
+          const ackAt = nowMs();
+          await sleep(Math.max(0, REPLICA_ACK_PERIOD_MS - ACK_LEAD_MS - (nowMs() - ackAt)));
+          this.trail.add(`timed FAILOVER ${ACK_LEAD_MS} ms before the replica's next acknowledgement`, since);
+          return;
+        }
+      }
+      this.trail.add('no acknowledgement seen: FAILOVER untimed', since);
+    } catch (err) {
+      this.trail.add(`could not time FAILOVER to the replica's acknowledgements (${messageOf(err)})`, since);
+    }
   }
 
   private async localView(): Promise<LocalView> {

@@ -63,6 +63,9 @@ import { adoptMaster, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFaul
 import type { Action, Advert, Event, TimerName } from './types.js';
 
 export { initialState, outranks, divergenceReport };
+
+/** Linux's default neighbour `locktime` (1 s) plus a margin: see `reannounceAfterLetGo`. */
+export const ARP_LOCKTIME_MARGIN_MS = 1_200;
 export type { StepResult };
 
 /** Feeds one event to the core at time `now` (monotonic milliseconds). */
@@ -184,8 +187,24 @@ function onAdvert(state: CoreState, advert: Advert, fromAddress: string, now: nu
   }
   let r = prepend(first, onAdvertByRole(s, peer, now, config));
   if (adopted?.turnedOff) r = prepend(r.actions, resume(r.state, now, config, `maintenance turned off by ${peer.nodeName}`));
-  const finished = onPeerAdvertDuringSwitchover(r.state, now);
-  return finished ? prepend(r.actions, finished) : r;
+  const finished = onPeerAdvertDuringSwitchover(r.state, now, config);
+  if (finished) r = prepend(r.actions, finished);
+  if (state.peer?.flags.holdsVip === true && !advert.flags.holdsVip && vipDesired(r.state)) r = reannounceAfterLetGo(r, now);
+  return r;
+}
+
+/**
+ * The peer just stopped holding the VIP we hold (a switchover's old master let go).
+ * While it held it, it answered clients' ARP probes, and Linux ignores a gratuitous ARP
+ * for an entry updated less than `locktime` (1 s) ago, so the announcements sent at our
+ * claim may all have been dropped: announce again now, and once more after the locktime,
+ * or such a client keeps the old MAC until the next periodic refresh.
+ */
+function reannounceAfterLetGo(r: StepResult, now: number): StepResult {
+  const at = now + ARP_LOCKTIME_MARGIN_MS;
+  const current = r.state.timers['garp-refresh'];
+  const next = withTimers(r.state, { 'garp-refresh': current === undefined ? at : Math.min(current, at) });
+  return { ...r, state: next, actions: [...r.actions, { type: 'announce-vip' }] };
 }
 
 function onAdvertByRole(s: CoreState, peer: PeerView, now: number, config: CoreConfig): StepResult {
@@ -272,8 +291,9 @@ function onTimer(state: CoreState, timer: TimerName, now: number, config: CoreCo
     case 'switchover':
       return onSwitchoverTimer(s, now);
     case 'garp-refresh':
-      if (!vipDesired(s) || config.garpRefreshMs <= 0) return done(s, [], 'garp refresh not needed');
-      return done(withTimers(s, { 'garp-refresh': now + config.garpRefreshMs }), [{ type: 'announce-vip' }], 'VIP re-announced');
+      if (!vipDesired(s)) return done(s, [], 'garp refresh not needed');
+      return done(withTimers(s, { 'garp-refresh': config.garpRefreshMs > 0 ? now + config.garpRefreshMs : undefined }),
+        [{ type: 'announce-vip' }], 'VIP re-announced');
     case 'init-listen':
       return s.role === 'INIT' ? decideFromInit(s, now, config, true) : done(s, [], 'listen window over');
     case 'master-down': {

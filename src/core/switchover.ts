@@ -254,7 +254,7 @@ export function finishTakingOver(s: CoreState, ok: boolean, detail: string): Ste
 }
 
 /** The old master hears the new one: the switchover is complete. */
-export function onPeerAdvertDuringSwitchover(s: CoreState, now: number): StepResult | null {
+export function onPeerAdvertDuringSwitchover(s: CoreState, now: number, config: CoreConfig): StepResult | null {
   const op = s.switchover;
   const peer = s.peer;
   if (op === null || op.phase !== 'awaiting-peer' || peer === null) return null;
@@ -263,6 +263,8 @@ export function onPeerAdvertDuringSwitchover(s: CoreState, now: number): StepRes
   const tookMs = Math.round(now - op.startedAt);
   return done(ended, [
     ...letGo(s, `switchover ${op.requestId}: ${peer.nodeName} holds the VIP`),
+    // Tells the new master we let go, so it re-announces the VIP (see step.ts).
+    ...(s.role === 'BACKUP' ? [sendAdvert(ended, config)] : []),
     audit('switchover-finished', { requestId: op.requestId, ok: true, newMaster: peer.nodeName, epoch: peer.epoch, user: op.user, tookMs }),
     ...answer(op, true, `${peer.nodeName} is master (epoch ${peer.epoch}); this node replicates from it`,
       { newMaster: peer.nodeName, epoch: peer.epoch, tookMs, method: op.method, pausedMs: op.pausedMs }),

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CoreState } from '../../src/core/state.js';
 import { vipDesired } from '../../src/core/state.js';
-import { step } from '../../src/core/step.js';
+import { ARP_LOCKTIME_MARGIN_MS, step } from '../../src/core/step.js';
 import type { Event } from '../../src/core/types.js';
 import {
   A_ADDR, B_ADDR, REPL_A, advert, coreConfig, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types,
@@ -87,7 +87,8 @@ describe('switchover on the master', () => {
     expect(find(promoting.actions, 'release-vip')).toBeUndefined();
     const holding = { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: true };
     const r = step(promoting.state, heard(bAdvert({ state: 'MASTER', epoch: 2, flags: holding, redis: masterRedis }), B_ADDR), 200, aCfg);
-    expect(types(r.actions)).toEqual(['release-vip', 'disconnect-clients', 'reply']);
+    expect(types(r.actions)).toEqual(['release-vip', 'disconnect-clients', 'send-advert', 'reply']);
+    expect(find(r.actions, 'send-advert')?.advert.flags.holdsVip).toBe(false);
     expect(vipDesired(r.state)).toBe(false);
     const reply = find(r.actions, 'reply');
     expect(reply).toMatchObject({ requestId: 'r1', ok: true });
@@ -227,6 +228,17 @@ describe('switchover on the backup', () => {
     expect(p.state.switchover).toBeNull();
     const dup = step(p.state, { type: 'handover-received', requestId: 'r1', epoch: 7, force: false }, 220, bCfg);
     expect(dup.actions).toEqual([]);
+  });
+
+  it('re-announces the VIP when the old master lets go, and again after the ARP locktime', () => {
+    let s = step(backupB(), { type: 'handover-received', requestId: 'x', epoch: 2, force: false }, 200, bCfg).state;
+    s = step(s, { type: 'promotion-finished', ok: true, detail: 'ok', redis: masterSnap() }, 210, bCfg).state;
+    s = step(s, { type: 'vip-claimed' }, 215, bCfg).state;
+    const holding = { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: true };
+    s = step(s, heard(advert({ state: 'BACKUP', epoch: 1, flags: holding })), 220, bCfg).state;
+    const r = step(s, heard(advert({ state: 'BACKUP', epoch: 1, flags: { ...holding, holdsVip: false } })), 230, bCfg);
+    expect(types(r.actions)).toContain('announce-vip');
+    expect(r.state.timers['garp-refresh']).toBe(230 + ARP_LOCKTIME_MARGIN_MS);
   });
 
   it('a handover the master started (no local request) takes over without a reply', () => {
