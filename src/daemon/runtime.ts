@@ -15,7 +15,7 @@ import type { RedisControl } from '../adapters/redis-control.js';
 import type { LinkState } from '../adapters/link.js';
 import type { VipManager } from '../adapters/vip.js';
 import type { SwitchoverRequest as HandOverRequest, SwitchoverResult as HandOverResult } from '../adapters/redis-switchover.js';
-import { nextDeadline, type CoreConfig, type CoreState } from '../core/state.js';
+import { nextDeadline, vipDesired, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
 import type { Action, AdvertBody, Event, Maintenance, PeerRequest, TimerName } from '../core/types.js';
 import type { Logger } from './logger.js';
@@ -240,7 +240,12 @@ export class Runtime {
         });
         return;
       case 'announce-vip':
-        this.serial(action.type, () => deps.vip.announce());
+        this.serial(action.type, async () => {
+          // Queued behind a long effect (a switchover's handover), an announcement can come
+          // due after the role changed: a node that is no longer master must not pull
+          // clients back to its MAC.
+          if (this.state.role === 'MASTER' && vipDesired(this.state)) await deps.vip.announce();
+        });
         return;
       case 'disconnect-clients':
         this.serial(action.type, async () => {

@@ -231,7 +231,9 @@ async function main(): Promise<void> {
       if (outcome === 'failed') failed++;
       else unknown++;
       record = { type: 'op', value, startMs, endMs, outcome, error: text };
-      if (timedOut) replaceClient(used);
+      // A timed-out connection is cut and replaced; so is a client that stopped
+      // reconnecting (ioredis status `end`), or every later write would fail at once.
+      if (timedOut || used.status === 'end') replaceClient(used);
     }
     inFlight.delete(value);
     ops.push(record);

@@ -106,11 +106,19 @@ describeRoot('e2e operator commands: status, switchover, maintenance, audit', ()
       // Writes acknowledged after the pair settled went through the new master (the old
       // one acknowledged writes until its pause, so an ack after `before` proves nothing).
       const settled = writer.toWriterMs(nowWallMs());
-      await lab.waitFor(
-        `writes acknowledged through ${target} after switchover ${i}`,
-        () => (writer!.progress()?.lastOkMs ?? 0) > settled,
-        WRITES_RESUME_TIMEOUT_MS,
-      );
+      try {
+        await lab.waitFor(
+          `writes acknowledged through ${target} after switchover ${i}`,
+          () => (writer!.progress()?.lastOkMs ?? 0) > settled,
+          WRITES_RESUME_TIMEOUT_MS,
+        );
+      } catch (error) {
+        // What the client sees, for the record: its neighbour entry for the VIP and the MACs.
+        const neigh = (await lab.net.exec('c', ['ip', 'neigh'])).stdout;
+        const macs = await Promise.all((['a', 'b'] as const).map(async (n) => `${n} ${(await lab.net.exec(n, ['cat', '/sys/class/net/eth0/address'])).stdout.trim()}`));
+        const conns = (await lab.net.exec('c', ['ss', '-tn'])).stdout;
+        throw new Error(`${String(error)}\nclient neighbours:\n${neigh}\nMACs: ${macs.join(', ')}\nclient TCP:\n${conns}\nwriter: ${JSON.stringify(writer.progress())}`);
+      }
       spans.push({ fromMs: before, settledMs: settled, seenMs: writer.toWriterMs(nowWallMs()) });
       if (typeof reply.pausedMs === 'number') paused.push(reply.pausedMs);
       await sleep(BETWEEN_SWITCHOVERS_MS);
