@@ -59,24 +59,34 @@ interface ReceivedMsg {
   readonly from: string;
 }
 
-async function startTransport(
+/** Loopback transport options; `peerPort` defaults to `port` (the transport's own default). */
+function loopbackOptions(
   nodeName: string,
   port: number,
-  peerPort: number,
+  peerPort?: number,
   extra: Partial<AdvertTransportOptions> = {},
-): Promise<{ transport: AdvertTransport; received: Received[]; messages: ReceivedMsg[] }> {
-  const transport = new AdvertTransport({
+): AdvertTransportOptions {
+  return {
     bindAddress: LOOPBACK,
     port,
     peerAddress: LOOPBACK,
-    peerPort,
+    ...(peerPort === undefined ? {} : { peerPort }),
     multicastInterface: null,
     groupId: GROUP,
     keys: [KEY],
     nodeName,
     logger: silentLogger(),
     ...extra,
-  });
+  };
+}
+
+async function startTransport(
+  nodeName: string,
+  port: number,
+  peerPort: number,
+  extra: Partial<AdvertTransportOptions> = {},
+): Promise<{ transport: AdvertTransport; received: Received[]; messages: ReceivedMsg[] }> {
+  const transport = new AdvertTransport(loopbackOptions(nodeName, port, peerPort, extra));
   const received: Received[] = [];
   const messages: ReceivedMsg[] = [];
   await transport.start(
@@ -221,17 +231,7 @@ describe('AdvertTransport on loopback', () => {
     const [portA, portB] = [await freePort(), await freePort()];
     const a = await startTransport('node-a', portA, portB);
     const { logger, lines } = captureLogger();
-    const b = new AdvertTransport({
-      bindAddress: LOOPBACK,
-      port: portB,
-      peerAddress: LOOPBACK,
-      peerPort: portA,
-      multicastInterface: null,
-      groupId: GROUP,
-      keys: [KEY],
-      nodeName: 'node-b',
-      logger,
-    });
+    const b = new AdvertTransport(loopbackOptions('node-b', portB, portA, { logger }));
     let calls = 0;
     await b.start(() => {
       calls++;
@@ -245,16 +245,7 @@ describe('AdvertTransport on loopback', () => {
   });
 
   it('never throws from send: not started, or a body that cannot be encoded', async () => {
-    const transport = new AdvertTransport({
-      bindAddress: LOOPBACK,
-      port: await freePort(),
-      peerAddress: LOOPBACK,
-      multicastInterface: null,
-      groupId: GROUP,
-      keys: [KEY],
-      nodeName: 'node-a',
-      logger: silentLogger(),
-    });
+    const transport = new AdvertTransport(loopbackOptions('node-a', await freePort()));
     expect(() => transport.send(body('node-a'))).not.toThrow();
     await transport.start(() => undefined);
     cleanups.push(() => transport.stop());
@@ -280,16 +271,7 @@ describe('AdvertTransport on loopback', () => {
   it('fails to start with a FatalError when the port is taken', async () => {
     const port = await freePort();
     await startTransport('node-a', port, port);
-    const second = new AdvertTransport({
-      bindAddress: LOOPBACK,
-      port,
-      peerAddress: LOOPBACK,
-      multicastInterface: null,
-      groupId: GROUP,
-      keys: [KEY],
-      nodeName: 'node-b',
-      logger: silentLogger(),
-    });
+    const second = new AdvertTransport(loopbackOptions('node-b', port));
     await expect(second.start(() => undefined)).rejects.toMatchObject({ code: 'ADVERT_BIND_FAILED' });
   });
 
@@ -311,16 +293,7 @@ describe('AdvertTransport on loopback', () => {
   });
 
   it('refuses impossible options at construction', () => {
-    const base: AdvertTransportOptions = {
-      bindAddress: LOOPBACK,
-      port: 1,
-      peerAddress: LOOPBACK,
-      multicastInterface: null,
-      groupId: GROUP,
-      keys: [KEY],
-      nodeName: 'node-a',
-      logger: silentLogger(),
-    };
+    const base = loopbackOptions('node-a', 1);
     expect(() => new AdvertTransport({ ...base, peerAddress: '::1' })).toThrow(FatalError);
     expect(() => new AdvertTransport({ ...base, bindAddress: 'localhost' })).toThrow(FatalError);
     expect(() => new AdvertTransport({ ...base, keys: [] })).toThrow(FatalError);
@@ -456,16 +429,7 @@ describe('AdvertTransport peer messages', () => {
 
   it('never throws from sendMessage: not started, or a message that cannot be encoded', async () => {
     const { logger, lines } = captureLogger();
-    const transport = new AdvertTransport({
-      bindAddress: LOOPBACK,
-      port: await freePort(),
-      peerAddress: LOOPBACK,
-      multicastInterface: null,
-      groupId: GROUP,
-      keys: [KEY],
-      nodeName: 'node-a',
-      logger,
-    });
+    const transport = new AdvertTransport(loopbackOptions('node-a', await freePort(), undefined, { logger }));
     expect(() => transport.sendMessage(REQUEST)).not.toThrow();
     await transport.start(() => undefined);
     cleanups.push(() => transport.stop());
@@ -481,17 +445,7 @@ describe('AdvertTransport peer messages', () => {
     const [portA, portB, portC] = [await freePort(), await freePort(), await freePort()];
     const a = await startTransport('node-a', portA, portB);
     const { logger, lines } = captureLogger();
-    const b = new AdvertTransport({
-      bindAddress: LOOPBACK,
-      port: portB,
-      peerAddress: LOOPBACK,
-      peerPort: portA,
-      multicastInterface: null,
-      groupId: GROUP,
-      keys: [KEY],
-      nodeName: 'node-b',
-      logger,
-    });
+    const b = new AdvertTransport(loopbackOptions('node-b', portB, portA, { logger }));
     const adverts: Advert[] = [];
     await b.start((advert) => adverts.push(advert));
     cleanups.push(() => b.stop());
@@ -501,17 +455,7 @@ describe('AdvertTransport peer messages', () => {
     expect(b.counters).toMatchObject({ messagesReceived: 1, accepted: 1 });
     expect(lines.filter((l) => l['msg'] === 'peer message dropped: no handler')).toHaveLength(1);
 
-    const c = new AdvertTransport({
-      bindAddress: LOOPBACK,
-      port: portC,
-      peerAddress: LOOPBACK,
-      peerPort: portA,
-      multicastInterface: null,
-      groupId: GROUP,
-      keys: [KEY],
-      nodeName: 'node-c',
-      logger,
-    });
+    const c = new AdvertTransport(loopbackOptions('node-c', portC, portA, { logger }));
     let calls = 0;
     await c.start(
       () => undefined,
