@@ -4,7 +4,7 @@
  */
 import { checkConfig } from '../config/check.js';
 import { checkTimingInvariants } from '../core/timing.js';
-import { timingOf } from '../daemon/run.js';
+import { timingOf } from '../config/derived.js';
 import { EXIT_CONFIG } from '../errors.js';
 
 /** Prints the report; returns the exit status. */

@@ -48,7 +48,10 @@ export function withTimers(s: CoreState, changes: Partial<Record<TimerName, numb
 
 export function transitionTo(s: CoreState, role: NodeState, now: number, reason: string): CoreState {
   const same = role === s.role;
-  return { ...s, role, since: same ? s.since : now, reason, vipClaimed: same && s.vipClaimed };
+  return {
+    ...s, role, since: same ? s.since : now, reason,
+    vipClaimed: same && s.vipClaimed, vipClaimFailures: same ? s.vipClaimFailures : 0,
+  };
 }
 
 /** The peer, if its last advert is recent enough (within its master-down interval). */
@@ -127,7 +130,7 @@ export function advertBody(s: CoreState, config: CoreConfig): AdvertBody {
       fault: s.role === 'FAULT',
       resigning: s.resigning,
       maintenance: s.maintenance.on,
-      handingOver: s.switchover?.phase === 'handing-over',
+      handingOver: s.switchover?.phase === 'switching-over',
       holdsVip: vipDesired(s) && s.vipClaimed,
     },
     maintenanceGen: s.maintenance.gen,

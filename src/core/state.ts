@@ -5,10 +5,9 @@
  * milliseconds on the runtime's monotonic clock): time enters only as the `now`
  * argument, so tests drive the core by passing numbers.
  */
-import type { Config } from '../config/types.js';
 import type { AdvertFlags, AdvertRedis, HostPort, Maintenance, NodeState, RedisSnapshot, TimerName } from './types.js';
 
-/** The configuration the core reads; built once from {@link Config}. */
+/** The configuration the core reads; built once from the daemon's configuration (`src/config/derived.ts`). */
 export interface CoreConfig {
   readonly nodeName: string;
   readonly nodeAddress: string;
@@ -23,23 +22,6 @@ export interface CoreConfig {
   readonly peerRedis: HostPort;
   /** A switchover is refused (unless forced) when the replica is further behind than this. */
   readonly switchoverMaxLagBytes: number;
-}
-
-/** Picks the core's slice out of the full configuration. */
-export function coreConfigFrom(config: Config): CoreConfig {
-  return {
-    nodeName: config.node.name,
-    nodeAddress: config.node.address,
-    priority: config.node.priority,
-    preempt: config.node.preempt,
-    preemptDelayMs: config.node.preemptDelayMs,
-    advertIntervalMs: config.advert.intervalMs,
-    fall: config.health.fall,
-    rise: config.health.rise,
-    garpRefreshMs: config.vip.garpRefreshMs,
-    peerRedis: { host: config.peerRedis.host, port: config.peerRedis.port },
-    switchoverMaxLagBytes: config.switchover.maxLagBytes,
-  };
 }
 
 /** The last authenticated advert from the peer, and when it arrived. */
@@ -70,18 +52,18 @@ export interface HealthView {
 }
 
 /** A Redis role change in flight (the adapter runs one at a time and reports back). */
-export type RedisOp = 'promoting' | 'demoting' | 'handing-over' | null;
+export type RedisOp = 'promoting' | 'demoting' | 'switching-over' | null;
 
 /**
  * A planned switchover this node takes part in. Phases:
  *  - `forwarded`     (backup) asked the master's daemon to hand over; waits for `handover`
- *  - `handing-over`  (master) the Redis handover runs; the VIP stays until it is done
+ *  - `switching-over` (master) the Redis switchover runs; the VIP stays until it is done
  *  - `awaiting-peer` (now backup) told the peer to take over; waits for its MASTER advert
  *  - `taking-over`   (now master) promoting after the peer's `handover`
  */
 export interface SwitchoverOp {
   readonly requestId: string;
-  readonly phase: 'forwarded' | 'handing-over' | 'awaiting-peer' | 'taking-over';
+  readonly phase: 'forwarded' | 'switching-over' | 'awaiting-peer' | 'taking-over';
   /** Who waits for the outcome: the local CLI, the peer daemon that forwarded it, or nobody. */
   readonly replyTo: 'local' | 'peer' | null;
   readonly user: string;
@@ -129,6 +111,10 @@ export interface CoreState {
    * then do adverts say `holdsVip`, which a switchover's old master waits for.
    */
   readonly vipClaimed: boolean;
+  /** The VIP was on this host at start-up; the first health check decides whether it is kept. */
+  readonly vipFoundAtStart: boolean;
+  /** Claims of the VIP that failed in a row in this role (reset by a completed claim). */
+  readonly vipClaimFailures: number;
 }
 
 /** What a node keeps across restarts (`src/adapters/state-file.ts`). */
@@ -158,6 +144,8 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     switchover: null,
     lastSwitchoverId: null,
     vipClaimed: false,
+    vipFoundAtStart: false,
+    vipClaimFailures: 0,
   };
 }
 

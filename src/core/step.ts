@@ -46,11 +46,12 @@ import {
   withTimers,
   type StepResult,
 } from './common.js';
+import { onEffectFailed } from './effects.js';
 import { adoptPeerMaintenance, freeze, onMaintenanceRequested, resume } from './maintenance.js';
 import { initialState, vipDesired, type CoreConfig, type CoreState, type HealthView, type PeerView } from './state.js';
 import {
   finishTakingOver,
-  onHandoverFinished,
+  onRedisSwitchoverFinished,
   onHandoverReceived,
   onPeerAdvertDuringSwitchover,
   onSwitchoverRequested,
@@ -64,18 +65,21 @@ import type { Action, Advert, Event, TimerName } from './types.js';
 
 export { initialState, outranks, divergenceReport };
 
+/** Events a stopping node still hears: its effects' outcomes and the records of requests. */
+const HEARD_WHILE_RESIGNING: ReadonlySet<Event['type']> = new Set<Event['type']>(['shutdown-requested', 'effect-failed', 'vip-released', 'control-handled']);
+
 /** Linux's default neighbour `locktime` (1 s) plus a margin: see `reannounceAfterLetGo`. */
 export const ARP_LOCKTIME_MARGIN_MS = 1_200;
 export type { StepResult };
 
 /** Feeds one event to the core at time `now` (monotonic milliseconds). */
 export function step(state: CoreState, event: Event, now: number, config: CoreConfig): StepResult {
-  if (state.resigning && event.type !== 'shutdown-requested') {
+  if (state.resigning && !HEARD_WHILE_RESIGNING.has(event.type)) {
     return { state, actions: [], reason: 'shutting down: event ignored' };
   }
   switch (event.type) {
     case 'started':
-      return onStarted(state, now, config);
+      return onStarted(state, event, now, config);
     case 'health-checked':
       return onHealthChecked(state, event, now, config);
     case 'advert-received':
@@ -90,19 +94,28 @@ export function step(state: CoreState, event: Event, now: number, config: CoreCo
       ], event.ok ? `demotion finished: ${event.detail}` : `demotion failed: ${event.detail}`);
     case 'vip-observed':
       return onVipObserved(state, event.present);
-    case 'vip-claimed':
-      if (!vipDesired(state) || state.vipClaimed) return done(state, [], 'VIP claim noted');
+    case 'vip-claimed': {
+      const record = audit('vip-claimed', { changed: event.changed ?? null });
+      if (!vipDesired(state) || state.vipClaimed) return done({ ...state, vipClaimFailures: 0 }, [record], 'VIP claim noted');
       // Advertise at once: a switchover's old master lets go only when it hears this.
-      return done({ ...state, vipClaimed: true }, [sendAdvert({ ...state, vipClaimed: true }, config)], 'VIP claimed; advertised');
+      const claimed: CoreState = { ...state, vipClaimed: true, vipClaimFailures: 0 };
+      return done(claimed, [record, sendAdvert(claimed, config)], 'VIP claimed; advertised');
+    }
+    case 'vip-released':
+      return done(state, event.changed ? [audit('vip-released', { changed: true })] : [], 'VIP release noted');
     case 'effect-failed':
-      return done(state, [audit('effect-failed', { action: event.action, detail: event.detail })],
-        `${event.action} failed: ${event.detail}`);
+      return onEffectFailed(state, event, now, config, step);
+    case 'detach-requested':
+      return done({ ...state, timers: {} }, [audit('daemon-detached', { role: state.role, reason: 'SIGUSR2: restart in place' }),
+        { type: 'detach' }], 'restart in place: leaving Redis and the VIP as they are');
+    case 'control-handled':
+      return done(state, [audit('control-request', event.record)], 'control request recorded');
     case 'shutdown-requested':
       return onShutdown(state, now, config);
     case 'switchover-requested':
       return onSwitchoverRequested(state, event, now, config);
-    case 'handover-finished':
-      return onHandoverFinished(state, event, now, config);
+    case 'redis-switchover-finished':
+      return onRedisSwitchoverFinished(state, event, now, config);
     case 'handover-received':
       return onHandoverReceived(state, event, now, config);
     case 'switchover-result-received':
@@ -119,12 +132,30 @@ export function step(state: CoreState, event: Event, now: number, config: CoreCo
 // ---------------------------------------------------------------------------
 // Events
 
-function onStarted(state: CoreState, now: number, config: CoreConfig): StepResult {
+function onStarted(state: CoreState, e: Extract<Event, { type: 'started' }>, now: number, config: CoreConfig): StepResult {
   // RFC 5798 §6.4.1: a starting backup waits one master-down interval for a master.
   // Here INIT waits at most that long, and only when the local Redis is a master.
   const listen = masterDownMs(config.priority, config.advertIntervalMs);
-  const next = withTimers(state, { advert: now, 'init-listen': now + listen });
-  return done(next, [audit('daemon-started', { priority: config.priority, epoch: state.epoch })], 'daemon started');
+  const next = withTimers({ ...state, vipFoundAtStart: e.vipPresent === true }, { advert: now, 'init-listen': now + listen });
+  const actions: Action[] = [];
+  if (e.loaded) actions.push(audit('config-loaded', { ...e.loaded, epoch: state.epoch }));
+  actions.push(audit('daemon-started', { priority: config.priority, epoch: state.epoch, vipPresent: e.vipPresent ?? null }));
+  return done(next, actions, 'daemon started');
+}
+
+/**
+ * keepalived removes its VIPs at start-up; so do we, with one exception: when the local
+ * Redis is a master the VIP may be serving clients right now (a restart in place), and
+ * removing it would refuse their writes. INIT then decides within one listen window
+ * whether this node keeps it (adopt) or releases it (a peer master outranks it).
+ */
+function startupVip(s: CoreState, e: Extract<Event, { type: 'health-checked' }>): { state: CoreState; actions: Action[] } {
+  if (!s.vipFoundAtStart) return { state: s, actions: [] };
+  const state: CoreState = { ...s, vipFoundAtStart: false };
+  if (e.ok && e.redis?.role === 'master') {
+    return { state, actions: [audit('vip-kept-at-startup', { reason: 'local Redis is a master; INIT decides' })] };
+  }
+  return { state, actions: [{ type: 'release-vip' }, audit('vip-release', { reason: 'start-up clean-up: left over from a previous run' })] };
 }
 
 function onHealthChecked(
@@ -137,8 +168,10 @@ function onHealthChecked(
   const s = { ...state, health };
   const turnedBad = health.healthy === false && state.health.healthy !== false;
   switch (s.role) {
-    case 'INIT':
-      return decideFromInit(s, now, config, false);
+    case 'INIT': {
+      const kept = startupVip(s, event);
+      return prepend(kept.actions, decideFromInit(kept.state, now, config, false));
+    }
     case 'BACKUP':
       if (turnedBad) return toFault(s, now, config, `local Redis failed ${health.consecutiveFail} checks: ${health.detail}`);
       return reconcileReplica(s, now, config, 'health check');

@@ -5,7 +5,7 @@
  *
  *   operator on the backup         operator on the master
  *   B: forwarded ──request──▶ A     A: checks (peer live BACKUP, healthy, replica, lag)
- *                                  A: handing-over: `hand-over-redis` (FAILOVER TO B, or
+ *                                  A: switching-over: `switchover-redis` (FAILOVER TO B, or
  *                                     pause + catch-up + promote B + demote A); the VIP
  *                                     stays on A until B's Redis is the master
  *   B ◀──handover (epoch)── A      A: BACKUP, still holding the VIP, awaiting-peer
@@ -19,7 +19,7 @@
  * and disconnects its clients, which reconnect to B. If B never confirms, A releases
  * the VIP at the switchover deadline.
  *
- * A refused or rolled-back handover changes nothing (A stays master with the VIP) and
+ * A refused or rolled-back switchover changes nothing (A stays master with the VIP) and
  * is answered at once (to the peer with `switchover-result`). Messages between the
  * daemons are authenticated like adverts; `handover` is re-sent on every advert tick
  * until the peer advertises MASTER, and a request id that was already handled is
@@ -56,24 +56,24 @@ export function onSwitchoverRequested(s: CoreState, e: Requested, now: number, c
   }
   if (op !== null) return refuse(s, e, `switchover ${op.requestId} is already running (${op.phase})`);
   if (s.resigning) return refuse(s, e, 'this daemon is shutting down');
-  if (s.role === 'MASTER') return startHandover(s, e, now, config);
+  if (s.role === 'MASTER') return startSwitchover(s, e, now, config);
   if (s.role === 'BACKUP' && e.origin === 'local') return forward(s, e, now, config);
   const where = e.origin === 'peer' ? 'the peer asked this node to hand over, but it is' : 'this node is';
   return refuse(s, e, `${where} ${s.role}: only the master or its backup can run a switchover`);
 }
 
 /** On the master: check, then hand the Redis master role over; the VIP stays until it is done. */
-function startHandover(s: CoreState, e: Requested, now: number, config: CoreConfig): StepResult {
-  const problem = handoverProblem(s, e.force, now, config);
+function startSwitchover(s: CoreState, e: Requested, now: number, config: CoreConfig): StepResult {
+  const problem = switchoverProblem(s, e.force, now, config);
   if (problem !== null) return refuse(s, e, problem);
   const peer = s.peer!;
   const local = s.health.redis!;
   const lagBytes = Math.max(0, local.offset - peer.redis.offset);
   const op: SwitchoverOp = {
-    requestId: e.requestId, phase: 'handing-over', replyTo: e.origin, user: e.user, force: e.force,
+    requestId: e.requestId, phase: 'switching-over', replyTo: e.origin, user: e.user, force: e.force,
     timeoutMs: e.timeoutMs, startedAt: now, epoch: 0, resends: 0, method: null, pausedMs: null,
   };
-  const next: CoreState = { ...s, switchover: op, redisOp: 'handing-over' };
+  const next: CoreState = { ...s, switchover: op, redisOp: 'switching-over' };
   const reason = `switchover ${e.requestId} by ${e.user}${e.force ? ' (forced)' : ''}: handing the master role to ${peer.nodeName}`;
   return done(next, [
     audit('switchover-started', {
@@ -84,12 +84,12 @@ function startHandover(s: CoreState, e: Requested, now: number, config: CoreConf
     // one lost datagram does not leave it to a health check to re-point the new master.
     sendAdvert(next, config),
     sendAdvert(next, config),
-    { type: 'hand-over-redis', target: config.peerRedis, timeoutMs: e.timeoutMs, force: e.force },
+    { type: 'switchover-redis', target: config.peerRedis, timeoutMs: e.timeoutMs, force: e.force },
   ], reason);
 }
 
 /** Why this master cannot hand over now, or `null`. */
-function handoverProblem(s: CoreState, force: boolean, now: number, config: CoreConfig): string | null {
+function switchoverProblem(s: CoreState, force: boolean, now: number, config: CoreConfig): string | null {
   if (s.redisOp !== null) return `local Redis is ${s.redisOp}`;
   if (s.health.healthy !== true || s.health.redis === null) return `local Redis is not healthy (${s.health.detail})`;
   if (s.health.redis.role !== 'master') return 'local Redis is not a master';
@@ -146,15 +146,15 @@ function forward(s: CoreState, e: Requested, now: number, config: CoreConfig): S
   ], `switchover ${e.requestId} by ${e.user}: asked master ${peer.nodeName} to hand over`);
 }
 
-type Finished = Extract<Event, { type: 'handover-finished' }>;
+type Finished = Extract<Event, { type: 'redis-switchover-finished' }>;
 
-/** The Redis handover ended on the master. */
-export function onHandoverFinished(s: CoreState, e: Finished, now: number, config: CoreConfig): StepResult {
+/** The Redis part of the switchover ended on the master. */
+export function onRedisSwitchoverFinished(s: CoreState, e: Finished, now: number, config: CoreConfig): StepResult {
   const op = s.switchover;
   const health = e.redis ? { ...s.health, redis: e.redis } : s.health;
-  const base: CoreState = { ...s, health, redisOp: s.redisOp === 'handing-over' ? null : s.redisOp, redisChangedAt: now };
+  const base: CoreState = { ...s, health, redisOp: s.redisOp === 'switching-over' ? null : s.redisOp, redisChangedAt: now };
   const record = audit('switchover-redis', { requestId: op?.requestId ?? null, outcome: e.outcome, method: e.method, pausedMs: e.pausedMs, detail: e.detail });
-  if (op === null || op.phase !== 'handing-over') return done(base, [record], 'handover finished with no switchover running');
+  if (op === null || op.phase !== 'switching-over') return done(base, [record], 'Redis switchover finished with no switchover running');
   const peerName = s.peer?.nodeName ?? 'peer';
   if (e.outcome !== 'done') {
     const detail = `${e.outcome}: ${e.detail}`;
@@ -296,7 +296,7 @@ export function onSwitchoverTimer(s: CoreState, now: number): StepResult {
     done(ended, answer(op, false, detail, {}), `switchover ${op.requestId}: ${detail}`));
 }
 
-/** The old master lets go of the VIP it kept during the handover, and of its clients. */
+/** The old master lets go of the VIP it kept during the switchover, and of its clients. */
 function letGo(s: CoreState, reason: string): Action[] {
   if (s.role !== 'BACKUP') return [];
   return [{ type: 'release-vip' }, audit('vip-release', { reason }), { type: 'disconnect-clients' }];

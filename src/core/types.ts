@@ -106,8 +106,10 @@ export type PeerRequest =
   | { readonly kind: 'switchover-result'; readonly requestId: string; readonly ok: boolean; readonly detail: string }
   | { readonly kind: 'handover'; readonly requestId: string; readonly epoch: number; readonly force: boolean };
 
-/** How the Redis part of a planned switchover ended (`RedisControl.handOver`). */
-export type HandoverOutcome = 'done' | 'refused' | 'rolled-back' | 'failed';
+/** How the Redis part of a planned switchover ended (`RedisControl.switchOver`). */
+export type SwitchoverOutcome = 'done' | 'refused' | 'rolled-back' | 'failed';
+/** @deprecated the old name of {@link SwitchoverOutcome}; kept until the Redis adapter's move lands. */
+export type HandoverOutcome = SwitchoverOutcome;
 
 /** The pair-wide maintenance flag and its generation (the newer generation wins). */
 export interface Maintenance {
@@ -117,7 +119,13 @@ export interface Maintenance {
 
 /** Inputs to `step()`. Past tense: things that happened. */
 export type Event =
-  | { readonly type: 'started' }
+  | {
+      readonly type: 'started';
+      /** The VIP was found on this host at start-up (a crash or a restart in place left it). */
+      readonly vipPresent?: boolean;
+      /** What the daemon loaded (configuration source and summary, boot time): audited as `config-loaded`. */
+      readonly loaded?: Readonly<Record<string, unknown>>;
+    }
   | { readonly type: 'advert-received'; readonly advert: Advert; readonly fromAddress: string }
   | {
       readonly type: 'health-checked';
@@ -137,8 +145,23 @@ export type Event =
   | { readonly type: 'demotion-finished'; readonly ok: boolean; readonly detail: string }
   | { readonly type: 'vip-observed'; readonly present: boolean }
   /** The claim effect finished: the VIP is on the interface and the first announcement is out. */
-  | { readonly type: 'vip-claimed' }
-  | { readonly type: 'effect-failed'; readonly action: Action['type']; readonly detail: string }
+  | { readonly type: 'vip-claimed'; readonly changed?: boolean }
+  /** The release effect finished: the VIP is off the interface (`changed`: it was there). */
+  | { readonly type: 'vip-released'; readonly changed: boolean }
+  /**
+   * An effect threw. The actions the same step emitted after it were not run: they are
+   * handed back in `skipped`, and the core decides what still has to happen.
+   */
+  | {
+      readonly type: 'effect-failed';
+      readonly action: Action['type'];
+      readonly detail: string;
+      readonly skipped?: readonly Action[];
+    }
+  /** SIGUSR2: stop without resigning, leaving Redis and the VIP for the next process to adopt. */
+  | { readonly type: 'detach-requested' }
+  /** The control socket answered a request (who asked what, and how it ended): audited. */
+  | { readonly type: 'control-handled'; readonly record: Readonly<Record<string, unknown>> }
   | { readonly type: 'shutdown-requested' }
   /**
    * The daemon's event loop was stalled (VM pause, SIGSTOP): timers fired this late,
@@ -155,8 +178,8 @@ export type Event =
       readonly origin: 'local' | 'peer';
     }
   | {
-      readonly type: 'handover-finished';
-      readonly outcome: HandoverOutcome;
+      readonly type: 'redis-switchover-finished';
+      readonly outcome: SwitchoverOutcome;
       readonly method: 'failover' | 'pause' | null;
       readonly detail: string;
       readonly pausedMs: number | null;
@@ -187,8 +210,8 @@ export type Action =
       readonly knownEpoch: number;
       readonly maintenance: Maintenance;
     }
-  /** Hand the local master's role to the peer's Redis (FAILOVER, or pause + promote + demote). */
-  | { readonly type: 'hand-over-redis'; readonly target: HostPort; readonly timeoutMs: number; readonly force: boolean }
+  /** Switch the Redis master role over to the peer's Redis (FAILOVER, or pause + promote + demote). */
+  | { readonly type: 'switchover-redis'; readonly target: HostPort; readonly timeoutMs: number; readonly force: boolean }
   | { readonly type: 'send-message'; readonly message: PeerRequest }
   /** Answer an operator's request (the control socket connection waiting for it). */
   | {
@@ -199,4 +222,6 @@ export type Action =
       readonly data: Readonly<Record<string, unknown>>;
     }
   | { readonly type: 'audit'; readonly event: string; readonly data: Readonly<Record<string, unknown>> }
-  | { readonly type: 'exit'; readonly code: number };
+  | { readonly type: 'exit'; readonly code: number }
+  /** Stop every loop without resigning (restart in place); the runtime then ends with status 0. */
+  | { readonly type: 'detach' };

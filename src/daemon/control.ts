@@ -11,9 +11,9 @@
  *   maintenance { on }                  members of control.group)
  */
 import { randomBytes } from 'node:crypto';
-import type { AuditLog } from '../adapters/audit.js';
+import { errorMessage } from '../errors.js';
 import type { Caller, ControlHandler, ControlRequest } from '../adapters/control-socket.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 import type { RequestEvent, RequestReply } from './runtime.js';
 import type { StatusReport } from './status.js';
 
@@ -28,7 +28,8 @@ export interface ControlDeps {
   readonly defaultTimeoutMs: number;
   readonly request: (event: RequestEvent, waitMs: number) => Promise<RequestReply>;
   readonly status: () => Promise<StatusReport>;
-  readonly audit: Pick<AuditLog, 'append'>;
+  /** Hands the request's record to the core, which audits it; resolves once it is written. */
+  readonly record: (record: Readonly<Record<string, unknown>>) => Promise<void>;
   readonly logger: Logger;
 }
 
@@ -40,12 +41,12 @@ export function controlHandler(deps: ControlDeps): ControlHandler {
     try {
       reply = await dispatch(deps, request, caller);
     } catch (error) {
-      reply = { ok: false, outcome: 'error', error: error instanceof Error ? error.message : String(error) };
+      reply = { ok: false, outcome: 'error', error: errorMessage(error) };
     }
     const durationMs = Math.round(performance.now() - started);
     const outcome = typeof reply.outcome === 'string' ? reply.outcome : reply.ok === true ? 'ok' : 'failed';
     const c = caller.credentials;
-    await deps.audit.append('control-request', {
+    await deps.record({
       command: request.command,
       args: request.args,
       user: c?.user ?? null,

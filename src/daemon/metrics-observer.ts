@@ -34,7 +34,7 @@ export class MetricsObserver implements RuntimeObserver {
         // From entering MASTER to a promoted Redis (the VIP claim follows at once).
         if (event.ok && after.role === 'MASTER' && before.redisOp === 'promoting') this.metrics.takeover(now - after.since);
         break;
-      case 'handover-finished':
+      case 'redis-switchover-finished':
         this.metrics.switchover(event.outcome);
         break;
       default:

@@ -1,27 +1,28 @@
 /**
- * The runtime loop: the only place events meet the core and the only place a
- * transition is logged. Events (adverts, health checks, timers, effect results,
- * signals) go through one queue into `step()`; the actions that come out are carried
- * out by the adapters. Redis and VIP actions run serially, in the order the core gave
- * them (promote before claim, release before demote); adverts and audit records go out
- * at once. Failures come back as events; nothing here decides anything.
+ * The runtime loop: the only place events meet the core, the only actor, and the only
+ * place a transition is logged. Events (adverts, health checks, timers, effect results,
+ * signals, operators' requests) go through one queue into `step()`; the actions that
+ * come out are carried out by the adapters in the core's order (`effect-runner.ts`).
+ * Failures come back as events; nothing here decides anything: even whether a queued
+ * effect is still wanted is the core's answer (`effectStillWanted`).
  *
  * Loops owned here: the health check (fixed rate, one check in flight at most), the
- * reconcile check (VIP actual vs desired, skipped while a VIP/Redis effect is in
- * flight) and one OS timer armed for the core's earliest deadline.
+ * reconcile check (VIP actual vs desired, skipped while an effect is in flight) and one
+ * timer armed for the core's earliest deadline. Time comes from the injected `Clock`
+ * and `Scheduler`, so the simulation runs this very class on fake time.
  */
-import type { AuditLog } from '../adapters/audit.js';
-import type { RedisControl } from '../adapters/redis-control.js';
 import type { LinkState } from '../adapters/link.js';
 import type { VipManager } from '../adapters/vip.js';
-import type { SwitchoverRequest as HandOverRequest, SwitchoverResult as HandOverResult } from '../adapters/redis-switchover.js';
-import { nextDeadline, vipDesired, type CoreConfig, type CoreState } from '../core/state.js';
+import { effectStillWanted } from '../core/effects.js';
+import { nextDeadline, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
-import type { Action, AdvertBody, Event, Maintenance, PeerRequest, TimerName } from '../core/types.js';
-import type { Logger } from './logger.js';
+import type { AdvertBody, Event, HostPort, Maintenance, PeerRequest, RedisSnapshot, SwitchoverOutcome } from '../core/types.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { EffectRunner, type Effect, type Notice } from './effect-runner.js';
+import type { Clock, Scheduler, TimerHandle } from './time.js';
 
-/** What the Redis adapter is asked for a planned switchover, and how it ended. */
-export type { SwitchoverRequest as HandOverRequest, SwitchoverResult as HandOverResult } from '../adapters/redis-switchover.js';
+export type { Clock, Scheduler } from './time.js';
 
 /** The core's answer to an operator's request. */
 export interface RequestReply {
@@ -33,9 +34,36 @@ export interface RequestReply {
 /** Events that carry an operator's request and expect a `reply` action. */
 export type RequestEvent = Extract<Event, { type: 'switchover-requested' | 'maintenance-requested' }>;
 
-/** Monotonic milliseconds for the core; wall-clock time never enters a decision. */
-export interface Clock {
-  now(): number;
+/** A health check or promotion as the Redis adapter reports it. */
+export interface RedisProbe {
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly redis: RedisSnapshot | null;
+}
+
+/** What the runtime asks of the Redis adapter for a planned switchover (`switchover-redis`). */
+export interface SwitchoverCall {
+  readonly target: HostPort;
+  readonly timeoutMs: number;
+  readonly force: boolean;
+}
+
+/** How the Redis part of a switchover ended. */
+export interface SwitchoverReport {
+  readonly outcome: SwitchoverOutcome;
+  readonly method: 'failover' | 'pause' | null;
+  readonly detail: string;
+  readonly pausedMs: number | null;
+  readonly redis: RedisSnapshot | null;
+}
+
+/** The Redis side the runtime drives (`src/adapters/redis`, or the simulation's model). */
+export interface RuntimeRedis {
+  check(): Promise<RedisProbe>;
+  promote(catchUpFrom: HostPort | null): Promise<RedisProbe>;
+  replicateFrom(master: HostPort): Promise<{ ok: boolean; detail: string }>;
+  switchOver(call: SwitchoverCall): Promise<SwitchoverReport>;
+  disconnectClients(): Promise<string>;
 }
 
 /** The adapters and settings the runtime drives. */
@@ -43,19 +71,17 @@ export interface RuntimeDeps {
   readonly core: CoreConfig;
   readonly healthIntervalMs: number;
   readonly reconcileIntervalMs: number;
-  readonly redis: Pick<RedisControl, 'check' | 'promote' | 'replicateFrom' | 'disconnectClients'> & {
-    handOver(request: HandOverRequest): Promise<HandOverResult>;
-  };
-  /** Switchover settings the core does not decide on (how, and the adapter's refusal bounds). */
-  readonly switchover: Pick<HandOverRequest, 'method' | 'maxLagBytes' | 'maxAckAgeS'>;
+  readonly redis: RuntimeRedis;
   /** The VIP interface's link: a link that is down fails the health check (keepalived's track_interface). */
   readonly link: () => Promise<LinkState>;
   readonly vip: VipManager;
   readonly adverts: { send(body: AdvertBody): void; sendMessage(message: PeerRequest): void };
-  readonly audit: Pick<AuditLog, 'append'>;
+  readonly audit: { append(event: string, data: Readonly<Record<string, unknown>>): Promise<void> };
+  /** Writes the state file; resolves once it is durable, rejects when it is not. */
   readonly persist: (s: { epoch: number; knownEpoch: number; maintenance: Maintenance }) => Promise<void>;
   readonly logger: Logger;
   readonly clock: Clock;
+  readonly scheduler: Scheduler;
   /** A timer that fires later than this was held up by a stalled event loop (`stalled` event). */
   readonly stallThresholdMs: number;
   /** Told about every step (sd_notify status, metrics); must not throw or block. */
@@ -69,29 +95,51 @@ export interface RuntimeObserver {
   stalled?(stalledMs: number): void;
 }
 
-/** Runs the core against real adapters until an `exit` action or `detach()`. */
+/** What the daemon found at start-up, handed to the core with the `started` event. */
+export interface StartupFacts {
+  /** The start-up probe of the local Redis and the VIP link, fed before anything else. */
+  readonly firstCheck?: Extract<Event, { type: 'health-checked' }>;
+  readonly vipPresent?: boolean;
+  readonly loaded?: Readonly<Record<string, unknown>>;
+}
+
+interface Queued {
+  readonly event: Event;
+  readonly settled?: () => void;
+}
+
+/** Runs the core against the adapters until an `exit` or `detach` action. */
 export class Runtime {
   private state: CoreState;
-  private readonly queue: Event[] = [];
+  private readonly queue: Queued[] = [];
   private draining = false;
-  private effects: Promise<void> = Promise.resolve();
-  private pendingEffects = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private timerFor: { timer: TimerName; at: number } | null = null;
-  private healthTimer: NodeJS.Timeout | null = null;
-  private reconcileTimer: NodeJS.Timeout | null = null;
+  private readonly runner: EffectRunner;
+  private timer: TimerHandle | null = null;
+  private timerFor: { timer: string; at: number } | null = null;
+  private healthTimer: TimerHandle | null = null;
+  private reconcileTimer: TimerHandle | null = null;
   private stopped = false;
   /** When the last health check completed (loop liveness for the watchdog). */
-  private lastHealthDoneAt: number | null = null;
+  private lastHealthDoneAtMs: number | null = null;
   private readonly pending = new Map<string, (reply: RequestReply) => void>();
   private finish: (code: number) => void = () => undefined;
-  /** Resolves with the exit status once the core asked to exit (after its effects ran). */
+  /** Resolves with the exit status once the core asked to exit or detach (after its effects ran). */
   readonly done: Promise<number>;
 
   constructor(private readonly deps: RuntimeDeps, initial: CoreState) {
     this.state = initial;
     this.done = new Promise<number>((resolve) => {
       this.finish = resolve;
+    });
+    this.runner = new EffectRunner({
+      effect: (action) => this.perform(action),
+      notice: (action) => this.tell(action),
+      stillWanted: (action) => effectStillWanted(action, this.state),
+      failed: (action, error, skipped) => {
+        this.deps.logger.error({ err: error, action: action.type, skipped: skipped.map((a) => a.type) }, 'effect failed');
+        this.dispatch({ type: 'effect-failed', action: action.type, detail: errorMessage(error), skipped });
+      },
+      dropped: (action) => this.deps.logger.debug({ action: action.type, role: this.state.role }, 'effect no longer wanted'),
     });
   }
 
@@ -107,30 +155,29 @@ export class Runtime {
    */
   alive(withinMs: number): boolean {
     if (this.stopped) return false;
-    const last = this.lastHealthDoneAt;
+    const last = this.lastHealthDoneAtMs;
     return last === null || this.deps.clock.now() - last <= withinMs;
   }
 
-  /** Starts the loops. `firstCheck`, if given, is fed before anything else (the start-up probe). */
-  start(firstCheck?: Extract<Event, { type: 'health-checked' }>): void {
-    this.dispatch({ type: 'started' });
-    if (firstCheck) this.dispatch(firstCheck);
-    this.scheduleHealth(firstCheck ? this.deps.healthIntervalMs : 0);
+  /** Starts the loops with what the daemon found at start-up. */
+  start(facts: StartupFacts = {}): void {
+    this.dispatch({ type: 'started', vipPresent: facts.vipPresent, loaded: facts.loaded });
+    if (facts.firstCheck) this.dispatch(facts.firstCheck);
+    this.scheduleHealth(facts.firstCheck ? this.deps.healthIntervalMs : 0);
     this.scheduleReconcile();
   }
 
   /** Queues an event; it is processed after the events before it. */
   dispatch(event: Event): void {
-    if (this.stopped) return;
-    this.queue.push(event);
-    if (this.draining) return;
-    this.draining = true;
-    try {
-      for (let e = this.queue.shift(); e; e = this.queue.shift()) this.process(e);
-    } finally {
-      this.draining = false;
-    }
-    this.armTimer();
+    this.enqueue({ event });
+  }
+
+  /** Queues an event; resolves once every action its step emitted has been carried out. */
+  dispatchAndSettle(event: Event): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.stopped) resolve();
+      else this.enqueue({ event, settled: resolve });
+    });
   }
 
   /**
@@ -140,30 +187,41 @@ export class Runtime {
    */
   request(event: RequestEvent, waitMs: number): Promise<RequestReply> {
     return new Promise<RequestReply>((resolve) => {
-      const timer = setTimeout(() => {
+      if (this.stopped) {
+        resolve({ ok: false, detail: 'the daemon is stopping', data: {} });
+        return;
+      }
+      const timer = this.deps.scheduler.setTimer(() => {
         this.pending.delete(event.requestId);
         resolve({ ok: false, detail: `no answer from the daemon within ${waitMs} ms; check redis-ha status`, data: {} });
       }, waitMs);
       this.pending.set(event.requestId, (reply) => {
-        clearTimeout(timer);
+        this.deps.scheduler.clearTimer(timer);
         this.pending.delete(event.requestId);
         resolve(reply);
       });
-      if (this.stopped) this.pending.get(event.requestId)?.({ ok: false, detail: 'the daemon is stopping', data: {} });
-      else this.dispatch(event);
+      this.dispatch(event);
     });
   }
 
-  /**
-   * Stops every loop without telling the peer or touching Redis and the VIP: used for a
-   * restart in place (SIGUSR2), where the next process adopts what it finds.
-   */
-  async detach(): Promise<void> {
-    this.halt();
-    await this.effects;
+  private enqueue(item: Queued): void {
+    if (this.stopped) {
+      item.settled?.();
+      return;
+    }
+    this.queue.push(item);
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      for (let q = this.queue.shift(); q; q = this.queue.shift()) this.process(q);
+    } finally {
+      this.draining = false;
+    }
+    this.armTimer();
   }
 
-  private process(event: Event): void {
+  private process(item: Queued): void {
+    const { event } = item;
     const before = this.state;
     const r = step(before, event, this.deps.clock.now(), this.deps.core);
     this.state = r.state;
@@ -175,25 +233,27 @@ export class Runtime {
     const log = this.deps.logger;
     if (r.state.role !== before.role) {
       log.info({ from: before.role, to: r.state.role, reason: r.reason, epoch: r.state.epoch, event: event.type }, 'transition');
-    } else if (r.actions.some((a) => a.type !== 'send-advert')) {
+    } else if (r.actions.some((a) => a.type !== 'send-advert' && a.type !== 'audit')) {
       log.info({ role: r.state.role, reason: r.reason, event: event.type }, 'decision');
     } else {
       log.trace({ role: r.state.role, reason: r.reason, event: event.type }, 'step');
     }
-    for (const action of r.actions) this.perform(action);
+    const ran = this.runner.run(r.actions);
+    if (item.settled) void ran.then(item.settled);
   }
 
-  private perform(action: Action): void {
+  private tell(action: Notice): void {
     const { deps } = this;
     switch (action.type) {
       case 'send-advert':
         deps.adverts.send(action.advert);
         return;
-      case 'audit':
-        void deps.audit.append(action.event, action.data);
-        return;
       case 'send-message':
         deps.adverts.sendMessage(action.message);
+        return;
+      case 'audit':
+        deps.audit.append(action.event, action.data).catch((error: unknown) =>
+          deps.logger.error({ err: error, event: action.event }, 'audit record not written'));
         return;
       case 'reply': {
         const resolve = this.pending.get(action.requestId);
@@ -201,97 +261,80 @@ export class Runtime {
         else deps.logger.debug({ requestId: action.requestId }, 'reply for a request nobody waits for');
         return;
       }
-      case 'persist-state':
-        deps.persist({ epoch: action.epoch, knownEpoch: action.knownEpoch, maintenance: action.maintenance }).catch((error: unknown) =>
-          deps.logger.error({ err: error }, 'state file write failed'));
-        return;
-      case 'promote-redis':
-        this.serial(action.type, async () => {
-          const r = await deps.redis.promote(action.catchUpFrom);
-          this.dispatch({ type: 'promotion-finished', ok: r.ok, detail: r.detail, redis: r.redis });
-        });
-        return;
-      case 'hand-over-redis':
-        this.serial(action.type, async () => {
-          const r = await deps.redis.handOver({ target: action.target, timeoutMs: action.timeoutMs, force: action.force, ...deps.switchover });
-          this.dispatch({ type: 'handover-finished', outcome: r.outcome, method: r.method, detail: r.detail, pausedMs: r.pausedMs, redis: r.redis });
-        });
-        return;
-      case 'replicate-from':
-        this.serial(action.type, async () => {
-          const r = await deps.redis.replicateFrom(action.master);
-          this.dispatch({ type: 'demotion-finished', ok: r.ok, detail: r.detail });
-        });
-        return;
-      case 'claim-vip':
-        this.serial(action.type, async () => {
-          const r = await deps.vip.claim();
-          void deps.audit.append('vip-claimed', { changed: r.changed });
-          deps.logger.info({ changed: r.changed }, 'VIP claimed');
-          this.dispatch({ type: 'vip-claimed' });
-        });
-        return;
-      case 'release-vip':
-        this.serial(action.type, async () => {
-          deps.vip.stop?.();
-          const r = await deps.vip.release();
-          if (r.changed) void deps.audit.append('vip-released', { changed: true });
-          deps.logger.info({ changed: r.changed }, 'VIP released');
-        });
-        return;
-      case 'announce-vip':
-        this.serial(action.type, async () => {
-          // Queued behind a long effect (a switchover's handover), an announcement can come
-          // due after the role changed: a node that is no longer master must not pull
-          // clients back to its MAC.
-          if (this.state.role === 'MASTER' && vipDesired(this.state)) await deps.vip.announce();
-        });
-        return;
-      case 'disconnect-clients':
-        this.serial(action.type, async () => {
-          const detail = await deps.redis.disconnectClients();
-          deps.logger.info({ detail }, 'application clients disconnected');
-        });
-        return;
-      case 'exit':
-        this.serial(action.type, async () => {
-          this.halt();
-          this.finish(action.code);
-        });
-        return;
       default: {
         const never: never = action;
-        throw new Error(`unhandled action ${JSON.stringify(never)}`);
+        throw new Error(`unhandled notice ${JSON.stringify(never)}`);
       }
     }
   }
 
-  /** Runs Redis/VIP effects one at a time, in order; a failure becomes an `effect-failed` event. */
-  private serial(type: Action['type'], fn: () => Promise<void>): void {
-    this.pendingEffects++;
-    this.effects = this.effects.then(async () => {
-      try {
-        await fn();
-      } catch (error) {
-        const detail = error instanceof Error ? error.message : String(error);
-        this.deps.logger.error({ err: error, action: type }, 'effect failed');
-        this.dispatch({ type: 'effect-failed', action: type, detail });
-      } finally {
-        this.pendingEffects--;
+  private async perform(action: Effect): Promise<void> {
+    const { deps } = this;
+    switch (action.type) {
+      case 'persist-state':
+        await deps.persist({ epoch: action.epoch, knownEpoch: action.knownEpoch, maintenance: action.maintenance });
+        return;
+      case 'promote-redis': {
+        const r = await deps.redis.promote(action.catchUpFrom);
+        this.dispatch({ type: 'promotion-finished', ok: r.ok, detail: r.detail, redis: r.redis });
+        return;
       }
-    });
+      case 'switchover-redis': {
+        const r = await deps.redis.switchOver({ target: action.target, timeoutMs: action.timeoutMs, force: action.force });
+        this.dispatch({ type: 'redis-switchover-finished', outcome: r.outcome, method: r.method, detail: r.detail, pausedMs: r.pausedMs, redis: r.redis });
+        return;
+      }
+      case 'replicate-from': {
+        const r = await deps.redis.replicateFrom(action.master);
+        this.dispatch({ type: 'demotion-finished', ok: r.ok, detail: r.detail });
+        return;
+      }
+      case 'claim-vip': {
+        const r = await deps.vip.claim();
+        deps.logger.info({ changed: r.changed }, 'VIP claimed');
+        this.dispatch({ type: 'vip-claimed', changed: r.changed });
+        return;
+      }
+      case 'release-vip': {
+        deps.vip.stop?.();
+        const r = await deps.vip.release();
+        deps.logger.info({ changed: r.changed }, 'VIP released');
+        this.dispatch({ type: 'vip-released', changed: r.changed });
+        return;
+      }
+      case 'announce-vip':
+        await deps.vip.announce();
+        return;
+      case 'disconnect-clients': {
+        const detail = await deps.redis.disconnectClients();
+        deps.logger.info({ detail }, 'application clients disconnected');
+        return;
+      }
+      case 'exit':
+        this.halt();
+        this.finish(action.code);
+        return;
+      case 'detach':
+        this.halt();
+        this.finish(0);
+        return;
+      default: {
+        const never: never = action;
+        throw new Error(`unhandled effect ${JSON.stringify(never)}`);
+      }
+    }
   }
 
   private armTimer(): void {
     if (this.stopped) return;
     const next = nextDeadline(this.state);
     if (next && this.timerFor && next.timer === this.timerFor.timer && next.at === this.timerFor.at) return;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.deps.scheduler.clearTimer(this.timer);
     this.timer = null;
     this.timerFor = next;
     if (!next) return;
     const delay = Math.max(0, next.at - this.deps.clock.now());
-    this.timer = setTimeout(() => {
+    this.timer = this.deps.scheduler.setTimer(() => {
       this.timer = null;
       this.timerFor = null;
       // A timer this late means the loop was stalled: the peer's adverts are still queued
@@ -316,27 +359,33 @@ export class Runtime {
 
   private scheduleHealth(delayMs: number): void {
     if (this.stopped) return;
-    const dueAt = this.deps.clock.now() + delayMs;
-    this.healthTimer = setTimeout(() => {
+    const dueAtMs = this.deps.clock.now() + delayMs;
+    this.healthTimer = this.deps.scheduler.setTimer(() => {
       const startedAt = this.deps.clock.now();
-      if (startedAt - dueAt > this.deps.stallThresholdMs) this.reportStall(startedAt - dueAt);
+      if (startedAt - dueAtMs > this.deps.stallThresholdMs) this.reportStall(startedAt - dueAtMs);
       void Promise.all([this.deps.link(), this.deps.redis.check()]).then(([link, r]) => {
-        this.lastHealthDoneAt = this.deps.clock.now();
+        this.lastHealthDoneAtMs = this.deps.clock.now();
         this.dispatch(link.up
           ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAt }
           : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAt });
         // Fixed rate: the next check is due one interval after this one started.
         const elapsed = this.deps.clock.now() - startedAt;
         this.scheduleHealth(Math.max(0, this.deps.healthIntervalMs - elapsed));
+      }, (error: unknown) => {
+        // The adapters report failures as results; a rejection is a bug, but must not stop the loop.
+        this.deps.logger.error({ err: error }, 'health check threw');
+        this.lastHealthDoneAtMs = this.deps.clock.now();
+        this.dispatch({ type: 'health-checked', ok: false, detail: `health check threw: ${errorMessage(error)}`, redis: null, startedAt });
+        this.scheduleHealth(this.deps.healthIntervalMs);
       });
     }, delayMs);
   }
 
   private scheduleReconcile(): void {
     if (this.stopped) return;
-    this.reconcileTimer = setTimeout(() => {
+    this.reconcileTimer = this.deps.scheduler.setTimer(() => {
       // An effect in flight would make the comparison meaningless (a claim half done).
-      if (this.pendingEffects > 0) {
+      if (this.runner.pending > 0) {
         this.scheduleReconcile();
         return;
       }
@@ -349,8 +398,10 @@ export class Runtime {
 
   private halt(): void {
     this.stopped = true;
+    this.runner.halt();
     for (const resolve of [...this.pending.values()]) resolve({ ok: false, detail: 'the daemon stopped', data: {} });
-    for (const t of [this.timer, this.healthTimer, this.reconcileTimer]) if (t) clearTimeout(t);
+    for (const t of [this.timer, this.healthTimer, this.reconcileTimer]) if (t) this.deps.scheduler.clearTimer(t);
     this.timer = this.healthTimer = this.reconcileTimer = null;
+    for (const q of this.queue.splice(0)) q.settled?.();
   }
 }

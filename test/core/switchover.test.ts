@@ -45,18 +45,18 @@ const request = (over: Partial<Extract<Event, { type: 'switchover-requested' }>>
 });
 
 const finished = (outcome: 'done' | 'refused' | 'rolled-back' | 'failed'): Event => ({
-  type: 'handover-finished', outcome, method: 'failover', detail: 'FAILOVER TO ...', pausedMs: 12,
+  type: 'redis-switchover-finished', outcome, method: 'failover', detail: 'FAILOVER TO ...', pausedMs: 12,
   redis: outcome === 'done' ? replicaSnap({ masterHost: B_ADDR, offset: 1200 }) : masterSnap({ replId: REPL_A, offset: 1200 }),
 });
 
 describe('switchover on the master', () => {
   it('starts the Redis handover, keeps the VIP and flags the advert', () => {
     const r = step(masterA(), request(), 100, aCfg);
-    expect(types(r.actions)).toEqual(['send-advert', 'send-advert', 'hand-over-redis']);
-    expect(find(r.actions, 'hand-over-redis')).toEqual({ type: 'hand-over-redis', target: { host: B_ADDR, port: 6379 }, timeoutMs: 5000, force: false });
+    expect(types(r.actions)).toEqual(['send-advert', 'send-advert', 'switchover-redis']);
+    expect(find(r.actions, 'switchover-redis')).toEqual({ type: 'switchover-redis', target: { host: B_ADDR, port: 6379 }, timeoutMs: 5000, force: false });
     expect(find(r.actions, 'send-advert')?.advert.flags.handingOver).toBe(true);
     expect(r.state.role).toBe('MASTER');
-    expect(r.state.redisOp).toBe('handing-over');
+    expect(r.state.redisOp).toBe('switching-over');
     expect(vipDesired(r.state)).toBe(true);
     expect(r.reason).toMatch(/switchover r1 by alice: handing the master role to b/);
   });
@@ -164,7 +164,7 @@ describe('switchover on the master', () => {
     { name: 'peer Redis not a replica', prepare: (s) => step(s, heard(bAdvert({ state: 'BACKUP', redis: { role: 'unknown', replId: '', replId2: '', offset: 0, secondOffset: -1 } }), B_ADDR), 50, aCfg).state, why: /Redis is unknown, not a replica/ },
     // Maintenance was just turned off here (gen 2) and the peer has not adopted it yet.
     { name: 'maintenance flags disagree', prepare: (s) => step({ ...s, maintenance: { on: false, gen: 2 } }, heard(bAdvert({ state: 'BACKUP', flags: { fault: false, resigning: false, maintenance: true, handingOver: false, holdsVip: false }, maintenanceGen: 1 }), B_ADDR), 50, aCfg).state, why: /wait until they agree/ },
-    { name: 'already running', prepare: (s) => step(s, request({ requestId: 'r0' }), 50, aCfg).state, why: /switchover r0 is already running \(handing-over\)/ },
+    { name: 'already running', prepare: (s) => step(s, request({ requestId: 'r0' }), 50, aCfg).state, why: /switchover r0 is already running \(switching-over\)/ },
   ];
   for (const c of refusals) {
     it(`refuses, changing nothing: ${c.name}`, () => {
@@ -180,7 +180,7 @@ describe('switchover on the master', () => {
   it('--force accepts a lagging replica', () => {
     const s = step(masterA(), heard(bAdvert({ state: 'BACKUP', redis: { role: 'replica', replId: REPL_A, replId2: '', offset: -2_000_000, secondOffset: -1 } }), B_ADDR), 50, aCfg).state;
     const r = step(s, request({ force: true }), 100, aCfg);
-    expect(find(r.actions, 'hand-over-redis')?.force).toBe(true);
+    expect(find(r.actions, 'switchover-redis')?.force).toBe(true);
   });
 
   it('a request forwarded by the peer: refusal goes back as a message, a duplicate is ignored', () => {
@@ -190,7 +190,7 @@ describe('switchover on the master', () => {
     expect(find(refused.actions, 'send-message')?.message).toMatchObject({ kind: 'switchover-result', requestId: 'p1', ok: false });
 
     const started = step(masterA(), request({ origin: 'peer', requestId: 'p2' }), 100, aCfg);
-    expect(find(started.actions, 'hand-over-redis')).toBeDefined();
+    expect(find(started.actions, 'switchover-redis')).toBeDefined();
     const dup = step(started.state, request({ origin: 'peer', requestId: 'p2' }), 110, aCfg);
     expect(dup.actions).toEqual([]);
     const doneR = step(started.state, finished('done'), 150, aCfg);

@@ -1,7 +1,7 @@
 /**
  * The control handler: who may do what, argument checks, the audit record of every
- * request, and that requests reach the loop as events (a recording stub stands in for
- * the runtime; the socket itself is tested in test/adapters/control-socket.test.ts).
+ * request (written by the real core), and that requests reach the loop as events (a
+ * recording stub stands in for the runtime; the socket itself is tested in test/adapters/control-socket.test.ts).
  */
 import { describe, expect, it } from 'vitest';
 import type { Caller } from '../../src/adapters/control-socket.js';
@@ -9,6 +9,8 @@ import { controlHandler, newRequestId } from '../../src/daemon/control.js';
 import { createLogger } from '../../src/daemon/logger.js';
 import type { RequestEvent, RequestReply } from '../../src/daemon/runtime.js';
 import type { StatusReport } from '../../src/daemon/status.js';
+import { initialState, step } from '../../src/core/step.js';
+import { coreConfig } from '../core/fixtures.js';
 
 const root: Caller = {
   credentials: { pid: 4242, uid: 0, gid: 0, user: 'root', groups: [0] },
@@ -31,7 +33,11 @@ function harness(answer: RequestReply = { ok: true, detail: 'done', data: {} }) 
       return answer;
     },
     status: async () => ({ verdict: 'ok' }) as unknown as StatusReport,
-    audit: { append: async (event, data = {}) => void records.push({ event, data: { ...data } }) },
+    // The core turns the handler's record into its audit action, as in the daemon.
+    record: async (record) => {
+      const r = step(initialState(0, { epoch: 0, knownEpoch: 0 }), { type: 'control-handled', record }, 0, coreConfig());
+      for (const a of r.actions) if (a.type === 'audit') records.push({ event: a.event, data: { ...a.data } });
+    },
     logger: createLogger('fatal'),
   });
   return { handler, events, records };

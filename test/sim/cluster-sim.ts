@@ -169,7 +169,7 @@ export function simulate(opts: SimOptions): SimOutcome {
         return;
       case 'disconnect-clients':
         return;
-      case 'hand-over-redis':
+      case 'switchover-redis':
         schedule(now + REDIS_OP_MS, () => {
           // FAILOVER TO: needs both servers up and the peer replicating us.
           const peer = nodes[OTHER[n.id]];
@@ -179,7 +179,7 @@ export function simulate(opts: SimOptions): SimOutcome {
             Object.assign(n.redis, { role: 'replica', masterOf: peer.id });
           }
           feed(n, {
-            type: 'handover-finished', outcome: ok ? 'done' : 'refused', method: 'failover', detail: ok ? 'FAILOVER done' : 'refused',
+            type: 'redis-switchover-finished', outcome: ok ? 'done' : 'refused', method: 'failover', detail: ok ? 'FAILOVER done' : 'refused',
             pausedMs: ok ? 5 : null, redis: n.redis.alive ? snapshot(n.redis) : null,
           });
         });
@@ -208,6 +208,7 @@ export function simulate(opts: SimOptions): SimOutcome {
       case 'persist-state':
       case 'audit':
       case 'exit':
+      case 'detach':
         return;
       default: {
         const never: never = a;

@@ -1,0 +1,120 @@
+/**
+ * What the core decides about its own effects once they are out of its hands: whether
+ * an effect queued behind a long one is still wanted when its turn comes, and how the
+ * core recovers when an effect throws.
+ *
+ * A thrown effect must never leave the core waiting for a result that will not come
+ * (a MASTER stuck `promoting` never wants the VIP; a pending switchover refuses every
+ * later one). So a thrown Redis effect is treated exactly as that effect reporting
+ * failure, and the actions the same step emitted after it (which the runtime did not
+ * run) are handed back and settled one by one:
+ *
+ *   promote-redis     → promotion failed: a MASTER steps down (BACKUP), with the reason
+ *   replicate-from    → demotion failed: the next health check re-points Redis again
+ *   switchover-redis  → the switchover failed: answered, this node stays master
+ *   claim-vip         → retried by the reconcile loop; after MAX_VIP_CLAIM_FAILURES in a
+ *                       row, a master with a live, healthy backup steps down so the backup
+ *                       can serve (it may hold the address; this host cannot)
+ *   release-vip       → the reconcile loop removes it at its next turn
+ *   persist-state     → nothing it gated runs (a promotion is not started on an epoch that
+ *                       is not on disk: see above); the next state change writes again
+ *   exit, detach      → run anyway: a stopping daemon stops
+ *   audit, messages, replies → still sent (they report, they do not act); adverts are
+ *                       not re-sent (the next tick sends a current one)
+ */
+import { audit, done, livePeer, peerCannotServe, prepend, type StepResult } from './common.js';
+import { vipDesired, type CoreConfig, type CoreState } from './state.js';
+import { toBackup } from './transitions.js';
+import type { Action, Event } from './types.js';
+
+/** A master steps down after this many failed VIP claims in a row, if its backup can serve. */
+export const MAX_VIP_CLAIM_FAILURES = 3;
+
+type Step = (state: CoreState, event: Event, now: number, config: CoreConfig) => StepResult;
+type EffectFailed = Extract<Event, { type: 'effect-failed' }>;
+
+/**
+ * Whether an effect the core emitted earlier is still wanted now that the runtime is
+ * about to run it (it may have waited behind a long effect, such as a switchover, while
+ * the role changed). Only effects that would mislead clients are dropped: announcing or
+ * claiming a VIP this node no longer wants pulls clients to a host that does not serve.
+ */
+export function effectStillWanted(action: Action, state: CoreState): boolean {
+  switch (action.type) {
+    case 'announce-vip':
+      return state.role === 'MASTER' && vipDesired(state);
+    case 'claim-vip':
+      return vipDesired(state);
+    default:
+      return true;
+  }
+}
+
+/** An effect threw: settle it and every action of its step that was not run. */
+export function onEffectFailed(state: CoreState, e: EffectFailed, now: number, config: CoreConfig, step: Step): StepResult {
+  const skipped = e.skipped ?? [];
+  const record = audit('effect-failed', { action: e.action, detail: e.detail, skipped: skipped.map((a) => a.type) });
+  let r = settle(state, e.action, `${e.action} failed: ${e.detail}`, now, config, step);
+  const reasons = [r.reason];
+  for (const action of skipped) {
+    const next = settleSkipped(r.state, action, `not run: ${e.action} failed before it (${e.detail})`, now, config, step);
+    r = { state: next.state, actions: [...r.actions, ...next.actions], reason: r.reason };
+    if (next.actions.length > 0 || next.state !== r.state) reasons.push(next.reason);
+  }
+  return prepend([record], { ...r, reason: reasons.join('; ') });
+}
+
+function settleSkipped(s: CoreState, action: Action, why: string, now: number, config: CoreConfig, step: Step): StepResult {
+  switch (action.type) {
+    case 'audit':
+    case 'send-message':
+    case 'reply':
+    case 'exit':
+    case 'detach':
+      return done(s, [action], `${action.type} still carried out`);
+    case 'send-advert':
+      return done(s, [], 'advert dropped (the next one is current)');
+    default:
+      return settle(s, action.type, why, now, config, step);
+  }
+}
+
+/** The effect `type` did not happen (it threw, or was skipped): bring the core back to a state it can act from. */
+function settle(s: CoreState, type: Action['type'], why: string, now: number, config: CoreConfig, step: Step): StepResult {
+  if (s.resigning) return done(s, [], `${why} (shutting down)`);
+  switch (type) {
+    case 'promote-redis':
+      return s.redisOp === 'promoting'
+        ? step(s, { type: 'promotion-finished', ok: false, detail: why, redis: null }, now, config)
+        : done(s, [], `${why}; no promotion pending`);
+    case 'replicate-from':
+      return s.redisOp === 'demoting'
+        ? step(s, { type: 'demotion-finished', ok: false, detail: why }, now, config)
+        : done(s, [], `${why}; no demotion pending`);
+    case 'switchover-redis':
+      return s.redisOp === 'switching-over'
+        ? step(s, { type: 'redis-switchover-finished', outcome: 'failed', method: null, detail: why, pausedMs: null, redis: null }, now, config)
+        : done(s, [], `${why}; no switchover pending`);
+    case 'claim-vip':
+      return claimFailed(s, why, now, config);
+    case 'release-vip':
+      return done(s, [], `${why}; the reconcile loop removes the VIP`);
+    case 'persist-state':
+      return done(s, [], `${why}; the next state change writes the state file again`);
+    default:
+      return done(s, [], why);
+  }
+}
+
+function claimFailed(s: CoreState, why: string, now: number, config: CoreConfig): StepResult {
+  if (!vipDesired(s)) return done(s, [], `${why}; the VIP is no longer wanted here`);
+  const failures = s.vipClaimFailures + 1;
+  const next: CoreState = { ...s, vipClaimFailures: failures };
+  const peer = livePeer(next, now, config);
+  const backupCanServe = peer !== null && peer.state === 'BACKUP' && !peerCannotServe(peer);
+  if (next.role === 'MASTER' && failures >= MAX_VIP_CLAIM_FAILURES && backupCanServe && !next.maintenance.on) {
+    return toBackup(next, now, config,
+      `VIP claim failed ${failures} times in a row (${why}): stepping down so ${peer.nodeName} can serve`);
+  }
+  return done(next, [], `${why}; claim ${failures} failed, the reconcile loop retries`);
+}

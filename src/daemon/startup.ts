@@ -1,0 +1,52 @@
+/**
+ * Start-up checks of `redis-ha run`, before any loop turns: the timing invariants (a
+ * configuration that could fail over spuriously is refused, exit 78), the tools the VIP
+ * needs, the boot time (persisted, so it grows across restarts even if the wall clock
+ * steps back: with the advert sequence it is the anti-replay pair), the VIP interface's
+ * `arp_announce`, and whether the local Redis accepts connections on the VIP.
+ *
+ * Nothing here decides a role or touches the VIP: what the daemon finds (a VIP left by a
+ * crash or a restart in place, the local Redis's role) goes to the core as the `started`
+ * event and the first health check, and the core decides.
+ */
+import { ensureArpAnnounce } from '../adapters/link.js';
+import { loadState, saveState, type PersistedState } from '../adapters/state-file.js';
+import { timingOf } from '../config/derived.js';
+import type { Config } from '../config/types.js';
+import { checkTimingInvariants } from '../core/timing.js';
+import { EXIT_CONFIG, FatalError } from '../errors.js';
+import type { Logger } from '../logger.js';
+
+/** Refuses timing settings that break the invariants; logs the warnings and the computed takeover times. */
+export function checkTiming(config: Config, logger: Logger): void {
+  const report = checkTimingInvariants(timingOf(config));
+  for (const w of report.warnings) logger.warn({ warning: w }, 'timing');
+  if (report.errors.length > 0) {
+    throw new FatalError('TIMING_INVALID', `timing invariants violated:\n  ${report.errors.join('\n  ')}`, EXIT_CONFIG);
+  }
+  logger.info({ worstCaseTakeoverMs: roundAll(report.estimate) }, 'computed worst-case takeover times');
+}
+
+/** Loads the persisted state and records this start's boot time (always above the last one). */
+export async function recordBoot(config: Config): Promise<PersistedState> {
+  const persisted = await loadState(config.state.path);
+  const bootTimeMs = Math.max(Date.now(), persisted.bootEpoch + 1);
+  const saved: PersistedState = { ...persisted, bootEpoch: bootTimeMs };
+  await saveState(config.state.path, saved);
+  return saved;
+}
+
+/** Host settings the VIP relies on; warnings only (the daemon still runs). */
+export async function prepareHost(config: Config, bindWarning: () => Promise<string | null>, logger: Logger): Promise<void> {
+  if (config.vip.family === 4) {
+    const arp = await ensureArpAnnounce(config.vip.interface);
+    if (arp.changed) logger.info({ interface: config.vip.interface }, 'set arp_announce=2 so host ARP never announces the VIP');
+    if (arp.warning) logger.warn({ warning: arp.warning }, 'arp_announce');
+  }
+  const warning = await bindWarning();
+  if (warning) logger.warn({ warning }, 'local Redis may refuse connections on the VIP');
+}
+
+function roundAll(o: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(Number(v))]));
+}
