@@ -20,7 +20,8 @@
  *                       is not on disk: see above); the next state change writes again
  *   exit, detach      → run anyway: a stopping daemon stops
  *   audit, messages, replies → still sent (they report, they do not act); adverts are
- *                       not re-sent (the next tick sends a current one)
+ *                       not re-sent (the next tick sends a current one) unless the node is
+ *                       stopping (its priority-0 adverts are the resignation)
  */
 import { audit, done, livePeer, peerCannotServe, prepend, type StepResult } from './common.js';
 import { vipDesired, type CoreConfig, type CoreState } from './state.js';
@@ -73,7 +74,10 @@ function settleSkipped(s: CoreState, action: Action, why: string, now: number, c
     case 'detach':
       return done(s, [action], `${action.type} still carried out`);
     case 'send-advert':
-      return done(s, [], 'advert dropped (the next one is current)');
+      // A stopping node's priority-0 adverts are its resignation: the peer takes over
+      // after the skew time instead of a whole master-down interval. Otherwise the next
+      // tick sends a current advert.
+      return s.resigning ? done(s, [action], 'resignation advert still sent') : done(s, [], 'advert dropped (the next one is current)');
     default:
       return settle(s, action.type, why, now, config, step);
   }

@@ -1,0 +1,335 @@
+/**
+ * The real `Runtime` on fake time with recording adapters: every action runs in the
+ * order the core emitted it (persist before promote, release before demote), adverts
+ * keep flowing while a long effect runs, a thrown effect of every kind brings the core
+ * back to a state it can act from, stale effects are dropped by the core's word, and
+ * the runtime's own loops (timers, stall detection, requests, detach) behave.
+ */
+import { describe, expect, it } from 'vitest';
+import { initialState, type CoreState } from '../../src/core/state.js';
+import type { AdvertBody, Event, HostPort, Maintenance, PeerRequest, RedisSnapshot } from '../../src/core/types.js';
+import { silentLogger } from '../../src/daemon/logger.js';
+import { Runtime, type RedisProbe, type RuntimeDeps, type SwitchoverCall, type SwitchoverReport } from '../../src/daemon/runtime.js';
+import { A_ADDR, B_ADDR, REPL_A, advert, coreConfig, masterSnap, replicaSnap } from '../core/fixtures.js';
+import { FakeTime, settle } from '../helpers/fake-time.js';
+
+/** A promise resolved from outside: an effect that takes as long as the test wants. */
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  return { promise, resolve, reject };
+}
+
+type Hook<A extends unknown[], R> = (...args: A) => Promise<R>;
+
+/** Recording adapters; each effect can be replaced by a test. */
+class World {
+  readonly time = new FakeTime();
+  readonly log: string[] = [];
+  readonly adverts: AdvertBody[] = [];
+  readonly messages: PeerRequest[] = [];
+  readonly audit: { event: string; data: Readonly<Record<string, unknown>> }[] = [];
+  vipPresent = false;
+  snapshot: RedisSnapshot | null;
+  persistHook: Hook<[{ epoch: number; knownEpoch: number; maintenance: Maintenance }], void> = async () => undefined;
+  promoteHook: Hook<[HostPort | null], RedisProbe> = async () => ({ ok: true, detail: 'promoted', redis: masterSnap() });
+  replicateHook: Hook<[HostPort], { ok: boolean; detail: string }> = async () => ({ ok: true, detail: 'replicating' });
+  switchOverHook: Hook<[SwitchoverCall], SwitchoverReport> = async () =>
+    ({ outcome: 'done', method: 'failover', detail: 'FAILOVER done', pausedMs: 60, redis: replicaSnap({ masterHost: B_ADDR }) });
+  claimHook: Hook<[], { changed: boolean }> = async () => ({ changed: true });
+  releaseHook: Hook<[], { changed: boolean }> = async () => ({ changed: true });
+  announceHook: Hook<[], void> = async () => undefined;
+
+  constructor(snapshot: RedisSnapshot | null) {
+    this.snapshot = snapshot;
+  }
+
+  deps(core = coreConfig()): RuntimeDeps {
+    return {
+      core,
+      healthIntervalMs: 500,
+      reconcileIntervalMs: 2000,
+      redis: {
+        check: async () => (this.snapshot ? { ok: true, detail: 'PONG', redis: this.snapshot } : { ok: false, detail: 'refused', redis: null }),
+        promote: async (from) => {
+          this.log.push('promote:start');
+          const r = await this.promoteHook(from);
+          if (r.ok && r.redis) this.snapshot = r.redis;
+          this.log.push('promote:end');
+          return r;
+        },
+        replicateFrom: async (m) => { this.log.push('replicate'); return this.replicateHook(m); },
+        switchOver: async (c) => { this.log.push('switchover:start'); const r = await this.switchOverHook(c); this.log.push('switchover:end'); return r; },
+        disconnectClients: async () => { this.log.push('disconnect'); return 'killed 0'; },
+      },
+      link: async () => ({ up: true, detail: 'up' }),
+      vip: {
+        isPresent: async () => this.vipPresent,
+        claim: async () => { this.log.push('claim'); const r = await this.claimHook(); this.vipPresent = true; return r; },
+        release: async () => { this.log.push('release'); const r = await this.releaseHook(); this.vipPresent = false; return r; },
+        announce: async () => { this.log.push('announce'); await this.announceHook(); },
+      },
+      adverts: {
+        send: (body) => { this.log.push(`advert:${body.state}`); this.adverts.push(body); },
+        sendMessage: (m) => { this.log.push(`message:${m.kind}`); this.messages.push(m); },
+      },
+      audit: { append: async (event, data) => void this.audit.push({ event, data }) },
+      persist: async (s) => { this.log.push(`persist:start:${s.epoch}`); await this.persistHook(s); this.log.push(`persist:end:${s.epoch}`); },
+      logger: silentLogger(),
+      clock: this.time,
+      scheduler: this.time,
+      stallThresholdMs: 1000,
+    };
+  }
+
+  audited(event: string): boolean {
+    return this.audit.some((r) => r.event === event);
+  }
+}
+
+const aMaster = (over: Partial<Parameters<typeof advert>[0]> = {}): Event =>
+  ({ type: 'advert-received', advert: advert({ state: 'MASTER', epoch: 1, ...over }), fromAddress: A_ADDR });
+
+/** b: a BACKUP following a, with the runtime started and a's adverts heard once. */
+async function backupB(w: World): Promise<Runtime> {
+  const rt = new Runtime(w.deps(), initialState(w.time.now(), { epoch: 1, knownEpoch: 1 }));
+  rt.start({ firstCheck: { type: 'health-checked', ok: true, detail: 'PONG', redis: replicaSnap(), startedAt: 0 } });
+  rt.dispatch(aMaster());
+  await w.time.advance(10);
+  expect(rt.current.role).toBe('BACKUP');
+  return rt;
+}
+
+/** a: MASTER holding the VIP with b a live BACKUP. */
+async function masterA(w: World): Promise<Runtime> {
+  const cfg = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
+  w.snapshot = masterSnap({ replId: REPL_A, connectedReplicas: 1 });
+  const rt = new Runtime(w.deps(cfg), initialState(0, { epoch: 1, knownEpoch: 1 }));
+  rt.start({ firstCheck: { type: 'health-checked', ok: true, detail: 'PONG', redis: w.snapshot, startedAt: 0 } });
+  const bBackup = advert({ nodeName: 'b', priority: 90, state: 'BACKUP', epoch: 1, redis: { role: 'replica', replId: REPL_A, replId2: '', offset: 1000, secondOffset: -1 } });
+  rt.dispatch({ type: 'advert-received', advert: bBackup, fromAddress: B_ADDR });
+  await w.time.advance(3500);
+  expect(rt.current).toMatchObject({ role: 'MASTER', vipClaimed: true });
+  return rt;
+}
+
+/** Silence from a until b's master-down timer fires: b takes over. */
+async function silenceUntilTakeover(w: World, rt: Runtime): Promise<void> {
+  for (let i = 0; i < 40 && rt.current.role === 'BACKUP'; i++) await w.time.advance(100);
+}
+
+describe('every action runs in the order the core emitted it', () => {
+  it('the new epoch is on disk before Redis is promoted, and Redis is promoted before the VIP is claimed', async () => {
+    const w = new World(replicaSnap());
+    const disk = deferred<void>();
+    w.persistHook = () => disk.promise;
+    const rt = await backupB(w);
+    await silenceUntilTakeover(w, rt);
+    expect(rt.current).toMatchObject({ role: 'MASTER', redisOp: 'promoting', epoch: 2 });
+    await w.time.advance(200);
+    expect(w.log).toContain('persist:start:2');
+    expect(w.log).not.toContain('promote:start');
+    disk.resolve();
+    await w.time.advance(10);
+    const order = ['persist:start:2', 'persist:end:2', 'promote:start', 'promote:end', 'claim'].map((e) => w.log.indexOf(e));
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((x, y) => x - y)).toEqual(order);
+    // The takeover's own advert (epoch 2) waited for the epoch to be durable.
+    expect(w.log.indexOf('advert:MASTER')).toBeGreaterThan(w.log.indexOf('persist:end:2'));
+    expect(rt.current).toMatchObject({ role: 'MASTER', redisOp: null, vipClaimed: true });
+  });
+
+  it('adverts keep flowing while a long effect runs (a switchover of several seconds)', async () => {
+    const w = new World(null);
+    const rt = await masterA(w);
+    const long = deferred<SwitchoverReport>();
+    w.switchOverHook = () => long.promise;
+    const reply = rt.request({ type: 'switchover-requested', requestId: 'r1', timeoutMs: 8000, force: false, user: 'op', origin: 'local' }, 20_000);
+    await w.time.advance(10);
+    expect(w.log).toContain('switchover:start');
+    const before = w.adverts.length;
+    await w.time.advance(5000);
+    expect(w.adverts.length - before).toBeGreaterThanOrEqual(4);
+    expect(w.adverts.at(-1)?.flags.handingOver).toBe(true);
+    long.resolve({ outcome: 'rolled-back', method: 'failover', detail: 'timeout', pausedMs: null, redis: w.snapshot });
+    expect(await reply).toMatchObject({ ok: false });
+  });
+
+  it('an announcement queued behind a long effect is dropped once the node is no longer master (the core says so)', async () => {
+    const w = new World(null);
+    const rt = await masterA(w);
+    const slowClaim = deferred<{ changed: boolean }>();
+    w.claimHook = () => slowClaim.promise;
+    w.vipPresent = false;
+    await w.time.advance(2100); // the reconcile loop finds the VIP missing and claims it (slowly)
+    expect(w.log.filter((e) => e === 'claim')).toHaveLength(2);
+    rt.dispatch({ type: 'timer-fired', timer: 'garp-refresh' }); // ignored: not armed for now
+    // A rival master with a newer epoch: a steps down while the claim is still running.
+    const rival = advert({ nodeName: 'b', priority: 90, state: 'MASTER', epoch: 9, redis: { role: 'master', replId: 'c'.repeat(40), replId2: '', offset: 9, secondOffset: -1 } });
+    rt.dispatch({ type: 'advert-received', advert: rival, fromAddress: B_ADDR });
+    expect(rt.current.role).toBe('BACKUP');
+    const announcesBefore = w.log.filter((e) => e === 'announce').length;
+    slowClaim.resolve({ changed: true });
+    await w.time.advance(50);
+    expect(w.log.filter((e) => e === 'announce').length).toBe(announcesBefore);
+    expect(w.log.lastIndexOf('release')).toBeGreaterThan(w.log.lastIndexOf('claim'));
+    expect(w.vipPresent).toBe(false);
+  });
+});
+
+describe('a thrown effect of every kind leaves the core able to act', () => {
+  it('persist-state: Redis is not promoted on an epoch that is not durable; the node stays BACKUP with the reason', async () => {
+    const w = new World(replicaSnap());
+    w.persistHook = async () => { throw new Error('ENOSPC: no space left on device'); };
+    const rt = await backupB(w);
+    await silenceUntilTakeover(w, rt);
+    await w.time.advance(50);
+    expect(w.log).not.toContain('promote:start');
+    expect(rt.current).toMatchObject({ role: 'BACKUP', redisOp: null });
+    expect(rt.current.reason).toMatch(/ENOSPC/);
+    expect(w.audit.find((r) => r.event === 'effect-failed')?.data).toMatchObject({ action: 'persist-state', skipped: ['send-advert', 'promote-redis'] });
+  });
+
+  it('promote-redis: the node steps down and takes over again at the next silence', async () => {
+    const w = new World(replicaSnap());
+    let attempts = 0;
+    w.promoteHook = async () => {
+      attempts++;
+      if (attempts === 1) throw new Error('socket hang up');
+      return { ok: true, detail: 'promoted', redis: masterSnap() };
+    };
+    const rt = await backupB(w);
+    await silenceUntilTakeover(w, rt);
+    await w.time.advance(50);
+    expect(rt.current.role).toBe('BACKUP');
+    expect(rt.current.reason).toMatch(/promotion failed: .*socket hang up/);
+    await silenceUntilTakeover(w, rt);
+    await w.time.advance(100);
+    expect(attempts).toBe(2);
+    expect(rt.current).toMatchObject({ role: 'MASTER', redisOp: null, vipClaimed: true });
+  });
+
+  it('replicate-from: the demotion is retried at a later health check', async () => {
+    const w = new World(replicaSnap({ masterHost: '10.77.0.99' }));
+    let calls = 0;
+    w.replicateHook = async () => {
+      calls++;
+      if (calls === 1) throw new Error('READONLY');
+      w.snapshot = replicaSnap();
+      return { ok: true, detail: 'replicating' };
+    };
+    const rt = new Runtime(w.deps(), initialState(0, { epoch: 1, knownEpoch: 1 }));
+    rt.start({ firstCheck: { type: 'health-checked', ok: true, detail: 'PONG', redis: w.snapshot, startedAt: 0 } });
+    rt.dispatch(aMaster());
+    await w.time.advance(1200);
+    expect(calls).toBe(2);
+    expect(rt.current).toMatchObject({ role: 'BACKUP', redisOp: null });
+    expect(w.audited('effect-failed')).toBe(true);
+  });
+
+  it('switchover-redis: the operator hears the failure and a later switchover is accepted', async () => {
+    const w = new World(null);
+    const rt = await masterA(w);
+    w.switchOverHook = async () => { throw new Error('connection closed'); };
+    const first = await rt.request({ type: 'switchover-requested', requestId: 'r1', timeoutMs: 5000, force: false, user: 'op', origin: 'local' }, 20_000);
+    expect(first).toMatchObject({ ok: false });
+    expect(first.detail).toMatch(/connection closed/);
+    expect(rt.current).toMatchObject({ role: 'MASTER', redisOp: null, switchover: null });
+    w.switchOverHook = async () => ({ outcome: 'refused', method: null, detail: 'peer lags', pausedMs: null, redis: w.snapshot });
+    const second = await rt.request({ type: 'switchover-requested', requestId: 'r2', timeoutMs: 5000, force: false, user: 'op', origin: 'local' }, 20_000);
+    expect(second.detail).toMatch(/peer lags/);
+  });
+
+  it('claim-vip: retried by the reconcile loop until it holds', async () => {
+    const w = new World(replicaSnap());
+    let claims = 0;
+    w.claimHook = async () => {
+      claims++;
+      if (claims === 1) throw new Error('RTNETLINK answers: Operation not permitted');
+      return { changed: true };
+    };
+    const rt = await backupB(w);
+    await silenceUntilTakeover(w, rt);
+    await w.time.advance(100);
+    expect(rt.current).toMatchObject({ role: 'MASTER', vipClaimed: false, vipClaimFailures: 1 });
+    w.vipPresent = false;
+    await w.time.advance(2100);
+    expect(claims).toBe(2);
+    expect(rt.current).toMatchObject({ role: 'MASTER', vipClaimed: true, vipClaimFailures: 0 });
+  });
+
+  it('release-vip: removed at the reconcile loop\'s next turn', async () => {
+    const w = new World(null);
+    const rt = await masterA(w);
+    let releases = 0;
+    w.releaseHook = async () => {
+      releases++;
+      if (releases === 1) throw new Error('ip: timed out');
+      return { changed: true };
+    };
+    const keepPresent = w.vipPresent;
+    w.snapshot = null; // the local Redis dies: FAULT, release
+    await w.time.advance(1100);
+    expect(rt.current.role).toBe('FAULT');
+    expect(keepPresent).toBe(true);
+    w.vipPresent = true; // the failed release left it there
+    await w.time.advance(2100);
+    expect(releases).toBe(2);
+    expect(w.vipPresent).toBe(false);
+  });
+});
+
+describe('the runtime\'s own loops', () => {
+  it('a timer that fires far too late is reported as a stall, not acted on', async () => {
+    const w = new World(replicaSnap());
+    const rt = await backupB(w);
+    const before: CoreState = rt.current;
+    w.time.jump(10_000); // the process was stopped: every deadline is long past
+    await w.time.advance(1);
+    expect(w.audited('stall-detected')).toBe(true);
+    expect(rt.current.role).toBe('BACKUP');
+    expect(rt.current.timers['master-down']).toBeGreaterThan(before.timers['master-down']!);
+  });
+
+  it('a request nobody answers times out on the injected scheduler', async () => {
+    const w = new World(replicaSnap());
+    const rt = await backupB(w);
+    // A switchover forwarded to a master that never answers: the core waits for the peer.
+    const pending = rt.request({ type: 'switchover-requested', requestId: 'r9', timeoutMs: 1000, force: false, user: 'op', origin: 'local' }, 3000);
+    await w.time.advance(3001);
+    expect(await pending).toMatchObject({ ok: false, detail: expect.stringMatching(/no answer from the daemon within 3000 ms/) });
+  });
+
+  it('a restart in place is audited, runs the queued effects, then stops every loop without resigning', async () => {
+    const w = new World(null);
+    const rt = await masterA(w);
+    const advertsBefore = w.adverts.length;
+    rt.dispatch({ type: 'detach-requested' });
+    expect(await rt.done).toBe(0);
+    await w.time.advance(5000);
+    expect(w.adverts.length).toBe(advertsBefore);
+    expect(w.time.armed).toBe(0);
+    expect(w.audited('daemon-detached')).toBe(true);
+    expect(w.vipPresent).toBe(true);
+  });
+
+  it('a planned stop resigns (priority 0, twice) after releasing the VIP, then exits', async () => {
+    const w = new World(null);
+    const rt = await masterA(w);
+    const from = w.log.length;
+    rt.dispatch({ type: 'shutdown-requested' });
+    expect(await rt.done).toBe(0);
+    expect(w.log.slice(from)).toEqual(['release', 'advert:MASTER', 'advert:MASTER']);
+    expect(w.adverts.slice(-2).map((a) => a.priority)).toEqual([0, 0]);
+    expect(w.audited('vip-released')).toBe(true);
+  });
+
+  it('dispatchAndSettle resolves once the step\'s actions ran (the control socket\'s audit record)', async () => {
+    const w = new World(replicaSnap());
+    const rt = await backupB(w);
+    await rt.dispatchAndSettle({ type: 'control-handled', record: { command: 'status' } });
+    expect(w.audit.at(-1)).toEqual({ event: 'control-request', data: { command: 'status' } });
+    await settle();
+  });
+});
