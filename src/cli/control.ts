@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { sendControlRequest } from '../adapters/control-socket.js';
-import { MAX_SWITCHOVER_TIMEOUT_MS } from '../daemon/control.js';
+import { MAX_SWITCHOVER_TIMEOUT_MS } from '../core/timing.js';
 import { VERDICT_EXIT, type StatusReport } from '../daemon/status.js';
 import { formatStatus } from './status-format.js';
 

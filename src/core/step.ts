@@ -59,7 +59,7 @@ import {
   onSwitchoverTimer,
   resendHandover,
 } from './switchover.js';
-import { masterDownMs, skewMs } from './timing.js';
+import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
 import { adoptMaster, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
 import type { Action, Advert, Event, TimerName } from './types.js';
 
@@ -68,8 +68,7 @@ export { initialState, outranks, divergenceReport };
 /** Events a stopping node still hears: its effects' outcomes and the records of requests. */
 const HEARD_WHILE_RESIGNING: ReadonlySet<Event['type']> = new Set<Event['type']>(['shutdown-requested', 'effect-failed', 'vip-released', 'control-handled']);
 
-/** Linux's default neighbour `locktime` (1 s) plus a margin: see `reannounceAfterLetGo`. */
-export const ARP_LOCKTIME_MARGIN_MS = 1_200;
+export { ARP_LOCKTIME_MARGIN_MS };
 export type { StepResult };
 
 /** Feeds one event to the core at time `now` (monotonic milliseconds). */

@@ -38,14 +38,12 @@ import {
   type StepResult,
 } from './common.js';
 import type { CoreConfig, CoreState, SwitchoverOp } from './state.js';
-import { masterDownMs } from './timing.js';
+import { awaitNewMasterMs, switchoverForwardWaitMs } from './timing.js';
 import { takeOver, toBackup } from './transitions.js';
 import type { Action, Event, PeerRequest } from './types.js';
 
 /** `handover` is re-sent at most this many times (once per advert interval). */
 const MAX_HANDOVER_RESENDS = 5;
-/** The forwarding backup waits this long beyond the switchover timeout for the master's answer. */
-const FORWARD_MARGIN_MS = 5_000;
 
 type Requested = Extract<Event, { type: 'switchover-requested' }>;
 
@@ -135,7 +133,7 @@ function forward(s: CoreState, e: Requested, now: number, config: CoreConfig): S
     requestId: e.requestId, phase: 'forwarded', replyTo: 'local', user: e.user, force: e.force,
     timeoutMs: e.timeoutMs, startedAt: now, epoch: 0, resends: 0, method: null, pausedMs: null,
   };
-  const waitMs = e.timeoutMs + FORWARD_MARGIN_MS + 2 * peer.advertIntervalMs;
+  const waitMs = switchoverForwardWaitMs(e.timeoutMs, peer.advertIntervalMs);
   const next = withTimers({ ...s, switchover: op }, { switchover: now + waitMs });
   const request: PeerRequest = { kind: 'switchover-request', requestId: e.requestId, timeoutMs: e.timeoutMs, force: e.force, user: e.user };
   return done(next, [
@@ -170,14 +168,14 @@ export function onRedisSwitchoverFinished(s: CoreState, e: Finished, now: number
     // role and its VIP state; the peer still has to be told to take over.
     const awaitingFault: SwitchoverOp = { ...op, phase: 'awaiting-peer', epoch, method: e.method, pausedMs: e.pausedMs };
     const kept = withTimers({ ...base, knownEpoch: epoch, switchover: awaitingFault },
-      { switchover: now + masterDownMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs) + 2 * config.advertIntervalMs });
+      { switchover: now + awaitNewMasterMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs, config.advertIntervalMs) });
     return done(kept, [record, persistState(kept), message({ kind: 'handover', requestId: op.requestId, epoch, force: op.force })],
       `switchover ${op.requestId}: Redis handed to ${peerName} while this node was ${s.role}`);
   }
   const reason = `switchover ${op.requestId}: Redis master handed to ${peerName} (${e.method ?? '?'}, writes paused ${e.pausedMs ?? '?'} ms)`;
   const awaiting: SwitchoverOp = { ...op, phase: 'awaiting-peer', epoch, method: e.method, pausedMs: e.pausedMs };
   const stepped = toBackup({ ...base, knownEpoch: epoch, switchover: awaiting }, now, config, reason, { keepVip: true });
-  const awaitMs = masterDownMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs) + 2 * config.advertIntervalMs;
+  const awaitMs = awaitNewMasterMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs, config.advertIntervalMs);
   const state = withTimers(stepped.state, { switchover: now + awaitMs });
   const handover: PeerRequest = { kind: 'handover', requestId: op.requestId, epoch, force: op.force };
   return {

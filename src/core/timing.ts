@@ -13,6 +13,25 @@ export const PRIORITY_MAX_CONFIGURED = 254;
 /** RFC 5798 §6.1: Master_Down_Interval counts this many advert intervals before the skew. */
 export const MASTER_DOWN_ADVERTS = 3;
 
+/** Longest switchover timeout an operator may ask for (ten minutes, as `switchover.timeout_ms`). */
+export const MAX_SWITCHOVER_TIMEOUT_MS = 600_000;
+
+/**
+ * Linux's default neighbour `locktime` (1 s) plus a margin: a gratuitous ARP for an entry
+ * updated less than locktime ago is ignored, so a new master re-announces this long after
+ * the old one let go (see `reannounceAfterLetGo` in step.ts).
+ */
+export const ARP_LOCKTIME_MARGIN_MS = 1_200;
+
+/** A backup that forwarded a switchover waits this long beyond its timeout for the master's answer. */
+export const SWITCHOVER_FORWARD_MARGIN_MS = 5_000;
+
+/** The control socket waits this long beyond a switchover's timeout for the loop's answer (peer confirmation included). */
+export const SWITCHOVER_REPLY_MARGIN_MS = 60_000;
+
+/** The control socket waits this long for the loop to answer a maintenance request. */
+export const MAINTENANCE_REPLY_MS = 10_000;
+
 /**
  * RFC 5798 §6.1 Skew_Time = ((256 − Priority) × Master_Adver_Interval) / 256.
  * A higher priority backup waits less, so it wins the race to take over.
@@ -126,4 +145,26 @@ export function checkTimingInvariants(t: TakeoverTiming): TimingReport {
 
 function fmt(ms: number): string {
   return `${Math.round(ms)} ms`;
+}
+
+/** How long a backup that forwarded a switchover waits for the master's answer. */
+export function switchoverForwardWaitMs(timeoutMs: number, peerAdvertIntervalMs: number): number {
+  return timeoutMs + SWITCHOVER_FORWARD_MARGIN_MS + 2 * peerAdvertIntervalMs;
+}
+
+/**
+ * How long an old master that handed its Redis over waits for the new master to advertise
+ * MASTER holding the VIP: the new master's own master-down interval (it may first have
+ * to notice) plus two of our advert intervals for the adverts in flight.
+ */
+export function awaitNewMasterMs(priority: number, peerAdvertIntervalMs: number, advertIntervalMs: number): number {
+  return masterDownMs(priority, peerAdvertIntervalMs) + 2 * advertIntervalMs;
+}
+
+/**
+ * The watchdog stops pinging when no health check completed for this long: each check is
+ * bounded by its timeout, so three intervals without one means the loop is stuck.
+ */
+export function watchdogStaleMs(health: Pick<HealthTiming, 'intervalMs' | 'timeoutMs'>): number {
+  return 3 * (health.intervalMs + health.timeoutMs);
 }

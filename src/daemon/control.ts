@@ -11,17 +11,13 @@
  *   maintenance { on }                  members of control.group)
  */
 import { randomBytes } from 'node:crypto';
+import { MAINTENANCE_REPLY_MS, MAX_SWITCHOVER_TIMEOUT_MS, SWITCHOVER_REPLY_MARGIN_MS } from '../core/timing.js';
 import { errorMessage } from '../errors.js';
 import type { Caller, ControlHandler, ControlRequest } from '../adapters/control-socket.js';
 import type { Logger } from '../logger.js';
 import type { RequestEvent, RequestReply } from './runtime.js';
 import type { StatusReport } from './status.js';
 
-/** Longest switchover timeout an operator may ask for (ten minutes, as `switchover.timeout_ms`). */
-export const MAX_SWITCHOVER_TIMEOUT_MS = 600_000;
-/** The loop answers a switchover within its timeout plus the peer's confirmation; this is the outer bound. */
-const SWITCHOVER_REPLY_MARGIN_MS = 60_000;
-const MAINTENANCE_REPLY_MS = 10_000;
 
 export interface ControlDeps {
   readonly nodeName: string;

@@ -28,7 +28,7 @@ import { summarise } from '../config/check.js';
 import { coreConfigFrom, timingOf } from '../config/derived.js';
 import type { Config } from '../config/types.js';
 import { initialState } from '../core/state.js';
-import { takeoverEstimate } from '../core/timing.js';
+import { takeoverEstimate, watchdogStaleMs } from '../core/timing.js';
 import type { Event } from '../core/types.js';
 import type { Logger } from '../logger.js';
 import type { ReceivedMessage } from '../proto/message.js';
@@ -142,8 +142,7 @@ export async function runDaemon(configPath: string): Promise<number> {
       ? { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAt: firstStartedAt }
       : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAt: firstStartedAt },
   });
-  // A health check may take its timeout; three intervals without one means the loop is stuck.
-  service.startWatchdog((within) => runtime.alive(within), 3 * (config.health.intervalMs + config.health.timeoutMs));
+  service.startWatchdog((within) => runtime.alive(within), watchdogStaleMs(config.health));
   const code = await runtime.done;
   service.stop();
   await control.stop();

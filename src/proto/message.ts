@@ -38,6 +38,7 @@
  * `bad-payload` rather than half-understood.
  */
 import type { AdvertKey } from '../config/types.js';
+import { MAX_SWITCHOVER_TIMEOUT_MS } from '../core/timing.js';
 import type { PeerRequest } from '../core/types.js';
 import { RedisHaError } from '../errors.js';
 import {
@@ -66,8 +67,6 @@ export const MIN_MESSAGE_PAYLOAD_BYTES = 2;
 export const MAX_MESSAGE_PAYLOAD_BYTES = 1024;
 /** A request id: what the operator and both audit logs use to follow one switchover. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-/** Longest switchover timeout a request may ask for (10 minutes). */
-export const MAX_SWITCHOVER_TIMEOUT_MS = 600_000;
 /** Longest `user` of a switchover request, in code points. */
 export const MAX_USER_CHARS = 256;
 /** Longest `detail` of a switchover result, in code points. */
