@@ -32,7 +32,7 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { AdvertKey } from '../config/types.js';
 import type { Advert, AdvertBody } from '../core/types.js';
-import type { Logger } from '../daemon/logger.js';
+import type { Logger } from '../logger.js';
 import { FatalError, RedisHaError } from '../errors.js';
 import { MAX_BOOT_EPOCH, MAX_SEQ, decodeAdvert, encodeAdvert } from '../proto/advert.js';
 import {
