@@ -31,8 +31,8 @@ const STOP_MS = 6_000;
  * down at all fails it.
  */
 const STALL_STEP_DOWN_WAIT_MS = 15_000;
-/** Roles are sampled at least this long after SIGCONT, longer than MASTER_DOWN_MS. */
-const STALL_OBSERVE_MS = 6_000;
+/** Roles are sampled at least this long after SIGCONT (longer than MASTER_DOWN_MS, so a re-promotion would show). */
+const STALL_OBSERVE_MS = 4_000;
 const WATCHDOG_USEC = 2_000_000;
 /** The daemon pings the watchdog every WATCHDOG_USEC / 2. */
 const WATCHDOG_INTERVAL_MS = WATCHDOG_USEC / 1000 / 2;
