@@ -22,7 +22,7 @@
  */
 import { isIP } from 'node:net';
 
-import { addressBytes } from '../core/address.js';
+import { addressBytes } from '../net/address.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../logger.js';
 import { EXIT_CONFIG, FatalError, RedisHaError, VipError } from '../errors.js';
