@@ -1,5 +1,6 @@
 /**
- * The logger type every module may import without importing the daemon: pino's.
- * The root logger is created once, in `src/daemon/logger.ts`; components take children.
+ * The logger type every layer takes: pino's, named here so that adapters can log without
+ * importing the daemon (the daemon sits above them). The daemon creates the one root
+ * logger (`src/daemon/logger.ts`); every component receives a child of it.
  */
 export type { Logger } from 'pino';

@@ -34,7 +34,7 @@ import {
   type ChainHead,
   type ChainedRecord,
 } from '../audit/chain.js';
-import type { Logger } from '../daemon/logger.js';
+import type { Logger } from '../logger.js';
 
 /** One audit line: the chain's keys, wall-clock ISO 8601 `time`, and the event's own data. */
 export type AuditRecord = ChainedRecord;

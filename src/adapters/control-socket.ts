@@ -19,7 +19,7 @@
 import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import type { Logger } from '../daemon/logger.js';
+import type { Logger } from '../logger.js';
 import { EXIT_CONFIG, FatalError, RedisHaError } from '../errors.js';
 import { groupId, peerCredentials, type PeerCredentials } from './peer-cred.js';
 

@@ -14,7 +14,7 @@
  * process), `watchdogIntervalMs` is half the timeout, as systemd.service(5) advises.
  */
 import { createRequire } from 'node:module';
-import type { Logger } from '../daemon/logger.js';
+import type { Logger } from '../logger.js';
 import { PEER_CRED_ADDON_PATH } from './peer-cred.js';
 
 /** A failed send is logged at most this often. */

@@ -28,12 +28,12 @@
  * construction, and rate limiting uses the injected `clock`.
  */
 import dgram from 'node:dgram';
-import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { AdvertKey } from '../config/types.js';
 import type { Advert, AdvertBody } from '../core/types.js';
-import type { Logger } from '../daemon/logger.js';
+import type { Logger } from '../logger.js';
 import { FatalError, RedisHaError } from '../errors.js';
+import { ipFamily, isMulticastAddress, isUnspecifiedAddress, sameAddress } from '../net/address.js';
 import { MAX_BOOT_EPOCH, MAX_SEQ, decodeAdvert, encodeAdvert } from '../proto/advert.js';
 import {
   MESSAGE_REJECT_REASONS,
@@ -150,8 +150,8 @@ export class AdvertTransport {
     this.options = options;
     this.logger = options.logger;
     this.clock = options.clock ?? Date.now;
-    const bindFamily = isIP(options.bindAddress);
-    const peerFamily = isIP(options.peerAddress);
+    const bindFamily = ipFamily(options.bindAddress);
+    const peerFamily = ipFamily(options.peerAddress);
     if (bindFamily === 0) throw new FatalError('ADVERT_ADDRESS_INVALID', `bind address ${options.bindAddress} is not an IP address`);
     if (peerFamily === 0) throw new FatalError('ADVERT_ADDRESS_INVALID', `peer address ${options.peerAddress} is not an IP address`);
     if (bindFamily !== peerFamily) {
@@ -161,7 +161,7 @@ export class AdvertTransport {
       );
     }
     this.family = bindFamily === 6 ? 6 : 4;
-    this.multicast = isMulticast(options.peerAddress, this.family);
+    this.multicast = isMulticastAddress(options.peerAddress);
     this.peerPort = options.peerPort ?? options.port;
     if (options.keys.length === 0) throw new FatalError('ADVERT_NO_KEY', 'no advert key configured');
     this.currentBootEpoch = Math.min(options.bootEpoch ?? this.clock(), MAX_BOOT_EPOCH);
@@ -467,17 +467,6 @@ export class AdvertTransport {
   }
 }
 
-function isMulticast(address: string, family: 4 | 6): boolean {
-  if (family === 6) return /^ff/i.test(address);
-  const firstOctet = Number(address.split('.', 1)[0]);
-  // 224.0.0.0/4 (RFC 5771).
-  return firstOctet >= 224 && firstOctet <= 239;
-}
-
-function isWildcard(address: string): boolean {
-  return address === '0.0.0.0' || address === '::';
-}
-
 /**
  * What `addMembership`/`setMulticastInterface` want: an interface address for IPv4,
  * `::%<name>` for IPv6 (the kernel needs the interface index for link-local groups).
@@ -486,16 +475,16 @@ function resolveMulticastInterface(spec: string | null, bindAddress: string, fam
   const interfaces = networkInterfaces();
   const familyName = family === 6 ? 'IPv6' : 'IPv4';
   if (spec !== null) {
-    if (isIP(spec) !== 0) return spec;
+    if (ipFamily(spec) !== 0) return spec;
     if (family === 6) return `::%${spec}`;
     const address = interfaces[spec]?.find((a) => a.family === familyName)?.address;
     if (address === undefined) throw new Error(`interface ${spec} has no IPv4 address`);
     return address;
   }
-  if (isWildcard(bindAddress)) return undefined;
+  if (isUnspecifiedAddress(bindAddress)) return undefined;
   if (family === 4) return bindAddress;
   for (const [name, addresses] of Object.entries(interfaces)) {
-    if (addresses?.some((a) => a.family === familyName && a.address === bindAddress)) return `::%${name}`;
+    if (addresses?.some((a) => a.family === familyName && sameAddress(a.address, bindAddress))) return `::%${name}`;
   }
   return undefined;
 }

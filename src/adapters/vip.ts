@@ -22,9 +22,9 @@
  */
 import { isIP } from 'node:net';
 
-import { addressBytes } from '../core/address.js';
+import { addressBytes } from '../net/address.js';
 import type { Config } from '../config/types.js';
-import type { Logger } from '../daemon/logger.js';
+import type { Logger } from '../logger.js';
 import { EXIT_CONFIG, FatalError, RedisHaError, VipError } from '../errors.js';
 import { DEFAULT_TIMEOUT_MS, ProgramMissingError, startCommand, type RunningCommand, type RunResult } from './exec.js';
 

@@ -5,8 +5,8 @@
  * status (0, or EXIT_CONFIG = 78). Secrets are never shown, only whether they are set.
  */
 import { ConfigError } from '../errors.js';
+import { isMulticastAddress } from '../net/address.js';
 import { loadConfig } from './load.js';
-import { isMulticastAddress } from './schema.js';
 import type { Config, RedisEndpoint } from './types.js';
 
 /** What `check-config` reports. */

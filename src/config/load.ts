@@ -13,23 +13,14 @@
  * the file is then not read), as every `REDIS_HA_*` override wins over the YAML.
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { extname } from 'node:path';
 import convict from 'convict';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError } from '../errors.js';
+import { canonicalIp, ipFamily, isMulticastAddress } from '../net/address.js';
 import { describeFsError, readKeyFile, SECRET_MIN_CHARS } from './keys.js';
-import {
-  buildSchema,
-  canonicalIp,
-  describeValue,
-  isMulticastAddress,
-  parseCidr,
-  problemText,
-  schemaItems,
-  type RawConfig,
-  type RawRedis,
-} from './schema.js';
+import { buildSchema, describeValue, parseCidr, problemText, schemaItems, type RawConfig, type RawRedis } from './schema.js';
+import { camelize, type Agrees, type ShapeProblems } from './shape.js';
 import type { AdvertKey, Config, RedisEndpoint } from './types.js';
 
 /** Environment variable holding the local Redis password (wins over `redis.password_file`). */
@@ -310,12 +301,12 @@ function checkCrossFields(props: RawConfig, problems: string[], bad: Set<string>
   };
   const node = canonicalIp(props.node.address ?? '');
   const peer = canonicalIp(props.peer.address ?? '');
-  const nodeFamily = isIP(node);
+  const nodeFamily = ipFamily(node);
 
   if (valid('node.address', 'peer.address')) {
     if (node === peer) {
       fail('peer.address', `expected the other node's address, got ${JSON.stringify(props.peer.address)} (the same as node.address)`);
-    } else if (isIP(peer) !== nodeFamily) {
+    } else if (ipFamily(peer) !== nodeFamily) {
       fail('peer.address', `expected an IPv${nodeFamily} address like node.address, got ${JSON.stringify(props.peer.address)}`);
     }
   }
@@ -449,10 +440,44 @@ function endpoint(raw: RawRedis, host: string, password: string | null, username
     host,
     port: raw.port,
     password,
-    username: username === '' ? null : username,
+    username: nullIfEmpty(username),
     tls: raw.tls,
     tlsInsecure: raw.tls_insecure,
   };
+}
+
+/**
+ * Where `Config` departs from the file, by file section: file keys it carries otherwise
+ * (`converted`) and keys of its own (`added`). Every other key is the file's key in
+ * camelCase with the file's type (`camelize`). `ConfigShapeCheck` holds `Config`'s type
+ * to this table and the schema; `test/config/shape.test.ts` holds loaded values to it.
+ */
+export const CONFIG_DEPARTURES = {
+  // "" (let the kernel choose) becomes null; the keys are read from key_file (or the environment).
+  advert: { converted: ['multicast_interface'], added: ['keys'] },
+  // The password is read from password_file (or the environment); "" user becomes null (peer: the local user).
+  redis: { converted: ['password_file', 'username'], added: ['password'] },
+  // peer_redis.host "" also becomes peer.address, with the same type, so it is not listed.
+  peer_redis: { converted: ['password_file', 'username'], added: ['password'] },
+  // address/prefix is split; the family follows from the address.
+  vip: { converted: [], added: ['prefixLength', 'family'] },
+  // "" (no group) becomes null.
+  control: { converted: ['group'], added: [] },
+} as const;
+
+type DeparturesOf<T> = {
+  [S in keyof T]: T[S] extends { converted: readonly (infer C)[]; added: readonly (infer A)[] } ? { converted: C; added: A } : never;
+};
+
+/**
+ * Compiles only when `Config` (`types.ts`) has exactly the schema's sections and keys,
+ * in camelCase and of the same types, but for `CONFIG_DEPARTURES` (and its own
+ * `source`); otherwise tsc names each key that differs.
+ */
+export type ConfigShapeCheck = Agrees<ShapeProblems<RawConfig, Config, DeparturesOf<typeof CONFIG_DEPARTURES>, 'source'>>;
+
+function nullIfEmpty(value: string): string | null {
+  return value === '' ? null : value;
 }
 
 /** The camelCase view; only called on a configuration without problems. */
@@ -462,21 +487,13 @@ function toConfig(props: RawConfig, secrets: Secrets, source: string | null): Co
   const peerAddress = canonicalIp(props.peer.address);
   return {
     source,
-    node: {
-      name: props.node.name,
-      address: canonicalIp(props.node.address),
-      priority: props.node.priority,
-      preempt: props.node.preempt,
-      preemptDelayMs: props.node.preempt_delay_ms,
-    },
-    group: { id: props.group.id },
+    node: { ...camelize(props.node), address: canonicalIp(props.node.address) },
+    group: camelize(props.group),
     peer: { address: peerAddress },
     advert: {
-      port: props.advert.port,
-      intervalMs: props.advert.interval_ms,
-      keyFile: props.advert.key_file,
+      ...camelize(props.advert),
       keys: secrets.advertKeys,
-      multicastInterface: props.advert.multicast_interface === '' ? null : props.advert.multicast_interface,
+      multicastInterface: nullIfEmpty(props.advert.multicast_interface),
     },
     redis: endpoint(props.redis, canonicalIp(props.redis.host), secrets.redisPassword, props.redis.username),
     peerRedis: endpoint(
@@ -486,42 +503,19 @@ function toConfig(props: RawConfig, secrets: Secrets, source: string | null): Co
       // Like the password, the ACL user defaults to the local one: both nodes normally share it.
       props.peer_redis.username === '' ? props.redis.username : props.peer_redis.username,
     ),
-    health: {
-      intervalMs: props.health.interval_ms,
-      timeoutMs: props.health.timeout_ms,
-      fall: props.health.fall,
-      rise: props.health.rise,
-    },
-    vip: {
-      address: vip.address,
-      prefixLength: vip.prefixLength,
-      family: vip.family,
-      interface: props.vip.interface,
-      garpCount: props.vip.garp_count,
-      garpIntervalMs: props.vip.garp_interval_ms,
-      garpRefreshMs: props.vip.garp_refresh_ms,
-    },
-    promotion: {
-      waitForSync: props.promotion.wait_for_sync,
-      maxSyncWaitMs: props.promotion.max_sync_wait_ms,
-      peerTimeoutMs: props.promotion.peer_timeout_ms,
-      preDelayMs: props.promotion.pre_delay_ms,
-      syncDelayMs: props.promotion.sync_delay_ms,
-    },
-    demotion: { delayMs: props.demotion.delay_ms },
-    reconcile: { intervalMs: props.reconcile.interval_ms },
-    control: { socket: props.control.socket, group: props.control.group === '' ? null : props.control.group },
-    switchover: {
-      timeoutMs: props.switchover.timeout_ms,
-      method: props.switchover.method,
-      maxLagBytes: props.switchover.max_lag_bytes,
-      maxAckAgeS: props.switchover.max_ack_age_s,
-    },
-    metrics: { enabled: props.metrics.enabled, listen: props.metrics.listen, port: props.metrics.port },
-    stall: { thresholdMs: props.stall.threshold_ms },
-    audit: { path: props.audit.path },
-    state: { path: props.state.path },
-    log: { level: props.log.level },
+    health: camelize(props.health),
+    // The file's address/prefix, taken apart (and the address canonical).
+    vip: { ...camelize(props.vip), address: vip.address, prefixLength: vip.prefixLength, family: vip.family },
+    promotion: camelize(props.promotion),
+    demotion: camelize(props.demotion),
+    reconcile: camelize(props.reconcile),
+    control: { ...camelize(props.control), group: nullIfEmpty(props.control.group) },
+    switchover: camelize(props.switchover),
+    metrics: camelize(props.metrics),
+    stall: camelize(props.stall),
+    audit: camelize(props.audit),
+    state: camelize(props.state),
+    log: camelize(props.log),
   };
 }
 

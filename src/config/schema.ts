@@ -1,6 +1,9 @@
 /**
  * The convict schema of the configuration file: every key, its default, its range,
- * its documentation and its `REDIS_HA_<SECTION>_<KEY>` environment override.
+ * its documentation and its `REDIS_HA_<SECTION>_<KEY>` environment override. It is the
+ * one place the file's shape is written: `RawConfig` is its type, `schemaItems()` its
+ * key list (for the loader, `check-config` and the test that holds the example file
+ * to it), and `Config` is checked against it (`shape.ts`).
  *
  * Convict's built-in formats report problems as `a.b: must be an integer: value was 20`;
  * ours are custom formats (registered once, by `registerFormats()`) whose messages
@@ -10,52 +13,29 @@
  * files or the environment: `buildSchema(env)` only notes which keys an environment
  * variable overrides, so a bad override is reported as `got "20" (from REDIS_HA_...)`.
  */
-import { isIP } from 'node:net';
 import convict from 'convict';
+import { canonicalIp, ipFamily, isMulticastAddress, isUnspecifiedAddress } from '../net/address.js';
 
-/** The configuration as convict holds it: YAML spelling, before secrets are read. */
-export interface RawConfig {
-  node: { name: string; address: string; priority: number; preempt: boolean; preempt_delay_ms: number };
-  group: { id: number };
-  peer: { address: string };
-  advert: { port: number; interval_ms: number; key_file: string; multicast_interface: string };
-  redis: RawRedis;
-  peer_redis: RawRedis;
-  health: { interval_ms: number; timeout_ms: number; fall: number; rise: number };
-  vip: {
-    address: string;
-    interface: string;
-    garp_count: number;
-    garp_interval_ms: number;
-    garp_refresh_ms: number;
-  };
-  promotion: {
-    wait_for_sync: boolean;
-    max_sync_wait_ms: number;
-    peer_timeout_ms: number;
-    pre_delay_ms: number;
-    sync_delay_ms: number;
-  };
-  demotion: { delay_ms: number };
-  reconcile: { interval_ms: number };
-  control: { socket: string; group: string };
-  switchover: { timeout_ms: number; method: SwitchoverMethod; max_lag_bytes: number; max_ack_age_s: number };
-  metrics: { enabled: boolean; listen: string; port: number };
-  stall: { threshold_ms: number };
-  audit: { path: string };
-  state: { path: string };
-  log: { level: LogLevel };
-}
+/**
+ * The configuration as convict holds it: YAML spelling, before secrets are read. Derived
+ * from `SCHEMA` (each key's type is the type of its default), so the schema is the one
+ * place a key is written; `Config` is held to it by `ConfigShapeCheck` (`load.ts`).
+ */
+export type RawConfig = {
+  -readonly [S in keyof typeof SCHEMA]: { -readonly [K in keyof (typeof SCHEMA)[S]]: ValueOf<(typeof SCHEMA)[S][K]> };
+};
 
 /** A Redis endpoint as written in the file (`redis` and `peer_redis` sections). */
-export interface RawRedis {
-  host: string;
-  port: number;
-  username: string;
-  password_file: string;
-  tls: boolean;
-  tls_insecure: boolean;
-}
+export type RawRedis = RawConfig['redis'];
+
+/**
+ * What a configuration file may hold: any section, any key of it (the schema's defaults
+ * fill the rest). For code that writes configuration files (the lab).
+ */
+export type RawConfigFile = { [S in keyof RawConfig]?: { [K in keyof RawConfig[S]]?: RawConfig[S][K] } };
+
+/** The type of the value a schema item holds: its default's, without the `null` of a required key. */
+type ValueOf<I> = I extends { readonly default: infer D } ? Exclude<D, null> : never;
 
 /** pino level names accepted by `log.level`. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -182,36 +162,9 @@ function describeInteger(item: ItemParams): string {
   return item.max === undefined ? `${noun} of ${min} or more` : `${noun} from ${min} to ${item.max}`;
 }
 
-/** Whether an IP address (already known valid) is a multicast group address. */
-export function isMulticastAddress(address: string): boolean {
-  if (isIP(address) === 4) {
-    const first = Number(address.split('.')[0]);
-    return first >= 224 && first <= 239;
-  }
-  return /^ff/i.test(address);
-}
-
-/** Whether an IP address (already known valid) is the unspecified address (0.0.0.0, ::). */
-function isUnspecifiedAddress(address: string): boolean {
-  return address === '0.0.0.0' || canonicalIp(address) === '::';
-}
-
-/**
- * The canonical spelling of an IP address: IPv6 lower-cased and compressed as in
- * RFC 5952 (what `ip addr` prints), so addresses compare and match reliably.
- */
-export function canonicalIp(address: string): string {
-  if (isIP(address) !== 6) return address;
-  try {
-    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  } catch {
-    return address.toLowerCase();
-  }
-}
-
 /** Checks a unicast (or, with `multicast`, group) IP address without prefix. */
 function checkIpAddress(value: unknown, item: ItemParams): true | false | string {
-  if (typeof value !== 'string' || isIP(value) === 0) return false;
+  if (typeof value !== 'string' || ipFamily(value) === 0) return false;
   if (isUnspecifiedAddress(value)) return 'the unspecified address';
   if (value === '255.255.255.255') return 'the broadcast address';
   if (!item.multicast && isMulticastAddress(value)) return 'a multicast address';
@@ -222,8 +175,8 @@ function checkIpAddress(value: unknown, item: ItemParams): true | false | string
 export function parseCidr(text: string): { address: string; prefixLength: number; family: 4 | 6 } | null {
   const match = /^([^/\s]+)\/(\d{1,3})$/.exec(text);
   if (!match || match[1] === undefined || match[2] === undefined) return null;
-  const family = isIP(match[1]);
-  if (family !== 4 && family !== 6) return null;
+  const family = ipFamily(match[1]);
+  if (family === 0) return null;
   return { address: canonicalIp(match[1]), prefixLength: Number(match[2]), family };
 }
 
@@ -303,7 +256,7 @@ const FORMATS: readonly FormatSpec[] = [
     expected: (item) => `a host name or IP address${item.optional ? ', or ""' : ''}`,
     check: (value, item) =>
       typeof value === 'string' &&
-      ((item.optional === true && value === '') || isIP(value) !== 0 || isHostName(value)),
+      ((item.optional === true && value === '') || ipFamily(value) !== 0 || isHostName(value)),
   },
   {
     name: FORMAT.username,
@@ -381,14 +334,13 @@ function bool(doc: string, env: string, def: boolean): Item<boolean> {
   return { doc, env, default: def, format: FORMAT.boolean };
 }
 
-function text<T extends string = string>(
-  doc: string,
-  env: string,
-  def: T | null,
-  format: string,
-  params: ItemParams = {},
-): Item<T> {
+function text(doc: string, env: string, def: string | null, format: string, params: ItemParams = {}): Item<string> {
   return { doc, env, default: def, format, ...params };
+}
+
+/** One of `values`; the item's type is their union, so `RawConfig` and `Config` carry it. */
+function oneOf<T extends string>(doc: string, env: string, def: NoInfer<T>, values: readonly T[]): Item<T> {
+  return { doc, env, default: def, format: FORMAT.oneOf, values };
 }
 
 /** Longest millisecond setting we accept: an hour, far below setTimeout's 2^31-1 ms overflow. */
@@ -397,7 +349,7 @@ const HOUR_MS = 3_600_000;
 const TEN_MINUTES_MS = 600_000;
 const MINUTE_MS = 60_000;
 
-function redisSection(section: 'redis' | 'peer_redis', peer: boolean): convict.Schema<RawRedis> {
+function redisSection(section: 'redis' | 'peer_redis', peer: boolean) {
   const env = `${ENV_PREFIX}${section.toUpperCase()}_`;
   return {
     host: text(
@@ -432,8 +384,11 @@ function redisSection(section: 'redis' | 'peer_redis', peer: boolean): convict.S
   };
 }
 
-/** The schema, section by section. Required keys have a `null` default, which their format rejects. */
-const SCHEMA: convict.Schema<RawConfig> = {
+/**
+ * The schema, section by section: the one description of the file (`RawConfig` is its
+ * type). Required keys have a `null` default, which their format rejects.
+ */
+const SCHEMA = {
   node: {
     name: text(
       'Unique name of this node; carried in adverts and the audit log.',
@@ -578,12 +533,11 @@ const SCHEMA: convict.Schema<RawConfig> = {
       100,
       TEN_MINUTES_MS,
     ),
-    method: text<SwitchoverMethod>(
+    method: oneOf(
       'auto: Redis FAILOVER on 6.2 and newer, CLIENT PAUSE otherwise; failover or pause to force one.',
       'REDIS_HA_SWITCHOVER_METHOD',
       'auto',
-      FORMAT.oneOf,
-      { values: SWITCHOVER_METHODS },
+      SWITCHOVER_METHODS,
     ),
     max_lag_bytes: integer(
       'A switchover is refused (without --force) when the replica is further behind than this many bytes.',
@@ -621,9 +575,9 @@ const SCHEMA: convict.Schema<RawConfig> = {
     path: text('JSON file holding the promotion epoch across restarts.', 'REDIS_HA_STATE_PATH', '/var/lib/redis-ha/state.json', FORMAT.path),
   },
   log: {
-    level: text<LogLevel>('Log level.', 'REDIS_HA_LOG_LEVEL', 'info', FORMAT.oneOf, { values: LOG_LEVELS }),
+    level: oneOf('Log level.', 'REDIS_HA_LOG_LEVEL', 'info', LOG_LEVELS),
   },
-};
+} satisfies Readonly<Record<string, Readonly<Record<string, SchemaItem>>>>;
 
 /** A schema item as the loader sees it: convict's fields plus our parameters. */
 export type SchemaItem = convict.SchemaObj & ItemParams & { readonly doc: string; readonly env: string };

@@ -6,7 +6,13 @@
  * `REDIS_HA_*` environment overrides and read the secret files. Durations carry
  * their unit in the name. Nothing here is optional at run time: defaults are
  * filled in by the schema.
+ *
+ * Written by hand for its documentation, but not free to drift: `ConfigShapeCheck`
+ * (`load.ts`) fails `tsc` unless every section and key here is a schema key in
+ * camelCase with the schema's type, or a departure declared in `CONFIG_DEPARTURES`.
  */
+import type { LogLevel, SwitchoverMethod } from './schema.js';
+
 
 /** One HMAC key from the advert key file. `id` travels in every advert so keys can rotate. */
 export interface AdvertKey {
@@ -116,7 +122,7 @@ export interface Config {
     /** Default bound on the write pause and catch-up of a planned switchover. */
     readonly timeoutMs: number;
     /** `auto`: Redis FAILOVER on 6.2+, CLIENT PAUSE otherwise. */
-    readonly method: 'auto' | 'failover' | 'pause';
+    readonly method: SwitchoverMethod;
     /** Refusal bound on replication lag in bytes (unless forced). */
     readonly maxLagBytes: number;
     /** Refusal bound on the age of the replica's last acknowledgement, seconds (unless forced). */
@@ -142,6 +148,6 @@ export interface Config {
     readonly path: string;
   };
   readonly log: {
-    readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+    readonly level: LogLevel;
   };
 }

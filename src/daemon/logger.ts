@@ -3,7 +3,8 @@
  * messages are constant strings, data goes in fields. JSON on stdout, which
  * journald stores as is.
  */
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
+import type { Logger } from '../logger.js';
 
 export type { Logger };
 

@@ -292,6 +292,14 @@ describe('AdvertTransport on loopback', () => {
     await waitFor(() => transport.counters.sent === 1, 'multicast send');
   });
 
+  it('takes a peer in ff::/16 outside ff00::/8 for the unicast address it is, not a group', async (ctx) => {
+    // ff::12 is 00ff::12: bound as a group it would fail (EADDRNOTAVAIL); as a peer it just gets datagrams.
+    const hasIpv6Loopback = Object.values(networkInterfaces()).some((addrs) => addrs?.some((a) => a.address === '::1'));
+    if (!hasIpv6Loopback) ctx.skip('no IPv6 loopback address (::1) here');
+    const { transport } = await startTransport('node-a', await freePort(), 0, { bindAddress: '::1', peerAddress: 'ff::12' });
+    expect(transport.address()?.address).toBe('::1');
+  });
+
   it('refuses impossible options at construction', () => {
     const base = loopbackOptions('node-a', 1);
     expect(() => new AdvertTransport({ ...base, peerAddress: '::1' })).toThrow(FatalError);

@@ -50,6 +50,10 @@ const VIP4 = '10.77.200.100';
 const VIP6 = 'fd77:200::100';
 /** Upper bound for "the announcement has arrived": packets need microseconds on a bridge. */
 const NEIGH_WAIT_MS = 3_000;
+/** Upper bound for a 3-packet, 1 s train to end: 2 s of spacing, arping's 1 s linger, and slack. */
+const TRAIN_END_WAIT_MS = 10_000;
+/** Upper bound for a cancelled train to end: well under the 9 s an uncancelled one runs. */
+const CANCELLED_TRAIN_WAIT_MS = 4_000;
 const POLL_MS = 50;
 
 /** Every adapter built here, so teardown can cancel trains still running. */
@@ -264,18 +268,19 @@ describeRoot('LinuxVip in network namespaces', () => {
 
   it('gratuitous ARP alone teaches B where the VIP is, without blocking the claim', async () => {
     const { logger, lines } = captureLogger();
-    const vip = vipIn(NS_A, { garpCount: 3, garpIntervalMs: 300, logger });
+    // A train that runs for at least 2 s + arping's 1 s linger: claim() returning while
+    // it still runs shows that claim does not wait for it, however slow the machine is.
+    // (How fast a claim is, is a benchmark figure, not a pass/fail bound here.)
+    const vip = vipIn(NS_A, { garpCount: 3, garpIntervalMs: 1_000, logger });
     expect(await neighMac(NS_B, VIP4)).toBeNull();
 
-    const started = Date.now();
     expect(await vip.claim()).toEqual({ changed: true });
-    // The train (3 packets, 300 ms apart) continues after claim() returns.
-    expect(Date.now() - started).toBeLessThan(2 * 300);
     expect(vip.announcing).toBe(true);
+    expect(await hasAddr(NS_A, VIP4)).toBe(true);
 
     expect(await waitFor(async () => (await neighMac(NS_B, VIP4)) === mac.a)).toBe(true);
     expect(lines()).toContainEqual(expect.objectContaining({ msg: 'vip announce', count: 3, level: 20 }));
-    expect(await waitFor(async () => !vip.announcing)).toBe(true);
+    expect(await waitFor(async () => !vip.announcing, TRAIN_END_WAIT_MS)).toBe(true);
     expect(lines().filter((l) => l.msg === 'vip announce failed')).toEqual([]);
   });
 
@@ -320,15 +325,16 @@ describeRoot('LinuxVip in network namespaces', () => {
 
   it('release cancels the rest of the announcement train', async () => {
     const { logger, lines } = captureLogger();
-    const vip = vipIn(NS_A, { address: '10.77.200.60', garpCount: 5, garpIntervalMs: 500, logger });
+    // Uncancelled, this train would keep packets scheduled or running for 4 × 2 s + arping's 1 s linger.
+    const vip = vipIn(NS_A, { address: '10.77.200.60', garpCount: 5, garpIntervalMs: 2_000, logger });
     expect(await vip.claim()).toEqual({ changed: true });
     expect(vip.announcing).toBe(true);
 
-    const released = Date.now();
     expect(await vip.release()).toEqual({ changed: true });
-    // Without the cancel, the first arping alone would linger ~1 s and four more would follow.
-    expect(await waitFor(async () => !vip.announcing, 500)).toBe(true);
-    expect(Date.now() - released).toBeLessThan(1_000);
+    // Cancelled, nothing is scheduled and the running arping is terminated: the train
+    // ends long before its uncancelled length, even on a busy machine.
+    expect(await waitFor(async () => !vip.announcing, CANCELLED_TRAIN_WAIT_MS)).toBe(true);
+    expect(await hasAddr(NS_A, '10.77.200.60')).toBe(false);
     expect(lines().filter((l) => l.msg === 'vip announce failed')).toEqual([]);
   });
 

@@ -171,6 +171,36 @@ describe('defaults and overrides', () => {
     expect(config.vip).toMatchObject({ address: 'fd00::100', prefixLength: 64, family: 6 });
   });
 
+  it('spells addresses as ip addr does: IPv4-mapped in mixed notation, one zero group kept, the zone id as written', () => {
+    const config = buildConfig(
+      {
+        node: { name: 'a', address: '::FFFF:192.0.2.11' },
+        peer: { address: '::ffff:c000:020c' },
+        vip: { address: '1:0:2:3:4:5:6:7/64', interface: 'eth0' },
+        redis: { host: 'FE80::0001%eth0' },
+      },
+      ENV,
+    );
+    expect(config.node.address).toBe('::ffff:192.0.2.11');
+    expect(config.peer.address).toBe('::ffff:192.0.2.12');
+    expect(config.peerRedis.host).toBe('::ffff:192.0.2.12');
+    expect(config.vip).toMatchObject({ address: '1:0:2:3:4:5:6:7', prefixLength: 64, family: 6 });
+    expect(config.redis.host).toBe('fe80::1%eth0');
+  });
+
+  it('takes only ff00::/8 for IPv6 multicast: ff::12 is the unicast 00ff::12', () => {
+    const config = buildConfig(
+      { node: { name: 'a', address: 'ff::11' }, peer: { address: 'ff::12' }, vip: { address: 'ff::100/64', interface: 'eth0' } },
+      ENV,
+    );
+    expect(config.peer.address).toBe('ff::12');
+    expect(config.peerRedis.host).toBe('ff::12');
+    expect(problemsOf(() => buildConfig(withPatch({ node: { address: 'ff02::11' }, peer: { address: 'ff02::12' } }), ENV))).toEqual([
+      'node.address: expected an IPv4 or IPv6 address such as 192.0.2.11 (no prefix length), got "ff02::11" (a multicast address)',
+      'peer_redis.host: expected the peer\'s Redis host (required when peer.address is the multicast group ff02::12), got ""',
+    ]);
+  });
+
   it('accepts a multicast peer when peer_redis.host is set', () => {
     const config = buildConfig(
       withPatch({ peer: { address: '224.0.0.18' }, peer_redis: { host: '192.0.2.12' }, advert: { multicast_interface: 'eth1' } }),

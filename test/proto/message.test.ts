@@ -7,7 +7,7 @@
  */
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
-import { describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AdvertKey } from '../../src/config/types.js';
 import type { PeerRequest } from '../../src/core/types.js';
 import { ADVERT_MAC_BYTES, ADVERT_VERSION, MAX_BOOT_EPOCH, MAX_SEQ, decodeAdvert, encodeAdvert } from '../../src/proto/advert.js';
@@ -82,9 +82,38 @@ function expectReject(result: MessageDecodeResult, reason: MessageRejectReason):
 const decode = (buf: Buffer, keys: readonly AdvertKey[] = [KEY_A], group = GROUP): MessageDecodeResult =>
   decodeMessage(buf, keys, group);
 
+/** `true` only when A and B are the same type; `npm run typecheck` checks the uses below. */
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+
 describe('PeerMessage', () => {
-  it('is the core vocabulary for peer requests', () => {
-    expectTypeOf<PeerMessage>().toEqualTypeOf<PeerRequest>();
+  // A compile-time check that tsc enforces (vitest's typecheck mode is off): this
+  // assignment fails to compile if the codec's type drifts from the core's.
+  const sameType: Equal<PeerMessage, PeerRequest> = true;
+  // One message of every kind the core can emit: tsc requires every kind of PeerRequest here.
+  const oneOfEachKind: { readonly [K in PeerRequest['kind']]: Extract<PeerRequest, { kind: K }> } = {
+    'switchover-request': { kind: 'switchover-request', requestId: 'sw-1', timeoutMs: 30_000, force: false, user: 'alice' },
+    'switchover-result': { kind: 'switchover-result', requestId: 'sw-1', ok: false, detail: 'refused' },
+    handover: { kind: 'handover', requestId: 'sw-1', epoch: 3, force: false },
+  };
+
+  it('is the core vocabulary for peer requests: every kind the core can emit is carried', () => {
+    expect(sameType).toBe(true);
+    const kinds = Object.keys(oneOfEachKind);
+    expect(kinds.length).toBeGreaterThan(0);
+    for (const [kind, message] of Object.entries(oneOfEachKind)) {
+      expect(message.kind).toBe(kind);
+      expect(decode(packet(message))).toEqual({
+        ok: true,
+        message: { groupId: GROUP, nodeName: 'redis-b', bootEpoch: BOOT, seq: 5, message },
+      });
+    }
+  });
+
+  it('carries no kind the core does not have', () => {
+    // @ts-expect-error 'takeover' is not a kind of PeerRequest, so it is not a PeerMessage either.
+    const unknown: PeerMessage = { kind: 'takeover', requestId: 'sw-1', epoch: 3, force: false };
+    expect(() => encodeMessage(envelope(unknown), KEY_A)).toThrow(MessageEncodeError);
+    expectReject(decode(signedRaw(unknown)), 'bad-payload');
   });
 });
 
