@@ -3,7 +3,7 @@
  * `maintenance.ts`, `switchover.ts`): building results and actions, timers, the
  * ranking of two masters, and the wording of reasons. No decisions live here.
  */
-import { compareAddresses } from './address.js';
+import { compareAddresses } from '../net/address.js';
 import { vipDesired, type CoreConfig, type CoreState, type PeerView } from './state.js';
 import { masterDownMs, PRIORITY_RESIGN } from './timing.js';
 import type { Action, AdvertBody, NodeState, PeerRequest, RedisSnapshot, TimerName } from './types.js';

@@ -1,6 +1,6 @@
 /** Address ordering for the equal-priority tie-break (RFC 5798 §6.4.3). */
 import { describe, expect, it } from 'vitest';
-import { addressBytes, compareAddresses } from '../../src/core/address.js';
+import { addressBytes, compareAddresses } from '../../src/net/address.js';
 
 describe('compareAddresses', () => {
   it.each([
