@@ -12,9 +12,9 @@
  * Bounds are generous; the measured figures are printed. Root only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { analyseSetTest, firstOkAfter, longestOkGap } from '../../src/lab/analysis.js';
-import { isRoot } from '../../src/lab/netns.js';
-import { nowWallMs, PairLab, startPair, type PairNode, type WriterHandle } from '../../src/lab/pair.js';
+import { analyseSetTest, firstOkAfter, longestOkGap } from '../../tools/lab/analysis.js';
+import { isRoot } from '../../tools/lab/netns.js';
+import { nowWallMs, PairLab, startPair, type PairNode, type WriterHandle } from '../../tools/lab/pair.js';
 import type { StatusReport } from '../../src/daemon/status.js';
 
 const SWITCHOVERS = 10;

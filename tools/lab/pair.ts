@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -164,9 +164,16 @@ export function nowWallMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/** The repository root (this file is `src/lab/pair.ts` or `dist/lab/pair.js`). */
+/** Where `npm run build:tools` puts the compiled lab and benchmark (`tools/tsconfig.json`). */
+export const TOOLS_BUILD_DIR = 'dist-tools';
+
+/**
+ * The repository root: this file is `tools/lab/pair.ts` (run from source by the tests)
+ * or `dist-tools/tools/lab/pair.js` (the built lab and benchmark).
+ */
 export function repoRoot(): string {
-  return fileURLToPath(new URL('../..', import.meta.url));
+  const twoUp = fileURLToPath(new URL('../..', import.meta.url));
+  return basename(twoUp) === TOOLS_BUILD_DIR ? dirname(twoUp) : twoUp;
 }
 
 /** Path of the compiled daemon entry point. */
@@ -174,9 +181,9 @@ export function daemonEntry(): string {
   return join(repoRoot(), 'dist/cli/main.js');
 }
 
-/** Path of the compiled writer. */
+/** Path of the compiled writer (built by `npm run build:tools`). */
 export function writerEntry(): string {
-  return join(repoRoot(), 'dist/lab/writer.js');
+  return join(repoRoot(), TOOLS_BUILD_DIR, 'tools/lab/writer.js');
 }
 
 function isMapping(value: RawYamlValue | undefined): value is RawYaml {
@@ -662,7 +669,7 @@ export class PairLab {
   /** Starts the set-test writer in the client namespace, writing through the VIP. */
   startWriter(options: { ratePerSec?: number; concurrency?: number; key?: string } = {}): WriterHandle {
     const entry = writerEntry();
-    if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build first`);
+    if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build:tools first`);
     const run = ++this.writerCount;
     const out = join(this.dir, `writer-${run}.jsonl`);
     // Values restart at 1 in every run, so each run gets its own set.

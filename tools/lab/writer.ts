@@ -1,6 +1,6 @@
 /**
  * The lab's client: a Jepsen-style set test writer, run as its own process inside the
- * client namespace (`ip netns exec <tag>-c node dist/lab/writer.js --host VIP ...`).
+ * client namespace (`ip netns exec <tag>-c node dist-tools/tools/lab/writer.js --host VIP ...`).
  *
  * It SADDs unique increasing integers to one set at a steady rate and records every op
  * as `ok` (acknowledged), `failed` (definitely not applied: a Redis error reply, or the
