@@ -126,6 +126,12 @@ if [ ! -f "$SRC/dist/cli/main.js" ] || [ ! -f "$SRC/$ADDON_REL" ]; then
     die "the build failed (it needs a C compiler, make and python3 for the addon: see scripts/setup.sh)"
 fi
 
+# The lab and the benchmark are not part of the product (tools/, built into dist-tools/);
+# a dist/ from a build older than that split still holds them.
+for stale in lab bench; do
+  [ ! -e "$SRC/dist/$stale" ] || die "$SRC/dist/$stale is left from an older build (the lab and the benchmark are not installed): run npm run build, which rebuilds dist/ from scratch"
+done
+
 # --- 2. Debian packages ------------------------------------------------------------
 missing_packages() { # lists the RUNTIME_PACKAGES not installed in the target
   local p

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-exec node dist/lab/demo.js "$@"
+exec node dist-tools/tools/lab/demo.js "$@"

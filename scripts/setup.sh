@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what redis-ha's lab and tests need on a Debian/Ubuntu machine (as root):
-# Debian packages (Redis, iproute2, arping, ndptool), the npm dependencies, the build.
+# Debian packages (Redis, iproute2, arping, ndptool), the npm dependencies, the build
+# (the product into dist/, the lab and the benchmark into dist-tools/).
 # Idempotent: a second run only checks. Sourced by scripts/lab.sh and scripts/test.sh
 # (so the PATH to a fallback Node.js carries over).
 set -euo pipefail
@@ -55,3 +56,4 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 npm run --silent build
+npm run --silent build:tools

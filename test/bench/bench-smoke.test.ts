@@ -7,10 +7,10 @@
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { loadSetups } from '../../src/bench/registry.js';
-import { describeRun, runOne } from '../../src/bench/run.js';
-import { isRoot, runOk } from '../../src/lab/netns.js';
-import { daemonEntry, writerEntry } from '../../src/lab/pair.js';
+import { loadSetups } from '../../tools/bench/registry.js';
+import { describeRun, runOne } from '../../tools/bench/run.js';
+import { isRoot, runOk } from '../../tools/lab/netns.js';
+import { daemonEntry, writerEntry } from '../../tools/lab/pair.js';
 
 const TAG = 'rhbsmk';
 const SUBNET = '10.77.61';
@@ -25,7 +25,7 @@ const describeRoot = root ? describe : describe.skip;
 describeRoot('bench runner smoke: redis-ha × redis-kill', () => {
   it('recovers, ends healthy with the VIP on the new master, and loses nothing acknowledged after recovery', { timeout: TEST_TIMEOUT_MS }, async () => {
     for (const entry of [daemonEntry(), writerEntry()]) {
-      if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build`);
+      if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build && npm run build:tools`);
     }
     const [setup] = await loadSetups(['redis-ha']);
     if (!setup?.driver) throw new Error(`redis-ha setup unavailable: ${setup?.unavailable ?? 'not registered'}`);

@@ -6,7 +6,7 @@
  * unsupported with the same reason).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isRoot, LabNetwork } from '../../src/lab/netns.js';
+import { isRoot, LabNetwork } from '../../tools/lab/netns.js';
 
 const TAG = 'rhbloss';
 const SUBNET = '10.77.62';

@@ -5,7 +5,7 @@
  * unavailability sums, the write figures, and /proc parsing.
  */
 import { describe, expect, it } from 'vitest';
-import type { OpRecord } from '../../src/lab/analysis.js';
+import type { OpRecord } from '../../tools/lab/analysis.js';
 import {
   analyseTimeline,
   analyseWrites,
@@ -21,7 +21,7 @@ import {
   type RedisSample,
   type Sample,
   type VipSample,
-} from '../../src/bench/measure.js';
+} from '../../tools/bench/measure.js';
 
 const vip = (node: 'a' | 'b', wallMs: number, held: boolean): VipSample => ({ kind: 'vip', node, wallMs, vip: held });
 const redis = (node: 'a' | 'b', wallMs: number, role: RedisSample['role'], link: string | null = null): RedisSample => ({

@@ -1,7 +1,7 @@
 /** Merging benchmark results: later files win per setup × fault cell and per footprint. */
 import { describe, expect, it } from 'vitest';
-import { mergeResults } from '../../src/bench/merge.js';
-import type { BenchResults, RunResult } from '../../src/bench/run.js';
+import { mergeResults } from '../../tools/bench/merge.js';
+import type { BenchResults, RunResult } from '../../tools/bench/run.js';
 
 function results(startedAt: string, runs: Array<Pick<RunResult, 'setup' | 'fault' | 'run'>>, footprintSetups: string[] = []): BenchResults {
   return {

@@ -17,9 +17,9 @@ import {
   surprises,
   svgChart,
   timestampDir,
-} from '../../src/bench/report.js';
-import { planLanes, type BenchResults, type RunFigures, type RunResult } from '../../src/bench/run.js';
-import type { FaultName } from '../../src/bench/setup.js';
+} from '../../tools/bench/report.js';
+import { planLanes, type BenchResults, type RunFigures, type RunResult } from '../../tools/bench/run.js';
+import type { FaultName } from '../../tools/bench/setup.js';
 
 function figures(overrides: Partial<RunFigures> = {}): RunFigures {
   return {

@@ -12,12 +12,12 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SetupDriver } from '../../src/bench/setup.js';
-import { keepalivedClassic } from '../../src/bench/setups/keepalived.js';
-import { sentinel, sentinelMasterAddresses } from '../../src/bench/setups/sentinel.js';
-import { isRoot, pidAlive } from '../../src/lab/netns.js';
-import { PairLab, startPair, type PairHost } from '../../src/lab/pair.js';
-import { LAB_REDIS_PORT } from '../../src/lab/redis-proc.js';
+import type { SetupDriver } from '../../tools/bench/setup.js';
+import { keepalivedClassic } from '../../tools/bench/setups/keepalived.js';
+import { sentinel, sentinelMasterAddresses } from '../../tools/bench/setups/sentinel.js';
+import { isRoot, pidAlive } from '../../tools/lab/netns.js';
+import { PairLab, startPair, type PairHost } from '../../tools/lab/pair.js';
+import { LAB_REDIS_PORT } from '../../tools/lab/redis-proc.js';
 
 const root = isRoot();
 if (!root) console.warn('SKIPPING test/bench/setups.test.ts: the lab needs root (network namespaces)');

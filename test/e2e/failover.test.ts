@@ -22,8 +22,8 @@ import {
   failedButPresent,
   unavailabilityWindow,
   type OpRecord,
-} from '../../src/lab/analysis.js';
-import { isRoot } from '../../src/lab/netns.js';
+} from '../../tools/lab/analysis.js';
+import { isRoot } from '../../tools/lab/netns.js';
 import {
   daemonEntry,
   DEFAULT_SET_KEY,
@@ -34,7 +34,7 @@ import {
   startPair,
   type PairNode,
   type WriterHandle,
-} from '../../src/lab/pair.js';
+} from '../../tools/lab/pair.js';
 
 /** Bounds (ms). */
 const ELECTION_TIMEOUT_MS = 30_000;

@@ -20,10 +20,10 @@ import {
   toWriterMs,
   unavailabilityWindow,
   type OpRecord,
-} from '../../src/lab/analysis.js';
-import { isRoot, LabNetwork, pollUntil, run, waitChildExit } from '../../src/lab/netns.js';
-import { LabRedis, LAB_REDIS_PORT } from '../../src/lab/redis-proc.js';
-import { nowWallMs, repoRoot } from '../../src/lab/pair.js';
+} from '../../tools/lab/analysis.js';
+import { isRoot, LabNetwork, pollUntil, run, waitChildExit } from '../../tools/lab/netns.js';
+import { LabRedis, LAB_REDIS_PORT } from '../../tools/lab/redis-proc.js';
+import { nowWallMs, writerEntry } from '../../tools/lab/pair.js';
 
 const TAG = 'rhlab1';
 const SUBNET = '10.77.201';
@@ -132,8 +132,8 @@ describeRoot('lab network and processes', () => {
     durationMs: number,
     during?: (startWallMs: number) => Promise<void>,
   ): Promise<{ lines: Array<{ type: string; ok: number }>; log: ReturnType<typeof parseOpLog> }> {
-    const writerJs = join(repoRoot(), 'dist/lab/writer.js');
-    if (!existsSync(writerJs)) throw new Error(`${writerJs} missing: run npm run build first`);
+    const writerJs = writerEntry();
+    if (!existsSync(writerJs)) throw new Error(`${writerJs} missing: run npm run build:tools first`);
     const out = join(workDir, `${name}.jsonl`);
     const child = net.spawn(
       'c',

@@ -12,9 +12,9 @@
  * Bounds are generous; the measured figures are printed. Root only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { analyseSetTest, firstOkAfter, longestOkGap } from '../../src/lab/analysis.js';
-import { isRoot } from '../../src/lab/netns.js';
-import { nowWallMs, PairLab, startPair, type PairNode, type WriterHandle } from '../../src/lab/pair.js';
+import { analyseSetTest, firstOkAfter, longestOkGap } from '../../tools/lab/analysis.js';
+import { isRoot } from '../../tools/lab/netns.js';
+import { nowWallMs, PairLab, startPair, type LabConfig, type PairNode, type WriterHandle } from '../../tools/lab/pair.js';
 import type { StatusReport } from '../../src/daemon/status.js';
 
 const SWITCHOVERS = 10;
@@ -62,7 +62,7 @@ describeRoot('e2e operator commands: status, switchover, maintenance, audit', ()
   let master: PairNode = 'a';
 
   beforeAll(async () => {
-    const switchover = { switchover: { max_ack_age_s: MAX_ACK_AGE_S } };
+    const switchover: LabConfig = { switchover: { max_ack_age_s: MAX_ACK_AGE_S } };
     lab = await startPair({ tag: 'rho1', subnet: '10.77.214', daemon: { nodeA: switchover, nodeB: switchover } });
     await waitSettled(lab, 'a', 'initial election');
   }, STEP_TIMEOUT_MS);

@@ -15,8 +15,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { masterDownMs } from '../../src/core/timing.js';
-import { isRoot } from '../../src/lab/netns.js';
-import { daemonEntry, nowWallMs, PairLab, PRIORITY_A, PRIORITY_B, PROFILES, startPair, type AuditRecord, type PairNode } from '../../src/lab/pair.js';
+import { isRoot } from '../../tools/lab/netns.js';
+import { daemonEntry, nowWallMs, PairLab, PRIORITY_A, PRIORITY_B, PROFILES, startPair, type AuditRecord, type PairNode } from '../../tools/lab/pair.js';
 import { startNotifyListener, type NotifyListener } from '../helpers/notify-listener.js';
 
 const STEP_TIMEOUT_MS = 120_000;

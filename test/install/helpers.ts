@@ -1,10 +1,12 @@
 /**
  * Helpers for the install tests: run a command without blocking the event loop (so
  * vitest's timeouts still work during a multi-minute debootstrap), read a systemd unit
- * file into its assignments, and say loudly why a suite is skipped.
+ * file into its assignments, find lab or benchmark code in an installed tree, and say
+ * loudly why a suite is skipped.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The checkout's root directory. */
@@ -146,4 +148,51 @@ export function unitValue(unit: UnitAssignments, section: string, key: string): 
 export function parseExposure(output: string): number | null {
   const match = /Overall exposure level for \S+:\s*(\d+(?:\.\d+)?)/.exec(output);
   return match ? Number(match[1]) : null;
+}
+
+/** Directories of an install prefix that hold third-party code: Node.js and the npm dependencies. */
+const THIRD_PARTY_DIRS = new Set(['node', 'node_modules']);
+/** Path segments only the lab and the benchmark have (`tools/lab`, `tools/bench`, their build `dist-tools/`). */
+const TOOL_SEGMENTS = new Set(['lab', 'bench', 'tools', 'dist-tools']);
+/** The lab's entry points (the demo, the client namespace's writer). */
+const TOOL_ENTRY_NAMES = new Set(['demo.js', 'writer.js']);
+/** Names that only the lab's and the benchmark's code contain. */
+const TOOL_MARKERS = ['PairLab', 'LabNetwork', 'dist-tools', 'SetupDriver'];
+
+/**
+ * Lab or benchmark code under an install prefix (or in any list of shipped files): one
+ * line per offending path, saying why. Third-party directories (`node/`,
+ * `node_modules/`) are not searched; symbolic links are not followed.
+ */
+export function toolCodeIn(prefix: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, rel: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const relPath = rel === '' ? entry.name : `${rel}/${entry.name}`;
+      if (rel === '' && THIRD_PARTY_DIRS.has(entry.name)) continue;
+      const problems = toolPathProblems(relPath);
+      found.push(...problems);
+      if (entry.isDirectory() && problems.length === 0) {
+        walk(join(dir, entry.name), relPath);
+      } else if (entry.isFile() && /\.(js|ts|map)$/.test(entry.name)) {
+        const text = readFileSync(join(dir, entry.name), 'utf8');
+        for (const marker of TOOL_MARKERS) {
+          if (text.includes(marker)) found.push(`${relPath}: mentions ${marker}`);
+        }
+      }
+    }
+  };
+  walk(prefix, '');
+  return found;
+}
+
+/** Why a shipped path (relative, `/`-separated) looks like lab or benchmark code; empty if it does not. */
+export function toolPathProblems(relPath: string): string[] {
+  const segments = relPath.split('/');
+  const problems: string[] = [];
+  const segment = segments.find((s) => TOOL_SEGMENTS.has(s));
+  if (segment !== undefined) problems.push(`${relPath}: a ${segment}/ directory`);
+  const name = segments.at(-1) ?? '';
+  if (TOOL_ENTRY_NAMES.has(name)) problems.push(`${relPath}: the lab's ${name}`);
+  return problems;
 }

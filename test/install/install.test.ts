@@ -4,7 +4,8 @@
  * has the targets the unit depends on, plus logrotate to rotate for real), never
  * touching this machine's own /etc, /usr or /opt. Root only.
  *
- * In order: install with --root; the files, modes, owners and the account are right;
+ * In order: install with --root; the files, modes, owners and the account are right (and
+ * no lab or benchmark code is among them);
  * the launcher runs the CLI with the Node.js it installed; check-config passes, as the
  * service user, on a filled-in configuration; the installed unit verifies in that root;
  * logrotate rotates the audit log the way `audit verify` reads it; the root boots in a
@@ -20,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { PROJECT_ROOT, announceSkip, available, describeRun, run, type RunResult } from './helpers.js';
+import { PROJECT_ROOT, announceSkip, available, describeRun, run, toolCodeIn, type RunResult } from './helpers.js';
 
 const MIRROR = 'http://deb.debian.org/debian';
 const SUITE = 'bookworm';
@@ -159,6 +160,11 @@ describe.skipIf(reason !== null)('install.sh into a fresh Debian 12 root', () =>
     );
     expect(readFileSync(at('etc/sysctl.d/60-redis-ha.conf'), 'utf8')).toMatch(/^net\.ipv4\.conf\.all\.arp_announce = 2$/m);
     expect(readFileSync(at('etc/logrotate.d/redis-ha'), 'utf8')).toBe(readFileSync(join(PROJECT_ROOT, 'etc/redis-ha.logrotate'), 'utf8'));
+  });
+
+  it('installs no lab or benchmark code (they stay in tools/)', () => {
+    expect(existsSync(at(`${PREFIX}/dist/cli/main.js`)), 'nothing installed to look through').toBe(true);
+    expect(toolCodeIn(at(PREFIX))).toEqual([]);
   });
 
   it('installs the Debian packages the daemon runs (ip, arping, ndptool; kill for ExecReload)', async () => {

@@ -9,7 +9,7 @@
  *    costs next to nothing next to the setups being measured. Each sample is one JSON
  *    line stamped with the wall-clock time of its VIP read (the writer's scale).
  *  - The lab writer's op log (a Jepsen set test through the VIP) and the set finally
- *    read from the master the client reaches, analysed with `src/lab/analysis.ts`.
+ *    read from the master the client reaches, analysed with `tools/lab/analysis.ts`.
  *  - Footprint: VmRSS from `/proc/PID/status` and CPU from `/proc/PID/stat`
  *    (utime + stime + cutime + cstime, so the health-check scripts a daemon forks and
  *    reaps are charged to it) over a steady-state interval.

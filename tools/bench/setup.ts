@@ -1,11 +1,11 @@
 /**
  * What a benchmarked failover setup must provide. Each setup (redis-ha, redis-ha-fast,
- * keepalived-classic, sentinel, ...) is one small driver in `src/bench/setups/`, so more
- * can be added; the runner (`src/bench/run.ts`) builds a fresh pair lab per run, hands it
+ * keepalived-classic, sentinel, ...) is one small driver in `tools/bench/setups/`, so more
+ * can be added; the runner (`tools/bench/run.ts`) builds a fresh pair lab per run, hands it
  * to the driver, warms up, injects the fault, measures through the same client, and tears
  * everything down.
  *
- * The lab a driver receives (`PairLab` from `src/lab/pair.ts`, started with
+ * The lab a driver receives (`PairLab` from `tools/lab/pair.ts`, started with
  * `startDaemons: false`): namespaces `a`, `b` (Redis hosts) and `c` (client) on a bridge,
  * Redis running on a and b (a master, b `replicaof a`, the same `requirepass`/`masterauth`
  * = `lab.password`), the VIP `lab.vip` not yet on any host, interface `eth0` in every

@@ -18,7 +18,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { mergeYaml, PairLab, PROFILES, type LabProfile, type PairHost, type PairNode, type RawYaml } from '../../lab/pair.js';
+import { mergeConfig, PairLab, PROFILES, type LabConfig, type LabProfile, type PairHost, type PairNode } from '../../lab/pair.js';
 import type { FaultName, SetupDriver } from '../setup.js';
 
 /** Bound on the initial election (VIP on a, b replicating a). */
@@ -34,10 +34,10 @@ const FAULTS_SUPPORTED: readonly FaultName[] = [
 ];
 
 /** The node config keys a profile sets (snake_case, as in the YAML). */
-function profileOverrides(profile: LabProfile): RawYaml {
+function profileOverrides(profile: LabProfile): LabConfig {
   const timing = PROFILES[profile];
-  const promotion: RawYaml = {};
-  if (timing.peerTimeoutMs !== null) promotion['peer_timeout_ms'] = timing.peerTimeoutMs;
+  const promotion: LabConfig['promotion'] = {};
+  if (timing.peerTimeoutMs !== null) promotion.peer_timeout_ms = timing.peerTimeoutMs;
   return {
     advert: { interval_ms: timing.advertIntervalMs },
     health: { interval_ms: timing.healthIntervalMs, timeout_ms: timing.healthTimeoutMs },
@@ -51,7 +51,7 @@ function profileOverrides(profile: LabProfile): RawYaml {
 function redisHaDriver(
   name: string,
   profile: LabProfile,
-  variant: { extra?: RawYaml; supports?: readonly FaultName[]; method?: string } = {},
+  variant: { extra?: LabConfig; supports?: readonly FaultName[]; method?: string } = {},
 ): SetupDriver {
   const timing = PROFILES[profile];
   return {
@@ -64,7 +64,7 @@ function redisHaDriver(
 
     async start(lab: PairLab): Promise<void> {
       for (const node of ['a', 'b'] as const) {
-        const config = mergeYaml(mergeYaml(lab.baseConfig(node), profileOverrides(profile)), variant.extra);
+        const config = mergeConfig(mergeConfig(lab.baseConfig(node), profileOverrides(profile)), variant.extra);
         writeFileSync(lab.configPath(node), stringify(config), { mode: CONFIG_FILE_MODE });
       }
       lab.startDaemon('a');

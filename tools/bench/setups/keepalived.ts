@@ -39,7 +39,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RedisHaError } from '../../errors.js';
+import { RedisHaError } from '../../../src/errors.js';
 import { waitChildExit } from '../../lab/netns.js';
 import { PairLab, PRIORITY_A, PRIORITY_B, type PairHost, type PairNode } from '../../lab/pair.js';
 import { LAB_REDIS_PORT } from '../../lab/redis-proc.js';

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -29,6 +29,7 @@ import {
   type WriterProgress,
   type WriterSummary,
 } from './analysis.js';
+import type { RawConfig } from '../../src/config/schema.js';
 import { LabNetwork, pidAlive, registerCleanup, runOk, waitChildExit } from './netns.js';
 import { LabRedis, LAB_REDIS_PORT, type LabRedisRole } from './redis-proc.js';
 
@@ -39,12 +40,18 @@ export type PairHost = PairNode | 'c';
 /** Timing profile of the daemons. */
 export type LabProfile = 'default' | 'fast';
 
-/** A YAML value as written to a daemon config. */
-export type RawYamlValue = string | number | boolean | null | RawYaml | RawYamlValue[];
-/** A YAML mapping (snake_case keys, as in the config file). */
-export interface RawYaml {
-  [key: string]: RawYamlValue;
-}
+/** Any subset of `T`'s keys, at any depth (lists are replaced whole, never merged). */
+export type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K];
+};
+
+/**
+ * A lab daemon's configuration file, typed by the product's own file type (`RawConfig`,
+ * snake_case keys as in the YAML): keys left out take the daemon's defaults. A key
+ * renamed or removed in the product breaks the build of the lab, the benchmark and the
+ * tests that pass overrides, not a lab run.
+ */
+export type LabConfig = DeepPartial<RawConfig>;
 
 /** Group (virtual router) id, as in the keepalived recipe. */
 export const LAB_GROUP_ID = 51;
@@ -112,8 +119,8 @@ export interface PairOptions {
   /** `10.77.<n>`. */
   readonly subnet: string;
   readonly profile?: LabProfile;
-  /** Deep-merged over the generated YAML of each node. */
-  readonly daemon?: { readonly nodeA?: RawYaml; readonly nodeB?: RawYaml };
+  /** Deep-merged over the generated configuration of each node (`baseConfig`). */
+  readonly daemon?: { readonly nodeA?: LabConfig; readonly nodeB?: LabConfig };
   /** `replica-of-a` (default): b starts as `replicaof a`; `both-masters`: two fresh masters. */
   readonly replication?: 'replica-of-a' | 'both-masters';
   /** Start the daemons (default true). */
@@ -164,9 +171,16 @@ export function nowWallMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/** The repository root (this file is `src/lab/pair.ts` or `dist/lab/pair.js`). */
+/** Where `npm run build:tools` puts the compiled lab and benchmark (`tools/tsconfig.json`). */
+export const TOOLS_BUILD_DIR = 'dist-tools';
+
+/**
+ * The repository root: this file is `tools/lab/pair.ts` (run from source by the tests)
+ * or `dist-tools/tools/lab/pair.js` (the built lab and benchmark).
+ */
 export function repoRoot(): string {
-  return fileURLToPath(new URL('../..', import.meta.url));
+  const twoUp = fileURLToPath(new URL('../..', import.meta.url));
+  return basename(twoUp) === TOOLS_BUILD_DIR ? dirname(twoUp) : twoUp;
 }
 
 /** Path of the compiled daemon entry point. */
@@ -174,24 +188,113 @@ export function daemonEntry(): string {
   return join(repoRoot(), 'dist/cli/main.js');
 }
 
-/** Path of the compiled writer. */
+/** Path of the compiled writer (built by `npm run build:tools`). */
 export function writerEntry(): string {
-  return join(repoRoot(), 'dist/lab/writer.js');
+  return join(repoRoot(), TOOLS_BUILD_DIR, 'tools/lab/writer.js');
 }
 
-function isMapping(value: RawYamlValue | undefined): value is RawYaml {
+function isMapping(value: unknown): value is Readonly<Record<string, unknown>> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Deep-merges `override` into `base` (mappings merge, everything else replaces). */
-export function mergeYaml(base: RawYaml, override: RawYaml | undefined): RawYaml {
-  if (!override) return base;
-  const merged: RawYaml = { ...base };
+function mergeMappings(base: Readonly<Record<string, unknown>>, override: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(override)) {
+    // An optional key present but undefined overrides nothing.
+    if (value === undefined) continue;
     const current = merged[key];
-    merged[key] = isMapping(current) && isMapping(value) ? mergeYaml(current, value) : value;
+    merged[key] = isMapping(current) && isMapping(value) ? mergeMappings(current, value) : value;
   }
   return merged;
+}
+
+/** Deep-merges `override` into `base` (sections merge, values replace). */
+export function mergeConfig(base: LabConfig, override: LabConfig | undefined): LabConfig {
+  // Merging two subsets of RawConfig's keys gives a subset of them again.
+  return override ? (mergeMappings(base, override) as LabConfig) : base;
+}
+
+/** Names of the shared secrets in the lab's directory. */
+const ADVERT_KEY_FILE = 'advert.key';
+const REDIS_PASSWORD_FILE = 'redis.password';
+
+/** Where a node's files live in the lab's directory. */
+export interface NodePaths {
+  /** Its YAML configuration. */
+  readonly config: string;
+  readonly audit: string;
+  readonly state: string;
+  /**
+   * Its runtime directory, as `/run/redis-ha` is on a host: the daemon keeps files next
+   * to its control socket (the restart-in-place marker), so the two nodes must not
+   * share one.
+   */
+  readonly runDir: string;
+  readonly controlSocket: string;
+  /** The daemon's stdout and stderr. */
+  readonly daemonLog: string;
+}
+
+/** The paths of `node`'s files in the lab directory `dir`. */
+export function nodePaths(dir: string, node: PairNode): NodePaths {
+  const runDir = join(dir, `run-${node}`);
+  return {
+    config: join(dir, `node-${node}.yaml`),
+    audit: join(dir, `audit-${node}.jsonl`),
+    state: join(dir, `state-${node}.json`),
+    runDir,
+    controlSocket: join(runDir, 'control.sock'),
+    daemonLog: join(dir, `daemon-${node}.log`),
+  };
+}
+
+/** What a lab node's configuration is made of. */
+export interface LabNodeParams {
+  readonly node: PairNode;
+  /** Both nodes' addresses. */
+  readonly addresses: Readonly<Record<PairNode, string>>;
+  /** The VIP, without prefix length. */
+  readonly vip: string;
+  /** The lab directory: shared secrets (`advert.key`, `redis.password`) and `nodePaths`. */
+  readonly dir: string;
+  readonly timing: ProfileTiming;
+}
+
+/**
+ * A lab node's configuration file, before overrides: the keepalived recipe's numbers
+ * (group 51, priorities 100/90, no preemption), the profile's timings, every file in
+ * the lab directory.
+ */
+export function labNodeConfig(params: LabNodeParams): LabConfig {
+  const { node, addresses, timing, dir } = params;
+  const other = PairLab.other(node);
+  const paths = nodePaths(dir, node);
+  const promotion: LabConfig['promotion'] = { wait_for_sync: true, max_sync_wait_ms: 5000 };
+  if (timing.peerTimeoutMs !== null) promotion.peer_timeout_ms = timing.peerTimeoutMs;
+  return {
+    node: {
+      name: node,
+      address: addresses[node],
+      priority: node === 'a' ? PRIORITY_A : PRIORITY_B,
+      preempt: false,
+    },
+    group: { id: LAB_GROUP_ID },
+    peer: { address: addresses[other] },
+    advert: {
+      port: LAB_ADVERT_PORT,
+      interval_ms: timing.advertIntervalMs,
+      key_file: join(dir, ADVERT_KEY_FILE),
+    },
+    redis: { host: '127.0.0.1', port: LAB_REDIS_PORT, password_file: join(dir, REDIS_PASSWORD_FILE) },
+    peer_redis: { host: addresses[other], port: LAB_REDIS_PORT },
+    health: { interval_ms: timing.healthIntervalMs, timeout_ms: timing.healthTimeoutMs, fall: 2, rise: 2 },
+    vip: { address: `${params.vip}/24`, interface: 'eth0', garp_count: 3, garp_interval_ms: 100 },
+    promotion,
+    audit: { path: paths.audit },
+    state: { path: paths.state },
+    control: { socket: paths.controlSocket },
+    log: { level: 'debug' },
+  };
 }
 
 /** This environment without `REDIS_HA_*`: the YAML alone configures the lab daemons. */
@@ -304,26 +407,22 @@ export class PairLab {
 
   /** Path of a node's YAML config. */
   configPath(node: PairNode): string {
-    return join(this.dir, `node-${node}.yaml`);
+    return nodePaths(this.dir, node).config;
   }
 
   /** Path of a node's audit log. */
   auditPath(node: PairNode): string {
-    return join(this.dir, `audit-${node}.jsonl`);
+    return nodePaths(this.dir, node).audit;
   }
 
-  /**
-   * A node's runtime directory, as `/run/redis-ha` is on a host: the daemon keeps files
-   * next to its control socket (the restart-in-place marker), so the two nodes must not
-   * share one.
-   */
+  /** A node's runtime directory (see `NodePaths.runDir`). */
   runDir(node: PairNode): string {
-    return join(this.dir, `run-${node}`);
+    return nodePaths(this.dir, node).runDir;
   }
 
   /** Path of a node's control socket, in its own runtime directory. */
   controlSocket(node: PairNode): string {
-    return join(this.runDir(node), 'control.sock');
+    return nodePaths(this.dir, node).controlSocket;
   }
 
   /**
@@ -346,51 +445,29 @@ export class PairLab {
 
   /** Path of a node's daemon log (stdout and stderr). */
   daemonLogPath(node: PairNode): string {
-    return join(this.dir, `daemon-${node}.log`);
+    return nodePaths(this.dir, node).daemonLog;
   }
 
   /** The generated configuration of a node, before overrides. */
-  baseConfig(node: PairNode): RawYaml {
-    const other = PairLab.other(node);
-    const timing = this.timing;
-    const promotion: RawYaml = { wait_for_sync: true, max_sync_wait_ms: 5000 };
-    if (timing.peerTimeoutMs !== null) promotion['peer_timeout_ms'] = timing.peerTimeoutMs;
-    return {
-      node: {
-        name: node,
-        address: this.address(node),
-        priority: node === 'a' ? PRIORITY_A : PRIORITY_B,
-        preempt: false,
-      },
-      group: { id: LAB_GROUP_ID },
-      peer: { address: this.address(other) },
-      advert: {
-        port: LAB_ADVERT_PORT,
-        interval_ms: timing.advertIntervalMs,
-        key_file: join(this.dir, 'advert.key'),
-      },
-      redis: { host: '127.0.0.1', port: LAB_REDIS_PORT, password_file: join(this.dir, 'redis.password') },
-      peer_redis: { host: this.address(other), port: LAB_REDIS_PORT },
-      health: { interval_ms: timing.healthIntervalMs, timeout_ms: timing.healthTimeoutMs, fall: 2, rise: 2 },
-      vip: { address: `${this.vip}/24`, interface: 'eth0', garp_count: 3, garp_interval_ms: 100 },
-      promotion,
-      audit: { path: this.auditPath(node) },
-      state: { path: join(this.dir, `state-${node}.json`) },
-      control: { socket: this.controlSocket(node) },
-      log: { level: 'debug' },
-    };
+  baseConfig(node: PairNode): LabConfig {
+    return labNodeConfig({
+      node,
+      addresses: { a: this.address('a'), b: this.address('b') },
+      vip: this.vip,
+      dir: this.dir,
+      timing: this.timing,
+    });
   }
 
   private writeFiles(): void {
-    const keyFile = join(this.dir, 'advert.key');
-    writeFileSync(keyFile, `${this.advertKey.id} ${this.advertKeyText}\n`, {
+    writeFileSync(join(this.dir, ADVERT_KEY_FILE), `${this.advertKey.id} ${this.advertKeyText}\n`, {
       mode: SECRET_FILE_MODE,
     });
-    writeFileSync(join(this.dir, 'redis.password'), this.password, { mode: SECRET_FILE_MODE });
+    writeFileSync(join(this.dir, REDIS_PASSWORD_FILE), this.password, { mode: SECRET_FILE_MODE });
     for (const node of ['a', 'b'] as const) {
       mkdirSync(this.runDir(node), { mode: RUN_DIR_MODE });
       const override = node === 'a' ? this.options.daemon?.nodeA : this.options.daemon?.nodeB;
-      writeFileSync(this.configPath(node), stringify(mergeYaml(this.baseConfig(node), override)), {
+      writeFileSync(this.configPath(node), stringify(mergeConfig(this.baseConfig(node), override)), {
         mode: SECRET_FILE_MODE,
       });
     }
@@ -662,7 +739,7 @@ export class PairLab {
   /** Starts the set-test writer in the client namespace, writing through the VIP. */
   startWriter(options: { ratePerSec?: number; concurrency?: number; key?: string } = {}): WriterHandle {
     const entry = writerEntry();
-    if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build first`);
+    if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build:tools first`);
     const run = ++this.writerCount;
     const out = join(this.dir, `writer-${run}.jsonl`);
     // Values restart at 1 in every run, so each run gets its own set.

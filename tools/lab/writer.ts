@@ -1,6 +1,6 @@
 /**
  * The lab's client: a Jepsen-style set test writer, run as its own process inside the
- * client namespace (`ip netns exec <tag>-c node dist/lab/writer.js --host VIP ...`).
+ * client namespace (`ip netns exec <tag>-c node dist-tools/tools/lab/writer.js --host VIP ...`).
  *
  * It SADDs unique increasing integers to one set at a steady rate and records every op
  * as `ok` (acknowledged), `failed` (definitely not applied: a Redis error reply, or the
@@ -10,8 +10,10 @@
  *
  * The client is deliberately unforgiving so that it measures the failover rather than
  * hiding it: no offline queue, no retries, no resends, 250 ms command and connect
- * timeouts, quick reconnects. A connection whose command timed out is destroyed (its
- * socket too: a polite close can hang on a dead peer) and replaced at once.
+ * timeouts, quick reconnects (`redis-client.ts`). A connection whose command timed out
+ * is destroyed (its socket too: a polite close can hang on a dead peer) and replaced at
+ * once; so is a client that gave up reconnecting, or that ioredis left `ready` on a
+ * dead socket after a connection closed during its handshake (ioredis#2099).
  *
  * Output: the meta line, then a progress JSON line on stdout every 250 ms; on SIGTERM/SIGINT or after
  * `--duration-ms`, the op log as JSON lines to `--out`, a summary line on stdout, exit 0.
@@ -24,19 +26,12 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis, ReplyError } from 'ioredis';
 import type { OpOutcome, OpRecord, WriterCounts, WriterMeta, WriterProgress, WriterSummary } from './analysis.js';
+import { COMMAND_TIMEOUT_MS, isStuckReady, writerClientOptions } from './redis-client.js';
 
 /** Default target rate, ops per second. */
 const DEFAULT_RATE_PER_SEC = 500;
 /** Default set key. */
 const DEFAULT_SET_KEY = 'ha:set';
-/** Command timeout: an op still unanswered after this is `unknown`. */
-const COMMAND_TIMEOUT_MS = 250;
-/** TCP connect timeout. */
-const CONNECT_TIMEOUT_MS = 250;
-/** Delay before each reconnect attempt. */
-const RECONNECT_DELAY_MS = 20;
-/** ioredis waits this long for a polite close before destroying the socket. */
-const DISCONNECT_TIMEOUT_MS = 50;
 /** Progress line period. */
 const PROGRESS_INTERVAL_MS = 250;
 /** A worker that fell behind by more than this skips slots instead of bursting. */
@@ -130,21 +125,7 @@ function noop(): void {}
 
 /** A client as unforgiving as described in the header. */
 function makeClient(args: WriterArgs): Redis {
-  const client = new Redis({
-    host: args.host,
-    port: args.port,
-    password: args.password ?? undefined,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    autoResubscribe: false,
-    enableReadyCheck: false,
-    commandTimeout: COMMAND_TIMEOUT_MS,
-    connectTimeout: CONNECT_TIMEOUT_MS,
-    disconnectTimeout: DISCONNECT_TIMEOUT_MS,
-    retryStrategy: () => RECONNECT_DELAY_MS,
-    reconnectOnError: () => false,
-  });
+  const client = new Redis(writerClientOptions(args));
   client.on('error', noop);
   return client;
 }
@@ -232,8 +213,9 @@ async function main(): Promise<void> {
       else unknown++;
       record = { type: 'op', value, startMs, endMs, outcome, error: text };
       // A timed-out connection is cut and replaced; so is a client that stopped
-      // reconnecting (ioredis status `end`), or every later write would fail at once.
-      if (timedOut || used.status === 'end') replaceClient(used);
+      // reconnecting (ioredis status `end`) or that ioredis left `ready` on a dead
+      // socket (redis-client.ts), or every later write would fail at once.
+      if (timedOut || used.status === 'end' || isStuckReady(used)) replaceClient(used);
     }
     inFlight.delete(value);
     ops.push(record);

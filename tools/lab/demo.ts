@@ -1,5 +1,6 @@
 /**
- * The live demo (`node dist/lab/demo.js`, root only): builds the pair lab, waits for
+ * The live demo (`bash scripts/lab.sh`, or `node dist-tools/tools/lab/demo.js` after
+ * `npm run build && npm run build:tools`; root only): builds the pair lab, waits for
  * the initial election, starts the set-test writer in the client namespace writing
  * through the VIP, shows a compact status line every 250 ms, injects one fault into
  * node A after about five seconds, shows the failover as it happens, waits until B

@@ -1,6 +1,6 @@
 /**
- * `npm run bench` / `node dist/bench/main.js`: runs failover setups (redis-ha and the
- * tools people would otherwise use) through the same faults on the same lab and
+ * `npm run bench` / `node dist-tools/tools/bench/main.js`: runs failover setups (redis-ha
+ * and the tools people would otherwise use) through the same faults on the same lab and
  * client, and writes the results (JSON, Markdown table, SVG chart) under
  * `bench/results/<timestamp>/` and `bench/results/latest.*`. Root only: the lab builds
  * network namespaces. Ctrl-C tears the current lab down and writes what was measured.
@@ -23,7 +23,7 @@ const MAX_LANES = 4;
 const MAX_RUNS = 50;
 const DEFAULT_OUT = 'bench/results';
 
-const USAGE = `usage: node dist/bench/main.js [options]   (root only)
+const USAGE = `usage: node dist-tools/tools/bench/main.js [options]   (root only)
 
   --setup S[,S...]    setups to run (default: all): ${SETUP_NAMES.join(', ')}
   --fault F[,F...]    faults to inject (default: all): ${FAULTS.join(', ')}

@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/merge.js OUT_DIR results.json...`: combines benchmark results taken in
+ * `node dist-tools/tools/bench/merge.js OUT_DIR results.json...`: combines benchmark results taken in
  * several sessions (e.g. a setup re-measured after a change, or setups run on separate
  * labs at once) into one report. For each setup × fault cell the runs come from the LAST
  * file that has that cell; footprints likewise per setup. Writes the usual JSON, Markdown
@@ -50,7 +50,7 @@ export function mergeResults(inputs: readonly BenchResults[], now: Date = new Da
 function main(argv: readonly string[]): number {
   const [out, ...files] = argv;
   if (!out || files.length === 0) {
-    process.stderr.write('usage: node dist/bench/merge.js OUT_DIR results.json [results.json...]\n');
+    process.stderr.write('usage: node dist-tools/tools/bench/merge.js OUT_DIR results.json [results.json...]\n');
     return 2;
   }
   const inputs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as BenchResults);

@@ -33,7 +33,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RedisHaError } from '../../errors.js';
+import { RedisHaError } from '../../../src/errors.js';
 import { waitChildExit } from '../../lab/netns.js';
 import type { PairHost, PairLab, PairNode } from '../../lab/pair.js';
 import { LAB_REDIS_PORT } from '../../lab/redis-proc.js';
