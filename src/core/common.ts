@@ -130,7 +130,7 @@ export function advertBody(s: CoreState, config: CoreConfig): AdvertBody {
       fault: s.role === 'FAULT',
       resigning: s.resigning,
       maintenance: s.maintenance.on,
-      handingOver: s.switchover?.phase === 'switching-over',
+      switchingOver: s.switchover?.phase === 'switching-over',
       holdsVip: vipDesired(s) && s.vipClaimed,
     },
     maintenanceGen: s.maintenance.gen,

@@ -115,7 +115,7 @@ export function reconcileReplica(s: CoreState, now: number, config: CoreConfig, 
   const target = config.peerRedis;
   const following = local.role === 'replica' && local.masterHost === target.host && local.masterPort === target.port;
   if (following) return done(s, [], `${why}: replicating ${target.host}:${target.port}`);
-  if (peer.flags.handingOver === true || s.switchover !== null) {
+  if (peer.flags.switchingOver === true || s.switchover !== null) {
     return done(s, [], `${why}: a switchover is running; Redis left as it is`);
   }
   const what = local.role === 'master'

@@ -51,8 +51,8 @@ export interface AdvertFlags {
   readonly resigning: boolean;
   /** Automatic failover is frozen on the sender (maintenance mode). */
   readonly maintenance: boolean;
-  /** The sender is handing its master role over (a planned switchover is running). */
-  readonly handingOver: boolean;
+  /** The sender is switching its master role over to the peer (a planned switchover is running). */
+  readonly switchingOver: boolean;
   /** The sender holds the VIP (or is claiming it): a switchover's old master releases it only then. */
   readonly holdsVip: boolean;
 }

@@ -14,7 +14,7 @@
  *       4     1  groupId
  *       5     1  state: 0 INIT | 1 BACKUP | 2 MASTER | 3 FAULT
  *       6     1  priority (0 = resigning, RFC 5798 §5.2.4)
- *       7     1  flags: bit0 fault | bit1 resigning | bit2 maintenance | bit3 handing over | bit4 holds the VIP | bits 5-7 = 0
+ *       7     1  flags: bit0 fault | bit1 resigning | bit2 maintenance | bit3 switching over | bit4 holds the VIP | bits 5-7 = 0
  *       8     2  advertIntervalMs, 1..65535
  *      10     1  redisRole: 0 unknown | 1 master | 2 replica
  *      11     6  bootEpoch, ms since the Unix epoch (48-bit unsigned)
@@ -104,9 +104,9 @@ export const MAX_ADVERT_BYTES = OFF_NAME + MAX_NODE_NAME_BYTES + TRAILER_BYTES;
 const FLAG_FAULT = 0b001;
 const FLAG_RESIGNING = 0b010;
 const FLAG_MAINTENANCE = 0b100;
-const FLAG_HANDING_OVER = 0b1000;
+const FLAG_SWITCHING_OVER = 0b1000;
 const FLAG_HOLDS_VIP = 0b1_0000;
-const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE | FLAG_HANDING_OVER | FLAG_HOLDS_VIP;
+const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE | FLAG_SWITCHING_OVER | FLAG_HOLDS_VIP;
 
 /** Secondary offset meaning "no second history" (Redis `second_repl_offset:-1`). */
 const NO_SECOND_OFFSET = -1;
@@ -202,7 +202,7 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
     (body.flags.fault ? FLAG_FAULT : 0) |
       (body.flags.resigning ? FLAG_RESIGNING : 0) |
       (body.flags.maintenance ? FLAG_MAINTENANCE : 0) |
-      (body.flags.handingOver ? FLAG_HANDING_OVER : 0) |
+      (body.flags.switchingOver ? FLAG_SWITCHING_OVER : 0) |
       (body.flags.holdsVip ? FLAG_HOLDS_VIP : 0),
     OFF_FLAGS,
   );
@@ -300,7 +300,7 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
       fault: (flags & FLAG_FAULT) !== 0,
       resigning: (flags & FLAG_RESIGNING) !== 0,
       maintenance: (flags & FLAG_MAINTENANCE) !== 0,
-      handingOver: (flags & FLAG_HANDING_OVER) !== 0,
+      switchingOver: (flags & FLAG_SWITCHING_OVER) !== 0,
       holdsVip: (flags & FLAG_HOLDS_VIP) !== 0,
     },
     redis: {

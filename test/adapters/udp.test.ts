@@ -34,7 +34,7 @@ function body(nodeName: string, overrides: Partial<AdvertBody> = {}): AdvertBody
     priority: 100,
     advertIntervalMs: 1000,
     epoch: 3,
-    flags: { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: false },
+    flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false },
     maintenanceGen: 0,
     redis: { role: 'master', replId: 'ab'.repeat(20), replId2: '', offset: 4242, secondOffset: -1 },
     ...overrides,
@@ -135,7 +135,7 @@ describe('AdvertTransport on loopback', () => {
     const b = await startTransport('node-b', portB, portA);
 
     a.transport.send(body('node-a'));
-    a.transport.send(body('node-a', { priority: 0, flags: { fault: false, resigning: true, maintenance: false, handingOver: false, holdsVip: false } }));
+    a.transport.send(body('node-a', { priority: 0, flags: { fault: false, resigning: true, maintenance: false, switchingOver: false, holdsVip: false } }));
     b.transport.send(body('node-b', { state: 'BACKUP', redis: { ...body('x').redis, role: 'replica' } }));
     await waitFor(() => b.received.length === 2 && a.received.length === 1, 'adverts');
 

@@ -45,7 +45,7 @@ describe('maintenance on', () => {
     expect(r.state.frozen?.reason).toMatch(/no master advert from a/);
     expect(r.reason).toMatch(/^maintenance: .*automatic failover is off/);
     s = r.state;
-    const faultAdvert = heard(advert({ state: 'FAULT', flags: { fault: true, resigning: false, maintenance: true, handingOver: false, holdsVip: false }, maintenanceGen: 1 }));
+    const faultAdvert = heard(advert({ state: 'FAULT', flags: { fault: true, resigning: false, maintenance: true, switchingOver: false, holdsVip: false }, maintenanceGen: 1 }));
     const f = step(s, faultAdvert, 4100, bCfg);
     expect(f.state.role).toBe('BACKUP');
     expect(f.state.frozen?.reason).toMatch(/peer a reported FAULT/);
@@ -72,7 +72,7 @@ describe('maintenance on', () => {
 
   it('a resigning master (planned stop) is still taken over from', () => {
     const s = step(backupB(), on(), 100, bCfg).state;
-    const resign = heard(advert({ state: 'MASTER', priority: 0, flags: { fault: false, resigning: true, maintenance: true, handingOver: false, holdsVip: false }, maintenanceGen: 1 }));
+    const resign = heard(advert({ state: 'MASTER', priority: 0, flags: { fault: false, resigning: true, maintenance: true, switchingOver: false, holdsVip: false }, maintenanceGen: 1 }));
     const r1 = step(s, resign, 200, bCfg);
     const r = step(r1.state, fired('master-down'), r1.state.timers['master-down']!, bCfg);
     expect(r.state.role).toBe('MASTER');
@@ -82,7 +82,7 @@ describe('maintenance on', () => {
     const hi = coreConfig({ priority: 200, preempt: true, preemptDelayMs: 0 });
     let s = last(run(hi, [[0, { type: 'started' }], [10, ok(replicaSnap())]])).state;
     s = step(s, on(), 15, hi).state;
-    const r = step(s, heard(advert({ state: 'MASTER', priority: 100, maintenanceGen: 1, flags: { fault: false, resigning: false, maintenance: true, handingOver: false, holdsVip: false } })), 20, hi);
+    const r = step(s, heard(advert({ state: 'MASTER', priority: 100, maintenanceGen: 1, flags: { fault: false, resigning: false, maintenance: true, switchingOver: false, holdsVip: false } })), 20, hi);
     expect(r.state.timers.preempt).toBeUndefined();
   });
 });
@@ -126,19 +126,19 @@ describe('maintenance off resumes what was held back', () => {
 describe('sharing the flag through adverts', () => {
   it('a newer generation from the peer is adopted and persisted; an older one is not', () => {
     const s = backupB();
-    const r = step(s, heard(advert({ state: 'MASTER', maintenanceGen: 3, flags: { fault: false, resigning: false, maintenance: true, handingOver: false, holdsVip: false } })), 100, bCfg);
+    const r = step(s, heard(advert({ state: 'MASTER', maintenanceGen: 3, flags: { fault: false, resigning: false, maintenance: true, switchingOver: false, holdsVip: false } })), 100, bCfg);
     expect(r.state.maintenance).toEqual({ on: true, gen: 3 });
     expect(find(r.actions, 'persist-state')?.maintenance).toEqual({ on: true, gen: 3 });
-    const older = step(r.state, heard(advert({ state: 'MASTER', maintenanceGen: 2, flags: { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: false } })), 200, bCfg);
+    const older = step(r.state, heard(advert({ state: 'MASTER', maintenanceGen: 2, flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false } })), 200, bCfg);
     expect(older.state.maintenance).toEqual({ on: true, gen: 3 });
   });
 
   it('equal generations that disagree settle on "on"', () => {
     const s: CoreState = { ...backupB(), maintenance: { on: false, gen: 4 } };
-    const r = step(s, heard(advert({ state: 'MASTER', maintenanceGen: 4, flags: { fault: false, resigning: false, maintenance: true, handingOver: false, holdsVip: false } })), 100, bCfg);
+    const r = step(s, heard(advert({ state: 'MASTER', maintenanceGen: 4, flags: { fault: false, resigning: false, maintenance: true, switchingOver: false, holdsVip: false } })), 100, bCfg);
     expect(r.state.maintenance).toEqual({ on: true, gen: 4 });
     const mine: CoreState = { ...backupB(), maintenance: { on: true, gen: 4 } };
-    const r2 = step(mine, heard(advert({ state: 'MASTER', maintenanceGen: 4, flags: { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: false } })), 100, bCfg);
+    const r2 = step(mine, heard(advert({ state: 'MASTER', maintenanceGen: 4, flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false } })), 100, bCfg);
     expect(r2.state.maintenance).toEqual({ on: true, gen: 4 });
   });
 
@@ -146,7 +146,7 @@ describe('sharing the flag through adverts', () => {
     let s = step(masterA(), on(), 100, aCfg).state;
     s = step(s, fail, 200, aCfg).state;
     s = step(s, fail, 300, aCfg).state;
-    const r = step(s, heard(advert({ nodeName: 'b', state: 'BACKUP', priority: 90, maintenanceGen: 2, flags: { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: false } }), B_ADDR), 400, aCfg);
+    const r = step(s, heard(advert({ nodeName: 'b', state: 'BACKUP', priority: 90, maintenanceGen: 2, flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false } }), B_ADDR), 400, aCfg);
     expect(r.state.maintenance).toEqual({ on: false, gen: 2 });
     expect(r.state.role).toBe('FAULT');
     expect(r.reason).toMatch(/maintenance turned off by b: local Redis is failing/);

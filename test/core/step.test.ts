@@ -104,14 +104,14 @@ describe('BACKUP', () => {
   });
 
   it('peer reports FAULT: take over at once without catching up from its dead Redis', () => {
-    const r = step(b0, heard(advert({ state: 'FAULT', seq: 3, flags: { fault: true, resigning: false, maintenance: false, handingOver: false, holdsVip: false } })), 600, cfg);
+    const r = step(b0, heard(advert({ state: 'FAULT', seq: 3, flags: { fault: true, resigning: false, maintenance: false, switchingOver: false, holdsVip: false } })), 600, cfg);
     expect(r.state.role).toBe('MASTER');
     expect(r.reason).toMatch(/peer a reported FAULT/);
     expect(find(r.actions, 'promote-redis')?.catchUpFrom).toBeNull();
   });
 
   it('priority-0 advert: master-down deadline becomes the skew time (RFC 5798 §6.4.2)', () => {
-    const r = step(b0, heard(advert({ state: 'MASTER', priority: 0, seq: 3, flags: { fault: false, resigning: true, maintenance: false, handingOver: false, holdsVip: false } })), 700, cfg);
+    const r = step(b0, heard(advert({ state: 'MASTER', priority: 0, seq: 3, flags: { fault: false, resigning: true, maintenance: false, switchingOver: false, holdsVip: false } })), 700, cfg);
     expect(r.state.timers['master-down']).toBe(700 + skewMs(90, 1000));
     const t = step(r.state, fired('master-down'), 700 + skewMs(90, 1000), cfg);
     expect(t.reason).toMatch(/resigned/);
@@ -119,7 +119,7 @@ describe('BACKUP', () => {
   });
 
   it('a peer that stops while still in INIT with a master Redis is treated as resigning', () => {
-    const r = step(b0, heard(advert({ state: 'INIT', priority: 0, seq: 5, flags: { fault: false, resigning: true, maintenance: false, handingOver: false, holdsVip: false },
+    const r = step(b0, heard(advert({ state: 'INIT', priority: 0, seq: 5, flags: { fault: false, resigning: true, maintenance: false, switchingOver: false, holdsVip: false },
       redis: { role: 'master', replId: REPL_A, replId2: '', offset: 1, secondOffset: -1 } })), 3000, cfg);
     expect(r.state.timers['master-down']).toBe(3000 + skewMs(90, 1000));
   });
@@ -225,7 +225,7 @@ describe('MASTER', () => {
   });
 
   it('a stale health snapshot taken before the promotion finished does not look like drift', () => {
-    const b = last(run(cfg, [started, [10, ok(replicaSnap())], [20, heard(advert({ state: 'FAULT', flags: { fault: true, resigning: false, maintenance: false, handingOver: false, holdsVip: false } }))]])).state;
+    const b = last(run(cfg, [started, [10, ok(replicaSnap())], [20, heard(advert({ state: 'FAULT', flags: { fault: true, resigning: false, maintenance: false, switchingOver: false, holdsVip: false } }))]])).state;
     const p = step(b, { type: 'promotion-finished', ok: true, detail: 'ok', redis: masterSnap() }, 100, cfg).state;
     const r = step(p, { type: 'health-checked', ok: true, detail: 'PONG', redis: replicaSnap(), startedAt: 90 }, 110, cfg);
     expect(r.state.role).toBe('MASTER');

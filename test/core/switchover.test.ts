@@ -54,7 +54,7 @@ describe('switchover on the master', () => {
     const r = step(masterA(), request(), 100, aCfg);
     expect(types(r.actions)).toEqual(['send-advert', 'send-advert', 'switchover-redis']);
     expect(find(r.actions, 'switchover-redis')).toEqual({ type: 'switchover-redis', target: { host: B_ADDR, port: 6379 }, timeoutMs: 5000, force: false });
-    expect(find(r.actions, 'send-advert')?.advert.flags.handingOver).toBe(true);
+    expect(find(r.actions, 'send-advert')?.advert.flags.switchingOver).toBe(true);
     expect(r.state.role).toBe('MASTER');
     expect(r.state.redisOp).toBe('switching-over');
     expect(vipDesired(r.state)).toBe(true);
@@ -82,10 +82,10 @@ describe('switchover on the master', () => {
     expect(find(early.actions, 'reply')).toBeUndefined();
     const masterRedis = { role: 'master', replId: REPL_A, replId2: '', offset: 1200, secondOffset: -1 } as const;
     // Promoting: MASTER but not yet holding the VIP.
-    const promotingFlags = { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: false };
+    const promotingFlags = { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false };
     const promoting = step(early.state, heard(bAdvert({ state: 'MASTER', epoch: 2, flags: promotingFlags, redis: masterRedis }), B_ADDR), 180, aCfg);
     expect(find(promoting.actions, 'release-vip')).toBeUndefined();
-    const holding = { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: true };
+    const holding = { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: true };
     const r = step(promoting.state, heard(bAdvert({ state: 'MASTER', epoch: 2, flags: holding, redis: masterRedis }), B_ADDR), 200, aCfg);
     expect(types(r.actions)).toEqual(['release-vip', 'disconnect-clients', 'send-advert', 'reply']);
     expect(find(r.actions, 'send-advert')?.advert.flags.holdsVip).toBe(false);
@@ -152,18 +152,18 @@ describe('switchover on the master', () => {
       expect(r.state.switchover).toBeNull();
       expect(types(r.actions)).toEqual(['reply', 'send-advert']);
       expect(find(r.actions, 'reply')).toMatchObject({ ok: false, data: { outcome } });
-      expect(find(r.actions, 'send-advert')?.advert.flags.handingOver).toBe(false);
+      expect(find(r.actions, 'send-advert')?.advert.flags.switchingOver).toBe(false);
       expect(vipDesired(r.state)).toBe(true);
     });
   }
 
   const refusals: { name: string; prepare: (s: CoreState) => CoreState; event?: Partial<Extract<Event, { type: 'switchover-requested' }>>; now?: number; why: RegExp }[] = [
-    { name: 'peer FAULT', prepare: (s) => step(s, heard(bAdvert({ state: 'FAULT', flags: { fault: true, resigning: false, maintenance: false, handingOver: false, holdsVip: false } }), B_ADDR), 50, aCfg).state, why: /peer b is FAULT/ },
+    { name: 'peer FAULT', prepare: (s) => step(s, heard(bAdvert({ state: 'FAULT', flags: { fault: true, resigning: false, maintenance: false, switchingOver: false, holdsVip: false } }), B_ADDR), 50, aCfg).state, why: /peer b is FAULT/ },
     { name: 'peer silent', prepare: (s) => s, now: 20_000, why: /no advert from b for \d+ ms/ },
     { name: 'peer lagging', prepare: (s) => step(s, heard(bAdvert({ state: 'BACKUP', redis: { role: 'replica', replId: REPL_A, replId2: '', offset: -2_000_000, secondOffset: -1 } }), B_ADDR), 50, aCfg).state, why: /lags 2001000 bytes \(bound 1000000/ },
     { name: 'peer Redis not a replica', prepare: (s) => step(s, heard(bAdvert({ state: 'BACKUP', redis: { role: 'unknown', replId: '', replId2: '', offset: 0, secondOffset: -1 } }), B_ADDR), 50, aCfg).state, why: /Redis is unknown, not a replica/ },
     // Maintenance was just turned off here (gen 2) and the peer has not adopted it yet.
-    { name: 'maintenance flags disagree', prepare: (s) => step({ ...s, maintenance: { on: false, gen: 2 } }, heard(bAdvert({ state: 'BACKUP', flags: { fault: false, resigning: false, maintenance: true, handingOver: false, holdsVip: false }, maintenanceGen: 1 }), B_ADDR), 50, aCfg).state, why: /wait until they agree/ },
+    { name: 'maintenance flags disagree', prepare: (s) => step({ ...s, maintenance: { on: false, gen: 2 } }, heard(bAdvert({ state: 'BACKUP', flags: { fault: false, resigning: false, maintenance: true, switchingOver: false, holdsVip: false }, maintenanceGen: 1 }), B_ADDR), 50, aCfg).state, why: /wait until they agree/ },
     { name: 'already running', prepare: (s) => step(s, request({ requestId: 'r0' }), 50, aCfg).state, why: /switchover r0 is already running \(switching-over\)/ },
   ];
   for (const c of refusals) {
@@ -234,7 +234,7 @@ describe('switchover on the backup', () => {
     let s = step(backupB(), { type: 'handover-received', requestId: 'x', epoch: 2, force: false }, 200, bCfg).state;
     s = step(s, { type: 'promotion-finished', ok: true, detail: 'ok', redis: masterSnap() }, 210, bCfg).state;
     s = step(s, { type: 'vip-claimed' }, 215, bCfg).state;
-    const holding = { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: true };
+    const holding = { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: true };
     s = step(s, heard(advert({ state: 'BACKUP', epoch: 1, flags: holding })), 220, bCfg).state;
     const r = step(s, heard(advert({ state: 'BACKUP', epoch: 1, flags: { ...holding, holdsVip: false } })), 230, bCfg);
     expect(types(r.actions)).toContain('announce-vip');
@@ -249,9 +249,9 @@ describe('switchover on the backup', () => {
     expect(find(p.actions, 'claim-vip')).toBeDefined();
   });
 
-  it("does not demote its Redis while the master's advert says it is handing over", () => {
+  it("does not demote its Redis while the master's advert says it is switching over", () => {
     let s = backupB();
-    s = step(s, heard(advert({ state: 'MASTER', epoch: 1, flags: { fault: false, resigning: false, maintenance: false, handingOver: true, holdsVip: false } })), 100, bCfg).state;
+    s = step(s, heard(advert({ state: 'MASTER', epoch: 1, flags: { fault: false, resigning: false, maintenance: false, switchingOver: true, holdsVip: false } })), 100, bCfg).state;
     const r = step(s, ok(masterSnap({ replId: 'c'.repeat(40), replId2: REPL_A, secondOffset: 1001 })), 150, bCfg);
     expect(find(r.actions, 'replicate-from')).toBeUndefined();
     expect(r.state.redisOp).toBeNull();

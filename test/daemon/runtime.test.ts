@@ -151,7 +151,7 @@ describe('every action runs in the order the core emitted it', () => {
     const before = w.adverts.length;
     await w.time.advance(5000);
     expect(w.adverts.length - before).toBeGreaterThanOrEqual(4);
-    expect(w.adverts.at(-1)?.flags.handingOver).toBe(true);
+    expect(w.adverts.at(-1)?.flags.switchingOver).toBe(true);
     long.resolve({ outcome: 'rolled-back', method: 'failover', detail: 'timeout', pausedMs: null, redis: w.snapshot });
     expect(await reply).toMatchObject({ ok: false });
   });

@@ -42,7 +42,7 @@ describe('status', () => {
 
   it('maintenance and lag are warnings; the held-back action is shown', () => {
     let s = step(masterA(), { type: 'maintenance-requested', requestId: 'm', on: true, user: 'root' }, 100, aCfg).state;
-    s = step(s, heard(advert({ ...bAdvert, redis: { ...bAdvert.redis, offset: -5000 }, maintenanceGen: 1, flags: { fault: false, resigning: false, maintenance: true, handingOver: false, holdsVip: false } }), B_ADDR), 150, aCfg).state;
+    s = step(s, heard(advert({ ...bAdvert, redis: { ...bAdvert.redis, offset: -5000 }, maintenanceGen: 1, flags: { fault: false, resigning: false, maintenance: true, switchingOver: false, holdsVip: false } }), B_ADDR), 150, aCfg).state;
     const r = status(s, 200);
     expect(r.verdict).toBe('warning');
     expect(r.problems.join('; ')).toMatch(/maintenance is on.*; replication lag 6000 bytes exceeds 1000/);

@@ -267,7 +267,7 @@ describeRoot('e2e pair 1: election, Redis kill, rejoin, daemon restarts, handove
       priority: 254,
       advertIntervalMs: 1000,
       epoch: 1_000_000,
-      flags: { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: false },
+      flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false },
       maintenanceGen: 0,
       redis: {
         role: 'master',

@@ -35,7 +35,7 @@ function body(overrides: Partial<AdvertBody> = {}): AdvertBody {
     priority: 150,
     advertIntervalMs: 1000,
     epoch: 17,
-    flags: { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: false },
+    flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false },
     maintenanceGen: 3,
     redis: { role: 'master', replId: REPL_ID, replId2: REPL_ID2, offset: 123_456_789, secondOffset: 1_000 },
     ...overrides,
@@ -74,10 +74,10 @@ describe('encodeAdvert / decodeAdvert round trip', () => {
   });
 
   it.each([
-    ['INIT', 'unknown', { fault: true, resigning: false, maintenance: false, handingOver: false, holdsVip: false }],
-    ['BACKUP', 'replica', { fault: false, resigning: true, maintenance: false, handingOver: false, holdsVip: false }],
-    ['MASTER', 'master', { fault: false, resigning: false, maintenance: true, handingOver: false, holdsVip: false }],
-    ['FAULT', 'unknown', { fault: true, resigning: true, maintenance: true, handingOver: false, holdsVip: false }],
+    ['INIT', 'unknown', { fault: true, resigning: false, maintenance: false, switchingOver: false, holdsVip: false }],
+    ['BACKUP', 'replica', { fault: false, resigning: true, maintenance: false, switchingOver: false, holdsVip: false }],
+    ['MASTER', 'master', { fault: false, resigning: false, maintenance: true, switchingOver: false, holdsVip: false }],
+    ['FAULT', 'unknown', { fault: true, resigning: true, maintenance: true, switchingOver: false, holdsVip: false }],
   ] as const)('state %s, role %s, flags %o', (state, role, flags) => {
     const b = body({ state, flags, redis: { ...body().redis, role } });
     const result = decodeAdvert(packet(b), [KEY_A], GROUP);

@@ -214,7 +214,7 @@ function advertEnvelope() {
       priority: 100,
       advertIntervalMs: 1000,
       epoch: 1,
-      flags: { fault: false, resigning: false, maintenance: false, handingOver: false, holdsVip: false },
+      flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false },
       maintenanceGen: 0,
       redis: { role: 'master' as const, replId: '', replId2: '', offset: 0, secondOffset: -1 },
     },
