@@ -1,7 +1,7 @@
 /**
  * A small JSON file that outlives the process: the promotion epochs (so a restarted
- * node still knows how recent its last mastership was) and the last boot epoch (so a
- * restart after a backwards clock step still gets a larger boot epoch and its adverts
+ * node still knows how recent its last mastership was) and the last boot time (so a
+ * restart after a backwards clock step still gets a larger boot time and its adverts
  * are not rejected as stale by the peer's replay guard).
  *
  * Written atomically: a temporary file, fsync, rename, fsync of the directory.
@@ -13,12 +13,12 @@ import { RedisHaError } from '../errors.js';
 export interface PersistedState {
   readonly epoch: number;
   readonly knownEpoch: number;
-  readonly bootEpoch: number;
+  readonly bootTimeMs: number;
   /** The pair-wide maintenance flag and its generation (absent in older files: off). */
   readonly maintenance: { readonly on: boolean; readonly gen: number };
 }
 
-const EMPTY: PersistedState = { epoch: 0, knownEpoch: 0, bootEpoch: 0, maintenance: { on: false, gen: 0 } };
+const EMPTY: PersistedState = { epoch: 0, knownEpoch: 0, bootTimeMs: 0, maintenance: { on: false, gen: 0 } };
 
 /** Reads the state file; a missing file is a fresh node. A corrupt one is an error, not silently zero. */
 export async function loadState(path: string): Promise<PersistedState> {
@@ -37,7 +37,9 @@ export async function loadState(path: string): Promise<PersistedState> {
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Error(`${k} is not a non-negative integer`);
       return v;
     };
-    return { epoch: num('epoch'), knownEpoch: num('knownEpoch'), bootEpoch: num('bootEpoch'), maintenance: maintenanceOf(raw.maintenance) };
+    // Files written before the field was renamed call the boot time `bootEpoch`.
+    const bootTimeMs = raw.bootTimeMs !== undefined ? num('bootTimeMs') : num('bootEpoch');
+    return { epoch: num('epoch'), knownEpoch: num('knownEpoch'), bootTimeMs, maintenance: maintenanceOf(raw.maintenance) };
   } catch (error) {
     throw new RedisHaError('STATE_CORRUPT',
       `state file ${path} is not valid (${(error as Error).message}); move it away to start with epoch 0`, { recoverable: false });

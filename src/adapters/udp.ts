@@ -24,7 +24,7 @@
  * sets TTL 1 and loopback off, so adverts never leave the link and a node does not
  * hear itself.
  *
- * This adapter may read the clock: the boot epoch defaults to `Date.now()` at
+ * This adapter may read the clock: the boot time defaults to `Date.now()` at
  * construction, and rate limiting uses the injected `clock`.
  */
 import dgram from 'node:dgram';
@@ -100,8 +100,8 @@ export interface AdvertTransportOptions {
   readonly nodeName: string;
   readonly logger: Logger;
   /** This daemon's start time (ms since the Unix epoch); defaults to `clock()` at construction. */
-  readonly bootEpoch?: number;
-  /** Wall clock for the boot epoch and log rate limiting; defaults to `Date.now`. */
+  readonly bootTimeMs?: number;
+  /** Wall clock for the boot time and log rate limiting; defaults to `Date.now`. */
   readonly clock?: () => number;
   /** Senders the replay guard remembers; see `ReplayGuard`. */
   readonly maxSenders?: number;
@@ -135,7 +135,7 @@ export class AdvertTransport {
   private socket: dgram.Socket | null = null;
   private handler: AdvertHandler | null = null;
   private messageHandler: MessageHandler | null = null;
-  private currentBootEpoch: number;
+  private currentBootTimeMs: number;
   private seq = 0;
   private received = 0;
   private accepted = 0;
@@ -164,14 +164,14 @@ export class AdvertTransport {
     this.multicast = isMulticastAddress(options.peerAddress);
     this.peerPort = options.peerPort ?? options.port;
     if (options.keys.length === 0) throw new FatalError('ADVERT_NO_KEY', 'no advert key configured');
-    this.currentBootEpoch = Math.min(options.bootEpoch ?? this.clock(), MAX_BOOT_EPOCH);
+    this.currentBootTimeMs = Math.min(options.bootTimeMs ?? this.clock(), MAX_BOOT_EPOCH);
     this.replayGuard = new ReplayGuard(options.maxSenders);
     this.rejected = Object.fromEntries(TRANSPORT_REJECT_REASONS.map((r) => [r, 0])) as Record<TransportRejectReason, number>;
   }
 
-  /** This run's boot epoch as sent in adverts (it moves forward only if `seq` would wrap). */
-  get bootEpoch(): number {
-    return this.currentBootEpoch;
+  /** This run's boot time as sent in adverts (it moves forward only if `seq` would wrap). */
+  get bootTimeMs(): number {
+    return this.currentBootTimeMs;
   }
 
   /** A snapshot of the counters; later traffic does not change it. */
@@ -255,7 +255,7 @@ export class AdvertTransport {
         local: formatEndpoint(bindTo, socket.address().port),
         peer: formatEndpoint(peerAddress, this.peerPort),
         multicast: this.multicast,
-        bootEpoch: this.currentBootEpoch,
+        bootTimeMs: this.currentBootTimeMs,
       },
       'advert transport started',
     );
@@ -275,7 +275,7 @@ export class AdvertTransport {
     try {
       this.advanceSeq();
       const packet = encodeAdvert(
-        { groupId: this.options.groupId, bootEpoch: this.currentBootEpoch, seq: this.seq, body },
+        { groupId: this.options.groupId, bootTimeMs: this.currentBootTimeMs, seq: this.seq, body },
         // Checked non-empty in the constructor.
         this.options.keys[0] as AdvertKey,
       );
@@ -305,7 +305,7 @@ export class AdvertTransport {
         {
           groupId: this.options.groupId,
           nodeName: this.options.nodeName,
-          bootEpoch: this.currentBootEpoch,
+          bootTimeMs: this.currentBootTimeMs,
           seq: this.seq,
           message,
         },
@@ -340,9 +340,9 @@ export class AdvertTransport {
 
   private advanceSeq(): void {
     if (this.seq >= MAX_SEQ) {
-      // Wrapping would make every later advert look replayed; a new boot epoch resets
+      // Wrapping would make every later advert look replayed; a new boot time resets
       // the peer's expectation instead (about 6.8 years at 50 ms intervals).
-      this.currentBootEpoch = Math.min(Math.max(this.clock(), this.currentBootEpoch + 1), MAX_BOOT_EPOCH);
+      this.currentBootTimeMs = Math.min(Math.max(this.clock(), this.currentBootTimeMs + 1), MAX_BOOT_EPOCH);
       this.seq = 0;
     }
     this.seq++;
@@ -405,24 +405,24 @@ export class AdvertTransport {
    * one sequence, so one guard covers both). Counts and logs a refusal.
    */
   private admit(
-    packet: { readonly nodeName: string; readonly bootEpoch: number; readonly seq: number },
+    packet: { readonly nodeName: string; readonly bootTimeMs: number; readonly seq: number },
     fromAddress: string,
     kind: PacketKind,
   ): boolean {
     if (packet.nodeName === this.options.nodeName) {
       this.ownIgnored++;
-      // Our own boot epoch is harmless loopback; any other is a second node using
+      // Our own boot time is harmless loopback; any other is a second node using
       // our name, or a replay of an earlier run of ours.
-      if (packet.bootEpoch !== this.currentBootEpoch) {
+      if (packet.bootTimeMs !== this.currentBootTimeMs) {
         this.warnLimited(
           'own-name',
-          { from: fromAddress, bootEpoch: packet.bootEpoch, packet: kind },
+          { from: fromAddress, bootTimeMs: packet.bootTimeMs, packet: kind },
           kind === 'advert' ? 'advert with own node name from another run' : 'message with own node name from another run',
         );
       }
       return false;
     }
-    const fresh = this.replayGuard.check(packet.nodeName, packet.bootEpoch, packet.seq);
+    const fresh = this.replayGuard.check(packet.nodeName, packet.bootTimeMs, packet.seq);
     if (!fresh.ok) {
       this.reject(fresh.reason, fresh.detail, fromAddress, kind);
       return false;

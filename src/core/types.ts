@@ -66,7 +66,7 @@ export interface Advert {
   readonly priority: number;
   readonly advertIntervalMs: number;
   /** Sender's boot time (ms since the Unix epoch); with `seq`, the anti-replay pair. */
-  readonly bootEpoch: number;
+  readonly bootTimeMs: number;
   readonly seq: number;
   /** Promotion epoch: raised by a node each time it takes over; the higher holds newer writes. */
   readonly epoch: number;
@@ -79,8 +79,8 @@ export interface Advert {
   readonly redis: AdvertRedis;
 }
 
-/** What the core puts in an advert; the sender adds group, boot epoch, sequence and MAC. */
-export type AdvertBody = Omit<Advert, 'groupId' | 'bootEpoch' | 'seq'>;
+/** What the core puts in an advert; the sender adds group, boot time, sequence and MAC. */
+export type AdvertBody = Omit<Advert, 'groupId' | 'bootTimeMs' | 'seq'>;
 
 /** A Redis endpoint as the core names it (where to replicate from). */
 export interface HostPort {

@@ -75,7 +75,7 @@ export async function runDaemon(configPath: string): Promise<number> {
   const adverts = new AdvertTransport({
     bindAddress: config.node.address, port: config.advert.port, peerAddress: config.peer.address,
     multicastInterface: config.advert.multicastInterface, groupId: config.group.id, keys: config.advert.keys,
-    nodeName: config.node.name, logger: logger.child({ component: 'adverts' }), bootEpoch: persisted.bootEpoch,
+    nodeName: config.node.name, logger: logger.child({ component: 'adverts' }), bootTimeMs: persisted.bootTimeMs,
   });
 
   const metrics = config.metrics.enabled ? new Metrics({ nodeName: config.node.name }) : null;
@@ -137,7 +137,7 @@ export async function runDaemon(configPath: string): Promise<number> {
   const link = await readLinkState(config.vip.interface);
   runtime.start({
     vipPresent,
-    loaded: { source: config.source, summary: summarise(config), bootEpoch: persisted.bootEpoch },
+    loaded: { source: config.source, summary: summarise(config), bootTimeMs: persisted.bootTimeMs },
     firstCheck: link.up
       ? { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAt: firstStartedAt }
       : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAt: firstStartedAt },

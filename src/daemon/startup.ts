@@ -30,8 +30,8 @@ export function checkTiming(config: Config, logger: Logger): void {
 /** Loads the persisted state and records this start's boot time (always above the last one). */
 export async function recordBoot(config: Config): Promise<PersistedState> {
   const persisted = await loadState(config.state.path);
-  const bootTimeMs = Math.max(Date.now(), persisted.bootEpoch + 1);
-  const saved: PersistedState = { ...persisted, bootEpoch: bootTimeMs };
+  const bootTimeMs = Math.max(Date.now(), persisted.bootTimeMs + 1);
+  const saved: PersistedState = { ...persisted, bootTimeMs: bootTimeMs };
   await saveState(config.state.path, saved);
   return saved;
 }

@@ -17,7 +17,7 @@
  *       7     1  flags: bit0 fault | bit1 resigning | bit2 maintenance | bit3 switching over | bit4 holds the VIP | bits 5-7 = 0
  *       8     2  advertIntervalMs, 1..65535
  *      10     1  redisRole: 0 unknown | 1 master | 2 replica
- *      11     6  bootEpoch, ms since the Unix epoch (48-bit unsigned)
+ *      11     6  bootTimeMs, ms since the Unix epoch (48-bit unsigned)
  *      17     4  seq (u32)
  *      21     4  epoch, the promotion epoch (u32)
  *      25     8  offset (u64, at most 2^53 - 1)
@@ -58,9 +58,9 @@ export const ADVERT_MAC_BYTES = 32;
 export const REPL_ID_BYTES = 20;
 /** Longest node name, in UTF-8 bytes. */
 export const MAX_NODE_NAME_BYTES = 64;
-/** Largest boot epoch a 48-bit field holds (year 10889). */
+/** Largest boot time a 48-bit field holds (year 10889). */
 export const MAX_BOOT_EPOCH = 2 ** 48 - 1;
-/** Largest sequence number (u32); the sender starts a new boot epoch rather than wrap. */
+/** Largest sequence number (u32); the sender starts a new boot time rather than wrap. */
 export const MAX_SEQ = 0xffff_ffff;
 /** Largest promotion epoch (u32). */
 export const MAX_EPOCH = 0xffff_ffff;
@@ -151,7 +151,7 @@ export type DecodeResult =
 /** What the sender fills in around the core's body. */
 export interface AdvertEnvelope {
   readonly groupId: number;
-  readonly bootEpoch: number;
+  readonly bootTimeMs: number;
   readonly seq: number;
   readonly body: AdvertBody;
 }
@@ -170,11 +170,11 @@ export class AdvertEncodeError extends RedisHaError {
  *   above); nothing is sent half-valid.
  */
 export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
-  const { groupId, bootEpoch, seq, body } = input;
+  const { groupId, bootTimeMs, seq, body } = input;
   checkInt('key id', key.id, 0, 0xff);
   if (key.secret.length === 0) throw new AdvertEncodeError(`key ${key.id} has an empty secret`);
   checkInt('groupId', groupId, 0, 0xff);
-  checkInt('bootEpoch', bootEpoch, 0, MAX_BOOT_EPOCH);
+  checkInt('bootTimeMs', bootTimeMs, 0, MAX_BOOT_EPOCH);
   checkInt('seq', seq, 0, MAX_SEQ);
   checkInt('epoch', body.epoch, 0, MAX_EPOCH);
   checkInt('maintenanceGen', body.maintenanceGen ?? 0, 0, MAX_EPOCH);
@@ -208,7 +208,7 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
   );
   buf.writeUInt16BE(body.advertIntervalMs, OFF_INTERVAL);
   buf.writeUInt8(roleCode, OFF_ROLE);
-  buf.writeUIntBE(bootEpoch, OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES);
+  buf.writeUIntBE(bootTimeMs, OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES);
   buf.writeUInt32BE(seq, OFF_SEQ);
   buf.writeUInt32BE(body.epoch, OFF_EPOCH);
   buf.writeBigUInt64BE(BigInt(body.redis.offset), OFF_OFFSET);
@@ -292,7 +292,7 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
     state,
     priority: buf.readUInt8(OFF_PRIORITY),
     advertIntervalMs,
-    bootEpoch: buf.readUIntBE(OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES),
+    bootTimeMs: buf.readUIntBE(OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES),
     seq: buf.readUInt32BE(OFF_SEQ),
     epoch: buf.readUInt32BE(OFF_EPOCH),
     maintenanceGen: buf.readUInt32BE(OFF_MAINTENANCE_GEN),

@@ -3,7 +3,7 @@
  * (the replica's daemon asks the master's to hand over; the master's tells the
  * replica's to take the master role now; the outcome goes back). They travel on the
  * advert channel with the advert's preamble, key id and HMAC-SHA256 trailer, and
- * their `(bootEpoch, seq)` comes from the same counter as the sender's adverts, so
+ * their `(bootTimeMs, seq)` comes from the same counter as the sender's adverts, so
  * one `ReplayGuard` per sender covers both. Pure: no I/O, no clock.
  *
  * Layout, version 2 (the advert's version byte), packet type 2, all integers big-endian:
@@ -15,7 +15,7 @@
  *       2     1  version = 2
  *       3     1  type = 2 (message)
  *       4     1  groupId
- *       5     6  bootEpoch, ms since the Unix epoch (48-bit unsigned)
+ *       5     6  bootTimeMs, ms since the Unix epoch (48-bit unsigned)
  *      11     4  seq (u32), shared with the sender's adverts
  *      15     1  n = nodeName length in bytes, 1..64
  *      16     n  nodeName, UTF-8, no control characters
@@ -104,7 +104,7 @@ export type PeerMessageKind = PeerMessage['kind'];
 export interface ReceivedMessage {
   readonly groupId: number;
   readonly nodeName: string;
-  readonly bootEpoch: number;
+  readonly bootTimeMs: number;
   readonly seq: number;
   readonly message: PeerMessage;
 }
@@ -113,7 +113,7 @@ export interface ReceivedMessage {
 export interface MessageEnvelope {
   readonly groupId: number;
   readonly nodeName: string;
-  readonly bootEpoch: number;
+  readonly bootTimeMs: number;
   readonly seq: number;
   readonly message: PeerMessage;
 }
@@ -157,11 +157,11 @@ export function packetType(buf: Buffer): typeof ADVERT_TYPE_ADVERT | typeof PACK
  * @throws MessageEncodeError when a field does not fit (see the layout above).
  */
 export function encodeMessage(input: MessageEnvelope, key: AdvertKey): Buffer {
-  const { groupId, nodeName, bootEpoch, seq } = input;
+  const { groupId, nodeName, bootTimeMs, seq } = input;
   checkInt('key id', key.id, 0, 0xff);
   if (key.secret.length === 0) throw new MessageEncodeError(`key ${key.id} has an empty secret`);
   checkInt('groupId', groupId, 0, 0xff);
-  checkInt('bootEpoch', bootEpoch, 0, MAX_BOOT_EPOCH);
+  checkInt('bootTimeMs', bootTimeMs, 0, MAX_BOOT_EPOCH);
   checkInt('seq', seq, 0, MAX_SEQ);
   const nameProblem = nodeNameProblem(nodeName);
   if (nameProblem !== null) throw new MessageEncodeError(nameProblem);
@@ -182,7 +182,7 @@ export function encodeMessage(input: MessageEnvelope, key: AdvertKey): Buffer {
   buf.writeUInt8(ADVERT_VERSION, 2);
   buf.writeUInt8(PACKET_TYPE_MESSAGE, 3);
   buf.writeUInt8(groupId, OFF_GROUP);
-  buf.writeUIntBE(bootEpoch, OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES);
+  buf.writeUIntBE(bootTimeMs, OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES);
   buf.writeUInt32BE(seq, OFF_SEQ);
   buf.writeUInt8(name.length, OFF_NAME_LENGTH);
   name.copy(buf, OFF_NAME);
@@ -273,7 +273,7 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
     message: {
       groupId: group,
       nodeName: name.nodeName,
-      bootEpoch: buf.readUIntBE(OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES),
+      bootTimeMs: buf.readUIntBE(OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES),
       seq: buf.readUInt32BE(OFF_SEQ),
       message: parsed.message,
     },

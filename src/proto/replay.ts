@@ -1,12 +1,12 @@
 /**
  * Anti-replay for authenticated adverts. Each sender stamps its adverts with
- * `(bootEpoch, seq)`: the time its daemon started and a counter that only grows
+ * `(bootTimeMs, seq)`: the time its daemon started and a counter that only grows
  * within that run. A recorded MASTER advert replayed later (failure scenario: an
  * attacker on the link, or a looping switch, re-sends yesterday's "I am master,
  * priority 200") would otherwise keep a dead master looking alive; here it is
  * dropped because its pair is not newer than the last one accepted from that name.
  *
- * The order is lexicographic: a larger boot epoch is a restart and resets the
+ * The order is lexicographic: a larger boot time is a restart and resets the
  * sequence; within one boot the sequence must strictly increase.
  *
  * Memory is bounded: at most `maxSenders` names are remembered, and the least
@@ -16,8 +16,8 @@
  * leaves ample room for misconfigured neighbours sharing the key.
  *
  * Operational caveat: a node whose clock stepped backwards across a restart sends a
- * smaller boot epoch and is rejected as `stale-boot` until its peer forgets it (a
- * restart of the peer daemon). The sender should persist its last boot epoch and
+ * smaller boot time and is rejected as `stale-boot` until its peer forgets it (a
+ * restart of the peer daemon). The sender should persist its last boot time and
  * never go below it.
  *
  * Pure: no timers, no clock. Call `check()` only for authenticated adverts; an
@@ -39,13 +39,13 @@ export type ReplayCheck =
   | { readonly ok: false; readonly reason: ReplayRejectReason; readonly detail: string };
 
 interface LastSeen {
-  readonly bootEpoch: number;
+  readonly bootTimeMs: number;
   readonly seq: number;
 }
 
 const ACCEPTED: ReplayCheck = Object.freeze({ ok: true });
 
-/** Remembers the newest `(bootEpoch, seq)` accepted from each sender and refuses anything not newer. */
+/** Remembers the newest `(bootTimeMs, seq)` accepted from each sender and refuses anything not newer. */
 export class ReplayGuard {
   // Map iteration order is insertion order; re-inserting on every accept makes the
   // first key the least recently accepted sender.
@@ -61,29 +61,29 @@ export class ReplayGuard {
   }
 
   /**
-   * Accepts `(bootEpoch, seq)` from `nodeName` if it is newer than the last pair
+   * Accepts `(bootTimeMs, seq)` from `nodeName` if it is newer than the last pair
    * accepted from that name, and records it; otherwise says why not and records nothing.
    */
-  check(nodeName: string, bootEpoch: number, seq: number): ReplayCheck {
+  check(nodeName: string, bootTimeMs: number, seq: number): ReplayCheck {
     const last = this.lastSeen.get(nodeName);
     if (last !== undefined) {
-      if (bootEpoch < last.bootEpoch) {
+      if (bootTimeMs < last.bootTimeMs) {
         return {
           ok: false,
           reason: 'stale-boot',
-          detail: `boot epoch ${bootEpoch} older than ${last.bootEpoch} from ${nodeName}`,
+          detail: `boot time ${bootTimeMs} older than ${last.bootTimeMs} from ${nodeName}`,
         };
       }
-      if (bootEpoch === last.bootEpoch && seq <= last.seq) {
+      if (bootTimeMs === last.bootTimeMs && seq <= last.seq) {
         return {
           ok: false,
           reason: 'replayed',
-          detail: `seq ${seq} not after ${last.seq} in boot ${bootEpoch} from ${nodeName}`,
+          detail: `seq ${seq} not after ${last.seq} in boot ${bootTimeMs} from ${nodeName}`,
         };
       }
       this.lastSeen.delete(nodeName);
     }
-    this.lastSeen.set(nodeName, { bootEpoch, seq });
+    this.lastSeen.set(nodeName, { bootTimeMs, seq });
     if (this.lastSeen.size > this.maxSenders) {
       const oldest = this.lastSeen.keys().next();
       if (oldest.done !== true) this.lastSeen.delete(oldest.value);
@@ -97,7 +97,7 @@ export class ReplayGuard {
   }
 
   /** The last pair accepted from `nodeName`, if it is still remembered. */
-  lastAccepted(nodeName: string): { readonly bootEpoch: number; readonly seq: number } | undefined {
+  lastAccepted(nodeName: string): { readonly bootTimeMs: number; readonly seq: number } | undefined {
     return this.lastSeen.get(nodeName);
   }
 }

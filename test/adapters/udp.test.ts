@@ -141,7 +141,7 @@ describe('AdvertTransport on loopback', () => {
 
     expect(b.received[0]).toMatchObject({ from: LOOPBACK, advert: { ...body('node-a'), groupId: GROUP, seq: 1 } });
     expect(b.received[1]?.advert).toMatchObject({ seq: 2, priority: 0, flags: { resigning: true } });
-    expect(b.received[0]?.advert.bootEpoch).toBe(a.transport.bootEpoch);
+    expect(b.received[0]?.advert.bootTimeMs).toBe(a.transport.bootTimeMs);
     expect(a.received[0]?.advert).toMatchObject({ nodeName: 'node-b', state: 'BACKUP', redis: { role: 'replica' } });
     await waitFor(() => a.transport.counters.sent === 2, 'send callbacks');
     expect(a.transport.counters).toMatchObject({ sent: 2, received: 1, accepted: 1, sendErrors: 0 });
@@ -163,15 +163,15 @@ describe('AdvertTransport on loopback', () => {
     await waitFor(() => b.received.length === 1, 'genuine advert');
 
     const forged = encodeAdvert(
-      { groupId: GROUP, bootEpoch: Date.now(), seq: 1, body: body('mallory') },
+      { groupId: GROUP, bootTimeMs: Date.now(), seq: 1, body: body('mallory') },
       { id: KEY.id, secret: Buffer.from('not the key') },
     );
     const unknownKey = encodeAdvert(
-      { groupId: GROUP, bootEpoch: Date.now(), seq: 1, body: body('mallory') },
+      { groupId: GROUP, bootTimeMs: Date.now(), seq: 1, body: body('mallory') },
       { id: 99, secret: Buffer.from('not the key') },
     );
-    const otherGroup = encodeAdvert({ groupId: GROUP + 1, bootEpoch: 1, seq: 1, body: body('node-c') }, KEY);
-    const ownName = encodeAdvert({ groupId: GROUP, bootEpoch: 1, seq: 1, body: body('node-b') }, KEY);
+    const otherGroup = encodeAdvert({ groupId: GROUP + 1, bootTimeMs: 1, seq: 1, body: body('node-c') }, KEY);
+    const ownName = encodeAdvert({ groupId: GROUP, bootTimeMs: 1, seq: 1, body: body('node-b') }, KEY);
     await sendRaw(attacker.socket, forged, portB);
     await sendRaw(attacker.socket, unknownKey, portB);
     await sendRaw(attacker.socket, Buffer.from('GET / HTTP/1.0\r\n\r\n'), portB);
@@ -195,8 +195,8 @@ describe('AdvertTransport on loopback', () => {
       'stale-boot': 0,
     });
 
-    // An advert from A's earlier run (smaller boot epoch) is stale once a newer one was accepted.
-    const stale = encodeAdvert({ groupId: GROUP, bootEpoch: a.transport.bootEpoch - 1, seq: 99, body: body('node-a') }, KEY);
+    // An advert from A's earlier run (smaller boot time) is stale once a newer one was accepted.
+    const stale = encodeAdvert({ groupId: GROUP, bootTimeMs: a.transport.bootTimeMs - 1, seq: 99, body: body('node-a') }, KEY);
     await sendRaw(attacker.socket, stale, portB);
     await waitFor(() => b.transport.counters.rejected['stale-boot'] === 1, 'stale boot');
     expect(b.received).toHaveLength(1);
@@ -253,16 +253,16 @@ describe('AdvertTransport on loopback', () => {
     expect(transport.counters).toMatchObject({ sent: 0, sendErrors: 2 });
   });
 
-  it('starts a new boot epoch rather than wrap the sequence', async () => {
+  it('starts a new boot time rather than wrap the sequence', async () => {
     const [portA, portB] = [await freePort(), await freePort()];
-    const a = await startTransport('node-a', portA, portB, { bootEpoch: 5_000 });
+    const a = await startTransport('node-a', portA, portB, { bootTimeMs: 5_000 });
     const b = await startTransport('node-b', portB, portA);
     // Reach the end of the sequence space through the public API would take years; poke the field.
     (a.transport as unknown as { seq: number }).seq = 0xffff_fffe;
     a.transport.send(body('node-a'));
     a.transport.send(body('node-a'));
     await waitFor(() => b.received.length === 2, 'adverts across the wrap');
-    expect(b.received.map((r) => [r.advert.seq, r.advert.bootEpoch > 5_000])).toEqual([
+    expect(b.received.map((r) => [r.advert.seq, r.advert.bootTimeMs > 5_000])).toEqual([
       [0xffff_ffff, false],
       [1, true],
     ]);
@@ -334,8 +334,8 @@ describe('AdvertTransport peer messages', () => {
     await waitFor(() => a.messages.length === 2, 'result');
 
     expect(a.messages.map((m) => m.message)).toEqual([
-      { groupId: GROUP, nodeName: 'node-b', bootEpoch: b.transport.bootEpoch, seq: 1, message: REQUEST },
-      { groupId: GROUP, nodeName: 'node-b', bootEpoch: b.transport.bootEpoch, seq: 2, message: RESULT },
+      { groupId: GROUP, nodeName: 'node-b', bootTimeMs: b.transport.bootTimeMs, seq: 1, message: REQUEST },
+      { groupId: GROUP, nodeName: 'node-b', bootTimeMs: b.transport.bootTimeMs, seq: 2, message: RESULT },
     ]);
     expect(a.messages[0]?.from).toBe(LOOPBACK);
     expect(b.received[0]?.advert.seq).toBe(1);
@@ -401,13 +401,13 @@ describe('AdvertTransport peer messages', () => {
     const portB = await freePort();
     const b = await startTransport('node-b', portB, await freePort(), { logger });
     const attacker = await rawSocket();
-    const env = { groupId: GROUP, nodeName: 'mallory', bootEpoch: Date.now(), seq: 1, message: HANDOVER };
+    const env = { groupId: GROUP, nodeName: 'mallory', bootTimeMs: Date.now(), seq: 1, message: HANDOVER };
 
     const forged = encodeMessage(env, { id: KEY.id, secret: Buffer.from('not the key') });
     const unknownKey = encodeMessage(env, { id: 99, secret: Buffer.from('not the key') });
     const otherGroup = encodeMessage({ ...env, groupId: GROUP + 1 }, KEY);
-    // An earlier run of ours (its boot epoch is not ours), so it is also logged.
-    const ownName = encodeMessage({ ...env, nodeName: 'node-b', bootEpoch: b.transport.bootEpoch - 1 }, KEY);
+    // An earlier run of ours (its boot time is not ours), so it is also logged.
+    const ownName = encodeMessage({ ...env, nodeName: 'node-b', bootTimeMs: b.transport.bootTimeMs - 1 }, KEY);
     // Signed with the key but not JSON: a key holder's bug, refused as bad-payload.
     const badPayload = encodeMessage({ ...env, seq: 2 }, KEY);
     badPayload.write('x', badPayload.indexOf('"force":false') + 8, 'latin1');

@@ -259,7 +259,7 @@ describeRoot('e2e pair 1: election, Redis kill, rejoin, daemon restarts, handove
     expect(before.vipHolders).toEqual(['a']);
     const logOffsets = { a: lab.daemonLog('a').length, b: lab.daemonLog('b').length };
     const wrongKey = { id: lab.advertKey.id, secret: randomBytes(32) };
-    const bootEpoch = Date.now();
+    const bootTimeMs = Date.now();
     // The most damaging lie: the backup claims to be a master with a far newer epoch.
     const body: AdvertBody = {
       nodeName: 'b',
@@ -278,7 +278,7 @@ describeRoot('e2e pair 1: election, Redis kill, rejoin, daemon restarts, handove
       },
     };
     for (let seq = 1; seq <= FORGED_ADVERTS; seq++) {
-      const datagram = encodeAdvert({ groupId: LAB_GROUP_ID, bootEpoch, seq, body }, wrongKey);
+      const datagram = encodeAdvert({ groupId: LAB_GROUP_ID, bootTimeMs, seq, body }, wrongKey);
       // From the client namespace, and from B's own address (only the MAC can tell).
       await lab.sendDatagram('c', lab.address('a'), LAB_ADVERT_PORT, datagram);
       await lab.sendDatagram('b', lab.address('a'), LAB_ADVERT_PORT, datagram);

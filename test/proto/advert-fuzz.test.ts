@@ -58,7 +58,7 @@ const body: fc.Arbitrary<AdvertBody> = fc.record({
 
 const envelope: fc.Arbitrary<AdvertEnvelope> = fc.record({
   groupId: fc.constant(GROUP),
-  bootEpoch: fc.integer({ min: 0, max: MAX_BOOT_EPOCH }),
+  bootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_EPOCH }),
   seq: fc.integer({ min: 0, max: MAX_SEQ }),
   body,
 });
@@ -80,7 +80,7 @@ describe('advert decoder properties', () => {
         const result = decode(buf);
         expect(result.ok).toBe(true);
         if (result.ok) {
-          expect(result.advert).toEqual({ ...env.body, groupId: env.groupId, bootEpoch: env.bootEpoch, seq: env.seq });
+          expect(result.advert).toEqual({ ...env.body, groupId: env.groupId, bootTimeMs: env.bootTimeMs, seq: env.seq });
         }
       }),
       { numRuns: RUNS },

@@ -42,8 +42,8 @@ function body(overrides: Partial<AdvertBody> = {}): AdvertBody {
   };
 }
 
-function packet(b: AdvertBody = body(), key: AdvertKey = KEY_A, seq = 5, bootEpoch = 1_700_000_000_000): Buffer {
-  return encodeAdvert({ groupId: GROUP, bootEpoch, seq, body: b }, key);
+function packet(b: AdvertBody = body(), key: AdvertKey = KEY_A, seq = 5, bootTimeMs = 1_700_000_000_000): Buffer {
+  return encodeAdvert({ groupId: GROUP, bootTimeMs, seq, body: b }, key);
 }
 
 /** Re-signs a patched packet in place so the decoder gets past the MAC. */
@@ -69,7 +69,7 @@ describe('encodeAdvert / decodeAdvert round trip', () => {
     expect(result).toEqual({
       ok: true,
       keyId: KEY_A.id,
-      advert: { ...b, groupId: GROUP, bootEpoch: 1_700_000_000_123, seq: 99 },
+      advert: { ...b, groupId: GROUP, bootTimeMs: 1_700_000_000_123, seq: 99 },
     });
   });
 
@@ -105,11 +105,11 @@ describe('encodeAdvert / decodeAdvert round trip', () => {
       redis: { ...body().redis, offset: Number.MAX_SAFE_INTEGER, secondOffset: Number.MAX_SAFE_INTEGER },
     });
     const result = decodeAdvert(
-      encodeAdvert({ groupId: 255, bootEpoch: MAX_BOOT_EPOCH, seq: MAX_SEQ, body: b }, KEY_A),
+      encodeAdvert({ groupId: 255, bootTimeMs: MAX_BOOT_EPOCH, seq: MAX_SEQ, body: b }, KEY_A),
       [KEY_A],
       255,
     );
-    expect(result.ok && result.advert).toEqual({ ...b, groupId: 255, bootEpoch: MAX_BOOT_EPOCH, seq: MAX_SEQ });
+    expect(result.ok && result.advert).toEqual({ ...b, groupId: 255, bootTimeMs: MAX_BOOT_EPOCH, seq: MAX_SEQ });
   });
 
   it('carries 1- and 64-byte names, including multi-byte UTF-8, at the minimum and maximum sizes', () => {
@@ -244,16 +244,16 @@ describe('decodeAdvert rejects', () => {
 });
 
 describe('encodeAdvert refuses what does not fit', () => {
-  const enc = (over: { groupId?: number; bootEpoch?: number; seq?: number; body?: AdvertBody; key?: AdvertKey }) => () =>
+  const enc = (over: { groupId?: number; bootTimeMs?: number; seq?: number; body?: AdvertBody; key?: AdvertKey }) => () =>
     encodeAdvert(
-      { groupId: over.groupId ?? GROUP, bootEpoch: over.bootEpoch ?? 1, seq: over.seq ?? 1, body: over.body ?? body() },
+      { groupId: over.groupId ?? GROUP, bootTimeMs: over.bootTimeMs ?? 1, seq: over.seq ?? 1, body: over.body ?? body() },
       over.key ?? KEY_A,
     );
 
   it.each([
     ['group 256', enc({ groupId: 256 })],
-    ['negative boot epoch', enc({ bootEpoch: -1 })],
-    ['boot epoch 2^48', enc({ bootEpoch: 2 ** 48 })],
+    ['negative boot time', enc({ bootTimeMs: -1 })],
+    ['boot time 2^48', enc({ bootTimeMs: 2 ** 48 })],
     ['seq 2^32', enc({ seq: 2 ** 32 })],
     ['fractional seq', enc({ seq: 1.5 })],
     ['key id 256', enc({ key: { id: 256, secret: Buffer.from('k') } })],

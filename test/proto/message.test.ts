@@ -38,7 +38,7 @@ const RESULT: PeerMessage = { kind: 'switchover-result', requestId: 'sw-1', ok: 
 const HANDOVER: PeerMessage = { kind: 'handover', requestId: 'sw-1', epoch: 18, force: true };
 
 function envelope(message: PeerMessage = REQUEST, over: Partial<MessageEnvelope> = {}): MessageEnvelope {
-  return { groupId: GROUP, nodeName: 'redis-b', bootEpoch: BOOT, seq: 5, message, ...over };
+  return { groupId: GROUP, nodeName: 'redis-b', bootTimeMs: BOOT, seq: 5, message, ...over };
 }
 
 function packet(message: PeerMessage = REQUEST, key: AdvertKey = KEY_A): Buffer {
@@ -104,7 +104,7 @@ describe('PeerMessage', () => {
       expect(message.kind).toBe(kind);
       expect(decode(packet(message))).toEqual({
         ok: true,
-        message: { groupId: GROUP, nodeName: 'redis-b', bootEpoch: BOOT, seq: 5, message },
+        message: { groupId: GROUP, nodeName: 'redis-b', bootTimeMs: BOOT, seq: 5, message },
       });
     }
   });
@@ -125,7 +125,7 @@ describe('encodeMessage / decodeMessage round trip', () => {
   ] as const)('%s', (_kind, message) => {
     expect(decode(packet(message))).toEqual({
       ok: true,
-      message: { groupId: GROUP, nodeName: 'redis-b', bootEpoch: BOOT, seq: 5, message },
+      message: { groupId: GROUP, nodeName: 'redis-b', bootTimeMs: BOOT, seq: 5, message },
     });
   });
 
@@ -140,11 +140,11 @@ describe('encodeMessage / decodeMessage round trip', () => {
       { kind: 'switchover-result', requestId: 'emoji', ok: true, detail: '🦀 done' },
     ];
     for (const message of cases) {
-      const buf = encodeMessage(envelope(message, { groupId: 255, bootEpoch: MAX_BOOT_EPOCH, seq: MAX_SEQ }), KEY_A);
+      const buf = encodeMessage(envelope(message, { groupId: 255, bootTimeMs: MAX_BOOT_EPOCH, seq: MAX_SEQ }), KEY_A);
       const result = decode(buf, [KEY_A], 255);
       expect(result).toEqual({
         ok: true,
-        message: { groupId: 255, nodeName: 'redis-b', bootEpoch: MAX_BOOT_EPOCH, seq: MAX_SEQ, message },
+        message: { groupId: 255, nodeName: 'redis-b', bootTimeMs: MAX_BOOT_EPOCH, seq: MAX_SEQ, message },
       });
     }
   });
@@ -206,7 +206,7 @@ describe('packetType', () => {
 function advertEnvelope() {
   return {
     groupId: GROUP,
-    bootEpoch: BOOT,
+    bootTimeMs: BOOT,
     seq: 5,
     body: {
       nodeName: 'redis-b',
@@ -379,7 +379,7 @@ describe('encodeMessage refuses what the peer would refuse', () => {
 
   it.each([
     ['group 256', enc(REQUEST, { groupId: 256 })],
-    ['boot epoch 2^48', enc(REQUEST, { bootEpoch: 2 ** 48 })],
+    ['boot time 2^48', enc(REQUEST, { bootTimeMs: 2 ** 48 })],
     ['seq 2^32', enc(REQUEST, { seq: 2 ** 32 })],
     ['negative seq', enc(REQUEST, { seq: -1 })],
     ['key id 256', enc(REQUEST, {}, { id: 256, secret: Buffer.from('k') })],
@@ -425,7 +425,7 @@ describe('decodeMessage properties', () => {
   const env: fc.Arbitrary<MessageEnvelope> = fc.record({
     groupId: fc.constant(GROUP),
     nodeName,
-    bootEpoch: fc.integer({ min: 0, max: MAX_BOOT_EPOCH }),
+    bootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_EPOCH }),
     seq: fc.integer({ min: 0, max: MAX_SEQ }),
     message,
   });
@@ -435,7 +435,7 @@ describe('decodeMessage properties', () => {
       fc.property(env, fc.constantFrom(...KEYS), (e, key) => {
         expect(decodeMessage(encodeMessage(e, key), KEYS, GROUP)).toEqual({
           ok: true,
-          message: { groupId: e.groupId, nodeName: e.nodeName, bootEpoch: e.bootEpoch, seq: e.seq, message: e.message },
+          message: { groupId: e.groupId, nodeName: e.nodeName, bootTimeMs: e.bootTimeMs, seq: e.seq, message: e.message },
         });
       }),
       { numRuns: RUNS },

@@ -1,5 +1,5 @@
 /**
- * Tests for the anti-replay guard: the (bootEpoch, seq) order, what is recorded,
+ * Tests for the anti-replay guard: the (bootTimeMs, seq) order, what is recorded,
  * and the bound on remembered senders.
  */
 import fc from 'fast-check';
@@ -37,9 +37,9 @@ describe('ReplayGuard', () => {
     guard.check('a', BOOT, 10);
     guard.check('a', BOOT, 3);
     guard.check('a', BOOT - 5, 50);
-    expect(guard.lastAccepted('a')).toEqual({ bootEpoch: BOOT, seq: 10 });
+    expect(guard.lastAccepted('a')).toEqual({ bootTimeMs: BOOT, seq: 10 });
     guard.check('a', BOOT + 1, 2);
-    expect(guard.lastAccepted('a')).toEqual({ bootEpoch: BOOT + 1, seq: 2 });
+    expect(guard.lastAccepted('a')).toEqual({ bootTimeMs: BOOT + 1, seq: 2 });
     // After a restart, the old boot's adverts are stale however high their seq.
     expect(guard.check('a', BOOT, 11)).toMatchObject({ ok: false, reason: 'stale-boot' });
   });
@@ -52,7 +52,7 @@ describe('ReplayGuard', () => {
     expect(guard.check('a', BOOT, 11).ok).toBe(true);
   });
 
-  it('accepts a sequence exactly when it is strictly increasing in (bootEpoch, seq)', () => {
+  it('accepts a sequence exactly when it is strictly increasing in (bootTimeMs, seq)', () => {
     const pair = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 5 }));
     fc.assert(
       fc.property(fc.array(pair, { maxLength: 40 }), (pairs) => {
@@ -76,7 +76,7 @@ describe('ReplayGuard', () => {
     guard.check('d', BOOT, 1); // evicts b
     expect(guard.size).toBe(3);
     expect(guard.lastAccepted('b')).toBeUndefined();
-    expect(guard.lastAccepted('a')).toEqual({ bootEpoch: BOOT, seq: 2 });
+    expect(guard.lastAccepted('a')).toEqual({ bootTimeMs: BOOT, seq: 2 });
     // A rejected advert does not refresh recency: c is evicted next, not a.
     guard.check('c', BOOT, 1);
     guard.check('e', BOOT, 1);

@@ -131,7 +131,7 @@ export function simulate(opts: SimOptions): SimOutcome {
     switch (a.type) {
       case 'send-advert': {
         const to = nodes[OTHER[n.id]];
-        const advert: Advert = { ...a.advert, groupId: 51, bootEpoch: 1, seq: ++n.seq };
+        const advert: Advert = { ...a.advert, groupId: 51, bootTimeMs: 1, seq: ++n.seq };
         if (!linkUp(n.id, to.id) || (lossy() && rand() < opts.lossRate)) return;
         const from = n.id;
         schedule(now + rand() * opts.maxDelayMs, () => {
