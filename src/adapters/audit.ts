@@ -35,6 +35,7 @@ import {
   type ChainedRecord,
 } from '../audit/chain.js';
 import type { Logger } from '../logger.js';
+import { errorMessage } from '../errors.js';
 
 /** One audit line: the chain's keys, wall-clock ISO 8601 `time`, and the event's own data. */
 export type AuditRecord = ChainedRecord;
@@ -92,7 +93,7 @@ export class AuditLog {
     } catch (error) {
       // Unreadable but writable: keep going on the head we know, and say so in the file.
       this.logger.warn({ err: error, path: this.path }, 'audit log tail unreadable');
-      this.pendingRestart = { reason: `could not read the end of the existing file: ${describe(error)}`, lastGoodSeq: this.chainHead.seq };
+      this.pendingRestart = { reason: `could not read the end of the existing file: ${errorMessage(error)}`, lastGoodSeq: this.chainHead.seq };
     }
     this.handle = handle;
   }
@@ -156,7 +157,7 @@ export class AuditLog {
       formatted = formatRecord(this.chainHead, { time, node: this.node, event }, data);
     } catch (error) {
       // A cycle in the data: keep the event (and the chain) with a note instead of the data.
-      formatted = formatRecord(this.chainHead, { time, node: this.node, event }, { unserialisable: describe(error) });
+      formatted = formatRecord(this.chainHead, { time, node: this.node, event }, { unserialisable: errorMessage(error) });
     }
     await this.handle!.appendFile(`${formatted.line}\n`, 'utf8');
     this.chainHead = formatted.head;
@@ -206,7 +207,7 @@ export class AuditLog {
       found = await readPreviousTail(this.path);
     } catch (error) {
       this.logger.warn({ err: error, path: this.path }, 'audit log previous file unreadable');
-      this.pendingRestart = { reason: `the file is empty and the end of the rotated file before it could not be read: ${describe(error)}`, lastGoodSeq: 0 };
+      this.pendingRestart = { reason: `the file is empty and the end of the rotated file before it could not be read: ${errorMessage(error)}`, lastGoodSeq: 0 };
       return;
     }
     if (found === null) return;
@@ -288,9 +289,6 @@ function headOf(line: string): ChainHead | null {
   return parsed.ok ? { seq: parsed.record.seq, hash: parsed.hash } : null;
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /**
  * Reads only the end of the file: the last complete line, growing the window while the

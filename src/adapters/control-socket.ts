@@ -20,7 +20,7 @@ import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../logger.js';
-import { EXIT_CONFIG, FatalError, RedisHaError } from '../errors.js';
+import { errorMessage, EXIT_CONFIG, FatalError, RedisHaError } from '../errors.js';
 import { groupId, peerCredentials, type PeerCredentials } from './peer-cred.js';
 
 /** Largest request line accepted, without its newline. */
@@ -134,7 +134,7 @@ export class ControlServer {
     try {
       await mkdir(dirname(path), { recursive: true, mode: PARENT_DIRECTORY_MODE });
     } catch (error) {
-      throw new FatalError('CONTROL_SOCKET_PATH', `cannot create the directory of the control socket ${path}: ${errorText(error)}`, EXIT_CONFIG, {
+      throw new FatalError('CONTROL_SOCKET_PATH', `cannot create the directory of the control socket ${path}: ${errorMessage(error)}`, EXIT_CONFIG, {
         cause: error,
       });
     }
@@ -153,7 +153,7 @@ export class ControlServer {
       await unlink(path).catch(() => undefined);
       throw new FatalError(
         'CONTROL_SOCKET_PERMISSIONS',
-        `cannot set mode ${this.mode.toString(8)}${this.options.group ? ` and group ${this.options.group}` : ''} on the control socket ${path}: ${errorText(error)}`,
+        `cannot set mode ${this.mode.toString(8)}${this.options.group ? ` and group ${this.options.group}` : ''} on the control socket ${path}: ${errorMessage(error)}`,
         1,
         { cause: error },
       );
@@ -208,7 +208,7 @@ export class ControlServer {
       isSocket = (await lstat(path)).isSocket();
     } catch (error) {
       if (errnoCode(error) === 'ENOENT') return;
-      throw new FatalError('CONTROL_SOCKET_PATH', `cannot inspect the control socket path ${path}: ${errorText(error)}`, EXIT_CONFIG, {
+      throw new FatalError('CONTROL_SOCKET_PATH', `cannot inspect the control socket path ${path}: ${errorMessage(error)}`, EXIT_CONFIG, {
         cause: error,
       });
     }
@@ -227,7 +227,7 @@ export class ControlServer {
       this.logger.warn({ path }, 'removing stale control socket');
       await unlink(path).catch((error: unknown) => {
         if (errnoCode(error) !== 'ENOENT') {
-          throw new FatalError('CONTROL_SOCKET_PATH', `cannot remove the stale control socket ${path}: ${errorText(error)}`, EXIT_CONFIG, {
+          throw new FatalError('CONTROL_SOCKET_PATH', `cannot remove the stale control socket ${path}: ${errorMessage(error)}`, EXIT_CONFIG, {
             cause: error,
           });
         }
@@ -258,7 +258,7 @@ export class ControlServer {
     // Read SO_PEERCRED now: the addon call is synchronous, before the client can go away.
     const credentials = peerCredentials(socket).then(
       (found): CredentialResult => ({ credentials: found, credentialError: null }),
-      (error: unknown): CredentialResult => ({ credentials: null, credentialError: errorText(error) }),
+      (error: unknown): CredentialResult => ({ credentials: null, credentialError: errorMessage(error) }),
     );
     this.readRequestLine(socket, (line) => void this.serve(socket, line, credentials));
   }
@@ -329,7 +329,7 @@ export class ControlServer {
       }
     } catch (error) {
       this.logger.error({ err: error, command: request.command, caller: caller.description }, 'control request failed');
-      reply = { ok: false, error: errorText(error) };
+      reply = { ok: false, error: errorMessage(error) };
     }
     this.replyAndClose(socket, reply);
   }
@@ -362,7 +362,7 @@ export class ControlServer {
       line = `${JSON.stringify(reply)}\n`;
     } catch (error) {
       this.logger.error({ err: error }, 'control reply not serialisable');
-      line = `${JSON.stringify({ ok: false, error: `internal error: the reply could not be encoded (${errorText(error)})` })}\n`;
+      line = `${JSON.stringify({ ok: false, error: `internal error: the reply could not be encoded (${errorMessage(error)})` })}\n`;
     }
     if (socket.destroyed || !socket.writable) {
       this.logger.debug('control client left before its reply');
@@ -389,7 +389,7 @@ export async function sendControlRequest(
   try {
     line = JSON.stringify({ command: request.command, args: request.args });
   } catch (error) {
-    throw new ControlError('CONTROL_BAD_REQUEST', `cannot encode the ${request.command} request: ${errorText(error)}`, { cause: error });
+    throw new ControlError('CONTROL_BAD_REQUEST', `cannot encode the ${request.command} request: ${errorMessage(error)}`, { cause: error });
   }
   if (Buffer.byteLength(line) > MAX_REQUEST_BYTES) {
     throw new ControlError('CONTROL_BAD_REQUEST', `the ${request.command} request is larger than ${MAX_REQUEST_BYTES} bytes`);
@@ -460,7 +460,7 @@ function parseRequest(line: string): { request: ControlRequest } | { error: stri
   try {
     value = JSON.parse(line);
   } catch (error) {
-    return { error: `invalid JSON in request: ${errorText(error)}` };
+    return { error: `invalid JSON in request: ${errorMessage(error)}` };
   }
   if (!isPlainObject(value)) return { error: 'the request must be a JSON object {"command": "...", "args": {...}}' };
   const { command, args } = value;
@@ -566,6 +566,3 @@ function errnoCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

@@ -14,6 +14,7 @@
  * deliberate gratuitous ARP ever announces the VIP.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { errorMessage } from '../errors.js';
 
 /** What `/sys/class/net/<if>` says about the link. */
 export interface LinkState {
@@ -53,7 +54,7 @@ export async function ensureArpAnnounce(iface: string, procSys = '/proc/sys/net/
   } catch (error) {
     return {
       changed: false,
-      warning: `could not set net.ipv4.conf.${iface}.arp_announce=2 (${(error as Error).message}): this host's own ARP ` +
+      warning: `could not set net.ipv4.conf.${iface}.arp_announce=2 (${errorMessage(error)}): this host's own ARP ` +
         'requests may announce the VIP while it is being released; set it in /etc/sysctl.d/',
     };
   }

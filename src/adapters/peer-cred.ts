@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RedisHaError } from '../errors.js';
+import { errorMessage, RedisHaError } from '../errors.js';
 
 /** The addon's build output, relative to the project root. */
 const ADDON_RELATIVE_PATH = 'native/peercred/build/Release/peercred.node';
@@ -84,7 +84,7 @@ export function loadPeerCredAddon(path: string = PEER_CRED_ADDON_PATH): PeerCred
   try {
     loaded = createRequire(import.meta.url)(path);
   } catch (error) {
-    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    const reason = errorMessage(error).split('\n')[0];
     throw new PeerCredError('PEER_CRED_UNAVAILABLE', `cannot load the SO_PEERCRED addon ${path} (${reason}): ${fix}`, {
       cause: error,
     });
@@ -122,7 +122,7 @@ export async function peerCredentials(socket: Socket): Promise<PeerCredentials> 
   try {
     raw = addon.peerCred(fd);
   } catch (error) {
-    throw new PeerCredError('PEER_CRED_FAILED', error instanceof Error ? error.message : String(error), { cause: error });
+    throw new PeerCredError('PEER_CRED_FAILED', errorMessage(error), { cause: error });
   }
   const { pid, uid, gid } = raw;
   return { pid, uid, gid, user: userName(uid), groups: await processGroups(pid, uid, gid) };

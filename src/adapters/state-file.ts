@@ -8,7 +8,7 @@
  */
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { RedisHaError } from '../errors.js';
+import { errorMessage, RedisHaError } from '../errors.js';
 
 export interface PersistedState {
   readonly epoch: number;
@@ -27,7 +27,7 @@ export async function loadState(path: string): Promise<PersistedState> {
     text = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return EMPTY;
-    throw new RedisHaError('STATE_READ_FAILED', `cannot read state file ${path}: ${(error as Error).message}`, { recoverable: false });
+    throw new RedisHaError('STATE_READ_FAILED', `cannot read state file ${path}: ${errorMessage(error)}`, { recoverable: false });
   }
   try {
     const raw = JSON.parse(text) as Record<string, unknown>;
@@ -42,7 +42,7 @@ export async function loadState(path: string): Promise<PersistedState> {
     return { epoch: num('epoch'), knownEpoch: num('knownEpoch'), bootTimeMs, maintenance: maintenanceOf(raw.maintenance) };
   } catch (error) {
     throw new RedisHaError('STATE_CORRUPT',
-      `state file ${path} is not valid (${(error as Error).message}); move it away to start with epoch 0`, { recoverable: false });
+      `state file ${path} is not valid (${errorMessage(error)}); move it away to start with epoch 0`, { recoverable: false });
   }
 }
 

@@ -32,9 +32,9 @@ import { networkInterfaces } from 'node:os';
 import type { AdvertKey } from '../config/types.js';
 import type { Advert, AdvertBody } from '../core/types.js';
 import type { Logger } from '../logger.js';
-import { FatalError, RedisHaError } from '../errors.js';
+import { errorMessage, FatalError, RedisHaError } from '../errors.js';
 import { ipFamily, isMulticastAddress, isUnspecifiedAddress, sameAddress } from '../net/address.js';
-import { MAX_BOOT_EPOCH, MAX_SEQ, decodeAdvert, encodeAdvert } from '../proto/advert.js';
+import { MAX_BOOT_TIME_MS, MAX_SEQ, decodeAdvert, encodeAdvert } from '../proto/advert.js';
 import {
   MESSAGE_REJECT_REASONS,
   PACKET_TYPE_MESSAGE,
@@ -164,7 +164,7 @@ export class AdvertTransport {
     this.multicast = isMulticastAddress(options.peerAddress);
     this.peerPort = options.peerPort ?? options.port;
     if (options.keys.length === 0) throw new FatalError('ADVERT_NO_KEY', 'no advert key configured');
-    this.currentBootTimeMs = Math.min(options.bootTimeMs ?? this.clock(), MAX_BOOT_EPOCH);
+    this.currentBootTimeMs = Math.min(options.bootTimeMs ?? this.clock(), MAX_BOOT_TIME_MS);
     this.replayGuard = new ReplayGuard(options.maxSenders);
     this.rejected = Object.fromEntries(TRANSPORT_REJECT_REASONS.map((r) => [r, 0])) as Record<TransportRejectReason, number>;
   }
@@ -342,7 +342,7 @@ export class AdvertTransport {
     if (this.seq >= MAX_SEQ) {
       // Wrapping would make every later advert look replayed; a new boot time resets
       // the peer's expectation instead (about 6.8 years at 50 ms intervals).
-      this.currentBootTimeMs = Math.min(Math.max(this.clock(), this.currentBootTimeMs + 1), MAX_BOOT_EPOCH);
+      this.currentBootTimeMs = Math.min(Math.max(this.clock(), this.currentBootTimeMs + 1), MAX_BOOT_TIME_MS);
       this.seq = 0;
     }
     this.seq++;
@@ -491,10 +491,6 @@ function resolveMulticastInterface(spec: string | null, bindAddress: string, fam
 
 function formatEndpoint(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function closeQuietly(socket: dgram.Socket): void {

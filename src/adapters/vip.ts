@@ -25,7 +25,7 @@ import { isIP } from 'node:net';
 import { addressBytes } from '../net/address.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../logger.js';
-import { EXIT_CONFIG, FatalError, RedisHaError, VipError } from '../errors.js';
+import { errorMessage, EXIT_CONFIG, FatalError, VipError } from '../errors.js';
 import { DEFAULT_TIMEOUT_MS, ProgramMissingError, startCommand, type RunningCommand, type RunResult } from './exec.js';
 
 /** The VIP as one small effect interface; the runtime depends on this, tests may fake it. */
@@ -361,9 +361,4 @@ function validate(o: LinuxVipOptions): void {
     problems.push(`vip.garp_interval_ms: expected >= 0, got ${o.garpIntervalMs}`);
   }
   if (problems.length > 0) throw new FatalError('VIP_CONFIG_INVALID', `invalid VIP settings: ${problems.join('; ')}`, EXIT_CONFIG);
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof RedisHaError || err instanceof Error) return err.message;
-  return String(err);
 }

@@ -21,6 +21,7 @@
  * unless the caller knows where the chain stood (`anchor`), e.g. the end of the previous file.
  */
 import { createHash } from 'node:crypto';
+import { errorMessage } from '../errors.js';
 
 /** `prev` of the very first record: 64 zero hex digits. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -156,7 +157,7 @@ export function parseLine(line: string): ParsedLine {
   try {
     value = JSON.parse(line);
   } catch (error) {
-    const detail = escapeControls(error instanceof Error ? error.message : String(error));
+    const detail = escapeControls(errorMessage(error));
     const cut = detail.length > MAX_REASON_DETAIL_CHARS ? `${detail.slice(0, MAX_REASON_DETAIL_CHARS)}…` : detail;
     return { ok: false, reason: `malformed JSON (${cut})` };
   }

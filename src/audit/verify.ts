@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { describeFsError } from '../config/keys.js';
 import { ChainVerifier, escapeControls, LineSplitter, type ChainAnchor, type ChainReport, type ProblemKind } from './chain.js';
+import { errorMessage } from '../errors.js';
 
 /** The two bytes every gzip stream starts with (RFC 1952 §2.3.1). */
 const GZIP_MAGIC = [0x1f, 0x8b] as const;
@@ -143,7 +144,7 @@ function escapeRegExp(text: string): string {
 
 function describeError(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | null)?.code;
-  if (typeof code === 'string' && code.startsWith('Z_')) return `corrupt gzip data (${(error as Error).message})`;
+  if (typeof code === 'string' && code.startsWith('Z_')) return `corrupt gzip data (${errorMessage(error)})`;
   return describeFsError(error);
 }
 

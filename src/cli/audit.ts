@@ -16,6 +16,7 @@ import { followRecords, readTail } from '../audit/tail.js';
 import { formatVerifyReport, rotatedSiblings, verifyAuditFiles } from '../audit/verify.js';
 import { loadConfig } from '../config/load.js';
 import { describeFsError } from '../config/keys.js';
+import { errorMessage } from '../errors.js';
 
 /** Exit status: the chain is intact / the records were printed. */
 export const EXIT_AUDIT_OK = 0;
@@ -65,7 +66,7 @@ export function resolveAuditPath(opts: AuditPathOptions, env: NodeJS.ProcessEnv 
   try {
     return { path: loadConfig(opts.config, env).audit.path };
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
+    const detail = errorMessage(error);
     return { error: `cannot find the audit log: ${detail}\n(give the audit file with --file <path>)` };
   }
 }

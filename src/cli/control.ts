@@ -16,6 +16,7 @@ import { sendControlRequest } from '../adapters/control-socket.js';
 import { MAX_SWITCHOVER_TIMEOUT_MS } from '../core/timing.js';
 import { VERDICT_EXIT, type StatusReport } from '../daemon/status.js';
 import { formatStatus } from './status-format.js';
+import { errorMessage } from '../errors.js';
 
 /** Where the daemon listens unless told otherwise (the schema's default). */
 export const DEFAULT_SOCKET = '/run/redis-ha/control.sock';
@@ -62,7 +63,7 @@ export async function statusCommand(opts: SocketOptions & { json?: boolean }, io
   try {
     report = await fetchStatus(path);
   } catch (error) {
-    const text = messageOf(error);
+    const text = errorMessage(error);
     if (opts.json === true) io.stdout(`${JSON.stringify({ version: 1, verdict: 'unknown', problems: [text] })}\n`);
     else io.stderr(`UNKNOWN: ${text}\n`);
     return VERDICT_EXIT.unknown;
@@ -96,7 +97,7 @@ export async function switchoverCommand(
       `${typeof reply.durationMs === 'number' ? ` in ${reply.durationMs} ms` : ''}\n`);
     return reply.ok === true ? 0 : 1;
   } catch (error) {
-    io.stderr(`redis-ha: ${messageOf(error)}\n`);
+    io.stderr(`redis-ha: ${errorMessage(error)}\n`);
     return 1;
   }
 }
@@ -120,7 +121,7 @@ export async function maintenanceCommand(mode: string, opts: SocketOptions, io: 
     io.stdout(peer.confirmed ? `peer ${peer.name} confirmed maintenance ${mode}\n` : `peer has not confirmed yet (${peer.detail}); it adopts the flag from the next advert it receives\n`);
     return 0;
   } catch (error) {
-    io.stderr(`redis-ha: ${messageOf(error)}\n`);
+    io.stderr(`redis-ha: ${errorMessage(error)}\n`);
     return 1;
   }
 }
@@ -148,6 +149,3 @@ async function fetchStatus(path: string): Promise<StatusReport> {
   return reply.status as StatusReport;
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

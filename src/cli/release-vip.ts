@@ -15,14 +15,14 @@ import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { markerFresh, restartMarkerPath } from '../daemon/restart-marker.js';
 import { createLogger } from '../daemon/logger.js';
-import { ConfigError, EXIT_CONFIG } from '../errors.js';
+import { ConfigError, errorMessage, EXIT_CONFIG } from '../errors.js';
 
 export async function releaseVipCommand(configPath: string): Promise<number> {
   let config: Config;
   try {
     config = loadConfig(configPath);
   } catch (error) {
-    process.stderr.write(`redis-ha: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`redis-ha: ${errorMessage(error)}\n`);
     return error instanceof ConfigError ? error.exitCode : EXIT_CONFIG;
   }
   const vipText = `${config.vip.address}/${config.vip.prefixLength} on ${config.vip.interface}`;
@@ -41,7 +41,7 @@ export async function releaseVipCommand(configPath: string): Promise<number> {
     process.stdout.write(`redis-ha: VIP ${vipText} ${r.changed ? 'removed' : 'not present'}\n`);
     return 0;
   } catch (error) {
-    process.stderr.write(`redis-ha: could not remove the VIP ${vipText}: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`redis-ha: could not remove the VIP ${vipText}: ${errorMessage(error)}\n`);
     return 1;
   } finally {
     vip.stop();

@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { AdvertKey } from './types.js';
+import { errorMessage } from '../errors.js';
 
 /** Lowest and highest key id; the id is one byte on the wire and 0 means "none". */
 export const KEY_ID_MIN = 1;
@@ -111,7 +112,7 @@ export function describeFsError(error: unknown): string {
     case 'ENOTDIR':
       return 'a parent is not a directory';
     default:
-      return error instanceof Error ? error.message : String(error);
+      return errorMessage(error);
   }
 }
 

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import convict from 'convict';
 import { LineCounter, parseDocument } from 'yaml';
-import { ConfigError } from '../errors.js';
+import { ConfigError, errorMessage } from '../errors.js';
 import { canonicalIp, ipFamily, isMulticastAddress } from '../net/address.js';
 import { describeFsError, readKeyFile, SECRET_MIN_CHARS } from './keys.js';
 import { buildSchema, describeValue, parseCidr, problemText, schemaItems, type RawConfig, type RawRedis } from './schema.js';
@@ -106,7 +106,7 @@ export function parseConfigText(
     return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
   } catch (error) {
     // Unresolved aliases and alias bombs only surface when the document is converted.
-    return { ok: false, problems: [`${source}: ${language} error: ${error instanceof Error ? error.message : String(error)}`] };
+    return { ok: false, problems: [`${source}: ${language} error: ${errorMessage(error)}`] };
   }
 }
 
@@ -116,7 +116,7 @@ function strictJsonProblem(text: string, source: string): string | null {
     JSON.parse(text);
     return null;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     const position = /at position (\d+)/.exec(message)?.[1];
     // V8 sometimes quotes the whole text back ('"{...}" is not valid JSON'): drop that.
     const reason = message.replace(/ in JSON at position \d+.*$/, '').replace(/, ".*" is not valid JSON$/s, '');
@@ -149,7 +149,7 @@ export function buildConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, 
   try {
     config.validate({ allowed: 'strict', output: () => undefined });
   } catch (error) {
-    reportConvictErrors(error instanceof Error ? error.message : String(error), problems, bad);
+    reportConvictErrors(errorMessage(error), problems, bad);
   }
   const props = config.getProperties();
 

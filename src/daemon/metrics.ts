@@ -25,7 +25,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { TRANSPORT_REJECT_REASONS, type TransportCounters, type TransportRejectReason } from '../adapters/udp.js';
 import type { CoreState } from '../core/state.js';
 import type { NodeState } from '../core/types.js';
-import { FatalError, RedisHaError } from '../errors.js';
+import { errorMessage, FatalError, RedisHaError } from '../errors.js';
 import type { Logger } from './logger.js';
 import { replicationLagBytes } from './status.js';
 
@@ -230,7 +230,7 @@ export class Metrics {
     } catch (error) {
       throw new FatalError(
         'METRICS_BIND_FAILED',
-        `cannot serve metrics on ${formatEndpoint(listen, port)} (metrics.listen, metrics.port): ${error instanceof Error ? error.message : String(error)}`,
+        `cannot serve metrics on ${formatEndpoint(listen, port)} (metrics.listen, metrics.port): ${errorMessage(error)}`,
         1,
         { cause: error },
       );

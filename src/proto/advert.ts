@@ -44,7 +44,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AdvertKey } from '../config/types.js';
 import type { Advert, AdvertBody, NodeState, RedisRole } from '../core/types.js';
-import { RedisHaError } from '../errors.js';
+import { errorMessage, RedisHaError } from '../errors.js';
 
 /** "RH": the first two bytes of every advert. */
 export const ADVERT_MAGIC = Buffer.from('RH', 'latin1');
@@ -59,7 +59,7 @@ export const REPL_ID_BYTES = 20;
 /** Longest node name, in UTF-8 bytes. */
 export const MAX_NODE_NAME_BYTES = 64;
 /** Largest boot time a 48-bit field holds (year 10889). */
-export const MAX_BOOT_EPOCH = 2 ** 48 - 1;
+export const MAX_BOOT_TIME_MS = 2 ** 48 - 1;
 /** Largest sequence number (u32); the sender starts a new boot time rather than wrap. */
 export const MAX_SEQ = 0xffff_ffff;
 /** Largest promotion epoch (u32). */
@@ -174,7 +174,7 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
   checkInt('key id', key.id, 0, 0xff);
   if (key.secret.length === 0) throw new AdvertEncodeError(`key ${key.id} has an empty secret`);
   checkInt('groupId', groupId, 0, 0xff);
-  checkInt('bootTimeMs', bootTimeMs, 0, MAX_BOOT_EPOCH);
+  checkInt('bootTimeMs', bootTimeMs, 0, MAX_BOOT_TIME_MS);
   checkInt('seq', seq, 0, MAX_SEQ);
   checkInt('epoch', body.epoch, 0, MAX_EPOCH);
   checkInt('maintenanceGen', body.maintenanceGen ?? 0, 0, MAX_EPOCH);
@@ -240,7 +240,7 @@ export function decodeAdvert(buf: Buffer, keys: readonly AdvertKey[], groupId: n
   } catch (err) {
     // Unreachable by construction (every read is bounds-checked first); kept so a
     // future mistake costs one dropped datagram rather than the receive loop.
-    return reject('bad-field', `decoder error: ${err instanceof Error ? err.message : String(err)}`);
+    return reject('bad-field', `decoder error: ${errorMessage(err)}`);
   }
 }
 

@@ -40,12 +40,12 @@
 import type { AdvertKey } from '../config/types.js';
 import { MAX_SWITCHOVER_TIMEOUT_MS } from '../core/timing.js';
 import type { PeerRequest } from '../core/types.js';
-import { RedisHaError } from '../errors.js';
+import { errorMessage, RedisHaError } from '../errors.js';
 import {
   ADVERT_MAGIC,
   ADVERT_TYPE_ADVERT,
   ADVERT_VERSION,
-  MAX_BOOT_EPOCH,
+  MAX_BOOT_TIME_MS,
   MAX_EPOCH,
   MAX_NODE_NAME_BYTES,
   MAX_SEQ,
@@ -161,7 +161,7 @@ export function encodeMessage(input: MessageEnvelope, key: AdvertKey): Buffer {
   checkInt('key id', key.id, 0, 0xff);
   if (key.secret.length === 0) throw new MessageEncodeError(`key ${key.id} has an empty secret`);
   checkInt('groupId', groupId, 0, 0xff);
-  checkInt('bootTimeMs', bootTimeMs, 0, MAX_BOOT_EPOCH);
+  checkInt('bootTimeMs', bootTimeMs, 0, MAX_BOOT_TIME_MS);
   checkInt('seq', seq, 0, MAX_SEQ);
   const nameProblem = nodeNameProblem(nodeName);
   if (nameProblem !== null) throw new MessageEncodeError(nameProblem);
@@ -209,7 +209,7 @@ export function decodeMessage(buf: Buffer, keys: readonly AdvertKey[], groupId: 
   } catch (err) {
     // Unreachable by construction (every read is bounds-checked first); kept so a
     // future mistake costs one dropped datagram rather than the receive loop.
-    return reject('bad-field', `decoder error: ${err instanceof Error ? err.message : String(err)}`);
+    return reject('bad-field', `decoder error: ${errorMessage(err)}`);
   }
 }
 
@@ -260,7 +260,7 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return reject('bad-payload', `payload is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+    return reject('bad-payload', `payload is not JSON: ${errorMessage(err)}`);
   }
   const parsed = toPeerMessage(json);
   if (!parsed.ok) return reject('bad-payload', parsed.problem);

@@ -10,7 +10,7 @@ import type { AdvertBody, NodeState, RedisRole } from '../../src/core/types.js';
 import {
   ADVERT_MAC_BYTES,
   MAX_ADVERT_BYTES,
-  MAX_BOOT_EPOCH,
+  MAX_BOOT_TIME_MS,
   MAX_NODE_NAME_BYTES,
   MAX_SEQ,
   MIN_ADVERT_BYTES,
@@ -58,7 +58,7 @@ const body: fc.Arbitrary<AdvertBody> = fc.record({
 
 const envelope: fc.Arbitrary<AdvertEnvelope> = fc.record({
   groupId: fc.constant(GROUP),
-  bootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_EPOCH }),
+  bootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_TIME_MS }),
   seq: fc.integer({ min: 0, max: MAX_SEQ }),
   body,
 });

@@ -12,7 +12,7 @@ import {
   ADVERT_VERSION,
   AdvertEncodeError,
   MAX_ADVERT_BYTES,
-  MAX_BOOT_EPOCH,
+  MAX_BOOT_TIME_MS,
   MAX_SEQ,
   MIN_ADVERT_BYTES,
   REJECT_REASONS,
@@ -105,11 +105,11 @@ describe('encodeAdvert / decodeAdvert round trip', () => {
       redis: { ...body().redis, offset: Number.MAX_SAFE_INTEGER, secondOffset: Number.MAX_SAFE_INTEGER },
     });
     const result = decodeAdvert(
-      encodeAdvert({ groupId: 255, bootTimeMs: MAX_BOOT_EPOCH, seq: MAX_SEQ, body: b }, KEY_A),
+      encodeAdvert({ groupId: 255, bootTimeMs: MAX_BOOT_TIME_MS, seq: MAX_SEQ, body: b }, KEY_A),
       [KEY_A],
       255,
     );
-    expect(result.ok && result.advert).toEqual({ ...b, groupId: 255, bootTimeMs: MAX_BOOT_EPOCH, seq: MAX_SEQ });
+    expect(result.ok && result.advert).toEqual({ ...b, groupId: 255, bootTimeMs: MAX_BOOT_TIME_MS, seq: MAX_SEQ });
   });
 
   it('carries 1- and 64-byte names, including multi-byte UTF-8, at the minimum and maximum sizes', () => {

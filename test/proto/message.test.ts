@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AdvertKey } from '../../src/config/types.js';
 import type { PeerRequest } from '../../src/core/types.js';
-import { ADVERT_MAC_BYTES, ADVERT_VERSION, MAX_BOOT_EPOCH, MAX_SEQ, decodeAdvert, encodeAdvert } from '../../src/proto/advert.js';
+import { ADVERT_MAC_BYTES, ADVERT_VERSION, MAX_BOOT_TIME_MS, MAX_SEQ, decodeAdvert, encodeAdvert } from '../../src/proto/advert.js';
 import {
   MAX_MESSAGE_BYTES,
   MAX_MESSAGE_PAYLOAD_BYTES,
@@ -140,11 +140,11 @@ describe('encodeMessage / decodeMessage round trip', () => {
       { kind: 'switchover-result', requestId: 'emoji', ok: true, detail: '🦀 done' },
     ];
     for (const message of cases) {
-      const buf = encodeMessage(envelope(message, { groupId: 255, bootTimeMs: MAX_BOOT_EPOCH, seq: MAX_SEQ }), KEY_A);
+      const buf = encodeMessage(envelope(message, { groupId: 255, bootTimeMs: MAX_BOOT_TIME_MS, seq: MAX_SEQ }), KEY_A);
       const result = decode(buf, [KEY_A], 255);
       expect(result).toEqual({
         ok: true,
-        message: { groupId: 255, nodeName: 'redis-b', bootTimeMs: MAX_BOOT_EPOCH, seq: MAX_SEQ, message },
+        message: { groupId: 255, nodeName: 'redis-b', bootTimeMs: MAX_BOOT_TIME_MS, seq: MAX_SEQ, message },
       });
     }
   });
@@ -425,7 +425,7 @@ describe('decodeMessage properties', () => {
   const env: fc.Arbitrary<MessageEnvelope> = fc.record({
     groupId: fc.constant(GROUP),
     nodeName,
-    bootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_EPOCH }),
+    bootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_TIME_MS }),
     seq: fc.integer({ min: 0, max: MAX_SEQ }),
     message,
   });

@@ -13,6 +13,7 @@ import { loadSetups, SETUP_NAMES } from './registry.js';
 import { resultsTable, writeResults } from './report.js';
 import { runBench, type BenchResults } from './run.js';
 import { FAULTS, type FaultName } from './setup.js';
+import { errorMessage } from '../../src/errors.js';
 
 const EXIT_NOT_ROOT = 1;
 const EXIT_USAGE = 2;
@@ -88,7 +89,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
       allowPositionals: false,
     }));
   } catch (error) {
-    usage(error instanceof Error ? error.message : String(error));
+    usage(errorMessage(error));
   }
   if (values.help) {
     process.stdout.write(USAGE);

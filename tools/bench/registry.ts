@@ -18,6 +18,7 @@ import type { SetupDriver } from './setup.js';
 import { keepalivedClassic } from './setups/keepalived.js';
 import { redisHa, redisHaFast, redisHaPause } from './setups/redis-ha.js';
 import { sentinel } from './setups/sentinel.js';
+import { errorMessage } from '../../src/errors.js';
 
 /** When the runner stops watching a fault, per setup. */
 export interface ObservationBounds {
@@ -92,7 +93,7 @@ export async function loadSetups(names: readonly string[] = SETUP_NAMES): Promis
     try {
       loaded.push({ name: entry.name, bounds: entry.bounds, driver: await entry.load() });
     } catch (error) {
-      loaded.push({ name: entry.name, bounds: entry.bounds, driver: null, unavailable: error instanceof Error ? error.message : String(error) });
+      loaded.push({ name: entry.name, bounds: entry.bounds, driver: null, unavailable: errorMessage(error) });
     }
   }
   return loaded;

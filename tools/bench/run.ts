@@ -33,6 +33,7 @@ import {
 } from './measure.js';
 import type { RegisteredSetup } from './registry.js';
 import type { FaultName } from './setup.js';
+import { errorMessage } from '../../src/errors.js';
 
 /** Lab tag and subnet of benchmark runs (one lab at a time). */
 export const BENCH_TAG = 'rhbench';
@@ -139,7 +140,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 function errorText(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
+  const text = errorMessage(error);
   return text.length > ERROR_TEXT_MAX ? `${text.slice(0, ERROR_TEXT_MAX)}...` : text;
 }
 

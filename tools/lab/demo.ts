@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { analyseSetTest, unavailabilityWindow, type WriterProgress } from './analysis.js';
 import { installSignalCleanup, isRoot } from './netns.js';
 import { nowWallMs, PairLab, startPair, type AuditRecord, type LabProfile, type PairStatus, type WriterHandle } from './pair.js';
+import { errorMessage } from '../../src/errors.js';
 
 /** Faults the demo can inject into node A. */
 export type DemoFault = 'redis-kill' | 'link-cut' | 'daemon-term';
@@ -71,7 +72,7 @@ function parseDemoArgs(argv: readonly string[]): DemoArgs {
       strict: true,
     }));
   } catch (error) {
-    usage(error instanceof Error ? error.message : String(error));
+    usage(errorMessage(error));
   }
   const fault = (values.fault ?? 'redis-kill') as DemoFault;
   if (!FAULTS.includes(fault)) usage(`unknown --fault ${values.fault}`);
@@ -319,7 +320,7 @@ async function runDemo(args: DemoArgs): Promise<number> {
     return 0;
   } catch (error) {
     ticker.stop();
-    process.stderr.write(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`\ndemo failed: ${errorMessage(error)}\n`);
     return EXIT_FAILED;
   } finally {
     ticker.stop();

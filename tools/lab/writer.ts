@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { Redis, ReplyError } from 'ioredis';
 import type { OpOutcome, OpRecord, WriterCounts, WriterMeta, WriterProgress, WriterSummary } from './analysis.js';
 import { COMMAND_TIMEOUT_MS, isStuckReady, writerClientOptions } from './redis-client.js';
+import { errorMessage } from '../../src/errors.js';
 
 /** Default target rate, ops per second. */
 const DEFAULT_RATE_PER_SEC = 500;
@@ -106,7 +107,7 @@ function parseWriterArgs(argv: readonly string[]): WriterArgs {
 
 /** Classifies an ioredis rejection. */
 function classify(error: unknown): { outcome: OpOutcome; timedOut: boolean; text: string } {
-  const text = (error instanceof Error ? error.message : String(error)).slice(0, ERROR_TEXT_MAX);
+  const text = errorMessage(error).slice(0, ERROR_TEXT_MAX);
   // A Redis error reply (READONLY, NOAUTH, LOADING, ...): the server refused the write.
   if (error instanceof ReplyError) return { outcome: 'failed', timedOut: false, text };
   // With the offline queue off, a command on a connection that is not ready is
