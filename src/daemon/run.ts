@@ -17,7 +17,7 @@ import { writeFile } from 'node:fs/promises';
 import { AuditLog } from '../adapters/audit.js';
 import { ControlServer } from '../adapters/control-socket.js';
 import { ensureArpAnnounce, readLinkState } from '../adapters/link.js';
-import { RedisControl } from '../adapters/redis-control.js';
+import { RedisControl } from '../adapters/redis/index.js';
 import { loadState, saveState, type PersistedState } from '../adapters/state-file.js';
 import { AdvertTransport } from '../adapters/udp.js';
 import { LinuxVip } from '../adapters/vip.js';

@@ -11,17 +11,17 @@
  * flight) and one OS timer armed for the core's earliest deadline.
  */
 import type { AuditLog } from '../adapters/audit.js';
-import type { RedisControl } from '../adapters/redis-control.js';
+import type { RedisControl } from '../adapters/redis/index.js';
 import type { LinkState } from '../adapters/link.js';
 import type { VipManager } from '../adapters/vip.js';
-import type { SwitchoverRequest as HandOverRequest, SwitchoverResult as HandOverResult } from '../adapters/redis-switchover.js';
+import type { SwitchoverRequest as HandOverRequest, SwitchoverResult as HandOverResult } from '../adapters/redis/index.js';
 import { nextDeadline, vipDesired, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
 import type { Action, AdvertBody, Event, Maintenance, PeerRequest, TimerName } from '../core/types.js';
 import type { Logger } from './logger.js';
 
 /** What the Redis adapter is asked for a planned switchover, and how it ended. */
-export type { SwitchoverRequest as HandOverRequest, SwitchoverResult as HandOverResult } from '../adapters/redis-switchover.js';
+export type { SwitchoverRequest as HandOverRequest, SwitchoverResult as HandOverResult } from '../adapters/redis/index.js';
 
 /** The core's answer to an operator's request. */
 export interface RequestReply {

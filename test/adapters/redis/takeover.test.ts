@@ -12,10 +12,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import type { RedisControl } from '../../src/adapters/redis-control.js';
-import { supportsWritePause } from '../../src/adapters/redis-promote.js';
-import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../helpers/redis-control.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import type { RedisControl } from '../../../src/adapters/redis/index.js';
+import { supportsWritePause } from '../../../src/adapters/redis/takeover.js';
+import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../../helpers/redis-control.js';
+import { startRedisServer, type RedisServer } from '../../helpers/redis-server.js';
 
 closeControlsAfterEach();
 

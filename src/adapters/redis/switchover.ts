@@ -68,10 +68,10 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChainableCommander } from 'ioredis';
-import type { HandoverOutcome, HostPort, RedisSnapshot } from '../core/types.js';
-import type { RedisEndpoint } from '../config/types.js';
-import type { Logger } from '../daemon/logger.js';
-import { RedisControlError } from '../errors.js';
+import type { HandoverOutcome, HostPort, RedisSnapshot } from '../../core/types.js';
+import type { RedisEndpoint } from '../../config/types.js';
+import type { Logger } from '../../daemon/logger.js';
+import { RedisControlError } from '../../errors.js';
 import {
   Connection,
   describeSnapshot,
@@ -83,9 +83,9 @@ import {
   REDIS_REPLY,
   replicatesFrom,
   Trail,
-} from './redis-connection.js';
-import { parseInfoFields, parseReplicaEntries, parseReplicationInfo, type ReplicaEntry } from './redis-info.js';
-import { supportsWritePause } from './redis-promote.js';
+} from './connection.js';
+import { parseInfoFields, parseReplicaEntries, parseReplicationInfo, type ReplicaEntry } from './info.js';
+import { supportsWritePause } from './takeover.js';
 
 /** What the operator asked for (config `switchover.*`, overridden on the command line). */
 export interface SwitchoverRequest {

@@ -12,10 +12,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { HostPort, RedisSnapshot } from '../core/types.js';
-import type { RedisEndpoint } from '../config/types.js';
-import { RedisControlError } from '../errors.js';
-import { parseInfoFields, parseReplicationInfo } from './redis-info.js';
+import type { HostPort, RedisSnapshot } from '../../core/types.js';
+import type { RedisEndpoint } from '../../config/types.js';
+import { RedisControlError } from '../../errors.js';
+import { parseInfoFields, parseReplicationInfo } from './info.js';
 
 /** Error codes carried by `RedisControlError`s raised by the Redis adapters. */
 export const REDIS_TIMEOUT = 'REDIS_TIMEOUT';

@@ -3,8 +3,8 @@
  * the wire) and on the garbage the parser must refuse rather than half-read.
  */
 import { describe, expect, it } from 'vitest';
-import { INFO_PARSE_FAILED, parseInfoFields, parseReplicationInfo } from '../../src/adapters/redis-info.js';
-import { RedisControlError } from '../../src/errors.js';
+import { INFO_PARSE_FAILED, parseInfoFields, parseReplicationInfo } from '../../../src/adapters/redis/info.js';
+import { RedisControlError } from '../../../src/errors.js';
 
 const crlf = (lines: string[]): string => `${lines.join('\r\n')}\r\n`;
 

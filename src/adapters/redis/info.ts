@@ -8,8 +8,8 @@
  * half-filled snapshot: the core compares offsets across nodes, and a silently
  * defaulted `0` would look like a valid, very stale history.
  */
-import type { RedisSnapshot } from '../core/types.js';
-import { RedisControlError } from '../errors.js';
+import type { RedisSnapshot } from '../../core/types.js';
+import { RedisControlError } from '../../errors.js';
 
 /** Error code for INFO text that cannot be read as a replication snapshot. */
 export const INFO_PARSE_FAILED = 'REDIS_INFO_PARSE_FAILED';

@@ -23,10 +23,10 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { HostPort, RedisSnapshot } from '../core/types.js';
-import type { Config, RedisEndpoint } from '../config/types.js';
-import type { Logger } from '../daemon/logger.js';
-import { RedisControlError } from '../errors.js';
+import type { HostPort, RedisSnapshot } from '../../core/types.js';
+import type { Config, RedisEndpoint } from '../../config/types.js';
+import type { Logger } from '../../daemon/logger.js';
+import { RedisControlError } from '../../errors.js';
 import {
   Connection,
   describeSnapshot,
@@ -41,13 +41,13 @@ import {
   sameServer,
   Trail,
   type LocalState,
-} from './redis-connection.js';
-import { parseInfoFields, parseReplicationInfo } from './redis-info.js';
-import { PeerHandover, type HandoverOptions, type LocalRedis } from './redis-promote.js';
-import { switchOver, type SwitchoverRequest, type SwitchoverResult } from './redis-switchover.js';
+} from './connection.js';
+import { parseInfoFields, parseReplicationInfo } from './info.js';
+import { PeerHandover, type HandoverOptions, type LocalRedis } from './takeover.js';
+import { switchOver, type SwitchoverRequest, type SwitchoverResult } from './switchover.js';
 
-export { parseClientList, REDIS_REPLY, REDIS_TIMEOUT, REDIS_UNREACHABLE } from './redis-connection.js';
-export type { SwitchoverRequest, SwitchoverResult } from './redis-switchover.js';
+export { parseClientList, REDIS_REPLY, REDIS_TIMEOUT, REDIS_UNREACHABLE } from './connection.js';
+export type { SwitchoverRequest, SwitchoverResult } from './switchover.js';
 
 /** Default `CLIENT SETNAME` of the health connection; other connections add a suffix. */
 export const DEFAULT_CLIENT_NAME = 'redis-ha';

@@ -17,8 +17,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Connection } from '../../src/adapters/redis-connection.js';
-import { INFO_PARSE_FAILED, parseReplicaEntries, parseReplicationInfo } from '../../src/adapters/redis-info.js';
+import { Connection } from '../../../src/adapters/redis/connection.js';
+import { INFO_PARSE_FAILED, parseReplicaEntries, parseReplicationInfo } from '../../../src/adapters/redis/info.js';
 import {
   promotionPauseMs,
   switchOver,
@@ -26,11 +26,11 @@ import {
   type SwitchoverHooks,
   type SwitchoverRequest,
   type SwitchoverResult,
-} from '../../src/adapters/redis-switchover.js';
-import { silentLogger } from '../../src/daemon/logger.js';
-import { RedisControlError } from '../../src/errors.js';
-import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../helpers/redis-control.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+} from '../../../src/adapters/redis/switchover.js';
+import { silentLogger } from '../../../src/daemon/logger.js';
+import { RedisControlError } from '../../../src/errors.js';
+import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../../helpers/redis-control.js';
+import { startRedisServer, type RedisServer } from '../../helpers/redis-server.js';
 
 closeControlsAfterEach();
 

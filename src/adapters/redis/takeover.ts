@@ -28,10 +28,10 @@
  * Nothing on the peer side can fail the promotion: it only adds to `detail`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { HostPort, RedisSnapshot } from '../core/types.js';
-import type { Config, RedisEndpoint } from '../config/types.js';
-import type { Logger } from '../daemon/logger.js';
-import { RedisControlError } from '../errors.js';
+import type { HostPort, RedisSnapshot } from '../../core/types.js';
+import type { Config, RedisEndpoint } from '../../config/types.js';
+import type { Logger } from '../../daemon/logger.js';
+import { RedisControlError } from '../../errors.js';
 import {
   behind,
   Connection,
@@ -47,8 +47,8 @@ import {
   sameServer,
   type LocalState,
   type Trail,
-} from './redis-connection.js';
-import { parseReplicationInfo } from './redis-info.js';
+} from './connection.js';
+import { parseReplicationInfo } from './info.js';
 
 /** How often the local replica is polled while the link comes up (a full sync can take minutes). */
 const SYNC_POLL_INTERVAL_MS = 25;
