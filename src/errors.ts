@@ -60,3 +60,8 @@ export class VipError extends RedisHaError {
     super(code, message, { recoverable: true, ...options });
   }
 }
+
+/** The message of anything thrown: an `Error`'s message, anything else as a string. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -14,14 +14,14 @@ import type { AuditLog } from '../adapters/audit.js';
 import type { RedisControl } from '../adapters/redis/index.js';
 import type { LinkState } from '../adapters/link.js';
 import type { VipManager } from '../adapters/vip.js';
-import type { SwitchoverRequest as HandOverRequest, SwitchoverResult as HandOverResult } from '../adapters/redis/index.js';
+import type { SwitchoverRequest, SwitchoverResult } from '../adapters/redis/index.js';
 import { nextDeadline, vipDesired, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
 import type { Action, AdvertBody, Event, Maintenance, PeerRequest, TimerName } from '../core/types.js';
 import type { Logger } from './logger.js';
 
 /** What the Redis adapter is asked for a planned switchover, and how it ended. */
-export type { SwitchoverRequest as HandOverRequest, SwitchoverResult as HandOverResult } from '../adapters/redis/index.js';
+export type { SwitchoverRequest, SwitchoverResult } from '../adapters/redis/index.js';
 
 /** The core's answer to an operator's request. */
 export interface RequestReply {
@@ -44,10 +44,10 @@ export interface RuntimeDeps {
   readonly healthIntervalMs: number;
   readonly reconcileIntervalMs: number;
   readonly redis: Pick<RedisControl, 'check' | 'promote' | 'replicateFrom' | 'disconnectClients'> & {
-    handOver(request: HandOverRequest): Promise<HandOverResult>;
+    switchOver(request: SwitchoverRequest): Promise<SwitchoverResult>;
   };
   /** Switchover settings the core does not decide on (how, and the adapter's refusal bounds). */
-  readonly switchover: Pick<HandOverRequest, 'method' | 'maxLagBytes' | 'maxAckAgeS'>;
+  readonly switchover: Pick<SwitchoverRequest, 'method' | 'maxLagBytes' | 'maxAckAgeS'>;
   /** The VIP interface's link: a link that is down fails the health check (keepalived's track_interface). */
   readonly link: () => Promise<LinkState>;
   readonly vip: VipManager;
@@ -213,7 +213,7 @@ export class Runtime {
         return;
       case 'hand-over-redis':
         this.serial(action.type, async () => {
-          const r = await deps.redis.handOver({ target: action.target, timeoutMs: action.timeoutMs, force: action.force, ...deps.switchover });
+          const r = await deps.redis.switchOver({ target: action.target, timeoutMs: action.timeoutMs, force: action.force, ...deps.switchover });
           this.dispatch({ type: 'handover-finished', outcome: r.outcome, method: r.method, detail: r.detail, pausedMs: r.pausedMs, redis: r.redis });
         });
         return;

@@ -1,8 +1,8 @@
 /**
- * The Redis transport shared by the control adapter and the promotion handover: one
- * lazily (re)opened, deadline-bounded ioredis connection (`Connection`), the
- * step-by-step account that becomes an operation's `detail` (`Trail`), and the small
- * helpers both sides use to read and describe a server (probe, client eviction).
+ * The Redis transport of the adapter: one lazily (re)opened, deadline-bounded ioredis
+ * connection (`Connection`), the error codes its failures carry, the one function
+ * that turns any error into the words `detail` uses (`describeError`), and the probe
+ * that asks a server who it is (`probeServer`: run_id, version, replication state).
  *
  * Connections are not reconnected by ioredis in the background: a connection that
  * failed (refused, reset, timed out) is destroyed, and the next operation opens a
@@ -14,10 +14,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { HostPort, RedisSnapshot } from '../../core/types.js';
 import type { RedisEndpoint } from '../../config/types.js';
-import { RedisControlError } from '../../errors.js';
+import { errorMessage, RedisControlError } from '../../errors.js';
 import { parseInfoFields, parseReplicationInfo } from './info.js';
 
-/** Error codes carried by `RedisControlError`s raised by the Redis adapters. */
+/** Error codes carried by `RedisControlError`s raised by the Redis adapter. */
 export const REDIS_TIMEOUT = 'REDIS_TIMEOUT';
 export const REDIS_UNREACHABLE = 'REDIS_UNREACHABLE';
 export const REDIS_REPLY = 'REDIS_REPLY';
@@ -47,49 +47,12 @@ const SOCKET_ERRORS: Readonly<Record<string, string>> = {
   EAI_AGAIN: 'cannot resolve host',
 };
 
-/** An error as an operator reads it (socket codes spelled out). */
-export function messageOf(err: unknown): string {
+/** An error as an operator reads it in `detail` (socket codes spelled out); the adapter's one error formatter. */
+export function describeError(err: unknown): string {
   if (err instanceof RedisControlError) return err.message;
   const code = errorCode(err);
   if (code !== undefined && SOCKET_ERRORS[code] !== undefined) return SOCKET_ERRORS[code];
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** `host:port`, with brackets around an IPv6 host. */
-export function formatHostPort(target: HostPort): string {
-  return target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
-}
-
-/** One phrase for a replication snapshot, as `detail` shows it. */
-export function describeSnapshot(s: RedisSnapshot): string {
-  if (s.role === 'master') return `role master, offset ${s.offset}, ${s.connectedReplicas} replica(s)`;
-  const link = s.linkUp ? 'link up' : s.syncInProgress ? 'full sync in progress' : 'link down';
-  return `role replica of ${s.masterHost ?? '?'}:${s.masterPort ?? '?'}, ${link}, offset ${s.offset}`;
-}
-
-/** Whether `s` is a replica pointed at `target` (link up or not). */
-export function replicatesFrom(s: RedisSnapshot, target: HostPort): boolean {
-  return s.role === 'replica' && s.masterHost === target.host && s.masterPort === target.port;
-}
-
-/** Monotonic milliseconds: durations in `detail` must not jump with the wall clock. */
-export function nowMs(): number {
-  return performance.now();
-}
-
-/** The step-by-step account of one operation that ends up in `detail`. */
-export class Trail {
-  private readonly steps: string[] = [];
-  private readonly startedAt = nowMs();
-
-  /** Records a step that started at `since` (a `nowMs()` value). */
-  add(text: string, since?: number): void {
-    this.steps.push(since === undefined ? text : `${text} (${Math.round(nowMs() - since)} ms)`);
-  }
-
-  toString(): string {
-    return `${this.steps.join('; ')}; total ${Math.round(nowMs() - this.startedAt)} ms`;
-  }
+  return errorMessage(err);
 }
 
 /** Where a `Connection` goes, under which name and bound. */
@@ -99,6 +62,32 @@ export interface ConnectionOptions {
   readonly name: string;
   /** ioredis connect and per-command timeout. */
   readonly timeoutMs: number;
+}
+
+/** The ioredis options of every `Connection`. */
+function clientOptions(options: ConnectionOptions): RedisOptions {
+  const { endpoint, target, name, timeoutMs } = options;
+  return {
+    host: target.host,
+    port: target.port,
+    username: endpoint.username ?? undefined,
+    password: endpoint.password ?? undefined,
+    tls: endpoint.tls ? { rejectUnauthorized: !endpoint.tlsInsecure } : undefined,
+    connectionName: name,
+    lazyConnect: true,
+    // Fail at once when not connected instead of queueing behind a dead socket.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    // Reconnection is ours (see the file header): a failed connection is replaced on next use.
+    retryStrategy: () => null,
+    // A loading server must answer PING with `-LOADING`, not keep us waiting for "ready".
+    enableReadyCheck: false,
+    commandTimeout: timeoutMs,
+    connectTimeout: timeoutMs,
+    // CLIENT SETINFO only exists from Redis 7.2; skip the noise.
+    disableClientInfo: true,
+  };
 }
 
 interface ConnectionEntry {
@@ -161,29 +150,7 @@ export class Connection {
     const current = this.entry;
     if (current !== null && current.client.status !== 'end' && current.client.status !== 'close') return current;
     if (current !== null) this.destroy(current);
-    const { endpoint, target, name, timeoutMs } = this.options;
-    const redisOptions: RedisOptions = {
-      host: target.host,
-      port: target.port,
-      username: endpoint.username ?? undefined,
-      password: endpoint.password ?? undefined,
-      tls: endpoint.tls ? { rejectUnauthorized: !endpoint.tlsInsecure } : undefined,
-      connectionName: name,
-      lazyConnect: true,
-      // Fail at once when not connected instead of queueing behind a dead socket.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      // Reconnection is ours (see the file header): a failed connection is replaced on next use.
-      retryStrategy: () => null,
-      // A loading server must answer PING with `-LOADING`, not keep us waiting for "ready".
-      enableReadyCheck: false,
-      commandTimeout: timeoutMs,
-      connectTimeout: timeoutMs,
-      // CLIENT SETINFO only exists from Redis 7.2; skip the noise.
-      disableClientInfo: true,
-    };
-    const client = new Redis(redisOptions);
+    const client = new Redis(clientOptions(this.options));
     const entry: ConnectionEntry = { client, ready: Promise.resolve(), lastError: null };
     client.on('error', (err: Error) => {
       entry.lastError = err;
@@ -214,21 +181,10 @@ export class Connection {
     this.destroy(entry);
     // "Connection is closed." hides the reason (WRONGPASS, ECONNRESET) that came as an event.
     const reason = errorCode(err) !== undefined || entry.lastError === null ? err : entry.lastError;
-    const message = messageOf(reason);
+    const message = describeError(reason);
     const closed = message === 'Connection is closed.' || message.startsWith("Stream isn't writeable");
     return new RedisControlError(REDIS_UNREACHABLE, closed ? 'connection closed' : message, { cause: err });
   }
-}
-
-/** A server's `INFO replication` snapshot plus the raw fields read with it. */
-export interface LocalState {
-  readonly snapshot: RedisSnapshot;
-  readonly fields: Map<string, string>;
-}
-
-/** Two run_ids name the same server process; an unknown (empty) run_id matches nothing. */
-export function sameServer(a: string | undefined, b: string | undefined): boolean {
-  return a !== undefined && a !== '' && a === b;
 }
 
 /** What `probeServer` learned about a server that answered. */
@@ -257,60 +213,6 @@ export async function probeServer(
       snapshot: parseReplicationInfo(replication),
     };
   } catch (err) {
-    return { ok: false, detail: messageOf(err) };
+    return { ok: false, detail: describeError(err) };
   }
-}
-
-/** The id and name of each line of `CLIENT LIST` (`id=7 addr=... name=foo ...`). */
-export function parseClientList(text: string): { id: string; name: string }[] {
-  const clients: { id: string; name: string }[] = [];
-  for (const line of text.split('\n')) {
-    const id = /(?:^|\s)id=(\d+)/.exec(line)?.[1];
-    if (id === undefined) continue;
-    const name = /(?:^|\s)name=(\S*)/.exec(line)?.[1] ?? '';
-    clients.push({ id, name });
-  }
-  return clients;
-}
-
-/**
- * `CLIENT KILL`s every normal client whose name does not start with `keepPrefix`
- * (ours and the other daemon's connections, which share the prefix, survive; so do
- * replication links, which are not of type normal). Returns how many were killed.
- */
-export async function killNormalClients(connection: Connection, timeoutMs: number, keepPrefix: string): Promise<number> {
-  return connection.run(timeoutMs, async (c) => {
-    const list = await c.client('LIST', 'TYPE', 'NORMAL');
-    const ids = parseClientList(typeof list === 'string' ? list : String(list))
-      .filter((entry) => !entry.name.startsWith(keepPrefix))
-      .map((entry) => entry.id);
-    if (ids.length === 0) return 0;
-    const pipeline = c.pipeline();
-    for (const id of ids) pipeline.call('CLIENT', 'KILL', 'ID', id);
-    const results = (await pipeline.exec()) ?? [];
-    return results.filter(([err, reply]) => err === null && Number(reply) > 0).length;
-  });
-}
-
-/**
- * How far a catch-up that did not finish got, for `detail`. During a full sync the
- * stream offset says nothing yet (the snapshot carries the data), so the transfer
- * progress is given instead of a byte distance.
- */
-export function behind(state: LocalState | null, target: RedisSnapshot): string {
-  if (state === null) return '';
-  const { snapshot, fields } = state;
-  if (snapshot.syncInProgress) {
-    const read = fields.get('master_sync_read_bytes');
-    const total = Number(fields.get('master_sync_total_bytes') ?? -1);
-    // Diskless sync streams the snapshot without announcing its size (total 0 or -1).
-    const size = total > 0 ? ` of ${total}` : '';
-    return ` (full sync still in progress${read !== undefined ? `: ${read}${size} snapshot bytes received` : ''})`;
-  }
-  // Offsets only compare within one history: before its first sync the replica still counts its own.
-  if (snapshot.replId !== target.replId) {
-    return ` (not synced with the peer yet, link ${snapshot.linkUp ? 'up' : 'down'}; peer at offset ${target.offset})`;
-  }
-  const distance = Math.max(0, target.offset - snapshot.offset);
-  return ` (${distance} bytes behind (offset ${snapshot.offset} of ${target.offset})${snapshot.linkUp ? '' : ', link down'})`;
 }
