@@ -9,6 +9,14 @@
  * fresh one. That keeps a refused connection an immediate failure, a recovered
  * server a success at the very next check, and a SIGSTOPped server a timeout
  * rather than an ever-growing queue of unanswered commands.
+ *
+ * ioredis 5.11.1 can leave a client `ready` on a dead socket when the connection
+ * closes during its connect handshake (redis/ioredis#2099, fixed upstream by #2123):
+ * the handshake's `CLIENT SETNAME` is rejected by the close, and its completion then
+ * runs the ready handler anyway. Every command on such a client fails at once with
+ * "Stream isn't writeable". It cannot hold a `Connection` here: the handshake's
+ * `connect()` promise is rejected by that same close, the failure destroys the client,
+ * and a client whose socket is destroyed is never reused whatever its status says.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -55,6 +63,16 @@ export function describeError(err: unknown): string {
   return errorMessage(err);
 }
 
+/**
+ * Whether a client can still carry a command: not closed, and not `ready` on a
+ * socket that is gone (the ioredis bug in the file header).
+ */
+export function usable(client: Redis): boolean {
+  if (client.status === 'end' || client.status === 'close') return false;
+  const stream = client.stream as typeof client.stream | undefined;
+  return stream === undefined || !stream.destroyed;
+}
+
 /** Where a `Connection` goes, under which name and bound. */
 export interface ConnectionOptions {
   readonly endpoint: RedisEndpoint;
@@ -64,8 +82,8 @@ export interface ConnectionOptions {
   readonly timeoutMs: number;
 }
 
-/** The ioredis options of every `Connection`. */
-function clientOptions(options: ConnectionOptions): RedisOptions {
+/** The ioredis options of every `Connection` (exported for tests of the handshake). */
+export function clientOptions(options: ConnectionOptions): RedisOptions {
   const { endpoint, target, name, timeoutMs } = options;
   return {
     host: target.host,
@@ -112,7 +130,7 @@ export class Connection {
 
   /** True once a connection was opened and then lost (the peer died or stopped answering). */
   get lost(): boolean {
-    return this.entry === null || this.entry.client.status === 'end' || this.entry.client.status === 'close';
+    return this.entry === null || !usable(this.entry.client);
   }
 
   async run<T>(deadlineMs: number, work: (client: Redis) => Promise<T>): Promise<T> {
@@ -148,7 +166,7 @@ export class Connection {
 
   private acquire(): ConnectionEntry {
     const current = this.entry;
-    if (current !== null && current.client.status !== 'end' && current.client.status !== 'close') return current;
+    if (current !== null && usable(current.client)) return current;
     if (current !== null) this.destroy(current);
     const client = new Redis(clientOptions(this.options));
     const entry: ConnectionEntry = { client, ready: Promise.resolve(), lastError: null };
