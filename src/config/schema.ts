@@ -41,7 +41,7 @@ type ValueOf<I> = I extends { readonly default: infer D } ? Exclude<D, null> : n
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** How a planned switchover moves the master (see `src/adapters/redis-switchover.ts`). */
+/** How a planned switchover moves the master (see `src/adapters/redis/switchover/`). */
 export const SWITCHOVER_METHODS = ['auto', 'failover', 'pause'] as const;
 export type SwitchoverMethod = (typeof SWITCHOVER_METHODS)[number];
 

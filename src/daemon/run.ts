@@ -18,7 +18,7 @@ import { writeFile } from 'node:fs/promises';
 import { AuditLog } from '../adapters/audit.js';
 import { ControlServer } from '../adapters/control-socket.js';
 import { readLinkState } from '../adapters/link.js';
-import { RedisControl } from '../adapters/redis-control.js';
+import { RedisControl } from '../adapters/redis/index.js';
 import { saveState, type PersistedState } from '../adapters/state-file.js';
 import { AdvertTransport } from '../adapters/udp.js';
 import { LinuxVip } from '../adapters/vip.js';
@@ -89,7 +89,7 @@ export async function runDaemon(configPath: string): Promise<number> {
       check: () => redis.check(),
       promote: (from) => redis.promote(from),
       replicateFrom: (master) => redis.replicateFrom(master),
-      switchOver: (call) => redis.handOver({ ...call, ...switchoverBounds(config) }),
+      switchOver: (call) => redis.switchOver({ ...call, ...switchoverBounds(config) }),
       disconnectClients: () => redis.disconnectClients(),
     },
     vip, adverts, audit, clock, scheduler: nodeScheduler,

@@ -3,7 +3,7 @@
  * closes them (and stops every server) after each test.
  */
 import { afterEach } from 'vitest';
-import { RedisControl, type RedisControlOptions } from '../../src/adapters/redis-control.js';
+import { RedisControl, type RedisControlOptions } from '../../src/adapters/redis/index.js';
 import type { RedisEndpoint } from '../../src/config/types.js';
 import { silentLogger } from '../../src/daemon/logger.js';
 import { stopAllRedisServers, type RedisServer } from './redis-server.js';

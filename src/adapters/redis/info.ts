@@ -2,14 +2,14 @@
  * Parsers for Redis `INFO` output: the generic `key:value` section format, and the
  * `INFO replication` view the decision core consumes (`RedisSnapshot`).
  *
- * Pure: no I/O. The control adapter (`redis-control.ts`) fetches the text; this
+ * Pure: no I/O. The adapter (`health.ts`, `local.ts`, `switchover/`) fetches the text; this
  * file only reads it, so every oddity of the format is tested without a server.
  * Garbage (no `role:` line, non-numeric offsets) is an error rather than a
  * half-filled snapshot: the core compares offsets across nodes, and a silently
  * defaulted `0` would look like a valid, very stale history.
  */
-import type { RedisSnapshot } from '../core/types.js';
-import { RedisControlError } from '../errors.js';
+import type { RedisSnapshot } from '../../core/types.js';
+import { RedisControlError } from '../../errors.js';
 
 /** Error code for INFO text that cannot be read as a replication snapshot. */
 export const INFO_PARSE_FAILED = 'REDIS_INFO_PARSE_FAILED';

@@ -1,15 +1,15 @@
 /**
- * The peer side of a promotion: catching up with an old master that still answers,
- * and handing its role over without losing a write. It is the manual procedure for
- * Redis < 6.2 failover (`FAILOVER` needs the old master to drive it), done by the
- * promoting node:
+ * The fenced takeover: the peer side of a promotion when the old master still
+ * answers. The promoting node catches up with it and takes its role without losing a
+ * write. It is the manual procedure for Redis < 6.2 failover (`FAILOVER` needs the old
+ * master to drive it), done by the promoting node:
  *
  *   1. probe    the peer answers, is a master, and is not this very server
  *   2. follow   REPLICAOF peer (if needed), wait for link up and no sync running
  *   3. pause    CLIENT PAUSE <maxSyncWaitMs + margin> WRITE on the peer: its
  *               replication offset stops moving, its clients wait instead of writing
  *   4. drain    read the peer's (now frozen) offset, wait until ours reaches it
- *   5. promote  REPLICAOF NO ONE locally (`RedisControl.promote`)
+ *   5. promote  REPLICAOF NO ONE locally (`promote.ts`)
  *   6. fence    on the peer: REPLICAOF <self>, CLIENT UNPAUSE (paused writes now fail
  *               with READONLY instead of vanishing), CLIENT KILL of its application
  *               clients so they reconnect through the VIP
@@ -23,32 +23,33 @@
  * skipped (promotion goes ahead at once, as before). A peer that cannot pause only
  * writes (< 6.2) gets the unpaused catch-up. A peer we never got in sync with is not
  * fenced: its resync would discard writes we do not have. The pause is bounded on the
- * peer itself, so a promoter that dies mid-way cannot freeze the old master for
- * longer than `maxSyncWaitMs` plus a margin, and `release()` lifts it on every path.
- * Nothing on the peer side can fail the promotion: it only adds to `detail`.
+ * peer itself (`takeoverPauseMs` in `rules.ts`), so a promoter that dies mid-way cannot
+ * freeze the old master for longer than `maxSyncWaitMs` plus a margin, and `release()`
+ * lifts it on every path. Nothing on the peer side can fail the promotion: it only adds
+ * to `detail`.
+ *
+ * Not to be confused with the operator's planned switchover (`switchover/`), which
+ * runs on the old master's host while it is healthy.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { HostPort, RedisSnapshot } from '../core/types.js';
-import type { Config, RedisEndpoint } from '../config/types.js';
-import type { Logger } from '../daemon/logger.js';
-import { RedisControlError } from '../errors.js';
+import type { Logger } from 'pino';
+import type { HostPort, RedisSnapshot } from '../../core/types.js';
+import type { Config, RedisEndpoint } from '../../config/types.js';
+import { RedisControlError } from '../../errors.js';
+import { killNormalClients } from './clients.js';
+import { Connection, describeError, probeServer, REDIS_REPLY, REDIS_UNREACHABLE } from './connection.js';
+import { parseReplicationInfo } from './info.js';
+import type { LocalRedis } from './local.js';
+import { supportsWritePause, takeoverPauseMs } from './rules.js';
 import {
   behind,
-  Connection,
   describeSnapshot,
   formatHostPort,
-  killNormalClients,
-  messageOf,
-  nowMs,
-  probeServer,
-  REDIS_REPLY,
-  REDIS_UNREACHABLE,
   replicatesFrom,
   sameServer,
   type LocalState,
-  type Trail,
-} from './redis-connection.js';
-import { parseReplicationInfo } from './redis-info.js';
+} from './snapshot.js';
+import { nowMs, type Trail } from './trail.js';
 
 /** How often the local replica is polled while the link comes up (a full sync can take minutes). */
 const SYNC_POLL_INTERVAL_MS = 25;
@@ -56,27 +57,9 @@ const SYNC_POLL_INTERVAL_MS = 25;
 const DRAIN_POLL_INTERVAL_MS = 2;
 /** How often the peer is probed during a wait, so a dead or demoted peer ends it early. */
 const PEER_PROBE_INTERVAL_MS = 500;
-/**
- * Added to `maxSyncWaitMs` for the pause bound: covers REPLICAOF NO ONE and the fence
- * after the drain. It is only reached when the promoter dies mid-way; normally the
- * fence unpauses the peer after a few milliseconds.
- */
-const PAUSE_MARGIN_MS = 3_000;
-/** `CLIENT PAUSE ... WRITE` exists from Redis 6.2. */
-const WRITE_PAUSE_SINCE: readonly [number, number] = [6, 2];
 
-/** What the handover needs from the local Redis (`RedisControl` provides it). */
-export interface LocalRedis {
-  /** `INFO replication` (and `INFO server` with `withServer`) over the control connection. */
-  state(withServer: boolean): Promise<LocalState>;
-  /** `CONFIG SET masterauth/masteruser` for the peer's credentials, recorded in `trail`. */
-  setMasterAuth(trail: Trail): Promise<void>;
-  /** `REPLICAOF host port`. */
-  replicaOf(target: HostPort): Promise<void>;
-}
-
-/** What the handover needs from the configuration. */
-export interface HandoverOptions {
+/** What the takeover needs from the configuration. */
+export interface TakeoverOptions {
   readonly promotion: Config['promotion'];
   /** Credentials (and TLS) for the peer's Redis. */
   readonly peerEndpoint: RedisEndpoint;
@@ -100,7 +83,7 @@ type WaitOutcome =
  * local Redis is a master, `release()` always (it lifts a pause still in place and
  * closes the peer connection).
  */
-export class PeerHandover {
+export class FencedTakeover {
   private readonly name: string;
   private readonly peer: Connection;
   /** Set once we are in sync with the peer and `self` names our server: the peer may be fenced. */
@@ -109,8 +92,8 @@ export class PeerHandover {
   private paused = false;
 
   constructor(
-    private readonly options: HandoverOptions,
-    private readonly local: LocalRedis,
+    private readonly options: TakeoverOptions,
+    private readonly local: Pick<LocalRedis, 'state' | 'setMasterAuth' | 'replicaOf'>,
     private readonly source: HostPort,
     private readonly trail: Trail,
   ) {
@@ -195,7 +178,7 @@ export class PeerHandover {
       target = await this.peer.run(peerTimeoutMs, async (c) => parseReplicationInfo(await c.info('replication')));
     } catch (err) {
       this.fenceable = false;
-      trail.add(`catch-up abandoned: peer ${name} stopped answering (${messageOf(err)})`, since);
+      trail.add(`catch-up abandoned: peer ${name} stopped answering (${describeError(err)})`, since);
       return;
     }
     const drained = await this.waitLocal(
@@ -232,7 +215,7 @@ export class PeerHandover {
       fenced = true;
       trail.add(`fenced peer: REPLICAOF ${self.host} ${self.port}`, since);
     } catch (err) {
-      trail.add(`could not fence peer (${messageOf(err)}): it may still accept writes`, since);
+      trail.add(`could not fence peer (${describeError(err)}): it may still accept writes`, since);
     }
     await this.unpause('unpaused peer');
     if (!fenced) return;
@@ -243,7 +226,7 @@ export class PeerHandover {
       trail.add(`disconnected ${killed} client(s) on peer`, since);
     } catch (err) {
       // Fenced already: its clients get READONLY and find the VIP on their own.
-      trail.add(`could not disconnect clients on peer (${messageOf(err)})`, since);
+      trail.add(`could not disconnect clients on peer (${describeError(err)})`, since);
     }
   }
 
@@ -265,7 +248,7 @@ export class PeerHandover {
       trail.add(`peer Redis ${version} cannot pause only writes (CLIENT PAUSE WRITE needs 6.2): catching up unpaused`);
       return false;
     }
-    const pauseMs = maxSyncWaitMs + PAUSE_MARGIN_MS;
+    const pauseMs = takeoverPauseMs(maxSyncWaitMs);
     const since = nowMs();
     this.paused = true;
     try {
@@ -277,7 +260,7 @@ export class PeerHandover {
       // A reply error (syntax, ACL, renamed command) means no pause; a timeout or a lost
       // connection leaves it unknown, so `release()` still tries CLIENT UNPAUSE.
       if (err instanceof RedisControlError && err.code === REDIS_REPLY) this.paused = false;
-      trail.add(`CLIENT PAUSE WRITE failed on peer (${messageOf(err)}): catching up unpaused`, since);
+      trail.add(`CLIENT PAUSE WRITE failed on peer (${describeError(err)}): catching up unpaused`, since);
       return false;
     }
   }
@@ -290,8 +273,8 @@ export class PeerHandover {
       this.paused = false;
       this.trail.add(text, since);
     } catch (err) {
-      const bound = this.options.promotion.maxSyncWaitMs + PAUSE_MARGIN_MS;
-      this.trail.add(`could not unpause peer (${messageOf(err)}): its pause ends by itself within ${bound} ms`, since);
+      const bound = takeoverPauseMs(this.options.promotion.maxSyncWaitMs);
+      this.trail.add(`could not unpause peer (${describeError(err)}): its pause ends by itself within ${bound} ms`, since);
     }
   }
 
@@ -308,7 +291,7 @@ export class PeerHandover {
       this.trail.add(`CONFIG SET masterauth${username !== null ? ' masteruser' : ''} on peer`, since);
     } catch (err) {
       // CONFIG may be renamed; masterauth in the peer's redis.conf still works.
-      this.trail.add(`CONFIG SET masterauth on peer failed (${messageOf(err)}), relying on its redis.conf`, since);
+      this.trail.add(`CONFIG SET masterauth on peer failed (${describeError(err)}), relying on its redis.conf`, since);
     }
   }
 
@@ -361,7 +344,7 @@ export class PeerHandover {
         // Gone is final (promotion cannot succeed); slow is not: a replica flushing or
         // loading a big dataset can miss a poll.
         if (err instanceof RedisControlError && err.code === REDIS_UNREACHABLE) throw err;
-        lastError = messageOf(err);
+        lastError = describeError(err);
       }
       if (nowMs() >= deadline) return { kind: 'timeout', last, lastError };
       if (nowMs() - lastProbe >= PEER_PROBE_INTERVAL_MS) {
@@ -389,14 +372,4 @@ export class PeerHandover {
     this.options.logger.warn({ source: this.name, target: target.offset, maxSyncWaitMs: boundMs }, 'redis catch-up timed out');
     return `catch-up timed out after ${boundMs} ms${why}; promoting anyway`;
   }
-}
-
-/** Whether `redis_version` has `CLIENT PAUSE ... WRITE`; an unreadable version is given the benefit of the doubt. */
-export function supportsWritePause(version: string): boolean {
-  const match = /^(\d+)\.(\d+)/.exec(version);
-  if (match === null) return true;
-  const major = Number(match[1]);
-  const minor = Number(match[2]);
-  const [needMajor, needMinor] = WRITE_PAUSE_SINCE;
-  return major > needMajor || (major === needMajor && minor >= needMinor);
 }

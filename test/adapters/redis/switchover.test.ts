@@ -1,6 +1,6 @@
 /**
- * The planned switchover from the master's host (`RedisControl.handOver`,
- * `redis-switchover.ts`) against real `redis-server` processes on loopback: a writer
+ * The planned switchover from the master's host (`RedisControl.switchOver`,
+ * `src/adapters/redis/switchover/`) against real `redis-server` processes on loopback: a writer
  * running across the switchover (and back) loses no acknowledged write with either
  * method, refusals change nothing, a replica that stops answering mid-way rolls the
  * switchover back without leaving writes paused, `force` stays within its bounds, a
@@ -17,20 +17,19 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Connection } from '../../src/adapters/redis-connection.js';
-import { INFO_PARSE_FAILED, parseReplicaEntries, parseReplicationInfo } from '../../src/adapters/redis-info.js';
+import { Connection } from '../../../src/adapters/redis/connection.js';
+import { parseReplicaEntries, parseReplicationInfo } from '../../../src/adapters/redis/info.js';
+import { promotionPauseMs } from '../../../src/adapters/redis/rules.js';
 import {
-  promotionPauseMs,
   switchOver,
   type SwitchoverDeps,
   type SwitchoverHooks,
   type SwitchoverRequest,
   type SwitchoverResult,
-} from '../../src/adapters/redis-switchover.js';
-import { silentLogger } from '../../src/daemon/logger.js';
-import { RedisControlError } from '../../src/errors.js';
-import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../helpers/redis-control.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+} from '../../../src/adapters/redis/switchover/switchover.js';
+import { silentLogger } from '../../../src/daemon/logger.js';
+import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../../helpers/redis-control.js';
+import { startRedisServer, type RedisServer } from '../../helpers/redis-server.js';
 
 closeControlsAfterEach();
 
@@ -90,7 +89,7 @@ interface DirectOptions {
 const DIRECT_LOCAL_TIMEOUT_MS = 2_000;
 const DIRECT_PEER_TIMEOUT_MS = 1_000;
 
-/** `switchOver` called directly, for the test seams (`hooks`); the same wiring `RedisControl.handOver` uses. */
+/** `switchOver` called directly, for the test seams (`hooks`); the same wiring `RedisControl.switchOver` uses. */
 function directSwitchOver(
   local: RedisServer,
   peer: RedisServer,
@@ -256,46 +255,6 @@ class Writer {
   }
 }
 
-describe('parseReplicaEntries', () => {
-  const crlf = (lines: string[]): string => `${lines.join('\r\n')}\r\n`;
-
-  it('reads every slaveN line in index order, IPv6 included', () => {
-    const info = crlf([
-      '# Replication',
-      'role:master',
-      'connected_slaves:2',
-      'slave1:ip=::1,port=6380,state=wait_bgsave,offset=0,lag=0',
-      'slave0:ip=10.0.0.2,port=6379,state=online,offset=4242,lag=1',
-      'master_failover_state:no-failover',
-      'master_repl_offset:4300',
-    ]);
-    expect(parseReplicaEntries(info)).toEqual([
-      { index: 0, ip: '10.0.0.2', port: 6379, state: 'online', offset: 4242, lagS: 1 },
-      { index: 1, ip: '::1', port: 6380, state: 'wait_bgsave', offset: 0, lagS: 0 },
-    ]);
-  });
-
-  it('gives an empty list for a master without replicas and for a replica', () => {
-    expect(parseReplicaEntries('role:master\nconnected_slaves:0\nmaster_repl_offset:0\n')).toEqual([]);
-    expect(parseReplicaEntries('role:slave\nmaster_host:10.0.0.1\nslave_read_only:1\nslave_repl_offset:7\n')).toEqual([]);
-  });
-
-  it('refuses a slaveN line with a missing or non-numeric field', () => {
-    for (const line of [
-      'slave0:ip=10.0.0.2,port=6379,state=online,offset=4242',
-      'slave0:ip=10.0.0.2,port=x,state=online,offset=1,lag=0',
-      'slave0:10.0.0.2,6379,online',
-    ]) {
-      expect(() => parseReplicaEntries(`role:master\n${line}\n`), line).toThrow(RedisControlError);
-      try {
-        parseReplicaEntries(`role:master\n${line}\n`);
-      } catch (err) {
-        expect((err as RedisControlError).code).toBe(INFO_PARSE_FAILED);
-      }
-    }
-  });
-});
-
 describe.each(['failover', 'pause'] as const)('switchover by %s', (method) => {
   it('loses no acknowledged write, there and back again', async () => {
     const a = await startRedisServer();
@@ -308,7 +267,7 @@ describe.each(['failover', 'pause'] as const)('switchover by %s', (method) => {
     try {
       await eventually(() => writer.acks.length >= 500, 10_000, 'writes flowing on the master');
 
-      const there = await makeControl({ local: endpoint(a), peer: endpoint(b) }).handOver(request(b, method));
+      const there = await makeControl({ local: endpoint(a), peer: endpoint(b) }).switchOver(request(b, method));
       console.log(`${method} a -> b: ${there.outcome}, paused ${there.pausedMs} ms: ${there.detail}`);
       expect(there.outcome, there.detail).toBe('done');
       expect(there.method).toBe(method);
@@ -325,7 +284,7 @@ describe.each(['failover', 'pause'] as const)('switchover by %s', (method) => {
       await eventually(() => following(adminA, b), 20_000, 'old master replicating the new one');
       await eventually(() => listsOnline(adminB, a), 20_000, 'new master lists the old one online');
 
-      const back = await makeControl({ local: endpoint(b), peer: endpoint(a) }).handOver(request(a, method));
+      const back = await makeControl({ local: endpoint(b), peer: endpoint(a) }).switchOver(request(a, method));
       console.log(`${method} b -> a: ${back.outcome}, paused ${back.pausedMs} ms: ${back.detail}`);
       expect(back.outcome, back.detail).toBe('done');
       expect(back.pausedMs).not.toBeNull();
@@ -351,7 +310,7 @@ describe('refusals change nothing', () => {
     const control = makeControl({ local: endpoint(a), peer: endpoint(c) });
 
     // c is a stand-alone master, never a replica of a.
-    const unrelated = await control.handOver(request(c, 'auto'));
+    const unrelated = await control.switchOver(request(c, 'auto'));
     expect(unrelated.outcome, unrelated.detail).toBe('refused');
     expect(unrelated.detail).toMatch(
       new RegExp(`refused: replica 127\\.0\\.0\\.1:${c.port} is not connected to this master \\(connected replicas: 127\\.0\\.0\\.1:${b.port} online\\)`),
@@ -360,7 +319,7 @@ describe('refusals change nothing', () => {
     // b was a replica, and left.
     await b.client().replicaof('NO', 'ONE');
     await eventually(async () => (await a.client().info('replication')).includes('connected_slaves:0'), 10_000, 'a without replicas');
-    const left = await makeControl({ local: endpoint(a), peer: endpoint(b) }).handOver(request(b, 'pause'));
+    const left = await makeControl({ local: endpoint(a), peer: endpoint(b) }).switchOver(request(b, 'pause'));
     expect(left.outcome, left.detail).toBe('refused');
     expect(left.detail).toMatch(/refused: replica 127\.0\.0\.1:\d+ is not connected to this master \(connected replicas: none\)/);
     expect(left.method).toBeNull();
@@ -375,7 +334,7 @@ describe('refusals change nothing', () => {
     const a = await startRedisServer();
     const b = await startRedisServer();
     await pair(b, a);
-    const fromReplica = await makeControl({ local: endpoint(b), peer: endpoint(a) }).handOver(request(a, 'auto'));
+    const fromReplica = await makeControl({ local: endpoint(b), peer: endpoint(a) }).switchOver(request(a, 'auto'));
     expect(fromReplica.outcome).toBe('refused');
     expect(fromReplica.detail).toMatch(/refused: local Redis is not a master \(role replica of 127\.0\.0\.1:\d+, link up/);
 
@@ -398,18 +357,18 @@ describe('refusals change nothing', () => {
         10_000,
         'replica ack at least 2 s old',
       );
-      const stale = await control.handOver(request(b, 'auto', { maxAckAgeS: 1 }));
+      const stale = await control.switchOver(request(b, 'auto', { maxAckAgeS: 1 }));
       expect(stale.outcome, stale.detail).toBe('refused');
       expect(stale.detail).toMatch(/refused: replica 127\.0\.0\.1:\d+ lags [2-9] s since its last ack \(bound 1 s\)/);
 
       await adminA.set('big', 'x'.repeat(20_000));
-      const behind = await control.handOver(request(b, 'auto', { maxLagBytes: 1_000, maxAckAgeS: 3_600 }));
+      const behind = await control.switchOver(request(b, 'auto', { maxLagBytes: 1_000, maxAckAgeS: 3_600 }));
       expect(behind.outcome, behind.detail).toBe('refused');
       expect(behind.detail).toMatch(/refused: replica 127\.0\.0\.1:\d+ lags \d{5,} bytes behind \(bound 1000 bytes\)/);
 
       // Forced past the lag bounds, it still must answer.
       const started = Date.now();
-      const silent = await control.handOver(request(b, 'auto', { force: true }));
+      const silent = await control.switchOver(request(b, 'auto', { force: true }));
       expect(silent.outcome, silent.detail).toBe('refused');
       expect(silent.detail).toMatch(/refused: replica 127\.0\.0\.1:\d+ does not answer directly \(timeout after 1000 ms/);
       expect(Date.now() - started).toBeLessThan(3_000);
@@ -527,16 +486,6 @@ describe('a replica that stops answering mid-way', () => {
 });
 
 describe('pause: the pause is renewed for the promotion', () => {
-  it('covers every promotion step at its own bound', () => {
-    const bounds = { localTimeoutMs: 2_000, peerTimeoutMs: 1_000 };
-    const pauseMs = promotionPauseMs(bounds);
-    // The renewal's reply, setMasterAuth and REPLICAOF locally; REPLICAOF NO ONE and the
-    // last role poll on the target; the role wait (1 s) itself.
-    expect(pauseMs).toBeGreaterThanOrEqual(3 * 2_000 + 2 * 1_000 + 1_000);
-    expect(promotionPauseMs({ ...bounds, localTimeoutMs: 2_500 }) - pauseMs).toBe(3 * 500);
-    expect(promotionPauseMs({ ...bounds, peerTimeoutMs: 1_500 }) - pauseMs).toBe(2 * 500);
-  });
-
   it('keeps writes paused through a promotion slower than the first pause, until REPLICAOF', async () => {
     const a = await startRedisServer();
     const b = await startRedisServer();

@@ -1,7 +1,7 @@
 /**
- * The takeover from an old master that still answers (`PeerHandover` through
+ * The fenced takeover from an old master that still answers (`FencedTakeover` through
  * `RedisControl.promote`), against real `redis-server` processes on loopback: a
- * writer hammering the old master during the handover loses no acknowledged write,
+ * writer hammering the old master during the takeover loses no acknowledged write,
  * the old master ends up a replica of the new one, its pause is lifted when the
  * promotion fails half-way, an unreachable peer is not waited for, and passwords on
  * both sides are handled in both directions.
@@ -12,10 +12,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import type { RedisControl } from '../../src/adapters/redis-control.js';
-import { supportsWritePause } from '../../src/adapters/redis-promote.js';
-import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../helpers/redis-control.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import type { RedisControl } from '../../../src/adapters/redis/index.js';
+import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../../helpers/redis-control.js';
+import { startRedisServer, type RedisServer } from '../../helpers/redis-server.js';
 
 closeControlsAfterEach();
 
@@ -216,13 +215,5 @@ describe('takeover from an old master that still answers', () => {
     expect(result.detail).not.toMatch(/paused|fenced peer/);
     expect(await replication(a.client())).toContain('role:master');
     expect(await replication(b.client())).toContain('role:master');
-  });
-
-  it('knows which versions can pause only writes', () => {
-    expect(supportsWritePause('7.0.15')).toBe(true);
-    expect(supportsWritePause('6.2.0')).toBe(true);
-    expect(supportsWritePause('6.0.16')).toBe(false);
-    expect(supportsWritePause('5.0.7')).toBe(false);
-    expect(supportsWritePause('')).toBe(true);
   });
 });

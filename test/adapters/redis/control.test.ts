@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../helpers/redis-control.js';
-import { startRedisServer } from '../helpers/redis-server.js';
+import { closeControlsAfterEach, endpoint, hostPort, makeControl } from '../../helpers/redis-control.js';
+import { startRedisServer } from '../../helpers/redis-server.js';
 
 closeControlsAfterEach();
 

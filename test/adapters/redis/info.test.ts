@@ -3,8 +3,8 @@
  * the wire) and on the garbage the parser must refuse rather than half-read.
  */
 import { describe, expect, it } from 'vitest';
-import { INFO_PARSE_FAILED, parseInfoFields, parseReplicationInfo } from '../../src/adapters/redis-info.js';
-import { RedisControlError } from '../../src/errors.js';
+import { INFO_PARSE_FAILED, parseInfoFields, parseReplicaEntries, parseReplicationInfo } from '../../../src/adapters/redis/info.js';
+import { RedisControlError } from '../../../src/errors.js';
 
 const crlf = (lines: string[]): string => `${lines.join('\r\n')}\r\n`;
 
@@ -122,5 +122,43 @@ describe('parseInfoFields', () => {
     expect(fields.get('run_id')).toBe('abc');
     expect(fields.get('x')).toBe('a:b');
     expect(fields.has('# Server')).toBe(false);
+  });
+});
+
+describe('parseReplicaEntries', () => {
+  it('reads every slaveN line in index order, IPv6 included', () => {
+    const info = crlf([
+      '# Replication',
+      'role:master',
+      'connected_slaves:2',
+      'slave1:ip=::1,port=6380,state=wait_bgsave,offset=0,lag=0',
+      'slave0:ip=10.0.0.2,port=6379,state=online,offset=4242,lag=1',
+      'master_failover_state:no-failover',
+      'master_repl_offset:4300',
+    ]);
+    expect(parseReplicaEntries(info)).toEqual([
+      { index: 0, ip: '10.0.0.2', port: 6379, state: 'online', offset: 4242, lagS: 1 },
+      { index: 1, ip: '::1', port: 6380, state: 'wait_bgsave', offset: 0, lagS: 0 },
+    ]);
+  });
+
+  it('gives an empty list for a master without replicas and for a replica', () => {
+    expect(parseReplicaEntries('role:master\nconnected_slaves:0\nmaster_repl_offset:0\n')).toEqual([]);
+    expect(parseReplicaEntries('role:slave\nmaster_host:10.0.0.1\nslave_read_only:1\nslave_repl_offset:7\n')).toEqual([]);
+  });
+
+  it('refuses a slaveN line with a missing or non-numeric field', () => {
+    for (const line of [
+      'slave0:ip=10.0.0.2,port=6379,state=online,offset=4242',
+      'slave0:ip=10.0.0.2,port=x,state=online,offset=1,lag=0',
+      'slave0:10.0.0.2,6379,online',
+    ]) {
+      expect(() => parseReplicaEntries(`role:master\n${line}\n`), line).toThrow(RedisControlError);
+      try {
+        parseReplicaEntries(`role:master\n${line}\n`);
+      } catch (err) {
+        expect((err as RedisControlError).code).toBe(INFO_PARSE_FAILED);
+      }
+    }
   });
 });

@@ -1,0 +1,236 @@
+/**
+ * The Redis transport of the adapter: one lazily (re)opened, deadline-bounded ioredis
+ * connection (`Connection`), the error codes its failures carry, the one function
+ * that turns any error into the words `detail` uses (`describeError`), and the probe
+ * that asks a server who it is (`probeServer`: run_id, version, replication state).
+ *
+ * Connections are not reconnected by ioredis in the background: a connection that
+ * failed (refused, reset, timed out) is destroyed, and the next operation opens a
+ * fresh one. That keeps a refused connection an immediate failure, a recovered
+ * server a success at the very next check, and a SIGSTOPped server a timeout
+ * rather than an ever-growing queue of unanswered commands.
+ *
+ * ioredis 5.11.1 can leave a client `ready` on a dead socket when the connection
+ * closes during its connect handshake (redis/ioredis#2099, fixed upstream by #2123):
+ * the handshake's `CLIENT SETNAME` is rejected by the close, and its completion then
+ * runs the ready handler anyway. Every command on such a client fails at once with
+ * "Stream isn't writeable". It cannot hold a `Connection` here: the handshake's
+ * `connect()` promise is rejected by that same close, the failure destroys the client,
+ * and a client whose socket is destroyed is never reused whatever its status says.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { HostPort, RedisSnapshot } from '../../core/types.js';
+import type { RedisEndpoint } from '../../config/types.js';
+import { errorMessage, RedisControlError } from '../../errors.js';
+import { parseInfoFields, parseReplicationInfo } from './info.js';
+
+/** Error codes carried by `RedisControlError`s raised by the Redis adapter. */
+export const REDIS_TIMEOUT = 'REDIS_TIMEOUT';
+export const REDIS_UNREACHABLE = 'REDIS_UNREACHABLE';
+export const REDIS_REPLY = 'REDIS_REPLY';
+
+/** Thrown internally when an operation overruns its bound; reported as a timeout. */
+class DeadlineExceeded extends Error {}
+
+function errorCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
+  const { code } = err;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function isReplyError(err: unknown): err is Error {
+  return err instanceof Error && err.name === 'ReplyError';
+}
+
+/** Socket error codes as an operator reads them. */
+const SOCKET_ERRORS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection reset',
+  ETIMEDOUT: 'connect timeout',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'cannot resolve host',
+  EAI_AGAIN: 'cannot resolve host',
+};
+
+/** An error as an operator reads it in `detail` (socket codes spelled out); the adapter's one error formatter. */
+export function describeError(err: unknown): string {
+  if (err instanceof RedisControlError) return err.message;
+  const code = errorCode(err);
+  if (code !== undefined && SOCKET_ERRORS[code] !== undefined) return SOCKET_ERRORS[code];
+  return errorMessage(err);
+}
+
+/**
+ * Whether a client can still carry a command: not closed, and not `ready` on a
+ * socket that is gone (the ioredis bug in the file header).
+ */
+export function usable(client: Redis): boolean {
+  if (client.status === 'end' || client.status === 'close') return false;
+  const stream = client.stream as typeof client.stream | undefined;
+  return stream === undefined || !stream.destroyed;
+}
+
+/** Where a `Connection` goes, under which name and bound. */
+export interface ConnectionOptions {
+  readonly endpoint: RedisEndpoint;
+  readonly target: HostPort;
+  readonly name: string;
+  /** ioredis connect and per-command timeout. */
+  readonly timeoutMs: number;
+}
+
+/** The ioredis options of every `Connection` (exported for tests of the handshake). */
+export function clientOptions(options: ConnectionOptions): RedisOptions {
+  const { endpoint, target, name, timeoutMs } = options;
+  return {
+    host: target.host,
+    port: target.port,
+    username: endpoint.username ?? undefined,
+    password: endpoint.password ?? undefined,
+    tls: endpoint.tls ? { rejectUnauthorized: !endpoint.tlsInsecure } : undefined,
+    connectionName: name,
+    lazyConnect: true,
+    // Fail at once when not connected instead of queueing behind a dead socket.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    // Reconnection is ours (see the file header): a failed connection is replaced on next use.
+    retryStrategy: () => null,
+    // A loading server must answer PING with `-LOADING`, not keep us waiting for "ready".
+    enableReadyCheck: false,
+    commandTimeout: timeoutMs,
+    connectTimeout: timeoutMs,
+    // CLIENT SETINFO only exists from Redis 7.2; skip the noise.
+    disableClientInfo: true,
+  };
+}
+
+interface ConnectionEntry {
+  readonly client: Redis;
+  /** Settles when the connection is usable (or failed); set right after the error listener. */
+  ready: Promise<void>;
+  /** Last `error` event: the real reason behind a later "Connection is closed.". */
+  lastError: Error | null;
+}
+
+/**
+ * One lazily (re)opened ioredis connection. `run()` bounds connect plus work by a
+ * deadline; on a timeout or connection error the client is destroyed so the next
+ * `run()` starts afresh (scenario: a SIGSTOPped server keeps the TCP connection
+ * open forever, and unanswered commands would pile up behind it).
+ */
+export class Connection {
+  private entry: ConnectionEntry | null = null;
+  private closed = false;
+
+  constructor(private readonly options: ConnectionOptions) {}
+
+  /** True once a connection was opened and then lost (the peer died or stopped answering). */
+  get lost(): boolean {
+    return this.entry === null || !usable(this.entry.client);
+  }
+
+  async run<T>(deadlineMs: number, work: (client: Redis) => Promise<T>): Promise<T> {
+    if (this.closed) throw new RedisControlError(REDIS_UNREACHABLE, 'connection closed');
+    const entry = this.acquire();
+    const attempt = entry.ready.then(() => work(entry.client));
+    // The deadline may win the race; the loser's rejection must not go unhandled.
+    attempt.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new DeadlineExceeded()), deadlineMs);
+    });
+    try {
+      return await Promise.race([attempt, deadline]);
+    } catch (err) {
+      throw this.failure(err, entry, deadlineMs);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const entry = this.entry;
+    this.entry = null;
+    if (entry === null) return;
+    if (entry.client.status === 'ready') {
+      // A polite QUIT, bounded: a hung server must not hold up shutdown.
+      await Promise.race([entry.client.quit().catch(() => undefined), sleep(200)]);
+    }
+    this.destroy(entry);
+  }
+
+  private acquire(): ConnectionEntry {
+    const current = this.entry;
+    if (current !== null && usable(current.client)) return current;
+    if (current !== null) this.destroy(current);
+    const client = new Redis(clientOptions(this.options));
+    const entry: ConnectionEntry = { client, ready: Promise.resolve(), lastError: null };
+    client.on('error', (err: Error) => {
+      entry.lastError = err;
+    });
+    entry.ready = client.connect();
+    entry.ready.catch(() => undefined);
+    this.entry = entry;
+    return entry;
+  }
+
+  private destroy(entry: ConnectionEntry): void {
+    if (this.entry === entry) this.entry = null;
+    entry.client.disconnect();
+    // `disconnect()` only half-closes; a stopped server never completes the close.
+    (entry.client.stream as typeof entry.client.stream | undefined)?.destroy();
+  }
+
+  private failure(err: unknown, entry: ConnectionEntry, deadlineMs: number): RedisControlError {
+    if (err instanceof DeadlineExceeded || (err instanceof Error && err.message === 'Command timed out')) {
+      const connecting = entry.client.status !== 'ready';
+      this.destroy(entry);
+      const ms = err instanceof DeadlineExceeded ? deadlineMs : this.options.timeoutMs;
+      return new RedisControlError(REDIS_TIMEOUT, `timeout after ${ms} ms${connecting ? ' (connecting)' : ''}`);
+    }
+    // A reply error comes over a healthy connection: keep it.
+    if (isReplyError(err)) return new RedisControlError(REDIS_REPLY, err.message, { cause: err });
+    if (err instanceof RedisControlError) return err;
+    this.destroy(entry);
+    // "Connection is closed." hides the reason (WRONGPASS, ECONNRESET) that came as an event.
+    const reason = errorCode(err) !== undefined || entry.lastError === null ? err : entry.lastError;
+    const message = describeError(reason);
+    const closed = message === 'Connection is closed.' || message.startsWith("Stream isn't writeable");
+    return new RedisControlError(REDIS_UNREACHABLE, closed ? 'connection closed' : message, { cause: err });
+  }
+}
+
+/** What `probeServer` learned about a server that answered. */
+export interface ServerProbe {
+  readonly ok: true;
+  readonly runId: string;
+  /** `redis_version`, e.g. `7.0.15`; empty when INFO did not say. */
+  readonly version: string;
+  readonly snapshot: RedisSnapshot;
+}
+
+/** Asks a server for its run_id, version and replication state, bounded by `timeoutMs`; never throws. */
+export async function probeServer(
+  connection: Connection,
+  timeoutMs: number,
+): Promise<ServerProbe | { readonly ok: false; readonly detail: string }> {
+  try {
+    const [server, replication] = await connection.run(timeoutMs, (c) =>
+      Promise.all([c.info('server'), c.info('replication')]),
+    );
+    const fields = parseInfoFields(server);
+    return {
+      ok: true,
+      runId: fields.get('run_id') ?? '',
+      version: fields.get('redis_version') ?? '',
+      snapshot: parseReplicationInfo(replication),
+    };
+  } catch (err) {
+    return { ok: false, detail: describeError(err) };
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * The Redis effect, and the only file of this folder that callers import: health
+ * checks, promotion (with a fenced takeover from an old master that still answers),
+ * demotion, the operator's planned switchover from this master to its replica, the
+ * eviction of application clients and the start-up bind check, all in process
+ * through ioredis (no `redis-cli` scripts).
+ *
+ *   index.ts        this facade: `RedisControl` and the types callers need
+ *   connection.ts   one deadline-bounded connection, its errors, `probeServer`
+ *   info.ts         INFO parsers (pure)
+ *   snapshot.ts     how snapshots and addresses read in `detail` (pure)
+ *   trail.ts        the step-by-step `detail` of one operation
+ *   rules.ts        pause budgets, refusals, FAILOVER timing and outcomes (pure)
+ *   health.ts       the health check
+ *   local.ts        the local Redis as role changes drive it
+ *   promote.ts      promotion
+ *   takeover.ts     the automatic fenced takeover from the old master (`FencedTakeover`)
+ *   demote.ts       demotion
+ *   clients.ts      CLIENT KILL of application clients
+ *   bind-check.ts   whether Redis accepts connections on the VIP
+ *   switchover/     the operator's planned switchover (FAILOVER or pause)
+ *
+ * Four kinds of connection, so that a slow role change never delays a health check:
+ *
+ *   health   (`redis-ha`)          long-lived, PING + INFO replication, bounded by
+ *                                  `health.timeoutMs`
+ *   control  (`redis-ha-control`)  long-lived, REPLICAOF / CONFIG / CLIENT on the local Redis
+ *   peer     (`redis-ha-peer`)     per operation, INFO / CLIENT PAUSE / REPLICAOF on the peer
+ *                                  during promotion and switchover, INFO during demotion
+ *   self     (`redis-ha-self`)     per promotion, checks that `self` names the local Redis
+ *
+ * Every connection is named with the `clientName` prefix so demotion (and the fence of
+ * an old master) can kill the application clients still attached without killing our
+ * own (or the other node's daemon). Failures never escape as exceptions from the public
+ * methods: they become `{ ok: false, detail }`, and `detail` is written for the
+ * audit log (each step with its duration). Connections, and why they are never
+ * reconnected in the background, are in `connection.ts`.
+ */
+import type { Logger } from 'pino';
+import type { HostPort } from '../../core/types.js';
+import type { Config, RedisEndpoint } from '../../config/types.js';
+import { bindWarning } from './bind-check.js';
+import { Connection } from './connection.js';
+import { demote, type RedisReplicateResult } from './demote.js';
+import { checkHealth, type RedisCheckResult } from './health.js';
+import { LocalRedis } from './local.js';
+import { promote, type RedisPromoteResult } from './promote.js';
+import { switchOver } from './switchover/switchover.js';
+import type { SwitchoverRequest, SwitchoverResult } from './switchover/types.js';
+
+export { REDIS_REPLY, REDIS_TIMEOUT, REDIS_UNREACHABLE } from './connection.js';
+export type { RedisCheckResult } from './health.js';
+export type { RedisPromoteResult } from './promote.js';
+export type { RedisReplicateResult } from './demote.js';
+export type {
+  SwitchoverMethod,
+  SwitchoverOutcome,
+  SwitchoverRequest,
+  SwitchoverResult,
+} from './switchover/types.js';
+
+/** Default `CLIENT SETNAME` of the health connection; other connections add a suffix. */
+export const DEFAULT_CLIENT_NAME = 'redis-ha';
+
+/** Role commands get at least this long: a replica busy flushing its old dataset answers slowly. */
+const CONTROL_MIN_TIMEOUT_MS = 2_000;
+
+/** What `RedisControl` needs from the configuration (a slice of `Config`). */
+export interface RedisControlOptions {
+  /** The local Redis. */
+  readonly local: RedisEndpoint;
+  /** Credentials (and TLS) for the peer's Redis; host/port of a catch-up source may differ. */
+  readonly peer: RedisEndpoint;
+  /**
+   * How the peer reaches this node's Redis: where an old master is pointed (`REPLICAOF
+   * self`) when a takeover fences it. Checked against the local run_id before use.
+   */
+  readonly self: HostPort;
+  readonly health: Pick<Config['health'], 'timeoutMs'>;
+  readonly promotion: Config['promotion'];
+  readonly demotion: Config['demotion'];
+  readonly logger: Logger;
+  /** `CLIENT SETNAME` prefix of every connection this adapter opens; default `redis-ha`. */
+  readonly clientName?: string;
+}
+
+/**
+ * The Redis adapter. One instance per daemon; `close()` on shutdown.
+ *
+ * Public methods never throw: every failure is a `{ ok: false, detail }` (or, for
+ * `bindWarning`, a warning string; for `switchOver`, an outcome other than `done`).
+ */
+export class RedisControl {
+  private readonly log: Logger;
+  private readonly clientName: string;
+  private readonly health: Connection;
+  private readonly control: Connection;
+  private readonly controlTimeoutMs: number;
+  private readonly local: LocalRedis;
+
+  constructor(private readonly options: RedisControlOptions) {
+    this.log = options.logger.child({ component: 'redis-control' });
+    this.clientName = options.clientName ?? DEFAULT_CLIENT_NAME;
+    this.controlTimeoutMs = Math.max(CONTROL_MIN_TIMEOUT_MS, options.health.timeoutMs);
+    const target = { host: options.local.host, port: options.local.port };
+    this.health = new Connection({
+      endpoint: options.local,
+      target,
+      name: this.clientName,
+      timeoutMs: options.health.timeoutMs,
+    });
+    this.control = new Connection({
+      endpoint: options.local,
+      target,
+      name: `${this.clientName}-control`,
+      timeoutMs: this.controlTimeoutMs,
+    });
+    this.local = new LocalRedis({
+      connection: this.control,
+      timeoutMs: this.controlTimeoutMs,
+      peerEndpoint: options.peer,
+      clientName: this.clientName,
+      logger: this.log,
+    });
+  }
+
+  /**
+   * The health check: PING (must answer PONG) and `INFO replication`, together
+   * bounded by `health.timeoutMs`. A refused connection fails at once; a hung
+   * server fails at the timeout and the connection is replaced on the next check.
+   */
+  check(): Promise<RedisCheckResult> {
+    return checkHealth(this.health, this.options.health.timeoutMs, this.log);
+  }
+
+  /**
+   * Makes the local Redis a master.
+   *
+   * With `catchUpFrom` and `promotion.waitForSync`, first takes over from that peer
+   * if it answers, is a master, and is not this very server (`FencedTakeover`):
+   * replicate it until the link is up, pause its writes, catch up to its frozen
+   * offset (each wait bounded by `maxSyncWaitMs`), `REPLICAOF NO ONE` and a check of
+   * `role:master`, then fence it (`REPLICAOF self`), unpause it and disconnect its
+   * application clients. A catch-up that times out still promotes, and `detail` says
+   * how far behind; nothing on the peer's side fails the promotion, and a pause is
+   * lifted on every path. `promote(null)` never contacts the peer.
+   */
+  promote(catchUpFrom: HostPort | null): Promise<RedisPromoteResult> {
+    const takeover = {
+      promotion: this.options.promotion,
+      peerEndpoint: this.options.peer,
+      localEndpoint: this.options.local,
+      self: this.options.self,
+      clientName: this.clientName,
+      logger: this.log,
+    };
+    return promote({ local: this.local, takeover, logger: this.log }, catchUpFrom);
+  }
+
+  /**
+   * Makes the local Redis a replica of `master` (demotion): `REPLICAOF host port`
+   * with `masterauth`/`masteruser` from the peer endpoint, a bounded check that
+   * the role changed, then `CLIENT KILL` of the normal clients still attached (not
+   * ours, recognised by the `clientName` prefix) so applications reconnect through
+   * the VIP. Refuses to replicate from itself. The link need not be up yet: a full
+   * sync of a large dataset can take minutes.
+   */
+  replicateFrom(master: HostPort): Promise<RedisReplicateResult> {
+    return demote(
+      {
+        local: this.local,
+        localAddress: { host: this.options.local.host, port: this.options.local.port },
+        peerEndpoint: this.options.peer,
+        peerTimeoutMs: this.options.promotion.peerTimeoutMs,
+        clientName: this.clientName,
+        delayMs: this.options.demotion.delayMs,
+        logger: this.log,
+      },
+      master,
+    );
+  }
+
+  /**
+   * The operator's planned switchover from this (master) node to `request.target`, our
+   * replica: pre-checks, then Redis FAILOVER or a paused catch-up with `REPLICAOF NO
+   * ONE` on the target, rolled back when anything fails before the target is promoted
+   * (`switchover/`). Never throws.
+   */
+  switchOver(request: SwitchoverRequest): Promise<SwitchoverResult> {
+    return switchOver(
+      {
+        local: this.control,
+        localTimeoutMs: this.controlTimeoutMs,
+        peerEndpoint: this.options.peer,
+        peerTimeoutMs: this.options.promotion.peerTimeoutMs,
+        clientName: this.clientName,
+        setMasterAuth: (trail) => this.local.setMasterAuth(trail),
+        logger: this.log,
+      },
+      request,
+    );
+  }
+
+  /**
+   * Tells whether the local Redis would accept connections on `vip`, from
+   * `CONFIG GET bind`/`protected-mode`, the default user's password and
+   * `net.ipv{4,6}.ip_nonlocal_bind`. Returns a warning that explains the fix, or
+   * `null` when the setup is fine.
+   */
+  bindWarning(vip: string): Promise<string | null> {
+    return bindWarning(
+      { connection: this.control, timeoutMs: this.controlTimeoutMs, passwordConfigured: this.options.local.password !== null },
+      vip,
+    );
+  }
+
+  /**
+   * Disconnects the local Redis's application clients (not ours, recognised by the
+   * `clientName` prefix) so they reconnect through the VIP; a readable outcome, never throws.
+   */
+  disconnectClients(): Promise<string> {
+    return this.local.disconnectApplicationClients();
+  }
+
+  /** Closes both local connections. */
+  async close(): Promise<void> {
+    await Promise.all([this.health.close(), this.control.close()]);
+  }
+}
