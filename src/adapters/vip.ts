@@ -20,9 +20,8 @@
  * `forwarding=1`, i.e. RFC 9131 router behaviour); it resolves the VIP normally on
  * first use, which reaches the new holder anyway.
  */
-import { isIP } from 'node:net';
 
-import { addressBytes } from '../net/address.js';
+import { addressBytes, ipFamily } from '../net/address.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../logger.js';
 import { errorMessage, EXIT_CONFIG, FatalError, VipError } from '../errors.js';
@@ -345,7 +344,7 @@ export class LinuxVip implements VipManager {
 
 function validate(o: LinuxVipOptions): void {
   const problems: string[] = [];
-  const family = isIP(o.address);
+  const family = ipFamily(o.address);
   if (family === 0) problems.push(`vip.address: "${o.address}" is not an IP address`);
   else if (family !== o.family) problems.push(`vip.family: ${o.family} does not match address ${o.address} (IPv${family})`);
   const maxPrefix = o.family === 4 ? 32 : 128;

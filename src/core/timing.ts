@@ -168,3 +168,51 @@ export function awaitNewMasterMs(priority: number, peerAdvertIntervalMs: number,
 export function watchdogStaleMs(health: Pick<HealthTiming, 'intervalMs' | 'timeoutMs'>): number {
   return 3 * (health.intervalMs + health.timeoutMs);
 }
+
+// ---------------------------------------------------------------------------
+// Margins of the Redis role changes (src/adapters/redis/)
+
+/**
+ * Added to the takeover's `maxSyncWaitMs` for the old master's pause: covers REPLICAOF
+ * NO ONE and the fence after the drain. Only reached when the promoter dies mid-way;
+ * normally the fence unpauses the peer after a few milliseconds.
+ */
+export const TAKEOVER_PAUSE_MARGIN_MS = 3_000;
+
+/**
+ * Added to the switchover's `timeoutMs` for the first CLIENT PAUSE's own bound: covers
+ * the last catch-up poll and the renewal that replaces it before the promotion (should
+ * it lapse first, the offset read with the renewal shows it). Only reached when the
+ * daemon dies mid-way.
+ */
+export const SWITCHOVER_PAUSE_MARGIN_MS = 3_000;
+
+/** How long the target's role change is given to show in `INFO replication`. */
+export const ROLE_VERIFY_MS = 1_000;
+
+/** Added to the worst case of the promotion steps for the renewed CLIENT PAUSE (scheduling, event-loop stalls). */
+export const PROMOTION_PAUSE_MARGIN_MS = 1_000;
+
+/** Our guard beyond FAILOVER's own TIMEOUT, which does not bound failover-in-progress. */
+export const FAILOVER_GUARD_MS = 2_000;
+
+/** Replicas send REPLCONF ACK once a second (replicationCron). */
+export const REPLICA_ACK_PERIOD_MS = 1_000;
+
+/** FAILOVER goes out this long before the replica's next acknowledgement is due. */
+export const ACK_LEAD_MS = 60;
+
+/** Give up learning the cadence after this long and issue FAILOVER at once. */
+export const ACK_ALIGN_BOUND_MS = 1_300;
+
+/** Role commands get at least this long: a replica busy flushing its old dataset answers slowly. */
+export const CONTROL_MIN_TIMEOUT_MS = 2_000;
+
+/**
+ * A replica that is loading the RDB of a full sync answers `REPLICAOF NO ONE` with
+ * `-LOADING`; promotion retries for this long before giving up.
+ */
+export const ROLE_CHANGE_RETRY_MS = 10_000;
+
+/** How long to wait for `role:slave` pointing at the new master. */
+export const ROLE_VERIFY_BOUND_MS = 2_000;

@@ -108,8 +108,6 @@ export type PeerRequest =
 
 /** How the Redis part of a planned switchover ended (`RedisControl.switchOver`). */
 export type SwitchoverOutcome = 'done' | 'refused' | 'rolled-back' | 'failed';
-/** @deprecated the old name of {@link SwitchoverOutcome}; kept until the Redis adapter's move lands. */
-export type HandoverOutcome = SwitchoverOutcome;
 
 /** The pair-wide maintenance flag and its generation (the newer generation wins). */
 export interface Maintenance {

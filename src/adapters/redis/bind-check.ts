@@ -4,7 +4,7 @@
  * `net.ipv{4,6}.ip_nonlocal_bind`. A warning that explains the fix, or `null`.
  */
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
+import { ipFamily, isUnspecifiedAddress, sameAddress } from '../../net/address.js';
 import { describeError, type Connection } from './connection.js';
 
 /** What the bind check reads. */
@@ -21,7 +21,7 @@ export interface BindCheckDeps {
  * `RedisControl.bindWarning`. Never throws.
  */
 export async function bindWarning(deps: BindCheckDeps, vip: string): Promise<string | null> {
-  const family = isIP(vip);
+  const family = ipFamily(vip);
   if (family === 0) return `cannot check whether Redis accepts connections on the VIP: ${vip} is not an IP address`;
   let settings: Map<string, string>;
   try {
@@ -43,12 +43,16 @@ export async function bindWarning(deps: BindCheckDeps, vip: string): Promise<str
   }
   const protectedMode = settings.get('protected-mode') === 'yes';
   const entries = bindValue.split(/\s+/).filter((e) => e !== '');
-  const wildcards = family === 4 ? ['*', '0.0.0.0'] : ['::*', '::'];
-  const addressOf = (entry: string): string => canonicalAddress(entry.replace(/^-/, ''));
+  const addressOf = (entry: string): string => entry.replace(/^-/, '');
+  // `*` and `::*` are Redis's own spellings of "every address"; an unspecified address is the other.
+  const wildcard = (entry: string): boolean => {
+    const a = addressOf(entry);
+    return a === (family === 4 ? '*' : '::*') || (isUnspecifiedAddress(a) && ipFamily(a) === family);
+  };
   const sysctl = `net.ipv${family}.ip_nonlocal_bind`;
 
   // No bind at all (pre-7 default) listens everywhere.
-  if (entries.length === 0 || entries.some((e) => wildcards.includes(addressOf(e)))) {
+  if (entries.length === 0 || entries.some(wildcard)) {
     if (protectedMode && !(await defaultUserHasPassword(deps))) {
       return (
         `Redis listens on all addresses (bind ${bindValue || '<unset>'}) but protected-mode is on and the default ` +
@@ -59,7 +63,7 @@ export async function bindWarning(deps: BindCheckDeps, vip: string): Promise<str
     return null;
   }
   const nonlocal = await readNonlocalBind(family);
-  const explicit = entries.find((e) => addressOf(e) === canonicalAddress(vip));
+  const explicit = entries.find((e) => sameAddress(addressOf(e), vip));
   if (explicit !== undefined) {
     if (nonlocal === '1') return null;
     return (
@@ -111,16 +115,6 @@ function aclField(reply: unknown, field: string): unknown {
     if (reply[i] === field) return reply[i + 1];
   }
   return undefined;
-}
-
-/** IPv6 addresses have many spellings; compare them in one. */
-function canonicalAddress(address: string): string {
-  if (isIP(address) !== 6) return address.toLowerCase();
-  try {
-    return new URL(`http://[${address}]/`).hostname.replace(/^\[|\]$/g, '');
-  } catch {
-    return address.toLowerCase();
-  }
 }
 
 async function readNonlocalBind(family: 4 | 6 | number): Promise<string | null> {

@@ -4,7 +4,7 @@
  * connections, and the other daemon's, are named with a shared `CLIENT SETNAME`
  * prefix and survive; replication links are not of type normal and survive too.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../../logger.js';
 import { describeError, type Connection } from './connection.js';
 
 /** The id and name of each line of `CLIENT LIST` (`id=7 addr=... name=foo ...`). */

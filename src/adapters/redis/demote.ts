@@ -5,16 +5,15 @@
  * itself (its own address, or the same run_id under another address).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from 'pino';
+import type { Logger } from '../../logger.js';
 import type { HostPort } from '../../core/types.js';
 import type { RedisEndpoint } from '../../config/types.js';
 import { Connection, describeError, probeServer } from './connection.js';
 import type { LocalRedis } from './local.js';
 import { describeSnapshot, formatHostPort, replicatesFrom, sameServer } from './snapshot.js';
 import { nowMs, Trail } from './trail.js';
+import { ROLE_VERIFY_BOUND_MS } from '../../core/timing.js';
 
-/** How long to wait for `role:slave` pointing at the new master. */
-const ROLE_VERIFY_BOUND_MS = 2_000;
 
 /** Outcome of a demotion: ok when the local Redis ended up replicating from the master. */
 export interface RedisReplicateResult {

@@ -3,7 +3,7 @@
  * (`redis-ha`), so that a slow role change never delays it: PING (must answer PONG)
  * and `INFO replication`, together bounded by `health.timeoutMs`.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../../logger.js';
 import type { RedisSnapshot } from '../../core/types.js';
 import { RedisControlError } from '../../errors.js';
 import { describeError, REDIS_REPLY, type Connection } from './connection.js';

@@ -36,7 +36,7 @@
  * audit log (each step with its duration). Connections, and why they are never
  * reconnected in the background, are in `connection.ts`.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../../logger.js';
 import type { HostPort } from '../../core/types.js';
 import type { Config, RedisEndpoint } from '../../config/types.js';
 import { bindWarning } from './bind-check.js';
@@ -58,12 +58,11 @@ export type {
   SwitchoverRequest,
   SwitchoverResult,
 } from './switchover/types.js';
+import { CONTROL_MIN_TIMEOUT_MS } from '../../core/timing.js';
 
 /** Default `CLIENT SETNAME` of the health connection; other connections add a suffix. */
 export const DEFAULT_CLIENT_NAME = 'redis-ha';
 
-/** Role commands get at least this long: a replica busy flushing its old dataset answers slowly. */
-const CONTROL_MIN_TIMEOUT_MS = 2_000;
 
 /** What `RedisControl` needs from the configuration (a slice of `Config`). */
 export interface RedisControlOptions {

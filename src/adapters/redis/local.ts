@@ -5,7 +5,7 @@
  * of its application clients. Promotion, demotion and the takeover share it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from 'pino';
+import type { Logger } from '../../logger.js';
 import type { HostPort, RedisSnapshot } from '../../core/types.js';
 import type { RedisEndpoint } from '../../config/types.js';
 import { RedisControlError } from '../../errors.js';
@@ -14,14 +14,10 @@ import { describeError, REDIS_REPLY, REDIS_TIMEOUT, type Connection } from './co
 import { parseInfoFields, parseReplicationInfo } from './info.js';
 import { replicatesFrom, type LocalState } from './snapshot.js';
 import { nowMs, type Trail } from './trail.js';
+import { ROLE_CHANGE_RETRY_MS } from '../../core/timing.js';
 
 /** How often the role is polled while waiting for a change to show. */
 const ROLE_POLL_INTERVAL_MS = 50;
-/**
- * A replica that is loading the RDB of a full sync answers `REPLICAOF NO ONE` with
- * `-LOADING`; promotion retries for this long before giving up.
- */
-const ROLE_CHANGE_RETRY_MS = 10_000;
 const ROLE_CHANGE_RETRY_INTERVAL_MS = 100;
 
 /** Where the local Redis is and how it is driven. */

@@ -3,7 +3,7 @@
  * fenced takeover from the old master when it still answers (`takeover.ts`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from 'pino';
+import type { Logger } from '../../logger.js';
 import type { HostPort, RedisSnapshot } from '../../core/types.js';
 import { describeError } from './connection.js';
 import type { RedisCheckResult } from './health.js';

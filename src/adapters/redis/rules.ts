@@ -13,6 +13,8 @@ import type { HostPort, RedisSnapshot } from '../../core/types.js';
 import type { ReplicaEntry } from './info.js';
 import type { SwitchoverMethod, SwitchoverOutcome, SwitchoverRequest } from './switchover/types.js';
 import { describeSnapshot, formatHostPort, replicatesFrom } from './snapshot.js';
+import { ACK_ALIGN_BOUND_MS, ACK_LEAD_MS, FAILOVER_GUARD_MS, PROMOTION_PAUSE_MARGIN_MS, REPLICA_ACK_PERIOD_MS, ROLE_VERIFY_MS, SWITCHOVER_PAUSE_MARGIN_MS, TAKEOVER_PAUSE_MARGIN_MS } from '../../core/timing.js';
+export { ACK_ALIGN_BOUND_MS, ACK_LEAD_MS, FAILOVER_GUARD_MS, REPLICA_ACK_PERIOD_MS, ROLE_VERIFY_MS, SWITCHOVER_PAUSE_MARGIN_MS, TAKEOVER_PAUSE_MARGIN_MS };
 
 // ------------------------------------------------------------------ versions
 
@@ -31,37 +33,20 @@ export function supportsWritePause(version: string): boolean {
 
 // ------------------------------------------------------------------ pause budgets
 
-/**
- * Added to the takeover's `maxSyncWaitMs` for the old master's pause: covers REPLICAOF
- * NO ONE and the fence after the drain. Only reached when the promoter dies mid-way;
- * normally the fence unpauses the peer after a few milliseconds.
- */
-export const TAKEOVER_PAUSE_MARGIN_MS = 3_000;
 
 /** The bound of the `CLIENT PAUSE` a takeover puts on the old master (it ends by itself then). */
 export function takeoverPauseMs(maxSyncWaitMs: number): number {
   return maxSyncWaitMs + TAKEOVER_PAUSE_MARGIN_MS;
 }
 
-/**
- * Added to the switchover's `timeoutMs` for the first CLIENT PAUSE's own bound: covers
- * the last catch-up poll and the renewal that replaces it before the promotion (should
- * it lapse first, the offset read with the renewal shows it). Only reached when the
- * daemon dies mid-way.
- */
-export const SWITCHOVER_PAUSE_MARGIN_MS = 3_000;
 
 /** The bound of the first `CLIENT PAUSE` of a switchover by pause. */
 export function switchoverPauseMs(timeoutMs: number): number {
   return timeoutMs + SWITCHOVER_PAUSE_MARGIN_MS;
 }
 
-/** How long the target's role change is given to show in `INFO replication`. */
-export const ROLE_VERIFY_MS = 1_000;
 /** How often the target's role is polled meanwhile. */
 export const ROLE_POLL_MS = 10;
-/** Added to the worst case of the promotion steps for the renewed CLIENT PAUSE (scheduling, event-loop stalls). */
-const PROMOTION_PAUSE_MARGIN_MS = 1_000;
 
 /**
  * The bound of the CLIENT PAUSE renewed right before the target is promoted: every
@@ -101,8 +86,6 @@ export function drainPollBoundMs(peerTimeoutMs: number, remainingMs: number): nu
   return Math.min(peerTimeoutMs, Math.max(Math.ceil(remainingMs), DRAIN_MIN_POLL_BOUND_MS));
 }
 
-/** Our guard beyond FAILOVER's own TIMEOUT, which does not bound failover-in-progress. */
-export const FAILOVER_GUARD_MS = 2_000;
 
 /** How long after it was sent a FAILOVER is watched before we abort it ourselves. */
 export function failoverWatchMs(timeoutMs: number): number {
@@ -180,14 +163,8 @@ export function targetRefusal(name: string, target: RedisSnapshot, local: RedisS
 
 // ------------------------------------------------------------------ FAILOVER timing
 
-/** Replicas send REPLCONF ACK once a second (replicationCron). */
-export const REPLICA_ACK_PERIOD_MS = 1_000;
-/** FAILOVER goes out this long before the replica's next acknowledgement is due. */
-export const ACK_LEAD_MS = 60;
 /** How often the acknowledged offset is read while learning the cadence. */
 export const ACK_POLL_MS = 5;
-/** Give up learning the cadence after this long and issue FAILOVER at once. */
-export const ACK_ALIGN_BOUND_MS = 1_300;
 
 /** The master's offset and the one the replica last acknowledged (its `slaveN` line). */
 export interface AckView {

@@ -32,7 +32,7 @@
  * runs on the old master's host while it is healthy.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from 'pino';
+import type { Logger } from '../../logger.js';
 import type { HostPort, RedisSnapshot } from '../../core/types.js';
 import type { Config, RedisEndpoint } from '../../config/types.js';
 import { RedisControlError } from '../../errors.js';

@@ -6,8 +6,8 @@
  * reads both servers and resolves the target's name.
  */
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import type { RedisSnapshot } from '../../../core/types.js';
+import { ipFamily, sameAddress } from '../../../net/address.js';
 import { describeError, probeServer } from '../connection.js';
 import { parseInfoFields, parseReplicaEntries, parseReplicationInfo, type ReplicaEntry } from '../info.js';
 import {
@@ -74,27 +74,14 @@ async function findTarget(ctx: SwitchoverContext, entries: readonly ReplicaEntry
   const { target } = ctx.request;
   const candidates = entries.filter((e) => e.port === target.port);
   if (candidates.length === 0) return null;
-  let addresses = [canonicalAddress(target.host)];
-  if (isIP(target.host) === 0) {
+  let addresses = [target.host];
+  if (ipFamily(target.host) === 0) {
     try {
-      addresses = (await lookup(target.host, { all: true })).map((a) => canonicalAddress(a.address));
+      addresses = (await lookup(target.host, { all: true })).map((a) => a.address);
     } catch (err) {
       ctx.trail.add(`cannot resolve ${target.host} (${describeError(err)})`);
       return null;
     }
   }
-  return candidates.find((e) => addresses.includes(canonicalAddress(e.ip))) ?? null;
-}
-
-/** One spelling per address: lower case, IPv6 compressed, IPv4-mapped IPv6 as IPv4. */
-function canonicalAddress(address: string): string {
-  const lower = address.toLowerCase();
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower)?.[1];
-  if (mapped !== undefined) return mapped;
-  if (isIP(lower) !== 6) return lower;
-  try {
-    return new URL(`http://[${lower}]/`).hostname.replace(/^\[|\]$/g, '');
-  } catch {
-    return lower;
-  }
+  return candidates.find((e) => addresses.some((a) => sameAddress(a, e.ip))) ?? null;
 }

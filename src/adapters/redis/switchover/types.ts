@@ -2,7 +2,7 @@
  * What a planned switchover is asked, what it answers, and what it needs from the
  * rest of the adapter (`RedisControl.switchOver` wires it; tests wire it directly).
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../../../logger.js';
 import type { HostPort, RedisSnapshot } from '../../../core/types.js';
 import type { RedisEndpoint } from '../../../config/types.js';
 import type { Connection } from '../connection.js';
@@ -27,12 +27,13 @@ export interface SwitchoverRequest {
 export type SwitchoverMethod = 'failover' | 'pause';
 
 /**
- * How a switchover ended. `done`: the target is master and ours replicates from it.
- * `refused`: nothing was changed. `rolled-back`: ours is still master and unpaused,
- * the target a replica. `failed`: anything else; `detail` says which state each
- * server is in.
+ * How a switchover ended (the core's word for it). `done`: the target is master and ours
+ * replicates from it. `refused`: nothing was changed. `rolled-back`: ours is still master
+ * and unpaused, the target a replica. `failed`: anything else; `detail` says which state
+ * each server is in.
  */
-export type SwitchoverOutcome = 'done' | 'refused' | 'rolled-back' | 'failed';
+import type { SwitchoverOutcome } from '../../../core/types.js';
+export type { SwitchoverOutcome };
 
 /** How a switchover ended, with its account. */
 export interface SwitchoverResult {
