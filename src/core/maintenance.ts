@@ -33,6 +33,13 @@ export function onMaintenanceRequested(
   config: CoreConfig,
 ): StepResult {
   const word = e.on ? 'on' : 'off';
+  if (s.maintenance.on === e.on && s.peer === null) {
+    // The flag is pair-wide and the newer generation wins: until the peer's advert has
+    // told us its generation, "already off" could be undone by its newer "on" a moment
+    // later. A change is applied (with a new generation) and needs no such wait.
+    const why = 'the peer has not been heard since this daemon started and its flag may be newer; retry in a few seconds';
+    return done(s, [reply(e.requestId, false, `maintenance ${word} here, not confirmed: ${why}`, s.maintenance)], `maintenance ${word} not confirmed: ${why}`);
+  }
   if (s.maintenance.on === e.on) {
     return done(s, [reply(e.requestId, true, `maintenance already ${word}`, s.maintenance)], `maintenance already ${word}`);
   }
@@ -81,6 +88,12 @@ export function resume(s: CoreState, now: number, config: CoreConfig, why: strin
       const peer = livePeer(s, now, config);
       if (peer && peerCannotServe(peer)) return takeOver(s, now, config, `${why}: peer ${peer.nodeName} reported FAULT`);
       if (!peer && s.peer) {
+        // A master-down deadline still ahead was restarted by a stall: what we last heard
+        // is stale, and the peer gets a fresh interval before we take over (as the timers do).
+        const downAt = s.timers['master-down'];
+        if (downAt !== undefined && downAt > now) {
+          return done(s, [], `${why}: no recent advert from ${s.peer.nodeName}; the master-down timer decides in ${Math.round(downAt - now)} ms`);
+        }
         return takeOver(s, now, config, `${why}: no advert from ${s.peer.nodeName} for ${Math.round(now - s.peer.receivedAt)} ms`);
       }
       if (!peer) {

@@ -133,7 +133,9 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     epoch: persisted.epoch,
     knownEpoch: Math.max(persisted.epoch, persisted.knownEpoch),
     redisOp: null,
-    redisChangedAt: now,
+    // No role change by this daemon yet: the start-up probe, sent before this state was
+    // built, is as trusted as any later check.
+    redisChangedAt: Number.NEGATIVE_INFINITY,
     health: { healthy: null, consecutiveOk: 0, consecutiveFail: 0, detail: 'not checked yet', redis: null, checkedAt: null },
     peer: null,
     timers: {},

@@ -194,7 +194,14 @@ export function onHandoverReceived(
 ): StepResult {
   const op = s.switchover;
   if (op?.requestId === e.requestId && op.phase === 'taking-over') return done(s, [], 'duplicate handover ignored');
-  if (s.role === 'MASTER' && s.lastSwitchoverId === e.requestId) return done(s, [], 'duplicate handover ignored');
+  // A handover for a switchover this node already finished, or one that a newer promotion
+  // has overtaken, is stale (re-sent while this node was stalled, or by an old master that
+  // took its role back): acting on it would promote without catching up.
+  if (s.lastSwitchoverId === e.requestId) return done(s, [], `handover ${e.requestId} ignored: that switchover already finished here`);
+  if (e.epoch <= s.knownEpoch) {
+    return done(s, [audit('switchover-handover-ignored', { requestId: e.requestId, role: s.role, epoch: e.epoch, knownEpoch: s.knownEpoch })],
+      `handover ${e.requestId} ignored: its epoch ${e.epoch} is not above the known epoch ${s.knownEpoch}`);
+  }
   if (s.role !== 'BACKUP') {
     const why = `handover ${e.requestId} ignored: this node is ${s.role}`;
     return done(s, [audit('switchover-handover-ignored', { requestId: e.requestId, role: s.role }),
@@ -272,7 +279,9 @@ export function onPeerAdvertDuringSwitchover(s: CoreState, now: number, config: 
 /** Advert tick on the old master: re-send `handover` until the peer advertises MASTER. */
 export function resendHandover(s: CoreState): { state: CoreState; actions: Action[] } {
   const op = s.switchover;
-  if (op === null || op.phase !== 'awaiting-peer' || op.resends >= MAX_HANDOVER_RESENDS) return { state: s, actions: [] };
+  // Only the old master, now BACKUP, hands over; one that took the role back (preempted,
+  // or the peer resigned) must not invite the peer to promote again.
+  if (op === null || op.phase !== 'awaiting-peer' || s.role !== 'BACKUP' || op.resends >= MAX_HANDOVER_RESENDS) return { state: s, actions: [] };
   return {
     state: { ...s, switchover: { ...op, resends: op.resends + 1 } },
     actions: [message({ kind: 'handover', requestId: op.requestId, epoch: op.epoch, force: op.force })],
