@@ -14,6 +14,8 @@ export interface Ack {
   readonly id: number;
   readonly node: NodeId;
   readonly at: number;
+  /** The role of that node's daemon when its Redis acknowledged the write (`down`: not running). */
+  readonly role: string;
 }
 
 export class Client {
@@ -24,6 +26,8 @@ export class Client {
   private nextId = 1;
   private lastGarp: NodeId | null = null;
   vips: Readonly<Record<NodeId, HostVip>> | null = null;
+  /** The role of a node's daemon, for the record of each acknowledgement. */
+  roleOf: (node: NodeId) => string = () => 'unknown';
 
   constructor(private readonly world: World, private readonly redis: RedisModel) {}
 
@@ -44,7 +48,7 @@ export class Client {
   private write(): void {
     const target = this.resolve();
     const id = this.nextId++;
-    if (target !== null && this.redis.write(target, id)) this.acked.push({ id, node: target, at: this.world.now });
+    if (target !== null && this.redis.write(target, id)) this.acked.push({ id, node: target, at: this.world.now, role: this.roleOf(target) });
     else this.failed++;
   }
 

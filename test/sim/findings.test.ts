@@ -10,6 +10,7 @@ import type { CoreConfig, CoreState, PeerView } from '../../src/core/state.js';
 import { initialState } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
 import type { Advert, RedisSnapshot } from '../../src/core/types.js';
+import { lostWrites } from './invariants.js';
 import { DEFAULT_TIMING, FAST_TIMING, simulate, type SimOptions } from './pair.js';
 
 const config: CoreConfig = {
@@ -47,9 +48,12 @@ describe('findings', () => {
    * `awaiting-peer`, and as MASTER keeps re-sending `handover` on its advert ticks
    * (`resendHandover` does not look at the role); the new master, stepped down by the
    * preemption, takes over again without catch-up.
-   * Workaround in the simulation: `avoidKnownBugs` (arbitraries.ts) keeps stalls and
-   * jitter away from switchovers, and preemption out of histories with a switchover, in
-   * the no-loss profile.
+   * A restarted daemon that never saw the switchover takes such a handover too (the old
+   * master took its role back when the new one resigned for a restart): so the check must
+   * be on the epoch (a handover below the known epoch is stale), not only on the id.
+   * Workaround in the simulation: `avoidKnownBugs` (arbitraries.ts) keeps stalls, restarts,
+   * loss and jitter away from switchovers, and preemption out of histories with a
+   * switchover, in the no-loss profile.
    */
   it.fails('core: a handover for a switchover this node already finished is ignored as BACKUP too', () => {
     const s: CoreState = {
@@ -165,5 +169,28 @@ describe('findings', () => {
       seed: 0, timing: FAST_TIMING, lossFree: true,
       faults: [{ kind: 'redis-crash', node: 'a', at: 1000, durationMs: 5, keepData: false }],
     })).not.toMatch(/lost/);
+  });
+
+  /*
+   * 5. After the peer reported FAULT, a takeover never catches up from it
+   * (`takeOver`: "a peer that reported FAULT has a dead Redis"). A Redis that restarts
+   * (with its data, as a master) right after its node went FAULT answers through the VIP
+   * until the release lands, and what it acknowledges then is discarded when it is made
+   * to follow the new master. The window is the release's latency (milliseconds), so
+   * this is minor; catching up anyway costs one refused connection when the Redis is
+   * really down (the connect timeout only when the host is). Expected: no loss, or the
+   * window documented.
+   * Workaround in the simulation: the no-loss check leaves out writes acknowledged while
+   * the node was FAULT (`lostWrites` in invariants.ts).
+   */
+  it.fails('sim: a Redis restarting just after its node went FAULT loses no acknowledged write', async () => {
+    // Trace: a MASTER->FAULT at 1272 ms (release in flight), a's Redis back at 1273 ms,
+    // write #64 acknowledged by a at 1280 ms, b takes over without catch-up at 1285 ms.
+    const r = await simulate({
+      seed: 758421769, timing: FAST_TIMING, lossFree: true,
+      faults: [{ kind: 'redis-crash', node: 'a', at: 1138, durationMs: 135, keepData: true }],
+    });
+    expect(r.pair.runtime('b')?.current.role).toBe('MASTER');
+    expect(lostWrites(r.pair, 'b')).toEqual([]);
   });
 });

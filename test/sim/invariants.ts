@@ -18,12 +18,13 @@
  * After settling: exactly one MASTER, the VIP on it only, its Redis a master, the other
  * node BACKUP with its Redis replicating the master over a working link; and, in
  * histories without partitions, no acknowledged write is lost except those that lived
- * only on a Redis server when it crashed (asynchronous replication's window).
+ * only on a Redis server when it crashed (asynchronous replication's window) and those
+ * a Redis took while its daemon was FAULT (see `lostWrites`).
  */
 import type { CoreState } from '../../src/core/state.js';
 import { masterDownMs } from '../../src/core/timing.js';
 import type { Runtime } from '../../src/daemon/runtime.js';
-import type { Client } from './client.js';
+import type { Ack, Client } from './client.js';
 import { MAX_CLAIM_MS, MAX_PERSIST_MS, MAX_RELEASE_MS, type HostVip, type StateFile, type StateFileContent } from './host.js';
 import { BASE_DELAY_MS, type Network } from './net.js';
 import { MAX_REDIS_EFFECT_MS, MAX_SWITCHOVER_MS } from './redis-adapter.js';
@@ -182,11 +183,9 @@ export class Invariants {
   }
 
   private noWriteLost(master: NodeId): void {
-    const { redis, client } = this.o;
-    const kept = new Set(redis.servers[master].log);
-    const lost = client.acked.filter((w) => !kept.has(w.id) && !redis.exposed.has(w.id));
+    const lost = lostWrites(this.o, master).filter((w) => w.role !== 'FAULT');
     if (lost.length > 0) {
-      const first = lost.slice(0, 5).map((w) => `#${w.id} on ${w.node} at ${w.at}`).join(', ');
+      const first = lost.slice(0, 5).map((w) => `#${w.id} on ${w.node} (${w.role}) at ${w.at}`).join(', ');
       this.fail(`${lost.length} acknowledged write(s) lost without a Redis crash to explain them: ${first}`);
     }
   }
@@ -226,6 +225,18 @@ export class Invariants {
   private fail(what: string): void {
     if (this.violations.length < 20) this.violations.push(`${Math.round(this.o.world.now)} ms: ${what}`);
   }
+}
+
+/**
+ * Acknowledged writes missing from `master`'s Redis, except those that lived only on a
+ * Redis when it crashed. The no-loss check also leaves out writes a Redis took while its
+ * daemon was FAULT: a Redis that restarts (as a master) just after its node went FAULT
+ * answers through the VIP until the release lands, and the takeover that follows a FAULT
+ * does not catch up from it (findings.test.ts, 5).
+ */
+export function lostWrites(o: Observed, master: NodeId): Ack[] {
+  const kept = new Set(o.redis.servers[master].log);
+  return o.client.acked.filter((w) => !kept.has(w.id) && !o.redis.exposed.has(w.id));
 }
 
 /** One line per node: role, epoch, VIP, Redis. */

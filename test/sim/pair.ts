@@ -52,7 +52,39 @@ export interface SimOptions {
   readonly noSettleCheck?: boolean;
 }
 
+/** What a history exercised, summed over a property's runs to show its coverage. */
+export interface SimStats {
+  /** Histories run (1 for one). */
+  readonly histories: number;
+  /** Transitions into MASTER. */
+  readonly masters: number;
+  readonly stallsDetected: number;
+  /** Effects that failed on purpose and were handed back to the core. */
+  readonly effectFailures: number;
+  /** Datagrams the replay guard dropped (duplicated or overtaken). */
+  readonly replayDrops: number;
+  readonly switchoversOk: number;
+  readonly writesAcked: number;
+  /** Acknowledged writes discarded by a resync (partitions, crashes). */
+  readonly writesDiscarded: number;
+  /** Longest time both hosts held the VIP with both Redis writable, once the pair was quiet. */
+  readonly maxDualMs: number;
+  /** Heap entries run. */
+  readonly steps: number;
+}
+
+export function addStats(x: SimStats, y: SimStats): SimStats {
+  const sum = Object.fromEntries(Object.keys(x).map((k) => [k, x[k as keyof SimStats] + y[k as keyof SimStats]])) as unknown as SimStats;
+  return { ...sum, maxDualMs: Math.max(x.maxDualMs, y.maxDualMs) };
+}
+
+export const NO_STATS: SimStats = {
+  histories: 0, masters: 0, stallsDetected: 0, effectFailures: 0, replayDrops: 0, switchoversOk: 0, writesAcked: 0,
+  writesDiscarded: 0, maxDualMs: 0, steps: 0,
+};
+
 export interface SimResult {
+  readonly stats: SimStats;
   readonly violations: readonly string[];
   readonly trace: readonly string[];
   /** Operator requests answered: `<node> <requestId> ok|failed: detail`. */
@@ -77,7 +109,21 @@ interface SimNode {
 export async function simulate(opts: SimOptions): Promise<SimResult> {
   const pair = new SimPair(opts);
   await pair.run();
-  return { violations: pair.checker.violations, trace: pair.trace, replies: pair.replies, audit: pair.audit, pair };
+  const count = (event: string): number => pair.audit.filter((x) => x.event === event).length;
+  const acked = new Set(pair.client.acked.map((w) => w.id));
+  const stats: SimStats = {
+    histories: 1,
+    masters: pair.audit.filter((x) => x.event === 'transition' && x.data['to'] === 'MASTER').length,
+    stallsDetected: count('stall-detected'),
+    effectFailures: count('effect-failed'),
+    replayDrops: pair.net.drops['replayed'] ?? 0,
+    switchoversOk: pair.replies.filter((l) => / s\d+ ok:/.test(l)).length,
+    writesAcked: acked.size,
+    writesDiscarded: pair.redis.discarded.filter((id) => acked.has(id)).length,
+    maxDualMs: pair.checker.maxDualMs,
+    steps: pair.world.steps,
+  };
+  return { stats, violations: pair.checker.violations, trace: pair.trace, replies: pair.replies, audit: pair.audit, pair };
 }
 
 export class SimPair implements Observed {
@@ -107,6 +153,7 @@ export class SimPair implements Observed {
     });
     this.nodes = { a: node('a'), b: node('b') };
     this.client.vips = { a: this.nodes.a.vip, b: this.nodes.b.vip };
+    this.client.roleOf = (n) => this.nodes[n].runtime?.current.role ?? 'down';
     this.checker = new Invariants(this);
   }
 

@@ -10,19 +10,22 @@
  * SIM_RUNS=<n> changes the number of histories per property.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { masterDownMs } from '../../src/core/timing.js';
 import { ALL_KINDS, avoidKnownBugs, faultArb, NO_PARTITION_KINDS, withoutDoubleFaults } from './arbitraries.js';
 import { describeFault, type Fault, type FaultKind } from './faults.js';
-import { DEFAULT_TIMING, FAST_TIMING, simulate, type Timing } from './pair.js';
+import { addStats, DEFAULT_TIMING, FAST_TIMING, NO_STATS, simulate, type SimStats, type Timing } from './pair.js';
 
 const RUNS = Number(process.env['SIM_RUNS'] ?? 800);
 const replay = process.env['SIM_SEED'] === undefined
   ? {}
   : { seed: Number(process.env['SIM_SEED']), path: process.env['SIM_PATH'], endOnFailure: true };
 
+let totals: SimStats = NO_STATS;
+
 async function check(timing: Timing, faults: readonly Fault[], seed: number, preempt: boolean, lossFree: boolean): Promise<void> {
   const r = await simulate({ seed, timing, faults, preempt, lossFree });
+  totals = addStats(totals, r.stats);
   if (r.violations.length > 0) {
     const context = [
       `faults:\n  ${faults.map(describeFault).join('\n  ')}`,
@@ -51,6 +54,14 @@ describe.each([
   ['default timing', DEFAULT_TIMING],
   ['fast timing', FAST_TIMING],
 ] as const)('simulated pair, %s', (_label, timing) => {
+  beforeEach(() => {
+    totals = NO_STATS;
+  });
+  afterEach((context) => {
+    // Coverage of the histories just run (shrinking included when one failed).
+    console.log(`${context.task.name} (${_label}): ${JSON.stringify(totals)}`);
+  });
+
   it('any faults: epochs only rise, no FAULT or dual VIP beyond its bound, one master once the network is stable', async () => {
     await fc.assert(property(ALL_KINDS, timing, false), { numRuns: RUNS, ...replay });
   });
