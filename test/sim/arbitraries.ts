@@ -31,6 +31,7 @@ export function faultArb(kinds: readonly FaultKind[], k: number, emptyRestarts: 
     'redis-crash': fc.record({ kind: fc.constant('redis-crash' as const), node, at, durationMs: span(0.05, 8),
       keepData: emptyRestarts ? fc.boolean() : fc.constant(true) }),
     stall: fc.record({ kind: fc.constant('stall' as const), node, at, durationMs: span(0.2, 6) }),
+    'link-down': fc.record({ kind: fc.constant('link-down' as const), node, at, durationMs: span(0.2, 6) }),
     restart: fc.record({
       kind: fc.constant('restart' as const), node, at, durationMs: span(0.05, 5),
       how: fc.constantFrom('stop' as const, 'detach' as const, 'crash' as const), execStopPost: fc.boolean(),
@@ -45,7 +46,7 @@ export function faultArb(kinds: readonly FaultKind[], k: number, emptyRestarts: 
 }
 
 export const ALL_KINDS: readonly FaultKind[] = [
-  'partition', 'loss', 'jitter', 'redis-crash', 'stall', 'restart', 'switchover', 'maintenance', 'flaky',
+  'partition', 'loss', 'jitter', 'redis-crash', 'link-down', 'stall', 'restart', 'switchover', 'maintenance', 'flaky',
 ];
 /**
  * Everything but partitions (Redis restarting with its data): no acknowledged write may

@@ -4,7 +4,7 @@
  * longer has the address it resolves again (if both hosts have it, the one that
  * announced last answers). A write is acknowledged when it lands on a Redis that is an
  * unpaused, live master; otherwise it fails (nothing acknowledged). It is never
- * partitioned from either host.
+ * partitioned from either host, but cannot reach one whose VIP interface is down.
  */
 import type { HostVip } from './host.js';
 import type { RedisModel } from './redis-model.js';
@@ -26,6 +26,8 @@ export class Client {
   private nextId = 1;
   private lastGarp: NodeId | null = null;
   vips: Readonly<Record<NodeId, HostVip>> | null = null;
+  /** Whether a host's VIP interface is up (a host with its link down cannot be reached). */
+  reachable: (node: NodeId) => boolean = () => true;
   /** The role of a node's daemon, for the record of each acknowledgement. */
   roleOf: (node: NodeId) => string = () => 'unknown';
 
@@ -48,7 +50,7 @@ export class Client {
   private write(): void {
     const target = this.resolve();
     const id = this.nextId++;
-    if (target !== null && this.redis.write(target, id)) this.acked.push({ id, node: target, at: this.world.now, role: this.roleOf(target) });
+    if (target !== null && this.reachable(target) && this.redis.write(target, id)) this.acked.push({ id, node: target, at: this.world.now, role: this.roleOf(target) });
     else this.failed++;
   }
 

@@ -17,6 +17,8 @@ export type Fault =
   | { readonly kind: 'jitter'; readonly at: number; readonly durationMs: number; readonly maxDelayMs: number; readonly dupRate: number }
   /** The node's Redis dies; it comes back `durationMs` later, with its data (AOF) or empty. */
   | { readonly kind: 'redis-crash'; readonly node: NodeId; readonly at: number; readonly durationMs: number; readonly keepData: boolean }
+  /** The VIP interface loses its carrier: health checks fail (keepalived's track_interface), the client cannot reach the host. */
+  | { readonly kind: 'link-down'; readonly node: NodeId; readonly at: number; readonly durationMs: number }
   /** The node's daemon is frozen (SIGSTOP, VM pause): it hears nothing and its timers fire late. */
   | { readonly kind: 'stall'; readonly node: NodeId; readonly at: number; readonly durationMs: number }
   /**

@@ -154,6 +154,7 @@ export class SimPair implements Observed {
     this.nodes = { a: node('a'), b: node('b') };
     this.client.vips = { a: this.nodes.a.vip, b: this.nodes.b.vip };
     this.client.roleOf = (n) => this.nodes[n].runtime?.current.role ?? 'down';
+    this.client.reachable = (n) => this.linkUp(n);
     this.checker = new Invariants(this);
   }
 
@@ -238,6 +239,7 @@ export class SimPair implements Observed {
         return;
       case 'loss':
       case 'jitter':
+      case 'link-down':
         return;
       case 'redis-crash':
         world.at(f.at, () => this.redis.crash(f.node));
@@ -326,13 +328,15 @@ export class SimPair implements Observed {
         check: () => redis.check(),
         promote: (from) => {
           this.checker.acting(id, 'promote-redis');
-          return redis.promote(from);
+          const peer = this.nodes[id].runtime?.current.peer;
+          const afterFault = from === null && peer != null && (peer.state === 'FAULT' || peer.flags.fault);
+          return redis.promote(from, afterFault);
         },
         replicateFrom: (master) => redis.replicateFrom(master),
         switchOver: (call) => redis.switchOver(call),
         disconnectClients: () => redis.disconnectClients(),
       },
-      link: () => Promise.resolve({ up: true, detail: 'interface up' }),
+      link: () => Promise.resolve(this.linkUp(id) ? { up: true, detail: 'interface eth0 up' } : { up: false, detail: 'interface eth0 is down (no carrier)' }),
       vip: {
         isPresent: () => vip.isPresent(),
         claim: () => {
@@ -430,6 +434,12 @@ export class SimPair implements Observed {
       const event = n.receiver.accept(b, ADDRESS[from]);
       if (event !== null) n.runtime.dispatch(event);
     });
+  }
+
+  /** The node's VIP interface has its carrier (no `link-down` fault active). */
+  linkUp(node: NodeId): boolean {
+    const now = this.world.now;
+    return !this.opts.faults.some((f) => f.kind === 'link-down' && f.node === node && now >= f.at && now < f.at + f.durationMs);
   }
 
   /** Effects of `node` throw while a `flaky` fault is active on it. */

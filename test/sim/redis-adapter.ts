@@ -50,7 +50,8 @@ export class SimRedisAdapter implements RuntimeRedis {
       : { ok: false, detail: 'connection refused', redis: null };
   }
 
-  async promote(catchUpFrom: HostPort | null): Promise<RedisProbe> {
+  /** `afterFault`: the core skipped the catch-up because the peer reported FAULT (see `RedisModel.uncaught`). */
+  async promote(catchUpFrom: HostPort | null, afterFault = false): Promise<RedisProbe> {
     const failure = this.inject('promote-redis');
     await this.sleep(2, 8);
     if (failure === 'before') throw new Error('injected: promotion failed');
@@ -87,6 +88,7 @@ export class SimRedisAdapter implements RuntimeRedis {
       if (peer !== null) this.redis.unpause(peer);
       return { ok: false, detail: `${detail}; local Redis: connection refused`, redis: null };
     }
+    if (afterFault) this.redis.leaveBehind(this.node);
     this.redis.promote(this.node);
     if (peer !== null && fenceable) {
       const p = this.redis.servers[peer];

@@ -51,6 +51,8 @@ export class RedisModel {
   readonly discarded: number[] = [];
   /** Write ids that existed only on a server when it crashed (asynchronous replication's loss window). */
   readonly exposed = new Set<number>();
+  /** Write ids on a live master peer that a promotion without catch-up after its FAULT left behind. */
+  readonly uncaught = new Set<number>();
   private replIds = 0;
 
   constructor(private readonly world: World, private readonly net: Network) {
@@ -111,6 +113,13 @@ export class RedisModel {
       role: 'master', masterOf: null, replId2: s.replId, secondOffset: s.log.length * WRITE_BYTES + 1, replId: this.freshReplId(),
     });
     this.kickAll();
+  }
+
+  /** `node` is promoted without catching up from its peer: what only the peer holds is left behind. */
+  leaveBehind(node: NodeId): void {
+    const peer = this.servers[OTHER[node]];
+    if (!peer.alive || peer.role !== 'master') return;
+    for (const id of peer.log.slice(commonPrefix(peer.log, this.servers[node].log))) this.uncaught.add(id);
   }
 
   pause(node: NodeId, untilMs: number): void {

@@ -159,6 +159,27 @@ describe('simulated pair: scenarios', () => {
     expect(takeover[0]! - 6000).toBeLessThan(700);
   });
 
+  it('the master\'s VIP link goes down: A goes FAULT and lets go, B takes over, A comes back as backup', async () => {
+    const r = await run({ faults: [{ kind: 'link-down', node: 'a', at: 6000, durationMs: 5000 }] });
+    expect(changes(r, 'a', 'MASTER', 'FAULT')).toHaveLength(1);
+    expect(changes(r, 'b', 'BACKUP', 'MASTER')).toHaveLength(1);
+    expect(changes(r, 'a', 'FAULT', 'BACKUP')[0]).toBeGreaterThan(11_000);
+    expect(final(r, 'a')).toMatchObject({ role: 'BACKUP', vip: false, redis: 'replica of b' });
+  });
+
+  it('a history is reproducible from its seed', async () => {
+    const faults: Fault[] = [
+      { kind: 'jitter', at: 500, durationMs: 3000, maxDelayMs: 80, dupRate: 0.3 },
+      { kind: 'stall', node: 'a', at: 1500, durationMs: 700 },
+      { kind: 'flaky', node: 'b', at: 1000, durationMs: 2000, rate: 0.3 },
+    ];
+    const one = await run({ seed: 42, timing: FAST_TIMING, faults });
+    const two = await run({ seed: 42, timing: FAST_TIMING, faults });
+    expect(two.trace).toEqual(one.trace);
+    expect(two.stats).toEqual(one.stats);
+    expect(two.pair.redis.servers.a.log).toEqual(one.pair.redis.servers.a.log);
+  });
+
   it('failing effects: a takeover whose state file or promotion throws steps back and is tried again (issue 9, item 7)', async () => {
     const r = await run({
       faults: [
