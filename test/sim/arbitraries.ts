@@ -76,8 +76,7 @@ export function withoutDoubleFaults(faults: readonly Fault[], marginMs: number):
 }
 
 /**
- * Keeps stalls out of histories with maintenance (findings.test.ts, 6), and every other
- * fault but maintenance away from switchovers (within `marginMs` of
+ * Keeps every other fault but maintenance away from switchovers (within `marginMs` of
  * the request and its timeout): anything that gives the old master its role back while
  * its switchover is still `awaiting-peer` (the new master silent, stalled, resigning, or
  * failing its promotion) makes it re-send `handover` as MASTER, and the other node then
@@ -86,11 +85,6 @@ export function withoutDoubleFaults(faults: readonly Fault[], marginMs: number):
  */
 export function avoidKnownBugs(faults: readonly Fault[], marginMs: number): Fault[] {
   const switchovers = faults.filter((f) => f.kind === 'switchover');
-  const maintenance = faults.some((f) => f.kind === 'maintenance');
-  return faults.filter((f) => {
-    if (f.kind === 'switchover' || f.kind === 'maintenance') return true;
-    // A stalled node told to end maintenance takes over on a stale view (findings, 6).
-    if (f.kind === 'stall' && maintenance) return false;
-    return !switchovers.some((s) => f.at < s.at + s.timeoutMs + marginMs && s.at - marginMs < f.at + f.durationMs);
-  });
+  return faults.filter((f) => f.kind === 'switchover' || f.kind === 'maintenance' || !switchovers.some((s) =>
+    f.at < s.at + s.timeoutMs + marginMs && s.at - marginMs < f.at + f.durationMs));
 }

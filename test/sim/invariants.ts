@@ -18,8 +18,8 @@
  * After settling: exactly one MASTER, the VIP on it only, its Redis a master, the other
  * node BACKUP with its Redis replicating the master over a working link; and, in
  * histories without partitions, no acknowledged write is lost except those that lived
- * only on a Redis server when it crashed (asynchronous replication's window) and those
- * the takeover after a FAULT leaves behind without catch-up (see `lostWrites`).
+ * only on a Redis server when it crashed (asynchronous replication's window) and two
+ * known losses of the product (see `lostWrites`).
  */
 import type { CoreState } from '../../src/core/state.js';
 import { masterDownMs } from '../../src/core/timing.js';
@@ -230,11 +230,11 @@ export class Invariants {
 
 /**
  * Acknowledged writes missing from `master`'s Redis, except those that lived only on a
- * Redis when it crashed. The no-loss check also leaves out what the takeover after a
- * FAULT leaves behind: it never catches up from the peer (findings.test.ts, 5), so
- * writes a Redis took after restarting as a master, while its daemon was going FAULT or
- * releasing the VIP, are discarded (`RedisModel.uncaught`, and writes acknowledged while
- * the daemon was FAULT).
+ * Redis when it crashed. The no-loss check also leaves out two known losses of the
+ * product (findings.test.ts): what a promotion leaves behind on a live peer when it does
+ * not catch up because the peer reported FAULT (5), or because the peer demoted itself
+ * to follow us while we caught up (7) (`RedisModel.uncaught`); and writes acknowledged
+ * by a Redis while its daemon was FAULT (5).
  */
 export function lostWrites(o: Observed, master: NodeId): Ack[] {
   const kept = new Set(o.redis.servers[master].log);

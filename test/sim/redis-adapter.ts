@@ -59,6 +59,8 @@ export class SimRedisAdapter implements RuntimeRedis {
     const peer = catchUpFrom === null ? null : nodeOf(catchUpFrom);
     let detail = 'no catch-up';
     let fenceable = false;
+    /** The peer was a master when the catch-up began, and demoted itself before it was done. */
+    let outrun = false;
     if (peer !== null) {
       const p = this.redis.servers[peer];
       if (!this.net.tcpUp(this.node, peer)) {
@@ -80,7 +82,10 @@ export class SimRedisAdapter implements RuntimeRedis {
           detail = `caught up with ${peer}`;
           await this.sleep(1, 5);
         } else {
-          detail = `catch-up abandoned: link to ${peer} not up`;
+          // Re-read: the peer's Redis may have changed during the wait.
+          const now = this.redis.servers[peer];
+          outrun = now.alive && now.role === 'replica';
+          detail = `catch-up abandoned: link to ${peer} not up${outrun ? ` (${peer} now replicates ${now.masterOf})` : ''}`;
         }
       }
     }
@@ -88,7 +93,7 @@ export class SimRedisAdapter implements RuntimeRedis {
       if (peer !== null) this.redis.unpause(peer);
       return { ok: false, detail: `${detail}; local Redis: connection refused`, redis: null };
     }
-    if (afterFault) this.redis.leaveBehind(this.node);
+    if (afterFault || outrun) this.redis.leaveBehind(this.node);
     this.redis.promote(this.node);
     if (peer !== null && fenceable) {
       const p = this.redis.servers[peer];

@@ -51,7 +51,11 @@ export class RedisModel {
   readonly discarded: number[] = [];
   /** Write ids that existed only on a server when it crashed (asynchronous replication's loss window). */
   readonly exposed = new Set<number>();
-  /** Write ids on a live master peer that a promotion without catch-up after its FAULT left behind. */
+  /**
+   * Write ids only the peer held when a promotion went ahead without catching up from it
+   * although its Redis was up: after the peer reported FAULT, or because the peer demoted
+   * itself during the catch-up (findings.test.ts, 5 and 7). Its resync discards them.
+   */
   readonly uncaught = new Set<number>();
   private replIds = 0;
 
@@ -115,10 +119,10 @@ export class RedisModel {
     this.kickAll();
   }
 
-  /** `node` is promoted without catching up from its peer: what only the peer holds is left behind. */
+  /** `node` is promoted without catching up from its live peer: what only the peer holds is left behind. */
   leaveBehind(node: NodeId): void {
     const peer = this.servers[OTHER[node]];
-    if (!peer.alive || peer.role !== 'master') return;
+    if (!peer.alive) return;
     for (const id of peer.log.slice(commonPrefix(peer.log, this.servers[node].log))) this.uncaught.add(id);
   }
 
