@@ -27,9 +27,12 @@ const masterA: PeerView = {
   redis: { role: 'master', replId: '2'.repeat(40), replId2: '1'.repeat(40), offset: 200, secondOffset: 101 }, receivedAt: 0,
 };
 
-async function violations(opts: SimOptions): Promise<string> {
+/** Acknowledged writes the final master does not hold (crashed Redis's unreplicated writes aside), with no exemption. */
+async function lost(opts: SimOptions): Promise<string[]> {
   const r = await simulate(opts);
-  return [...r.violations, ...r.trace.slice(-25)].join('\n');
+  const master = (['a', 'b'] as const).find((n) => r.pair.runtime(n)?.current.role === 'MASTER');
+  expect(master, r.trace.join('\n')).toBeDefined();
+  return lostWrites(r.pair, master!).map((w) => `#${w.id} on ${w.node} at ${w.at}`);
 }
 
 describe('findings', () => {
@@ -69,14 +72,14 @@ describe('findings', () => {
     // Found by "no partitions" at fast timing; trace: b takes over in s1 (488 ms), stalls
     // 558-953 ms, a takes over (856 ms, epoch 2), b resumes and steps down (953 ms), then
     // b BACKUP->MASTER e3 "switchover s1: a handed over the master role" (958 ms).
-    expect(await violations({
+    expect(await lost({
       seed: 625264946, timing: FAST_TIMING, lossFree: true,
       faults: [
         { kind: 'stall', node: 'b', at: 558, durationMs: 395 },
         { kind: 'flaky', node: 'a', at: 0, durationMs: 196, rate: 0.05 },
         { kind: 'switchover', node: 'b', at: 446, force: false, timeoutMs: 1000 },
       ],
-    })).not.toMatch(/lost/);
+    })).toEqual([]);
   });
 
   it.fails('core: a node that took the master role back does not re-send handover on its advert ticks', () => {
@@ -95,14 +98,14 @@ describe('findings', () => {
     // Found by "no partitions" at fast timing; trace: a hands over s1 (1902 ms), b takes
     // over (1907 ms, e3), a preempts (2114 ms, e4), b steps down, then b BACKUP->MASTER e5
     // "switchover s1: a handed over the master role" (2215 ms); a's write #111 is lost.
-    expect(await violations({
+    expect(await lost({
       seed: 156533570, timing: FAST_TIMING, lossFree: true, preempt: true,
       faults: [
         { kind: 'switchover', node: 'a', at: 1818, force: false, timeoutMs: 1000 },
         { kind: 'switchover', node: 'a', at: 398, force: false, timeoutMs: 1000 },
         { kind: 'flaky', node: 'b', at: 1382, durationMs: 540, rate: 0.08188471011817457 },
       ],
-    })).not.toMatch(/lost/);
+    })).toEqual([]);
   });
 
   /*
@@ -128,10 +131,10 @@ describe('findings', () => {
   it.fails('sim: both Redis masters at start-up, daemons started as runDaemon does: no acknowledged write lost', async () => {
     // Trace: b adopts MASTER at 641 ms ("peer a is INIT, Redis unknown"), takes write #7
     // at 700 ms; a adopts at 700 ms ("outranks peer master b"); b steps down, #7 is gone.
-    expect(await violations({
+    expect(await lost({
       seed: -537733686, timing: DEFAULT_TIMING, lossFree: true, productionStartup: true,
       faults: [{ kind: 'redis-crash', node: 'b', at: 0, durationMs: 50, keepData: true }],
-    })).not.toMatch(/lost/);
+    })).toEqual([]);
   });
 
   /*
@@ -165,10 +168,10 @@ describe('findings', () => {
    * Workaround in the simulation: the no-loss profile restarts Redis with its data.
    */
   it.fails('sim: a master Redis restarting empty within the fall window loses no acknowledged write', async () => {
-    expect(await violations({
+    expect(await lost({
       seed: 0, timing: FAST_TIMING, lossFree: true,
       faults: [{ kind: 'redis-crash', node: 'a', at: 1000, durationMs: 5, keepData: false }],
-    })).not.toMatch(/lost/);
+    })).toEqual([]);
   });
 
   /*
@@ -182,7 +185,7 @@ describe('findings', () => {
    * catching up anyway costs one refused connection when the Redis is really down (the
    * connect timeout only when the host is). Expected: no loss, or the window documented.
    * Workaround in the simulation: the no-loss check leaves out what such a promotion
-   * leaves behind on the peer (`RedisModel.uncaught`) and writes acknowledged while the
+   * leaves behind on the peer (`RedisModel.excused`) and writes acknowledged while the
    * node was FAULT (`lostWrites` in invariants.ts).
    */
   it.fails('sim: a Redis restarting just after its node went FAULT loses no acknowledged write', async () => {
@@ -251,7 +254,7 @@ describe('findings', () => {
    * replica (e.g. the peer does not re-point its Redis while our advert says we are still
    * promoting, or the promotion retries the catch-up).
    * Workaround in the simulation: the no-loss check leaves out what such a promotion left
-   * on the peer (`RedisModel.uncaught`, recorded when the catch-up was outrun).
+   * on the peer (`RedisModel.excused`, recorded when the catch-up was outrun).
    */
   it.fails('sim: two short link failures in a row lose no acknowledged write', async () => {
     // Trace: a FAULT 6128, b MASTER e1 6130 (write #62 at 6200), b FAULT 7083, a BACKUP
@@ -262,6 +265,62 @@ describe('findings', () => {
       faults: [
         { kind: 'link-down', node: 'a', at: 5601, durationMs: 1025 },
         { kind: 'link-down', node: 'b', at: 6201, durationMs: 881 },
+      ],
+    });
+    expect(r.pair.runtime('a')?.current.role).toBe('MASTER');
+    expect(lostWrites(r.pair, 'a')).toEqual([]);
+  });
+
+  /*
+   * 8. A takeover's catch-up follows the peer's Redis even when its history is older than
+   * ours, and so throws our newer writes away. A was MASTER under maintenance; its link
+   * went down (health failing, held back by maintenance) while B's Redis crashed; A's
+   * link came back and A's Redis took writes #152-154; maintenance ended, A went FAULT on
+   * its not-yet-risen health, B's Redis came back as a master with its older data; both
+   * nodes BACKUP with both Redis masters; A took over with a catch-up from B: REPLICAOF B
+   * (a full resync) replaced A's data with B's older one. `PeerHandover` only checks
+   * that the peer is a master (and not a replica); it does not compare histories (replid,
+   * replid2, offsets say which one is ahead). Expected: no catch-up from a peer whose
+   * history does not contain ours.
+   * Workaround in the simulation: the no-loss check leaves out what such a catch-up
+   * discards (`RedisModel.excused`).
+   */
+  it.fails('sim: a catch-up from a peer with older data loses no acknowledged write', async () => {
+    // Trace: a MASTER->FAULT 15492 ("maintenance off: local Redis is failing"), b's Redis
+    // back 15551, both BACKUP, a BACKUP->MASTER e1 19740; #152-154 (a, 15200-15400) lost.
+    const r = await simulate({
+      seed: 22, timing: DEFAULT_TIMING, lossFree: true,
+      faults: [
+        { kind: 'link-down', node: 'a', at: 14229, durationMs: 900 },
+        { kind: 'redis-crash', node: 'b', at: 14351, durationMs: 1200, keepData: true },
+        { kind: 'maintenance', node: 'a', offOn: 'a', at: 7885, durationMs: 7607 },
+        { kind: 'flaky', node: 'a', at: 6809, durationMs: 4242, rate: 0.05 },
+      ],
+    });
+    expect(r.pair.runtime('a')?.current.role).toBe('MASTER');
+    expect(lostWrites(r.pair, 'a')).toEqual([]);
+  });
+
+  /*
+   * 9. Two masters of the same epoch are told apart by priority, not by whose Redis took
+   * the writes. B's daemon started while A's was down, found its Redis a master (it had
+   * restarted without its REPLICAOF) and, hearing no master, adopted it without a new
+   * epoch (`adoptMaster`, epoch 0) and took writes; A's daemon came back, found its own
+   * Redis a master, and adopted too, "outranking" B at the same epoch by priority; B
+   * stepped down and its writes were discarded. Expected: INIT does not contest a live
+   * MASTER peer unless it outranks it by epoch, or a node that adopts with no peer heard
+   * takes a new epoch (as `takeOverAsIs` does).
+   * Workaround in the simulation: the no-loss check leaves out what the same-epoch loser
+   * discards (`RedisModel.excused`).
+   */
+  it.fails('sim: a daemon restarting next to a master that adopted alone loses no acknowledged write', async () => {
+    // Trace: b INIT->MASTER e0 419 ("no peer master was heard"), write #22 on b at 440,
+    // a INIT->MASTER e0 455 ("outranks peer master b"), b MASTER->BACKUP 457; #22 lost.
+    const r = await simulate({
+      seed: -1622674111, timing: FAST_TIMING, lossFree: true,
+      faults: [
+        { kind: 'restart', node: 'a', at: 86, durationMs: 332, how: 'crash', execStopPost: false },
+        { kind: 'redis-crash', node: 'b', at: 0, durationMs: 5, keepData: true },
       ],
     });
     expect(r.pair.runtime('a')?.current.role).toBe('MASTER');

@@ -133,25 +133,27 @@ export class Invariants {
       if (rt === null || world.isStalled(n) || this.o.redisRestartedAt(n) === now) quiet = false;
       if (rt !== null) this.epochs(n, rt.current);
       const faultHolds = rt !== null && rt.current.role === 'FAULT' && this.o.vip(n).present && !world.isStalled(n);
-      this.window(this.faultVip[n], faultHolds, (since) => FAULT_VIP_BOUND_MS + this.retryAllowance([n], since),
+      this.window(this.faultVip[n], faultHolds, (since) => this.afterFailures([n], since, FAULT_VIP_BOUND_MS),
         `${n} is FAULT and holds the VIP`);
     }
     if (!quiet) this.quietSince = now;
     const dual = NODES.every((n) => this.o.vip(n).present && redis.acceptsWrites(n));
     const since = this.dual.since;
     if (dual && since !== null) this.maxDualMs = Math.max(this.maxDualMs, now - Math.max(since, this.quietSince));
-    this.window(this.dual, dual, (from) => dualBoundMs(this.o.timing) + this.retryAllowance(NODES, from),
-      'both hosts hold the VIP and both Redis accept writes', this.quietSince);
+    this.window(this.dual, dual, (since) => this.afterFailures(NODES, Math.max(since, this.quietSince), dualBoundMs(this.o.timing)),
+      'both hosts hold the VIP and both Redis accept writes');
   }
 
   /**
    * A release of the VIP that failed is repaired by the reconcile loop's next turn
-   * (`src/core/effects.ts`): one more turn when an effect of these nodes failed on
-   * purpose during the window (or just before it, still on the lane).
+   * (`src/core/effects.ts`): when an effect of these nodes failed on purpose during the
+   * window (or just before it, still on the lane), the window counts from the last such
+   * failure and allows one more turn.
    */
-  private retryAllowance(nodes: readonly NodeId[], since: number): number {
-    const failed = nodes.some((n) => this.o.lastInjectedFailure(n) >= since - LANE_BACKLOG_MS);
-    return failed ? this.o.timing.reconcileIntervalMs + LANE_BACKLOG_MS : 0;
+  private afterFailures(nodes: readonly NodeId[], since: number, boundMs: number): { from: number; boundMs: number } {
+    const last = Math.max(...nodes.map((n) => this.o.lastInjectedFailure(n)));
+    if (last < since - LANE_BACKLOG_MS) return { from: since, boundMs };
+    return { from: Math.max(since, last), boundMs: boundMs + this.o.timing.reconcileIntervalMs + LANE_BACKLOG_MS };
   }
 
   /** Once the network has been stable long enough. */
@@ -183,8 +185,8 @@ export class Invariants {
   }
 
   private noWriteLost(master: NodeId): void {
-    const { uncaught } = this.o.redis;
-    const lost = lostWrites(this.o, master).filter((w) => w.role !== 'FAULT' && !uncaught.has(w.id));
+    const { excused } = this.o.redis;
+    const lost = lostWrites(this.o, master).filter((w) => w.role !== 'FAULT' && !excused.has(w.id));
     if (lost.length > 0) {
       const first = lost.slice(0, 5).map((w) => `#${w.id} on ${w.node} (${w.role}) at ${w.at}`).join(', ');
       this.fail(`${lost.length} acknowledged write(s) lost without a Redis crash to explain them: ${first}`);
@@ -207,16 +209,16 @@ export class Invariants {
     }
   }
 
-  private window(w: Window, holds: boolean, bound: (since: number) => number, what: string, notBefore = 0): void {
+  /** `bound` gives, for a window open since `since`, where its clock starts and how long it may last. */
+  private window(w: Window, holds: boolean, bound: (since: number) => { from: number; boundMs: number }, what: string): void {
     const now = this.o.world.now;
     if (!holds) {
       w.since = null;
       return;
     }
     w.since ??= now;
-    const from = Math.max(w.since, notBefore);
+    const { from, boundMs } = bound(w.since);
     const lasted = now - from;
-    const boundMs = bound(from);
     if (lasted > boundMs) {
       this.fail(`${what} for ${Math.round(lasted)} ms (bound ${Math.round(boundMs)} ms)`);
       w.since = now;
@@ -230,11 +232,10 @@ export class Invariants {
 
 /**
  * Acknowledged writes missing from `master`'s Redis, except those that lived only on a
- * Redis when it crashed. The no-loss check also leaves out two known losses of the
- * product (findings.test.ts): what a promotion leaves behind on a live peer when it does
- * not catch up because the peer reported FAULT (5), or because the peer demoted itself
- * to follow us while we caught up (7) (`RedisModel.uncaught`); and writes acknowledged
- * by a Redis while its daemon was FAULT (5).
+ * Redis when it crashed. The no-loss check also leaves out the writes known product
+ * bugs threw away (`RedisModel.excused`, findings.test.ts 5, 7, 8, 9), and writes a Redis
+ * acknowledged while its daemon was FAULT (5: a Redis back from a crash answers through
+ * the VIP until the release lands, and the takeover does not catch up from it).
  */
 export function lostWrites(o: Observed, master: NodeId): Ack[] {
   const kept = new Set(o.redis.servers[master].log);

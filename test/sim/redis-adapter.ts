@@ -19,7 +19,7 @@ import type { HostPort } from '../../src/core/types.js';
 import type { RedisProbe, RuntimeRedis, SwitchoverCall, SwitchoverReport } from '../../src/daemon/runtime.js';
 import type { Network } from './net.js';
 import { nodeOf, type RedisModel } from './redis-model.js';
-import type { Incarnation, NodeId, World } from './world.js';
+import { OTHER, type Incarnation, type NodeId, type World } from './world.js';
 
 /** `promotion.peer_timeout_ms`: what a catch-up from a cut-off peer costs. */
 export const PEER_TIMEOUT_MS = 100;
@@ -50,7 +50,7 @@ export class SimRedisAdapter implements RuntimeRedis {
       : { ok: false, detail: 'connection refused', redis: null };
   }
 
-  /** `afterFault`: the core skipped the catch-up because the peer reported FAULT (see `RedisModel.uncaught`). */
+  /** `afterFault`: the core skipped the catch-up because the peer reported FAULT (see `RedisModel.excused`). */
   async promote(catchUpFrom: HostPort | null, afterFault = false): Promise<RedisProbe> {
     const failure = this.inject('promote-redis');
     await this.sleep(2, 8);
@@ -72,6 +72,8 @@ export class SimRedisAdapter implements RuntimeRedis {
         detail = `catch-up skipped: peer ${peer} is not a master`;
       } else {
         if (this.redis.servers[this.node].masterOf !== peer || this.redis.servers[this.node].role !== 'replica') {
+          // Following an older history throws our newer writes away (findings.test.ts, 8).
+          this.redis.excuse(this.node, peer, 'finding 8');
           this.redis.replicaOf(this.node, peer);
         }
         await this.sleep(5, 20);
@@ -93,7 +95,9 @@ export class SimRedisAdapter implements RuntimeRedis {
       if (peer !== null) this.redis.unpause(peer);
       return { ok: false, detail: `${detail}; local Redis: connection refused`, redis: null };
     }
-    if (afterFault || outrun) this.redis.leaveBehind(this.node);
+    // What only the peer holds is discarded when it follows us (findings.test.ts, 5 and 7).
+    if (afterFault) this.redis.excuse(OTHER[this.node], this.node, 'finding 5');
+    else if (outrun) this.redis.excuse(OTHER[this.node], this.node, 'finding 7');
     this.redis.promote(this.node);
     if (peer !== null && fenceable) {
       const p = this.redis.servers[peer];
