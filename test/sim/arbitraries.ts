@@ -74,17 +74,3 @@ export function withoutDoubleFaults(faults: readonly Fault[], marginMs: number):
   return faults.filter((f) => f.kind !== 'redis-crash'
     || !windows.some((w) => (w.node === null || w.node === f.node) && f.at < w.to && w.from < f.at + f.durationMs));
 }
-
-/**
- * Keeps every other fault but maintenance away from switchovers (within `marginMs` of
- * the request and its timeout): anything that gives the old master its role back while
- * its switchover is still `awaiting-peer` (the new master silent, stalled, resigning, or
- * failing its promotion) makes it re-send `handover` as MASTER, and the other node then
- * takes over again without catch-up (findings.test.ts, 1). Only the no-loss profile
- * needs this; drop it once the core ignores stale handovers.
- */
-export function avoidKnownBugs(faults: readonly Fault[], marginMs: number): Fault[] {
-  const switchovers = faults.filter((f) => f.kind === 'switchover');
-  return faults.filter((f) => f.kind === 'switchover' || f.kind === 'maintenance' || !switchovers.some((s) =>
-    f.at < s.at + s.timeoutMs + marginMs && s.at - marginMs < f.at + f.durationMs));
-}

@@ -12,7 +12,7 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { masterDownMs } from '../../src/core/timing.js';
-import { ALL_KINDS, avoidKnownBugs, faultArb, NO_PARTITION_KINDS, withoutDoubleFaults } from './arbitraries.js';
+import { ALL_KINDS, faultArb, NO_PARTITION_KINDS, withoutDoubleFaults } from './arbitraries.js';
 import { describeFault, type Fault, type FaultKind } from './faults.js';
 import { addStats, DEFAULT_TIMING, FAST_TIMING, NO_STATS, simulate, type SimStats, type Timing } from './pair.js';
 
@@ -38,15 +38,10 @@ async function check(timing: Timing, faults: readonly Fault[], seed: number, pre
 function property(kinds: readonly FaultKind[], timing: Timing, lossFree: boolean): fc.IAsyncProperty<[Fault[], number, boolean]> {
   return fc.asyncProperty(
     fc.array(faultArb(kinds, timing.advertIntervalMs, !lossFree), { maxLength: 8 })
-      .map((faults) => {
-        if (!lossFree) return faults;
-        const marginMs = masterDownMs(1, timing.advertIntervalMs);
-        return avoidKnownBugs(withoutDoubleFaults(faults, marginMs), marginMs);
-      }),
+      .map((faults) => (lossFree ? withoutDoubleFaults(faults, masterDownMs(1, timing.advertIntervalMs)) : faults)),
     fc.integer(),
     fc.boolean(),
-    // Preemption right after a switchover meets a known bug (findings.test.ts, 1).
-    (faults, seed, preempt) => check(timing, faults, seed, preempt && !(lossFree && faults.some((f) => f.kind === 'switchover')), lossFree),
+    (faults, seed, preempt) => check(timing, faults, seed, preempt, lossFree),
   );
 }
 

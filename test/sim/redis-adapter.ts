@@ -50,7 +50,10 @@ export class SimRedisAdapter implements RuntimeRedis {
       : { ok: false, detail: 'connection refused', redis: null };
   }
 
-  /** `afterFault`: the core skipped the catch-up because the peer reported FAULT (see `RedisModel.excused`). */
+  /**
+   * `afterFault`: the core skipped the catch-up because the peer reported FAULT; else a
+   * promotion without catch-up comes from a `handover` (see `RedisModel.excused`).
+   */
   async promote(catchUpFrom: HostPort | null, afterFault = false): Promise<RedisProbe> {
     const failure = this.inject('promote-redis');
     await this.sleep(2, 8);
@@ -95,9 +98,13 @@ export class SimRedisAdapter implements RuntimeRedis {
       if (peer !== null) this.redis.unpause(peer);
       return { ok: false, detail: `${detail}; local Redis: connection refused`, redis: null };
     }
-    // What only the peer holds is discarded when it follows us (findings.test.ts, 5 and 7).
-    if (afterFault) this.redis.excuse(OTHER[this.node], this.node, 'finding 5');
-    else if (outrun) this.redis.excuse(OTHER[this.node], this.node, 'finding 7');
+    // What only the peer holds is discarded when it follows us (findings.test.ts, 1, 5, 7).
+    const other = this.redis.servers[OTHER[this.node]];
+    if (afterFault) this.redis.excuse(other.node, this.node, 'finding 5');
+    else if (outrun) this.redis.excuse(other.node, this.node, 'finding 7');
+    // A handover's promotion expects the old master's Redis to follow ours already; if it
+    // is a master, the handover was stale.
+    else if (catchUpFrom === null && other.role === 'master') this.redis.excuse(other.node, this.node, 'finding 1');
     this.redis.promote(this.node);
     if (peer !== null && fenceable) {
       const p = this.redis.servers[peer];
