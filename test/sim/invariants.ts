@@ -18,8 +18,8 @@
  * After settling: exactly one MASTER, the VIP on it only, its Redis a master, the other
  * node BACKUP with its Redis replicating the master over a working link; and, in
  * histories without partitions, no acknowledged write is lost except those that lived
- * only on a Redis server when it crashed (asynchronous replication's window) and two
- * known losses of the product (see `lostWrites`).
+ * only on a Redis server when it crashed (asynchronous replication's window) and those
+ * known product bugs threw away (see `lostWrites`).
  */
 import type { CoreState } from '../../src/core/state.js';
 import { masterDownMs } from '../../src/core/timing.js';
@@ -233,7 +233,7 @@ export class Invariants {
 /**
  * Acknowledged writes missing from `master`'s Redis, except those that lived only on a
  * Redis when it crashed. The no-loss check also leaves out the writes known product
- * bugs threw away (`RedisModel.excused`, findings.test.ts 5, 7, 8, 9), and writes a Redis
+ * bugs threw away (`RedisModel.excused`, findings.test.ts 1, 5, 7, 8, 9), and writes a Redis
  * acknowledged while its daemon was FAULT (5: a Redis back from a crash answers through
  * the VIP until the release lands, and the takeover does not catch up from it).
  */

@@ -30,6 +30,13 @@ export const MAX_REDIS_EFFECT_MS = PEER_TIMEOUT_MS + 8 + 20 + 5 + 5;
 /** Longest FAILOVER (its pause included). */
 export const MAX_SWITCHOVER_MS = 5 + 80 + 5;
 
+/**
+ * How long a Redis left behind by a promotion without catch-up may keep taking writes
+ * before it follows the new master: its daemon hears the new master's advert, releases
+ * the VIP, and re-points it (a few advert intervals at the slowest timing, with margin).
+ */
+const LEFT_BEHIND_MS = 10_000;
+
 /** Decides whether an effect of this daemon throws now (the `flaky` fault). */
 export type Injector = (effect: string) => 'before' | 'after' | null;
 
@@ -99,12 +106,11 @@ export class SimRedisAdapter implements RuntimeRedis {
       return { ok: false, detail: `${detail}; local Redis: connection refused`, redis: null };
     }
     // What only the peer holds is discarded when it follows us (findings.test.ts, 1, 5, 7).
-    const other = this.redis.servers[OTHER[this.node]];
-    if (afterFault) this.redis.excuse(other.node, this.node, 'finding 5');
-    else if (outrun) this.redis.excuse(other.node, this.node, 'finding 7');
-    // A handover's promotion expects the old master's Redis to follow ours already; if it
+    // A handover's promotion expects the old master's Redis to follow ours already: if it
     // is a master, the handover was stale.
-    else if (catchUpFrom === null && other.role === 'master') this.redis.excuse(other.node, this.node, 'finding 1');
+    const other = this.redis.servers[OTHER[this.node]];
+    const why = afterFault ? 'finding 5' : outrun ? 'finding 7' : catchUpFrom === null && other.role === 'master' ? 'finding 1' : null;
+    if (why !== null) this.redis.leftBehind(other.node, this.node, why, LEFT_BEHIND_MS);
     this.redis.promote(this.node);
     if (peer !== null && fenceable) {
       const p = this.redis.servers[peer];

@@ -65,6 +65,7 @@ export class RedisModel {
    * everything else in the same history, and the coverage totals count them.
    */
   readonly excused = new Map<number, KnownLoss>();
+  private readonly pendingExcuse: Record<NodeId, { why: KnownLoss; untilMs: number } | null> = { a: null, b: null };
   private replIds = 0;
 
   constructor(private readonly world: World, private readonly net: Network) {
@@ -111,6 +112,9 @@ export class RedisModel {
 
   /** `REPLICAOF host port`: the data follows once the link is up. */
   replicaOf(node: NodeId, master: NodeId): void {
+    const pending = this.pendingExcuse[node];
+    if (pending !== null && this.world.now <= pending.untilMs) this.excuse(node, master, pending.why);
+    this.pendingExcuse[node] = null;
     const s = this.servers[node];
     s.role = 'replica';
     s.masterOf = master;
@@ -132,6 +136,16 @@ export class RedisModel {
     const s = this.servers[from];
     if (!s.alive) return;
     for (const id of s.log.slice(commonPrefix(s.log, this.servers[other].log))) if (!this.excused.has(id)) this.excused.set(id, why);
+  }
+
+  /**
+   * `peer` was left behind by a promotion without catch-up: what it holds now is excused,
+   * and so is what it acknowledges until it is made to follow another server (within
+   * `withinMs`), when its resync will discard it.
+   */
+  leftBehind(peer: NodeId, promoted: NodeId, why: KnownLoss, withinMs: number): void {
+    this.excuse(peer, promoted, why);
+    this.pendingExcuse[peer] = { why, untilMs: this.world.now + withinMs };
   }
 
   pause(node: NodeId, untilMs: number): void {
