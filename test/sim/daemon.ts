@@ -181,11 +181,13 @@ export class SimDaemon {
           return redis.promote(from, afterFault);
         },
         replicateFrom: (master) => {
-          // Two masters of the same epoch are told apart by priority, not by whose Redis
-          // took the writes: the loser's are discarded (findings.test.ts, 9).
+          // Demoting a Redis that holds a newer (or, between masters of the same epoch
+          // resolved by priority, an equally new) history than the master it will follow
+          // discards its writes (findings.test.ts, 9 and 10).
           const s = this.runtime?.current;
-          if (s?.peer && s.peer.epoch === s.epoch && s.reason.startsWith('dual master resolved: peer')) {
-            env.redis.excuse(id, OTHER[id], 'finding 9');
+          if (s?.peer && env.redis.servers[id].role === 'master') {
+            if (s.epoch > s.peer.epoch) env.redis.excuse(id, OTHER[id], 'finding 10');
+            else if (s.peer.epoch === s.epoch && s.reason.startsWith('dual master resolved: peer')) env.redis.excuse(id, OTHER[id], 'finding 9');
           }
           return redis.replicateFrom(master);
         },
