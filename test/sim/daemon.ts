@@ -1,0 +1,232 @@
+/**
+ * One host's redis-ha daemon, run after run: what `redis-ha run` does at start-up (boot
+ * time into the state file, probe of the local Redis, look for a VIP left behind, then a
+ * real `Runtime` with the simulation's adapters), and how it ends: SIGTERM (resigns),
+ * SIGUSR2 (restart in place), SIGKILL, each possibly followed by systemd's ExecStopPost
+ * (`redis-ha release-vip`). A daemon run is an `Incarnation`: everything it scheduled
+ * dies with it. The host's VIP and state file outlive it.
+ */
+import type { CoreConfig } from '../../src/core/state.js';
+import { initialState } from '../../src/core/state.js';
+import type { Event } from '../../src/core/types.js';
+import { silentLogger } from '../../src/daemon/logger.js';
+import { Runtime, type RequestEvent, type RequestReply, type RuntimeDeps } from '../../src/daemon/runtime.js';
+import type { AuditRecord, HostVip, StateFile } from './host.js';
+import { persister, SimVipManager } from './host.js';
+import type { Invariants, Timing } from './invariants.js';
+import { Receiver, Sender, type Network } from './net.js';
+import { SimRedisAdapter, type Injector } from './redis-adapter.js';
+import type { RedisModel } from './redis-model.js';
+import { Incarnation, OTHER, type NodeId, type World } from './world.js';
+
+/** The daemons' boot times are wall-clock milliseconds: this is the wall clock at fake time 0. */
+const WALL_CLOCK_AT_ZERO_MS = 1_800_000_000_000;
+/** systemd's TimeoutStopSec: a daemon that has not exited by then is killed. */
+const STOP_TIMEOUT_MS = 5_000;
+const logger = silentLogger();
+
+/** What a daemon reaches of the simulated world. */
+export interface DaemonEnv {
+  readonly world: World;
+  readonly net: Network;
+  readonly redis: RedisModel;
+  readonly timing: Timing;
+  readonly checker: Invariants;
+  readonly audit: AuditRecord[];
+  /** Build the initial state after the start-up probe, as `runDaemon` does (see `start`). */
+  readonly productionStartup: boolean;
+  note(line: string): void;
+  linkUp(node: NodeId): boolean;
+  injector(node: NodeId): Injector;
+  /** Sends a datagram to the other host. */
+  transmit(from: NodeId, buf: Buffer): void;
+}
+
+export type StopHow = 'stop' | 'detach' | 'crash';
+
+export class SimDaemon {
+  runtime: Runtime | null = null;
+  private inc: Incarnation | null = null;
+  private receiver: Receiver | null = null;
+  private runs = 0;
+
+  constructor(
+    readonly id: NodeId,
+    readonly config: CoreConfig,
+    readonly vip: HostVip,
+    readonly file: StateFile,
+    private readonly env: DaemonEnv,
+  ) {}
+
+  /** A daemon process exists (it may still be starting, or stalled). */
+  get running(): boolean {
+    return this.inc !== null;
+  }
+
+  /** `redis-ha run`: boot time, start-up probe, VIP found, then the loops (`src/daemon/run.ts`). */
+  async start(): Promise<void> {
+    // One daemon per host (systemd): a restart that came first already started it.
+    if (this.inc !== null) return;
+    const { env, id, file } = this;
+    const { world } = env;
+    const inc = new Incarnation(id, ++this.runs);
+    this.inc = inc;
+    const bootTimeMs = Math.max(WALL_CLOCK_AT_ZERO_MS + Math.round(world.now), file.content.bootTimeMs + 1);
+    file.write({ ...file.content, bootTimeMs });
+    const inject = env.injector(id);
+    const redis = new SimRedisAdapter(id, inc, world, env.net, env.redis, inject);
+    const vip = new SimVipManager(this.vip, inc, world, inject);
+    const startedAt = world.now;
+    const probe = await redis.check();
+    const vipPresent = await vip.isPresent();
+    const sender = new Sender(id, bootTimeMs);
+    const runtime = new Runtime(this.deps(inc, redis, vip, sender, inject), initialState(
+      // `runDaemon` builds the initial state after the probe, which makes the probe older
+      // than `redisChangedAt`, so the core drops its snapshot and adverts say "Redis
+      // unknown" until the next check (findings.test.ts, 2). The simulation builds it as
+      // of the probe's start, so the properties test everything else.
+      env.productionStartup ? world.now : startedAt, file.content,
+    ));
+    this.runtime = runtime;
+    this.receiver = new Receiver(id, (reason) => env.net.drop(reason));
+    env.checker.started(id, runtime);
+    env.note(`${id} daemon started (run ${inc.number}, epoch ${runtime.current.epoch}, VIP ${vipPresent ? 'present' : 'absent'})`);
+    runtime.start({
+      vipPresent,
+      firstCheck: { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAt },
+    });
+    void runtime.done.then((code) => {
+      if (this.inc === inc) this.kill(`exited with status ${code}`, false);
+    });
+  }
+
+  /** SIGTERM (`stop`), SIGUSR2 (`detach`) or SIGKILL (`crash`); ExecStopPost follows the end. */
+  stop(how: StopHow, execStopPost: boolean): void {
+    const inc = this.inc;
+    if (inc === null) return;
+    const releaseAfter = execStopPost && how !== 'detach';
+    if (how === 'crash') {
+      this.kill('killed', releaseAfter);
+      return;
+    }
+    const event: Event = how === 'stop' ? { type: 'shutdown-requested' } : { type: 'detach-requested' };
+    // A signal is I/O for the daemon: a stalled one handles it when it wakes up.
+    this.env.world.io(this.id, inc, 0, () => this.runtime?.dispatch(event));
+    void this.runtime?.done.then(() => {
+      if (this.inc === inc) this.kill(`exited after ${how}`, releaseAfter);
+    });
+    this.env.world.at(this.env.world.now + STOP_TIMEOUT_MS, () => {
+      if (this.inc === inc) this.kill('killed after the stop timeout', releaseAfter);
+    });
+  }
+
+  /** The daemon process is gone; ExecStopPost (`redis-ha release-vip`) removes the VIP if asked. */
+  kill(why: string, releaseVip: boolean): void {
+    if (this.inc === null) return;
+    this.inc.alive = false;
+    this.inc = null;
+    this.runtime = null;
+    this.receiver = null;
+    const released = releaseVip && this.vip.remove();
+    this.env.note(`${this.id} daemon ${why}${released ? '; ExecStopPost removed the VIP' : ''}`);
+  }
+
+  /** A datagram arrived: dropped when no daemon listens, else decoded and handed to the loop. */
+  receive(buf: Buffer, fromAddress: string): void {
+    if (this.runtime === null || this.receiver === null) {
+      this.env.net.drop('daemon-down');
+      return;
+    }
+    const event = this.receiver.accept(buf, fromAddress);
+    if (event !== null) this.runtime.dispatch(event);
+  }
+
+  /**
+   * An operator's request on the control socket (I/O for the daemon), answered through
+   * `answer`; a daemon that is not running, or dies before answering, fails it.
+   */
+  request(event: RequestEvent, waitMs: number, answer: (reply: Pick<RequestReply, 'ok' | 'detail'>) => void): void {
+    const { world } = this.env;
+    const inc = this.inc;
+    let answered = false;
+    const once = (reply: Pick<RequestReply, 'ok' | 'detail'>): void => {
+      if (answered) return;
+      answered = true;
+      answer(reply);
+    };
+    if (inc === null || this.runtime === null) {
+      once({ ok: false, detail: 'daemon not running' });
+      return;
+    }
+    world.io(this.id, inc, 0, () => {
+      if (this.runtime === null) once({ ok: false, detail: 'daemon not running' });
+      else void this.runtime.request(event, waitMs).then(once);
+    });
+    // The CLI's own bound: a daemon killed meanwhile never answers.
+    world.at(world.now + waitMs + 1, () => once({ ok: false, detail: 'no answer (the daemon went away)' }));
+  }
+
+  private deps(inc: Incarnation, redis: SimRedisAdapter, vip: SimVipManager, sender: Sender, inject: Injector): RuntimeDeps {
+    const { env, id } = this;
+    return {
+      core: this.config,
+      healthIntervalMs: env.timing.healthIntervalMs,
+      reconcileIntervalMs: env.timing.reconcileIntervalMs,
+      redis: {
+        check: () => redis.check(),
+        promote: (from) => {
+          env.checker.acting(id, 'promote-redis');
+          const peer = this.runtime?.current.peer;
+          const afterFault = from === null && peer != null && (peer.state === 'FAULT' || peer.flags.fault);
+          return redis.promote(from, afterFault);
+        },
+        replicateFrom: (master) => {
+          // Demoting a Redis that holds a newer (or, between masters of the same epoch
+          // resolved by priority, an equally new) history than the master it will follow
+          // discards its writes (findings.test.ts, 9 and 10).
+          const s = this.runtime?.current;
+          if (s?.peer && env.redis.servers[id].role === 'master') {
+            if (s.epoch > s.peer.epoch) env.redis.excuse(id, OTHER[id], 'finding 10');
+            else if (s.peer.epoch === s.epoch && s.reason.startsWith('dual master resolved: peer')) env.redis.excuse(id, OTHER[id], 'finding 9');
+          }
+          return redis.replicateFrom(master);
+        },
+        switchOver: (call) => redis.switchOver(call),
+        disconnectClients: () => redis.disconnectClients(),
+      },
+      link: () => Promise.resolve(env.linkUp(id)
+        ? { up: true, detail: 'interface eth0 up' }
+        : { up: false, detail: 'interface eth0 is down (no carrier)' }),
+      vip: {
+        isPresent: () => vip.isPresent(),
+        claim: () => {
+          env.checker.acting(id, 'claim-vip');
+          return vip.claim();
+        },
+        release: () => vip.release(),
+        announce: () => vip.announce(),
+      },
+      adverts: {
+        send: (body) => env.transmit(id, sender.advert(body)),
+        sendMessage: (message) => env.transmit(id, sender.message(message)),
+      },
+      audit: {
+        append: (event, data) => {
+          env.audit.push({ node: id, at: env.world.now, event, data });
+          return Promise.resolve();
+        },
+      },
+      persist: persister(this.file, inc, env.world, inject),
+      logger,
+      clock: env.world.clock,
+      scheduler: env.world.scheduler(inc),
+      stallThresholdMs: env.timing.stallThresholdMs,
+      observer: {
+        stepped: (before, after, event) => {
+          if (before.role !== after.role) env.note(`${id} ${before.role}->${after.role} e${after.epoch}: ${after.reason}`);
+          else if (event.type === 'stalled') env.note(`${id} stall detected (${Math.round(event.stalledMs)} ms)`);
+        },
+      },
+    };
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The network between the two daemons, on the real wire path: adverts and peer messages
+ * are encoded and signed (`encodeAdvert`, `encodeMessage`), cross an in-memory link
+ * with delay, loss, partitions (two-way and one-way), duplication and reordering (in
+ * order otherwise), and
+ * are decoded, authenticated and replay-checked on arrival (`decodeAdvert`,
+ * `decodeMessage`, one `ReplayGuard` per receiving daemon) exactly as
+ * `src/adapters/udp.ts` does, so a duplicated or overtaken datagram is dropped as in
+ * production. Redis connections (replication, catch-up, FAILOVER) are TCP: they need
+ * both directions, so any partition cuts them; loss and jitter do not.
+ *
+ * The client that writes through the VIP is not partitioned from either node.
+ */
+import type { AdvertKey } from '../../src/config/types.js';
+import type { AdvertBody, Event, PeerRequest } from '../../src/core/types.js';
+import { decodeAdvert, encodeAdvert } from '../../src/proto/advert.js';
+import { decodeMessage, encodeMessage, packetType, PACKET_TYPE_MESSAGE, type ReceivedMessage } from '../../src/proto/message.js';
+import { ReplayGuard } from '../../src/proto/replay.js';
+import type { Fault } from './faults.js';
+import type { NodeId, World } from './world.js';
+
+export const GROUP_ID = 51;
+export const KEYS: readonly AdvertKey[] = [{ id: 1, secret: Buffer.from('redis-ha simulation key, not a secret') }];
+/** Every datagram takes 1..BASE_DELAY_MS to cross the link. */
+export const BASE_DELAY_MS = 3;
+
+/** Datagrams dropped on arrival, by reason (the replay guard's included). */
+export type DropCounts = Record<string, number>;
+
+export class Network {
+  readonly drops: DropCounts = {};
+  /** Arrival time of the last datagram per direction: a clean link delivers in order. */
+  private readonly lastArrival: Record<string, number> = {};
+
+  constructor(private readonly world: World, private readonly faults: readonly Fault[]) {}
+
+  /** Datagrams from `from` to `to` are dropped now. */
+  cut(from: NodeId, to: NodeId): boolean {
+    return this.active((f) => f.kind === 'partition' && (f.direction === 'both' || f.direction === `${from}->${to}`));
+  }
+
+  /** A TCP connection between the two hosts works now. */
+  tcpUp(x: NodeId, y: NodeId): boolean {
+    return x === y || (!this.cut(x, y) && !this.cut(y, x));
+  }
+
+  /** Any network fault is active now. */
+  disturbed(): boolean {
+    return this.active((f) => f.kind === 'partition' || f.kind === 'loss' || f.kind === 'jitter');
+  }
+
+  /** Sends one datagram; each copy that gets through is handed to `deliver` on arrival. */
+  send(from: NodeId, to: NodeId, buf: Buffer, deliver: (buf: Buffer) => void): void {
+    if (this.cut(from, to)) return this.drop('partition');
+    let loss = 0;
+    let maxDelay = 0;
+    let dup = 0;
+    for (const f of this.faults) {
+      if (!this.isActive(f)) continue;
+      if (f.kind === 'loss') loss = Math.max(loss, f.rate);
+      if (f.kind === 'jitter') {
+        maxDelay = Math.max(maxDelay, f.maxDelayMs);
+        dup = Math.max(dup, f.dupRate);
+      }
+    }
+    const copies = this.world.chance(dup) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      if (this.world.chance(loss)) {
+        this.drop('loss');
+        continue;
+      }
+      const key = `${from}->${to}`;
+      let arrival = this.world.now + this.world.int(1, BASE_DELAY_MS) + (maxDelay > 0 ? this.world.int(0, maxDelay) : 0);
+      // Only jitter reorders (one Ethernet segment keeps datagrams in order otherwise).
+      if (maxDelay === 0) arrival = Math.max(arrival, this.lastArrival[key] ?? 0);
+      this.lastArrival[key] = Math.max(arrival, this.lastArrival[key] ?? 0);
+      // Addressed to `to`'s daemon: held while it is stalled (the datagram waits in the socket).
+      this.world.io(to, null, arrival - this.world.now, () => {
+        if (this.cut(from, to)) this.drop('partition');
+        else deliver(buf);
+      });
+    }
+  }
+
+  drop(reason: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
+
+  private active(match: (f: Fault) => boolean): boolean {
+    return this.faults.some((f) => match(f) && this.isActive(f));
+  }
+
+  private isActive(f: Fault): boolean {
+    return f.kind !== 'switchover' && this.world.now >= f.at && this.world.now < f.at + f.durationMs;
+  }
+}
+
+/** One daemon run's sending side: its boot time and the sequence adverts and messages share. */
+export class Sender {
+  private seq = 0;
+
+  constructor(private readonly nodeName: string, readonly bootTimeMs: number) {}
+
+  advert(body: AdvertBody): Buffer {
+    return encodeAdvert({ groupId: GROUP_ID, bootTimeMs: this.bootTimeMs, seq: ++this.seq, body }, KEYS[0]!);
+  }
+
+  message(message: PeerRequest): Buffer {
+    return encodeMessage({ groupId: GROUP_ID, nodeName: this.nodeName, bootTimeMs: this.bootTimeMs, seq: ++this.seq, message }, KEYS[0]!);
+  }
+}
+
+/** One daemon run's receiving side: decode, authenticate, refuse replays, map to a core event. */
+export class Receiver {
+  private readonly guard = new ReplayGuard();
+
+  constructor(private readonly nodeName: string, private readonly drops: (reason: string) => void) {}
+
+  accept(buf: Buffer, fromAddress: string): Event | null {
+    if (packetType(buf) === PACKET_TYPE_MESSAGE) {
+      const decoded = decodeMessage(buf, KEYS, GROUP_ID);
+      if (!decoded.ok) return this.refuse(decoded.reason);
+      return this.admit(decoded.message) ? peerEvent(decoded.message) : null;
+    }
+    const decoded = decodeAdvert(buf, KEYS, GROUP_ID);
+    if (!decoded.ok) return this.refuse(decoded.reason);
+    const { advert } = decoded;
+    return this.admit(advert) ? { type: 'advert-received', advert, fromAddress } : null;
+  }
+
+  private admit(p: { nodeName: string; bootTimeMs: number; seq: number }): boolean {
+    if (p.nodeName === this.nodeName) {
+      this.drops('own-name');
+      return false;
+    }
+    const check = this.guard.check(p.nodeName, p.bootTimeMs, p.seq);
+    if (!check.ok) this.drops(check.reason);
+    return check.ok;
+  }
+
+  private refuse(reason: string): null {
+    this.drops(reason);
+    return null;
+  }
+}
+
+/** A peer message as a core event: the same mapping as `peerEvent` in `src/daemon/run.ts`. */
+function peerEvent(received: ReceivedMessage): Event {
+  const m = received.message;
+  switch (m.kind) {
+    case 'switchover-request':
+      return {
+        type: 'switchover-requested', requestId: m.requestId, timeoutMs: m.timeoutMs, force: m.force,
+        user: `${m.user} on ${received.nodeName}`, origin: 'peer',
+      };
+    case 'switchover-result':
+      return { type: 'switchover-result-received', requestId: m.requestId, ok: m.ok, detail: m.detail };
+    case 'handover':
+      return { type: 'handover-received', requestId: m.requestId, epoch: m.epoch, force: m.force };
+  }
+}

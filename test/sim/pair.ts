@@ -1,0 +1,272 @@
+/**
+ * A redis-ha pair on fake time: two hosts, each with a real `Runtime`
+ * (`src/daemon/runtime.ts`) run by `daemon.ts`, on the in-memory world (`world.ts`),
+ * network (`net.ts`), Redis (`redis-model.ts`, `redis-adapter.ts`), hosts (`host.ts`)
+ * and client (`client.ts`). This file builds them, turns the faults of a history into
+ * world events (and an operator's requests), and hands every step to the invariant
+ * checker (`invariants.ts`).
+ *
+ * `simulate()` runs one history and returns what the tests assert on, with a trace
+ * (role changes, faults, restarts, answers) for failure messages.
+ */
+import type { CoreConfig } from '../../src/core/state.js';
+import type { Runtime, RequestEvent } from '../../src/daemon/runtime.js';
+import { Client } from './client.js';
+import { SimDaemon, type DaemonEnv } from './daemon.js';
+import { describeFault, faultEnd, type Fault } from './faults.js';
+import { HostVip, StateFile, type AuditRecord } from './host.js';
+import { describe, Invariants, settleMs, type Observed, type Timing } from './invariants.js';
+import { Network } from './net.js';
+import type { Injector } from './redis-adapter.js';
+import { ADDRESS, REDIS_PORT, RedisModel } from './redis-model.js';
+import { statsOf, type SimStats } from './stats.js';
+import { NODES, OTHER, World, type NodeId } from './world.js';
+
+export type { Timing } from './invariants.js';
+export { addStats, NO_STATS, type SimStats } from './stats.js';
+
+/** The daemon's defaults (advert 1 s, health 500 ms, reconcile 2 s, stall threshold 1 s). */
+export const DEFAULT_TIMING: Timing = { advertIntervalMs: 1000, healthIntervalMs: 500, reconcileIntervalMs: 2000, stallThresholdMs: 1000 };
+/** Tight timing, where effects take a good part of an advert interval. */
+export const FAST_TIMING: Timing = { advertIntervalMs: 100, healthIntervalMs: 100, reconcileIntervalMs: 500, stallThresholdMs: 100 };
+
+const PRIORITY: Readonly<Record<NodeId, number>> = { a: 100, b: 90 };
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly timing: Timing;
+  readonly faults: readonly Fault[];
+  readonly preempt?: boolean;
+  /** Run this long after the last fault has ended (default: `settleMs(timing)`). */
+  readonly settleMs?: number;
+  /** Check the no-lost-write property at the end (histories without partitions). */
+  readonly lossFree?: boolean;
+  /** Build each daemon's initial state after its start-up probe, as `runDaemon` does (see `SimDaemon.start`). */
+  readonly productionStartup?: boolean;
+  /** Skip the end-state checks (scenarios that stop mid-way). */
+  readonly noSettleCheck?: boolean;
+}
+
+export interface SimResult {
+  readonly stats: SimStats;
+  readonly violations: readonly string[];
+  readonly trace: readonly string[];
+  /** Operator requests answered: `<node> <requestId> ok|failed: detail`. */
+  readonly replies: readonly string[];
+  readonly audit: readonly AuditRecord[];
+  readonly pair: SimPair;
+}
+
+/** Runs one history to its end and checks it. */
+export async function simulate(opts: SimOptions): Promise<SimResult> {
+  const pair = new SimPair(opts);
+  await pair.run();
+  const stats = statsOf({
+    audit: pair.audit, replies: pair.replies, replayDrops: pair.net.drops['replayed'] ?? 0,
+    ackedIds: new Set(pair.client.acked.map((w) => w.id)), discardedIds: pair.redis.discarded, excused: pair.redis.excused,
+    maxDualMs: pair.checker.maxDualMs, steps: pair.world.steps,
+  });
+  return { stats, violations: pair.checker.violations, trace: pair.trace, replies: pair.replies, audit: pair.audit, pair };
+}
+
+export class SimPair implements Observed, DaemonEnv {
+  readonly world: World;
+  readonly net: Network;
+  readonly redis: RedisModel;
+  readonly client: Client;
+  readonly timing: Timing;
+  readonly checker: Invariants;
+  readonly productionStartup: boolean;
+  readonly trace: string[] = [];
+  readonly replies: string[] = [];
+  readonly audit: AuditRecord[] = [];
+  readonly daemons: Record<NodeId, SimDaemon>;
+  private readonly restartedAt: Record<NodeId, number> = { a: -1, b: -1 };
+  private readonly injectedAt: Record<NodeId, number> = { a: -Infinity, b: -Infinity };
+  private requests = 0;
+
+  constructor(private readonly opts: SimOptions) {
+    this.timing = opts.timing;
+    this.productionStartup = opts.productionStartup ?? false;
+    this.world = new World(opts.seed);
+    this.net = new Network(this.world, opts.faults);
+    this.redis = new RedisModel(this.world, this.net);
+    this.client = new Client(this.world, this.redis);
+    const daemon = (id: NodeId): SimDaemon =>
+      new SimDaemon(id, coreConfig(id, opts.timing, opts.preempt ?? false), new HostVip(id, this.world, this.client), new StateFile(), this);
+    this.daemons = { a: daemon('a'), b: daemon('b') };
+    this.client.vips = { a: this.daemons.a.vip, b: this.daemons.b.vip };
+    this.client.roleOf = (n) => this.daemons[n].runtime?.current.role ?? 'down';
+    this.client.reachable = (n) => this.linkUp(n);
+    this.checker = new Invariants(this);
+  }
+
+  runtime(node: NodeId): Runtime | null {
+    return this.daemons[node].runtime;
+  }
+
+  vip(node: NodeId): HostVip {
+    return this.daemons[node].vip;
+  }
+
+  file(node: NodeId): StateFile {
+    return this.daemons[node].file;
+  }
+
+  redisRestartedAt(node: NodeId): number {
+    return this.restartedAt[node];
+  }
+
+  lastInjectedFailure(node: NodeId): number {
+    return this.injectedAt[node];
+  }
+
+  /** The time the history ends: the last fault's end plus the settle time. */
+  get endMs(): number {
+    const last = Math.max(0, ...this.opts.faults.map((f) => faultEnd(f, this.timing.advertIntervalMs)));
+    return last + (this.opts.settleMs ?? settleMs(this.timing));
+  }
+
+  async run(): Promise<void> {
+    const end = this.endMs;
+    for (const n of NODES) this.world.at(this.world.int(0, 200), () => void this.daemons[n].start());
+    for (const f of this.opts.faults) this.schedule(f);
+    this.client.start(Math.max(20, this.timing.advertIntervalMs / 10), end);
+    await this.world.run(end, () => this.checker.observe());
+    this.note(`end: ${describe(this)}`);
+    if (!this.opts.noSettleCheck) this.checker.settled(this.opts.lossFree ?? false);
+  }
+
+  note(line: string): void {
+    this.trace.push(`${Math.round(this.world.now)} ${line}`);
+  }
+
+  transmit(from: NodeId, buf: Buffer): void {
+    this.net.send(from, OTHER[from], buf, (b) => this.daemons[OTHER[from]].receive(b, ADDRESS[from]));
+  }
+
+  /** The node's VIP interface has its carrier (no `link-down` fault active). */
+  linkUp(node: NodeId): boolean {
+    const now = this.world.now;
+    return !this.opts.faults.some((f) => f.kind === 'link-down' && f.node === node && now >= f.at && now < f.at + f.durationMs);
+  }
+
+  /** Effects of `node` throw while a `flaky` fault is active on it. */
+  injector(node: NodeId): Injector {
+    return () => {
+      const now = this.world.now;
+      const f = this.opts.faults.find((x) => x.kind === 'flaky' && x.node === node && now >= x.at && now < x.at + x.durationMs);
+      if (f === undefined || f.kind !== 'flaky' || !this.world.chance(f.rate)) return null;
+      this.injectedAt[node] = now;
+      return this.world.chance(0.5) ? 'before' : 'after';
+    };
+  }
+
+  /**
+   * An operator's request on `node`. With `retryEveryMs`, one that fails (daemon down,
+   * no answer) is asked again, as an operator ending maintenance would until it is off.
+   */
+  private request(node: NodeId, event: RequestEvent, waitMs: number, retryEveryMs?: number): void {
+    this.daemons[node].request(event, waitMs, ({ ok, detail }) => {
+      this.replies.push(`${node} ${event.requestId} ${ok ? 'ok' : 'failed'}: ${detail}`);
+      this.note(`${node} answered ${event.requestId}: ${ok ? 'ok' : 'failed'}: ${detail}`);
+      if (!ok && retryEveryMs !== undefined) {
+        this.world.at(this.world.now + retryEveryMs, () => this.request(node, event, waitMs, retryEveryMs));
+      }
+    });
+  }
+
+  private schedule(f: Fault): void {
+    const { world } = this;
+    const end = faultEnd(f, this.timing.advertIntervalMs);
+    world.at(f.at, () => this.note(`fault ${describeFault(f)}`));
+    switch (f.kind) {
+      case 'partition':
+        world.at(f.at, () => this.redis.kickAll());
+        world.at(end, () => this.redis.kickAll());
+        return;
+      case 'loss':
+      case 'jitter':
+      case 'link-down':
+      case 'flaky':
+        return;
+      case 'redis-crash':
+        world.at(f.at, () => this.redis.crash(f.node));
+        world.at(end, () => {
+          this.redis.crash(f.node);
+          this.redis.restart(f.node, f.keepData);
+          this.restartedAt[f.node] = world.now;
+          this.note(`${f.node} Redis restarted ${f.keepData ? 'with its data' : 'empty'}`);
+        });
+        return;
+      case 'stall':
+        world.at(f.at, () => world.stall(f.node, end));
+        world.at(end, () => this.note(`${f.node} daemon resumes`));
+        return;
+      case 'restart': {
+        const d = this.daemons[f.node];
+        world.at(f.at, () => d.stop(f.how, f.execStopPost));
+        world.at(end, () => {
+          if (d.running) d.kill('still running at restart time', f.execStopPost && f.how !== 'detach');
+          void d.start();
+        });
+        return;
+      }
+      case 'switchover': {
+        const requestId = `s${++this.requests}`;
+        world.at(f.at, () => this.request(f.node, {
+          type: 'switchover-requested', requestId, timeoutMs: f.timeoutMs, force: f.force, user: 'sim', origin: 'local',
+        }, f.timeoutMs + 15_000));
+        return;
+      }
+      case 'maintenance': {
+        const on = `m${++this.requests}`;
+        const off = `m${++this.requests}`;
+        world.at(f.at, () => this.request(f.node, { type: 'maintenance-requested', requestId: on, on: true, user: 'sim' }, 5_000));
+        world.at(end, () => {
+          this.request(f.offOn, { type: 'maintenance-requested', requestId: off, on: false, user: 'sim' }, 5_000, 500);
+          this.operatorEndsMaintenance(1);
+        });
+        return;
+      }
+      default: {
+        const never: never = f;
+        throw new Error(`unknown fault ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /**
+   * The operator checks `redis-ha status` every two advert intervals and repeats
+   * `maintenance off` on any daemon that still reports it on, until both are off (a
+   * daemon restarted meanwhile may only learn of the flag from its peer afterwards:
+   * findings.test.ts, 3).
+   */
+  private operatorEndsMaintenance(round: number): void {
+    const MAX_ROUNDS = 30;
+    this.world.at(this.world.now + 2 * this.timing.advertIntervalMs, () => {
+      const on = NODES.filter((n) => this.daemons[n].runtime?.current.maintenance.on === true);
+      const down = NODES.some((n) => this.daemons[n].runtime === null);
+      for (const n of on) {
+        this.request(n, { type: 'maintenance-requested', requestId: `m${++this.requests}`, on: false, user: 'sim' }, 5_000);
+      }
+      if ((on.length > 0 || down) && round < MAX_ROUNDS) this.operatorEndsMaintenance(round + 1);
+    });
+  }
+}
+
+function coreConfig(id: NodeId, t: Timing, preempt: boolean): CoreConfig {
+  return {
+    nodeName: id,
+    nodeAddress: ADDRESS[id],
+    priority: PRIORITY[id],
+    preempt,
+    preemptDelayMs: preempt ? 2 * t.advertIntervalMs : 0,
+    advertIntervalMs: t.advertIntervalMs,
+    fall: 2,
+    rise: 2,
+    garpRefreshMs: 10 * t.advertIntervalMs,
+    peerRedis: { host: ADDRESS[OTHER[id]], port: REDIS_PORT },
+    switchoverMaxLagBytes: 1_000_000,
+  };
+}

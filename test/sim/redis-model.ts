@@ -1,0 +1,219 @@
+/**
+ * The two Redis servers, with their data: each holds a log of write ids (its offset is
+ * the log's length × WRITE_BYTES), a role, whom it replicates, and PSYNC2 replication
+ * ids (replid, replid2, second offset) kept as Redis keeps them.
+ *
+ * Replication is asynchronous: a write reaches the master's replicas REPL_LAG_MS later,
+ * and only while the replica's TCP link to its master works (a partition cuts it); a
+ * replica whose link comes back, or that is pointed at a new master, resynchronises. A
+ * replica whose history diverged from its master's keeps the common prefix and discards
+ * the rest: those write ids are recorded in `discarded` (acknowledged writes lost).
+ *
+ * Write ids are unique and only ever copied as whole prefixes, so two logs that agree at
+ * one position agree on everything before it: the common prefix is found by bisection.
+ *
+ * This file holds the servers' state and their atomic steps; the timed commands the
+ * daemon issues (promote with catch-up and fence, FAILOVER, REPLICAOF) are in
+ * `redis-adapter.ts`.
+ */
+import type { HostPort, RedisSnapshot } from '../../src/core/types.js';
+import type { Network } from './net.js';
+import { NODES, OTHER, type NodeId, type World } from './world.js';
+
+export const ADDRESS: Readonly<Record<NodeId, string>> = { a: '10.77.0.11', b: '10.77.0.12' };
+export const REDIS_PORT = 6379;
+export const WRITE_BYTES = 100;
+/** A write reaches a connected replica 1..REPL_LAG_MS after the master acknowledged it. */
+export const REPL_LAG_MS = 20;
+/** A replica that (re)connects is in sync 5..RESYNC_MS later. */
+export const RESYNC_MS = 30;
+
+/**
+ * Known losses (findings.test.ts): 1 a stale handover promotes without catch-up; 5 a
+ * takeover after FAULT does not catch up; 7 a catch-up outrun by the peer's own
+ * demotion; 8 a catch-up from a peer with older data; 9 two masters of the same epoch
+ * resolved by priority; 10 a backup demotes a newer-epoch Redis under an older master.
+ */
+export type KnownLoss = 'finding 1' | 'finding 5' | 'finding 7' | 'finding 8' | 'finding 9' | 'finding 10';
+
+export interface RedisServer {
+  readonly node: NodeId;
+  alive: boolean;
+  role: 'master' | 'replica';
+  masterOf: NodeId | null;
+  replId: string;
+  replId2: string;
+  secondOffset: number;
+  log: number[];
+  /** CLIENT PAUSE WRITE (a catch-up or FAILOVER) until this time. */
+  pausedUntil: number;
+}
+
+export function nodeOf(target: HostPort): NodeId | null {
+  return NODES.find((n) => ADDRESS[n] === target.host && target.port === REDIS_PORT) ?? null;
+}
+
+export class RedisModel {
+  readonly servers: Record<NodeId, RedisServer>;
+  /** Write ids thrown away by a resync of a diverged history. */
+  readonly discarded: number[] = [];
+  /** Write ids that existed only on a server when it crashed (asynchronous replication's loss window). */
+  readonly exposed = new Set<number>();
+  /**
+   * Write ids a known product bug threw away, with the finding that explains it
+   * (findings.test.ts): the no-loss check leaves them out, so it keeps checking
+   * everything else in the same history, and the coverage totals count them.
+   */
+  readonly excused = new Map<number, KnownLoss>();
+  private readonly pendingExcuse: Record<NodeId, { why: KnownLoss; untilMs: number } | null> = { a: null, b: null };
+  private replIds = 0;
+
+  constructor(private readonly world: World, private readonly net: Network) {
+    const replId = this.freshReplId();
+    const base = { alive: true, replId, replId2: '', secondOffset: -1, log: [], pausedUntil: 0 };
+    this.servers = {
+      a: { ...base, node: 'a', role: 'master', masterOf: null, log: [] },
+      b: { ...base, node: 'b', role: 'replica', masterOf: 'a', log: [] },
+    };
+  }
+
+  acceptsWrites(node: NodeId): boolean {
+    const s = this.servers[node];
+    return s.alive && s.role === 'master' && s.pausedUntil <= this.world.now;
+  }
+
+  /** A client's write on `node`'s server: acknowledged (true) if it is a writable master. */
+  write(node: NodeId, id: number): boolean {
+    if (!this.acceptsWrites(node)) return false;
+    this.servers[node].log.push(id);
+    for (const r of NODES) {
+      if (this.servers[r].masterOf === node) this.world.at(this.world.now + this.world.int(1, REPL_LAG_MS), () => this.sync(r));
+    }
+    return true;
+  }
+
+  crash(node: NodeId): void {
+    const s = this.servers[node];
+    if (!s.alive) return;
+    const other = this.servers[OTHER[node]];
+    for (const id of s.log.slice(commonPrefix(s.log, other.log))) this.exposed.add(id);
+    s.alive = false;
+  }
+
+  /** Redis starts again as a master (no `replicaof` in its configuration), with its data (AOF) or empty. */
+  restart(node: NodeId, keepData: boolean): void {
+    const s = this.servers[node];
+    Object.assign(s, {
+      alive: true, role: 'master', masterOf: null, replId: this.freshReplId(), replId2: '', secondOffset: -1, pausedUntil: 0,
+      log: keepData ? s.log : [],
+    });
+    this.kickAll();
+  }
+
+  /** `REPLICAOF host port`: the data follows once the link is up. */
+  replicaOf(node: NodeId, master: NodeId): void {
+    const pending = this.pendingExcuse[node];
+    if (pending !== null && this.world.now <= pending.untilMs) this.excuse(node, master, pending.why);
+    this.pendingExcuse[node] = null;
+    const s = this.servers[node];
+    s.role = 'replica';
+    s.masterOf = master;
+    this.kick(node);
+  }
+
+  /** `REPLICAOF NO ONE`: a new history that continues the old one (replid2). */
+  promote(node: NodeId): void {
+    const s = this.servers[node];
+    if (s.role === 'master') return;
+    Object.assign(s, {
+      role: 'master', masterOf: null, replId2: s.replId, secondOffset: s.log.length * WRITE_BYTES + 1, replId: this.freshReplId(),
+    });
+    this.kickAll();
+  }
+
+  /** What only `from` holds, compared with `other`, is about to be discarded for a known reason. */
+  excuse(from: NodeId, other: NodeId, why: KnownLoss): void {
+    const s = this.servers[from];
+    if (!s.alive) return;
+    for (const id of s.log.slice(commonPrefix(s.log, this.servers[other].log))) if (!this.excused.has(id)) this.excused.set(id, why);
+  }
+
+  /**
+   * `peer` was left behind by a promotion without catch-up: what it holds now is excused,
+   * and so is what it acknowledges until it is made to follow another server (within
+   * `withinMs`), when its resync will discard it.
+   */
+  leftBehind(peer: NodeId, promoted: NodeId, why: KnownLoss, withinMs: number): void {
+    this.excuse(peer, promoted, why);
+    this.pendingExcuse[peer] = { why, untilMs: this.world.now + withinMs };
+  }
+
+  pause(node: NodeId, untilMs: number): void {
+    this.servers[node].pausedUntil = untilMs;
+  }
+
+  unpause(node: NodeId): void {
+    this.servers[node].pausedUntil = 0;
+  }
+
+  /** The replica's link to its master works (both alive, the master a master, TCP up). */
+  linked(node: NodeId): boolean {
+    const s = this.servers[node];
+    if (!s.alive || s.role !== 'replica' || s.masterOf === null || s.masterOf === node) return false;
+    const m = this.servers[s.masterOf];
+    return m.alive && m.role === 'master' && this.net.tcpUp(node, m.node);
+  }
+
+  /** Brings a linked replica up to its master's log, discarding a diverged tail. */
+  sync(node: NodeId): void {
+    if (!this.linked(node)) return;
+    const s = this.servers[node];
+    const m = this.servers[s.masterOf!];
+    const common = commonPrefix(s.log, m.log);
+    if (common < s.log.length) {
+      this.discarded.push(...s.log.slice(common));
+      s.log.length = common;
+    }
+    for (let i = common; i < m.log.length; i++) s.log.push(m.log[i]!);
+    s.replId = m.replId;
+    s.replId2 = m.replId2;
+    s.secondOffset = m.secondOffset;
+  }
+
+  /** Something changed the topology (a role, a crash, a partition): replicas resynchronise shortly. */
+  kickAll(): void {
+    for (const n of NODES) this.kick(n);
+  }
+
+  snapshot(node: NodeId): RedisSnapshot {
+    const s = this.servers[node];
+    const master = s.masterOf;
+    const linkUp = this.linked(node) && commonPrefix(s.log, this.servers[master!].log) === s.log.length;
+    return {
+      role: s.role, replId: s.replId, replId2: s.replId2, offset: s.log.length * WRITE_BYTES, secondOffset: s.secondOffset,
+      masterHost: master === null ? null : ADDRESS[master], masterPort: master === null ? null : REDIS_PORT,
+      linkUp, syncInProgress: false,
+      connectedReplicas: NODES.filter((r) => r !== node && this.servers[r].masterOf === node && this.linked(r)).length,
+    };
+  }
+
+  private kick(node: NodeId): void {
+    if (this.servers[node].role === 'replica') this.world.at(this.world.now + this.world.int(5, RESYNC_MS), () => this.sync(node));
+  }
+
+  private freshReplId(): string {
+    return (++this.replIds).toString(16).padStart(40, '0');
+  }
+}
+
+/** Length of the common prefix of two logs (bisection: see the file header). */
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  let lo = 0;
+  let hi = Math.min(a.length, b.length);
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (a[mid - 1] === b[mid - 1]) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
