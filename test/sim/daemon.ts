@@ -33,8 +33,6 @@ export interface DaemonEnv {
   readonly timing: Timing;
   readonly checker: Invariants;
   readonly audit: AuditRecord[];
-  /** Build the initial state after the start-up probe, as `runDaemon` does (see `start`). */
-  readonly productionStartup: boolean;
   note(line: string): void;
   linkUp(node: NodeId): boolean;
   injector(node: NodeId): Injector;
@@ -81,11 +79,9 @@ export class SimDaemon {
     const vipPresent = await vip.isPresent();
     const sender = new Sender(id, bootTimeMs);
     const runtime = new Runtime(this.deps(inc, redis, vip, sender, inject), initialState(
-      // `runDaemon` builds the initial state after the probe, which makes the probe older
-      // than `redisChangedAt`, so the core drops its snapshot and adverts say "Redis
-      // unknown" until the next check (findings.test.ts, 2). The simulation builds it as
-      // of the probe's start, so the properties test everything else.
-      env.productionStartup ? world.now : startedAt, file.content,
+      // As `runDaemon` does: the state is built after the start-up probe (which the core
+      // still trusts: findings.test.ts, 2).
+      world.now, file.content,
     ));
     this.runtime = runtime;
     this.receiver = new Receiver(id, (reason) => env.net.drop(reason));

@@ -54,10 +54,11 @@ describe('findings', () => {
    * A restarted daemon that never saw the switchover takes such a handover too (the old
    * master took its role back when the new one resigned for a restart): so the check must
    * be on the epoch (a handover below the known epoch is stale), not only on the id.
-   * Workaround in the simulation: the no-loss check leaves out what a promotion without
-   * catch-up leaves on a peer whose Redis is still a master (`RedisModel.excused`).
+   * Fixed (core/switchover.ts): a handover whose id already finished here, or whose epoch
+   * is not above the known epoch, is ignored in every role; only the old master, as
+   * BACKUP, re-sends handover. The simulation no longer excuses such a loss.
    */
-  it.fails('core: a handover for a switchover this node already finished is ignored as BACKUP too', () => {
+  it('core: a handover for a switchover this node already finished is ignored as BACKUP too', () => {
     const s: CoreState = {
       ...initialState(0, { epoch: 1, knownEpoch: 2 }), role: 'BACKUP', lastSwitchoverId: 's1', peer: masterA,
       health: { healthy: true, consecutiveOk: 3, consecutiveFail: 0, detail: 'PONG', redis: replica, checkedAt: 0 },
@@ -67,7 +68,7 @@ describe('findings', () => {
     expect(r.state.role).toBe('BACKUP');
   });
 
-  it.fails('sim: the new master stalling right after a switchover loses no acknowledged write', async () => {
+  it('sim: the new master stalling right after a switchover loses no acknowledged write', async () => {
     // Found by "no partitions" at fast timing; trace: b takes over in s1 (488 ms), stalls
     // 558-953 ms, a takes over (856 ms, epoch 2), b resumes and steps down (953 ms), then
     // b BACKUP->MASTER e3 "switchover s1: a handed over the master role" (958 ms).
@@ -81,7 +82,7 @@ describe('findings', () => {
     })).toEqual([]);
   });
 
-  it.fails('core: a node that took the master role back does not re-send handover on its advert ticks', () => {
+  it('core: a node that took the master role back does not re-send handover on its advert ticks', () => {
     const s: CoreState = {
       ...initialState(0, { epoch: 4, knownEpoch: 4 }), role: 'MASTER', timers: { advert: 10 },
       switchover: {
@@ -93,7 +94,7 @@ describe('findings', () => {
     expect(r.actions.filter((a) => a.type === 'send-message')).toEqual([]);
   });
 
-  it.fails('sim: preempting right after a switchover loses no acknowledged write', async () => {
+  it('sim: preempting right after a switchover loses no acknowledged write', async () => {
     // Found by "no partitions" at fast timing; trace: a hands over s1 (1902 ms), b takes
     // over (1907 ms, e3), a preempts (2114 ms, e4), b steps down, then b BACKUP->MASTER e5
     // "switchover s1: a handed over the master role" (2215 ms); a's write #111 is lost.
@@ -117,21 +118,21 @@ describe('findings', () => {
    * adopts MASTER, takes writes, and loses them when the other adopts too and wins.
    * Expected: the start-up probe counts (build the state as of the probe, or do not
    * compare it with `redisChangedAt`).
-   * Workaround in the simulation: `startDaemon` builds the initial state as of the probe
-   * (`productionStartup` keeps the daemon's order).
+   * Fixed (core/state.ts): until this daemon's first role change every check is trusted
+   * (`redisChangedAt` starts at -Infinity); the simulation starts daemons as runDaemon does.
    */
-  it.fails('core: the start-up probe handed over as the first check keeps its Redis snapshot', () => {
+  it('core: the start-up probe handed over as the first check keeps its Redis snapshot', () => {
     const started = step(initialState(100, { epoch: 0, knownEpoch: 0 }), { type: 'started' }, 100, config).state;
     const master: RedisSnapshot = { ...replica, role: 'master', masterHost: null, masterPort: null, linkUp: false };
     const r = step(started, { type: 'health-checked', ok: true, detail: 'PONG', redis: master, startedAt: 95 }, 100, config);
     expect(r.state.health.redis).toEqual(master);
   });
 
-  it.fails('sim: both Redis masters at start-up, daemons started as runDaemon does: no acknowledged write lost', async () => {
+  it('sim: both Redis masters at start-up, daemons started as runDaemon does: no acknowledged write lost', async () => {
     // Trace: b adopts MASTER at 641 ms ("peer a is INIT, Redis unknown"), takes write #7
     // at 700 ms; a adopts at 700 ms ("outranks peer master b"); b steps down, #7 is gone.
     expect(await lost({
-      seed: -537733686, timing: DEFAULT_TIMING, lossFree: true, productionStartup: true,
+      seed: -537733686, timing: DEFAULT_TIMING, lossFree: true,
       faults: [{ kind: 'redis-crash', node: 'b', at: 0, durationMs: 50, keepData: true }],
     })).toEqual([]);
   });
@@ -142,19 +143,24 @@ describe('findings', () => {
    * "on" from the next advert: the operator was told maintenance is off, and automatic
    * failover stays frozen on both nodes. Expected: refuse or defer the answer until the
    * peer has been heard, or make the request win over the peer's flag.
-   * Workaround in the simulation: the operator re-checks `status` and repeats `off`
-   * (`operatorEndsMaintenance` in pair.ts).
+   * Fixed: the answer is "not confirmed, retry"; the simulation's operator does so
+   * (re-checks `status` and repeats `off`: `operatorEndsMaintenance` in pair.ts).
    */
-  it.fails('core: maintenance off answered before the peer was heard is not undone by the peer\'s flag', () => {
+  it('core: maintenance off answered before the peer was heard is not undone by the peer\'s flag', () => {
+    // Fixed (core/maintenance.ts): "already off" is not confirmed while the peer has not
+    // been heard; the operator is told to retry, and the peer's newer flag then shows.
     const s: CoreState = { ...initialState(0, { epoch: 0, knownEpoch: 0 }), role: 'BACKUP' };
     const off = step(s, { type: 'maintenance-requested', requestId: 'm2', on: false, user: 'op' }, 10, config);
-    expect(off.actions).toContainEqual(expect.objectContaining({ type: 'reply', ok: true }));
+    expect(off.actions).toContainEqual(expect.objectContaining({ type: 'reply', ok: false, detail: expect.stringMatching(/not confirmed.*retry/) }));
     const advert: Advert = {
       groupId: 51, nodeName: 'a', state: 'MASTER', priority: 100, advertIntervalMs: 1000, bootTimeMs: 1, seq: 1, epoch: 1,
       flags: { ...flags, maintenance: true }, maintenanceGen: 1, redis: masterA.redis,
     };
     const heard = step(off.state, { type: 'advert-received', advert, fromAddress: '10.77.0.11' }, 20, config);
-    expect(heard.state.maintenance.on).toBe(false);
+    expect(heard.state.maintenance.on).toBe(true);
+    const again = step(heard.state, { type: 'maintenance-requested', requestId: 'm3', on: false, user: 'op' }, 30, config);
+    expect(again.state.maintenance).toEqual({ on: false, gen: 2 });
+    expect(again.actions).toContainEqual(expect.objectContaining({ type: 'reply', ok: true }));
   });
 
   /*
@@ -208,8 +214,10 @@ describe('findings', () => {
    * writes, through finding 7 (B's Redis had restarted as a master during maintenance, so
    * its data was far behind). Expected: after a stall, `resume` (like the timers) waits a
    * fresh interval for the peer.
+   * Fixed (core/maintenance.ts): `resume` leaves a master-down deadline that is still
+   * ahead (restarted by the stall) to decide.
    */
-  it.fails('core: maintenance off just after a stall does not take over on the peer\'s pre-stall silence', () => {
+  it('core: maintenance off just after a stall does not take over on the peer\'s pre-stall silence', () => {
     const s: CoreState = {
       ...initialState(0, { epoch: 0, knownEpoch: 0, maintenance: { on: true, gen: 1 } }), role: 'BACKUP',
       timers: { 'master-down': 3648, advert: 1000 }, peer: { ...masterA, epoch: 0, maintenanceGen: 1 },
@@ -221,7 +229,7 @@ describe('findings', () => {
     expect(r.actions.filter((a) => a.type === 'promote-redis')).toEqual([]);
   });
 
-  it.fails('sim: maintenance off reaching a stalled backup neither fails over nor loses a write', async () => {
+  it('sim: maintenance off reaching a stalled backup neither fails over nor loses a write', async () => {
     // Trace: b BACKUP->MASTER e1 at 19708 ms "maintenance off (requested by sim): no advert
     // from a for 3649 ms"; a steps down at 19710 ms; 136 writes a took since 6200 ms lost.
     const r = await simulate({

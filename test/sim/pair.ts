@@ -41,8 +41,6 @@ export interface SimOptions {
   readonly settleMs?: number;
   /** Check the no-lost-write property at the end (histories without partitions). */
   readonly lossFree?: boolean;
-  /** Build each daemon's initial state after its start-up probe, as `runDaemon` does (see `SimDaemon.start`). */
-  readonly productionStartup?: boolean;
   /** Skip the end-state checks (scenarios that stop mid-way). */
   readonly noSettleCheck?: boolean;
 }
@@ -76,7 +74,6 @@ export class SimPair implements Observed, DaemonEnv {
   readonly client: Client;
   readonly timing: Timing;
   readonly checker: Invariants;
-  readonly productionStartup: boolean;
   readonly trace: string[] = [];
   readonly replies: string[] = [];
   readonly audit: AuditRecord[] = [];
@@ -87,7 +84,6 @@ export class SimPair implements Observed, DaemonEnv {
 
   constructor(private readonly opts: SimOptions) {
     this.timing = opts.timing;
-    this.productionStartup = opts.productionStartup ?? false;
     this.world = new World(opts.seed);
     this.net = new Network(this.world, opts.faults);
     this.redis = new RedisModel(this.world, this.net);

@@ -59,7 +59,7 @@ export class SimRedisAdapter implements RuntimeRedis {
 
   /**
    * `afterFault`: the core skipped the catch-up because the peer reported FAULT; else a
-   * promotion without catch-up comes from a `handover` (see `RedisModel.excused`).
+   * promotion without catch-up comes from a `handover`, whose old master follows us already.
    */
   async promote(catchUpFrom: HostPort | null, afterFault = false): Promise<RedisProbe> {
     const failure = this.inject('promote-redis');
@@ -105,11 +105,9 @@ export class SimRedisAdapter implements RuntimeRedis {
       if (peer !== null) this.redis.unpause(peer);
       return { ok: false, detail: `${detail}; local Redis: connection refused`, redis: null };
     }
-    // What only the peer holds is discarded when it follows us (findings.test.ts, 1, 5, 7).
-    // A handover's promotion expects the old master's Redis to follow ours already: if it
-    // is a master, the handover was stale.
+    // What only the peer holds is discarded when it follows us (findings.test.ts, 5, 7).
     const other = this.redis.servers[OTHER[this.node]];
-    const why = afterFault ? 'finding 5' : outrun ? 'finding 7' : catchUpFrom === null && other.role === 'master' ? 'finding 1' : null;
+    const why = afterFault ? 'finding 5' : outrun ? 'finding 7' : null;
     if (why !== null) this.redis.leftBehind(other.node, this.node, why, LEFT_BEHIND_MS);
     this.redis.promote(this.node);
     if (peer !== null && fenceable) {
