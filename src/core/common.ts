@@ -49,7 +49,7 @@ export function withTimers(s: CoreState, changes: Partial<Record<TimerName, numb
 export function transitionTo(s: CoreState, role: NodeState, now: number, reason: string): CoreState {
   const same = role === s.role;
   return {
-    ...s, role, since: same ? s.since : now, reason,
+    ...s, role, enteredAtMs: same ? s.enteredAtMs : now, reason,
     vipClaimed: same && s.vipClaimed, vipClaimFailures: same ? s.vipClaimFailures : 0,
   };
 }
@@ -58,7 +58,7 @@ export function transitionTo(s: CoreState, role: NodeState, now: number, reason:
 export function livePeer(s: CoreState, now: number, config: CoreConfig): PeerView | null {
   const p = s.peer;
   if (!p) return null;
-  return now - p.receivedAt <= masterDownMs(config.priority, p.advertIntervalMs) ? p : null;
+  return now - p.receivedAtMs <= masterDownMs(config.priority, p.advertIntervalMs) ? p : null;
 }
 
 export function peerCannotServe(peer: PeerView): boolean {

@@ -22,7 +22,7 @@ import type { Advert, Maintenance } from './types.js';
 export function freeze(s: CoreState, now: number, what: string): StepResult {
   const reason = `maintenance: ${what}; automatic failover is off`;
   if (s.frozen?.reason === what) return done(s, [], reason);
-  return done({ ...s, frozen: { reason: what, since: now } }, [audit('failover-held', { reason: what, role: s.role })], reason);
+  return done({ ...s, frozen: { reason: what, atMs: now } }, [audit('failover-held', { reason: what, role: s.role })], reason);
 }
 
 /** `redis-ha maintenance on|off` on this node. */
@@ -94,7 +94,7 @@ export function resume(s: CoreState, now: number, config: CoreConfig, why: strin
         if (downAt !== undefined && downAt > now) {
           return done(s, [], `${why}: no recent advert from ${s.peer.nodeName}; the master-down timer decides in ${Math.round(downAt - now)} ms`);
         }
-        return takeOver(s, now, config, `${why}: no advert from ${s.peer.nodeName} for ${Math.round(now - s.peer.receivedAt)} ms`);
+        return takeOver(s, now, config, `${why}: no advert from ${s.peer.nodeName} for ${Math.round(now - s.peer.receivedAtMs)} ms`);
       }
       if (!peer) {
         // Never heard (just started): its adverts may simply not have arrived yet.
@@ -103,7 +103,7 @@ export function resume(s: CoreState, now: number, config: CoreConfig, why: strin
       }
       const interval = peer.advertIntervalMs;
       const downAt = peer.state === 'MASTER'
-        ? peer.receivedAt + masterDownMs(config.priority, interval)
+        ? peer.receivedAtMs + masterDownMs(config.priority, interval)
         : s.timers['master-down'] ?? now + masterDownMs(config.priority, interval);
       return reconcileReplica(withTimers(s, { 'master-down': downAt }), now, config, why);
     }

@@ -35,7 +35,7 @@ export interface PeerView {
   readonly flags: AdvertFlags;
   readonly maintenanceGen: number;
   readonly redis: AdvertRedis;
-  readonly receivedAt: number;
+  readonly receivedAtMs: number;
 }
 
 /**
@@ -48,7 +48,7 @@ export interface HealthView {
   readonly consecutiveFail: number;
   readonly detail: string;
   readonly redis: RedisSnapshot | null;
-  readonly checkedAt: number | null;
+  readonly checkedAtMs: number | null;
 }
 
 /** A Redis role change in flight (the adapter runs one at a time and reports back). */
@@ -69,7 +69,7 @@ export interface SwitchoverOp {
   readonly user: string;
   readonly force: boolean;
   readonly timeoutMs: number;
-  readonly startedAt: number;
+  readonly startedAtMs: number;
   /** `awaiting-peer`: the epoch the peer was told to take. */
   readonly epoch: number;
   /** `awaiting-peer`: how often `handover` was re-sent. */
@@ -82,7 +82,7 @@ export interface SwitchoverOp {
 export interface CoreState {
   readonly role: NodeState;
   /** When `role` was entered. */
-  readonly since: number;
+  readonly enteredAtMs: number;
   /** Why `role` was entered: the transition's log line and what tests assert. */
   readonly reason: string;
   /** Promotion epoch of this node's latest mastership; carried in adverts. */
@@ -91,18 +91,18 @@ export interface CoreState {
   readonly knownEpoch: number;
   readonly redisOp: RedisOp;
   /** When the last promotion or demotion finished: health snapshots taken before it are stale. */
-  readonly redisChangedAt: number;
+  readonly redisChangedAtMs: number;
   readonly health: HealthView;
   readonly peer: PeerView | null;
   readonly timers: Readonly<Partial<Record<TimerName, number>>>;
   /** When this node last answered a rival master's advert by re-announcing (rate limit). */
-  readonly lastReannounceAt: number | null;
+  readonly lastReannounceAtMs: number | null;
   /** Set on shutdown: adverts carry priority 0 and nothing else is started. */
   readonly resigning: boolean;
   /** Pair-wide maintenance flag (persisted): no automatic role change while on. */
   readonly maintenance: Maintenance;
   /** While in maintenance: the automatic action being held back, and since when. */
-  readonly frozen: { readonly reason: string; readonly since: number } | null;
+  readonly frozen: { readonly reason: string; readonly atMs: number } | null;
   readonly switchover: SwitchoverOp | null;
   /** The last switchover this node finished; a duplicate request for it is ignored. */
   readonly lastSwitchoverId: string | null;
@@ -128,18 +128,18 @@ export interface PersistedCoreState {
 export function initialState(now: number, persisted: PersistedCoreState): CoreState {
   return {
     role: 'INIT',
-    since: now,
+    enteredAtMs: now,
     reason: 'daemon started',
     epoch: persisted.epoch,
     knownEpoch: Math.max(persisted.epoch, persisted.knownEpoch),
     redisOp: null,
     // No role change by this daemon yet: the start-up probe, sent before this state was
     // built, is as trusted as any later check.
-    redisChangedAt: Number.NEGATIVE_INFINITY,
-    health: { healthy: null, consecutiveOk: 0, consecutiveFail: 0, detail: 'not checked yet', redis: null, checkedAt: null },
+    redisChangedAtMs: Number.NEGATIVE_INFINITY,
+    health: { healthy: null, consecutiveOk: 0, consecutiveFail: 0, detail: 'not checked yet', redis: null, checkedAtMs: null },
     peer: null,
     timers: {},
-    lastReannounceAt: null,
+    lastReannounceAtMs: null,
     resigning: false,
     maintenance: persisted.maintenance ?? { on: false, gen: 0 },
     frozen: null,

@@ -88,7 +88,7 @@ export function step(state: CoreState, event: Event, now: number, config: CoreCo
     case 'promotion-finished':
       return onPromotionFinished(state, event, now, config);
     case 'demotion-finished':
-      return done({ ...state, redisOp: state.redisOp === 'demoting' ? null : state.redisOp, redisChangedAt: now }, [
+      return done({ ...state, redisOp: state.redisOp === 'demoting' ? null : state.redisOp, redisChangedAtMs: now }, [
         audit('redis-demoted', { ok: event.ok, detail: event.detail }),
       ], event.ok ? `demotion finished: ${event.detail}` : `demotion failed: ${event.detail}`);
     case 'vip-observed':
@@ -163,7 +163,7 @@ function onHealthChecked(
   now: number,
   config: CoreConfig,
 ): StepResult {
-  const health = nextHealth(state.health, event, now, config, state.redisChangedAt);
+  const health = nextHealth(state.health, event, now, config, state.redisChangedAtMs);
   const s = { ...state, health };
   const turnedBad = health.healthy === false && state.health.healthy !== false;
   switch (s.role) {
@@ -207,7 +207,7 @@ function onAdvert(state: CoreState, advert: Advert, fromAddress: string, now: nu
     flags: advert.flags,
     maintenanceGen: advert.maintenanceGen ?? 0,
     redis: advert.redis,
-    receivedAt: now,
+    receivedAtMs: now,
   };
   const knownEpoch = Math.max(state.knownEpoch, advert.epoch);
   let s: CoreState = { ...state, peer, knownEpoch };
@@ -299,7 +299,7 @@ function masterHeard(s: CoreState, peer: PeerView, now: number, config: CoreConf
   // Re-announce at most once per advert interval: if the two nodes ever disagreed on
   // the ranking (e.g. a peer seen from another source address), immediate replies to
   // each other's adverts would become a packet storm.
-  const last = s.lastReannounceAt;
+  const last = s.lastReannounceAtMs;
   if (last !== null && now - last < config.advertIntervalMs) {
     return done(s, [], `dual master: this node wins (${rankText(mine)} over ${rankText(theirs)}); re-announced recently`);
   }
@@ -308,7 +308,7 @@ function masterHeard(s: CoreState, peer: PeerView, now: number, config: CoreConf
     sendAdvert(s, config),
   ];
   if (vipDesired(s)) actions.push({ type: 'announce-vip' });
-  return done({ ...s, lastReannounceAt: now }, actions,
+  return done({ ...s, lastReannounceAtMs: now }, actions,
     `dual master resolved: this node wins (${rankText(mine)} over ${rankText(theirs)}); re-announcing`);
 }
 
@@ -335,7 +335,7 @@ function onTimer(state: CoreState, timer: TimerName, now: number, config: CoreCo
       if (peer && peerResigning(peer)) {
         return takeOver(s, now, config, `peer ${peer.nodeName} resigned (priority 0)`);
       }
-      const silentMs = peer ? Math.round(now - peer.receivedAt) : null;
+      const silentMs = peer ? Math.round(now - peer.receivedAtMs) : null;
       const why = silentMs === null
         ? `no advert from any master within the master-down interval (${Math.round(masterDownMs(config.priority, config.advertIntervalMs))} ms)`
         : `no master advert from ${peer?.nodeName} for ${silentMs} ms (master-down interval)`;
@@ -360,7 +360,7 @@ function onPromotionFinished(
   config: CoreConfig,
 ): StepResult {
   const health = event.redis ? { ...state.health, redis: event.redis } : state.health;
-  const s: CoreState = { ...state, redisOp: null, redisChangedAt: now, health };
+  const s: CoreState = { ...state, redisOp: null, redisChangedAtMs: now, health };
   const record = audit('redis-promoted', { ok: event.ok, detail: event.detail, ...redisFields(event.redis) });
   const r = promotionOutcome(s, event.ok, event.detail, now, config);
   const finished = finishTakingOver(r.state, event.ok && s.role === 'MASTER', event.detail);
@@ -489,10 +489,10 @@ function nextHealth(
   e: Extract<Event, { type: 'health-checked' }>,
   now: number,
   config: CoreConfig,
-  redisChangedAt: number,
+  redisChangedAtMs: number,
 ): HealthView {
   // A check that was sent before the last role change may report the old role.
-  const fresh = (e.startedAt ?? now) >= redisChangedAt;
+  const fresh = (e.startedAtMs ?? now) >= redisChangedAtMs;
   const consecutiveOk = e.ok ? h.consecutiveOk + 1 : 0;
   const consecutiveFail = e.ok ? 0 : h.consecutiveFail + 1;
   let healthy = h.healthy;
@@ -500,6 +500,6 @@ function nextHealth(
   if (healthy === null) healthy = e.ok;
   else if (healthy && consecutiveFail >= config.fall) healthy = false;
   else if (!healthy && consecutiveOk >= config.rise) healthy = true;
-  return { healthy, consecutiveOk, consecutiveFail, detail: e.detail, redis: e.ok && fresh ? e.redis : h.redis, checkedAt: now };
+  return { healthy, consecutiveOk, consecutiveFail, detail: e.detail, redis: e.ok && fresh ? e.redis : h.redis, checkedAtMs: now };
 }
 

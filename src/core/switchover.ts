@@ -69,7 +69,7 @@ function startSwitchover(s: CoreState, e: Requested, now: number, config: CoreCo
   const lagBytes = Math.max(0, local.offset - peer.redis.offset);
   const op: SwitchoverOp = {
     requestId: e.requestId, phase: 'switching-over', replyTo: e.origin, user: e.user, force: e.force,
-    timeoutMs: e.timeoutMs, startedAt: now, epoch: 0, resends: 0, method: null, pausedMs: null,
+    timeoutMs: e.timeoutMs, startedAtMs: now, epoch: 0, resends: 0, method: null, pausedMs: null,
   };
   const next: CoreState = { ...s, switchover: op, redisOp: 'switching-over' };
   const reason = `switchover ${e.requestId} by ${e.user}${e.force ? ' (forced)' : ''}: handing the master role to ${peer.nodeName}`;
@@ -95,7 +95,7 @@ function switchoverProblem(s: CoreState, force: boolean, now: number, config: Co
   if (peer === null) {
     return s.peer === null
       ? 'no advert from the peer yet: its daemon must be running to take over'
-      : `no advert from ${s.peer.nodeName} for ${Math.round(now - s.peer.receivedAt)} ms: its daemon must be running to take over`;
+      : `no advert from ${s.peer.nodeName} for ${Math.round(now - s.peer.receivedAtMs)} ms: its daemon must be running to take over`;
   }
   if (peerCannotServe(peer)) return `peer ${peer.nodeName} is FAULT: its Redis is failing its health checks`;
   if (peer.state !== 'BACKUP') return `peer ${peer.nodeName} is ${peer.state}, not BACKUP`;
@@ -131,7 +131,7 @@ function forward(s: CoreState, e: Requested, now: number, config: CoreConfig): S
   }
   const op: SwitchoverOp = {
     requestId: e.requestId, phase: 'forwarded', replyTo: 'local', user: e.user, force: e.force,
-    timeoutMs: e.timeoutMs, startedAt: now, epoch: 0, resends: 0, method: null, pausedMs: null,
+    timeoutMs: e.timeoutMs, startedAtMs: now, epoch: 0, resends: 0, method: null, pausedMs: null,
   };
   const waitMs = switchoverForwardWaitMs(e.timeoutMs, peer.advertIntervalMs);
   const next = withTimers({ ...s, switchover: op }, { switchover: now + waitMs });
@@ -150,7 +150,7 @@ type Finished = Extract<Event, { type: 'redis-switchover-finished' }>;
 export function onRedisSwitchoverFinished(s: CoreState, e: Finished, now: number, config: CoreConfig): StepResult {
   const op = s.switchover;
   const health = e.redis ? { ...s.health, redis: e.redis } : s.health;
-  const base: CoreState = { ...s, health, redisOp: s.redisOp === 'switching-over' ? null : s.redisOp, redisChangedAt: now };
+  const base: CoreState = { ...s, health, redisOp: s.redisOp === 'switching-over' ? null : s.redisOp, redisChangedAtMs: now };
   const record = audit('switchover-redis', { requestId: op?.requestId ?? null, outcome: e.outcome, method: e.method, pausedMs: e.pausedMs, detail: e.detail });
   if (op === null || op.phase !== 'switching-over') return done(base, [record], 'Redis switchover finished with no switchover running');
   const peerName = s.peer?.nodeName ?? 'peer';
@@ -212,7 +212,7 @@ export function onHandoverReceived(
     ? { ...op, phase: 'taking-over' }
     : {
         requestId: e.requestId, phase: 'taking-over', replyTo: null, user: 'peer', force: e.force, timeoutMs: 0,
-        startedAt: now, epoch: e.epoch, resends: 0, method: null, pausedMs: null,
+        startedAtMs: now, epoch: e.epoch, resends: 0, method: null, pausedMs: null,
       };
   const peerName = s.peer?.nodeName ?? 'the peer';
   // The old master follows our Redis already: no catch-up from it, no pause, no fence.
@@ -265,7 +265,7 @@ export function onPeerAdvertDuringSwitchover(s: CoreState, now: number, config: 
   if (op === null || op.phase !== 'awaiting-peer' || peer === null) return null;
   if (peer.state !== 'MASTER' || peer.epoch < op.epoch || !peer.flags.holdsVip) return null;
   const ended = withTimers({ ...s, switchover: null, lastSwitchoverId: op.requestId }, { switchover: undefined });
-  const tookMs = Math.round(now - op.startedAt);
+  const tookMs = Math.round(now - op.startedAtMs);
   return done(ended, [
     ...letGo(s, `switchover ${op.requestId}: ${peer.nodeName} holds the VIP`),
     // Tells the new master we let go, so it re-announces the VIP (see step.ts).
@@ -293,7 +293,7 @@ export function onSwitchoverTimer(s: CoreState, now: number): StepResult {
   const op = s.switchover;
   if (op === null || (op.phase !== 'forwarded' && op.phase !== 'awaiting-peer')) return done(s, [], 'switchover timer ignored');
   const ended = { ...s, switchover: null, lastSwitchoverId: op.requestId };
-  const waited = Math.round(now - op.startedAt);
+  const waited = Math.round(now - op.startedAtMs);
   const detail = op.phase === 'forwarded'
     ? `no answer from the master within ${waited} ms; check \`redis-ha status\` on both nodes`
     : `Redis was handed over, but ${s.peer?.nodeName ?? 'the peer'} has not advertised MASTER within ${waited} ms; ` +

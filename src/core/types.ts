@@ -128,7 +128,7 @@ export type Event =
   | {
       readonly type: 'health-checked';
       /** When the check was sent; a snapshot older than the last role change is not trusted. */
-      readonly startedAt?: number;
+      readonly startedAtMs?: number;
       readonly ok: boolean;
       readonly detail: string;
       readonly redis: RedisSnapshot | null;

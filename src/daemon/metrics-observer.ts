@@ -32,7 +32,7 @@ export class MetricsObserver implements RuntimeObserver {
         break;
       case 'promotion-finished':
         // From entering MASTER to a promoted Redis (the VIP claim follows at once).
-        if (event.ok && after.role === 'MASTER' && before.redisOp === 'promoting') this.metrics.takeover(now - after.since);
+        if (event.ok && after.role === 'MASTER' && before.redisOp === 'promoting') this.metrics.takeover(now - after.enteredAtMs);
         break;
       case 'redis-switchover-finished':
         this.metrics.switchover(event.outcome);

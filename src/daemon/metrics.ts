@@ -156,13 +156,13 @@ export class Metrics {
     this.maintenance.set(Number(state.maintenance.on));
 
     const h = state.health;
-    this.redisUp.set(h.checkedAt === null ? Number.NaN : Number(h.consecutiveOk > 0));
+    this.redisUp.set(h.checkedAtMs === null ? Number.NaN : Number(h.consecutiveOk > 0));
     this.replicationOffset.reset();
     if (h.redis) this.replicationOffset.set({ node: 'local' }, h.redis.offset);
     const peer = state.peer;
     if (peer && peer.redis.role !== 'unknown') this.replicationOffset.set({ node: 'peer' }, peer.redis.offset);
     this.replicationLag.set(replicationLagBytes(state) ?? Number.NaN);
-    this.peerAdvertAge.set(peer ? Math.max(0, now - peer.receivedAt) / 1000 : Number.NaN);
+    this.peerAdvertAge.set(peer ? Math.max(0, now - peer.receivedAtMs) / 1000 : Number.NaN);
 
     this.advanceTransport(extra.transport);
   }

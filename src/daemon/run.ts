@@ -139,8 +139,8 @@ export async function runDaemon(configPath: string): Promise<number> {
     vipPresent,
     loaded: { source: config.source, summary: summarise(config), bootTimeMs: persisted.bootTimeMs },
     firstCheck: link.up
-      ? { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAt: firstStartedAt }
-      : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAt: firstStartedAt },
+      ? { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAtMs: firstStartedAt }
+      : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs: firstStartedAt },
   });
   service.startWatchdog((within) => runtime.alive(within), watchdogStaleMs(config.health));
   const code = await runtime.done;

@@ -361,21 +361,21 @@ export class Runtime {
     if (this.stopped) return;
     const dueAtMs = this.deps.clock.now() + delayMs;
     this.healthTimer = this.deps.scheduler.setTimer(() => {
-      const startedAt = this.deps.clock.now();
-      if (startedAt - dueAtMs > this.deps.stallThresholdMs) this.reportStall(startedAt - dueAtMs);
+      const startedAtMs = this.deps.clock.now();
+      if (startedAtMs - dueAtMs > this.deps.stallThresholdMs) this.reportStall(startedAtMs - dueAtMs);
       void Promise.all([this.deps.link(), this.deps.redis.check()]).then(([link, r]) => {
         this.lastHealthDoneAtMs = this.deps.clock.now();
         this.dispatch(link.up
-          ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAt }
-          : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAt });
+          ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAtMs }
+          : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs });
         // Fixed rate: the next check is due one interval after this one started.
-        const elapsed = this.deps.clock.now() - startedAt;
+        const elapsed = this.deps.clock.now() - startedAtMs;
         this.scheduleHealth(Math.max(0, this.deps.healthIntervalMs - elapsed));
       }, (error: unknown) => {
         // The adapters report failures as results; a rejection is a bug, but must not stop the loop.
         this.deps.logger.error({ err: error }, 'health check threw');
         this.lastHealthDoneAtMs = this.deps.clock.now();
-        this.dispatch({ type: 'health-checked', ok: false, detail: `health check threw: ${errorMessage(error)}`, redis: null, startedAt });
+        this.dispatch({ type: 'health-checked', ok: false, detail: `health check threw: ${errorMessage(error)}`, redis: null, startedAtMs });
         this.scheduleHealth(this.deps.healthIntervalMs);
       });
     }, delayMs);

@@ -85,7 +85,7 @@ export function buildStatus(i: StatusInputs): StatusReport {
   const iso = (mono: number): string => new Date(i.wallNow - (i.now - mono)).toISOString();
   const r = s.health.redis;
   const p = s.peer;
-  const peerLive = p !== null && i.now - p.receivedAt <= masterDownMs(i.node.priority, p.advertIntervalMs);
+  const peerLive = p !== null && i.now - p.receivedAtMs <= masterDownMs(i.node.priority, p.advertIntervalMs);
   const lagBytes = replicationLagBytes(s);
   const base = {
     version: STATUS_VERSION,
@@ -98,20 +98,20 @@ export function buildStatus(i: StatusInputs): StatusReport {
       holdsVip: i.holdsVip,
       vip: i.vip,
     },
-    lastTransition: { state: s.role, reason: s.reason, at: iso(s.since), agoMs: Math.round(i.now - s.since) },
+    lastTransition: { state: s.role, reason: s.reason, at: iso(s.enteredAtMs), agoMs: Math.round(i.now - s.enteredAtMs) },
     maintenance: {
       on: s.maintenance.on,
       gen: s.maintenance.gen,
       heldBack: s.frozen?.reason ?? null,
-      heldSince: s.frozen ? iso(s.frozen.since) : null,
+      heldSince: s.frozen ? iso(s.frozen.atMs) : null,
     },
     switchover: s.switchover
-      ? { requestId: s.switchover.requestId, phase: s.switchover.phase, user: s.switchover.user, runningMs: Math.round(i.now - s.switchover.startedAt) }
+      ? { requestId: s.switchover.requestId, phase: s.switchover.phase, user: s.switchover.user, runningMs: Math.round(i.now - s.switchover.startedAtMs) }
       : null,
     redis: {
       healthy: s.health.healthy,
       detail: s.health.detail,
-      checkedAgoMs: s.health.checkedAt === null ? null : Math.round(i.now - s.health.checkedAt),
+      checkedAgoMs: s.health.checkedAtMs === null ? null : Math.round(i.now - s.health.checkedAtMs),
       role: r?.role ?? 'unknown',
       replId: r?.replId ?? null,
       replId2: r?.replId2 ?? null,
@@ -127,7 +127,7 @@ export function buildStatus(i: StatusInputs): StatusReport {
           state: p.state,
           priority: p.priority,
           epoch: p.epoch,
-          lastAdvertAgoMs: Math.round(i.now - p.receivedAt),
+          lastAdvertAgoMs: Math.round(i.now - p.receivedAtMs),
           live: peerLive,
           fault: p.flags.fault,
           maintenance: p.flags.maintenance,
@@ -142,7 +142,7 @@ export function buildStatus(i: StatusInputs): StatusReport {
     },
     adverts: i.adverts,
   };
-  const { verdict, problems } = judge(s, { live: peerLive, silentMs: p ? Math.round(i.now - p.receivedAt) : null }, lagBytes, i);
+  const { verdict, problems } = judge(s, { live: peerLive, silentMs: p ? Math.round(i.now - p.receivedAtMs) : null }, lagBytes, i);
   return { ...base, verdict, problems };
 }
 

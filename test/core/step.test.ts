@@ -227,9 +227,9 @@ describe('MASTER', () => {
   it('a stale health snapshot taken before the promotion finished does not look like drift', () => {
     const b = last(run(cfg, [started, [10, ok(replicaSnap())], [20, heard(advert({ state: 'FAULT', flags: { fault: true, resigning: false, maintenance: false, switchingOver: false, holdsVip: false } }))]])).state;
     const p = step(b, { type: 'promotion-finished', ok: true, detail: 'ok', redis: masterSnap() }, 100, cfg).state;
-    const r = step(p, { type: 'health-checked', ok: true, detail: 'PONG', redis: replicaSnap(), startedAt: 90 }, 110, cfg);
+    const r = step(p, { type: 'health-checked', ok: true, detail: 'PONG', redis: replicaSnap(), startedAtMs: 90 }, 110, cfg);
     expect(r.state.role).toBe('MASTER');
-    const drift = step(p, { type: 'health-checked', ok: true, detail: 'PONG', redis: replicaSnap(), startedAt: 200 }, 210, cfg);
+    const drift = step(p, { type: 'health-checked', ok: true, detail: 'PONG', redis: replicaSnap(), startedAtMs: 200 }, 210, cfg);
     expect(drift.state.role).toBe('BACKUP');
   });
 });

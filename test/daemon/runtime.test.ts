@@ -94,7 +94,7 @@ const aMaster = (over: Partial<Parameters<typeof advert>[0]> = {}): Event =>
 /** b: a BACKUP following a, with the runtime started and a's adverts heard once. */
 async function backupB(w: World): Promise<Runtime> {
   const rt = new Runtime(w.deps(), initialState(w.time.now(), { epoch: 1, knownEpoch: 1 }));
-  rt.start({ firstCheck: { type: 'health-checked', ok: true, detail: 'PONG', redis: replicaSnap(), startedAt: 0 } });
+  rt.start({ firstCheck: { type: 'health-checked', ok: true, detail: 'PONG', redis: replicaSnap(), startedAtMs: 0 } });
   rt.dispatch(aMaster());
   await w.time.advance(10);
   expect(rt.current.role).toBe('BACKUP');
@@ -106,7 +106,7 @@ async function masterA(w: World): Promise<Runtime> {
   const cfg = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
   w.snapshot = masterSnap({ replId: REPL_A, connectedReplicas: 1 });
   const rt = new Runtime(w.deps(cfg), initialState(0, { epoch: 1, knownEpoch: 1 }));
-  rt.start({ firstCheck: { type: 'health-checked', ok: true, detail: 'PONG', redis: w.snapshot, startedAt: 0 } });
+  rt.start({ firstCheck: { type: 'health-checked', ok: true, detail: 'PONG', redis: w.snapshot, startedAtMs: 0 } });
   const bBackup = advert({ nodeName: 'b', priority: 90, state: 'BACKUP', epoch: 1, redis: { role: 'replica', replId: REPL_A, replId2: '', offset: 1000, secondOffset: -1 } });
   rt.dispatch({ type: 'advert-received', advert: bBackup, fromAddress: B_ADDR });
   await w.time.advance(3500);
@@ -220,7 +220,7 @@ describe('a thrown effect of every kind leaves the core able to act', () => {
       return { ok: true, detail: 'replicating' };
     };
     const rt = new Runtime(w.deps(), initialState(0, { epoch: 1, knownEpoch: 1 }));
-    rt.start({ firstCheck: { type: 'health-checked', ok: true, detail: 'PONG', redis: w.snapshot, startedAt: 0 } });
+    rt.start({ firstCheck: { type: 'health-checked', ok: true, detail: 'PONG', redis: w.snapshot, startedAtMs: 0 } });
     rt.dispatch(aMaster());
     await w.time.advance(1200);
     expect(calls).toBe(2);

@@ -74,7 +74,7 @@ export class SimDaemon {
     const inject = env.injector(id);
     const redis = new SimRedisAdapter(id, inc, world, env.net, env.redis, inject);
     const vip = new SimVipManager(this.vip, inc, world, inject);
-    const startedAt = world.now;
+    const startedAtMs = world.now;
     const probe = await redis.check();
     const vipPresent = await vip.isPresent();
     const sender = new Sender(id, bootTimeMs);
@@ -89,7 +89,7 @@ export class SimDaemon {
     env.note(`${id} daemon started (run ${inc.number}, epoch ${runtime.current.epoch}, VIP ${vipPresent ? 'present' : 'absent'})`);
     runtime.start({
       vipPresent,
-      firstCheck: { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAt },
+      firstCheck: { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAtMs },
     });
     void runtime.done.then((code) => {
       if (this.inc === inc) this.kill(`exited with status ${code}`, false);

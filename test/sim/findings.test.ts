@@ -24,7 +24,7 @@ const replica: RedisSnapshot = {
 const flags = { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: true };
 const masterA: PeerView = {
   nodeName: 'a', address: '10.77.0.11', state: 'MASTER', priority: 100, epoch: 2, advertIntervalMs: 1000, flags, maintenanceGen: 0,
-  redis: { role: 'master', replId: '2'.repeat(40), replId2: '1'.repeat(40), offset: 200, secondOffset: 101 }, receivedAt: 0,
+  redis: { role: 'master', replId: '2'.repeat(40), replId2: '1'.repeat(40), offset: 200, secondOffset: 101 }, receivedAtMs: 0,
 };
 
 /** Acknowledged writes the final master does not hold (crashed Redis's unreplicated writes aside), with no exemption. */
@@ -61,7 +61,7 @@ describe('findings', () => {
   it('core: a handover for a switchover this node already finished is ignored as BACKUP too', () => {
     const s: CoreState = {
       ...initialState(0, { epoch: 1, knownEpoch: 2 }), role: 'BACKUP', lastSwitchoverId: 's1', peer: masterA,
-      health: { healthy: true, consecutiveOk: 3, consecutiveFail: 0, detail: 'PONG', redis: replica, checkedAt: 0 },
+      health: { healthy: true, consecutiveOk: 3, consecutiveFail: 0, detail: 'PONG', redis: replica, checkedAtMs: 0 },
     };
     const r = step(s, { type: 'handover-received', requestId: 's1', epoch: 1, force: false }, 10, config);
     expect(r.actions.filter((a) => a.type === 'promote-redis')).toEqual([]);
@@ -86,7 +86,7 @@ describe('findings', () => {
     const s: CoreState = {
       ...initialState(0, { epoch: 4, knownEpoch: 4 }), role: 'MASTER', timers: { advert: 10 },
       switchover: {
-        requestId: 's1', phase: 'awaiting-peer', replyTo: 'local', user: 'op', force: false, timeoutMs: 1000, startedAt: 0,
+        requestId: 's1', phase: 'awaiting-peer', replyTo: 'local', user: 'op', force: false, timeoutMs: 1000, startedAtMs: 0,
         epoch: 3, resends: 0, method: 'failover', pausedMs: 5,
       },
     };
@@ -109,22 +109,22 @@ describe('findings', () => {
   });
 
   /*
-   * 2. The start-up probe is thrown away. `runDaemon` probes Redis (startedAt = T0), then
-   * builds the state with `initialState(now)` (redisChangedAt = T1 > T0) and hands the
+   * 2. The start-up probe is thrown away. `runDaemon` probes Redis (startedAtMs = T0), then
+   * builds the state with `initialState(now)` (redisChangedAtMs = T1 > T0) and hands the
    * probe over as `firstCheck`: `nextHealth` finds it older than the last role change and
    * keeps no snapshot. Until the next health check the node cannot decide in INIT and its
    * adverts say "Redis unknown", which the peer reads as "not a master": with both Redis
    * masters at start-up (a Redis restarted without its REPLICAOF), the lower-priority node
    * adopts MASTER, takes writes, and loses them when the other adopts too and wins.
    * Expected: the start-up probe counts (build the state as of the probe, or do not
-   * compare it with `redisChangedAt`).
+   * compare it with `redisChangedAtMs`).
    * Fixed (core/state.ts): until this daemon's first role change every check is trusted
-   * (`redisChangedAt` starts at -Infinity); the simulation starts daemons as runDaemon does.
+   * (`redisChangedAtMs` starts at -Infinity); the simulation starts daemons as runDaemon does.
    */
   it('core: the start-up probe handed over as the first check keeps its Redis snapshot', () => {
     const started = step(initialState(100, { epoch: 0, knownEpoch: 0 }), { type: 'started' }, 100, config).state;
     const master: RedisSnapshot = { ...replica, role: 'master', masterHost: null, masterPort: null, linkUp: false };
-    const r = step(started, { type: 'health-checked', ok: true, detail: 'PONG', redis: master, startedAt: 95 }, 100, config);
+    const r = step(started, { type: 'health-checked', ok: true, detail: 'PONG', redis: master, startedAtMs: 95 }, 100, config);
     expect(r.state.health.redis).toEqual(master);
   });
 
@@ -209,7 +209,7 @@ describe('findings', () => {
    * B's daemon stalled during maintenance, and the operator's `maintenance off` waited in
    * its socket. On waking, B runs its late timers (`stalled`: deadlines restart, so a
    * takeover needs a whole fresh silent interval), then the queued request, before A's
-   * queued adverts: `resume` checks the peer's liveness from `receivedAt`, finds it 3.6 s
+   * queued adverts: `resume` checks the peer's liveness from `receivedAtMs`, finds it 3.6 s
    * old, and takes over at once although A is alive and master. Here it also lost 136
    * writes, through finding 7 (B's Redis had restarted as a master during maintenance, so
    * its data was far behind). Expected: after a stall, `resume` (like the timers) waits a
@@ -221,7 +221,7 @@ describe('findings', () => {
     const s: CoreState = {
       ...initialState(0, { epoch: 0, knownEpoch: 0, maintenance: { on: true, gen: 1 } }), role: 'BACKUP',
       timers: { 'master-down': 3648, advert: 1000 }, peer: { ...masterA, epoch: 0, maintenanceGen: 1 },
-      health: { healthy: true, consecutiveOk: 3, consecutiveFail: 0, detail: 'PONG', redis: replica, checkedAt: 0 },
+      health: { healthy: true, consecutiveOk: 3, consecutiveFail: 0, detail: 'PONG', redis: replica, checkedAtMs: 0 },
     };
     const stalled = step(s, { type: 'stalled', stalledMs: 3600 }, 4000, config).state;
     const r = step(stalled, { type: 'maintenance-requested', requestId: 'm', on: false, user: 'op' }, 4000, config);
@@ -352,9 +352,9 @@ describe('findings', () => {
     const master: RedisSnapshot = { ...replica, role: 'master', replId: '3'.repeat(40), offset: 6900, masterHost: null, masterPort: null, linkUp: false };
     const s: CoreState = {
       ...initialState(0, { epoch: 1, knownEpoch: 1 }), role: 'BACKUP', peer: { ...masterA, epoch: 0 },
-      health: { healthy: true, consecutiveOk: 3, consecutiveFail: 0, detail: 'PONG', redis: master, checkedAt: 0 },
+      health: { healthy: true, consecutiveOk: 3, consecutiveFail: 0, detail: 'PONG', redis: master, checkedAtMs: 0 },
     };
-    const r = step(s, { type: 'health-checked', ok: true, detail: 'PONG', redis: master, startedAt: 10 }, 10, config);
+    const r = step(s, { type: 'health-checked', ok: true, detail: 'PONG', redis: master, startedAtMs: 10 }, 10, config);
     expect(r.actions.filter((a) => a.type === 'replicate-from')).toEqual([]);
   });
 
