@@ -11,22 +11,13 @@ import type { CoreState } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
 import type { Action, Event } from '../../src/core/types.js';
 import {
-  A_ADDR, B_ADDR, REPL_A, advert, coreConfig, fail, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types,
+  B_ADDR, REPL_A, aCfg, advert, bAdvert, coreConfig, fail, fired, find, heard, last, masterSnap, masterWithBackup, ok, replicaSnap, run, types,
 } from './fixtures.js';
 
-const aCfg = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
 const bCfg = coreConfig();
-const bAdvert = (over: Parameters<typeof advert>[0]) =>
-  advert({ nodeName: 'b', priority: 90, epoch: 1, redis: { role: 'replica', replId: REPL_A, replId2: '', offset: 1000, secondOffset: -1 }, ...over });
 
-/** a is MASTER holding the VIP, b a live BACKUP replicating it. */
 function masterA(): CoreState {
-  const s = last(run(aCfg, [
-    [0, { type: 'started' }],
-    [10, ok(masterSnap({ replId: REPL_A, offset: 1000, connectedReplicas: 1 }))],
-    [20, heard(bAdvert({ state: 'BACKUP' }), B_ADDR)],
-    [30, { type: 'vip-claimed' }],
-  ])).state;
+  const s = masterWithBackup();
   expect(s.role).toBe('MASTER');
   return s;
 }

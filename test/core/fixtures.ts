@@ -83,3 +83,20 @@ export function types(actions: readonly Action[]): string[] {
 export function find<T extends Action['type']>(actions: readonly Action[], type: T): Extract<Action, { type: T }> | undefined {
   return actions.find((a): a is Extract<Action, { type: T }> => a.type === type);
 }
+
+/** Node a: priority 100, its peer b (whose Redis is at B_ADDR). */
+export const aCfg = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
+
+/** An advert from b (priority 90, epoch 1, its Redis a replica of a's history). */
+export const bAdvert = (over: Parameters<typeof advert>[0]): Advert =>
+  advert({ nodeName: 'b', priority: 90, epoch: 1, redis: { role: 'replica', replId: REPL_A, replId2: '', offset: 1000, secondOffset: -1 }, ...over });
+
+/** a is MASTER holding the VIP (elected at epoch 0), b a live BACKUP replicating it. */
+export function masterWithBackup(): CoreState {
+  return last(run(aCfg, [
+    [0, { type: 'started' }],
+    [10, ok(masterSnap({ replId: REPL_A, offset: 1000, connectedReplicas: 1 }))],
+    [20, heard(bAdvert({ state: 'BACKUP' }), B_ADDR)],
+    [30, { type: 'vip-claimed' }],
+  ])).state;
+}

@@ -6,10 +6,9 @@ import { describe, expect, it } from 'vitest';
 import type { CoreState } from '../../src/core/state.js';
 import { initialState, step } from '../../src/core/step.js';
 import type { Event } from '../../src/core/types.js';
-import { A_ADDR, B_ADDR, REPL_A, advert, coreConfig, fail, find, fired, heard, last, masterSnap, ok, replicaSnap, run, types } from './fixtures.js';
+import { aCfg, B_ADDR, REPL_A, advert, coreConfig, fail, find, fired, heard, last, masterSnap, ok, replicaSnap, run, types } from './fixtures.js';
 
 const bCfg = coreConfig();
-const aCfg = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
 const on = (requestId = 'm1'): Event => ({ type: 'maintenance-requested', requestId, on: true, user: 'root' });
 const off = (requestId = 'm2'): Event => ({ type: 'maintenance-requested', requestId, on: false, user: 'root' });
 

@@ -9,21 +9,12 @@ import { vipDesired } from '../../src/core/state.js';
 import { ARP_LOCKTIME_MARGIN_MS, step } from '../../src/core/step.js';
 import type { Event } from '../../src/core/types.js';
 import {
-  A_ADDR, B_ADDR, REPL_A, advert, coreConfig, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types,
+  B_ADDR, REPL_A, aCfg, advert, bAdvert, coreConfig, fired, find, heard, last, masterSnap, masterWithBackup, ok, replicaSnap, run, types,
 } from './fixtures.js';
 
 /** Node a (priority 100) is MASTER; its peer b is a healthy BACKUP replicating it. */
-const aCfg = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
-const bAdvert = (over: Parameters<typeof advert>[0]) =>
-  advert({ nodeName: 'b', priority: 90, epoch: 1, redis: { role: 'replica', replId: REPL_A, replId2: '', offset: 1000, secondOffset: -1 }, ...over });
-
 function masterA(): CoreState {
-  const s = last(run(aCfg, [
-    [0, { type: 'started' }],
-    [10, ok(masterSnap({ replId: REPL_A, offset: 1000, connectedReplicas: 1 }))],
-    [20, heard(bAdvert({ state: 'BACKUP' }), B_ADDR)],
-    [30, { type: 'vip-claimed' }],
-  ])).state;
+  const s = masterWithBackup();
   expect(s.role).toBe('MASTER');
   expect(s.vipClaimed).toBe(true);
   return { ...s, epoch: 1, knownEpoch: 1 };

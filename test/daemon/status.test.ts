@@ -3,9 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { CoreState } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
 import { buildStatus, VERDICT_EXIT } from '../../src/daemon/status.js';
-import { A_ADDR, B_ADDR, REPL_A, advert, coreConfig, fail, heard, last, masterSnap, ok, run } from '../core/fixtures.js';
+import { aCfg, A_ADDR, B_ADDR, REPL_A, advert, fail, heard, last, masterSnap, ok, run } from '../core/fixtures.js';
 
-const aCfg = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
 const bAdvert = advert({ nodeName: 'b', state: 'BACKUP', priority: 90, redis: { role: 'replica', replId: REPL_A, replId2: '', offset: 900, secondOffset: -1 } });
 
 function masterA(): CoreState {
