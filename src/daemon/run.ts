@@ -41,7 +41,7 @@ import { Runtime, type RuntimeDeps, type RuntimeObserver } from './runtime.js';
 import { ServiceNotifier } from './service.js';
 import { checkTiming, prepareHost, recordBoot } from './startup.js';
 import { buildStatus, type StatusReport } from './status.js';
-import { monotonicClock, nodeScheduler } from './time.js';
+import { monotonicClock, nodeScheduler, type Clock } from './time.js';
 
 /** Runs the daemon in the foreground until it is stopped; resolves with the exit status. */
 export async function runDaemon(configPath: string): Promise<number> {
@@ -51,7 +51,59 @@ export async function runDaemon(configPath: string): Promise<number> {
   const service = new ServiceNotifier(systemdNotifier(logger.child({ component: 'systemd' })));
   checkTiming(config, logger);
   const persisted = await recordBoot(config);
+  const a = await openAdapters(config, persisted, logger);
 
+  const clock = monotonicClock();
+  const probeStartedAtMs = clock.now();
+  const probe = await a.redis.check();
+  logger.info({ ok: probe.ok, detail: probe.detail }, 'local Redis probed');
+  const vipPresent = await a.vip.isPresent();
+  await prepareHost(config, () => a.redis.bindWarning(config.vip.address), logger);
+
+  const metrics = config.metrics.enabled ? new Metrics({ nodeName: config.node.name }) : null;
+  const observers: RuntimeObserver[] = [service];
+  if (metrics) observers.push(new MetricsObserver(metrics, a.adverts, config.node.priority, clock));
+  const runtime = new Runtime(runtimeDeps(config, persisted, a, clock, observers, logger), initialState(clock.now(), persisted));
+  const control = controlServer(config, runtime, a, clock, logger);
+  await control.start();
+  if (metrics) {
+    await metrics.serve(config.metrics.listen, config.metrics.port, logger.child({ component: 'metrics' }));
+    logger.info({ listen: config.metrics.listen, port: config.metrics.port }, 'metrics endpoint up');
+  }
+  await a.adverts.start(
+    (advert, fromAddress) => runtime.dispatch({ type: 'advert-received', advert, fromAddress }),
+    (received) => runtime.dispatch(peerEvent(received)),
+  );
+  handleSignals(config, runtime, a.audit, logger);
+
+  const link = await readLinkState(config.vip.interface);
+  runtime.start({
+    vipPresent,
+    loaded: { source: config.source, summary: summarise(config), bootTimeMs: persisted.bootTimeMs },
+    firstCheck: link.up
+      ? { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAtMs: probeStartedAtMs }
+      : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs: probeStartedAtMs },
+  });
+  service.startWatchdog((within) => runtime.alive(within), watchdogStaleMs(config.health));
+  const code = await runtime.done;
+  service.stop();
+  await control.stop();
+  await metrics?.close();
+  await closeAdapters(a);
+  logger.info({ code }, 'exiting');
+  logger.flush();
+  return code;
+}
+
+/** The adapters the runtime drives (the advert socket is opened later, once the loop can hear it). */
+interface Adapters {
+  readonly audit: AuditLog;
+  readonly vip: LinuxVip;
+  readonly redis: RedisControl;
+  readonly adverts: AdvertTransport;
+}
+
+async function openAdapters(config: Config, persisted: PersistedState, logger: Logger): Promise<Adapters> {
   const audit = new AuditLog(config.audit.path, config.node.name, logger.child({ component: 'audit' }));
   await audit.open();
   const vip = LinuxVip.fromConfig(config.vip, logger.child({ component: 'vip' }));
@@ -64,24 +116,26 @@ export async function runDaemon(configPath: string): Promise<number> {
     self: { host: config.node.address, port: config.redis.port },
     promotion: config.promotion, demotion: config.demotion, logger: logger.child({ component: 'redis' }),
   });
-
-  const clock = monotonicClock();
-  const firstStartedAt = clock.now();
-  const probe = await redis.check();
-  logger.info({ ok: probe.ok, detail: probe.detail }, 'local Redis probed');
-  const vipPresent = await vip.isPresent();
-  await prepareHost(config, () => redis.bindWarning(config.vip.address), logger);
-
   const adverts = new AdvertTransport({
     bindAddress: config.node.address, port: config.advert.port, peerAddress: config.peer.address,
     multicastInterface: config.advert.multicastInterface, groupId: config.group.id, keys: config.advert.keys,
     nodeName: config.node.name, logger: logger.child({ component: 'adverts' }), bootTimeMs: persisted.bootTimeMs,
   });
+  return { audit, vip, redis, adverts };
+}
 
-  const metrics = config.metrics.enabled ? new Metrics({ nodeName: config.node.name }) : null;
-  const observers: RuntimeObserver[] = [service];
-  if (metrics) observers.push(new MetricsObserver(metrics, adverts, config.node.priority, clock));
-  const runtime = new Runtime({
+async function closeAdapters(a: Adapters): Promise<void> {
+  a.vip.stop();
+  await a.adverts.stop();
+  await a.redis.close();
+  await a.audit.close();
+}
+
+function runtimeDeps(
+  config: Config, persisted: PersistedState, a: Adapters, clock: Clock, observers: readonly RuntimeObserver[], logger: Logger,
+): RuntimeDeps {
+  const { redis } = a;
+  return {
     core: coreConfigFrom(config),
     healthIntervalMs: config.health.intervalMs,
     reconcileIntervalMs: config.reconcile.intervalMs,
@@ -92,7 +146,7 @@ export async function runDaemon(configPath: string): Promise<number> {
       switchOver: (call) => redis.switchOver({ ...call, ...switchoverBounds(config) }),
       disconnectClients: () => redis.disconnectClients(),
     },
-    vip, adverts, audit, clock, scheduler: nodeScheduler,
+    vip: a.vip, adverts: a.adverts, audit: a.audit, clock, scheduler: nodeScheduler,
     link: () => readLinkState(config.vip.interface),
     logger: logger.child({ component: 'core' }),
     stallThresholdMs: config.stall.thresholdMs,
@@ -101,19 +155,22 @@ export async function runDaemon(configPath: string): Promise<number> {
       stalled: (ms) => observers.forEach((o) => o.stalled?.(ms)),
     },
     persist: stateWriter(config, persisted),
-  }, initialState(clock.now(), persisted));
+  };
+}
 
+/** The control socket: requests are queued to the loop; `status` reads the current state. */
+function controlServer(config: Config, runtime: Runtime, a: Adapters, clock: Clock, logger: Logger): ControlServer {
   const status = async (): Promise<StatusReport> => {
-    const holdsVip = await vip.isPresent().catch(() => null);
+    const holdsVip = await a.vip.isPresent().catch(() => null);
     return buildStatus({
       state: runtime.current, now: clock.now(), wallNow: Date.now(),
       node: { name: config.node.name, address: config.node.address, priority: config.node.priority },
       vip: `${config.vip.address}/${config.vip.prefixLength} on ${config.vip.interface}`,
       holdsVip, estimate: takeoverEstimate(timingOf(config)), maxLagBytes: config.switchover.maxLagBytes,
-      adverts: { ...adverts.counters },
+      adverts: { ...a.adverts.counters },
     });
   };
-  const control = new ControlServer({
+  return new ControlServer({
     path: config.control.socket, group: config.control.group, logger: logger.child({ component: 'control' }),
     handler: controlHandler({
       nodeName: config.node.name, defaultTimeoutMs: config.switchover.timeoutMs,
@@ -122,38 +179,6 @@ export async function runDaemon(configPath: string): Promise<number> {
       logger: logger.child({ component: 'control' }),
     }),
   });
-  await control.start();
-  if (metrics) {
-    await metrics.serve(config.metrics.listen, config.metrics.port, logger.child({ component: 'metrics' }));
-    logger.info({ listen: config.metrics.listen, port: config.metrics.port }, 'metrics endpoint up');
-  }
-
-  await adverts.start(
-    (advert, fromAddress) => runtime.dispatch({ type: 'advert-received', advert, fromAddress }),
-    (received) => runtime.dispatch(peerEvent(received)),
-  );
-  handleSignals(config, runtime, audit, logger);
-
-  const link = await readLinkState(config.vip.interface);
-  runtime.start({
-    vipPresent,
-    loaded: { source: config.source, summary: summarise(config), bootTimeMs: persisted.bootTimeMs },
-    firstCheck: link.up
-      ? { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAtMs: firstStartedAt }
-      : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs: firstStartedAt },
-  });
-  service.startWatchdog((within) => runtime.alive(within), watchdogStaleMs(config.health));
-  const code = await runtime.done;
-  service.stop();
-  await control.stop();
-  await metrics?.close();
-  vip.stop();
-  await adverts.stop();
-  await redis.close();
-  await audit.close();
-  logger.info({ code }, 'exiting');
-  logger.flush();
-  return code;
 }
 
 /**
