@@ -162,10 +162,11 @@ export class SimPair implements Observed, DaemonEnv {
    * An operator's request on `node`. With `retryEveryMs`, one that fails (daemon down,
    * no answer) is asked again, as an operator ending maintenance would until it is off.
    */
-  private request(node: NodeId, event: RequestEvent, waitMs: number, retryEveryMs?: number): void {
+  private request(node: NodeId, event: RequestEvent, waitMs: number, retryEveryMs?: number, answered?: () => void): void {
     this.daemons[node].request(event, waitMs, ({ ok, detail }) => {
       this.replies.push(`${node} ${event.requestId} ${ok ? 'ok' : 'failed'}: ${detail}`);
       this.note(`${node} answered ${event.requestId}: ${ok ? 'ok' : 'failed'}: ${detail}`);
+      answered?.();
       if (!ok && retryEveryMs !== undefined) {
         this.world.at(this.world.now + retryEveryMs, () => this.request(node, event, waitMs, retryEveryMs));
       }
@@ -218,10 +219,21 @@ export class SimPair implements Observed, DaemonEnv {
       case 'maintenance': {
         const on = `m${++this.requests}`;
         const off = `m${++this.requests}`;
-        world.at(f.at, () => this.request(f.node, { type: 'maintenance-requested', requestId: on, on: true, user: 'sim' }, 5_000));
-        world.at(end, () => {
+        // The operator waits for `on` to be answered (the CLI does) before ending it: an
+        // `off` sent while a stalled daemon still holds the `on` would be overtaken by it.
+        let answered = false;
+        let due = false;
+        const endIt = (): void => {
           this.request(f.offOn, { type: 'maintenance-requested', requestId: off, on: false, user: 'sim' }, 5_000, 500);
           this.operatorEndsMaintenance(1);
+        };
+        world.at(f.at, () => this.request(f.node, { type: 'maintenance-requested', requestId: on, on: true, user: 'sim' }, 5_000, undefined, () => {
+          answered = true;
+          if (due) endIt();
+        }));
+        world.at(end, () => {
+          due = true;
+          if (answered) endIt();
         });
         return;
       }

@@ -5,7 +5,9 @@
  * place and kills, switchovers, maintenance windows, failing effects), each history
  * checked while it runs and after it settles (`invariants.ts`).
  *
- * Reproduce a failure with the seed and path fast-check prints:
+ * The same histories every run (see FIXED_SEED); explore others with
+ *   SIM_SEED=random npx vitest run test/sim/properties.test.ts
+ * and reproduce a failure with the seed and path fast-check prints:
  *   SIM_SEED=<seed> SIM_PATH=<path> npx vitest run test/sim/properties.test.ts
  * SIM_RUNS=<n> changes the number of histories per property.
  */
@@ -17,9 +19,19 @@ import { describeFault, type Fault, type FaultKind } from './faults.js';
 import { addStats, DEFAULT_TIMING, FAST_TIMING, NO_STATS, simulate, type SimStats, type Timing } from './pair.js';
 
 const RUNS = Number(process.env['SIM_RUNS'] ?? 800);
-const replay = process.env['SIM_SEED'] === undefined
+/**
+ * The suite draws the same histories on every run (a fixed seed): a test that found a
+ * new bug at random one day in ten would be a flaky test, not a finding. Explore new
+ * histories with SIM_SEED=random (fast-check prints the seed and path of a failure);
+ * replay one with SIM_SEED=<seed> SIM_PATH=<path>.
+ */
+const FIXED_SEED = 9;
+const seedEnv = process.env['SIM_SEED'];
+const replay = seedEnv === 'random'
   ? {}
-  : { seed: Number(process.env['SIM_SEED']), path: process.env['SIM_PATH'], endOnFailure: true };
+  : seedEnv === undefined
+    ? { seed: FIXED_SEED }
+    : { seed: Number(seedEnv), path: process.env['SIM_PATH'], endOnFailure: true };
 
 /**
  * Shrinking a failure re-runs histories until no smaller one fails; past this budget the
