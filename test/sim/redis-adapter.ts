@@ -106,10 +106,11 @@ export class SimRedisAdapter implements RuntimeRedis {
       return { ok: false, detail: `${detail}; local Redis: connection refused`, redis: null };
     }
     // What only the peer holds is discarded when it follows us (findings.test.ts, 1, 5, 7).
-    // A handover's promotion expects the old master's Redis to follow ours already: if it
-    // is a master, the handover was stale.
+    // A handover's promotion expects the old master's Redis to follow ours, in sync (the
+    // FAILOVER waited for it): then the peer holds nothing we lack, and nothing is
+    // excused; if it does, the handover was stale.
     const other = this.redis.servers[OTHER[this.node]];
-    const why = afterFault ? 'finding 5' : outrun ? 'finding 7' : catchUpFrom === null && other.role === 'master' ? 'finding 1' : null;
+    const why = afterFault ? 'finding 5' : outrun ? 'finding 7' : catchUpFrom === null ? 'finding 1' : null;
     if (why !== null) this.redis.leftBehind(other.node, this.node, why, LEFT_BEHIND_MS);
     this.redis.promote(this.node);
     if (peer !== null && fenceable) {
