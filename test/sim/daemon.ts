@@ -175,7 +175,7 @@ export class SimDaemon {
       redis: {
         check: () => redis.check(),
         promote: (from) => {
-          env.checker.acting(id, 'promote-redis');
+          env.checker.promoting(id);
           const peer = this.runtime?.current.peer;
           const afterFault = from === null && peer != null && (peer.state === 'FAULT' || peer.flags.fault);
           return redis.promote(from, afterFault);
@@ -199,10 +199,7 @@ export class SimDaemon {
         : { up: false, detail: 'interface eth0 is down (no carrier)' }),
       vip: {
         isPresent: () => vip.isPresent(),
-        claim: () => {
-          env.checker.acting(id, 'claim-vip');
-          return vip.claim();
-        },
+        claim: () => vip.claim(),
         release: () => vip.release(),
         announce: () => vip.announce(),
       },
@@ -223,6 +220,11 @@ export class SimDaemon {
       stallThresholdMs: env.timing.stallThresholdMs,
       observer: {
         stepped: (before, after, event) => {
+          // `takeOver` is the only step that emits `promote-redis`: into MASTER, promoting.
+          if (after.role === 'MASTER' && after.redisOp === 'promoting' && (before.role !== 'MASTER' || before.epoch !== after.epoch)) {
+            env.checker.promotionEmitted(id, after.epoch);
+          }
+          if (event.type === 'effect-failed' && (event.skipped ?? []).some((a) => a.type === 'promote-redis')) env.checker.promotionSkipped(id);
           if (before.role !== after.role) env.note(`${id} ${before.role}->${after.role} e${after.epoch}: ${after.reason}`);
           else if (event.type === 'stalled') env.note(`${id} stall detected (${Math.round(event.stalledMs)} ms)`);
         },
