@@ -166,15 +166,16 @@ export class Invariants {
   }
 
   /**
-   * A release of the VIP that failed is repaired by the reconcile loop's next turn
-   * (`src/core/effects.ts`): when an effect of these nodes failed on purpose during the
-   * window (or just before it, still on the lane), the window counts from the last such
-   * failure and allows one more turn.
+   * A release of the VIP that failed is repaired by the reconcile loop (`src/core/effects.ts`):
+   * when an effect of these nodes failed on purpose during the window (or just before it,
+   * still on the lane), the window counts from the last such failure and allows two turns
+   * of the loop, because a turn that finds any effect in flight (a state-file write of a
+   * few milliseconds will do) is skipped for a whole interval (`Runtime.scheduleReconcile`).
    */
   private afterFailures(nodes: readonly NodeId[], since: number, boundMs: number): { from: number; boundMs: number } {
     const last = Math.max(...nodes.map((n) => this.o.lastInjectedFailure(n)));
     if (last < since - LANE_BACKLOG_MS) return { from: since, boundMs };
-    return { from: Math.max(since, last), boundMs: boundMs + this.o.timing.reconcileIntervalMs + LANE_BACKLOG_MS };
+    return { from: Math.max(since, last), boundMs: boundMs + 2 * this.o.timing.reconcileIntervalMs + LANE_BACKLOG_MS };
   }
 
   /** Once the network has been stable long enough. */

@@ -84,6 +84,8 @@ export class SimPair implements Observed, DaemonEnv {
   private readonly restartedAt: Record<NodeId, number> = { a: -1, b: -1 };
   private readonly injectedAt: Record<NodeId, number> = { a: -Infinity, b: -Infinity };
   private requests = 0;
+  /** Maintenance requests not answered yet (one held by a stalled daemon lands late). */
+  private maintenanceInFlight = 0;
 
   constructor(private readonly opts: SimOptions) {
     this.timing = opts.timing;
@@ -167,7 +169,10 @@ export class SimPair implements Observed, DaemonEnv {
    * no answer) is asked again, as an operator ending maintenance would until it is off.
    */
   private request(node: NodeId, event: RequestEvent, waitMs: number, retryEveryMs?: number): void {
+    const maintenance = event.type === 'maintenance-requested';
+    if (maintenance) this.maintenanceInFlight++;
     this.daemons[node].request(event, waitMs, ({ ok, detail }) => {
+      if (maintenance) this.maintenanceInFlight--;
       this.replies.push(`${node} ${event.requestId} ${ok ? 'ok' : 'failed'}: ${detail}`);
       this.note(`${node} answered ${event.requestId}: ${ok ? 'ok' : 'failed'}: ${detail}`);
       if (!ok && retryEveryMs !== undefined) {
@@ -238,9 +243,10 @@ export class SimPair implements Observed, DaemonEnv {
 
   /**
    * The operator checks `redis-ha status` every two advert intervals and repeats
-   * `maintenance off` on any daemon that still reports it on, until both are off (a
-   * daemon restarted meanwhile may only learn of the flag from its peer afterwards:
-   * findings.test.ts, 3).
+   * `maintenance off` on any daemon that still reports it on, until both are off and no
+   * maintenance command is still waiting for its answer (a daemon restarted meanwhile may
+   * only learn of the flag from its peer afterwards: findings.test.ts, 3; a stalled one
+   * applies an earlier `on` when it wakes).
    */
   private operatorEndsMaintenance(round: number): void {
     const MAX_ROUNDS = 30;
@@ -250,7 +256,8 @@ export class SimPair implements Observed, DaemonEnv {
       for (const n of on) {
         this.request(n, { type: 'maintenance-requested', requestId: `m${++this.requests}`, on: false, user: 'sim' }, 5_000);
       }
-      if ((on.length > 0 || down) && round < MAX_ROUNDS) this.operatorEndsMaintenance(round + 1);
+      const waiting = on.length > 0 || down || this.maintenanceInFlight > 0;
+      if (waiting && round < MAX_ROUNDS) this.operatorEndsMaintenance(round + 1);
     });
   }
 }
