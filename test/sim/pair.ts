@@ -63,7 +63,8 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   await pair.run();
   const stats = statsOf({
     audit: pair.audit, replies: pair.replies, replayDrops: pair.net.drops['replayed'] ?? 0,
-    ackedIds: new Set(pair.client.acked.map((w) => w.id)), discardedIds: pair.redis.discarded, excused: pair.redis.excused,
+    ackedIds: new Set(pair.client.acked.map((w) => w.id)), discardedIds: pair.redis.discarded,
+    excused: opts.lossFree === true ? pair.redis.excused : new Map(),
     maxDualMs: pair.checker.maxDualMs, steps: pair.world.steps,
   });
   return { stats, violations: pair.checker.violations, trace: pair.trace, replies: pair.replies, audit: pair.audit, pair };
