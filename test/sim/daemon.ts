@@ -171,19 +171,19 @@ export class SimDaemon {
       redis: {
         check: () => redis.check(),
         promote: (from) => {
-          env.checker.acting(id, 'promote-redis');
+          env.checker.promoting(id);
           const peer = this.runtime?.current.peer;
           const afterFault = from === null && peer != null && (peer.state === 'FAULT' || peer.flags.fault);
           return redis.promote(from, afterFault);
         },
         replicateFrom: (master) => {
-          // Demoting a Redis that holds a newer (or, between masters of the same epoch
-          // resolved by priority, an equally new) history than the master it will follow
-          // discards its writes (findings.test.ts, 9 and 10).
+          // The core demotes a master Redis on the peer's word alone, never checking that
+          // the peer's Redis holds its writes: whatever it holds beyond them is discarded
+          // (findings.test.ts, 9 for two masters of one epoch, 10 in general).
           const s = this.runtime?.current;
-          if (s?.peer && env.redis.servers[id].role === 'master') {
-            if (s.epoch > s.peer.epoch) env.redis.excuse(id, OTHER[id], 'finding 10');
-            else if (s.peer.epoch === s.epoch && s.reason.startsWith('dual master resolved: peer')) env.redis.excuse(id, OTHER[id], 'finding 9');
+          if (env.redis.servers[id].role === 'master') {
+            const sameEpoch = s?.peer?.epoch === s?.epoch && s?.reason.startsWith('dual master resolved: peer') === true;
+            env.redis.excuse(id, OTHER[id], sameEpoch ? 'finding 9' : 'finding 10');
           }
           return redis.replicateFrom(master);
         },
@@ -195,10 +195,7 @@ export class SimDaemon {
         : { up: false, detail: 'interface eth0 is down (no carrier)' }),
       vip: {
         isPresent: () => vip.isPresent(),
-        claim: () => {
-          env.checker.acting(id, 'claim-vip');
-          return vip.claim();
-        },
+        claim: () => vip.claim(),
         release: () => vip.release(),
         announce: () => vip.announce(),
       },
@@ -219,6 +216,11 @@ export class SimDaemon {
       stallThresholdMs: env.timing.stallThresholdMs,
       observer: {
         stepped: (before, after, event) => {
+          // `takeOver` is the only step that emits `promote-redis`: into MASTER, promoting.
+          if (after.role === 'MASTER' && after.redisOp === 'promoting' && (before.role !== 'MASTER' || before.epoch !== after.epoch)) {
+            env.checker.promotionEmitted(id, after.epoch);
+          }
+          if (event.type === 'effect-failed' && (event.skipped ?? []).some((a) => a.type === 'promote-redis')) env.checker.promotionSkipped(id);
           if (before.role !== after.role) env.note(`${id} ${before.role}->${after.role} e${after.epoch}: ${after.reason}`);
           else if (event.type === 'stalled') env.note(`${id} stall detected (${Math.round(event.stalledMs)} ms)`);
         },

@@ -335,16 +335,21 @@ describe('findings', () => {
   });
 
   /*
-   * 10. A backup demotes its Redis, which holds a newer epoch's history, to follow a
-   * master of an older epoch. B was MASTER (epoch 1, writes #67-69) after A's link went
-   * down; then B's link went down (FAULT) and A's daemon restarted: A's Redis was still
-   * a master (A never demoted it: FAULT, then killed), B advertised FAULT, so A adopted
-   * its Redis as master at epoch 0 (`decideFromInit`: the peer cannot serve). B came back
-   * BACKUP and `reconcileReplica` re-pointed its Redis at A ("local Redis is a master
-   * while a is MASTER (epoch 0)"): B's writes were discarded. Neither decision compares
-   * epochs (B's 1 is newer than A's 0) or histories. Expected: a backup whose Redis holds
-   * a newer epoch does not follow an older master (it contests the role, as two masters
-   * do), and INIT does not adopt over a peer known to hold a newer epoch.
+   * 10. The core demotes a master Redis on the peer's word alone (a MASTER advert, a
+   * newer epoch), never checking that the peer's Redis holds its writes; whatever it holds
+   * beyond them is discarded by the resync. Findings 7 and 9 are two ways into it; others
+   * the simulation met: the peer advertises MASTER while its promotion has not caught up
+   * (after our FAULT it does not even try: 5), or its promotion came from a stale handover
+   * (1), or its epoch is newer but its data older. The plainest case: B was MASTER (epoch
+   * 1, writes #67-69) after A's link went down; then B's link went down (FAULT) and A's
+   * daemon restarted: A's Redis was still a master (A never demoted it: FAULT, then
+   * killed), B advertised FAULT, so A adopted its Redis as master at epoch 0
+   * (`decideFromInit`: the peer cannot serve). B came back BACKUP and `reconcileReplica`
+   * re-pointed its Redis at A ("local Redis is a master while a is MASTER (epoch 0)"),
+   * although B's epoch (1) is newer than A's (0): B's writes were discarded. Expected: a
+   * node does not demote a Redis that holds writes its new master lacks (compare replid,
+   * replid2 and offsets, or at least epochs) and contests the role instead; INIT does not
+   * adopt over a peer known to hold a newer epoch.
    * Workaround in the simulation: the no-loss check leaves out what such a demotion
    * discards (`RedisModel.excused`).
    */

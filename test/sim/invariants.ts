@@ -7,9 +7,9 @@
  * During the run:
  *  1. Epochs only rise. Per daemon run, `state.epoch` and `state.knownEpoch` never go
  *     down; the state file's epoch, known epoch and maintenance generation never go
- *     down; a promotion (or a master's VIP claim) only runs once the state file holds
- *     the node's current epoch (the core's order "persist the epoch, then promote",
- *     issue 9); a restarted daemon starts at or above every epoch it promoted with.
+ *     down; a promotion only runs once the state file holds the epoch it promotes for
+ *     (the core's order "persist the epoch, then promote", issue 9); a restarted daemon
+ *     starts at or above every epoch it promoted with.
  *  2. A FAULT node does not keep the VIP: at most FAULT_VIP_BOUND_MS of (FAULT and the
  *     VIP on its interface), time stalled excluded (a frozen daemon acts on nothing).
  *  3. Two hosts never both hold the VIP while both Redis accept writes for longer than
@@ -93,8 +93,10 @@ export class Invariants {
     a: { runtime: null, epoch: 0, knownEpoch: 0 },
     b: { runtime: null, epoch: 0, knownEpoch: 0 },
   };
-  /** Highest epoch each node promoted its Redis (or claimed the VIP as master) with. */
+  /** Highest epoch each node promoted its Redis with. */
   private readonly actedEpoch: Record<NodeId, number> = { a: 0, b: 0 };
+  /** Epochs of the promotions each node's core emitted and its lane has not run yet. */
+  private readonly promotions: Record<NodeId, number[]> = { a: [], b: [] };
   private readonly faultVip: Record<NodeId, Window> = { a: { since: null }, b: { since: null } };
   private readonly dual: Window = { since: null };
   private quietSince = 0;
@@ -107,6 +109,7 @@ export class Invariants {
 
   /** A new daemon run of `node` starts from its state file. */
   started(node: NodeId, runtime: Runtime): void {
+    this.promotions[node] = [];
     const s = runtime.current;
     if (s.epoch < this.actedEpoch[node]) {
       this.fail(`${node} restarted at epoch ${s.epoch}, below epoch ${this.actedEpoch[node]} it promoted with before`);
@@ -114,13 +117,31 @@ export class Invariants {
     this.last[node] = { runtime, epoch: s.epoch, knownEpoch: s.knownEpoch };
   }
 
-  /** `node` is about to promote its Redis (or claim the VIP as master): its epoch must be on disk. */
-  acting(node: NodeId, what: string): void {
-    const s = this.o.runtime(node)?.current;
-    if (!s || (what === 'claim-vip' && s.role !== 'MASTER')) return;
+  /**
+   * A step of `node`'s core took the master role with a promotion (`promote-redis` is on
+   * its way, behind the `persist-state` of that epoch). The lane runs promotions in the
+   * order they were emitted; this queue says which epoch each one belongs to (the state
+   * may have moved on by the time it runs).
+   */
+  promotionEmitted(node: NodeId, epoch: number): void {
+    this.promotions[node].push(epoch);
+  }
+
+  /** A promotion emitted earlier will not run: an effect before it in its step failed. */
+  promotionSkipped(node: NodeId): void {
+    this.promotions[node].shift();
+  }
+
+  /** `node` is about to promote its Redis: the epoch it does so for must be on disk (issue 9). */
+  promoting(node: NodeId): void {
+    const epoch = this.promotions[node].shift();
+    if (epoch === undefined) {
+      this.fail(`${node} runs promote-redis that no step of its core emitted`);
+      return;
+    }
     const onDisk = this.o.file(node).content.epoch;
-    if (onDisk < s.epoch) this.fail(`${node} runs ${what} at epoch ${s.epoch} while its state file holds epoch ${onDisk}`);
-    this.actedEpoch[node] = Math.max(this.actedEpoch[node], s.epoch);
+    if (onDisk < epoch) this.fail(`${node} runs promote-redis for epoch ${epoch} while its state file holds epoch ${onDisk}`);
+    this.actedEpoch[node] = Math.max(this.actedEpoch[node], epoch);
   }
 
   /** After every heap entry. */
@@ -145,15 +166,16 @@ export class Invariants {
   }
 
   /**
-   * A release of the VIP that failed is repaired by the reconcile loop's next turn
-   * (`src/core/effects.ts`): when an effect of these nodes failed on purpose during the
-   * window (or just before it, still on the lane), the window counts from the last such
-   * failure and allows one more turn.
+   * A release of the VIP that failed is repaired by the reconcile loop (`src/core/effects.ts`):
+   * when an effect of these nodes failed on purpose during the window (or just before it,
+   * still on the lane), the window counts from the last such failure and allows two turns
+   * of the loop, because a turn that finds any effect in flight (a state-file write of a
+   * few milliseconds will do) is skipped for a whole interval (`Runtime.scheduleReconcile`).
    */
   private afterFailures(nodes: readonly NodeId[], since: number, boundMs: number): { from: number; boundMs: number } {
     const last = Math.max(...nodes.map((n) => this.o.lastInjectedFailure(n)));
     if (last < since - LANE_BACKLOG_MS) return { from: since, boundMs };
-    return { from: Math.max(since, last), boundMs: boundMs + this.o.timing.reconcileIntervalMs + LANE_BACKLOG_MS };
+    return { from: Math.max(since, last), boundMs: boundMs + 2 * this.o.timing.reconcileIntervalMs + LANE_BACKLOG_MS };
   }
 
   /** Once the network has been stable long enough. */

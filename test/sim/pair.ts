@@ -61,7 +61,8 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   await pair.run();
   const stats = statsOf({
     audit: pair.audit, replies: pair.replies, replayDrops: pair.net.drops['replayed'] ?? 0,
-    ackedIds: new Set(pair.client.acked.map((w) => w.id)), discardedIds: pair.redis.discarded, excused: pair.redis.excused,
+    ackedIds: new Set(pair.client.acked.map((w) => w.id)), discardedIds: pair.redis.discarded,
+    excused: opts.lossFree === true ? pair.redis.excused : new Map(),
     maxDualMs: pair.checker.maxDualMs, steps: pair.world.steps,
   });
   return { stats, violations: pair.checker.violations, trace: pair.trace, replies: pair.replies, audit: pair.audit, pair };
@@ -81,6 +82,8 @@ export class SimPair implements Observed, DaemonEnv {
   private readonly restartedAt: Record<NodeId, number> = { a: -1, b: -1 };
   private readonly injectedAt: Record<NodeId, number> = { a: -Infinity, b: -Infinity };
   private requests = 0;
+  /** Maintenance requests not answered yet (one held by a stalled daemon lands late). */
+  private maintenanceInFlight = 0;
 
   constructor(private readonly opts: SimOptions) {
     this.timing = opts.timing;
@@ -162,11 +165,13 @@ export class SimPair implements Observed, DaemonEnv {
    * An operator's request on `node`. With `retryEveryMs`, one that fails (daemon down,
    * no answer) is asked again, as an operator ending maintenance would until it is off.
    */
-  private request(node: NodeId, event: RequestEvent, waitMs: number, retryEveryMs?: number, answered?: () => void): void {
+  private request(node: NodeId, event: RequestEvent, waitMs: number, retryEveryMs?: number): void {
+    const maintenance = event.type === 'maintenance-requested';
+    if (maintenance) this.maintenanceInFlight++;
     this.daemons[node].request(event, waitMs, ({ ok, detail }) => {
+      if (maintenance) this.maintenanceInFlight--;
       this.replies.push(`${node} ${event.requestId} ${ok ? 'ok' : 'failed'}: ${detail}`);
       this.note(`${node} answered ${event.requestId}: ${ok ? 'ok' : 'failed'}: ${detail}`);
-      answered?.();
       if (!ok && retryEveryMs !== undefined) {
         this.world.at(this.world.now + retryEveryMs, () => this.request(node, event, waitMs, retryEveryMs));
       }
@@ -219,21 +224,10 @@ export class SimPair implements Observed, DaemonEnv {
       case 'maintenance': {
         const on = `m${++this.requests}`;
         const off = `m${++this.requests}`;
-        // The operator waits for `on` to be answered (the CLI does) before ending it: an
-        // `off` sent while a stalled daemon still holds the `on` would be overtaken by it.
-        let answered = false;
-        let due = false;
-        const endIt = (): void => {
+        world.at(f.at, () => this.request(f.node, { type: 'maintenance-requested', requestId: on, on: true, user: 'sim' }, 5_000));
+        world.at(end, () => {
           this.request(f.offOn, { type: 'maintenance-requested', requestId: off, on: false, user: 'sim' }, 5_000, 500);
           this.operatorEndsMaintenance(1);
-        };
-        world.at(f.at, () => this.request(f.node, { type: 'maintenance-requested', requestId: on, on: true, user: 'sim' }, 5_000, undefined, () => {
-          answered = true;
-          if (due) endIt();
-        }));
-        world.at(end, () => {
-          due = true;
-          if (answered) endIt();
         });
         return;
       }
@@ -246,9 +240,10 @@ export class SimPair implements Observed, DaemonEnv {
 
   /**
    * The operator checks `redis-ha status` every two advert intervals and repeats
-   * `maintenance off` on any daemon that still reports it on, until both are off (a
-   * daemon restarted meanwhile may only learn of the flag from its peer afterwards:
-   * findings.test.ts, 3).
+   * `maintenance off` on any daemon that still reports it on, until both are off and no
+   * maintenance command is still waiting for its answer (a daemon restarted meanwhile may
+   * only learn of the flag from its peer afterwards: findings.test.ts, 3; a stalled one
+   * applies an earlier `on` when it wakes).
    */
   private operatorEndsMaintenance(round: number): void {
     const MAX_ROUNDS = 30;
@@ -258,7 +253,8 @@ export class SimPair implements Observed, DaemonEnv {
       for (const n of on) {
         this.request(n, { type: 'maintenance-requested', requestId: `m${++this.requests}`, on: false, user: 'sim' }, 5_000);
       }
-      if ((on.length > 0 || down) && round < MAX_ROUNDS) this.operatorEndsMaintenance(round + 1);
+      const waiting = on.length > 0 || down || this.maintenanceInFlight > 0;
+      if (waiting && round < MAX_ROUNDS) this.operatorEndsMaintenance(round + 1);
     });
   }
 }

@@ -1,9 +1,11 @@
 /**
  * Property tests over random histories of the real runtime pair (`pair.ts`): faults of
  * every kind (partitions two-way and one-way, loss, delay with duplication and
- * reordering, Redis crashes with or without data, daemon stalls, stops, restarts in
- * place and kills, switchovers, maintenance windows, failing effects), each history
- * checked while it runs and after it settles (`invariants.ts`).
+ * reordering, Redis crashes with or without data, VIP links going down, daemon stalls,
+ * stops, restarts in place and kills, switchovers, maintenance windows, failing
+ * effects), each history checked while it runs and after it settles (`invariants.ts`).
+ * Writes lost to the known bugs of `findings.test.ts` are counted, not failed (see
+ * `lostWrites`); the totals printed after each property show what the histories reached.
  *
  * The same histories every run (see FIXED_SEED); explore others with
  *   SIM_SEED=random npx vitest run test/sim/properties.test.ts
@@ -83,7 +85,7 @@ describe.each([
     await fc.assert(property(ALL_KINDS, timing, false), { numRuns: RUNS, ...replay });
   });
 
-  it('no partitions: the same, and no acknowledged write is lost beyond a crashed Redis\'s unreplicated writes', async () => {
+  it('no partitions: the same, and no acknowledged write lost (a crashed Redis\'s unreplicated writes and known bugs aside)', async () => {
     await fc.assert(property(NO_PARTITION_KINDS, timing, true), { numRuns: RUNS, ...replay });
   });
 });

@@ -32,7 +32,7 @@ export const RESYNC_MS = 30;
  * Known losses (findings.test.ts; 1 was fixed: a stale handover is ignored): 5 a
  * takeover after FAULT does not catch up; 7 a catch-up outrun by the peer's own
  * demotion; 8 a catch-up from a peer with older data; 9 two masters of the same epoch
- * resolved by priority; 10 a backup demotes a newer-epoch Redis under an older master.
+ * resolved by priority; 10 a master Redis demoted although the new master lacks its writes.
  */
 export type KnownLoss = 'finding 5' | 'finding 7' | 'finding 8' | 'finding 9' | 'finding 10';
 

@@ -19,7 +19,11 @@ export interface SimStats {
   readonly writesAcked: number;
   /** Acknowledged writes discarded by a resync (partitions, crashes, known bugs). */
   readonly writesDiscarded: number;
-  /** Acknowledged writes a known product bug threw away (findings.test.ts), by finding. */
+  /**
+   * Acknowledged writes a known product bug threw away (findings.test.ts), by finding;
+   * only in histories without partitions (with them, a demoted master's writes are
+   * expected losses).
+   */
   readonly knownBugLosses: Readonly<Record<string, number>>;
   /** Longest time both hosts held the VIP with both Redis writable, once the pair was quiet. */
   readonly maxDualMs: number;
@@ -52,7 +56,7 @@ export interface HistoryFacts {
   readonly replayDrops: number;
   readonly ackedIds: ReadonlySet<number>;
   readonly discardedIds: readonly number[];
-  /** Discarded writes a known bug explains, and which. */
+  /** Discarded writes a known bug explains, and which (empty when the history had partitions). */
   readonly excused: ReadonlyMap<number, string>;
   readonly maxDualMs: number;
   readonly steps: number;
