@@ -504,7 +504,10 @@ export interface VipClaimFigures {
   readonly vipClaimFrom: 'redis-promoted' | 'to-master';
   /** That record → the first sample showing the VIP on the node; `null` when never seen. */
   readonly vipClaimMs: number | null;
-  /** That record → the node's own record of the VIP added (redis-ha: `vip-claimed`); `null` without one. */
+  /**
+   * That record → the node's own record that its claim returned (redis-ha: `vip-claimed`,
+   * after the address was added and the first gratuitous ARP sent); `null` without one.
+   */
   readonly vipClaimRecordMs: number | null;
 }
 
