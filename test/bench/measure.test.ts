@@ -2,7 +2,8 @@
  * The benchmark's pure measurements: sampler lines, certain intervals and their
  * overlaps (a clean handover seen by two out-of-phase samplers is no overlap), the
  * first reaction after a fault (a Redis going down is the fault, not a reaction),
- * unavailability sums, the write figures, and /proc parsing.
+ * the stalled master's step-down and the new master's VIP claim from the setup's own
+ * role records, unavailability sums, the write figures, and /proc parsing.
  */
 import { describe, expect, it } from 'vitest';
 import type { OpRecord } from '../../tools/lab/analysis.js';
@@ -16,12 +17,16 @@ import {
   parseSampleLine,
   parseStatTicks,
   sampledStateSince,
+  stepDownAfterContinue,
   UNAVAILABLE_GAP_MS,
   unavailableTime,
+  vipClaimAfterPromotion,
   type RedisSample,
   type Sample,
   type VipSample,
 } from '../../tools/bench/measure.js';
+import type { RoleRecord } from '../../tools/bench/setup.js';
+import { roleRecordsFromAudit } from '../../tools/bench/setups/redis-ha.js';
 
 const vip = (node: 'a' | 'b', wallMs: number, held: boolean): VipSample => ({ kind: 'vip', node, wallMs, vip: held });
 const redis = (node: 'a' | 'b', wallMs: number, role: RedisSample['role'], link: string | null = null): RedisSample => ({
@@ -153,6 +158,91 @@ describe('analyseTimeline', () => {
     expect(sampledStateSince(quiet)).toBe(10);
     expect(sampledStateSince([])).toBeNull();
     expect(sampledStateSince(handover)).toBeGreaterThanOrEqual(1_500);
+  });
+});
+
+const record = (node: 'a' | 'b', wallMs: number, kind: RoleRecord['kind']): RoleRecord => ({ node, wallMs, kind });
+
+describe('a stalled master continued (daemon-stall)', () => {
+  // a's daemon stopped at 1000; b promoted at 4700 (its takeover fences a's Redis at
+  // 4710) and holds the VIP from 4720; a continued at 7000 steps down at 7012 and
+  // releases the VIP at 7020. Samplers 50 ms apart, b's 30 ms out of phase.
+  const stall = stream(0, 10_000, 50, 30, (t) => ({
+    aVip: t < 7_020,
+    bVip: t >= 4_720,
+    a: t < 4_710 ? 'master' : 'replica',
+    b: t >= 4_700 ? 'master' : 'replica',
+  }));
+  const records = [record('a', 100, 'to-master'), record('b', 4_650, 'to-master'), record('b', 4_700, 'redis-promoted'), record('b', 4_721, 'vip-claimed'), record('a', 7_012, 'from-master')];
+
+  it('times the recorded step-down and the first sampled moment the old master holds nothing, from the continue', () => {
+    expect(stepDownAfterContinue(stall, records, 'a', 1_000, 7_000)).toEqual({ stepDownMs: 12, oldMasterOutMs: 50 });
+  });
+
+  it('leaves the recorded step-down out for a setup without records, and null when it never came', () => {
+    expect(stepDownAfterContinue(stall, null, 'a', 1_000, 7_000)).toEqual({ oldMasterOutMs: 50 });
+    const clinging = stream(0, 10_000, 50, 30, (t) => ({ aVip: true, bVip: t >= 4_720, a: 'master', b: t >= 4_700 ? 'master' : 'replica' }));
+    expect(stepDownAfterContinue(clinging, records.slice(0, 4), 'a', 1_000, 7_000)).toEqual({ stepDownMs: null, oldMasterOutMs: null });
+  });
+
+  it('ignores records from before the stall and readings from before the continue', () => {
+    // An old step-down (before the fault) does not count; a's readings before 7000
+    // already show its Redis fenced, but the VIP reading must be one taken after 7000.
+    const earlier = [record('a', 500, 'from-master'), ...records.slice(0, 4)];
+    expect(stepDownAfterContinue(stall, earlier, 'a', 1_000, 7_000).stepDownMs).toBeNull();
+    expect(stepDownAfterContinue(stall, earlier, 'a', 1_000, 6_000).oldMasterOutMs).toBe(1_050);
+  });
+
+  it('times the VIP claim from the promotion record to the first sample showing the VIP, and to the recorded claim', () => {
+    expect(vipClaimAfterPromotion(stall, records, 1_000)).toEqual({
+      vipClaimNode: 'b', vipClaimFrom: 'redis-promoted', vipClaimMs: 30, vipClaimRecordMs: 21,
+    });
+  });
+});
+
+describe('VIP claim after a takeover', () => {
+  const samples = stream(0, 3_000, 50, 30, (t) => ({ aVip: t < 1_000, bVip: t >= 1_210, a: 'master', b: t >= 1_200 ? 'master' : 'replica' }));
+
+  it('falls back to the transition to master when no promotion was recorded', () => {
+    expect(vipClaimAfterPromotion(samples, [record('b', 1_190, 'to-master')], 500)).toEqual({
+      vipClaimNode: 'b', vipClaimFrom: 'to-master', vipClaimMs: 40, vipClaimRecordMs: null,
+    });
+  });
+
+  it('takes the earliest takeover after the fault, on either node, and reports a VIP never seen as null', () => {
+    const records = [record('a', 100, 'redis-promoted'), record('b', 1_200, 'redis-promoted'), record('a', 2_500, 'redis-promoted')];
+    expect(vipClaimAfterPromotion(samples, records, 500)?.vipClaimNode).toBe('b');
+    expect(vipClaimAfterPromotion(samples, records, 2_000)).toEqual({
+      vipClaimNode: 'a', vipClaimFrom: 'redis-promoted', vipClaimMs: null, vipClaimRecordMs: null,
+    });
+  });
+
+  it('is null when nobody took over after the fault', () => {
+    expect(vipClaimAfterPromotion(samples, [record('a', 100, 'to-master')], 500)).toBeNull();
+    expect(vipClaimAfterPromotion(samples, [], 500)).toBeNull();
+  });
+});
+
+describe("redis-ha's role records from its audit log", () => {
+  it('keeps transitions into and out of MASTER, successful promotions and VIP claims, with their times', () => {
+    const audit = [
+      { event: 'daemon-started', time: '2026-01-01T00:00:00.000Z' },
+      { event: 'transition', from: 'INIT', to: 'BACKUP', time: '2026-01-01T00:00:00.100Z' },
+      { event: 'transition', from: 'BACKUP', to: 'MASTER', time: '2026-01-01T00:00:01.000Z' },
+      { event: 'redis-promoted', ok: false, time: '2026-01-01T00:00:01.010Z' },
+      { event: 'redis-promoted', ok: true, time: '2026-01-01T00:00:01.020Z' },
+      { event: 'vip-claim', time: '2026-01-01T00:00:01.021Z' },
+      { event: 'vip-claimed', changed: true, time: '2026-01-01T00:00:01.030Z' },
+      { event: 'transition', from: 'MASTER', to: 'BACKUP', time: '2026-01-01T00:00:02.000Z' },
+      { event: 'transition', from: 'MASTER', to: 'FAULT', time: 'not a time' },
+    ];
+    const at = (iso: string): number => Date.parse(iso);
+    expect(roleRecordsFromAudit('b', audit)).toEqual([
+      { node: 'b', wallMs: at('2026-01-01T00:00:01.000Z'), kind: 'to-master' },
+      { node: 'b', wallMs: at('2026-01-01T00:00:01.020Z'), kind: 'redis-promoted' },
+      { node: 'b', wallMs: at('2026-01-01T00:00:01.030Z'), kind: 'vip-claimed' },
+      { node: 'b', wallMs: at('2026-01-01T00:00:02.000Z'), kind: 'from-master' },
+    ]);
   });
 });
 

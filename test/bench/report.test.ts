@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   escapeXml,
   formatCount,
+  formatMilliseconds,
   formatSeconds,
   formatSummary,
   makeScale,
@@ -16,6 +17,7 @@ import {
   summarize,
   surprises,
   svgChart,
+  takeoverTable,
   timestampDir,
 } from '../../tools/bench/report.js';
 import { planLanes, type BenchResults, type RunFigures, type RunResult } from '../../tools/bench/run.js';
@@ -163,6 +165,9 @@ describe('formatting', () => {
     expect(formatCount(3)).toBe('3');
     expect(formatCount(2.5)).toBe('2.5');
     expect(formatCount(null)).toBe('n/a');
+    expect(formatMilliseconds(11.6)).toBe('12 ms');
+    expect(formatMilliseconds(null)).toBe('n/a');
+    expect(formatSummary(summarize([10, 30, 12]), formatMilliseconds)).toBe('12 (10–30) ms');
   });
 
   it('formats median (min–max), collapsing a single or constant value', () => {
@@ -223,6 +228,74 @@ describe('surprises', () => {
     expect(list.some((line) => line.startsWith('keepalived-classic × redis-kill #2: not healthy at the end'))).toBe(true);
     expect(list).toContain('keepalived-classic × redis-kill #3: FAILED (starting keepalived-classic: timed out)');
     expect(list.some((line) => line.startsWith('redis-ha × redis-kill #1'))).toBe(false);
+  });
+});
+
+describe('takeoverTable (step-down and VIP claim)', () => {
+  const stall = (n: number, overrides: Partial<RunFigures>): RunResult =>
+    run('redis-ha', 'daemon-stall', n, { afterHealDualMasterMs: 0, afterHealDualVipMs: 20, vipClaimNode: 'b', vipClaimFrom: 'redis-promoted', ...overrides });
+  const runs: RunResult[] = [
+    stall(1, { stepDownMs: 12, oldMasterOutMs: 40, vipClaimMs: 30, vipClaimRecordMs: 15 }),
+    stall(2, { stepDownMs: 10, oldMasterOutMs: 60, vipClaimMs: 50, vipClaimRecordMs: 14 }),
+    stall(3, { stepDownMs: null, oldMasterOutMs: 50, vipClaimMs: null, vipClaimRecordMs: 16 }),
+    run('redis-ha', 'redis-kill', 1, { vipClaimNode: 'b', vipClaimFrom: 'redis-promoted', vipClaimMs: 40, vipClaimRecordMs: 20 }),
+    run('keepalived-classic', 'daemon-stall', 1, { oldMasterOutMs: null, afterHealDualMasterMs: 0, afterHealDualVipMs: 9_000 }),
+    // Results taken before these figures existed: no row.
+    run('sentinel', 'redis-kill', 1),
+  ];
+  const rows = (takeoverTable(runs) ?? '').split('\n');
+
+  it('has one row per setup × fault with any of the figures, in first-seen order', () => {
+    expect(rows[0]).toBe(
+      '| setup | fault | runs | VIP claim | VIP claim (recorded) | step-down after continue | old master out after continue | both masters after heal | VIP on both after heal |',
+    );
+    expect(rows.slice(2).map((row) => row.split(' | ').slice(0, 2).join(' '))).toEqual([
+      '| redis-ha daemon-stall',
+      '| redis-ha redis-kill',
+      '| keepalived-classic daemon-stall',
+    ]);
+    for (const row of rows) expect(row.split(/(?<!\\)\|/).length).toBe(11);
+  });
+
+  it('summarises the runs that measured a value and counts those that never got there', () => {
+    expect(rows[2]).toBe('| redis-ha | daemon-stall | 3 | 40 (30–50) ms; 1× n/a | 15 (14–16) ms | 11 (10–12) ms; 1× n/a | 50 (40–60) ms | 0 ms | 20 ms |');
+  });
+
+  it('shows – where a figure does not apply and n/a where it never happened', () => {
+    expect(rows[3]).toBe('| redis-ha | redis-kill | 1 | 40 ms | 20 ms | – | – | – | – |');
+    expect(rows[4]).toBe('| keepalived-classic | daemon-stall | 1 | – | – | – | n/a | 0 ms | 9000 ms |');
+  });
+
+  it('is absent when no run has any of them (results from before they were measured)', () => {
+    expect(takeoverTable(SAMPLE_RUNS)).toBeNull();
+    const md = markdownReport(bench(SAMPLE_RUNS));
+    expect(md).not.toContain('## Step-down and VIP claim');
+    expect(md).not.toContain('**VIP claim**');
+  });
+
+  it('is in the report with its definitions, and the main table keeps its columns', () => {
+    const md = markdownReport(bench(runs));
+    expect(md).toContain(`## Step-down and VIP claim\n\n${takeoverTable(runs) ?? ''}`);
+    expect(md).toContain('- **VIP claim**: ');
+    expect(md).toContain('- **step-down after continue** (daemon-stall: ');
+    expect(md).toContain('**old master out after continue**');
+    expect(md).toContain('- **both masters / VIP on both after heal**');
+    expect(resultsTable(runs).split('\n')[0]).toBe(resultsTable(SAMPLE_RUNS).split('\n')[0]);
+  });
+
+  it('lists a missing step-down, and an old master that never let go after a takeover, as surprises', () => {
+    const list = surprises(runs);
+    expect(list.find((line) => line.startsWith('redis-ha × daemon-stall #3'))).toContain('the continued old master recorded no step-down');
+    expect(list.find((line) => line.startsWith('keepalived-classic × daemon-stall #1'))).toContain('kept the VIP or a writable Redis to the end');
+    expect(list.some((line) => line.startsWith('redis-ha × daemon-stall #1'))).toBe(false);
+    // No reaction at all (sentinel's quorum never lost a's Redis): nothing to let go of.
+    const quiet = run('sentinel', 'daemon-stall', 1, { detectionMs: null, oldMasterOutMs: null });
+    expect(surprises([quiet])).toEqual([]);
+  });
+
+  it('keeps the stall\'s own continue note out of the surprises', () => {
+    const noted = stall(1, { stepDownMs: 12, oldMasterOutMs: 40, vipClaimMs: 30, vipClaimRecordMs: 15 });
+    expect(surprises([{ ...noted, notes: ["SIGCONT: redis-ha's daemon(s) on a continued after 6 s"] }])).toEqual([]);
   });
 });
 

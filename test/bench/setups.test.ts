@@ -3,14 +3,15 @@
  * no redis-ha daemons): `keepalived-classic` (seed 002's keepalived + notify scripts)
  * and `sentinel` (three sentinels, VIP by client-reconfig-script). For each: `start()`
  * leaves the VIP on a with b replicating a, a write through the VIP from the client
- * host succeeds, SIGKILL of a's Redis eventually makes b the master holding the VIP,
+ * host succeeds, the daemon-stall hooks stop and continue the setup's processes on a
+ * (and only those), SIGKILL of a's Redis eventually makes b the master holding the VIP,
  * and `stop()` leaves no process of the setup behind in the lab's namespaces.
  *
  * Bounds are generous: the keepalived recipe alone sleeps 25 s after detecting the
  * failure. Root only (skipped loudly otherwise); needs keepalived and redis-sentinel
  * installed (Debian: `apt-get install keepalived redis-sentinel`).
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SetupDriver } from '../../tools/bench/setup.js';
 import { keepalivedClassic } from '../../tools/bench/setups/keepalived.js';
@@ -27,6 +28,9 @@ const HOSTS: readonly PairHost[] = ['a', 'b', 'c'];
 /** `start()` itself is bounded at 60 s. */
 const START_TEST_TIMEOUT_MS = 90_000;
 const STOP_TEST_TIMEOUT_MS = 30_000;
+/** Bound on a stalled process showing as continued. */
+const STALL_CHECK_MS = 5_000;
+const STALL_TEST_TIMEOUT_MS = 20_000;
 const CLI_TIMEOUT_MS = 3_000;
 
 interface Case {
@@ -43,6 +47,16 @@ const CASES: readonly Case[] = [
   // down-after 5 s, election, promotion, the observers' scripts.
   { driver: sentinel, tag: 'rhs1', subnet: '10.77.222', failoverTimeoutMs: 30_000 },
 ];
+
+/** Field 3 of /proc/PID/stat (`T` = stopped), `gone` when the process is. */
+function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '?';
+  } catch {
+    return 'gone';
+  }
+}
 
 /** PIDs of the live processes whose network namespace is `ns`. */
 function processesInNamespace(ns: string): number[] {
@@ -115,6 +129,31 @@ for (const testCase of CASES) {
         }
       },
       START_TEST_TIMEOUT_MS,
+    );
+
+    it(
+      "stops and continues its failover process(es) on a for daemon-stall, leaving a's Redis running",
+      async () => {
+        expect(started).toBe(true);
+        const lab = theLab();
+        const pids = driver.daemonPids(lab, 'a');
+        expect(pids.length).toBeGreaterThan(0);
+        expect(driver.supports).toContain('daemon-stall');
+        const redisPid = lab.redis('a').pid;
+        expect(redisPid).not.toBeNull();
+        await driver.suspendDaemon!(lab, 'a');
+        try {
+          await lab.waitFor('the processes on a stopped', () => pids.every((pid) => processState(pid) === 'T'), STALL_CHECK_MS);
+          expect(processState(redisPid!)).not.toBe('T');
+        } finally {
+          await driver.resumeDaemon!(lab, 'a');
+        }
+        await lab.waitFor('the stalled processes continued', () => pids.every((pid) => processState(pid) !== 'T'), STALL_CHECK_MS);
+        // Far shorter than any master-down interval: the pair has not moved.
+        expect(driver.daemonPids(lab, 'a')).toEqual(pids);
+        expect(await lab.isSettledMaster('a')).toBe(true);
+      },
+      STALL_TEST_TIMEOUT_MS,
     );
 
     it(

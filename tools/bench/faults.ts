@@ -1,8 +1,9 @@
 /**
  * Fault injection on the pair lab, one entry per `FaultName`, always on the master
  * the setup elected at start-up (`a`). Each fault says when it took effect, whether
- * it lasts a fixed time (partition, loss: healed after `TIMED_FAULT_MS` inside the
- * fault phase) or until the runner's observation ends, and how it is repaired
+ * it lasts a fixed time (partition, loss: healed after `TIMED_FAULT_MS`; daemon-stall:
+ * continued after `DAEMON_STALL_MS`; both inside the fault phase) or until the
+ * runner's observation ends, and how it is repaired
  * afterwards the way an operator or a supervisor would (restart the killed Redis with
  * its unchanged config, plug the cable back, SIGCONT), so that the end state says
  * whether the setup heals.
@@ -22,6 +23,16 @@ import type { FaultName, SetupDriver } from './setup.js';
 export const TIMED_FAULT_MS = 20_000;
 /** Share of packets dropped between a and b by the `loss` fault. */
 export const LOSS_PERCENT = 30;
+/**
+ * How long `daemon-stall` keeps the master host's failover daemon stopped before the
+ * SIGCONT: longer than every setup's master-down interval on b (priority 90: 3 × 1 s +
+ * skew ≈ 3.65 s for redis-ha and keepalived-classic, ≈ 0.37 s for redis-ha-fast), so
+ * the peer has taken over when the stalled master wakes up and must step down, with
+ * about two seconds of margin for a busy machine. (Sentinel's failover does not depend
+ * on the sentinel beside the master; see its driver.) Results taken with another value
+ * must not be merged with these.
+ */
+export const DAEMON_STALL_MS = 6_000;
 
 /** A repair step run after the observation (or, for timed faults, the heal). */
 export interface FaultRepair {
@@ -55,6 +66,7 @@ let lossSupportCache: { ok: boolean; reason: string } | null = null;
 export async function faultUnsupported(fault: FaultName, driver: SetupDriver, lab: PairLab): Promise<string | null> {
   if (!driver.supports.includes(fault)) return `${driver.name} does not support ${fault}`;
   if (fault === 'switchover' && !driver.switchover) return `${driver.name} offers no switchover`;
+  if (fault === 'daemon-stall' && (!driver.suspendDaemon || !driver.resumeDaemon)) return `${driver.name} cannot stop and continue its daemon`;
   if (fault === 'loss') {
     lossSupportCache ??= await lab.net.lossSupport();
     if (!lossSupportCache.ok) {
@@ -131,6 +143,23 @@ export async function injectFault(fault: FaultName, lab: PairLab, driver: SetupD
         durationMs: null,
         repair: null,
         cleanup: noCleanup,
+        notes: [],
+      };
+    }
+    case 'daemon-stall': {
+      const { suspendDaemon, resumeDaemon } = driver;
+      if (!suspendDaemon || !resumeDaemon) throw new Error(`${driver.name} cannot stop and continue its daemon`);
+      await suspendDaemon.call(driver, lab, master);
+      // After the SIGSTOP: the daemon's last adverts may still be on their way.
+      const injectedWallMs = nowWallMs();
+      const resume = (): Promise<void> => resumeDaemon.call(driver, lab, master);
+      return {
+        name: fault,
+        description: `SIGSTOP of ${driver.name}'s daemon(s) on ${master} for ${DAEMON_STALL_MS / 1000} s (its Redis keeps running)`,
+        injectedWallMs,
+        durationMs: DAEMON_STALL_MS,
+        repair: { description: `SIGCONT: ${driver.name}'s daemon(s) on ${master} continued`, run: resume },
+        cleanup: resume,
         notes: [],
       };
     }

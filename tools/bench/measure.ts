@@ -10,6 +10,9 @@
  *    line stamped with the wall-clock time of its VIP read (the writer's scale).
  *  - The lab writer's op log (a Jepsen set test through the VIP) and the set finally
  *    read from the master the client reaches, analysed with `tools/lab/analysis.ts`.
+ *  - The role changes a setup records itself (`SetupDriver.roleRecords`, redis-ha's
+ *    audit log), set against the samples: the stalled old master's step-down once
+ *    continued, and the new master's VIP claim after its promotion.
  *  - Footprint: VmRSS from `/proc/PID/status` and CPU from `/proc/PID/stat`
  *    (utime + stime + cutime + cstime, so the health-check scripts a daemon forks and
  *    reaps are charged to it) over a steady-state interval.
@@ -29,6 +32,7 @@ import {
 import { waitChildExit } from '../lab/netns.js';
 import { PairLab, type PairHost, type PairNode } from '../lab/pair.js';
 import { LAB_REDIS_PORT, parseInfo } from '../lab/redis-proc.js';
+import type { RoleRecord } from './setup.js';
 
 /**
  * Sampling period of the state sampler. Two independent samplers put a change on one
@@ -441,6 +445,110 @@ export function sampledStateSince(samples: readonly Sample[]): number | null {
     since = entry.wallMs;
   }
   return since;
+}
+
+// -- step-down and VIP claim (pure) -----------------------------------------------------
+
+/** The stalled old master letting go once continued (`daemon-stall`). */
+export interface StepDownFigures {
+  /**
+   * Continue → the old master's own record of leaving the master role (redis-ha: its
+   * audit `transition` out of MASTER); `null` when none came. Absent when the setup
+   * keeps no such record.
+   */
+  readonly stepDownMs?: number | null;
+  /**
+   * Continue → the first moment both samplers' latest readings of the old master, taken
+   * after the continue, show it neither holding the VIP nor a writable Redis master;
+   * `null` when that never happened.
+   */
+  readonly oldMasterOutMs: number | null;
+}
+
+/**
+ * The step-down figures of `node` continued at `continuedWallMs` after a stall that
+ * began at `faultWallMs`. `records` is `null` for a setup that keeps no role record. A
+ * stopped daemon writes nothing, so any record of leaving the master role after the
+ * stall began was written after the continue (its millisecond clock may read a hair
+ * earlier than the continue's stamp).
+ */
+export function stepDownAfterContinue(
+  samples: readonly Sample[],
+  records: readonly RoleRecord[] | null,
+  node: PairNode,
+  faultWallMs: number,
+  continuedWallMs: number,
+): StepDownFigures {
+  let oldMasterOutMs: number | null = null;
+  let vip: VipSample | undefined;
+  let redis: RedisSample | undefined;
+  for (const sample of [...samples].sort((x, y) => x.wallMs - y.wallMs)) {
+    if (sample.node !== node || sample.wallMs < continuedWallMs) continue;
+    if (sample.kind === 'vip') vip = sample;
+    else redis = sample;
+    if (vip && redis && !vip.vip && !redis.writable) {
+      oldMasterOutMs = sample.wallMs - continuedWallMs;
+      break;
+    }
+  }
+  if (records === null) return { oldMasterOutMs };
+  const stepDown = firstRecord(records, node, 'from-master', faultWallMs);
+  return { stepDownMs: stepDown === null ? null : stepDown.wallMs - continuedWallMs, oldMasterOutMs };
+}
+
+/** The new master claiming the VIP after its promotion. */
+export interface VipClaimFigures {
+  /** The node that took over. */
+  readonly vipClaimNode: PairNode;
+  /** What the claim is timed from: its successful Redis promotion, else (none recorded) its transition to master. */
+  readonly vipClaimFrom: 'redis-promoted' | 'to-master';
+  /** That record → the first sample showing the VIP on the node; `null` when never seen. */
+  readonly vipClaimMs: number | null;
+  /**
+   * That record → the node's own record that its claim returned (redis-ha: `vip-claimed`,
+   * after the address was added and the first gratuitous ARP sent); `null` without one.
+   */
+  readonly vipClaimRecordMs: number | null;
+}
+
+function firstRecord(records: readonly RoleRecord[], node: PairNode, kind: RoleRecord['kind'], fromWallMs: number): RoleRecord | null {
+  let first: RoleRecord | null = null;
+  for (const record of records) {
+    if (record.node !== node || record.kind !== kind || record.wallMs < fromWallMs) continue;
+    if (first === null || record.wallMs < first.wallMs) first = record;
+  }
+  return first;
+}
+
+/**
+ * The first takeover after `faultWallMs` (on either node: the earliest successful Redis
+ * promotion, or, where a node recorded none, its transition to master) and how long its
+ * VIP claim took, as sampled and as the node recorded it; `null` when nobody took over.
+ */
+export function vipClaimAfterPromotion(samples: readonly Sample[], records: readonly RoleRecord[], faultWallMs: number): VipClaimFigures | null {
+  let anchor: { node: PairNode; from: VipClaimFigures['vipClaimFrom']; wallMs: number } | null = null;
+  for (const node of ['a', 'b'] as const) {
+    const promoted = firstRecord(records, node, 'redis-promoted', faultWallMs);
+    const record = promoted ?? firstRecord(records, node, 'to-master', faultWallMs);
+    if (record !== null && (anchor === null || record.wallMs < anchor.wallMs)) {
+      anchor = { node, from: promoted ? 'redis-promoted' : 'to-master', wallMs: record.wallMs };
+    }
+  }
+  if (anchor === null) return null;
+  const { node, wallMs } = anchor;
+  let seen: number | null = null;
+  for (const sample of samples) {
+    if (sample.kind === 'vip' && sample.node === node && sample.vip && sample.wallMs >= wallMs && (seen === null || sample.wallMs < seen)) {
+      seen = sample.wallMs;
+    }
+  }
+  const claimed = firstRecord(records, node, 'vip-claimed', wallMs);
+  return {
+    vipClaimNode: node,
+    vipClaimFrom: anchor.from,
+    vipClaimMs: seen === null ? null : seen - wallMs,
+    vipClaimRecordMs: claimed === null ? null : claimed.wallMs - wallMs,
+  };
 }
 
 // -- writes (pure) ----------------------------------------------------------------------

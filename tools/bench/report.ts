@@ -1,7 +1,8 @@
 /**
  * Benchmark results as files: the raw JSON (every run's figures), a Markdown report
- * (one table row per setup × fault with median (min–max) over the runs, the
- * footprint table, the definitions, and the surprises: runs that did not recover, did
+ * (one table row per setup × fault with median (min–max) over the runs, a second table
+ * of step-down and VIP-claim timings where measured, the footprint table, the
+ * definitions, and the surprises: runs that did not recover, did
  * not end healthy, lost writes or failed), and a hand-written SVG chart (grouped bars of
  * median unavailability and lost writes per fault and setup, on a log scale when the
  * values span more than `LOG_SCALE_RATIO`).
@@ -11,6 +12,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DAEMON_STALL_MS, TIMED_FAULT_MS } from './faults.js';
 import { UNAVAILABLE_GAP_MS, type FootprintResult } from './measure.js';
 import type { BenchResults, RunFigures, RunResult } from './run.js';
 import type { FaultName } from './setup.js';
@@ -43,6 +45,11 @@ export function formatSeconds(ms: number | null): string {
   return `${s >= 100 ? s.toFixed(0) : s.toFixed(2)} s`;
 }
 
+/** Formats milliseconds as whole milliseconds, for the short figures: `12 ms`, `n/a`. */
+export function formatMilliseconds(ms: number | null): string {
+  return ms === null ? 'n/a' : `${Math.round(ms)} ms`;
+}
+
 /** Formats a count (a median may be a half). */
 export function formatCount(value: number | null): string {
   if (value === null) return 'n/a';
@@ -54,8 +61,8 @@ export function formatSummary(summary: Summary, format: (value: number | null) =
   if (summary.n === 0) return 'n/a';
   const median = format(summary.median);
   if (summary.n === 1 || format(summary.min) === format(summary.max)) return median;
-  const unit = / s$/.test(median) ? ' s' : '';
-  const strip = (text: string): string => (unit ? text.replace(/ s$/, '') : text);
+  const unit = / m?s$/.exec(median)?.[0] ?? '';
+  const strip = (text: string): string => (unit && text.endsWith(unit) ? text.slice(0, -unit.length) : text);
   return `${strip(median)} (${strip(format(summary.min))}–${strip(format(summary.max))})${unit}`;
 }
 
@@ -132,6 +139,53 @@ export function resultsTable(runs: readonly RunResult[]): string {
   return lines.join('\n');
 }
 
+/** A figure of the step-down and VIP-claim table; absent in runs where it does not apply. */
+interface OptionalMetric {
+  readonly key: 'vipClaimMs' | 'vipClaimRecordMs' | 'stepDownMs' | 'oldMasterOutMs' | 'afterHealDualMasterMs' | 'afterHealDualVipMs';
+  readonly label: string;
+}
+
+const TAKEOVER_METRICS: readonly OptionalMetric[] = [
+  { key: 'vipClaimMs', label: 'VIP claim' },
+  { key: 'vipClaimRecordMs', label: 'VIP claim (recorded)' },
+  { key: 'stepDownMs', label: 'step-down after continue' },
+  { key: 'oldMasterOutMs', label: 'old master out after continue' },
+  { key: 'afterHealDualMasterMs', label: 'both masters after heal' },
+  { key: 'afterHealDualVipMs', label: 'VIP on both after heal' },
+];
+
+/**
+ * One cell of an optional figure: `–` when no run has it (it does not apply), else
+ * median (min–max) over the runs that measured a value, with how many runs never got
+ * there (`null`: no step-down record, the VIP never seen, ...).
+ */
+function optionalCell(runs: readonly RunResult[], key: OptionalMetric['key']): string {
+  const present = runs.filter((run) => run.figures !== null && run.figures[key] !== undefined);
+  if (present.length === 0) return '–';
+  const values = present.map((run) => run.figures?.[key] ?? null);
+  const missing = values.filter((value) => value === null).length;
+  const summary = formatSummary(summarize(values), formatMilliseconds);
+  return missing === 0 || missing === present.length ? summary : `${summary}; ${missing}× n/a`;
+}
+
+/**
+ * The step-down and VIP-claim table: one row per setup × fault with at least one of
+ * these figures (results taken before they were measured have none: no rows).
+ */
+export function takeoverTable(runs: readonly RunResult[]): string | null {
+  const groups = groupRuns(runs)
+    .map((group) => ({ ...group, ok: group.runs.filter((run) => run.status === 'ok') }))
+    .filter((group) => group.ok.some((run) => TAKEOVER_METRICS.some((metric) => run.figures?.[metric.key] !== undefined)));
+  if (groups.length === 0) return null;
+  const header = ['setup', 'fault', 'runs', ...TAKEOVER_METRICS.map((m) => m.label)];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  for (const group of groups) {
+    const cells = [group.setup, group.fault, String(group.ok.length), ...TAKEOVER_METRICS.map((metric) => optionalCell(group.ok, metric.key))];
+    lines.push(`| ${cells.map(escapeCell).join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
 /** The footprint table. */
 export function footprintTable(footprints: readonly FootprintResult[]): string {
   const lines = ['| setup | host | processes | RSS (MiB) | peak RSS (MiB) | CPU (% of one core) |', '|---|---|---|---|---|---|'];
@@ -173,7 +227,10 @@ export function surprises(runs: readonly RunResult[]): string[] {
     if (f.dualMasterMs > 0) items.push(`both Redis writable masters for ${formatSeconds(f.dualMasterMs)}`);
     if (f.dualVipMs > 0) items.push(`VIP on both hosts for ${formatSeconds(f.dualVipMs)}`);
     if ((f.repairDualVipMs ?? 0) > 0) items.push(`VIP on both hosts for ${formatSeconds(f.repairDualVipMs)} after the repair`);
-    for (const note of run.notes) if (!/^loss via|healed after|removed after|^packets dropped/.test(note)) items.push(note);
+    if (f.stepDownMs === null) items.push('the continued old master recorded no step-down');
+    // Only when the setup reacted at all: with no takeover there is nothing to let go of.
+    if (f.oldMasterOutMs === null && f.detectionMs !== null) items.push('the continued old master kept the VIP or a writable Redis to the end');
+    for (const note of run.notes) if (!/^loss via|healed after|removed after|continued after|^packets dropped/.test(note)) items.push(note);
     if (items.length) out.push(`${id}: ${[...new Set(items)].join('; ')}`);
   }
   return out;
@@ -181,12 +238,19 @@ export function surprises(runs: readonly RunResult[]): string[] {
 
 const DEFINITIONS = [
   '- **detection**: fault → first change of VIP holder or Redis role seen by the 50 ms samplers in a and b (the faulted Redis going down is the fault, not a reaction); n/a = the setup never reacted.',
-  `- **writes unavailable**: total of the gaps ≥ ${UNAVAILABLE_GAP_MS} ms between acknowledged writes (SADD through the VIP at 500/s from the client namespace, no retries, 250 ms timeouts), from the last acknowledged write before the fault to the repair (Redis restarted, link restored, SIGCONT), or to the end of the run when nothing is repaired (daemon-kill, switchover; partition and loss are healed after 20 s and observed after the heal, all inside this phase).`,
+  `- **writes unavailable**: total of the gaps ≥ ${UNAVAILABLE_GAP_MS} ms between acknowledged writes (SADD through the VIP at 500/s from the client namespace, no retries, 250 ms timeouts), from the last acknowledged write before the fault to the repair (Redis restarted, link restored, SIGCONT), or to the end of the run when nothing is repaired (daemon-kill, switchover; partition and loss are healed after ${TIMED_FAULT_MS / 1000} s and a stalled daemon is continued after ${DAEMON_STALL_MS / 1000} s, then observed, all inside this phase).`,
   '- **first gap**: last acknowledged write before the fault → first acknowledged write issued after it (≈ 0 when writes never stopped at first).',
   '- **acked writes lost**: acknowledged writes missing from the set finally read from the master the client reaches through the VIP, after the repair and settle.',
   '- **both masters / VIP on both**: time both Redis were writable masters (reachable by the client or not) / both hosts held the VIP, over the same phase, as certainly seen by both 50 ms samplers at once (a lower bound, within one sampling period per change).',
   '- **recovered**: writes flowing when the observation ended; **healthy at end**: one master holding the VIP alone and the other replicating it, within the settle bound after the repair (Redis restarted with its unchanged config, link restored, SIGCONT; a killed daemon is not restarted).',
   '- Cells: median (min–max) over the runs.',
+];
+
+const TAKEOVER_DEFINITIONS = [
+  '- **VIP claim**: the new master\'s own record of its successful Redis promotion (redis-ha: the audit record `redis-promoted`; where none was recorded, its `transition` to MASTER) → the first 50 ms sample showing the VIP on that host, for the first takeover after the fault; includes up to one sampling period. **VIP claim (recorded)**: the same record → the host\'s own record that its claim returned (`vip-claimed`: the address added and the first gratuitous ARP sent, redis-ha waiting up to 100 ms on that arping, so it can come after the VIP is seen). Only setups that record their role changes (redis-ha); – = no takeover (or no record), n/a = the VIP was never seen.',
+  `- **step-down after continue** (daemon-stall: the master host's failover daemon SIGSTOPped for ${DAEMON_STALL_MS / 1000} s, longer than the peer's master-down interval, then SIGCONTed): SIGCONT → the old master's own record of leaving the master role (redis-ha: its audit \`transition\` out of MASTER). **old master out after continue**: SIGCONT → the first moment the samplers, reading the old master after the SIGCONT, show it holding no VIP and no writable Redis master (redis-ha's takeover normally fences the old Redis during the stall, so for it this is the VIP release); n/a = never, to the end of the run.`,
+  '- **both masters / VIP on both after heal**: as above, from the heal of a timed fault (partition and loss healed, the stalled daemon continued) to the end of the run; the daemon-stall row\'s **both masters** and **VIP on both** in the results table cover the stall as well.',
+  '- All times are wall-clock milliseconds of one machine; the daemons\' records carry millisecond timestamps.',
 ];
 
 /** The whole Markdown report. */
@@ -212,6 +276,15 @@ export function markdownReport(results: BenchResults): string {
   lines.push(resultsTable(results.runs));
   lines.push('');
   lines.push(...DEFINITIONS);
+  const takeover = takeoverTable(results.runs);
+  if (takeover !== null) {
+    lines.push('');
+    lines.push('## Step-down and VIP claim');
+    lines.push('');
+    lines.push(takeover);
+    lines.push('');
+    lines.push(...TAKEOVER_DEFINITIONS);
+  }
   if (results.footprints.length) {
     lines.push('');
     lines.push('## Footprint');

@@ -28,13 +28,18 @@ import {
   measureFootprint,
   sampledStateSince,
   StateSampler,
+  stepDownAfterContinue,
+  vipClaimAfterPromotion,
   type FootprintResult,
   type TimelineEntry,
+  type VipClaimFigures,
 } from './measure.js';
 import type { RegisteredSetup } from './registry.js';
 import type { FaultName } from './setup.js';
 import { errorMessage } from '../../src/errors.js';
 
+/** Every fault is injected on the master the setup elected at start-up. */
+const FAULTED_MASTER: PairNode = 'a';
 /** Lab tag and subnet of benchmark runs (one lab at a time). */
 export const BENCH_TAG = 'rhbench';
 export const BENCH_SUBNET = '10.77.60';
@@ -97,6 +102,24 @@ export interface RunFigures {
   readonly settleMs: number | null;
   /** Fault → end of the observation (the fault phase itself lasts until the repair, or the end of the run). */
   readonly observedMs: number;
+  /**
+   * Both Redis writable masters / both hosts with the VIP from the heal of a timed
+   * fault (partition and loss healed, a stalled daemon continued) to the end of the
+   * run; absent for other faults (and in results taken before these were measured).
+   */
+  readonly afterHealDualMasterMs?: number;
+  readonly afterHealDualVipMs?: number;
+  /** `daemon-stall` only (see `StepDownFigures`); `stepDownMs` only for setups that record their role changes. */
+  readonly stepDownMs?: number | null;
+  readonly oldMasterOutMs?: number | null;
+  /**
+   * The first takeover's VIP claim (see `VipClaimFigures`), for setups that record
+   * their role changes (redis-ha), in every run where a node took over.
+   */
+  readonly vipClaimNode?: PairNode;
+  readonly vipClaimFrom?: VipClaimFigures['vipClaimFrom'];
+  readonly vipClaimMs?: number | null;
+  readonly vipClaimRecordMs?: number | null;
 }
 
 /** One run's result. */
@@ -236,7 +259,7 @@ export async function runOne(options: RunOptions): Promise<RunResult> {
     if (!writesFlowing(theWriter)) notes.push('writes were not flowing at the end of the warm-up');
 
     phase = `injecting ${fault}`;
-    active = await injectFault(fault, theLab, driver);
+    active = await injectFault(fault, theLab, driver, FAULTED_MASTER);
     const theFault = active;
     unregister.push(registerCleanup(() => theFault.cleanup()));
     const faultWall = active.injectedWallMs;
@@ -244,10 +267,13 @@ export async function runOne(options: RunOptions): Promise<RunResult> {
 
     phase = 'observing the fault';
     let observeFrom = faultWall;
+    // When a timed fault was healed (for a stalled daemon: the SIGCONT, which takes effect as the call returns).
+    let healWall: number | null = null;
     if (active.durationMs !== null && active.repair) {
       await sleep(Math.max(0, faultWall + active.durationMs - nowWallMs()));
       await active.repair.run();
-      observeFrom = nowWallMs();
+      healWall = nowWallMs();
+      observeFrom = healWall;
       notes.push(`${active.repair.description} after ${(active.durationMs / 1000).toFixed(0)} s`);
     }
     const recovered = await observe(theWriter, sampler, observeFrom, setup.bounds.minObserveMs, setup.bounds.observeBoundMs);
@@ -285,6 +311,7 @@ export async function runOne(options: RunOptions): Promise<RunResult> {
     const faultPhaseEndWall = repairWall ?? endWall;
 
     phase = 'collecting';
+    const roleRecords = driver.roleRecords?.(theLab) ?? null;
     const status = await theLab.status();
     const endState = { vip: status.vipHolders.join('+') || '-', a: status.roles.a, b: status.roles.b };
     await sampler.stop();
@@ -309,6 +336,12 @@ export async function runOne(options: RunOptions): Promise<RunResult> {
     const faultPhase = analyseTimeline(samples, faultWall, faultWall, faultPhaseEndWall);
     const repairPhase = repairWall === null ? null : analyseTimeline(samples, faultWall, repairWall, endWall);
     const whole = analyseTimeline(samples, faultWall, faultWall - 1_000, endWall);
+    const afterHeal = healWall === null ? null : analyseTimeline(samples, faultWall, healWall, endWall);
+    const stepDown = fault === 'daemon-stall' && healWall !== null
+      ? stepDownAfterContinue(samples, roleRecords, FAULTED_MASTER, faultWall, healWall)
+      : null;
+    const vipClaim = roleRecords === null ? null : vipClaimAfterPromotion(samples, roleRecords, faultWall);
+    if (vipClaim && vipClaim.vipClaimMs === null) notes.push(`${vipClaim.vipClaimNode} took over but the VIP was never sampled on it`);
     notes.push(...active.notes);
     const { lostSample, ...writeFigures } = writes;
     const figures: RunFigures = {
@@ -324,6 +357,9 @@ export async function runOne(options: RunOptions): Promise<RunResult> {
       healthyAtEnd: settleMs !== null,
       settleMs,
       observedMs: observeEndWall - faultWall,
+      ...(afterHeal ? { afterHealDualMasterMs: afterHeal.dualMasterMs, afterHealDualVipMs: afterHeal.dualVipMs } : {}),
+      ...stepDown,
+      ...vipClaim,
     };
     return {
       ...base,
@@ -507,9 +543,16 @@ export function describeRun(result: RunResult): string {
   if (result.status !== 'ok' || !result.figures) return `${result.status}: ${result.reason ?? ''}`.split('\n')[0] ?? '';
   const f = result.figures;
   const s = (ms: number | null): string => (ms === null ? 'n/a' : `${(ms / 1000).toFixed(2)} s`);
+  const ms = (value: number | null): string => (value === null ? 'n/a' : `${Math.round(value)} ms`);
+  const extra = [
+    ...(f.stepDownMs !== undefined ? [`step-down ${ms(f.stepDownMs)} after continue`] : []),
+    ...(f.oldMasterOutMs !== undefined ? [`old master out ${ms(f.oldMasterOutMs)} after continue`] : []),
+    ...(f.vipClaimMs !== undefined ? [`VIP claim on ${f.vipClaimNode ?? '?'} ${ms(f.vipClaimMs)} after ${f.vipClaimFrom ?? '?'}`] : []),
+  ];
   return (
     `detect ${s(f.detectionMs)}, unavailable ${s(f.unavailableMs)} (window ${s(f.windowMs)}), lost ${f.lost ?? 'n/a'}, ` +
     `dual-master ${s(f.dualMasterMs)}, dual-VIP ${s(f.dualVipMs)}, ${f.recovered ? 'recovered' : 'NOT recovered'}, ` +
-    `${f.healthyAtEnd ? 'healthy' : 'NOT healthy'} at end (${(result.durationMs / 1000).toFixed(0)} s)`
+    `${f.healthyAtEnd ? 'healthy' : 'NOT healthy'} at end (${(result.durationMs / 1000).toFixed(0)} s)` +
+    extra.map((item) => `, ${item}`).join('')
   );
 }

@@ -20,13 +20,31 @@ export type FaultName =
   | 'redis-hang' // SIGSTOP of the master's Redis (SIGCONT at the end of the run)
   | 'link-down' // the master host's link cut (bridge side of its veth down)
   | 'daemon-kill' // SIGKILL of the setup's own failover daemon on the master host
+  | 'daemon-stall' // SIGSTOP of that daemon for a fixed time longer than its master-down interval, then SIGCONT
   | 'partition' // the two Redis hosts cut from each other; the client still reaches both
   | 'loss' // 30 % packet loss between the two Redis hosts for 20 s
   | 'switchover'; // a planned handover, where the setup offers one
 
 export const FAULTS: readonly FaultName[] = [
-  'redis-kill', 'redis-hang', 'link-down', 'daemon-kill', 'partition', 'loss', 'switchover',
+  'redis-kill', 'redis-hang', 'link-down', 'daemon-kill', 'daemon-stall', 'partition', 'loss', 'switchover',
 ];
+
+/**
+ * A role change a setup recorded itself, with its wall-clock time (`Date.now()` scale,
+ * the same as `nowWallMs()` within the clock's granularity). Only setups that keep such
+ * a record provide them (redis-ha: its audit log); the benchmark derives the step-down
+ * after a stall and the VIP claim after a promotion from them.
+ */
+export interface RoleRecord {
+  readonly node: PairNode;
+  readonly wallMs: number;
+  /**
+   * `to-master`: the node's failover daemon became master; `from-master`: it left the
+   * master role; `redis-promoted`: it made its Redis a master (promotion succeeded);
+   * `vip-claimed`: it reported the VIP added.
+   */
+  readonly kind: 'to-master' | 'from-master' | 'redis-promoted' | 'vip-claimed';
+}
 
 /** One benchmarked setup. */
 export interface SetupDriver {
@@ -44,6 +62,16 @@ export interface SetupDriver {
   start(lab: PairLab): Promise<void>;
   /** SIGKILL of the setup's own failover process(es) on `node` (for `daemon-kill`). */
   killDaemon(lab: PairLab, node: PairNode): Promise<void>;
+  /**
+   * SIGSTOP of the same process(es) as `killDaemon` and every process they started
+   * (for `daemon-stall`), as a stalled host, VM or cgroup freezes them; the Redis on
+   * the host keeps running. Only for setups that list `daemon-stall` in `supports`.
+   */
+  suspendDaemon?(lab: PairLab, node: PairNode): Promise<void>;
+  /** SIGCONT of exactly what `suspendDaemon` stopped on `node`; idempotent, a no-op when nothing is stopped. */
+  resumeDaemon?(lab: PairLab, node: PairNode): Promise<void>;
+  /** The role changes the setup recorded so far on a and b, if it keeps a record (redis-ha: its audit log). */
+  roleRecords?(lab: PairLab): RoleRecord[];
   /** A planned switchover of the master role from `a` to `b` (for `switchover`). */
   switchover?(lab: PairLab): Promise<void>;
   /** PIDs of the setup's failover processes on `host`, for the footprint measurement. */

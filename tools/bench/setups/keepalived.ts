@@ -28,6 +28,11 @@
  * either node and a is the settled master (VIP on a alone, b replicating a with the
  * link up), bounded at 60 s, so the warm-up starts from a settled pair.
  *
+ * Stall (`daemon-stall`): keepalived's own processes on the node (the parent and its
+ * VRRP child) and whatever script they are running are SIGSTOPped, later SIGCONTed;
+ * keepalived keeps no record of its role changes the benchmark could time, so only
+ * the sampled state tells when the old master let go.
+ *
  * There is no switchover: keepalived has none. `stop()` is a hard stop: keepalived and
  * every script it started are frozen (SIGSTOP) and killed (SIGKILL) by PID, then the
  * VIP is removed. A graceful SIGTERM would make the peer run notify_master, whose 25 s
@@ -45,8 +50,8 @@ import { PairLab, PRIORITY_A, PRIORITY_B, type PairHost, type PairNode } from '.
 import { LAB_REDIS_PORT } from '../../lab/redis-proc.js';
 import type { FaultName, SetupDriver } from '../setup.js';
 import {
-  descendants, killProcessTrees, KILL_WAIT_MS, LOG_TAIL_LINES, processAlive, processCmdline, processRef, shellQuote,
-  signalAll, sleep, tailFile, waitGone, type ProcessRef,
+  descendants, killProcessTrees, KILL_WAIT_MS, LOG_TAIL_LINES, processAlive, processCmdline, processRef, resumeStalled,
+  shellQuote, signalAll, sleep, stallProcesses, tailFile, waitGone, type ProcessRef,
 } from './processes.js';
 
 /** VRRP virtual router id of the recipe (the lab bridge carries no other VRRP). */
@@ -74,7 +79,7 @@ const CONFIG_FILE_MODE = 0o600;
 /** Scripts run with a known PATH (keepalived passes its own environment on). */
 const SCRIPT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-const FAULTS_SUPPORTED: readonly FaultName[] = ['redis-kill', 'redis-hang', 'link-down', 'daemon-kill', 'partition', 'loss'];
+const FAULTS_SUPPORTED: readonly FaultName[] = ['redis-kill', 'redis-hang', 'link-down', 'daemon-kill', 'daemon-stall', 'partition', 'loss'];
 
 /** Files of one node's keepalived. */
 interface NodeFiles {
@@ -425,6 +430,17 @@ export const keepalivedClassic: SetupDriver = {
     const parent = run.parents.get(node);
     if (parent) await waitChildExit(parent, KILL_WAIT_MS);
     await waitGone(own, KILL_WAIT_MS);
+  },
+
+  async suspendDaemon(lab: PairLab, node: PairNode): Promise<void> {
+    const run = runs.get(lab);
+    const own = run ? keepalivedProcesses(run, node) : [];
+    if (own.length === 0) throw new Error(`keepalived-classic: no keepalived running on ${node} to stall`);
+    stallProcesses(lab, node, own);
+  },
+
+  async resumeDaemon(lab: PairLab, node: PairNode): Promise<void> {
+    resumeStalled(lab, node);
   },
 
   daemonPids(lab: PairLab, host: PairHost): number[] {

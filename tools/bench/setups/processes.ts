@@ -1,8 +1,8 @@
 /**
  * Process helpers shared by the benchmark's setup drivers: POSIX shell quoting, log
- * tails, and finding and killing process trees by PID. Scripts started by a daemon
- * outlive it when it is SIGKILLed, so each PID is paired with its start time and a
- * recycled PID is never signalled.
+ * tails, and finding, stopping (SIGSTOP/SIGCONT, for `daemon-stall`) and killing
+ * process trees by PID. Scripts started by a daemon outlive it when it is SIGKILLed, so
+ * each PID is paired with its start time and a recycled PID is never signalled.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
@@ -137,9 +137,10 @@ export async function waitGone(refs: readonly ProcessRef[], boundMs: number): Pr
 
 /**
  * Freezes `roots` and all their descendants (SIGSTOP, repeated until no new child
- * appears), SIGKILLs them all and waits (bounded) until they are gone.
+ * appears, since a parent may fork between the listing and its own stop). Returns
+ * every process stopped, roots first, for a later SIGCONT or SIGKILL.
  */
-export async function killProcessTrees(roots: readonly ProcessRef[], boundMs: number): Promise<boolean> {
+export function freezeProcessTrees(roots: readonly ProcessRef[]): ProcessRef[] {
   const frozen = new Map<number, ProcessRef>();
   for (const ref of roots.filter(processAlive)) frozen.set(ref.pid, ref);
   signalAll([...frozen.values()], 'SIGSTOP');
@@ -149,7 +150,39 @@ export async function killProcessTrees(roots: readonly ProcessRef[], boundMs: nu
     for (const ref of fresh) frozen.set(ref.pid, ref);
     signalAll(fresh, 'SIGSTOP');
   }
-  const all = [...frozen.values()];
+  return [...frozen.values()];
+}
+
+/**
+ * Freezes `roots` and all their descendants (`freezeProcessTrees`), SIGKILLs them all
+ * and waits (bounded) until they are gone.
+ */
+export async function killProcessTrees(roots: readonly ProcessRef[], boundMs: number): Promise<boolean> {
+  const all = freezeProcessTrees(roots);
   signalAll(all, 'SIGKILL');
   return waitGone(all, boundMs);
+}
+
+/**
+ * What `daemon-stall` stopped, per lab and node, so that the SIGCONT reaches exactly
+ * those processes (drivers share it: each stalls its own processes).
+ */
+const stalled = new WeakMap<object, Map<string, ProcessRef[]>>();
+
+/** Freezes the trees of `roots` as `node`'s stall on `lab`; a second stall of the same node adds to it. */
+export function stallProcesses(lab: object, node: string, roots: readonly ProcessRef[]): ProcessRef[] {
+  const byNode = stalled.get(lab) ?? new Map<string, ProcessRef[]>();
+  stalled.set(lab, byNode);
+  const frozen = freezeProcessTrees(roots);
+  byNode.set(node, [...(byNode.get(node) ?? []), ...frozen]);
+  return frozen;
+}
+
+/** SIGCONT of what `stallProcesses` stopped for `node` on `lab`; idempotent. */
+export function resumeStalled(lab: object, node: string): void {
+  const byNode = stalled.get(lab);
+  const refs = byNode?.get(node) ?? [];
+  byNode?.delete(node);
+  // A recycled PID is never signalled: each reference carries its start time.
+  signalAll(refs, 'SIGCONT');
 }

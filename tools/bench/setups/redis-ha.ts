@@ -15,11 +15,17 @@
  * Switchover: `redis-ha switchover` run on the master's host through the built CLI
  * (the master's daemon hands its Redis over with FAILOVER TO, steps down, and tells
  * the peer to take the role and the VIP).
+ *
+ * Stall (`daemon-stall`): the node's daemon process (and anything it has forked at that
+ * moment, e.g. an `ip` command) is SIGSTOPped and later SIGCONTed; its Redis keeps
+ * running. The daemon's audit log gives the benchmark its role changes (`roleRecords`):
+ * `transition` records into and out of MASTER, `redis-promoted` (ok) and `vip-claimed`.
  */
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { mergeConfig, PairLab, PROFILES, type LabConfig, type LabProfile, type PairHost, type PairNode } from '../../lab/pair.js';
-import type { FaultName, SetupDriver } from '../setup.js';
+import type { FaultName, RoleRecord, SetupDriver } from '../setup.js';
+import { processRef, resumeStalled, stallProcesses } from './processes.js';
 
 /** Bound on the initial election (VIP on a, b replicating a). */
 const START_TIMEOUT_MS = 60_000;
@@ -30,8 +36,39 @@ const STOP_GRACE_MS = 5_000;
 const CONFIG_FILE_MODE = 0o600;
 
 const FAULTS_SUPPORTED: readonly FaultName[] = [
-  'redis-kill', 'redis-hang', 'link-down', 'daemon-kill', 'partition', 'loss', 'switchover',
+  'redis-kill', 'redis-hang', 'link-down', 'daemon-kill', 'daemon-stall', 'partition', 'loss', 'switchover',
 ];
+const MASTER = 'MASTER';
+
+/**
+ * The role changes in a node's audit records (`time` is the daemon's ISO wall clock);
+ * records without a parsable time are skipped. Pure.
+ */
+export function roleRecordsFromAudit(node: PairNode, records: ReadonlyArray<Readonly<Record<string, unknown>>>): RoleRecord[] {
+  const out: RoleRecord[] = [];
+  for (const record of records) {
+    const wallMs = typeof record['time'] === 'string' ? Date.parse(record['time']) : Number.NaN;
+    if (!Number.isFinite(wallMs)) continue;
+    const add = (kind: RoleRecord['kind']): void => {
+      out.push({ node, wallMs, kind });
+    };
+    switch (record['event']) {
+      case 'transition':
+        if (record['to'] === MASTER && record['from'] !== MASTER) add('to-master');
+        else if (record['from'] === MASTER && record['to'] !== MASTER) add('from-master');
+        break;
+      case 'redis-promoted':
+        if (record['ok'] === true) add('redis-promoted');
+        break;
+      case 'vip-claimed':
+        add('vip-claimed');
+        break;
+      default:
+        break;
+    }
+  }
+  return out;
+}
 
 /** The node config keys a profile sets (snake_case, as in the YAML). */
 function profileOverrides(profile: LabProfile): LabConfig {
@@ -74,6 +111,21 @@ function redisHaDriver(
 
     async killDaemon(lab: PairLab, node: PairNode): Promise<void> {
       await lab.stopDaemon(node, 'SIGKILL');
+    },
+
+    async suspendDaemon(lab: PairLab, node: PairNode): Promise<void> {
+      const pid = lab.daemonPid(node);
+      const ref = pid === null ? null : processRef(pid);
+      if (!ref) throw new Error(`${name}: no daemon running on ${node} to stall`);
+      stallProcesses(lab, node, [ref]);
+    },
+
+    async resumeDaemon(lab: PairLab, node: PairNode): Promise<void> {
+      resumeStalled(lab, node);
+    },
+
+    roleRecords(lab: PairLab): RoleRecord[] {
+      return (['a', 'b'] as const).flatMap((node) => roleRecordsFromAudit(node, lab.auditRecords(node)));
     },
 
     async switchover(lab: PairLab): Promise<void> {

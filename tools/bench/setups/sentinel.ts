@@ -29,6 +29,14 @@
  * starts the three sentinels and waits, bounded, until each sees a as master with one
  * replica and two other sentinels and `SENTINEL CKQUORUM` passes, and a is the settled
  * master. `switchover` is `SENTINEL FAILOVER mymaster` sent to one sentinel.
+ *
+ * Stall (`daemon-stall`): the analogue of stalling the master host's failover daemon is
+ * stalling the sentinel on a (and any script it is running), as `daemon-kill` kills it.
+ * Sentinel does not tie the master role to the sentinel beside it: b's and c's
+ * sentinels still reach a's Redis and keep the quorum, so no failover is expected and
+ * a keeps the VIP (the stalled sentinel enters TILT mode for 30 s when continued). The
+ * run measures exactly that: whether anything moves when a failover process on the
+ * master host freezes. Sentinel keeps no record of role changes the benchmark times.
  */
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
@@ -44,10 +52,12 @@ import {
   KILL_WAIT_MS,
   processAlive,
   processRef,
+  resumeStalled,
   shellQuote,
   signalAll,
   tailFile,
   sleep,
+  stallProcesses,
   waitGone,
   type ProcessRef,
 } from './processes.js';
@@ -82,7 +92,7 @@ const CONFIG_FILE_MODE = 0o600;
 const SCRIPT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 const FAULTS_SUPPORTED: readonly FaultName[] = [
-  'redis-kill', 'redis-hang', 'link-down', 'daemon-kill', 'partition', 'loss', 'switchover',
+  'redis-kill', 'redis-hang', 'link-down', 'daemon-kill', 'daemon-stall', 'partition', 'loss', 'switchover',
 ];
 
 /** Files of one host's sentinel. */
@@ -327,6 +337,17 @@ export const sentinel: SetupDriver = {
     const child = run.children.get(node);
     if (child) await waitChildExit(child, KILL_WAIT_MS);
     await waitGone([ref], KILL_WAIT_MS);
+  },
+
+  async suspendDaemon(lab: PairLab, node: PairNode): Promise<void> {
+    const run = runs.get(lab);
+    const ref = run ? sentinelProcess(run, node) : null;
+    if (!ref) throw new Error(`sentinel: no sentinel running on ${node} to stall`);
+    stallProcesses(lab, node, [ref]);
+  },
+
+  async resumeDaemon(lab: PairLab, node: PairNode): Promise<void> {
+    resumeStalled(lab, node);
   },
 
   async switchover(lab: PairLab): Promise<void> {
