@@ -29,10 +29,9 @@ import { coreConfigFrom, timingOf } from '../config/derived.js';
 import type { Config } from '../config/types.js';
 import { initialState } from '../core/state.js';
 import { takeoverEstimate, watchdogStaleMs } from '../core/timing.js';
-import type { Event } from '../core/types.js';
 import type { Logger } from '../logger.js';
-import type { ReceivedMessage } from '../proto/message.js';
 import { controlHandler } from './control.js';
+import { peerEvent } from './peer-event.js';
 import { createLogger } from './logger.js';
 import { restartMarkerPath } from './restart-marker.js';
 import { Metrics } from './metrics.js';
@@ -224,17 +223,4 @@ function stateWriter(config: Config, persisted: PersistedState): RuntimeDeps['pe
 
 function switchoverBounds(config: Config): { method: Config['switchover']['method']; maxLagBytes: number; maxAckAgeS: number } {
   return { method: config.switchover.method, maxLagBytes: config.switchover.maxLagBytes, maxAckAgeS: config.switchover.maxAckAgeS };
-}
-
-/** A request from the peer daemon (already authenticated and replay-checked) as a core event. */
-function peerEvent(received: ReceivedMessage): Event {
-  const m = received.message;
-  switch (m.kind) {
-    case 'switchover-request':
-      return { type: 'switchover-requested', requestId: m.requestId, timeoutMs: m.timeoutMs, force: m.force, user: `${m.user} on ${received.nodeName}`, origin: 'peer' };
-    case 'switchover-result':
-      return { type: 'switchover-result-received', requestId: m.requestId, ok: m.ok, detail: m.detail };
-    case 'handover':
-      return { type: 'handover-received', requestId: m.requestId, epoch: m.epoch, force: m.force };
-  }
 }

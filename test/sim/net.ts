@@ -14,8 +14,9 @@
 import type { AdvertKey } from '../../src/config/types.js';
 import type { AdvertBody, Event, PeerRequest } from '../../src/core/types.js';
 import { decodeAdvert, encodeAdvert } from '../../src/proto/advert.js';
-import { decodeMessage, encodeMessage, packetType, PACKET_TYPE_MESSAGE, type ReceivedMessage } from '../../src/proto/message.js';
+import { decodeMessage, encodeMessage, packetType, PACKET_TYPE_MESSAGE } from '../../src/proto/message.js';
 import { ReplayGuard } from '../../src/proto/replay.js';
+import { peerEvent } from '../../src/daemon/peer-event.js';
 import type { Fault } from './faults.js';
 import type { NodeId, World } from './world.js';
 
@@ -141,21 +142,5 @@ export class Receiver {
   private refuse(reason: string): null {
     this.drops(reason);
     return null;
-  }
-}
-
-/** A peer message as a core event: the same mapping as `peerEvent` in `src/daemon/run.ts`. */
-function peerEvent(received: ReceivedMessage): Event {
-  const m = received.message;
-  switch (m.kind) {
-    case 'switchover-request':
-      return {
-        type: 'switchover-requested', requestId: m.requestId, timeoutMs: m.timeoutMs, force: m.force,
-        user: `${m.user} on ${received.nodeName}`, origin: 'peer',
-      };
-    case 'switchover-result':
-      return { type: 'switchover-result-received', requestId: m.requestId, ok: m.ok, detail: m.detail };
-    case 'handover':
-      return { type: 'handover-received', requestId: m.requestId, epoch: m.epoch, force: m.force };
   }
 }
