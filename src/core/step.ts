@@ -154,7 +154,7 @@ function startupVip(s: CoreState, e: Extract<Event, { type: 'health-checked' }>)
   if (e.ok && e.redis?.role === 'master') {
     return { state, actions: [audit('vip-kept-at-startup', { reason: 'local Redis is a master; INIT decides' })] };
   }
-  return { state, actions: [{ type: 'release-vip' }, audit('vip-release', { reason: 'start-up clean-up: left over from a previous run' })] };
+  return { state, actions: [audit('vip-release', { reason: 'start-up clean-up: left over from a previous run' }), { type: 'release-vip' }] };
 }
 
 function onHealthChecked(
@@ -375,7 +375,7 @@ function promotionOutcome(s: CoreState, ok: boolean, detail: string, now: number
   if (!ok) return toBackup(s, now, config, `promotion failed: ${detail}`);
   const next = config.garpRefreshMs > 0 ? withTimers(s, { 'garp-refresh': now + config.garpRefreshMs }) : s;
   // Advertise at once: the peer learns that our Redis is now the master it may follow.
-  return done(next, [{ type: 'claim-vip' }, audit('vip-claim', { reason: 'Redis promoted' }), sendAdvert(next, config)],
+  return done(next, [audit('vip-claim', { reason: 'Redis promoted' }), { type: 'claim-vip' }, sendAdvert(next, config)],
     `Redis promoted (${detail}); claiming the VIP`);
 }
 
@@ -386,10 +386,10 @@ function onVipObserved(state: CoreState, present: boolean): StepResult {
     return present && !state.vipClaimed ? done({ ...state, vipClaimed: true }, [], 'VIP in place') : done(state, [], 'VIP as desired');
   }
   if (want) {
-    return done(state, [{ type: 'claim-vip' }, audit('vip-repaired', { want: 'present', found: 'absent' })],
+    return done(state, [audit('vip-repaired', { want: 'present', found: 'absent' }), { type: 'claim-vip' }],
       'VIP missing on the master: re-adding it (drift repaired)');
   }
-  return done(state, [{ type: 'release-vip' }, audit('vip-repaired', { want: 'absent', found: 'present', role: state.role })],
+  return done(state, [audit('vip-repaired', { want: 'absent', found: 'present', role: state.role }), { type: 'release-vip' }],
     `VIP present while ${state.role}${state.redisOp ? ` (${state.redisOp})` : ''}: removing it (drift repaired)`);
 }
 

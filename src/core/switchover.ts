@@ -306,7 +306,7 @@ export function onSwitchoverTimer(s: CoreState, now: number): StepResult {
 /** The old master lets go of the VIP it kept during the switchover, and of its clients. */
 function letGo(s: CoreState, reason: string): Action[] {
   if (s.role !== 'BACKUP') return [];
-  return [{ type: 'release-vip' }, audit('vip-release', { reason }), { type: 'disconnect-clients' }];
+  return [audit('vip-release', { reason }), { type: 'release-vip' }, { type: 'disconnect-clients' }];
 }
 
 function refuse(s: CoreState, e: Requested, why: string): StepResult {

@@ -27,8 +27,8 @@ export function adoptMaster(s: CoreState, now: number, config: CoreConfig, reaso
     'master-down': undefined, preempt: undefined, 'init-listen': undefined,
     'garp-refresh': config.garpRefreshMs > 0 ? now + config.garpRefreshMs : undefined,
   });
-  return done(next, [transitionAudit(s, next, config), sendAdvert(next, config), { type: 'claim-vip' },
-    audit('vip-claim', { reason: 'adopted master' })], reason);
+  return done(next, [transitionAudit(s, next, config), sendAdvert(next, config),
+    audit('vip-claim', { reason: 'adopted master' }), { type: 'claim-vip' }], reason);
 }
 
 /** Becomes MASTER with a new epoch without touching Redis (it already is a master). */
@@ -81,7 +81,7 @@ export function toBackup(s: CoreState, now: number, config: CoreConfig, reason: 
     advert: s.timers.advert ?? now,
   });
   const actions: Action[] = [transitionAudit(s, next, config)];
-  if (wasHolding) actions.push({ type: 'release-vip' }, audit('vip-release', { reason }));
+  if (wasHolding) actions.push(audit('vip-release', { reason }), { type: 'release-vip' });
   if (s.role === 'MASTER') actions.push(sendAdvert(next, config));
   const r = reconcileReplica(next, now, config, 'entered BACKUP');
   return { state: r.state, actions: [...actions, ...r.actions], reason };
@@ -95,8 +95,8 @@ export function toFault(s: CoreState, now: number, config: CoreConfig, reason: s
   // A node with a dead Redis never keeps the VIP; the release is unconditional (idempotent).
   return done(next, [
     transitionAudit(s, next, config),
-    { type: 'release-vip' },
     audit('vip-release', { reason }),
+    { type: 'release-vip' },
     sendAdvert(next, config),
   ], reason);
 }
