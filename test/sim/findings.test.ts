@@ -1,11 +1,21 @@
 /**
  * What the simulation found in the product, each as a minimal reproduction: a core or
- * runtime test where one exists, and the fixed simulated history that showed it. They
- * are `it.fails` while the product has the bug (the suite stays green, and turns red
- * the day a fix lands: then drop `.fails`, and the matching workaround in the
- * simulation, named in each test).
+ * runtime test where one exists, and the fixed simulated history that showed it. An
+ * open finding runs through `openFinding`: its own assertion must fail (the suite stays
+ * green), and the test turns red the day a fix lands (then make it a plain `it` and drop
+ * the matching workaround in the simulation, named in each test) or the day it fails for
+ * another reason (a crash is not the finding).
  */
 import { describe, expect, it } from 'vitest';
+
+/** A reproduction of an open bug: passes only while the reproduction's own assertion fails. */
+function openFinding(name: string, reproduce: () => void | Promise<void>): void {
+  it(`${name} (open finding: fails until fixed)`, async () => {
+    const outcome = await Promise.resolve().then(reproduce).then(() => 'passed', (error: unknown) => error);
+    expect(outcome, 'the reproduction no longer fails: the bug is fixed, make this a plain test').not.toBe('passed');
+    expect((outcome as Error).name, `the reproduction failed for another reason: ${String(outcome)}`).toBe('AssertionError');
+  });
+}
 import type { CoreConfig, CoreState, PeerView } from '../../src/core/state.js';
 import { initialState } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
@@ -172,7 +182,7 @@ describe('findings', () => {
    * as a failure, so the backup (with the data) takes over.
    * Workaround in the simulation: the no-loss profile restarts Redis with its data.
    */
-  it.fails('sim: a master Redis restarting empty within the fall window loses no acknowledged write', async () => {
+  openFinding('sim: a master Redis restarting empty within the fall window loses no acknowledged write', async () => {
     expect(await lost({
       seed: 0, timing: FAST_TIMING, lossFree: true,
       faults: [{ kind: 'redis-crash', node: 'a', at: 1000, durationMs: 5, keepData: false }],
@@ -193,7 +203,7 @@ describe('findings', () => {
    * leaves behind on the peer (`RedisModel.excused`) and writes acknowledged while the
    * node was FAULT (`lostWrites` in invariants.ts).
    */
-  it.fails('sim: a Redis restarting just after its node went FAULT loses no acknowledged write', async () => {
+  openFinding('sim: a Redis restarting just after its node went FAULT loses no acknowledged write', async () => {
     // Trace: a MASTER->FAULT at 1272 ms (release in flight), a's Redis back at 1273 ms,
     // write #64 acknowledged by a at 1280 ms, b takes over without catch-up at 1285 ms.
     const r = await simulate({
@@ -263,7 +273,7 @@ describe('findings', () => {
    * Workaround in the simulation: the no-loss check leaves out what such a promotion left
    * on the peer (`RedisModel.excused`, recorded when the catch-up was outrun).
    */
-  it.fails('sim: two short link failures in a row lose no acknowledged write', async () => {
+  openFinding('sim: two short link failures in a row lose no acknowledged write', async () => {
     // Trace: a FAULT 6128, b MASTER e1 6130 (write #62 at 6200), b FAULT 7083, a BACKUP
     // 7628, b BACKUP 8082, a BACKUP->MASTER e2 11237; b redis-demote 11244; a
     // redis-promoted "catch-up abandoned: link to b not up" 11253; #62 lost.
@@ -292,7 +302,7 @@ describe('findings', () => {
    * Workaround in the simulation: the no-loss check leaves out what such a catch-up
    * discards (`RedisModel.excused`).
    */
-  it.fails('sim: a catch-up from a peer with older data loses no acknowledged write', async () => {
+  openFinding('sim: a catch-up from a peer with older data loses no acknowledged write', async () => {
     // Trace: a MASTER->FAULT 15492 ("maintenance off: local Redis is failing"), b's Redis
     // back 15551, both BACKUP, a BACKUP->MASTER e1 19740; #152-154 (a, 15200-15400) lost.
     const r = await simulate({
@@ -320,7 +330,7 @@ describe('findings', () => {
    * Workaround in the simulation: the no-loss check leaves out what the same-epoch loser
    * discards (`RedisModel.excused`).
    */
-  it.fails('sim: a daemon restarting next to a master that adopted alone loses no acknowledged write', async () => {
+  openFinding('sim: a daemon restarting next to a master that adopted alone loses no acknowledged write', async () => {
     // Trace: b INIT->MASTER e0 419 ("no peer master was heard"), write #22 on b at 440,
     // a INIT->MASTER e0 455 ("outranks peer master b"), b MASTER->BACKUP 457; #22 lost.
     const r = await simulate({
@@ -353,7 +363,7 @@ describe('findings', () => {
    * Workaround in the simulation: the no-loss check leaves out what such a demotion
    * discards (`RedisModel.excused`).
    */
-  it.fails('core: a backup whose Redis holds a newer epoch does not re-point it at an older master', () => {
+  openFinding('core: a backup whose Redis holds a newer epoch does not re-point it at an older master', () => {
     const master: RedisSnapshot = { ...replica, role: 'master', replId: '3'.repeat(40), offset: 6900, masterHost: null, masterPort: null, linkUp: false };
     const s: CoreState = {
       ...initialState(0, { epoch: 1, knownEpoch: 1 }), role: 'BACKUP', peer: { ...masterA, epoch: 0 },
@@ -363,7 +373,7 @@ describe('findings', () => {
     expect(r.actions.filter((a) => a.type === 'replicate-from')).toEqual([]);
   });
 
-  it.fails('sim: link failures on both nodes and a daemon restart lose no acknowledged write', async () => {
+  openFinding('sim: link failures on both nodes and a daemon restart lose no acknowledged write', async () => {
     // Trace: a FAULT 6657, b MASTER e1 6661 (writes #67-69), b FAULT 7615, a killed 7530,
     // b BACKUP 11615, a restarted 11998, a INIT->MASTER e0 12141 "peer b is FAULT", b
     // re-points its Redis at a; #67-69 lost.
