@@ -25,7 +25,7 @@ export type Effect = Exclude<Action, Notice>;
 
 const NOTICES: ReadonlySet<Action['type']> = new Set<Action['type']>(['send-advert', 'send-message', 'reply', 'audit']);
 
-export function isNotice(action: Action): action is Notice {
+function isNotice(action: Action): action is Notice {
   return NOTICES.has(action.type);
 }
 
@@ -59,11 +59,6 @@ export class EffectRunner {
   /** Nothing more is run after this (the daemon stopped or detached). */
   halt(): void {
     this.halted = true;
-  }
-
-  /** Resolves when every effect queued so far has finished. */
-  idle(): Promise<void> {
-    return this.lane.then(() => undefined);
   }
 
   /** Runs one step's actions; resolves when all of them ran (or were skipped). */

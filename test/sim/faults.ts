@@ -3,6 +3,7 @@
  * a failing case prints them). Each has a start `at` and, where it lasts, a duration;
  * `pair.ts` schedules them onto the world, `net.ts` reads the network ones.
  */
+import { switchoverForwardWaitMs } from '../../src/core/timing.js';
 import type { NodeId } from './world.js';
 
 /** Which datagrams a partition drops: both directions, or only those from one node to the other. */
@@ -45,17 +46,12 @@ export type Fault =
 export type FaultKind = Fault['kind'];
 
 /**
- * The switchover's own margin: a backup that forwarded a request waits this long beyond
- * its timeout, plus two advert intervals, for the master's answer (`FORWARD_MARGIN_MS`
- * in `src/core/switchover.ts`), and leaves its Redis alone meanwhile.
+ * When the fault's effect is over; for a switchover, when the longest wait it can start has
+ * run out (a backup that forwarded it waits that long for the master's answer, and leaves
+ * its Redis alone meanwhile).
  */
-const SWITCHOVER_FORWARD_MARGIN_MS = 5_000;
-
-/** When the fault's effect is over; for a switchover, when the longest wait it can start has run out. */
 export function faultEnd(f: Fault, advertIntervalMs: number): number {
-  return f.kind === 'switchover'
-    ? f.at + f.timeoutMs + SWITCHOVER_FORWARD_MARGIN_MS + 2 * advertIntervalMs
-    : f.at + f.durationMs;
+  return f.kind === 'switchover' ? f.at + switchoverForwardWaitMs(f.timeoutMs, advertIntervalMs) : f.at + f.durationMs;
 }
 
 /** Faults that may lose acknowledged writes by design (no quorum: a cut-off master keeps accepting them). */
