@@ -1,13 +1,13 @@
 /**
  * The advert transport: one UDP socket that sends this node's adverts to the peer
  * (unicast, or a multicast group) and turns received datagrams into authenticated,
- * non-replayed `Advert`s for the runtime. Decoding lives in `src/proto/advert.ts`,
- * replay protection in `src/proto/replay.ts`; this file only does the socket work,
- * counting and logging.
+ * non-replayed, fresh `Advert`s for the runtime. Decoding lives in `src/proto/advert.ts`,
+ * replay protection and freshness in `src/proto/admission.ts`; this file only does the
+ * socket work, counting and logging.
  *
  * The same socket carries peer messages (`src/proto/message.ts`, the switchover
  * requests). They take their sequence number from the advert counter and pass the
- * same own-name filter, the same `ReplayGuard` and the same reject counting, so a
+ * same own-name filter, the same `Admission` and the same reject counting, so a
  * sender's adverts and messages form one increasing sequence. Like adverts they are
  * fire-and-forget: a message lost, or overtaken on the wire by a later advert (and
  * then refused as `replayed`), is not resent here; the requester retries with the
@@ -16,7 +16,9 @@
  * Nothing received can make it throw: every datagram is decoded defensively, and a
  * rejected one is counted per reason and logged at most once per reason every
  * `REJECT_LOG_INTERVAL_MS` (a flood of forged packets must not flood the journal).
- * Sending never throws either: the next advert interval is the retry.
+ * Sending never throws for the network (the next advert interval is the retry); an
+ * advert that cannot be encoded throws, so the runtime can tell the core (a node that
+ * cannot advertise must not go on looking like a silent master to itself).
  *
  * Multicast: the socket binds to the group address itself, so on Linux it only
  * receives that group's datagrams on the port (binding a unicast address would
@@ -45,7 +47,7 @@ import {
   type PeerMessage,
   type ReceivedMessage,
 } from '../proto/message.js';
-import { REPLAY_REJECT_REASONS, ReplayGuard, type ReplayRejectReason } from '../proto/replay.js';
+import { ADMISSION_REJECT_REASONS, Admission, type AdmissionRejectReason, type PeerSeen } from '../proto/admission.js';
 
 /** At most one warning per reject reason (and for send failures) in this window. */
 export const REJECT_LOG_INTERVAL_MS = 10_000;
@@ -53,12 +55,12 @@ export const REJECT_LOG_INTERVAL_MS = 10_000;
 export const MULTICAST_TTL = 1;
 
 /** Why a received datagram did not reach the runtime. */
-export type TransportRejectReason = MessageRejectReason | ReplayRejectReason;
+export type TransportRejectReason = MessageRejectReason | AdmissionRejectReason;
 
 /** Every `TransportRejectReason`, for building counters and dashboards. */
 export const TRANSPORT_REJECT_REASONS: readonly TransportRejectReason[] = [
   ...MESSAGE_REJECT_REASONS,
-  ...REPLAY_REJECT_REASONS,
+  ...ADMISSION_REJECT_REASONS,
 ];
 
 /** Running totals since construction. */
@@ -105,6 +107,10 @@ export interface AdvertTransportOptions {
   readonly clock?: () => number;
   /** Senders the replay guard remembers; see `ReplayGuard`. */
   readonly maxSenders?: number;
+  /** What was accepted from the peer before this run (the state file); see `Admission`. */
+  readonly seed?: readonly PeerSeen[];
+  /** Called when a packet of a new run of a sender is accepted (to persist it). */
+  readonly onPeerRun?: (seen: PeerSeen) => void;
 }
 
 /** Called for every authenticated, fresh advert from another node. */
@@ -129,7 +135,7 @@ export class AdvertTransport {
   private readonly family: 4 | 6;
   private readonly multicast: boolean;
   private readonly peerPort: number;
-  private readonly replayGuard: ReplayGuard;
+  private readonly admission: Admission;
   private readonly rateLimits = new Map<string, RateLimitEntry>();
   private readonly rejected: Record<TransportRejectReason, number>;
   private socket: dgram.Socket | null = null;
@@ -165,7 +171,7 @@ export class AdvertTransport {
     this.peerPort = options.peerPort ?? options.port;
     if (options.keys.length === 0) throw new FatalError('ADVERT_NO_KEY', 'no advert key configured');
     this.currentBootTimeMs = Math.min(options.bootTimeMs ?? this.clock(), MAX_BOOT_TIME_MS);
-    this.replayGuard = new ReplayGuard(options.maxSenders);
+    this.admission = new Admission(() => this.currentBootTimeMs, options.seed ?? [], options.maxSenders);
     this.rejected = Object.fromEntries(TRANSPORT_REJECT_REASONS.map((r) => [r, 0])) as Record<TransportRejectReason, number>;
   }
 
@@ -262,9 +268,11 @@ export class AdvertTransport {
   }
 
   /**
-   * Signs `body` with the first key and sends it to the peer. Never throws: an
-   * advert that cannot be encoded or sent is counted and logged (rate-limited),
-   * and the next interval sends a fresh one.
+   * Signs `body` with the first key and sends it to the peer. A send that fails is
+   * counted and logged (rate-limited), and the next interval sends a fresh one.
+   *
+   * @throws AdvertEncodeError when `body` cannot be encoded: not a network fault, and
+   *   every later advert would fail the same way.
    */
   send(body: AdvertBody): void {
     const socket = this.socket;
@@ -272,13 +280,19 @@ export class AdvertTransport {
       this.sendFailed('advert transport not started');
       return;
     }
+    this.advanceSeq();
+    let packet: Buffer;
     try {
-      this.advanceSeq();
-      const packet = encodeAdvert(
-        { groupId: this.options.groupId, bootTimeMs: this.currentBootTimeMs, seq: this.seq, body },
+      packet = encodeAdvert(
+        { groupId: this.options.groupId, bootTimeMs: this.currentBootTimeMs, seq: this.seq, echoBootTimeMs: this.admission.echo(), body },
         // Checked non-empty in the constructor.
         this.options.keys[0] as AdvertKey,
       );
+    } catch (err) {
+      this.sendErrors++;
+      throw err;
+    }
+    try {
       socket.send(packet, this.peerPort, this.options.peerAddress, (err) => {
         if (err) this.sendFailed(errorMessage(err));
         else this.sent++;
@@ -307,6 +321,7 @@ export class AdvertTransport {
           nodeName: this.options.nodeName,
           bootTimeMs: this.currentBootTimeMs,
           seq: this.seq,
+          echoBootTimeMs: this.admission.echo(),
           message,
         },
         // Checked non-empty in the constructor.
@@ -401,11 +416,12 @@ export class AdvertTransport {
 
   /**
    * The checks every authenticated packet passes before delivery: not our own name,
-   * and newer than anything accepted from that sender (adverts and messages share
-   * one sequence, so one guard covers both). Counts and logs a refusal.
+   * newer than anything accepted from that sender (adverts and messages share one
+   * sequence, so one guard covers both), and echoing this run's boot time (see
+   * `Admission`). Counts and logs a refusal.
    */
   private admit(
-    packet: { readonly nodeName: string; readonly bootTimeMs: number; readonly seq: number },
+    packet: { readonly nodeName: string; readonly bootTimeMs: number; readonly seq: number; readonly echoBootTimeMs: number },
     fromAddress: string,
     kind: PacketKind,
   ): boolean {
@@ -422,7 +438,12 @@ export class AdvertTransport {
       }
       return false;
     }
-    const fresh = this.replayGuard.check(packet.nodeName, packet.bootTimeMs, packet.seq);
+    const before = this.admission.lastHeard();
+    const fresh = this.admission.check(packet);
+    const after = this.admission.lastHeard();
+    if (after !== null && (before === null || before.nodeName !== after.nodeName || before.bootTimeMs !== after.bootTimeMs)) {
+      this.options.onPeerRun?.(after);
+    }
     if (!fresh.ok) {
       this.reject(fresh.reason, fresh.detail, fromAddress, kind);
       return false;

@@ -3,7 +3,6 @@
  * `maintenance.ts`, `switchover.ts`): building results and actions, timers, the
  * ranking of two masters, and the wording of reasons. No decisions live here.
  */
-import { compareAddresses } from '../net/address.js';
 import { vipDesired, type CoreConfig, type CoreState, type PeerView } from './state.js';
 import { masterDownMs, PRIORITY_RESIGN } from './timing.js';
 import type { Action, AdvertBody, NodeState, PeerRequest, RedisSnapshot, TimerName } from './types.js';
@@ -72,26 +71,31 @@ export function peerResigning(peer: PeerView): boolean {
 interface Rank {
   readonly epoch: number;
   readonly priority: number;
-  readonly address: string;
+  /** The node name: signed in every advert, unlike the datagram's source address. */
+  readonly name: string;
 }
 
-/** Newer epoch first (it holds the newer writes), then priority, then address. */
+/**
+ * Newer epoch first (it holds the newer writes), then priority, then the greater node
+ * name. The last tie-break was the source address (VRRP's rule); but that is not
+ * authenticated, and a packet's source can be forged, so it is the signed name now.
+ */
 export function outranks(a: Rank, b: Rank): boolean {
   if (a.epoch !== b.epoch) return a.epoch > b.epoch;
   if (a.priority !== b.priority) return a.priority > b.priority;
-  return compareAddresses(a.address, b.address) > 0;
+  return a.name > b.name;
 }
 
 export function rankOf(s: CoreState, config: CoreConfig): Rank {
-  return { epoch: s.epoch, priority: config.priority, address: config.nodeAddress };
+  return { epoch: s.epoch, priority: config.priority, name: config.nodeName };
 }
 
 export function peerRank(peer: PeerView): Rank {
-  return { epoch: peer.epoch, priority: peer.priority, address: peer.address };
+  return { epoch: peer.epoch, priority: peer.priority, name: peer.nodeName };
 }
 
 export function rankText(r: Rank): string {
-  return `epoch ${r.epoch}, priority ${r.priority}, ${r.address}`;
+  return `epoch ${r.epoch}, priority ${r.priority}, name ${r.name}`;
 }
 
 export function peerStateText(p: PeerView): string {
@@ -130,7 +134,9 @@ export function advertBody(s: CoreState, config: CoreConfig): AdvertBody {
       fault: s.role === 'FAULT',
       resigning: s.resigning,
       maintenance: s.maintenance.on,
-      switchingOver: s.switchover?.phase === 'switching-over',
+      // From the Redis handover until the peer holds the role: the peer accepts our
+      // `handover` only from a node it hears handing over.
+      switchingOver: s.switchover?.phase === 'switching-over' || s.switchover?.phase === 'awaiting-peer',
       holdsVip: vipDesired(s) && s.vipClaimed,
     },
     maintenanceGen: s.maintenance.gen,
@@ -145,7 +151,22 @@ export function sendAdvert(s: CoreState, config: CoreConfig): Action {
 }
 
 export function persistState(s: CoreState): Action {
-  return { type: 'persist-state', epoch: s.epoch, knownEpoch: s.knownEpoch, maintenance: s.maintenance };
+  return { type: 'persist-state', epoch: s.epoch, knownEpoch: s.knownEpoch, maintenance: s.maintenance, switchoverIds: s.switchoverIds };
+}
+
+/** How many switchover ids a node remembers (and persists). */
+export const MAX_REMEMBERED_SWITCHOVERS = 32;
+
+/** `s` with `requestId` remembered as a switchover this node took part in. */
+export function rememberSwitchover(s: CoreState, requestId: string): CoreState {
+  if (s.switchoverIds.at(-1) === requestId) return s;
+  const ids = [...s.switchoverIds.filter((id) => id !== requestId), requestId].slice(-MAX_REMEMBERED_SWITCHOVERS);
+  return { ...s, switchoverIds: ids };
+}
+
+/** Whether this node already took part in switchover `requestId`. */
+export function knownSwitchover(s: CoreState, requestId: string): boolean {
+  return s.switchoverIds.includes(requestId);
 }
 
 export function redisFields(r: RedisSnapshot | null): Record<string, unknown> {

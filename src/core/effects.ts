@@ -17,15 +17,20 @@
  *                       can serve (it may hold the address; this host cannot)
  *   release-vip       → the reconcile loop removes it at its next turn
  *   persist-state     → nothing it gated runs (a promotion is not started on an epoch that
- *                       is not on disk: see above); the next state change writes again
+ *                       is not on disk: see above); the write is retried with a backoff
+ *                       (`persist-retry`), and no takeover starts until one succeeds
+ *   send-advert       → (it threw only if it cannot be encoded, which no later advert
+ *                       fixes) a node that cannot advertise goes FAULT, visibly: its
+ *                       peer hears nothing from it and takes over
  *   exit, detach      → run anyway: a stopping daemon stops
  *   audit, messages, replies → still sent (they report, they do not act); adverts are
  *                       not re-sent (the next tick sends a current one) unless the node is
  *                       stopping (its priority-0 adverts are the resignation)
  */
-import { audit, done, livePeer, peerCannotServe, prepend, type StepResult } from './common.js';
+import { audit, done, livePeer, peerCannotServe, prepend, withTimers, type StepResult } from './common.js';
+import { stateRetryMs } from './timing.js';
 import { vipDesired, type CoreConfig, type CoreState } from './state.js';
-import { toBackup } from './transitions.js';
+import { toBackup, toFault } from './transitions.js';
 import type { Action, Event } from './types.js';
 
 /** A master steps down after this many failed VIP claims in a row, if its backup can serve. */
@@ -53,6 +58,7 @@ export function effectStillWanted(action: Action, state: CoreState): boolean {
 
 /** An effect threw: settle it and every action of its step that was not run. */
 export function onEffectFailed(state: CoreState, e: EffectFailed, now: number, config: CoreConfig, step: Step): StepResult {
+  if (e.action === 'send-advert') return advertFailed(state, e.detail, now, config);
   const skipped = e.skipped ?? [];
   const record = audit('effect-failed', { action: e.action, detail: e.detail, skipped: skipped.map((a) => a.type) });
   let r = settle(state, e.action, `${e.action} failed: ${e.detail}`, now, config, step);
@@ -104,10 +110,26 @@ function settle(s: CoreState, type: Action['type'], why: string, now: number, co
     case 'release-vip':
       return done(s, [], `${why}; the reconcile loop removes the VIP`);
     case 'persist-state':
-      return done(s, [], `${why}; the next state change writes the state file again`);
+      return persistFailed(s, why, now);
     default:
       return done(s, [], why);
   }
+}
+
+function persistFailed(s: CoreState, why: string, now: number): StepResult {
+  const previous = s.persistFailure;
+  const attempts = (previous?.attempts ?? 0) + 1;
+  const retryMs = stateRetryMs(attempts);
+  const next = withTimers({ ...s, persistFailure: { detail: why, sinceMs: previous?.sinceMs ?? now, attempts, heldTakeover: previous?.heldTakeover ?? null } },
+    { 'persist-retry': now + retryMs });
+  return done(next, [], `${why}; state file write failed ${attempts} time(s) in a row: retrying in ${retryMs} ms, no takeover until it is on disk`);
+}
+
+function advertFailed(s: CoreState, detail: string, now: number, config: CoreConfig): StepResult {
+  const why = `adverts cannot be encoded: ${detail}`;
+  // Already FAULT: every tick fails the same way; one record was enough.
+  if (s.role === 'FAULT' || s.resigning) return done({ ...s, advertFailure: s.advertFailure ?? why }, [], `${why} (no advert sent)`);
+  return prepend([audit('effect-failed', { action: 'send-advert', detail })], toFault({ ...s, advertFailure: why }, now, config, why));
 }
 
 function claimFailed(s: CoreState, why: string, now: number, config: CoreConfig): StepResult {

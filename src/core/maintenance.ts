@@ -12,6 +12,7 @@
  * the flag changed catches up); on equal generations `on` wins. Both are persisted.
  * When maintenance ends, held-back decisions are re-evaluated at once (`resume`).
  */
+import { nextEpoch } from './epoch.js';
 import { audit, done, livePeer, peerCannotServe, persistState, prepend, sendAdvert, withTimers, type StepResult } from './common.js';
 import type { CoreConfig, CoreState } from './state.js';
 import { masterDownMs } from './timing.js';
@@ -43,7 +44,7 @@ export function onMaintenanceRequested(
   if (s.maintenance.on === e.on) {
     return done(s, [reply(e.requestId, true, `maintenance already ${word}`, s.maintenance)], `maintenance already ${word}`);
   }
-  const maintenance: Maintenance = { on: e.on, gen: Math.max(s.maintenance.gen, s.peer?.maintenanceGen ?? 0) + 1 };
+  const maintenance: Maintenance = { on: e.on, gen: nextEpoch(s.maintenance.gen, s.peer?.maintenanceGen ?? 0) };
   const next: CoreState = { ...s, maintenance, frozen: e.on ? s.frozen : null };
   const reason = `maintenance ${word} (requested by ${e.user})`;
   const first = [

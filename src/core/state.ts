@@ -104,8 +104,12 @@ export interface CoreState {
   /** While in maintenance: the automatic action being held back, and since when. */
   readonly frozen: { readonly reason: string; readonly atMs: number } | null;
   readonly switchover: SwitchoverOp | null;
-  /** The last switchover this node finished; a duplicate request for it is ignored. */
-  readonly lastSwitchoverId: string | null;
+  /**
+   * The switchovers this node took part in, most recent last (at most
+   * `MAX_REMEMBERED_SWITCHOVERS`, persisted): a request or a `handover` naming one of them
+   * is a duplicate or a replay, never acted on again.
+   */
+  readonly switchoverIds: readonly string[];
   /**
    * The VIP claim of the current role has completed (or the VIP was seen in place): only
    * then do adverts say `holdsVip`, which a switchover's old master waits for.
@@ -115,6 +119,25 @@ export interface CoreState {
   readonly vipFoundAtStart: boolean;
   /** Claims of the VIP that failed in a row in this role (reset by a completed claim). */
   readonly vipClaimFailures: number;
+  /**
+   * The state file cannot be written (null: the last write succeeded). While set, the
+   * write is retried on the `persist-retry` timer and no takeover starts: a promotion
+   * whose epoch is not on disk could be forgotten by a restart and lose an election to
+   * older data.
+   */
+  /**
+   * Why this node's adverts cannot be encoded (null: they can). No later advert would
+   * fare better, so the node stays FAULT (its peer hears nothing and takes over) until
+   * the daemon restarts with that fixed.
+   */
+  readonly advertFailure: string | null;
+  readonly persistFailure: {
+    readonly detail: string;
+    readonly sinceMs: number;
+    readonly attempts: number;
+    /** The takeover held back meanwhile (why it was wanted), or null. */
+    readonly heldTakeover: string | null;
+  } | null;
 }
 
 /** What a node keeps across restarts (`src/adapters/state-file.ts`). */
@@ -122,6 +145,7 @@ export interface PersistedCoreState {
   readonly epoch: number;
   readonly knownEpoch: number;
   readonly maintenance?: Maintenance;
+  readonly switchoverIds?: readonly string[];
 }
 
 /** The state of a node that has just started, with the epochs it persisted last time. */
@@ -144,10 +168,12 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     maintenance: persisted.maintenance ?? { on: false, gen: 0 },
     frozen: null,
     switchover: null,
-    lastSwitchoverId: null,
+    switchoverIds: persisted.switchoverIds ?? [],
     vipClaimed: false,
     vipFoundAtStart: false,
     vipClaimFailures: 0,
+    advertFailure: null,
+    persistFailure: null,
   };
 }
 

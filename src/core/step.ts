@@ -59,6 +59,7 @@ import {
   onSwitchoverTimer,
   resendHandover,
 } from './switchover.js';
+import { adoptEpoch } from './epoch.js';
 import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
 import { adoptMaster, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
 import type { Action, Advert, Event, TimerName } from './types.js';
@@ -66,7 +67,7 @@ import type { Action, Advert, Event, TimerName } from './types.js';
 export { initialState, outranks, divergenceReport };
 
 /** Events a stopping node still hears: its effects' outcomes and the records of requests. */
-const HEARD_WHILE_RESIGNING: ReadonlySet<Event['type']> = new Set<Event['type']>(['shutdown-requested', 'effect-failed', 'vip-released', 'control-handled']);
+const HEARD_WHILE_RESIGNING: ReadonlySet<Event['type']> = new Set<Event['type']>(['shutdown-requested', 'effect-failed', 'vip-released', 'control-handled', 'state-persisted']);
 
 export { ARP_LOCKTIME_MARGIN_MS };
 export type { StepResult };
@@ -109,6 +110,8 @@ export function step(state: CoreState, event: Event, now: number, config: CoreCo
         { type: 'detach' }], 'restart in place: leaving Redis and the VIP as they are');
     case 'control-handled':
       return done(state, [audit('control-request', event.record)], 'control request recorded');
+    case 'state-persisted':
+      return onStatePersisted(state);
     case 'shutdown-requested':
       return onShutdown(state, now, config);
     case 'switchover-requested':
@@ -185,7 +188,9 @@ function onHealthChecked(
       }
       return done(s, [], health.healthy === false ? 'health still failing' : 'health ok');
     case 'FAULT':
-      if (health.healthy === true) {
+      // A node that cannot advertise stays FAULT (restart the daemon once fixed); its
+      // Redis still follows the peer that took over.
+      if (health.healthy === true && s.advertFailure === null) {
         return toBackup(s, now, config, `local Redis passed ${health.consecutiveOk} checks (rise ${config.rise})`);
       }
       // A Redis that restarts as a master while the peer is the master with newer data
@@ -209,9 +214,15 @@ function onAdvert(state: CoreState, advert: Advert, fromAddress: string, now: nu
     redis: advert.redis,
     receivedAtMs: now,
   };
-  const knownEpoch = Math.max(state.knownEpoch, advert.epoch);
+  const adoption = adoptEpoch(state.knownEpoch, advert.epoch,
+    { local: state.health.redis, peerRedis: config.peerRedis, senderReplId: advert.redis.replId });
+  const { knownEpoch } = adoption;
   let s: CoreState = { ...state, peer, knownEpoch };
   const first: Action[] = knownEpoch > state.knownEpoch ? [persistState(s)] : [];
+  // Once per value heard, not once per advert.
+  if (!adoption.adopt && state.peer?.epoch !== advert.epoch) {
+    first.push(audit('epoch-not-adopted', { node: advert.nodeName, heard: advert.epoch, knownEpoch, why: adoption.why }));
+  }
   const adopted = adoptPeerMaintenance(s, advert);
   if (adopted) {
     s = adopted.state;
@@ -348,9 +359,21 @@ function onTimer(state: CoreState, timer: TimerName, now: number, config: CoreCo
       }
       return takeOver(s, now, config, `preempting ${peer.nodeName} (priority ${config.priority} > ${peer.priority})`);
     }
+    case 'persist-retry':
+      return s.persistFailure === null
+        ? done(s, [], 'state file already written')
+        : done(s, [persistState(s)], `retrying the state file write (failing since ${Math.round(now - s.persistFailure.sinceMs)} ms)`);
     default:
       return assertNever(timer);
   }
+}
+
+function onStatePersisted(s: CoreState): StepResult {
+  if (s.persistFailure === null) return done(s, [], 'state file written');
+  const { attempts, detail } = s.persistFailure;
+  return done(withTimers({ ...s, persistFailure: null }, { 'persist-retry': undefined }),
+    [audit('state-file-recovered', { failedAttempts: attempts, lastError: detail })],
+    `state file written after ${attempts} failed attempt(s)`);
 }
 
 function onPromotionFinished(

@@ -25,14 +25,17 @@
  * until the peer advertises MASTER, and a request id that was already handled is
  * ignored, so a lost or duplicated datagram cannot start a second switchover.
  */
+import { nextEpoch } from './epoch.js';
 import {
   audit,
   done,
+  knownSwitchover,
   livePeer,
   message,
   peerCannotServe,
   persistState,
   prepend,
+  rememberSwitchover,
   sendAdvert,
   withTimers,
   type StepResult,
@@ -49,7 +52,7 @@ type Requested = Extract<Event, { type: 'switchover-requested' }>;
 
 export function onSwitchoverRequested(s: CoreState, e: Requested, now: number, config: CoreConfig): StepResult {
   const op = s.switchover;
-  if (e.origin === 'peer' && (op?.requestId === e.requestId || s.lastSwitchoverId === e.requestId)) {
+  if (e.origin === 'peer' && (op?.requestId === e.requestId || knownSwitchover(s, e.requestId))) {
     return done(s, [], `switchover ${e.requestId}: duplicate request from the peer ignored`);
   }
   if (op !== null) return refuse(s, e, `switchover ${op.requestId} is already running (${op.phase})`);
@@ -156,13 +159,13 @@ export function onRedisSwitchoverFinished(s: CoreState, e: Finished, now: number
   const peerName = s.peer?.nodeName ?? 'peer';
   if (e.outcome !== 'done') {
     const detail = `${e.outcome}: ${e.detail}`;
-    const ended = { ...base, switchover: null, lastSwitchoverId: op.requestId };
+    const ended = { ...rememberSwitchover(base, op.requestId), switchover: null };
     return done(ended, [record, ...answer(op, false, detail, { outcome: e.outcome, method: e.method, pausedMs: e.pausedMs }),
       sendAdvert(ended, config)], `switchover ${op.requestId} ${e.outcome}; this node stays master`);
   }
   // Our Redis follows the peer's now: step down (VIP kept until the peer holds it) and
   // tell the peer to take the role with a newer epoch than ours.
-  const epoch = Math.max(s.epoch, s.knownEpoch) + 1;
+  const epoch = nextEpoch(s.epoch, s.knownEpoch);
   if (s.role !== 'MASTER') {
     // This node went FAULT (or stepped down) while Redis was handed over: it keeps that
     // role and its VIP state; the peer still has to be told to take over.
@@ -194,17 +197,25 @@ export function onHandoverReceived(
 ): StepResult {
   const op = s.switchover;
   if (op?.requestId === e.requestId && op.phase === 'taking-over') return done(s, [], 'duplicate handover ignored');
-  // A handover for a switchover this node already finished, or one that a newer promotion
-  // has overtaken, is stale (re-sent while this node was stalled, or by an old master that
-  // took its role back): acting on it would promote without catching up.
-  if (s.lastSwitchoverId === e.requestId) return done(s, [], `handover ${e.requestId} ignored: that switchover already finished here`);
-  if (e.epoch <= s.knownEpoch) {
-    return done(s, [audit('switchover-handover-ignored', { requestId: e.requestId, role: s.role, epoch: e.epoch, knownEpoch: s.knownEpoch })],
-      `handover ${e.requestId} ignored: its epoch ${e.epoch} is not above the known epoch ${s.knownEpoch}`);
+  // Acting on a handover promotes without catching up: only a current one from the peer
+  // now handing over may do that. A stale one (re-sent while this node was stalled, by an
+  // old master that took its role back, or replayed from an earlier switchover) is ignored.
+  // A re-send (or replay) of a handover this node already acted on: not worth a record each.
+  if (knownSwitchover(s, e.requestId)) return done(s, [], `handover ${e.requestId} ignored: this node already took part in that switchover`);
+  const stale = staleHandover(s, e, now, config);
+  if (stale !== null) {
+    return done(s, [audit('switchover-handover-ignored', { requestId: e.requestId, from: e.from, role: s.role, epoch: e.epoch, knownEpoch: s.knownEpoch, why: stale })],
+      `handover ${e.requestId} ignored: ${stale}`);
   }
   if (s.role !== 'BACKUP') {
     const why = `handover ${e.requestId} ignored: this node is ${s.role}`;
     return done(s, [audit('switchover-handover-ignored', { requestId: e.requestId, role: s.role }),
+      message({ kind: 'switchover-result', requestId: e.requestId, ok: false, detail: why })], why);
+  }
+  if (s.persistFailure !== null) {
+    // The old master keeps the role (its switchover times out and it stays master).
+    const why = `handover ${e.requestId} refused: the state file cannot be written (${s.persistFailure.detail}), and a new epoch must be on disk before a promotion`;
+    return done(s, [audit('switchover-handover-ignored', { requestId: e.requestId, role: s.role, why }),
       message({ kind: 'switchover-result', requestId: e.requestId, ok: false, detail: why })], why);
   }
   const mine = op?.requestId === e.requestId && op.phase === 'forwarded';
@@ -216,9 +227,20 @@ export function onHandoverReceived(
       };
   const peerName = s.peer?.nodeName ?? 'the peer';
   // The old master follows our Redis already: no catch-up from it, no pause, no fence.
-  const r = takeOver({ ...withTimers(s, { switchover: undefined }), switchover: taking }, now, config,
+  const r = takeOver({ ...withTimers(rememberSwitchover(s, e.requestId), { switchover: undefined }), switchover: taking }, now, config,
     `switchover ${e.requestId}: ${peerName} handed over the master role`, { minEpoch: e.epoch, catchUpFrom: null });
   return r;
+}
+
+/** Why a `handover` must not be acted on, or null when it is current (see `onHandoverReceived`). */
+function staleHandover(s: CoreState, e: Extract<Event, { type: 'handover-received' }>, now: number, config: CoreConfig): string | null {
+  if (e.epoch <= s.knownEpoch) return `its epoch ${e.epoch} is not above the known epoch ${s.knownEpoch}`;
+  const peer = livePeer(s, now, config);
+  if (peer === null || peer.nodeName !== e.from) return `${e.from} is not a live peer of this node`;
+  // Only while the old master hands over do its adverts carry the flag; a lost advert
+  // costs a moment: the old master re-sends `handover` on its next advert tick.
+  if (!peer.flags.switchingOver) return `${e.from} is not heard handing over (its advert has no switching-over flag)`;
+  return null;
 }
 
 /** On the backup that forwarded a request: the master answered (a refusal or failure). */
@@ -232,12 +254,12 @@ export function onSwitchoverResult(
       `switchover result for ${e.requestId} noted`);
   }
   if (op.phase === 'forwarded') {
-    const ended = withTimers({ ...s, switchover: null, lastSwitchoverId: op.requestId }, { switchover: undefined });
+    const ended = withTimers({ ...rememberSwitchover(s, op.requestId), switchover: null }, { switchover: undefined });
     const detail = `${s.peer?.nodeName ?? 'the master'}: ${e.detail}`;
     return done(ended, answer(op, e.ok, detail, {}), `switchover ${op.requestId}: ${e.ok ? 'done' : 'refused'} by the master`);
   }
   if (op.phase === 'awaiting-peer' && !e.ok) {
-    const ended = withTimers({ ...s, switchover: null, lastSwitchoverId: op.requestId }, { switchover: undefined });
+    const ended = withTimers({ ...rememberSwitchover(s, op.requestId), switchover: null }, { switchover: undefined });
     return done(ended, [
       ...letGo(s, `switchover ${op.requestId}: the peer refused the role`),
       ...answer(op, false, `Redis was handed over, but the peer refused the role: ${e.detail}`, {}),
@@ -250,7 +272,7 @@ export function onSwitchoverResult(
 export function finishTakingOver(s: CoreState, ok: boolean, detail: string): StepResult {
   const op = s.switchover;
   if (op === null || op.phase !== 'taking-over') return done(s, [], 'no switchover to finish');
-  const ended: CoreState = { ...s, switchover: null, lastSwitchoverId: op.requestId };
+  const ended: CoreState = { ...rememberSwitchover(s, op.requestId), switchover: null };
   const text = ok ? `this node is master (epoch ${s.epoch}) and holds the VIP` : `promotion failed: ${detail}`;
   return done(ended, [
     audit('switchover-finished', { requestId: op.requestId, ok, epoch: s.epoch, user: op.user }),
@@ -264,7 +286,7 @@ export function onPeerAdvertDuringSwitchover(s: CoreState, now: number, config: 
   const peer = s.peer;
   if (op === null || op.phase !== 'awaiting-peer' || peer === null) return null;
   if (peer.state !== 'MASTER' || peer.epoch < op.epoch || !peer.flags.holdsVip) return null;
-  const ended = withTimers({ ...s, switchover: null, lastSwitchoverId: op.requestId }, { switchover: undefined });
+  const ended = withTimers({ ...rememberSwitchover(s, op.requestId), switchover: null }, { switchover: undefined });
   const tookMs = Math.round(now - op.startedAtMs);
   return done(ended, [
     ...letGo(s, `switchover ${op.requestId}: ${peer.nodeName} holds the VIP`),
@@ -292,7 +314,7 @@ export function resendHandover(s: CoreState): { state: CoreState; actions: Actio
 export function onSwitchoverTimer(s: CoreState, now: number): StepResult {
   const op = s.switchover;
   if (op === null || (op.phase !== 'forwarded' && op.phase !== 'awaiting-peer')) return done(s, [], 'switchover timer ignored');
-  const ended = { ...s, switchover: null, lastSwitchoverId: op.requestId };
+  const ended = { ...rememberSwitchover(s, op.requestId), switchover: null };
   const waited = Math.round(now - op.startedAtMs);
   const detail = op.phase === 'forwarded'
     ? `no answer from the master within ${waited} ms; check \`redis-ha status\` on both nodes`

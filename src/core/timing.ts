@@ -23,6 +23,15 @@ export const MAX_SWITCHOVER_TIMEOUT_MS = 600_000;
  */
 export const ARP_LOCKTIME_MARGIN_MS = 1_200;
 
+/** A failed state-file write is retried after this long, doubling per failure up to `STATE_RETRY_MAX_MS`. */
+export const STATE_RETRY_MIN_MS = 500;
+export const STATE_RETRY_MAX_MS = 10_000;
+
+/** How long after its `attempts`-th failure in a row a state-file write is tried again. */
+export function stateRetryMs(attempts: number): number {
+  return Math.min(STATE_RETRY_MIN_MS * 2 ** Math.max(0, Math.min(attempts - 1, 16)), STATE_RETRY_MAX_MS);
+}
+
 /** A backup that forwarded a switchover waits this long beyond its timeout for the master's answer. */
 export const SWITCHOVER_FORWARD_MARGIN_MS = 5_000;
 

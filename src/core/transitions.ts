@@ -4,6 +4,7 @@
  * VIP before demoting Redis, and never claim it from FAULT. `step.ts` decides when;
  * this file says what a change does.
  */
+import { nextEpoch } from './epoch.js';
 import {
   audit,
   divergenceReport,
@@ -33,7 +34,8 @@ export function adoptMaster(s: CoreState, now: number, config: CoreConfig, reaso
 
 /** Becomes MASTER with a new epoch without touching Redis (it already is a master). */
 export function takeOverAsIs(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
-  const epoch = Math.max(s.epoch, s.knownEpoch, s.peer?.epoch ?? 0) + 1;
+  if (s.persistFailure !== null) return holdTakeover(s, now, config, reason);
+  const epoch = nextEpoch(s.epoch, s.knownEpoch);
   const r = adoptMaster({ ...s, epoch, knownEpoch: epoch }, now, config, reason);
   return { ...r, actions: [persistState(r.state), ...r.actions] };
 }
@@ -48,7 +50,8 @@ export interface TakeOverOptions {
 
 /** BACKUP → MASTER: new epoch, advertise at once, promote Redis; the VIP follows on success. */
 export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: string, options: TakeOverOptions = {}): StepResult {
-  const epoch = Math.max(s.epoch, s.knownEpoch, s.peer?.epoch ?? 0, (options.minEpoch ?? 0) - 1) + 1;
+  if (s.persistFailure !== null) return holdTakeover(s, now, config, reason);
+  const epoch = nextEpoch(s.epoch, s.knownEpoch, (options.minEpoch ?? 0) - 1);
   const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null }, 'MASTER', now, reason);
   const next = withTimers(base, {
     'master-down': undefined, preempt: undefined, 'init-listen': undefined, advert: now + config.advertIntervalMs,
@@ -64,6 +67,22 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
     sendAdvert(next, config),
     { type: 'promote-redis', catchUpFrom },
   ], reason);
+}
+
+/**
+ * A takeover this node would start, held back because the state file cannot be written:
+ * its new epoch must be on disk first. The node stays where it is and looks again after a
+ * master-down interval (a peer that comes back re-arms the timer as usual); the write is
+ * retried on its own timer meanwhile. Audited once per failure episode, logged each time.
+ */
+function holdTakeover(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
+  const failure = s.persistFailure;
+  const why = `${reason}; not taking over: the state file cannot be written (${failure?.detail ?? '?'}), and a new epoch must be on disk before a promotion`;
+  const again = now + masterDownMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs);
+  const held: CoreState = failure === null ? s : { ...s, persistFailure: { ...failure, heldTakeover: reason } };
+  const next = withTimers(held, s.role === 'INIT' ? { 'init-listen': again } : { 'master-down': again });
+  const first = failure !== null && failure.heldTakeover === null;
+  return done(next, first ? [audit('takeover-held', { reason, stateFile: failure.detail })] : [], why);
 }
 
 /**

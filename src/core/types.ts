@@ -68,6 +68,8 @@ export interface Advert {
   /** Sender's boot time (ms since the Unix epoch); with `seq`, the anti-replay pair. */
   readonly bootTimeMs: number;
   readonly seq: number;
+  /** The receiver's boot time as the sender last heard it (0: none yet); the transport checks it. */
+  readonly echoBootTimeMs: number;
   /** Promotion epoch: raised by a node each time it takes over; the higher holds newer writes. */
   readonly epoch: number;
   readonly flags: AdvertFlags;
@@ -80,7 +82,7 @@ export interface Advert {
 }
 
 /** What the core puts in an advert; the sender adds group, boot time, sequence and MAC. */
-export type AdvertBody = Omit<Advert, 'groupId' | 'bootTimeMs' | 'seq'>;
+export type AdvertBody = Omit<Advert, 'groupId' | 'bootTimeMs' | 'seq' | 'echoBootTimeMs'>;
 
 /** A Redis endpoint as the core names it (where to replicate from). */
 export interface HostPort {
@@ -89,7 +91,7 @@ export interface HostPort {
 }
 
 /** Timers are deadlines held in the state; the runtime arms one OS timer for the earliest. */
-export type TimerName = 'advert' | 'master-down' | 'preempt' | 'init-listen' | 'garp-refresh' | 'switchover';
+export type TimerName = 'advert' | 'master-down' | 'preempt' | 'init-listen' | 'garp-refresh' | 'switchover' | 'persist-retry';
 
 /**
  * Requests between the two daemons during a planned switchover. They travel over the
@@ -160,6 +162,8 @@ export type Event =
   | { readonly type: 'detach-requested' }
   /** The control socket answered a request (who asked what, and how it ended): audited. */
   | { readonly type: 'control-handled'; readonly record: Readonly<Record<string, unknown>> }
+  /** A `persist-state` effect completed: the state it carried is on disk. */
+  | { readonly type: 'state-persisted' }
   | { readonly type: 'shutdown-requested' }
   /**
    * The daemon's event loop was stalled (VM pause, SIGSTOP): timers fired this late,
@@ -184,7 +188,7 @@ export type Event =
       readonly redis: RedisSnapshot | null;
     }
   /** The peer handed us the master role: its Redis already follows ours. */
-  | { readonly type: 'handover-received'; readonly requestId: string; readonly epoch: number; readonly force: boolean }
+  | { readonly type: 'handover-received'; readonly requestId: string; readonly epoch: number; readonly force: boolean; readonly from: string }
   | { readonly type: 'switchover-result-received'; readonly requestId: string; readonly ok: boolean; readonly detail: string }
   | { readonly type: 'maintenance-requested'; readonly requestId: string; readonly on: boolean; readonly user: string };
 
@@ -207,6 +211,7 @@ export type Action =
       readonly epoch: number;
       readonly knownEpoch: number;
       readonly maintenance: Maintenance;
+      readonly switchoverIds: readonly string[];
     }
   /** Switch the Redis master role over to the peer's Redis (FAILOVER, or pause + promote + demote). */
   | { readonly type: 'switchover-redis'; readonly target: HostPort; readonly timeoutMs: number; readonly force: boolean }

@@ -17,6 +17,6 @@ export function peerEvent(received: ReceivedMessage): Event {
     case 'switchover-result':
       return { type: 'switchover-result-received', requestId: m.requestId, ok: m.ok, detail: m.detail };
     case 'handover':
-      return { type: 'handover-received', requestId: m.requestId, epoch: m.epoch, force: m.force };
+      return { type: 'handover-received', requestId: m.requestId, epoch: m.epoch, force: m.force, from: received.nodeName };
   }
 }

@@ -50,7 +50,8 @@ export async function runDaemon(configPath: string): Promise<number> {
   const service = new ServiceNotifier(systemdNotifier(logger.child({ component: 'systemd' })));
   checkTiming(config, logger);
   const persisted = await recordBoot(config);
-  const a = await openAdapters(config, persisted, logger);
+  const persist = stateWriter(config, persisted);
+  const a = await openAdapters(config, persisted, persist, logger);
 
   const clock = monotonicClock();
   const probeStartedAtMs = clock.now();
@@ -62,7 +63,7 @@ export async function runDaemon(configPath: string): Promise<number> {
   const metrics = config.metrics.enabled ? new Metrics({ nodeName: config.node.name }) : null;
   const observers: RuntimeObserver[] = [service];
   if (metrics) observers.push(new MetricsObserver(metrics, a.adverts, config.node.priority, clock));
-  const runtime = new Runtime(runtimeDeps(config, persisted, a, clock, observers, logger), initialState(clock.now(), persisted));
+  const runtime = new Runtime(runtimeDeps(config, persist, a, clock, observers, logger), initialState(clock.now(), persisted));
   const control = controlServer(config, runtime, a, clock, logger);
   await control.start();
   if (metrics) {
@@ -102,7 +103,7 @@ interface Adapters {
   readonly adverts: AdvertTransport;
 }
 
-async function openAdapters(config: Config, persisted: PersistedState, logger: Logger): Promise<Adapters> {
+async function openAdapters(config: Config, persisted: PersistedState, persist: StateWriter, logger: Logger): Promise<Adapters> {
   const audit = new AuditLog(config.audit.path, config.node.name, logger.child({ component: 'audit' }));
   await audit.open();
   const vip = LinuxVip.fromConfig(config.vip, logger.child({ component: 'vip' }));
@@ -119,6 +120,12 @@ async function openAdapters(config: Config, persisted: PersistedState, logger: L
     bindAddress: config.node.address, port: config.advert.port, peerAddress: config.peer.address,
     multicastInterface: config.advert.multicastInterface, groupId: config.group.id, keys: config.advert.keys,
     nodeName: config.node.name, logger: logger.child({ component: 'adverts' }), bootTimeMs: persisted.bootTimeMs,
+    seed: persisted.peer ? [persisted.peer] : [],
+    // A new run of the peer is rare (its restarts): kept so that after our own restart
+    // we echo its run from our first advert (see src/proto/admission.ts).
+    onPeerRun: (peer) => {
+      persist({ peer }).catch((error: unknown) => logger.warn({ err: error }, 'peer run not written to the state file'));
+    },
   });
   return { audit, vip, redis, adverts };
 }
@@ -131,7 +138,7 @@ async function closeAdapters(a: Adapters): Promise<void> {
 }
 
 function runtimeDeps(
-  config: Config, persisted: PersistedState, a: Adapters, clock: Clock, observers: readonly RuntimeObserver[], logger: Logger,
+  config: Config, persist: StateWriter, a: Adapters, clock: Clock, observers: readonly RuntimeObserver[], logger: Logger,
 ): RuntimeDeps {
   const { redis } = a;
   return {
@@ -153,7 +160,7 @@ function runtimeDeps(
       stepped: (before, after, event) => observers.forEach((o) => o.stepped(before, after, event)),
       stalled: (ms) => observers.forEach((o) => o.stalled?.(ms)),
     },
-    persist: stateWriter(config, persisted),
+    persist,
   };
 }
 
@@ -209,7 +216,9 @@ function handleSignals(config: Config, runtime: Runtime, audit: AuditLog, logger
  * each resolving once it is on disk; a failed write rejects (the core hears of it) and
  * never blocks the writes after it.
  */
-function stateWriter(config: Config, persisted: PersistedState): RuntimeDeps['persist'] {
+type StateWriter = (s: Partial<PersistedState>) => Promise<void>;
+
+function stateWriter(config: Config, persisted: PersistedState): StateWriter {
   let saved = persisted;
   let chain: Promise<void> = Promise.resolve();
   return (s) => {

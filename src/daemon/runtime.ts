@@ -78,7 +78,7 @@ export interface RuntimeDeps {
   readonly adverts: { send(body: AdvertBody): void; sendMessage(message: PeerRequest): void };
   readonly audit: { append(event: string, data: Readonly<Record<string, unknown>>): Promise<void> };
   /** Writes the state file; resolves once it is durable, rejects when it is not. */
-  readonly persist: (s: { epoch: number; knownEpoch: number; maintenance: Maintenance }) => Promise<void>;
+  readonly persist: (s: { epoch: number; knownEpoch: number; maintenance: Maintenance; switchoverIds: readonly string[] }) => Promise<void>;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly scheduler: Scheduler;
@@ -246,7 +246,14 @@ export class Runtime {
     const { deps } = this;
     switch (action.type) {
       case 'send-advert':
-        deps.adverts.send(action.advert);
+        try {
+          deps.adverts.send(action.advert);
+        } catch (error) {
+          // Not the network (that is retried by the next tick): this advert, and every
+          // later one like it, cannot be encoded. The core must hear it, not only the log.
+          deps.logger.error({ err: error, epoch: action.advert.epoch }, 'advert cannot be encoded');
+          this.dispatch({ type: 'effect-failed', action: 'send-advert', detail: errorMessage(error) });
+        }
         return;
       case 'send-message':
         deps.adverts.sendMessage(action.message);
@@ -272,7 +279,8 @@ export class Runtime {
     const { deps } = this;
     switch (action.type) {
       case 'persist-state':
-        await deps.persist({ epoch: action.epoch, knownEpoch: action.knownEpoch, maintenance: action.maintenance });
+        await deps.persist({ epoch: action.epoch, knownEpoch: action.knownEpoch, maintenance: action.maintenance, switchoverIds: action.switchoverIds });
+        this.dispatch({ type: 'state-persisted' });
         return;
       case 'promote-redis': {
         const r = await deps.redis.promote(action.catchUpFrom);

@@ -168,7 +168,11 @@ export function judge(
 ): { verdict: Verdict; problems: string[] } {
   const critical: string[] = [];
   const warning: string[] = [];
-  if (s.role === 'FAULT') critical.push(`this node is FAULT: ${s.health.detail}`);
+  if (s.role === 'FAULT') critical.push(`this node is FAULT: ${s.advertFailure ?? s.health.detail}`);
+  if (s.persistFailure !== null) {
+    const held = s.persistFailure.heldTakeover === null ? '' : `; takeover held back (${s.persistFailure.heldTakeover})`;
+    critical.push(`the state file cannot be written (${s.persistFailure.detail}, ${s.persistFailure.attempts} attempts): no takeover until it is${held}`);
+  }
   if (s.role === 'INIT') warning.push('this node is starting (INIT)');
   if (s.role === 'MASTER' && s.health.healthy === false) critical.push(`this node is MASTER but its Redis fails: ${s.health.detail}`);
   const p = s.peer;

@@ -140,24 +140,6 @@ export function sameAddress(a: string, b: string): boolean {
 }
 
 /**
- * Negative, zero or positive as `a` sorts below, equal to or above `b`, by bytes, for
- * the election tie-break (RFC 5798 §6.4.3: the higher primary address wins). Zone ids
- * do not count. Addresses of different families, and non-addresses, sort as strings.
- */
-export function compareAddresses(a: string, b: string): number {
-  const x = addressBytes(a);
-  const y = addressBytes(b);
-  if (x !== null && y !== null && x.length === y.length) {
-    for (let i = 0; i < x.length; i++) {
-      const d = (x[i] ?? 0) - (y[i] ?? 0);
-      if (d !== 0) return d;
-    }
-    return 0;
-  }
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/**
  * Whether an address is a multicast group: 224.0.0.0/4 (RFC 5771) or ff00::/8 (RFC 4291
  * §2.7). An IPv4-mapped IPv6 address is not (the family decides, as it does for the
  * socket). `false` for anything that is not an IP address.

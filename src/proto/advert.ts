@@ -3,13 +3,13 @@
  * HMAC-SHA256 and a key id, so keys can rotate without a flag day (the first key
  * in the key file signs, every key verifies). Pure: no I/O, no clock.
  *
- * Layout, version 2 (version 1, never released, had no maintenanceGen), all integers big-endian:
+ * Layout, version 3 (version 2 had no echo field, version 1 no maintenanceGen), all integers big-endian:
  *
  * ```
  *  offset  size  field
  *  ------  ----  -----------------------------------------------------------------
  *       0     2  magic "RH" (0x52 0x48)
- *       2     1  version = 2
+ *       2     1  version = 3
  *       3     1  type = 1 (advert)
  *       4     1  groupId
  *       5     1  state: 0 INIT | 1 BACKUP | 2 MASTER | 3 FAULT
@@ -25,13 +25,19 @@
  *      41    20  replId, raw bytes of the 40-hex-digit Redis replid; all zero = none
  *      61    20  replId2, likewise
  *      81     4  maintenanceGen: generation of the maintenance flag (u32)
- *      85     1  n = nodeName length in bytes, 1..64
- *      86     n  nodeName, UTF-8, no control characters
- *    86+n     1  keyId
- *    87+n    32  HMAC-SHA256(secret of keyId, bytes 0 .. 86+n)
+ *      85     6  echoBootTimeMs: the receiver's boot time as the sender last heard it,
+ *                0 before it heard one (48-bit unsigned; see `src/proto/admission.ts`)
+ *      91     1  n = nodeName length in bytes, 1..64
+ *      92     n  nodeName, UTF-8, no control or bidi/format characters
+ *    92+n     1  keyId
+ *    93+n    32  HMAC-SHA256(secret of keyId, bytes 0 .. 92+n)
  *  ------  ----  -----------------------------------------------------------------
- *                total 119+n bytes: 120..183
+ *                total 125+n bytes: 126..189
  * ```
+ *
+ * The echo makes every packet fresh for one run of its receiver: a daemon's boot time
+ * is new at each start, so nothing recorded before a restart echoes it, and a replay
+ * captured before the restart is refused however its sequence compares.
  *
  * The key id sits just before the MAC, so it is found from the end of the datagram
  * without reading any unauthenticated length field. Before the MAC is checked, the
@@ -43,13 +49,14 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AdvertKey } from '../config/types.js';
+import { EPOCH_CEILING } from '../core/epoch.js';
 import type { Advert, AdvertBody, NodeState, RedisRole } from '../core/types.js';
 import { errorMessage, RedisHaError } from '../errors.js';
 
 /** "RH": the first two bytes of every advert. */
 export const ADVERT_MAGIC = Buffer.from('RH', 'latin1');
 /** Wire format version this module reads and writes. */
-export const ADVERT_VERSION = 2;
+export const ADVERT_VERSION = 3;
 /** Packet type of an advert. Type 2 is a peer message (`src/proto/message.ts`). */
 export const ADVERT_TYPE_ADVERT = 1;
 /** Bytes of HMAC-SHA256 at the end of every packet. */
@@ -62,8 +69,10 @@ export const MAX_NODE_NAME_BYTES = 64;
 export const MAX_BOOT_TIME_MS = 2 ** 48 - 1;
 /** Largest sequence number (u32); the sender starts a new boot time rather than wrap. */
 export const MAX_SEQ = 0xffff_ffff;
-/** Largest promotion epoch (u32). */
+/** Largest promotion epoch the u32 wire field holds. */
 export const MAX_EPOCH = 0xffff_ffff;
+/** Largest epoch accepted on the wire (`src/core/epoch.ts`): above it an advert is refused. */
+export { EPOCH_CEILING };
 /** Largest advert interval the u16 field holds. */
 export const MAX_ADVERT_INTERVAL_MS = 0xffff;
 
@@ -85,8 +94,9 @@ const OFF_SECOND_OFFSET = 33;
 const OFF_REPL_ID = 41;
 const OFF_REPL_ID2 = 61;
 const OFF_MAINTENANCE_GEN = 81;
-const OFF_NAME_LENGTH = 85;
-const OFF_NAME = 86;
+const OFF_ECHO = 85;
+const OFF_NAME_LENGTH = 91;
+const OFF_NAME = 92;
 /**
  * Bytes at the end of every packet type: key id and MAC. Exported with the helpers
  * below for `src/proto/message.ts`, which shares the preamble and the trailer.
@@ -116,8 +126,10 @@ const STATES: readonly NodeState[] = ['INIT', 'BACKUP', 'MASTER', 'FAULT'];
 const ROLES: readonly RedisRole[] = ['unknown', 'master', 'replica'];
 
 const HEX_REPL_ID = /^[0-9a-fA-F]{40}$/;
-// C0 controls and DEL: names end up in logs and the audit trail.
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+// Controls (C0, C1, DEL: category Cc) and format characters (Cf: bidi overrides and
+// isolates, zero-width joiners...): names end up in logs, the audit trail and terminals,
+// where a right-to-left override would make one name read as another.
+const CONTROL_CHARS = /[\p{Cc}\p{Cf}]/u;
 const UTF8_STRICT = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Every reason `decodeAdvert` can reject a datagram for. */
@@ -153,6 +165,8 @@ export interface AdvertEnvelope {
   readonly groupId: number;
   readonly bootTimeMs: number;
   readonly seq: number;
+  /** The receiver's boot time as the sender last heard it; 0 when it has heard none. */
+  readonly echoBootTimeMs: number;
   readonly body: AdvertBody;
 }
 
@@ -170,12 +184,13 @@ export class AdvertEncodeError extends RedisHaError {
  *   above); nothing is sent half-valid.
  */
 export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
-  const { groupId, bootTimeMs, seq, body } = input;
+  const { groupId, bootTimeMs, seq, echoBootTimeMs, body } = input;
   checkInt('key id', key.id, 0, 0xff);
   if (key.secret.length === 0) throw new AdvertEncodeError(`key ${key.id} has an empty secret`);
   checkInt('groupId', groupId, 0, 0xff);
   checkInt('bootTimeMs', bootTimeMs, 0, MAX_BOOT_TIME_MS);
   checkInt('seq', seq, 0, MAX_SEQ);
+  checkInt('echoBootTimeMs', echoBootTimeMs, 0, MAX_BOOT_TIME_MS);
   checkInt('epoch', body.epoch, 0, MAX_EPOCH);
   checkInt('maintenanceGen', body.maintenanceGen ?? 0, 0, MAX_EPOCH);
   checkInt('priority', body.priority, 0, 0xff);
@@ -216,6 +231,7 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
   encodeReplId('redis.replId', body.redis.replId).copy(buf, OFF_REPL_ID);
   encodeReplId('redis.replId2', body.redis.replId2).copy(buf, OFF_REPL_ID2);
   buf.writeUInt32BE(body.maintenanceGen ?? 0, OFF_MAINTENANCE_GEN);
+  buf.writeUIntBE(echoBootTimeMs, OFF_ECHO, BOOT_EPOCH_BYTES);
   buf.writeUInt8(name.length, OFF_NAME_LENGTH);
   name.copy(buf, OFF_NAME);
   signPacket(buf, key);
@@ -283,6 +299,11 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
     return reject('bad-field', `second offset ${secondOffsetBig} out of range`);
   }
 
+  const epoch = buf.readUInt32BE(OFF_EPOCH);
+  if (epoch > EPOCH_CEILING) return reject('bad-field', `epoch ${epoch} above the ceiling ${EPOCH_CEILING}`);
+  const maintenanceGen = buf.readUInt32BE(OFF_MAINTENANCE_GEN);
+  if (maintenanceGen > EPOCH_CEILING) return reject('bad-field', `maintenance generation ${maintenanceGen} above the ceiling ${EPOCH_CEILING}`);
+
   const group = buf.readUInt8(OFF_GROUP);
   if (group !== groupId) return reject('wrong-group', `group ${group}, expected ${groupId}`);
 
@@ -294,8 +315,9 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
     advertIntervalMs,
     bootTimeMs: buf.readUIntBE(OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES),
     seq: buf.readUInt32BE(OFF_SEQ),
-    epoch: buf.readUInt32BE(OFF_EPOCH),
-    maintenanceGen: buf.readUInt32BE(OFF_MAINTENANCE_GEN),
+    echoBootTimeMs: buf.readUIntBE(OFF_ECHO, BOOT_EPOCH_BYTES),
+    epoch,
+    maintenanceGen,
     flags: {
       fault: (flags & FLAG_FAULT) !== 0,
       resigning: (flags & FLAG_RESIGNING) !== 0,
@@ -373,17 +395,17 @@ export function decodeNodeName(raw: Buffer): { readonly ok: true; readonly nodeN
   } catch {
     return reject('bad-field', 'node name is not valid UTF-8');
   }
-  if (CONTROL_CHARS.test(nodeName)) return reject('bad-field', 'node name contains control characters');
+  if (CONTROL_CHARS.test(nodeName)) return reject('bad-field', 'node name contains control or format characters');
   return { ok: true, nodeName };
 }
 
-/** Why `name` cannot travel as a node name (1..64 UTF-8 bytes, well-formed, no control characters), or null. */
+/** Why `name` cannot travel as a node name (1..64 UTF-8 bytes, well-formed, no control or format characters), or null. */
 export function nodeNameProblem(name: string): string | null {
   const bytes = Buffer.byteLength(name, 'utf8');
   if (bytes < 1 || bytes > MAX_NODE_NAME_BYTES) return `node name is ${bytes} bytes, expected 1..${MAX_NODE_NAME_BYTES}`;
   // Lone surrogates would be replaced by U+FFFD and the peer would see another name.
   if (Buffer.from(name, 'utf8').toString('utf8') !== name) return 'node name is not well-formed Unicode';
-  if (CONTROL_CHARS.test(name)) return 'node name contains control characters';
+  if (CONTROL_CHARS.test(name)) return 'node name contains control or format characters (Unicode Cc, Cf)';
   return null;
 }
 

@@ -6,25 +6,26 @@
  * their `(bootTimeMs, seq)` comes from the same counter as the sender's adverts, so
  * one `ReplayGuard` per sender covers both. Pure: no I/O, no clock.
  *
- * Layout, version 2 (the advert's version byte), packet type 2, all integers big-endian:
+ * Layout, version 3 (the advert's version byte), packet type 2, all integers big-endian:
  *
  * ```
  *  offset  size  field
  *  ------  ----  -----------------------------------------------------------------
  *       0     2  magic "RH" (0x52 0x48)
- *       2     1  version = 2
+ *       2     1  version = 3
  *       3     1  type = 2 (message)
  *       4     1  groupId
  *       5     6  bootTimeMs, ms since the Unix epoch (48-bit unsigned)
  *      11     4  seq (u32), shared with the sender's adverts
- *      15     1  n = nodeName length in bytes, 1..64
- *      16     n  nodeName, UTF-8, no control characters
- *    16+n     2  p = payload length in bytes, 2..1024
- *    18+n     p  payload: one `PeerMessage` as a UTF-8 JSON object
- *  18+n+p     1  keyId
- *  19+n+p    32  HMAC-SHA256(secret of keyId, bytes 0 .. 18+n+p)
+ *      15     6  echoBootTimeMs: the receiver's boot time as the sender last heard it (0: none)
+ *      21     1  n = nodeName length in bytes, 1..64
+ *      22     n  nodeName, UTF-8, no control or format characters
+ *    22+n     2  p = payload length in bytes, 2..1024
+ *    24+n     p  payload: one `PeerMessage` as a UTF-8 JSON object
+ *  24+n+p     1  keyId
+ *  25+n+p    32  HMAC-SHA256(secret of keyId, bytes 0 .. 24+n+p)
  *  ------  ----  -----------------------------------------------------------------
- *                total 51+n+p bytes: 54..1139
+ *                total 57+n+p bytes: 60..1145
  * ```
  *
  * The largest message plus IP and UDP headers stays under the IPv6 minimum MTU
@@ -38,6 +39,7 @@
  * `bad-payload` rather than half-understood.
  */
 import type { AdvertKey } from '../config/types.js';
+import { EPOCH_CEILING } from '../core/epoch.js';
 import { MAX_SWITCHOVER_TIMEOUT_MS } from '../core/timing.js';
 import type { PeerRequest } from '../core/types.js';
 import { errorMessage, RedisHaError } from '../errors.js';
@@ -46,7 +48,6 @@ import {
   ADVERT_TYPE_ADVERT,
   ADVERT_VERSION,
   MAX_BOOT_TIME_MS,
-  MAX_EPOCH,
   MAX_NODE_NAME_BYTES,
   MAX_SEQ,
   PACKET_PREAMBLE_BYTES,
@@ -76,8 +77,9 @@ const OFF_GROUP = 4;
 const OFF_BOOT_EPOCH = 5;
 const BOOT_EPOCH_BYTES = 6;
 const OFF_SEQ = 11;
-const OFF_NAME_LENGTH = 15;
-const OFF_NAME = 16;
+const OFF_ECHO = 15;
+const OFF_NAME_LENGTH = 21;
+const OFF_NAME = 22;
 const PAYLOAD_LENGTH_BYTES = 2;
 
 /** Shortest valid message (a one-byte node name, a two-byte payload). */
@@ -106,6 +108,8 @@ export interface ReceivedMessage {
   readonly nodeName: string;
   readonly bootTimeMs: number;
   readonly seq: number;
+  /** The receiver's boot time as the sender last heard it (0: none yet). */
+  readonly echoBootTimeMs: number;
   readonly message: PeerMessage;
 }
 
@@ -115,6 +119,8 @@ export interface MessageEnvelope {
   readonly nodeName: string;
   readonly bootTimeMs: number;
   readonly seq: number;
+  /** The receiver's boot time as the sender last heard it (0: none yet). */
+  readonly echoBootTimeMs: number;
   readonly message: PeerMessage;
 }
 
@@ -157,12 +163,13 @@ export function packetType(buf: Buffer): typeof ADVERT_TYPE_ADVERT | typeof PACK
  * @throws MessageEncodeError when a field does not fit (see the layout above).
  */
 export function encodeMessage(input: MessageEnvelope, key: AdvertKey): Buffer {
-  const { groupId, nodeName, bootTimeMs, seq } = input;
+  const { groupId, nodeName, bootTimeMs, seq, echoBootTimeMs } = input;
   checkInt('key id', key.id, 0, 0xff);
   if (key.secret.length === 0) throw new MessageEncodeError(`key ${key.id} has an empty secret`);
   checkInt('groupId', groupId, 0, 0xff);
   checkInt('bootTimeMs', bootTimeMs, 0, MAX_BOOT_TIME_MS);
   checkInt('seq', seq, 0, MAX_SEQ);
+  checkInt('echoBootTimeMs', echoBootTimeMs, 0, MAX_BOOT_TIME_MS);
   const nameProblem = nodeNameProblem(nodeName);
   if (nameProblem !== null) throw new MessageEncodeError(nameProblem);
   const parsed = toPeerMessage(input.message);
@@ -184,6 +191,7 @@ export function encodeMessage(input: MessageEnvelope, key: AdvertKey): Buffer {
   buf.writeUInt8(groupId, OFF_GROUP);
   buf.writeUIntBE(bootTimeMs, OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES);
   buf.writeUInt32BE(seq, OFF_SEQ);
+  buf.writeUIntBE(echoBootTimeMs, OFF_ECHO, BOOT_EPOCH_BYTES);
   buf.writeUInt8(name.length, OFF_NAME_LENGTH);
   name.copy(buf, OFF_NAME);
   buf.writeUInt16BE(payload.length, OFF_NAME + name.length);
@@ -275,6 +283,7 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
       nodeName: name.nodeName,
       bootTimeMs: buf.readUIntBE(OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES),
       seq: buf.readUInt32BE(OFF_SEQ),
+      echoBootTimeMs: buf.readUIntBE(OFF_ECHO, BOOT_EPOCH_BYTES),
       message: parsed.message,
     },
   };
@@ -334,8 +343,8 @@ function toPeerMessage(value: unknown): Parsed {
     }
     case 'handover': {
       const epoch = record['epoch'];
-      if (!isIntIn(epoch, 0, MAX_EPOCH)) {
-        return problem(`${kind}: epoch ${show(epoch)} is not an integer in 0..${MAX_EPOCH}`);
+      if (!isIntIn(epoch, 0, EPOCH_CEILING)) {
+        return problem(`${kind}: epoch ${show(epoch)} is not an integer in 0..${EPOCH_CEILING}`);
       }
       const force = record['force'];
       if (typeof force !== 'boolean') return problem(`${kind}: force ${show(force)} is not a boolean`);

@@ -60,6 +60,22 @@ interface ReceivedMsg {
 }
 
 /** Loopback transport options; `peerPort` defaults to `port` (the transport's own default). */
+/**
+ * The runs of the two test nodes: each starts having heard the other's (as from its state
+ * file), so their packets echo each other's boot time from the first one and are fresh.
+ */
+const TEST_BOOT: Readonly<Record<string, number>> = {
+  'node-a': 1_700_000_000_001, 'node-b': 1_700_000_000_002, 'node-c': 1_700_000_000_003, 'node-d': 1_700_000_000_004,
+};
+const PARTNER: Readonly<Record<string, string>> = { 'node-a': 'node-b', 'node-b': 'node-a', 'node-c': 'node-d', 'node-d': 'node-c' };
+
+function testRun(nodeName: string): Partial<AdvertTransportOptions> {
+  const boot = TEST_BOOT[nodeName];
+  const other = PARTNER[nodeName];
+  if (boot === undefined || other === undefined) return {};
+  return { bootTimeMs: boot, seed: [{ nodeName: other, bootTimeMs: TEST_BOOT[other]!, seq: 0 }] };
+}
+
 function loopbackOptions(
   nodeName: string,
   port: number,
@@ -67,6 +83,7 @@ function loopbackOptions(
   extra: Partial<AdvertTransportOptions> = {},
 ): AdvertTransportOptions {
   return {
+    ...testRun(nodeName),
     bindAddress: LOOPBACK,
     port,
     peerAddress: LOOPBACK,
@@ -163,15 +180,15 @@ describe('AdvertTransport on loopback', () => {
     await waitFor(() => b.received.length === 1, 'genuine advert');
 
     const forged = encodeAdvert(
-      { groupId: GROUP, bootTimeMs: Date.now(), seq: 1, body: body('mallory') },
+      { groupId: GROUP, bootTimeMs: Date.now(), seq: 1, echoBootTimeMs: TEST_BOOT['node-b']!, body: body('mallory') },
       { id: KEY.id, secret: Buffer.from('not the key') },
     );
     const unknownKey = encodeAdvert(
-      { groupId: GROUP, bootTimeMs: Date.now(), seq: 1, body: body('mallory') },
+      { groupId: GROUP, bootTimeMs: Date.now(), seq: 1, echoBootTimeMs: TEST_BOOT['node-b']!, body: body('mallory') },
       { id: 99, secret: Buffer.from('not the key') },
     );
-    const otherGroup = encodeAdvert({ groupId: GROUP + 1, bootTimeMs: 1, seq: 1, body: body('node-c') }, KEY);
-    const ownName = encodeAdvert({ groupId: GROUP, bootTimeMs: 1, seq: 1, body: body('node-b') }, KEY);
+    const otherGroup = encodeAdvert({ groupId: GROUP + 1, bootTimeMs: 1, seq: 1, echoBootTimeMs: TEST_BOOT['node-b']!, body: body('node-c') }, KEY);
+    const ownName = encodeAdvert({ groupId: GROUP, bootTimeMs: 1, seq: 1, echoBootTimeMs: TEST_BOOT['node-b']!, body: body('node-b') }, KEY);
     await sendRaw(attacker.socket, forged, portB);
     await sendRaw(attacker.socket, unknownKey, portB);
     await sendRaw(attacker.socket, Buffer.from('GET / HTTP/1.0\r\n\r\n'), portB);
@@ -196,7 +213,7 @@ describe('AdvertTransport on loopback', () => {
     });
 
     // An advert from A's earlier run (smaller boot time) is stale once a newer one was accepted.
-    const stale = encodeAdvert({ groupId: GROUP, bootTimeMs: a.transport.bootTimeMs - 1, seq: 99, body: body('node-a') }, KEY);
+    const stale = encodeAdvert({ groupId: GROUP, bootTimeMs: a.transport.bootTimeMs - 1, seq: 99, echoBootTimeMs: TEST_BOOT['node-b']!, body: body('node-a') }, KEY);
     await sendRaw(attacker.socket, stale, portB);
     await waitFor(() => b.transport.counters.rejected['stale-boot'] === 1, 'stale boot');
     expect(b.received).toHaveLength(1);
@@ -244,19 +261,19 @@ describe('AdvertTransport on loopback', () => {
     expect(lines.filter((l) => l['msg'] === 'advert handler threw')).toHaveLength(2);
   });
 
-  it('never throws from send: not started, or a body that cannot be encoded', async () => {
+  it('send: counts a send before start; throws for a body that cannot be encoded (the core must hear it)', async () => {
     const transport = new AdvertTransport(loopbackOptions('node-a', await freePort()));
     expect(() => transport.send(body('node-a'))).not.toThrow();
     await transport.start(() => undefined);
     cleanups.push(() => transport.stop());
-    expect(() => transport.send(body('node-a', { priority: 999 }))).not.toThrow();
+    expect(() => transport.send(body('node-a', { priority: 999 }))).toThrow(/priority 999/);
     expect(transport.counters).toMatchObject({ sent: 0, sendErrors: 2 });
   });
 
   it('starts a new boot time rather than wrap the sequence', async () => {
     const [portA, portB] = [await freePort(), await freePort()];
     const a = await startTransport('node-a', portA, portB, { bootTimeMs: 5_000 });
-    const b = await startTransport('node-b', portB, portA);
+    const b = await startTransport('node-b', portB, portA, { seed: [{ nodeName: 'node-a', bootTimeMs: 5_000, seq: 0 }] });
     // Reach the end of the sequence space through the public API would take years; poke the field.
     (a.transport as unknown as { seq: number }).seq = 0xffff_fffe;
     a.transport.send(body('node-a'));
@@ -334,8 +351,8 @@ describe('AdvertTransport peer messages', () => {
     await waitFor(() => a.messages.length === 2, 'result');
 
     expect(a.messages.map((m) => m.message)).toEqual([
-      { groupId: GROUP, nodeName: 'node-b', bootTimeMs: b.transport.bootTimeMs, seq: 1, message: REQUEST },
-      { groupId: GROUP, nodeName: 'node-b', bootTimeMs: b.transport.bootTimeMs, seq: 2, message: RESULT },
+      { groupId: GROUP, nodeName: 'node-b', bootTimeMs: b.transport.bootTimeMs, seq: 1, echoBootTimeMs: TEST_BOOT['node-a']!, message: REQUEST },
+      { groupId: GROUP, nodeName: 'node-b', bootTimeMs: b.transport.bootTimeMs, seq: 2, echoBootTimeMs: TEST_BOOT['node-a']!, message: RESULT },
     ]);
     expect(a.messages[0]?.from).toBe(LOOPBACK);
     expect(b.received[0]?.advert.seq).toBe(1);
@@ -401,7 +418,7 @@ describe('AdvertTransport peer messages', () => {
     const portB = await freePort();
     const b = await startTransport('node-b', portB, await freePort(), { logger });
     const attacker = await rawSocket();
-    const env = { groupId: GROUP, nodeName: 'mallory', bootTimeMs: Date.now(), seq: 1, message: HANDOVER };
+    const env = { groupId: GROUP, nodeName: 'mallory', bootTimeMs: Date.now(), seq: 1, echoBootTimeMs: TEST_BOOT['node-b']!, message: HANDOVER };
 
     const forged = encodeMessage(env, { id: KEY.id, secret: Buffer.from('not the key') });
     const unknownKey = encodeMessage(env, { id: 99, secret: Buffer.from('not the key') });

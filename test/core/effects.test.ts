@@ -158,7 +158,7 @@ describe('effects still wanted when their turn comes', () => {
       [{ type: 'claim-vip' }, true, false],
       [{ type: 'release-vip' }, true, true],
       [{ type: 'replicate-from', master: { host: B_ADDR, port: 6379 } }, true, true],
-      [{ type: 'persist-state', epoch: 1, knownEpoch: 5, maintenance: { on: false, gen: 0 } }, true, true],
+      [{ type: 'persist-state', epoch: 1, knownEpoch: 5, maintenance: { on: false, gen: 0 }, switchoverIds: [] }, true, true],
     ];
     for (const [action, asMaster, asBackup] of cases) {
       expect(effectStillWanted(action, master), `${action.type} as master`).toBe(asMaster);

@@ -45,7 +45,7 @@ export function replicaSnap(over: Partial<RedisSnapshot> = {}): RedisSnapshot {
 
 export function advert(over: Partial<Advert> & { state: NodeState }): Advert {
   return {
-    groupId: 51, nodeName: 'a', priority: 100, advertIntervalMs: 1000, bootTimeMs: 1, seq: 1, epoch: 1,
+    groupId: 51, nodeName: 'a', priority: 100, advertIntervalMs: 1000, bootTimeMs: 1, seq: 1, echoBootTimeMs: 0, epoch: 1,
     flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: over.state === 'MASTER' },
     maintenanceGen: 0,
     redis: { role: over.state === 'MASTER' ? 'master' : 'replica', replId: REPL_A, replId2: '', offset: 1000, secondOffset: -1 },

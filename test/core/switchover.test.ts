@@ -31,6 +31,17 @@ function backupB(): CoreState {
   return s;
 }
 
+/** The old master's advert while it hands over (the flag a handover is accepted on). */
+const HANDING_OVER = { fault: false, resigning: false, maintenance: false, switchingOver: true, holdsVip: true };
+
+/** `s` after hearing the master hand over at `at`. */
+function handingOver(s: CoreState, at: number, epoch = 1): CoreState {
+  return step(s, heard(advert({ state: 'MASTER', epoch, flags: HANDING_OVER })), at, coreConfig()).state;
+}
+
+const handover = (requestId: string, epoch: number, from = 'a'): Event =>
+  ({ type: 'handover-received', requestId, epoch, force: false, from });
+
 const request = (over: Partial<Extract<Event, { type: 'switchover-requested' }>> = {}): Event => ({
   type: 'switchover-requested', requestId: 'r1', timeoutMs: 5000, force: false, user: 'alice', origin: 'local', ...over,
 });
@@ -202,8 +213,8 @@ describe('switchover on the backup', () => {
   });
 
   it('takes over on handover without catching up from the old master, and answers after promotion', () => {
-    let s = step(backupB(), request(), 100, bCfg).state;
-    const r = step(s, { type: 'handover-received', requestId: 'r1', epoch: 7, force: false }, 200, bCfg);
+    let s = handingOver(step(backupB(), request(), 100, bCfg).state, 150);
+    const r = step(s, handover('r1', 7), 200, bCfg);
     expect(r.state.role).toBe('MASTER');
     expect(r.state.epoch).toBe(7);
     expect(find(r.actions, 'promote-redis')).toEqual({ type: 'promote-redis', catchUpFrom: null });
@@ -217,12 +228,12 @@ describe('switchover on the backup', () => {
     expect(find(claimed.actions, 'send-advert')?.advert.flags.holdsVip).toBe(true);
     expect(find(p.actions, 'reply')).toMatchObject({ requestId: 'r1', ok: true });
     expect(p.state.switchover).toBeNull();
-    const dup = step(p.state, { type: 'handover-received', requestId: 'r1', epoch: 7, force: false }, 220, bCfg);
+    const dup = step(p.state, handover('r1', 7), 220, bCfg);
     expect(dup.actions).toEqual([]);
   });
 
   it('re-announces the VIP when the old master lets go, and again after the ARP locktime', () => {
-    let s = step(backupB(), { type: 'handover-received', requestId: 'x', epoch: 2, force: false }, 200, bCfg).state;
+    let s = step(handingOver(backupB(), 150), handover('x', 2), 200, bCfg).state;
     s = step(s, { type: 'promotion-finished', ok: true, detail: 'ok', redis: masterSnap() }, 210, bCfg).state;
     s = step(s, { type: 'vip-claimed' }, 215, bCfg).state;
     const holding = { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: true };
@@ -233,11 +244,33 @@ describe('switchover on the backup', () => {
   });
 
   it('a handover the master started (no local request) takes over without a reply', () => {
-    const r = step(backupB(), { type: 'handover-received', requestId: 'x', epoch: 2, force: false }, 200, bCfg);
+    const r = step(handingOver(backupB(), 150), handover('x', 2), 200, bCfg);
     expect(r.state.role).toBe('MASTER');
     const p = step(r.state, { type: 'promotion-finished', ok: true, detail: 'ok', redis: masterSnap() }, 210, bCfg);
     expect(find(p.actions, 'reply')).toBeUndefined();
     expect(find(p.actions, 'claim-vip')).toBeDefined();
+  });
+
+  it('ignores a handover from a peer not heard handing over, from another node, or for a switchover it already saw', () => {
+    // Replayed handovers (a restart wiped the replay guard's memory) must not promote
+    // without catch-up: the sender must be the live peer, now flagged as handing over.
+    const notFlagged = step(backupB(), handover('x', 2), 200, bCfg);
+    expect(notFlagged.state.role).toBe('BACKUP');
+    expect(notFlagged.reason).toMatch(/not heard handing over/);
+    const stranger = step(handingOver(backupB(), 150), handover('x', 2, 'c'), 200, bCfg);
+    expect(stranger.state.role).toBe('BACKUP');
+    expect(stranger.reason).toMatch(/c is not a live peer/);
+    const silent = step(handingOver(backupB(), 150), handover('x', 2), 150 + 10_000, bCfg);
+    expect(silent.reason).toMatch(/not a live peer/);
+    // The ids are persisted: a node restarted with 'x' in its state file ignores it too.
+    const restarted: CoreState = { ...handingOver(backupB(), 150), switchoverIds: ['x'] };
+    const known = step(restarted, handover('x', 2), 200, bCfg);
+    expect(known.state.role).toBe('BACKUP');
+    expect(known.reason).toMatch(/already took part/);
+    // Accepting one remembers its id in the state written before the promotion.
+    const taken = step(handingOver(backupB(), 150), handover('y', 2), 200, bCfg);
+    expect(taken.state.switchoverIds).toEqual(['y']);
+    expect(find(taken.actions, 'persist-state')?.switchoverIds).toEqual(['y']);
   });
 
   it("does not demote its Redis while the master's advert says it is switching over", () => {

@@ -333,3 +333,53 @@ describe('the runtime\'s own loops', () => {
     await settle();
   });
 });
+
+describe('issue 10: the state file and the advert encoder cannot fail silently', () => {
+  it('a state write that fails is retried; no takeover starts until the epoch is on disk', async () => {
+    const w = new World(replicaSnap());
+    const rt = await backupB(w);
+    let failing = true;
+    w.persistHook = async () => { if (failing) throw new Error('EROFS: read-only file system'); };
+    await silenceUntilTakeover(w, rt);
+    // The takeover began (MASTER), its persist failed, the promotion never ran.
+    await w.time.advance(10);
+    expect(w.log).not.toContain('promote:start');
+    expect(rt.current.role).toBe('BACKUP');
+    expect(rt.current.persistFailure).toMatchObject({ attempts: 1 });
+    // The write is retried on its own timer (backing off); takeovers are held meanwhile.
+    const persistsBefore = w.log.filter((l) => l.startsWith('persist:start')).length;
+    await w.time.advance(8000);
+    expect(w.log.filter((l) => l.startsWith('persist:start')).length).toBeGreaterThan(persistsBefore + 1);
+    expect(w.log).not.toContain('promote:start');
+    expect(rt.current.role).toBe('BACKUP');
+    expect(w.audited('takeover-held')).toBe(true);
+    // The disk comes back: the next retry writes, and the next master-down takes over,
+    // its epoch on disk before the promotion starts.
+    failing = false;
+    for (let i = 0; i < 200 && rt.current.role !== 'MASTER'; i++) await w.time.advance(100);
+    expect(w.audited('state-file-recovered')).toBe(true);
+    expect(rt.current.role).toBe('MASTER');
+    await w.time.advance(50);
+    const epoch = rt.current.epoch;
+    const persisted = w.log.indexOf(`persist:end:${epoch}`);
+    expect(persisted).toBeGreaterThanOrEqual(0);
+    expect(persisted).toBeLessThan(w.log.indexOf('promote:start'));
+    expect(rt.current.persistFailure).toBeNull();
+  });
+
+  it('an advert that cannot be encoded sends the node to FAULT, visibly, instead of a silent master', async () => {
+    // The transport throws for an unencodable body (an AdvertEncodeError).
+    const broken = new World(masterSnap());
+    const cfg = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 } });
+    const d = broken.deps(cfg);
+    const rt2 = new Runtime({ ...d, adverts: { ...d.adverts, send: () => { throw new Error('epoch 4294967296 is not an integer in 0..4294967295'); } } },
+      initialState(0, { epoch: 1, knownEpoch: 1 }));
+    rt2.start({ firstCheck: { type: 'health-checked', ok: true, detail: 'PONG', redis: masterSnap(), startedAtMs: 0 } });
+    await broken.time.advance(5000);
+    expect(rt2.current.role).toBe('FAULT');
+    expect(rt2.current.reason).toMatch(/adverts cannot be encoded/);
+    // Recorded once, not once per advert tick; and it stays FAULT though Redis is healthy.
+    expect(broken.audit.filter((r) => r.event === 'effect-failed' && r.data['action'] === 'send-advert')).toHaveLength(1);
+    expect(rt2.current.advertFailure).toMatch(/not an integer/);
+  });
+});

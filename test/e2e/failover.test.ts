@@ -13,7 +13,7 @@
  * compiled JS from dist/).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdvertBody } from '../../src/core/types.js';
 import {
@@ -29,6 +29,7 @@ import {
   DEFAULT_SET_KEY,
   LAB_ADVERT_PORT,
   LAB_GROUP_ID,
+  nodePaths,
   nowWallMs,
   PairLab,
   startPair,
@@ -278,7 +279,7 @@ describeRoot('e2e pair 1: election, Redis kill, rejoin, daemon restarts, handove
       },
     };
     for (let seq = 1; seq <= FORGED_ADVERTS; seq++) {
-      const datagram = encodeAdvert({ groupId: LAB_GROUP_ID, bootTimeMs, seq, body }, wrongKey);
+      const datagram = encodeAdvert({ groupId: LAB_GROUP_ID, bootTimeMs, seq, echoBootTimeMs: 0, body }, wrongKey);
       // From the client namespace, and from B's own address (only the MAC can tell).
       await lab.sendDatagram('c', lab.address('a'), LAB_ADVERT_PORT, datagram);
       await lab.sendDatagram('b', lab.address('a'), LAB_ADVERT_PORT, datagram);
@@ -294,6 +295,54 @@ describeRoot('e2e pair 1: election, Redis kill, rejoin, daemon restarts, handove
     expect(newLogA).toMatch(rejectLine);
     expect(newLogB).toMatch(rejectLine);
     expect(await lab.status()).toEqual(before);
+  });
+
+  it('(h) packets recorded before the backup daemon restarted are refused after it: a replayed handover and MASTER advert change nothing', { timeout: STEP_TIMEOUT_MS }, async () => {
+    // Issue 10, item 1. The attacker holds no key: it replays what A really sent, signed
+    // with the real key, in the window between B's restart and A's first advert to it.
+    const { encodeAdvert } = await import('../../src/proto/advert.js');
+    const { encodeMessage } = await import('../../src/proto/message.js');
+    expect((await lab.status()).vipHolders).toEqual(['a']);
+    const readState = (node: PairNode): { bootTimeMs: number; knownEpoch: number; peer?: { nodeName: string; bootTimeMs: number; seq: number } } =>
+      JSON.parse(readFileSync(nodePaths(lab.dir, node).state, 'utf8'));
+    const a = readState('a');
+    const b = readState('b');
+    // Packets of A's current run that B accepted before its restart: they echo B's old
+    // run, and their sequence is above what B's state file keeps for A.
+    const firstSeq = b.peer?.nodeName === 'a' && b.peer.bootTimeMs === a.bootTimeMs ? b.peer.seq + 1 : 1;
+    const recorded = (seq: number): { advert: Buffer; handover: Buffer } => ({
+      advert: encodeAdvert({
+        groupId: LAB_GROUP_ID, bootTimeMs: a.bootTimeMs, seq, echoBootTimeMs: b.bootTimeMs,
+        body: {
+          nodeName: 'a', state: 'MASTER', priority: 254, advertIntervalMs: 1000, epoch: b.knownEpoch,
+          flags: { fault: false, resigning: false, maintenance: false, switchingOver: true, holdsVip: true },
+          maintenanceGen: 0,
+          redis: { role: 'master', replId: randomBytes(20).toString('hex'), replId2: '', offset: 1, secondOffset: -1 },
+        },
+      }, lab.advertKey),
+      handover: encodeMessage({
+        groupId: LAB_GROUP_ID, nodeName: 'a', bootTimeMs: a.bootTimeMs, seq: seq + 1, echoBootTimeMs: b.bootTimeMs,
+        message: { kind: 'handover', requestId: `replayed-${seq}`, epoch: b.knownEpoch + 1, force: true },
+      }, lab.advertKey),
+    });
+    const logOffset = lab.daemonLog('b').length;
+    await lab.stopDaemon('b', 'SIGTERM');
+    lab.startDaemon('b');
+    for (let i = 0; i < FORGED_ADVERTS; i++) {
+      const packets = recorded(firstSeq + 2 * i);
+      await lab.sendDatagram('a', lab.address('b'), LAB_ADVERT_PORT, packets.advert);
+      await lab.sendDatagram('a', lab.address('b'), LAB_ADVERT_PORT, packets.handover);
+      await sleep(FORGED_ADVERT_GAP_MS);
+    }
+    await lab.waitFor('B back, replicating A, VIP on A', () => lab.isSettledMaster('a'), REJOIN_TIMEOUT_MS);
+    await expectStableMaster(lab, 'a', STABILITY_WATCH_MS);
+    const log = lab.daemonLog('b').slice(logOffset);
+    expect(log).toMatch(/"reason":"not-fresh"/);
+    expect(log).not.toMatch(/handed over the master role/);
+    expect(log).not.toMatch(/"to":"MASTER"/);
+    const restarted = readState('b');
+    expect(restarted.bootTimeMs).toBeGreaterThan(b.bootTimeMs);
+    expect(restarted.knownEpoch).toBe(b.knownEpoch);
   });
 });
 

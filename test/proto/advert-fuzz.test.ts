@@ -33,7 +33,7 @@ const hexId = fc.oneof(
 );
 const nodeName = fc
   .string({ unit: 'grapheme', minLength: 1, maxLength: 16 })
-  .filter((s) => !/[\u0000-\u001f\u007f]/.test(s))
+  .filter((s) => !/[\p{Cc}\p{Cf}]/u.test(s))
   .filter((s) => {
     const n = Buffer.byteLength(s, 'utf8');
     return n >= 1 && n <= MAX_NODE_NAME_BYTES;
@@ -44,9 +44,9 @@ const body: fc.Arbitrary<AdvertBody> = fc.record({
   state: fc.constantFrom<NodeState>('INIT', 'BACKUP', 'MASTER', 'FAULT'),
   priority: fc.integer({ min: 0, max: 255 }),
   advertIntervalMs: fc.integer({ min: 1, max: 65_535 }),
-  epoch: fc.integer({ min: 0, max: 0xffff_ffff }),
+  epoch: fc.integer({ min: 0, max: 0x7fff_ffff }),
   flags: fc.record({ fault: fc.boolean(), resigning: fc.boolean(), maintenance: fc.boolean(), switchingOver: fc.boolean(), holdsVip: fc.boolean() }),
-  maintenanceGen: fc.integer({ min: 0, max: 0xffff_ffff }),
+  maintenanceGen: fc.integer({ min: 0, max: 0x7fff_ffff }),
   redis: fc.record({
     role: fc.constantFrom<RedisRole>('master', 'replica', 'unknown'),
     replId: hexId,
@@ -60,6 +60,7 @@ const envelope: fc.Arbitrary<AdvertEnvelope> = fc.record({
   groupId: fc.constant(GROUP),
   bootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_TIME_MS }),
   seq: fc.integer({ min: 0, max: MAX_SEQ }),
+  echoBootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_TIME_MS }),
   body,
 });
 
@@ -80,7 +81,7 @@ describe('advert decoder properties', () => {
         const result = decode(buf);
         expect(result.ok).toBe(true);
         if (result.ok) {
-          expect(result.advert).toEqual({ ...env.body, groupId: env.groupId, bootTimeMs: env.bootTimeMs, seq: env.seq });
+          expect(result.advert).toEqual({ ...env.body, groupId: env.groupId, bootTimeMs: env.bootTimeMs, seq: env.seq, echoBootTimeMs: env.echoBootTimeMs });
         }
       }),
       { numRuns: RUNS },
@@ -104,7 +105,7 @@ describe('advert decoder properties', () => {
         fc.constantFrom(...KEYS),
         (bytes, key) => {
           const buf = Buffer.from(bytes);
-          buf.write('RH\x02\x01', 0, 'latin1');
+          buf.write('RH\x03\x01', 0, 'latin1');
           buf[buf.length - ADVERT_MAC_BYTES - 1] = key.id;
           const result = decode(buf);
           expect(result.ok).toBe(false);

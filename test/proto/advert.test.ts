@@ -7,7 +7,7 @@ import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { AdvertKey } from '../../src/config/types.js';
 import type { AdvertBody } from '../../src/core/types.js';
-import {
+import { EPOCH_CEILING,
   ADVERT_MAC_BYTES,
   ADVERT_VERSION,
   AdvertEncodeError,
@@ -43,7 +43,7 @@ function body(overrides: Partial<AdvertBody> = {}): AdvertBody {
 }
 
 function packet(b: AdvertBody = body(), key: AdvertKey = KEY_A, seq = 5, bootTimeMs = 1_700_000_000_000): Buffer {
-  return encodeAdvert({ groupId: GROUP, bootTimeMs, seq, body: b }, key);
+  return encodeAdvert({ groupId: GROUP, bootTimeMs, seq, echoBootTimeMs: 0, body: b }, key);
 }
 
 /** Re-signs a patched packet in place so the decoder gets past the MAC. */
@@ -69,7 +69,7 @@ describe('encodeAdvert / decodeAdvert round trip', () => {
     expect(result).toEqual({
       ok: true,
       keyId: KEY_A.id,
-      advert: { ...b, groupId: GROUP, bootTimeMs: 1_700_000_000_123, seq: 99 },
+      advert: { ...b, groupId: GROUP, bootTimeMs: 1_700_000_000_123, seq: 99, echoBootTimeMs: 0 },
     });
   });
 
@@ -100,16 +100,29 @@ describe('encodeAdvert / decodeAdvert round trip', () => {
     const b = body({
       priority: 255,
       advertIntervalMs: 65_535,
-      epoch: 0xffff_ffff,
-      maintenanceGen: 0xffff_ffff,
+      epoch: EPOCH_CEILING,
+      maintenanceGen: EPOCH_CEILING,
       redis: { ...body().redis, offset: Number.MAX_SAFE_INTEGER, secondOffset: Number.MAX_SAFE_INTEGER },
     });
     const result = decodeAdvert(
-      encodeAdvert({ groupId: 255, bootTimeMs: MAX_BOOT_TIME_MS, seq: MAX_SEQ, body: b }, KEY_A),
+      encodeAdvert({ groupId: 255, bootTimeMs: MAX_BOOT_TIME_MS, seq: MAX_SEQ, echoBootTimeMs: MAX_BOOT_TIME_MS, body: b }, KEY_A),
       [KEY_A],
       255,
     );
-    expect(result.ok && result.advert).toEqual({ ...b, groupId: 255, bootTimeMs: MAX_BOOT_TIME_MS, seq: MAX_SEQ });
+    expect(result.ok && result.advert).toEqual({ ...b, groupId: 255, bootTimeMs: MAX_BOOT_TIME_MS, seq: MAX_SEQ, echoBootTimeMs: MAX_BOOT_TIME_MS });
+  });
+
+  it('refuses an epoch or maintenance generation above the ceiling (one advert must not poison the epoch)', () => {
+    for (const over of [{ epoch: EPOCH_CEILING + 1 }, { epoch: 0xffff_ffff }, { maintenanceGen: EPOCH_CEILING + 1 }]) {
+      const result = decodeAdvert(packet(body(over)), [KEY_A], GROUP);
+      expect(result).toMatchObject({ ok: false, reason: 'bad-field' });
+    }
+  });
+
+  it('refuses node names with control or bidi/format characters', () => {
+    for (const name of ['a\u202eb', 'a\u200fb', 'x\u2066y', 'a\u0085b', 'a\u007fb']) {
+      expect(() => packet(body({ nodeName: name }))).toThrow(/control or format/);
+    }
   });
 
   it('carries 1- and 64-byte names, including multi-byte UTF-8, at the minimum and maximum sizes', () => {
@@ -128,7 +141,7 @@ describe('encodeAdvert / decodeAdvert round trip', () => {
     expect(buf[2]).toBe(ADVERT_VERSION);
     expect(buf[3]).toBe(1);
     expect(buf[4]).toBe(GROUP);
-    expect(buf.length).toBe(119 + 'redis-a'.length);
+    expect(buf.length).toBe(125 + 'redis-a'.length);
   });
 });
 
@@ -189,13 +202,13 @@ describe('decodeAdvert rejects', () => {
   it('bad-length: oversized, and a signed name length that disagrees with the datagram', () => {
     check(Buffer.concat([packet(), Buffer.alloc(MAX_ADVERT_BYTES)]), 'bad-length');
     const longer = packet();
-    longer[85] = 8;
+    longer[91] = 8;
     check(resign(longer), 'bad-length');
     const zero = packet();
-    zero[85] = 0;
+    zero[91] = 0;
     check(resign(zero), 'bad-length');
     const huge = packet(body({ nodeName: 'x'.repeat(64) }));
-    huge[85] = 65;
+    huge[91] = 65;
     check(resign(huge), 'bad-length');
   });
 
@@ -222,8 +235,8 @@ describe('decodeAdvert rejects', () => {
     ['offset 2^64 - 1', (b: Buffer) => b.writeBigUInt64BE(2n ** 64n - 1n, 25)],
     ['second offset -2', (b: Buffer) => b.writeBigInt64BE(-2n, 33)],
     ['second offset 2^53', (b: Buffer) => b.writeBigInt64BE(2n ** 53n, 33)],
-    ['invalid UTF-8 name', (b: Buffer) => void (b[86] = 0xff)],
-    ['control character in name', (b: Buffer) => void (b[86] = 0x0a)],
+    ['invalid UTF-8 name', (b: Buffer) => void (b[92] = 0xff)],
+    ['control character in name', (b: Buffer) => void (b[92] = 0x0a)],
   ])('bad-field: %s', (_label, patch) => {
     const buf = packet();
     patch(buf);
@@ -246,7 +259,7 @@ describe('decodeAdvert rejects', () => {
 describe('encodeAdvert refuses what does not fit', () => {
   const enc = (over: { groupId?: number; bootTimeMs?: number; seq?: number; body?: AdvertBody; key?: AdvertKey }) => () =>
     encodeAdvert(
-      { groupId: over.groupId ?? GROUP, bootTimeMs: over.bootTimeMs ?? 1, seq: over.seq ?? 1, body: over.body ?? body() },
+      { groupId: over.groupId ?? GROUP, bootTimeMs: over.bootTimeMs ?? 1, seq: over.seq ?? 1, echoBootTimeMs: 0, body: over.body ?? body() },
       over.key ?? KEY_A,
     );
 

@@ -38,7 +38,7 @@ const RESULT: PeerMessage = { kind: 'switchover-result', requestId: 'sw-1', ok: 
 const HANDOVER: PeerMessage = { kind: 'handover', requestId: 'sw-1', epoch: 18, force: true };
 
 function envelope(message: PeerMessage = REQUEST, over: Partial<MessageEnvelope> = {}): MessageEnvelope {
-  return { groupId: GROUP, nodeName: 'redis-b', bootTimeMs: BOOT, seq: 5, message, ...over };
+  return { groupId: GROUP, nodeName: 'redis-b', bootTimeMs: BOOT, seq: 5, echoBootTimeMs: 0, message, ...over };
 }
 
 function packet(message: PeerMessage = REQUEST, key: AdvertKey = KEY_A): Buffer {
@@ -57,14 +57,14 @@ function signedRaw(
     ? payload
     : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload), 'utf8');
   const name = Buffer.from(opts.name ?? 'redis-b', 'utf8');
-  const head = Buffer.alloc(16);
+  const head = Buffer.alloc(22);
   head.write('RH', 0, 'latin1');
   head[2] = ADVERT_VERSION;
   head[3] = opts.type ?? PACKET_TYPE_MESSAGE;
   head[4] = opts.group ?? GROUP;
   head.writeUIntBE(BOOT, 5, 6);
   head.writeUInt32BE(5, 11);
-  head[15] = opts.nameLength ?? name.length;
+  head[21] = opts.nameLength ?? name.length;
   const length = Buffer.alloc(2);
   length.writeUInt16BE(opts.payloadLength ?? bytes.length);
   const body = Buffer.concat([head, name, length, bytes, Buffer.from([KEY_A.id])]);
@@ -104,7 +104,7 @@ describe('PeerMessage', () => {
       expect(message.kind).toBe(kind);
       expect(decode(packet(message))).toEqual({
         ok: true,
-        message: { groupId: GROUP, nodeName: 'redis-b', bootTimeMs: BOOT, seq: 5, message },
+        message: { groupId: GROUP, nodeName: 'redis-b', bootTimeMs: BOOT, seq: 5, echoBootTimeMs: 0, message },
       });
     }
   });
@@ -125,7 +125,7 @@ describe('encodeMessage / decodeMessage round trip', () => {
   ] as const)('%s', (_kind, message) => {
     expect(decode(packet(message))).toEqual({
       ok: true,
-      message: { groupId: GROUP, nodeName: 'redis-b', bootTimeMs: BOOT, seq: 5, message },
+      message: { groupId: GROUP, nodeName: 'redis-b', bootTimeMs: BOOT, seq: 5, echoBootTimeMs: 0, message },
     });
   });
 
@@ -136,7 +136,7 @@ describe('encodeMessage / decodeMessage round trip', () => {
       { kind: 'switchover-result', requestId: 'a.b-c_d', ok: false, detail: '' },
       { kind: 'switchover-result', requestId: 'r', ok: true, detail: 'd'.repeat(512) },
       { kind: 'handover', requestId: 'h', epoch: 0, force: false },
-      { kind: 'handover', requestId: 'h', epoch: 0xffff_ffff, force: true },
+      { kind: 'handover', requestId: 'h', epoch: 0x7fff_ffff, force: true },
       { kind: 'switchover-result', requestId: 'emoji', ok: true, detail: '🦀 done' },
     ];
     for (const message of cases) {
@@ -144,7 +144,7 @@ describe('encodeMessage / decodeMessage round trip', () => {
       const result = decode(buf, [KEY_A], 255);
       expect(result).toEqual({
         ok: true,
-        message: { groupId: 255, nodeName: 'redis-b', bootTimeMs: MAX_BOOT_TIME_MS, seq: MAX_SEQ, message },
+        message: { groupId: 255, nodeName: 'redis-b', bootTimeMs: MAX_BOOT_TIME_MS, seq: MAX_SEQ, echoBootTimeMs: 0, message },
       });
     }
   });
@@ -159,18 +159,19 @@ describe('encodeMessage / decodeMessage round trip', () => {
     expect(buf[4]).toBe(GROUP);
     expect(buf.readUIntBE(5, 6)).toBe(BOOT);
     expect(buf.readUInt32BE(11)).toBe(5);
-    expect(buf[15]).toBe('redis-b'.length);
-    expect(buf.subarray(16, 23).toString()).toBe('redis-b');
-    expect(buf.readUInt16BE(23)).toBe(json.length);
-    expect(buf.subarray(25, 25 + json.length)).toEqual(json);
-    expect(buf[25 + json.length]).toBe(KEY_A.id);
-    expect(buf.length).toBe(51 + 'redis-b'.length + json.length);
+    expect(buf.readUIntBE(15, 6)).toBe(0);
+    expect(buf[21]).toBe('redis-b'.length);
+    expect(buf.subarray(22, 29).toString()).toBe('redis-b');
+    expect(buf.readUInt16BE(29)).toBe(json.length);
+    expect(buf.subarray(31, 31 + json.length)).toEqual(json);
+    expect(buf[31 + json.length]).toBe(KEY_A.id);
+    expect(buf.length).toBe(57 + 'redis-b'.length + json.length);
   });
 
   it('serialises only the known keys, in a fixed order', () => {
     const shuffled = { force: true, epoch: 3, requestId: 'r', kind: 'handover' } as const;
     const buf = packet(shuffled);
-    const json = buf.subarray(25, buf.length - ADVERT_MAC_BYTES - 1).toString();
+    const json = buf.subarray(31, buf.length - ADVERT_MAC_BYTES - 1).toString();
     expect(json).toBe('{"kind":"handover","requestId":"r","epoch":3,"force":true}');
   });
 
@@ -194,9 +195,9 @@ describe('packetType', () => {
   it('reads the preamble only', () => {
     expect(packetType(packet())).toBe(2);
     expect(packetType(encodeAdvert(advertEnvelope(), KEY_A))).toBe(1);
-    expect(packetType(Buffer.from('RH\x02\x02'))).toBe(2);
-    expect(packetType(Buffer.from('RH\x02\x03'))).toBeNull();
-    expect(packetType(Buffer.from('RH\x03\x02'))).toBeNull();
+    expect(packetType(Buffer.from('RH\x03\x02'))).toBe(2);
+    expect(packetType(Buffer.from('RH\x03\x03'))).toBeNull();
+    expect(packetType(Buffer.from('RH\x04\x02'))).toBeNull();
     expect(packetType(Buffer.from('XH\x02\x02'))).toBeNull();
     expect(packetType(Buffer.from('RH\x01'))).toBeNull();
     expect(packetType(Buffer.alloc(0))).toBeNull();
@@ -208,6 +209,7 @@ function advertEnvelope() {
     groupId: GROUP,
     bootTimeMs: BOOT,
     seq: 5,
+    echoBootTimeMs: 0,
     body: {
       nodeName: 'redis-b',
       state: 'MASTER' as const,
@@ -231,7 +233,7 @@ describe('decodeMessage rejects', () => {
   it('too-short: empty, preamble only, and every truncation of a valid message', () => {
     check(Buffer.alloc(0), 'too-short');
     check(Buffer.from('RH\x01'), 'too-short');
-    check(Buffer.from('RH\x02\x02'), 'too-short');
+    check(Buffer.from('RH\x03\x02'), 'too-short');
     const buf = packet();
     for (let cut = 0; cut < buf.length; cut++) {
       const result = decode(buf.subarray(0, cut));
@@ -298,7 +300,7 @@ describe('decodeMessage rejects', () => {
 
   it('bad-field: a signed node name that is not valid UTF-8 or has control characters', () => {
     const badUtf8 = signedRaw(REQUEST, { name: 'ab' });
-    badUtf8[16] = 0xff;
+    badUtf8[22] = 0xff;
     check(resign(badUtf8), 'bad-field');
     check(signedRaw(REQUEST, { name: 'a\nb' }), 'bad-field');
   });
@@ -417,15 +419,16 @@ describe('decodeMessage properties', () => {
       user: safeText(40),
     }),
     fc.record({ kind: fc.constant('switchover-result' as const), requestId, ok: fc.boolean(), detail: safeText(80) }),
-    fc.record({ kind: fc.constant('handover' as const), requestId, epoch: fc.integer({ min: 0, max: 0xffff_ffff }), force: fc.boolean() }),
+    fc.record({ kind: fc.constant('handover' as const), requestId, epoch: fc.integer({ min: 0, max: 0x7fff_ffff }), force: fc.boolean() }),
   );
   const nodeName = fc
     .string({ unit: 'grapheme', minLength: 1, maxLength: 16 })
-    .filter((s) => !/[\u0000-\u001f\u007f]/.test(s) && Buffer.byteLength(s) <= 64);
+    .filter((s) => !/[\p{Cc}\p{Cf}]/u.test(s) && Buffer.byteLength(s) <= 64);
   const env: fc.Arbitrary<MessageEnvelope> = fc.record({
     groupId: fc.constant(GROUP),
     nodeName,
     bootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_TIME_MS }),
+    echoBootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_TIME_MS }),
     seq: fc.integer({ min: 0, max: MAX_SEQ }),
     message,
   });
@@ -435,7 +438,7 @@ describe('decodeMessage properties', () => {
       fc.property(env, fc.constantFrom(...KEYS), (e, key) => {
         expect(decodeMessage(encodeMessage(e, key), KEYS, GROUP)).toEqual({
           ok: true,
-          message: { groupId: e.groupId, nodeName: e.nodeName, bootTimeMs: e.bootTimeMs, seq: e.seq, message: e.message },
+          message: { groupId: e.groupId, nodeName: e.nodeName, bootTimeMs: e.bootTimeMs, seq: e.seq, echoBootTimeMs: e.echoBootTimeMs, message: e.message },
         });
       }),
       { numRuns: RUNS },
@@ -461,7 +464,7 @@ describe('decodeMessage properties', () => {
         fc.constantFrom(...KEYS),
         (bytes, key) => {
           const buf = Buffer.from(bytes);
-          buf.write('RH\x02\x02', 0, 'latin1');
+          buf.write('RH\x03\x02', 0, 'latin1');
           buf[buf.length - ADVERT_MAC_BYTES - 1] = key.id;
           const result = decodeMessage(buf, KEYS, GROUP);
           expect(result.ok === false && result.reason).toBe('bad-mac');

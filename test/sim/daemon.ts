@@ -77,14 +77,16 @@ export class SimDaemon {
     const startedAtMs = world.now;
     const probe = await redis.check();
     const vipPresent = await vip.isPresent();
-    const sender = new Sender(id, bootTimeMs);
+    const receiver = new Receiver(id, bootTimeMs, file.content.peer ?? null, (reason) => env.net.drop(reason),
+      (peer) => file.write({ ...file.content, peer }));
+    const sender = new Sender(id, bootTimeMs, () => receiver.echo());
     const runtime = new Runtime(this.deps(inc, redis, vip, sender, inject), initialState(
       // As `runDaemon` does: the state is built after the start-up probe (which the core
       // still trusts: findings.test.ts, 2).
       world.now, file.content,
     ));
     this.runtime = runtime;
-    this.receiver = new Receiver(id, (reason) => env.net.drop(reason));
+    this.receiver = receiver;
     env.checker.started(id, runtime);
     env.note(`${id} daemon started (run ${inc.number}, epoch ${runtime.current.epoch}, VIP ${vipPresent ? 'present' : 'absent'})`);
     runtime.start({

@@ -70,10 +70,10 @@ describe('findings', () => {
    */
   it('core: a handover for a switchover this node already finished is ignored as BACKUP too', () => {
     const s: CoreState = {
-      ...initialState(0, { epoch: 1, knownEpoch: 2 }), role: 'BACKUP', lastSwitchoverId: 's1', peer: masterA,
+      ...initialState(0, { epoch: 1, knownEpoch: 2 }), role: 'BACKUP', switchoverIds: ['s1'], peer: masterA,
       health: { healthy: true, consecutiveOk: 3, consecutiveFail: 0, detail: 'PONG', redis: replica, checkedAtMs: 0 },
     };
-    const r = step(s, { type: 'handover-received', requestId: 's1', epoch: 1, force: false }, 10, config);
+    const r = step(s, { type: 'handover-received', requestId: 's1', epoch: 1, force: false, from: 'a' }, 10, config);
     expect(r.actions.filter((a) => a.type === 'promote-redis')).toEqual([]);
     expect(r.state.role).toBe('BACKUP');
   });
@@ -163,7 +163,7 @@ describe('findings', () => {
     const off = step(s, { type: 'maintenance-requested', requestId: 'm2', on: false, user: 'op' }, 10, config);
     expect(off.actions).toContainEqual(expect.objectContaining({ type: 'reply', ok: false, detail: expect.stringMatching(/not confirmed.*retry/) }));
     const advert: Advert = {
-      groupId: 51, nodeName: 'a', state: 'MASTER', priority: 100, advertIntervalMs: 1000, bootTimeMs: 1, seq: 1, epoch: 1,
+      groupId: 51, nodeName: 'a', state: 'MASTER', priority: 100, advertIntervalMs: 1000, bootTimeMs: 1, seq: 1, echoBootTimeMs: 0, epoch: 1,
       flags: { ...flags, maintenance: true }, maintenanceGen: 1, redis: masterA.redis,
     };
     const heard = step(off.state, { type: 'advert-received', advert, fromAddress: '10.77.0.11' }, 20, config);
@@ -204,11 +204,12 @@ describe('findings', () => {
    * node was FAULT (`lostWrites` in invariants.ts).
    */
   openFinding('sim: a Redis restarting just after its node went FAULT loses no acknowledged write', async () => {
-    // Trace: a MASTER->FAULT at 1272 ms (release in flight), a's Redis back at 1273 ms,
-    // write #64 acknowledged by a at 1280 ms, b takes over without catch-up at 1285 ms.
+    // Trace: a MASTER->FAULT at 1172 ms (release in flight), a's Redis back at 1179 ms,
+    // write #59 acknowledged by a at 1180 ms, b takes over without catch-up at 1182 ms.
+    // (Re-found after issue 10 moved the timeline: packets are fresh only once echoed.)
     const r = await simulate({
       seed: 758421769, timing: FAST_TIMING, lossFree: true,
-      faults: [{ kind: 'redis-crash', node: 'a', at: 1138, durationMs: 135, keepData: true }],
+      faults: [{ kind: 'redis-crash', node: 'a', at: 1049, durationMs: 130, keepData: true }],
     });
     expect(r.pair.runtime('b')?.current.role).toBe('MASTER');
     expect(lostWrites(r.pair, 'b')).toEqual([]);
@@ -374,16 +375,15 @@ describe('findings', () => {
   });
 
   openFinding('sim: link failures on both nodes and a daemon restart lose no acknowledged write', async () => {
-    // Trace: a FAULT 6657, b MASTER e1 6661 (writes #67-69), b FAULT 7615, a killed 7530,
-    // b BACKUP 11615, a restarted 11998, a INIT->MASTER e0 12141 "peer b is FAULT", b
-    // re-points its Redis at a; #67-69 lost.
+    // Trace: a FAULT 6657, b MASTER e1 6661 (writes acknowledged), a killed 6690, b FAULT
+    // 7615, b BACKUP 11616, a restarted: a INIT->MASTER e0 11616 "peer b is FAULT", b
+    // re-points its Redis at a; 3 writes lost. (Re-found after issue 10 moved the timeline.)
     expect(await lost({
       seed: 137167526, timing: DEFAULT_TIMING, lossFree: true,
       faults: [
         { kind: 'link-down', node: 'b', at: 6994, durationMs: 3620 },
         { kind: 'link-down', node: 'a', at: 5701, durationMs: 954 },
-        { kind: 'jitter', at: 6664, durationMs: 4952, maxDelayMs: 881, dupRate: 7.94154427528417e-310 },
-        { kind: 'restart', node: 'a', at: 7530, durationMs: 4464, how: 'crash', execStopPost: false },
+        { kind: 'restart', node: 'a', at: 6690, durationMs: 4464, how: 'crash', execStopPost: false },
       ],
     })).toEqual([]);
   });

@@ -12,6 +12,7 @@
  */
 import type { VipManager } from '../../src/adapters/vip.js';
 import type { Maintenance } from '../../src/core/types.js';
+import type { PeerSeen } from '../../src/proto/admission.js';
 import type { Client } from './client.js';
 import type { Injector } from './redis-adapter.js';
 import type { Incarnation, NodeId, World } from './world.js';
@@ -96,6 +97,9 @@ export interface StateFileContent {
   readonly knownEpoch: number;
   readonly maintenance: Maintenance;
   readonly bootTimeMs: number;
+  readonly switchoverIds?: readonly string[];
+  /** The peer's last run heard (see `src/proto/admission.ts`). */
+  readonly peer?: PeerSeen;
 }
 
 export class StateFile {
@@ -116,7 +120,7 @@ export function persister(
   owner: Incarnation,
   world: World,
   inject: Injector,
-): (s: { epoch: number; knownEpoch: number; maintenance: Maintenance }) => Promise<void> {
+): (s: { epoch: number; knownEpoch: number; maintenance: Maintenance; switchoverIds: readonly string[] }) => Promise<void> {
   let chain: Promise<void> = Promise.resolve();
   return (s) => {
     const write = chain.catch(() => undefined).then(async () => {

@@ -15,7 +15,7 @@ import type { AdvertKey } from '../../src/config/types.js';
 import type { AdvertBody, Event, PeerRequest } from '../../src/core/types.js';
 import { decodeAdvert, encodeAdvert } from '../../src/proto/advert.js';
 import { decodeMessage, encodeMessage, packetType, PACKET_TYPE_MESSAGE } from '../../src/proto/message.js';
-import { ReplayGuard } from '../../src/proto/replay.js';
+import { Admission, type PeerSeen, type Stamped } from '../../src/proto/admission.js';
 import { peerEvent } from '../../src/daemon/peer-event.js';
 import type { Fault } from './faults.js';
 import type { NodeId, World } from './world.js';
@@ -100,22 +100,42 @@ export class Network {
 export class Sender {
   private seq = 0;
 
-  constructor(private readonly nodeName: string, readonly bootTimeMs: number) {}
+  /** @param echo the peer's run this daemon last heard (its `Receiver`'s `echo()`). */
+  constructor(private readonly nodeName: string, readonly bootTimeMs: number, private readonly echo: () => number) {}
 
   advert(body: AdvertBody): Buffer {
-    return encodeAdvert({ groupId: GROUP_ID, bootTimeMs: this.bootTimeMs, seq: ++this.seq, body }, KEYS[0]!);
+    return encodeAdvert({ groupId: GROUP_ID, bootTimeMs: this.bootTimeMs, seq: ++this.seq, echoBootTimeMs: this.echo(), body }, KEYS[0]!);
   }
 
   message(message: PeerRequest): Buffer {
-    return encodeMessage({ groupId: GROUP_ID, nodeName: this.nodeName, bootTimeMs: this.bootTimeMs, seq: ++this.seq, message }, KEYS[0]!);
+    return encodeMessage({
+      groupId: GROUP_ID, nodeName: this.nodeName, bootTimeMs: this.bootTimeMs, seq: ++this.seq, echoBootTimeMs: this.echo(), message,
+    }, KEYS[0]!);
   }
 }
 
-/** One daemon run's receiving side: decode, authenticate, refuse replays, map to a core event. */
+/** One daemon run's receiving side: decode, authenticate, refuse replays and stale packets, map to a core event. */
 export class Receiver {
-  private readonly guard = new ReplayGuard();
+  private readonly admission: Admission;
 
-  constructor(private readonly nodeName: string, private readonly drops: (reason: string) => void) {}
+  /**
+   * @param seed the peer's last run as this host's state file kept it.
+   * @param onPeerRun told when a new run of the peer is heard (the daemon persists it).
+   */
+  constructor(
+    private readonly nodeName: string,
+    bootTimeMs: number,
+    seed: PeerSeen | null,
+    private readonly drops: (reason: string) => void,
+    private readonly onPeerRun: (seen: PeerSeen) => void = () => undefined,
+  ) {
+    this.admission = new Admission(() => bootTimeMs, seed ? [seed] : []);
+  }
+
+  /** The peer run to echo in this daemon's packets. */
+  echo(): number {
+    return this.admission.echo();
+  }
 
   accept(buf: Buffer, fromAddress: string): Event | null {
     if (packetType(buf) === PACKET_TYPE_MESSAGE) {
@@ -129,12 +149,15 @@ export class Receiver {
     return this.admit(advert) ? { type: 'advert-received', advert, fromAddress } : null;
   }
 
-  private admit(p: { nodeName: string; bootTimeMs: number; seq: number }): boolean {
+  private admit(p: Stamped): boolean {
     if (p.nodeName === this.nodeName) {
       this.drops('own-name');
       return false;
     }
-    const check = this.guard.check(p.nodeName, p.bootTimeMs, p.seq);
+    const before = this.admission.lastHeard();
+    const check = this.admission.check(p);
+    const after = this.admission.lastHeard();
+    if (after !== null && after.bootTimeMs !== before?.bootTimeMs) this.onPeerRun(after);
     if (!check.ok) this.drops(check.reason);
     return check.ok;
   }

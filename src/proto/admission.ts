@@ -1,0 +1,99 @@
+/**
+ * Which authenticated packets reach the core: the replay guard's order, and freshness.
+ *
+ * The replay guard (`replay.ts`) refuses a `(bootTimeMs, seq)` that is not newer than
+ * the last one accepted from its sender, but it lives in memory: after this daemon
+ * restarts it would accept any packet recorded before, once. Seen: a `handover` captured
+ * during an earlier switchover and replayed between the backup daemon's restart and the
+ * master's first advert made the backup promote without catching up; a replayed MASTER
+ * advert can keep a dead master looking alive.
+ *
+ * So every packet also carries `echoBootTimeMs`: the boot time of its receiver as the
+ * sender last heard it. A daemon's boot time is new at every start (persisted, never
+ * going back), so no packet recorded before this run echoes it, whatever its sequence.
+ * A packet is delivered only when it echoes this run's boot time; one that does not is
+ * still recorded by the guard (it is genuine and newer, so its boot time is what this
+ * node echoes back), which is how two daemons that just met learn each other: each
+ * refuses the other's packets for at most one advert interval, until its own advert has
+ * been heard and echoed.
+ *
+ * What the guard last accepted from each sender is also kept across restarts (the state
+ * file, `seed`): a packet of an older run of the peer is refused as `stale-boot` at once,
+ * and this node echoes the peer's current run from its first advert instead of one
+ * interval later (a restart in place is not mistaken for a silent master).
+ *
+ * A pair has one peer: the echo is the boot time of the last sender accepted. Pure: no
+ * clock, no I/O.
+ */
+import { ReplayGuard, type ReplayRejectReason } from './replay.js';
+
+/** Why an authenticated packet was refused. */
+export type AdmissionRejectReason = ReplayRejectReason | 'not-fresh';
+
+/** Every reason `Admission.check` can refuse for. */
+export const ADMISSION_REJECT_REASONS: readonly AdmissionRejectReason[] = ['replayed', 'stale-boot', 'not-fresh'];
+
+/** The last pair accepted from one sender, as persisted. */
+export interface PeerSeen {
+  readonly nodeName: string;
+  readonly bootTimeMs: number;
+  readonly seq: number;
+}
+
+/** The fields of a packet admission reads. */
+export interface Stamped {
+  readonly nodeName: string;
+  readonly bootTimeMs: number;
+  readonly seq: number;
+  readonly echoBootTimeMs: number;
+}
+
+export type AdmissionCheck =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly reason: AdmissionRejectReason; readonly detail: string };
+
+const ADMITTED: AdmissionCheck = Object.freeze({ ok: true });
+
+export class Admission {
+  private readonly guard: ReplayGuard;
+  private heard: PeerSeen | null = null;
+
+  /**
+   * @param ownBootTimeMs this run's boot time now (it changes only if the sequence wraps).
+   * @param seed what was accepted from each sender before this run (the state file).
+   */
+  constructor(private readonly ownBootTimeMs: () => number, seed: readonly PeerSeen[] = [], maxSenders?: number) {
+    this.guard = new ReplayGuard(maxSenders);
+    for (const p of seed) {
+      this.guard.check(p.nodeName, p.bootTimeMs, p.seq);
+      this.heard = p;
+    }
+  }
+
+  /** Records `p` if it is newer than its sender's last packet, and admits it if it is also fresh. */
+  check(p: Stamped): AdmissionCheck {
+    const ordered = this.guard.check(p.nodeName, p.bootTimeMs, p.seq);
+    if (!ordered.ok) return ordered;
+    this.heard = { nodeName: p.nodeName, bootTimeMs: p.bootTimeMs, seq: p.seq };
+    const own = this.ownBootTimeMs();
+    if (p.echoBootTimeMs !== own) {
+      const said = p.echoBootTimeMs === 0 ? 'has not heard this daemon yet' : `echoes boot time ${p.echoBootTimeMs}`;
+      return {
+        ok: false,
+        reason: 'not-fresh',
+        detail: `${p.nodeName} ${said}, this run started at ${own} (a packet from before this restart, or sent before its sender heard this run)`,
+      };
+    }
+    return ADMITTED;
+  }
+
+  /** The boot time to echo in outgoing packets: the last sender's run, 0 before any. */
+  echo(): number {
+    return this.heard?.bootTimeMs ?? 0;
+  }
+
+  /** The last pair accepted from the sender heard last, for the state file; null before any. */
+  lastHeard(): PeerSeen | null {
+    return this.heard;
+  }
+}
