@@ -18,7 +18,8 @@ import convict from 'convict';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError, errorMessage } from '../errors.js';
 import { canonicalIp, ipFamily, isMulticastAddress } from '../net/address.js';
-import { describeFsError, readKeyFile, SECRET_MIN_CHARS } from './keys.js';
+import { readKeyFile, SECRET_EXPECTED, secretWeakness } from './keys.js';
+import { describeFsError, readSecretFile as readSecretFileText } from './secret-file.js';
 import { buildSchema, describeValue, parseCidr, problemText, schemaItems, type RawConfig, type RawRedis } from './schema.js';
 import { camelize, type Agrees, type ShapeProblems } from './shape.js';
 import type { AdvertKey, Config, RedisEndpoint } from './types.js';
@@ -367,17 +368,16 @@ function envSecret(env: NodeJS.ProcessEnv, name: string): string | null {
   return value === undefined || value === '' ? null : value;
 }
 
-/** Reads a one-line secret file; `undefined` (after reporting) when that fails. */
-function readSecretFile(key: string, path: string, what: string, problems: string[]): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    problems.push(`${key}: expected a readable file holding ${what}, got ${JSON.stringify(path)} (${describeFsError(error)})`);
-    return undefined;
-  }
+/**
+ * Reads a one-line secret file under the secret-file rule (`secret-file.ts`: a regular
+ * file only its owner can access); `undefined` (after reporting) when that fails.
+ */
+function readSecretFile(key: string, path: string, what: string, env: NodeJS.ProcessEnv, problems: string[]): string | undefined {
+  const read = readSecretFileText(key, path, `file holding ${what}`, env);
+  problems.push(...read.problems);
+  if (read.text === null || read.problems.length > 0) return undefined;
   // `echo secret > file` leaves a newline; it is not part of the secret.
-  const secret = text.replace(/[\r\n]+$/, '');
+  const secret = read.text.replace(/[\r\n]+$/, '');
   if (secret === '') {
     problems.push(`${key}: expected a file holding ${what}, got ${JSON.stringify(path)} (the file is empty)`);
     return undefined;
@@ -403,7 +403,7 @@ function readSecrets(props: RawConfig, env: NodeJS.ProcessEnv, problems: string[
     const key = `${section}.password_file`;
     const path = props[section].password_file;
     if (bad.has(key) || path === '') return null;
-    const secret = readSecretFile(key, path, what, problems);
+    const secret = readSecretFile(key, path, what, env, problems);
     if (secret === undefined) ok = false;
     return secret ?? null;
   };
@@ -413,11 +413,9 @@ function readSecrets(props: RawConfig, env: NodeJS.ProcessEnv, problems: string[
   let advertKeys: readonly AdvertKey[] = [];
   const envKey = envSecret(env, ADVERT_KEY_ENV);
   if (envKey !== null) {
-    const chars = [...envKey].length;
-    if (chars < SECRET_MIN_CHARS || /\s/.test(envKey)) {
-      problems.push(
-        `${ADVERT_KEY_ENV}: expected a secret of at least ${SECRET_MIN_CHARS} characters without spaces, got ${chars < SECRET_MIN_CHARS ? `${chars} characters` : 'one containing white space'} (not shown)`,
-      );
+    const weakness = /\s/.test(envKey) ? 'white space in it' : secretWeakness(envKey);
+    if (weakness !== null) {
+      problems.push(`${ADVERT_KEY_ENV}: expected ${SECRET_EXPECTED} without spaces, got ${weakness} (not shown)`);
       ok = false;
     } else {
       advertKeys = [Object.freeze({ id: ENV_ADVERT_KEY_ID, secret: Buffer.from(envKey, 'utf8') })];

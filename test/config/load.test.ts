@@ -3,6 +3,7 @@
  * secrets come from files or the environment, and every kind of bad input yields a
  * problem naming the key, the expected form and the value given — all of them at once.
  */
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -258,10 +259,11 @@ describe('secrets', () => {
   });
 
   it('prefers REDIS_HA_ADVERT_KEY (key id 1) over the key file', () => {
-    const config = buildConfig(withPatch({ advert: { key_file: KEY_FILE } }), { REDIS_HA_ADVERT_KEY: 'x'.repeat(20) });
+    const secret = '9f86d081884c7d659a2feaa0c55ad015';
+    const config = buildConfig(withPatch({ advert: { key_file: KEY_FILE } }), { REDIS_HA_ADVERT_KEY: secret });
     expect(config.advert.keys).toHaveLength(1);
     expect(config.advert.keys[0]?.id).toBe(1);
-    expect(config.advert.keys[0]?.secret.toString()).toBe('x'.repeat(20));
+    expect(config.advert.keys[0]?.secret.toString()).toBe(secret);
   });
 
   it('reads the key file when REDIS_HA_ADVERT_KEY is unset or empty', () => {
@@ -450,7 +452,17 @@ const BAD_CASES: readonly BadCase[] = [
     name: 'short advert key in the environment',
     patch: {},
     env: { REDIS_HA_ADVERT_KEY: 'short' },
-    problem: 'REDIS_HA_ADVERT_KEY: expected a secret of at least 16 characters without spaces, got 5 characters (not shown)',
+    problem:
+      'REDIS_HA_ADVERT_KEY: expected a secret of at least 128 bits (32 hex digits or 22 base64 characters, as "redis-ha keygen" writes) without spaces,' +
+      ' got 5 base64 characters, about 30 bits (not shown)',
+  },
+  {
+    name: 'advert key of 16 equal characters in the environment',
+    patch: {},
+    env: { REDIS_HA_ADVERT_KEY: 'x'.repeat(16) },
+    problem:
+      'REDIS_HA_ADVERT_KEY: expected a secret of at least 128 bits (32 hex digits or 22 base64 characters, as "redis-ha keygen" writes) without spaces,' +
+      ' got one character repeated (not shown)',
   },
   {
     name: 'missing password file',
@@ -597,7 +609,38 @@ describe('file problems', () => {
     expect(problems).toEqual([
       `advert.key_file: ${keyFile} line 2: expected each key id once, got id 1 again (first on line 1)`,
       `advert.key_file: ${keyFile} line 3: expected a key id from 1 to 255, got "300"`,
-      `advert.key_file: ${keyFile} line 4: expected a secret of at least 16 characters, got 5 (try "redis-ha keygen")`,
+      `advert.key_file: ${keyFile} line 4: expected a secret of at least 128 bits (32 hex digits or 22 base64 characters, as "redis-ha keygen" writes),` +
+        ' got key id 2 with 5 base64 characters, about 30 bits (not shown; try "redis-ha keygen")',
+    ]);
+  });
+
+  it.each(['redis', 'peer_redis'] as const)(
+    'refuses a %s.password_file group or others can access, like the key file, unless REDIS_HA_ALLOW_INSECURE_KEY_FILE=1',
+    (section) => {
+      const loose = writeTemp('loose.password', 'a-password\n', 0o644);
+      const patch = { [section]: { password_file: loose } };
+      expect(problemsOf(() => buildConfig(withPatch(patch), ENV))).toEqual([
+        `${section}.password_file: expected a file holding ${section === 'redis' ? 'the Redis password' : "the peer's Redis password"}` +
+          ` only its owner can access (mode 0600 or 0400), got "${loose}" with mode 0644` +
+          ` (run "chmod 600 ${loose}", or set REDIS_HA_ALLOW_INSECURE_KEY_FILE=1 to accept it)`,
+      ]);
+      const waived = buildConfig(withPatch(patch), { ...ENV, REDIS_HA_ALLOW_INSECURE_KEY_FILE: '1' });
+      expect((section === 'redis' ? waived.redis : waived.peerRedis).password).toBe('a-password');
+    },
+  );
+
+  it.each([
+    ['a FIFO', () => {
+      const path = join(dir, `fifo-${fileCount++}`);
+      execFileSync('mkfifo', ['-m', '600', path]);
+      return path;
+    }, 'a FIFO'],
+    ['a directory', () => dir, 'a directory'],
+    ['a character device', () => '/dev/null', 'a character device'],
+  ])('refuses %s as a password file without opening it', (_name, make, kind) => {
+    const path = make();
+    expect(problemsOf(() => buildConfig(withPatch({ redis: { password_file: path } }), ENV))).toEqual([
+      `redis.password_file: expected a readable file holding the Redis password, got "${path}" (${kind}, not a regular file)`,
     ]);
   });
 
