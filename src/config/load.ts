@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import convict from 'convict';
-import { LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { ConfigError, errorMessage } from '../errors.js';
 import { canonicalIp, ipFamily, isMulticastAddress } from '../net/address.js';
 import { readKeyFile, SECRET_EXPECTED, secretWeakness } from './keys.js';
@@ -73,7 +73,30 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   // Editors on some systems save a byte-order mark; it is not part of the document.
   const parsed = parseConfigText(text.replace(/^\uFEFF/, ''), path);
   if (!parsed.ok) throw new ConfigError(parsed.problems, path);
-  return buildConfig(parsed.value, env, path);
+  return buildConfig(parsed.value, env, path, parsed.written);
+}
+
+/**
+ * `section.key` -> the source text of each number in the file, as the operator wrote it.
+ * A problem quotes that rather than the parsed value, which JavaScript may spell
+ * otherwise (`1e+23` for `100000000000000000000000`, `Infinity` for `1e999`, `16` for
+ * `0x10`).
+ */
+export type WrittenNumbers = ReadonlyMap<string, string>;
+
+/** The source text of every number one level down (`section: { key: <number> }`). */
+function writtenNumbers(doc: Document, text: string): WrittenNumbers {
+  const written = new Map<string, string>();
+  if (!isMap(doc.contents)) return written;
+  for (const section of doc.contents.items) {
+    if (!isScalar(section.key) || !isMap(section.value)) continue;
+    for (const item of section.value.items) {
+      const value = item.value;
+      if (!isScalar(item.key) || !isScalar(value) || typeof value.value !== 'number' || value.range == null) continue;
+      written.set(`${String(section.key.value)}.${String(item.key.value)}`, text.slice(value.range[0], value.range[1]));
+    }
+  }
+  return written;
 }
 
 /**
@@ -83,7 +106,9 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
 export function parseConfigText(
   text: string,
   source: string,
-): { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly problems: readonly string[] } {
+):
+  | { readonly ok: true; readonly value: unknown; readonly written: WrittenNumbers }
+  | { readonly ok: false; readonly problems: readonly string[] } {
   const json = extname(source).toLowerCase() === '.json' || /^\s*\{/.test(text);
   const language = json ? 'JSON' : 'YAML';
   const lineCounter = new LineCounter();
@@ -104,7 +129,7 @@ export function parseConfigText(
     if (strict !== null) return { ok: false, problems: [strict] };
   }
   try {
-    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
+    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }), written: writtenNumbers(doc, text) };
   } catch (error) {
     // Unresolved aliases and alias bombs only surface when the document is converted.
     return { ok: false, problems: [`${source}: ${language} error: ${errorMessage(error)}`] };
@@ -133,11 +158,17 @@ function strictJsonProblem(text: string, source: string): string | null {
 /**
  * Validates an already-parsed document (an object shaped like the YAML file) exactly
  * as `loadConfig` does. `source` names the file in the result and in errors; `null`
- * for configurations built in code.
+ * for configurations built in code. `written` holds the numbers' source text, which
+ * problems quote (`parseConfigText` gives it).
  *
  * @throws ConfigError listing every problem found.
  */
-export function buildConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, source: string | null = null): Config {
+export function buildConfig(
+  raw: unknown,
+  env: NodeJS.ProcessEnv = process.env,
+  source: string | null = null,
+  written: WrittenNumbers = new Map(),
+): Config {
   const problems: string[] = [];
   /** Keys already reported: convict and the cross-field checks stay quiet about them. */
   const bad = new Set<string>();
@@ -145,7 +176,7 @@ export function buildConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, 
   const document = prepareDocument(raw, problems, bad);
   if (document === null) throw new ConfigError(problems, source);
 
-  const config = convict<RawConfig>(buildSchema(env), { env, args: [] });
+  const config = convict<RawConfig>(buildSchema(env, written), { env, args: [] });
   config.load(document);
   try {
     config.validate({ allowed: 'strict', output: () => undefined });
@@ -154,7 +185,7 @@ export function buildConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, 
   }
   const props = config.getProperties();
 
-  checkCrossFields(props, problems, bad);
+  checkCrossFields(props, problems, bad, (key, value) => shownNumber(key, value, env, written));
   const secrets = readSecrets(props, env, problems, bad);
 
   if (problems.length > 0 || secrets === null) throw new ConfigError(problems, source);
@@ -293,8 +324,22 @@ function editDistance(a: string, b: string): number {
   return previous[b.length] ?? 0;
 }
 
+/** A number as the operator gave it: the environment override's text, the file's source text, or the value. */
+function shownNumber(key: string, value: number, env: NodeJS.ProcessEnv, written: WrittenNumbers): string {
+  const [section = '', name = ''] = key.split('.');
+  const item = schemaItems().get(section)?.get(name);
+  const fromEnv = item === undefined ? undefined : env[item.env];
+  if (fromEnv !== undefined) return `${JSON.stringify(fromEnv)} (from ${item?.env})`;
+  return written.get(key) ?? String(value);
+}
+
 /** Checks that involve more than one key; each runs only when its keys are valid on their own. */
-function checkCrossFields(props: RawConfig, problems: string[], bad: Set<string>): void {
+function checkCrossFields(
+  props: RawConfig,
+  problems: string[],
+  bad: Set<string>,
+  shown: (key: string, value: number) => string,
+): void {
   const valid = (...keys: string[]): boolean => keys.every((key) => !bad.has(key));
   const fail = (key: string, text: string): void => {
     problems.push(`${key}: ${text}`);
@@ -338,7 +383,7 @@ function checkCrossFields(props: RawConfig, problems: string[], bad: Set<string>
     if (selves.has(peerHost) && props.peer_redis.port === props.redis.port) {
       fail(
         'peer_redis.host',
-        `expected the peer's Redis, got ${peerHost}:${props.peer_redis.port} (this node's own Redis: it would replicate from itself)`,
+        `expected the peer's Redis, got ${peerHost}:${shown('peer_redis.port', props.peer_redis.port)} (this node's own Redis: it would replicate from itself)`,
       );
     }
   }
@@ -350,7 +395,7 @@ function checkCrossFields(props: RawConfig, problems: string[], bad: Set<string>
   if (valid('health.timeout_ms', 'health.interval_ms') && props.health.timeout_ms > props.health.interval_ms) {
     fail(
       'health.timeout_ms',
-      `expected at most health.interval_ms (${props.health.interval_ms}), got ${props.health.timeout_ms}`,
+      `expected at most health.interval_ms (${shown('health.interval_ms', props.health.interval_ms)}), got ${shown('health.timeout_ms', props.health.timeout_ms)}`,
     );
   }
 }

@@ -80,6 +80,21 @@ describe('redis-ha check-config', () => {
     expect(r.stderr).toContain(`redis.password_file: expected a readable file holding the Redis password, got "${fifo}" (a FIFO, not a regular file)`);
   });
 
+  it('exits 78 for an interface name ip would read as an option', async () => {
+    const { path, env } = await exampleWith((t) => t.replace(/interface: eth0/, 'interface: "-h"'));
+    const r = await cli(['check-config', '--config', path], env);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/vip\.interface: expected .*got "-h" \(it starts with "-", which ip would read as an option\)/);
+  });
+
+  it('warns (exit 0) when the VIP lies in none of the subnets of an interface that exists', async () => {
+    const { path, env } = await exampleWith((t) => t.replace(/interface: eth0/, 'interface: lo'));
+    const r = await cli(['check-config', '--config', path], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^warning: vip\.address 192\.0\.2\.100\/24 lies in none of the IPv4 subnets of lo \(127\.0\.0\.1\/8\)/m);
+  });
+
   it('keygen prints a key line usable in the key file', async () => {
     const r = await cli(['keygen', '--id', '3']);
     expect(r.code).toBe(0);
