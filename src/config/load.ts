@@ -383,7 +383,7 @@ function checkCrossFields(
     if (selves.has(peerHost) && props.peer_redis.port === props.redis.port) {
       fail(
         'peer_redis.host',
-        `expected the peer's Redis, got ${peerHost}:${shown('peer_redis.port', props.peer_redis.port)} (this node's own Redis: it would replicate from itself)`,
+        `expected the peer's Redis, got ${peerHost}:${props.peer_redis.port} (this node's own Redis: it would replicate from itself)`,
       );
     }
   }
