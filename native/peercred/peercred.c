@@ -1,10 +1,15 @@
 /*
- * The two Unix-socket calls Node has no API for:
+ * The Unix-socket calls Node has no API for:
  *
  * peerCred(fd): the credentials (pid, uid, gid) the kernel recorded for the peer of a
  * connected Unix stream socket, read with getsockopt(SO_PEERCRED); the control socket
  * needs it to tell who is asking for a switchover. The values are those at connect()
  * time (socket(7)), so they cannot be forged by the client.
+ *
+ * peerGroups(fd): the peer's supplementary groups, recorded at connect() like the above,
+ * read with getsockopt(SO_PEERGROUPS) (Linux 4.13). null when the kernel (ENOPROTOOPT)
+ * or the headers this was built with lack it: the caller then falls back to
+ * /proc/<pid>/status, which is read after connect() and only while the client lives.
  *
  * sendDatagram(path, buffer): one datagram to a Unix datagram socket, as sd_notify(3)
  * sends to $NOTIFY_SOCKET; a path starting with '@' is in the abstract namespace.
@@ -15,6 +20,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -76,6 +82,79 @@ static napi_value peer_cred(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value peer_groups(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "peerGroups(fd): fd is required");
+    return NULL;
+  }
+  napi_valuetype type;
+  NAPI_CALL(env, napi_typeof(env, argv[0], &type));
+  if (type != napi_number) {
+    napi_throw_type_error(env, NULL, "peerGroups(fd): fd must be a number");
+    return NULL;
+  }
+  int32_t fd;
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+
+  napi_value result;
+#ifdef SO_PEERGROUPS
+  /* Most users are in a few groups; the kernel says how much room it needs (ERANGE). */
+  socklen_t len = 64 * sizeof(gid_t);
+  gid_t *groups = malloc(len);
+  if (groups == NULL) {
+    napi_throw_error(env, NULL, "peerGroups: out of memory");
+    return NULL;
+  }
+  for (;;) {
+    socklen_t room = len;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) break;
+    int saved = errno;
+    if (saved == ERANGE && len > room) {
+      gid_t *bigger = realloc(groups, len);
+      if (bigger == NULL) {
+        free(groups);
+        napi_throw_error(env, NULL, "peerGroups: out of memory");
+        return NULL;
+      }
+      groups = bigger;
+      continue;
+    }
+    free(groups);
+    if (saved == ENOPROTOOPT) {
+      NAPI_CALL(env, napi_get_null(env, &result));
+      return result;
+    }
+    char message[256];
+    snprintf(message, sizeof(message), "getsockopt(SO_PEERGROUPS) on fd %d failed: %s", (int)fd, strerror(saved));
+    napi_throw_error(env, NULL, message);
+    return NULL;
+  }
+  size_t count = len / sizeof(gid_t);
+  if (napi_create_array_with_length(env, count, &result) != napi_ok) {
+    free(groups);
+    napi_throw_error(env, NULL, "peerGroups: napi_create_array_with_length failed");
+    return NULL;
+  }
+  for (size_t i = 0; i < count; i++) {
+    napi_value gid;
+    if (napi_create_double(env, (double)groups[i], &gid) != napi_ok || napi_set_element(env, result, (uint32_t)i, gid) != napi_ok) {
+      free(groups);
+      napi_throw_error(env, NULL, "peerGroups: building the result failed");
+      return NULL;
+    }
+  }
+  free(groups);
+  return result;
+#else
+  (void)fd;
+  NAPI_CALL(env, napi_get_null(env, &result));
+  return result;
+#endif
+}
+
 static napi_value throw_errno(napi_env env, const char *what, int saved) {
   char message[256];
   snprintf(message, sizeof(message), "%s failed: %s", what, strerror(saved));
@@ -131,6 +210,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   NAPI_CALL(env, napi_create_function(env, "peerCred", NAPI_AUTO_LENGTH, peer_cred, NULL, &fn));
   NAPI_CALL(env, napi_set_named_property(env, exports, "peerCred", fn));
+  NAPI_CALL(env, napi_create_function(env, "peerGroups", NAPI_AUTO_LENGTH, peer_groups, NULL, &fn));
+  NAPI_CALL(env, napi_set_named_property(env, exports, "peerGroups", fn));
   NAPI_CALL(env, napi_create_function(env, "sendDatagram", NAPI_AUTO_LENGTH, send_datagram, NULL, &fn));
   NAPI_CALL(env, napi_set_named_property(env, exports, "sendDatagram", fn));
   return exports;

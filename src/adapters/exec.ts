@@ -8,6 +8,12 @@
  * success for an idempotent claim) while a missing program is an *error* that names
  * the Debian package to install. `startCommand` is the same thing with a handle, for
  * background work the caller may need to cancel (gratuitous ARP trains).
+ *
+ * A child gets a minimal environment ({@link childEnvironment}): PATH and the C locale,
+ * nothing else. The daemon's own environment may hold secrets (`REDIS_HA_ADVERT_KEY`,
+ * `REDIS_HA_REDIS_PASSWORD`, `REDISCLI_AUTH`, ...) and systemd's `NOTIFY_SOCKET`; `ip`,
+ * `arping` and `ndptool` need none of them, and a tool that logs or dumps its
+ * environment (or runs a helper that does) must not carry them further.
  */
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
@@ -39,6 +45,19 @@ export const DEBIAN_PACKAGES: Readonly<Record<string, string>> = Object.freeze({
   'redis-cli': 'redis-tools',
   'redis-server': 'redis-server',
 });
+
+/** The search path a child gets when the daemon has none: systemd's default for services. */
+export const DEFAULT_CHILD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * The whole environment of every child: the daemon's PATH (so a test or an operator can
+ * point at other tools) and the C locale (callers match a few of ip's messages, "File
+ * exists": keep them English). Nothing else is passed on.
+ */
+export function childEnvironment(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const path = env.PATH;
+  return { PATH: path === undefined || path === '' ? DEFAULT_CHILD_PATH : path, LANG: 'C', LC_ALL: 'C' };
+}
 
 /** Options of one run. */
 export interface RunOptions {
@@ -111,11 +130,10 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
  */
 export function startCommand(cmd: string, args: readonly string[], opts: RunOptions = {}): RunningCommand {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  // C locale: callers match a few of ip's messages ("File exists"); keep them English.
   const child = spawn(cmd, args, {
     shell: false,
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, LC_ALL: 'C' },
+    env: childEnvironment(),
   });
 
   const result = new Promise<RunResult>((resolve, reject) => {

@@ -4,12 +4,15 @@
  * Node-API addon in `native/peercred/` because Node has no API for it. The kernel
  * fills these in itself, so a client cannot forge them.
  *
- * The supplementary groups are not part of SO_PEERCRED; they come from the peer's
- * `/proc/<pid>/status`, and only when that process still has the uid the kernel
- * reported (a pid reused after the client exited would otherwise lend us a stranger's
- * groups). When they cannot be read we fall back to the primary gid alone, which can
- * only make a caller less privileged, never more. Names come from /etc/passwd and
- * /etc/group directly (no NSS: LDAP or sssd users show up as `uid N`).
+ * The supplementary groups are not part of SO_PEERCRED; the kernel records them at
+ * connect() too and hands them out with SO_PEERGROUPS (Linux 4.13), so they are what
+ * the client had when it connected, even if it has exited or changed them since. Only
+ * on an older kernel (the addon returns `null`, ENOPROTOOPT) do they come from the
+ * peer's `/proc/<pid>/status`, and then only while that process still has the uid the
+ * kernel reported (a pid reused after the client exited would otherwise lend us a
+ * stranger's groups). When they cannot be read we fall back to the primary gid alone,
+ * which can only make a caller less privileged, never more. Names come from
+ * /etc/passwd and /etc/group directly (no NSS: LDAP or sssd users show up as `uid N`).
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -44,6 +47,11 @@ export interface RawPeerCred {
 /** The addon's exports. */
 export interface PeerCredAddon {
   peerCred(fd: number): RawPeerCred;
+  /**
+   * SO_PEERGROUPS: the supplementary groups at connect(), or `null` when the kernel has
+   * no SO_PEERGROUPS. Absent from an addon built before it was added (then: /proc).
+   */
+  peerGroups?(fd: number): number[] | null;
 }
 
 /** The credentials of a Unix socket's peer, as the kernel saw them at connect(). */
@@ -56,7 +64,7 @@ export interface PeerCredentials {
   gid: number;
   /** Login name from /etc/passwd, or `uid <n>` when there is none. */
   user: string;
-  /** The primary gid first, then the supplementary groups from /proc (see the file header). */
+  /** The primary gid first, then the supplementary groups at connect() (see the file header). */
   groups: readonly number[];
 }
 
@@ -125,10 +133,28 @@ export async function peerCredentials(socket: Socket): Promise<PeerCredentials> 
     throw new PeerCredError('PEER_CRED_FAILED', errorMessage(error), { cause: error });
   }
   const { pid, uid, gid } = raw;
-  return { pid, uid, gid, user: userName(uid), groups: await processGroups(pid, uid, gid) };
+  return { pid, uid, gid, user: userName(uid), groups: await peerGroups(addon, fd, pid, uid, gid) };
 }
 
-/** `gid` followed by the supplementary groups of `pid`, if that process still has real uid `uid`. */
+/** `gid` followed by the other groups, each once, in order. */
+function withPrimary(gid: number, groups: readonly number[]): readonly number[] {
+  const valid = groups.filter((g) => Number.isInteger(g) && g >= 0);
+  return [gid, ...valid.filter((g) => g !== gid)].filter((g, i, all) => all.indexOf(g) === i);
+}
+
+/** `gid` followed by the groups the kernel recorded at connect(), or those of /proc on an older kernel. */
+async function peerGroups(addon: PeerCredAddon, fd: number, pid: number, uid: number, gid: number): Promise<readonly number[]> {
+  if (addon.peerGroups === undefined) return processGroups(pid, uid, gid);
+  let groups: number[] | null;
+  try {
+    groups = addon.peerGroups(fd);
+  } catch {
+    return [gid]; // less privilege, never more
+  }
+  return groups === null ? processGroups(pid, uid, gid) : withPrimary(gid, groups);
+}
+
+/** The fallback: `gid` followed by the supplementary groups of `pid`, if that process still has real uid `uid`. */
 async function processGroups(pid: number, uid: number, gid: number): Promise<readonly number[]> {
   if (pid <= 0) return [gid];
   let status: string;
@@ -149,8 +175,7 @@ async function processGroups(pid: number, uid: number, gid: number): Promise<rea
   };
   // Uid: real, effective, saved, filesystem. A different real uid means the pid was reused.
   if (fields('Uid')?.[0] !== uid) return [gid];
-  const supplementary = (fields('Groups') ?? []).filter((g) => Number.isInteger(g) && g >= 0);
-  return [gid, ...supplementary.filter((g) => g !== gid)].filter((g, i, all) => all.indexOf(g) === i);
+  return withPrimary(gid, fields('Groups') ?? []);
 }
 
 /** Splits a colon-separated database file (/etc/passwd, /etc/group) into rows; [] if unreadable. */

@@ -1,14 +1,16 @@
 /**
  * `redis-ha check-config`: every problem on its own line (key, expected form, value
- * given) and exit 78, or a summary plus the computed takeover times and exit 0.
+ * given) and exit 78, or a summary plus the computed takeover times and exit 0 (with a
+ * warning when the VIP lies in none of its interface's subnets).
  */
-import { checkConfig } from '../config/check.js';
+import { run } from '../adapters/exec.js';
+import { checkConfig, vipSubnetNotes } from '../config/check.js';
 import { checkTimingInvariants } from '../core/timing.js';
 import { timingOf } from '../config/derived.js';
 import { EXIT_CONFIG } from '../errors.js';
 
 /** Prints the report; returns the exit status. */
-export function checkConfigCommand(path: string, env: NodeJS.ProcessEnv = process.env): number {
+export async function checkConfigCommand(path: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const result = checkConfig(path, env);
   if (!result.ok) {
     process.stderr.write(`redis-ha: configuration ${path} has ${result.problems.length} problem(s):\n`);
@@ -21,6 +23,7 @@ export function checkConfigCommand(path: string, env: NodeJS.ProcessEnv = proces
   lines.push(`worst-case takeover by this node: Redis failure on the peer ${Math.round(e.redisFailureMs)} ms, ` +
     `peer host loss ${Math.round(e.hostLossMs)} ms, peer stopped cleanly ${Math.round(e.resignMs)} ms`);
   for (const w of timing.warnings) lines.push(`warning: ${w}`);
+  lines.push(...(await vipSubnetNotes(result.config, (args) => run('ip', args))));
   for (const err of timing.errors) lines.push(`error: ${err}`);
   process.stdout.write(`${lines.join('\n')}\n`);
   return timing.errors.length > 0 ? EXIT_CONFIG : 0;

@@ -1,6 +1,7 @@
 /**
- * `redis-ha keygen`: prints one key-file line (`<id> <64 hex chars>`) to stdout, to be
- * written to the same key file on both nodes with mode 0600.
+ * `redis-ha keygen`: prints one key-file line (`<id> <64 hex chars>`, 256 random bits) to
+ * stdout, to be written to the same key file on both nodes with mode 0600. The secret
+ * always passes the loader's strength rule (`secretWeakness`, `src/config/keys.ts`).
  */
 import { generateKeyLine } from '../config/keys.js';
 

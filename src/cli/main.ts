@@ -37,8 +37,8 @@ program
   .command('check-config')
   .description('validate the configuration and print what the daemon would do; exit 78 on error')
   .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
-  .action((opts: { config: string }) => {
-    process.exitCode = checkConfigCommand(opts.config);
+  .action(async (opts: { config: string }) => {
+    process.exitCode = await checkConfigCommand(opts.config);
   });
 
 program

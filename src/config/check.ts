@@ -4,8 +4,8 @@
  * do, like `keepalived -t`. Pure reporting: the CLI prints the lines and picks the exit
  * status (0, or EXIT_CONFIG = 78). Secrets are never shown, only whether they are set.
  */
-import { ConfigError } from '../errors.js';
-import { isMulticastAddress } from '../net/address.js';
+import { ConfigError, errorMessage } from '../errors.js';
+import { addressBytes, isMulticastAddress, sameAddress } from '../net/address.js';
 import { loadConfig } from './load.js';
 import type { Config, RedisEndpoint } from './types.js';
 
@@ -61,5 +61,80 @@ export function summarise(config: Config): string[] {
       `peer timeout ${config.promotion.peerTimeoutMs} ms, delays ${config.promotion.preDelayMs}/${config.promotion.syncDelayMs} ms; ` +
       `demotion delay ${config.demotion.delayMs} ms; reconcile every ${config.reconcile.intervalMs} ms`,
     `audit log ${config.audit.path}, state ${config.state.path}, log level ${config.log.level}`,
+  ];
+}
+
+/** What running `ip` gave: its exit status and output. */
+export interface IpOutput {
+  readonly code: number;
+  readonly stdout: string;
+}
+
+/** Runs `ip` with these arguments (the CLI passes `src/adapters/exec.ts`; tests a fake). */
+export type IpCommand = (args: readonly string[]) => Promise<IpOutput>;
+
+/** One address of an interface, as `ip -j addr` lists it. */
+interface InterfaceAddress {
+  readonly family?: unknown;
+  readonly local?: unknown;
+  readonly prefixlen?: unknown;
+}
+
+/** Whether the first `prefixLength` bits of two addresses of one family agree. */
+function samePrefix(a: readonly number[], b: readonly number[], prefixLength: number): boolean {
+  if (a.length !== b.length) return false;
+  for (let bit = 0; bit < prefixLength; bit++) {
+    const mask = 0x80 >> bit % 8;
+    if (((a[bit >> 3] ?? 0) & mask) !== ((b[bit >> 3] ?? 0) & mask)) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether the VIP lies in one of the subnets of its interface, when that interface
+ * exists here: lines for `check-config` to print, `warning: ...` or `note: ...`.
+ *
+ * A warning, not a refusal: a VIP may sit in a subnet of its own on purpose (a /32
+ * routed to the pair by the upstream router, or an interface that gets its address
+ * later), but most often it is a typo in the address or the interface, and then
+ * clients on the interface's subnet never reach it. An interface that does not exist
+ * at check time (an image being built, a VLAN created later) is a note, not a problem.
+ */
+export async function vipSubnetNotes(config: Config, ip: IpCommand): Promise<string[]> {
+  const { vip } = config;
+  let result: IpOutput;
+  try {
+    result = await ip(['-j', 'addr', 'show', 'dev', vip.interface]);
+  } catch (error) {
+    return [`note: could not list the addresses of ${vip.interface} (${errorMessage(error)}): the VIP's subnet was not checked`];
+  }
+  if (result.code !== 0) {
+    return [`note: interface ${vip.interface} does not exist here (yet): the VIP's subnet was not checked`];
+  }
+  let addresses: InterfaceAddress[];
+  try {
+    const links = JSON.parse(result.stdout) as { addr_info?: InterfaceAddress[] }[];
+    addresses = links.flatMap((link) => link.addr_info ?? []);
+  } catch {
+    return [`note: ip -j addr show dev ${vip.interface} printed no JSON: the VIP's subnet was not checked`];
+  }
+  const family = vip.family === 4 ? 'inet' : 'inet6';
+  const vipBytes = addressBytes(vip.address) ?? [];
+  const subnets = addresses.filter(
+    (a): a is { family: string; local: string; prefixlen: number } =>
+      a.family === family &&
+      typeof a.local === 'string' &&
+      typeof a.prefixlen === 'number' &&
+      // The VIP itself, while this node holds it, is no evidence.
+      !sameAddress(a.local, vip.address) &&
+      // IPv6 link-local addresses are on every link.
+      !(vip.family === 6 && a.local.toLowerCase().startsWith('fe80:')),
+  );
+  if (subnets.some((a) => samePrefix(addressBytes(a.local) ?? [], vipBytes, a.prefixlen))) return [];
+  const listed = subnets.map((a) => `${a.local}/${a.prefixlen}`).join(', ');
+  return [
+    `warning: vip.address ${vip.address}/${vip.prefixLength} lies in none of the IPv${vip.family} subnets of ${vip.interface}` +
+      ` (${listed === '' ? 'it has none' : listed}): check the address and the interface; clients on that link reach the VIP` +
+      ' only if a router sends them to it',
   ];
 }

@@ -2,32 +2,35 @@
  * The advert key file: HMAC secrets that authenticate adverts between the two nodes.
  *
  * Format, one key per line: `<key-id> <secret>`, where the id (1..255) travels in every
- * advert and the secret (at least 16 characters, no spaces) is used as its raw UTF-8
- * bytes. Lines whose first non-blank character is `#` and blank lines are ignored.
- * The first key signs; every key verifies, so keys rotate without a flag day: add the
- * new key as a second line on both nodes, move it to the first line on both, then
- * delete the old one.
+ * advert and the secret (no spaces) is used as its raw UTF-8 bytes. Lines whose first
+ * non-blank character is `#` and blank lines are ignored. The first key signs; every key
+ * verifies, so keys rotate without a flag day: add the new key as a second line on both
+ * nodes, move it to the first line on both, then delete the old one.
  *
- * The file must not be accessible to group or others (mode & 0o077 == 0), like an SSH
- * private key; `REDIS_HA_ALLOW_INSECURE_KEY_FILE=1` waives that check (containers
- * whose secret mounts cannot be made 0600). Problems never show a secret.
+ * A secret must carry at least 128 bits ({@link secretWeakness}): 32 hex digits, or 22
+ * base64 characters, as `redis-ha keygen` (64 hex digits) and `openssl rand -hex 16` /
+ * `-base64 16` write them; a secret that is one character repeated, a short sequence
+ * repeated, a long run (`abcdefghijkl`) or made of a handful of characters is refused
+ * whatever its length.
+ *
+ * The file is read under the rule of every secret file (`secret-file.ts`): a regular
+ * file only its owner can access. Problems never show a secret.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readSecretFile } from './secret-file.js';
 import type { AdvertKey } from './types.js';
-import { errorMessage } from '../errors.js';
+
+export { ALLOW_INSECURE_KEY_FILE_ENV, describeFsError } from './secret-file.js';
 
 /** Lowest and highest key id; the id is one byte on the wire and 0 means "none". */
 export const KEY_ID_MIN = 1;
 export const KEY_ID_MAX = 255;
-/** Shortest accepted secret, in characters. */
-export const SECRET_MIN_CHARS = 16;
+/** Least strength of a secret, in bits (what a 128-bit HMAC key gives). */
+export const SECRET_MIN_BITS = 128;
+/** What a secret must be, as problems word it. */
+export const SECRET_EXPECTED = `a secret of at least ${SECRET_MIN_BITS} bits (32 hex digits or 22 base64 characters, as "redis-ha keygen" writes)`;
 /** Random bytes in a generated secret (hex-encoded to 64 characters). */
 export const GENERATED_SECRET_BYTES = 32;
-/** Setting this environment variable to `1` skips the key file permission check. */
-export const ALLOW_INSECURE_KEY_FILE_ENV = 'REDIS_HA_ALLOW_INSECURE_KEY_FILE';
-/** Permission bits for group and others. */
-const GROUP_OTHER_BITS = 0o077;
 /** The configuration key problems are reported under. */
 const KEY_FILE_KEY = 'advert.key_file';
 /** A numeric first field no longer than this is shown in problems; anything else may be a secret. */
@@ -43,6 +46,64 @@ function showIdField(field: string): string {
   return /^\d+$/.test(field) && field.length <= MAX_SHOWN_ID_CHARS
     ? JSON.stringify(field)
     : 'a non-numeric field (not shown: it may be a secret)';
+}
+
+/**
+ * Alphabets a secret may be drawn from, smallest first, with the bits one character
+ * carries when drawn at random. A secret is credited with the bits of the smallest
+ * alphabet that holds all its characters: only what a random draw could give, never
+ * what a human choice does.
+ */
+const ALPHABETS: readonly { readonly name: string; readonly pattern: RegExp; readonly bitsPerChar: number }[] = [
+  { name: 'decimal digits', pattern: /^[0-9]+$/, bitsPerChar: Math.log2(10) },
+  { name: 'hex digits', pattern: /^[0-9a-fA-F]+$/, bitsPerChar: 4 },
+  // Standard and URL-safe base64; the padding carries nothing.
+  { name: 'base64 characters', pattern: /^[A-Za-z0-9+/_-]+={0,2}$/, bitsPerChar: 6 },
+];
+/** Any other characters: counted as if printable ASCII (94 symbols). */
+const OTHER_ALPHABET = { name: 'characters', bitsPerChar: Math.log2(94) };
+/**
+ * Fewer different characters than this is a pattern: 32 random hex digits have fewer
+ * than 6 different ones with a chance of 3e-13, 22 base64 characters 2e-15.
+ */
+const MIN_DISTINCT_CHARS = 6;
+/**
+ * A run of this many characters each one code point above (or below) the previous one
+ * (`abcdefghijkl`, `987654321098`... ) is a pattern; in 64 random hex digits it occurs
+ * with a chance under 1e-11.
+ */
+const MAX_RUN_CHARS = 12;
+
+/**
+ * Why `secret` is too weak to be an advert key, in words that never show it, or `null`
+ * when it is strong enough: fewer than {@link SECRET_MIN_BITS} bits for its alphabet, one
+ * character or a short sequence repeated, fewer than {@link MIN_DISTINCT_CHARS} different
+ * characters, or a run of {@link MAX_RUN_CHARS} consecutive characters.
+ */
+export function secretWeakness(secret: string): string | null {
+  const chars = [...secret];
+  const alphabet = ALPHABETS.find((a) => a.pattern.test(secret)) ?? OTHER_ALPHABET;
+  const counted = chars.length - (/=+$/.exec(secret)?.[0].length ?? 0);
+  const bits = Math.floor(counted * alphabet.bitsPerChar);
+  const distinct = new Set(chars).size;
+  if (distinct === 1) return 'one character repeated';
+  // The shortest period: the secret is a sequence of that length repeated (the last copy may be cut).
+  for (let period = 1; period <= chars.length / 2; period++) {
+    if (chars.every((c, i) => i + period >= chars.length || c === chars[i + period])) {
+      return `a sequence of ${period} characters repeated`;
+    }
+  }
+  let run = 1;
+  let step = 0;
+  for (let i = 1; i < chars.length; i++) {
+    const d = (chars[i]?.codePointAt(0) ?? 0) - (chars[i - 1]?.codePointAt(0) ?? 0);
+    run = (d === 1 || d === -1) && d === step ? run + 1 : d === 1 || d === -1 ? 2 : 1;
+    step = d;
+    if (run >= MAX_RUN_CHARS) return `a run of ${MAX_RUN_CHARS} or more consecutive characters`;
+  }
+  if (bits < SECRET_MIN_BITS) return `${chars.length} ${alphabet.name}, about ${bits} bits`;
+  if (distinct < MIN_DISTINCT_CHARS) return `only ${distinct} different characters`;
+  return null;
 }
 
 /**
@@ -77,11 +138,9 @@ export function parseKeyFile(text: string, source: string): KeyFileResult {
       problems.push(`${at}: expected a key id from ${KEY_ID_MIN} to ${KEY_ID_MAX}, got ${showIdField(idField)}`);
       return;
     }
-    const secretChars = [...secret].length;
-    if (secretChars < SECRET_MIN_CHARS) {
-      problems.push(
-        `${at}: expected a secret of at least ${SECRET_MIN_CHARS} characters, got ${secretChars} (try "redis-ha keygen")`,
-      );
+    const weakness = secretWeakness(secret);
+    if (weakness !== null) {
+      problems.push(`${at}: expected ${SECRET_EXPECTED}, got key id ${id} with ${weakness} (not shown; try "redis-ha keygen")`);
       return;
     }
     const firstLine = seen.get(id);
@@ -98,60 +157,30 @@ export function parseKeyFile(text: string, source: string): KeyFileResult {
   return problems.length > 0 ? { ok: false, problems } : { ok: true, keys };
 }
 
-/** A short reason for a failed file system call, e.g. "no such file". */
-export function describeFsError(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  switch (code) {
-    case 'ENOENT':
-      return 'no such file';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'EISDIR':
-      return 'it is a directory';
-    case 'ENOTDIR':
-      return 'a parent is not a directory';
-    default:
-      return errorMessage(error);
-  }
-}
-
 /**
- * Reads and parses the key file at `path`, refusing one that group or others can
- * access unless `env.REDIS_HA_ALLOW_INSECURE_KEY_FILE` is `1`.
+ * Reads and parses the key file at `path` under the secret-file rule (`secret-file.ts`):
+ * a regular file, which group and others cannot access unless
+ * `env.REDIS_HA_ALLOW_INSECURE_KEY_FILE` is `1`.
  */
 export function readKeyFile(path: string, env: NodeJS.ProcessEnv = process.env): KeyFileResult {
-  const problems: string[] = [];
-  let text: string;
-  try {
-    const stats = statSync(path);
-    if (!stats.isFile()) {
-      return { ok: false, problems: [`${KEY_FILE_KEY}: expected a readable key file, got ${JSON.stringify(path)} (not a regular file)`] };
-    }
-    const loose = stats.mode & GROUP_OTHER_BITS;
-    if (loose !== 0 && env[ALLOW_INSECURE_KEY_FILE_ENV] !== '1') {
-      const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
-      problems.push(
-        `${KEY_FILE_KEY}: expected a key file only its owner can access (mode 0600 or 0400), got ${JSON.stringify(path)} with mode ${mode}` +
-          ` (run "chmod 600 ${path}", or set ${ALLOW_INSECURE_KEY_FILE_ENV}=1 to accept it)`,
-      );
-    }
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    return { ok: false, problems: [`${KEY_FILE_KEY}: expected a readable key file, got ${JSON.stringify(path)} (${describeFsError(error)})`] };
-  }
-  const parsed = parseKeyFile(text, path);
-  if (!parsed.ok) problems.push(...parsed.problems);
+  const read = readSecretFile(KEY_FILE_KEY, path, 'key file', env);
+  if (read.text === null) return { ok: false, problems: read.problems };
+  const parsed = parseKeyFile(read.text, path);
+  const problems = [...read.problems, ...(parsed.ok ? [] : parsed.problems)];
   return problems.length > 0 || !parsed.ok ? { ok: false, problems } : parsed;
 }
 
 /**
  * A fresh key file line, `<id> <64 hex characters>`, from 32 random bytes. The hex
- * text itself is the secret (used as UTF-8 bytes, like every key file secret).
+ * text itself is the secret (used as UTF-8 bytes, like every key file secret). A draw
+ * that `secretWeakness` would refuse (a chance under 1e-11) is drawn again, so the line
+ * always loads.
  */
 export function generateKeyLine(id = 1): string {
   if (!Number.isInteger(id) || id < KEY_ID_MIN || id > KEY_ID_MAX) {
     throw new RangeError(`key id must be an integer from ${KEY_ID_MIN} to ${KEY_ID_MAX}, got ${id}`);
   }
-  return `${id} ${randomBytes(GENERATED_SECRET_BYTES).toString('hex')}`;
+  let secret = randomBytes(GENERATED_SECRET_BYTES).toString('hex');
+  while (secretWeakness(secret) !== null) secret = randomBytes(GENERATED_SECRET_BYTES).toString('hex');
+  return `${id} ${secret}`;
 }

@@ -15,10 +15,11 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import convict from 'convict';
-import { LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { ConfigError, errorMessage } from '../errors.js';
 import { canonicalIp, ipFamily, isMulticastAddress } from '../net/address.js';
-import { describeFsError, readKeyFile, SECRET_MIN_CHARS } from './keys.js';
+import { readKeyFile, SECRET_EXPECTED, secretWeakness } from './keys.js';
+import { describeFsError, readSecretFile as readSecretFileText } from './secret-file.js';
 import { buildSchema, describeValue, parseCidr, problemText, schemaItems, type RawConfig, type RawRedis } from './schema.js';
 import { camelize, type Agrees, type ShapeProblems } from './shape.js';
 import type { AdvertKey, Config, RedisEndpoint } from './types.js';
@@ -72,7 +73,30 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   // Editors on some systems save a byte-order mark; it is not part of the document.
   const parsed = parseConfigText(text.replace(/^\uFEFF/, ''), path);
   if (!parsed.ok) throw new ConfigError(parsed.problems, path);
-  return buildConfig(parsed.value, env, path);
+  return buildConfig(parsed.value, env, path, parsed.written);
+}
+
+/**
+ * `section.key` -> the source text of each number in the file, as the operator wrote it.
+ * A problem quotes that rather than the parsed value, which JavaScript may spell
+ * otherwise (`1e+23` for `100000000000000000000000`, `Infinity` for `1e999`, `16` for
+ * `0x10`).
+ */
+export type WrittenNumbers = ReadonlyMap<string, string>;
+
+/** The source text of every number one level down (`section: { key: <number> }`). */
+function writtenNumbers(doc: Document, text: string): WrittenNumbers {
+  const written = new Map<string, string>();
+  if (!isMap(doc.contents)) return written;
+  for (const section of doc.contents.items) {
+    if (!isScalar(section.key) || !isMap(section.value)) continue;
+    for (const item of section.value.items) {
+      const value = item.value;
+      if (!isScalar(item.key) || !isScalar(value) || typeof value.value !== 'number' || value.range == null) continue;
+      written.set(`${String(section.key.value)}.${String(item.key.value)}`, text.slice(value.range[0], value.range[1]));
+    }
+  }
+  return written;
 }
 
 /**
@@ -82,7 +106,9 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
 export function parseConfigText(
   text: string,
   source: string,
-): { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly problems: readonly string[] } {
+):
+  | { readonly ok: true; readonly value: unknown; readonly written: WrittenNumbers }
+  | { readonly ok: false; readonly problems: readonly string[] } {
   const json = extname(source).toLowerCase() === '.json' || /^\s*\{/.test(text);
   const language = json ? 'JSON' : 'YAML';
   const lineCounter = new LineCounter();
@@ -103,7 +129,7 @@ export function parseConfigText(
     if (strict !== null) return { ok: false, problems: [strict] };
   }
   try {
-    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
+    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }), written: writtenNumbers(doc, text) };
   } catch (error) {
     // Unresolved aliases and alias bombs only surface when the document is converted.
     return { ok: false, problems: [`${source}: ${language} error: ${errorMessage(error)}`] };
@@ -132,11 +158,17 @@ function strictJsonProblem(text: string, source: string): string | null {
 /**
  * Validates an already-parsed document (an object shaped like the YAML file) exactly
  * as `loadConfig` does. `source` names the file in the result and in errors; `null`
- * for configurations built in code.
+ * for configurations built in code. `written` holds the numbers' source text, which
+ * problems quote (`parseConfigText` gives it).
  *
  * @throws ConfigError listing every problem found.
  */
-export function buildConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, source: string | null = null): Config {
+export function buildConfig(
+  raw: unknown,
+  env: NodeJS.ProcessEnv = process.env,
+  source: string | null = null,
+  written: WrittenNumbers = new Map(),
+): Config {
   const problems: string[] = [];
   /** Keys already reported: convict and the cross-field checks stay quiet about them. */
   const bad = new Set<string>();
@@ -144,7 +176,7 @@ export function buildConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, 
   const document = prepareDocument(raw, problems, bad);
   if (document === null) throw new ConfigError(problems, source);
 
-  const config = convict<RawConfig>(buildSchema(env), { env, args: [] });
+  const config = convict<RawConfig>(buildSchema(env, written), { env, args: [] });
   config.load(document);
   try {
     config.validate({ allowed: 'strict', output: () => undefined });
@@ -153,7 +185,7 @@ export function buildConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, 
   }
   const props = config.getProperties();
 
-  checkCrossFields(props, problems, bad);
+  checkCrossFields(props, problems, bad, (key, value) => shownNumber(key, value, env, written));
   const secrets = readSecrets(props, env, problems, bad);
 
   if (problems.length > 0 || secrets === null) throw new ConfigError(problems, source);
@@ -292,8 +324,22 @@ function editDistance(a: string, b: string): number {
   return previous[b.length] ?? 0;
 }
 
+/** A number as the operator gave it: the environment override's text, the file's source text, or the value. */
+function shownNumber(key: string, value: number, env: NodeJS.ProcessEnv, written: WrittenNumbers): string {
+  const [section = '', name = ''] = key.split('.');
+  const item = schemaItems().get(section)?.get(name);
+  const fromEnv = item === undefined ? undefined : env[item.env];
+  if (fromEnv !== undefined) return `${JSON.stringify(fromEnv)} (from ${item?.env})`;
+  return written.get(key) ?? String(value);
+}
+
 /** Checks that involve more than one key; each runs only when its keys are valid on their own. */
-function checkCrossFields(props: RawConfig, problems: string[], bad: Set<string>): void {
+function checkCrossFields(
+  props: RawConfig,
+  problems: string[],
+  bad: Set<string>,
+  shown: (key: string, value: number) => string,
+): void {
   const valid = (...keys: string[]): boolean => keys.every((key) => !bad.has(key));
   const fail = (key: string, text: string): void => {
     problems.push(`${key}: ${text}`);
@@ -349,7 +395,7 @@ function checkCrossFields(props: RawConfig, problems: string[], bad: Set<string>
   if (valid('health.timeout_ms', 'health.interval_ms') && props.health.timeout_ms > props.health.interval_ms) {
     fail(
       'health.timeout_ms',
-      `expected at most health.interval_ms (${props.health.interval_ms}), got ${props.health.timeout_ms}`,
+      `expected at most health.interval_ms (${shown('health.interval_ms', props.health.interval_ms)}), got ${shown('health.timeout_ms', props.health.timeout_ms)}`,
     );
   }
 }
@@ -367,17 +413,16 @@ function envSecret(env: NodeJS.ProcessEnv, name: string): string | null {
   return value === undefined || value === '' ? null : value;
 }
 
-/** Reads a one-line secret file; `undefined` (after reporting) when that fails. */
-function readSecretFile(key: string, path: string, what: string, problems: string[]): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    problems.push(`${key}: expected a readable file holding ${what}, got ${JSON.stringify(path)} (${describeFsError(error)})`);
-    return undefined;
-  }
+/**
+ * Reads a one-line secret file under the secret-file rule (`secret-file.ts`: a regular
+ * file only its owner can access); `undefined` (after reporting) when that fails.
+ */
+function readSecretFile(key: string, path: string, what: string, env: NodeJS.ProcessEnv, problems: string[]): string | undefined {
+  const read = readSecretFileText(key, path, `file holding ${what}`, env);
+  problems.push(...read.problems);
+  if (read.text === null || read.problems.length > 0) return undefined;
   // `echo secret > file` leaves a newline; it is not part of the secret.
-  const secret = text.replace(/[\r\n]+$/, '');
+  const secret = read.text.replace(/[\r\n]+$/, '');
   if (secret === '') {
     problems.push(`${key}: expected a file holding ${what}, got ${JSON.stringify(path)} (the file is empty)`);
     return undefined;
@@ -403,7 +448,7 @@ function readSecrets(props: RawConfig, env: NodeJS.ProcessEnv, problems: string[
     const key = `${section}.password_file`;
     const path = props[section].password_file;
     if (bad.has(key) || path === '') return null;
-    const secret = readSecretFile(key, path, what, problems);
+    const secret = readSecretFile(key, path, what, env, problems);
     if (secret === undefined) ok = false;
     return secret ?? null;
   };
@@ -413,11 +458,9 @@ function readSecrets(props: RawConfig, env: NodeJS.ProcessEnv, problems: string[
   let advertKeys: readonly AdvertKey[] = [];
   const envKey = envSecret(env, ADVERT_KEY_ENV);
   if (envKey !== null) {
-    const chars = [...envKey].length;
-    if (chars < SECRET_MIN_CHARS || /\s/.test(envKey)) {
-      problems.push(
-        `${ADVERT_KEY_ENV}: expected a secret of at least ${SECRET_MIN_CHARS} characters without spaces, got ${chars < SECRET_MIN_CHARS ? `${chars} characters` : 'one containing white space'} (not shown)`,
-      );
+    const weakness = /\s/.test(envKey) ? 'white space in it' : secretWeakness(envKey);
+    if (weakness !== null) {
+      problems.push(`${ADVERT_KEY_ENV}: expected ${SECRET_EXPECTED} without spaces, got ${weakness} (not shown)`);
       ok = false;
     } else {
       advertKeys = [Object.freeze({ id: ENV_ADVERT_KEY_ID, secret: Buffer.from(envKey, 'utf8') })];

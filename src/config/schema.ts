@@ -14,7 +14,7 @@
  * variable overrides, so a bad override is reported as `got "20" (from REDIS_HA_...)`.
  */
 import convict from 'convict';
-import { canonicalIp, ipFamily, isMulticastAddress, isUnspecifiedAddress } from '../net/address.js';
+import { addressBytes, canonicalIp, ipFamily, isMulticastAddress, isUnspecifiedAddress } from '../net/address.js';
 
 /**
  * The configuration as convict holds it: YAML spelling, before secrets are read. Derived
@@ -54,8 +54,25 @@ const MAX_SHOWN_CHARS = 80;
 /** Longest `node.name`: it travels in every advert and every audit line. */
 export const NODE_NAME_MAX_CHARS = 64;
 
-/** Linux IFNAMSIZ is 16 including the terminating NUL. */
-const IFNAME_MAX_CHARS = 15;
+/** Linux IFNAMSIZ is 16 bytes including the terminating NUL. */
+const IFNAME_MAX_BYTES = 15;
+
+/**
+ * Shortest VIP prefix. The prefix only sets the on-link route the kernel adds with the
+ * address (and, for IPv4, its broadcast address); a VIP whose prefix claims more than a
+ * /8 (IPv4) or a /16 (IPv6) as one link is a typo (`/1` for `/31`), never a real LAN:
+ * the largest private IPv4 block is 10.0.0.0/8, and IPv6 links are /64 (RFC 4291 §2.5.4).
+ */
+export const VIP_MIN_PREFIX: Readonly<Record<4 | 6, number>> = { 4: 8, 6: 16 };
+
+/** Characters never shown raw in a message: controls, format (bidi) characters, line and paragraph separators. */
+const UNSHOWABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+
+/** `U+202E (a format character)` for a character a message must not print raw. */
+function describeChar(char: string): string {
+  const code = `U+${(char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+  return /\p{Cc}/u.test(char) ? `the control character ${code}` : `the invisible format character ${code}`;
+}
 
 /**
  * Names of our convict formats. Prefixed so they cannot clash with another
@@ -97,6 +114,8 @@ export interface ItemParams {
   readonly values?: readonly string[];
   /** Set by `buildSchema()` when an environment variable overrides this key. */
   readonly envValue?: string;
+  /** Set by `buildSchema()` to a number's source text in the file, which problems quote. */
+  readonly writtenValue?: string;
 }
 
 /**
@@ -119,7 +138,8 @@ export function describeValue(value: unknown): string {
   if (value === undefined || value === null) return 'nothing';
   if (typeof value === 'string') {
     const shown = value.length > MAX_SHOWN_CHARS ? `${value.slice(0, MAX_SHOWN_CHARS)}...` : value;
-    return JSON.stringify(shown);
+    // JSON escapes C0 controls only; DEL, C1 and bidi overrides would reach the terminal raw.
+    return JSON.stringify(shown).replace(UNSHOWABLE, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
   }
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (Array.isArray(value)) return 'a list';
@@ -180,6 +200,65 @@ export function parseCidr(text: string): { address: string; prefixLength: number
   return { address: canonicalIp(match[1]), prefixLength: Number(match[2]), family };
 }
 
+/**
+ * An interface name as the kernel takes it (dev_valid_name(): 1 to IFNAMSIZ-1 bytes, not
+ * "." or "..", no "/", ":" or white space), narrowed like systemd's ifname_valid() to
+ * printable ASCII without "%" (the IPv6 zone separator), and without a leading "-",
+ * which `ip` would read as an option (`vip.interface: -h` passed check-config and
+ * failed at run).
+ */
+export function checkInterfaceName(name: string): true | false | string {
+  const hidden = name.match(UNSHOWABLE)?.[0];
+  if (hidden !== undefined) return `it contains ${describeChar(hidden)}`;
+  if (name === '') return false;
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes > IFNAME_MAX_BYTES) return `${bytes} bytes, more than the kernel's ${IFNAME_MAX_BYTES}`;
+  if (name === '.' || name === '..') return false;
+  if (name.startsWith('-')) return 'it starts with "-", which ip would read as an option';
+  if (/[^\x21-\x7e]/.test(name)) return 'only printable ASCII characters are accepted';
+  if (/[/:%]/.test(name)) return false;
+  return true;
+}
+
+/** IPv4 loopback 127.0.0.0/8 (RFC 1122 §3.2.1.3) and IPv6 ::1 (RFC 4291 §2.5.3). */
+function isLoopback(bytes: readonly number[]): boolean {
+  return bytes.length === 4 ? bytes[0] === 127 : bytes.slice(0, 15).every((b) => b === 0) && bytes[15] === 1;
+}
+
+/** Whether the host part of `bytes` under `prefixLength` is all `bit` (0: the network address, 1: broadcast). */
+function hostPartIs(bytes: readonly number[], prefixLength: number, bit: 0 | 1): boolean {
+  return bytes.every((byte, i) => {
+    const hostBits = Math.min(8, Math.max(0, (i + 1) * 8 - prefixLength));
+    const mask = (1 << hostBits) - 1;
+    return (byte & mask) === (bit === 1 ? mask : 0);
+  });
+}
+
+/**
+ * A VIP fit to be claimed: a unicast address that is not loopback, with a prefix from
+ * {@link VIP_MIN_PREFIX} to the address's length and, for IPv4, neither the network nor
+ * the broadcast address of that prefix (prefixes up to /30; /31 and /32 have neither).
+ */
+function checkVip(cidr: { address: string; prefixLength: number; family: 4 | 6 }): true | false | string {
+  const maxPrefix = cidr.family === 4 ? 32 : 128;
+  const minPrefix = VIP_MIN_PREFIX[cidr.family];
+  if (cidr.prefixLength < minPrefix || cidr.prefixLength > maxPrefix) {
+    return `the prefix length must be from ${minPrefix} to ${maxPrefix} for IPv${cidr.family}`;
+  }
+  const address = checkIpAddress(cidr.address, {});
+  if (address !== true) return address;
+  const bytes = addressBytes(cidr.address) ?? [];
+  if (isLoopback(bytes)) return 'a loopback address';
+  if (cidr.family === 6 && bytes.slice(0, 12).every((b, i) => b === (i < 10 ? 0 : 0xff))) {
+    return 'an IPv4-mapped address: write the IPv4 address';
+  }
+  if (cidr.family === 4 && cidr.prefixLength <= 30) {
+    if (hostPartIs(bytes, cidr.prefixLength, 0)) return `the network address of its /${cidr.prefixLength}`;
+    if (hostPartIs(bytes, cidr.prefixLength, 1)) return `the broadcast address of its /${cidr.prefixLength}`;
+  }
+  return true;
+}
+
 const FORMATS: readonly FormatSpec[] = [
   {
     name: FORMAT.integer,
@@ -206,7 +285,13 @@ const FORMATS: readonly FormatSpec[] = [
     name: FORMAT.nodeName,
     expected: () =>
       `a node name of 1 to ${NODE_NAME_MAX_CHARS} letters, digits, ".", "_" or "-" (starting with a letter or digit)`,
-    check: (value) => typeof value === 'string' && value.length <= NODE_NAME_MAX_CHARS && NODE_NAME.test(value),
+    check: (value) => {
+      if (typeof value !== 'string') return false;
+      // Named, so a name that looks right on screen but carries a hidden character is explained.
+      const hidden = value.match(UNSHOWABLE)?.[0];
+      if (hidden !== undefined) return `it contains ${describeChar(hidden)}`;
+      return value.length <= NODE_NAME_MAX_CHARS && NODE_NAME.test(value);
+    },
   },
   {
     name: FORMAT.ipAddress,
@@ -218,31 +303,24 @@ const FORMATS: readonly FormatSpec[] = [
   },
   {
     name: FORMAT.cidr,
-    expected: () => 'an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64',
+    expected: () =>
+      `an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /${VIP_MIN_PREFIX[4]} to /32 for IPv4, /${VIP_MIN_PREFIX[6]} to /128 for IPv6)`,
     check: (value) => {
       if (typeof value !== 'string') return false;
       const cidr = parseCidr(value);
       if (cidr === null) return value.includes('/') ? false : 'the prefix length is missing';
-      const maxPrefix = cidr.family === 4 ? 32 : 128;
-      if (cidr.prefixLength < 1 || cidr.prefixLength > maxPrefix) {
-        return `the prefix length must be from 1 to ${maxPrefix} for IPv${cidr.family}`;
-      }
-      return checkIpAddress(cidr.address, {});
+      return checkVip(cidr);
     },
   },
   {
     name: FORMAT.interfaceName,
     expected: (item) =>
-      `a network interface name of 1 to ${IFNAME_MAX_CHARS} characters without "/", ":" or spaces${item.optional ? ', or ""' : ''}`,
-    // Linux dev_valid_name(): not "." or "..", no '/', ':' or white space, < IFNAMSIZ.
-    check: (value, item) =>
-      typeof value === 'string' &&
-      ((item.optional === true && value === '') ||
-        (value.length >= 1 &&
-          value.length <= IFNAME_MAX_CHARS &&
-          value !== '.' &&
-          value !== '..' &&
-          !/[/:\s]/.test(value))),
+      `a network interface name of 1 to ${IFNAME_MAX_BYTES} printable ASCII characters without "/", ":", "%" or spaces, not starting with "-"${item.optional ? ', or ""' : ''}`,
+    check: (value, item) => {
+      if (typeof value !== 'string') return false;
+      if (item.optional === true && value === '') return true;
+      return checkInterfaceName(value);
+    },
   },
   {
     name: FORMAT.path,
@@ -289,7 +367,12 @@ export function expectedForm(item: ItemParams): string {
 
 /** The problem text (without the key) for a value that does not fit a schema item. */
 export function problemText(item: ItemParams, value: unknown, reason?: string): string {
-  const shown = item.envValue !== undefined ? `${JSON.stringify(item.envValue)} (from ${item.env})` : describeValue(value);
+  const shown =
+    item.envValue !== undefined
+      ? `${JSON.stringify(item.envValue)} (from ${item.env})`
+      : typeof value === 'number' && item.writtenValue !== undefined
+        ? item.writtenValue
+        : describeValue(value);
   const required = (value === null || value === undefined) && item.envValue === undefined ? ' (this key is required)' : '';
   return `expected ${expectedForm(item)}, got ${shown}${reason ? ` (${reason})` : ''}${required}`;
 }
@@ -595,17 +678,23 @@ export function schemaItems(): ReadonlyMap<string, ReadonlyMap<string, SchemaIte
 
 /**
  * The schema to hand to convict for one load. Items whose environment variable is set
- * in `env` carry its raw text (`envValue`), so a bad override is quoted as written.
- * Registers our formats first (convict refuses unknown format names).
+ * in `env` carry its raw text (`envValue`), and numbers in the file their source text
+ * (`writtenValue`, from `written`: `section.key` -> text), so a bad value is quoted as
+ * written. Registers our formats first (convict refuses unknown format names).
  */
-export function buildSchema(env: NodeJS.ProcessEnv): convict.Schema<RawConfig> {
+export function buildSchema(env: NodeJS.ProcessEnv, written: ReadonlyMap<string, string> = new Map()): convict.Schema<RawConfig> {
   registerFormats();
   const schema: Record<string, Record<string, SchemaItem>> = {};
   for (const [section, keys] of schemaItems()) {
     const copy: Record<string, SchemaItem> = {};
     for (const [key, item] of keys) {
       const envValue = env[item.env];
-      copy[key] = envValue === undefined ? item : { ...item, envValue };
+      const writtenValue = written.get(`${section}.${key}`);
+      copy[key] = {
+        ...item,
+        ...(envValue === undefined ? {} : { envValue }),
+        ...(writtenValue === undefined ? {} : { writtenValue }),
+      };
     }
     schema[section] = copy;
   }

@@ -14,9 +14,12 @@ const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 const dir = await mkdtemp(join(tmpdir(), 'rh-cli-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
+/** A CLI run that takes longer than this is hung (a FIFO opened for reading waits for a writer forever). */
+const CLI_PROMPT_MS = 4_000;
+
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await exec(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env } });
+    const r = await exec(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env }, timeout: CLI_PROMPT_MS, killSignal: 'SIGKILL' });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -26,7 +29,7 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
 
 async function exampleWith(replace: (text: string) => string): Promise<{ path: string; env: NodeJS.ProcessEnv }> {
   const key = join(dir, 'advert.key');
-  await writeFile(key, '1 0123456789abcdef0123456789abcdef\n');
+  await writeFile(key, '1 9f86d081884c7d659a2feaa0c55ad015\n');
   await chmod(key, 0o600);
   const text = (await readFile(join(import.meta.dirname, '../../etc/redis-ha.example.yaml'), 'utf8'))
     .replace(/key_file: \/etc\/redis-ha\/advert.key/, `key_file: ${key}`)
@@ -64,6 +67,32 @@ describe('redis-ha check-config', () => {
     const r = await cli(['run', '--config', path], env);
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/node\.priority: expected .*got "?300"?/);
+  });
+
+  it('refuses a FIFO as the password file at once (exit 78) instead of waiting for a writer', async () => {
+    const fifo = join(dir, 'redis.password.fifo');
+    await exec('mkfifo', ['-m', '600', fifo]);
+    const { path, env } = await exampleWith((t) => t.replace(/password_file: ""/, `password_file: ${fifo}`));
+    const started = Date.now();
+    const r = await cli(['check-config', '--config', path], env);
+    expect(Date.now() - started).toBeLessThan(CLI_PROMPT_MS);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain(`redis.password_file: expected a readable file holding the Redis password, got "${fifo}" (a FIFO, not a regular file)`);
+  });
+
+  it('exits 78 for an interface name ip would read as an option', async () => {
+    const { path, env } = await exampleWith((t) => t.replace(/interface: eth0/, 'interface: "-h"'));
+    const r = await cli(['check-config', '--config', path], env);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/vip\.interface: expected .*got "-h" \(it starts with "-", which ip would read as an option\)/);
+  });
+
+  it('warns (exit 0) when the VIP lies in none of the subnets of an interface that exists', async () => {
+    const { path, env } = await exampleWith((t) => t.replace(/interface: eth0/, 'interface: lo'));
+    const r = await cli(['check-config', '--config', path], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^warning: vip\.address 192\.0\.2\.100\/24 lies in none of the IPv4 subnets of lo \(127\.0\.0\.1\/8\)/m);
   });
 
   it('keygen prints a key line usable in the key file', async () => {

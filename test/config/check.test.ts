@@ -1,13 +1,16 @@
 /**
  * `check-config`: a good file yields a summary without secrets, a bad one the full
- * list of problems; anything that is not a configuration problem propagates.
+ * list of problems; anything that is not a configuration problem propagates. The VIP's
+ * subnet is held against its interface's addresses (`ip -j addr`, faked here): a
+ * warning, never a refusal.
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkConfig } from '../../src/config/check.js';
+import { checkConfig, vipSubnetNotes, type IpOutput } from '../../src/config/check.js';
+import type { Config } from '../../src/config/types.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../etc/redis-ha.example.yaml', import.meta.url));
 const SECRET = 'check-config-secret-0123456789';
@@ -51,5 +54,50 @@ describe('checkConfig', () => {
   it('reports a missing file as a problem', () => {
     const result = checkConfig(join(dir, 'absent.yaml'), env);
     expect(result).toEqual({ ok: false, problems: [`${join(dir, 'absent.yaml')}: expected a readable configuration file, got an error (no such file)`] });
+  });
+});
+
+describe('vipSubnetNotes', () => {
+  const loaded = checkConfig(EXAMPLE, env);
+  if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
+  /** The example (VIP 192.0.2.100/24 on eth0) with another VIP. */
+  const withVip = (address: string, prefixLength: number, family: 4 | 6 = 4): Config =>
+    ({ ...loaded.config, vip: { ...loaded.config.vip, address, prefixLength, family } }) as Config;
+  /** `ip -j addr show dev eth0` listing these addresses. */
+  const listing =
+    (...addresses: [family: string, local: string, prefixlen: number][]) =>
+    async (args: readonly string[]): Promise<IpOutput> => {
+      expect(args).toEqual(['-j', 'addr', 'show', 'dev', 'eth0']);
+      const addr_info = addresses.map(([family, local, prefixlen]) => ({ family, local, prefixlen, scope: 'global' }));
+      return { code: 0, stdout: JSON.stringify([{ ifindex: 2, ifname: 'eth0', addr_info }]) };
+    };
+
+  it('says nothing when the VIP lies in a subnet of its interface', async () => {
+    expect(await vipSubnetNotes(loaded.config, listing(['inet', '192.0.2.11', 24]))).toEqual([]);
+    expect(await vipSubnetNotes(withVip('192.0.2.100', 32), listing(['inet', '192.0.2.11', 24]))).toEqual([]);
+    expect(await vipSubnetNotes(withVip('fd00::100', 64, 6), listing(['inet6', 'fe80::1', 64], ['inet6', 'fd00::11', 64]))).toEqual([]);
+  });
+
+  it('warns when it lies in none, naming the subnets it has', async () => {
+    const notes = await vipSubnetNotes(withVip('198.51.100.10', 24), listing(['inet', '192.0.2.11', 24], ['inet', '10.0.0.5', 8]));
+    expect(notes).toEqual([
+      'warning: vip.address 198.51.100.10/24 lies in none of the IPv4 subnets of eth0 (192.0.2.11/24, 10.0.0.5/8):' +
+        ' check the address and the interface; clients on that link reach the VIP only if a router sends them to it',
+    ]);
+  });
+
+  it('does not count the VIP itself (held while master) nor IPv6 link-local addresses', async () => {
+    const v4 = await vipSubnetNotes(withVip('198.51.100.10', 24), listing(['inet', '198.51.100.10', 24]));
+    expect(v4[0]).toMatch(/^warning: .*\(it has none\)/);
+    const v6 = await vipSubnetNotes(withVip('fd00::100', 64, 6), listing(['inet6', 'fe80::1', 64]));
+    expect(v6[0]).toMatch(/^warning: vip\.address fd00::100\/64 lies in none of the IPv6 subnets of eth0 \(it has none\)/);
+  });
+
+  it('only notes an interface that does not exist here, or an ip that cannot run', async () => {
+    expect(await vipSubnetNotes(loaded.config, async () => ({ code: 1, stdout: '' }))).toEqual([
+      "note: interface eth0 does not exist here (yet): the VIP's subnet was not checked",
+    ]);
+    const missing = await vipSubnetNotes(loaded.config, () => Promise.reject(new Error('required program "ip" was not found')));
+    expect(missing[0]).toMatch(/^note: could not list the addresses of eth0 \(required program "ip" was not found\)/);
   });
 });

@@ -3,6 +3,7 @@
  * secrets come from files or the environment, and every kind of bad input yields a
  * problem naming the key, the expected form and the value given — all of them at once.
  */
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -258,10 +259,11 @@ describe('secrets', () => {
   });
 
   it('prefers REDIS_HA_ADVERT_KEY (key id 1) over the key file', () => {
-    const config = buildConfig(withPatch({ advert: { key_file: KEY_FILE } }), { REDIS_HA_ADVERT_KEY: 'x'.repeat(20) });
+    const secret = '9f86d081884c7d659a2feaa0c55ad015';
+    const config = buildConfig(withPatch({ advert: { key_file: KEY_FILE } }), { REDIS_HA_ADVERT_KEY: secret });
     expect(config.advert.keys).toHaveLength(1);
     expect(config.advert.keys[0]?.id).toBe(1);
-    expect(config.advert.keys[0]?.secret.toString()).toBe('x'.repeat(20));
+    expect(config.advert.keys[0]?.secret.toString()).toBe(secret);
   });
 
   it('reads the key file when REDIS_HA_ADVERT_KEY is unset or empty', () => {
@@ -309,18 +311,18 @@ const BAD_CASES: readonly BadCase[] = [
     name: 'VIP without prefix',
     patch: { vip: { address: '192.0.2.100' } },
     problem:
-      'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64, got "192.0.2.100" (the prefix length is missing)',
+      'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "192.0.2.100" (the prefix length is missing)',
   },
   {
     name: 'VIP prefix too long',
     patch: { vip: { address: '192.0.2.100/33' } },
     problem:
-      'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64, got "192.0.2.100/33" (the prefix length must be from 1 to 32 for IPv4)',
+      'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "192.0.2.100/33" (the prefix length must be from 8 to 32 for IPv4)',
   },
   {
     name: 'VIP not an address',
     patch: { vip: { address: '192.0.2.300/24' } },
-    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64, got "192.0.2.300/24"',
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "192.0.2.300/24"',
   },
   {
     name: 'VIP is a multicast address',
@@ -333,9 +335,129 @@ const BAD_CASES: readonly BadCase[] = [
     problem: 'node.address: expected an IPv4 or IPv6 address such as 192.0.2.11 (no prefix length), got "192.0.2.11/24"',
   },
   {
+    name: 'VIP prefix /1',
+    patch: { vip: { address: '192.0.2.100/1' } },
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "192.0.2.100/1" (the prefix length must be from 8 to 32 for IPv4)',
+  },
+  {
+    name: 'VIP prefix /0',
+    patch: { vip: { address: '192.0.2.100/0' } },
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "192.0.2.100/0" (the prefix length must be from 8 to 32 for IPv4)',
+  },
+  {
+    name: 'IPv6 VIP prefix /8',
+    patch: { node: { address: 'fd00::11' }, peer: { address: 'fd00::12' }, vip: { address: 'fd00::100/8' } },
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "fd00::100/8" (the prefix length must be from 16 to 128 for IPv6)',
+  },
+  {
+    name: 'loopback VIP',
+    patch: { vip: { address: '127.0.0.5/8' } },
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "127.0.0.5/8" (a loopback address)',
+  },
+  {
+    name: 'IPv6 loopback VIP',
+    patch: { node: { address: 'fd00::11' }, peer: { address: 'fd00::12' }, vip: { address: '::1/128' } },
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "::1/128" (a loopback address)',
+  },
+  {
+    name: 'unspecified VIP',
+    patch: { vip: { address: '0.0.0.0/24' } },
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "0.0.0.0/24" (the unspecified address)',
+  },
+  {
+    name: 'multicast VIP',
+    patch: { vip: { address: '224.0.0.18/24' } },
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "224.0.0.18/24" (a multicast address)',
+  },
+  {
+    name: 'IPv4-mapped VIP',
+    patch: { node: { address: 'fd00::11' }, peer: { address: 'fd00::12' }, vip: { address: '::ffff:192.0.2.100/120' } },
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "::ffff:192.0.2.100/120" (an IPv4-mapped address: write the IPv4 address)',
+  },
+  {
+    name: 'VIP is the network address',
+    patch: { vip: { address: '192.0.2.0/24' } },
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "192.0.2.0/24" (the network address of its /24)',
+  },
+  {
+    name: 'VIP is the broadcast address',
+    patch: { vip: { address: '192.0.2.255/24' } },
+    problem: 'vip.address: expected an address with its prefix length, such as 192.0.2.100/24 or fd00::100/64 (prefix /8 to /32 for IPv4, /16 to /128 for IPv6), got "192.0.2.255/24" (the broadcast address of its /24)',
+  },
+  {
+    name: 'interface name that ip reads as an option',
+    patch: { vip: { interface: '-h' } },
+    problem: 'vip.interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", got "-h" (it starts with "-", which ip would read as an option)',
+  },
+  {
+    name: 'interface name of 16 bytes',
+    patch: { vip: { interface: 'eth0123456789abc' } },
+    problem: `vip.interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", got "eth0123456789abc" (16 bytes, more than the kernel's 15)`,
+  },
+  {
+    name: 'interface name of 15 characters but 16 bytes',
+    patch: { vip: { interface: 'eth0123456789aé' } },
+    problem: `vip.interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", got "eth0123456789aé" (16 bytes, more than the kernel's 15)`,
+  },
+  {
+    name: 'interface name with a control character',
+    patch: { vip: { interface: 'eth\x070' } },
+    problem: 'vip.interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", got "eth\\u00070" (it contains the control character U+0007)',
+  },
+  {
+    name: 'interface name with DEL',
+    patch: { vip: { interface: 'eth\x7f' } },
+    problem: 'vip.interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", got "eth\\u007f" (it contains the control character U+007F)',
+  },
+  {
+    name: 'interface name with a space',
+    patch: { vip: { interface: 'eth 0' } },
+    problem: 'vip.interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", got "eth 0" (only printable ASCII characters are accepted)',
+  },
+  {
+    name: 'interface name with a slash',
+    patch: { vip: { interface: 'eth/0' } },
+    problem: 'vip.interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", got "eth/0"',
+  },
+  {
+    name: 'interface name ..',
+    patch: { vip: { interface: '..' } },
+    problem: 'vip.interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", got ".."',
+  },
+  {
+    name: 'interface name with a zone separator',
+    patch: { vip: { interface: 'eth0%1' } },
+    problem: 'vip.interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", got "eth0%1"',
+  },
+  {
+    name: 'multicast interface that ip reads as an option',
+    patch: { advert: { multicast_interface: '--all' } },
+    problem: 'advert.multicast_interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", or "", got "--all" (it starts with "-", which ip would read as an option)',
+  },
+  {
+    name: 'node name with a bidi override',
+    patch: { node: { name: 'redis-a\u202e' } },
+    problem: 'node.name: expected a node name of 1 to 64 letters, digits, ".", "_" or "-" (starting with a letter or digit), got "redis-a\\u202e" (it contains the invisible format character U+202E)',
+  },
+  {
+    name: 'node name with an escape',
+    patch: { node: { name: 'redis\x1b[31m' } },
+    problem: 'node.name: expected a node name of 1 to 64 letters, digits, ".", "_" or "-" (starting with a letter or digit), got "redis\\u001b[31m" (it contains the control character U+001B)',
+  },
+  {
+    name: 'node name with a C1 control',
+    patch: { node: { name: 'redis\u0085a' } },
+    problem: 'node.name: expected a node name of 1 to 64 letters, digits, ".", "_" or "-" (starting with a letter or digit), got "redis\\u0085a" (it contains the control character U+0085)',
+  },
+  {
+    name: 'node name with a zero-width joiner',
+    patch: { node: { name: 'redis\u200da' } },
+    problem: 'node.name: expected a node name of 1 to 64 letters, digits, ".", "_" or "-" (starting with a letter or digit), got "redis\\u200da" (it contains the invisible format character U+200D)',
+  },
+  {
     name: 'interface alias label',
     patch: { vip: { interface: 'eth0:1' } },
-    problem: 'vip.interface: expected a network interface name of 1 to 15 characters without "/", ":" or spaces, got "eth0:1"',
+    problem: 'vip.interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", got "eth0:1"',
   },
   {
     name: 'unknown key with a likely meaning',
@@ -356,7 +478,7 @@ const BAD_CASES: readonly BadCase[] = [
     name: 'missing required key',
     patch: { vip: { interface: DELETE } },
     problem:
-      'vip.interface: expected a network interface name of 1 to 15 characters without "/", ":" or spaces, got nothing (this key is required)',
+      'vip.interface: expected a network interface name of 1 to 15 printable ASCII characters without "/", ":", "%" or spaces, not starting with "-", got nothing (this key is required)',
   },
   {
     name: 'missing required section',
@@ -422,7 +544,7 @@ const BAD_CASES: readonly BadCase[] = [
     problem: 'peer.address: expected an IPv4 address like node.address, got "fd00::12"',
   },
   {
-    name: "VIP is a node's own address",
+    name: `VIP is a node's own address`,
     patch: { vip: { address: '192.0.2.12/24' } },
     problem: 'vip.address: expected an address no node owns, got "192.0.2.12/24" (it is peer.address)',
   },
@@ -450,7 +572,17 @@ const BAD_CASES: readonly BadCase[] = [
     name: 'short advert key in the environment',
     patch: {},
     env: { REDIS_HA_ADVERT_KEY: 'short' },
-    problem: 'REDIS_HA_ADVERT_KEY: expected a secret of at least 16 characters without spaces, got 5 characters (not shown)',
+    problem:
+      'REDIS_HA_ADVERT_KEY: expected a secret of at least 128 bits (32 hex digits or 22 base64 characters, as "redis-ha keygen" writes) without spaces,' +
+      ' got 5 base64 characters, about 30 bits (not shown)',
+  },
+  {
+    name: 'advert key of 16 equal characters in the environment',
+    patch: {},
+    env: { REDIS_HA_ADVERT_KEY: 'x'.repeat(16) },
+    problem:
+      'REDIS_HA_ADVERT_KEY: expected a secret of at least 128 bits (32 hex digits or 22 base64 characters, as "redis-ha keygen" writes) without spaces,' +
+      ' got one character repeated (not shown)',
   },
   {
     name: 'missing password file',
@@ -597,7 +729,38 @@ describe('file problems', () => {
     expect(problems).toEqual([
       `advert.key_file: ${keyFile} line 2: expected each key id once, got id 1 again (first on line 1)`,
       `advert.key_file: ${keyFile} line 3: expected a key id from 1 to 255, got "300"`,
-      `advert.key_file: ${keyFile} line 4: expected a secret of at least 16 characters, got 5 (try "redis-ha keygen")`,
+      `advert.key_file: ${keyFile} line 4: expected a secret of at least 128 bits (32 hex digits or 22 base64 characters, as "redis-ha keygen" writes),` +
+        ' got key id 2 with 5 base64 characters, about 30 bits (not shown; try "redis-ha keygen")',
+    ]);
+  });
+
+  it.each(['redis', 'peer_redis'] as const)(
+    'refuses a %s.password_file group or others can access, like the key file, unless REDIS_HA_ALLOW_INSECURE_KEY_FILE=1',
+    (section) => {
+      const loose = writeTemp('loose.password', 'a-password\n', 0o644);
+      const patch = { [section]: { password_file: loose } };
+      expect(problemsOf(() => buildConfig(withPatch(patch), ENV))).toEqual([
+        `${section}.password_file: expected a file holding ${section === 'redis' ? 'the Redis password' : "the peer's Redis password"}` +
+          ` only its owner can access (mode 0600 or 0400), got "${loose}" with mode 0644` +
+          ` (run "chmod 600 ${loose}", or set REDIS_HA_ALLOW_INSECURE_KEY_FILE=1 to accept it)`,
+      ]);
+      const waived = buildConfig(withPatch(patch), { ...ENV, REDIS_HA_ALLOW_INSECURE_KEY_FILE: '1' });
+      expect((section === 'redis' ? waived.redis : waived.peerRedis).password).toBe('a-password');
+    },
+  );
+
+  it.each([
+    ['a FIFO', () => {
+      const path = join(dir, `fifo-${fileCount++}`);
+      execFileSync('mkfifo', ['-m', '600', path]);
+      return path;
+    }, 'a FIFO'],
+    ['a directory', () => dir, 'a directory'],
+    ['a character device', () => '/dev/null', 'a character device'],
+  ])('refuses %s as a password file without opening it', (_name, make, kind) => {
+    const path = make();
+    expect(problemsOf(() => buildConfig(withPatch({ redis: { password_file: path } }), ENV))).toEqual([
+      `redis.password_file: expected a readable file holding the Redis password, got "${path}" (${kind}, not a regular file)`,
     ]);
   });
 
@@ -609,5 +772,44 @@ describe('file problems', () => {
         ` (run "chmod 600 ${keyFile}", or set REDIS_HA_ALLOW_INSECURE_KEY_FILE=1 to accept it)`,
     ]);
     expect(loadConfig(EXAMPLE, { ...env, REDIS_HA_ALLOW_INSECURE_KEY_FILE: '1' }).advert.keys).toHaveLength(1);
+  });
+});
+
+describe('numbers are quoted as the operator wrote them', () => {
+  const keyEnv = { REDIS_HA_ADVERT_KEY: SECRET };
+  const head = 'node: { name: redis-a, address: 192.0.2.11, priority: PRIORITY }\npeer: { address: 192.0.2.12 }\nvip: { address: 192.0.2.100/24, interface: eth0 }\n';
+
+  it.each([
+    ['a huge number', '100000000000000000000000', 'node.priority: expected an integer from 1 to 254, got 100000000000000000000000'],
+    ['an exponent', '1e23', 'node.priority: expected an integer from 1 to 254, got 1e23'],
+    ['an exponent beyond a double', '1e999', 'node.priority: expected an integer from 1 to 254, got 1e999'],
+    ['YAML infinity', '.inf', 'node.priority: expected an integer from 1 to 254, got .inf'],
+    ['a fraction', '150.50', 'node.priority: expected an integer from 1 to 254, got 150.50'],
+    ['hexadecimal', '0x1FF', 'node.priority: expected an integer from 1 to 254, got 0x1FF'],
+    ['a negative number', '-0', 'node.priority: expected an integer from 1 to 254, got -0'],
+  ])('%s (%s)', (_name, written, problem) => {
+    const path = writeTemp('numbers.yaml', head.replace('PRIORITY', written));
+    expect(problemsOf(() => loadConfig(path, keyEnv))).toEqual([problem]);
+  });
+
+  it('in JSON too', () => {
+    const path = writeTemp(
+      'numbers.json',
+      JSON.stringify({ node: { name: 'redis-a', address: '192.0.2.11', priority: 0 }, peer: { address: '192.0.2.12' }, vip: { address: '192.0.2.100/24', interface: 'eth0' } })
+        .replace('"priority":0', '"priority":1e999'),
+    );
+    expect(problemsOf(() => loadConfig(path, keyEnv))).toEqual(['node.priority: expected an integer from 1 to 254, got 1e999']);
+  });
+
+  it('in a problem between two keys', () => {
+    const path = writeTemp('cross.yaml', `${head.replace('PRIORITY', '100')}health: { interval_ms: 5e2, timeout_ms: 0x3E8 }\n`);
+    expect(problemsOf(() => loadConfig(path, keyEnv))).toEqual(['health.timeout_ms: expected at most health.interval_ms (5e2), got 0x3E8']);
+  });
+
+  it('and from the environment, with the variable named', () => {
+    const path = writeTemp('env.yaml', head.replace('PRIORITY', '100'));
+    expect(problemsOf(() => loadConfig(path, { ...keyEnv, REDIS_HA_NODE_PRIORITY: '1e23' }))).toEqual([
+      'node.priority: expected an integer from 1 to 254, got "1e23" (from REDIS_HA_NODE_PRIORITY)',
+    ]);
   });
 });

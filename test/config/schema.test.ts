@@ -33,7 +33,7 @@ describe('schema', () => {
     registerFormats();
     const config = buildConfig(
       { node: { name: 'a', address: '192.0.2.11' }, peer: { address: '192.0.2.12' }, vip: { address: '192.0.2.100/24', interface: 'eth0' } },
-      { REDIS_HA_ADVERT_KEY: 'x'.repeat(16) },
+      { REDIS_HA_ADVERT_KEY: 'e3b0c44298fc1c149afbf4c8996fb924' },
     );
     expect(config.node.name).toBe('a');
   });

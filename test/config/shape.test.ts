@@ -133,7 +133,7 @@ describe('RawConfig, derived from the schema', () => {
 describe('a loaded Config', () => {
   const config = buildConfig(
     { node: { name: 'a', address: '192.0.2.11' }, peer: { address: '192.0.2.12' }, vip: { address: '192.0.2.100/24', interface: 'eth0' } },
-    { REDIS_HA_ADVERT_KEY: 'x'.repeat(16) },
+    { REDIS_HA_ADVERT_KEY: 'e3b0c44298fc1c149afbf4c8996fb924' },
   );
   const departures = CONFIG_DEPARTURES as Readonly<Record<string, { converted: readonly string[]; added: readonly string[] }>>;
 

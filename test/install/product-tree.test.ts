@@ -7,8 +7,13 @@
  * nor runs npm ci, and the installed program itself generates the advert key, which
  * shows that it runs without the tools. install.test.ts runs the same check after a
  * real install into a fresh Debian root.
+ *
+ * The root's path holds a quote and a command substitution: install.sh once built its
+ * clean-up commands for eval from it, so the install ran `touch` from the path. And the
+ * launcher it writes runs the Node.js chosen at install time by its absolute path, never
+ * a `node` found first in PATH.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,7 +64,13 @@ describe('npm pack', () => {
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) announceSkip('test/install/product-tree.test.ts (install.sh --root into a temp root)', 'not root (install.sh creates an account in the root with useradd --root)');
 
+/** The Node.js version install.sh pins (the one it keeps in the prefix without fetching it again). */
+const PINNED_NODE = /^NODE_VERSION=(\S+)$/m.exec(readFileSync(join(PROJECT_ROOT, 'scripts/install.sh'), 'utf8'))?.[1] ?? 'unknown';
+/** A path component that runs `touch pwned` if it is ever pasted into shell code. */
+const HOSTILE_NAME = `root'$(touch pwned)'"\`touch pwned2\`"`;
+
 describe.skipIf(!isRoot)('install.sh --root into an empty root', () => {
+  let work = '';
   let root = '';
   let install: RunResult;
   const prefix = (): string => join(root, PREFIX);
@@ -72,26 +83,33 @@ describe.skipIf(!isRoot)('install.sh --root into an empty root', () => {
         throw new Error(`${built} is missing: run \`npm run build\` before this test (scripts/test.sh does)`);
       }
     }
-    root = mkdtempSync(join(tmpdir(), 'redis-ha-tree-'));
+    work = mkdtempSync(join(tmpdir(), 'redis-ha-tree-'));
+    root = join(work, HOSTILE_NAME);
     // The account files useradd --root edits.
-    mkdirSync(join(root, 'etc'));
+    mkdirSync(join(root, 'etc'), { recursive: true });
     for (const file of ['passwd', 'group', 'shadow', 'gshadow']) writeFileSync(join(root, 'etc', file), '');
-    // An earlier install: its Node.js and its production node_modules, up to date with the lock.
+    // An earlier install: its Node.js (the pinned version, as far as install.sh can tell)
+    // and its production node_modules, up to date with the lock.
     mkdirSync(join(prefix(), 'node/bin'), { recursive: true });
-    links.push(join(prefix(), 'node/bin/node'), join(prefix(), 'node_modules'));
-    symlinkSync(process.execPath, links[0]!);
-    symlinkSync(join(PROJECT_ROOT, 'node_modules'), links[1]!);
+    writeFileSync(
+      join(prefix(), 'node/bin/node'),
+      `#!/bin/sh\n[ "$1" = --version ] && { echo v${PINNED_NODE}; exit 0; }\nexec '${process.execPath}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    links.push(join(prefix(), 'node_modules'));
+    symlinkSync(join(PROJECT_ROOT, 'node_modules'), links[0]!);
     copyFileSync(join(PROJECT_ROOT, 'package.json'), join(prefix(), 'package.json'));
     copyFileSync(join(PROJECT_ROOT, 'package-lock.json'), join(prefix(), 'package-lock.json'));
     copyFileSync(join(PROJECT_ROOT, 'package-lock.json'), join(prefix(), '.installed-package-lock.json'));
 
     install = await run('bash', [join(PROJECT_ROOT, 'scripts/install.sh'), '--root', root, '--no-packages', '--no-start'], {
+      cwd: work,
       timeoutMs: STEP_TIMEOUT_MS,
     });
   }, STEP_TIMEOUT_MS);
 
   afterAll(() => {
-    if (root === '') return;
+    if (work === '') return;
     for (const link of links) {
       try {
         unlinkSync(link);
@@ -99,7 +117,7 @@ describe.skipIf(!isRoot)('install.sh --root into an empty root', () => {
         // Not created.
       }
     }
-    rmSync(root, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
   });
 
   it('installs, and the installed program runs (it generated the advert key)', () => {
@@ -107,6 +125,29 @@ describe.skipIf(!isRoot)('install.sh --root into an empty root', () => {
     expect(install.stdout).toMatch(/production node_modules up to date/);
     expect(install.stdout).toMatch(/created the advert key/);
     expect(existsSync(join(prefix(), 'dist/cli/main.js'))).toBe(true);
+  });
+
+  it('runs nothing its --root path spells (no eval of clean-up strings)', () => {
+    expect(install.status, describeRun('install.sh', install)).toBe(0);
+    expect(readdirSync(work).sort()).toEqual([HOSTILE_NAME]);
+    expect(readdirSync(join(root, 'etc/redis-ha')).filter((name) => name.startsWith('.advert.key.'))).toEqual([]);
+  });
+
+  it('writes a launcher that runs the Node.js chosen at install time, not the first node in PATH', async () => {
+    const launcher = join(root, 'usr/local/bin/redis-ha');
+    const text = readFileSync(launcher, 'utf8');
+    expect(text).toContain(`node='${PREFIX}/node/bin/node'`);
+    expect(text).not.toMatch(/command -v|\bwhich\b/);
+    expect(install.stdout).toContain(`launcher ${launcher} (Node.js ${PREFIX}/node/bin/node)`);
+    // Run here, outside the root, that node does not exist: the launcher must say so and
+    // stop, not fall back to a node from PATH (this one leaves a mark if it is run).
+    const bin = join(work, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'node'), `#!/bin/sh\ntouch '${join(work, 'path-node-ran')}'\necho v22.0.0\n`, { mode: 0o755 });
+    const result = await run('sh', [launcher, '--version'], { env: { PATH: `${bin}:/usr/bin:/bin` } });
+    expect(result.status, describeRun('launcher', result)).toBe(69);
+    expect(result.stderr).toContain(`redis-ha: ${PREFIX}/node/bin/node is not Node.js >= 20 (got nothing): run scripts/install.sh again`);
+    expect(existsSync(join(work, 'path-node-ran'))).toBe(false);
   });
 
   it('installs no lab or benchmark code', () => {

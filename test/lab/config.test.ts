@@ -59,7 +59,7 @@ describe('labNodeConfig', () => {
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'redis-ha-labconfig-'));
-    writeFileSync(join(dir, 'advert.key'), `1 ${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, 'advert.key'), `1 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n`, { mode: 0o600 });
     writeFileSync(join(dir, 'redis.password'), 'secret', { mode: 0o600 });
   });
 
