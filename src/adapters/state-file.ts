@@ -150,3 +150,23 @@ export async function saveState(path: string, state: PersistedState): Promise<vo
     await dir.close();
   }
 }
+
+/** Writes (part of) the state: the rest keeps its last value. Resolves once on disk. */
+export type StateWriter = (s: Partial<PersistedState>) => Promise<void>;
+
+/**
+ * The daemon's writer: writes one after the other, each resolving once it is on disk; a
+ * failed write rejects (the core hears of it and retries) and never blocks the writes
+ * after it, each of which carries everything written or asked for so far.
+ */
+export function stateWriter(path: string, persisted: PersistedState): StateWriter {
+  let saved = persisted;
+  let chain: Promise<void> = Promise.resolve();
+  return (s) => {
+    saved = { ...saved, ...s };
+    const snapshot = saved;
+    const write = chain.catch(() => undefined).then(() => saveState(path, snapshot));
+    chain = write;
+    return write;
+  };
+}

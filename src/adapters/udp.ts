@@ -483,7 +483,10 @@ export class AdvertTransport {
       entry.suppressed++;
       return;
     }
-    this.logger.warn({ ...fields, suppressed: entry?.suppressed ?? 0 }, message);
+    // `not-fresh` is expected for one advert interval whenever either daemon restarts (the
+    // two learn each other's run); only a count that keeps rising is worth attention.
+    const level = key === 'not-fresh' ? 'info' : 'warn';
+    this.logger[level]({ ...fields, suppressed: entry?.suppressed ?? 0 }, message);
     this.rateLimits.set(key, { lastLoggedAt: now, suppressed: 0 });
   }
 }

@@ -19,7 +19,7 @@ import { AuditLog } from '../adapters/audit.js';
 import { ControlServer } from '../adapters/control-socket.js';
 import { readLinkState } from '../adapters/link.js';
 import { RedisControl } from '../adapters/redis/index.js';
-import { saveState, type PersistedState } from '../adapters/state-file.js';
+import { stateWriter, type PersistedState, type StateWriter } from '../adapters/state-file.js';
 import { AdvertTransport } from '../adapters/udp.js';
 import { LinuxVip } from '../adapters/vip.js';
 import { systemdNotifier } from '../adapters/sd-notify.js';
@@ -50,7 +50,7 @@ export async function runDaemon(configPath: string): Promise<number> {
   const service = new ServiceNotifier(systemdNotifier(logger.child({ component: 'systemd' })));
   checkTiming(config, logger);
   const persisted = await recordBoot(config);
-  const persist = stateWriter(config, persisted);
+  const persist = stateWriter(config.state.path, persisted);
   const a = await openAdapters(config, persisted, persist, logger);
 
   const clock = monotonicClock();
@@ -209,25 +209,6 @@ function handleSignals(config: Config, runtime: Runtime, audit: AuditLog, logger
       .catch((error: unknown) => logger.warn({ err: error }, 'restart-in-place marker not written: ExecStopPost will remove the VIP'))
       .then(() => runtime.dispatch({ type: 'detach-requested' }));
   });
-}
-
-/**
- * The state file's writer for the `persist-state` effect: writes one after the other,
- * each resolving once it is on disk; a failed write rejects (the core hears of it) and
- * never blocks the writes after it.
- */
-type StateWriter = (s: Partial<PersistedState>) => Promise<void>;
-
-function stateWriter(config: Config, persisted: PersistedState): StateWriter {
-  let saved = persisted;
-  let chain: Promise<void> = Promise.resolve();
-  return (s) => {
-    saved = { ...saved, ...s };
-    const snapshot = saved;
-    const write = chain.catch(() => undefined).then(() => saveState(config.state.path, snapshot));
-    chain = write;
-    return write;
-  };
 }
 
 function switchoverBounds(config: Config): { method: Config['switchover']['method']; maxLagBytes: number; maxAckAgeS: number } {

@@ -2,12 +2,12 @@
  * The persisted state: round trip, fresh node, old files, and anything else refused
  * loudly with the field, what was expected and what was found (never read as epoch 0).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadState, parseState, saveState, type PersistedState } from '../../src/adapters/state-file.js';
+import { loadState, parseState, saveState, stateWriter, type PersistedState } from '../../src/adapters/state-file.js';
 import { EPOCH_CEILING } from '../../src/core/epoch.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'rh-state-'));
@@ -91,5 +91,20 @@ describe('state file', () => {
       expect(parsed.knownEpoch).toBeLessThanOrEqual(EPOCH_CEILING);
       expect(Number.isSafeInteger(parsed.maintenance.gen)).toBe(true);
     }), { numRuns: 2000 });
+  });
+
+  it('the writer: a write that fails (the directory is not there) does not block later ones, which carry everything', async () => {
+    // Not a permission trick (root ignores modes): the state directory's path is a file.
+    const base = join(dir, 'flaky');
+    await writeFile(base, 'not a directory');
+    const path = join(base, 'state.json');
+    const write = stateWriter(path, FRESH);
+    await expect(write({ epoch: 3, knownEpoch: 3 })).rejects.toThrow(/EEXIST|ENOTDIR/);
+    // The disk is back: the retry (and any later write) lands, with the epoch of the failed one.
+    await rm(base);
+    await mkdir(base);
+    await write({ maintenance: { on: true, gen: 1 } });
+    expect(await loadState(path)).toMatchObject({ epoch: 3, knownEpoch: 3, maintenance: { on: true, gen: 1 } });
+    expect(JSON.parse(await readFile(path, 'utf8'))).toMatchObject({ epoch: 3 });
   });
 });
