@@ -280,7 +280,7 @@ export class AuditLog {
           this.logger.warn({ path: this.path, fileSeq: tail.head.seq, memorySeq: this.chainHead.seq }, 'audit log file ends elsewhere than expected');
         }
         // An edited last line still carries the hash the next record must chain onto; verify reports the edit.
-        if (tail.edited) this.logger.warn({ path: this.path, seq: tail.head.seq }, 'audit log last record was edited');
+        if (tail.edited) this.warnEdited(this.path, tail);
         this.noteMode(tail.keyed, tail.head.seq);
         this.chainHead = tail.head;
         return;
@@ -292,6 +292,12 @@ export class AuditLog {
         return;
       }
     }
+  }
+
+  /** A last record whose link does not match its text; a keyed one may also come from before a key change. */
+  private warnEdited(path: string, tail: { readonly head: ChainHead; readonly keyed: boolean }): void {
+    if (tail.keyed) this.logger.warn({ path, seq: tail.head.seq }, 'audit log last record was edited, or keyed with another key (a key change)');
+    else this.logger.warn({ path, seq: tail.head.seq }, 'audit log last record was edited');
   }
 
   /** Logs a change of mode between the chain found and this writer: keyed from here on, or a downgrade verify will report. */
@@ -324,7 +330,7 @@ export class AuditLog {
       case 'empty':
         return;
       case 'record':
-        if (tail.edited) this.logger.warn({ path, seq: tail.head.seq }, 'audit log last record was edited');
+        if (tail.edited) this.warnEdited(path, tail);
         this.noteMode(tail.keyed, tail.head.seq);
         this.chainHead = tail.head;
         this.logger.info({ path: this.path, from: path, seq: tail.head.seq }, 'audit chain continued from the rotated file');
