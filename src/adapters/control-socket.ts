@@ -136,10 +136,8 @@ export class ControlServer {
     this.path = options.path;
     this.mode = options.mode ?? DEFAULT_MODE;
     this.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    this.reservedConnections = Math.min(
-      options.reservedConnections ?? Math.min(DEFAULT_RESERVED_CONNECTIONS, this.maxConnections - 1),
-      this.maxConnections - 1,
-    );
+    // At least one slot stays open to everyone; a negative or oversized reserve is clamped.
+    this.reservedConnections = Math.max(0, Math.min(options.reservedConnections ?? DEFAULT_RESERVED_CONNECTIONS, this.maxConnections - 1));
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.logger = options.logger;
     this.warnings = new ThrottledWarnings(this.logger, options.warningIntervalMs ?? WARNING_INTERVAL_MS);
