@@ -131,6 +131,8 @@ export class ControlServer {
   private readonly serving = new Set<Socket>();
   /** The unprivileged part of `serving`, for the reserved slots. */
   private readonly servingUnprivileged = new Set<Socket>();
+  /** Admissions in accept order; the chain never rejects. */
+  private admissions: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ControlServerOptions) {
     this.path = options.path;
@@ -296,10 +298,17 @@ export class ControlServer {
     // SO_PEERCRED is read now (the addon call is synchronous, before the client can go
     // away); the request is not read until the caller has a slot (scenario 2).
     const timer = deadline;
-    void peerCredentials(socket).then(
-      (found) => this.admit(socket, line, timer, { credentials: found, credentialError: null }),
-      (error: unknown) => this.admit(socket, line, timer, { credentials: null, credentialError: errorMessage(error) }),
+    const credentials = peerCredentials(socket).then(
+      (found): CredentialResult => ({ credentials: found, credentialError: null }),
+      (error: unknown): CredentialResult => ({ credentials: null, credentialError: errorMessage(error) }),
     );
+    // Slots go in the order connections were accepted, however long each lookup takes.
+    this.admissions = this.admissions
+      .then(async () => this.admit(socket, line, timer, await credentials))
+      .catch((error: unknown) => {
+        this.logger.error({ err: error }, 'control connection not admitted');
+        socket.destroy();
+      });
   }
 
   /** Gives the caller a slot (or turns it away) and starts reading its request. */
