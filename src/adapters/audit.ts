@@ -18,6 +18,18 @@
  *     daemon: the chain goes on from the last good record it knows (or from zeros) and
  *     an `audit-chain-restarted` record says why, so verify shows one explicit break.
  *
+ * Keyed chain and anchors (issue 10, item 6): with `audit.key_file` set, records are
+ * keyed (HMAC-SHA256 under that key, see `chain.ts`), so only the daemon can write a
+ * record that verifies. The chain head (`seq:link`) is logged to the daemon log (the
+ * journal), which the log's writers cannot rewrite: at open, at close, and within
+ * `ANCHOR_INTERVAL_MS` of any record. `redis-ha audit verify --anchor SEQ:HASH` checks
+ * the file against one of those lines.
+ *
+ * No request can blank or bloat a record: data that cannot be serialised, or whose
+ * line would be over `MAX_RECORD_BYTES`, is written as a bounded, flattened copy
+ * (`src/audit/bound.ts`) that keeps every top-level field it can, with `recordCut`
+ * saying what was left out.
+ *
  * Operational logs go through pino; this file is the durable trail an operator reads
  * after an incident, so a failed write is logged loudly but never stops the daemon.
  */
@@ -33,9 +45,12 @@ import {
   parseLine,
   type ChainHead,
   type ChainedRecord,
+  type ParsedRecordLine,
 } from '../audit/chain.js';
+import { flattenBounded, RECORD_LIMITS } from '../audit/bound.js';
+import { readAuditKey } from '../audit/key.js';
 import type { Logger } from '../logger.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, EXIT_CONFIG, FatalError, RedisHaError } from '../errors.js';
 
 /** One audit line: the chain's keys, wall-clock ISO 8601 `time`, and the event's own data. */
 export type AuditRecord = ChainedRecord;
@@ -49,11 +64,25 @@ const NEWLINE = 0x0a;
 const GZIP_MAGIC = [0x1f, 0x8b] as const;
 /** Where logrotate put the file before this one: plain first (delaycompress), then compressed. */
 const PREVIOUS_SUFFIXES = ['.1', '.1.gz'] as const;
+/** Largest record line written as it is; a larger one is written bounded (`RECORD_LIMITS`). */
+export const MAX_RECORD_BYTES = 16 * 1024;
+/** The chain head is logged at most this long after a record is written. */
+export const ANCHOR_INTERVAL_MS = 60_000;
+
+/** Options of `AuditLog`. */
+export interface AuditLogOptions {
+  /** Wall clock for the records' `time`; default `new Date()`. */
+  readonly clock?: () => Date;
+  /** The key of a keyed chain (`audit.key_file`); `null` or absent: unkeyed. */
+  readonly key?: Buffer | null;
+  /** How long after a record the chain head is logged at the latest; default `ANCHOR_INTERVAL_MS`. */
+  readonly anchorIntervalMs?: number;
+}
 
 /** What the tail of an existing file says about the chain. */
 type TailState =
   | { readonly kind: 'empty' }
-  | { readonly kind: 'record'; readonly head: ChainHead; readonly edited: boolean }
+  | { readonly kind: 'record'; readonly head: ChainHead; readonly edited: boolean; readonly keyed: boolean }
   | { readonly kind: 'damaged'; readonly reason: string; readonly lastGood: ChainHead | null };
 
 /** Serialised appends with fsync; safe to call without awaiting (order is preserved). */
@@ -66,17 +95,51 @@ export class AuditLog {
   private chainHead: ChainHead = GENESIS_HEAD;
   /** A restart record to write before the next record (set by `open()` on a damaged tail). */
   private pendingRestart: Readonly<Record<string, unknown>> | null = null;
+  private readonly clock: () => Date;
+  private readonly key: Buffer | null;
+  private readonly anchorIntervalMs: number;
+  /** Pending log of the chain head after records were written; `null` when none is due. */
+  private anchorTimer: NodeJS.Timeout | null = null;
+  /** The head last logged, so an unchanged head is not logged again. */
+  private anchoredSeq = -1;
 
   constructor(
     private readonly path: string,
     private readonly node: string,
     private readonly logger: Logger,
-    private readonly clock: () => Date = () => new Date(),
-  ) {}
+    options: AuditLogOptions | (() => Date) = {},
+  ) {
+    const o = typeof options === 'function' ? { clock: options } : options;
+    this.clock = o.clock ?? (() => new Date());
+    this.key = o.key ?? null;
+    this.anchorIntervalMs = o.anchorIntervalMs ?? ANCHOR_INTERVAL_MS;
+  }
+
+  /**
+   * The daemon's audit log from `audit.path` and `audit.key_file` ("" for none). Throws
+   * `FatalError` when the key file is set but unusable (missing, readable by others, not a key).
+   */
+  static fromConfig(audit: { readonly path: string; readonly keyFile: string }, node: string, logger: Logger): AuditLog {
+    let key: Buffer | null = null;
+    if (audit.keyFile !== '') {
+      try {
+        key = readAuditKey(audit.keyFile, { what: 'audit.key_file', requirePrivate: true });
+      } catch (error) {
+        if (!(error instanceof RedisHaError)) throw error;
+        throw new FatalError('AUDIT_KEY_INVALID', error.message, EXIT_CONFIG, { cause: error });
+      }
+    }
+    return new AuditLog(audit.path, node, logger, { key });
+  }
 
   /** The last record written (seq 0 and 64 zeros before the first one ever). */
   get head(): ChainHead {
     return this.chainHead;
+  }
+
+  /** Whether records are keyed (`audit.key_file` is set). */
+  get keyed(): boolean {
+    return this.key !== null;
   }
 
   /**
@@ -96,6 +159,7 @@ export class AuditLog {
       this.pendingRestart = { reason: `could not read the end of the existing file: ${errorMessage(error)}`, lastGoodSeq: this.chainHead.seq };
     }
     this.handle = handle;
+    this.logAnchor('open');
   }
 
   /** Queues one record; resolves when it is on disk (or its write failed and was logged). */
@@ -116,6 +180,7 @@ export class AuditLog {
         await this.write(event, time, data);
         written = true;
         await this.handle!.sync();
+        this.scheduleAnchor();
       } catch (error) {
         this.failures++;
         if (!written) this.lost++;
@@ -143,33 +208,66 @@ export class AuditLog {
     return this.queue;
   }
 
-  /** Waits for queued records, then closes. */
+  /** Waits for queued records, then closes; the chain head goes to the daemon log (the last anchor). */
   async close(): Promise<void> {
     await this.queue;
     await this.handle?.close();
     this.handle = null;
+    if (this.anchorTimer) clearTimeout(this.anchorTimer);
+    this.anchorTimer = null;
+    this.logAnchor('close');
   }
 
   /** Formats and appends one record (the caller fsyncs); advances the head only once the line is in the file. */
   private async write(event: string, time: string, data: Readonly<Record<string, unknown>>): Promise<void> {
+    const header = { time, node: this.node, event };
     let formatted;
+    let cutReason: string | null = null;
     try {
-      formatted = formatRecord(this.chainHead, { time, node: this.node, event }, data);
+      formatted = formatRecord(this.chainHead, header, data, this.key);
+      if (Buffer.byteLength(formatted.line) > MAX_RECORD_BYTES) cutReason = `larger than ${MAX_RECORD_BYTES} bytes`;
     } catch (error) {
-      // A cycle in the data: keep the event (and the chain) with a note instead of the data.
-      formatted = formatRecord(this.chainHead, { time, node: this.node, event }, { unserialisable: errorMessage(error) });
+      // A cycle, or nesting deeper than the stack: what can be kept is kept, flattened.
+      cutReason = `not serialisable (${errorMessage(error)})`;
+    }
+    if (cutReason !== null || !formatted) {
+      const bounded = flattenBounded(data, RECORD_LIMITS);
+      formatted = formatRecord(this.chainHead, header, { ...bounded.value, recordCut: { reason: cutReason, ...bounded.cut } }, this.key);
+      this.logger.warn({ event, reason: cutReason, cut: bounded.cut }, 'audit record written bounded');
     }
     await this.handle!.appendFile(`${formatted.line}\n`, 'utf8');
     this.chainHead = formatted.head;
   }
 
+  /** Logs the head within `anchorIntervalMs` of a record: one line for a burst, none while idle. */
+  private scheduleAnchor(): void {
+    if (this.anchorTimer) return;
+    this.anchorTimer = setTimeout(() => {
+      this.anchorTimer = null;
+      this.logAnchor('interval');
+    }, this.anchorIntervalMs);
+    this.anchorTimer.unref();
+  }
+
+  /**
+   * The chain head for the daemon log (the journal): a line an operator can give to
+   * `redis-ha audit verify --anchor`, kept where the audit file's writers cannot edit it.
+   */
+  private logAnchor(when: 'open' | 'interval' | 'close'): void {
+    const { seq, hash } = this.chainHead;
+    if (seq === 0 || seq === this.anchoredSeq) return;
+    this.anchoredSeq = seq;
+    this.logger.info({ anchor: `${seq}:${hash}`, seq, keyed: this.key !== null, when, path: this.path }, 'audit chain head');
+  }
+
   private async recoverHead(handle: FileHandle): Promise<void> {
-    let tail = await readTailState(handle);
+    const keys = this.key ? [this.key] : [];
+    let tail = await readTailState(handle, keys);
     if (tail.kind === 'damaged' && tail.reason === TRUNCATED) {
       // Terminate the partial line so our first record starts on a line of its own.
       await handle.appendFile('\n', 'utf8');
       await handle.sync();
-      tail = await readTailState(handle);
+      tail = await readTailState(handle, keys);
       if (tail.kind === 'damaged') tail = { ...tail, reason: `${tail.reason} (${TRUNCATED})` };
     }
     switch (tail.kind) {
@@ -182,7 +280,8 @@ export class AuditLog {
           this.logger.warn({ path: this.path, fileSeq: tail.head.seq, memorySeq: this.chainHead.seq }, 'audit log file ends elsewhere than expected');
         }
         // An edited last line still carries the hash the next record must chain onto; verify reports the edit.
-        if (tail.edited) this.logger.warn({ path: this.path, seq: tail.head.seq }, 'audit log last record was edited');
+        if (tail.edited) this.warnEdited(this.path, tail);
+        this.noteMode(tail.keyed, tail.head.seq);
         this.chainHead = tail.head;
         return;
       case 'damaged': {
@@ -195,6 +294,21 @@ export class AuditLog {
     }
   }
 
+  /** A last record whose link does not match its text; a keyed one may also come from before a key change. */
+  private warnEdited(path: string, tail: { readonly head: ChainHead; readonly keyed: boolean }): void {
+    if (tail.keyed) this.logger.warn({ path, seq: tail.head.seq }, 'audit log last record was edited, or keyed with another key (a key change)');
+    else this.logger.warn({ path, seq: tail.head.seq }, 'audit log last record was edited');
+  }
+
+  /** Logs a change of mode between the chain found and this writer: keyed from here on, or a downgrade verify will report. */
+  private noteMode(tailKeyed: boolean, seq: number): void {
+    if (tailKeyed && !this.key) {
+      this.logger.warn({ path: this.path, seq }, 'audit chain is keyed but audit.key_file is not set: the next records are unkeyed, and audit verify reports a downgrade');
+    } else if (!tailKeyed && this.key) {
+      this.logger.info({ path: this.path, fromSeq: seq + 1 }, 'audit chain keyed from the next record on');
+    }
+  }
+
   /**
    * Takes the head from the last record of the rotated file before this one, when the
    * current file is empty and no head is held in memory (a restart right after
@@ -204,7 +318,7 @@ export class AuditLog {
   private async recoverFromPrevious(): Promise<void> {
     let found: { path: string; tail: TailState } | null;
     try {
-      found = await readPreviousTail(this.path);
+      found = await readPreviousTail(this.path, this.key ? [this.key] : []);
     } catch (error) {
       this.logger.warn({ err: error, path: this.path }, 'audit log previous file unreadable');
       this.pendingRestart = { reason: `the file is empty and the end of the rotated file before it could not be read: ${errorMessage(error)}`, lastGoodSeq: 0 };
@@ -216,7 +330,8 @@ export class AuditLog {
       case 'empty':
         return;
       case 'record':
-        if (tail.edited) this.logger.warn({ path, seq: tail.head.seq }, 'audit log last record was edited');
+        if (tail.edited) this.warnEdited(path, tail);
+        this.noteMode(tail.keyed, tail.head.seq);
         this.chainHead = tail.head;
         this.logger.info({ path: this.path, from: path, seq: tail.head.seq }, 'audit chain continued from the rotated file');
         return;
@@ -238,7 +353,7 @@ const TRUNCATED = 'the file does not end with a newline (a write was interrupted
  * when there is none. Plain text is read from its end; gzip (by content, not name) is
  * streamed through zlib keeping only the last lines, so memory stays bounded by a line.
  */
-async function readPreviousTail(path: string): Promise<{ path: string; tail: TailState } | null> {
+async function readPreviousTail(path: string, keys: readonly Buffer[]): Promise<{ path: string; tail: TailState } | null> {
   for (const suffix of PREVIOUS_SUFFIXES) {
     const previous = `${path}${suffix}`;
     let handle: FileHandle;
@@ -252,7 +367,7 @@ async function readPreviousTail(path: string): Promise<{ path: string; tail: Tai
       const magic = Buffer.alloc(GZIP_MAGIC.length);
       const { bytesRead } = await handle.read(magic, 0, magic.length, 0);
       const gzip = bytesRead === magic.length && magic[0] === GZIP_MAGIC[0] && magic[1] === GZIP_MAGIC[1];
-      return { path: previous, tail: gzip ? await readGzipTailState(previous) : await readTailState(handle) };
+      return { path: previous, tail: gzip ? await readGzipTailState(previous, keys) : await readTailState(handle, keys) };
     } finally {
       await handle.close();
     }
@@ -261,7 +376,7 @@ async function readPreviousTail(path: string): Promise<{ path: string; tail: Tai
 }
 
 /** `readTailState` for a gzip file: decompressed as a stream, remembering the last line and the last good record. */
-async function readGzipTailState(path: string): Promise<TailState> {
+async function readGzipTailState(path: string, keys: readonly Buffer[]): Promise<TailState> {
   const raw = createReadStream(path);
   const gunzip = createGunzip();
   raw.on('error', (error) => gunzip.destroy(error));
@@ -278,9 +393,15 @@ async function readGzipTailState(path: string): Promise<TailState> {
   }
   if (splitter.pending) return { kind: 'damaged', reason: TRUNCATED, lastGood: (lastLine === null ? null : headOf(lastLine)) ?? lastGood };
   if (lastLine === null) return { kind: 'empty' };
-  const parsed = parseLine(lastLine);
-  if (parsed.ok) return { kind: 'record', head: { seq: parsed.record.seq, hash: parsed.hash }, edited: parsed.hash !== parsed.computedHash };
+  const parsed = parseLine(lastLine, keys);
+  if (parsed.ok) return recordTail(parsed);
   return { kind: 'damaged', reason: parsed.reason, lastGood };
+}
+
+/** The tail state of a last line that is a record; an unchecked keyed record (no key) counts as unedited. */
+function recordTail(parsed: ParsedRecordLine): TailState {
+  const edited = parsed.computedHash !== null && parsed.hash !== parsed.computedHash;
+  return { kind: 'record', head: { seq: parsed.record.seq, hash: parsed.hash }, edited, keyed: parsed.keyed };
 }
 
 /** The chain head a line carries, if it is a record. */
@@ -294,7 +415,7 @@ function headOf(line: string): ChainHead | null {
  * Reads only the end of the file: the last complete line, growing the window while the
  * line is longer than it, and the last good record within the window if that line is damaged.
  */
-async function readTailState(handle: FileHandle): Promise<TailState> {
+async function readTailState(handle: FileHandle, keys: readonly Buffer[]): Promise<TailState> {
   const { size } = await handle.stat();
   if (size === 0) return { kind: 'empty' };
   const last = Buffer.alloc(1);
@@ -311,8 +432,8 @@ async function readTailState(handle: FileHandle): Promise<TailState> {
       if (window >= TAIL_MAX_BYTES) return { kind: 'damaged', reason: `last line longer than ${TAIL_MAX_BYTES} bytes`, lastGood: null };
       continue;
     }
-    const parsed = parseLine(complete[complete.length - 1]!);
-    if (parsed.ok) return { kind: 'record', head: { seq: parsed.record.seq, hash: parsed.hash }, edited: parsed.hash !== parsed.computedHash };
+    const parsed = parseLine(complete[complete.length - 1]!, keys);
+    if (parsed.ok) return recordTail(parsed);
     let lastGood: ChainHead | null = null;
     for (let i = complete.length - 2; i >= 0 && !lastGood; i--) {
       const earlier = parseLine(complete[i]!);

@@ -15,6 +15,16 @@
  *
  * A reply can take as long as a switchover (tens of seconds), so only the wait for the
  * request line is timed; once a request is in, the connection stays until the reply.
+ *
+ * Anyone who may open the socket could otherwise hold it shut (issue 10, item 4):
+ *   1. a client trickling one byte at a time: the wait for the request line is a total
+ *      deadline from accept, not an idle timeout that every byte resets;
+ *   2. a client opening every slot: of `maxConnections`, `reservedConnections` are kept
+ *      for privileged callers (root, the daemon's uid, control.group), decided from
+ *      SO_PEERCRED before a byte of the request is read, so `status`, `switchover` and
+ *      `maintenance` from an operator always find a slot;
+ *   3. a flood of turned-away, timed-out or malformed connections: each of those warnings
+ *      is logged at most once per interval, with the count of the ones held back.
  */
 import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
@@ -29,8 +39,14 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 export const MAX_REPLY_BYTES = 4 * 1024 * 1024;
 
 const DEFAULT_MODE = 0o660;
-const DEFAULT_MAX_CONNECTIONS = 16;
-const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+/** Connections served at once (privileged and not). */
+export const DEFAULT_MAX_CONNECTIONS = 16;
+/** Of `DEFAULT_MAX_CONNECTIONS`, how many an unprivileged caller can never take. */
+export const DEFAULT_RESERVED_CONNECTIONS = 4;
+/** Total time from accept to a complete request line; the CLI sends its line at once. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/** A repeated warning (turned away, timed out, malformed) is logged at most once per interval. */
+export const WARNING_INTERVAL_MS = 60_000;
 const PARENT_DIRECTORY_MODE = 0o755;
 /** How long `start()` waits to learn whether an existing socket has a listener. */
 const PROBE_TIMEOUT_MS = 2_000;
@@ -77,8 +93,15 @@ export interface ControlServerOptions {
   readonly handler: ControlHandler;
   /** Connections served at once; extra ones get an error reply. Default 16. */
   readonly maxConnections?: number;
-  /** How long a client has to send its request line; default 10 000 ms. */
-  readonly idleTimeoutMs?: number;
+  /**
+   * Of `maxConnections`, how many only privileged callers (root, the daemon's uid,
+   * control.group) may take. Default 4; at most `maxConnections - 1`.
+   */
+  readonly reservedConnections?: number;
+  /** Total time a client has, from accept, to send its whole request line; default 5 000 ms. */
+  readonly requestTimeoutMs?: number;
+  /** Interval of the rate-limited warnings; default 60 000 ms. */
+  readonly warningIntervalMs?: number;
 }
 
 /** The client could not get a reply from the daemon. `code` says why; the message is for operators. */
@@ -93,8 +116,10 @@ export class ControlServer {
   private readonly path: string;
   private readonly mode: number;
   private readonly maxConnections: number;
-  private readonly idleTimeoutMs: number;
+  private readonly reservedConnections: number;
+  private readonly requestTimeoutMs: number;
   private readonly logger: Logger;
+  private readonly warnings: ThrottledWarnings;
   private server: Server | null = null;
   /** Inode of the socket we created, so `stop()` never unlinks another daemon's socket. */
   private socketInode: bigint | null = null;
@@ -104,13 +129,25 @@ export class ControlServer {
   private readonly connections = new Set<Socket>();
   /** Connections being served (not those turned away), for the limit. */
   private readonly serving = new Set<Socket>();
+  /** The unprivileged part of `serving`, for the reserved slots. */
+  private readonly servingUnprivileged = new Set<Socket>();
+  /** Admissions in accept order; the chain never rejects. */
+  private admissions: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ControlServerOptions) {
     this.path = options.path;
     this.mode = options.mode ?? DEFAULT_MODE;
     this.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    // At least one slot stays open to everyone; a negative or oversized reserve is clamped.
+    this.reservedConnections = Math.max(0, Math.min(options.reservedConnections ?? DEFAULT_RESERVED_CONNECTIONS, this.maxConnections - 1));
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.logger = options.logger;
+    this.warnings = new ThrottledWarnings(this.logger, options.warningIntervalMs ?? WARNING_INTERVAL_MS);
+  }
+
+  /** Slots an unprivileged caller may hold at once. */
+  private get unprivilegedLimit(): number {
+    return this.maxConnections - this.reservedConnections;
   }
 
   /**
@@ -175,6 +212,7 @@ export class ControlServer {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.connections) socket.destroy();
     await closed;
+    this.warnings.flush();
     // libuv unlinks the path on close already; this covers a path renamed or re-created meanwhile.
     try {
       const stats = await lstat(this.path, { bigint: true });
@@ -237,55 +275,90 @@ export class ControlServer {
 
   private accept(socket: Socket): void {
     this.connections.add(socket);
+    let deadline: NodeJS.Timeout | undefined;
     socket.once('close', () => {
+      clearTimeout(deadline);
       this.connections.delete(socket);
       this.serving.delete(socket);
+      this.servingUnprivileged.delete(socket);
     });
     socket.on('error', (error) => this.logger.debug({ err: error }, 'control connection error'));
     if (this.stopping) {
       socket.destroy();
       return;
     }
-    if (this.serving.size >= this.maxConnections) {
-      this.logger.warn({ limit: this.maxConnections }, 'control connection turned away: too many connections');
-      this.replyAndClose(socket, {
-        ok: false,
-        error: `too many control connections (limit ${this.maxConnections}); try again later`,
-      });
-      return;
-    }
-    this.serving.add(socket);
-    // Read SO_PEERCRED now: the addon call is synchronous, before the client can go away.
+    // Scenario 1 of the header: the clock starts at accept and no byte resets it.
+    const line = new RequestLine();
+    deadline = setTimeout(() => {
+      if (line.done) return;
+      line.done = true;
+      this.warnings.warn('timeout', { requestTimeoutMs: this.requestTimeoutMs }, 'control client sent no complete request in time');
+      this.replyAndClose(socket, { ok: false, error: `no complete request within ${this.requestTimeoutMs} ms` });
+    }, this.requestTimeoutMs);
+    // SO_PEERCRED is read now (the addon call is synchronous, before the client can go
+    // away); the request is not read until the caller has a slot (scenario 2).
+    const timer = deadline;
     const credentials = peerCredentials(socket).then(
       (found): CredentialResult => ({ credentials: found, credentialError: null }),
       (error: unknown): CredentialResult => ({ credentials: null, credentialError: errorMessage(error) }),
     );
-    this.readRequestLine(socket, (line) => void this.serve(socket, line, credentials));
+    // Slots go in the order connections were accepted, however long each lookup takes.
+    this.admissions = this.admissions
+      .then(async () => this.admit(socket, line, timer, await credentials))
+      .catch((error: unknown) => {
+        this.logger.error({ err: error }, 'control connection not admitted');
+        socket.destroy();
+      });
+  }
+
+  /** Gives the caller a slot (or turns it away) and starts reading its request. */
+  private admit(socket: Socket, line: RequestLine, deadline: NodeJS.Timeout, result: CredentialResult): void {
+    if (line.done || socket.destroyed) return;
+    const caller = this.caller(result);
+    const full = this.serving.size >= this.maxConnections;
+    const unprivilegedFull = !caller.authorized && this.servingUnprivileged.size >= this.unprivilegedLimit;
+    if (full || unprivilegedFull) {
+      line.done = true;
+      clearTimeout(deadline);
+      this.warnings.warn(
+        'turned-away',
+        { limit: this.maxConnections, reserved: this.reservedConnections, serving: this.serving.size, caller: caller.description },
+        'control connection turned away: too many connections',
+      );
+      this.replyAndClose(socket, {
+        ok: false,
+        error: full
+          ? `too many control connections (limit ${this.maxConnections}); try again later`
+          : `too many control connections from unprivileged callers (limit ${this.unprivilegedLimit}; ` +
+            `${this.reservedConnections} more are kept for root, the daemon's user and control.group); try again later`,
+      });
+      return;
+    }
+    this.serving.add(socket);
+    if (!caller.authorized) this.servingUnprivileged.add(socket);
+    this.readRequestLine(socket, line, (text) => {
+      clearTimeout(deadline);
+      void this.serve(socket, text, caller);
+    });
   }
 
   /** Collects bytes up to the first newline (or the client's end of stream) and calls `onLine` once. */
-  private readRequestLine(socket: Socket, onLine: (line: string) => void): void {
+  private readRequestLine(socket: Socket, line: RequestLine, onLine: (line: string) => void): void {
+    if (socket.readableEnded) {
+      // The client half-closed without sending anything before it had a slot.
+      line.done = true;
+      socket.destroy();
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
-    let done = false;
-    const finish = (): void => {
-      done = true;
-      socket.setTimeout(0);
-    };
     const tooLarge = (): void => {
-      finish();
-      this.logger.warn({ limitBytes: MAX_REQUEST_BYTES }, 'control request too large');
+      line.done = true;
+      this.warnings.warn('too-large', { limitBytes: MAX_REQUEST_BYTES }, 'control request too large');
       this.replyAndClose(socket, { ok: false, error: `request larger than ${MAX_REQUEST_BYTES} bytes` });
     };
-    socket.setTimeout(this.idleTimeoutMs);
-    socket.on('timeout', () => {
-      if (done) return;
-      finish();
-      this.logger.warn({ idleTimeoutMs: this.idleTimeoutMs }, 'control client sent no request');
-      this.replyAndClose(socket, { ok: false, error: `no request received within ${this.idleTimeoutMs} ms` });
-    });
     socket.on('data', (chunk: Buffer) => {
-      if (done) return; // anything after the request line is read and dropped
+      if (line.done) return; // anything after the request line is read and dropped
       const newline = chunk.indexOf(NEWLINE);
       if (newline === -1) {
         chunks.push(chunk);
@@ -298,28 +371,27 @@ export class ControlServer {
         return;
       }
       chunks.push(chunk.subarray(0, newline));
-      finish();
+      line.done = true;
       onLine(Buffer.concat(chunks).toString('utf8'));
     });
     socket.on('end', () => {
-      if (done) return;
-      finish();
+      if (line.done) return;
+      line.done = true;
       // A client that half-closes after its request (socat, `nc -N`) still gets a reply.
       if (size === 0) socket.destroy();
       else onLine(Buffer.concat(chunks).toString('utf8'));
     });
   }
 
-  private async serve(socket: Socket, line: string, credentials: Promise<CredentialResult>): Promise<void> {
-    const caller = this.caller(await credentials);
+  private async serve(socket: Socket, line: string, caller: Caller): Promise<void> {
     const parsed = parseRequest(line);
     if ('error' in parsed) {
-      this.logger.warn({ caller: caller.description, reason: parsed.error }, 'control request rejected');
+      this.warnings.warn('rejected', { caller: caller.description, reason: parsed.error }, 'control request rejected');
       this.replyAndClose(socket, { ok: false, error: parsed.error });
       return;
     }
     const { request } = parsed;
-    this.logger.info({ command: request.command, caller: caller.description, authorized: caller.authorized }, 'control request');
+    this.logger.debug({ command: request.command, caller: caller.description, authorized: caller.authorized }, 'control request received');
     let reply: Record<string, unknown>;
     try {
       reply = await this.options.handler(request, caller);
@@ -336,7 +408,7 @@ export class ControlServer {
 
   private caller({ credentials, credentialError }: CredentialResult): Caller {
     if (credentials === null) {
-      this.logger.warn({ reason: credentialError }, 'control caller unknown');
+      this.warnings.warn('unknown-caller', { reason: credentialError }, 'control caller unknown');
       return Object.freeze({
         credentials: null,
         credentialError,
@@ -451,11 +523,67 @@ interface CredentialResult {
   readonly credentialError: string | null;
 }
 
+/** Whether a connection's request line is settled (read, refused or timed out); set once. */
+class RequestLine {
+  done = false;
+}
+
+/**
+ * Warnings a client can provoke at will, each logged at most once per interval: the
+ * first at once, the rest counted and logged as one line (`suppressed`) when the
+ * interval ends. Scenario 3 of the header.
+ */
+class ThrottledWarnings {
+  private readonly held = new Map<string, { message: string; fields: Record<string, unknown>; suppressed: number; timer: NodeJS.Timeout }>();
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly intervalMs: number,
+  ) {}
+
+  warn(kind: string, fields: Record<string, unknown>, message: string): void {
+    const held = this.held.get(kind);
+    if (held) {
+      held.suppressed++;
+      held.fields = fields;
+      return;
+    }
+    this.logger.warn(fields, message);
+    this.hold(kind, message, fields);
+  }
+
+  /** Logs what is held back now (on stop) and forgets the intervals. */
+  flush(): void {
+    for (const [kind, held] of this.held) {
+      clearTimeout(held.timer);
+      this.held.delete(kind);
+      if (held.suppressed > 0) this.logger.warn({ ...held.fields, suppressed: held.suppressed, intervalMs: this.intervalMs }, held.message);
+    }
+  }
+
+  private hold(kind: string, message: string, fields: Record<string, unknown>): void {
+    const timer = setTimeout(() => {
+      const held = this.held.get(kind);
+      this.held.delete(kind);
+      if (held && held.suppressed > 0) {
+        this.logger.warn({ ...held.fields, suppressed: held.suppressed, intervalMs: this.intervalMs }, held.message);
+        this.hold(kind, message, held.fields);
+      }
+    }, this.intervalMs);
+    timer.unref();
+    this.held.set(kind, { message, fields, suppressed: 0, timer });
+  }
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function parseRequest(line: string): { request: ControlRequest } | { error: string } {
+/**
+ * Parses one request line. Never throws: whatever the bytes, the result is a request
+ * or an error message for the reply.
+ */
+export function parseRequest(line: string): { request: ControlRequest } | { error: string } {
   let value: unknown;
   try {
     value = JSON.parse(line);

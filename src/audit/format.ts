@@ -6,7 +6,7 @@
  *   2026-01-01T00:06:00.000Z redis-b vip-claimed changed=true
  *
  * The time is the record's own UTC ISO 8601 text (the same on every machine, whatever
- * its time zone); the chain fields (`seq`, `prev`, `hash`) are left out (`--json` shows
+ * its time zone); the chain fields (`seq`, `prev`, `hash` or `hmac`) are left out (`--json` shows
  * them). Every value is printed with control characters escaped, so a hostile node
  * name or reason cannot drive the operator's terminal.
  */
@@ -16,7 +16,7 @@ import { escapeControls } from './chain.js';
 export const MAX_VALUE_CHARS = 200;
 
 /** Keys never printed as data: the header is printed first, the chain fields not at all. */
-const HEADER_KEYS: ReadonlySet<string> = new Set(['seq', 'time', 'node', 'event', 'prev', 'hash']);
+const HEADER_KEYS: ReadonlySet<string> = new Set(['seq', 'time', 'node', 'event', 'prev', 'hash', 'hmac']);
 
 /** A bare value needs no quotes: no spaces, quotes, `=` or anything a terminal might act on. */
 const BARE = /^[\w.:/@+,-]+$/;

@@ -5,15 +5,21 @@
  * (`-c`, with `REDIS_HA_AUDIT_PATH` applied), unless `--file` names it directly, which
  * also works where the configuration cannot be loaded (its secrets are root-only).
  *
+ * `verify` says which guarantee it checked (unkeyed, keyed with `--key-file`, keyed
+ * but unchecked, anchored with `--anchor SEQ:HASH`; see `src/audit/chain.ts`). Without
+ * `--key-file` it takes `audit.key_file` from the configuration when it can read it.
+ *
  * Exit status of `verify`: 0 the chain is intact, 1 problems found (each printed as
- * `file:line: kind: reason`), 2 a file (or the configuration) could not be read.
+ * `file:line: kind: reason`), 2 a file, a key file (or the configuration) could not be
+ * read, 64 a malformed `--anchor`.
  * `tail` exits 0, 2 when the file cannot be read, 64 for a bad `--lines`.
  */
 import type { Command } from 'commander';
 import { escapeControls, parseLine } from '../audit/chain.js';
 import { formatRecordLine, MAX_VALUE_CHARS } from '../audit/format.js';
 import { followRecords, readTail } from '../audit/tail.js';
-import { formatVerifyReport, rotatedSiblings, verifyAuditFiles } from '../audit/verify.js';
+import { readAuditKey } from '../audit/key.js';
+import { formatVerifyReport, parseAnchor, rotatedSiblings, verifyAuditFiles } from '../audit/verify.js';
 import { loadConfig } from '../config/load.js';
 import { describeFsError } from '../config/keys.js';
 import { errorMessage } from '../errors.js';
@@ -48,6 +54,14 @@ export interface AuditPathOptions {
   readonly file?: string;
 }
 
+/** `audit verify` options as commander parses them. */
+export interface AuditVerifyOptions extends AuditPathOptions {
+  /** Key files of a keyed chain (several across a key change). */
+  readonly keyFile?: readonly string[];
+  /** A chain head from the daemon log, `SEQ:HASH`. */
+  readonly anchor?: string;
+}
+
 /** `audit tail` options as commander parses them. */
 export interface AuditTailOptions extends AuditPathOptions {
   readonly lines?: string;
@@ -61,10 +75,14 @@ const processIo: AuditCliIo = {
 };
 
 /** `--file` if given, else `audit.path` of the configuration; an error line when neither works. */
-export function resolveAuditPath(opts: AuditPathOptions, env: NodeJS.ProcessEnv = process.env): { path: string } | { error: string } {
+export function resolveAuditPath(
+  opts: AuditPathOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): { path: string; keyFile?: string } | { error: string } {
   if (opts.file !== undefined && opts.file !== '') return { path: opts.file };
   try {
-    return { path: loadConfig(opts.config, env).audit.path };
+    const { audit } = loadConfig(opts.config, env);
+    return { path: audit.path, ...(audit.keyFile === '' ? {} : { keyFile: audit.keyFile }) };
   } catch (error) {
     const detail = errorMessage(error);
     return { error: `cannot find the audit log: ${detail}\n(give the audit file with --file <path>)` };
@@ -72,17 +90,38 @@ export function resolveAuditPath(opts: AuditPathOptions, env: NodeJS.ProcessEnv 
 }
 
 /** `audit verify`: returns the exit status. */
-export async function auditVerifyCommand(files: readonly string[], opts: AuditPathOptions, io: AuditCliIo = processIo): Promise<number> {
+export async function auditVerifyCommand(files: readonly string[], opts: AuditVerifyOptions, io: AuditCliIo = processIo): Promise<number> {
+  const env = io.env ?? process.env;
+  let anchor;
+  if (opts.anchor !== undefined) {
+    anchor = parseAnchor(opts.anchor);
+    if (anchor === null) {
+      io.stderr(`redis-ha audit verify: --anchor: expected SEQ:HASH as the daemon logs it ("audit chain head", field anchor), got ${JSON.stringify(opts.anchor)}\n`);
+      return EXIT_USAGE;
+    }
+  }
   let paths = [...files];
+  const keyFiles = [...(opts.keyFile ?? [])];
   if (paths.length === 0) {
-    const found = resolveAuditPath(opts, io.env ?? process.env);
+    const found = resolveAuditPath(opts, env);
     if ('error' in found) {
       io.stderr(`redis-ha audit verify: ${found.error}\n`);
       return EXIT_AUDIT_UNREADABLE;
     }
     paths = await rotatedSiblings(found.path);
+    // The configured log is keyed with the configured key, unless keys are given.
+    if (keyFiles.length === 0 && found.keyFile !== undefined) keyFiles.push(found.keyFile);
   }
-  const report = await verifyAuditFiles(paths);
+  const keys: Buffer[] = [];
+  for (const keyFile of keyFiles) {
+    try {
+      keys.push(readAuditKey(keyFile, { what: '--key-file', requirePrivate: false, env }));
+    } catch (error) {
+      io.stderr(`redis-ha audit verify: ${errorMessage(error)}\n`);
+      return EXIT_AUDIT_UNREADABLE;
+    }
+  }
+  const report = await verifyAuditFiles(paths, { keys, ...(anchor ? { anchor } : {}) });
   io.stdout(formatVerifyReport(report));
   if (report.unreadable > 0) return EXIT_AUDIT_UNREADABLE;
   return report.ok ? EXIT_AUDIT_OK : EXIT_AUDIT_PROBLEMS;
@@ -160,7 +199,9 @@ export function registerAuditCommands(program: Command, defaultConfigPath: strin
     .argument('[files...]', 'audit files, oldest first (e.g. audit.jsonl.2.gz audit.jsonl.1 audit.jsonl)')
     .option('-c, --config <file>', 'configuration file (for audit.path)', defaultConfigPath)
     .option('--file <path>', 'the audit log itself, instead of audit.path from the configuration')
-    .action(async (files: string[], opts: AuditPathOptions) => {
+    .option('--key-file <file>', 'key of a keyed chain (audit.key_file); checks every keyed record (repeat across a key change)', collect, [])
+    .option('--anchor <seq:hash>', 'a chain head from the daemon log ("audit chain head", field anchor): the record with that seq must have that hash')
+    .action(async (files: string[], opts: AuditVerifyOptions) => {
       setExitCode(io, await auditVerifyCommand(files, opts, io));
     });
 
@@ -175,6 +216,11 @@ export function registerAuditCommands(program: Command, defaultConfigPath: strin
     .action(async (opts: AuditTailOptions) => {
       setExitCode(io, await auditTailCommand(opts, io));
     });
+}
+
+/** Commander's way to take an option more than once. */
+function collect(value: string, previous: readonly string[]): string[] {
+  return [...previous, value];
 }
 
 function setExitCode(io: AuditCliIo, code: number): void {

@@ -653,6 +653,14 @@ const SCHEMA = {
   },
   audit: {
     path: text('Append-only JSON-lines audit log.', 'REDIS_HA_AUDIT_PATH', '/var/log/redis-ha/audit.jsonl', FORMAT.path),
+    // Issue 10, item 6: a keyed (HMAC) audit chain; read by AuditLog.fromConfig (src/adapters/audit.ts).
+    key_file: text(
+      'File holding the audit chain key (one line, at least 32 characters, mode 0600); records are then keyed with HMAC-SHA256. "" for an unkeyed chain.',
+      'REDIS_HA_AUDIT_KEY_FILE',
+      '',
+      FORMAT.path,
+      { optional: true },
+    ),
   },
   state: {
     path: text('JSON file holding the promotion epoch across restarts.', 'REDIS_HA_STATE_PATH', '/var/lib/redis-ha/state.json', FORMAT.path),

@@ -142,6 +142,8 @@ export interface Config {
   readonly audit: {
     /** Append-only JSON-lines audit log. */
     readonly path: string;
+    /** Key file of the keyed (HMAC) audit chain; `''`: unkeyed. */
+    readonly keyFile: string;
   };
   readonly state: {
     /** Small JSON file holding the promotion epoch across restarts. */

@@ -104,7 +104,7 @@ interface Adapters {
 }
 
 async function openAdapters(config: Config, persisted: PersistedState, persist: StateWriter, logger: Logger): Promise<Adapters> {
-  const audit = new AuditLog(config.audit.path, config.node.name, logger.child({ component: 'audit' }));
+  const audit = AuditLog.fromConfig(config.audit, config.node.name, logger.child({ component: 'audit' }));
   await audit.open();
   const vip = LinuxVip.fromConfig(config.vip, logger.child({ component: 'vip' }));
   await vip.checkTools();

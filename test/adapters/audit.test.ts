@@ -5,15 +5,25 @@
  * gzip); a damaged last line never stops the daemon: the chain restarts with a record
  * saying why.
  */
-import { appendFile, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { appendFile, chmod, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuditLog } from '../../src/adapters/audit.js';
+import { pino } from 'pino';
+import { AuditLog, MAX_RECORD_BYTES } from '../../src/adapters/audit.js';
 import { GENESIS_HASH, verifyLines } from '../../src/audit/chain.js';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
 import { silentLogger } from '../../src/daemon/logger.js';
+import { FatalError } from '../../src/errors.js';
+import type { Logger } from '../../src/logger.js';
+
+function captureLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { logger, lines };
+}
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -245,15 +255,142 @@ describe('AuditLog', () => {
     expect((await verify(path)).problems).toEqual([]);
   });
 
-  it('writes a record with unserialisable data instead of losing it', async () => {
+  it('writes a record with unserialisable data bounded and flattened, keeping its other fields', async () => {
     const path = join(await tmp(), 'audit.jsonl');
     const log = new AuditLog(path, 'a', silentLogger());
-    const cyclic: Record<string, unknown> = {};
+    const cyclic: Record<string, unknown> = { name: 'loop' };
     cyclic.self = cyclic;
-    await log.append('odd', { cyclic });
+    await log.append('odd', { command: 'switchover', cyclic, outcome: 'ok' });
     await log.close();
     const recs = await lines(path);
-    expect(recs[0]).toMatchObject({ event: 'odd', unserialisable: expect.stringMatching(/circular/i) });
+    expect(recs[0]).toMatchObject({
+      event: 'odd', command: 'switchover', outcome: 'ok', 'cyclic.name': 'loop', 'cyclic.self.name': 'loop',
+      recordCut: { reason: expect.stringMatching(/not serialisable \(.*circular/i), deeper: 1 },
+    });
+    expect((await verify(path)).problems).toEqual([]);
+  });
+
+  it('keeps command, user, uid and outcome of a record nested deeper than the stack, and bounds its size', async () => {
+    const path = join(await tmp(), 'audit.jsonl');
+    const log = new AuditLog(path, 'a', silentLogger());
+    // What a control request with deeply nested args used to hand the log.
+    const args = JSON.parse(`${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`) as Record<string, unknown>;
+    await log.append('control-request', { command: 'switchover', args, user: 'alice', uid: 1000, pid: 42, outcome: 'denied' });
+    // And one that serialises but is huge.
+    await log.append('control-request', { command: 'status', args: { pad: 'x'.repeat(100_000), list: Array.from({ length: 5000 }, (_, i) => i) }, user: 'bob', uid: 1001, outcome: 'ok' });
+    await log.close();
+    const text = await readFile(path, 'utf8');
+    for (const line of text.trim().split('\n')) expect(Buffer.byteLength(line)).toBeLessThanOrEqual(MAX_RECORD_BYTES);
+    const [deep, huge] = await lines(path);
+    expect(deep).toMatchObject({ event: 'control-request', command: 'switchover', user: 'alice', uid: 1000, pid: 42, outcome: 'denied', 'args.a.a.a': '[object, 1 keys]' });
+    expect(deep!.recordCut).toMatchObject({ reason: expect.stringMatching(/not serialisable.*call stack/), deeper: 1 });
+    expect(huge).toMatchObject({ command: 'status', user: 'bob', uid: 1001, outcome: 'ok', recordCut: { reason: `larger than ${MAX_RECORD_BYTES} bytes` } });
+    expect((await verify(path)).problems).toEqual([]);
+  });
+
+  describe('keyed chain', () => {
+    const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
+
+    it('writes HMAC-linked records that verify with the key, and not without it', async () => {
+      const path = join(await tmp(), 'audit.jsonl');
+      const log = new AuditLog(path, 'a', silentLogger(), { key: KEY });
+      await log.append('one', { x: 1 });
+      await log.append('two', { x: 2 });
+      await log.close();
+      const recs = await lines(path);
+      expect(recs.map((r) => [r.seq, typeof r.hmac, r.hash])).toEqual([[1, 'string', undefined], [2, 'string', undefined]]);
+      expect(recs[1]!.prev).toBe(recs[0]!.hmac);
+      expect(log.head).toEqual({ seq: 2, hash: recs[1]!.hmac });
+      const keyed = await verifyAuditFiles([path], { keys: [KEY] });
+      expect(keyed).toMatchObject({ ok: true, keyed: 2, keyedUnchecked: 0, unkeyed: 0 });
+      const unchecked = await verifyAuditFiles([path]);
+      expect(unchecked).toMatchObject({ ok: true, keyed: 2, keyedUnchecked: 2 });
+    });
+
+    it('continues an unkeyed chain keyed, and a restart with the key continues the keyed chain', async () => {
+      const path = join(await tmp(), 'audit.jsonl');
+      const before = new AuditLog(path, 'a', silentLogger());
+      await before.append('unkeyed');
+      await before.close();
+      const { logger, lines: logged } = captureLogger();
+      const keyed = new AuditLog(path, 'a', logger, { key: KEY });
+      await keyed.append('keyed');
+      await keyed.close();
+      expect(logged.some((l) => l.msg === 'audit chain keyed from the next record on' && l.fromSeq === 2)).toBe(true);
+      const again = new AuditLog(path, 'a', silentLogger(), { key: KEY });
+      await again.append('keyed-again');
+      await again.close();
+      const report = await verifyAuditFiles([path], { keys: [KEY] });
+      expect(report).toMatchObject({ ok: true, unkeyed: 1, unkeyedSeqs: { first: 1, last: 1 }, keyed: 2, keyedSeqs: { first: 2, last: 3 } });
+    });
+
+    it('a daemon without its key after a keyed chain warns, and verify reports the downgrade', async () => {
+      const path = join(await tmp(), 'audit.jsonl');
+      const keyed = new AuditLog(path, 'a', silentLogger(), { key: KEY });
+      await keyed.append('keyed');
+      await keyed.close();
+      const { logger, lines: logged } = captureLogger();
+      const unkeyed = new AuditLog(path, 'a', logger);
+      await unkeyed.append('unkeyed');
+      await unkeyed.close();
+      expect(logged.some((l) => l.level === 40 && /keyed but audit.key_file is not set/.test(String(l.msg)))).toBe(true);
+      const report = await verifyAuditFiles([path]);
+      expect(report.ok).toBe(false);
+      expect(report.problems).toEqual([expect.objectContaining({ line: 2, kind: 'downgrade' })]);
+    });
+
+    it('logs the chain head at open, within the interval after records, and at close', async () => {
+      const path = join(await tmp(), 'audit.jsonl');
+      const first = new AuditLog(path, 'a', silentLogger(), { key: KEY });
+      await first.append('one');
+      await first.close();
+      const { logger, lines: logged } = captureLogger();
+      const log = new AuditLog(path, 'a', logger, { key: KEY, anchorIntervalMs: 100 });
+      await log.open();
+      const anchors = () => logged.filter((l) => l.msg === 'audit chain head');
+      expect(anchors()).toEqual([expect.objectContaining({ seq: 1, keyed: true, when: 'open', anchor: `1:${first.head.hash}` })]);
+      await log.append('two');
+      await log.append('three');
+      expect(anchors()).toHaveLength(1); // a burst is anchored once, after the interval
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(anchors()).toHaveLength(2);
+      expect(anchors()[1]).toMatchObject({ seq: 3, when: 'interval', anchor: `3:${log.head.hash}` });
+      await log.append('four');
+      await log.close();
+      expect(anchors()[2]).toMatchObject({ seq: 4, when: 'close', anchor: `4:${log.head.hash}` });
+      const anchored = await verifyAuditFiles([path], { keys: [KEY], anchor: { seq: 3, hash: String(anchors()[1]!.anchor).split(':')[1]! } });
+      expect(anchored).toMatchObject({ ok: true, anchor: { seq: 3, state: 'matched' } });
+    });
+
+    it('refuses a key file readable by others, not regular, or too short (fromConfig: FatalError)', async () => {
+      const d = await tmp();
+      const keyFile = join(d, 'audit.key');
+      await writeFile(keyFile, `${'0123456789abcdef'.repeat(4)}\n`, { mode: 0o644 });
+      const config = { path: join(d, 'audit.jsonl'), keyFile };
+      expect(() => AuditLog.fromConfig(config, 'a', silentLogger())).toThrow(/only its owner can access .*mode 0644/);
+      await chmod(keyFile, 0o600);
+      expect(AuditLog.fromConfig(config, 'a', silentLogger()).keyed).toBe(true);
+      await writeFile(keyFile, 'short\n');
+      expect(() => AuditLog.fromConfig(config, 'a', silentLogger())).toThrow(/at least 32 characters, got 5/);
+      await writeFile(keyFile, `${'a'.repeat(40)}\n`);
+      expect(() => AuditLog.fromConfig(config, 'a', silentLogger())).toThrow(/too few characters/);
+      expect(() => AuditLog.fromConfig({ ...config, keyFile: d }, 'a', silentLogger())).toThrow(/regular file/);
+      try {
+        AuditLog.fromConfig({ ...config, keyFile: join(d, 'missing') }, 'a', silentLogger());
+        expect.unreachable();
+      } catch (error) {
+        expect(error).toBeInstanceOf(FatalError);
+        expect((error as FatalError).message).toMatch(/audit.key_file: ".*missing": cannot open the audit key file \(no such file\)/);
+      }
+      expect(AuditLog.fromConfig({ ...config, keyFile: '' }, 'a', silentLogger()).keyed).toBe(false);
+    });
+
+    it('refuses a FIFO as the key file without hanging', async () => {
+      const d = await tmp();
+      const fifo = join(d, 'audit.key');
+      execFileSync('mkfifo', ['-m', '600', fifo]);
+      expect(() => AuditLog.fromConfig({ path: join(d, 'audit.jsonl'), keyFile: fifo }, 'a', silentLogger())).toThrow(/regular file/);
+    });
   });
 
   it('logs and survives a failed write, then notes the lost record in the chain', async () => {

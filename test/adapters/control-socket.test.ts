@@ -9,6 +9,7 @@ import { chmod, lstat, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } f
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { pino } from 'pino';
 import ts from 'typescript';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -21,6 +22,7 @@ import {
 } from '../../src/adapters/control-socket.js';
 import { groupId, loadPeerCredAddon, peerCredentials, userName } from '../../src/adapters/peer-cred.js';
 import { silentLogger } from '../../src/daemon/logger.js';
+import type { Logger } from '../../src/logger.js';
 import { RedisHaError } from '../../src/errors.js';
 
 const IS_ROOT = process.getuid?.() === 0;
@@ -64,19 +66,20 @@ async function socketPath(): Promise<string> {
 /** Replies with what it was given, so tests can look at the request and the caller. */
 const echo: ControlHandler = async (request, caller) => ({ ok: true, command: request.command, args: request.args, caller });
 
-async function startServer(
-  path: string,
-  options: { group?: string | null; mode?: number; handler?: ControlHandler; maxConnections?: number; idleTimeoutMs?: number } = {},
-): Promise<ControlServer> {
-  const server = new ControlServer({
-    path,
-    group: options.group ?? null,
-    logger: silentLogger(),
-    handler: options.handler ?? echo,
-    ...(options.mode === undefined ? {} : { mode: options.mode }),
-    ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
-    ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
-  });
+interface StartOptions {
+  readonly group?: string | null;
+  readonly mode?: number;
+  readonly handler?: ControlHandler;
+  readonly maxConnections?: number;
+  readonly reservedConnections?: number;
+  readonly requestTimeoutMs?: number;
+  readonly warningIntervalMs?: number;
+  readonly logger?: Logger;
+}
+
+async function startServer(path: string, options: StartOptions = {}): Promise<ControlServer> {
+  const { group, handler, logger, ...limits } = options;
+  const server = new ControlServer({ path, group: group ?? null, logger: logger ?? silentLogger(), handler: handler ?? echo, ...limits });
   await server.start();
   servers.push(server);
   return server;
@@ -106,6 +109,13 @@ function idleConnection(path: string): Promise<Socket> {
     socket.once('error', reject);
     cleanups.push(() => socket.destroy());
   });
+}
+
+/** A logger that keeps every line it is given, parsed. */
+function captureLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { logger, lines };
 }
 
 const parseLine = (text: string): Record<string, unknown> => {
@@ -298,20 +308,63 @@ describe('ControlServer: protocol', () => {
   it('times out a client that sends no request, but never one whose request is in', async () => {
     const path = await socketPath();
     await startServer(path, {
-      idleTimeoutMs: 200,
+      requestTimeoutMs: 200,
       handler: async () => {
         await new Promise((resolve) => setTimeout(resolve, 800)); // four idle timeouts
         return { ok: true, slow: true };
       },
     });
     const idle = parseLine(await rawExchange(path, '{"command":'));
-    expect(idle).toEqual({ ok: false, error: 'no request received within 200 ms' });
+    expect(idle).toEqual({ ok: false, error: 'no complete request within 200 ms' });
     expect(await sendControlRequest(path, { command: 'switchover', args: {} }, CLIENT_TIMEOUT_MS)).toEqual({ ok: true, slow: true });
+  });
+
+  it('cuts a client that trickles bytes at the total deadline, however often it sends', async () => {
+    const path = await socketPath();
+    await startServer(path, { requestTimeoutMs: 400 });
+    const started = performance.now();
+    const reply = await new Promise<string>((resolve) => {
+      const chunks: Buffer[] = [];
+      const socket = createConnection({ path });
+      // One byte every 50 ms: an idle timeout of 400 ms would never fire.
+      const trickle = setInterval(() => socket.write('x'), 50);
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearInterval(trickle);
+        resolve(Buffer.concat(chunks).toString('utf8'));
+      });
+      cleanups.push(() => socket.destroy());
+    });
+    const lifetimeMs = performance.now() - started;
+    expect(parseLine(reply)).toEqual({ ok: false, error: 'no complete request within 400 ms' });
+    expect(lifetimeMs).toBeGreaterThanOrEqual(350);
+    expect(lifetimeMs).toBeLessThan(1_500);
+  });
+
+  it('logs turned-away connections at most once per interval, then one line with the count held back', async () => {
+    const path = await socketPath();
+    const { logger, lines } = captureLogger();
+    await startServer(path, { maxConnections: 1, requestTimeoutMs: 30_000, warningIntervalMs: 300, logger });
+    await idleConnection(path);
+    for (let i = 0; i < 5; i++) expect(parseLine(await rawExchange(path, '{"command":"status"}\n')).ok).toBe(false);
+    const turnedAway = () => lines.filter((l) => l.msg === 'control connection turned away: too many connections');
+    expect(turnedAway()).toHaveLength(1);
+    expect(turnedAway()[0]).toMatchObject({ level: 40, limit: 1 });
+    expect(turnedAway()[0]?.suppressed).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    expect(turnedAway()).toHaveLength(2);
+    expect(turnedAway()[1]).toMatchObject({ suppressed: 4, intervalMs: 300 });
+    // A quiet interval ends the throttling: nothing more is logged, and the next one is logged at once.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(turnedAway()).toHaveLength(2);
+    await rawExchange(path, '{"command":"status"}\n');
+    expect(turnedAway()).toHaveLength(3);
   });
 
   it('turns away connections beyond maxConnections with an error reply', async () => {
     const path = await socketPath();
-    await startServer(path, { maxConnections: 2, idleTimeoutMs: 30_000 });
+    await startServer(path, { maxConnections: 2, requestTimeoutMs: 30_000 });
     const first = await idleConnection(path);
     const second = await idleConnection(path);
     const third = parseLine(await rawExchange(path, '{"command":"status"}\n'));
@@ -495,6 +548,7 @@ describe('peer-cred helpers', () => {
 
 describe.skipIf(!IS_ROOT)('ControlServer: permissions (root only: clients run as nobody)', () => {
   let clientScript = '';
+  let tricklerScript = '';
 
   // The nobody client runs the real sendControlRequest: compile the three modules it needs
   // into the (world-readable) temp dir, since plain node cannot load TypeScript.
@@ -525,7 +579,141 @@ describe.skipIf(!IS_ROOT)('ControlServer: permissions (root only: clients run as
       `,
       { mode: 0o644 },
     );
+    // Keeps `count` connections open, each sending one byte every `trickleMs` and never a
+    // newline, reconnecting (after 100 ms) whenever the server cuts one, until `durationMs`.
+    // Prints "ready" once all are connected, then one JSON line per connection at the end.
+    tricklerScript = join(dir, 'trickler.mjs');
+    await writeFile(
+      tricklerScript,
+      `import net from 'node:net';
+       const [path, count, trickleMs, durationMs] = [process.argv[2], ...process.argv.slice(3).map(Number)];
+       const started = performance.now();
+       const results = [];
+       const open = new Set();
+       let connected = 0;
+       const connect = () => {
+         const opened = performance.now();
+         const socket = net.createConnection({ path });
+         const chunks = [];
+         let timer;
+         open.add(socket);
+         socket.on('connect', () => {
+           if (++connected === count) console.log('ready');
+           timer = setInterval(() => socket.write('x'), trickleMs);
+         });
+         socket.on('data', (c) => chunks.push(c));
+         socket.on('error', () => undefined);
+         socket.on('close', () => {
+           clearInterval(timer);
+           open.delete(socket);
+           const closed = performance.now();
+           results.push({ lifetimeMs: Math.round(closed - opened), cut: !stopping, reply: Buffer.concat(chunks).toString('utf8') });
+           if (!stopping) setTimeout(connect, 100);
+         });
+       };
+       let stopping = false;
+       for (let i = 0; i < count; i++) connect();
+       setTimeout(() => {
+         stopping = true;
+         for (const socket of open) socket.destroy();
+         setTimeout(() => { console.log(JSON.stringify(results)); process.exit(0); }, 100);
+       }, durationMs);
+      `,
+      { mode: 0o644 },
+    );
     return () => rm(dir, { recursive: true, force: true });
+  });
+
+  interface TrickledConnection {
+    readonly lifetimeMs: number;
+    /** True when the server closed it, false when the trickler stopped. */
+    readonly cut: boolean;
+    readonly reply: string;
+  }
+
+  /** Runs the trickler as nobody; resolves once its connections are open, `done` once it exits. */
+  async function trickleAsNobody(
+    path: string,
+    count: number,
+    trickleMs: number,
+    durationMs: number,
+  ): Promise<{ done: Promise<TrickledConnection[]> }> {
+    const child = spawn(process.execPath, [tricklerScript, path, String(count), String(trickleMs), String(durationMs)], {
+      uid: NOBODY_UID,
+      gid: NOGROUP_GID,
+      cwd: dirname(tricklerScript),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const killer = setTimeout(() => child.kill('SIGKILL'), durationMs + 20_000);
+    cleanups.push(() => child.kill('SIGKILL'));
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const ready = new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString();
+        if (stdout.startsWith('ready\n')) resolve();
+      });
+      child.once('exit', () => reject(new Error(`trickler exited early: ${stderr}${stdout}`)));
+    });
+    const done = new Promise<TrickledConnection[]>((resolve, reject) => {
+      child.once('close', (status) => {
+        clearTimeout(killer);
+        if (status !== 0) reject(new Error(`trickler exited with ${status}: ${stderr}`));
+        else resolve(JSON.parse(stdout.slice('ready\n'.length)) as TrickledConnection[]);
+      });
+    });
+    await ready;
+    return { done };
+  }
+
+  it('a nobody trickling one byte every 0.5 s on 16 connections neither keeps status from root nor holds a slot past the deadline', async () => {
+    const path = await socketPath();
+    const requestTimeoutMs = 2_000;
+    // 0666: nobody may connect (and run status) but is not authorized.
+    await startServer(path, { mode: 0o666, requestTimeoutMs });
+    const trickler = await trickleAsNobody(path, 16, 500, 5_000);
+    // While the trickler holds (or retakes) every slot it can, root asks for status again and again.
+    for (let i = 0; i < 8; i++) {
+      const reply = await sendControlRequest(path, { command: 'status', args: {} }, CLIENT_TIMEOUT_MS);
+      expect(reply).toMatchObject({ ok: true, command: 'status' });
+      expect((reply.caller as Caller).credentials?.uid).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    const connections = await trickler.done;
+    // A reply can be lost to the trickler's own next byte racing the close (EPIPE): those are only timed.
+    const replies = connections.filter((c) => c.cut && c.reply !== '').map((c) => parseLine(c.reply).error);
+    const deadline = `no complete request within ${requestTimeoutMs} ms`;
+    const unprivilegedFull =
+      "too many control connections from unprivileged callers (limit 12; 4 more are kept for root, the daemon's user and control.group); try again later";
+    // Every connection the server cut was either cut at the deadline or turned away at once for want of an unprivileged slot.
+    expect(new Set(replies)).toEqual(new Set([deadline, unprivilegedFull]));
+    const timedOut = connections.filter((c) => c.cut && c.reply.includes(deadline));
+    expect(timedOut.length).toBeGreaterThanOrEqual(12);
+    for (const c of timedOut) {
+      expect(c.lifetimeMs).toBeGreaterThanOrEqual(requestTimeoutMs - 50);
+      expect(c.lifetimeMs).toBeLessThan(requestTimeoutMs + 1_000);
+    }
+    // Nothing the trickler opened outlived the deadline by more than the slack.
+    for (const c of connections) expect(c.lifetimeMs).toBeLessThan(requestTimeoutMs + 1_000);
+  });
+
+  it('an unprivileged caller cannot take the reserved slots; root still can', async () => {
+    const path = await socketPath();
+    await startServer(path, { mode: 0o666, maxConnections: 4, reservedConnections: 2, requestTimeoutMs: 30_000 });
+    // nobody opens four connections that send nothing: two get a slot, two are turned away.
+    const trickler = await trickleAsNobody(path, 4, 60_000, 1_500);
+    // Root takes both reserved slots at once, and is served in each.
+    const [a, b] = await Promise.all([
+      sendControlRequest(path, { command: 'status', args: {} }, CLIENT_TIMEOUT_MS),
+      sendControlRequest(path, { command: 'status', args: {} }, CLIENT_TIMEOUT_MS),
+    ]);
+    expect([a.ok, b.ok]).toEqual([true, true]);
+    const connections = await trickler.done;
+    const turnedAway = connections.filter((c) => c.cut && c.reply.includes('from unprivileged callers (limit 2; 2 more'));
+    expect(turnedAway.length).toBeGreaterThanOrEqual(2);
+    // The two that got a slot held it until the trickler stopped.
+    expect(connections.filter((c) => !c.cut)).toHaveLength(2);
   });
 
   interface ClientOutcome {

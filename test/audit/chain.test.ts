@@ -9,6 +9,7 @@ import {
   formatRecord,
   GENESIS_HASH,
   GENESIS_HEAD,
+  hmacHex,
   LineSplitter,
   parseLine,
   sha256hex,
@@ -224,5 +225,43 @@ describe('LineSplitter', () => {
     const out: string[] = [];
     s.push(Buffer.from('abcdefgh\nxy\n'), (l) => out.push(l));
     expect(out).toEqual(['abcd', 'xy']);
+  });
+});
+
+describe('keyed records', () => {
+  const KEY = Buffer.from('5f2c9a0e7b31d4c8a6e19f03b72d58c4');
+  const header = { time: '2026-01-01T00:00:00.000Z', node: 'a', event: 'e' };
+
+  it('link with HMAC-SHA256 of the body under the key, as an "hmac" last key', () => {
+    const r = formatRecord(GENESIS_HEAD, header, { x: 1 }, KEY);
+    const body = `{"seq":1,"time":"2026-01-01T00:00:00.000Z","node":"a","event":"e","x":1,"prev":"${GENESIS_HASH}"}`;
+    expect(r.head).toEqual({ seq: 1, hash: hmacHex(KEY, body) });
+    expect(r.line).toBe(`${body.slice(0, -1)},"hmac":"${hmacHex(KEY, body)}"}`);
+    expect(parseLine(r.line, [KEY])).toMatchObject({ ok: true, keyed: true, hash: r.head.hash, computedHash: r.head.hash });
+    expect(parseLine(r.line)).toMatchObject({ ok: true, keyed: true, computedHash: null });
+    expect(parseLine(r.line, [Buffer.from('another key of 32 characters!!!!')])).toMatchObject({ ok: true, keyed: true });
+    const wrong = parseLine(r.line, [Buffer.from('another key of 32 characters!!!!')]);
+    expect(wrong.ok && wrong.computedHash).not.toBe(r.head.hash);
+  });
+
+  it('an "hmac" or "hash" key in data cannot pass for the link', () => {
+    const r = formatRecord(GENESIS_HEAD, header, { hmac: 'f'.repeat(64), hash: 'e'.repeat(64) }, null);
+    expect(JSON.parse(r.line)).toMatchObject({ data_hmac: 'f'.repeat(64), data_hash: 'e'.repeat(64) });
+    expect(parseLine(r.line)).toMatchObject({ ok: true, keyed: false });
+  });
+
+  it('verifyLines checks keyed records with the key, reports a downgrade once, and checks a checkpoint', () => {
+    const lines: string[] = [];
+    let head = GENESIS_HEAD;
+    for (let i = 0; i < 6; i++) {
+      const r = formatRecord(head, header, { i }, i < 1 || i > 3 ? null : KEY);
+      lines.push(r.line);
+      head = r.head;
+    }
+    const r = verifyLines(file(lines), { keys: [KEY], checkpoint: { seq: 3, hash: (JSON.parse(lines[2]!) as { hmac: string }).hmac } });
+    expect(r).toMatchObject({ keyed: 3, keyedSeqs: { first: 2, last: 4 }, keyedUnchecked: 0, unkeyed: 3, unkeyedSeqs: { first: 1, last: 6 }, checkpoint: 'matched' });
+    expect(r.problems).toEqual([{ line: 5, kind: 'downgrade', reason: expect.stringMatching(/^seq 5 is unkeyed \(SHA-256\) but the record before it is keyed/) }]);
+    expect(verifyLines(file(lines), { checkpoint: { seq: 3, hash: 'a'.repeat(64) } })).toMatchObject({ checkpoint: 'mismatch', problems: expect.arrayContaining([expect.objectContaining({ line: 3, kind: 'anchor' })]) });
+    expect(verifyLines(file(lines), { checkpoint: { seq: 30, hash: 'a'.repeat(64) } }).checkpoint).toBeNull();
   });
 });

@@ -195,3 +195,157 @@ describe('redis-ha audit verify', () => {
     expect(await readFile(path, 'utf8')).not.toMatch(/\n$/);
   });
 });
+
+describe('keyed chains and anchors', () => {
+  const KEY = Buffer.from('5f2c9a0e7b31d4c8a6e19f03b72d58c4');
+  const OTHER_KEY = Buffer.from('c41e8d2f6a09b7e35d1c4f8a2b6e90d7');
+
+  /** Like `records`, keyed with `key` (or unkeyed with `null`), with a field to edit. */
+  function chain(count: number, head: ChainHead = GENESIS_HEAD, key: Buffer | null = KEY): { text: string; head: ChainHead; lines: string[] } {
+    const lines: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const r = formatRecord(head, { time: new Date(Date.UTC(2026, 0, 1, 0, 0, head.seq)).toISOString(), node: 'redis-a', event: 'transition' }, { to: 'MASTER' }, key);
+      lines.push(r.line);
+      head = r.head;
+    }
+    return { text: lines.map((l) => `${l}\n`).join(''), head, lines };
+  }
+
+  /** What an attacker who can write the file does: edit record `index` and re-chain every record after it with `key`. */
+  function rewrite(lines: readonly string[], index: number, key: Buffer | null): string {
+    let head: ChainHead = index === 0 ? GENESIS_HEAD : { seq: index, hash: (JSON.parse(lines[index - 1]!) as { hash?: string; hmac?: string }).hmac ?? (JSON.parse(lines[index - 1]!) as { hash: string }).hash };
+    const out = lines.slice(0, index);
+    for (let i = index; i < lines.length; i++) {
+      const { seq: _s, time, node, event, prev: _p, hash: _h, hmac: _m, ...data } = JSON.parse(lines[i]!) as Record<string, unknown>;
+      const r = formatRecord(head, { time: String(time), node: String(node), event: String(event) }, i === index ? { ...data, to: 'FAULT' } : data, key);
+      out.push(r.line);
+      head = r.head;
+    }
+    return out.map((l) => `${l}\n`).join('');
+  }
+
+  async function keyFile(dir: string, key: Buffer, name = 'audit.key'): Promise<string> {
+    const path = join(dir, name);
+    await writeFile(path, `${key.toString('utf8')}\n`, { mode: 0o600 });
+    return path;
+  }
+
+  it('unkeyed: an edit re-chained to the end passes, and says the guarantee is only against accidents; an anchor catches it', async () => {
+    const dir = await tmp();
+    const path = join(dir, 'audit.jsonl');
+    const original = chain(6, GENESIS_HEAD, null);
+    await writeFile(path, rewrite(original.lines, 2, null));
+    const r = await cli(['audit', 'verify', path]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('checked: 6 unkeyed (SHA-256) record(s), seq 1..6: detects accidental damage and edits that were not re-chained');
+    // The daemon logged `audit chain head` with anchor "6:<hash>" before the edit.
+    const anchored = await cli(['audit', 'verify', '--anchor', `6:${original.head.hash}`, path]);
+    expect(anchored.code).toBe(1);
+    expect(anchored.stdout).toMatch(new RegExp(`${path}:6: anchor: seq 6 has the link .* but the anchor says ${original.head.hash.slice(0, 12)}`));
+    expect(anchored.stdout).toContain('checked: anchor seq 6: does NOT match');
+    // On the untouched file, the anchor holds.
+    await writeFile(path, original.text);
+    const intact = await cli(['audit', 'verify', '--anchor', `4:${JSON.parse(original.lines[3]!).hash}`, path]);
+    expect(intact.code).toBe(0);
+    expect(intact.stdout).toContain('checked: anchored at seq 4: seq 4 has the link recorded elsewhere, so no record up to it was rewritten since');
+  });
+
+  it('keyed: verifies with --key-file and says what that guarantees; without it, says the HMACs were not checked', async () => {
+    const dir = await tmp();
+    const path = join(dir, 'audit.jsonl');
+    await writeFile(path, chain(5).text);
+    const withKey = await cli(['audit', 'verify', '--key-file', await keyFile(dir, KEY), path]);
+    expect(withKey.code).toBe(0);
+    expect(withKey.stdout).toContain('checked: 5 keyed (HMAC-SHA256) record(s), seq 1..5: detects any edit, deletion or insertion by someone without the key');
+    const withoutKey = await cli(['audit', 'verify', path]);
+    expect(withoutKey.code).toBe(0);
+    expect(withoutKey.stdout).toContain('checked: 5 keyed (HMAC-SHA256) record(s), seq 1..5, NOT checked: no --key-file given');
+  });
+
+  it('keyed: an edit re-chained with another key fails with the key', async () => {
+    const dir = await tmp();
+    const path = join(dir, 'audit.jsonl');
+    await writeFile(path, rewrite(chain(5).lines, 1, OTHER_KEY));
+    const r = await cli(['audit', 'verify', '--key-file', await keyFile(dir, KEY), path]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`${path}:2: hash-mismatch: hmac mismatch: the line was edited`));
+    expect(r.stdout).toMatch(/chain NOT intact: 4 problem/);
+    // Both keys given (a key change): the records keyed with either verify.
+    const both = await cli(['audit', 'verify', '--key-file', await keyFile(dir, KEY), '--key-file', await keyFile(dir, OTHER_KEY, 'other.key'), path]);
+    expect(both.code).toBe(0);
+  });
+
+  it('a downgrade (keyed records rewritten unkeyed) is reported with or without the key; a whole file rewritten unkeyed fails with the key', async () => {
+    const dir = await tmp();
+    const path = join(dir, 'audit.jsonl');
+    const keyed = chain(5);
+    await writeFile(path, rewrite(keyed.lines, 2, null));
+    for (const args of [[path], ['--key-file', await keyFile(dir, KEY), path]]) {
+      const r = await cli(['audit', 'verify', ...args]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(new RegExp(`${path}:3: downgrade: seq 3 is unkeyed \\(SHA-256\\) but the record before it is keyed`));
+    }
+    await writeFile(path, rewrite(keyed.lines, 0, null));
+    expect((await cli(['audit', 'verify', path])).code).toBe(0); // without the key nothing tells this file from an unkeyed log
+    const r = await cli(['audit', 'verify', '--key-file', await keyFile(dir, KEY), path]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('problem: a key was given but no record is keyed');
+  });
+
+  it('a downgrade across rotated files is reported at the first line of the newer file', async () => {
+    const dir = await tmp();
+    const live = join(dir, 'audit.jsonl');
+    const old = chain(3);
+    await writeFile(`${live}.1`, old.text);
+    await writeFile(live, chain(2, old.head, null).text);
+    const report = await verifyAuditFiles([`${live}.1`, live]);
+    expect(report.problems).toEqual([expect.objectContaining({ path: live, line: 1, kind: 'downgrade' })]);
+  });
+
+  it('an unkeyed history followed by keyed records (the key set later) verifies, and names both guarantees', async () => {
+    const dir = await tmp();
+    const path = join(dir, 'audit.jsonl');
+    const before = chain(2, GENESIS_HEAD, null);
+    await writeFile(path, before.text + chain(3, before.head).text);
+    const r = await cli(['audit', 'verify', '--key-file', await keyFile(dir, KEY), path]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('checked: 2 unkeyed (SHA-256) record(s), seq 1..2:');
+    expect(r.stdout).toContain('checked: 3 keyed (HMAC-SHA256) record(s), seq 3..5: detects any edit');
+  });
+
+  it('takes the key from audit.key_file of the configuration', async () => {
+    const dir = await tmp();
+    const path = join(dir, 'audit.jsonl');
+    await writeFile(path, chain(3).text);
+    const config = join(dir, 'redis-ha.yaml');
+    await writeFile(config, [
+      'node: { name: redis-a, address: 192.0.2.11 }',
+      'peer: { address: 192.0.2.12 }',
+      'vip: { address: 192.0.2.100/24, interface: eth0 }',
+      `audit: { path: ${JSON.stringify(path)}, key_file: ${JSON.stringify(await keyFile(dir, KEY))} }`,
+      '',
+    ].join('\n'));
+    const r = await cli(['audit', 'verify', '-c', config], undefined, { REDIS_HA_ADVERT_KEY: 'a-test-secret-of-enough-length' });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('checked: 3 keyed (HMAC-SHA256) record(s), seq 1..3: detects any edit');
+  });
+
+  it('exits 64 for a malformed --anchor, 2 for an unusable --key-file, 1 for an anchor not in the files', async () => {
+    const dir = await tmp();
+    const path = join(dir, 'audit.jsonl');
+    const { text, head } = chain(3);
+    await writeFile(path, text);
+    for (const bad of ['3', `x:${head.hash}`, `3:${head.hash.slice(1)}`, `0:${head.hash}`, `3:${head.hash.toUpperCase()}`]) {
+      const r = await cli(['audit', 'verify', '--anchor', bad, path]);
+      expect(r.code).toBe(64);
+      expect(r.stderr).toMatch(/--anchor: expected SEQ:HASH/);
+    }
+    const missingKey = await cli(['audit', 'verify', '--key-file', join(dir, 'nope.key'), path]);
+    expect(missingKey.code).toBe(2);
+    expect(missingKey.stderr).toMatch(/--key-file: ".*nope\.key": cannot open the audit key file \(no such file\)/);
+    const later = await cli(['audit', 'verify', '--anchor', `9:${head.hash}`, path]);
+    expect(later.code).toBe(1);
+    expect(later.stdout).toContain("problem: the anchor's seq 9 is not in the files checked (they hold seq 1..3)");
+  });
+});

@@ -1,12 +1,18 @@
 /**
  * The control handler: who may do what, argument checks, the audit record of every
- * request (written by the real core), and that requests reach the loop as events (a
- * recording stub stands in for the runtime; the socket itself is tested in test/adapters/control-socket.test.ts).
+ * request (written by the real core, and by a real audit log for the bounds), which
+ * requests are summarised, and that requests reach the loop as events (a recording
+ * stub stands in for the runtime; the socket itself is tested in test/adapters/control-socket.test.ts).
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AuditLog } from '../../src/adapters/audit.js';
+import { verifyAuditFiles } from '../../src/audit/verify.js';
 import type { Caller } from '../../src/adapters/control-socket.js';
-import { controlHandler, newRequestId } from '../../src/daemon/control.js';
-import { createLogger } from '../../src/daemon/logger.js';
+import { controlHandler, newRequestId, REFUSED_AUDIT_INTERVAL_MS, STATUS_AUDIT_INTERVAL_MS } from '../../src/daemon/control.js';
+import { createLogger, silentLogger } from '../../src/daemon/logger.js';
 import type { RequestEvent, RequestReply } from '../../src/daemon/runtime.js';
 import type { StatusReport } from '../../src/daemon/status.js';
 import { initialState, step } from '../../src/core/step.js';
@@ -22,10 +28,19 @@ const nobody: Caller = {
 };
 const unknown: Caller = { credentials: null, credentialError: 'addon missing', authorized: false, description: 'unknown caller (addon missing)' };
 
-function harness(answer: RequestReply = { ok: true, detail: 'done', data: {} }) {
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+function harness(
+  answer: RequestReply = { ok: true, detail: 'done', data: {} },
+  options: { now?: () => number; log?: AuditLog } = {},
+) {
   const events: RequestEvent[] = [];
   const records: { event: string; data: Record<string, unknown> }[] = [];
   const handler = controlHandler({
+    ...(options.now ? { now: options.now } : {}),
     nodeName: 'a',
     defaultTimeoutMs: 5000,
     request: async (event) => {
@@ -36,7 +51,11 @@ function harness(answer: RequestReply = { ok: true, detail: 'done', data: {} }) 
     // The core turns the handler's record into its audit action, as in the daemon.
     record: async (record) => {
       const r = step(initialState(0, { epoch: 0, knownEpoch: 0 }), { type: 'control-handled', record }, 0, coreConfig());
-      for (const a of r.actions) if (a.type === 'audit') records.push({ event: a.event, data: { ...a.data } });
+      for (const a of r.actions) {
+        if (a.type !== 'audit') continue;
+        records.push({ event: a.event, data: { ...a.data } });
+        await options.log?.append(a.event, a.data ?? {});
+      }
     },
     logger: createLogger('fatal'),
   });
@@ -44,12 +63,67 @@ function harness(answer: RequestReply = { ok: true, detail: 'done', data: {} }) 
 }
 
 describe('control handler', () => {
-  it('status is open to anyone who can reach the socket, and is audited', async () => {
+  it('status is open to anyone who can reach the socket, and is audited (summarised)', async () => {
     const h = harness();
     const reply = await h.handler({ command: 'status', args: {} }, nobody);
     expect(reply).toMatchObject({ ok: true, status: { verdict: 'ok' } });
-    expect(h.records[0]).toMatchObject({ event: 'control-request', data: { command: 'status', user: 'nobody', uid: 65534, pid: 777, outcome: 'ok' } });
+    expect(h.records[0]).toMatchObject({ event: 'control-request', data: { command: 'status', user: 'nobody', uid: 65534, pid: 777, outcome: 'ok', calls: 1 } });
     expect(typeof h.records[0]?.data.durationMs).toBe('number');
+  });
+
+  it('status is recorded once per uid per interval, the next record counting the calls held back', async () => {
+    let now = 0;
+    const h = harness(undefined, { now: () => now });
+    for (let i = 0; i < 5; i++) await h.handler({ command: 'status', args: {} }, nobody);
+    await h.handler({ command: 'status', args: {} }, root); // another uid: its own record
+    expect(h.records.map((r) => [r.data.user, r.data.calls])).toEqual([['nobody', 1], ['root', 1]]);
+    now += STATUS_AUDIT_INTERVAL_MS;
+    await h.handler({ command: 'status', args: {} }, nobody);
+    expect(h.records.map((r) => [r.data.user, r.data.calls])).toEqual([['nobody', 1], ['root', 1], ['nobody', 5]]);
+  });
+
+  it('every state-changing request of an authorized caller is recorded; refusals of an unauthorized one are summarised', async () => {
+    let now = 0;
+    const h = harness(undefined, { now: () => now });
+    for (let i = 0; i < 3; i++) await h.handler({ command: 'maintenance', args: { on: i % 2 === 0 } }, root);
+    expect(h.records.filter((r) => r.data.user === 'root')).toHaveLength(3);
+    expect(h.records.every((r) => r.data.calls === undefined)).toBe(true);
+    for (let i = 0; i < 50; i++) await h.handler({ command: i % 2 ? 'switchover' : 'reboot', args: {} }, nobody);
+    expect(h.records.filter((r) => r.data.user === 'nobody').map((r) => [r.data.command, r.data.outcome, r.data.calls])).toEqual([['reboot', 'error', 1]]);
+    now += REFUSED_AUDIT_INTERVAL_MS;
+    await h.handler({ command: 'switchover', args: {} }, nobody);
+    expect(h.records.at(-1)?.data).toMatchObject({ command: 'switchover', outcome: 'denied', user: 'nobody', calls: 50 });
+  });
+
+  it('a request with deeply nested args leaves a complete, bounded audit record', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rh-control-audit-'));
+    dirs.push(dir);
+    const path = join(dir, 'audit.jsonl');
+    const log = new AuditLog(path, 'a', silentLogger());
+    const h = harness({ ok: true, detail: 'done', data: {} }, { log });
+    // As the socket parses them: JSON.parse takes any depth, JSON.stringify does not.
+    const deep = JSON.parse(`{"timeoutMs":2000,"x":${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}}`) as Record<string, unknown>;
+    const wide = { pad: 'x'.repeat(60_000), ...Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`k${i}`, i])) };
+    await h.handler({ command: 'switchover', args: deep }, root);
+    await h.handler({ command: 'switchover', args: deep }, nobody);
+    await h.handler({ command: 'x'.repeat(60_000), args: wide }, root);
+    await h.handler({ command: 'status', args: wide }, root);
+    await log.close();
+    const text = await readFile(path, 'utf8');
+    const lines = text.trim().split('\n');
+    expect(lines).toHaveLength(4);
+    for (const line of lines) expect(Buffer.byteLength(line)).toBeLessThan(4096);
+    const recs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const r of recs) {
+      expect(r).toMatchObject({ event: 'control-request', user: expect.any(String), uid: expect.any(Number), pid: expect.any(Number), outcome: expect.any(String) });
+      expect(typeof r.command).toBe('string');
+      expect(r.recordCut).toBeUndefined(); // bounded by the handler, not rescued by the log
+    }
+    expect(recs[0]).toMatchObject({ command: 'switchover', user: 'root', uid: 0, pid: 4242, outcome: 'ok', args: { timeoutMs: 2000, 'x.a.a': '[object, 1 keys]' }, argsCut: { deeper: 1 } });
+    expect(recs[1]).toMatchObject({ command: 'switchover', user: 'nobody', uid: 65534, outcome: 'denied' });
+    expect(recs[2]).toMatchObject({ command: `${'x'.repeat(64)}…`, outcome: 'error', argsCut: { strings: 1 } });
+    expect(recs[3]).toMatchObject({ command: 'status', outcome: 'ok', calls: 1 });
+    expect((await verifyAuditFiles([path])).ok).toBe(true);
   });
 
   it.each([['switchover', {}], ['maintenance', { on: true }]] as const)('%s is denied to an unauthorised user and to unknown credentials', async (command, args) => {
