@@ -4,6 +4,7 @@
  * do, like `keepalived -t`. Pure reporting: the CLI prints the lines and picks the exit
  * status (0, or EXIT_CONFIG = 78). Secrets are never shown, only whether they are set.
  */
+import { AuditKeyError, readAuditKey } from '../audit/key.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { addressBytes, isMulticastAddress, sameAddress } from '../net/address.js';
 import { loadConfig } from './load.js';
@@ -25,6 +26,15 @@ export function checkConfig(path: string, env: NodeJS.ProcessEnv = process.env):
   } catch (error) {
     if (error instanceof ConfigError) return { ok: false, problems: [...error.problems] };
     throw error;
+  }
+  // The daemon reads the audit key when it opens the log; refuse what it would refuse.
+  if (config.audit.keyFile !== '') {
+    try {
+      readAuditKey(config.audit.keyFile, { what: 'audit.key_file', requirePrivate: true, env });
+    } catch (error) {
+      if (error instanceof AuditKeyError) return { ok: false, problems: [error.message] };
+      throw error;
+    }
   }
   return { ok: true, config, lines: summarise(config) };
 }
@@ -60,7 +70,7 @@ export function summarise(config: Config): string[] {
     `promotion: wait for sync ${onOff(config.promotion.waitForSync)} (at most ${config.promotion.maxSyncWaitMs} ms), ` +
       `peer timeout ${config.promotion.peerTimeoutMs} ms, delays ${config.promotion.preDelayMs}/${config.promotion.syncDelayMs} ms; ` +
       `demotion delay ${config.demotion.delayMs} ms; reconcile every ${config.reconcile.intervalMs} ms`,
-    `audit log ${config.audit.path}, state ${config.state.path}, log level ${config.log.level}`,
+    `audit log ${config.audit.path} (${config.audit.keyFile === '' ? 'unkeyed chain' : `chain keyed by ${config.audit.keyFile}`}), state ${config.state.path}, log level ${config.log.level}`,
   ];
 }
 

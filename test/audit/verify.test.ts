@@ -343,7 +343,7 @@ describe('keyed chains and anchors', () => {
     }
     const missingKey = await cli(['audit', 'verify', '--key-file', join(dir, 'nope.key'), path]);
     expect(missingKey.code).toBe(2);
-    expect(missingKey.stderr).toMatch(/--key-file: ".*nope\.key": cannot open the audit key file \(no such file\)/);
+    expect(missingKey.stderr).toMatch(/--key-file: expected a readable key file for the audit chain, got ".*nope\.key" \(no such file\)/);
     const later = await cli(['audit', 'verify', '--anchor', `9:${head.hash}`, path]);
     expect(later.code).toBe(1);
     expect(later.stdout).toContain("problem: the anchor's seq 9 is not in the files checked (they hold seq 1..3)");

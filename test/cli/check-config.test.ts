@@ -100,4 +100,24 @@ describe('redis-ha check-config', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^3 [0-9a-f]{64}\n$/);
   });
+
+  it('checks audit.key_file as the daemon would: weak or readable by others is 78, a good one is summarised', async () => {
+    const key = join(dir, 'audit.key');
+    const withKey = await exampleWith((t) => t.replace(/key_file: ""/, `key_file: ${key}`));
+    await writeFile(key, `${'ab'.repeat(32)}\n`);
+    await chmod(key, 0o600);
+    const weak = await cli(['check-config', '--config', withKey.path]);
+    expect(weak.code).toBe(78);
+    expect(weak.stderr).toMatch(/audit\.key_file: .*expected a secret of at least 128 bits .*, got a sequence of 2 characters repeated \(not shown/);
+    await writeFile(key, '0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f9\n');
+    await chmod(key, 0o640);
+    const loose = await cli(['check-config', '--config', withKey.path]);
+    expect(loose.code).toBe(78);
+    expect(loose.stderr).toMatch(/audit\.key_file: expected a key file for the audit chain only its owner can access .*mode 0640/);
+    await chmod(key, 0o600);
+    const good = await cli(['check-config', '--config', withKey.path]);
+    expect(good.stderr).toBe('');
+    expect(good.code).toBe(0);
+    expect(good.stdout).toContain(`chain keyed by ${key}`);
+  });
 });
