@@ -14,7 +14,7 @@
  * which can only make a caller less privileged, never more. Names come from
  * /etc/passwd and /etc/group directly (no NSS: LDAP or sssd users show up as `uid N`).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
@@ -178,18 +178,36 @@ async function processGroups(pid: number, uid: number, gid: number): Promise<rea
   return withPrimary(gid, fields('Groups') ?? []);
 }
 
-/** Splits a colon-separated database file (/etc/passwd, /etc/group) into rows; [] if unreadable. */
+/** The last parse of each database file, kept while its size and mtime stay the same. */
+const colonFiles = new Map<string, { readonly key: string; readonly rows: string[][] }>();
+
+/**
+ * Splits a colon-separated database file (/etc/passwd, /etc/group) into rows; [] if
+ * unreadable. Parsed again only when the file changed (a `stat` per call, not a read: a
+ * local user opening control connections in a loop must not make the loop re-read it).
+ */
 function readColonFile(path: string): string[][] {
+  let key: string;
+  try {
+    const st = statSync(path);
+    key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+  } catch {
+    return [];
+  }
+  const cached = colonFiles.get(path);
+  if (cached?.key === key) return cached.rows;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch {
     return [];
   }
-  return text
+  const rows = text
     .split('\n')
     .filter((line) => line !== '' && !line.startsWith('#'))
     .map((line) => line.split(':'));
+  colonFiles.set(path, { key, rows });
+  return rows;
 }
 
 /** The gid of group `name` from /etc/group, or null when there is no such group. */

@@ -277,7 +277,8 @@ export function verifyGuarantees(report: VerifyReport): string[] {
   }
   const checked = report.keyed - report.keyedUnchecked;
   if (checked > 0) {
-    out.push(`${checked} keyed (HMAC-SHA256) record(s), ${seqs(report.keyedSeqs)}: detects any edit, deletion or insertion by someone without the key`);
+    out.push(`${checked} keyed (HMAC-SHA256) record(s), ${seqs(report.keyedSeqs)}: detects any edit, insertion or reordering, and any deletion ` +
+      'between the first and the last record checked, by someone without the key; not records cut from either end (an anchor catches the last ones)');
   }
   if (report.keyedUnchecked > 0) {
     out.push(`${report.keyedUnchecked} keyed (HMAC-SHA256) record(s), ${seqs(report.keyedSeqs)}, NOT checked: no --key-file given, so only order, deletions and links were checked ` +
@@ -291,6 +292,10 @@ export function verifyGuarantees(report: VerifyReport): string[] {
     } else {
       out.push(`anchor seq ${a.seq}: ${a.state === 'mismatch' ? 'does NOT match (see the problem above)' : 'not found in the files checked'}`);
     }
+  }
+  const firstSeq = Math.min(report.keyedSeqs?.first ?? Infinity, report.unkeyedSeqs?.first ?? Infinity);
+  if (Number.isFinite(firstSeq) && firstSeq > 1) {
+    out.push(`records before seq ${firstSeq} not checked (rotated away, or cut from the start: the files alone cannot tell)`);
   }
   if (report.records === 0) out.push('no records');
   return out;

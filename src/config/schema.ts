@@ -655,7 +655,7 @@ const SCHEMA = {
     path: text('Append-only JSON-lines audit log.', 'REDIS_HA_AUDIT_PATH', '/var/log/redis-ha/audit.jsonl', FORMAT.path),
     // Issue 10, item 6: a keyed (HMAC) audit chain; read by AuditLog.fromConfig (src/adapters/audit.ts).
     key_file: text(
-      'File holding the audit chain key (one line, at least 32 characters, mode 0600); records are then keyed with HMAC-SHA256. "" for an unkeyed chain.',
+      'File holding the audit chain key (one line, a secret of at least 128 bits as an advert key, mode 0600); records are then keyed with HMAC-SHA256. "" for an unkeyed chain.',
       'REDIS_HA_AUDIT_KEY_FILE',
       '',
       FORMAT.path,

@@ -9,6 +9,8 @@
  *   file is then opened non-blocking and checked again on the open descriptor, so a
  *   file swapped for a FIFO between the two calls cannot block us either.
  * - Group and others must have no access (mode & 0o077 == 0), like an SSH private key;
+ *   for the daemon's unprivileged user that also settles the owner (only its owner can
+ *   read a file no one else has access to, and an ACL shows in the group bits).
  *   `REDIS_HA_ALLOW_INSECURE_KEY_FILE=1` waives that for every secret file (containers
  *   whose secret mounts cannot be made 0600). The problem is reported and the file is
  *   still read, so one pass lists everything wrong with it.

@@ -3,6 +3,7 @@
  * `maintenance.ts`, `switchover.ts`): building results and actions, timers, the
  * ranking of two masters, and the wording of reasons. No decisions live here.
  */
+import { epochExhausted } from './epoch.js';
 import { vipDesired, type CoreConfig, type CoreState, type PeerView } from './state.js';
 import { masterDownMs, PRIORITY_RESIGN } from './timing.js';
 import type { Action, AdvertBody, NodeState, PeerRequest, RedisSnapshot, TimerName } from './types.js';
@@ -138,6 +139,7 @@ export function advertBody(s: CoreState, config: CoreConfig): AdvertBody {
       // `handover` only from a node it hears handing over.
       switchingOver: s.switchover?.phase === 'switching-over' || s.switchover?.phase === 'awaiting-peer',
       holdsVip: vipDesired(s) && s.vipClaimed,
+      cannotTakeOver: takeoverBlocked(s),
     },
     maintenanceGen: s.maintenance.gen,
     redis: r
@@ -152,6 +154,11 @@ export function sendAdvert(s: CoreState, config: CoreConfig): Action {
 
 export function persistState(s: CoreState): Action {
   return { type: 'persist-state', epoch: s.epoch, knownEpoch: s.knownEpoch, maintenance: s.maintenance, switchoverIds: s.switchoverIds };
+}
+
+/** Whether this node would hold back a takeover now (see `heldTakeover` in transitions.ts). */
+export function takeoverBlocked(s: CoreState): boolean {
+  return s.persistFailure !== null || epochExhausted(s.epoch, s.knownEpoch);
 }
 
 /** How many switchover ids a node remembers (and persists). */

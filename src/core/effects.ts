@@ -62,6 +62,12 @@ export function onEffectFailed(state: CoreState, e: EffectFailed, now: number, c
   const skipped = e.skipped ?? [];
   const record = audit('effect-failed', { action: e.action, detail: e.detail, skipped: skipped.map((a) => a.type) });
   let r = settle(state, e.action, `${e.action} failed: ${e.detail}`, now, config, step);
+  // A mastership taken without a promotion (the local Redis already was the master) claims
+  // the VIP in the step that persists its epoch: that epoch is not on disk, so the node
+  // must not serve as master on it (a restart would forget it).
+  if (e.action === 'persist-state' && r.state.role === 'MASTER' && !r.state.vipClaimed && skipped.some((a) => a.type === 'claim-vip')) {
+    r = prepend(r.actions, toBackup(r.state, now, config, `the new epoch ${r.state.epoch} could not be written (${e.detail}): not serving as master on it`));
+  }
   const reasons = [r.reason];
   for (const action of skipped) {
     const next = settleSkipped(r.state, action, `not run: ${e.action} failed before it (${e.detail})`, now, config, step);

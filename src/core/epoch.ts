@@ -16,6 +16,12 @@
  *    by a node that knows no epoch yet (a new or wiped host has nothing to protect).
  *    Without evidence the sender is still heard and ranked by what it claims, but the
  *    jump is not persisted, and this node's own takeovers do not build on it.
+ *
+ * Should an epoch at the ceiling be adopted all the same (a fresh node, or a node that
+ * follows a poisoned sender), no takeover can make a newer one: it is refused, audited and
+ * shown as critical by `status` (reset both state files), never made as a silent tie. A
+ * `handover` names an epoch at most a step above the known one. Maintenance generations
+ * share the ceiling and get a step of their own (`MAX_MAINTENANCE_GEN_STEP`).
  */
 import type { HostPort, RedisSnapshot } from './types.js';
 
@@ -24,6 +30,33 @@ export const EPOCH_CEILING = 0x7fff_ffff;
 
 /** How far above the known epoch a heard epoch may be adopted without evidence. */
 export const MAX_EPOCH_STEP = 16;
+
+/**
+ * How far above its own a peer's maintenance generation is adopted (each `maintenance on`
+ * or `off` raises it by one: this many changes while a node was down).
+ */
+export const MAX_MAINTENANCE_GEN_STEP = 1024;
+
+/** Whether no epoch above `known` can be made any more: a takeover must be refused, loudly. */
+export function epochExhausted(...known: readonly number[]): boolean {
+  return Math.max(0, ...known) >= EPOCH_CEILING;
+}
+
+/**
+ * Why a handover's epoch must not be taken, or null: it must be above the known epoch and
+ * at most a step above it (the old master names one more than the highest it knows, and
+ * both nodes heard each other's epochs until then).
+ */
+export function handoverEpochProblem(known: number, named: number): string | null {
+  if (named <= known) return `its epoch ${named} is not above the known epoch ${known}`;
+  if (named - known > MAX_EPOCH_STEP) return `its epoch ${named} is more than ${MAX_EPOCH_STEP} above the known epoch ${known}`;
+  return null;
+}
+
+/** Whether to adopt the peer's maintenance generation `heard` over this node's `own`. */
+export function maintenanceGenAdoptable(own: number, heard: number): boolean {
+  return own === 0 || heard - own <= MAX_MAINTENANCE_GEN_STEP;
+}
 
 /** The epoch of a new mastership: one above every epoch given, never above the ceiling. */
 export function nextEpoch(...known: readonly number[]): number {

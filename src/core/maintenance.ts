@@ -12,7 +12,7 @@
  * the flag changed catches up); on equal generations `on` wins. Both are persisted.
  * When maintenance ends, held-back decisions are re-evaluated at once (`resume`).
  */
-import { nextEpoch } from './epoch.js';
+import { epochExhausted, maintenanceGenAdoptable, nextEpoch } from './epoch.js';
 import { audit, done, livePeer, peerCannotServe, persistState, prepend, sendAdvert, withTimers, type StepResult } from './common.js';
 import type { CoreConfig, CoreState } from './state.js';
 import { masterDownMs } from './timing.js';
@@ -44,7 +44,13 @@ export function onMaintenanceRequested(
   if (s.maintenance.on === e.on) {
     return done(s, [reply(e.requestId, true, `maintenance already ${word}`, s.maintenance)], `maintenance already ${word}`);
   }
-  const maintenance: Maintenance = { on: e.on, gen: nextEpoch(s.maintenance.gen, s.peer?.maintenanceGen ?? 0) };
+  if (epochExhausted(s.maintenance.gen)) {
+    const why = `the maintenance generation ${s.maintenance.gen} is at its ceiling: stop both daemons and move both state files away`;
+    return done(s, [reply(e.requestId, false, why, s.maintenance)], `maintenance ${word} refused: ${why}`);
+  }
+  // From our own generation: it already holds every newer one the peer sent that we adopted
+  // (a jump we refused is not built on).
+  const maintenance: Maintenance = { on: e.on, gen: nextEpoch(s.maintenance.gen) };
   const next: CoreState = { ...s, maintenance, frozen: e.on ? s.frozen : null };
   const reason = `maintenance ${word} (requested by ${e.user})`;
   const first = [
@@ -58,14 +64,21 @@ export function onMaintenanceRequested(
 }
 
 /**
- * Adopts the peer's maintenance flag when its generation is newer (or equal and on).
+ * Adopts the peer's maintenance flag when its generation is newer (or equal and on), and
+ * not more than a step newer (see `epoch.ts`; `previousGen`: what the peer's previous
+ * advert carried, so a refused jump is audited once).
  * Returns `null` when nothing changes; `turnedOff` tells the caller to `resume`.
  */
-export function adoptPeerMaintenance(s: CoreState, advert: Advert): { state: CoreState; actions: StepResult['actions']; turnedOff: boolean } | null {
+export function adoptPeerMaintenance(s: CoreState, advert: Advert, previousGen: number | null): { state: CoreState; actions: StepResult['actions']; turnedOff: boolean } | null {
   const theirs: Maintenance = { on: advert.flags.maintenance, gen: advert.maintenanceGen ?? 0 };
   const mine = s.maintenance;
   const newer = theirs.gen > mine.gen || (theirs.gen === mine.gen && theirs.on && !mine.on);
   if (!newer || (theirs.gen === mine.gen && theirs.on === mine.on)) return null;
+  if (!maintenanceGenAdoptable(mine.gen, theirs.gen)) {
+    // Once per value heard, not once per advert.
+    if (previousGen === theirs.gen) return null;
+    return { state: s, actions: [audit('maintenance-not-adopted', { peer: advert.nodeName, heard: theirs.gen, own: mine.gen })], turnedOff: false };
+  }
   const state: CoreState = { ...s, maintenance: theirs, frozen: theirs.on ? s.frozen : null };
   return {
     state,

@@ -59,7 +59,7 @@ import {
   onSwitchoverTimer,
   resendHandover,
 } from './switchover.js';
-import { adoptEpoch } from './epoch.js';
+import { EPOCH_CEILING, adoptEpoch, epochExhausted } from './epoch.js';
 import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
 import { adoptMaster, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
 import type { Action, Advert, Event, TimerName } from './types.js';
@@ -223,7 +223,10 @@ function onAdvert(state: CoreState, advert: Advert, fromAddress: string, now: nu
   if (!adoption.adopt && state.peer?.epoch !== advert.epoch) {
     first.push(audit('epoch-not-adopted', { node: advert.nodeName, heard: advert.epoch, knownEpoch, why: adoption.why }));
   }
-  const adopted = adoptPeerMaintenance(s, advert);
+  if (epochExhausted(knownEpoch) && !epochExhausted(state.knownEpoch)) {
+    first.push(audit('epoch-ceiling-reached', { node: advert.nodeName, knownEpoch, ceiling: EPOCH_CEILING }));
+  }
+  const adopted = adoptPeerMaintenance(s, advert, state.peer?.maintenanceGen ?? null);
   if (adopted) {
     s = adopted.state;
     first.push(...adopted.actions);

@@ -25,7 +25,7 @@
  * until the peer advertises MASTER, and a request id that was already handled is
  * ignored, so a lost or duplicated datagram cannot start a second switchover.
  */
-import { nextEpoch } from './epoch.js';
+import { handoverEpochProblem, nextEpoch } from './epoch.js';
 import {
   audit,
   done,
@@ -37,6 +37,7 @@ import {
   prepend,
   rememberSwitchover,
   sendAdvert,
+  takeoverBlocked,
   withTimers,
   type StepResult,
 } from './common.js';
@@ -101,6 +102,8 @@ function switchoverProblem(s: CoreState, force: boolean, now: number, config: Co
       : `no advert from ${s.peer.nodeName} for ${Math.round(now - s.peer.receivedAtMs)} ms: its daemon must be running to take over`;
   }
   if (peerCannotServe(peer)) return `peer ${peer.nodeName} is FAULT: its Redis is failing its health checks`;
+  // Even forced: Redis would be handed over to a node that then refuses the role.
+  if (peer.flags.cannotTakeOver === true) return `peer ${peer.nodeName} cannot take the master role now (see its status: state file or epoch)`;
   if (peer.state !== 'BACKUP') return `peer ${peer.nodeName} is ${peer.state}, not BACKUP`;
   if (peer.redis.role !== 'replica') return `peer ${peer.nodeName}'s Redis is ${peer.redis.role}, not a replica`;
   if (!force && peer.flags.maintenance !== s.maintenance.on) {
@@ -115,6 +118,11 @@ function switchoverProblem(s: CoreState, force: boolean, now: number, config: Co
 
 /** On the backup: ask the master's daemon to hand over to us. */
 function forward(s: CoreState, e: Requested, now: number, config: CoreConfig): StepResult {
+  if (takeoverBlocked(s)) {
+    return refuse(s, e, s.persistFailure !== null
+      ? `this node cannot take the master role: its state file cannot be written (${s.persistFailure.detail})`
+      : 'this node cannot take the master role: no newer epoch can be made (see status)');
+  }
   const peer = livePeer(s, now, config);
   const local = s.health.redis;
   if (s.health.healthy !== true || local === null) return refuse(s, e, `local Redis is not healthy (${s.health.detail})`);
@@ -213,7 +221,9 @@ export function onHandoverReceived(
       message({ kind: 'switchover-result', requestId: e.requestId, ok: false, detail: why })], why);
   }
   if (s.persistFailure !== null) {
-    // The old master keeps the role (its switchover times out and it stays master).
+    // The old master checked our `cannotTakeOver` flag before touching Redis, so this is a
+    // write that began failing mid-switchover: refused, the old master lets go, and its
+    // master-down timer takes the role back (catching up from our Redis first).
     const why = `handover ${e.requestId} refused: the state file cannot be written (${s.persistFailure.detail}), and a new epoch must be on disk before a promotion`;
     return done(s, [audit('switchover-handover-ignored', { requestId: e.requestId, role: s.role, why }),
       message({ kind: 'switchover-result', requestId: e.requestId, ok: false, detail: why })], why);
@@ -234,7 +244,8 @@ export function onHandoverReceived(
 
 /** Why a `handover` must not be acted on, or null when it is current (see `onHandoverReceived`). */
 function staleHandover(s: CoreState, e: Extract<Event, { type: 'handover-received' }>, now: number, config: CoreConfig): string | null {
-  if (e.epoch <= s.knownEpoch) return `its epoch ${e.epoch} is not above the known epoch ${s.knownEpoch}`;
+  const epochProblem = handoverEpochProblem(s.knownEpoch, e.epoch);
+  if (epochProblem !== null) return epochProblem;
   const peer = livePeer(s, now, config);
   if (peer === null || peer.nodeName !== e.from) return `${e.from} is not a live peer of this node`;
   // Only while the old master hands over do its adverts carry the flag; a lost advert

@@ -4,7 +4,7 @@
  * VIP before demoting Redis, and never claim it from FAULT. `step.ts` decides when;
  * this file says what a change does.
  */
-import { nextEpoch } from './epoch.js';
+import { EPOCH_CEILING, epochExhausted, nextEpoch } from './epoch.js';
 import {
   audit,
   divergenceReport,
@@ -34,7 +34,8 @@ export function adoptMaster(s: CoreState, now: number, config: CoreConfig, reaso
 
 /** Becomes MASTER with a new epoch without touching Redis (it already is a master). */
 export function takeOverAsIs(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
-  if (s.persistFailure !== null) return holdTakeover(s, now, config, reason);
+  const held = heldTakeover(s, now, config, reason);
+  if (held !== null) return held;
   const epoch = nextEpoch(s.epoch, s.knownEpoch);
   const r = adoptMaster({ ...s, epoch, knownEpoch: epoch }, now, config, reason);
   return { ...r, actions: [persistState(r.state), ...r.actions] };
@@ -50,7 +51,8 @@ export interface TakeOverOptions {
 
 /** BACKUP → MASTER: new epoch, advertise at once, promote Redis; the VIP follows on success. */
 export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: string, options: TakeOverOptions = {}): StepResult {
-  if (s.persistFailure !== null) return holdTakeover(s, now, config, reason);
+  const held = heldTakeover(s, now, config, reason);
+  if (held !== null) return held;
   const epoch = nextEpoch(s.epoch, s.knownEpoch, (options.minEpoch ?? 0) - 1);
   const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null }, 'MASTER', now, reason);
   const next = withTimers(base, {
@@ -70,19 +72,27 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
 }
 
 /**
- * A takeover this node would start, held back because the state file cannot be written:
- * its new epoch must be on disk first. The node stays where it is and looks again after a
- * master-down interval (a peer that comes back re-arms the timer as usual); the write is
- * retried on its own timer meanwhile. Audited once per failure episode, logged each time.
+ * A takeover this node would start, held back, or null when nothing holds it: the state
+ * file cannot be written (the new epoch must be on disk before a promotion; the write is
+ * retried on its own timer meanwhile), or no newer epoch can be made (the epoch space is
+ * exhausted: see `epoch.ts`). The node stays where it is (BACKUP, or INIT at start-up) and
+ * looks again after a master-down interval (a peer that comes back re-arms the timer as
+ * usual). Logged each time.
  */
-function holdTakeover(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
+function heldTakeover(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult | null {
   const failure = s.persistFailure;
-  const why = `${reason}; not taking over: the state file cannot be written (${failure?.detail ?? '?'}), and a new epoch must be on disk before a promotion`;
+  const exhausted = epochExhausted(s.epoch, s.knownEpoch);
+  if (failure === null && !exhausted) return null;
+  const blocker = failure !== null
+    ? `the state file cannot be written (${failure.detail}), and a new epoch must be on disk before a promotion`
+    : `no epoch above ${s.knownEpoch} can be made (the ceiling is ${EPOCH_CEILING}): stop both daemons and move both state files away`;
   const again = now + masterDownMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs);
   const held: CoreState = failure === null ? s : { ...s, persistFailure: { ...failure, heldTakeover: reason } };
   const next = withTimers(held, s.role === 'INIT' ? { 'init-listen': again } : { 'master-down': again });
+  // Audited once per state-file failure; an exhausted epoch space was audited when the
+  // ceiling was reached (`epoch-ceiling-reached`) and stays critical in `status`.
   const first = failure !== null && failure.heldTakeover === null;
-  return done(next, first ? [audit('takeover-held', { reason, stateFile: failure.detail })] : [], why);
+  return done(next, first ? [audit('takeover-held', { reason, blocker })] : [], `${reason}; not taking over: ${blocker}`);
 }
 
 /**

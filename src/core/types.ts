@@ -55,6 +55,12 @@ export interface AdvertFlags {
   readonly switchingOver: boolean;
   /** The sender holds the VIP (or is claiming it): a switchover's old master releases it only then. */
   readonly holdsVip: boolean;
+  /**
+   * The sender will not take the master role now (its state file cannot be written, or no
+   * newer epoch can be made): a switchover towards it is refused before Redis is touched.
+   * Absent in hand-made adverts (tests): false.
+   */
+  readonly cannotTakeOver?: boolean;
 }
 
 /** An authenticated advert, as decoded by `src/proto/advert.ts`. */

@@ -7,6 +7,7 @@
  * nothing, so the socket handler may build it without going through the loop.
  * Times the operator reads are wall-clock ISO strings; ages are milliseconds.
  */
+import { epochExhausted } from '../core/epoch.js';
 import { vipDesired, type CoreState } from '../core/state.js';
 import { masterDownMs } from '../core/timing.js';
 import type { TakeoverEstimate } from '../core/timing.js';
@@ -169,6 +170,10 @@ export function judge(
   const critical: string[] = [];
   const warning: string[] = [];
   if (s.role === 'FAULT') critical.push(`this node is FAULT: ${s.advertFailure ?? s.health.detail}`);
+  if (epochExhausted(s.epoch, s.knownEpoch)) {
+    critical.push(`the promotion epoch ${s.knownEpoch} is at its ceiling: no takeover is possible; stop both daemons and move both state files away`);
+  }
+  if (epochExhausted(s.maintenance.gen)) critical.push(`the maintenance generation ${s.maintenance.gen} is at its ceiling: maintenance cannot be changed`);
   if (s.persistFailure !== null) {
     const held = s.persistFailure.heldTakeover === null ? '' : `; takeover held back (${s.persistFailure.heldTakeover})`;
     critical.push(`the state file cannot be written (${s.persistFailure.detail}, ${s.persistFailure.attempts} attempts): no takeover until it is${held}`);
@@ -180,6 +185,7 @@ export function judge(
     critical.push(p ? `no advert from peer ${p.nodeName} for ${peerSeen.silentMs} ms: failover is not possible` : 'no advert from the peer yet: failover is not possible');
   } else if (p) {
     if (p.flags.fault || p.state === 'FAULT') critical.push(`peer ${p.nodeName} is FAULT: failover is not possible`);
+    else if (p.flags.cannotTakeOver === true) critical.push(`peer ${p.nodeName} cannot take the master role (its state file or epoch, see its status): failover is not possible`);
     if (s.role === 'MASTER' && p.state === 'MASTER') critical.push(`both nodes are MASTER`);
     if (s.role !== 'MASTER' && p.state !== 'MASTER' && s.switchover === null) critical.push('no node is MASTER');
   }

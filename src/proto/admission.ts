@@ -22,6 +22,12 @@
  * and this node echoes the peer's current run from its first advert instead of one
  * interval later (a restart in place is not mistaken for a silent master).
  *
+ * A run kept in the state file is a hint, not a lock: should the peer come back with a
+ * smaller boot time (its own state file moved away while its clock was behind), its
+ * packets would be `stale-boot` for ever. So while nothing of the peer has been accepted
+ * in this run, a smaller boot time is accepted from a packet that echoes this run (a
+ * recording cannot: this run is new), and replaces the kept one.
+ *
  * A pair has one peer: the echo is the boot time of the last sender accepted. Pure: no
  * clock, no I/O.
  */
@@ -57,6 +63,8 @@ const ADMITTED: AdmissionCheck = Object.freeze({ ok: true });
 export class Admission {
   private readonly guard: ReplayGuard;
   private heard: PeerSeen | null = null;
+  /** Senders known only from the seed: nothing of theirs accepted in this run yet. */
+  private readonly seededOnly = new Set<string>();
 
   /**
    * @param ownBootTimeMs this run's boot time now (it changes only if the sequence wraps).
@@ -66,16 +74,21 @@ export class Admission {
     this.guard = new ReplayGuard(maxSenders);
     for (const p of seed) {
       this.guard.check(p.nodeName, p.bootTimeMs, p.seq);
+      this.seededOnly.add(p.nodeName);
       this.heard = p;
     }
   }
 
   /** Records `p` if it is newer than its sender's last packet, and admits it if it is also fresh. */
   check(p: Stamped): AdmissionCheck {
-    const ordered = this.guard.check(p.nodeName, p.bootTimeMs, p.seq);
+    const own = this.ownBootTimeMs();
+    let ordered = this.guard.check(p.nodeName, p.bootTimeMs, p.seq);
+    if (!ordered.ok && ordered.reason === 'stale-boot' && this.seededOnly.has(p.nodeName) && p.echoBootTimeMs === own) {
+      this.guard.forget(p.nodeName);
+      ordered = this.guard.check(p.nodeName, p.bootTimeMs, p.seq);
+    }
     if (!ordered.ok) return ordered;
     this.heard = { nodeName: p.nodeName, bootTimeMs: p.bootTimeMs, seq: p.seq };
-    const own = this.ownBootTimeMs();
     if (p.echoBootTimeMs !== own) {
       const said = p.echoBootTimeMs === 0 ? 'has not heard this daemon yet' : `echoes boot time ${p.echoBootTimeMs}`;
       return {
@@ -84,6 +97,7 @@ export class Admission {
         detail: `${p.nodeName} ${said}, this run started at ${own} (a packet from before this restart, or sent before its sender heard this run)`,
       };
     }
+    this.seededOnly.delete(p.nodeName);
     return ADMITTED;
   }
 

@@ -14,7 +14,8 @@
  *       4     1  groupId
  *       5     1  state: 0 INIT | 1 BACKUP | 2 MASTER | 3 FAULT
  *       6     1  priority (0 = resigning, RFC 5798 §5.2.4)
- *       7     1  flags: bit0 fault | bit1 resigning | bit2 maintenance | bit3 switching over | bit4 holds the VIP | bits 5-7 = 0
+ *       7     1  flags: bit0 fault | bit1 resigning | bit2 maintenance | bit3 switching over | bit4 holds the VIP
+ *                | bit5 cannot take over | bits 6-7 = 0
  *       8     2  advertIntervalMs, 1..65535
  *      10     1  redisRole: 0 unknown | 1 master | 2 replica
  *      11     6  bootTimeMs, ms since the Unix epoch (48-bit unsigned)
@@ -71,8 +72,6 @@ export const MAX_BOOT_TIME_MS = 2 ** 48 - 1;
 export const MAX_SEQ = 0xffff_ffff;
 /** Largest promotion epoch the u32 wire field holds. */
 export const MAX_EPOCH = 0xffff_ffff;
-/** Largest epoch accepted on the wire (`src/core/epoch.ts`): above it an advert is refused. */
-export { EPOCH_CEILING };
 /** Largest advert interval the u16 field holds. */
 export const MAX_ADVERT_INTERVAL_MS = 0xffff;
 
@@ -116,7 +115,8 @@ const FLAG_RESIGNING = 0b010;
 const FLAG_MAINTENANCE = 0b100;
 const FLAG_SWITCHING_OVER = 0b1000;
 const FLAG_HOLDS_VIP = 0b1_0000;
-const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE | FLAG_SWITCHING_OVER | FLAG_HOLDS_VIP;
+const FLAG_CANNOT_TAKE_OVER = 0b10_0000;
+const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE | FLAG_SWITCHING_OVER | FLAG_HOLDS_VIP | FLAG_CANNOT_TAKE_OVER;
 
 /** Secondary offset meaning "no second history" (Redis `second_repl_offset:-1`). */
 const NO_SECOND_OFFSET = -1;
@@ -218,7 +218,8 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
       (body.flags.resigning ? FLAG_RESIGNING : 0) |
       (body.flags.maintenance ? FLAG_MAINTENANCE : 0) |
       (body.flags.switchingOver ? FLAG_SWITCHING_OVER : 0) |
-      (body.flags.holdsVip ? FLAG_HOLDS_VIP : 0),
+      (body.flags.holdsVip ? FLAG_HOLDS_VIP : 0) |
+      (body.flags.cannotTakeOver === true ? FLAG_CANNOT_TAKE_OVER : 0),
     OFF_FLAGS,
   );
   buf.writeUInt16BE(body.advertIntervalMs, OFF_INTERVAL);
@@ -324,6 +325,7 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
       maintenance: (flags & FLAG_MAINTENANCE) !== 0,
       switchingOver: (flags & FLAG_SWITCHING_OVER) !== 0,
       holdsVip: (flags & FLAG_HOLDS_VIP) !== 0,
+      cannotTakeOver: (flags & FLAG_CANNOT_TAKE_OVER) !== 0,
     },
     redis: {
       role,

@@ -16,9 +16,10 @@
  * leaves ample room for misconfigured neighbours sharing the key.
  *
  * Operational caveat: a node whose clock stepped backwards across a restart sends a
- * smaller boot time and is rejected as `stale-boot` until its peer forgets it (a
- * restart of the peer daemon). The sender should persist its last boot time and
- * never go below it.
+ * smaller boot time and is rejected as `stale-boot`; the sender persists its last boot
+ * time and never goes below it (`recordBoot`), and a receiver that only knows the older
+ * run from its state file accepts a smaller one that proves itself fresh (see
+ * `Admission`).
  *
  * Pure: no timers, no clock. Call `check()` only for authenticated adverts; an
  * accepted pair is recorded by the call itself.
@@ -89,6 +90,11 @@ export class ReplayGuard {
       if (oldest.done !== true) this.lastSeen.delete(oldest.value);
     }
     return ACCEPTED;
+  }
+
+  /** Forgets `nodeName`: its next pair is accepted whatever it is. */
+  forget(nodeName: string): void {
+    this.lastSeen.delete(nodeName);
   }
 
   /** How many senders are remembered now. */

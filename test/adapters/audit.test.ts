@@ -362,25 +362,27 @@ describe('AuditLog', () => {
       expect(anchored).toMatchObject({ ok: true, anchor: { seq: 3, state: 'matched' } });
     });
 
-    it('refuses a key file readable by others, not regular, or too short (fromConfig: FatalError)', async () => {
+    it('refuses a key file readable by others, not regular, too short or a pattern (fromConfig: FatalError)', async () => {
       const d = await tmp();
       const keyFile = join(d, 'audit.key');
-      await writeFile(keyFile, `${'0123456789abcdef'.repeat(4)}\n`, { mode: 0o644 });
+      await writeFile(keyFile, '3f9c1e07b25d48a6e1c97f0d2b8a4e61c5d09f3a7b2e84d1\n', { mode: 0o644 });
       const config = { path: join(d, 'audit.jsonl'), keyFile };
       expect(() => AuditLog.fromConfig(config, 'a', silentLogger())).toThrow(/only its owner can access .*mode 0644/);
       await chmod(keyFile, 0o600);
       expect(AuditLog.fromConfig(config, 'a', silentLogger()).keyed).toBe(true);
       await writeFile(keyFile, 'short\n');
-      expect(() => AuditLog.fromConfig(config, 'a', silentLogger())).toThrow(/at least 32 characters, got 5/);
+      expect(() => AuditLog.fromConfig(config, 'a', silentLogger())).toThrow(/at least 128 bits .*got 5 .*about \d+ bits/);
       await writeFile(keyFile, `${'a'.repeat(40)}\n`);
-      expect(() => AuditLog.fromConfig(config, 'a', silentLogger())).toThrow(/too few characters/);
+      expect(() => AuditLog.fromConfig(config, 'a', silentLogger())).toThrow(/one character repeated/);
+      await writeFile(keyFile, `${'0123456789abcdef'.repeat(4)}\n`);
+      expect(() => AuditLog.fromConfig(config, 'a', silentLogger())).toThrow(/a sequence of 16 characters repeated/);
       expect(() => AuditLog.fromConfig({ ...config, keyFile: d }, 'a', silentLogger())).toThrow(/regular file/);
       try {
         AuditLog.fromConfig({ ...config, keyFile: join(d, 'missing') }, 'a', silentLogger());
         expect.unreachable();
       } catch (error) {
         expect(error).toBeInstanceOf(FatalError);
-        expect((error as FatalError).message).toMatch(/audit.key_file: ".*missing": cannot open the audit key file \(no such file\)/);
+        expect((error as FatalError).message).toMatch(/audit.key_file: expected a readable key file for the audit chain, got ".*missing" \(no such file\)/);
       }
       expect(AuditLog.fromConfig({ ...config, keyFile: '' }, 'a', silentLogger()).keyed).toBe(false);
     });

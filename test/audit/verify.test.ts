@@ -256,7 +256,7 @@ describe('keyed chains and anchors', () => {
     await writeFile(path, chain(5).text);
     const withKey = await cli(['audit', 'verify', '--key-file', await keyFile(dir, KEY), path]);
     expect(withKey.code).toBe(0);
-    expect(withKey.stdout).toContain('checked: 5 keyed (HMAC-SHA256) record(s), seq 1..5: detects any edit, deletion or insertion by someone without the key');
+    expect(withKey.stdout).toContain('checked: 5 keyed (HMAC-SHA256) record(s), seq 1..5: detects any edit, insertion or reordering, and any deletion between the first and the last record checked, by someone without the key');
     const withoutKey = await cli(['audit', 'verify', path]);
     expect(withoutKey.code).toBe(0);
     expect(withoutKey.stdout).toContain('checked: 5 keyed (HMAC-SHA256) record(s), seq 1..5, NOT checked: no --key-file given');
@@ -311,6 +311,15 @@ describe('keyed chains and anchors', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('checked: 2 unkeyed (SHA-256) record(s), seq 1..2:');
     expect(r.stdout).toContain('checked: 3 keyed (HMAC-SHA256) record(s), seq 3..5: detects any edit');
+  });
+
+  it('says when records before the first one checked were not seen (cut from the start, or rotated away)', async () => {
+    const dir = await tmp();
+    const path = join(dir, 'audit.jsonl');
+    const before = chain(2, GENESIS_HEAD, null);
+    await writeFile(path, chain(3, before.head).text);
+    const r = await cli(['audit', 'verify', '--key-file', await keyFile(dir, KEY), path]);
+    expect(r.stdout).toContain('checked: records before seq 3 not checked');
   });
 
   it('takes the key from audit.key_file of the configuration', async () => {

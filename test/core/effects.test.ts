@@ -8,7 +8,9 @@
 import { describe, expect, it } from 'vitest';
 import { effectStillWanted, MAX_VIP_CLAIM_FAILURES } from '../../src/core/effects.js';
 import type { CoreState } from '../../src/core/state.js';
+import { initialState } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
+import { takeOverAsIs } from '../../src/core/transitions.js';
 import type { Action, Event } from '../../src/core/types.js';
 import {
   B_ADDR, REPL_A, aCfg, advert, bAdvert, coreConfig, fail, fired, find, heard, last, masterSnap, masterWithBackup, ok, replicaSnap, run, types,
@@ -38,6 +40,20 @@ const failed = (action: Action['type'], skipped: readonly Action[] = [], detail 
   ({ type: 'effect-failed', action, detail, skipped });
 
 describe('a thrown effect never leaves the core stuck', () => {
+  it('persist-state of a mastership taken as it is (Redis already master): the node does not serve on an epoch not on disk', () => {
+    const init = step(initialState(0, { epoch: 1, knownEpoch: 1 }), { type: 'started' }, 0, bCfg).state;
+    const taken = takeOverAsIs({ ...init, health: { ...init.health, healthy: true, redis: masterSnap() } }, 10, bCfg, 'elected');
+    expect(taken.state).toMatchObject({ role: 'MASTER', epoch: 2 });
+    const i = taken.actions.findIndex((a) => a.type === 'persist-state');
+    const skipped = taken.actions.slice(i + 1);
+    expect(skipped.map((a) => a.type)).toContain('claim-vip');
+    const r = step(taken.state, failed('persist-state', skipped, 'EROFS'), 20, bCfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(r.state.persistFailure).toMatchObject({ attempts: 1 });
+    expect(find(r.actions, 'claim-vip')).toBeUndefined();
+    expect(r.reason).toMatch(/the new epoch 2 could not be written/);
+  });
+
   it('promote-redis: the new master steps down with the reason, and can take over again later', () => {
     const p = promotingB();
     const r = step(p.state, failed('promote-redis', [], 'connection reset'), 5100, bCfg);

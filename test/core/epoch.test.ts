@@ -60,3 +60,47 @@ describe('dual-master ranking', () => {
     expect(loser.reason).toMatch(/name c/);
   });
 });
+
+describe('poisoned values are bounded, and an exhausted epoch space is refused loudly', () => {
+  it('a handover naming an epoch far above the known one is ignored', () => {
+    const cfg = coreConfig();
+    let s = step(initialState(0, { epoch: 1, knownEpoch: 1 }), { type: 'started' }, 0, cfg).state;
+    s = step(s, ok(replicaSnap()), 10, cfg).state;
+    const flags = { fault: false, resigning: false, maintenance: false, switchingOver: true, holdsVip: true };
+    s = step(s, heard(advert({ state: 'MASTER', epoch: 1, flags })), 20, cfg).state;
+    const far = step(s, { type: 'handover-received', requestId: 'x', epoch: 1 + MAX_EPOCH_STEP + 1, force: false, from: 'a' }, 30, cfg);
+    expect(far.state.role).toBe('BACKUP');
+    expect(far.reason).toMatch(/more than 16 above the known epoch 1/);
+    const near = step(s, { type: 'handover-received', requestId: 'y', epoch: 2, force: false, from: 'a' }, 30, cfg);
+    expect(near.state.role).toBe('MASTER');
+  });
+
+  it('at the ceiling a takeover is refused (no silent tie), audited when the ceiling is reached', () => {
+    const cfg = coreConfig();
+    let s = step(initialState(0, { epoch: 0, knownEpoch: 0 }), { type: 'started' }, 0, cfg).state;
+    s = step(s, ok(replicaSnap()), 10, cfg).state;
+    // A fresh node adopts whatever it hears, up to the ceiling.
+    const r = step(s, heard(advert({ state: 'MASTER', epoch: EPOCH_CEILING })), 20, cfg);
+    expect(r.state.knownEpoch).toBe(EPOCH_CEILING);
+    expect(r.actions.filter((a) => a.type === 'audit' && a.event === 'epoch-ceiling-reached')).toHaveLength(1);
+    const t = step(r.state, { type: 'timer-fired', timer: 'master-down' }, 10_000, cfg);
+    expect(t.state.role).toBe('BACKUP');
+    expect(t.reason).toMatch(/no epoch above 2147483647 can be made/);
+    expect(t.actions.filter((a) => a.type === 'promote-redis')).toEqual([]);
+  });
+
+  it('a maintenance generation far above ours is not adopted (audited once); ours can still turn maintenance off', () => {
+    const cfg = coreConfig();
+    let s = step(initialState(0, { epoch: 1, knownEpoch: 1, maintenance: { on: false, gen: 4 } }), { type: 'started' }, 0, cfg).state;
+    s = step(s, ok(replicaSnap()), 10, cfg).state;
+    const poisoned = { fault: false, resigning: false, maintenance: true, switchingOver: false, holdsVip: true };
+    const r1 = step(s, heard(advert({ state: 'MASTER', epoch: 1, flags: poisoned, maintenanceGen: EPOCH_CEILING })), 20, cfg);
+    expect(r1.state.maintenance).toEqual({ on: false, gen: 4 });
+    expect(r1.actions.filter((a) => a.type === 'audit' && a.event === 'maintenance-not-adopted')).toHaveLength(1);
+    const r2 = step(r1.state, heard(advert({ state: 'MASTER', epoch: 1, seq: 2, flags: poisoned, maintenanceGen: EPOCH_CEILING })), 30, cfg);
+    expect(r2.actions.filter((a) => a.type === 'audit' && a.event === 'maintenance-not-adopted')).toHaveLength(0);
+    // A legitimate change from the peer (a step newer) is adopted as before.
+    const r3 = step(r2.state, heard(advert({ state: 'MASTER', epoch: 1, seq: 3, flags: poisoned, maintenanceGen: 5 })), 40, cfg);
+    expect(r3.state.maintenance).toEqual({ on: true, gen: 5 });
+  });
+});

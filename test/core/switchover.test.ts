@@ -167,6 +167,9 @@ describe('switchover on the master', () => {
     // Maintenance was just turned off here (gen 2) and the peer has not adopted it yet.
     { name: 'maintenance flags disagree', prepare: (s) => step({ ...s, maintenance: { on: false, gen: 2 } }, heard(bAdvert({ state: 'BACKUP', flags: { fault: false, resigning: false, maintenance: true, switchingOver: false, holdsVip: false }, maintenanceGen: 1 }), B_ADDR), 50, aCfg).state, why: /wait until they agree/ },
     { name: 'already running', prepare: (s) => step(s, request({ requestId: 'r0' }), 50, aCfg).state, why: /switchover r0 is already running \(switching-over\)/ },
+    // Issue 10: the peer's state file cannot be written; even --force would hand Redis to a
+    // node that then refuses the role.
+    { name: 'peer cannot take over', event: { force: true }, prepare: (s) => step(s, heard(bAdvert({ state: 'BACKUP', flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false, cannotTakeOver: true } }), B_ADDR), 50, aCfg).state, why: /peer b cannot take the master role now/ },
   ];
   for (const c of refusals) {
     it(`refuses, changing nothing: ${c.name}`, () => {
@@ -203,6 +206,16 @@ describe('switchover on the master', () => {
 
 describe('switchover on the backup', () => {
   const bCfg = coreConfig();
+
+  it('does not forward while this node could not take the role (its state file cannot be written)', () => {
+    const s: CoreState = { ...backupB(), persistFailure: { detail: 'EROFS', sinceMs: 0, attempts: 2, heldTakeover: null } };
+    const r = step(s, request(), 100, bCfg);
+    expect(types(r.actions)).toEqual(['reply']);
+    expect(find(r.actions, 'reply')?.detail).toMatch(/cannot take the master role: its state file cannot be written \(EROFS\)/);
+    // And its adverts say so, for the master's own check.
+    const t = step(s, { type: 'timer-fired', timer: 'advert' }, 200, bCfg);
+    expect(find(t.actions, 'send-advert')?.advert.flags.cannotTakeOver).toBe(true);
+  });
 
   it('forwards the request to the master twice and waits', () => {
     const r = step(backupB(), request(), 100, bCfg);

@@ -31,9 +31,9 @@ describe('Admission', () => {
     expect(after.check(fromA(11, B_NEW))).toEqual({ ok: true });
   });
 
-  it('an older run of the peer kept in the state file is refused as stale at once', () => {
+  it('a recording of a run older than the one kept in the state file is refused as stale at once', () => {
     const b = new Admission(() => B_NEW, [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 50 }]);
-    expect(b.check(fromA(999, B_NEW, A_RUN - 1))).toMatchObject({ ok: false, reason: 'stale-boot' });
+    expect(b.check(fromA(999, B_OLD, A_RUN - 1))).toMatchObject({ ok: false, reason: 'stale-boot' });
   });
 
   it('echoes the last run heard (seeded from the state file, so a restarted node echoes at once)', () => {
@@ -56,5 +56,23 @@ describe('Admission', () => {
     expect(a.check({ nodeName: 'b', bootTimeMs: B_NEW, seq: 1, echoBootTimeMs: b.echo() }).ok).toBe(true);
     // ...so a's next packet is delivered too.
     expect(b.check({ nodeName: 'a', bootTimeMs: aBoot, seq: 2, echoBootTimeMs: a.echo() }).ok).toBe(true);
+  });
+});
+
+describe('Admission: a kept run is a hint, not a lock', () => {
+  it('accepts a smaller run of the peer that echoes this run, while nothing of the peer was accepted in it', () => {
+    // The peer's state file was moved away while its clock was behind: its new run is older.
+    const b = new Admission(() => B_NEW, [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 5 }]);
+    expect(b.check(fromA(1, 0, A_RUN - 1000))).toMatchObject({ ok: false, reason: 'stale-boot' });
+    expect(b.check(fromA(2, B_NEW, A_RUN - 1000))).toEqual({ ok: true });
+    expect(b.echo()).toBe(A_RUN - 1000);
+    // From then on the usual order holds: the newer-looking kept run is gone, older ones stay out.
+    expect(b.check(fromA(1, B_NEW, A_RUN - 2000))).toMatchObject({ ok: false, reason: 'stale-boot' });
+  });
+
+  it('does not once the peer was heard in this run', () => {
+    const b = new Admission(() => B_NEW, [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 5 }]);
+    expect(b.check(fromA(6, B_NEW))).toEqual({ ok: true });
+    expect(b.check(fromA(1, B_NEW, A_RUN - 1000))).toMatchObject({ ok: false, reason: 'stale-boot' });
   });
 });
