@@ -6,6 +6,7 @@
  * the runtime's own loops (timers, stall detection, requests, detach) behave.
  */
 import { describe, expect, it } from 'vitest';
+import { EPOCH_CEILING } from '../../src/core/epoch.js';
 import { initialState, type CoreState } from '../../src/core/state.js';
 import type { AdvertBody, Event, HostPort, Maintenance, PeerRequest, RedisSnapshot } from '../../src/core/types.js';
 import { silentLogger } from '../../src/daemon/logger.js';
@@ -365,6 +366,21 @@ describe('issue 10: the state file and the advert encoder cannot fail silently',
     expect(persisted).toBeGreaterThanOrEqual(0);
     expect(persisted).toBeLessThan(w.log.indexOf('promote:start'));
     expect(rt.current.persistFailure).toBeNull();
+  });
+
+  it('an advert with the largest epoch does not stop the master advertising', async () => {
+    const w = new World(masterSnap());
+    const rt = await masterA(w);
+    const known = rt.current.knownEpoch;
+    const poisoned = advert({ nodeName: 'b', priority: 90, state: 'BACKUP', epoch: EPOCH_CEILING, seq: 50,
+      redis: { role: 'replica', replId: REPL_A, replId2: '', offset: 1000, secondOffset: -1 } });
+    rt.dispatch({ type: 'advert-received', advert: poisoned, fromAddress: B_ADDR });
+    const before = w.adverts.length;
+    await w.time.advance(5000);
+    expect(rt.current).toMatchObject({ role: 'MASTER', knownEpoch: known });
+    expect(w.adverts.length).toBeGreaterThanOrEqual(before + 4);
+    expect(w.adverts.at(-1)?.epoch).toBe(rt.current.epoch);
+    expect(w.audited('epoch-not-adopted')).toBe(true);
   });
 
   it('an advert that cannot be encoded sends the node to FAULT, visibly, instead of a silent master', async () => {
