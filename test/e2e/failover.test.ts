@@ -305,11 +305,15 @@ describeRoot('e2e pair 1: election, Redis kill, rejoin, daemon restarts, handove
     expect((await lab.status()).vipHolders).toEqual(['a']);
     const readState = (node: PairNode): { bootTimeMs: number; knownEpoch: number; peer?: { nodeName: string; bootTimeMs: number; seq: number } } =>
       JSON.parse(readFileSync(nodePaths(lab.dir, node).state, 'utf8'));
+    const logOffset = lab.daemonLog('b').length;
+    await lab.stopDaemon('b', 'SIGTERM');
+    // What B will start from: its state file as its stop left it.
     const a = readState('a');
     const b = readState('b');
     // Packets of A's current run that B accepted before its restart: they echo B's old
     // run, and their sequence is above what B's state file keeps for A.
     const firstSeq = b.peer?.nodeName === 'a' && b.peer.bootTimeMs === a.bootTimeMs ? b.peer.seq + 1 : 1;
+    console.log(`(h) A's run ${a.bootTimeMs}; B's old run ${b.bootTimeMs}, kept peer ${JSON.stringify(b.peer ?? null)}; replaying from seq ${firstSeq}`);
     const recorded = (seq: number): { advert: Buffer; handover: Buffer } => ({
       advert: encodeAdvert({
         groupId: LAB_GROUP_ID, bootTimeMs: a.bootTimeMs, seq, echoBootTimeMs: b.bootTimeMs,
@@ -325,9 +329,9 @@ describeRoot('e2e pair 1: election, Redis kill, rejoin, daemon restarts, handove
         message: { kind: 'handover', requestId: `replayed-${seq}`, epoch: b.knownEpoch + 1, force: true },
       }, lab.advertKey),
     });
-    const logOffset = lab.daemonLog('b').length;
-    await lab.stopDaemon('b', 'SIGTERM');
     lab.startDaemon('b');
+    // Replayed as soon as B listens (before that the kernel would drop them unread).
+    await lab.waitFor('B listening for adverts', () => lab.daemonLog('b').slice(logOffset).includes('advert transport started'), ELECTION_TIMEOUT_MS);
     for (let i = 0; i < FORGED_ADVERTS; i++) {
       const packets = recorded(firstSeq + 2 * i);
       await lab.sendDatagram('a', lab.address('b'), LAB_ADVERT_PORT, packets.advert);
