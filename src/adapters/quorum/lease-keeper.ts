@@ -23,6 +23,16 @@ import type { LostReason } from './types.js';
 
 /** Part of the granted TTL between two keepalives when no interval is given. */
 export const DEFAULT_RENEW_FRACTION = 4;
+/**
+ * First wait before reopening a keepalive stream that failed, doubled for each failure in
+ * a row up to the renew interval, back to this after an acknowledged keepalive. `etcd3`
+ * picks a random endpoint per stream and does not learn from a stream's failure, so with
+ * one member of three down a new stream lands on it a third of the time (failing within
+ * milliseconds: connection refused); retrying quickly rather than a renew interval later
+ * finds a live member long before the deadline, and the doubling keeps a wholly
+ * unreachable etcd from being hammered.
+ */
+export const STREAM_RETRY_MS = 20;
 
 type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
 
@@ -35,6 +45,8 @@ interface LiveLease {
   opening: boolean;
   /** Send time of the keepalive in flight, or null. */
   inFlightSince: number | null;
+  /** Streams that ended since the last acknowledged keepalive. */
+  streamFailures: number;
   tick: NodeJS.Timeout | null;
   deadline: NodeJS.Timeout | null;
 }
@@ -126,6 +138,7 @@ export class LeaseKeeper {
         stream: null,
         opening: false,
         inFlightSince: null,
+        streamFailures: 0,
         tick: null,
         deadline: null,
       };
@@ -215,6 +228,7 @@ export class LeaseKeeper {
       return;
     }
     lease.ttlMs = ttlMs;
+    lease.streamFailures = 0;
     const validUntilMs = sentAt + ttlMs;
     if (validUntilMs > lease.validUntilMs) {
       lease.validUntilMs = validUntilMs;
@@ -227,6 +241,11 @@ export class LeaseKeeper {
     if (lease.stream !== stream) return;
     lease.stream = null;
     lease.inFlightSince = null;
+    const retryMs = Math.min(lease.renewIntervalMs, STREAM_RETRY_MS * 2 ** lease.streamFailures);
+    lease.streamFailures += 1;
+    setTimeout(() => {
+      if (this.lease === lease && lease.stream === null) this.renew(lease);
+    }, retryMs);
   }
 
   private resetStream(lease: LiveLease): void {
