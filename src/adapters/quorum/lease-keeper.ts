@@ -197,25 +197,33 @@ export class LeaseKeeper {
   private openStream(lease: LiveLease): void {
     if (lease.opening) return;
     lease.opening = true;
-    const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), this.options.callTimeoutMs).unref());
-    Promise.race([this.client.leaseClient.leaseKeepAlive(), timeout])
-      .then((stream) => {
-        lease.opening = false;
-        if (stream === null) return;
-        if (this.lease !== lease) {
+    let gaveUp = false;
+    // Opening may wait on the auth token exchange; a stream that comes after we gave up is
+    // cancelled, never adopted.
+    const timer = setTimeout(() => {
+      gaveUp = true;
+      lease.opening = false;
+    }, this.options.callTimeoutMs);
+    this.client.leaseClient.leaseKeepAlive().then(
+      (stream) => {
+        clearTimeout(timer);
+        stream.on('error', () => this.streamEnded(lease, stream));
+        stream.on('end', () => this.streamEnded(lease, stream));
+        if (gaveUp || this.lease !== lease) {
           stream.cancel();
           return;
         }
+        lease.opening = false;
         lease.stream = stream;
         stream.on('data', (response) => this.acknowledged(lease, stream, response));
-        stream.on('error', () => this.streamEnded(lease, stream));
-        stream.on('end', () => this.streamEnded(lease, stream));
         // Send at once rather than a tick later: the lease may be close to its deadline.
         this.renew(lease);
-      })
-      .catch(() => {
-        lease.opening = false;
-      });
+      },
+      () => {
+        clearTimeout(timer);
+        if (!gaveUp) lease.opening = false;
+      },
+    );
   }
 
   private acknowledged(lease: LiveLease, stream: KeepAliveStream, response: ILeaseKeepAliveResponse): void {

@@ -96,6 +96,8 @@ export function raiseTxn(keys: LeaderKeys, modRevision: string, value: Buffer, l
  */
 export function replaceTxn(keys: LeaderKeys, seen: StoredKey, value: Buffer, leaseId: string, withFence: boolean): ITxnRequest {
   const success: NonNullable<ITxnRequest['success']> = [{ request_put: { key: keys.leader, value, lease: leaseId } }];
+  // etcd checks the leases of the branch it takes only: the compare holding means the key,
+  // and so its lease, still exist, so the fence's put cannot fail on the previous lease.
   if (withFence && seen.lease !== '0') success.push({ request_put: { key: keys.fence, value: seen.value, lease: seen.lease } });
   return {
     compare: [unchanged(keys.leader, seen.modRevision), absent(keys.fence)],
