@@ -6,6 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Etcd3 } from 'etcd3';
 import { EtcdQuorum, type QuorumEvent, type QuorumOutcome } from '../../../src/adapters/quorum/index.js';
 import { startEtcdCluster, stopAllEtcdClusters, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 
@@ -155,6 +156,24 @@ describe('one etcd member', () => {
     const lost = await until(5_000, () => aEvents.find((event) => event.type === 'lost') ?? null);
     expect(lost).toMatchObject({ reason: 'lease-expired' });
     expect(a.holding()).toBe(false);
+  });
+
+  test('a value that is not a leader record is never overwritten nor taken for one', async () => {
+    const group = nextGroup();
+    const raw = new Etcd3({ hosts: [...cluster.endpoints] });
+    try {
+      await raw.put(`/redis-ha-test/${group}/leader`).value('not a record');
+      const b = await open(cluster, 'node-b', group);
+      const acquired = await b.acquire(1);
+      expect(acquired).toMatchObject({ type: 'held-by-other', holder: null, waiting: false });
+      const takeover = await b.takeover(0, 1);
+      expect(takeover).toMatchObject({ type: 'held-by-other', holder: null });
+      expect(takeover.reason).toContain('unreadable (value is not JSON)');
+      expect(await b.holder()).toMatchObject({ type: 'present', record: null, mine: false });
+      expect(await raw.get(`/redis-ha-test/${group}/leader`).string()).toBe('not a record');
+    } finally {
+      raw.close();
+    }
   });
 
   test('a holder that stops renewing loses the key after its TTL, never before, and the other takes it', async () => {
