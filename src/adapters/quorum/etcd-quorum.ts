@@ -15,7 +15,8 @@
  * holder's wait ends at once. Safety does not depend on that read: the fence does.
  *
  * Every call has a deadline; every failure comes back as an outcome, never a throw
- * (only bad options and a non-increasing takeover epoch throw `QuorumError`).
+ * (only bad options, an epoch that is not a non-negative safe integer and a
+ * non-increasing takeover epoch throw `QuorumError`: caller bugs).
  */
 import type { Etcd3, ITxnRequest, ITxnResponse } from 'etcd3';
 import { createEtcdClient } from './client.js';

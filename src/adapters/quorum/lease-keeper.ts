@@ -12,7 +12,7 @@
  *
  * One keepalive is in flight at a time on one stream. A keepalive not answered within
  * one renew interval has its stream cancelled; the next tick opens a new one (maybe to
- * another endpoint). A timer at `validUntil` declares the lease lost if no keepalive
+ * another endpoint). A stream that fails is reopened at once (`STREAM_RETRY_MS`). A timer at `validUntil` declares the lease lost if no keepalive
  * was acknowledged in time, whatever the library or gRPC still believe. `lost` fires at most
  * once per lease; the lease is then dropped (revoked if etcd can still be reached) and
  * `ensure()` grants a new one.
