@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what redis-ha's lab and tests need on a Debian/Ubuntu machine (as root):
-# Debian packages (Redis, iproute2, arping, ndptool), the npm dependencies, the build
+# Debian packages (Redis, etcd, iproute2, arping, ndptool), the npm dependencies, the build
 # (the product into dist/, the lab and the benchmark into dist-tools/).
 # Idempotent: a second run only checks. Sourced by scripts/lab.sh and scripts/test.sh
 # (so the PATH to a fallback Node.js carries over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(redis-server redis-tools redis-sentinel keepalived nftables iproute2 iputils-arping libndp-tools procps ca-certificates systemd systemd-container debootstrap debian-archive-keyring python3 make g++)
+PACKAGES=(redis-server redis-tools redis-sentinel etcd-server etcd-client keepalived nftables iproute2 iputils-arping libndp-tools procps ca-certificates systemd systemd-container debootstrap debian-archive-keyring python3 make g++)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "redis-ha setup: run as root (it installs Debian packages and creates network namespaces)" >&2
@@ -29,6 +29,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # etcd-server enables its own etcd.service on 127.0.0.1:2379 (a one-member cluster with
+  # its data in /var/lib/etcd). The tests and the lab start their own members (own ports,
+  # own data dirs) and must never talk to or depend on that one, so a service this run
+  # installed is disabled and masked: it does not start now nor at the next boot. A host
+  # that had etcd-server before keeps its service as it was.
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl stop etcd.service >/dev/null 2>&1 || true
+    systemctl disable etcd.service >/dev/null 2>&1 || true
+    systemctl mask etcd.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # Node.js >= 20.19 (vite 8, used by vitest, needs it). Debian/Ubuntu's own nodejs is
