@@ -171,7 +171,11 @@ export class AdvertTransport {
     this.peerPort = options.peerPort ?? options.port;
     if (options.keys.length === 0) throw new FatalError('ADVERT_NO_KEY', 'no advert key configured');
     this.currentBootTimeMs = Math.min(options.bootTimeMs ?? this.clock(), MAX_BOOT_TIME_MS);
-    this.admission = new Admission(() => this.currentBootTimeMs, options.seed ?? [], options.maxSenders);
+    this.admission = new Admission(() => this.currentBootTimeMs, {
+      ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      ...(options.maxSenders !== undefined ? { maxSenders: options.maxSenders } : {}),
+      ...(options.onPeerRun !== undefined ? { onNewRun: options.onPeerRun } : {}),
+    });
     this.rejected = Object.fromEntries(TRANSPORT_REJECT_REASONS.map((r) => [r, 0])) as Record<TransportRejectReason, number>;
   }
 
@@ -438,12 +442,7 @@ export class AdvertTransport {
       }
       return false;
     }
-    const before = this.admission.lastHeard();
     const fresh = this.admission.check(packet);
-    const after = this.admission.lastHeard();
-    if (after !== null && (before === null || before.nodeName !== after.nodeName || before.bootTimeMs !== after.bootTimeMs)) {
-      this.options.onPeerRun?.(after);
-    }
     if (!fresh.ok) {
       this.reject(fresh.reason, fresh.detail, fromAddress, kind);
       return false;

@@ -60,19 +60,28 @@ export type AdmissionCheck =
 
 const ADMITTED: AdmissionCheck = Object.freeze({ ok: true });
 
+export interface AdmissionOptions {
+  /** What was accepted from each sender before this run (the state file). */
+  readonly seed?: readonly PeerSeen[];
+  /** Senders the replay guard remembers; see `ReplayGuard`. */
+  readonly maxSenders?: number;
+  /** Told when a packet of a sender's new run is accepted in order (the daemon persists it). */
+  readonly onNewRun?: (seen: PeerSeen) => void;
+}
+
 export class Admission {
   private readonly guard: ReplayGuard;
   private heard: PeerSeen | null = null;
   /** Senders known only from the seed: nothing of theirs accepted in this run yet. */
   private readonly seededOnly = new Set<string>();
 
-  /**
-   * @param ownBootTimeMs this run's boot time now (it changes only if the sequence wraps).
-   * @param seed what was accepted from each sender before this run (the state file).
-   */
-  constructor(private readonly ownBootTimeMs: () => number, seed: readonly PeerSeen[] = [], maxSenders?: number) {
-    this.guard = new ReplayGuard(maxSenders);
-    for (const p of seed) {
+  private readonly onNewRun: (seen: PeerSeen) => void;
+
+  /** @param ownBootTimeMs this run's boot time now (it changes only if the sequence wraps). */
+  constructor(private readonly ownBootTimeMs: () => number, options: AdmissionOptions = {}) {
+    this.guard = new ReplayGuard(options.maxSenders);
+    this.onNewRun = options.onNewRun ?? (() => undefined);
+    for (const p of options.seed ?? []) {
       this.guard.check(p.nodeName, p.bootTimeMs, p.seq);
       this.seededOnly.add(p.nodeName);
       this.heard = p;
@@ -88,7 +97,9 @@ export class Admission {
       ordered = this.guard.check(p.nodeName, p.bootTimeMs, p.seq);
     }
     if (!ordered.ok) return ordered;
+    const previous = this.heard;
     this.heard = { nodeName: p.nodeName, bootTimeMs: p.bootTimeMs, seq: p.seq };
+    if (previous?.nodeName !== p.nodeName || previous.bootTimeMs !== p.bootTimeMs) this.onNewRun(this.heard);
     if (p.echoBootTimeMs !== own) {
       const said = p.echoBootTimeMs === 0 ? 'has not heard this daemon yet' : `echoes boot time ${p.echoBootTimeMs}`;
       return {

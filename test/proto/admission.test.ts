@@ -24,7 +24,7 @@ describe('Admission', () => {
     const before = new Admission(() => B_OLD);
     for (let seq = 1; seq <= 10; seq++) expect(before.check(fromA(seq, B_OLD)).ok).toBe(true);
     // B restarts: a new run, its memory gone but for what the state file kept (seq 3).
-    const after = new Admission(() => B_NEW, [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 3 }]);
+    const after = new Admission(() => B_NEW, { seed: [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 3 }] });
     for (let seq = 1; seq <= 3; seq++) expect(after.check(fromA(seq, B_OLD))).toMatchObject({ ok: false, reason: 'replayed' });
     for (let seq = 4; seq <= 10; seq++) expect(after.check(fromA(seq, B_OLD))).toMatchObject({ ok: false, reason: 'not-fresh' });
     // A has heard B's new run: its next packets are delivered.
@@ -32,12 +32,12 @@ describe('Admission', () => {
   });
 
   it('a recording of a run older than the one kept in the state file is refused as stale at once', () => {
-    const b = new Admission(() => B_NEW, [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 50 }]);
+    const b = new Admission(() => B_NEW, { seed: [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 50 }] });
     expect(b.check(fromA(999, B_OLD, A_RUN - 1))).toMatchObject({ ok: false, reason: 'stale-boot' });
   });
 
   it('echoes the last run heard (seeded from the state file, so a restarted node echoes at once)', () => {
-    const b = new Admission(() => B_NEW, [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 5 }]);
+    const b = new Admission(() => B_NEW, { seed: [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 5 }] });
     expect(b.echo()).toBe(A_RUN);
     expect(new Admission(() => B_NEW).echo()).toBe(0);
     // A packet of a newer run of A, even one not yet fresh, teaches B what to echo.
@@ -62,7 +62,7 @@ describe('Admission', () => {
 describe('Admission: a kept run is a hint, not a lock', () => {
   it('accepts a smaller run of the peer that echoes this run, while nothing of the peer was accepted in it', () => {
     // The peer's state file was moved away while its clock was behind: its new run is older.
-    const b = new Admission(() => B_NEW, [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 5 }]);
+    const b = new Admission(() => B_NEW, { seed: [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 5 }] });
     expect(b.check(fromA(1, 0, A_RUN - 1000))).toMatchObject({ ok: false, reason: 'stale-boot' });
     expect(b.check(fromA(2, B_NEW, A_RUN - 1000))).toEqual({ ok: true });
     expect(b.echo()).toBe(A_RUN - 1000);
@@ -71,7 +71,7 @@ describe('Admission: a kept run is a hint, not a lock', () => {
   });
 
   it('does not once the peer was heard in this run', () => {
-    const b = new Admission(() => B_NEW, [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 5 }]);
+    const b = new Admission(() => B_NEW, { seed: [{ nodeName: 'a', bootTimeMs: A_RUN, seq: 5 }] });
     expect(b.check(fromA(6, B_NEW))).toEqual({ ok: true });
     expect(b.check(fromA(1, B_NEW, A_RUN - 1000))).toMatchObject({ ok: false, reason: 'stale-boot' });
   });

@@ -127,9 +127,9 @@ export class Receiver {
     bootTimeMs: number,
     seed: PeerSeen | null,
     private readonly drops: (reason: string) => void,
-    private readonly onPeerRun: (seen: PeerSeen) => void = () => undefined,
+    onPeerRun: (seen: PeerSeen) => void = () => undefined,
   ) {
-    this.admission = new Admission(() => bootTimeMs, seed ? [seed] : []);
+    this.admission = new Admission(() => bootTimeMs, { seed: seed ? [seed] : [], onNewRun: onPeerRun });
   }
 
   /** The peer run to echo in this daemon's packets. */
@@ -154,10 +154,7 @@ export class Receiver {
       this.drops('own-name');
       return false;
     }
-    const before = this.admission.lastHeard();
     const check = this.admission.check(p);
-    const after = this.admission.lastHeard();
-    if (after !== null && after.bootTimeMs !== before?.bootTimeMs) this.onPeerRun(after);
     if (!check.ok) this.drops(check.reason);
     return check.ok;
   }
