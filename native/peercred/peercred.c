@@ -46,22 +46,39 @@ static napi_value set_number(napi_env env, napi_value object, const char *name, 
   return object;
 }
 
-static napi_value peer_cred(napi_env env, napi_callback_info info) {
+/*
+ * Reads the one argument of `fn(fd)` into *fd. Returns 0, or -1 with a JavaScript
+ * exception pending (the caller returns NULL).
+ */
+static int fd_argument(napi_env env, napi_callback_info info, const char *fn, int32_t *fd) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char message[64];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "napi_get_cb_info failed");
+    return -1;
+  }
   if (argc < 1) {
-    napi_throw_type_error(env, NULL, "peerCred(fd): fd is required");
-    return NULL;
+    snprintf(message, sizeof(message), "%s(fd): fd is required", fn);
+    napi_throw_type_error(env, NULL, message);
+    return -1;
   }
   napi_valuetype type;
-  NAPI_CALL(env, napi_typeof(env, argv[0], &type));
-  if (type != napi_number) {
-    napi_throw_type_error(env, NULL, "peerCred(fd): fd must be a number");
-    return NULL;
+  if (napi_typeof(env, argv[0], &type) != napi_ok || type != napi_number) {
+    snprintf(message, sizeof(message), "%s(fd): fd must be a number", fn);
+    napi_throw_type_error(env, NULL, message);
+    return -1;
   }
+  if (napi_get_value_int32(env, argv[0], fd) != napi_ok) {
+    napi_throw_error(env, NULL, "napi_get_value_int32 failed");
+    return -1;
+  }
+  return 0;
+}
+
+static napi_value peer_cred(napi_env env, napi_callback_info info) {
   int32_t fd;
-  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  if (fd_argument(env, info, "peerCred", &fd) != 0) return NULL;
 
   struct ucred cred;
   socklen_t len = sizeof(cred);
@@ -83,21 +100,8 @@ static napi_value peer_cred(napi_env env, napi_callback_info info) {
 }
 
 static napi_value peer_groups(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, NULL, "peerGroups(fd): fd is required");
-    return NULL;
-  }
-  napi_valuetype type;
-  NAPI_CALL(env, napi_typeof(env, argv[0], &type));
-  if (type != napi_number) {
-    napi_throw_type_error(env, NULL, "peerGroups(fd): fd must be a number");
-    return NULL;
-  }
   int32_t fd;
-  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  if (fd_argument(env, info, "peerGroups", &fd) != 0) return NULL;
 
   napi_value result;
 #ifdef SO_PEERGROUPS
