@@ -12,10 +12,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './free-port.js';
 
 /** Where Debian installs the server. */
 export const ETCD_BIN = process.env['ETCD_BIN'] ?? '/usr/bin/etcd';
@@ -89,20 +89,6 @@ process.once('exit', () => {
 
 function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      server.close(() => {
-        if (address !== null && typeof address === 'object') resolve(address.port);
-        else reject(new Error('no port'));
-      });
-    });
-  });
 }
 
 async function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
@@ -207,8 +193,8 @@ async function tryStart(root: string, size: number): Promise<{ slots: MemberSlot
     await mkdir(dataDir, { mode: 0o700 });
     slots.push({
       name: `m${i}`,
-      clientPort: await freePort(),
-      peerPort: await freePort(),
+      clientPort: await freePort(HOST),
+      peerPort: await freePort(HOST),
       dataDir,
       logFile: join(root, `m${i}.log`),
       child: null,
