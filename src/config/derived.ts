@@ -3,7 +3,7 @@
  * timing inputs. Built here, next to the configuration's types, so the core never
  * imports the configuration and the wiring never re-derives them.
  */
-import type { CoreConfig } from '../core/state.js';
+import { NO_QUORUM, type CoreConfig } from '../core/state.js';
 import type { TakeoverTiming } from '../core/timing.js';
 import type { Config } from './types.js';
 
@@ -21,6 +21,7 @@ export function coreConfigFrom(config: Config): CoreConfig {
     garpRefreshMs: config.vip.garpRefreshMs,
     peerRedis: { host: config.peerRedis.host, port: config.peerRedis.port },
     switchoverMaxLagBytes: config.switchover.maxLagBytes,
+    quorum: NO_QUORUM,
   };
 }
 

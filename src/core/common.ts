@@ -140,6 +140,7 @@ export function advertBody(s: CoreState, config: CoreConfig): AdvertBody {
       switchingOver: s.switchover?.phase === 'switching-over' || s.switchover?.phase === 'awaiting-peer',
       holdsVip: vipDesired(s) && s.vipClaimed,
       cannotTakeOver: takeoverBlocked(s),
+      takingOver: s.quorum.wanted !== null,
     },
     maintenanceGen: s.maintenance.gen,
     redis: r

@@ -22,6 +22,10 @@
  *   send-advert       → (it threw only if it cannot be encoded, which no later advert
  *                       fixes) a node that cannot advertise goes FAULT, visibly: its
  *                       peer hears nothing from it and takes over
+ *   acquire-quorum    → answered as etcd unreachable: asked again after `retryMs`
+ *   fence-redis       → the fence did not take (a refused fence then keeps the key,
+ *                       which lapses with the lease)
+ *   release-quorum    → nothing: the key lapses with the lease
  *   exit, detach      → run anyway: a stopping daemon stops
  *   audit, messages, replies → still sent (they report, they do not act); adverts are
  *                       not re-sent (the next tick sends a current one) unless the node is
@@ -51,6 +55,9 @@ export function effectStillWanted(action: Action, state: CoreState): boolean {
       return state.role === 'MASTER' && vipDesired(state);
     case 'claim-vip':
       return vipDesired(state);
+    case 'fence-redis':
+      // Lifting the fence is for a master about to serve; refusing is always wanted.
+      return action.writes === 'refused' || state.role === 'MASTER';
     default:
       return true;
   }
@@ -117,6 +124,14 @@ function settle(s: CoreState, type: Action['type'], why: string, now: number, co
       return done(s, [], `${why}; the reconcile loop removes the VIP`);
     case 'persist-state':
       return persistFailed(s, why, now);
+    case 'acquire-quorum':
+      // Otherwise `asking` would wait forever for an answer that will not come.
+      return s.quorum.asking === null
+        ? done(s, [], `${why}; no ask pending`)
+        : step(s, { type: 'quorum-answered', epoch: s.quorum.asking, answer: { outcome: 'unreachable', detail: why } }, now, config);
+    case 'fence-redis':
+      // A master only ever lifts the fence; any other node only sets it.
+      return step(s, { type: 'fence-applied', writes: s.role === 'MASTER' ? 'accepted' : 'refused', ok: false, detail: why }, now, config);
     default:
       return done(s, [], why);
   }

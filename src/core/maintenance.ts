@@ -108,7 +108,7 @@ export function resume(s: CoreState, now: number, config: CoreConfig, why: strin
         if (downAt !== undefined && downAt > now) {
           return done(s, [], `${why}: no recent advert from ${s.peer.nodeName}; the master-down timer decides in ${Math.round(downAt - now)} ms`);
         }
-        return takeOver(s, now, config, `${why}: no advert from ${s.peer.nodeName} for ${Math.round(now - s.peer.receivedAtMs)} ms`);
+        return takeOver(s, now, config, `${why}: no advert from ${s.peer.nodeName} for ${Math.round(now - s.peer.receivedAtMs)} ms`, { afterSilence: true });
       }
       if (!peer) {
         // Never heard (just started): its adverts may simply not have arrived yet.

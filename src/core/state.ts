@@ -5,7 +5,7 @@
  * milliseconds on the runtime's monotonic clock): time enters only as the `now`
  * argument, so tests drive the core by passing numbers.
  */
-import type { AdvertFlags, AdvertRedis, HostPort, Maintenance, NodeState, RedisSnapshot, TimerName } from './types.js';
+import type { AdvertFlags, AdvertRedis, FenceSetting, HostPort, KeyHolder, Maintenance, NodeState, RedisSnapshot, TimerName } from './types.js';
 
 /** The configuration the core reads; built once from the daemon's configuration (`src/config/derived.ts`). */
 export interface CoreConfig {
@@ -22,6 +22,60 @@ export interface CoreConfig {
   readonly peerRedis: HostPort;
   /** A switchover is refused (unless forced) when the replica is further behind than this. */
   readonly switchoverMaxLagBytes: number;
+  readonly quorum: CoreQuorumConfig;
+}
+
+/** How the core uses the quorum (`quorum.*`; the timing from `src/core/timing.ts`). */
+export interface CoreQuorumConfig {
+  /** `none`: the pair decides alone (today's behaviour); `etcd`: only the key's holder may be master. */
+  readonly backend: 'none' | 'etcd';
+  readonly prefer: 'safety' | 'availability';
+  /** An acquire refused or unanswered is asked again after this long. */
+  readonly retryMs: number;
+  /** A master fences this long before its own lease deadline (`quorumFenceLeadMs`). */
+  readonly fenceLeadMs: number;
+}
+
+/** No quorum: the pair decides alone (the numbers are unused). */
+export const NO_QUORUM: CoreQuorumConfig = { backend: 'none', prefer: 'availability', retryMs: 1_000, fenceLeadMs: 0 };
+
+/** The quorum as this node knows it (backend `etcd`; unused with `none`). */
+export interface QuorumView {
+  /** This node holds the key in `epoch` until `validUntilAtMs` (its own deadline), unless renewed. */
+  readonly held: { readonly epoch: number; readonly validUntilAtMs: number } | null;
+  /** The other holder etcd last named (null: none, unknown, or this node). */
+  readonly holder: KeyHolder | null;
+  /** An `acquire-quorum` in flight: the epoch it asks for. */
+  readonly asking: number | null;
+  /** The mastership waiting for the key (null: none), and why it is wanted. */
+  readonly wanted: WantedMastership | null;
+  /** The last answer or loss, for `status` and for auditing changes once. */
+  readonly last: { readonly what: string; readonly detail: string; readonly atMs: number } | null;
+  /**
+   * Since when this master serves without its lease because it still hears its peer
+   * (etcd unreachable: Patroni's failsafe mode); null when not.
+   */
+  readonly failsafeSinceMs: number | null;
+  /** What this node last asked of its Redis's fence, and whether it took (null: never asked). */
+  readonly fence: { readonly writes: FenceSetting; readonly ok: boolean | null; readonly detail: string } | null;
+}
+
+/**
+ * A mastership the core wanted and holds back until this node holds the leader key:
+ * `takeover` (promote Redis), `as-is` (Redis already master: a new epoch, no promotion)
+ * or `adopt` (INIT finds its Redis master: keep its epoch).
+ */
+export interface WantedMastership {
+  readonly kind: 'takeover' | 'as-is' | 'adopt';
+  readonly reason: string;
+  /** The epoch the mastership will carry, as asked of the quorum. */
+  readonly epoch: number;
+  readonly sinceMs: number;
+  /** `takeover` options (see `TakeOverOptions` in transitions.ts). */
+  readonly minEpoch?: number;
+  readonly catchUpFrom?: HostPort | null;
+  /** The peer was silent (not a planned handover or a FAULT report): wait out a failsafe master's fence. */
+  readonly afterSilence: boolean;
 }
 
 /** The last authenticated advert from the peer, and when it arrived. */
@@ -131,6 +185,7 @@ export interface CoreState {
    * the daemon restarts with that fixed.
    */
   readonly advertFailure: string | null;
+  readonly quorum: QuorumView;
   readonly persistFailure: {
     readonly detail: string;
     readonly sinceMs: number;
@@ -173,6 +228,7 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     vipFoundAtStart: false,
     vipClaimFailures: 0,
     advertFailure: null,
+    quorum: { held: null, holder: null, asking: null, wanted: null, last: null, failsafeSinceMs: null, fence: null },
     persistFailure: null,
   };
 }

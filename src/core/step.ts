@@ -47,6 +47,7 @@ import {
   type StepResult,
 } from './common.js';
 import { onEffectFailed } from './effects.js';
+import { armQuorumFence, onPeerHeardInFailsafe, onQuorumEvent, onQuorumTimer } from './quorum.js';
 import { adoptPeerMaintenance, freeze, onMaintenanceRequested, resume } from './maintenance.js';
 import { initialState, vipDesired, type CoreConfig, type CoreState, type HealthView, type PeerView } from './state.js';
 import {
@@ -61,7 +62,7 @@ import {
 } from './switchover.js';
 import { EPOCH_CEILING, adoptEpoch, epochExhausted } from './epoch.js';
 import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
-import { adoptMaster, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
+import { acceptWrites, adoptMaster, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
 import type { Action, Advert, Event, TimerName } from './types.js';
 
 export { initialState, outranks, divergenceReport };
@@ -77,6 +78,13 @@ export function step(state: CoreState, event: Event, now: number, config: CoreCo
   if (state.resigning && !HEARD_WHILE_RESIGNING.has(event.type)) {
     return { state, actions: [], reason: 'shutting down: event ignored' };
   }
+  const r = stepEvent(state, event, now, config);
+  // One place keeps the master's lease deadline armed, whatever the event was.
+  const armed = armQuorumFence(r.state, config);
+  return armed === r.state ? r : { ...r, state: armed };
+}
+
+function stepEvent(state: CoreState, event: Event, now: number, config: CoreConfig): StepResult {
   switch (event.type) {
     case 'started':
       return onStarted(state, event, now, config);
@@ -126,6 +134,11 @@ export function step(state: CoreState, event: Event, now: number, config: CoreCo
       return onMaintenanceRequested(state, event, now, config);
     case 'stalled':
       return onStalled(state, event.stalledMs, now, config);
+    case 'quorum-answered':
+    case 'quorum-renewed':
+    case 'quorum-lost':
+    case 'fence-applied':
+      return onQuorumEvent(state, event, now, config);
     default:
       return assertNever(event);
   }
@@ -231,7 +244,8 @@ function onAdvert(state: CoreState, advert: Advert, fromAddress: string, now: nu
     s = adopted.state;
     first.push(...adopted.actions);
   }
-  let r = prepend(first, onAdvertByRole(s, peer, now, config));
+  const failsafe = onPeerHeardInFailsafe(s, now, config);
+  let r = prepend(first, failsafe ?? onAdvertByRole(s, peer, now, config));
   if (adopted?.turnedOff) r = prepend(r.actions, resume(r.state, now, config, `maintenance turned off by ${peer.nodeName}`));
   const finished = onPeerAdvertDuringSwitchover(r.state, now, config);
   if (finished) r = prepend(r.actions, finished);
@@ -289,11 +303,25 @@ function backupHeard(s: CoreState, peer: PeerView, now: number, config: CoreConf
     return done(next, [], `peer ${peer.nodeName} is resigning: taking over after the skew time`);
   }
   const downAt = now + masterDownMs(config.priority, peer.advertIntervalMs);
-  let next = withTimers(s, { 'master-down': downAt });
+  const cancelled = cancelWantedKey(s);
+  let next = withTimers(cancelled.state, { 'master-down': downAt });
   const mayPreempt = config.preempt && config.priority > peer.priority && !peer.flags.maintenance && !s.maintenance.on;
   if (!mayPreempt) next = withTimers(next, { preempt: undefined });
   else if (next.timers.preempt === undefined) next = withTimers(next, { preempt: now + config.preemptDelayMs });
-  return reconcileReplica(next, now, config, 'master advert');
+  return prepend(cancelled.actions, reconcileReplica(next, now, config, 'master advert'));
+}
+
+/**
+ * The master is heard again: a takeover that waited for the leader key is off, and a key
+ * this backup got meanwhile goes back (its Redis never served as master on it).
+ */
+function cancelWantedKey(s: CoreState): { state: CoreState; actions: Action[] } {
+  const q = s.quorum;
+  if (q.wanted === null && q.held === null) return { state: s, actions: [] };
+  const state: CoreState = { ...s, quorum: { ...q, wanted: null, held: null }, timers: s.timers };
+  const actions: Action[] = [audit('quorum-key-not-wanted', { reason: 'the master is heard again', wanted: q.wanted?.kind ?? null, held: q.held !== null })];
+  if (q.held !== null) actions.push({ type: 'release-quorum' });
+  return { state: withTimers(state, { 'quorum-retry': undefined }), actions };
 }
 
 function masterHeard(s: CoreState, peer: PeerView, now: number, config: CoreConfig): StepResult {
@@ -353,7 +381,7 @@ function onTimer(state: CoreState, timer: TimerName, now: number, config: CoreCo
       const why = silentMs === null
         ? `no advert from any master within the master-down interval (${Math.round(masterDownMs(config.priority, config.advertIntervalMs))} ms)`
         : `no master advert from ${peer?.nodeName} for ${silentMs} ms (master-down interval)`;
-      return s.maintenance.on ? freeze(s, now, `${why}; not taking over`) : takeOver(s, now, config, why);
+      return s.maintenance.on ? freeze(s, now, `${why}; not taking over`) : takeOver(s, now, config, why, { afterSilence: true });
     }
     case 'preempt': {
       const peer = s.peer;
@@ -362,6 +390,9 @@ function onTimer(state: CoreState, timer: TimerName, now: number, config: CoreCo
       }
       return takeOver(s, now, config, `preempting ${peer.nodeName} (priority ${config.priority} > ${peer.priority})`);
     }
+    case 'quorum-retry':
+    case 'quorum-fence':
+      return onQuorumTimer(s, timer, now, config);
     case 'persist-retry':
       return s.persistFailure === null
         ? done(s, [], 'state file already written')
@@ -401,7 +432,7 @@ function promotionOutcome(s: CoreState, ok: boolean, detail: string, now: number
   if (!ok) return toBackup(s, now, config, `promotion failed: ${detail}`);
   const next = config.garpRefreshMs > 0 ? withTimers(s, { 'garp-refresh': now + config.garpRefreshMs }) : s;
   // Advertise at once: the peer learns that our Redis is now the master it may follow.
-  return done(next, [audit('vip-claim', { reason: 'Redis promoted' }), { type: 'claim-vip' }, sendAdvert(next, config)],
+  return done(next, [...acceptWrites(config), audit('vip-claim', { reason: 'Redis promoted' }), { type: 'claim-vip' }, sendAdvert(next, config)],
     `Redis promoted (${detail}); claiming the VIP`);
 }
 
@@ -458,7 +489,12 @@ function onShutdown(state: CoreState, now: number, config: CoreConfig): StepResu
   // INIT may be holding a VIP it kept at start-up, a switchover's old master the one it
   // keeps until the new master holds it; a stopping node holds none.
   const holding = state.role === 'INIT' || vipDesired(state);
+  const quorum = config.quorum.backend !== 'none';
+  // With a quorum a stopping master's Redis refuses writes before the key goes: the
+  // backup that takes over must not find it still writable.
+  if (quorum && state.role === 'MASTER') actions.push({ type: 'fence-redis', writes: 'refused' });
   if (holding) actions.push({ type: 'release-vip' });
+  if (quorum && state.quorum.held !== null) actions.push({ type: 'release-quorum' });
   // RFC 5798 §6.4.3: a master that shuts down sends an advert with priority 0. Sent twice
   // so one lost datagram does not turn a planned stop into a master-down wait.
   actions.push(sendAdvert(s, config), sendAdvert(s, config));

@@ -225,3 +225,24 @@ export const ROLE_CHANGE_RETRY_MS = 10_000;
 
 /** How long to wait for `role:slave` pointing at the new master. */
 export const ROLE_VERIFY_BOUND_MS = 2_000;
+
+// ---------------------------------------------------------------------------
+// Quorum (issue 11): the core's side of the lease rule
+
+/**
+ * A master serving without its lease (failsafe: etcd unreachable, peer heard) fences when
+ * it has not heard its peer for this long: two of the slower advert intervals, under the
+ * peer's shortest master-down interval (three intervals plus the skew).
+ */
+export function failsafeSilenceMs(advertIntervalMs: number, peerAdvertIntervalMs: number): number {
+  return 2 * Math.max(advertIntervalMs, peerAdvertIntervalMs);
+}
+
+/**
+ * A backup that got the key after its master fell silent promotes no earlier than this
+ * long after it last heard that master: a master in failsafe has fenced by then (it
+ * fences after `failsafeSilenceMs` of silence, plus the time the fence takes).
+ */
+export function failsafeGraceMs(advertIntervalMs: number, peerAdvertIntervalMs: number, fenceLeadMs: number): number {
+  return failsafeSilenceMs(advertIntervalMs, peerAdvertIntervalMs) + fenceLeadMs;
+}

@@ -18,18 +18,51 @@ import {
   withTimers,
   type StepResult,
 } from './common.js';
+import { quorumGate } from './quorum-gate.js';
 import type { CoreConfig, CoreState } from './state.js';
 import { masterDownMs } from './timing.js';
 import type { Action, HostPort } from './types.js';
 
 /** INIT → MASTER without touching Redis (it already is a master): no promotion, no resync. */
 export function adoptMaster(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
+  const gated = quorumGate(s, now, config, { kind: 'adopt', reason, epoch: s.epoch, afterSilence: false });
+  if (gated !== null) return gated;
+  return becomeMasterAsIs(s, now, config, reason);
+}
+
+/** The master role on a Redis that already is a master (the key, if any, is held). */
+function becomeMasterAsIs(s0: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
+  const s: CoreState = { ...s0, quorum: { ...s0.quorum, wanted: null } };
   const next = withTimers(transitionTo(s, 'MASTER', now, reason), {
     'master-down': undefined, preempt: undefined, 'init-listen': undefined,
     'garp-refresh': config.garpRefreshMs > 0 ? now + config.garpRefreshMs : undefined,
   });
   return done(next, [transitionAudit(s, next, config), sendAdvert(next, config),
-    audit('vip-claim', { reason: 'adopted master' }), { type: 'claim-vip' }], reason);
+    ...acceptWrites(config), audit('vip-claim', { reason: 'adopted master' }), { type: 'claim-vip' }], reason);
+}
+
+/**
+ * With a quorum the daemon owns the local Redis's write fence: a master about to serve
+ * lifts it (it may have been set when this node last stepped down). Without one, Redis's
+ * `min-replicas-*` settings are the operator's and are left alone.
+ */
+export function acceptWrites(config: CoreConfig): Action[] {
+  return config.quorum.backend === 'none' ? [] : [{ type: 'fence-redis', writes: 'accepted' }];
+}
+
+/**
+ * A node leaving the master role (or a wish for it) with a quorum: its Redis refuses
+ * writes first (`fence-applied` then gives the key up, see quorum.ts), and a mastership
+ * it was waiting for is no longer wanted. Returns the state and the actions to run first.
+ */
+function leaveMastership(s: CoreState, config: CoreConfig): { state: CoreState; actions: Action[] } {
+  if (config.quorum.backend === 'none') return { state: s, actions: [] };
+  const q = s.quorum;
+  const state: CoreState = q.wanted === null ? s : { ...s, quorum: { ...q, wanted: null } };
+  if (s.role === 'MASTER') return { state, actions: [{ type: 'fence-redis', writes: 'refused' }] };
+  // Not a master: its Redis was not serving as one, so a key it got meanwhile goes at once.
+  if (q.held !== null) return { state: { ...state, quorum: { ...state.quorum, held: null } }, actions: [{ type: 'release-quorum' }] };
+  return { state, actions: [] };
 }
 
 /** Becomes MASTER with a new epoch without touching Redis (it already is a master). */
@@ -37,7 +70,9 @@ export function takeOverAsIs(s: CoreState, now: number, config: CoreConfig, reas
   const held = heldTakeover(s, now, config, reason);
   if (held !== null) return held;
   const epoch = nextEpoch(s.epoch, s.knownEpoch);
-  const r = adoptMaster({ ...s, epoch, knownEpoch: epoch }, now, config, reason);
+  const gated = quorumGate(s, now, config, { kind: 'as-is', reason, epoch, afterSilence: false });
+  if (gated !== null) return gated;
+  const r = becomeMasterAsIs({ ...s, epoch, knownEpoch: epoch }, now, config, reason);
   return { ...r, actions: [persistState(r.state), ...r.actions] };
 }
 
@@ -47,6 +82,8 @@ export interface TakeOverOptions {
   readonly minEpoch?: number;
   /** Catch up with this master first; default: the peer's Redis unless the peer reported FAULT. */
   readonly catchUpFrom?: HostPort | null;
+  /** The peer fell silent (no report, no handover): with a quorum, wait out a failsafe master's fence. */
+  readonly afterSilence?: boolean;
 }
 
 /** BACKUP → MASTER: new epoch, advertise at once, promote Redis; the VIP follows on success. */
@@ -54,7 +91,13 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
   const held = heldTakeover(s, now, config, reason);
   if (held !== null) return held;
   const epoch = nextEpoch(s.epoch, s.knownEpoch, (options.minEpoch ?? 0) - 1);
-  const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null }, 'MASTER', now, reason);
+  const gated = quorumGate(s, now, config, {
+    kind: 'takeover', reason, epoch, afterSilence: options.afterSilence === true,
+    ...(options.minEpoch !== undefined ? { minEpoch: options.minEpoch } : {}),
+    ...(options.catchUpFrom !== undefined ? { catchUpFrom: options.catchUpFrom } : {}),
+  });
+  if (gated !== null) return gated;
+  const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null, quorum: { ...s.quorum, wanted: null } }, 'MASTER', now, reason);
   const next = withTimers(base, {
     'master-down': undefined, preempt: undefined, 'init-listen': undefined, advert: now + config.advertIntervalMs,
   });
@@ -99,7 +142,9 @@ function heldTakeover(s: CoreState, now: number, config: CoreConfig, reason: str
  * → BACKUP. `keepVip`: a planned switchover's old master keeps the VIP until the new
  * master holds it (see `switchover.ts`); every other way down releases it at once.
  */
-export function toBackup(s: CoreState, now: number, config: CoreConfig, reason: string, options: { keepVip?: boolean } = {}): StepResult {
+export function toBackup(s0: CoreState, now: number, config: CoreConfig, reason: string, options: { keepVip?: boolean } = {}): StepResult {
+  const left = leaveMastership(s0, config);
+  const s = left.state;
   // INIT may have kept a VIP found at start-up (local Redis was a master); release it too.
   const wasHolding = (s.role === 'MASTER' || s.role === 'INIT') && options.keepVip !== true;
   const peerInterval = s.peer?.advertIntervalMs ?? config.advertIntervalMs;
@@ -109,14 +154,16 @@ export function toBackup(s: CoreState, now: number, config: CoreConfig, reason: 
     preempt: undefined, 'init-listen': undefined, 'garp-refresh': undefined,
     advert: s.timers.advert ?? now,
   });
-  const actions: Action[] = [transitionAudit(s, next, config)];
+  const actions: Action[] = [transitionAudit(s, next, config), ...left.actions];
   if (wasHolding) actions.push(audit('vip-release', { reason }), { type: 'release-vip' });
   if (s.role === 'MASTER') actions.push(sendAdvert(next, config));
   const r = reconcileReplica(next, now, config, 'entered BACKUP');
   return { state: r.state, actions: [...actions, ...r.actions], reason };
 }
 
-export function toFault(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
+export function toFault(s0: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
+  const left = leaveMastership(s0, config);
+  const s = left.state;
   const next = withTimers(transitionTo({ ...s, frozen: null }, 'FAULT', now, reason), {
     'master-down': undefined, preempt: undefined, 'init-listen': undefined, 'garp-refresh': undefined,
     advert: now + config.advertIntervalMs,
@@ -126,6 +173,8 @@ export function toFault(s: CoreState, now: number, config: CoreConfig, reason: s
     transitionAudit(s, next, config),
     audit('vip-release', { reason }),
     { type: 'release-vip' },
+    // After the release: a failing Redis may not answer the fence quickly.
+    ...left.actions,
     sendAdvert(next, config),
   ], reason);
 }

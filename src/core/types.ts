@@ -61,6 +61,12 @@ export interface AdvertFlags {
    * Absent in hand-made adverts (tests): false.
    */
   readonly cannotTakeOver?: boolean;
+  /**
+   * The sender wants the master role and is asking the quorum for the leader key (a
+   * takeover waits for it): a master serving without its lease (failsafe) fences at once
+   * when it hears this. Absent in hand-made adverts (tests): false.
+   */
+  readonly takingOver?: boolean;
 }
 
 /** An authenticated advert, as decoded by `src/proto/advert.ts`. */
@@ -97,7 +103,27 @@ export interface HostPort {
 }
 
 /** Timers are deadlines held in the state; the runtime arms one OS timer for the earliest. */
-export type TimerName = 'advert' | 'master-down' | 'preempt' | 'init-listen' | 'garp-refresh' | 'switchover' | 'persist-retry';
+export type TimerName =
+  | 'advert' | 'master-down' | 'preempt' | 'init-listen' | 'garp-refresh' | 'switchover' | 'persist-retry'
+  | 'quorum-retry' | 'quorum-fence';
+
+/** Who holds the leader key, as the quorum named it. */
+export interface KeyHolder {
+  readonly node: string;
+  readonly epoch: number;
+}
+
+/** The quorum's answer to `acquire-quorum` (`src/adapters/quorum`, or the simulation's model). */
+export type QuorumAnswer =
+  /** This node holds the key in `epoch` until `validUntilAtMs` (monotonic) unless renewed. */
+  | { readonly outcome: 'held'; readonly epoch: number; readonly validUntilAtMs: number; readonly detail: string }
+  /** Another node holds it (or the previous holder's lease has not ended yet); `holder` null when unreadable. */
+  | { readonly outcome: 'held-by-other'; readonly holder: KeyHolder | null; readonly detail: string }
+  /** etcd did not answer in time, or refused the call. */
+  | { readonly outcome: 'unreachable'; readonly detail: string };
+
+/** Whether the local Redis accepts writes (`min-replicas-to-write`, managed by the daemon with a quorum). */
+export type FenceSetting = 'refused' | 'accepted';
 
 /**
  * Requests between the two daemons during a planned switchover. They travel over the
@@ -196,7 +222,15 @@ export type Event =
   /** The peer handed us the master role: its Redis already follows ours. */
   | { readonly type: 'handover-received'; readonly requestId: string; readonly epoch: number; readonly force: boolean; readonly from: string }
   | { readonly type: 'switchover-result-received'; readonly requestId: string; readonly ok: boolean; readonly detail: string }
-  | { readonly type: 'maintenance-requested'; readonly requestId: string; readonly on: boolean; readonly user: string };
+  | { readonly type: 'maintenance-requested'; readonly requestId: string; readonly on: boolean; readonly user: string }
+  /** The quorum answered an `acquire-quorum` for `epoch`. */
+  | { readonly type: 'quorum-answered'; readonly epoch: number; readonly answer: QuorumAnswer }
+  /** A keepalive of this node's lease was acknowledged: the key is held until `validUntilAtMs`. */
+  | { readonly type: 'quorum-renewed'; readonly validUntilAtMs: number }
+  /** This node's lease ended or its key was taken (`key-taken`): it no longer holds the key. */
+  | { readonly type: 'quorum-lost'; readonly reason: 'deadline-passed' | 'lease-expired' | 'key-taken'; readonly detail: string }
+  /** A `fence-redis` effect finished. */
+  | { readonly type: 'fence-applied'; readonly writes: FenceSetting; readonly ok: boolean; readonly detail: string };
 
 /** Outputs of `step()`. Imperative: things to do, in order. */
 export type Action =
@@ -231,6 +265,12 @@ export type Action =
       readonly data: Readonly<Record<string, unknown>>;
     }
   | { readonly type: 'audit'; readonly event: string; readonly data: Readonly<Record<string, unknown>> }
+  /** Ask the quorum for the leader key in `epoch` (create if absent, raise if mine). */
+  | { readonly type: 'acquire-quorum'; readonly epoch: number }
+  /** Give the key up (revoke this node's lease): only once this node's Redis cannot take writes. */
+  | { readonly type: 'release-quorum' }
+  /** Make the local Redis refuse or accept writes by itself (`min-replicas-to-write`). */
+  | { readonly type: 'fence-redis'; readonly writes: FenceSetting }
   | { readonly type: 'exit'; readonly code: number }
   /** Stop every loop without resigning (restart in place); the runtime then ends with status 0. */
   | { readonly type: 'detach' };

@@ -16,7 +16,7 @@ import type { VipManager } from '../adapters/vip.js';
 import { effectStillWanted } from '../core/effects.js';
 import { nextDeadline, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
-import type { AdvertBody, Event, HostPort, Maintenance, PeerRequest, RedisSnapshot, SwitchoverOutcome } from '../core/types.js';
+import type { AdvertBody, Event, FenceSetting, HostPort, Maintenance, PeerRequest, QuorumAnswer, RedisSnapshot, SwitchoverOutcome } from '../core/types.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { EffectRunner, type Effect, type Notice } from './effect-runner.js';
@@ -64,6 +64,20 @@ export interface RuntimeRedis {
   replicateFrom(master: HostPort): Promise<{ ok: boolean; detail: string }>;
   switchOver(call: SwitchoverCall): Promise<SwitchoverReport>;
   disconnectClients(): Promise<string>;
+  /** Sets the local Redis's write fence; never rejects (a failure is `ok: false`). */
+  fence(writes: FenceSetting): Promise<{ ok: boolean; detail: string }>;
+}
+
+/** What the quorum tells the loop by itself (lease renewals and losses). */
+export type QuorumNotice = Extract<Event, { type: 'quorum-renewed' | 'quorum-lost' }>;
+
+/** The quorum the runtime drives (`quorum-bridge.ts` over etcd, or the simulation's model). */
+export interface RuntimeQuorum {
+  /** Never rejects: a failure is an `unreachable` answer. */
+  acquire(epoch: number): Promise<QuorumAnswer>;
+  /** Gives the key up (revokes the lease); never rejects. */
+  release(): Promise<void>;
+  onEvent(listener: (notice: QuorumNotice) => void): () => void;
 }
 
 /** The adapters and settings the runtime drives. */
@@ -75,6 +89,8 @@ export interface RuntimeDeps {
   /** The VIP interface's link: a link that is down fails the health check (keepalived's track_interface). */
   readonly link: () => Promise<LinkState>;
   readonly vip: VipManager;
+  /** The quorum (backend `etcd`); null without one (the core then never asks for it). */
+  readonly quorum: RuntimeQuorum | null;
   readonly adverts: { send(body: AdvertBody): void; sendMessage(message: PeerRequest): void };
   readonly audit: { append(event: string, data: Readonly<Record<string, unknown>>): Promise<void> };
   /** Writes the state file; resolves once it is durable, rejects when it is not. */
@@ -121,6 +137,7 @@ export class Runtime {
   private stopped = false;
   /** When the last health check completed (loop liveness for the watchdog). */
   private lastHealthDoneAtMs: number | null = null;
+  private unsubscribeQuorum: (() => void) | null = null;
   private readonly pending = new Map<string, (reply: RequestReply) => void>();
   private finish: (code: number) => void = () => undefined;
   /** Resolves with the exit status once the core asked to exit or detach (after its effects ran). */
@@ -162,6 +179,7 @@ export class Runtime {
   /** Starts the loops with what the daemon found at start-up. */
   start(facts: StartupFacts = {}): void {
     this.dispatch({ type: 'started', vipPresent: facts.vipPresent, loaded: facts.loaded });
+    this.unsubscribeQuorum = this.deps.quorum?.onEvent((notice) => this.dispatch(notice)) ?? null;
     if (facts.firstCheck) this.dispatch(facts.firstCheck);
     this.scheduleHealth(facts.firstCheck ? this.deps.healthIntervalMs : 0);
     this.scheduleReconcile();
@@ -318,6 +336,22 @@ export class Runtime {
         deps.logger.info({ detail }, 'application clients disconnected');
         return;
       }
+      case 'acquire-quorum': {
+        const answer: QuorumAnswer = deps.quorum
+          ? await deps.quorum.acquire(action.epoch)
+          : { outcome: 'unreachable', detail: 'no quorum backend configured' };
+        this.dispatch({ type: 'quorum-answered', epoch: action.epoch, answer });
+        return;
+      }
+      case 'release-quorum':
+        await deps.quorum?.release();
+        return;
+      case 'fence-redis': {
+        const r = await deps.redis.fence(action.writes);
+        (r.ok ? deps.logger.info : deps.logger.error).call(deps.logger, { writes: action.writes, detail: r.detail }, 'Redis write fence');
+        this.dispatch({ type: 'fence-applied', writes: action.writes, ok: r.ok, detail: r.detail });
+        return;
+      }
       case 'exit':
         this.halt();
         this.finish(action.code);
@@ -406,6 +440,8 @@ export class Runtime {
 
   private halt(): void {
     this.stopped = true;
+    this.unsubscribeQuorum?.();
+    this.unsubscribeQuorum = null;
     this.runner.halt();
     for (const resolve of [...this.pending.values()]) resolve({ ok: false, detail: 'the daemon stopped', data: {} });
     for (const t of [this.timer, this.healthTimer, this.reconcileTimer]) if (t) this.deps.scheduler.clearTimer(t);

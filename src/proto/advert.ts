@@ -15,7 +15,7 @@
  *       5     1  state: 0 INIT | 1 BACKUP | 2 MASTER | 3 FAULT
  *       6     1  priority (0 = resigning, RFC 5798 §5.2.4)
  *       7     1  flags: bit0 fault | bit1 resigning | bit2 maintenance | bit3 switching over | bit4 holds the VIP
- *                | bit5 cannot take over | bits 6-7 = 0
+ *                | bit5 cannot take over | bit6 taking over (asking the quorum for the key) | bit7 = 0
  *       8     2  advertIntervalMs, 1..65535
  *      10     1  redisRole: 0 unknown | 1 master | 2 replica
  *      11     6  bootTimeMs, ms since the Unix epoch (48-bit unsigned)
@@ -116,7 +116,8 @@ const FLAG_MAINTENANCE = 0b100;
 const FLAG_SWITCHING_OVER = 0b1000;
 const FLAG_HOLDS_VIP = 0b1_0000;
 const FLAG_CANNOT_TAKE_OVER = 0b10_0000;
-const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE | FLAG_SWITCHING_OVER | FLAG_HOLDS_VIP | FLAG_CANNOT_TAKE_OVER;
+const FLAG_TAKING_OVER = 0b100_0000;
+const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE | FLAG_SWITCHING_OVER | FLAG_HOLDS_VIP | FLAG_CANNOT_TAKE_OVER | FLAG_TAKING_OVER;
 
 /** Secondary offset meaning "no second history" (Redis `second_repl_offset:-1`). */
 const NO_SECOND_OFFSET = -1;
@@ -219,7 +220,8 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
       (body.flags.maintenance ? FLAG_MAINTENANCE : 0) |
       (body.flags.switchingOver ? FLAG_SWITCHING_OVER : 0) |
       (body.flags.holdsVip ? FLAG_HOLDS_VIP : 0) |
-      (body.flags.cannotTakeOver === true ? FLAG_CANNOT_TAKE_OVER : 0),
+      (body.flags.cannotTakeOver === true ? FLAG_CANNOT_TAKE_OVER : 0) |
+      (body.flags.takingOver === true ? FLAG_TAKING_OVER : 0),
     OFF_FLAGS,
   );
   buf.writeUInt16BE(body.advertIntervalMs, OFF_INTERVAL);
@@ -326,6 +328,7 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
       switchingOver: (flags & FLAG_SWITCHING_OVER) !== 0,
       holdsVip: (flags & FLAG_HOLDS_VIP) !== 0,
       cannotTakeOver: (flags & FLAG_CANNOT_TAKE_OVER) !== 0,
+      takingOver: (flags & FLAG_TAKING_OVER) !== 0,
     },
     redis: {
       role,

@@ -2,7 +2,7 @@
  * Builders for decision-core tests: a node configuration, Redis snapshots, adverts and
  * a `run` helper that feeds events in order. Time is a plain number.
  */
-import type { CoreConfig, CoreState } from '../../src/core/state.js';
+import { NO_QUORUM, type CoreConfig, type CoreState } from '../../src/core/state.js';
 import { initialState, step, type StepResult } from '../../src/core/step.js';
 import type { Action, Advert, Event, NodeState, RedisSnapshot } from '../../src/core/types.js';
 
@@ -22,6 +22,7 @@ export function coreConfig(over: Partial<CoreConfig> = {}): CoreConfig {
     garpRefreshMs: 10_000,
     peerRedis: { host: A_ADDR, port: 6379 },
     switchoverMaxLagBytes: 1_000_000,
+    quorum: NO_QUORUM,
     ...over,
   };
 }

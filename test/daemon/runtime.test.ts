@@ -63,7 +63,9 @@ class World {
         replicateFrom: async (m) => { this.log.push('replicate'); return this.replicateHook(m); },
         switchOver: async (c) => { this.log.push('switchover:start'); const r = await this.switchOverHook(c); this.log.push('switchover:end'); return r; },
         disconnectClients: async () => { this.log.push('disconnect'); return 'killed 0'; },
+        fence: async (writes) => { this.log.push(`fence:${writes}`); return { ok: true, detail: `writes ${writes}` }; },
       },
+      quorum: null,
       link: async () => ({ up: true, detail: 'up' }),
       vip: {
         isPresent: async () => this.vipPresent,

@@ -191,7 +191,9 @@ export class SimDaemon {
         },
         switchOver: (call) => redis.switchOver(call),
         disconnectClients: () => redis.disconnectClients(),
+        fence: (writes) => redis.fence(writes),
       },
+      quorum: null,
       link: () => Promise.resolve(env.linkUp(id)
         ? { up: true, detail: 'interface eth0 up' }
         : { up: false, detail: 'interface eth0 is down (no carrier)' }),

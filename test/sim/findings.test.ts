@@ -17,7 +17,7 @@ function openFinding(name: string, reproduce: () => void | Promise<void>): void 
   });
 }
 import type { CoreConfig, CoreState, PeerView } from '../../src/core/state.js';
-import { initialState } from '../../src/core/state.js';
+import { initialState, NO_QUORUM } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
 import type { Advert, RedisSnapshot } from '../../src/core/types.js';
 import { lostWrites } from './invariants.js';
@@ -26,6 +26,7 @@ import { DEFAULT_TIMING, FAST_TIMING, simulate, type SimOptions } from './pair.j
 const config: CoreConfig = {
   nodeName: 'b', nodeAddress: '10.77.0.12', priority: 90, preempt: false, preemptDelayMs: 0, advertIntervalMs: 1000,
   fall: 2, rise: 2, garpRefreshMs: 0, peerRedis: { host: '10.77.0.11', port: 6379 }, switchoverMaxLagBytes: 1_000_000,
+  quorum: NO_QUORUM,
 };
 const replica: RedisSnapshot = {
   role: 'replica', replId: '1'.repeat(40), replId2: '', offset: 100, secondOffset: -1, masterHost: '10.77.0.11', masterPort: 6379,

@@ -9,7 +9,7 @@
  * `simulate()` runs one history and returns what the tests assert on, with a trace
  * (role changes, faults, restarts, answers) for failure messages.
  */
-import type { CoreConfig } from '../../src/core/state.js';
+import { NO_QUORUM, type CoreConfig } from '../../src/core/state.js';
 import type { Runtime, RequestEvent } from '../../src/daemon/runtime.js';
 import { Client } from './client.js';
 import { SimDaemon, type DaemonEnv } from './daemon.js';
@@ -272,5 +272,6 @@ function coreConfig(id: NodeId, t: Timing, preempt: boolean): CoreConfig {
     garpRefreshMs: 10 * t.advertIntervalMs,
     peerRedis: { host: ADDRESS[OTHER[id]], port: REDIS_PORT },
     switchoverMaxLagBytes: 1_000_000,
+    quorum: NO_QUORUM,
   };
 }

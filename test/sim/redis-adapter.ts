@@ -15,7 +15,7 @@
  *
  * Effects may be made to throw (the `flaky` fault), before or after their change.
  */
-import type { HostPort } from '../../src/core/types.js';
+import type { FenceSetting, HostPort } from '../../src/core/types.js';
 import type { RedisProbe, RuntimeRedis, SwitchoverCall, SwitchoverReport } from '../../src/daemon/runtime.js';
 import type { Network } from './net.js';
 import { nodeOf, type RedisModel } from './redis-model.js';
@@ -170,6 +170,13 @@ export class SimRedisAdapter implements RuntimeRedis {
     if (failure === 'after') throw new Error('injected: FAILOVER reported failure after the roles swapped');
     await this.sleep(1, 5);
     return report('done', `FAILOVER TO ${target} done`, pausedMs);
+  }
+
+  async fence(writes: FenceSetting): Promise<{ ok: boolean; detail: string }> {
+    await this.sleep(1, 3);
+    return this.redis.fence(this.node, writes === 'refused')
+      ? { ok: true, detail: `writes ${writes}` }
+      : { ok: false, detail: 'connection refused' };
   }
 
   async disconnectClients(): Promise<string> {

@@ -47,6 +47,8 @@ export interface RedisServer {
   log: number[];
   /** CLIENT PAUSE WRITE (a catch-up or FAILOVER) until this time. */
   pausedUntil: number;
+  /** `min-replicas-to-write` above any replica count (the daemon's fence): every write refused. */
+  fenced: boolean;
 }
 
 export function nodeOf(target: HostPort): NodeId | null {
@@ -70,7 +72,7 @@ export class RedisModel {
 
   constructor(private readonly world: World, private readonly net: Network) {
     const replId = this.freshReplId();
-    const base = { alive: true, replId, replId2: '', secondOffset: -1, log: [], pausedUntil: 0 };
+    const base = { alive: true, replId, replId2: '', secondOffset: -1, log: [], pausedUntil: 0, fenced: false };
     this.servers = {
       a: { ...base, node: 'a', role: 'master', masterOf: null, log: [] },
       b: { ...base, node: 'b', role: 'replica', masterOf: 'a', log: [] },
@@ -79,7 +81,7 @@ export class RedisModel {
 
   acceptsWrites(node: NodeId): boolean {
     const s = this.servers[node];
-    return s.alive && s.role === 'master' && s.pausedUntil <= this.world.now;
+    return s.alive && s.role === 'master' && !s.fenced && s.pausedUntil <= this.world.now;
   }
 
   /** A client's write on `node`'s server: acknowledged (true) if it is a writable master. */
@@ -89,6 +91,14 @@ export class RedisModel {
     for (const r of NODES) {
       if (this.servers[r].masterOf === node) this.world.at(this.world.now + this.world.int(1, REPL_LAG_MS), () => this.sync(r));
     }
+    return true;
+  }
+
+  /** CONFIG SET min-replicas-to-write: refused (the fence) or accepted; false when the server is down. */
+  fence(node: NodeId, refused: boolean): boolean {
+    const s = this.servers[node];
+    if (!s.alive) return false;
+    s.fenced = refused;
     return true;
   }
 
@@ -104,7 +114,7 @@ export class RedisModel {
   restart(node: NodeId, keepData: boolean): void {
     const s = this.servers[node];
     Object.assign(s, {
-      alive: true, role: 'master', masterOf: null, replId: this.freshReplId(), replId2: '', secondOffset: -1, pausedUntil: 0,
+      alive: true, role: 'master', masterOf: null, replId: this.freshReplId(), replId2: '', secondOffset: -1, pausedUntil: 0, fenced: false,
       log: keepData ? s.log : [],
     });
     this.kickAll();

@@ -37,11 +37,12 @@
  * reconnected in the background, are in `connection.ts`.
  */
 import type { Logger } from '../../logger.js';
-import type { HostPort } from '../../core/types.js';
+import type { FenceSetting, HostPort } from '../../core/types.js';
 import type { Config, RedisEndpoint } from '../../config/types.js';
 import { bindWarning } from './bind-check.js';
 import { Connection } from './connection.js';
 import { demote, type RedisReplicateResult } from './demote.js';
+import { applyFence, type FenceResult } from './fence.js';
 import { checkHealth, type RedisCheckResult } from './health.js';
 import { LocalRedis } from './local.js';
 import { promote, type RedisPromoteResult } from './promote.js';
@@ -52,6 +53,7 @@ export { REDIS_REPLY, REDIS_TIMEOUT, REDIS_UNREACHABLE } from './connection.js';
 export type { RedisCheckResult } from './health.js';
 export type { RedisPromoteResult } from './promote.js';
 export type { RedisReplicateResult } from './demote.js';
+export type { FenceResult } from './fence.js';
 export type {
   SwitchoverMethod,
   SwitchoverOutcome,
@@ -219,6 +221,14 @@ export class RedisControl {
    */
   disconnectClients(): Promise<string> {
     return this.local.disconnectApplicationClients();
+  }
+
+  /**
+   * Makes the local Redis refuse writes by itself (`min-replicas-to-write` above any
+   * replica count) or accept them again (`fence.ts`). Never throws.
+   */
+  fence(writes: FenceSetting): Promise<FenceResult> {
+    return applyFence(this.control, this.controlTimeoutMs, writes);
   }
 
   /** Closes both local connections. */

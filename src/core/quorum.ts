@@ -1,0 +1,207 @@
+/**
+ * The core's side of the quorum (backend `etcd`, issue 11): what the answers and events
+ * of the leader key do to this node.
+ *
+ *   acquire answered held     → the mastership waiting for the key goes ahead
+ *                               (`quorum.wanted`); a key nobody wants is given back
+ *   held by another / no etcd → the wish stays; asked again after `retryMs`
+ *   renewed                   → the master's fence deadline moves on
+ *   lost, or the deadline     → the master fences its Redis and steps down, unless it
+ *     (`quorum-fence` timer)    still hears its peer and the peer is not taking over:
+ *                               then it serves on without the lease (failsafe, as in
+ *                               Patroni) and keeps asking for the key
+ *   fence applied (refused)   → a node that is no longer master gives its key up
+ *
+ * The master's deadline is its own: the send time of the last acknowledged keepalive
+ * plus the granted TTL, never later than etcd's deletion of the key. It fences
+ * `fenceLeadMs` before it (clock-rate bound and the time the fence takes; see
+ * `quorumFenceLeadMs` in timing.ts), so its Redis refuses writes before another node
+ * can hold the key.
+ */
+import { audit, done, livePeer, prepend, withTimers, type StepResult } from './common.js';
+import { holdsKey } from './quorum-gate.js';
+import type { CoreConfig, CoreState, QuorumView } from './state.js';
+import { failsafeSilenceMs } from './timing.js';
+import { adoptMaster, takeOver, takeOverAsIs, toBackup } from './transitions.js';
+import type { Event, FenceSetting } from './types.js';
+
+type QuorumEvent = Extract<Event, { type: 'quorum-answered' | 'quorum-renewed' | 'quorum-lost' | 'fence-applied' }>;
+
+function withQuorum(s: CoreState, changes: Partial<QuorumView>): CoreState {
+  return { ...s, quorum: { ...s.quorum, ...changes } };
+}
+
+/** One of the quorum's events. */
+export function onQuorumEvent(s: CoreState, e: QuorumEvent, now: number, config: CoreConfig): StepResult {
+  switch (e.type) {
+    case 'quorum-answered':
+      return onAnswered(s, e, now, config);
+    case 'quorum-renewed': {
+      const held = s.quorum.held;
+      if (held === null) return done(s, [], 'lease renewed (no key held)');
+      return done(armQuorumFence(withQuorum(s, { held: { ...held, validUntilAtMs: e.validUntilAtMs } }), config), [],
+        `lease renewed: key held until ${Math.round(e.validUntilAtMs - now)} ms from now`);
+    }
+    case 'quorum-lost':
+      return onLost(s, e, now, config);
+    case 'fence-applied':
+      return onFenceApplied(s, e.writes, e.ok, e.detail);
+    default: {
+      const never: never = e;
+      throw new Error(`unhandled quorum event ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+function onAnswered(s0: CoreState, e: Extract<Event, { type: 'quorum-answered' }>, now: number, config: CoreConfig): StepResult {
+  const a = e.answer;
+  const s = withQuorum(s0, { asking: null, last: { what: a.outcome, detail: a.detail, atMs: now } });
+  const wanted = s.quorum.wanted;
+  if (a.outcome === 'held') {
+    const held = withQuorum(s, { held: { epoch: a.epoch, validUntilAtMs: a.validUntilAtMs }, holder: null });
+    const record = audit('quorum-acquired', { epoch: a.epoch, validForMs: Math.round(a.validUntilAtMs - now), detail: a.detail });
+    if (s.role === 'MASTER') {
+      const restored = s.quorum.failsafeSinceMs !== null;
+      const next = armQuorumFence(withQuorum(held, { failsafeSinceMs: null }), config);
+      return done(next, restored ? [audit('quorum-restored', { failsafeMs: Math.round(now - (s.quorum.failsafeSinceMs ?? now)), epoch: a.epoch })] : [],
+        restored ? 'leader key held again: failsafe over' : 'leader key kept');
+    }
+    if (wanted === null) {
+      return done(withQuorum(held, { held: null }), [record, { type: 'release-quorum' }], 'leader key granted but no longer wanted: released');
+    }
+    return prepend([record], resumeWanted(held, now, config));
+  }
+  const holder = a.outcome === 'held-by-other' ? a.holder : s.quorum.holder;
+  const changed = s0.quorum.last?.what !== a.outcome || JSON.stringify(s0.quorum.holder) !== JSON.stringify(holder);
+  const next = withTimers(withQuorum(s, { holder }), { 'quorum-retry': now + config.quorum.retryMs });
+  const record = changed
+    ? [audit(a.outcome === 'held-by-other' ? 'quorum-held-by-other' : 'quorum-unreachable', { holder, detail: a.detail, wanted: wanted?.kind ?? null })]
+    : [];
+  const what = a.outcome === 'held-by-other'
+    ? `the leader key is held by ${holder ? `${holder.node} (epoch ${holder.epoch})` : 'another node'}`
+    : `etcd is unreachable (${a.detail}): no promotion without etcd`;
+  if (s.role === 'MASTER' && s.quorum.failsafeSinceMs !== null && a.outcome === 'held-by-other') {
+    return prepend(record, fenceAndStepDown(next, now, config, `serving without a lease and ${what}`));
+  }
+  return done(next, record, wanted ? `${wanted.reason}; ${what}; asking again in ${config.quorum.retryMs} ms` : what);
+}
+
+/** Runs the mastership that waited for the key (it passes the gate now), if it still applies. */
+function resumeWanted(s: CoreState, now: number, config: CoreConfig): StepResult {
+  const w = s.quorum.wanted;
+  if (w === null) return done(s, [], 'no mastership waiting for the key');
+  const fits = w.kind === 'takeover' ? s.role === 'BACKUP' : s.role === 'INIT';
+  if (!fits) {
+    return done(withQuorum(s, { wanted: null, held: null }), [{ type: 'release-quorum' }],
+      `${w.kind} no longer applies (node is ${s.role}): leader key released`);
+  }
+  switch (w.kind) {
+    case 'takeover':
+      return takeOver(s, now, config, w.reason, {
+        afterSilence: w.afterSilence,
+        ...(w.minEpoch !== undefined ? { minEpoch: w.minEpoch } : {}),
+        ...(w.catchUpFrom !== undefined ? { catchUpFrom: w.catchUpFrom } : {}),
+      });
+    case 'as-is':
+      return takeOverAsIs(s, now, config, w.reason);
+    case 'adopt':
+      return adoptMaster(s, now, config, w.reason);
+    default: {
+      const never: never = w.kind;
+      throw new Error(`unhandled mastership ${String(never)}`);
+    }
+  }
+}
+
+function onLost(s0: CoreState, e: Extract<Event, { type: 'quorum-lost' }>, now: number, config: CoreConfig): StepResult {
+  const s = withQuorum(s0, { held: null, last: { what: `lost: ${e.reason}`, detail: e.detail, atMs: now } });
+  const record = audit('quorum-lost', { reason: e.reason, detail: e.detail, role: s.role });
+  if (s.role !== 'MASTER') return done(s, s0.quorum.held === null ? [] : [record], `leader key lost (${e.reason}) while ${s.role}`);
+  if (s0.quorum.held === null) return done(s, [], `leader key loss reported again (${e.reason})`);
+  return prepend([record], leaseEnding(s, now, config, `leader key lost (${e.reason}: ${e.detail})`, e.reason !== 'key-taken'));
+}
+
+/** A `quorum-fence` or `quorum-retry` timer fired. */
+export function onQuorumTimer(s: CoreState, timer: 'quorum-fence' | 'quorum-retry', now: number, config: CoreConfig): StepResult {
+  if (timer === 'quorum-retry') {
+    if (s.quorum.wanted !== null) return resumeWanted(s, now, config);
+    if (s.role === 'MASTER' && s.quorum.failsafeSinceMs !== null && s.quorum.asking === null) {
+      return done(withQuorum(s, { asking: s.epoch }), [{ type: 'acquire-quorum', epoch: s.epoch }], 'serving without a lease: asking etcd for the key again');
+    }
+    return done(s, [], 'quorum retry no longer needed');
+  }
+  if (s.role !== 'MASTER') return done(s, [], 'quorum fence timer ignored (not master)');
+  if (s.quorum.failsafeSinceMs !== null) {
+    return fenceAndStepDown(s, now, config, `serving without a lease and the peer is silent (${peerSilence(s, now)})`);
+  }
+  const held = s.quorum.held;
+  if (held !== null && holdsKey(s, now, config)) return done(armQuorumFence(s, config), [], 'lease still valid');
+  const left = held === null ? 'no lease' : `lease deadline in ${Math.round(held.validUntilAtMs - now)} ms`;
+  // `held` stays until the fence is confirmed: then the key is given up at once
+  // (`onFenceApplied`) rather than left to lapse.
+  return leaseEnding(s, now, config, `lease not renewed in time (${left}, fence lead ${config.quorum.fenceLeadMs} ms)`, true);
+}
+
+function peerSilence(s: CoreState, now: number): string {
+  return s.peer ? `${s.peer.nodeName} last heard ${Math.round(now - s.peer.receivedAtMs)} ms ago` : 'no peer heard';
+}
+
+/**
+ * The master can no longer count on its lease. It serves on only while it hears its
+ * peer and the peer is not asking for the key (failsafe); otherwise it fences.
+ */
+function leaseEnding(s: CoreState, now: number, config: CoreConfig, why: string, failsafeAllowed: boolean): StepResult {
+  const peer = livePeer(s, now, config);
+  const silence = failsafeSilenceMs(config.advertIntervalMs, peer?.advertIntervalMs ?? config.advertIntervalMs);
+  const hearsPeer = peer !== null && now - peer.receivedAtMs <= silence && peer.flags.takingOver !== true && !peer.flags.fault;
+  if (!failsafeAllowed || !hearsPeer) {
+    const because = !failsafeAllowed ? 'another node holds the key' : peer?.flags.takingOver === true ? `${peer.nodeName} is taking over` : peerSilence(s, now);
+    return fenceAndStepDown(s, now, config, `${why}; ${because}`);
+  }
+  const next = withQuorum(s, { held: null, failsafeSinceMs: s.quorum.failsafeSinceMs ?? now, asking: s.quorum.asking ?? s.epoch });
+  const actions = [audit('quorum-failsafe', { why, peer: peer.nodeName, epoch: s.epoch })];
+  if (s.quorum.asking === null) actions.push({ type: 'acquire-quorum', epoch: s.epoch });
+  return done(armQuorumFence(next, config), actions,
+    `${why}; ${peer.nodeName} is heard and not taking over: serving on without the lease (failsafe), asking etcd again`);
+}
+
+/** The master's Redis refuses writes, then it steps down (VIP released; `fence-applied` gives the key up). */
+function fenceAndStepDown(s: CoreState, now: number, config: CoreConfig, why: string): StepResult {
+  const next = withTimers(withQuorum(s, { failsafeSinceMs: null }), { 'quorum-fence': undefined });
+  return prepend([audit('quorum-fenced', { why, epoch: s.epoch })], toBackup(next, now, config, `${why}: fencing Redis and stepping down`));
+}
+
+/** A master in failsafe heard its peer: the peer asking for the key ends the failsafe. */
+export function onPeerHeardInFailsafe(s: CoreState, now: number, config: CoreConfig): StepResult | null {
+  if (s.role !== 'MASTER' || s.quorum.failsafeSinceMs === null || s.peer === null) return null;
+  if (s.peer.flags.takingOver === true) return fenceAndStepDown(s, now, config, `serving without a lease and ${s.peer.nodeName} is taking over`);
+  return done(armQuorumFence(s, config), [], 'failsafe: peer heard');
+}
+
+function onFenceApplied(s0: CoreState, writes: FenceSetting, ok: boolean, detail: string): StepResult {
+  const s = withQuorum(s0, { fence: { writes, ok, detail } });
+  const record = audit('redis-fence', { writes, ok, detail });
+  if (writes === 'refused' && ok && s.role !== 'MASTER' && s.quorum.held !== null) {
+    return done(withQuorum(s, { held: null }), [record, { type: 'release-quorum' }], 'Redis refuses writes: leader key released');
+  }
+  return done(s, [record], ok ? `Redis ${writes === 'refused' ? 'refuses' : 'accepts'} writes` : `fence not applied (${writes}): ${detail}`);
+}
+
+/**
+ * The master's `quorum-fence` deadline: its lease deadline less the fence lead, or, in
+ * failsafe, the moment its peer has been silent too long. Cleared on other nodes.
+ */
+export function armQuorumFence(s: CoreState, config: CoreConfig): CoreState {
+  if (config.quorum.backend === 'none') return s;
+  let at: number | undefined;
+  if (s.role === 'MASTER' && !s.resigning) {
+    if (s.quorum.failsafeSinceMs !== null) {
+      const peer = s.peer;
+      const base = peer?.receivedAtMs ?? s.quorum.failsafeSinceMs;
+      at = base + failsafeSilenceMs(config.advertIntervalMs, peer?.advertIntervalMs ?? config.advertIntervalMs);
+    } else if (s.quorum.held !== null) {
+      at = s.quorum.held.validUntilAtMs - config.quorum.fenceLeadMs;
+    }
+  }
+  return s.timers['quorum-fence'] === at ? s : withTimers(s, { 'quorum-fence': at });
+}

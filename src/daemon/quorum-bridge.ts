@@ -1,0 +1,61 @@
+/**
+ * The quorum adapter (`src/adapters/quorum`) as the runtime drives it: outcomes become
+ * the core's `QuorumAnswer`, the adapter's events become `quorum-renewed` /
+ * `quorum-lost`, and nothing rejects (a thrown call is an `unreachable` answer, logged).
+ *
+ * A `lease-lost` outcome means this node's lease ended while it asked; the adapter grants
+ * a new one on the next acquire, so the bridge asks once more at once.
+ */
+import type { Quorum, QuorumOutcome } from '../adapters/quorum/types.js';
+import type { QuorumAnswer } from '../core/types.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { QuorumNotice, RuntimeQuorum } from './runtime.js';
+
+export class QuorumBridge implements RuntimeQuorum {
+  constructor(private readonly quorum: Quorum, private readonly logger: Logger) {}
+
+  async acquire(epoch: number): Promise<QuorumAnswer> {
+    let outcome = await this.call(() => this.quorum.acquire(epoch));
+    if (outcome.type === 'lease-lost') outcome = await this.call(() => this.quorum.acquire(epoch));
+    switch (outcome.type) {
+      case 'held':
+        return { outcome: 'held', epoch: outcome.record.epoch, validUntilAtMs: outcome.validUntilMs, detail: outcome.reason };
+      case 'held-by-other':
+        return { outcome: 'held-by-other', holder: outcome.holder, detail: outcome.reason };
+      case 'unreachable':
+      case 'lease-lost':
+        return { outcome: 'unreachable', detail: outcome.reason };
+      default: {
+        const never: never = outcome;
+        throw new Error(`unhandled quorum outcome ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  async release(): Promise<void> {
+    try {
+      const r = await this.quorum.release();
+      if (!r.ok) this.logger.warn({ reason: r.reason }, 'leader key not released: it lapses with the lease');
+    } catch (error) {
+      this.logger.error({ err: error }, 'leader key release threw');
+    }
+  }
+
+  onEvent(listener: (notice: QuorumNotice) => void): () => void {
+    return this.quorum.onEvent((event) => {
+      listener(event.type === 'renewed'
+        ? { type: 'quorum-renewed', validUntilAtMs: event.validUntilMs }
+        : { type: 'quorum-lost', reason: event.reason, detail: event.detail });
+    });
+  }
+
+  private async call(fn: () => Promise<QuorumOutcome>): Promise<QuorumOutcome> {
+    try {
+      return await fn();
+    } catch (error) {
+      this.logger.error({ err: error }, 'quorum call threw');
+      return { type: 'unreachable', reason: `quorum call threw: ${errorMessage(error)}` };
+    }
+  }
+}

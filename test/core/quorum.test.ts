@@ -1,0 +1,225 @@
+/**
+ * The quorum in the decision core (backend etcd): a node becomes MASTER only while it
+ * holds the leader key; a master fences its Redis and steps down before its lease can
+ * lapse, unless it still hears its peer (failsafe); a key nobody wants goes back.
+ * Table-style, time is the `now` argument, no mocks.
+ */
+import { describe, expect, it } from 'vitest';
+import type { CoreConfig, CoreState } from '../../src/core/state.js';
+import { step, type StepResult } from '../../src/core/step.js';
+import type { Action, Event, QuorumAnswer } from '../../src/core/types.js';
+import { A_ADDR, B_ADDR, advert, bAdvert, coreConfig, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types } from './fixtures.js';
+
+const QUORUM = { backend: 'etcd', prefer: 'safety', retryMs: 500, fenceLeadMs: 530 } as const;
+/** b (priority 90) with etcd. */
+const bCfg: CoreConfig = coreConfig({ quorum: QUORUM });
+/** a (priority 100) with etcd. */
+const aCfg: CoreConfig = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 }, quorum: QUORUM });
+
+const answered = (epoch: number, answer: QuorumAnswer): Event => ({ type: 'quorum-answered', epoch, answer });
+const held = (epoch: number, validUntilAtMs: number): Event => answered(epoch, { outcome: 'held', epoch, validUntilAtMs, detail: 'key was free: taken' });
+const heldByOther: Event = answered(2, { outcome: 'held-by-other', holder: { node: 'a', epoch: 1 }, detail: 'held by a (epoch 1)' });
+const unreachable: Event = answered(2, { outcome: 'unreachable', detail: 'deadline exceeded' });
+const audits = (actions: readonly Action[]): string[] =>
+  actions.flatMap((a) => (a.type === 'audit' ? [a.event] : []));
+
+/** b, BACKUP behind master a (heard at 20 ms). */
+function backupB(): CoreState {
+  return last(run(bCfg, [
+    [0, { type: 'started' }],
+    [10, ok(replicaSnap())],
+    [20, heard(advert({ state: 'MASTER', epoch: 1 }))],
+  ])).state;
+}
+
+/** b after a fell silent: its master-down timer fired at 5000 ms, it asks for the key. */
+function askingB(): StepResult {
+  return step(backupB(), fired('master-down'), 5000, bCfg);
+}
+
+/** b promoted with the key held until 8000 ms, its Redis a master, VIP claimed. */
+function masterB(): CoreState {
+  const asked = askingB().state;
+  const promoting = step(asked, held(2, 8000), 5010, bCfg).state;
+  const promoted = step(promoting, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg).state;
+  return step(promoted, { type: 'vip-claimed' }, 5200, bCfg).state;
+}
+
+describe('a backup promotes only while it holds the leader key', () => {
+  it('master-down: asks etcd for the key in the new epoch and stays BACKUP, telling the peer it is taking over', () => {
+    const r = askingB();
+    expect(r.state.role).toBe('BACKUP');
+    expect(find(r.actions, 'acquire-quorum')).toEqual({ type: 'acquire-quorum', epoch: 2 });
+    expect(find(r.actions, 'promote-redis')).toBeUndefined();
+    expect(audits(r.actions)).toContain('quorum-key-wanted');
+    expect(find(r.actions, 'send-advert')?.advert.flags.takingOver).toBe(true);
+    expect(r.state.quorum.wanted).toMatchObject({ kind: 'takeover', epoch: 2, afterSilence: true });
+    expect(r.reason).toMatch(/not master until this node holds the leader key/);
+  });
+
+  it('held by another node (the old master\'s lease has not ended): stays BACKUP and asks again after retryMs', () => {
+    const r = step(askingB().state, heldByOther, 5010, bCfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(r.state.timers['quorum-retry']).toBe(5010 + QUORUM.retryMs);
+    expect(audits(r.actions)).toEqual(['quorum-held-by-other']);
+    expect(r.reason).toMatch(/held by a \(epoch 1\)/);
+    const again = step(r.state, fired('quorum-retry'), 5510, bCfg);
+    expect(find(again.actions, 'acquire-quorum')).toEqual({ type: 'acquire-quorum', epoch: 2 });
+    // The same answer again is not audited again.
+    expect(audits(step(again.state, heldByOther, 5520, bCfg).actions)).toEqual([]);
+  });
+
+  it('etcd unreachable: no promotion without etcd', () => {
+    const r = step(askingB().state, unreachable, 5010, bCfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(types(r.actions)).toEqual([]);
+    expect(r.reason).toMatch(/no promotion without etcd/);
+    expect(audits(r.actions)).toEqual(['quorum-unreachable']);
+  });
+
+  it('key granted: the takeover goes ahead in that epoch; the new master lifts the fence before it claims the VIP', () => {
+    const promoting = step(askingB().state, held(2, 8000), 5010, bCfg);
+    expect(promoting.state).toMatchObject({ role: 'MASTER', epoch: 2, redisOp: 'promoting' });
+    expect(promoting.state.quorum.wanted).toBeNull();
+    expect(types(promoting.actions)).toEqual(['persist-state', 'send-advert', 'promote-redis']);
+    expect(find(promoting.actions, 'send-advert')?.advert.flags.takingOver).toBe(false);
+    // The fence deadline: lease deadline less the fence lead.
+    expect(promoting.state.timers['quorum-fence']).toBe(8000 - QUORUM.fenceLeadMs);
+    const promoted = step(promoting.state, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg);
+    expect(types(promoted.actions)).toEqual(['fence-redis', 'claim-vip', 'send-advert']);
+    expect(find(promoted.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
+  });
+
+  it('a master that lost etcd may still serve: a backup that got the key after a short silence waits until it has fenced', () => {
+    const slowFence: CoreConfig = { ...bCfg, quorum: { ...QUORUM, fenceLeadMs: 3000 } };
+    const asked = step(backupB(), fired('master-down'), 3700, slowFence).state;
+    // Last heard a at 20 ms: grace = 2 × 1000 + 3000 → not before 5020 ms.
+    const r = step(asked, held(2, 10_000), 3710, slowFence);
+    expect(r.state.role).toBe('BACKUP');
+    expect(r.state.timers['quorum-retry']).toBe(5020);
+    expect(r.reason).toMatch(/waiting 1310 ms more/);
+    const later = step(r.state, fired('quorum-retry'), 5020, slowFence);
+    expect(later.state).toMatchObject({ role: 'MASTER', redisOp: 'promoting', epoch: 2 });
+  });
+
+  it('the master is heard again while the backup waits: the wish is dropped and a key it got goes back', () => {
+    const granted = step(askingB().state, { ...held(2, 8000) }, 5010, { ...bCfg, quorum: { ...QUORUM, fenceLeadMs: 9000 } }).state;
+    expect(granted.role).toBe('BACKUP');
+    expect(granted.quorum.held).not.toBeNull();
+    const r = step(granted, heard(advert({ state: 'MASTER', epoch: 1 })), 5020, bCfg);
+    expect(r.state.quorum).toMatchObject({ wanted: null, held: null });
+    expect(find(r.actions, 'release-quorum')).toBeDefined();
+    expect(audits(r.actions)).toContain('quorum-key-not-wanted');
+  });
+
+  it('a key granted to a node that no longer wants it is released at once', () => {
+    const asked = askingB().state;
+    const heardAgain = step(asked, heard(advert({ state: 'MASTER', epoch: 1 })), 5005, bCfg).state;
+    expect(heardAgain.quorum.wanted).toBeNull();
+    const r = step(heardAgain, held(2, 8000), 5010, bCfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(types(r.actions)).toEqual(['release-quorum']);
+  });
+
+  it('INIT adopts a master Redis only with the key, in its persisted epoch', () => {
+    const init = last(run(aCfg, [
+      [0, { type: 'started' }],
+      [10, ok(masterSnap())],
+      [4000, fired('init-listen')],
+    ]), );
+    expect(init.state.role).toBe('INIT');
+    expect(find(init.actions, 'acquire-quorum')).toEqual({ type: 'acquire-quorum', epoch: 0 });
+    const r = step(init.state, held(0, 7000), 4010, aCfg);
+    expect(r.state.role).toBe('MASTER');
+    expect(types(r.actions)).toEqual(['send-advert', 'fence-redis', 'claim-vip']);
+  });
+
+  it('without a quorum nothing changes: the takeover promotes at once', () => {
+    const r = step(last(run(coreConfig(), [[0, { type: 'started' }], [10, ok(replicaSnap())], [20, heard(advert({ state: 'MASTER', epoch: 1 }))]])).state,
+      fired('master-down'), 5000, coreConfig());
+    expect(r.state.role).toBe('MASTER');
+    expect(types(r.actions)).not.toContain('acquire-quorum');
+  });
+});
+
+describe('the master fences itself before its lease can lapse', () => {
+  it('renewals move the fence deadline', () => {
+    const s = masterB();
+    expect(s.timers['quorum-fence']).toBe(8000 - QUORUM.fenceLeadMs);
+    const r = step(s, { type: 'quorum-renewed', validUntilAtMs: 9000 }, 6000, bCfg);
+    expect(r.state.timers['quorum-fence']).toBe(9000 - QUORUM.fenceLeadMs);
+    expect(r.actions).toEqual([]);
+  });
+
+  it('deadline reached, peer silent: Redis refuses writes, then the VIP goes, then (fence confirmed) the key', () => {
+    const s = masterB();
+    const r = step(s, fired('quorum-fence'), 7470, bCfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(types(r.actions).slice(0, 2)).toEqual(['fence-redis', 'release-vip']);
+    expect(find(r.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'refused' });
+    expect(audits(r.actions)).toContain('quorum-fenced');
+    expect(r.state.timers['quorum-fence']).toBeUndefined();
+    const fenced = step(r.state, { type: 'fence-applied', writes: 'refused', ok: true, detail: 'min-replicas-to-write 1000000' }, 7480, bCfg);
+    expect(types(fenced.actions)).toEqual(['release-quorum']);
+    expect(fenced.state.quorum.held).toBeNull();
+  });
+
+  it('a fence that did not take keeps the key (it lapses with the lease instead of being handed over early)', () => {
+    const down = step(masterB(), fired('quorum-fence'), 7470, bCfg).state;
+    const r = step(down, { type: 'fence-applied', writes: 'refused', ok: false, detail: 'timeout' }, 7480, bCfg);
+    expect(types(r.actions)).toEqual([]);
+    expect(r.state.quorum.fence).toMatchObject({ writes: 'refused', ok: false });
+  });
+
+  it('deadline reached while the peer is heard and not taking over: failsafe, serving on and asking for the key', () => {
+    const s = step(masterB(), heard(advert({ state: 'BACKUP', epoch: 1 })), 7000, bCfg).state;
+    const r = step(s, fired('quorum-fence'), 7470, bCfg);
+    expect(r.state.role).toBe('MASTER');
+    expect(r.state.quorum.failsafeSinceMs).toBe(7470);
+    expect(find(r.actions, 'acquire-quorum')).toEqual({ type: 'acquire-quorum', epoch: 2 });
+    expect(audits(r.actions)).toEqual(['quorum-failsafe']);
+    // Now the deadline is the peer's silence: 2 advert intervals after it was last heard.
+    expect(r.state.timers['quorum-fence']).toBe(7000 + 2000);
+
+    const restored = step(r.state, held(2, 12_000), 7500, bCfg);
+    expect(restored.state.quorum.failsafeSinceMs).toBeNull();
+    expect(audits(restored.actions)).toEqual(['quorum-restored']);
+    expect(restored.state.timers['quorum-fence']).toBe(12_000 - QUORUM.fenceLeadMs);
+  });
+
+  it('failsafe ends in a fence when the peer falls silent, or says it is taking over, or etcd names another holder', () => {
+    const s = step(masterB(), heard(advert({ state: 'BACKUP', epoch: 1 })), 7000, bCfg).state;
+    const failsafe = step(s, fired('quorum-fence'), 7470, bCfg).state;
+
+    const silent = step(failsafe, fired('quorum-fence'), 9000, bCfg);
+    expect(silent.state.role).toBe('BACKUP');
+    expect(silent.reason).toMatch(/peer is silent/);
+
+    const taking = step(failsafe, heard(advert({ state: 'BACKUP', epoch: 1, flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false, takingOver: true } })), 7600, bCfg);
+    expect(taking.state.role).toBe('BACKUP');
+    expect(find(taking.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'refused' });
+
+    const other = step(failsafe, answered(2, { outcome: 'held-by-other', holder: { node: 'a', epoch: 3 }, detail: 'held by a' }), 7600, bCfg);
+    expect(other.state.role).toBe('BACKUP');
+  });
+
+  it('key taken by another node: no failsafe, even with the peer heard', () => {
+    const s = step(masterB(), heard(advert({ state: 'BACKUP', epoch: 1 })), 7000, bCfg).state;
+    const r = step(s, { type: 'quorum-lost', reason: 'key-taken', detail: 'bound to another lease' }, 7010, bCfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(audits(r.actions)).toEqual(expect.arrayContaining(['quorum-lost', 'quorum-fenced']));
+  });
+
+  it('a stopping master fences, releases the VIP, then gives the key up', () => {
+    const r = step(masterB(), { type: 'shutdown-requested' }, 6000, bCfg);
+    const t = types(r.actions);
+    expect(t.slice(0, 3)).toEqual(['fence-redis', 'release-vip', 'release-quorum']);
+    expect(t.at(-1)).toBe('exit');
+  });
+
+  it('a master stepping down for another reason (outranked) fences first, and the key follows the fence', () => {
+    const r = step(masterB(), heard(bAdvert({ nodeName: 'a', priority: 100, state: 'MASTER', epoch: 5, redis: { role: 'master', replId: 'c'.repeat(40), replId2: '', offset: 9, secondOffset: -1 } })), 6000, bCfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(types(r.actions).indexOf('fence-redis')).toBeLessThan(types(r.actions).indexOf('release-vip'));
+  });
+});
