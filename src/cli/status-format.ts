@@ -38,10 +38,27 @@ export function formatStatus(r: StatusReport): string {
     rows.push(['  peer Redis', `${p.redis.role}, offset ${p.redis.offset}, replid ${short(p.redis.replId)}`]);
   }
   rows.push(['replication lag', r.replication.lagBytes === null ? 'n/a' : `${r.replication.lagBytes} bytes (switchover bound ${r.replication.maxLagBytes})`]);
+  rows.push(...quorumRows(r));
+  if (r.whyNotMaster !== null) rows.push(['not master', r.whyNotMaster]);
   rows.push(['takeover (worst)', `Redis failure ${r.takeover.redisFailureMs} ms, host loss ${r.takeover.hostLossMs} ms, planned stop ${r.takeover.resignMs} ms`]);
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) lines.push(`${k.padEnd(width)}  ${v}`);
   return lines.join('\n');
+}
+
+function quorumRows(r: StatusReport): [string, string][] {
+  const q = r.quorum;
+  if (q.backend === 'none') {
+    return [['quorum', `none, prefer ${q.prefer}${q.prefer === 'availability' ? ' (a partition can leave two masters)' : ''}`]];
+  }
+  const key = q.held
+    ? `held here (epoch ${q.epoch ?? '?'}), lease valid ${ago(Math.max(0, q.validForMs ?? 0))} more`
+    : q.holder !== null ? `held by ${q.holder.node} (epoch ${q.holder.epoch})` : 'not held here';
+  const rows: [string, string][] = [['quorum', `etcd; leader key ${key}`]];
+  if (q.failsafeForMs !== null) rows.push(['  failsafe', `serving without the key for ${ago(q.failsafeForMs)} (etcd unreachable, peer heard)`]);
+  if (q.lastAnswer !== null) rows.push(['  last answer', `${q.lastAnswer.what} ${ago(q.lastAnswer.agoMs)} ago: ${q.lastAnswer.detail}`]);
+  if (q.fence !== null) rows.push(['  Redis fence', `writes ${q.fence.writes}${q.fence.ok === false ? ' NOT APPLIED' : ''}: ${q.fence.detail}`]);
+  return rows;
 }
 
 function short(id: string | null): string {

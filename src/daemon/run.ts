@@ -175,7 +175,7 @@ function controlServer(config: Config, runtime: Runtime, a: Adapters, clock: Clo
       node: { name: config.node.name, address: config.node.address, priority: config.node.priority },
       vip: `${config.vip.address}/${config.vip.prefixLength} on ${config.vip.interface}`,
       holdsVip, estimate: takeoverEstimate(timingOf(config)), maxLagBytes: config.switchover.maxLagBytes,
-      adverts: { ...a.adverts.counters },
+      adverts: { ...a.adverts.counters }, quorum: coreConfigFrom(config).quorum,
     });
   };
   return new ControlServer({

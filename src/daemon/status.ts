@@ -8,7 +8,7 @@
  * Times the operator reads are wall-clock ISO strings; ages are milliseconds.
  */
 import { epochExhausted } from '../core/epoch.js';
-import { vipDesired, type CoreState } from '../core/state.js';
+import { vipDesired, type CoreQuorumConfig, type CoreState } from '../core/state.js';
 import { masterDownMs } from '../core/timing.js';
 import type { TakeoverEstimate } from '../core/timing.js';
 
@@ -65,6 +65,29 @@ export interface StatusReport {
   readonly replication: { readonly lagBytes: number | null; readonly maxLagBytes: number };
   readonly takeover: { readonly redisFailureMs: number; readonly hostLossMs: number; readonly resignMs: number };
   readonly adverts: Readonly<Record<string, unknown>>;
+  /** The quorum in force and what this node knows of the leader key (`backend: none`: only the mode). */
+  readonly quorum: QuorumStatus;
+  /** For a node that is not MASTER: why not, in one sentence; null on the master. */
+  readonly whyNotMaster: string | null;
+}
+
+export interface QuorumStatus {
+  readonly backend: 'none' | 'etcd';
+  readonly prefer: 'safety' | 'availability';
+  /** This node holds the leader key now. */
+  readonly held: boolean;
+  readonly epoch: number | null;
+  /** Until this node's own lease deadline. */
+  readonly validForMs: number | null;
+  /** Another holder as etcd last named it. */
+  readonly holder: { readonly node: string; readonly epoch: number } | null;
+  /** Serving without a lease because the peer is heard (etcd unreachable), for this long. */
+  readonly failsafeForMs: number | null;
+  /** The mastership waiting for the key. */
+  readonly waiting: { readonly kind: string; readonly reason: string; readonly forMs: number } | null;
+  readonly lastAnswer: { readonly what: string; readonly detail: string; readonly agoMs: number } | null;
+  /** The local Redis's write fence as last set by this daemon (null: never touched). */
+  readonly fence: { readonly writes: string; readonly ok: boolean | null; readonly detail: string } | null;
 }
 
 /** What `buildStatus` needs besides the core state. */
@@ -79,6 +102,7 @@ export interface StatusInputs {
   readonly estimate: TakeoverEstimate;
   readonly maxLagBytes: number;
   readonly adverts: Readonly<Record<string, unknown>>;
+  readonly quorum: Pick<CoreQuorumConfig, 'backend' | 'prefer'>;
 }
 
 export function buildStatus(i: StatusInputs): StatusReport {
@@ -142,9 +166,43 @@ export function buildStatus(i: StatusInputs): StatusReport {
       resignMs: Math.round(i.estimate.resignMs),
     },
     adverts: i.adverts,
+    quorum: quorumStatus(s, i),
+    whyNotMaster: whyNotMaster(s),
   };
   const { verdict, problems } = judge(s, { live: peerLive, silentMs: p ? Math.round(i.now - p.receivedAtMs) : null }, lagBytes, i);
   return { ...base, verdict, problems };
+}
+
+function quorumStatus(s: CoreState, i: Pick<StatusInputs, 'now' | 'quorum'>): QuorumStatus {
+  const q = s.quorum;
+  const held = q.held !== null && i.now < q.held.validUntilAtMs;
+  return {
+    backend: i.quorum.backend,
+    prefer: i.quorum.prefer,
+    held,
+    epoch: q.held?.epoch ?? null,
+    validForMs: q.held === null ? null : Math.round(q.held.validUntilAtMs - i.now),
+    holder: q.holder,
+    failsafeForMs: q.failsafeSinceMs === null ? null : Math.round(i.now - q.failsafeSinceMs),
+    waiting: q.wanted === null ? null : { kind: q.wanted.kind, reason: q.wanted.reason, forMs: Math.round(i.now - q.wanted.sinceMs) },
+    lastAnswer: q.last === null ? null : { what: q.last.what, detail: q.last.detail, agoMs: Math.round(i.now - q.last.atMs) },
+    fence: q.fence,
+  };
+}
+
+/** Why this node is not the master, or null when it is. */
+export function whyNotMaster(s: CoreState): string | null {
+  if (s.role === 'MASTER') return null;
+  const w = s.quorum.wanted;
+  if (w !== null) {
+    const last = s.quorum.last;
+    const answer = last === null ? 'no answer from etcd yet'
+      : last.what === 'held-by-other' && s.quorum.holder !== null ? `the leader key is held by ${s.quorum.holder.node} (epoch ${s.quorum.holder.epoch})`
+        : `etcd: ${last.what} (${last.detail})`;
+    return `waiting for the leader key to ${w.kind === 'takeover' ? 'take over' : 'become master'} (${w.reason}): ${answer}`;
+  }
+  if (s.persistFailure !== null) return `the state file cannot be written: ${s.persistFailure.detail}`;
+  return s.reason;
 }
 
 /**
@@ -199,6 +257,12 @@ export function judge(
   if (s.role === 'BACKUP' && r?.role === 'replica' && !r.linkUp) warning.push('the local replica has no replication link to the master');
   if (lagBytes !== null && lagBytes > i.maxLagBytes) warning.push(`replication lag ${lagBytes} bytes exceeds ${i.maxLagBytes}`);
   if (s.switchover) warning.push(`switchover ${s.switchover.requestId} in progress (${s.switchover.phase})`);
+  const q = s.quorum;
+  if (q.failsafeSinceMs !== null) {
+    warning.push('serving without the leader key (etcd unreachable, peer heard: failsafe): losing the peer now fences this master');
+  }
+  if (q.fence !== null && q.fence.ok === false) critical.push(`the local Redis's write fence could not be set (${q.fence.writes}): ${q.fence.detail}`);
+  if (q.wanted !== null && q.last !== null && q.last.what === 'unreachable') warning.push(`etcd unreachable (${q.last.detail}): no promotion possible`);
   const verdict: Verdict = critical.length > 0 ? 'critical' : warning.length > 0 ? 'warning' : 'ok';
   return { verdict, problems: [...critical, ...warning] };
 }

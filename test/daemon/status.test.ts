@@ -1,6 +1,6 @@
 /** The status report and its monitoring verdict, from core states built by the core itself. */
 import { describe, expect, it } from 'vitest';
-import type { CoreState } from '../../src/core/state.js';
+import { NO_QUORUM, type CoreQuorumConfig, type CoreState } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
 import { buildStatus, VERDICT_EXIT } from '../../src/daemon/status.js';
 import { aCfg, A_ADDR, B_ADDR, REPL_A, advert, fail, heard, last, masterSnap, ok, run } from '../core/fixtures.js';
@@ -11,11 +11,11 @@ function masterA(): CoreState {
   return last(run(aCfg, [[0, { type: 'started' }], [10, ok(masterSnap({ replId: REPL_A, offset: 1000, connectedReplicas: 1 }))], [20, heard(bAdvert, B_ADDR)]])).state;
 }
 
-function status(state: CoreState, now: number, holdsVip: boolean | null = true) {
+function status(state: CoreState, now: number, holdsVip: boolean | null = true, quorum: Pick<CoreQuorumConfig, 'backend' | 'prefer'> = NO_QUORUM) {
   return buildStatus({
     state, now, wallNow: Date.parse('2026-11-22T12:00:00Z'),
     node: { name: 'a', address: A_ADDR, priority: 100 }, vip: '10.77.0.100/24 on eth0', holdsVip,
-    estimate: { redisFailureMs: 1100, hostLossMs: 3600, resignMs: 700 }, maxLagBytes: 1000, adverts: { sent: 3 },
+    estimate: { redisFailureMs: 1100, hostLossMs: 3600, resignMs: 700 }, maxLagBytes: 1000, adverts: { sent: 3 }, quorum,
   });
 }
 
@@ -59,5 +59,35 @@ describe('status', () => {
 
   it('a VIP in the wrong place is critical', () => {
     expect(status(masterA(), 100, false).problems).toContain('this node is MASTER but does not hold the VIP');
+  });
+
+  describe('with a quorum', () => {
+    const etcd = { backend: 'etcd', prefer: 'safety' } as const;
+    const quorum = { backend: 'etcd', prefer: 'safety', retryMs: 500, fenceLeadMs: 530 } as const;
+    const bCfg = { ...aCfg, nodeName: 'b', priority: 90, quorum };
+
+    it('a backup waiting for the key says who holds it, and why it is not master', () => {
+      const backup = last(run(bCfg, [[0, { type: 'started' }], [10, ok({ ...masterSnap(), role: 'replica', masterHost: A_ADDR, masterPort: 6379, linkUp: true })],
+        [20, heard(advert({ state: 'MASTER', epoch: 1 }))]])).state;
+      const asked = step(backup, { type: 'timer-fired', timer: 'master-down' }, 5000, bCfg).state;
+      const refused = step(asked, { type: 'quorum-answered', epoch: 2, answer: { outcome: 'held-by-other', holder: { node: 'a', epoch: 1 }, detail: 'held by a' } }, 5010, bCfg).state;
+      const r = status(refused, 5100, false, etcd);
+      expect(r.quorum).toMatchObject({ backend: 'etcd', held: false, holder: { node: 'a', epoch: 1 }, waiting: { kind: 'takeover' } });
+      expect(r.whyNotMaster).toMatch(/waiting for the leader key to take over .*held by a \(epoch 1\)/);
+      const unreachable = step(refused, { type: 'quorum-answered', epoch: 2, answer: { outcome: 'unreachable', detail: 'deadline exceeded' } }, 5600, bCfg).state;
+      expect(status(unreachable, 5700, false, etcd).problems).toContain('etcd unreachable (deadline exceeded): no promotion possible');
+    });
+
+    it('a master shows its lease; without etcd the mode in force is shown', () => {
+      const m = { ...masterA(), quorum: { ...masterA().quorum, held: { epoch: 0, validUntilAtMs: 3000 } } };
+      expect(status(m, 1000, true, etcd).quorum).toMatchObject({ held: true, epoch: 0, validForMs: 2000 });
+      expect(status(m, 1000).quorum).toMatchObject({ backend: 'none', prefer: 'availability' });
+      expect(status(m, 1000).whyNotMaster).toBeNull();
+    });
+
+    it('a fence that could not be set is critical', () => {
+      const m = { ...masterA(), quorum: { ...masterA().quorum, fence: { writes: 'refused' as const, ok: false, detail: 'timeout' } } };
+      expect(status(m, 100, true, etcd).problems).toContain("the local Redis's write fence could not be set (refused): timeout");
+    });
   });
 });
