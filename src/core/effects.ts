@@ -56,7 +56,7 @@ export function effectStillWanted(action: Action, state: CoreState): boolean {
     case 'claim-vip':
       return vipDesired(state);
     case 'fence-redis':
-      // Lifting the fence is for a master about to serve; refusing is always wanted.
+      // Easing the fence is for a master about to serve; refusing is always wanted.
       return action.writes === 'refused' || state.role === 'MASTER';
     default:
       return true;

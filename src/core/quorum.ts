@@ -184,7 +184,27 @@ function onFenceApplied(s0: CoreState, writes: FenceSetting, ok: boolean, detail
   if (writes === 'refused' && ok && s.role !== 'MASTER' && s.quorum.held !== null) {
     return done(withQuorum(s, { held: null }), [record, { type: 'release-quorum' }], 'Redis refuses writes: leader key released');
   }
-  return done(s, [record], ok ? `Redis ${writes === 'refused' ? 'refuses' : 'accepts'} writes` : `fence not applied (${writes}): ${detail}`);
+  const what = writes === 'refused' ? 'refuses writes' : writes === 'with-replica' ? 'accepts writes while a replica acknowledges' : 'accepts writes';
+  return done(s, [record], ok ? `Redis ${what}` : `fence not applied (${writes}): ${detail}`);
+}
+
+/**
+ * The fence a serving master keeps (checked at each health check): `with-replica` while
+ * its Redis has a replica, so that losing the replica (a cut, or the replica promoted
+ * after this daemon froze) stops writes without the daemon; `accepted` without one,
+ * which only a holder of the lease may run (a master without the key has stepped down
+ * or serves in failsafe, which needs its peer). Null when nothing is to change.
+ */
+export function keepFence(s: CoreState, now: number, config: CoreConfig): StepResult | null {
+  if (config.quorum.backend === 'none' || s.role !== 'MASTER' || s.redisOp !== null || s.resigning) return null;
+  const redis = s.health.redis;
+  if (redis === null || redis.role !== 'master' || s.health.healthy !== true) return null;
+  const wanted: FenceSetting = redis.connectedReplicas > 0 ? 'with-replica' : holdsKey(s, now, config) ? 'accepted' : 'with-replica';
+  const current = s.quorum.fence;
+  if (current !== null && current.writes === wanted && current.ok !== false) return null;
+  const next = withQuorum(s, { fence: { writes: wanted, ok: null, detail: 'being applied' } });
+  return done(next, [{ type: 'fence-redis', writes: wanted }],
+    `${redis.connectedReplicas} replica(s) connected: Redis fence ${wanted}`);
 }
 
 /**

@@ -47,7 +47,7 @@ import {
   type StepResult,
 } from './common.js';
 import { onEffectFailed } from './effects.js';
-import { armQuorumFence, onPeerHeardInFailsafe, onQuorumEvent, onQuorumTimer } from './quorum.js';
+import { armQuorumFence, keepFence, onPeerHeardInFailsafe, onQuorumEvent, onQuorumTimer } from './quorum.js';
 import { adoptPeerMaintenance, freeze, onMaintenanceRequested, resume } from './maintenance.js';
 import { initialState, vipDesired, type CoreConfig, type CoreState, type HealthView, type PeerView } from './state.js';
 import {
@@ -199,7 +199,7 @@ function onHealthChecked(
         const why = 'local Redis was found a replica while MASTER (changed outside redis-ha)';
         return s.maintenance.on ? freeze(s, now, `${why}; not stepping down`) : toBackup(s, now, config, why);
       }
-      return done(s, [], health.healthy === false ? 'health still failing' : 'health ok');
+      return keepFence(s, now, config) ?? done(s, [], health.healthy === false ? 'health still failing' : 'health ok');
     case 'FAULT':
       // A node that cannot advertise stays FAULT (restart the daemon once fixed); its
       // Redis still follows the peer that took over.

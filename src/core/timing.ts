@@ -230,6 +230,14 @@ export const ROLE_VERIFY_BOUND_MS = 2_000;
 // Quorum (issue 11): the core's side of the lease rule
 
 /**
+ * `min-replicas-max-lag` of a master's `with-replica` fence: Redis refuses writes once
+ * no replica has acknowledged for longer than this (whole seconds; replicas acknowledge
+ * once a second, Redis recounts once a second: the fence trips within this + ~2 s of the
+ * last acknowledgement that arrives, and at once when the replica's connection closes).
+ */
+export const REPLICA_FENCE_MAX_LAG_S = 2;
+
+/**
  * A master serving without its lease (failsafe: etcd unreachable, peer heard) fences when
  * it has not heard its peer for this long: two of the slower advert intervals, under the
  * peer's shortest master-down interval (three intervals plus the skew).

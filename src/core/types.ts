@@ -122,8 +122,13 @@ export type QuorumAnswer =
   /** etcd did not answer in time, or refused the call. */
   | { readonly outcome: 'unreachable'; readonly detail: string };
 
-/** Whether the local Redis accepts writes (`min-replicas-to-write`, managed by the daemon with a quorum). */
-export type FenceSetting = 'refused' | 'accepted';
+/**
+ * The local Redis's write fence (`min-replicas-to-write`, managed by the daemon with a
+ * quorum): `refused` (no writes at all), `with-replica` (writes only while a replica
+ * acknowledges: Redis fences itself when it loses its replica, daemon or not) or
+ * `accepted` (no condition).
+ */
+export type FenceSetting = 'refused' | 'with-replica' | 'accepted';
 
 /**
  * Requests between the two daemons during a planned switchover. They travel over the

@@ -222,4 +222,19 @@ describe('the master fences itself before its lease can lapse', () => {
     expect(r.state.role).toBe('BACKUP');
     expect(types(r.actions).indexOf('fence-redis')).toBeLessThan(types(r.actions).indexOf('release-vip'));
   });
+
+  it('a serving master keeps Redis fenced on its replica while it has one, so losing it stops writes without the daemon', () => {
+    const s = masterB();
+    const withReplica = step(s, ok(masterSnap({ connectedReplicas: 1 })), 5600, bCfg);
+    expect(find(withReplica.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'with-replica' });
+    // Asked once: the next check does not ask again while it is applied.
+    expect(find(step(withReplica.state, ok(masterSnap({ connectedReplicas: 1 })), 6100, bCfg).actions, 'fence-redis')).toBeUndefined();
+    const applied = step(withReplica.state, { type: 'fence-applied', writes: 'with-replica', ok: true, detail: 'min-replicas-to-write 1' }, 5610, bCfg).state;
+    // The replica is gone and this node holds the lease: writes go on without it.
+    const alone = step(applied, ok(masterSnap({ connectedReplicas: 0 })), 6100, bCfg);
+    expect(find(alone.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
+    // A fence that failed is asked again at the next check.
+    const failed = step(alone.state, { type: 'fence-applied', writes: 'accepted', ok: false, detail: 'timeout' }, 6110, bCfg).state;
+    expect(find(step(failed, ok(masterSnap({ connectedReplicas: 0 })), 6600, bCfg).actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
+  });
 });

@@ -174,7 +174,7 @@ export class SimRedisAdapter implements RuntimeRedis {
 
   async fence(writes: FenceSetting): Promise<{ ok: boolean; detail: string }> {
     await this.sleep(1, 3);
-    return this.redis.fence(this.node, writes === 'refused')
+    return this.redis.setFence(this.node, writes)
       ? { ok: true, detail: `writes ${writes}` }
       : { ok: false, detail: 'connection refused' };
   }

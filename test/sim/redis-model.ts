@@ -16,7 +16,7 @@
  * daemon issues (promote with catch-up and fence, FAILOVER, REPLICAOF) are in
  * `redis-adapter.ts`.
  */
-import type { HostPort, RedisSnapshot } from '../../src/core/types.js';
+import type { FenceSetting, HostPort, RedisSnapshot } from '../../src/core/types.js';
 import type { Network } from './net.js';
 import { NODES, OTHER, type NodeId, type World } from './world.js';
 
@@ -47,8 +47,11 @@ export interface RedisServer {
   log: number[];
   /** CLIENT PAUSE WRITE (a catch-up or FAILOVER) until this time. */
   pausedUntil: number;
-  /** `min-replicas-to-write` above any replica count (the daemon's fence): every write refused. */
-  fenced: boolean;
+  /**
+   * The daemon's fence (`min-replicas-to-write`): `refused` refuses every write,
+   * `with-replica` writes only while a live replica is attached over a working link.
+   */
+  fence: FenceSetting;
 }
 
 export function nodeOf(target: HostPort): NodeId | null {
@@ -72,7 +75,7 @@ export class RedisModel {
 
   constructor(private readonly world: World, private readonly net: Network) {
     const replId = this.freshReplId();
-    const base = { alive: true, replId, replId2: '', secondOffset: -1, log: [], pausedUntil: 0, fenced: false };
+    const base = { alive: true, replId, replId2: '', secondOffset: -1, log: [], pausedUntil: 0, fence: 'accepted' as FenceSetting };
     this.servers = {
       a: { ...base, node: 'a', role: 'master', masterOf: null, log: [] },
       b: { ...base, node: 'b', role: 'replica', masterOf: 'a', log: [] },
@@ -81,7 +84,11 @@ export class RedisModel {
 
   acceptsWrites(node: NodeId): boolean {
     const s = this.servers[node];
-    return s.alive && s.role === 'master' && !s.fenced && s.pausedUntil <= this.world.now;
+    if (!s.alive || s.role !== 'master' || s.pausedUntil > this.world.now || s.fence === 'refused') return false;
+    return s.fence === 'accepted' || NODES.some((r) => {
+      const replica = this.servers[r];
+      return replica.alive && replica.masterOf === node && this.net.tcpUp(node, r);
+    });
   }
 
   /** A client's write on `node`'s server: acknowledged (true) if it is a writable master. */
@@ -94,11 +101,11 @@ export class RedisModel {
     return true;
   }
 
-  /** CONFIG SET min-replicas-to-write: refused (the fence) or accepted; false when the server is down. */
-  fence(node: NodeId, refused: boolean): boolean {
+  /** CONFIG SET min-replicas-to-write (see `Server.fence`); false when the server is down. */
+  setFence(node: NodeId, fence: FenceSetting): boolean {
     const s = this.servers[node];
     if (!s.alive) return false;
-    s.fenced = refused;
+    s.fence = fence;
     return true;
   }
 
@@ -114,7 +121,7 @@ export class RedisModel {
   restart(node: NodeId, keepData: boolean): void {
     const s = this.servers[node];
     Object.assign(s, {
-      alive: true, role: 'master', masterOf: null, replId: this.freshReplId(), replId2: '', secondOffset: -1, pausedUntil: 0, fenced: false,
+      alive: true, role: 'master', masterOf: null, replId: this.freshReplId(), replId2: '', secondOffset: -1, pausedUntil: 0, fence: 'accepted',
       log: keepData ? s.log : [],
     });
     this.kickAll();

@@ -45,6 +45,31 @@ describe('the Redis write fence', () => {
     expect(await app.set('k', 'v')).toBe('OK');
   });
 
+  it('with-replica: writes pass while a replica is attached and stop by themselves when it goes', async () => {
+    const master = await startRedisServer();
+    const control = makeControl({ local: endpoint(master) });
+    expect(await control.fence('with-replica')).toMatchObject({ ok: true, detail: expect.stringMatching(/min-replicas-to-write 1 \(max-lag \d+\)/) });
+    const app = master.client();
+    await expect(app.set('k', 'alone')).rejects.toThrow(/NOREPLICAS/);
+    const replica = await startRedisServer({ args: ['--replicaof', master.host, String(master.port)] });
+    const bound = Date.now() + 10_000;
+    let written = false;
+    while (!written && Date.now() < bound) {
+      written = await app.set('k', 'with replica').then(() => true, () => false);
+      if (!written) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(written).toBe(true);
+    // The replica is promoted (as a backup does when it takes over): the old master refuses at once.
+    await replica.client().call('REPLICAOF', 'NO', 'ONE');
+    const refusedBy = Date.now() + 5_000;
+    let refused = false;
+    while (!refused && Date.now() < refusedBy) {
+      refused = await app.set('k', 'after').then(() => false, (e: unknown) => /NOREPLICAS/.test(String(e)));
+      if (!refused) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(refused).toBe(true);
+  });
+
   it('an unreachable Redis is a failure result', async () => {
     const control = makeControl({ local: endpoint({ host: '127.0.0.1', port: 1 }), timeoutMs: 300 });
     const r = await control.fence('refused');
