@@ -22,7 +22,7 @@ import { audit, done, livePeer, prepend, withTimers, type StepResult } from './c
 import { holdsKey } from './quorum-gate.js';
 import type { CoreConfig, CoreState, QuorumView } from './state.js';
 import { failsafeSilenceMs } from './timing.js';
-import { adoptMaster, takeOver, takeOverAsIs, toBackup } from './transitions.js';
+import { adoptMaster, fenceManaged, takeOver, takeOverAsIs, toBackup } from './transitions.js';
 import type { Event, FenceSetting } from './types.js';
 
 type QuorumEvent = Extract<Event, { type: 'quorum-answered' | 'quorum-renewed' | 'quorum-lost' | 'fence-applied' }>;
@@ -196,10 +196,12 @@ function onFenceApplied(s0: CoreState, writes: FenceSetting, ok: boolean, detail
  * or serves in failsafe, which needs its peer). Null when nothing is to change.
  */
 export function keepFence(s: CoreState, now: number, config: CoreConfig): StepResult | null {
-  if (config.quorum.backend === 'none' || s.role !== 'MASTER' || s.redisOp !== null || s.resigning) return null;
+  if (!fenceManaged(config) || s.role !== 'MASTER' || s.redisOp !== null || s.resigning) return null;
   const redis = s.health.redis;
   if (redis === null || redis.role !== 'master' || s.health.healthy !== true) return null;
-  const wanted: FenceSetting = redis.connectedReplicas > 0 ? 'with-replica' : holdsKey(s, now, config) ? 'accepted' : 'with-replica';
+  // Without a quorum (`prefer: safety`) a master always writes only while a replica acknowledges.
+  const alone = config.quorum.backend !== 'none' && holdsKey(s, now, config);
+  const wanted: FenceSetting = redis.connectedReplicas > 0 || !alone ? 'with-replica' : 'accepted';
   const current = s.quorum.fence;
   if (current !== null && current.writes === wanted && current.ok !== false) return null;
   const next = withQuorum(s, { fence: { writes: wanted, ok: null, detail: 'being applied' } });

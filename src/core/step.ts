@@ -62,7 +62,7 @@ import {
 } from './switchover.js';
 import { EPOCH_CEILING, adoptEpoch, epochExhausted } from './epoch.js';
 import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
-import { acceptWrites, adoptMaster, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
+import { acceptWrites, adoptMaster, fenceManaged, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
 import type { Action, Advert, Event, TimerName } from './types.js';
 
 export { initialState, outranks, divergenceReport };
@@ -489,12 +489,11 @@ function onShutdown(state: CoreState, now: number, config: CoreConfig): StepResu
   // INIT may be holding a VIP it kept at start-up, a switchover's old master the one it
   // keeps until the new master holds it; a stopping node holds none.
   const holding = state.role === 'INIT' || vipDesired(state);
-  const quorum = config.quorum.backend !== 'none';
-  // With a quorum a stopping master's Redis refuses writes before the key goes: the
-  // backup that takes over must not find it still writable.
-  if (quorum && state.role === 'MASTER') actions.push({ type: 'fence-redis', writes: 'refused' });
+  // With a quorum (or `prefer: safety`) a stopping master's Redis refuses writes before
+  // the key goes: the backup that takes over must not find it still writable.
+  if (fenceManaged(config) && state.role === 'MASTER') actions.push({ type: 'fence-redis', writes: 'refused' });
   if (holding) actions.push({ type: 'release-vip' });
-  if (quorum && state.quorum.held !== null) actions.push({ type: 'release-quorum' });
+  if (config.quorum.backend !== 'none' && state.quorum.held !== null) actions.push({ type: 'release-quorum' });
   // RFC 5798 §6.4.3: a master that shuts down sends an advert with priority 0. Sent twice
   // so one lost datagram does not turn a planned stop into a master-down wait.
   actions.push(sendAdvert(s, config), sendAdvert(s, config));

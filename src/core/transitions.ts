@@ -47,7 +47,14 @@ function becomeMasterAsIs(s0: CoreState, now: number, config: CoreConfig, reason
  * `min-replicas-*` settings are the operator's and are left alone.
  */
 export function acceptWrites(config: CoreConfig): Action[] {
-  return config.quorum.backend === 'none' ? [] : [{ type: 'fence-redis', writes: 'accepted' }];
+  if (!fenceManaged(config)) return [];
+  // Without a quorum, `prefer: safety` writes only while a replica acknowledges.
+  return [{ type: 'fence-redis', writes: config.quorum.backend === 'none' ? 'with-replica' : 'accepted' }];
+}
+
+/** Whether the daemon owns the local Redis's write fence: with a quorum, or `prefer: safety` without. */
+export function fenceManaged(config: CoreConfig): boolean {
+  return config.quorum.backend !== 'none' || config.quorum.prefer === 'safety';
 }
 
 /**
@@ -56,7 +63,7 @@ export function acceptWrites(config: CoreConfig): Action[] {
  * it was waiting for is no longer wanted. Returns the state and the actions to run first.
  */
 function leaveMastership(s: CoreState, config: CoreConfig): { state: CoreState; actions: Action[] } {
-  if (config.quorum.backend === 'none') return { state: s, actions: [] };
+  if (!fenceManaged(config)) return { state: s, actions: [] };
   const q = s.quorum;
   const state: CoreState = q.wanted === null ? s : { ...s, quorum: { ...q, wanted: null } };
   if (s.role === 'MASTER') return { state, actions: [{ type: 'fence-redis', writes: 'refused' }] };

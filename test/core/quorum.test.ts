@@ -238,3 +238,53 @@ describe('the master fences itself before its lease can lapse', () => {
     expect(find(step(failed, ok(masterSnap({ connectedReplicas: 0 })), 6600, bCfg).actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
   });
 });
+
+describe('without a quorum: prefer safety', () => {
+  const safety: CoreConfig = coreConfig({ quorum: { backend: 'none', prefer: 'safety', retryMs: 500, fenceLeadMs: 0 } });
+  const backup = (linkUp: boolean): CoreState => last(run(safety, [
+    [0, { type: 'started' }],
+    [10, ok(replicaSnap())],
+    [20, heard(advert({ state: 'MASTER', epoch: 1 }))],
+    [3000, ok(replicaSnap({ linkUp }))],
+  ])).state;
+
+  it('a silent master whose Redis this replica still reaches is replaced through its Redis (fenced takeover)', () => {
+    const r = step(backup(true), fired('master-down'), 5000, safety);
+    expect(r.state).toMatchObject({ role: 'MASTER', redisOp: 'promoting' });
+    expect(find(r.actions, 'promote-redis')).toEqual({ type: 'promote-redis', catchUpFrom: { host: A_ADDR, port: 6379 } });
+    expect(find(r.actions, 'acquire-quorum')).toBeUndefined();
+  });
+
+  it('a silent master whose Redis is unreachable too is not replaced: it may be serving the other side', () => {
+    const r = step(backup(false), fired('master-down'), 5000, safety);
+    expect(r.state.role).toBe('BACKUP');
+    expect(r.reason).toMatch(/prefer safety: the master is silent and its Redis unreachable/);
+    expect(audits(r.actions)).toEqual(['takeover-held']);
+    expect(r.state.timers['master-down']).toBeGreaterThan(5000);
+    // Looked at again; audited once per silence.
+    expect(audits(step(r.state, fired('master-down'), 9000, safety).actions)).toEqual([]);
+  });
+
+  it('a FAULT report is not a silence: the takeover goes ahead', () => {
+    const r = step(backup(false), heard(advert({ state: 'FAULT', epoch: 1 })), 3100, safety);
+    expect(r.state.role).toBe('MASTER');
+  });
+
+  it('the master writes only while a replica acknowledges, also right after a promotion', () => {
+    const promoting = step(backup(true), fired('master-down'), 5000, safety).state;
+    const promoted = step(promoting, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, safety);
+    expect(find(promoted.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'with-replica' });
+    const claimed = step(promoted.state, { type: 'fence-applied', writes: 'with-replica', ok: true, detail: 'ok' }, 5110, safety).state;
+    expect(find(step(claimed, ok(masterSnap({ connectedReplicas: 0 })), 5600, safety).actions, 'fence-redis')).toBeUndefined();
+  });
+
+  it('prefer availability leaves Redis as the operator has it (no fence ever)', () => {
+    const avail = coreConfig();
+    const b = last(run(avail, [[0, { type: 'started' }], [10, ok(replicaSnap({ linkUp: false }))], [20, heard(advert({ state: 'MASTER', epoch: 1 }))]])).state;
+    const r = step(b, fired('master-down'), 5000, avail);
+    expect(r.state.role).toBe('MASTER');
+    const promoted = step(r.state, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, avail);
+    expect(find(promoted.actions, 'fence-redis')).toBeUndefined();
+  });
+});
+
