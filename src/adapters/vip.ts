@@ -52,6 +52,13 @@ export interface LinuxVipOptions extends Omit<Config['vip'], 'garpRefreshMs'> {
   readonly netns?: string;
   /** Bound on each `ip`/`arping`/`ndptool` run; default {@link DEFAULT_TIMEOUT_MS}. */
   readonly commandTimeoutMs?: number;
+  /**
+   * Hold the VIP on a kernel lease (`valid_lft`/`preferred_lft`, whole seconds), renewed
+   * every third of it while this adapter holds the address: a daemon that freezes or
+   * dies loses the VIP by itself when the lifetime runs out (a dead-man's switch for
+   * clients that reach Redis through the VIP). Null or absent: a permanent address.
+   */
+  readonly lifetimeS?: number | null;
 }
 
 /**
@@ -98,6 +105,8 @@ export class LinuxVip implements VipManager {
   /** Packets cancelled by `stop()`: their non-zero exit is expected, not worth a warning. */
   private readonly cancelledPackets = new WeakSet<RunningCommand>();
   private prefixWarned = false;
+  /** Renews the VIP's kernel lifetime while held (with `lifetimeS`). */
+  private keeper: NodeJS.Timeout | null = null;
 
   /** Validates `opts`; a bad value is a {@link FatalError} (the config schema should have caught it). */
   constructor(opts: LinuxVipOptions) {
@@ -142,11 +151,18 @@ export class LinuxVip implements VipManager {
    * @throws VipError `VIP_ADD_FAILED` (with ip's stderr), `VIP_INTERFACE_MISSING`.
    */
   async claim(): Promise<{ changed: boolean }> {
-    if ((await this.findPrefixes()).length > 0) return { changed: false };
+    if ((await this.findPrefixes()).length > 0) {
+      if (this.opts.lifetimeS != null) {
+        await this.renewLifetime();
+        this.keepLifetime();
+      }
+      return { changed: false };
+    }
 
     const cidr = `${this.opts.address}/${this.opts.prefixLength}`;
     const args = ['addr', 'add', cidr, 'dev', this.opts.interface];
     if (this.opts.family === 6) args.push('nodad');
+    args.push(...this.lifetimeArgs());
     const res = await this.ip(args, 'VIP_ADD_FAILED');
     if (res.code !== 0) {
       if (ADDRESS_EXISTS.test(res.stderr)) {
@@ -159,9 +175,41 @@ export class LinuxVip implements VipManager {
         `ip ${args.join(' ')} failed (exit ${res.code}): ${res.stderr.trim() || 'no error output'}`,
       );
     }
-    this.log.info('vip added');
+    this.log.info({ lifetimeS: this.opts.lifetimeS ?? 'forever' }, 'vip added');
+    this.keepLifetime();
     await this.announce();
     return { changed: true };
+  }
+
+  private lifetimeArgs(): string[] {
+    const l = this.opts.lifetimeS;
+    return l == null ? [] : ['valid_lft', String(l), 'preferred_lft', String(l)];
+  }
+
+  /** Starts renewing the lifetime every third of it (idempotent). */
+  private keepLifetime(): void {
+    const l = this.opts.lifetimeS;
+    if (l == null || this.keeper !== null) return;
+    this.keeper = setInterval(() => void this.renewLifetime(), Math.max(200, (l * 1000) / 3));
+    this.keeper.unref();
+  }
+
+  private stopLifetime(): void {
+    if (this.keeper !== null) clearInterval(this.keeper);
+    this.keeper = null;
+  }
+
+  /** `ip addr change` with a fresh lifetime for each copy of the address; failures are logged, never thrown. */
+  private async renewLifetime(): Promise<void> {
+    try {
+      for (const prefix of await this.findPrefixes()) {
+        const args = ['addr', 'change', `${this.opts.address}/${prefix}`, 'dev', this.opts.interface, ...this.lifetimeArgs()];
+        const res = await this.ip(args, 'VIP_ADD_FAILED');
+        if (res.code !== 0) this.log.warn({ stderr: res.stderr.trim() }, 'vip lifetime not renewed');
+      }
+    } catch (error) {
+      this.log.warn({ err: error }, 'vip lifetime not renewed');
+    }
   }
 
   /**
@@ -173,6 +221,7 @@ export class LinuxVip implements VipManager {
    */
   async release(): Promise<{ changed: boolean }> {
     this.stop();
+    this.stopLifetime();
     const prefixes = await this.findPrefixes();
     let changed = false;
     for (const prefix of prefixes) {
@@ -232,6 +281,12 @@ export class LinuxVip implements VipManager {
   }
 
   /** Cancels scheduled announcements and terminates running ones. Idempotent. */
+  /** Stops everything this adapter runs by itself (announcements, lifetime renewals): the daemon is exiting. */
+  close(): void {
+    this.stop();
+    this.stopLifetime();
+  }
+
   stop(): void {
     for (const timer of this.pendingTimers) clearTimeout(timer);
     this.pendingTimers.clear();

@@ -131,7 +131,7 @@ async function openAdapters(config: Config, persisted: PersistedState, persist: 
 }
 
 async function closeAdapters(a: Adapters): Promise<void> {
-  a.vip.stop();
+  a.vip.close();
   await a.adverts.stop();
   await a.redis.close();
   await a.audit.close();

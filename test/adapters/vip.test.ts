@@ -172,7 +172,7 @@ async function setUpLab(): Promise<void> {
 }
 
 async function tearDownLab(): Promise<void> {
-  for (const vip of vips) vip.stop();
+  for (const vip of vips) vip.close();
   // Deleting the host end removes both ends at once; namespace deletion alone is asynchronous.
   for (const n of NODES) await quiet('ip', ['link', 'del', n.host]);
   for (const n of NODES) await quiet('ip', ['netns', 'del', n.ns]);
@@ -368,4 +368,30 @@ describeRoot('LinuxVip in network namespaces', () => {
       expect((err as Error).message).toContain('"nosuch0"');
     }
   });
+
+  it('lifetimeS: the VIP is held on a kernel lease, renewed while held, gone by itself once the adapter stops', async () => {
+    const vip = vipIn(NS_A, { lifetimeS: 1, garpCount: 0 });
+    await vip.release();
+    expect(await vip.claim()).toEqual({ changed: true });
+    const lifetime = async (): Promise<number | string | undefined> => {
+      const links = JSON.parse(await sh('ip', ['-n', NS_A, '-j', 'addr', 'show', 'dev', IFACE])) as Array<{
+        addr_info: Array<{ local: string; valid_life_time?: number | string }>;
+      }>;
+      return links.flatMap((l) => l.addr_info).find((a) => a.local === VIP4)?.valid_life_time;
+    };
+    const first = await lifetime();
+    expect(typeof first === 'number' && first <= 1).toBe(true);
+    // Renewed: still there well past its one-second lifetime.
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(await hasAddr(NS_A, VIP4)).toBe(true);
+    // The daemon stops renewing (as a frozen or dead one does): the kernel removes it.
+    vip.close();
+    expect(await waitFor(async () => !(await hasAddr(NS_A, VIP4)), 5_000)).toBe(true);
+    // A claim of an address already there renews it too.
+    expect(await vip.claim()).toEqual({ changed: true });
+    expect(await vip.claim()).toEqual({ changed: false });
+    await vip.release();
+    expect(await hasAddr(NS_A, VIP4)).toBe(false);
+  });
 });
+
