@@ -401,7 +401,7 @@ export function worstCaseOutages(t: TakeoverTiming, q: QuorumTiming): readonly W
   // promotes only after its own master-down interval.
   const etcdTakeover = Math.max(masterDown, leaseEnd) + promotionCostMs(t);
   const fenceAt = lease - quorumFenceLeadMs(q);
-  const leaseText = `its lease (${fmt(lease)}) and etcd's expiry check (${fmt(ETCD_EXPIRY_CHECK_MS)})`;
+  const leaseText = `lease (${fmt(lease)}) and etcd's expiry check (${fmt(ETCD_EXPIRY_CHECK_MS)})`;
   const row = (
     fault: OutageFault,
     mode: QuorumMode,
@@ -430,8 +430,8 @@ export function worstCaseOutages(t: TakeoverTiming, q: QuorumTiming): readonly W
       `the backup promotes after the master-down interval (${fmt(masterDown)})`),
 
     row('master-isolated', 'etcd', etcdTakeover, LAG, false,
-      `the isolated master fences (refuses writes) ${fmt(fenceAt)} after its last renewal, before its lease can end; ` +
-        `the backup takes the key once ${leaseText} have run out, and promotes`),
+      `the isolated master fences, refusing writes ${fmt(fenceAt)} after its last renewal, before its lease can end; ` +
+        `the backup takes the key once its ${leaseText} have run out, and promotes`),
     row('master-isolated', 'none-safety', null, LAG, false,
       "the isolated master refuses writes once its replica's acknowledgements stop (min-replicas); the backup promotes " +
         'but refuses writes without a replica: writes stop until the cut heals'),

@@ -187,7 +187,7 @@ describe('worst-case outages per fault and mode', () => {
     const host = slow.find((row) => row.fault === 'master-host-dies' && row.mode === 'etcd');
     expect(host?.writesUnavailableMs).toBe(10_000 + 500 + 100);
     const isolated = slow.find((row) => row.fault === 'master-isolated' && row.mode === 'etcd');
-    expect(isolated?.note).toMatch(/^the isolated master fences \(refuses writes\) 9400 ms after its last renewal/);
+    expect(isolated?.note).toMatch(/^the isolated master fences, refusing writes 9400 ms after its last renewal/);
     // Without etcd nothing changes.
     expect(slow.find((row) => row.fault === 'master-host-dies' && row.mode === 'none-availability')?.writesUnavailableMs).toBeCloseTo(3748.4375, 6);
   });
