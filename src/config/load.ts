@@ -224,9 +224,13 @@ function prepareDocument(raw: unknown, problems: string[], bad: Set<string>): Ma
   const document: Mapping = {};
   for (const [section, body] of Object.entries(raw)) {
     if (!sections.includes(section)) {
-      // A dotted name would reach convict as a path into another section.
-      if (RESERVED_NAMES.has(section) || section.includes('.')) {
+      if (RESERVED_NAMES.has(section)) {
         problems.push(`${section}: unknown section, expected one of ${sections.join(', ')}`);
+        continue;
+      }
+      // A dotted name would reach convict as a path into another section.
+      if (section.includes('.')) {
+        problems.push(`${JSON.stringify(section)}: unknown section (${DOTTED_NAME}), expected one of ${sections.join(', ')}`);
         continue;
       }
       document[section] = body; // convict reports unknown sections (allowed: 'strict')
@@ -237,6 +241,9 @@ function prepareDocument(raw: unknown, problems: string[], bad: Set<string>): Ma
   }
   return document;
 }
+
+/** Why a dotted name (`quorum.etcd:` or `etcd.endpoints:` as one key) is no key. */
+const DOTTED_NAME = 'a dotted name: write each part as a nested key';
 
 /** The sections of the file, without the subsections (`quorum`, not `quorum.etcd`). */
 function topLevelSections(): string[] {
@@ -280,8 +287,12 @@ function prepareSection(path: string, body: unknown, problems: string[], bad: Se
       continue;
     }
     const item = items.get(key);
-    if (item === undefined && (RESERVED_NAMES.has(key) || key.includes('.'))) {
+    if (item === undefined && RESERVED_NAMES.has(key)) {
       problems.push(`${name}: unknown key, expected one of ${childrenOf(path).join(', ')}`);
+      continue;
+    }
+    if (item === undefined && key.includes('.')) {
+      problems.push(`${path}.${JSON.stringify(key)}: unknown key (${DOTTED_NAME}), expected one of ${childrenOf(path).join(', ')}`);
       continue;
     }
     if (item !== undefined && (value === null || value === undefined)) continue;

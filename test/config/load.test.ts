@@ -1077,6 +1077,14 @@ describe('the quorum section', () => {
     ]);
   });
 
+  it('refuses a dotted name written as one key, saying to nest it', () => {
+    expect(problemsOf(() => buildConfig({ ...withPatch({}), 'quorum.etcd': { lease_ttl_s: 5 }, quorum: { 'etcd.lease_ttl_s': 5 } }, ENV))).toEqual([
+      '"quorum.etcd": unknown section (a dotted name: write each part as a nested key), expected one of node, group, peer, advert, redis,' +
+        ' peer_redis, health, vip, promotion, demotion, reconcile, control, switchover, metrics, stall, quorum, audit, state, log',
+      'quorum."etcd.lease_ttl_s": unknown key (a dotted name: write each part as a nested key), expected one of backend, prefer, etcd',
+    ]);
+  });
+
   it('quotes a number in the subsection as written', () => {
     const path = writeTemp(
       'etcd-numbers.yaml',
