@@ -4,9 +4,18 @@
  * do, like `keepalived -t`. Pure reporting: the CLI prints the lines and picks the exit
  * status (0, or EXIT_CONFIG = 78). Secrets are never shown, only whether they are set.
  */
+import { leaderKeys } from '../adapters/quorum/transactions.js';
 import { AuditKeyError, readAuditKey } from '../audit/key.js';
+import {
+  OUTAGE_FAULT_TEXT,
+  quorumFenceLeadMs,
+  quorumMode,
+  worstCaseOutages,
+  type WorstCaseOutage,
+} from '../core/timing.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { addressBytes, isMulticastAddress, sameAddress } from '../net/address.js';
+import { quorumTimingOf, timingOf } from './derived.js';
 import { loadConfig } from './load.js';
 import type { Config, RedisEndpoint } from './types.js';
 
@@ -71,7 +80,51 @@ export function summarise(config: Config): string[] {
       `peer timeout ${config.promotion.peerTimeoutMs} ms, delays ${config.promotion.preDelayMs}/${config.promotion.syncDelayMs} ms; ` +
       `demotion delay ${config.demotion.delayMs} ms; reconcile every ${config.reconcile.intervalMs} ms`,
     `audit log ${config.audit.path} (${config.audit.keyFile === '' ? 'unkeyed chain' : `chain keyed by ${config.audit.keyFile}`}), state ${config.state.path}, log level ${config.log.level}`,
+    quorumLine(config),
+    ...outageLines(config),
   ];
+}
+
+/** The quorum mode in force, in one line: etcd with how it is reached and timed, or what `prefer` gives up. */
+export function quorumLine(config: Config): string {
+  const { quorum } = config;
+  if (quorum.backend === 'none') {
+    return quorum.prefer === 'safety'
+      ? 'quorum: none, prefer safety: an isolated master refuses writes, writes stop while the two hosts cannot see each other, and a silent master is replaced only through its own Redis'
+      : 'quorum: none, prefer availability: a partition can leave two masters and lose the writes of one side';
+  }
+  const { etcd } = quorum;
+  const https = etcd.endpoints[0]?.startsWith('https://') === true;
+  const tls = https ? (etcd.certFile === '' ? 'TLS' : 'TLS with client certificate') : 'no TLS';
+  const user = etcd.username === null ? 'no user' : `user ${etcd.username}`;
+  const key = leaderKeys(etcd.prefix, etcd.clusterName).leader.toString();
+  const count = `${etcd.endpoints.length} endpoint${etcd.endpoints.length === 1 ? '' : 's'}`;
+  return (
+    `quorum: etcd at ${etcd.endpoints.join(', ')} (${count}, ${tls}, ${user}), key ${key}, ` +
+    `lease ${etcd.leaseTtlS} s renewed every ${etcd.renewIntervalMs} ms, calls time out after ${etcd.callTimeoutMs} ms, ` +
+    `fence lead ${quorumFenceLeadMs(quorumTimingOf(config))} ms`
+  );
+}
+
+/** One line per fault: its worst case in the quorum mode in force (`worstCaseOutages`). */
+export function outageLines(config: Config): string[] {
+  const mode = quorumMode(config.quorum.backend, config.quorum.prefer);
+  return worstCaseOutages(timingOf(config), quorumTimingOf(config))
+    .filter((row) => row.mode === mode && row.applicable)
+    .map(outageLine);
+}
+
+function outageLine(row: WorstCaseOutage): string {
+  const writes =
+    row.writesUnavailableMs === null
+      ? 'writes unavailable until it is healed or repaired'
+      : row.writesUnavailableMs === 0
+        ? 'writes stay available'
+        : `writes unavailable up to ${Math.round(row.writesUnavailableMs)} ms`;
+  return (
+    `worst case if ${OUTAGE_FAULT_TEXT[row.fault]}: ${writes}; acknowledged writes lost: ${row.ackedWritesLost}; ` +
+    `two writable masters: ${row.twoWritableMasters ? 'yes' : 'no'} — ${row.note}`
+  );
 }
 
 /** What running `ip` gave: its exit status and output. */

@@ -3,8 +3,10 @@
  * timing inputs. Built here, next to the configuration's types, so the core never
  * imports the configuration and the wiring never re-derives them.
  */
-import { NO_QUORUM, type CoreConfig } from '../core/state.js';
-import type { TakeoverTiming } from '../core/timing.js';
+import type { CoreConfig } from '../core/state.js';
+import {
+  checkQuorumTiming, checkTimingInvariants, quorumFenceLeadMs, QUORUM_RETRY_MS, type QuorumTiming, type TakeoverTiming, type TimingReport,
+} from '../core/timing.js';
 import type { Config } from './types.js';
 
 /** Picks the core's slice out of the full configuration. */
@@ -21,7 +23,12 @@ export function coreConfigFrom(config: Config): CoreConfig {
     garpRefreshMs: config.vip.garpRefreshMs,
     peerRedis: { host: config.peerRedis.host, port: config.peerRedis.port },
     switchoverMaxLagBytes: config.switchover.maxLagBytes,
-    quorum: NO_QUORUM,
+    quorum: {
+      backend: config.quorum.backend,
+      prefer: config.quorum.prefer,
+      retryMs: QUORUM_RETRY_MS,
+      fenceLeadMs: config.quorum.backend === 'etcd' ? quorumFenceLeadMs(quorumTimingOf(config)) : 0,
+    },
   };
 }
 
@@ -32,5 +39,35 @@ export function timingOf(config: Config): TakeoverTiming {
     advertIntervalMs: config.advert.intervalMs,
     health: config.health,
     promotion: config.promotion,
+  };
+}
+
+/** The inputs of the quorum's lease and fence rule (`checkQuorumTiming`, `worstCaseOutages`). */
+export function quorumTimingOf(config: Config): QuorumTiming {
+  const { etcd } = config.quorum;
+  return {
+    leaseTtlMs: etcd.leaseTtlS * 1000,
+    renewIntervalMs: etcd.renewIntervalMs,
+    callTimeoutMs: etcd.callTimeoutMs,
+    electionTimeoutMs: etcd.electionTimeoutMs,
+    // The fence is one Redis command (CONFIG SET min-replicas-...), bounded like a health check.
+    fenceApplyMs: config.health.timeoutMs,
+    advertIntervalMs: config.advert.intervalMs,
+  };
+}
+
+/**
+ * Every timing rule a configuration must pass before the daemon runs: the takeover
+ * invariants and, with backend etcd, the quorum's lease and fence rule. Errors stop
+ * start-up (exit 78) and fail `check-config`; warnings are logged and printed.
+ */
+export function timingReportOf(config: Config): TimingReport {
+  const takeover = checkTimingInvariants(timingOf(config));
+  if (config.quorum.backend !== 'etcd') return takeover;
+  const quorum = checkQuorumTiming(quorumTimingOf(config));
+  return {
+    errors: [...takeover.errors, ...quorum.errors],
+    warnings: [...takeover.warnings, ...quorum.warnings],
+    estimate: takeover.estimate,
   };
 }

@@ -19,8 +19,19 @@ import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml
 import { ConfigError, errorMessage } from '../errors.js';
 import { canonicalIp, ipFamily, isMulticastAddress } from '../net/address.js';
 import { readKeyFile, SECRET_EXPECTED, secretWeakness } from './keys.js';
-import { describeFsError, readSecretFile as readSecretFileText } from './secret-file.js';
-import { buildSchema, describeValue, parseCidr, problemText, schemaItems, type RawConfig, type RawRedis } from './schema.js';
+import { describeFsError, readPublicFile, readSecretFile as readSecretFileText } from './secret-file.js';
+import {
+  buildSchema,
+  describeValue,
+  parseCidr,
+  parseEtcdEndpoints,
+  problemText,
+  schemaItems,
+  schemaSubsections,
+  type RawConfig,
+  type RawRedis,
+  type SchemaItem,
+} from './schema.js';
 import { camelize, type Agrees, type ShapeProblems } from './shape.js';
 import type { AdvertKey, Config, RedisEndpoint } from './types.js';
 
@@ -43,6 +54,7 @@ const MISPLACED_SECRETS: Readonly<Record<string, Readonly<Record<string, string>
     key: `the file named by advert.key_file, or the environment variable ${ADVERT_KEY_ENV}`,
     secret: `the file named by advert.key_file, or the environment variable ${ADVERT_KEY_ENV}`,
   },
+  'quorum.etcd': { password: 'the file named by quorum.etcd.password_file' },
 };
 
 type Mapping = Record<string, unknown>;
@@ -84,18 +96,22 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
  */
 export type WrittenNumbers = ReadonlyMap<string, string>;
 
-/** The source text of every number one level down (`section: { key: <number> }`). */
+/** The source text of every number in a section or subsection (`section: { key: <number> }`). */
 function writtenNumbers(doc: Document, text: string): WrittenNumbers {
   const written = new Map<string, string>();
-  if (!isMap(doc.contents)) return written;
-  for (const section of doc.contents.items) {
-    if (!isScalar(section.key) || !isMap(section.value)) continue;
-    for (const item of section.value.items) {
+  const walk = (map: unknown, path: string): void => {
+    if (!isMap(map)) return;
+    for (const item of map.items) {
       const value = item.value;
-      if (!isScalar(item.key) || !isScalar(value) || typeof value.value !== 'number' || value.range == null) continue;
-      written.set(`${String(section.key.value)}.${String(item.key.value)}`, text.slice(value.range[0], value.range[1]));
+      if (!isScalar(item.key)) continue;
+      const name = path === '' ? String(item.key.value) : `${path}.${String(item.key.value)}`;
+      if (isMap(value)) walk(value, name);
+      else if (path !== '' && isScalar(value) && typeof value.value === 'number' && value.range != null) {
+        written.set(name, text.slice(value.range[0], value.range[1]));
+      }
     }
-  }
+  };
+  walk(doc.contents, '');
   return written;
 }
 
@@ -200,54 +216,98 @@ export function buildConfig(
  */
 function prepareDocument(raw: unknown, problems: string[], bad: Set<string>): Mapping | null {
   if (raw === null || raw === undefined) return {};
-  const sections = schemaItems();
+  const sections = topLevelSections();
   if (!isMapping(raw)) {
-    problems.push(`(top level): expected a mapping of sections (${[...sections.keys()].join(', ')}), got ${describeValue(raw)}`);
+    problems.push(`(top level): expected a mapping of sections (${sections.join(', ')}), got ${describeValue(raw)}`);
     return null;
   }
   const document: Mapping = {};
   for (const [section, body] of Object.entries(raw)) {
-    const items = sections.get(section);
-    if (items === undefined && RESERVED_NAMES.has(section)) {
-      problems.push(`${section}: unknown section, expected one of ${[...sections.keys()].join(', ')}`);
-      continue;
-    }
-    if (items === undefined) {
+    if (!sections.includes(section)) {
+      if (RESERVED_NAMES.has(section)) {
+        problems.push(`${section}: unknown section, expected one of ${sections.join(', ')}`);
+        continue;
+      }
+      // A dotted name would reach convict as a path into another section.
+      if (section.includes('.')) {
+        problems.push(`${JSON.stringify(section)}: unknown section (${DOTTED_NAME}), expected one of ${sections.join(', ')}`);
+        continue;
+      }
       document[section] = body; // convict reports unknown sections (allowed: 'strict')
       continue;
     }
-    if (body === null || body === undefined) continue;
-    if (!isMapping(body)) {
-      problems.push(`${section}: expected a mapping of keys (${[...items.keys()].join(', ')}), got ${describeValue(body)}`);
-      for (const key of items.keys()) bad.add(`${section}.${key}`);
-      continue;
-    }
-    const kept: Mapping = {};
-    for (const [key, value] of Object.entries(body)) {
-      const name = `${section}.${key}`;
-      const homes = MISPLACED_SECRETS[section];
-      const secretHome = homes !== undefined && Object.hasOwn(homes, key) ? homes[key] : undefined;
-      if (secretHome !== undefined) {
-        problems.push(`${name}: expected no secrets in the configuration file (put it in ${secretHome}), got a secret (not shown)`);
-        bad.add(name);
-        continue;
-      }
-      const item = items.get(key);
-      if (item === undefined && RESERVED_NAMES.has(key)) {
-        problems.push(`${name}: unknown key, expected one of ${[...items.keys()].join(', ')}`);
-        continue;
-      }
-      if (item !== undefined && (value === null || value === undefined)) continue;
-      if (item !== undefined && typeof value === 'object') {
-        problems.push(`${name}: ${problemText(item, value)}`);
-        bad.add(name);
-        continue;
-      }
-      kept[key] = value;
-    }
-    document[section] = kept;
+    const kept = prepareSection(section, body, problems, bad);
+    if (kept !== undefined) document[section] = kept;
   }
   return document;
+}
+
+/** Why a dotted name (`quorum.etcd:` or `etcd.endpoints:` as one key) is no key. */
+const DOTTED_NAME = 'a dotted name: write each part as a nested key';
+
+/** The sections of the file, without the subsections (`quorum`, not `quorum.etcd`). */
+function topLevelSections(): string[] {
+  return [...schemaItems().keys()].filter((path) => !path.includes('.'));
+}
+
+/** What a section (or subsection) at `path` may hold: its keys, then its subsections. */
+function childrenOf(path: string): string[] {
+  return [...(schemaItems().get(path)?.keys() ?? []), ...(schemaSubsections().get(path) ?? [])];
+}
+
+/**
+ * One section or subsection of the document, as `prepareDocument` hands it on; `undefined`
+ * when it is empty (all defaults) or not a mapping (reported, and its keys marked bad).
+ */
+function prepareSection(path: string, body: unknown, problems: string[], bad: Set<string>): Mapping | undefined {
+  if (body === null || body === undefined) return undefined;
+  const items = schemaItems().get(path) ?? new Map<string, SchemaItem>();
+  const subsections = schemaSubsections().get(path) ?? [];
+  if (!isMapping(body)) {
+    problems.push(`${path}: expected a mapping of keys (${childrenOf(path).join(', ')}), got ${describeValue(body)}`);
+    for (const [sectionPath, keys] of schemaItems()) {
+      if (sectionPath !== path && !sectionPath.startsWith(`${path}.`)) continue;
+      for (const key of keys.keys()) bad.add(`${sectionPath}.${key}`);
+    }
+    return undefined;
+  }
+  const kept: Mapping = {};
+  for (const [key, value] of Object.entries(body)) {
+    const name = `${path}.${key}`;
+    const homes = MISPLACED_SECRETS[path];
+    const secretHome = homes !== undefined && Object.hasOwn(homes, key) ? homes[key] : undefined;
+    if (secretHome !== undefined) {
+      problems.push(`${name}: expected no secrets in the configuration file (put it in ${secretHome}), got a secret (not shown)`);
+      bad.add(name);
+      continue;
+    }
+    if (subsections.includes(key)) {
+      const sub = prepareSection(name, value, problems, bad);
+      if (sub !== undefined) kept[key] = sub;
+      continue;
+    }
+    const item = items.get(key);
+    if (item === undefined && RESERVED_NAMES.has(key)) {
+      problems.push(`${name}: unknown key, expected one of ${childrenOf(path).join(', ')}`);
+      continue;
+    }
+    if (item === undefined && key.includes('.')) {
+      problems.push(`${path}.${JSON.stringify(key)}: unknown key (${DOTTED_NAME}), expected one of ${childrenOf(path).join(', ')}`);
+      continue;
+    }
+    if (item !== undefined && (value === null || value === undefined)) continue;
+    if (item?.list === true && Array.isArray(value) && value.every((entry) => typeof entry === 'string')) {
+      kept[key] = value.join(',');
+      continue;
+    }
+    if (item !== undefined && typeof value === 'object') {
+      problems.push(`${name}: ${problemText(item, value)}`);
+      bad.add(name);
+      continue;
+    }
+    kept[key] = value;
+  }
+  return kept;
 }
 
 const UNDECLARED = /^configuration param '(.+)' not declared in the schema$/;
@@ -265,15 +325,19 @@ function reportConvictErrors(message: string, problems: string[], bad: Set<strin
     if (line === '') continue;
     const undeclared = UNDECLARED.exec(line);
     if (undeclared?.[1] !== undefined) {
-      const [section = '', key] = undeclared[1].split('.');
-      const items = sections.get(section);
-      const name = items === undefined || key === undefined ? section : `${section}.${key}`;
+      // The deepest known (sub)section the undeclared path lies in, if any.
+      const parts = undeclared[1].split('.');
+      let depth = parts.length - 1;
+      while (depth > 0 && !sections.has(parts.slice(0, depth).join('.'))) depth--;
+      const section = parts.slice(0, depth).join('.');
+      const wrong = parts[depth] ?? '';
+      const name = depth === 0 ? wrong : `${section}.${wrong}`;
       if (reportedUnknown.has(name) || bad.has(name)) continue;
       reportedUnknown.add(name);
-      const choices = items === undefined ? [...sections.keys()] : [...items.keys()];
-      const guess = suggest(items === undefined ? section : (key ?? ''), choices);
+      const choices = depth === 0 ? topLevelSections() : childrenOf(section);
+      const guess = suggest(wrong, choices);
       problems.push(
-        `${name}: unknown ${items === undefined ? 'section' : 'key'}, expected one of ${choices.join(', ')}` +
+        `${name}: unknown ${depth === 0 ? 'section' : 'key'}, expected one of ${choices.join(', ')}` +
           (guess === null ? '' : ` (did you mean ${guess}?)`),
       );
       continue;
@@ -326,8 +390,8 @@ function editDistance(a: string, b: string): number {
 
 /** A number as the operator gave it: the environment override's text, the file's source text, or the value. */
 function shownNumber(key: string, value: number, env: NodeJS.ProcessEnv, written: WrittenNumbers): string {
-  const [section = '', name = ''] = key.split('.');
-  const item = schemaItems().get(section)?.get(name);
+  const dot = key.lastIndexOf('.');
+  const item = schemaItems().get(key.slice(0, dot))?.get(key.slice(dot + 1));
   const fromEnv = item === undefined ? undefined : env[item.env];
   if (fromEnv !== undefined) return `${JSON.stringify(fromEnv)} (from ${item?.env})`;
   return written.get(key) ?? String(value);
@@ -398,6 +462,55 @@ function checkCrossFields(
       `expected at most health.interval_ms (${shown('health.interval_ms', props.health.interval_ms)}), got ${shown('health.timeout_ms', props.health.timeout_ms)}`,
     );
   }
+
+  if (valid('quorum.backend') && props.quorum.backend === 'etcd') checkEtcdFields(props.quorum.etcd, valid, fail);
+}
+
+/**
+ * The etcd settings that only make sense together, checked when `quorum.backend` is etcd
+ * (with backend none they are type-checked only: an unused etcd section may be half done).
+ */
+function checkEtcdFields(
+  etcd: RawConfig['quorum']['etcd'],
+  valid: (...keys: string[]) => boolean,
+  fail: (key: string, text: string) => void,
+): void {
+  const key = (name: keyof RawConfig['quorum']['etcd']): string => `quorum.etcd.${name}`;
+  const parsed = valid(key('endpoints')) ? parseEtcdEndpoints(etcd.endpoints) : null;
+  if (parsed?.ok === true && parsed.endpoints.length === 0) {
+    fail(
+      key('endpoints'),
+      `expected at least one etcd client URL such as https://192.0.2.20:2379 (required when quorum.backend is etcd), got ${describeValue(etcd.endpoints)}`,
+    );
+  }
+  const scheme = parsed?.ok === true ? parsed.scheme : null;
+  const tlsFiles = (['ca_file', 'cert_file', 'key_file'] as const).filter((name) => valid(key(name)) && etcd[name] !== '');
+  if (scheme === 'https' && valid(key('ca_file')) && etcd.ca_file === '') {
+    fail(key('ca_file'), "expected the PEM file of the CA that signed the etcd servers' certificates (required with https:// endpoints), got \"\"");
+  }
+  if (scheme === 'http') {
+    // TLS material with plain-text endpoints is a half-done setup: the password would cross the network in clear.
+    for (const name of tlsFiles) {
+      fail(key(name), `expected "" with http:// endpoints (TLS files are used with https:// only), got ${describeValue(etcd[name])}`);
+    }
+  }
+  if (valid(key('cert_file'), key('key_file')) && (etcd.cert_file === '') !== (etcd.key_file === '')) {
+    if (etcd.key_file === '') {
+      fail(key('key_file'), `expected the private key of quorum.etcd.cert_file (a client certificate needs its key), got ""`);
+    } else {
+      fail(key('cert_file'), `expected the client certificate of quorum.etcd.key_file (a client key needs its certificate), got ""`);
+    }
+  }
+  if (valid(key('username'), key('password_file'))) {
+    if (etcd.username !== '' && etcd.password_file === '') {
+      fail(
+        key('password_file'),
+        `expected the file holding the password of etcd user ${describeValue(etcd.username)} (required with quorum.etcd.username), got ""`,
+      );
+    } else if (etcd.username === '' && etcd.password_file !== '') {
+      fail(key('username'), `expected the etcd user whose password quorum.etcd.password_file holds, got ""`);
+    }
+  }
 }
 
 /** Passwords and advert keys, read once the keys naming them are known to be valid. */
@@ -405,6 +518,8 @@ interface Secrets {
   readonly redisPassword: string | null;
   readonly peerRedisPassword: string | null;
   readonly advertKeys: readonly AdvertKey[];
+  /** With backend etcd and a user: the password of `quorum.etcd.password_file`. */
+  readonly etcdPassword: string | null;
 }
 
 /** A non-empty environment variable, or `null` (an empty one counts as unset, as in shells). */
@@ -475,7 +590,52 @@ function readSecrets(props: RawConfig, env: NodeJS.ProcessEnv, problems: string[
   } else {
     ok = false;
   }
-  return ok ? { redisPassword, peerRedisPassword, advertKeys } : null;
+  const etcd = readEtcdFiles(props, env, problems, bad);
+  return ok && etcd.ok ? { redisPassword, peerRedisPassword, advertKeys, etcdPassword: etcd.password } : null;
+}
+
+/** PEM headers the etcd files must hold: a certificate, and a private key of any type (PKCS#8, RSA, EC). */
+const PEM_CERTIFICATE = { pattern: /-----BEGIN CERTIFICATE-----/, shown: '-----BEGIN CERTIFICATE-----' } as const;
+const PEM_PRIVATE_KEY = { pattern: /-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----/, shown: '-----BEGIN PRIVATE KEY-----' } as const;
+
+/**
+ * The files of the etcd section, with backend etcd only (the daemon reads them then, and
+ * the etcd client again at each connection): the password (secret-file rule, one line),
+ * the client key (secret-file rule, a PEM private key), the CA bundle and the client
+ * certificate (readable regular files holding a PEM certificate).
+ */
+function readEtcdFiles(
+  props: RawConfig,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+  bad: Set<string>,
+): { readonly ok: boolean; readonly password: string | null } {
+  const etcd = props.quorum.etcd;
+  if (bad.has('quorum.backend') || props.quorum.backend !== 'etcd') return { ok: true, password: null };
+  let ok = true;
+  const usable = (name: string, path: string): boolean => !bad.has(`quorum.etcd.${name}`) && path !== '';
+
+  let password: string | null = null;
+  if (usable('password_file', etcd.password_file)) {
+    password = readSecretFile('quorum.etcd.password_file', etcd.password_file, 'the etcd password', env, problems) ?? null;
+    if (password === null) ok = false;
+  }
+  const pem = (name: string, path: string, what: string, block: typeof PEM_CERTIFICATE | typeof PEM_PRIVATE_KEY, secret: boolean): void => {
+    if (!usable(name, path)) return;
+    const key = `quorum.etcd.${name}`;
+    const read = secret ? readSecretFileText(key, path, what, env) : readPublicFile(key, path, what);
+    problems.push(...read.problems);
+    if (read.text === null || read.problems.length > 0) {
+      ok = false;
+    } else if (!block.pattern.test(read.text)) {
+      problems.push(`${key}: expected a ${what} in PEM form ("${block.shown}"), got ${JSON.stringify(path)} (no such block in it)`);
+      ok = false;
+    }
+  };
+  pem('ca_file', etcd.ca_file, "CA certificate of the etcd servers", PEM_CERTIFICATE, false);
+  pem('cert_file', etcd.cert_file, 'client certificate for etcd', PEM_CERTIFICATE, false);
+  pem('key_file', etcd.key_file, 'client key for etcd', PEM_PRIVATE_KEY, true);
+  return { ok, password };
 }
 
 function endpoint(raw: RawRedis, host: string, password: string | null, username: string): RedisEndpoint {
@@ -506,6 +666,10 @@ export const CONFIG_DEPARTURES = {
   vip: { converted: [], added: ['prefixLength', 'family'] },
   // "" (no group) becomes null.
   control: { converted: ['group'], added: [] },
+  // The comma-separated text becomes a list; "" user becomes null; the password is read from
+  // password_file (with backend etcd; the path is kept). cluster_name "" also becomes
+  // group-<group.id>, with the same type, so it is not listed.
+  'quorum.etcd': { converted: ['endpoints', 'username'], added: ['password'] },
 } as const;
 
 type DeparturesOf<T> = {
@@ -518,6 +682,13 @@ type DeparturesOf<T> = {
  * `source`); otherwise tsc names each key that differs.
  */
 export type ConfigShapeCheck = Agrees<ShapeProblems<RawConfig, Config, DeparturesOf<typeof CONFIG_DEPARTURES>, 'source'>>;
+
+/** The endpoints of a validated `quorum.etcd.endpoints`. */
+function etcdEndpoints(text: string): readonly string[] {
+  const parsed = parseEtcdEndpoints(text);
+  if (!parsed.ok) throw new Error(`quorum.etcd.endpoints passed validation but does not parse: ${parsed.reason}`);
+  return parsed.endpoints;
+}
 
 function nullIfEmpty(value: string): string | null {
   return value === '' ? null : value;
@@ -556,6 +727,17 @@ function toConfig(props: RawConfig, secrets: Secrets, source: string | null): Co
     switchover: camelize(props.switchover),
     metrics: camelize(props.metrics),
     stall: camelize(props.stall),
+    quorum: {
+      backend: props.quorum.backend,
+      prefer: props.quorum.prefer,
+      etcd: {
+        ...camelize(props.quorum.etcd),
+        endpoints: etcdEndpoints(props.quorum.etcd.endpoints),
+        clusterName: props.quorum.etcd.cluster_name === '' ? `group-${props.group.id}` : props.quorum.etcd.cluster_name,
+        username: nullIfEmpty(props.quorum.etcd.username),
+        password: secrets.etcdPassword,
+      },
+    },
     audit: camelize(props.audit),
     state: camelize(props.state),
     log: camelize(props.log),

@@ -3,7 +3,8 @@
  * its documentation and its `REDIS_HA_<SECTION>_<KEY>` environment override. It is the
  * one place the file's shape is written: `RawConfig` is its type, `schemaItems()` its
  * key list (for the loader, `check-config` and the test that holds the example file
- * to it), and `Config` is checked against it (`shape.ts`).
+ * to it), and `Config` is checked against it (`shape.ts`). A section may hold one level
+ * of subsections (`quorum.etcd`); `schemaItems()` lists those by their dotted path.
  *
  * Convict's built-in formats report problems as `a.b: must be an integer: value was 20`;
  * ours are custom formats (registered once, by `registerFormats()`) whose messages
@@ -14,6 +15,7 @@
  * variable overrides, so a bad override is reported as `got "20" (from REDIS_HA_...)`.
  */
 import convict from 'convict';
+import { keysProblem } from '../adapters/quorum/transactions.js';
 import { addressBytes, canonicalIp, ipFamily, isMulticastAddress, isUnspecifiedAddress } from '../net/address.js';
 
 /**
@@ -21,9 +23,7 @@ import { addressBytes, canonicalIp, ipFamily, isMulticastAddress, isUnspecifiedA
  * from `SCHEMA` (each key's type is the type of its default), so the schema is the one
  * place a key is written; `Config` is held to it by `ConfigShapeCheck` (`load.ts`).
  */
-export type RawConfig = {
-  -readonly [S in keyof typeof SCHEMA]: { -readonly [K in keyof (typeof SCHEMA)[S]]: ValueOf<(typeof SCHEMA)[S][K]> };
-};
+export type RawConfig = RawOf<typeof SCHEMA>;
 
 /** A Redis endpoint as written in the file (`redis` and `peer_redis` sections). */
 export type RawRedis = RawConfig['redis'];
@@ -32,10 +32,16 @@ export type RawRedis = RawConfig['redis'];
  * What a configuration file may hold: any section, any key of it (the schema's defaults
  * fill the rest). For code that writes configuration files (the lab).
  */
-export type RawConfigFile = { [S in keyof RawConfig]?: { [K in keyof RawConfig[S]]?: RawConfig[S][K] } };
+export type RawConfigFile = FileOf<RawConfig>;
 
-/** The type of the value a schema item holds: its default's, without the `null` of a required key. */
-type ValueOf<I> = I extends { readonly default: infer D } ? Exclude<D, null> : never;
+/**
+ * A section's values: an item holds its default's type (without the `null` of a
+ * required key), a subsection its own values.
+ */
+type RawOf<T> = { -readonly [K in keyof T]: T[K] extends { readonly default: infer D } ? Exclude<D, null> : RawOf<T[K]> };
+
+/** Any subset of a section's keys and subsections (the file's values are never objects). */
+type FileOf<T> = { [K in keyof T]?: T[K] extends object ? FileOf<T[K]> : T[K] };
 
 /** pino level names accepted by `log.level`. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -44,6 +50,14 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** How a planned switchover moves the master (see `src/adapters/redis/switchover/`). */
 export const SWITCHOVER_METHODS = ['auto', 'failover', 'pause'] as const;
 export type SwitchoverMethod = (typeof SWITCHOVER_METHODS)[number];
+
+/** `quorum.backend`: who decides that a node may be master (issue 11). */
+export const QUORUM_BACKENDS = ['none', 'etcd'] as const;
+export type QuorumBackend = (typeof QUORUM_BACKENDS)[number];
+
+/** `quorum.prefer`: what a pair without a quorum gives up in a partition. */
+export const QUORUM_PREFERENCES = ['safety', 'availability'] as const;
+export type QuorumPreference = (typeof QUORUM_PREFERENCES)[number];
 
 /** Prefix of every environment override; `REDIS_HA_ADVERT_INTERVAL_MS` sets `advert.interval_ms`. */
 export const ENV_PREFIX = 'REDIS_HA_';
@@ -90,6 +104,10 @@ export const FORMAT = {
   username: 'redis-ha-username',
   groupName: 'redis-ha-group-name',
   oneOf: 'redis-ha-one-of',
+  etcdEndpoints: 'redis-ha-etcd-endpoints',
+  etcdPrefix: 'redis-ha-etcd-prefix',
+  etcdClusterName: 'redis-ha-etcd-cluster-name',
+  etcdUsername: 'redis-ha-etcd-username',
 } as const;
 
 /**
@@ -112,6 +130,8 @@ export interface ItemParams {
   readonly multicast?: boolean;
   /** `oneOf`: the accepted values. */
   readonly values?: readonly string[];
+  /** A YAML list of strings is accepted too, and joined with commas (`etcdEndpoints`). */
+  readonly list?: boolean;
   /** Set by `buildSchema()` when an environment variable overrides this key. */
   readonly envValue?: string;
   /** Set by `buildSchema()` to a number's source text in the file, which problems quote. */
@@ -259,6 +279,46 @@ function checkVip(cidr: { address: string; prefixLength: number; family: 4 | 6 }
   return true;
 }
 
+/** `http(s)://host:port`, nothing more: no user, path, query or trailing "/" (the etcd client takes exactly this). */
+const ETCD_ENDPOINT = /^(https?):\/\/(\[[^\]\s]*\]|[^\s/:?#@[\]]+):(\d{1,5})$/;
+
+/** The endpoints of `quorum.etcd.endpoints`, or why they cannot be. */
+export type EtcdEndpoints =
+  | { readonly ok: true; readonly endpoints: readonly string[]; readonly scheme: 'http' | 'https' | null }
+  | { readonly ok: false; readonly reason: string };
+
+/**
+ * Splits and checks a comma-separated list of etcd client URLs: each
+ * `http://host:port` or `https://host:port` (a host name, an IPv4 address or an IPv6
+ * address in brackets; a port from 1 to 65535), all of one scheme. `""` gives no
+ * endpoints (whether that is allowed depends on `quorum.backend`).
+ */
+export function parseEtcdEndpoints(text: string): EtcdEndpoints {
+  if (text.trim() === '') return { ok: true, endpoints: [], scheme: null };
+  const endpoints: string[] = [];
+  const schemes = new Set<string>();
+  for (const [index, raw] of text.split(',').entries()) {
+    const entry = raw.trim();
+    if (entry === '') return { ok: false, reason: `entry ${index + 1} is empty` };
+    const match = ETCD_ENDPOINT.exec(entry);
+    const [, scheme = '', host = '', port = ''] = match ?? [];
+    if (match === null) return { ok: false, reason: `${describeValue(entry)} is not http(s)://host:port` };
+    const bare = host.startsWith('[') ? host.slice(1, -1) : host;
+    if (host.startsWith('[') ? ipFamily(bare) !== 6 : ipFamily(bare) === 0 && !isHostName(bare)) {
+      return { ok: false, reason: `${describeValue(entry)} has no valid host` };
+    }
+    if (Number(port) < 1 || Number(port) > 65535) return { ok: false, reason: `${describeValue(entry)} has no valid port` };
+    schemes.add(scheme);
+    endpoints.push(entry);
+  }
+  if (schemes.size > 1) return { ok: false, reason: 'it mixes http:// and https://' };
+  return { ok: true, endpoints, scheme: schemes.has('https') ? 'https' : 'http' };
+}
+
+/** A placeholder that passes `keysProblem`, to check one of its two arguments alone. */
+const GOOD_PREFIX = '/';
+const GOOD_CLUSTER_NAME = 'group-1';
+
 const FORMATS: readonly FormatSpec[] = [
   {
     name: FORMAT.integer,
@@ -351,6 +411,37 @@ const FORMATS: readonly FormatSpec[] = [
     name: FORMAT.oneOf,
     expected: (item) => `one of ${(item.values ?? []).join(', ')}`,
     check: (value, item) => typeof value === 'string' && (item.values ?? []).includes(value),
+  },
+  {
+    name: FORMAT.etcdEndpoints,
+    expected: () =>
+      'etcd client URLs separated by commas, such as https://192.0.2.20:2379,https://192.0.2.21:2379 ' +
+      '(http:// or https://, each with host and port, all of one scheme), or ""',
+    check: (value) => {
+      if (typeof value !== 'string') return false;
+      const parsed = parseEtcdEndpoints(value);
+      return parsed.ok ? true : parsed.reason;
+    },
+  },
+  {
+    name: FORMAT.etcdPrefix,
+    expected: () => 'an etcd key prefix starting with "/", without white space, such as /redis-ha',
+    check: (value) => {
+      if (typeof value !== 'string') return false;
+      const hidden = value.match(UNSHOWABLE)?.[0];
+      if (hidden !== undefined) return `it contains ${describeChar(hidden)}`;
+      return keysProblem(value, GOOD_CLUSTER_NAME) ?? true;
+    },
+  },
+  {
+    name: FORMAT.etcdClusterName,
+    expected: () => 'a cluster name of letters, digits, ".", "_" or "-" (starting with a letter or digit), or "" for group-<group.id>',
+    check: (value) => typeof value === 'string' && (value === '' || (keysProblem(GOOD_PREFIX, value) ?? true)),
+  },
+  {
+    name: FORMAT.etcdUsername,
+    expected: () => 'an etcd user name without white space, or "" for none',
+    check: (value) => typeof value === 'string' && !/[\s\p{Cc}\p{Cf}]/u.test(value),
   },
 ];
 
@@ -651,6 +742,83 @@ const SCHEMA = {
       MINUTE_MS,
     ),
   },
+  quorum: {
+    backend: oneOf(
+      'none: the pair decides alone (see prefer); etcd: a node is master only while it holds the leader key in etcd.',
+      'REDIS_HA_QUORUM_BACKEND',
+      'none',
+      QUORUM_BACKENDS,
+    ),
+    prefer: oneOf(
+      'With backend none: safety (an isolated master, or one that lost its replica, refuses writes) or availability (both sides of a partition may serve writes; one side\'s are lost at the heal).',
+      'REDIS_HA_QUORUM_PREFER',
+      'availability',
+      QUORUM_PREFERENCES,
+    ),
+    etcd: {
+      endpoints: {
+        ...text(
+          'etcd client URLs, comma-separated (a YAML list works too): http(s)://host:port, all of one scheme. Required with backend etcd.',
+          'REDIS_HA_QUORUM_ETCD_ENDPOINTS',
+          '',
+          FORMAT.etcdEndpoints,
+        ),
+        list: true,
+      },
+      prefix: text('Prefix of the etcd keys; the leader key is <prefix>/<cluster_name>/leader.', 'REDIS_HA_QUORUM_ETCD_PREFIX', '/redis-ha', FORMAT.etcdPrefix),
+      cluster_name: text(
+        'Name of this pair in etcd (one leader key per pair); "" means group-<group.id>.',
+        'REDIS_HA_QUORUM_ETCD_CLUSTER_NAME',
+        '',
+        FORMAT.etcdClusterName,
+      ),
+      username: text('etcd user (etcd\'s own authentication); "" for none.', 'REDIS_HA_QUORUM_ETCD_USERNAME', '', FORMAT.etcdUsername),
+      password_file: text(
+        'File holding the etcd user\'s password (one line, mode 0600); required with username.',
+        'REDIS_HA_QUORUM_ETCD_PASSWORD_FILE',
+        '',
+        FORMAT.path,
+        { optional: true },
+      ),
+      ca_file: text(
+        'PEM file of the CA that signed the etcd servers\' certificates; required with https:// endpoints.',
+        'REDIS_HA_QUORUM_ETCD_CA_FILE',
+        '',
+        FORMAT.path,
+        { optional: true },
+      ),
+      cert_file: text(
+        'PEM client certificate for etcd (--client-cert-auth); with key_file.',
+        'REDIS_HA_QUORUM_ETCD_CERT_FILE',
+        '',
+        FORMAT.path,
+        { optional: true },
+      ),
+      key_file: text(
+        'PEM private key of cert_file (mode 0600); with cert_file.',
+        'REDIS_HA_QUORUM_ETCD_KEY_FILE',
+        '',
+        FORMAT.path,
+        { optional: true },
+      ),
+      lease_ttl_s: integer(
+        'TTL of the leader key\'s lease, whole seconds: a dead master\'s key is gone this long (plus etcd\'s expiry check) after its last renewal.',
+        'REDIS_HA_QUORUM_ETCD_LEASE_TTL_S',
+        3,
+        1,
+        60,
+      ),
+      renew_interval_ms: integerMs('Time between lease renewals (keepalives).', 'REDIS_HA_QUORUM_ETCD_RENEW_INTERVAL_MS', 500, 50, 30_000),
+      call_timeout_ms: integerMs('Deadline of each etcd call.', 'REDIS_HA_QUORUM_ETCD_CALL_TIMEOUT_MS', 500, 50, 30_000),
+      election_timeout_ms: integerMs(
+        "The etcd cluster's --election-timeout (etcd's default 1000), for the timing rule: an etcd leader election must not lapse the lease.",
+        'REDIS_HA_QUORUM_ETCD_ELECTION_TIMEOUT_MS',
+        1000,
+        50,
+        MINUTE_MS,
+      ),
+    },
+  },
   audit: {
     path: text('Append-only JSON-lines audit log.', 'REDIS_HA_AUDIT_PATH', '/var/log/redis-ha/audit.jsonl', FORMAT.path),
     // Issue 10, item 6: a keyed (HMAC) audit chain; read by AuditLog.fromConfig (src/adapters/audit.ts).
@@ -668,20 +836,45 @@ const SCHEMA = {
   log: {
     level: oneOf('Log level.', 'REDIS_HA_LOG_LEVEL', 'info', LOG_LEVELS),
   },
-} satisfies Readonly<Record<string, Readonly<Record<string, SchemaItem>>>>;
+} satisfies Readonly<Record<string, Readonly<Record<string, SchemaItem | Readonly<Record<string, SchemaItem>>>>>>;
 
 /** A schema item as the loader sees it: convict's fields plus our parameters. */
 export type SchemaItem = convict.SchemaObj & ItemParams & { readonly doc: string; readonly env: string };
 
-/** Section name -> key name -> schema item, for the loader's structural checks and `check-config`. */
+/** Whether a schema node is an item (it has a default) rather than a subsection. */
+function isItem(node: object): node is SchemaItem {
+  return 'default' in node;
+}
+
+/**
+ * Section path -> key name -> schema item, for the loader's structural checks and
+ * `check-config`. A subsection is listed under its dotted path (`quorum.etcd`), after
+ * its section; a section's own map holds its items only (see `schemaSubsections()`).
+ */
 export function schemaItems(): ReadonlyMap<string, ReadonlyMap<string, SchemaItem>> {
   const sections = new Map<string, Map<string, SchemaItem>>();
-  for (const [section, keys] of Object.entries(SCHEMA)) {
+  const walk = (path: string, body: object): void => {
     const items = new Map<string, SchemaItem>();
-    for (const [key, item] of Object.entries(keys as Record<string, SchemaItem>)) items.set(key, item);
-    sections.set(section, items);
-  }
+    sections.set(path, items);
+    for (const [key, node] of Object.entries(body) as [string, object][]) {
+      if (isItem(node)) items.set(key, node);
+      else walk(`${path}.${key}`, node);
+    }
+  };
+  for (const [section, body] of Object.entries(SCHEMA)) walk(section, body);
   return sections;
+}
+
+/** Section path -> the names of its subsections (`quorum` -> `etcd`); sections without any are absent. */
+export function schemaSubsections(): ReadonlyMap<string, readonly string[]> {
+  const subsections = new Map<string, string[]>();
+  for (const path of schemaItems().keys()) {
+    const dot = path.lastIndexOf('.');
+    if (dot < 0) continue;
+    const parent = path.slice(0, dot);
+    subsections.set(parent, [...(subsections.get(parent) ?? []), path.slice(dot + 1)]);
+  }
+  return subsections;
 }
 
 /**
@@ -692,19 +885,19 @@ export function schemaItems(): ReadonlyMap<string, ReadonlyMap<string, SchemaIte
  */
 export function buildSchema(env: NodeJS.ProcessEnv, written: ReadonlyMap<string, string> = new Map()): convict.Schema<RawConfig> {
   registerFormats();
-  const schema: Record<string, Record<string, SchemaItem>> = {};
-  for (const [section, keys] of schemaItems()) {
-    const copy: Record<string, SchemaItem> = {};
+  const schema: Record<string, unknown> = {};
+  for (const [path, keys] of schemaItems()) {
+    let target = schema;
+    for (const part of path.split('.')) target = (target[part] ??= {}) as Record<string, unknown>;
     for (const [key, item] of keys) {
       const envValue = env[item.env];
-      const writtenValue = written.get(`${section}.${key}`);
-      copy[key] = {
+      const writtenValue = written.get(`${path}.${key}`);
+      target[key] = {
         ...item,
         ...(envValue === undefined ? {} : { envValue }),
         ...(writtenValue === undefined ? {} : { writtenValue }),
       };
     }
-    schema[section] = copy;
   }
   return schema as unknown as convict.Schema<RawConfig>;
 }

@@ -16,6 +16,9 @@
  *   still read, so one pass lists everything wrong with it.
  * - At most {@link SECRET_FILE_MAX_BYTES}: a secret is a line, not a log file.
  *
+ * Files that hold no secret but are read the same way (the etcd CA bundle and client
+ * certificate) go through `readPublicFile`: the same rule without the permission check.
+ *
  * Problems name the configuration key and the path, never the contents.
  */
 import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, statSync, type Stats } from 'node:fs';
@@ -70,6 +73,41 @@ function fileKind(stats: Stats): string {
  * password`), as in "expected a readable key file, got ...".
  */
 export function readSecretFile(key: string, path: string, what: string, env: NodeJS.ProcessEnv = process.env): SecretFileRead {
+  return readFileSafely(key, path, what, SECRET_FILE_MAX_BYTES, 'a secret file', (stats, shown) => {
+    const loose = stats.mode & GROUP_OTHER_BITS;
+    if (loose === 0 || env[ALLOW_INSECURE_KEY_FILE_ENV] === '1') return [];
+    const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
+    return [
+      `${key}: expected a ${what} only its owner can access (mode 0600 or 0400), got ${shown} with mode ${mode}` +
+        ` (run "chmod 600 ${path}", or set ${ALLOW_INSECURE_KEY_FILE_ENV}=1 to accept it)`,
+    ];
+  });
+}
+
+/** Largest public file read (a CA bundle; Debian's whole ca-certificates.crt is about 220 KiB). */
+export const PUBLIC_FILE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Reads a file that holds no secret (a CA bundle, a client certificate) under the same
+ * rule but for the permission check: a regular file, opened without blocking, at most
+ * {@link PUBLIC_FILE_MAX_BYTES}.
+ */
+export function readPublicFile(key: string, path: string, what: string): SecretFileRead {
+  return readFileSafely(key, path, what, PUBLIC_FILE_MAX_BYTES, 'such a file', () => []);
+}
+
+/**
+ * The common part of both readers; `modeProblems` looks at the open file's status.
+ * `kind` names the file in the size problem ("more than the 65536 a secret file may hold").
+ */
+function readFileSafely(
+  key: string,
+  path: string,
+  what: string,
+  maxBytes: number,
+  kind: string,
+  modeProblems: (stats: Stats, shown: string) => string[],
+): SecretFileRead {
   const shown = JSON.stringify(path);
   const unreadable = (reason: string): SecretFileRead => ({
     text: null,
@@ -94,18 +132,10 @@ export function readSecretFile(key: string, path: string, what: string, env: Nod
     const stats = fstatSync(fd);
     if (!stats.isFile()) return unreadable(`${fileKind(stats)}, not a regular file`);
     if (stats.dev !== before.dev || stats.ino !== before.ino) return unreadable('it was replaced while being read');
-    if (stats.size > SECRET_FILE_MAX_BYTES) {
-      return unreadable(`${stats.size} bytes, more than the ${SECRET_FILE_MAX_BYTES} a secret file may hold`);
+    if (stats.size > maxBytes) {
+      return unreadable(`${stats.size} bytes, more than the ${maxBytes} ${kind} may hold`);
     }
-    const problems: string[] = [];
-    const loose = stats.mode & GROUP_OTHER_BITS;
-    if (loose !== 0 && env[ALLOW_INSECURE_KEY_FILE_ENV] !== '1') {
-      const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
-      problems.push(
-        `${key}: expected a ${what} only its owner can access (mode 0600 or 0400), got ${shown} with mode ${mode}` +
-          ` (run "chmod 600 ${path}", or set ${ALLOW_INSECURE_KEY_FILE_ENV}=1 to accept it)`,
-      );
-    }
+    const problems = modeProblems(stats, shown);
     return { text: readFileSync(fd, 'utf8'), problems };
   } catch (error) {
     return unreadable(describeFsError(error));

@@ -46,26 +46,40 @@ export interface Departures {
 type Converted<D, S> = S extends keyof D ? (D[S] extends { converted: infer C extends string } ? C : never) : never;
 type Added<D, S> = S extends keyof D ? (D[S] extends { added: infer A extends string } ? A : never) : never;
 
-/** Problems of one section `S` of the file against its typed twin `T`. */
+/**
+ * Problems of one section `S` of the file against its typed twin `T`. A subsection
+ * (`quorum.etcd`: a value of the file's section that is itself a mapping) is held to its
+ * typed twin the same way, its departures declared under its dotted path.
+ */
 type SectionProblems<S extends string, R, T, D> =
   | {
       [K in Exclude<keyof R & string, Converted<D, S>>]: CamelCase<K> extends keyof T
-        ? Same<R[K], T[CamelCase<K> & keyof T]> extends true
-          ? never
-          : `${S}.${K}: the schema and Config.${CamelCase<S>}.${CamelCase<K>} hold different types (declare it converted if that is meant)`
-        : `${S}.${K}: in the schema but not in Config.${CamelCase<S>} (as ${CamelCase<K>}; or declare it converted)`;
+        ? R[K] extends object
+          ? SectionProblems<`${S}.${K}`, R[K], T[CamelCase<K> & keyof T], D>
+          : Same<R[K], T[CamelCase<K> & keyof T]> extends true
+            ? never
+            : `${S}.${K}: the schema and Config.${CamelPath<S>}.${CamelCase<K>} hold different types (declare it converted if that is meant)`
+        : `${S}.${K}: in the schema but not in Config.${CamelPath<S>} (as ${CamelCase<K>}; or declare it converted)`;
     }[Exclude<keyof R & string, Converted<D, S>>]
   | {
       [C in keyof T & string]: C extends CamelCase<keyof R & string> | Added<D, S>
         ? never
-        : `${CamelCase<S>}.${C}: in Config but no key of the schema's ${S} section carries it (or declare it added)`;
+        : `${CamelPath<S>}.${C}: in Config but no key of the schema's ${S} section carries it (or declare it added)`;
     }[keyof T & string]
   | {
       [C in Converted<D, S>]: C extends keyof R ? never : `${S}.${C}: declared converted, but the schema has no such key`;
     }[Converted<D, S>]
   | {
-      [A in Added<D, S>]: A extends keyof T ? never : `${CamelCase<S>}.${A}: declared added, but Config has no such key`;
+      [A in Added<D, S>]: A extends keyof T ? never : `${CamelPath<S>}.${A}: declared added, but Config has no such key`;
     }[Added<D, S>];
+
+/** `peer_redis.some_part` → `peerRedis.somePart`. */
+type CamelPath<P extends string> = P extends `${infer Head}.${infer Tail}` ? `${CamelCase<Head>}.${CamelPath<Tail>}` : CamelCase<P>;
+
+/** The dotted paths of a file's sections and their subsections (`quorum`, `quorum.etcd`). */
+type SectionPaths<R> = {
+  [S in keyof R & string]: S | { [K in keyof R[S] & string]: R[S][K] extends object ? `${S}.${K}` : never }[keyof R[S] & string];
+}[keyof R & string];
 
 /**
  * Every difference between the file's shape `Raw` (sections of snake_case keys) and the
@@ -86,7 +100,7 @@ export type ShapeProblems<Raw, Typed, D, Extra extends string = never> =
         : `${C}: a section of Config that the schema lacks`;
     }[Exclude<keyof Typed & string, Extra>]
   | {
-      [S in keyof D & string]: S extends keyof Raw ? never : `${S}: departures declared for a section the schema lacks`;
+      [S in keyof D & string]: S extends SectionPaths<Raw> ? never : `${S}: departures declared for a section the schema lacks`;
     }[keyof D & string];
 
 /** Compiles only when `P` is `never`; otherwise tsc names each problem. */

@@ -11,7 +11,7 @@
  * (`load.ts`) fails `tsc` unless every section and key here is a schema key in
  * camelCase with the schema's type, or a departure declared in `CONFIG_DEPARTURES`.
  */
-import type { LogLevel, SwitchoverMethod } from './schema.js';
+import type { LogLevel, QuorumBackend, QuorumPreference, SwitchoverMethod } from './schema.js';
 
 
 /** One HMAC key from the advert key file. `id` travels in every advert so keys can rotate. */
@@ -138,6 +138,45 @@ export interface Config {
   readonly stall: {
     /** Event-loop stall after which timers that fired late are re-verified before acting. */
     readonly thresholdMs: number;
+  };
+  /** Who decides that a node may be master besides the pair itself (issue 11). */
+  readonly quorum: {
+    /** `none`: the pair alone (see `prefer`); `etcd`: only the holder of the leader key may be master. */
+    readonly backend: QuorumBackend;
+    /**
+     * Without a quorum, what a partition costs: `safety`, an isolated master (or one that lost
+     * its replica) refuses writes; `availability`, both sides may serve writes and one side's
+     * are lost at the heal. Read with backend `none`; reported always.
+     */
+    readonly prefer: QuorumPreference;
+    readonly etcd: {
+      /** Client URLs, `http(s)://host:port`, all of one scheme; non-empty with backend `etcd`. */
+      readonly endpoints: readonly string[];
+      /** Key prefix, starting with `/`. */
+      readonly prefix: string;
+      /** This pair's name in etcd (`group-<group.id>` when the file leaves it empty). */
+      readonly clusterName: string;
+      /** etcd user; `null` for none. */
+      readonly username: string | null;
+      /** The user's password, read from `passwordFile` (with backend `etcd` only); `null` for none. */
+      readonly password: string | null;
+      /** File holding the password; `''` for none. */
+      readonly passwordFile: string;
+      /** PEM CA bundle for https:// endpoints; `''` for none. */
+      readonly caFile: string;
+      /** PEM client certificate; `''` for none (then `keyFile` is `''` too). */
+      readonly certFile: string;
+      /** PEM client key; `''` for none. */
+      readonly keyFile: string;
+      /** TTL of the leader key's lease, whole seconds. */
+      readonly leaseTtlS: number;
+      /** Time between lease renewals. */
+      readonly renewIntervalMs: number;
+      /** Deadline of each etcd call. */
+      readonly callTimeoutMs: number;
+      /** The etcd cluster's `--election-timeout`, for the timing rule (`checkQuorumTiming`). */
+      readonly electionTimeoutMs: number;
+    };
   };
   readonly audit: {
     /** Append-only JSON-lines audit log. */

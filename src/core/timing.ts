@@ -1,7 +1,8 @@
 /**
  * All timing arithmetic in one place (keepalived keeps it in vrrp_scheduler.c; we keep
  * it here): master-down interval and skew from RFC 5798 §6.1, local fault detection,
- * worst-case takeover estimates, and the invariants checked at start-up.
+ * worst-case takeover estimates, the invariants checked at start-up, and the quorum's
+ * lease and fence rule with the worst case of each fault in each quorum mode (issue 11).
  *
  * Pure functions of the configuration: no clock, no I/O.
  */
@@ -98,12 +99,17 @@ export interface TakeoverEstimate {
  * Redis command round trips (milliseconds) are not.
  */
 export function takeoverEstimate(t: TakeoverTiming): TakeoverEstimate {
-  const promotionMs = t.promotion.preDelayMs + t.promotion.syncDelayMs + t.promotion.peerTimeoutMs;
+  const promotionMs = promotionCostMs(t);
   return {
     redisFailureMs: faultDetectMs(t.health) + promotionMs,
     hostLossMs: masterDownMs(t.priority, t.advertIntervalMs) + promotionMs,
     resignMs: skewMs(t.priority, t.advertIntervalMs) + promotionMs,
   };
+}
+
+/** The fixed costs of a promotion: the blind delays and the peer's connect timeout (round trips not counted). */
+export function promotionCostMs(t: Pick<TakeoverTiming, 'promotion'>): number {
+  return t.promotion.preDelayMs + t.promotion.syncDelayMs + t.promotion.peerTimeoutMs;
 }
 
 /** Problems found by {@link checkTimingInvariants}: errors stop start-up, warnings are logged. */
@@ -253,4 +259,243 @@ export function failsafeSilenceMs(advertIntervalMs: number, peerAdvertIntervalMs
  */
 export function failsafeGraceMs(advertIntervalMs: number, peerAdvertIntervalMs: number, fenceLeadMs: number): number {
   return failsafeSilenceMs(advertIntervalMs, peerAdvertIntervalMs) + fenceLeadMs;
+}
+
+/**
+ * The VIP's kernel lifetime with a quorum (whole seconds, at least 1): a daemon that froze
+ * at F last renewed the VIP at or before F, and its last keepalive went out no earlier
+ * than F − renew interval − call timeout, so its key lives until at least that plus the
+ * TTL (on etcd's clock): a lifetime within that difference makes the VIP leave the frozen
+ * master before a backup can hold the key.
+ */
+export function vipLifetimeS(q: Pick<QuorumTiming, 'leaseTtlMs' | 'renewIntervalMs' | 'callTimeoutMs'>): number {
+  return Math.max(1, Math.floor((q.leaseTtlMs * (1 - CLOCK_RATE_BOUND) - q.renewIntervalMs - q.callTimeoutMs) / 1000));
+}
+
+/** A backup asks etcd for the key again this long after a refusal or no answer. */
+export const QUORUM_RETRY_MS = 500;
+
+// ---------------------------------------------------------------------------
+// The quorum (issue 11): the leader key's lease, the master's fence, the worst cases: the leader key's lease, the master's fence, the worst cases
+
+/**
+ * Our monotonic clock and etcd's run at most this far apart in rate (1 %; NTP keeps real
+ * clocks within 500 ppm, a VM's within a few per mille). A lease deadline measured on our
+ * clock is brought forward by this share of the TTL, so it never falls after etcd's.
+ */
+export const CLOCK_RATE_BOUND = 0.01;
+
+/**
+ * etcd deletes an expired lease's keys up to this late: it checks for expired leases every
+ * 500 ms (measured: TTL 3 s keys gone 3019 / 3309 / 3460 ms after the last keepalive, never
+ * early; ../shared/notes/quorum-facts.md).
+ */
+export const ETCD_EXPIRY_CHECK_MS = 500;
+
+/** etcd grants at least this many election timeouts as a lease TTL, rounded up to a second. */
+export const ETCD_MIN_TTL_ELECTIONS = 1.5;
+
+/** Shortest renewal interval the rule accepts (`quorum.etcd.renew_interval_ms`'s floor). */
+export const QUORUM_MIN_RENEW_INTERVAL_MS = 50;
+
+/** Everything the lease and fence rule depends on (`quorumTimingOf` in src/config/derived.ts). */
+export interface QuorumTiming {
+  /** The lease TTL asked for (`quorum.etcd.lease_ttl_s`), in ms. */
+  readonly leaseTtlMs: number;
+  readonly renewIntervalMs: number;
+  /** Deadline of each etcd call. */
+  readonly callTimeoutMs: number;
+  /** The etcd cluster's `--election-timeout`. */
+  readonly electionTimeoutMs: number;
+  /** How long making the local Redis refuse writes may take: one Redis command, bounded by `health.timeout_ms`. */
+  readonly fenceApplyMs: number;
+  readonly advertIntervalMs: number;
+}
+
+/**
+ * How long before its own lease deadline a master fences (makes its Redis refuse writes):
+ * the clock-rate share of the TTL plus the time the fence takes to apply. The deadline is
+ * the send time of the last acknowledged keepalive + the granted TTL, which is never later
+ * than etcd's deletion of the key, so the fence is in force before another node can take
+ * the key.
+ */
+export function quorumFenceLeadMs(q: Pick<QuorumTiming, 'leaseTtlMs' | 'fenceApplyMs'>): number {
+  return Math.ceil(q.leaseTtlMs * CLOCK_RATE_BOUND) + q.fenceApplyMs;
+}
+
+/**
+ * The TTL etcd grants for the one asked: at least 1.5 election timeouts, rounded up to a
+ * whole second (quorum-facts.md: TTL 1 s is granted as 2 s at etcd's default 1000 ms).
+ */
+export function grantedLeaseTtlMs(q: Pick<QuorumTiming, 'leaseTtlMs' | 'electionTimeoutMs'>): number {
+  const floorMs = Math.ceil((ETCD_MIN_TTL_ELECTIONS * q.electionTimeoutMs) / 1000) * 1000;
+  return Math.max(q.leaseTtlMs, floorMs);
+}
+
+/** Problems found by {@link checkQuorumTiming}: errors stop start-up (exit 78), warnings are logged. */
+export interface QuorumTimingReport {
+  readonly errors: string[];
+  readonly warnings: string[];
+}
+
+/**
+ * The lease and fence rule, checked at start-up and by `check-config` with backend etcd.
+ * The master renews every `renewIntervalMs`; a renewal may hang for `callTimeoutMs` and
+ * then meet an etcd leader election (`electionTimeoutMs`) before the next one succeeds.
+ * All of that must fit in the lease, less the fence lead, or an etcd election alone
+ * makes the master fence and step down: a failover caused by etcd alone, which issue 11
+ * rules out. Messages name the keys and the numbers.
+ */
+export function checkQuorumTiming(q: QuorumTiming): QuorumTimingReport {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const lead = quorumFenceLeadMs(q);
+  const ttl = `quorum.etcd.lease_ttl_s (${fmtSeconds(q.leaseTtlMs)})`;
+  const leadText = `the fence lead (${fmt(lead)} = ${CLOCK_RATE_BOUND * 100} % of the TTL for clock rates + health.timeout_ms ${q.fenceApplyMs})`;
+  if (q.renewIntervalMs < QUORUM_MIN_RENEW_INTERVAL_MS) {
+    errors.push(`quorum.etcd.renew_interval_ms (${q.renewIntervalMs}) is below ${QUORUM_MIN_RENEW_INTERVAL_MS} ms`);
+  }
+  if (q.leaseTtlMs <= lead) {
+    errors.push(`${ttl} is not longer than ${leadText}: a master would fence as soon as it took the key; raise quorum.etcd.lease_ttl_s`);
+  } else {
+    const needed = q.renewIntervalMs + q.callTimeoutMs + q.electionTimeoutMs;
+    const room = q.leaseTtlMs - lead;
+    if (needed >= room) {
+      errors.push(
+        `quorum.etcd.renew_interval_ms (${q.renewIntervalMs}) + call_timeout_ms (${q.callTimeoutMs}) + election_timeout_ms ` +
+          `(${q.electionTimeoutMs}) = ${fmt(needed)} is not shorter than ${ttl} less ${leadText} = ${fmt(room)}: ` +
+          'an etcd leader election right after a renewal would lapse the lease: a failover caused by etcd alone; ' +
+          'raise quorum.etcd.lease_ttl_s or lower the others',
+      );
+    }
+  }
+  if (q.leaseTtlMs < 2 * q.electionTimeoutMs) {
+    warnings.push(
+      `${ttl} is less than twice quorum.etcd.election_timeout_ms (${q.electionTimeoutMs}): one etcd leader election ` +
+        `takes half the lease or more, and etcd grants no less than ${ETCD_MIN_TTL_ELECTIONS} election timeouts ` +
+        `rounded up to a second (${fmtSeconds(grantedLeaseTtlMs(q))} here), so a dead master's key may outlive the TTL asked for`,
+    );
+  }
+  return { errors, warnings };
+}
+
+function fmtSeconds(ms: number): string {
+  return `${ms / 1000} s`;
+}
+
+/** Who decides that a node may be master: etcd, or the pair alone preferring safety or availability. */
+export type QuorumMode = 'etcd' | 'none-safety' | 'none-availability';
+export const QUORUM_MODES: readonly QuorumMode[] = ['etcd', 'none-safety', 'none-availability'];
+
+/** The mode of a configuration's `quorum.backend` and `quorum.prefer`. */
+export function quorumMode(backend: 'none' | 'etcd', prefer: 'safety' | 'availability'): QuorumMode {
+  if (backend === 'etcd') return 'etcd';
+  return prefer === 'safety' ? 'none-safety' : 'none-availability';
+}
+
+/** The faults the worst-case table covers, each with nothing else wrong. */
+export type OutageFault = 'master-redis-dies' | 'master-host-dies' | 'master-isolated' | 'hosts-cut' | 'etcd-down';
+export const OUTAGE_FAULTS: readonly OutageFault[] = ['master-redis-dies', 'master-host-dies', 'master-isolated', 'hosts-cut', 'etcd-down'];
+
+/** Each fault in words, for `check-config`, `status` and the README's table. */
+export const OUTAGE_FAULT_TEXT: Readonly<Record<OutageFault, string>> = {
+  'master-redis-dies': "the master's Redis dies",
+  'master-host-dies': "the master's host dies",
+  'master-isolated': 'the master is cut off from its peer and etcd',
+  'hosts-cut': 'the two hosts are cut from each other (clients reach both)',
+  'etcd-down': 'etcd is down (nothing else wrong)',
+};
+
+/** Which acknowledged writes a fault can lose. */
+export type AckedWritesLost = 'none' | 'up to replication lag' | 'everything written to the losing side during the cut';
+
+/** The worst case of one fault in one mode. */
+export interface WorstCaseOutage {
+  readonly fault: OutageFault;
+  readonly mode: QuorumMode;
+  /** Whether the fault means anything in this mode (etcd down without etcd does not). */
+  readonly applicable: boolean;
+  /** Longest time no node accepts writes, from the fault; `null`: until the fault is healed or repaired. */
+  readonly writesUnavailableMs: number | null;
+  readonly ackedWritesLost: AckedWritesLost;
+  /** Whether two Redis masters can accept writes at the same time. */
+  readonly twoWritableMasters: boolean;
+  /** What happens, in a sentence. */
+  readonly note: string;
+}
+
+/**
+ * The worst case of each fault ({@link OUTAGE_FAULTS}) in each mode ({@link QUORUM_MODES}),
+ * for this node taking over (its priority sets the master-down interval). Derived from
+ * {@link takeoverEstimate} and the quorum timing; Redis and etcd round trips (milliseconds)
+ * are not counted, as in the estimate.
+ *
+ * Asynchronous replication loses what the master acknowledged and its replica had not yet
+ * received whenever the replica takes over ("up to replication lag"); with `min-replicas`
+ * as the fence, that lag is bounded by `min-replicas-max-lag` (+ about 2 s, quorum-facts.md).
+ * Writes are lost beyond that only where two masters accept writes at once.
+ */
+export function worstCaseOutages(t: TakeoverTiming, q: QuorumTiming): readonly WorstCaseOutage[] {
+  const estimate = takeoverEstimate(t);
+  const masterDown = masterDownMs(t.priority, t.advertIntervalMs);
+  const lease = grantedLeaseTtlMs(q);
+  const leaseEnd = lease + ETCD_EXPIRY_CHECK_MS;
+  // The backup takes the key only once the old lease (and with it the key) is gone, and
+  // promotes only after its own master-down interval.
+  const etcdTakeover = Math.max(masterDown, leaseEnd) + promotionCostMs(t);
+  const fenceAt = lease - quorumFenceLeadMs(q);
+  const leaseText = `lease (${fmt(lease)}) and etcd's expiry check (${fmt(ETCD_EXPIRY_CHECK_MS)})`;
+  const row = (
+    fault: OutageFault,
+    mode: QuorumMode,
+    writesUnavailableMs: number | null,
+    ackedWritesLost: AckedWritesLost,
+    twoWritableMasters: boolean,
+    note: string,
+    applicable = true,
+  ): WorstCaseOutage => ({ fault, mode, applicable, writesUnavailableMs, ackedWritesLost, twoWritableMasters, note });
+  const LAG: AckedWritesLost = 'up to replication lag';
+  const LOSING_SIDE: AckedWritesLost = 'everything written to the losing side during the cut';
+  return [
+    row('master-redis-dies', 'etcd', estimate.redisFailureMs, LAG, false,
+      "the master's daemon sees its Redis fail, releases the key and advertises FAULT; the backup takes the key and promotes"),
+    row('master-redis-dies', 'none-safety', null, LAG, false,
+      "the master's daemon advertises FAULT and the backup promotes, but writes only while a replica acknowledges: " +
+        "writes resume once the old master's Redis is back as its replica"),
+    row('master-redis-dies', 'none-availability', estimate.redisFailureMs, LAG, false,
+      "the master's daemon advertises FAULT and the backup promotes"),
+
+    row('master-host-dies', 'etcd', etcdTakeover, LAG, false,
+      `the backup takes the key once the dead master's ${leaseText} have run out, and promotes`),
+    row('master-host-dies', 'none-safety', null, 'none', false,
+      'the backup cannot tell a dead host from a cut, and cannot reach its Redis to fence it: it does not take over; ' +
+        'writes stop until the host is back (or an operator switches over with --force)'),
+    row('master-host-dies', 'none-availability', estimate.hostLossMs, LAG, false,
+      `the backup promotes after the master-down interval (${fmt(masterDown)})`),
+
+    row('master-isolated', 'etcd', etcdTakeover, LAG, false,
+      `the isolated master fences, refusing writes ${fmt(fenceAt)} after its last renewal, before its lease can end; ` +
+        `the backup takes the key once its ${leaseText} have run out, and promotes. Clients that still reach the isolated ` +
+        'master until it fences may have writes acknowledged that the backup never received (as with any asynchronous replica)'),
+    row('master-isolated', 'none-safety', null, 'none', false,
+      "the isolated master refuses writes once its replica's acknowledgements stop (min-replicas); the backup, which " +
+        'cannot reach its Redis, does not take over: writes stop until the cut heals'),
+    row('master-isolated', 'none-availability', estimate.hostLossMs, LOSING_SIDE, true,
+      `the backup promotes after the master-down interval (${fmt(masterDown)}) while the isolated master keeps ` +
+        'accepting writes from clients that still reach it; those are discarded at the heal'),
+
+    row('hosts-cut', 'etcd', 0, 'none', false,
+      'the master keeps the key and keeps serving; the backup cannot take the key and stays a replica, catching up at the heal'),
+    row('hosts-cut', 'none-safety', null, 'none', false,
+      "the master refuses writes once its replica's acknowledgements stop (min-replicas); the backup, which cannot " +
+        'reach its Redis, does not take over: writes stop until the cut heals, and nothing acknowledged is lost'),
+    row('hosts-cut', 'none-availability', 0, LOSING_SIDE, true,
+      `both nodes are master (the backup promotes after ${fmt(masterDown)}) and clients write to either; ` +
+        'the side that loses at the heal has its writes discarded'),
+
+    row('etcd-down', 'etcd', 0, 'none', false,
+      'failsafe: the master keeps serving while it still hears its peer; nothing is promoted without etcd'),
+    row('etcd-down', 'none-safety', 0, 'none', false, 'not applicable: this mode uses no etcd', false),
+    row('etcd-down', 'none-availability', 0, 'none', false, 'not applicable: this mode uses no etcd', false),
+  ];
 }

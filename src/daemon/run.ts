@@ -22,16 +22,18 @@ import { RedisControl } from '../adapters/redis/index.js';
 import { stateWriter, type PersistedState, type StateWriter } from '../adapters/state-file.js';
 import { AdvertTransport } from '../adapters/udp.js';
 import { LinuxVip } from '../adapters/vip.js';
+import { EtcdQuorum } from '../adapters/quorum/index.js';
 import { systemdNotifier } from '../adapters/sd-notify.js';
 import { loadConfig } from '../config/load.js';
 import { summarise } from '../config/check.js';
-import { coreConfigFrom, timingOf } from '../config/derived.js';
+import { coreConfigFrom, quorumTimingOf, timingOf } from '../config/derived.js';
 import type { Config } from '../config/types.js';
 import { initialState } from '../core/state.js';
-import { takeoverEstimate, watchdogStaleMs } from '../core/timing.js';
+import { takeoverEstimate, vipLifetimeS, watchdogStaleMs } from '../core/timing.js';
 import type { Logger } from '../logger.js';
 import { controlHandler } from './control.js';
 import { peerEvent } from './peer-event.js';
+import { QuorumBridge } from './quorum-bridge.js';
 import { createLogger } from './logger.js';
 import { restartMarkerPath } from './restart-marker.js';
 import { Metrics } from './metrics.js';
@@ -51,9 +53,9 @@ export async function runDaemon(configPath: string): Promise<number> {
   checkTiming(config, logger);
   const persisted = await recordBoot(config);
   const persist = stateWriter(config.state.path, persisted);
-  const a = await openAdapters(config, persisted, persist, logger);
-
   const clock = monotonicClock();
+  const a = await openAdapters(config, persisted, persist, clock, logger);
+
   const probeStartedAtMs = clock.now();
   const probe = await a.redis.check();
   logger.info({ ok: probe.ok, detail: probe.detail }, 'local Redis probed');
@@ -101,12 +103,15 @@ interface Adapters {
   readonly vip: LinuxVip;
   readonly redis: RedisControl;
   readonly adverts: AdvertTransport;
+  readonly quorum: { readonly bridge: QuorumBridge; close(): void } | null;
 }
 
-async function openAdapters(config: Config, persisted: PersistedState, persist: StateWriter, logger: Logger): Promise<Adapters> {
+async function openAdapters(config: Config, persisted: PersistedState, persist: StateWriter, clock: Clock, logger: Logger): Promise<Adapters> {
   const audit = AuditLog.fromConfig(config.audit, config.node.name, logger.child({ component: 'audit' }));
   await audit.open();
-  const vip = LinuxVip.fromConfig(config.vip, logger.child({ component: 'vip' }));
+  const etcd = config.quorum.backend === 'etcd';
+  // With a quorum the VIP is held on a kernel lease: a frozen daemon loses it by itself.
+  const vip = new LinuxVip({ ...config.vip, logger: logger.child({ component: 'vip' }), lifetimeS: etcd ? vipLifetimeS(quorumTimingOf(config)) : null });
   await vip.checkTools();
   const redis = new RedisControl({
     local: config.redis, peer: config.peerRedis, health: config.health,
@@ -127,13 +132,34 @@ async function openAdapters(config: Config, persisted: PersistedState, persist: 
       persist({ peer }).catch((error: unknown) => logger.warn({ err: error }, 'peer run not written to the state file'));
     },
   });
-  return { audit, vip, redis, adverts };
+  const quorum = etcd ? await openQuorum(config, clock, logger.child({ component: 'quorum' })) : null;
+  return { audit, vip, redis, adverts, quorum };
+}
+
+/** The etcd quorum (backend `etcd`): the leader key and its lease, as the runtime drives them. */
+async function openQuorum(config: Config, clock: Clock, logger: Logger): Promise<{ bridge: QuorumBridge; close(): void }> {
+  const e = config.quorum.etcd;
+  const quorum = await EtcdQuorum.open({
+    endpoints: e.endpoints,
+    tls: e.caFile === '' ? null : { caFile: e.caFile, ...(e.certFile !== '' ? { certFile: e.certFile, keyFile: e.keyFile } : {}) },
+    auth: e.username !== null && e.password !== null ? { username: e.username, password: e.password } : null,
+    keyPrefix: e.prefix,
+    clusterName: e.clusterName,
+    nodeName: config.node.name,
+    leaseTtlS: e.leaseTtlS,
+    renewIntervalMs: e.renewIntervalMs,
+    callTimeoutMs: e.callTimeoutMs,
+    now: () => clock.now(),
+  });
+  logger.info({ endpoints: e.endpoints, key: `${e.prefix}/${e.clusterName}/leader`, leaseTtlS: e.leaseTtlS }, 'quorum: etcd');
+  return { bridge: new QuorumBridge(quorum, logger), close: () => quorum.close() };
 }
 
 async function closeAdapters(a: Adapters): Promise<void> {
   a.vip.close();
   await a.adverts.stop();
   await a.redis.close();
+  a.quorum?.close();
   await a.audit.close();
 }
 
@@ -153,7 +179,7 @@ function runtimeDeps(
       disconnectClients: () => redis.disconnectClients(),
       fence: (writes) => redis.fence(writes),
     },
-    quorum: null,
+    quorum: a.quorum?.bridge ?? null,
     vip: a.vip, adverts: a.adverts, audit: a.audit, clock, scheduler: nodeScheduler,
     link: () => readLinkState(config.vip.interface),
     logger: logger.child({ component: 'core' }),

@@ -11,15 +11,14 @@
  */
 import { ensureArpAnnounce } from '../adapters/link.js';
 import { loadState, saveState, type PersistedState } from '../adapters/state-file.js';
-import { timingOf } from '../config/derived.js';
+import { timingReportOf } from '../config/derived.js';
 import type { Config } from '../config/types.js';
-import { checkTimingInvariants } from '../core/timing.js';
 import { EXIT_CONFIG, FatalError } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 /** Refuses timing settings that break the invariants; logs the warnings and the computed takeover times. */
 export function checkTiming(config: Config, logger: Logger): void {
-  const report = checkTimingInvariants(timingOf(config));
+  const report = timingReportOf(config);
   for (const w of report.warnings) logger.warn({ warning: w }, 'timing');
   if (report.errors.length > 0) {
     throw new FatalError('TIMING_INVALID', `timing invariants violated:\n  ${report.errors.join('\n  ')}`, EXIT_CONFIG);

@@ -49,6 +49,59 @@ describe('redis-ha check-config', () => {
     expect(r.stdout).toMatch(/worst-case takeover by this node: Redis failure on the peer \d+ ms, peer host loss \d+ ms/);
   });
 
+  it('prints the quorum mode in force and the worst case of each fault in it', async () => {
+    const { path, env } = await exampleWith((t) => t);
+    const none = await cli(['check-config', '--config', path], env);
+    expect(none.code).toBe(0);
+    expect(none.stdout).toContain('quorum: none, prefer availability: a partition can leave two masters and lose the writes of one side\n');
+    expect(none.stdout.match(/^worst case if .*$/gm)).toHaveLength(4);
+    expect(none.stdout).toMatch(/^worst case if the two hosts are cut from each other \(clients reach both\): writes stay available; acknowledged writes lost: everything written to the losing side during the cut; two writable masters: yes/m);
+
+    const safety = await cli(['check-config', '--config', path], { ...env, REDIS_HA_QUORUM_PREFER: 'safety' });
+    expect(safety.code).toBe(0);
+    expect(safety.stdout).toContain('quorum: none, prefer safety: an isolated master refuses writes');
+    expect(safety.stdout).toMatch(/^worst case if the master's host dies: writes unavailable until it is healed or repaired;/m);
+  });
+
+  it('with backend etcd, summarises the quorum and prints five worst cases', async () => {
+    const { path, env } = await exampleWith((t) =>
+      t.replace(/backend: none/, 'backend: etcd').replace(/endpoints: ""/, 'endpoints: "http://192.0.2.20:2379"'),
+    );
+    const r = await cli(['check-config', '--config', path], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      'quorum: etcd at http://192.0.2.20:2379 (1 endpoint, no TLS, no user), key /redis-ha/group-51/leader, ' +
+        'lease 3 s renewed every 500 ms, calls time out after 500 ms, fence lead 530 ms\n',
+    );
+    expect(r.stdout.match(/^worst case if .*$/gm)).toHaveLength(5);
+    expect(r.stdout).toMatch(/^worst case if etcd is down \(nothing else wrong\): writes stay available; acknowledged writes lost: none; two writable masters: no/m);
+  });
+
+  it('exits 78 when the lease cannot outlive an etcd election, naming the keys', async () => {
+    const { path, env } = await exampleWith((t) =>
+      t
+        .replace(/backend: none/, 'backend: etcd')
+        .replace(/endpoints: ""/, 'endpoints: "http://192.0.2.20:2379"')
+        .replace(/call_timeout_ms: 500/, 'call_timeout_ms: 1000'),
+    );
+    const r = await cli(['check-config', '--config', path], env);
+    expect(r.code).toBe(78);
+    expect(r.stdout).toMatch(
+      /^error: quorum\.etcd\.renew_interval_ms \(500\) \+ call_timeout_ms \(1000\) \+ election_timeout_ms \(1000\) = 2500 ms is not shorter than quorum\.etcd\.lease_ttl_s \(3 s\) less the fence lead \(530 ms = 1 % of the TTL for clock rates \+ health\.timeout_ms 500\) = 2470 ms: an etcd leader election right after a renewal would lapse the lease/m,
+    );
+  });
+
+  it('exits 78 for an etcd backend without endpoints, and for https without a CA file', async () => {
+    const { path, env } = await exampleWith((t) => t.replace(/backend: none/, 'backend: etcd'));
+    const empty = await cli(['check-config', '--config', path], env);
+    expect(empty.code).toBe(78);
+    expect(empty.stderr).toContain('quorum.etcd.endpoints: expected at least one etcd client URL such as https://192.0.2.20:2379 (required when quorum.backend is etcd), got ""');
+    const https = await cli(['check-config', '--config', path], { ...env, REDIS_HA_QUORUM_ETCD_ENDPOINTS: 'https://192.0.2.20:2379' });
+    expect(https.code).toBe(78);
+    expect(https.stderr).toContain("quorum.etcd.ca_file: expected the PEM file of the CA that signed the etcd servers' certificates (required with https:// endpoints), got \"\"");
+  });
+
   it('exits 78 naming the key, the expected form and the value given', async () => {
     const { path, env } = await exampleWith((t) => t.replace(/interval_ms: 1000/, 'interval_ms: 20'));
     const r = await cli(['check-config', '--config', path], env);
@@ -103,7 +156,8 @@ describe('redis-ha check-config', () => {
 
   it('checks audit.key_file as the daemon would: weak or readable by others is 78, a good one is summarised', async () => {
     const key = join(dir, 'audit.key');
-    const withKey = await exampleWith((t) => t.replace(/key_file: ""/, `key_file: ${key}`));
+    // audit.key_file: the only one at section level set to "" (quorum.etcd.key_file is indented further).
+    const withKey = await exampleWith((t) => t.replace(/^  key_file: ""/m, `  key_file: ${key}`));
     await writeFile(key, `${'ab'.repeat(32)}\n`);
     await chmod(key, 0o600);
     const weak = await cli(['check-config', '--config', withKey.path]);

@@ -42,6 +42,73 @@ describe('checkConfig', () => {
     expect(text).not.toContain(PASSWORD);
   });
 
+  it('says the quorum mode in force and, per fault, its worst case in that mode', () => {
+    const none = checkConfig(EXAMPLE, env);
+    if (!none.ok) throw new Error(none.problems.join('\n'));
+    expect(none.lines).toContain('quorum: none, prefer availability: a partition can leave two masters and lose the writes of one side');
+    const worst = none.lines.filter((line) => line.startsWith('worst case if '));
+    // The example's backup (priority 150): master-down 3000 + 415 ms, promotion 100 ms; Redis failure detected in 1500 ms.
+    expect(worst.map((line) => line.slice(0, line.indexOf(' — ')))).toEqual([
+      "worst case if the master's Redis dies: writes unavailable up to 1600 ms; acknowledged writes lost: up to replication lag; two writable masters: no",
+      "worst case if the master's host dies: writes unavailable up to 3514 ms; acknowledged writes lost: up to replication lag; two writable masters: no",
+      'worst case if the master is cut off from its peer and etcd: writes unavailable up to 3514 ms;' +
+        ' acknowledged writes lost: everything written to the losing side during the cut; two writable masters: yes',
+      'worst case if the two hosts are cut from each other (clients reach both): writes stay available;' +
+        ' acknowledged writes lost: everything written to the losing side during the cut; two writable masters: yes',
+    ]);
+
+    const safety = checkConfig(EXAMPLE, { ...env, REDIS_HA_QUORUM_PREFER: 'safety' });
+    if (!safety.ok) throw new Error(safety.problems.join('\n'));
+    expect(safety.lines).toContain(
+      'quorum: none, prefer safety: an isolated master refuses writes, writes stop while the two hosts cannot see each other, and a silent master is replaced only through its own Redis',
+    );
+    expect(safety.lines.filter((line) => line.includes('until it is healed or repaired'))).toHaveLength(4);
+
+    const etcd = checkConfig(EXAMPLE, {
+      ...env,
+      REDIS_HA_QUORUM_BACKEND: 'etcd',
+      REDIS_HA_QUORUM_ETCD_ENDPOINTS: 'http://192.0.2.20:2379,http://192.0.2.21:2379,http://192.0.2.22:2379',
+    });
+    if (!etcd.ok) throw new Error(etcd.problems.join('\n'));
+    expect(etcd.lines).toContain(
+      'quorum: etcd at http://192.0.2.20:2379, http://192.0.2.21:2379, http://192.0.2.22:2379 (3 endpoints, no TLS, no user),' +
+        ' key /redis-ha/group-51/leader, lease 3 s renewed every 500 ms, calls time out after 500 ms, fence lead 530 ms',
+    );
+    const etcdWorst = etcd.lines.filter((line) => line.startsWith('worst case if '));
+    expect(etcdWorst).toHaveLength(5);
+    // The lease (3000 ms + 500 ms expiry check) outlasts the master-down interval (3415 ms).
+    expect(etcdWorst[1]).toMatch(/^worst case if the master's host dies: writes unavailable up to 3600 ms; acknowledged writes lost: up to replication lag; two writable masters: no — the backup takes the key once the dead master's lease \(3000 ms\)/);
+    expect(etcdWorst[3]).toMatch(/^worst case if the two hosts are cut from each other \(clients reach both\): writes stay available; acknowledged writes lost: none; two writable masters: no/);
+    expect(etcdWorst[4]).toMatch(/^worst case if etcd is down \(nothing else wrong\): writes stay available; acknowledged writes lost: none; two writable masters: no — failsafe/);
+  });
+
+  it('names TLS, the client certificate, the user and the cluster name of an etcd quorum, never the password', () => {
+    const pem = (name: string, text: string, mode: number): string => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      chmodSync(path, mode);
+      return path;
+    };
+    const result = checkConfig(EXAMPLE, {
+      ...env,
+      REDIS_HA_QUORUM_BACKEND: 'etcd',
+      REDIS_HA_QUORUM_ETCD_ENDPOINTS: 'https://etcd.example.net:2379',
+      REDIS_HA_QUORUM_ETCD_CA_FILE: pem('ca.pem', '-----BEGIN CERTIFICATE-----\n', 0o644),
+      REDIS_HA_QUORUM_ETCD_CERT_FILE: pem('client.pem', '-----BEGIN CERTIFICATE-----\n', 0o644),
+      REDIS_HA_QUORUM_ETCD_KEY_FILE: pem('client.key', '-----BEGIN PRIVATE KEY-----\n', 0o600),
+      REDIS_HA_QUORUM_ETCD_USERNAME: 'redis-ha',
+      REDIS_HA_QUORUM_ETCD_PASSWORD_FILE: pem('etcd.password', 'etcd-secret-password\n', 0o600),
+      REDIS_HA_QUORUM_ETCD_CLUSTER_NAME: 'orders',
+      REDIS_HA_QUORUM_ETCD_PREFIX: '/ha/',
+    });
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    expect(result.lines).toContain(
+      'quorum: etcd at https://etcd.example.net:2379 (1 endpoint, TLS with client certificate, user redis-ha), key /ha/orders/leader,' +
+        ' lease 3 s renewed every 500 ms, calls time out after 500 ms, fence lead 530 ms',
+    );
+    expect(result.lines.join('\n')).not.toContain('etcd-secret-password');
+  });
+
   it('returns every problem of a bad configuration', () => {
     const result = checkConfig(EXAMPLE, { ...env, REDIS_HA_NODE_PRIORITY: '0', REDIS_HA_VIP_ADDRESS: '192.0.2.100' });
     expect(result.ok).toBe(false);

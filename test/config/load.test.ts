@@ -697,7 +697,7 @@ describe('file problems', () => {
   it('reports a top level that is not a mapping', () => {
     const path = writeTemp('list.yaml', '- node\n- peer\n');
     expect(problemsOf(() => loadConfig(path, ENV))).toEqual([
-      '(top level): expected a mapping of sections (node, group, peer, advert, redis, peer_redis, health, vip, promotion, demotion, reconcile, control, switchover, metrics, stall, audit, state, log), got a list',
+      '(top level): expected a mapping of sections (node, group, peer, advert, redis, peer_redis, health, vip, promotion, demotion, reconcile, control, switchover, metrics, stall, quorum, audit, state, log), got a list',
     ]);
   });
 
@@ -811,5 +811,286 @@ describe('numbers are quoted as the operator wrote them', () => {
     expect(problemsOf(() => loadConfig(path, { ...keyEnv, REDIS_HA_NODE_PRIORITY: '1e23' }))).toEqual([
       'node.priority: expected an integer from 1 to 254, got "1e23" (from REDIS_HA_NODE_PRIORITY)',
     ]);
+  });
+});
+
+describe('the quorum section', () => {
+  const CERT = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
+  const KEY = '-----BEGIN EC PRIVATE KEY-----\nMHcfake\n-----END EC PRIVATE KEY-----\n';
+  const caFile = writeTemp('etcd-ca.pem', CERT, 0o644);
+  const certFile = writeTemp('etcd-client.pem', CERT, 0o644);
+  const keyFile = writeTemp('etcd-client.key', KEY);
+  const etcdPasswordFile = writeTemp('etcd.password', 'the-etcd-password\n');
+  const HTTPS = 'https://192.0.2.20:2379,https://192.0.2.21:2379';
+  /** A complete etcd section: https, a client certificate, a user. */
+  const TLS_ETCD = {
+    endpoints: HTTPS,
+    ca_file: caFile,
+    cert_file: certFile,
+    key_file: keyFile,
+    username: 'redis-ha',
+    password_file: etcdPasswordFile,
+  };
+  const etcd = (fields: Record<string, unknown>, backend = 'etcd'): Patch => ({ quorum: { backend, etcd: fields } });
+
+  it('defaults to no quorum, preferring availability, with the etcd keys unset', () => {
+    const { quorum } = buildConfig(BASE, ENV);
+    expect(quorum).toEqual({
+      backend: 'none',
+      prefer: 'availability',
+      etcd: {
+        endpoints: [],
+        prefix: '/redis-ha',
+        clusterName: 'group-51',
+        username: null,
+        password: null,
+        passwordFile: '',
+        caFile: '',
+        certFile: '',
+        keyFile: '',
+        leaseTtlS: 3,
+        renewIntervalMs: 500,
+        callTimeoutMs: 500,
+        electionTimeoutMs: 1000,
+      },
+    });
+  });
+
+  it('loads etcd over TLS with a client certificate and a user, reading the password', () => {
+    const { quorum } = buildConfig(withPatch({ ...etcd(TLS_ETCD), group: { id: 7 } }), ENV);
+    expect(quorum.backend).toBe('etcd');
+    expect(quorum.etcd).toMatchObject({
+      endpoints: ['https://192.0.2.20:2379', 'https://192.0.2.21:2379'],
+      clusterName: 'group-7',
+      username: 'redis-ha',
+      password: 'the-etcd-password',
+      passwordFile: etcdPasswordFile,
+      caFile,
+      certFile,
+      keyFile,
+    });
+    expect(Object.isFrozen(quorum.etcd.endpoints)).toBe(true);
+  });
+
+  it('takes the endpoints as a YAML list too, and trims spaces around commas', () => {
+    const list = writeTemp(
+      'etcd-list.yaml',
+      `${JSON.stringify(BASE)}`.replace(/}$/, ',"quorum":{"backend":"etcd","etcd":{"endpoints":["http://etcd-1.example:2379","http://[fd00::20]:2379"]}}}'),
+    );
+    expect(loadConfig(list, ENV).quorum.etcd.endpoints).toEqual(['http://etcd-1.example:2379', 'http://[fd00::20]:2379']);
+    const spaced = buildConfig(withPatch(etcd({ endpoints: ' http://192.0.2.20:2379 , http://192.0.2.21:2379' })), ENV);
+    expect(spaced.quorum.etcd.endpoints).toEqual(['http://192.0.2.20:2379', 'http://192.0.2.21:2379']);
+  });
+
+  it('applies REDIS_HA_QUORUM_* and REDIS_HA_QUORUM_ETCD_* over the file', () => {
+    const config = buildConfig(withPatch(etcd({ lease_ttl_s: 3, cluster_name: 'from-file' }, 'none')), {
+      ...ENV,
+      REDIS_HA_QUORUM_BACKEND: 'etcd',
+      REDIS_HA_QUORUM_PREFER: 'safety',
+      REDIS_HA_QUORUM_ETCD_ENDPOINTS: 'http://192.0.2.20:2379',
+      REDIS_HA_QUORUM_ETCD_LEASE_TTL_S: '5',
+      REDIS_HA_QUORUM_ETCD_CLUSTER_NAME: 'orders',
+      REDIS_HA_QUORUM_ETCD_PREFIX: '/ha',
+    });
+    expect(config.quorum).toMatchObject({ backend: 'etcd', prefer: 'safety' });
+    expect(config.quorum.etcd).toMatchObject({ endpoints: ['http://192.0.2.20:2379'], leaseTtlS: 5, clusterName: 'orders', prefix: '/ha' });
+  });
+
+  it('with backend none, neither requires the etcd keys nor reads their files, but still checks their form', () => {
+    const unused = { endpoints: '', cert_file: certFile, password_file: '/nonexistent/etcd.password', ca_file: '/nonexistent/ca.pem' };
+    const config = buildConfig(withPatch(etcd(unused, 'none')), ENV);
+    expect(config.quorum.etcd.password).toBeNull();
+    expect(problemsOf(() => buildConfig(withPatch(etcd({ lease_ttl_s: 0, endpoints: 'etcd:2379' }, 'none')), ENV))).toEqual([
+      'quorum.etcd.endpoints: expected etcd client URLs separated by commas, such as https://192.0.2.20:2379,https://192.0.2.21:2379' +
+        ' (http:// or https://, each with host and port, all of one scheme), or "", got "etcd:2379" ("etcd:2379" is not http(s)://host:port)',
+      'quorum.etcd.lease_ttl_s: expected an integer from 1 to 60, got 0',
+    ]);
+  });
+
+  const ENDPOINTS_EXPECTED =
+    'quorum.etcd.endpoints: expected etcd client URLs separated by commas, such as https://192.0.2.20:2379,https://192.0.2.21:2379' +
+    ' (http:// or https://, each with host and port, all of one scheme), or ""';
+
+  it.each([
+    ['no port', 'http://192.0.2.20', '("http://192.0.2.20" is not http(s)://host:port)'],
+    ['a path', 'http://192.0.2.20:2379/', '("http://192.0.2.20:2379/" is not http(s)://host:port)'],
+    ['user info', 'http://root@192.0.2.20:2379', '("http://root@192.0.2.20:2379" is not http(s)://host:port)'],
+    ['another scheme', 'grpc://192.0.2.20:2379', '("grpc://192.0.2.20:2379" is not http(s)://host:port)'],
+    ['port 0', 'http://192.0.2.20:0', '("http://192.0.2.20:0" has no valid port)'],
+    ['port 70000', 'http://192.0.2.20:70000', '("http://192.0.2.20:70000" has no valid port)'],
+    ['a bad host', 'http://192.0.2.300:2379', '("http://192.0.2.300:2379" has no valid host)'],
+    ['IPv6 without brackets', 'http://fd00::20:2379', '("http://fd00::20:2379" is not http(s)://host:port)'],
+    ['a bracketed IPv4', 'http://[192.0.2.20]:2379', '("http://[192.0.2.20]:2379" has no valid host)'],
+    ['an empty entry', 'http://192.0.2.20:2379,,http://192.0.2.21:2379', '(entry 2 is empty)'],
+    ['a trailing comma', 'http://192.0.2.20:2379,', '(entry 2 is empty)'],
+    ['mixed schemes', 'http://192.0.2.20:2379,https://192.0.2.21:2379', '(it mixes http:// and https://)'],
+  ])('refuses endpoints with %s', (_name, endpoints, reason) => {
+    expect(problemsOf(() => buildConfig(withPatch(etcd({ endpoints })), ENV))).toEqual([
+      `${ENDPOINTS_EXPECTED}, got ${JSON.stringify(endpoints)} ${reason}`,
+    ]);
+  });
+
+  it('quotes a bad endpoint from the environment with its variable', () => {
+    expect(problemsOf(() => buildConfig(withPatch(etcd({})), { ...ENV, REDIS_HA_QUORUM_ETCD_ENDPOINTS: 'etcd:2379' }))).toEqual([
+      `${ENDPOINTS_EXPECTED}, got "etcd:2379" (from REDIS_HA_QUORUM_ETCD_ENDPOINTS) ("etcd:2379" is not http(s)://host:port)`,
+    ]);
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      'etcd without endpoints',
+      {},
+      'quorum.etcd.endpoints: expected at least one etcd client URL such as https://192.0.2.20:2379 (required when quorum.backend is etcd), got ""',
+    ],
+    [
+      'https without a CA file',
+      { endpoints: HTTPS },
+      'quorum.etcd.ca_file: expected the PEM file of the CA that signed the etcd servers\' certificates (required with https:// endpoints), got ""',
+    ],
+    [
+      'http with a CA file',
+      { endpoints: 'http://192.0.2.20:2379', ca_file: caFile },
+      `quorum.etcd.ca_file: expected "" with http:// endpoints (TLS files are used with https:// only), got "${caFile}"`,
+    ],
+    [
+      'a client certificate without its key',
+      { endpoints: HTTPS, ca_file: caFile, cert_file: certFile },
+      'quorum.etcd.key_file: expected the private key of quorum.etcd.cert_file (a client certificate needs its key), got ""',
+    ],
+    [
+      'a client key without its certificate',
+      { endpoints: HTTPS, ca_file: caFile, key_file: keyFile },
+      'quorum.etcd.cert_file: expected the client certificate of quorum.etcd.key_file (a client key needs its certificate), got ""',
+    ],
+    [
+      'a user without a password file',
+      { endpoints: 'http://192.0.2.20:2379', username: 'redis-ha' },
+      'quorum.etcd.password_file: expected the file holding the password of etcd user "redis-ha" (required with quorum.etcd.username), got ""',
+    ],
+    [
+      'a password file without a user',
+      { endpoints: 'http://192.0.2.20:2379', password_file: etcdPasswordFile },
+      'quorum.etcd.username: expected the etcd user whose password quorum.etcd.password_file holds, got ""',
+    ],
+    [
+      'a prefix without the leading /',
+      { endpoints: 'http://192.0.2.20:2379', prefix: 'redis-ha' },
+      'quorum.etcd.prefix: expected an etcd key prefix starting with "/", without white space, such as /redis-ha, got "redis-ha"' +
+        ' (etcd key prefix "redis-ha" does not start with "/")',
+    ],
+    [
+      'a prefix with a space',
+      { endpoints: 'http://192.0.2.20:2379', prefix: '/redis ha' },
+      'quorum.etcd.prefix: expected an etcd key prefix starting with "/", without white space, such as /redis-ha, got "/redis ha"' +
+        ' (etcd key prefix "/redis ha" contains white space)',
+    ],
+    [
+      'a cluster name with a slash',
+      { endpoints: 'http://192.0.2.20:2379', cluster_name: 'a/b' },
+      'quorum.etcd.cluster_name: expected a cluster name of letters, digits, ".", "_" or "-" (starting with a letter or digit), or "" for group-<group.id>,' +
+        ' got "a/b" (cluster name "a/b" is not letters, digits, ".", "_" or "-" starting with a letter or digit)',
+    ],
+    [
+      'a user name with a space',
+      { endpoints: 'http://192.0.2.20:2379', username: 'redis ha', password_file: etcdPasswordFile },
+      'quorum.etcd.username: expected an etcd user name without white space, or "" for none, got "redis ha"',
+    ],
+    ['a lease TTL of a minute and more', { endpoints: 'http://192.0.2.20:2379', lease_ttl_s: 61 }, 'quorum.etcd.lease_ttl_s: expected an integer from 1 to 60, got 61'],
+    [
+      'a call timeout below 50 ms',
+      { endpoints: 'http://192.0.2.20:2379', call_timeout_ms: 20 },
+      'quorum.etcd.call_timeout_ms: expected an integer number of milliseconds from 50 to 30000, got 20',
+    ],
+    [
+      'a password in the file',
+      { endpoints: 'http://192.0.2.20:2379', password: 'hunter2-hunter2' },
+      'quorum.etcd.password: expected no secrets in the configuration file (put it in the file named by quorum.etcd.password_file), got a secret (not shown)',
+    ],
+    [
+      'a misspelt key',
+      { endpoints: 'http://192.0.2.20:2379', call_timeout: 500 },
+      'quorum.etcd.call_timeout: unknown key, expected one of endpoints, prefix, cluster_name, username, password_file, ca_file, cert_file, key_file,' +
+        ' lease_ttl_s, renew_interval_ms, call_timeout_ms, election_timeout_ms (did you mean call_timeout_ms?)',
+    ],
+    [
+      'a missing password file',
+      { endpoints: 'http://192.0.2.20:2379', username: 'redis-ha', password_file: '/nonexistent/etcd.password' },
+      'quorum.etcd.password_file: expected a readable file holding the etcd password, got "/nonexistent/etcd.password" (no such file)',
+    ],
+    [
+      'a missing CA file',
+      { endpoints: HTTPS, ca_file: '/nonexistent/ca.pem' },
+      'quorum.etcd.ca_file: expected a readable CA certificate of the etcd servers, got "/nonexistent/ca.pem" (no such file)',
+    ],
+    [
+      'a directory as the client certificate',
+      { endpoints: HTTPS, ca_file: caFile, cert_file: dir, key_file: keyFile },
+      `quorum.etcd.cert_file: expected a readable client certificate for etcd, got "${dir}" (a directory, not a regular file)`,
+    ],
+  ])('refuses %s, naming the key', (_name, fields, problem) => {
+    const problems = problemsOf(() => buildConfig(withPatch(etcd(fields)), ENV));
+    expect(problems).toEqual([problem]);
+  });
+
+  it('refuses a CA file and a client certificate without a certificate in them, and a key file without a key', () => {
+    const notPem = writeTemp('not.pem', 'hello\n', 0o644);
+    const certAsKey = writeTemp('cert-as.key', CERT);
+    expect(problemsOf(() => buildConfig(withPatch(etcd({ ...TLS_ETCD, ca_file: notPem, cert_file: notPem, key_file: certAsKey })), ENV))).toEqual([
+      `quorum.etcd.ca_file: expected a CA certificate of the etcd servers in PEM form ("-----BEGIN CERTIFICATE-----"), got "${notPem}" (no such block in it)`,
+      `quorum.etcd.cert_file: expected a client certificate for etcd in PEM form ("-----BEGIN CERTIFICATE-----"), got "${notPem}" (no such block in it)`,
+      `quorum.etcd.key_file: expected a client key for etcd in PEM form ("-----BEGIN PRIVATE KEY-----"), got "${certAsKey}" (no such block in it)`,
+    ]);
+  });
+
+  it('holds the client key and the password file to the secret-file rule (only the CA and certificate may be readable by others)', () => {
+    const looseKey = writeTemp('loose-etcd.key', KEY, 0o644);
+    const loosePassword = writeTemp('loose-etcd.password', 'pw\n', 0o640);
+    const patch = withPatch(etcd({ ...TLS_ETCD, key_file: looseKey, password_file: loosePassword }));
+    expect(problemsOf(() => buildConfig(patch, ENV))).toEqual([
+      `quorum.etcd.password_file: expected a file holding the etcd password only its owner can access (mode 0600 or 0400), got "${loosePassword}"` +
+        ` with mode 0640 (run "chmod 600 ${loosePassword}", or set REDIS_HA_ALLOW_INSECURE_KEY_FILE=1 to accept it)`,
+      `quorum.etcd.key_file: expected a client key for etcd only its owner can access (mode 0600 or 0400), got "${looseKey}"` +
+        ` with mode 0644 (run "chmod 600 ${looseKey}", or set REDIS_HA_ALLOW_INSECURE_KEY_FILE=1 to accept it)`,
+    ]);
+    expect(buildConfig(patch, { ...ENV, REDIS_HA_ALLOW_INSECURE_KEY_FILE: '1' }).quorum.etcd.password).toBe('pw');
+  });
+
+  it('refuses a FIFO as the CA file at once instead of waiting for a writer', () => {
+    const fifo = join(dir, `ca-fifo-${fileCount++}`);
+    execFileSync('mkfifo', ['-m', '644', fifo]);
+    expect(problemsOf(() => buildConfig(withPatch(etcd({ endpoints: HTTPS, ca_file: fifo })), ENV))).toEqual([
+      `quorum.etcd.ca_file: expected a readable CA certificate of the etcd servers, got "${fifo}" (a FIFO, not a regular file)`,
+    ]);
+  });
+
+  it('reports an unknown quorum key, a subsection replaced by a value, and a bad backend', () => {
+    expect(problemsOf(() => buildConfig(withPatch({ quorum: { backend: 'consul', witness: 'x' } }), ENV))).toEqual([
+      'quorum.backend: expected one of none, etcd, got "consul"',
+      'quorum.witness: unknown key, expected one of backend, prefer, etcd',
+    ]);
+    expect(problemsOf(() => buildConfig(withPatch({ quorum: { backend: 'etcd', etcd: 'http://192.0.2.20:2379' } }), ENV))).toEqual([
+      'quorum.etcd: expected a mapping of keys (endpoints, prefix, cluster_name, username, password_file, ca_file, cert_file, key_file,' +
+        ' lease_ttl_s, renew_interval_ms, call_timeout_ms, election_timeout_ms), got "http://192.0.2.20:2379"',
+    ]);
+    expect(problemsOf(() => buildConfig(withPatch({ quorum: 'etcd' }), ENV))).toEqual([
+      'quorum: expected a mapping of keys (backend, prefer, etcd), got "etcd"',
+    ]);
+  });
+
+  it('refuses a dotted name written as one key, saying to nest it', () => {
+    expect(problemsOf(() => buildConfig({ ...withPatch({}), 'quorum.etcd': { lease_ttl_s: 5 }, quorum: { 'etcd.lease_ttl_s': 5 } }, ENV))).toEqual([
+      '"quorum.etcd": unknown section (a dotted name: write each part as a nested key), expected one of node, group, peer, advert, redis,' +
+        ' peer_redis, health, vip, promotion, demotion, reconcile, control, switchover, metrics, stall, quorum, audit, state, log',
+      'quorum."etcd.lease_ttl_s": unknown key (a dotted name: write each part as a nested key), expected one of backend, prefer, etcd',
+    ]);
+  });
+
+  it('quotes a number in the subsection as written', () => {
+    const path = writeTemp(
+      'etcd-numbers.yaml',
+      'node: { name: redis-a, address: 192.0.2.11 }\npeer: { address: 192.0.2.12 }\nvip: { address: 192.0.2.100/24, interface: eth0 }\n' +
+        'quorum:\n  etcd:\n    lease_ttl_s: 0x40\n',
+    );
+    expect(problemsOf(() => loadConfig(path, ENV))).toEqual(['quorum.etcd.lease_ttl_s: expected an integer from 1 to 60, got 0x40']);
   });
 });

@@ -12,12 +12,22 @@ import { registerFormats, schemaItems } from '../../src/config/schema.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../etc/redis-ha.example.yaml', import.meta.url));
 
-const allKeys = [...schemaItems()].flatMap(([section, items]) => [...items].map(([key, item]) => ({ section, key, item })));
+/** Every key, `section` being its dotted path (`quorum.etcd`) for a subsection's keys. */
+const allKeys = [...schemaItems()].flatMap(([section, items]) =>
+  [...items].map(([key, item]) => ({ name: `${section}.${key}`, section, key, item })),
+);
 
 describe('schema', () => {
-  it.each(allKeys)('$section.$key has a doc and the env override REDIS_HA_<SECTION>_<KEY>', ({ section, key, item }) => {
+  it.each(allKeys)('$name has a doc and the env override REDIS_HA_<SECTION>_<KEY>', ({ section, key, item }) => {
     expect(item.doc.length).toBeGreaterThan(5);
-    expect(item.env).toBe(`REDIS_HA_${section}_${key}`.toUpperCase());
+    expect(item.env).toBe(`REDIS_HA_${section.replaceAll('.', '_')}_${key}`.toUpperCase());
+  });
+
+  it('lists a subsection under its dotted path, after its section', () => {
+    const paths = [...schemaItems().keys()];
+    expect(paths.filter((path) => path.includes('.'))).toEqual(['quorum.etcd']);
+    expect(paths.indexOf('quorum.etcd')).toBe(paths.indexOf('quorum') + 1);
+    expect([...(schemaItems().get('quorum')?.keys() ?? [])]).toEqual(['backend', 'prefer']);
   });
 
   it('has no two keys on one environment variable, and none on a secret variable', () => {
@@ -43,17 +53,25 @@ describe('the example file', () => {
   const text = readFileSync(EXAMPLE, 'utf8');
   const example = parse(text) as Record<string, Record<string, unknown>>;
 
+  /** The dotted names of the values in a mapping, subsections walked into. */
+  const keysOf = (body: Record<string, unknown>, prefix: string): string[] =>
+    Object.entries(body).flatMap(([key, value]) =>
+      typeof value === 'object' && value !== null ? keysOf(value as Record<string, unknown>, `${prefix}${key}.`) : [`${prefix}${key}`],
+    );
+
   it('sets every key the schema has, and no other', () => {
-    const exampleKeys = Object.entries(example).flatMap(([section, body]) => Object.keys(body).map((key) => `${section}.${key}`));
-    expect(exampleKeys.sort()).toEqual(allKeys.map(({ section, key }) => `${section}.${key}`).sort());
+    expect(keysOf(example, '').sort()).toEqual(allKeys.map(({ name }) => name).sort());
   });
 
   it('explains every key in a comment just above it', () => {
     const lines = text.split('\n');
-    for (const { key } of allKeys) {
-      const at = lines.findIndex((line) => line.startsWith(`  ${key}:`));
-      expect(at, key).toBeGreaterThan(0);
-      expect(lines[at - 1]?.trimStart().startsWith('#'), `${key} has no comment above it`).toBe(true);
+    for (const { name, section, key } of allKeys) {
+      // Indented two spaces per level: `  key:` in a section, `    key:` in a subsection, after the subsection's line.
+      const depth = section.split('.').length;
+      const from = depth === 1 ? 0 : lines.findIndex((line) => line.startsWith(`  ${section.split('.').at(-1)}:`));
+      const at = lines.findIndex((line, i) => i > from && line.startsWith(`${'  '.repeat(depth)}${key}:`));
+      expect(at, name).toBeGreaterThan(0);
+      expect(lines[at - 1]?.trimStart().startsWith('#'), `${name} has no comment above it`).toBe(true);
     }
   });
 

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { buildConfig, CONFIG_DEPARTURES } from '../../src/config/load.js';
-import { schemaItems, type RawConfig, type RawConfigFile } from '../../src/config/schema.js';
+import { schemaItems, schemaSubsections, type RawConfig, type RawConfigFile } from '../../src/config/schema.js';
 import { camelCase, camelize, type Agrees, type CamelCase, type ShapeProblems } from '../../src/config/shape.js';
 import type { Config } from '../../src/config/types.js';
 
@@ -94,6 +94,22 @@ describe('ShapeProblems (compile time)', () => {
     expect(stale).toBe(true);
   });
 
+  it('holds a subsection to its typed twin, its departures declared under its dotted path', () => {
+    type Nested = { a_section: { one_ms: number; sub: { list_text: string; two: string } } };
+    type Declared = { 'a_section.sub': { converted: 'list_text'; added: 'list' } };
+    type Typed = { aSection: { oneMs: number; sub: { list: readonly string[]; two: string } } };
+    const agrees: Equal<ShapeProblems<Nested, Typed, Declared>, never> = true;
+    type Undeclared = ShapeProblems<Nested, Typed, { a_section: { converted: never; added: never } }>;
+    const named: Equal<
+      Undeclared,
+      | 'a_section.sub.list_text: in the schema but not in Config.aSection.sub (as listText; or declare it converted)'
+      | "aSection.sub.list: in Config but no key of the schema's a_section.sub section carries it (or declare it added)"
+    > = true;
+    type Typo = ShapeProblems<Nested, Typed, Declared & { 'a_section.subb': { converted: never; added: never } }>;
+    const stale: Equal<Typo, 'a_section.subb: departures declared for a section the schema lacks'> = true;
+    expect([agrees, named, stale]).toEqual([true, true, true]);
+  });
+
   it('Agrees accepts only never', () => {
     const fine: Agrees<never> | true = true;
     // @ts-expect-error a problem string is not never: this is how the real check fails tsc.
@@ -122,11 +138,21 @@ describe('RawConfig, derived from the schema', () => {
   it('has at compile time the sections schemaItems() lists at run time', () => {
     const sections: Array<keyof RawConfig> = [
       'node', 'group', 'peer', 'advert', 'redis', 'peer_redis', 'health', 'vip', 'promotion', 'demotion',
-      'reconcile', 'control', 'switchover', 'metrics', 'stall', 'audit', 'state', 'log',
+      'reconcile', 'control', 'switchover', 'metrics', 'stall', 'quorum', 'audit', 'state', 'log',
     ];
     const everySection: Equal<(typeof sections)[number], keyof RawConfig> = true;
     expect(everySection).toBe(true);
-    expect([...schemaItems().keys()].sort()).toEqual([...sections].sort());
+    expect([...schemaItems().keys()].filter((path) => !path.includes('.')).sort()).toEqual([...sections].sort());
+  });
+
+  it('holds a subsection as a nested mapping, and a file may set any part of it', () => {
+    const ttl: Equal<RawConfig['quorum']['etcd']['lease_ttl_s'], number> = true;
+    const backend: Equal<RawConfig['quorum']['backend'], 'none' | 'etcd'> = true;
+    expect([ttl, backend]).toEqual([true, true]);
+    const file: RawConfigFile = { quorum: { etcd: { endpoints: 'http://192.0.2.20:2379' } } };
+    // @ts-expect-error a misspelt key of a subsection is refused too.
+    const misspelt: RawConfigFile = { quorum: { etcd: { endpoint: 'http://192.0.2.20:2379' } } };
+    expect([file, misspelt]).toHaveLength(2);
   });
 });
 
@@ -137,24 +163,29 @@ describe('a loaded Config', () => {
   );
   const departures = CONFIG_DEPARTURES as Readonly<Record<string, { converted: readonly string[]; added: readonly string[] }>>;
 
+  /** `quorum.etcd` → `quorum.etcd`, `peer_redis` → `peerRedis`. */
+  const typedPath = (path: string): string => path.split('.').map(camelCase).join('.');
+
   it.each([...schemaItems()].map(([section, items]) => [section, [...items.keys()]] as const))(
     '%s: the schema keys in camelCase, but for the declared departures',
     (section, keys) => {
-      const typed = (config as unknown as Record<string, Record<string, unknown>>)[camelCase(section)];
-      expect(typed, `Config.${camelCase(section)}`).toBeDefined();
+      let typed = config as unknown as Record<string, unknown> | undefined;
+      for (const part of section.split('.')) typed = typed?.[camelCase(part)] as Record<string, unknown> | undefined;
+      expect(typed, `Config.${typedPath(section)}`).toBeDefined();
       const { converted = [], added = [] } = departures[section] ?? {};
       const carried = keys.filter((key) => !converted.includes(key)).map(camelCase);
-      const expected = new Set([...carried, ...added]);
+      const subsections = (schemaSubsections().get(section) ?? []).map(camelCase);
+      const expected = new Set([...carried, ...added, ...subsections]);
       // A converted key may keep its name (username) or not (password_file → password).
       for (const key of Object.keys(typed ?? {})) {
-        if (!expected.has(key)) expect(converted.map(camelCase), `Config.${camelCase(section)}.${key}`).toContain(key);
+        if (!expected.has(key)) expect(converted.map(camelCase), `Config.${typedPath(section)}.${key}`).toContain(key);
       }
-      for (const key of expected) expect(Object.keys(typed ?? {}), `Config.${camelCase(section)}`).toContain(key);
+      for (const key of expected) expect(Object.keys(typed ?? {}), `Config.${typedPath(section)}`).toContain(key);
     },
   );
 
   it('has no section the schema lacks, besides its source', () => {
-    const sections = [...schemaItems().keys()].map(camelCase);
+    const sections = [...schemaItems().keys()].filter((path) => !path.includes('.')).map(camelCase);
     expect(Object.keys(config).sort()).toEqual(['source', ...sections].sort());
   });
 

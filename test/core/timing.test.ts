@@ -1,6 +1,20 @@
-/** Timing arithmetic (RFC 5798 §6.1) and the start-up invariants. */
+/** Timing arithmetic (RFC 5798 §6.1), the start-up invariants, and the quorum's lease and fence rule with its worst cases. */
 import { describe, expect, it } from 'vitest';
-import { checkTimingInvariants, faultDetectMs, masterDownMs, skewMs, takeoverEstimate } from '../../src/core/timing.js';
+import {
+  checkQuorumTiming,
+  checkTimingInvariants,
+  faultDetectMs,
+  grantedLeaseTtlMs,
+  masterDownMs,
+  OUTAGE_FAULTS,
+  QUORUM_MODES,
+  quorumFenceLeadMs,
+  quorumMode,
+  skewMs,
+  takeoverEstimate,
+  worstCaseOutages,
+  type QuorumTiming,
+} from '../../src/core/timing.js';
 
 const base = {
   priority: 90,
@@ -52,5 +66,144 @@ describe('timing', () => {
       promotion: { peerTimeoutMs: 250, preDelayMs: 15000, syncDelayMs: 10000 } });
     expect(r.errors.join('\n')).toMatch(/health.timeout_ms \(500\) is longer than health.fall × health.interval_ms \(200\)/);
     expect(r.warnings.join('\n')).toMatch(/blind waits to every takeover \(25000 ms\)/);
+  });
+});
+
+/** The configuration's defaults: lease 3 s renewed every 500 ms, calls bounded by 500 ms, etcd's election timeout 1 s. */
+const quorum: QuorumTiming = {
+  leaseTtlMs: 3000,
+  renewIntervalMs: 500,
+  callTimeoutMs: 500,
+  electionTimeoutMs: 1000,
+  fenceApplyMs: 500,
+  advertIntervalMs: 1000,
+};
+
+describe('the quorum lease and fence rule', () => {
+  it.each([
+    [3000, 500, 530],
+    [3000, 100, 130],
+    [60_000, 500, 1100],
+    [1000, 10, 20],
+    [1500, 0, 15],
+  ])('fence lead for a %i ms lease applied in %i ms is %i ms (1 %% of the TTL, rounded up, + the apply time)', (leaseTtlMs, fenceApplyMs, lead) => {
+    expect(quorumFenceLeadMs({ leaseTtlMs, fenceApplyMs })).toBe(lead);
+  });
+
+  it.each([
+    [3000, 1000, 3000],
+    [1000, 1000, 2000],
+    [1000, 250, 1000],
+    [2000, 2000, 3000],
+  ])('etcd grants a %i ms lease as %i ms at election timeout %i ms', (leaseTtlMs, electionTimeoutMs, granted) => {
+    expect(grantedLeaseTtlMs({ leaseTtlMs, electionTimeoutMs })).toBe(granted);
+  });
+
+  it('the defaults pass, for both health profiles', () => {
+    expect(checkQuorumTiming(quorum)).toEqual({ errors: [], warnings: [] });
+    expect(checkQuorumTiming({ ...quorum, fenceApplyMs: 100, advertIntervalMs: 100 })).toEqual({ errors: [], warnings: [] });
+  });
+
+  it.each<[string, Partial<QuorumTiming>, RegExp]>([
+    [
+      'an election after a renewal that outlasts the lease',
+      { callTimeoutMs: 1000 },
+      /^quorum\.etcd\.renew_interval_ms \(500\) \+ call_timeout_ms \(1000\) \+ election_timeout_ms \(1000\) = 2500 ms is not shorter than quorum\.etcd\.lease_ttl_s \(3 s\) less the fence lead \(530 ms = 1 % of the TTL for clock rates \+ health\.timeout_ms 500\) = 2470 ms: an etcd leader election right after a renewal would lapse the lease: a failover caused by etcd alone/,
+    ],
+    ['exactly no room to spare', { renewIntervalMs: 970 }, /= 2470 ms is not shorter than .* = 2470 ms/],
+    ['a slow fence eating the room', { fenceApplyMs: 1000 }, /= 2000 ms is not shorter than .*fence lead \(1030 ms.* = 1970 ms/],
+    ['a lease no longer than the fence lead', { leaseTtlMs: 1000, fenceApplyMs: 1000 }, /^quorum\.etcd\.lease_ttl_s \(1 s\) is not longer than the fence lead \(1010 ms/],
+    ['a renewal interval below 50 ms', { renewIntervalMs: 20 }, /^quorum\.etcd\.renew_interval_ms \(20\) is below 50 ms$/],
+  ])('refuses %s, naming the keys', (_name, change, message) => {
+    const report = checkQuorumTiming({ ...quorum, ...change });
+    expect(report.errors).toHaveLength(1);
+    expect(report.errors[0]).toMatch(message);
+  });
+
+  it('just inside the rule passes', () => {
+    expect(checkQuorumTiming({ ...quorum, renewIntervalMs: 969 }).errors).toEqual([]);
+  });
+
+  it('warns when the lease is shorter than two etcd elections', () => {
+    const report = checkQuorumTiming({ ...quorum, leaseTtlMs: 5000, electionTimeoutMs: 3000, renewIntervalMs: 100, callTimeoutMs: 100 });
+    expect(report.errors).toEqual([]);
+    expect(report.warnings).toEqual([
+      'quorum.etcd.lease_ttl_s (5 s) is less than twice quorum.etcd.election_timeout_ms (3000): one etcd leader election takes half the lease or more,' +
+        " and etcd grants no less than 1.5 election timeouts rounded up to a second (5 s here), so a dead master's key may outlive the TTL asked for",
+    ]);
+  });
+});
+
+describe('worst-case outages per fault and mode', () => {
+  // base: priority 90, adverts every 1000 ms (master-down 3648.4375 ms), promotion costs 100 ms,
+  // Redis failure detected in 1500 ms; lease 3000 ms + 500 ms expiry check.
+  const table = worstCaseOutages(base, quorum);
+  const cell = (fault: string, mode: string) => {
+    const found = table.find((row) => row.fault === fault && row.mode === mode);
+    if (found === undefined) throw new Error(`no row for ${fault} / ${mode}`);
+    return found;
+  };
+
+  it('has one row per fault and mode', () => {
+    expect(table).toHaveLength(OUTAGE_FAULTS.length * QUORUM_MODES.length);
+    for (const fault of OUTAGE_FAULTS) for (const mode of QUORUM_MODES) expect(() => cell(fault, mode)).not.toThrow();
+  });
+
+  it.each([
+    // fault, mode, writes unavailable (ms or null), acknowledged writes lost, two writable masters
+    ['master-redis-dies', 'etcd', 1600, 'up to replication lag', false],
+    ['master-redis-dies', 'none-safety', null, 'up to replication lag', false],
+    ['master-redis-dies', 'none-availability', 1600, 'up to replication lag', false],
+    ['master-host-dies', 'etcd', 3748.4375, 'up to replication lag', false],
+    ['master-host-dies', 'none-safety', null, 'none', false],
+    ['master-host-dies', 'none-availability', 3748.4375, 'up to replication lag', false],
+    ['master-isolated', 'etcd', 3748.4375, 'up to replication lag', false],
+    ['master-isolated', 'none-safety', null, 'none', false],
+    ['master-isolated', 'none-availability', 3748.4375, 'everything written to the losing side during the cut', true],
+    ['hosts-cut', 'etcd', 0, 'none', false],
+    ['hosts-cut', 'none-safety', null, 'none', false],
+    ['hosts-cut', 'none-availability', 0, 'everything written to the losing side during the cut', true],
+    ['etcd-down', 'etcd', 0, 'none', false],
+    ['etcd-down', 'none-safety', 0, 'none', false],
+    ['etcd-down', 'none-availability', 0, 'none', false],
+  ] as const)('%s, %s: writes unavailable %s ms, lost: %s, two writable masters: %s', (fault, mode, unavailable, lost, two) => {
+    const row = cell(fault, mode);
+    if (unavailable === null) expect(row.writesUnavailableMs).toBeNull();
+    else expect(row.writesUnavailableMs).toBeCloseTo(unavailable, 6);
+    expect(row.ackedWritesLost).toBe(lost);
+    expect(row.twoWritableMasters).toBe(two);
+    expect(row.note.length).toBeGreaterThan(20);
+  });
+
+  it('only etcd down without etcd is not applicable', () => {
+    expect(table.filter((row) => !row.applicable).map((row) => `${row.fault} ${row.mode}`)).toEqual([
+      'etcd-down none-safety',
+      'etcd-down none-availability',
+    ]);
+  });
+
+  it('with etcd, a lease longer than the master-down interval sets the takeover: TTL + expiry check + promotion', () => {
+    const slow = worstCaseOutages(base, { ...quorum, leaseTtlMs: 10_000 });
+    const host = slow.find((row) => row.fault === 'master-host-dies' && row.mode === 'etcd');
+    expect(host?.writesUnavailableMs).toBe(10_000 + 500 + 100);
+    const isolated = slow.find((row) => row.fault === 'master-isolated' && row.mode === 'etcd');
+    expect(isolated?.note).toMatch(/^the isolated master fences, refusing writes 9400 ms after its last renewal/);
+    // Without etcd nothing changes.
+    expect(slow.find((row) => row.fault === 'master-host-dies' && row.mode === 'none-availability')?.writesUnavailableMs).toBeCloseTo(3748.4375, 6);
+  });
+
+  it('counts the TTL etcd grants, not the one asked for', () => {
+    const short = worstCaseOutages({ ...base, advertIntervalMs: 100 }, { ...quorum, leaseTtlMs: 1000 });
+    // Granted as 2000 ms at etcd's 1000 ms election timeout: 2000 + 500 + 100.
+    expect(short.find((row) => row.fault === 'master-host-dies' && row.mode === 'etcd')?.writesUnavailableMs).toBe(2600);
+  });
+
+  it.each([
+    ['etcd', 'availability', 'etcd'],
+    ['etcd', 'safety', 'etcd'],
+    ['none', 'safety', 'none-safety'],
+    ['none', 'availability', 'none-availability'],
+  ] as const)('backend %s, prefer %s is mode %s', (backend, prefer, mode) => {
+    expect(quorumMode(backend, prefer)).toBe(mode);
   });
 });
