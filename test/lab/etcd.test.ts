@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labEtcdEndpoint, LAB_ETCD_CLIENT_PORT, LAB_ETCD_ELECTION_MS, parseEtcdctlGet } from '../../tools/lab/etcd.js';
 import { isRoot, pidAlive, pollUntil, run } from '../../tools/lab/netns.js';
-import { daemonEntry, labQuorumSection, LAB_QUORUM_ETCD_TIMING, PairLab, startPair } from '../../tools/lab/pair.js';
+import { daemonEntry, labNodeConfig, labQuorumSection, LAB_QUORUM_ETCD_TIMING, PairLab, PROFILES, startPair } from '../../tools/lab/pair.js';
 import { LAB_REDIS_PORT } from '../../tools/lab/redis-proc.js';
 
 const TAG = 'rhetc1';
@@ -45,6 +45,13 @@ describe('lab quorum configuration and etcdctl parsing (pure)', () => {
     expect(labQuorumSection({ backend: 'none', prefer: 'safety' }, null)).toEqual({ backend: 'none', prefer: 'safety' });
     expect(() => labQuorumSection({ backend: 'etcd' }, null)).toThrow(/endpoint/);
     expect(labEtcdEndpoint('10.77.9.12')).toBe(`http://10.77.9.12:${LAB_ETCD_CLIENT_PORT}`);
+  });
+
+  it('adds the quorum section to a node\'s file only when asked', () => {
+    const params = { node: 'a', addresses: { a: '10.77.9.10', b: '10.77.9.11' }, vip: '10.77.9.100', dir: '/tmp/x', timing: PROFILES.default } as const;
+    expect('quorum' in labNodeConfig(params)).toBe(false);
+    const quorum = labQuorumSection({ backend: 'etcd' }, 'http://10.77.9.12:2379');
+    expect((labNodeConfig({ ...params, quorum }) as Record<string, unknown>)['quorum']).toEqual(quorum);
   });
 
   it('keeps the lab timings inside the design\'s timing rule', () => {
