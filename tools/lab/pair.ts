@@ -5,8 +5,13 @@
  * existing pair looks (b already `replicaof a`), with the keepalived recipe's numbers:
  * group 51, priorities 100/90, no preemption, the VIP `<subnet>.100/24` on eth0.
  *
+ * With `quorum: { backend: 'etcd' }` (or `etcdWitness: true`) host `c` also runs the
+ * etcd witness (`etcd.ts`), started before the daemons and stopped at teardown;
+ * `isolateFromEtcd(node)` cuts one node off it.
+ *
  * Everything lives in one temp dir (configs, secrets mode 0600, daemon logs, audit
- * logs, state files, writer logs, a runtime dir per node) that `teardown()` removes; set
+ * logs, state files, writer logs, a runtime dir per node, the witness's data) that
+ * `teardown()` removes; set
  * `REDIS_HA_LAB_KEEP=1` to keep it for a post-mortem.
  *
  * Observations go through iproute2 and redis-cli inside the namespaces; every wait is
@@ -30,6 +35,7 @@ import {
   type WriterSummary,
 } from './analysis.js';
 import type { RawConfig } from '../../src/config/schema.js';
+import { LabEtcd, labEtcdEndpoint, LAB_ETCD_CLIENT_PORT, LAB_ETCD_ELECTION_MS, LAB_ETCD_KEY_PREFIX, type LabEtcdGroup } from './etcd.js';
 import { LabNetwork, pidAlive, registerCleanup, runOk, waitChildExit } from './netns.js';
 import { LabRedis, LAB_REDIS_PORT, type LabRedisRole } from './redis-proc.js';
 
@@ -92,6 +98,23 @@ const NFT_NO_SUCH_TABLE = /No such file or directory/;
 const RUN_DIR_MODE = 0o755;
 /** Bound on one CLI run against a lab daemon (a switchover waits for both daemons). */
 const CTL_TIMEOUT_MS = 60_000;
+/** nftables table of `isolateFromEtcd`. */
+const ETCD_ISOLATE_TABLE = 'rh_isolate_etcd';
+/** The host the etcd witness runs on: the client's, as a pair's operator would put it. */
+export const LAB_WITNESS_HOST = 'c';
+
+/**
+ * The lab daemons' quorum timings on the witness (QUORUM-DESIGN.md): a 2 s lease renewed
+ * every 250 ms, 500 ms per call, and the witness's own election timeout. The timing
+ * rule holds with room: 250 + 500 + 250 < 2000 - (ceil(2000 × 1 %) + health timeout).
+ */
+export const LAB_QUORUM_ETCD_TIMING = {
+  lease_ttl_s: 2,
+  renew_interval_ms: 250,
+  call_timeout_ms: 500,
+  election_timeout_ms: LAB_ETCD_ELECTION_MS,
+} as const;
+
 /** Set key of the first writer run; later runs append `:<n>`. */
 export const DEFAULT_SET_KEY = 'ha:set';
 /** Bound on sending one datagram from a namespace. */
@@ -111,6 +134,38 @@ export const PROFILES: Readonly<Record<LabProfile, ProfileTiming>> = {
   default: { advertIntervalMs: 1000, healthIntervalMs: 500, healthTimeoutMs: 400, peerTimeoutMs: null },
   fast: { advertIntervalMs: 100, healthIntervalMs: 100, healthTimeoutMs: 100, peerTimeoutMs: 100 },
 };
+
+/** The quorum a lab's daemons are configured with (QUORUM-DESIGN.md). */
+export type LabQuorum =
+  | { readonly backend: 'etcd' }
+  | { readonly backend: 'none'; readonly prefer: 'safety' | 'availability' };
+
+/**
+ * The `quorum` section of a lab daemon's file, as QUORUM-DESIGN.md writes it.
+ * TODO(issue 11): typed here because `RawConfig` has no `quorum` yet on this branch;
+ * once the schema has it, use `LabConfig['quorum']` and drop this type and the cast in
+ * `labNodeConfig`.
+ */
+export interface LabQuorumSection {
+  readonly backend: 'none' | 'etcd';
+  readonly prefer?: 'safety' | 'availability';
+  readonly etcd?: {
+    readonly endpoints: string;
+    readonly prefix?: string;
+    readonly cluster_name?: string;
+    readonly lease_ttl_s: number;
+    readonly renew_interval_ms: number;
+    readonly call_timeout_ms: number;
+    readonly election_timeout_ms: number;
+  };
+}
+
+/** The `quorum` section for `quorum`, dialling the witness at `etcdEndpoint` when it is etcd. */
+export function labQuorumSection(quorum: LabQuorum, etcdEndpoint: string | null): LabQuorumSection {
+  if (quorum.backend === 'none') return { backend: 'none', prefer: quorum.prefer };
+  if (etcdEndpoint === null) throw new Error('quorum backend etcd needs the witness endpoint');
+  return { backend: 'etcd', etcd: { endpoints: etcdEndpoint, ...LAB_QUORUM_ETCD_TIMING } };
+}
 
 /** How to build a pair lab. */
 export interface PairOptions {
@@ -133,6 +188,17 @@ export interface PairOptions {
    * host prerequisite. None by default: the lab hosts are stock.
    */
   readonly nodeSysctls?: Readonly<Record<string, string>>;
+  /**
+   * The daemons' quorum; absent (the default): no `quorum` section at all, so the
+   * daemon's own defaults apply. `etcd` starts the witness on `c` before the daemons
+   * and points both daemons at it (`LAB_QUORUM_ETCD_TIMING`).
+   */
+  readonly quorum?: LabQuorum;
+  /**
+   * Start the etcd witness on `c` even though the daemons are not configured for it
+   * (default: only with `quorum.backend: 'etcd'`).
+   */
+  readonly etcdWitness?: boolean;
 }
 
 /** A running writer in the client namespace. */
@@ -258,6 +324,8 @@ export interface LabNodeParams {
   /** The lab directory: shared secrets (`advert.key`, `redis.password`) and `nodePaths`. */
   readonly dir: string;
   readonly timing: ProfileTiming;
+  /** The `quorum` section (`labQuorumSection`); absent: none written. */
+  readonly quorum?: LabQuorumSection;
 }
 
 /**
@@ -271,7 +339,7 @@ export function labNodeConfig(params: LabNodeParams): LabConfig {
   const paths = nodePaths(dir, node);
   const promotion: LabConfig['promotion'] = { wait_for_sync: true, max_sync_wait_ms: 5000 };
   if (timing.peerTimeoutMs !== null) promotion.peer_timeout_ms = timing.peerTimeoutMs;
-  return {
+  const config: LabConfig = {
     node: {
       name: node,
       address: addresses[node],
@@ -295,6 +363,8 @@ export function labNodeConfig(params: LabNodeParams): LabConfig {
     control: { socket: paths.controlSocket },
     log: { level: 'debug' },
   };
+  // TODO(issue 11): the cast goes once `RawConfig` (and so `LabConfig`) has `quorum`.
+  return params.quorum === undefined ? config : ({ ...config, quorum: params.quorum } as LabConfig);
 }
 
 /** This environment without `REDIS_HA_*`: the YAML alone configures the lab daemons. */
@@ -330,6 +400,8 @@ export class PairLab {
   private readonly redisByNode = new Map<PairNode, LabRedis>();
   private readonly daemons = new Map<PairNode, ChildProcess>();
   private readonly writers = new Set<ChildProcess>();
+  private witness: LabEtcd | null = null;
+  private readonly etcdIsolated = new Set<PairNode>();
   private writerCount = 0;
   private tornDown = false;
   private unregister: () => void = () => {};
@@ -362,6 +434,7 @@ export class PairLab {
         }
       }
       lab.writeFiles();
+      if (lab.wantsWitness) await lab.startWitness();
       await lab.startRedis();
       if (options.startDaemons ?? true) {
         lab.startDaemon('a');
@@ -386,6 +459,29 @@ export class PairLab {
     const lab = new PairLab(net, dir, options);
     lab.unregister = registerCleanup(() => lab.teardown());
     return lab;
+  }
+
+  /** Whether this lab runs the etcd witness on `c`. */
+  get wantsWitness(): boolean {
+    return this.options.etcdWitness === true || this.options.quorum?.backend === 'etcd';
+  }
+
+  /** The group's etcd keys as the daemons name them (default prefix, `group-<id>`). */
+  static readonly etcdGroup: LabEtcdGroup = { prefix: LAB_ETCD_KEY_PREFIX, clusterName: `group-${LAB_GROUP_ID}` };
+
+  /** The etcd witness on `c`; throws when this lab has none. */
+  etcd(): LabEtcd {
+    if (this.witness === null) throw new Error('this lab has no etcd witness (quorum.backend etcd or etcdWitness)');
+    return this.witness;
+  }
+
+  private async startWitness(): Promise<void> {
+    this.witness = await LabEtcd.start({
+      net: this.net,
+      host: LAB_WITNESS_HOST,
+      dir: join(this.dir, `etcd-${LAB_WITNESS_HOST}`),
+      group: PairLab.etcdGroup,
+    });
   }
 
   /** IPv4 address of a host. */
@@ -456,6 +552,9 @@ export class PairLab {
       vip: this.vip,
       dir: this.dir,
       timing: this.timing,
+      ...(this.options.quorum === undefined
+        ? {}
+        : { quorum: labQuorumSection(this.options.quorum, labEtcdEndpoint(this.address(LAB_WITNESS_HOST))) }),
     });
   }
 
@@ -710,7 +809,45 @@ export class PairLab {
     await this.net.restoreLink(host);
   }
 
-  /** Partitions a from b (both still reach c). */
+  /**
+   * Cuts `node` off the etcd witness, both ways, with nftables drop rules in its
+   * namespace (packets to the witness's client port and from it vanish, as in a
+   * partition; nothing is refused): the peer, the client and the VIP are untouched.
+   * `restoreEtcd` removes them; they die with the namespace anyway.
+   */
+  async isolateFromEtcd(node: PairNode): Promise<void> {
+    const etcd = this.etcd();
+    if (this.etcdIsolated.has(node)) return;
+    const table = ETCD_ISOLATE_TABLE;
+    const port = String(LAB_ETCD_CLIENT_PORT);
+    for (const argv of [
+      ['nft', 'add', 'table', 'inet', table],
+      ['nft', 'add', 'chain', 'inet', table, 'out', '{ type filter hook output priority 0; policy accept; }'],
+      ['nft', 'add', 'chain', 'inet', table, 'in', '{ type filter hook input priority 0; policy accept; }'],
+      ['nft', 'add', 'rule', 'inet', table, 'out', 'ip', 'daddr', etcd.address, 'tcp', 'dport', port, 'drop'],
+      ['nft', 'add', 'rule', 'inet', table, 'in', 'ip', 'saddr', etcd.address, 'tcp', 'sport', port, 'drop'],
+    ]) {
+      const r = await this.net.exec(node, argv);
+      if (r.code !== 0) throw new Error(`${argv.join(' ')} failed in ${node}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    }
+    this.etcdIsolated.add(node);
+  }
+
+  /** Undoes `isolateFromEtcd(node)`; a table already gone is fine, any other failure throws. */
+  async restoreEtcd(node: PairNode): Promise<void> {
+    const argv = ['nft', 'delete', 'table', 'inet', ETCD_ISOLATE_TABLE];
+    const r = await this.net.exec(node, argv);
+    if (r.code !== 0 && !NFT_NO_SUCH_TABLE.test(r.stderr)) {
+      throw new Error(`${argv.join(' ')} failed in ${node}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    }
+    this.etcdIsolated.delete(node);
+  }
+
+  /**
+   * Partitions a from b: each is silent to the other while both still reach c (the
+   * client, and the etcd witness when there is one), the "hosts cut from each other"
+   * fault of issue 11.
+   */
   async partitionNodes(): Promise<void> {
     await this.net.partition('a', 'b');
   }
@@ -815,8 +952,8 @@ export class PairLab {
   // -- teardown -----------------------------------------------------------------------
 
   /**
-   * Stops the writer, the daemons (SIGTERM, then SIGKILL) and both Redis servers,
-   * removes the network and the temp dir. Idempotent.
+   * Stops the writer, the daemons (SIGTERM, then SIGKILL), both Redis servers and the
+   * etcd witness (by PID), removes the network and the temp dir. Idempotent.
    */
   async teardown(): Promise<void> {
     if (this.tornDown) return;
@@ -833,6 +970,7 @@ export class PairLab {
     }
     await Promise.all((['a', 'b'] as const).map((node) => this.stopDaemon(node, 'SIGTERM', DAEMON_STOP_GRACE_MS / 2)));
     for (const redis of this.redisByNode.values()) await redis.stop();
+    await this.witness?.stop('SIGTERM');
     await this.net.teardown();
     if (process.env[KEEP_ENV] === '1') {
       process.stderr.write(`lab files kept in ${this.dir}\n`);
@@ -843,8 +981,9 @@ export class PairLab {
 }
 
 /**
- * Builds the pair lab: network (a, b, c), Redis on a and b (b replicating a unless
- * `both-masters`), secrets and configs, then the daemons (unless `startDaemons: false`).
+ * Builds the pair lab: network (a, b, c), secrets and configs, the etcd witness on c
+ * (with `quorum.backend: 'etcd'` or `etcdWitness`), Redis on a and b (b replicating a
+ * unless `both-masters`), then the daemons (unless `startDaemons: false`).
  * Does not wait for the election: use `waitFor` with `isSettledMaster`.
  */
 export function startPair(options: PairOptions): Promise<PairLab> {
