@@ -140,25 +140,8 @@ export type LabQuorum =
   | { readonly backend: 'etcd' }
   | { readonly backend: 'none'; readonly prefer: 'safety' | 'availability' };
 
-/**
- * The `quorum` section of a lab daemon's file, as QUORUM-DESIGN.md writes it.
- * TODO(issue 11): typed here because `RawConfig` has no `quorum` yet on this branch;
- * once the schema has it, use `LabConfig['quorum']` and drop this type and the cast in
- * `labNodeConfig`.
- */
-export interface LabQuorumSection {
-  readonly backend: 'none' | 'etcd';
-  readonly prefer?: 'safety' | 'availability';
-  readonly etcd?: {
-    readonly endpoints: string;
-    readonly prefix?: string;
-    readonly cluster_name?: string;
-    readonly lease_ttl_s: number;
-    readonly renew_interval_ms: number;
-    readonly call_timeout_ms: number;
-    readonly election_timeout_ms: number;
-  };
-}
+/** The `quorum` section of a lab daemon's file. */
+export type LabQuorumSection = NonNullable<LabConfig['quorum']>;
 
 /** The `quorum` section for `quorum`, dialling the witness at `etcdEndpoint` when it is etcd. */
 export function labQuorumSection(quorum: LabQuorum, etcdEndpoint: string | null): LabQuorumSection {
@@ -363,8 +346,7 @@ export function labNodeConfig(params: LabNodeParams): LabConfig {
     control: { socket: paths.controlSocket },
     log: { level: 'debug' },
   };
-  // TODO(issue 11): the cast goes once `RawConfig` (and so `LabConfig`) has `quorum`.
-  return params.quorum === undefined ? config : ({ ...config, quorum: params.quorum } as LabConfig);
+  return params.quorum === undefined ? config : { ...config, quorum: params.quorum };
 }
 
 /** This environment without `REDIS_HA_*`: the YAML alone configures the lab daemons. */
