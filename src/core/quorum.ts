@@ -80,7 +80,10 @@ function onAnswered(s0: CoreState, e: Extract<Event, { type: 'quorum-answered' }
   const what = a.outcome === 'held-by-other'
     ? `the leader key is held by ${holder ? `${holder.node} (epoch ${holder.epoch})` : 'another node'}`
     : `etcd is unreachable (${a.detail}): no promotion without etcd`;
-  if (s.role === 'MASTER' && s.quorum.failsafeSinceMs !== null && a.outcome === 'held-by-other') {
+  // Held by this node's own earlier lease (the adapter normally takes that back itself):
+  // not another master, so no reason to fence.
+  const another = a.outcome === 'held-by-other' && a.holder?.node !== config.nodeName;
+  if (s.role === 'MASTER' && s.quorum.failsafeSinceMs !== null && another) {
     return prepend(record, fenceAndStepDown(next, now, config, `serving without a lease and ${what}`));
   }
   return done(next, record, wanted ? `${wanted.reason}; ${what}; asking again in ${config.quorum.retryMs} ms` : what);

@@ -186,7 +186,20 @@ export class EtcdQuorum implements Quorum {
     if (leader === null) {
       return this.otherHolds(found, 'key is free but the previous holder\'s lease has not ended (takeover fence)');
     }
-    if (leader.lease !== leaseId) return this.otherHolds(found, 'key is bound to another lease');
+    if (leader.lease !== leaseId) {
+      // This node's own earlier lease (abandoned after its deadline passed, or left by a
+      // previous run): it is ours to end. etcd extends leases across its restarts, so
+      // without this a master that lost etcd for a while would wait out its own old lease.
+      const own = leader.record.ok && leader.record.record.node === this.nodeName && found.fence === null;
+      if (own && mayRaise) {
+        const revoked = await this.revokeOther(leader);
+        const again = await this.txn('acquire after own lease', createTxn(this.keys, this.value(epoch), leaseId));
+        if (!again.ok) return again.outcome;
+        if (again.response.succeeded) return this.heldNow({ node: this.nodeName, epoch }, leaseId, `key was bound to this node's earlier lease, which ${revoked}: taken`);
+        return this.settle(keysRead(again.response), epoch, leaseId, false);
+      }
+      return this.otherHolds(found, 'key is bound to another lease');
+    }
     if (found.fence !== null) return this.otherHolds(found, 'taken over; holding once the previous holder\'s lease has ended', true);
     const stored = leader.record.ok ? leader.record.record : null;
     if (stored !== null && stored.node === this.nodeName && stored.epoch >= epoch) {

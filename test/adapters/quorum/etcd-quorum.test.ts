@@ -109,6 +109,21 @@ describe('one etcd member', () => {
     expect(await b.acquire(6)).toMatchObject({ type: 'held', record: { node: 'node-b', epoch: 6 } });
   });
 
+  test('a key bound to this node\'s own earlier lease (a previous run, or one abandoned) is taken back at once; another node\'s is not', async () => {
+    const group = nextGroup();
+    const previousRun = await open(cluster, 'node-a', group);
+    expect((await previousRun.acquire(3)).type).toBe('held');
+    // The previous run ends without revoking (a crash, a restart in place): its lease lives on.
+    previousRun.close();
+    const b = await open(cluster, 'node-b', group);
+    expect(await b.acquire(4)).toMatchObject({ type: 'held-by-other', holder: { node: 'node-a', epoch: 3 } });
+    const a = await open(cluster, 'node-a', group);
+    const r = await a.acquire(4);
+    expect(r).toMatchObject({ type: 'held', record: { node: 'node-a', epoch: 4 } });
+    expect(r.type === 'held' && r.reason).toMatch(/earlier lease, which was revoked: taken/);
+    expect(await b.acquire(5)).toMatchObject({ type: 'held-by-other', holder: { node: 'node-a', epoch: 4 } });
+  });
+
   test('a takeover with a stale expected epoch fails and changes nothing', async () => {
     const group = nextGroup();
     const a = await open(cluster, 'node-a', group);
