@@ -204,12 +204,13 @@ export function keepFence(s: CoreState, now: number, config: CoreConfig): StepRe
   if (redis === null || redis.role !== 'master' || s.health.healthy !== true) return null;
   // Without a quorum (`prefer: safety`) a master always writes only while a replica acknowledges.
   const alone = config.quorum.backend !== 'none' && holdsKey(s, now, config);
-  const wanted: FenceSetting = redis.connectedReplicas > 0 || !alone ? 'with-replica' : 'accepted';
+  const replicas = redis.goodReplicas ?? redis.connectedReplicas;
+  const wanted: FenceSetting = replicas > 0 || !alone ? 'with-replica' : 'accepted';
   const current = s.quorum.fence;
   if (current !== null && current.writes === wanted && current.ok !== false) return null;
   const next = withQuorum(s, { fence: { writes: wanted, ok: null, detail: 'being applied' } });
   return done(next, [{ type: 'fence-redis', writes: wanted }],
-    `${redis.connectedReplicas} replica(s) connected: Redis fence ${wanted}`);
+    `${replicas} replica(s) acknowledging: Redis fence ${wanted}`);
 }
 
 /**

@@ -33,6 +33,12 @@ export interface RedisSnapshot {
   /** Replica only: `master_sync_in_progress:1`. */
   readonly syncInProgress: boolean;
   readonly connectedReplicas: number;
+  /**
+   * Master only: replicas online that acknowledged within the `with-replica` fence's lag
+   * bound, less one second (so the daemon sees a replica going stale before Redis's own
+   * fence trips on it). Absent: count `connectedReplicas`.
+   */
+  readonly goodReplicas?: number;
 }
 
 /** The Redis part of an advert: enough to compare histories across nodes. */

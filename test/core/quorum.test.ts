@@ -233,6 +233,9 @@ describe('the master fences itself before its lease can lapse', () => {
     // The replica is gone and this node holds the lease: writes go on without it.
     const alone = step(applied, ok(masterSnap({ connectedReplicas: 0 })), 6100, bCfg);
     expect(find(alone.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
+    // A replica still connected but no longer acknowledging (a cut stalls TCP) counts as gone.
+    const stalled = step(applied, ok(masterSnap({ connectedReplicas: 1, goodReplicas: 0 })), 6100, bCfg);
+    expect(find(stalled.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
     // A fence that failed is asked again at the next check.
     const failed = step(alone.state, { type: 'fence-applied', writes: 'accepted', ok: false, detail: 'timeout' }, 6110, bCfg).state;
     expect(find(step(failed, ok(masterSnap({ connectedReplicas: 0 })), 6600, bCfg).actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });

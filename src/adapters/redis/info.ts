@@ -8,6 +8,7 @@
  * half-filled snapshot: the core compares offsets across nodes, and a silently
  * defaulted `0` would look like a valid, very stale history.
  */
+import { REPLICA_FENCE_MAX_LAG_S } from '../../core/timing.js';
 import type { RedisSnapshot } from '../../core/types.js';
 import { RedisControlError } from '../../errors.js';
 
@@ -71,6 +72,7 @@ export function parseReplicationInfo(text: string): RedisSnapshot {
   const replId = fields.get('master_replid') ?? fail('no master_replid field');
 
   if (role === 'master') {
+    const goodReplicas = parseReplicaEntries(text).filter((r) => r.state === 'online' && r.lagS < REPLICA_FENCE_MAX_LAG_S).length;
     return {
       role,
       replId,
@@ -82,6 +84,7 @@ export function parseReplicationInfo(text: string): RedisSnapshot {
       linkUp: false,
       syncInProgress: false,
       connectedReplicas,
+      goodReplicas,
     };
   }
   const masterHost = fields.get('master_host');

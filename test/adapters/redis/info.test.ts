@@ -59,7 +59,15 @@ describe('parseReplicationInfo', () => {
       linkUp: false,
       syncInProgress: false,
       connectedReplicas: 1,
+      goodReplicas: 1,
     });
+  });
+
+  it('counts as good only replicas online that acknowledged within the fence bound less a second', () => {
+    const stale = MASTER.replace(/lag=\d+/, 'lag=2');
+    expect(parseReplicationInfo(stale)).toMatchObject({ connectedReplicas: 1, goodReplicas: 0 });
+    const syncing = MASTER.replace(/state=online/, 'state=wait_bgsave');
+    expect(parseReplicationInfo(syncing)).toMatchObject({ goodReplicas: 0 });
   });
 
   it('reads a replica, preferring slave_repl_offset', () => {
