@@ -257,6 +257,26 @@ describeRoot('e2e quorum pair Q1: etcd down, hosts cut from each other (A master
     expect(events(auditA, TRANSITION_EVENT).filter((r) => r['from'] === 'MASTER')).toEqual([]);
     expect((await lab.etcd().leader())?.record?.node).toBe('a');
   });
+
+  it('(d) planned switchovers with etcd, A -> B -> A: the key follows the master role, 0 acknowledged writes lost', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const writer = await startWriting(lab);
+    await sleep(PRE_FAULT_WRITES_MS);
+    const faultWall = nowWallMs();
+    const moves: string[] = [];
+    for (const [from, to] of [['a', 'b'], ['b', 'a']] as const) {
+      const r = await lab.ctl(from, ['switchover', '--json']);
+      expect(r.code, `switchover ${from} -> ${to}: ${r.stdout} ${r.stderr}`).toBe(0);
+      const keyMs = await waitKeyHeldBy(lab, to);
+      await lab.waitFor(`${to} settled as master`, () => lab.isSettledMaster(to), FAILOVER_TIMEOUT_MS);
+      moves.push(`${from} -> ${to}: key held by ${to} ${fmt(keyMs)} after the command returned`);
+    }
+    await expectStableMaster(lab, 'a', STABILITY_WATCH_MS);
+    const { result, finalSet, report, window } = await finish(lab, writer, 'a', faultWall);
+    console.log(`(d) ${moves.join('; ')}; longest write gap ${fmt(window.longestGapMs)}; ${describeWrites(report)}`);
+    expect(report.lost).toEqual([]);
+    expect(report.unexpected).toEqual([]);
+    expect(failedButPresent(result.ops, finalSet)).toEqual([]);
+  });
 });
 
 describeRoot('e2e quorum pair Q2: the master isolated (from peer and etcd; then from everything)', () => {
