@@ -77,7 +77,8 @@ export function summarise(config: Config): string[] {
     redisLine('redis', redis, redis.password === null ? 'no password' : 'password set'),
     redisLine('peer redis', peerRedis, peerPassword),
     `promotion: wait for sync ${onOff(config.promotion.waitForSync)} (at most ${config.promotion.maxSyncWaitMs} ms), ` +
-      `peer timeout ${config.promotion.peerTimeoutMs} ms, delays ${config.promotion.preDelayMs}/${config.promotion.syncDelayMs} ms; ` +
+      `peer timeout ${config.promotion.peerTimeoutMs} ms, delays ${config.promotion.preDelayMs}/${config.promotion.syncDelayMs} ms, ` +
+      `no automatic takeover by a replica more than ${config.promotion.maxLagBytes} bytes behind; ` +
       `demotion delay ${config.demotion.delayMs} ms; reconcile every ${config.reconcile.intervalMs} ms`,
     `audit log ${config.audit.path} (${config.audit.keyFile === '' ? 'unkeyed chain' : `chain keyed by ${config.audit.keyFile}`}), state ${config.state.path}, log level ${config.log.level}`,
     quorumLine(config),

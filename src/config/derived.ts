@@ -23,6 +23,7 @@ export function coreConfigFrom(config: Config): CoreConfig {
     garpRefreshMs: config.vip.garpRefreshMs,
     peerRedis: { host: config.peerRedis.host, port: config.peerRedis.port },
     switchoverMaxLagBytes: config.switchover.maxLagBytes,
+    promotionMaxLagBytes: config.promotion.maxLagBytes,
     quorum: {
       backend: config.quorum.backend,
       prefer: config.quorum.prefer,

@@ -670,6 +670,13 @@ const SCHEMA = {
       0,
       TEN_MINUTES_MS,
     ),
+    max_lag_bytes: integer(
+      'An automatic takeover (the master silent or FAULT) is held back when this replica was further behind the master than this many bytes when it last heard it (what the takeover would lose); 2^50 = never held.',
+      'REDIS_HA_PROMOTION_MAX_LAG_BYTES',
+      1024 * 1024,
+      0,
+      2 ** 50,
+    ),
   },
   demotion: {
     delay_ms: integerMs(

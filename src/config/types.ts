@@ -103,6 +103,8 @@ export interface Config {
     readonly preDelayMs: number;
     /** The classic recipe's `sleep 10` between `REPLICAOF peer` and `REPLICAOF NO ONE`; 0 by default. */
     readonly syncDelayMs: number;
+    /** An automatic takeover is held back when this replica lagged the master by more than this (Patroni's `maximum_lag_on_failover`). */
+    readonly maxLagBytes: number;
   };
   readonly demotion: {
     /** Pause between releasing the VIP and `REPLICAOF <master>`; 0 by default. */

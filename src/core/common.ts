@@ -51,6 +51,7 @@ export function transitionTo(s: CoreState, role: NodeState, now: number, reason:
   return {
     ...s, role, enteredAtMs: same ? s.enteredAtMs : now, reason,
     vipClaimed: same && s.vipClaimed, vipClaimFailures: same ? s.vipClaimFailures : 0,
+    takeoverHeld: same ? s.takeoverHeld : null,
   };
 }
 

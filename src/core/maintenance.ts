@@ -100,7 +100,7 @@ export function resume(s: CoreState, now: number, config: CoreConfig, why: strin
       return done(s, [], `${why}: master healthy`);
     case 'BACKUP': {
       const peer = livePeer(s, now, config);
-      if (peer && peerCannotServe(peer)) return takeOver(s, now, config, `${why}: peer ${peer.nodeName} reported FAULT`);
+      if (peer && peerCannotServe(peer)) return takeOver(s, now, config, `${why}: peer ${peer.nodeName} reported FAULT`, { afterFault: true });
       if (!peer && s.peer) {
         // A master-down deadline still ahead was restarted by a stall: what we last heard
         // is stale, and the peer gets a fresh interval before we take over (as the timers do).

@@ -10,40 +10,13 @@
  */
 import { audit, done, sendAdvert, withTimers, type StepResult } from './common.js';
 import type { CoreConfig, CoreState, WantedMastership } from './state.js';
-import { failsafeGraceMs, masterDownMs } from './timing.js';
+import { failsafeGraceMs } from './timing.js';
 import type { Action } from './types.js';
 
 /** Whether this node holds the key (in `epoch`, if given) with time to spare before its fence lead. */
 export function holdsKey(s: CoreState, now: number, config: CoreConfig, epoch?: number): boolean {
   const held = s.quorum.held;
   return held !== null && now < held.validUntilAtMs - config.quorum.fenceLeadMs && (epoch === undefined || held.epoch === epoch);
-}
-
-/** `quorum.last.what` of a takeover held back by `prefer: safety`. */
-export const SAFETY_HOLD = 'safety-hold';
-
-/**
- * Without a quorum, `prefer: safety`: a silent master cannot be told from a cut one, and
- * a cut one may still be acknowledging writes (until its `with-replica` fence trips), so
- * it is replaced only through its own Redis: while the local replica's link to it is up,
- * the promotion's fenced takeover pauses it, catches up and makes it a replica (nothing
- * it acknowledged is lost). With the link down too, no automatic takeover: the master
- * may be serving clients on the other side. A FAULT report or a resignation is not a
- * silence and passes.
- */
-function safetyGate(s: CoreState, now: number, config: CoreConfig, want: Omit<WantedMastership, 'sinceMs'>): StepResult | null {
-  if (!want.afterSilence) return null;
-  const local = s.health.redis;
-  if (local !== null && local.role === 'replica' && local.linkUp) return null;
-  const again = now + masterDownMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs);
-  const why = 'prefer safety: the master is silent and its Redis unreachable from here (it may still serve clients on the other side); ' +
-    'not taking over without a quorum';
-  // Audited once per silence (since the master was last heard).
-  const last = s.quorum.last;
-  const first = last === null || last.what !== SAFETY_HOLD || last.atMs < (s.peer?.receivedAtMs ?? Number.NEGATIVE_INFINITY);
-  const held: CoreState = first ? { ...s, quorum: { ...s.quorum, last: { what: SAFETY_HOLD, detail: why, atMs: now } } } : s;
-  const next = withTimers(held, { 'master-down': again });
-  return done(next, first ? [audit('takeover-held', { reason: want.reason, blocker: why })] : [], `${want.reason}; ${why}`);
 }
 
 /**
@@ -61,7 +34,7 @@ function failsafeGraceUntil(s: CoreState, config: CoreConfig, want: Omit<WantedM
  * back until the key is held (asking for it unless an ask is in flight).
  */
 export function quorumGate(s: CoreState, now: number, config: CoreConfig, want: Omit<WantedMastership, 'sinceMs'>): StepResult | null {
-  if (config.quorum.backend === 'none') return config.quorum.prefer === 'safety' ? safetyGate(s, now, config, want) : null;
+  if (config.quorum.backend === 'none') return null;
   const graceUntil = failsafeGraceUntil(s, config, want);
   const holds = holdsKey(s, now, config, want.epoch);
   if (holds && (graceUntil === null || now >= graceUntil)) return null;

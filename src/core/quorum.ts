@@ -102,6 +102,7 @@ function resumeWanted(s: CoreState, now: number, config: CoreConfig): StepResult
     case 'takeover':
       return takeOver(s, now, config, w.reason, {
         afterSilence: w.afterSilence,
+        ...(w.afterFault === true ? { afterFault: true } : {}),
         ...(w.minEpoch !== undefined ? { minEpoch: w.minEpoch } : {}),
         ...(w.catchUpFrom !== undefined ? { catchUpFrom: w.catchUpFrom } : {}),
       });

@@ -22,6 +22,8 @@ export interface CoreConfig {
   readonly peerRedis: HostPort;
   /** A switchover is refused (unless forced) when the replica is further behind than this. */
   readonly switchoverMaxLagBytes: number;
+  /** An automatic takeover is held back when this replica lagged the master by more than this (`takeover-gate.ts`). */
+  readonly promotionMaxLagBytes: number;
   readonly quorum: CoreQuorumConfig;
 }
 
@@ -76,6 +78,8 @@ export interface WantedMastership {
   readonly catchUpFrom?: HostPort | null;
   /** The peer was silent (not a planned handover or a FAULT report): wait out a failsafe master's fence. */
   readonly afterSilence: boolean;
+  /** The peer reported its Redis FAULT (an automatic takeover too). */
+  readonly afterFault?: boolean;
 }
 
 /** The last authenticated advert from the peer, and when it arrived. */
@@ -185,6 +189,12 @@ export interface CoreState {
    * the daemon restarts with that fixed.
    */
   readonly advertFailure: string | null;
+  /**
+   * An automatic takeover a gate holds back (`takeover-gate.ts`: replication lag,
+   * `prefer: safety`), why it was wanted and what holds it; null when none. Cleared when
+   * the master is heard again or the role changes.
+   */
+  readonly takeoverHeld: { readonly reason: string; readonly blocker: string; readonly sinceMs: number } | null;
   readonly quorum: QuorumView;
   readonly persistFailure: {
     readonly detail: string;
@@ -228,6 +238,7 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     vipFoundAtStart: false,
     vipClaimFailures: 0,
     advertFailure: null,
+    takeoverHeld: null,
     quorum: { held: null, holder: null, asking: null, wanted: null, last: null, failsafeSinceMs: null, fence: null },
     persistFailure: null,
   };

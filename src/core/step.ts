@@ -285,7 +285,7 @@ function onAdvertByRole(s: CoreState, peer: PeerView, now: number, config: CoreC
 function backupHeard(s: CoreState, peer: PeerView, now: number, config: CoreConfig): StepResult {
   if (peerCannotServe(peer)) {
     const why = `peer ${peer.nodeName} reported FAULT (${peerStateText(peer)})`;
-    return s.maintenance.on ? freeze(s, now, `${why}; not taking over`) : takeOver(s, now, config, why);
+    return s.maintenance.on ? freeze(s, now, `${why}; not taking over`) : takeOver(s, now, config, why, { afterFault: true });
   }
   if (peer.state === 'INIT' && peer.redis.role === 'master' && !peer.flags.resigning) {
     // The master's daemon is restarting in place (its Redis is still the master): it is
@@ -303,7 +303,7 @@ function backupHeard(s: CoreState, peer: PeerView, now: number, config: CoreConf
     return done(next, [], `peer ${peer.nodeName} is resigning: taking over after the skew time`);
   }
   const downAt = now + masterDownMs(config.priority, peer.advertIntervalMs);
-  const cancelled = cancelWantedKey(s);
+  const cancelled = cancelWantedKey(s.takeoverHeld === null ? s : { ...s, takeoverHeld: null });
   let next = withTimers(cancelled.state, { 'master-down': downAt });
   const mayPreempt = config.preempt && config.priority > peer.priority && !peer.flags.maintenance && !s.maintenance.on;
   if (!mayPreempt) next = withTimers(next, { preempt: undefined });

@@ -19,6 +19,7 @@ import {
   type StepResult,
 } from './common.js';
 import { quorumGate } from './quorum-gate.js';
+import { takeoverGate } from './takeover-gate.js';
 import type { CoreConfig, CoreState } from './state.js';
 import { masterDownMs } from './timing.js';
 import type { Action, HostPort } from './types.js';
@@ -91,19 +92,25 @@ export interface TakeOverOptions {
   readonly catchUpFrom?: HostPort | null;
   /** The peer fell silent (no report, no handover): with a quorum, wait out a failsafe master's fence. */
   readonly afterSilence?: boolean;
+  /** The peer reported its Redis FAULT: an automatic takeover, gated like a silence (`takeover-gate.ts`). */
+  readonly afterFault?: boolean;
 }
 
 /** BACKUP → MASTER: new epoch, advertise at once, promote Redis; the VIP follows on success. */
 export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: string, options: TakeOverOptions = {}): StepResult {
   const held = heldTakeover(s, now, config, reason);
   if (held !== null) return held;
+  const cause = options.afterSilence === true ? 'silence' : options.afterFault === true ? 'fault' : null;
+  const gated = cause === null ? null : takeoverGate(s, now, config, reason, cause);
+  if (gated !== null) return gated;
   const epoch = nextEpoch(s.epoch, s.knownEpoch, (options.minEpoch ?? 0) - 1);
-  const gated = quorumGate(s, now, config, {
+  const waited = quorumGate(s, now, config, {
     kind: 'takeover', reason, epoch, afterSilence: options.afterSilence === true,
     ...(options.minEpoch !== undefined ? { minEpoch: options.minEpoch } : {}),
     ...(options.catchUpFrom !== undefined ? { catchUpFrom: options.catchUpFrom } : {}),
+    ...(options.afterFault === true ? { afterFault: true } : {}),
   });
-  if (gated !== null) return gated;
+  if (waited !== null) return waited;
   const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null, quorum: { ...s.quorum, wanted: null } }, 'MASTER', now, reason);
   const next = withTimers(base, {
     'master-down': undefined, preempt: undefined, 'init-listen': undefined, advert: now + config.advertIntervalMs,

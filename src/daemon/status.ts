@@ -8,7 +8,6 @@
  * Times the operator reads are wall-clock ISO strings; ages are milliseconds.
  */
 import { epochExhausted } from '../core/epoch.js';
-import { SAFETY_HOLD } from '../core/quorum-gate.js';
 import { vipDesired, type CoreQuorumConfig, type CoreState } from '../core/state.js';
 import { masterDownMs } from '../core/timing.js';
 import type { TakeoverEstimate } from '../core/timing.js';
@@ -203,8 +202,7 @@ export function whyNotMaster(s: CoreState): string | null {
     return `waiting for the leader key to ${w.kind === 'takeover' ? 'take over' : 'become master'} (${w.reason}): ${answer}`;
   }
   if (s.persistFailure !== null) return `the state file cannot be written: ${s.persistFailure.detail}`;
-  const last = s.quorum.last;
-  if (last?.what === SAFETY_HOLD && s.role === 'BACKUP' && last.atMs >= (s.peer?.receivedAtMs ?? 0)) return last.detail;
+  if (s.takeoverHeld !== null) return s.takeoverHeld.blocker;
   return s.reason;
 }
 

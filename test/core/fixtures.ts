@@ -22,6 +22,7 @@ export function coreConfig(over: Partial<CoreConfig> = {}): CoreConfig {
     garpRefreshMs: 10_000,
     peerRedis: { host: A_ADDR, port: 6379 },
     switchoverMaxLagBytes: 1_000_000,
+    promotionMaxLagBytes: 1024 * 1024,
     quorum: NO_QUORUM,
     ...over,
   };

@@ -48,6 +48,7 @@ export function makeControl(setup: ControlSetup): RedisControl {
       peerTimeoutMs: 1_000,
       preDelayMs: 0,
       syncDelayMs: 0,
+      maxLagBytes: 1024 * 1024,
     },
     demotion: { delayMs: 0 },
     logger: silentLogger(),

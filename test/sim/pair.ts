@@ -272,6 +272,7 @@ function coreConfig(id: NodeId, t: Timing, preempt: boolean): CoreConfig {
     garpRefreshMs: 10 * t.advertIntervalMs,
     peerRedis: { host: ADDRESS[OTHER[id]], port: REDIS_PORT },
     switchoverMaxLagBytes: 1_000_000,
+    promotionMaxLagBytes: 1024 * 1024,
     quorum: NO_QUORUM,
   };
 }

@@ -1,0 +1,71 @@
+/**
+ * The gates on an automatic takeover (src/core/takeover-gate.ts): a replica that lagged
+ * the master by more than `promotion.max_lag_bytes` when it last heard it does not take
+ * over by itself (audited once, shown in status, looked at again), planned takeovers pass,
+ * and hearing the master again clears the hold. Time is the `now` argument; no mocks.
+ */
+import { describe, expect, it } from 'vitest';
+import type { CoreState } from '../../src/core/state.js';
+import { step } from '../../src/core/step.js';
+import { lagBehindMaster } from '../../src/core/takeover-gate.js';
+import { whyNotMaster } from '../../src/daemon/status.js';
+import { REPL_A, advert, coreConfig, fired, heard, last, ok, replicaSnap, run } from './fixtures.js';
+
+const MAX = 1024 * 1024;
+const cfg = coreConfig({ promotionMaxLagBytes: MAX });
+
+/** b, BACKUP behind master a whose last advert says offset `masterOffset`; b's own offset is 1000. */
+function backupBehind(masterOffset: number, flags: Partial<ReturnType<typeof advert>['flags']> = {}): CoreState {
+  const a = advert({ state: 'MASTER', epoch: 1, redis: { role: 'master', replId: REPL_A, replId2: '', offset: masterOffset, secondOffset: -1 } });
+  return last(run(cfg, [
+    [0, { type: 'started' }],
+    [10, ok(replicaSnap({ offset: 1000 }))],
+    [20, heard({ ...a, flags: { ...a.flags, ...flags } })],
+  ])).state;
+}
+
+describe('automatic takeover gates', () => {
+  it('measures the lag from the master\'s last advert and this replica\'s last check, on one history only', () => {
+    expect(lagBehindMaster(backupBehind(1000 + 5000))).toBe(5000);
+    expect(lagBehindMaster(backupBehind(500))).toBe(0);
+    const otherHistory = step(backupBehind(9_999_999), ok(replicaSnap({ replId: 'f'.repeat(40) })), 30, cfg).state;
+    expect(lagBehindMaster(otherHistory)).toBeNull();
+  });
+
+  it('a silent master and a replica within the bound: taken over', () => {
+    const r = step(backupBehind(1000 + MAX), fired('master-down'), 5000, cfg);
+    expect(r.state.role).toBe('MASTER');
+  });
+
+  it('a silent master and a replica beyond the bound: held back, audited once, said in status, looked at again', () => {
+    const s = backupBehind(1000 + MAX + 1);
+    const r = step(s, fired('master-down'), 5000, cfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(r.reason).toMatch(/1048577 bytes behind a .*promotion.max_lag_bytes 1048576/);
+    expect(r.actions.filter((a) => a.type === 'audit').map((a) => a.type === 'audit' && a.event)).toEqual(['takeover-held']);
+    expect(r.state.timers['master-down']).toBeGreaterThan(5000);
+    expect(whyNotMaster(r.state)).toMatch(/a takeover would discard up to that much/);
+    const again = step(r.state, fired('master-down'), 9000, cfg);
+    expect(again.state.role).toBe('BACKUP');
+    expect(again.actions).toEqual([]);
+    // The master is heard again: the hold is over.
+    const back = step(again.state, heard(advert({ state: 'MASTER', epoch: 1 })), 9100, cfg);
+    expect(back.state.takeoverHeld).toBeNull();
+  });
+
+  it('a master reporting FAULT is gated the same way', () => {
+    const s = backupBehind(1000 + MAX + 1);
+    const fault = advert({ state: 'FAULT', epoch: 1, redis: { role: 'unknown', replId: REPL_A, replId2: '', offset: 1000 + MAX + 1, secondOffset: -1 } });
+    const r = step(s, heard({ ...fault, flags: { ...fault.flags, fault: true } }), 100, cfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(r.state.takeoverHeld?.blocker).toMatch(/bytes behind/);
+  });
+
+  it('a resigning master is a planned stop: not gated (its Redis is there to catch up from)', () => {
+    const s = backupBehind(1000 + MAX + 1);
+    const resign = advert({ state: 'MASTER', epoch: 1, priority: 0, redis: { role: 'master', replId: REPL_A, replId2: '', offset: 1000 + MAX + 1, secondOffset: -1 } });
+    const heardResign = step(s, heard({ ...resign, flags: { ...resign.flags, resigning: true } }), 100, cfg).state;
+    const r = step(heardResign, fired('master-down'), 600, cfg);
+    expect(r.state.role).toBe('MASTER');
+  });
+});
