@@ -24,6 +24,7 @@ export function coreConfigFrom(config: Config): CoreConfig {
     peerRedis: { host: config.peerRedis.host, port: config.peerRedis.port },
     switchoverMaxLagBytes: config.switchover.maxLagBytes,
     promotionMaxLagBytes: config.promotion.maxLagBytes,
+    recoveryBlockMs: config.promotion.recoveryBlockMs,
     quorum: {
       backend: config.quorum.backend,
       prefer: config.quorum.prefer,

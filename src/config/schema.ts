@@ -677,6 +677,13 @@ const SCHEMA = {
       0,
       2 ** 50,
     ),
+    recovery_block_ms: integerMs(
+      'After an automatic takeover, no other automatic takeover in the pair for this long (orchestrator\'s RecoveryPeriodBlockSeconds): a master whose Redis hangs again and again moves at most once; 0 = off.',
+      'REDIS_HA_PROMOTION_RECOVERY_BLOCK_MS',
+      60_000,
+      0,
+      24 * HOUR_MS,
+    ),
   },
   demotion: {
     delay_ms: integerMs(

@@ -105,6 +105,8 @@ export interface Config {
     readonly syncDelayMs: number;
     /** An automatic takeover is held back when this replica lagged the master by more than this (Patroni's `maximum_lag_on_failover`). */
     readonly maxLagBytes: number;
+    /** After an automatic takeover, no other automatic takeover in the pair for this long; 0 = off. */
+    readonly recoveryBlockMs: number;
   };
   readonly demotion: {
     /** Pause between releasing the VIP and `REPLICAOF <master>`; 0 by default. */

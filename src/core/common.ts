@@ -142,6 +142,7 @@ export function advertBody(s: CoreState, config: CoreConfig): AdvertBody {
       holdsVip: vipDesired(s) && s.vipClaimed,
       cannotTakeOver: takeoverBlocked(s),
       takingOver: s.quorum.wanted !== null,
+      recoveredRecently: s.recoveryBlockUntilMs !== null,
     },
     maintenanceGen: s.maintenance.gen,
     redis: r

@@ -24,6 +24,8 @@ export interface CoreConfig {
   readonly switchoverMaxLagBytes: number;
   /** An automatic takeover is held back when this replica lagged the master by more than this (`takeover-gate.ts`). */
   readonly promotionMaxLagBytes: number;
+  /** After an automatic takeover, no other automatic takeover in the pair for this long (0 = off). */
+  readonly recoveryBlockMs: number;
   readonly quorum: CoreQuorumConfig;
 }
 
@@ -195,6 +197,12 @@ export interface CoreState {
    * the master is heard again or the role changes.
    */
   readonly takeoverHeld: { readonly reason: string; readonly blocker: string; readonly sinceMs: number } | null;
+  /**
+   * Until when this node's last automatic takeover blocks the next one in the pair (its
+   * adverts say so: `recoveredRecently`); null when no block runs. Cleared by the
+   * `recovery-block` timer.
+   */
+  readonly recoveryBlockUntilMs: number | null;
   readonly quorum: QuorumView;
   readonly persistFailure: {
     readonly detail: string;
@@ -239,6 +247,7 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     vipClaimFailures: 0,
     advertFailure: null,
     takeoverHeld: null,
+    recoveryBlockUntilMs: null,
     quorum: { held: null, holder: null, asking: null, wanted: null, last: null, failsafeSinceMs: null, fence: null },
     persistFailure: null,
   };

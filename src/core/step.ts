@@ -393,6 +393,8 @@ function onTimer(state: CoreState, timer: TimerName, now: number, config: CoreCo
     case 'quorum-retry':
     case 'quorum-fence':
       return onQuorumTimer(s, timer, now, config);
+    case 'recovery-block':
+      return done({ ...s, recoveryBlockUntilMs: null }, [], 'recovery block period over: automatic takeovers allowed again in the pair');
     case 'persist-retry':
       return s.persistFailure === null
         ? done(s, [], 'state file already written')

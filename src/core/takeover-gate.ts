@@ -10,6 +10,10 @@
  *                     `maximum_lag_on_failover`): the takeover would discard that much
  *   prefer safety     without a quorum, a silent master whose Redis this replica cannot
  *                     reach either may still serve clients on the other side
+ *   recovery block    the peer took the role over automatically less than
+ *                     `promotion.recovery_block_ms` ago (its adverts say so): a master
+ *                     whose Redis hangs again and again moves at most once per period
+ *                     (orchestrator's `RecoveryPeriodBlockSeconds`)
  */
 import { audit, done, type StepResult } from './common.js';
 import { withTimers } from './common.js';
@@ -31,7 +35,17 @@ export function lagBehindMaster(s: CoreState): number | null {
 }
 
 /** Why an automatic takeover must be held back now, or null. */
-function blocker(s: CoreState, config: CoreConfig, cause: AutomaticCause): string | null {
+function blocker(s: CoreState, now: number, config: CoreConfig, cause: AutomaticCause): string | null {
+  const peer = s.peer;
+  // The peer's block ends at most one period after its last advert that carried it.
+  if (peer !== null && peer.flags.recoveredRecently === true && config.recoveryBlockMs > 0) {
+    const until = peer.receivedAtMs + config.recoveryBlockMs;
+    if (now < until) {
+      return `${peer.nodeName} took the master role over automatically less than promotion.recovery_block_ms ` +
+        `(${config.recoveryBlockMs} ms) ago: no second automatic takeover for up to ${Math.round(until - now)} ms more ` +
+        '(flapping guard; restarting this daemon ends the wait)';
+    }
+  }
   const lag = lagBehindMaster(s);
   if (lag !== null && lag > config.promotionMaxLagBytes) {
     return `this replica was ${lag} bytes behind ${s.peer?.nodeName ?? 'the master'} when it last heard it ` +
@@ -49,7 +63,7 @@ function blocker(s: CoreState, config: CoreConfig, cause: AutomaticCause): strin
 
 /** Null when the automatic takeover `reason` may go on; otherwise the step that holds it back. */
 export function takeoverGate(s: CoreState, now: number, config: CoreConfig, reason: string, cause: AutomaticCause): StepResult | null {
-  const why = blocker(s, config, cause);
+  const why = blocker(s, now, config, cause);
   if (why === null) return null;
   const again = now + masterDownMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs);
   const first = s.takeoverHeld === null || s.takeoverHeld.blocker !== why;

@@ -112,8 +112,11 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
   });
   if (waited !== null) return waited;
   const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null, quorum: { ...s.quorum, wanted: null } }, 'MASTER', now, reason);
-  const next = withTimers(base, {
+  // An automatic takeover starts the pair's recovery block (anti-flapping, `takeover-gate.ts`).
+  const block = cause !== null && config.recoveryBlockMs > 0 ? now + config.recoveryBlockMs : undefined;
+  const next = withTimers(block === undefined ? base : { ...base, recoveryBlockUntilMs: block }, {
     'master-down': undefined, preempt: undefined, 'init-listen': undefined, advert: now + config.advertIntervalMs,
+    ...(block === undefined ? {} : { 'recovery-block': block }),
   });
   // Catch up with the old master only if it may still be alive; a peer that reported
   // FAULT has a dead Redis, so asking it would only spend the connect timeout.

@@ -73,6 +73,12 @@ export interface AdvertFlags {
    * when it hears this. Absent in hand-made adverts (tests): false.
    */
   readonly takingOver?: boolean;
+  /**
+   * The sender took the master role over automatically less than its recovery block
+   * period ago: its peer takes no automatic takeover meanwhile (anti-flapping). Absent in
+   * hand-made adverts (tests): false.
+   */
+  readonly recoveredRecently?: boolean;
 }
 
 /** An authenticated advert, as decoded by `src/proto/advert.ts`. */
@@ -111,7 +117,7 @@ export interface HostPort {
 /** Timers are deadlines held in the state; the runtime arms one OS timer for the earliest. */
 export type TimerName =
   | 'advert' | 'master-down' | 'preempt' | 'init-listen' | 'garp-refresh' | 'switchover' | 'persist-retry'
-  | 'quorum-retry' | 'quorum-fence';
+  | 'quorum-retry' | 'quorum-fence' | 'recovery-block';
 
 /** Who holds the leader key, as the quorum named it. */
 export interface KeyHolder {

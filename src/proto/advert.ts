@@ -15,7 +15,8 @@
  *       5     1  state: 0 INIT | 1 BACKUP | 2 MASTER | 3 FAULT
  *       6     1  priority (0 = resigning, RFC 5798 §5.2.4)
  *       7     1  flags: bit0 fault | bit1 resigning | bit2 maintenance | bit3 switching over | bit4 holds the VIP
- *                | bit5 cannot take over | bit6 taking over (asking the quorum for the key) | bit7 = 0
+ *                | bit5 cannot take over | bit6 taking over (asking the quorum for the key)
+ *                | bit7 recovered recently (an automatic takeover within its recovery block period)
  *       8     2  advertIntervalMs, 1..65535
  *      10     1  redisRole: 0 unknown | 1 master | 2 replica
  *      11     6  bootTimeMs, ms since the Unix epoch (48-bit unsigned)
@@ -117,7 +118,9 @@ const FLAG_SWITCHING_OVER = 0b1000;
 const FLAG_HOLDS_VIP = 0b1_0000;
 const FLAG_CANNOT_TAKE_OVER = 0b10_0000;
 const FLAG_TAKING_OVER = 0b100_0000;
-const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE | FLAG_SWITCHING_OVER | FLAG_HOLDS_VIP | FLAG_CANNOT_TAKE_OVER | FLAG_TAKING_OVER;
+const FLAG_RECOVERED_RECENTLY = 0b1000_0000;
+const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE | FLAG_SWITCHING_OVER | FLAG_HOLDS_VIP | FLAG_CANNOT_TAKE_OVER |
+  FLAG_TAKING_OVER | FLAG_RECOVERED_RECENTLY;
 
 /** Secondary offset meaning "no second history" (Redis `second_repl_offset:-1`). */
 const NO_SECOND_OFFSET = -1;
@@ -221,7 +224,8 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
       (body.flags.switchingOver ? FLAG_SWITCHING_OVER : 0) |
       (body.flags.holdsVip ? FLAG_HOLDS_VIP : 0) |
       (body.flags.cannotTakeOver === true ? FLAG_CANNOT_TAKE_OVER : 0) |
-      (body.flags.takingOver === true ? FLAG_TAKING_OVER : 0),
+      (body.flags.takingOver === true ? FLAG_TAKING_OVER : 0) |
+      (body.flags.recoveredRecently === true ? FLAG_RECOVERED_RECENTLY : 0),
     OFF_FLAGS,
   );
   buf.writeUInt16BE(body.advertIntervalMs, OFF_INTERVAL);
@@ -329,6 +333,7 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
       holdsVip: (flags & FLAG_HOLDS_VIP) !== 0,
       cannotTakeOver: (flags & FLAG_CANNOT_TAKE_OVER) !== 0,
       takingOver: (flags & FLAG_TAKING_OVER) !== 0,
+      recoveredRecently: (flags & FLAG_RECOVERED_RECENTLY) !== 0,
     },
     redis: {
       role,

@@ -125,7 +125,7 @@ describe('defaults and overrides', () => {
     expect(config.advert.keys).toHaveLength(1);
     expect(config.redis.password).toBeNull();
     expect(config.peerRedis).toMatchObject({ host: '192.0.2.12', port: 6379, password: null });
-    expect(config.promotion).toEqual({ waitForSync: true, maxSyncWaitMs: 5000, peerTimeoutMs: 100, preDelayMs: 0, syncDelayMs: 0, maxLagBytes: 1024 * 1024 });
+    expect(config.promotion).toEqual({ waitForSync: true, maxSyncWaitMs: 5000, peerTimeoutMs: 100, preDelayMs: 0, syncDelayMs: 0, maxLagBytes: 1024 * 1024, recoveryBlockMs: 60_000 });
     expect(config.demotion.delayMs).toBe(0);
     expect(config.reconcile.intervalMs).toBe(2000);
     expect(config.audit.path).toBe('/var/log/redis-ha/audit.jsonl');

@@ -23,6 +23,7 @@ export function coreConfig(over: Partial<CoreConfig> = {}): CoreConfig {
     peerRedis: { host: A_ADDR, port: 6379 },
     switchoverMaxLagBytes: 1_000_000,
     promotionMaxLagBytes: 1024 * 1024,
+    recoveryBlockMs: 0,
     quorum: NO_QUORUM,
     ...over,
   };

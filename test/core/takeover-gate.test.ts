@@ -68,4 +68,41 @@ describe('automatic takeover gates', () => {
     const r = step(heardResign, fired('master-down'), 600, cfg);
     expect(r.state.role).toBe('MASTER');
   });
+
+  it('recovery block: the node that took over automatically says so; its peer holds a second automatic takeover until the period is over', () => {
+    const blocking = coreConfig({ recoveryBlockMs: 60_000 });
+    // b takes over from a silent a: its block runs 60 s.
+    const b = step(last(run(blocking, [[0, { type: 'started' }], [10, ok(replicaSnap())], [20, heard(advert({ state: 'MASTER', epoch: 1 }))]])).state,
+      fired('master-down'), 5000, blocking);
+    expect(b.state.recoveryBlockUntilMs).toBe(65_000);
+    expect(b.state.timers['recovery-block']).toBe(65_000);
+    expect(b.actions.find((x) => x.type === 'send-advert')).toMatchObject({ advert: { flags: { recoveredRecently: true } } });
+    expect(step(b.state, fired('recovery-block'), 65_000, blocking).state.recoveryBlockUntilMs).toBeNull();
+
+    // a, now backup behind b, hears b's flag; b's Redis then fails: a holds back.
+    const aCfg2 = coreConfig({ nodeName: 'a', priority: 100, recoveryBlockMs: 60_000, peerRedis: { host: '10.77.0.12', port: 6379 } });
+    const flagged = advert({ nodeName: 'b', state: 'MASTER', epoch: 2 });
+    const aBackup = last(run(aCfg2, [
+      [0, { type: 'started' }], [10, ok(replicaSnap({ masterHost: '10.77.0.12' }))],
+      [7000, heard({ ...flagged, flags: { ...flagged.flags, recoveredRecently: true } }, '10.77.0.12')],
+    ])).state;
+    const faulty = advert({ nodeName: 'b', state: 'FAULT', epoch: 2 });
+    const r = step(aBackup, heard({ ...faulty, flags: { ...faulty.flags, fault: true, recoveredRecently: true } }, '10.77.0.12'), 8000, aCfg2);
+    expect(r.state.role).toBe('BACKUP');
+    expect(r.reason).toMatch(/took the master role over automatically less than promotion.recovery_block_ms \(60000 ms\) ago/);
+    // Past the period (counted from b's last advert that carried the flag): taken over.
+    const later = step(r.state, fired('master-down'), 8000 + 60_001, aCfg2);
+    expect(later.state.role).toBe('MASTER');
+  });
+
+  it('recovery block: a planned takeover neither starts nor waits for one', () => {
+    const blocking = coreConfig({ recoveryBlockMs: 60_000 });
+    const s = backupBehind(1000);
+    const resign = advert({ state: 'MASTER', epoch: 1, priority: 0 });
+    const heardResign = step(s, heard({ ...resign, flags: { ...resign.flags, resigning: true, recoveredRecently: true } }), 100, blocking).state;
+    const r = step(heardResign, fired('master-down'), 600, blocking);
+    expect(r.state.role).toBe('MASTER');
+    expect(r.state.recoveryBlockUntilMs).toBeNull();
+  });
 });
+

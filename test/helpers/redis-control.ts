@@ -49,6 +49,7 @@ export function makeControl(setup: ControlSetup): RedisControl {
       preDelayMs: 0,
       syncDelayMs: 0,
       maxLagBytes: 1024 * 1024,
+      recoveryBlockMs: 0,
     },
     demotion: { delayMs: 0 },
     logger: silentLogger(),

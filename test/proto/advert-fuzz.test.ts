@@ -45,7 +45,7 @@ const body: fc.Arbitrary<AdvertBody> = fc.record({
   priority: fc.integer({ min: 0, max: 255 }),
   advertIntervalMs: fc.integer({ min: 1, max: 65_535 }),
   epoch: fc.integer({ min: 0, max: 0x7fff_ffff }),
-  flags: fc.record({ fault: fc.boolean(), resigning: fc.boolean(), maintenance: fc.boolean(), switchingOver: fc.boolean(), holdsVip: fc.boolean(), cannotTakeOver: fc.boolean(), takingOver: fc.boolean() }),
+  flags: fc.record({ fault: fc.boolean(), resigning: fc.boolean(), maintenance: fc.boolean(), switchingOver: fc.boolean(), holdsVip: fc.boolean(), cannotTakeOver: fc.boolean(), takingOver: fc.boolean(), recoveredRecently: fc.boolean() }),
   maintenanceGen: fc.integer({ min: 0, max: 0x7fff_ffff }),
   redis: fc.record({
     role: fc.constantFrom<RedisRole>('master', 'replica', 'unknown'),

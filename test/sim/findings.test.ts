@@ -27,6 +27,7 @@ const config: CoreConfig = {
   nodeName: 'b', nodeAddress: '10.77.0.12', priority: 90, preempt: false, preemptDelayMs: 0, advertIntervalMs: 1000,
   fall: 2, rise: 2, garpRefreshMs: 0, peerRedis: { host: '10.77.0.11', port: 6379 }, switchoverMaxLagBytes: 1_000_000,
   promotionMaxLagBytes: 1024 * 1024,
+  recoveryBlockMs: 0,
   quorum: NO_QUORUM,
 };
 const replica: RedisSnapshot = {
