@@ -13,11 +13,15 @@ const node = fc.constantFrom<NodeId>('a', 'b');
 
 /**
  * Faults of the given kinds, times scaled by `k` (the advert interval). `emptyRestarts`:
- * a crashed Redis may come back empty (else always with its data, as with AOF).
+ * a crashed Redis may come back empty (else always with its data, as with AOF). etcd's
+ * faults last from a quarter to four times `leaseMs` (the lease TTL; default two advert
+ * intervals), so they end both before and after a lease could lapse.
  */
-export function faultArb(kinds: readonly FaultKind[], k: number, emptyRestarts: boolean): fc.Arbitrary<Fault> {
+export function faultArb(kinds: readonly FaultKind[], k: number, emptyRestarts: boolean, leaseMs = 2 * k): fc.Arbitrary<Fault> {
   const at = fc.integer({ min: 0, max: 20 * k });
   const span = (minK: number, maxK: number) => fc.integer({ min: Math.max(1, Math.round(minK * k)), max: Math.round(maxK * k) });
+  const e = Math.max(2 * k, leaseMs);
+  const etcdSpan = fc.integer({ min: Math.round(e / 4), max: 4 * e });
   const all: Record<FaultKind, fc.Arbitrary<Fault>> = {
     partition: fc.record({
       kind: fc.constant('partition' as const), at, durationMs: span(0.5, 8),
@@ -41,6 +45,12 @@ export function faultArb(kinds: readonly FaultKind[], k: number, emptyRestarts: 
     }),
     maintenance: fc.record({ kind: fc.constant('maintenance' as const), node, offOn: node, at, durationMs: span(1, 10) }),
     flaky: fc.record({ kind: fc.constant('flaky' as const), node, at, durationMs: span(1, 8), rate: fc.double({ min: 0.05, max: 0.5, noNaN: true }) }),
+    'etcd-partition': fc.record({
+      kind: fc.constant('etcd-partition' as const), node, at, durationMs: etcdSpan,
+      direction: fc.constantFrom('both' as const, 'to-etcd' as const, 'from-etcd' as const),
+    }),
+    'etcd-freeze': fc.record({ kind: fc.constant('etcd-freeze' as const), at, durationMs: etcdSpan }),
+    'etcd-restart': fc.record({ kind: fc.constant('etcd-restart' as const), at, durationMs: etcdSpan }),
   };
   return fc.oneof(...kinds.map((kind) => all[kind]));
 }

@@ -3,8 +3,10 @@
  * VIP's holder by its ARP entry, which the last gratuitous ARP set; when that host no
  * longer has the address it resolves again (if both hosts have it, the one that
  * announced last answers). A write is acknowledged when it lands on a Redis that is an
- * unpaused, live master; otherwise it fails (nothing acknowledged). It is never
- * partitioned from either host, but cannot reach one whose VIP interface is down.
+ * unpaused, live master; otherwise it fails (nothing acknowledged). It is not
+ * partitioned from either host by a `partition` (it sees both), but cannot reach one
+ * whose VIP interface is down, nor, when it runs beside etcd (`SimOptions.clientBesideEtcd`),
+ * one cut from etcd.
  */
 import type { HostVip } from './host.js';
 import type { RedisModel } from './redis-model.js';
@@ -16,6 +18,8 @@ export interface Ack {
   readonly at: number;
   /** The role of that node's daemon when its Redis acknowledged the write (`down`: not running). */
   readonly role: string;
+  /** That Redis had come back from a restart a master by itself (`RedisServer.selfMaster`). */
+  readonly selfMaster: boolean;
 }
 
 export class Client {
@@ -50,7 +54,9 @@ export class Client {
   private write(): void {
     const target = this.resolve();
     const id = this.nextId++;
-    if (target !== null && this.reachable(target) && this.redis.write(target, id)) this.acked.push({ id, node: target, at: this.world.now, role: this.roleOf(target) });
+    if (target !== null && this.reachable(target) && this.redis.write(target, id)) this.acked.push({
+      id, node: target, at: this.world.now, role: this.roleOf(target), selfMaster: this.redis.servers[target].selfMaster,
+    });
     else this.failed++;
   }
 

@@ -4,17 +4,20 @@
  * real `Runtime` with the simulation's adapters), and how it ends: SIGTERM (resigns),
  * SIGUSR2 (restart in place), SIGKILL, each possibly followed by systemd's ExecStopPost
  * (`redis-ha release-vip`). A daemon run is an `Incarnation`: everything it scheduled
- * dies with it. The host's VIP and state file outlive it.
+ * dies with it. The host's VIP and state file outlive it; so does its etcd lease (with
+ * the quorum: `quorum-adapter.ts`), which lapses in etcd once nobody renews it.
  */
 import type { CoreConfig } from '../../src/core/state.js';
 import { initialState } from '../../src/core/state.js';
 import type { Event } from '../../src/core/types.js';
 import { silentLogger } from '../../src/daemon/logger.js';
 import { Runtime, type RequestEvent, type RequestReply, type RuntimeDeps } from '../../src/daemon/runtime.js';
+import type { EtcdModel } from './etcd-model.js';
 import type { AuditRecord, HostVip, StateFile } from './host.js';
 import { persister, SimVipManager } from './host.js';
 import type { Invariants, Timing } from './invariants.js';
 import { Receiver, Sender, type Network } from './net.js';
+import { SimQuorum } from './quorum-adapter.js';
 import { SimRedisAdapter, type Injector } from './redis-adapter.js';
 import type { RedisModel } from './redis-model.js';
 import { Incarnation, OTHER, type NodeId, type World } from './world.js';
@@ -30,6 +33,8 @@ export interface DaemonEnv {
   readonly world: World;
   readonly net: Network;
   readonly redis: RedisModel;
+  /** etcd, with the quorum (backend etcd); null without. */
+  readonly etcd: EtcdModel | null;
   readonly timing: Timing;
   readonly checker: Invariants;
   readonly audit: AuditRecord[];
@@ -80,7 +85,8 @@ export class SimDaemon {
     const receiver = new Receiver(id, bootTimeMs, file.content.peer ?? null, (reason) => env.net.drop(reason),
       (peer) => file.write({ ...file.content, peer }));
     const sender = new Sender(id, bootTimeMs, () => receiver.echo());
-    const runtime = new Runtime(this.deps(inc, redis, vip, sender, inject), initialState(
+    const quorum = env.etcd === null ? null : new SimQuorum(id, inc, world, env.etcd, env.timing.quorum);
+    const runtime = new Runtime(this.deps(inc, redis, vip, sender, inject, quorum), initialState(
       // As `runDaemon` does: the state is built after the start-up probe (which the core
       // still trusts: findings.test.ts, 2).
       world.now, file.content,
@@ -164,7 +170,9 @@ export class SimDaemon {
     world.at(world.now + waitMs + 1, () => once({ ok: false, detail: 'no answer (the daemon went away)' }));
   }
 
-  private deps(inc: Incarnation, redis: SimRedisAdapter, vip: SimVipManager, sender: Sender, inject: Injector): RuntimeDeps {
+  private deps(
+    inc: Incarnation, redis: SimRedisAdapter, vip: SimVipManager, sender: Sender, inject: Injector, quorum: SimQuorum | null,
+  ): RuntimeDeps {
     const { env, id } = this;
     return {
       core: this.config,
@@ -185,7 +193,11 @@ export class SimDaemon {
           const s = this.runtime?.current;
           if (env.redis.servers[id].role === 'master') {
             const sameEpoch = s?.peer?.epoch === s?.epoch && s?.reason.startsWith('dual master resolved: peer') === true;
-            env.redis.excuse(id, OTHER[id], sameEpoch ? 'finding 9' : 'finding 10');
+            // With the quorum: a master of an older epoch took the key after this node's
+            // lease lapsed, and adopted its own Redis as it was (quorum-findings.test.ts, Q9).
+            const older = env.etcd !== null && s?.peer != null && s.peer.state === 'MASTER' && s.peer.epoch < s.epoch;
+            if (older) env.redis.quorumFinding(id, OTHER[id], 'finding Q9', 0);
+            else env.redis.excuse(id, OTHER[id], sameEpoch ? 'finding 9' : 'finding 10');
           }
           return redis.replicateFrom(master);
         },
@@ -193,7 +205,7 @@ export class SimDaemon {
         disconnectClients: () => redis.disconnectClients(),
         fence: (writes) => redis.fence(writes),
       },
-      quorum: null,
+      quorum,
       link: () => Promise.resolve(env.linkUp(id)
         ? { up: true, detail: 'interface eth0 up' }
         : { up: false, detail: 'interface eth0 is down (no carrier)' }),
@@ -225,6 +237,10 @@ export class SimDaemon {
             env.checker.promotionEmitted(id, after.epoch);
           }
           if (event.type === 'effect-failed' && (event.skipped ?? []).some((a) => a.type === 'promote-redis')) env.checker.promotionSkipped(id);
+          if (event.type === 'quorum-lost' || (event.type === 'quorum-answered' && before.quorum.last?.what !== after.quorum.last?.what)) {
+            env.note(`${id} quorum: ${event.type === 'quorum-lost' ? `lost (${event.reason}): ${event.detail}` : `${event.answer.outcome}: ${event.answer.detail}`}`);
+          }
+          if (before.quorum.failsafeSinceMs === null && after.quorum.failsafeSinceMs !== null) env.note(`${id} serves on without its lease (failsafe)`);
           if (before.role !== after.role) env.note(`${id} ${before.role}->${after.role} e${after.epoch}: ${after.reason}`);
           else if (event.type === 'stalled') env.note(`${id} stall detected (${Math.round(event.stalledMs)} ms)`);
         },

@@ -2,12 +2,23 @@
  * The faults a simulated history is made of, as plain data (fast-check generates them,
  * a failing case prints them). Each has a start `at` and, where it lasts, a duration;
  * `pair.ts` schedules them onto the world, `net.ts` reads the network ones.
+ *
+ * Three hosts: the two nodes and etcd (`etcd-model.ts`, only with the quorum). A
+ * `partition` cuts the nodes from each other, an `etcd-partition` one node from etcd;
+ * `loss` and `jitter` act on every link, etcd's included.
  */
 import { switchoverForwardWaitMs } from '../../src/core/timing.js';
 import type { NodeId } from './world.js';
 
 /** Which datagrams a partition drops: both directions, or only those from one node to the other. */
 export type PartitionDirection = 'both' | 'a->b' | 'b->a';
+
+/**
+ * Which way a node's link to etcd drops packets: both, only the node's requests
+ * (`to-etcd`), or only etcd's answers (`from-etcd`: etcd acts on requests the node never
+ * hears back about).
+ */
+export type EtcdPartitionDirection = 'both' | 'to-etcd' | 'from-etcd';
 
 export type Fault =
   /** Datagrams are dropped (one-way: only in one direction); Redis links (TCP) are cut either way. */
@@ -36,6 +47,21 @@ export type Fault =
       readonly how: 'stop' | 'detach' | 'crash';
       readonly execStopPost: boolean;
     }
+  /** The link between `node` and etcd drops packets (see `EtcdPartitionDirection`). */
+  | {
+      readonly kind: 'etcd-partition';
+      readonly node: NodeId;
+      readonly at: number;
+      readonly durationMs: number;
+      readonly direction: EtcdPartitionDirection;
+    }
+  /** etcd is frozen (SIGSTOP): it answers nothing and expires nothing until it resumes. */
+  | { readonly kind: 'etcd-freeze'; readonly at: number; readonly durationMs: number }
+  /**
+   * etcd is killed (connections refused) and started again `durationMs` later; it answers
+   * once it is leader, an election timeout later, and the restart extends every lease.
+   */
+  | { readonly kind: 'etcd-restart'; readonly at: number; readonly durationMs: number }
   /** An operator runs `redis-ha switchover` on `node`. */
   | { readonly kind: 'switchover'; readonly node: NodeId; readonly at: number; readonly force: boolean; readonly timeoutMs: number }
   /** `redis-ha maintenance on` on `node`, and `off` on `offOn` `durationMs` later. */
@@ -53,6 +79,9 @@ export type FaultKind = Fault['kind'];
 export function faultEnd(f: Fault, advertIntervalMs: number): number {
   return f.kind === 'switchover' ? f.at + switchoverForwardWaitMs(f.timeoutMs, advertIntervalMs) : f.at + f.durationMs;
 }
+
+/** Faults of etcd and of the links to it (they only matter with the quorum). */
+export const ETCD_KINDS: readonly FaultKind[] = ['etcd-partition', 'etcd-freeze', 'etcd-restart'];
 
 /** Faults that may lose acknowledged writes by design (no quorum: a cut-off master keeps accepting them). */
 export const LOSSY_KINDS: ReadonlySet<FaultKind> = new Set<FaultKind>(['partition', 'loss', 'jitter']);

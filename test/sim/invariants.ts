@@ -15,20 +15,29 @@
  *  3. Two hosts never both hold the VIP while both Redis accept writes for longer than
  *     `dualBoundMs` once the pair is quiet (see `dualBoundMs` for the derivation).
  *
+ *  4. With the quorum (backend etcd), at no instant do both Redis servers accept writes
+ *     (a live, unpaused, unfenced master: what a client reaching it by its own address
+ *     would get acknowledged), whatever the network, etcd or the daemons do. The one
+ *     exemption is a Redis that is a master by its own configuration (at the start, or
+ *     back from a restart) and that no daemon has handled since (`RedisServer.selfMaster`:
+ *     issue 11 item 5, not built, and finding Q6 of quorum-findings.test.ts).
+ *
  * After settling: exactly one MASTER, the VIP on it only, its Redis a master, the other
  * node BACKUP with its Redis replicating the master over a working link; and, in
- * histories without partitions, no acknowledged write is lost except those that lived
- * only on a Redis server when it crashed (asynchronous replication's window) and those
- * known product bugs threw away (see `lostWrites`).
+ * histories without partitions (with the quorum: in every history checked for loss), no
+ * acknowledged write is lost except those that lived only on a Redis server when it
+ * crashed (asynchronous replication's window) and those known product bugs threw away
+ * (see `lostWrites`).
  */
 import type { CoreState } from '../../src/core/state.js';
 import { masterDownMs } from '../../src/core/timing.js';
 import type { Runtime } from '../../src/daemon/runtime.js';
 import type { Ack, Client } from './client.js';
+import { ETCD_EXPIRY_CHECK_MS, type EtcdTiming } from './etcd-model.js';
 import { MAX_CLAIM_MS, MAX_PERSIST_MS, MAX_RELEASE_MS, type HostVip, type StateFile, type StateFileContent } from './host.js';
 import { BASE_DELAY_MS, type Network } from './net.js';
 import { MAX_REDIS_EFFECT_MS, MAX_SWITCHOVER_MS } from './redis-adapter.js';
-import type { RedisModel } from './redis-model.js';
+import type { QuorumFinding, RedisModel } from './redis-model.js';
 import { NODES, OTHER, type NodeId, type World } from './world.js';
 
 /**
@@ -38,8 +47,25 @@ import { NODES, OTHER, type NodeId, type World } from './world.js';
  */
 export const LANE_BACKLOG_MS = Math.max(MAX_REDIS_EFFECT_MS, MAX_SWITCHOVER_MS) + MAX_CLAIM_MS + 2 * MAX_PERSIST_MS + MAX_RELEASE_MS;
 
+/** How long a Redis that lost writes to finding Q7 may go on acknowledging before it follows the new master. */
+const Q7_WINDOW_MS = 10_000;
+
 /** A FAULT node releases the VIP as its first effect after the ones already queued. */
 export const FAULT_VIP_BOUND_MS = LANE_BACKLOG_MS;
+
+/** Longest fence change (`SimRedisAdapter.fence`). */
+const MAX_FENCE_MS = 3;
+
+/**
+ * With the quorum, what more can be queued on a daemon's effect lane: an `acquire-quorum`
+ * (lease grant and transaction, each up to the call timeout, twice when the lease was
+ * lost meanwhile), a `release-quorum` (one call) and two fence changes. Etcd's calls run
+ * on the same lane as the VIP and Redis effects (src/daemon/runtime.ts), so a FAULT
+ * node's VIP release can wait behind them: part of finding Q7.
+ */
+export function quorumLaneMs(t: Timing): number {
+  return 5 * t.quorum.callTimeoutMs + 2 * MAX_FENCE_MS;
+}
 
 /** The timing a history runs with (a subset of the daemon's configuration). */
 export interface Timing {
@@ -47,6 +73,8 @@ export interface Timing {
   readonly healthIntervalMs: number;
   readonly reconcileIntervalMs: number;
   readonly stallThresholdMs: number;
+  /** etcd and the lease, with the quorum (`pair.ts` derives the fence lead from it). */
+  readonly quorum: EtcdTiming;
 }
 
 /**
@@ -63,8 +91,8 @@ export interface Timing {
  * just (re)started first waits for its first check and the peer's advert: the same
  * advert interval.
  */
-export function dualBoundMs(t: Timing): number {
-  return Math.max(t.advertIntervalMs + BASE_DELAY_MS, t.reconcileIntervalMs) + LANE_BACKLOG_MS;
+export function dualBoundMs(t: Timing, quorum = false): number {
+  return Math.max(t.advertIntervalMs + BASE_DELAY_MS, t.reconcileIntervalMs) + LANE_BACKLOG_MS + (quorum ? quorumLaneMs(t) : 0);
 }
 
 /** What the checker reads from the running pair. */
@@ -102,14 +130,37 @@ export class Invariants {
   private quietSince = 0;
   /** Longest dual-writable VIP seen (for reporting), quiet time only. */
   maxDualMs = 0;
+  /** With the quorum: both Redis accepting writes (check 4). */
+  private readonly bothWritable: Window = { since: null };
+  private bothReported = false;
+  /** Whether each node's current daemon run has been MASTER (finding Q6). */
+  private readonly mastered: Record<NodeId, boolean> = { a: false, b: false };
+  /** When each node's daemon last served without its lease (failsafe), for finding Q7. */
+  private readonly failsafeAt: Record<NodeId, number> = { a: -Infinity, b: -Infinity };
+  /** With the quorum: both Redis accepting writes that an open finding explains, by finding (`knownBothWritable`). */
+  readonly bothWritableExcused: string[] = [];
+  /** Longest time both Redis accepted writes (check 4; exempt time included). */
+  maxBothWritableMs = 0;
+  /**
+   * With the quorum: histories that ended without a master because of an open finding
+   * (`knownNoMaster`), by finding: counted, not failed, so the rest of each history is
+   * still checked in the runs that do settle.
+   */
+  readonly noMasterExcused: string[] = [];
 
-  constructor(private readonly o: Observed) {
+  /**
+   * @param strict with the quorum: check 4, the open findings of quorum-findings.test.ts
+   * counted rather than failed, and a lost write exempt only when a self-promoted Redis
+   * acknowledged it (see `RedisModel.strictExcuses` for the excused losses).
+   */
+  constructor(private readonly o: Observed, private readonly strict = false) {
     for (const n of NODES) o.file(n).onWrite = (before, after) => this.fileWritten(n, before, after);
   }
 
   /** A new daemon run of `node` starts from its state file. */
   started(node: NodeId, runtime: Runtime): void {
     this.promotions[node] = [];
+    this.mastered[node] = false;
     const s = runtime.current;
     if (s.epoch < this.actedEpoch[node]) {
       this.fail(`${node} restarted at epoch ${s.epoch}, below epoch ${this.actedEpoch[node]} it promoted with before`);
@@ -154,15 +205,81 @@ export class Invariants {
       if (rt === null || world.isStalled(n) || this.o.redisRestartedAt(n) === now) quiet = false;
       if (rt !== null) this.epochs(n, rt.current);
       const faultHolds = rt !== null && rt.current.role === 'FAULT' && this.o.vip(n).present && !world.isStalled(n);
-      this.window(this.faultVip[n], faultHolds, (since) => this.afterFailures([n], since, FAULT_VIP_BOUND_MS),
+      this.window(this.faultVip[n], faultHolds, (since) => this.afterFailures([n], since, this.faultVipBoundMs()),
         `${n} is FAULT and holds the VIP`);
     }
     if (!quiet) this.quietSince = now;
     const dual = NODES.every((n) => this.o.vip(n).present && redis.acceptsWrites(n));
     const since = this.dual.since;
     if (dual && since !== null) this.maxDualMs = Math.max(this.maxDualMs, now - Math.max(since, this.quietSince));
-    this.window(this.dual, dual, (since) => this.afterFailures(NODES, Math.max(since, this.quietSince), dualBoundMs(this.o.timing)),
+    this.window(this.dual, dual, (since) => this.afterFailures(NODES, Math.max(since, this.quietSince), dualBoundMs(this.o.timing, this.strict)),
       'both hosts hold the VIP and both Redis accept writes');
+    if (this.strict) {
+      for (const n of NODES) {
+        const s = this.o.runtime(n)?.current;
+        if (s?.quorum.failsafeSinceMs != null) this.failsafeAt[n] = now;
+        if (s?.role === 'MASTER') this.mastered[n] = true;
+      }
+      this.oneWritable();
+    }
+  }
+
+  private faultVipBoundMs(): number {
+    return FAULT_VIP_BOUND_MS + (this.strict ? quorumLaneMs(this.o.timing) : 0);
+  }
+
+  /** Check 4: never two Redis accepting writes (with the quorum); reported once per window. */
+  private oneWritable(): void {
+    const { redis, world } = this.o;
+    const w = this.bothWritable;
+    if (!NODES.every((n) => redis.acceptsWrites(n))) {
+      w.since = null;
+      this.bothReported = false;
+      return;
+    }
+    w.since ??= world.now;
+    this.maxBothWritableMs = Math.max(this.maxBothWritableMs, world.now - w.since);
+    const exempt = NODES.some((n) => redis.servers[n].selfMaster);
+    if (exempt || this.bothReported) return;
+    this.bothReported = true;
+    const known = this.knownBothWritable();
+    if (known === null) {
+      this.fail(`both Redis accept writes (${describe(this.o)})`);
+      return;
+    }
+    this.bothWritableExcused.push(known.finding);
+    redis.quorumFinding(known.node, OTHER[known.node], known.finding, Q7_WINDOW_MS);
+  }
+
+  /**
+   * Both Redis accept writes, and an open finding of quorum-findings.test.ts explains it:
+   *  - Q6: a daemon run that has not been MASTER leaves a master Redis unfenced (it went
+   *    FAULT from INIT, or INIT waits for the key), and the peer's takeover after a FAULT
+   *    report does not catch up, so it does not fence it either;
+   *  - Q10: a node whose fence did not take when it left the master role (the effect
+   *    failed, or was skipped after a failed VIP release) gives the key up later all the
+   *    same (FAULT → BACKUP releases it), its Redis still accepting writes;
+   *  - Q7: a master serving without its lease (failsafe) fences only once it hears its
+   *    peer say it is taking over, and its fence waits on the effect lane behind an etcd
+   *    call in flight; the peer promotes as soon as it holds the key, its grace counted
+   *    from when it last heard the master. Recognised by the old master (the lower epoch)
+   *    having been in failsafe lately; what it acknowledges meanwhile is lost
+   *    (`RedisModel.quorumFinding`).
+   */
+  private knownBothWritable(): { node: NodeId; finding: QuorumFinding } | null {
+    const { redis, world } = this.o;
+    const unmastered = NODES.find((n) => !this.mastered[n] && redis.acceptsWrites(n));
+    if (unmastered !== undefined) return { node: unmastered, finding: 'finding Q6' };
+    const fenceFailed = NODES.find((n) => {
+      const s = this.o.runtime(n)?.current;
+      return s !== undefined && s.role !== 'MASTER' && s.quorum.fence?.writes === 'refused' && s.quorum.fence.ok === false;
+    });
+    if (fenceFailed !== undefined) return { node: fenceFailed, finding: 'finding Q10' };
+    const t = this.o.timing;
+    const recent = 4 * t.advertIntervalMs + t.quorum.healthTimeoutMs + 4 * t.quorum.callTimeoutMs;
+    const epoch = (n: NodeId): number => this.o.runtime(n)?.current.epoch ?? -1;
+    const node = NODES.find((n) => world.now - this.failsafeAt[n] <= recent && epoch(n) < epoch(OTHER[n]));
+    return node === undefined ? null : { node, finding: 'finding Q7' };
   }
 
   /**
@@ -187,6 +304,11 @@ export class Invariants {
       return;
     }
     const masters = NODES.filter((n) => this.o.runtime(n)!.current.role === 'MASTER');
+    const known = masters.length === 0 && this.strict ? knownNoMaster(this.o) : null;
+    if (known !== null) {
+      this.noMasterExcused.push(known);
+      return;
+    }
     if (masters.length !== 1) {
       this.fail(`expected exactly one MASTER at the end, found ${masters.length} (${describe(this.o)})`);
       return;
@@ -208,7 +330,10 @@ export class Invariants {
 
   private noWriteLost(master: NodeId): void {
     const { excused } = this.o.redis;
-    const lost = lostWrites(this.o, master).filter((w) => w.role !== 'FAULT' && !excused.has(w.id));
+    // Without the quorum a Redis acknowledging writes while its daemon is FAULT is
+    // findings.test.ts 5; with it, only a self-promoted Redis's writes are left out.
+    const exempt = (w: Ack): boolean => (this.strict ? w.selfMaster : w.role === 'FAULT');
+    const lost = lostWrites(this.o, master).filter((w) => !exempt(w) && !excused.has(w.id));
     if (lost.length > 0) {
       const first = lost.slice(0, 5).map((w) => `#${w.id} on ${w.node} (${w.role}) at ${w.at}`).join(', ');
       this.fail(`${lost.length} acknowledged write(s) lost without a Redis crash to explain them: ${first}`);
@@ -264,6 +389,23 @@ export function lostWrites(o: Observed, master: NodeId): Ack[] {
   return o.client.acked.filter((w) => !kept.has(w.id) && !o.redis.exposed.has(w.id));
 }
 
+/**
+ * An open finding that explains an end without a master (quorum-findings.test.ts), or null.
+ * Q3: a BACKUP holds the leader key for a takeover after its peer fell silent and waits
+ * for the failsafe grace, which every advert of its peer (BACKUP or INIT, so not serving)
+ * pushes out again; the peer cannot take the key meanwhile.
+ */
+export function knownNoMaster(o: Pick<Observed, 'runtime'>): string | null {
+  for (const n of NODES) {
+    const s = o.runtime(n)?.current;
+    const peer = o.runtime(OTHER[n])?.current;
+    if (s?.role === 'BACKUP' && s.quorum.held !== null && s.quorum.wanted?.afterSilence === true && peer !== undefined && peer.role !== 'MASTER') {
+      return 'finding Q3';
+    }
+  }
+  return null;
+}
+
 /** One line per node: role, epoch, VIP, Redis. */
 export function describe(o: Observed): string {
   return NODES.map((n) => {
@@ -275,7 +417,15 @@ export function describe(o: Observed): string {
   }).join('; ');
 }
 
-/** How long after the last fault the pair must have settled (the old simulation's bound, plus a reconcile turn). */
-export function settleMs(t: Timing): number {
-  return 2 * masterDownMs(1, t.advertIntervalMs) + 4 * t.healthIntervalMs + t.reconcileIntervalMs + 3000;
+/**
+ * How long after the last fault the pair must have settled (the old simulation's bound,
+ * plus a reconcile turn). With the quorum, add what the leader key can take to come free:
+ * a dead holder's lease extended by an etcd restart (an election timeout + the TTL +
+ * the expiry check), then a retry and two calls.
+ */
+export function settleMs(t: Timing, quorum = false): number {
+  const base = 2 * masterDownMs(1, t.advertIntervalMs) + 4 * t.healthIntervalMs + t.reconcileIntervalMs + 3000;
+  if (!quorum) return base;
+  const q = t.quorum;
+  return base + q.electionTimeoutMs + q.leaseTtlMs + ETCD_EXPIRY_CHECK_MS + 1000 + 2 * q.callTimeoutMs;
 }

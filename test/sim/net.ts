@@ -10,6 +10,13 @@
  * both directions, so any partition cuts them; loss and jitter do not.
  *
  * The client that writes through the VIP is not partitioned from either node.
+ *
+ * With the quorum, a third host: etcd (`etcd-model.ts`). A node's calls to it and
+ * etcd's answers are messages on one TCP connection (`sendTcp`): in order, delayed by
+ * jitter, and a lost packet is not lost but retransmitted after a retransmission timeout
+ * (200 ms, doubling, as Linux does), so loss shows as delay; an `etcd-partition` drops
+ * them (the node's call runs into its deadline). Partitions are checked when a message
+ * leaves and when it arrives.
  */
 import type { AdvertKey } from '../../src/config/types.js';
 import type { AdvertBody, Event, PeerRequest } from '../../src/core/types.js';
@@ -20,10 +27,16 @@ import { peerEvent } from '../../src/daemon/peer-event.js';
 import type { Fault } from './faults.js';
 import type { NodeId, World } from './world.js';
 
+/** The hosts of the simulation: the two nodes and, with the quorum, etcd. */
+export type Host = NodeId | 'etcd';
+
 export const GROUP_ID = 51;
 export const KEYS: readonly AdvertKey[] = [{ id: 1, secret: Buffer.from('redis-ha simulation key, not a secret') }];
 /** Every datagram takes 1..BASE_DELAY_MS to cross the link. */
 export const BASE_DELAY_MS = 3;
+
+/** Linux's minimum TCP retransmission timeout: what one lost packet costs a TCP message. */
+export const TCP_MIN_RTO_MS = 200;
 
 /** Datagrams dropped on arrival, by reason (the replay guard's included). */
 export type DropCounts = Record<string, number>;
@@ -47,23 +60,45 @@ export class Network {
 
   /** Any network fault is active now. */
   disturbed(): boolean {
-    return this.active((f) => f.kind === 'partition' || f.kind === 'loss' || f.kind === 'jitter');
+    return this.active((f) => f.kind === 'partition' || f.kind === 'loss' || f.kind === 'jitter' || f.kind === 'etcd-partition');
+  }
+
+  /** Packets between `node` and etcd in this direction are dropped now. */
+  etcdCut(node: NodeId, towardsEtcd: boolean): boolean {
+    return this.active((f) => f.kind === 'etcd-partition' && f.node === node
+      && (f.direction === 'both' || f.direction === (towardsEtcd ? 'to-etcd' : 'from-etcd')));
+  }
+
+  /** A TCP message from `from` to `to` would be dropped now (etcd links only; the nodes' own Redis links use `tcpUp`). */
+  tcpCut(from: Host, to: Host): boolean {
+    if (from === 'etcd' && to !== 'etcd') return this.etcdCut(to, false);
+    if (to === 'etcd' && from !== 'etcd') return this.etcdCut(from, true);
+    return from !== to && from !== 'etcd' && to !== 'etcd' && !this.tcpUp(from, to);
+  }
+
+  /**
+   * Sends one message on the TCP connection from `from` to `to`; `arrive` runs (world-owned)
+   * when it gets there, unless a partition drops it. In order per direction; loss delays.
+   */
+  sendTcp(from: Host, to: Host, arrive: () => void): void {
+    if (this.tcpCut(from, to)) return this.drop('tcp-partition');
+    const { maxDelay } = this.conditions();
+    let delay = this.world.int(1, BASE_DELAY_MS) + (maxDelay > 0 ? this.world.int(0, maxDelay) : 0);
+    // Each retransmission meets the loss of its own moment: it gets through once the loss is over.
+    for (let rto = TCP_MIN_RTO_MS; this.world.chance(this.conditions(this.world.now + delay).loss); rto *= 2) delay += rto;
+    const key = `tcp ${from}->${to}`;
+    const arrival = Math.max(this.world.now + delay, this.lastArrival[key] ?? 0);
+    this.lastArrival[key] = arrival;
+    this.world.at(arrival, () => {
+      if (this.tcpCut(from, to)) this.drop('tcp-partition');
+      else arrive();
+    });
   }
 
   /** Sends one datagram; each copy that gets through is handed to `deliver` on arrival. */
   send(from: NodeId, to: NodeId, buf: Buffer, deliver: (buf: Buffer) => void): void {
     if (this.cut(from, to)) return this.drop('partition');
-    let loss = 0;
-    let maxDelay = 0;
-    let dup = 0;
-    for (const f of this.faults) {
-      if (!this.isActive(f)) continue;
-      if (f.kind === 'loss') loss = Math.max(loss, f.rate);
-      if (f.kind === 'jitter') {
-        maxDelay = Math.max(maxDelay, f.maxDelayMs);
-        dup = Math.max(dup, f.dupRate);
-      }
-    }
+    const { loss, maxDelay, dup } = this.conditions();
     const copies = this.world.chance(dup) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       if (this.world.chance(loss)) {
@@ -83,6 +118,22 @@ export class Network {
     }
   }
 
+  /** The worst loss rate, delay and duplication of the faults active at `at` (default now). */
+  private conditions(at = this.world.now): { loss: number; maxDelay: number; dup: number } {
+    let loss = 0;
+    let maxDelay = 0;
+    let dup = 0;
+    for (const f of this.faults) {
+      if (!this.isActive(f, at)) continue;
+      if (f.kind === 'loss') loss = Math.max(loss, f.rate);
+      if (f.kind === 'jitter') {
+        maxDelay = Math.max(maxDelay, f.maxDelayMs);
+        dup = Math.max(dup, f.dupRate);
+      }
+    }
+    return { loss, maxDelay, dup };
+  }
+
   drop(reason: string): void {
     this.drops[reason] = (this.drops[reason] ?? 0) + 1;
   }
@@ -91,8 +142,8 @@ export class Network {
     return this.faults.some((f) => match(f) && this.isActive(f));
   }
 
-  private isActive(f: Fault): boolean {
-    return f.kind !== 'switchover' && this.world.now >= f.at && this.world.now < f.at + f.durationMs;
+  private isActive(f: Fault, at = this.world.now): boolean {
+    return f.kind !== 'switchover' && at >= f.at && at < f.at + f.durationMs;
   }
 }
 

@@ -2,17 +2,19 @@
  * A redis-ha pair on fake time: two hosts, each with a real `Runtime`
  * (`src/daemon/runtime.ts`) run by `daemon.ts`, on the in-memory world (`world.ts`),
  * network (`net.ts`), Redis (`redis-model.ts`, `redis-adapter.ts`), hosts (`host.ts`)
- * and client (`client.ts`). This file builds them, turns the faults of a history into
- * world events (and an operator's requests), and hands every step to the invariant
- * checker (`invariants.ts`).
+ * and client (`client.ts`); with the quorum (`quorum: 'etcd'`), a third host running
+ * etcd (`etcd-model.ts`) and each daemon's quorum on it (`quorum-adapter.ts`). This file
+ * builds them, turns the faults of a history into world events (and an operator's
+ * requests), and hands every step to the invariant checker (`invariants.ts`).
  *
  * `simulate()` runs one history and returns what the tests assert on, with a trace
  * (role changes, faults, restarts, answers) for failure messages.
  */
-import { NO_QUORUM, type CoreConfig } from '../../src/core/state.js';
+import { NO_QUORUM, type CoreConfig, type CoreQuorumConfig } from '../../src/core/state.js';
 import type { Runtime, RequestEvent } from '../../src/daemon/runtime.js';
 import { Client } from './client.js';
 import { SimDaemon, type DaemonEnv } from './daemon.js';
+import { CLOCK_RATE_BOUND, EtcdModel, type EtcdTiming } from './etcd-model.js';
 import { describeFault, faultEnd, type Fault } from './faults.js';
 import { HostVip, StateFile, type AuditRecord } from './host.js';
 import { describe, Invariants, settleMs, type Observed, type Timing } from './invariants.js';
@@ -25,10 +27,44 @@ import { NODES, OTHER, World, type NodeId } from './world.js';
 export type { Timing } from './invariants.js';
 export { addStats, NO_STATS, type SimStats } from './stats.js';
 
-/** The daemon's defaults (advert 1 s, health 500 ms, reconcile 2 s, stall threshold 1 s). */
-export const DEFAULT_TIMING: Timing = { advertIntervalMs: 1000, healthIntervalMs: 500, reconcileIntervalMs: 2000, stallThresholdMs: 1000 };
-/** Tight timing, where effects take a good part of an advert interval. */
-export const FAST_TIMING: Timing = { advertIntervalMs: 100, healthIntervalMs: 100, reconcileIntervalMs: 500, stallThresholdMs: 100 };
+/**
+ * The daemon's defaults (advert 1 s, health 500 ms, reconcile 2 s, stall threshold 1 s);
+ * with the quorum, a 2 s lease renewed every 500 ms, calls bounded by 500 ms, etcd's
+ * election timeout 250 ms (heartbeat 50 ms: etcd then grants TTLs from 1 s), health
+ * timeout 500 ms: renew + call + election = 1250 ms < TTL − fence lead = 1480 ms.
+ */
+export const DEFAULT_TIMING: Timing = {
+  advertIntervalMs: 1000, healthIntervalMs: 500, reconcileIntervalMs: 2000, stallThresholdMs: 1000,
+  quorum: { leaseTtlMs: 2000, renewIntervalMs: 500, callTimeoutMs: 500, electionTimeoutMs: 250, healthTimeoutMs: 500 },
+};
+/**
+ * Tight timing, where effects take a good part of an advert interval; with the quorum,
+ * etcd's shortest lease (1 s: `etcd3` takes no less), renewed every 200 ms, calls bounded
+ * by 200 ms, election timeout 250 ms, health timeout 100 ms: 650 ms < 1000 − 110 ms.
+ */
+export const FAST_TIMING: Timing = {
+  advertIntervalMs: 100, healthIntervalMs: 100, reconcileIntervalMs: 500, stallThresholdMs: 100,
+  quorum: { leaseTtlMs: 1000, renewIntervalMs: 200, callTimeoutMs: 200, electionTimeoutMs: 250, healthTimeoutMs: 100 },
+};
+
+/** `CoreConfig.quorum.retryMs` with the quorum. */
+export const QUORUM_RETRY_MS = 500;
+
+/**
+ * The fence lead of the timing rule (`quorumFenceLeadMs` in src/core/timing.ts, issue 11):
+ * the clock-rate share of the TTL plus the time the fence takes (the health timeout).
+ */
+export function fenceLeadMs(q: EtcdTiming): number {
+  return Math.ceil(q.leaseTtlMs * CLOCK_RATE_BOUND) + q.healthTimeoutMs;
+}
+
+/** The rule itself: a renewal, a call timing out and an etcd election fit in the lease, less the fence lead. */
+export function quorumTimingOk(q: EtcdTiming): boolean {
+  return q.renewIntervalMs + q.callTimeoutMs + q.electionTimeoutMs < q.leaseTtlMs - fenceLeadMs(q);
+}
+
+/** Who decides that a node may be master: the pair alone (`none`), or the leader key in etcd. */
+export type QuorumMode = 'none' | 'etcd';
 
 const PRIORITY: Readonly<Record<NodeId, number>> = { a: 100, b: 90 };
 
@@ -39,10 +75,18 @@ export interface SimOptions {
   readonly preempt?: boolean;
   /** Run this long after the last fault has ended (default: `settleMs(timing)`). */
   readonly settleMs?: number;
-  /** Check the no-lost-write property at the end (histories without partitions). */
+  /** Check the no-lost-write property at the end (histories without partitions; with the quorum, any). */
   readonly lossFree?: boolean;
   /** Skip the end-state checks (scenarios that stop mid-way). */
   readonly noSettleCheck?: boolean;
+  /** `etcd`: the quorum on a simulated etcd, `prefer: safety`, and the strict checks (`invariants.ts` 4). Default `none`. */
+  readonly quorum?: QuorumMode;
+  /**
+   * The client runs on etcd's host, as in the lab (issue 11: "etcd on the client host"):
+   * a node cut from etcd is cut from the client too. Default: with the quorum only. Without
+   * it the client reaches both nodes whatever the etcd links do.
+   */
+  readonly clientBesideEtcd?: boolean;
 }
 
 export interface SimResult {
@@ -63,7 +107,8 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     audit: pair.audit, replies: pair.replies, replayDrops: pair.net.drops['replayed'] ?? 0,
     ackedIds: new Set(pair.client.acked.map((w) => w.id)), discardedIds: pair.redis.discarded,
     excused: opts.lossFree === true ? pair.redis.excused : new Map(),
-    maxDualMs: pair.checker.maxDualMs, steps: pair.world.steps,
+    maxDualMs: pair.checker.maxDualMs, maxBothWritableMs: pair.checker.maxBothWritableMs,
+    noMasterExcused: pair.checker.noMasterExcused, bothWritableExcused: pair.checker.bothWritableExcused, steps: pair.world.steps,
   });
   return { stats, violations: pair.checker.violations, trace: pair.trace, replies: pair.replies, audit: pair.audit, pair };
 }
@@ -72,6 +117,7 @@ export class SimPair implements Observed, DaemonEnv {
   readonly world: World;
   readonly net: Network;
   readonly redis: RedisModel;
+  readonly etcd: EtcdModel | null;
   readonly client: Client;
   readonly timing: Timing;
   readonly checker: Invariants;
@@ -90,14 +136,21 @@ export class SimPair implements Observed, DaemonEnv {
     this.world = new World(opts.seed);
     this.net = new Network(this.world, opts.faults);
     this.redis = new RedisModel(this.world, this.net);
+    const etcd = opts.quorum === 'etcd';
+    this.redis.strictExcuses = etcd;
+    this.etcd = etcd ? new EtcdModel(this.world, this.net, opts.timing.quorum, (line) => this.note(line)) : null;
     this.client = new Client(this.world, this.redis);
+    const quorum: CoreQuorumConfig = etcd
+      ? { backend: 'etcd', prefer: 'safety', retryMs: QUORUM_RETRY_MS, fenceLeadMs: fenceLeadMs(opts.timing.quorum) }
+      : NO_QUORUM;
     const daemon = (id: NodeId): SimDaemon =>
-      new SimDaemon(id, coreConfig(id, opts.timing, opts.preempt ?? false), new HostVip(id, this.world, this.client), new StateFile(), this);
+      new SimDaemon(id, coreConfig(id, opts.timing, opts.preempt ?? false, quorum), new HostVip(id, this.world, this.client), new StateFile(), this);
     this.daemons = { a: daemon('a'), b: daemon('b') };
     this.client.vips = { a: this.daemons.a.vip, b: this.daemons.b.vip };
     this.client.roleOf = (n) => this.daemons[n].runtime?.current.role ?? 'down';
-    this.client.reachable = (n) => this.linkUp(n);
-    this.checker = new Invariants(this);
+    const besideEtcd = opts.clientBesideEtcd ?? etcd;
+    this.client.reachable = (n) => this.linkUp(n) && !(besideEtcd && (this.net.etcdCut(n, true) || this.net.etcdCut(n, false)));
+    this.checker = new Invariants(this, etcd);
   }
 
   runtime(node: NodeId): Runtime | null {
@@ -123,7 +176,7 @@ export class SimPair implements Observed, DaemonEnv {
   /** The time the history ends: the last fault's end plus the settle time. */
   get endMs(): number {
     const last = Math.max(0, ...this.opts.faults.map((f) => faultEnd(f, this.timing.advertIntervalMs)));
-    return last + (this.opts.settleMs ?? settleMs(this.timing));
+    return last + (this.opts.settleMs ?? settleMs(this.timing, this.etcd !== null));
   }
 
   async run(): Promise<void> {
@@ -191,6 +244,14 @@ export class SimPair implements Observed, DaemonEnv {
       case 'jitter':
       case 'link-down':
       case 'flaky':
+      case 'etcd-partition':
+        return;
+      case 'etcd-freeze':
+        world.at(f.at, () => this.etcd?.freeze(end));
+        return;
+      case 'etcd-restart':
+        world.at(f.at, () => this.etcd?.kill());
+        world.at(end, () => this.etcd?.start());
         return;
       case 'redis-crash':
         world.at(f.at, () => this.redis.crash(f.node));
@@ -259,7 +320,7 @@ export class SimPair implements Observed, DaemonEnv {
   }
 }
 
-function coreConfig(id: NodeId, t: Timing, preempt: boolean): CoreConfig {
+function coreConfig(id: NodeId, t: Timing, preempt: boolean, quorum: CoreQuorumConfig): CoreConfig {
   return {
     nodeName: id,
     nodeAddress: ADDRESS[id],
@@ -276,6 +337,6 @@ function coreConfig(id: NodeId, t: Timing, preempt: boolean): CoreConfig {
     // Off: the histories put faults seconds apart, and the block holds a second automatic
     // takeover by design (tested in test/core/takeover-gate.test.ts).
     recoveryBlockMs: 0,
-    quorum: NO_QUORUM,
+    quorum,
   };
 }

@@ -75,6 +75,7 @@ export class SimRedisAdapter implements RuntimeRedis {
       const p = this.redis.servers[peer];
       if (!this.net.tcpUp(this.node, peer)) {
         await this.world.sleep(this.owner, PEER_TIMEOUT_MS);
+        this.redis.unreplicatedAtPromotion(peer, this.node);
         detail = `catch-up skipped: peer ${peer} unreachable`;
       } else if (!p.alive) {
         detail = `catch-up skipped: peer ${peer} refused the connection`;

@@ -27,25 +27,34 @@ export interface SimStats {
   readonly knownBugLosses: Readonly<Record<string, number>>;
   /** Longest time both hosts held the VIP with both Redis writable, once the pair was quiet. */
   readonly maxDualMs: number;
+  /** With the quorum: longest time both Redis accepted writes (only a self-promoted Redis may cause it). */
+  readonly maxBothWritableMs: number;
+  /** With the quorum: masters that fenced for their lease, and that served on without it (failsafe). */
+  readonly quorumFences: number;
+  readonly failsafes: number;
+  /** With the quorum: histories that ended without a master because of an open finding, by finding. */
+  readonly noMasterExcused: Readonly<Record<string, number>>;
+  /** With the quorum: moments both Redis accepted writes that an open finding explains, by finding. */
+  readonly bothWritableExcused: Readonly<Record<string, number>>;
   /** Heap entries run. */
   readonly steps: number;
 }
 
 export const NO_STATS: SimStats = {
   histories: 0, masters: 0, stallsDetected: 0, effectFailures: 0, replayDrops: 0, switchoversOk: 0, writesAcked: 0,
-  writesDiscarded: 0, knownBugLosses: {}, maxDualMs: 0, steps: 0,
+  writesDiscarded: 0, knownBugLosses: {}, maxDualMs: 0, maxBothWritableMs: 0, quorumFences: 0, failsafes: 0, noMasterExcused: {}, bothWritableExcused: {}, steps: 0,
 };
 
 /** Sums two tallies (the longest dual window is the longer one). */
 export function addStats(x: SimStats, y: SimStats): SimStats {
-  const losses: Record<string, number> = { ...x.knownBugLosses };
-  for (const [k, v] of Object.entries(y.knownBugLosses)) losses[k] = (losses[k] ?? 0) + v;
   return {
     histories: x.histories + y.histories, masters: x.masters + y.masters, stallsDetected: x.stallsDetected + y.stallsDetected,
     effectFailures: x.effectFailures + y.effectFailures, replayDrops: x.replayDrops + y.replayDrops,
     switchoversOk: x.switchoversOk + y.switchoversOk, writesAcked: x.writesAcked + y.writesAcked,
-    writesDiscarded: x.writesDiscarded + y.writesDiscarded, knownBugLosses: losses,
-    maxDualMs: Math.max(x.maxDualMs, y.maxDualMs), steps: x.steps + y.steps,
+    writesDiscarded: x.writesDiscarded + y.writesDiscarded, knownBugLosses: sum(x.knownBugLosses, y.knownBugLosses),
+    maxDualMs: Math.max(x.maxDualMs, y.maxDualMs), maxBothWritableMs: Math.max(x.maxBothWritableMs, y.maxBothWritableMs),
+    quorumFences: x.quorumFences + y.quorumFences, failsafes: x.failsafes + y.failsafes, noMasterExcused: sum(x.noMasterExcused, y.noMasterExcused),
+    bothWritableExcused: sum(x.bothWritableExcused, y.bothWritableExcused), steps: x.steps + y.steps,
   };
 }
 
@@ -59,6 +68,9 @@ export interface HistoryFacts {
   /** Discarded writes a known bug explains, and which (empty when the history had partitions). */
   readonly excused: ReadonlyMap<number, string>;
   readonly maxDualMs: number;
+  readonly maxBothWritableMs: number;
+  readonly noMasterExcused: readonly string[];
+  readonly bothWritableExcused: readonly string[];
   readonly steps: number;
 }
 
@@ -75,8 +87,19 @@ export function statsOf(h: HistoryFacts): SimStats {
     writesDiscarded: h.discardedIds.filter((id) => h.ackedIds.has(id)).length,
     knownBugLosses: countBy(h.discardedIds.filter((id) => h.ackedIds.has(id)).flatMap((id) => h.excused.get(id) ?? [])),
     maxDualMs: h.maxDualMs,
+    maxBothWritableMs: h.maxBothWritableMs,
+    quorumFences: count('quorum-fenced'),
+    failsafes: count('quorum-failsafe'),
+    noMasterExcused: countBy(h.noMasterExcused),
+    bothWritableExcused: countBy(h.bothWritableExcused),
     steps: h.steps,
   };
+}
+
+function sum(p: Readonly<Record<string, number>>, q: Readonly<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = { ...p };
+  for (const [k, v] of Object.entries(q)) out[k] = (out[k] ?? 0) + v;
+  return out;
 }
 
 function countBy(keys: readonly string[]): Record<string, number> {

@@ -46,6 +46,13 @@ interface Entry {
   cancelled: boolean;
 }
 
+/**
+ * Node runs a timer no sooner than 1 ms after it was set (`setTimeout(fn, 0)` is
+ * `setTimeout(fn, 1)`), so a timer set from a callback runs after the I/O already waiting:
+ * a daemon waking from a stall reads its sockets before a timer it re-armed at once fires.
+ */
+const NODE_MIN_TIMER_MS = 1;
+
 /** A run that needs more heap entries than this is looping (a bug in the sim or the product). */
 const MAX_STEPS = 2_000_000;
 
@@ -92,7 +99,7 @@ export class World {
     return {
       setTimer: (fn, delayMs): TimerHandle => {
         const entry: Entry = {
-          at: this.now + Math.max(0, delayMs), phase: 0, order: this.order++, run: fn,
+          at: this.now + Math.max(NODE_MIN_TIMER_MS, delayMs), phase: 0, order: this.order++, run: fn,
           node: owner.node, owner, kind: 'timer', cancelled: false,
         };
         this.push(entry);
