@@ -23,10 +23,19 @@ export function holdsKey(s: CoreState, now: number, config: CoreConfig, epoch?: 
  * After a silence, when a master that lost etcd (failsafe) has surely fenced: see
  * `failsafeGraceMs`. Null when no wait applies.
  */
-function failsafeGraceUntil(s: CoreState, config: CoreConfig, want: Omit<WantedMastership, 'sinceMs'>): number | null {
+function failsafeGraceUntil(s: CoreState, now: number, config: CoreConfig, want: Omit<WantedMastership, 'sinceMs'>): number | null {
   const peer = s.peer;
-  if (!want.afterSilence || peer === null) return null;
-  return peer.receivedAtMs + failsafeGraceMs(config.advertIntervalMs, peer.advertIntervalMs, config.quorum.fenceLeadMs);
+  // Only a peer heard as MASTER can be serving without its lease; one etcd named as the
+  // holder since the wish began fences before its key is free.
+  if (!want.afterSilence || peer === null || peer.masterHeardAtMs == null || s.quorum.wanted?.sawPeerHold === true) return null;
+  const lead = config.quorum.fenceLeadMs;
+  // It fences once it has not heard us for the failsafe silence (a cut both ways: it last
+  // heard us about when we last heard it, give or take an interval), or when it hears us
+  // say we are taking over (a cut one way: every advert since the wish began says so, one
+  // interval apart). Which of the two applies is unknown here: wait for both.
+  const silent = peer.masterHeardAtMs + peer.advertIntervalMs + failsafeGraceMs(config.advertIntervalMs, peer.advertIntervalMs, lead);
+  const told = (s.quorum.wanted?.sinceMs ?? now) + config.advertIntervalMs + lead;
+  return Math.max(silent, told);
 }
 
 /**
@@ -35,11 +44,13 @@ function failsafeGraceUntil(s: CoreState, config: CoreConfig, want: Omit<WantedM
  */
 export function quorumGate(s: CoreState, now: number, config: CoreConfig, want: Omit<WantedMastership, 'sinceMs'>): StepResult | null {
   if (config.quorum.backend === 'none') return null;
-  const graceUntil = failsafeGraceUntil(s, config, want);
+  const graceUntil = failsafeGraceUntil(s, now, config, want);
   const holds = holdsKey(s, now, config, want.epoch);
   if (holds && (graceUntil === null || now >= graceUntil)) return null;
   const previous = s.quorum.wanted;
-  const wanted: WantedMastership = { ...want, sinceMs: previous?.sinceMs ?? now };
+  const wanted: WantedMastership = {
+    ...want, sinceMs: previous?.sinceMs ?? now, ...(previous?.sawPeerHold === true ? { sawPeerHold: true } : {}),
+  };
   let next: CoreState = { ...s, quorum: { ...s.quorum, wanted } };
   const actions: Action[] = [];
   let why: string;

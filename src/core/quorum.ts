@@ -39,7 +39,7 @@ export function onQuorumEvent(s: CoreState, e: QuorumEvent, now: number, config:
     case 'quorum-renewed': {
       const held = s.quorum.held;
       if (held === null) return done(s, [], 'lease renewed (no key held)');
-      return done(armQuorumFence(withQuorum(s, { held: { ...held, validUntilAtMs: e.validUntilAtMs } }), config), [],
+      return done(armQuorumFence(withQuorum(s, { held: { ...held, validUntilAtMs: e.validUntilAtMs } }), config, now), [],
         `lease renewed: key held until ${Math.round(e.validUntilAtMs - now)} ms from now`);
     }
     case 'quorum-lost':
@@ -62,7 +62,7 @@ function onAnswered(s0: CoreState, e: Extract<Event, { type: 'quorum-answered' }
     const record = audit('quorum-acquired', { epoch: a.epoch, validForMs: Math.round(a.validUntilAtMs - now), detail: a.detail });
     if (s.role === 'MASTER') {
       const restored = s.quorum.failsafeSinceMs !== null;
-      const next = armQuorumFence(withQuorum(held, { failsafeSinceMs: null }), config);
+      const next = armQuorumFence(withQuorum(held, { failsafeSinceMs: null }), config, now);
       return done(next, restored ? [audit('quorum-restored', { failsafeMs: Math.round(now - (s.quorum.failsafeSinceMs ?? now)), epoch: a.epoch })] : [],
         restored ? 'leader key held again: failsafe over' : 'leader key kept');
     }
@@ -73,7 +73,9 @@ function onAnswered(s0: CoreState, e: Extract<Event, { type: 'quorum-answered' }
   }
   const holder = a.outcome === 'held-by-other' ? a.holder : s.quorum.holder;
   const changed = s0.quorum.last?.what !== a.outcome || JSON.stringify(s0.quorum.holder) !== JSON.stringify(holder);
-  const next = withTimers(withQuorum(s, { holder }), { 'quorum-retry': now + config.quorum.retryMs });
+  const peerHolds = a.outcome === 'held-by-other' && wanted !== null && holder !== null && holder.node === s.peer?.nodeName;
+  const next = withTimers(withQuorum(s, { holder, ...(peerHolds && wanted !== null ? { wanted: { ...wanted, sawPeerHold: true } } : {}) }),
+    { 'quorum-retry': now + config.quorum.retryMs });
   const record = changed
     ? [audit(a.outcome === 'held-by-other' ? 'quorum-held-by-other' : 'quorum-unreachable', { holder, detail: a.detail, wanted: wanted?.kind ?? null })]
     : [];
@@ -139,7 +141,7 @@ export function onQuorumTimer(s: CoreState, timer: 'quorum-fence' | 'quorum-retr
     return fenceAndStepDown(s, now, config, `serving without a lease and the peer is silent (${peerSilence(s, now)})`);
   }
   const held = s.quorum.held;
-  if (held !== null && holdsKey(s, now, config)) return done(armQuorumFence(s, config), [], 'lease still valid');
+  if (held !== null && holdsKey(s, now, config)) return done(armQuorumFence(s, config, now), [], 'lease still valid');
   const left = held === null ? 'no lease' : `lease deadline in ${Math.round(held.validUntilAtMs - now)} ms`;
   // `held` stays until the fence is confirmed: then the key is given up at once
   // (`onFenceApplied`) rather than left to lapse.
@@ -165,7 +167,7 @@ function leaseEnding(s: CoreState, now: number, config: CoreConfig, why: string,
   const next = withQuorum(s, { held: null, failsafeSinceMs: s.quorum.failsafeSinceMs ?? now, asking: s.quorum.asking ?? s.epoch });
   const actions = [audit('quorum-failsafe', { why, peer: peer.nodeName, epoch: s.epoch })];
   if (s.quorum.asking === null) actions.push({ type: 'acquire-quorum', epoch: s.epoch });
-  return done(armQuorumFence(next, config), actions,
+  return done(armQuorumFence(next, config, now), actions,
     `${why}; ${peer.nodeName} is heard and not taking over: serving on without the lease (failsafe), asking etcd again`);
 }
 
@@ -179,17 +181,57 @@ function fenceAndStepDown(s: CoreState, now: number, config: CoreConfig, why: st
 export function onPeerHeardInFailsafe(s: CoreState, now: number, config: CoreConfig): StepResult | null {
   if (s.role !== 'MASTER' || s.quorum.failsafeSinceMs === null || s.peer === null) return null;
   if (s.peer.flags.takingOver === true) return fenceAndStepDown(s, now, config, `serving without a lease and ${s.peer.nodeName} is taking over`);
-  return done(armQuorumFence(s, config), [], 'failsafe: peer heard');
+  return done(armQuorumFence(s, config, now), [], 'failsafe: peer heard');
 }
 
 function onFenceApplied(s0: CoreState, writes: FenceSetting, ok: boolean, detail: string): StepResult {
-  const s = withQuorum(s0, { fence: { writes, ok, detail } });
+  const selfFenced = ok ? writes !== 'accepted' : s0.quorum.selfFenced;
+  const s = withQuorum(s0, { fence: { writes, ok, detail }, selfFenced });
   const record = audit('redis-fence', { writes, ok, detail });
-  if (writes === 'refused' && ok && s.role !== 'MASTER' && s.quorum.held !== null) {
-    return done(withQuorum(s, { held: null }), [record, { type: 'release-quorum' }], 'Redis refuses writes: leader key released');
+  if (writes === 'refused' && s.role !== 'MASTER' && s.quorum.held !== null) {
+    const why = keyReleasable(s, ok);
+    if (why !== null) return done(withQuorum(s, { held: null }), [record, { type: 'release-quorum' }], `${why}: leader key released`);
+    return done(s, [record], `fence not applied (${detail}): the leader key is kept, the fence retried at the next check`);
   }
   const what = writes === 'refused' ? 'refuses writes' : writes === 'with-replica' ? 'accepts writes while a replica acknowledges' : 'accepts writes';
   return done(s, [record], ok ? `Redis ${what}` : `fence not applied (${writes}): ${detail}`);
+}
+
+/**
+ * Why a node that left the master role may give its key up now, or null: only once its
+ * Redis cannot take writes (a fence refused and confirmed, a Redis that refuses the
+ * connection, or one that fences itself when its replica is promoted), else a peer
+ * holding the key could find it writable.
+ */
+function keyReleasable(s: CoreState, fenced: boolean): string | null {
+  if (fenced) return 'Redis refuses writes';
+  if (s.health.down === true) return 'Redis is down (connection refused)';
+  if (s.quorum.selfFenced) return 'Redis refuses writes by itself once its replica is promoted (min-replicas)';
+  return null;
+}
+
+/**
+ * A node that is not master keeps a master Redis fenced (checked at each health check):
+ * a BACKUP whose Redis is a master (until it is re-pointed), and a node that left the
+ * master role while its fence did not take (retried; the key goes once it takes, or once
+ * Redis is seen down). Not during a switchover (the target's Redis is a master before it
+ * holds the role), nor in INIT (a restart in place keeps serving while it decides).
+ */
+export function keepFenceDown(s: CoreState, config: CoreConfig): StepResult | null {
+  if (!fenceManaged(config) || s.resigning || s.redisOp !== null || s.switchover !== null) return null;
+  if (s.role !== 'BACKUP' && s.role !== 'FAULT') return null;
+  const fence = s.quorum.fence;
+  if (s.role === 'FAULT' && s.quorum.held !== null && fence?.ok === false) {
+    const why = keyReleasable(s, false);
+    if (why !== null) return done(withQuorum(s, { held: null }), [{ type: 'release-quorum' }], `${why}: leader key released`);
+  }
+  const redis = s.health.redis;
+  const masterRedis = s.role === 'BACKUP' ? s.health.healthy === true && redis?.role === 'master' && s.peer?.flags.switchingOver !== true
+    : s.quorum.held !== null;
+  if (!masterRedis) return null;
+  if (fence !== null && fence.writes === 'refused' && fence.ok !== false) return null;
+  return done(withQuorum(s, { fence: { writes: 'refused', ok: null, detail: 'being applied' } }), [{ type: 'fence-redis', writes: 'refused' }],
+    `${s.role}: local Redis is a master this node does not serve: fencing it`);
 }
 
 /**
@@ -218,17 +260,22 @@ export function keepFence(s: CoreState, now: number, config: CoreConfig): StepRe
  * The master's `quorum-fence` deadline: its lease deadline less the fence lead, or, in
  * failsafe, the moment its peer has been silent too long. Cleared on other nodes.
  */
-export function armQuorumFence(s: CoreState, config: CoreConfig): CoreState {
+export function armQuorumFence(s: CoreState, config: CoreConfig, now: number): CoreState {
   if (config.quorum.backend === 'none') return s;
   let at: number | undefined;
   if (s.role === 'MASTER' && !s.resigning) {
     if (s.quorum.failsafeSinceMs !== null) {
       const peer = s.peer;
-      const base = peer?.receivedAtMs ?? s.quorum.failsafeSinceMs;
+      // From the later of the peer's last advert and the failsafe's (re)start: a stall
+      // restarts it (`onStalled`), as it restarts the master-down timer.
+      const base = Math.max(peer?.receivedAtMs ?? Number.NEGATIVE_INFINITY, s.quorum.failsafeSinceMs);
       at = base + failsafeSilenceMs(config.advertIntervalMs, peer?.advertIntervalMs ?? config.advertIntervalMs);
     } else if (s.quorum.held !== null) {
       at = s.quorum.held.validUntilAtMs - config.quorum.fenceLeadMs;
     }
   }
+  // A deadline already passed fires now, never left in the past (the runtime would take
+  // its lateness for a stall, again and again).
+  if (at !== undefined) at = Math.max(at, now);
   return s.timers['quorum-fence'] === at ? s : withTimers(s, { 'quorum-fence': at });
 }

@@ -62,6 +62,11 @@ export interface QuorumView {
   readonly failsafeSinceMs: number | null;
   /** What this node last asked of its Redis's fence, and whether it took (null: never asked). */
   readonly fence: { readonly writes: FenceSetting; readonly ok: boolean | null; readonly detail: string } | null;
+  /**
+   * The local Redis fences itself when it loses its replica (`with-replica` confirmed in
+   * force): once the peer promotes, it refuses writes whatever this daemon manages.
+   */
+  readonly selfFenced: boolean;
 }
 
 /**
@@ -82,6 +87,12 @@ export interface WantedMastership {
   readonly afterSilence: boolean;
   /** The peer reported its Redis FAULT (an automatic takeover too). */
   readonly afterFault?: boolean;
+  /**
+   * etcd named the peer as the holder since the wish began: its lease was alive then, so
+   * it fences before its key can be free (it hears this node taking over, or its lease
+   * ends): no failsafe grace to wait.
+   */
+  readonly sawPeerHold?: boolean;
 }
 
 /** The last authenticated advert from the peer, and when it arrived. */
@@ -96,6 +107,8 @@ export interface PeerView {
   readonly maintenanceGen: number;
   readonly redis: AdvertRedis;
   readonly receivedAtMs: number;
+  /** When the peer was last heard as MASTER (null: not since it was first heard). */
+  readonly masterHeardAtMs?: number | null;
 }
 
 /**
@@ -109,6 +122,8 @@ export interface HealthView {
   readonly detail: string;
   readonly redis: RedisSnapshot | null;
   readonly checkedAtMs: number | null;
+  /** The last check's connection was refused: no Redis is listening. */
+  readonly down?: boolean;
 }
 
 /** A Redis role change in flight (the adapter runs one at a time and reports back). */
@@ -248,7 +263,7 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     advertFailure: null,
     takeoverHeld: null,
     recoveryBlockUntilMs: null,
-    quorum: { held: null, holder: null, asking: null, wanted: null, last: null, failsafeSinceMs: null, fence: null },
+    quorum: { held: null, holder: null, asking: null, wanted: null, last: null, failsafeSinceMs: null, fence: null, selfFenced: false },
     persistFailure: null,
   };
 }

@@ -47,7 +47,7 @@ import {
   type StepResult,
 } from './common.js';
 import { onEffectFailed } from './effects.js';
-import { armQuorumFence, keepFence, onPeerHeardInFailsafe, onQuorumEvent, onQuorumTimer } from './quorum.js';
+import { armQuorumFence, keepFence, keepFenceDown, onPeerHeardInFailsafe, onQuorumEvent, onQuorumTimer } from './quorum.js';
 import { adoptPeerMaintenance, freeze, onMaintenanceRequested, resume } from './maintenance.js';
 import { initialState, vipDesired, type CoreConfig, type CoreState, type HealthView, type PeerView } from './state.js';
 import {
@@ -80,7 +80,7 @@ export function step(state: CoreState, event: Event, now: number, config: CoreCo
   }
   const r = stepEvent(state, event, now, config);
   // One place keeps the master's lease deadline armed, whatever the event was.
-  const armed = armQuorumFence(r.state, config);
+  const armed = armQuorumFence(r.state, config, now);
   return armed === r.state ? r : { ...r, state: armed };
 }
 
@@ -189,7 +189,7 @@ function onHealthChecked(
     }
     case 'BACKUP':
       if (turnedBad) return toFault(s, now, config, `local Redis failed ${health.consecutiveFail} checks: ${health.detail}`);
-      return reconcileReplica(s, now, config, 'health check');
+      return prependFence(keepFenceDown(s, config), (t) => reconcileReplica(t, now, config, 'health check'), s);
     case 'MASTER':
       if (turnedBad) {
         const why = `local Redis failed ${health.consecutiveFail} checks: ${health.detail}`;
@@ -208,10 +208,18 @@ function onHealthChecked(
       }
       // A Redis that restarts as a master while the peer is the master with newer data
       // is demoted at its first good check, not after `rise` checks.
-      return event.ok ? reconcileReplica(s, now, config, 'health check in FAULT') : done(s, [], 'still failing');
+      return prependFence(keepFenceDown(s, config),
+        (t) => event.ok ? reconcileReplica(t, now, config, 'health check in FAULT') : done(t, [], 'still failing'), s);
     default:
       return assertNever(s.role);
   }
+}
+
+/** The fence step `fenced` (if any) followed by `next` from its state. */
+function prependFence(fenced: StepResult | null, next: (s: CoreState) => StepResult, s: CoreState): StepResult {
+  if (fenced === null) return next(s);
+  const r = next(fenced.state);
+  return { state: r.state, actions: [...fenced.actions, ...r.actions], reason: r.actions.length > 0 ? r.reason : fenced.reason };
 }
 
 function onAdvert(state: CoreState, advert: Advert, fromAddress: string, now: number, config: CoreConfig): StepResult {
@@ -226,6 +234,7 @@ function onAdvert(state: CoreState, advert: Advert, fromAddress: string, now: nu
     maintenanceGen: advert.maintenanceGen ?? 0,
     redis: advert.redis,
     receivedAtMs: now,
+    masterHeardAtMs: advert.state === 'MASTER' ? now : state.peer?.nodeName === advert.nodeName ? state.peer.masterHeardAtMs ?? null : null,
   };
   const adoption = adoptEpoch(state.knownEpoch, advert.epoch,
     { local: state.health.redis, peerRedis: config.peerRedis, senderReplId: advert.redis.replId });
@@ -305,7 +314,9 @@ function backupHeard(s: CoreState, peer: PeerView, now: number, config: CoreConf
   const downAt = now + masterDownMs(config.priority, peer.advertIntervalMs);
   const cancelled = cancelWantedKey(s.takeoverHeld === null ? s : { ...s, takeoverHeld: null });
   let next = withTimers(cancelled.state, { 'master-down': downAt });
-  const mayPreempt = config.preempt && config.priority > peer.priority && !peer.flags.maintenance && !s.maintenance.on;
+  // With a quorum the master holds the key and keeps it: a preemption would ask for it
+  // for ever (a planned switchover moves the role instead).
+  const mayPreempt = config.preempt && config.quorum.backend === 'none' && config.priority > peer.priority && !peer.flags.maintenance && !s.maintenance.on;
   if (!mayPreempt) next = withTimers(next, { preempt: undefined });
   else if (next.timers.preempt === undefined) next = withTimers(next, { preempt: now + config.preemptDelayMs });
   return prepend(cancelled.actions, reconcileReplica(next, now, config, 'master advert'));
@@ -478,7 +489,9 @@ function onStalled(s: CoreState, stalledMs: number, now: number, config: CoreCon
     'init-listen': restart('init-listen', masterDownMs(config.priority, config.advertIntervalMs)),
   });
   const reason = `event loop stalled ${Math.round(stalledMs)} ms: re-verifying the peer and Redis before acting on late timers`;
-  return done(next, [audit('stall-detected', { stalledMs: Math.round(stalledMs), role: s.role })], reason);
+  // A master serving without its lease hears its peer afresh too (its adverts are queued).
+  const restarted = next.quorum.failsafeSinceMs === null ? next : { ...next, quorum: { ...next.quorum, failsafeSinceMs: now } };
+  return done(restarted, [audit('stall-detected', { stalledMs: Math.round(stalledMs), role: s.role })], reason);
 }
 
 function onShutdown(state: CoreState, now: number, config: CoreConfig): StepResult {
@@ -563,6 +576,6 @@ function nextHealth(
   if (healthy === null) healthy = e.ok;
   else if (healthy && consecutiveFail >= config.fall) healthy = false;
   else if (!healthy && consecutiveOk >= config.rise) healthy = true;
-  return { healthy, consecutiveOk, consecutiveFail, detail: e.detail, redis: e.ok && fresh ? e.redis : h.redis, checkedAtMs: now };
+  return { healthy, consecutiveOk, consecutiveFail, detail: e.detail, redis: e.ok && fresh ? e.redis : h.redis, checkedAtMs: now, down: e.down === true };
 }
 

@@ -67,7 +67,11 @@ function leaveMastership(s: CoreState, config: CoreConfig): { state: CoreState; 
   if (!fenceManaged(config)) return { state: s, actions: [] };
   const q = s.quorum;
   const state: CoreState = q.wanted === null ? s : { ...s, quorum: { ...q, wanted: null } };
-  if (s.role === 'MASTER') return { state, actions: [{ type: 'fence-redis', writes: 'refused' }] };
+  // A master, or a starting node whose Redis is a master (it may have served clients of a
+  // previous run): its Redis refuses writes before anything else happens.
+  if (s.role === 'MASTER' || (s.role === 'INIT' && s.health.redis?.role === 'master')) {
+    return { state, actions: [{ type: 'fence-redis', writes: 'refused' }] };
+  }
   // Not a master: its Redis was not serving as one, so a key it got meanwhile goes at once.
   if (q.held !== null) return { state: { ...state, quorum: { ...state.quorum, held: null } }, actions: [{ type: 'release-quorum' }] };
   return { state, actions: [] };

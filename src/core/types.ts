@@ -183,6 +183,8 @@ export type Event =
       readonly ok: boolean;
       readonly detail: string;
       readonly redis: RedisSnapshot | null;
+      /** The connection was refused: no Redis is listening, so none takes writes. */
+      readonly down?: boolean;
     }
   | { readonly type: 'timer-fired'; readonly timer: TimerName }
   | {

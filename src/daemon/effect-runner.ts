@@ -19,11 +19,16 @@
  */
 import type { Action } from '../core/types.js';
 
-/** Actions that only tell; everything else is an effect. */
-export type Notice = Extract<Action, { type: 'send-advert' | 'send-message' | 'reply' | 'audit' }>;
+/**
+ * Actions that only tell, or only ask; everything else is an effect. Asking etcd for the
+ * key (`acquire-quorum`) changes nothing here and may take a call timeout: on the lane it
+ * would hold up a fence or a VIP release behind it, so it runs beside it, its answer
+ * coming back as an event.
+ */
+export type Notice = Extract<Action, { type: 'send-advert' | 'send-message' | 'reply' | 'audit' | 'acquire-quorum' }>;
 export type Effect = Exclude<Action, Notice>;
 
-const NOTICES: ReadonlySet<Action['type']> = new Set<Action['type']>(['send-advert', 'send-message', 'reply', 'audit']);
+const NOTICES: ReadonlySet<Action['type']> = new Set<Action['type']>(['send-advert', 'send-message', 'reply', 'audit', 'acquire-quorum']);
 
 function isNotice(action: Action): action is Notice {
   return NOTICES.has(action.type);

@@ -39,6 +39,8 @@ export interface RedisProbe {
   readonly ok: boolean;
   readonly detail: string;
   readonly redis: RedisSnapshot | null;
+  /** The connection was refused: no Redis is listening. */
+  readonly down?: boolean;
 }
 
 /** What the runtime asks of the Redis adapter for a planned switchover (`switchover-redis`). */
@@ -280,6 +282,15 @@ export class Runtime {
         deps.audit.append(action.event, action.data).catch((error: unknown) =>
           deps.logger.error({ err: error, event: action.event }, 'audit record not written'));
         return;
+      case 'acquire-quorum': {
+        const epoch = action.epoch;
+        const asked: Promise<QuorumAnswer> = deps.quorum
+          ? deps.quorum.acquire(epoch)
+          : Promise.resolve({ outcome: 'unreachable', detail: 'no quorum backend configured' });
+        asked.catch((error: unknown): QuorumAnswer => ({ outcome: 'unreachable', detail: `quorum call threw: ${errorMessage(error)}` }))
+          .then((answer) => this.dispatch({ type: 'quorum-answered', epoch, answer }));
+        return;
+      }
       case 'reply': {
         const resolve = this.pending.get(action.requestId);
         if (resolve) resolve({ ok: action.ok, detail: action.detail, data: action.data });
@@ -334,13 +345,6 @@ export class Runtime {
       case 'disconnect-clients': {
         const detail = await deps.redis.disconnectClients();
         deps.logger.info({ detail }, 'application clients disconnected');
-        return;
-      }
-      case 'acquire-quorum': {
-        const answer: QuorumAnswer = deps.quorum
-          ? await deps.quorum.acquire(action.epoch)
-          : { outcome: 'unreachable', detail: 'no quorum backend configured' };
-        this.dispatch({ type: 'quorum-answered', epoch: action.epoch, answer });
         return;
       }
       case 'release-quorum':
@@ -408,7 +412,7 @@ export class Runtime {
       void Promise.all([this.deps.link(), this.deps.redis.check()]).then(([link, r]) => {
         this.lastHealthDoneAtMs = this.deps.clock.now();
         this.dispatch(link.up
-          ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAtMs }
+          ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAtMs, ...(r.down === true ? { down: true } : {}) }
           : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs });
         // Fixed rate: the next check is due one interval after this one started.
         const elapsed = this.deps.clock.now() - startedAtMs;

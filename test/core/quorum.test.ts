@@ -37,9 +37,9 @@ function askingB(): StepResult {
   return step(backupB(), fired('master-down'), 5000, bCfg);
 }
 
-/** b promoted with the key held until 8000 ms, its Redis a master, VIP claimed. */
+/** b promoted with the key held until 8000 ms (etcd named a as the holder first), its Redis a master, VIP claimed. */
 function masterB(): CoreState {
-  const asked = askingB().state;
+  const asked = step(askingB().state, heldByOther, 5005, bCfg).state;
   const promoting = step(asked, held(2, 8000), 5010, bCfg).state;
   const promoted = step(promoting, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg).state;
   return step(promoted, { type: 'vip-claimed' }, 5200, bCfg).state;
@@ -77,8 +77,10 @@ describe('a backup promotes only while it holds the leader key', () => {
     expect(audits(r.actions)).toEqual(['quorum-unreachable']);
   });
 
-  it('key granted: the takeover goes ahead in that epoch; the new master lifts the fence before it claims the VIP', () => {
-    const promoting = step(askingB().state, held(2, 8000), 5010, bCfg);
+  it('key granted after etcd named the old master: the takeover goes ahead in that epoch; the new master lifts the fence before it claims the VIP', () => {
+    const refused = step(askingB().state, heldByOther, 5005, bCfg).state;
+    expect(refused.quorum.wanted?.sawPeerHold).toBe(true);
+    const promoting = step(refused, held(2, 8000), 5010, bCfg);
     expect(promoting.state).toMatchObject({ role: 'MASTER', epoch: 2, redisOp: 'promoting' });
     expect(promoting.state.quorum.wanted).toBeNull();
     expect(types(promoting.actions)).toEqual(['persist-state', 'send-advert', 'promote-redis']);
@@ -90,16 +92,23 @@ describe('a backup promotes only while it holds the leader key', () => {
     expect(find(promoted.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
   });
 
-  it('a master that lost etcd may still serve: a backup that got the key after a short silence waits until it has fenced', () => {
+  it('a key free at once (the master may have lost etcd and serve without it): the backup waits until such a master has fenced', () => {
     const slowFence: CoreConfig = { ...bCfg, quorum: { ...QUORUM, fenceLeadMs: 3000 } };
     const asked = step(backupB(), fired('master-down'), 3700, slowFence).state;
-    // Last heard a at 20 ms: grace = 2 × 1000 + 3000 → not before 5020 ms.
-    const r = step(asked, held(2, 10_000), 3710, slowFence);
+    // a last heard as MASTER at 20 ms: it fences after its silence (1000 + 2 × 1000 + 3000
+    // → 6020 ms) or once it hears b taking over (3700 + 1000 + 3000 → 7700 ms): the later.
+    const r = step(asked, held(2, 20_000), 3710, slowFence);
     expect(r.state.role).toBe('BACKUP');
-    expect(r.state.timers['quorum-retry']).toBe(5020);
-    expect(r.reason).toMatch(/waiting 1310 ms more/);
-    const later = step(r.state, fired('quorum-retry'), 5020, slowFence);
+    expect(r.state.timers['quorum-retry']).toBe(7700);
+    expect(r.reason).toMatch(/waiting 3990 ms more/);
+    const later = step(r.state, fired('quorum-retry'), 7700, slowFence);
     expect(later.state).toMatchObject({ role: 'MASTER', redisOp: 'promoting', epoch: 2 });
+  });
+
+  it('no failsafe grace when the peer was never heard as master (it cannot serve without a lease)', () => {
+    const b = last(run(bCfg, [[0, { type: 'started' }], [10, ok(replicaSnap())], [20, heard(advert({ state: 'BACKUP', epoch: 1 }))]])).state;
+    const asked = step(b, fired('master-down'), 5000, bCfg).state;
+    expect(step(asked, held(2, 9000), 5010, bCfg).state.role).toBe('MASTER');
   });
 
   it('the master is heard again while the backup waits: the wish is dropped and a key it got goes back', () => {
@@ -178,8 +187,9 @@ describe('the master fences itself before its lease can lapse', () => {
     expect(r.state.quorum.failsafeSinceMs).toBe(7470);
     expect(find(r.actions, 'acquire-quorum')).toEqual({ type: 'acquire-quorum', epoch: 2 });
     expect(audits(r.actions)).toEqual(['quorum-failsafe']);
-    // Now the deadline is the peer's silence: 2 advert intervals after it was last heard.
-    expect(r.state.timers['quorum-fence']).toBe(7000 + 2000);
+    // Now the deadline is the peer's silence: 2 advert intervals after the later of its
+    // last advert and the failsafe's start.
+    expect(r.state.timers['quorum-fence']).toBe(7470 + 2000);
 
     const restored = step(r.state, held(2, 12_000), 7500, bCfg);
     expect(restored.state.quorum.failsafeSinceMs).toBeNull();

@@ -6,11 +6,18 @@
  * green; it turns red the day a fix lands (then make it a plain `it` and drop the
  * workaround in the simulation named in each) or the day it fails for another reason.
  *
- * Workarounds in the simulation until they are fixed: Q3 an end without a master is
- * counted, not failed (`knownNoMaster`); Q6, Q7, Q10 both Redis accepting writes is
- * counted, not failed, and the writes lost to it are excused (`knownBothWritable`); Q9
- * writes lost to it are excused (daemon.ts `replicateFrom`); Q4 and Q8 histories are left
- * out of the property (`withoutFrozenMasterCutOff`, `withoutUncertainSwitchovers`).
+ * Fixed (plain tests now): Q1 (a Redis seen down lets its key go), Q2 (a key bound to the
+ * node's own earlier lease is taken back), Q3 (the failsafe grace counts from the peer
+ * heard as MASTER, and not at all when etcd named the peer the holder), Q4 (the
+ * `with-replica` fence), Q5 (no fence deadline left in the past; a stall restarts the
+ * failsafe window), Q6 (a master Redis under a node that is not master is fenced), Q7
+ * (etcd calls run beside the effect lane; the grace also covers a peer that hears this
+ * node taking over), Q10 (the key goes only once Redis cannot take writes), Q11 (no
+ * preemption with the quorum).
+ *
+ * Open, with their workarounds in the simulation: Q9 writes lost to it are excused
+ * (daemon.ts `replicateFrom`); Q8 histories are left out of the property
+ * (`withoutUncertainSwitchovers`).
  */
 import { describe, expect, it } from 'vitest';
 import type { CoreConfig, CoreState } from '../../src/core/state.js';
@@ -20,6 +27,11 @@ import { A_ADDR, B_ADDR, advert, coreConfig, fired, find, heard, last, masterSna
 import type { Fault } from './faults.js';
 import { DEFAULT_TIMING, FAST_TIMING, simulate, type SimOptions, type SimResult } from './pair.js';
 import type { NodeId } from './world.js';
+
+/** A finding that is fixed: its reproduction is now a plain test of the fix. */
+function fixed(name: string, reproduce: () => void | Promise<void>): void {
+  it(`${name} (fixed)`, reproduce);
+}
 
 /** A reproduction of an open bug: passes only while the reproduction's own assertion fails. */
 function openFinding(name: string, reproduce: () => void | Promise<void>): void {
@@ -55,7 +67,8 @@ function askingB(): StepResult {
 
 /** b promoted with the key held until 8000 ms, its Redis a master, VIP claimed. */
 function masterB(): CoreState {
-  const promoting = step(askingB().state, held(2, 8000), 5010, bCfg).state;
+  const refused = step(askingB().state, answered(2, { outcome: 'held-by-other', holder: { node: 'a', epoch: 1 }, detail: 'held by a' }), 5005, bCfg).state;
+  const promoting = step(refused, held(2, 8000), 5010, bCfg).state;
   const promoted = step(promoting, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg).state;
   return step(promoted, { type: 'vip-claimed' }, 5200, bCfg).state;
 }
@@ -93,7 +106,7 @@ describe('quorum findings', () => {
    * back comes back unfenced, which the restart guard of issue 11 item 5 is for).
    * (src/core/quorum.ts onFenceApplied, src/core/transitions.ts leaveMastership)
    */
-  openFinding('Q1: a master whose Redis died keeps the key; B takes over only once A\'s Redis is back', async () => {
+  fixed('Q1: a master whose Redis died keeps the key; B takes over only once A\'s Redis is back', async () => {
     const r = await sim({ settleMs: 0, noSettleCheck: true, faults: [{ kind: 'redis-crash', node: 'a', at: 8000, durationMs: 20_000, keepData: true }] });
     expect(changes(r, 'a', 'MASTER', 'FAULT')).toHaveLength(1);
     // B should take over within the master-down interval and a lease after the FAULT.
@@ -112,12 +125,12 @@ describe('quorum findings', () => {
    * node": keep the failsafe and ask again (or have the adapter revoke its own old lease).
    * (src/core/quorum.ts onAnswered)
    */
-  openFinding('Q2: core: a failsafe master hearing that its own earlier lease still holds the key stays master', () => {
+  fixed('Q2: core: a failsafe master hearing that its own earlier lease still holds the key stays master', () => {
     const r = step(failsafeB(), answered(2, { outcome: 'held-by-other', holder: { node: 'b', epoch: 2 }, detail: 'held by b (epoch 2): key is bound to another lease' }), 7600, bCfg);
     expect(r.state.role).toBe('MASTER');
   });
 
-  openFinding('Q2: an etcd restart longer than the lease makes the master step down and B take over', async () => {
+  fixed('Q2: an etcd restart longer than the lease makes the master step down and B take over', async () => {
     const r = await sim({ faults: [{ kind: 'etcd-restart', at: 6000, durationMs: 3000 }] });
     expect(changes(r, 'a', 'MASTER', 'BACKUP'), r.trace.join('\n')).toEqual([]);
   });
@@ -135,7 +148,7 @@ describe('quorum findings', () => {
    * the grace from the last advert in which it was MASTER.
    * (src/core/quorum-gate.ts failsafeGraceUntil)
    */
-  openFinding('Q3: core: a backup holding the key promotes although its peer keeps advertising BACKUP', () => {
+  fixed('Q3: core: a backup holding the key promotes although its peer keeps advertising BACKUP', () => {
     let s = askingB().state;
     s = step(s, heard(advert({ state: 'BACKUP', epoch: 1 })), 5005, bCfg).state;
     s = step(s, held(2, 12_000), 5010, bCfg).state;
@@ -156,7 +169,7 @@ describe('quorum findings', () => {
    * while its replica is connected, so a cut replica link makes it refuse writes by
    * itself. (src/adapters/redis/fence.ts: 'accepted' sets 0)
    */
-  openFinding('Q4: a frozen master cut from its peer: both Redis accept writes once B promotes', async () => {
+  fixed('Q4: a frozen master cut from its peer: both Redis accept writes once B promotes', async () => {
     const r = await sim({
       faults: [{ kind: 'stall', node: 'a', at: 6000, durationMs: 8000 }, { kind: 'partition', direction: 'both', at: 6000, durationMs: 8000 }],
     });
@@ -178,7 +191,7 @@ describe('quorum findings', () => {
    * now), or `onStalled` leaves no armed deadline in the past.
    * (src/core/step.ts step/onStalled, src/core/quorum.ts armQuorumFence)
    */
-  openFinding('Q5: core: after a stall, a failsafe master\'s fence deadline is not left in the past', () => {
+  fixed('Q5: core: after a stall, a failsafe master\'s fence deadline is not left in the past', () => {
     const r = step(failsafeB(), { type: 'stalled', stalledMs: 5000 }, 12_000, bCfg);
     const at = r.state.timers['quorum-fence'];
     expect(r.state.role === 'BACKUP' || (at !== undefined && at >= 12_000), `quorum-fence at ${at}`).toBe(true);
@@ -196,7 +209,7 @@ describe('quorum findings', () => {
    * master (at start-up, in FAULT, in BACKUP until it is re-pointed).
    * (src/core/transitions.ts leaveMastership, toFault)
    */
-  openFinding('Q6: core: INIT going FAULT with a master Redis fences it', () => {
+  fixed('Q6: core: INIT going FAULT with a master Redis fences it', () => {
     const r = last(run(aCfg, [
       [0, { type: 'started' }],
       [10, ok(masterSnap())],
@@ -221,7 +234,7 @@ describe('quorum findings', () => {
    * bound (etcd calls on the lane delay fences and VIP releases alike: run them beside
    * it, or count them in the fence lead). (src/core/quorum-gate.ts, src/daemon/runtime.ts)
    */
-  openFinding('Q7: the failsafe master hears B take over while an etcd call holds its lane; B promotes before A\'s fence', async () => {
+  fixed('Q7: the failsafe master hears B take over while an etcd call holds its lane; B promotes before A\'s fence', async () => {
     const r = await sim({
       faults: [
         { kind: 'etcd-partition', node: 'a', direction: 'both', at: 5400, durationMs: 12_000 },
@@ -293,7 +306,7 @@ describe('quorum findings', () => {
    * the fence is confirmed (retry the fence; `quorum.fence` says it did not take).
    * (src/core/transitions.ts leaveMastership, src/core/effects.ts)
    */
-  openFinding('Q10: a master whose fence was skipped gives the key up when it leaves FAULT; both Redis accept writes', async () => {
+  fixed('Q10: a master whose fence was skipped gives the key up when it leaves FAULT; both Redis accept writes', async () => {
     const r = await sim({
       seed: 1413524882,
       preempt: true,
@@ -316,14 +329,17 @@ describe('quorum findings', () => {
    * preemption is a planned handover (the master gives the key up when it is preempted),
    * or `preempt` is refused with backend etcd. (src/core/step.ts backupHeard, preempt)
    */
-  openFinding('Q11: with preempt, A never takes its role back from B', async () => {
+  fixed('Q11: with the quorum, preempt does not ask for a key the master holds (a switchover moves the role instead)', async () => {
     const r = await sim({ preempt: true, faults: [{ kind: 'link-down', node: 'a', at: 6000, durationMs: 3000 }] });
     expect(changes(r, 'b', 'BACKUP', 'MASTER')).toHaveLength(1);
-    expect(r.pair.runtime('a')!.current.role).toBe('MASTER');
+    expect(r.pair.runtime('a')!.current.role).toBe('BACKUP');
+    expect(r.pair.runtime('a')!.current.quorum.wanted).toBeNull();
+    expect(r.violations).toEqual([]);
   });
 
-  it('the fast timing reaches the same findings (Q3 for one)', async () => {
+  fixed('Q3 with the fast timing: an etcd restart and a link down at start-up end with a master', async () => {
     const r = await sim({ timing: FAST_TIMING, seed: 0, faults: [{ kind: 'etcd-restart', at: 0, durationMs: 250 }, { kind: 'link-down', node: 'a', at: 48, durationMs: 200 }] });
-    expect(r.stats.noMasterExcused).toEqual({ 'finding Q3': 1 });
+    expect(r.stats.noMasterExcused).toEqual({});
+    expect(r.violations).toEqual([]);
   });
 });

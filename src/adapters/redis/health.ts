@@ -17,6 +17,8 @@ export interface RedisCheckResult {
   readonly detail: string;
   /** What `INFO replication` said, when Redis answered. */
   readonly redis: RedisSnapshot | null;
+  /** The connection was refused (no Redis listening): a dead Redis takes no writes. */
+  readonly down?: boolean;
 }
 
 /**
@@ -34,6 +36,6 @@ export async function checkHealth(connection: Connection, timeoutMs: number, log
   } catch (err) {
     const detail = describeError(err);
     log.debug({ detail }, 'health check failed');
-    return { ok: false, detail, redis: null };
+    return { ok: false, detail, redis: null, down: /ECONNREFUSED/.test(detail) };
   }
 }
