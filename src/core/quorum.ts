@@ -266,9 +266,7 @@ export function armQuorumFence(s: CoreState, config: CoreConfig, now: number): C
   if (s.role === 'MASTER' && !s.resigning) {
     if (s.quorum.failsafeSinceMs !== null) {
       const peer = s.peer;
-      // From the later of the peer's last advert and the failsafe's (re)start: a stall
-      // restarts it (`onStalled`), as it restarts the master-down timer.
-      const base = Math.max(peer?.receivedAtMs ?? Number.NEGATIVE_INFINITY, s.quorum.failsafeSinceMs);
+      const base = peer?.receivedAtMs ?? s.quorum.failsafeSinceMs;
       at = base + failsafeSilenceMs(config.advertIntervalMs, peer?.advertIntervalMs ?? config.advertIntervalMs);
     } else if (s.quorum.held !== null) {
       at = s.quorum.held.validUntilAtMs - config.quorum.fenceLeadMs;

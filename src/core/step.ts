@@ -489,9 +489,7 @@ function onStalled(s: CoreState, stalledMs: number, now: number, config: CoreCon
     'init-listen': restart('init-listen', masterDownMs(config.priority, config.advertIntervalMs)),
   });
   const reason = `event loop stalled ${Math.round(stalledMs)} ms: re-verifying the peer and Redis before acting on late timers`;
-  // A master serving without its lease hears its peer afresh too (its adverts are queued).
-  const restarted = next.quorum.failsafeSinceMs === null ? next : { ...next, quorum: { ...next.quorum, failsafeSinceMs: now } };
-  return done(restarted, [audit('stall-detected', { stalledMs: Math.round(stalledMs), role: s.role })], reason);
+  return done(next, [audit('stall-detected', { stalledMs: Math.round(stalledMs), role: s.role })], reason);
 }
 
 function onShutdown(state: CoreState, now: number, config: CoreConfig): StepResult {

@@ -187,9 +187,8 @@ describe('the master fences itself before its lease can lapse', () => {
     expect(r.state.quorum.failsafeSinceMs).toBe(7470);
     expect(find(r.actions, 'acquire-quorum')).toEqual({ type: 'acquire-quorum', epoch: 2 });
     expect(audits(r.actions)).toEqual(['quorum-failsafe']);
-    // Now the deadline is the peer's silence: 2 advert intervals after the later of its
-    // last advert and the failsafe's start.
-    expect(r.state.timers['quorum-fence']).toBe(7470 + 2000);
+    // Now the deadline is the peer's silence: 2 advert intervals after it was last heard.
+    expect(r.state.timers['quorum-fence']).toBe(7000 + 2000);
 
     const restored = step(r.state, held(2, 12_000), 7500, bCfg);
     expect(restored.state.quorum.failsafeSinceMs).toBeNull();

@@ -67,12 +67,12 @@ async function check(timing: Timing, faults: readonly Fault[], seed: number, pre
 }
 
 /**
- * Drops the histories of finding Q4 (quorum-findings.test.ts; issue 11 item 2's fence
- * that holds without the daemon, not built yet): a daemon that cannot act (stalled, or
- * gone without a clean stop: killed or restarted in place) while the nodes are cut from
- * each other, within `marginMs`. Its Redis stays an unfenced master (the daemon's fence
- * sets `min-replicas-to-write 0` for a master), its lease lapses, and the backup, which
- * cannot reach it to fence it by the catch-up, promotes: two Redis accept writes.
+ * Drops the histories of finding Q12 (quorum-findings.test.ts): a daemon that cannot act
+ * (stalled, or gone without a clean stop: killed or restarted in place) while the nodes
+ * are cut from each other, within `marginMs`. A master cut from its replica relaxes its
+ * fence (`accepted`) while it holds the lease; frozen then, it cannot fence again: its
+ * lease lapses, the backup (which cannot reach its Redis to fence it) promotes, and both
+ * Redis accept writes. (Q4, the same without the relaxation, is fixed by `with-replica`.)
  */
 export function withoutFrozenMasterCutOff(faults: readonly Fault[], marginMs: number): Fault[] {
   const cuts = faults.filter((f) => f.kind === 'partition');
