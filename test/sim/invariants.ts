@@ -48,7 +48,7 @@ import { NODES, OTHER, type NodeId, type World } from './world.js';
 export const LANE_BACKLOG_MS = Math.max(MAX_REDIS_EFFECT_MS, MAX_SWITCHOVER_MS) + MAX_CLAIM_MS + 2 * MAX_PERSIST_MS + MAX_RELEASE_MS;
 
 /** How long a Redis that lost writes to finding Q7 may go on acknowledging before it follows the new master. */
-const Q7_WINDOW_MS = 10_000;
+const Q6_WINDOW_MS = 10_000;
 
 /** A FAULT node releases the VIP as its first effect after the ones already queued. */
 export const FAULT_VIP_BOUND_MS = LANE_BACKLOG_MS;
@@ -141,11 +141,7 @@ export class Invariants {
   readonly bothWritableExcused: string[] = [];
   /** Longest time both Redis accepted writes (check 4; exempt time included). */
   maxBothWritableMs = 0;
-  /**
-   * With the quorum: histories that ended without a master because of an open finding
-   * (`knownNoMaster`), by finding: counted, not failed, so the rest of each history is
-   * still checked in the runs that do settle.
-   */
+  /** With the quorum: histories that ended without a master by an open finding (none open now). */
   readonly noMasterExcused: string[] = [];
 
   /**
@@ -248,23 +244,14 @@ export class Invariants {
       return;
     }
     this.bothWritableExcused.push(known.finding);
-    redis.quorumFinding(known.node, OTHER[known.node], known.finding, Q7_WINDOW_MS);
+    redis.quorumFinding(known.node, OTHER[known.node], known.finding, Q6_WINDOW_MS);
   }
 
   /**
-   * Both Redis accept writes, and an open finding of quorum-findings.test.ts explains it:
-   *  - Q6: a daemon run that has not been MASTER leaves a master Redis unfenced (it went
-   *    FAULT from INIT, or INIT waits for the key), and the peer's takeover after a FAULT
-   *    report does not catch up, so it does not fence it either;
-   *  - Q10: a node whose fence did not take when it left the master role (the effect
-   *    failed, or was skipped after a failed VIP release) gives the key up later all the
-   *    same (FAULT → BACKUP releases it), its Redis still accepting writes;
-   *  - Q7: a master serving without its lease (failsafe) fences only once it hears its
-   *    peer say it is taking over, and its fence waits on the effect lane behind an etcd
-   *    call in flight; the peer promotes as soon as it holds the key, its grace counted
-   *    from when it last heard the master. Recognised by the old master (the lower epoch)
-   *    having been in failsafe lately; what it acknowledges meanwhile is lost
-   *    (`RedisModel.quorumFinding`).
+   * Both Redis accept writes, and what is left of finding Q6 explains it: a starting
+   * daemon (INIT) does not fence a master Redis it finds (a restart in place keeps
+   * serving while it decides), so a history where its peer promotes meanwhile is counted,
+   * not failed (quorum-findings.test.ts); what that Redis acknowledged is excused.
    */
   private knownBothWritable(): { node: NodeId; finding: QuorumFinding } | null {
     const { redis, world } = this.o;

@@ -13,12 +13,12 @@
  *    switchover (`withoutDoubleFaults`): a Redis that comes back a master by itself is
  *    issue 11 item 5; such a Redis is also the one exemption of the strict checks;
  *  - a daemon that cannot act while the nodes are cut from each other
- *    (`withoutFrozenMasterCutOff`: finding Q4, issue 11 item 2 not built);
+ *    (`withoutFrozenMasterCutOff`: finding Q12);
  *  - switchovers in histories where etcd may be slow or away (`withoutUncertainSwitchovers`:
  *    finding Q8);
- *  - an end without a master that finding Q3 explains, and both Redis accepting writes
- *    that findings Q6 or Q7 explain, are counted, not failed (`knownNoMaster`,
- *    `knownBothWritable` in invariants.ts); so are acknowledged writes lost to them, and
+ *  - both Redis accepting writes while one is under a starting daemon (what is left of
+ *    Q6, by design) is counted, not failed (`knownBothWritable` in invariants.ts); so are
+ *    acknowledged writes lost to it, and
  *    writes a master acknowledged that never reached the backup before it promoted
  *    without catching up (issue 11 item 6, not built: `unreplicatedAtPromotion`).
  *
