@@ -299,10 +299,13 @@ describeRoot('the live demo (scripts/lab.sh)', () => {
       child.kill('SIGINT');
       await waitChildExit(child, DEMO_SIGINT_GRACE_MS);
     }
-    const tail = `${stdout.split('\n').slice(-40).join('\n')}\n--- stderr\n${stderr.slice(-4_000)}`;
+    // What the demo said went wrong first (its error names the wait and the status), then its last lines.
+    const why = stderr.split('\n').find((line) => line.startsWith('demo failed:') || line.startsWith('demo:')) ?? '';
+    const tail = `${why}\n--- stdout (last 40 lines)\n${stdout.split('\n').slice(-40).join('\n')}\n--- stderr\n${stderr.slice(-4_000)}`;
+    const summaryAt = stdout.indexOf('=== summary');
     console.log(
       `demo ${args.join(' ') || '(no arguments)'}: exit ${child.exitCode ?? child.signalCode} after ${Date.now() - started} ms\n` +
-        stdout.slice(stdout.indexOf('=== summary')).split('\n\n')[0],
+        (summaryAt >= 0 ? stdout.slice(summaryAt).split('\n\n')[0] : why),
     );
     expect(child.exitCode, `demo ${args.join(' ')} did not finish cleanly:\n${tail}`).toBe(0);
     expect(existsSync(resultFile), `demo wrote no result file:\n${tail}`).toBe(true);
