@@ -79,7 +79,7 @@ const AUDIT_DETAIL_MAX = 140;
 /** Audit events shown live (with etcd or the partition fault): roles, the quorum, split brains. */
 const LIVE_AUDIT_EVENT = /^(transition|quorum-|redis-fence|dual-master-resolved|takeover-held|failover-held)/;
 /** Audit events listed in the summary. */
-const SUMMARY_AUDIT_EVENT = /promot|demot|vip|master|stop|start|transition|quorum-/;
+const SUMMARY_AUDIT_EVENT = /promot|demot|vip|master|stop|start|transition|quorum-|fence/;
 
 interface DemoArgs {
   readonly fault: DemoFault;
