@@ -1,12 +1,16 @@
 /**
- * Tests of the lab itself, no daemon involved: the namespaces come up and reach each
- * other, a link can be cut and restored, two hosts can be partitioned while both still
- * reach the third, Redis replication works across namespaces, the writer writes through
- * an address from the client namespace with a consistent op log, and teardown leaves
- * nothing behind. Root only (skipped loudly otherwise); the spawned writer runs
- * compiled JS from dist/, so run `npm run build` first. The pure set-test analysis is
- * checked here too, without root.
+ * Tests of the lab itself: the namespaces come up and reach each other, a link can be
+ * cut and restored, two hosts can be partitioned while both still reach the third,
+ * Redis replication works across namespaces, the writer writes through an address from
+ * the client namespace with a consistent op log, and teardown leaves nothing behind (no
+ * daemon involved); then the live demo (`scripts/lab.sh`) run as a user runs it: its
+ * default (the etcd witness on the client host, A's Redis killed), the partition with
+ * etcd, and the pair alone (`--quorum none`), each judged by the numbers it prints and
+ * writes with `--result`. Root only (skipped loudly otherwise); the spawned writer and
+ * demo run compiled JS, so run `npm run build && npm run build:tools` first. The pure
+ * set-test analysis is checked here too, without root.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +27,9 @@ import {
 } from '../../tools/lab/analysis.js';
 import { isRoot, LabNetwork, pollUntil, run, waitChildExit } from '../../tools/lab/netns.js';
 import { LabRedis, LAB_REDIS_PORT } from '../../tools/lab/redis-proc.js';
-import { nowWallMs, writerEntry } from '../../tools/lab/pair.js';
+import { demoEntry, nowWallMs, PRIORITY_B, PROFILES, writerEntry } from '../../tools/lab/pair.js';
+import type { DemoResult } from '../../tools/lab/demo.js';
+import { masterDownMs } from '../../src/core/timing.js';
 
 const TAG = 'rhlab1';
 const SUBNET = '10.77.201';
@@ -244,6 +250,107 @@ describeRoot('lab teardown', () => {
     const links = await run(['ip', '-o', 'link', 'show']);
     expect(links.stdout).not.toMatch(new RegExp(`\\d+: ${tag}`));
     expect(pid !== null && existsSync(`/proc/${pid}`)).toBe(false);
+  });
+});
+
+/**
+ * A demo run takes 25-40 s here; the demo ends a stuck run itself through its phase
+ * bounds (30 s election, 60 s failover, 60 s rejoin), so this outer bound only catches
+ * a hang in the demo's own teardown.
+ */
+const DEMO_RUN_BOUND_MS = 240_000;
+/** Grace for the demo to tear its lab down after SIGINT when the bound ran out. */
+const DEMO_SIGINT_GRACE_MS = 30_000;
+const DEMO_TEST_TIMEOUT_MS = DEMO_RUN_BOUND_MS + DEMO_SIGINT_GRACE_MS + 10_000;
+/** B's master-down interval in the demo's default profile. */
+const DEMO_MASTER_DOWN_MS = masterDownMs(PRIORITY_B, PROFILES.default.advertIntervalMs);
+/** The partition lasts 3 × that (the demo's `PARTITION_MASTER_DOWNS`). */
+const DEMO_PARTITION_MS = 3 * DEMO_MASTER_DOWN_MS;
+/** "Writes keep flowing": no gap in acknowledged writes this long during a partition the quorum absorbs. */
+const PARTITION_MAX_WRITE_GAP_MS = 1_000;
+
+describeRoot('the live demo (scripts/lab.sh)', () => {
+  let workDir: string;
+
+  beforeAll(() => {
+    for (const entry of [demoEntry(), writerEntry()]) {
+      if (!existsSync(entry)) throw new Error(`${entry} missing: run npm run build && npm run build:tools first`);
+    }
+    workDir = mkdtempSync(join(tmpdir(), 'redis-ha-demotest-'));
+  });
+
+  afterAll(() => {
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  /** Runs the compiled demo with `args` on its own tag and subnet; its output and `--result`. */
+  async function runDemo(tag: string, subnet: string, args: readonly string[]): Promise<{ result: DemoResult; stdout: string }> {
+    const resultFile = join(workDir, `${tag}.json`);
+    const argv = [demoEntry(), '--tag', tag, '--subnet', subnet, '--result', resultFile, ...args];
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const started = Date.now();
+    await waitChildExit(child, DEMO_RUN_BOUND_MS);
+    if (child.exitCode === null && child.signalCode === null) {
+      // SIGINT: the demo tears its lab down (namespaces, daemons, etcd) before it exits.
+      child.kill('SIGINT');
+      await waitChildExit(child, DEMO_SIGINT_GRACE_MS);
+    }
+    // What the demo said went wrong first (its error names the wait and the status), then its last lines.
+    const why = stderr.split('\n').find((line) => line.startsWith('demo failed:') || line.startsWith('demo:')) ?? '';
+    const tail = `${why}\n--- stdout (last 40 lines)\n${stdout.split('\n').slice(-40).join('\n')}\n--- stderr\n${stderr.slice(-4_000)}`;
+    const summaryAt = stdout.indexOf('=== summary');
+    console.log(
+      `demo ${args.join(' ') || '(no arguments)'}: exit ${child.exitCode ?? child.signalCode} after ${Date.now() - started} ms\n` +
+        (summaryAt >= 0 ? stdout.slice(summaryAt).split('\n\n')[0] : why),
+    );
+    expect(child.exitCode, `demo ${args.join(' ')} did not finish cleanly:\n${tail}`).toBe(0);
+    expect(existsSync(resultFile), `demo wrote no result file:\n${tail}`).toBe(true);
+    return { result: JSON.parse(readFileSync(resultFile, 'utf8')) as DemoResult, stdout };
+  }
+
+  it('default (no arguments: quorum etcd, fault redis-kill): B takes the leader key and the VIP; nothing acknowledged after the takeover is lost', { timeout: DEMO_TEST_TIMEOUT_MS }, async () => {
+    const { result, stdout } = await runDemo('rhdm1', '10.77.203', []);
+    expect(result).toMatchObject({ quorum: 'etcd', fault: 'redis-kill', profile: 'default', finalMaster: 'b', keyHolder: 'b', bPromoted: true });
+    expect(result.auditSinceFault.b).toContain('quorum-key-wanted');
+    expect(result.auditSinceFault.b).toContain('quorum-acquired');
+    expect(result.lostAfterTakeover).toBe(0);
+    expect(result.unexpected).toBe(0);
+    expect(result.faultToFirstOkMs).not.toBeNull();
+    expect(stdout).toContain('=== summary (quorum: etcd, fault: redis-kill, profile: default) ===');
+    expect(stdout).toMatch(/ key=B /);
+    expect(stdout).toContain('leader key at the end: B');
+  });
+
+  it('--fault partition (etcd): B asks for the leader key, is told A holds it and never promotes; writes keep flowing; 0 acknowledged writes lost', { timeout: DEMO_TEST_TIMEOUT_MS }, async () => {
+    const { result, stdout } = await runDemo('rhdm2', '10.77.204', ['--fault', 'partition']);
+    expect(result).toMatchObject({ quorum: 'etcd', fault: 'partition', finalMaster: 'a', keyHolder: 'a', bPromoted: false, twoMastersMs: 0 });
+    expect(result.partitionMs ?? 0).toBeGreaterThanOrEqual(DEMO_PARTITION_MS);
+    expect(result.auditSinceFault.b).toContain('quorum-key-wanted');
+    expect(result.auditSinceFault.b).toContain('quorum-held-by-other');
+    expect(result.auditSinceFault.b).not.toContain('transition');
+    expect(result.lost).toBe(0);
+    expect(result.unexpected).toBe(0);
+    expect(result.failed).toBe(0);
+    expect(result.acknowledged).toBeGreaterThan(0);
+    expect(result.longestGapMs ?? Infinity).toBeLessThan(PARTITION_MAX_WRITE_GAP_MS);
+    expect(stdout).toContain('B is told the leader key is held by A');
+    expect(stdout).toContain('B promoted during the partition: no');
+    expect(stdout).toContain('acknowledged writes lost: 0;');
+  });
+
+  it("--quorum none (the pair alone, today's demo), default fault: B fails over without any leader key; nothing acknowledged after the takeover is lost", { timeout: DEMO_TEST_TIMEOUT_MS }, async () => {
+    const { result, stdout } = await runDemo('rhdm3', '10.77.205', ['--quorum', 'none']);
+    expect(result).toMatchObject({ quorum: 'none', fault: 'redis-kill', finalMaster: 'b', keyHolder: null, bPromoted: true });
+    expect(result.auditSinceFault.b.filter((event) => event.startsWith('quorum-'))).toEqual([]);
+    expect(result.lostAfterTakeover).toBe(0);
+    expect(result.unexpected).toBe(0);
+    expect(stdout).toContain('=== summary (quorum: none, fault: redis-kill, profile: default) ===');
+    expect(stdout).not.toMatch(/ key=/);
+    expect(stdout).not.toContain('leader key');
   });
 });
 

@@ -242,6 +242,11 @@ export function writerEntry(): string {
   return join(repoRoot(), TOOLS_BUILD_DIR, 'tools/lab/writer.js');
 }
 
+/** Path of the compiled live demo (`scripts/lab.sh` runs it; built by `npm run build:tools`). */
+export function demoEntry(): string {
+  return join(repoRoot(), TOOLS_BUILD_DIR, 'tools/lab/demo.js');
+}
+
 function isMapping(value: unknown): value is Readonly<Record<string, unknown>> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
