@@ -181,6 +181,17 @@ export class LinuxVip implements VipManager {
     return { changed: true };
   }
 
+  /**
+   * Keeps renewing the lifetime of a VIP found in place at start-up (a restart in place):
+   * the core decides within one listen window whether it stays; until then it must not
+   * lapse under a new process. No-op without `lifetimeS`.
+   */
+  async keepFound(): Promise<void> {
+    if (this.opts.lifetimeS == null) return;
+    await this.renewLifetime();
+    this.keepLifetime();
+  }
+
   private lifetimeArgs(): string[] {
     const l = this.opts.lifetimeS;
     return l == null ? [] : ['valid_lft', String(l), 'preferred_lft', String(l)];

@@ -16,7 +16,8 @@ import type { Action } from './types.js';
 /** Whether this node holds the key (in `epoch`, if given) with time to spare before its fence lead. */
 export function holdsKey(s: CoreState, now: number, config: CoreConfig, epoch?: number): boolean {
   const held = s.quorum.held;
-  return held !== null && now < held.validUntilAtMs - config.quorum.fenceLeadMs && (epoch === undefined || held.epoch === epoch);
+  // The key records this node's epoch, never lowered by etcd: one at least as high will do.
+  return held !== null && now < held.validUntilAtMs - config.quorum.fenceLeadMs && (epoch === undefined || held.epoch >= epoch);
 }
 
 /**

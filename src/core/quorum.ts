@@ -20,7 +20,7 @@
  */
 import { audit, done, livePeer, prepend, withTimers, type StepResult } from './common.js';
 import { holdsKey } from './quorum-gate.js';
-import type { CoreConfig, CoreState, QuorumView } from './state.js';
+import type { CoreConfig, CoreState, QuorumView, WantedMastership } from './state.js';
 import { failsafeSilenceMs } from './timing.js';
 import { adoptMaster, fenceManaged, takeOver, takeOverAsIs, toBackup } from './transitions.js';
 import type { Event, FenceSetting } from './types.js';
@@ -96,10 +96,28 @@ function resumeWanted(s: CoreState, now: number, config: CoreConfig): StepResult
   const w = s.quorum.wanted;
   if (w === null) return done(s, [], 'no mastership waiting for the key');
   const fits = w.kind === 'takeover' ? s.role === 'BACKUP' : s.role === 'INIT';
-  if (!fits) {
+  // Maintenance turned on while the takeover waited for the key: an automatic one is off.
+  const frozen = s.maintenance.on && (w.afterSilence || w.afterFault === true);
+  if (!fits || frozen) {
+    if (frozen) {
+      return done(withQuorum(s, { wanted: null, held: null }), s.quorum.held === null ? [] : [{ type: 'release-quorum' }],
+        `${w.reason}; maintenance is on: not taking over (the leader key, if held, released)`);
+    }
     return done(withQuorum(s, { wanted: null, held: null }), [{ type: 'release-quorum' }],
       `${w.kind} no longer applies (node is ${s.role}): leader key released`);
   }
+  const r = runWanted(s, w, now, config);
+  // A gate before the quorum's (replication lag, recovery block, the state file) held it
+  // back: the wish is off for now and the key, if held, goes back (it would block the
+  // peer for nothing); the gate looks again later.
+  if (r.state.role !== 'MASTER' && r.state.quorum.wanted === w) {
+    const held = r.state.quorum.held !== null;
+    return { ...r, state: withQuorum(r.state, { wanted: null, held: null }), actions: held ? [...r.actions, { type: 'release-quorum' }] : r.actions };
+  }
+  return r;
+}
+
+function runWanted(s: CoreState, w: WantedMastership, now: number, config: CoreConfig): StepResult {
   switch (w.kind) {
     case 'takeover':
       return takeOver(s, now, config, w.reason, {
@@ -159,7 +177,8 @@ function peerSilence(s: CoreState, now: number): string {
 function leaseEnding(s: CoreState, now: number, config: CoreConfig, why: string, failsafeAllowed: boolean): StepResult {
   const peer = livePeer(s, now, config);
   const silence = failsafeSilenceMs(config.advertIntervalMs, peer?.advertIntervalMs ?? config.advertIntervalMs);
-  const hearsPeer = peer !== null && now - peer.receivedAtMs <= silence && peer.flags.takingOver !== true && !peer.flags.fault;
+  const hearsPeer = peer !== null && now - peer.receivedAtMs <= silence && peer.state === 'BACKUP' && peer.flags.takingOver !== true &&
+    !peer.flags.fault && !peer.flags.resigning;
   if (!failsafeAllowed || !hearsPeer) {
     const because = !failsafeAllowed ? 'another node holds the key' : peer?.flags.takingOver === true ? `${peer.nodeName} is taking over` : peerSilence(s, now);
     return fenceAndStepDown(s, now, config, `${why}; ${because}`);
@@ -180,7 +199,14 @@ function fenceAndStepDown(s: CoreState, now: number, config: CoreConfig, why: st
 /** A master in failsafe heard its peer: the peer asking for the key ends the failsafe. */
 export function onPeerHeardInFailsafe(s: CoreState, now: number, config: CoreConfig): StepResult | null {
   if (s.role !== 'MASTER' || s.quorum.failsafeSinceMs === null || s.peer === null) return null;
-  if (s.peer.flags.takingOver === true) return fenceAndStepDown(s, now, config, `serving without a lease and ${s.peer.nodeName} is taking over`);
+  const peer = s.peer;
+  // With the quorum a peer is MASTER only while it holds the key: this node is not.
+  if (peer.flags.takingOver === true || peer.state === 'MASTER') {
+    return fenceAndStepDown(s, now, config, `serving without a lease and ${peer.nodeName} is ${peer.state === 'MASTER' ? 'MASTER' : 'taking over'}`);
+  }
+  // Only a backup that serves as our replica keeps the failsafe going; anything else
+  // (FAULT, resigning, starting) is left to the role handler.
+  if (peer.state !== 'BACKUP' || peer.flags.fault || peer.flags.resigning) return null;
   return done(armQuorumFence(s, config, now), [], 'failsafe: peer heard');
 }
 

@@ -60,6 +60,8 @@ export async function runDaemon(configPath: string): Promise<number> {
   const probe = await a.redis.check();
   logger.info({ ok: probe.ok, detail: probe.detail }, 'local Redis probed');
   const vipPresent = await a.vip.isPresent();
+  // A VIP on a kernel lifetime, left by a restart in place: kept alive while INIT decides.
+  if (vipPresent) await a.vip.keepFound();
   await prepareHost(config, () => a.redis.bindWarning(config.vip.address), logger);
 
   const metrics = config.metrics.enabled ? new Metrics({ nodeName: config.node.name }) : null;

@@ -212,6 +212,24 @@ describe('the master fences itself before its lease can lapse', () => {
     expect(other.state.role).toBe('BACKUP');
   });
 
+  it('failsafe ends when the peer is heard as MASTER (with the quorum it holds the key)', () => {
+    const s = step(masterB(), heard(advert({ state: 'BACKUP', epoch: 1 })), 7000, bCfg).state;
+    const failsafe = step(s, fired('quorum-fence'), 7470, bCfg).state;
+    expect(failsafe.quorum.failsafeSinceMs).toBe(7470);
+    const r = step(failsafe, heard(advert({ state: 'MASTER', epoch: 3 })), 7600, bCfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(find(r.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'refused' });
+  });
+
+  it('maintenance turned on while a takeover waits for the key: the key granted later does not promote, and goes back', () => {
+    const refused = step(askingB().state, heldByOther, 5005, bCfg).state;
+    const frozen = { ...refused, maintenance: { on: true, gen: 1 } };
+    const r = step(frozen, held(2, 9000), 5010, bCfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(types(r.actions)).toContain('release-quorum');
+    expect(r.state.quorum.wanted).toBeNull();
+  });
+
   it('key taken by another node: no failsafe, even with the peer heard', () => {
     const s = step(masterB(), heard(advert({ state: 'BACKUP', epoch: 1 })), 7000, bCfg).state;
     const r = step(s, { type: 'quorum-lost', reason: 'key-taken', detail: 'bound to another lease' }, 7010, bCfg);

@@ -228,7 +228,8 @@ export class RedisControl {
    * replica count) or accept them again (`fence.ts`). Never throws.
    */
   fence(writes: FenceSetting): Promise<FenceResult> {
-    return applyFence(this.control, this.controlTimeoutMs, writes);
+    // Bounded like a health check: the fence lead (src/core/timing.ts) counts on it.
+    return applyFence(this.control, this.options.health.timeoutMs, writes);
   }
 
   /** Closes both local connections. */
