@@ -441,8 +441,10 @@ export function worstCaseOutages(t: TakeoverTiming, q: QuorumTiming): readonly W
   const lease = grantedLeaseTtlMs(q);
   const leaseEnd = lease + ETCD_EXPIRY_CHECK_MS;
   // The backup takes the key only once the old lease (and with it the key) is gone, and
-  // promotes only after its own master-down interval.
-  const etcdTakeover = Math.max(masterDown, leaseEnd) + promotionCostMs(t);
+  // promotes only after its own master-down interval; a key already free when it first
+  // asks (the master may have served without it) costs the failsafe grace: one advert
+  // interval and the fence lead after it said it was taking over (src/core/quorum-gate.ts).
+  const etcdTakeover = Math.max(masterDown + t.advertIntervalMs + quorumFenceLeadMs(q), leaseEnd) + promotionCostMs(t);
   const fenceAt = lease - quorumFenceLeadMs(q);
   const leaseText = `lease (${fmt(lease)}) and etcd's expiry check (${fmt(ETCD_EXPIRY_CHECK_MS)})`;
   const row = (
@@ -466,7 +468,8 @@ export function worstCaseOutages(t: TakeoverTiming, q: QuorumTiming): readonly W
       "the master's daemon advertises FAULT and the backup promotes"),
 
     row('master-host-dies', 'etcd', etcdTakeover, LAG, false,
-      `the backup takes the key once the dead master's ${leaseText} have run out, and promotes`),
+      `the backup takes the key once the dead master's ${leaseText} have run out (a key already free costs the failsafe ` +
+        'grace: one advert interval and the fence lead after the backup said it was taking over), and promotes'),
     row('master-host-dies', 'none-safety', null, 'none', false,
       'the backup cannot tell a dead host from a cut, and cannot reach its Redis to fence it: it does not take over; ' +
         'writes stop until the host is back (or an operator switches over with --force)'),

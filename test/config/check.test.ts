@@ -77,7 +77,7 @@ describe('checkConfig', () => {
     const etcdWorst = etcd.lines.filter((line) => line.startsWith('worst case if '));
     expect(etcdWorst).toHaveLength(5);
     // The lease (3000 ms + 500 ms expiry check) outlasts the master-down interval (3415 ms).
-    expect(etcdWorst[1]).toMatch(/^worst case if the master's host dies: writes unavailable up to 3600 ms; acknowledged writes lost: up to replication lag; two writable masters: no — the backup takes the key once the dead master's lease \(3000 ms\)/);
+    expect(etcdWorst[1]).toMatch(/^worst case if the master's host dies: writes unavailable up to 5044 ms; acknowledged writes lost: up to replication lag; two writable masters: no — the backup takes the key once the dead master's lease \(3000 ms\)/);
     expect(etcdWorst[3]).toMatch(/^worst case if the two hosts are cut from each other \(clients reach both\): writes stay available; acknowledged writes lost: none; two writable masters: no/);
     expect(etcdWorst[4]).toMatch(/^worst case if etcd is down \(nothing else wrong\): writes stay available; acknowledged writes lost: none; two writable masters: no — failsafe/);
   });
