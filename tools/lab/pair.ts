@@ -325,7 +325,10 @@ export function labNodeConfig(params: LabNodeParams): LabConfig {
   const { node, addresses, timing, dir } = params;
   const other = PairLab.other(node);
   const paths = nodePaths(dir, node);
-  const promotion: LabConfig['promotion'] = { wait_for_sync: true, max_sync_wait_ms: 5000 };
+  // The recovery block is off in the lab: tests chain faults seconds apart, each expecting
+  // a takeover, and the block holds a second automatic one by design (it has its own tests,
+  // test/core/takeover-gate.test.ts). A test of the block sets it through `daemon`.
+  const promotion: LabConfig['promotion'] = { wait_for_sync: true, max_sync_wait_ms: 5000, recovery_block_ms: 0 };
   if (timing.peerTimeoutMs !== null) promotion.peer_timeout_ms = timing.peerTimeoutMs;
   const config: LabConfig = {
     node: {

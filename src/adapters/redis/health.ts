@@ -36,6 +36,7 @@ export async function checkHealth(connection: Connection, timeoutMs: number, log
   } catch (err) {
     const detail = describeError(err);
     log.debug({ detail }, 'health check failed');
-    return { ok: false, detail, redis: null, down: /ECONNREFUSED/.test(detail) };
+    // `describeError` words ECONNREFUSED as "connection refused".
+    return /connection refused|ECONNREFUSED/i.test(detail) ? { ok: false, detail, redis: null, down: true } : { ok: false, detail, redis: null };
   }
 }

@@ -88,7 +88,7 @@ describe('RedisControl.check', () => {
     const control = makeControl({ local: endpoint({ host: '127.0.0.1', port }), timeoutMs: 3_000 });
     const started = Date.now();
     const result = await control.check();
-    expect(result).toEqual({ ok: false, detail: 'connection refused', redis: null });
+    expect(result).toEqual({ ok: false, detail: 'connection refused', redis: null, down: true });
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
