@@ -243,20 +243,24 @@ EOF
 }
 
 # write_if_changed FILE MODE: writes stdin to FILE (mode MODE, owner root) unless FILE
-# already holds exactly that; then only its mode and owner are set (a second install
-# changes no content and no mtime). Succeeds when it wrote. (Called in conditions, where
-# set -e does not act: every step says itself what failed.)
+# already holds exactly that; then only its mode and owner are set, and nothing is
+# created next to it either (a second install changes no content and no mtime, not
+# even the directory's). Succeeds when it wrote. (Called in conditions, where set -e
+# does not act: each step says itself what failed.)
 write_if_changed() {
-  local file="$1" mode="$2" tmp
-  tmp="$(mktemp "$file.new.XXXXXX")" || die "cannot create a file next to $file"
-  CLEANUP_FILES+=("$tmp")
-  cat > "$tmp" || die "cannot write $tmp"
-  if [ -f "$file" ] && cmp -s "$tmp" "$file"; then
-    rm -f -- "$tmp"
+  local file="$1" mode="$2" scratch tmp
+  scratch="$(mktemp -d)" || die "cannot create a temporary directory"
+  CLEANUP_FILES+=("$scratch")
+  cat > "$scratch/new" || die "cannot write $scratch/new"
+  if [ -f "$file" ] && cmp -s "$scratch/new" "$file"; then
+    rm -rf -- "$scratch"
     chown 0:0 "$file" && chmod "$mode" "$file" || die "cannot set the owner and mode of $file"
     return 1
   fi
-  chown 0:0 "$tmp" && chmod "$mode" "$tmp" && mv -f -- "$tmp" "$file" || die "cannot replace $file"
+  tmp="$(mktemp "$file.new.XXXXXX")" || die "cannot create a file next to $file"
+  CLEANUP_FILES+=("$tmp")
+  cat "$scratch/new" > "$tmp" && chown 0:0 "$tmp" && chmod "$mode" "$tmp" && mv -f -- "$tmp" "$file" || die "cannot replace $file"
+  rm -rf -- "$scratch"
 }
 
 # witness_secret FILE: creates FILE (0600, root) holding a new random password (192
