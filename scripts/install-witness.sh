@@ -318,7 +318,9 @@ witness_issue_cert() {
 # witness_tls CONF_DIR ADDRESS ETCD_GID: the CA, the server certificate (SAN = ADDRESS)
 # and the client certificate (CN redis-ha: with --client-cert-auth etcd takes the CN as
 # the user), each made only if missing. An existing server certificate that does not
-# name ADDRESS is an error, not replaced. Prints what it did.
+# name ADDRESS is an error, not replaced. Prints what it did; WITNESS_TLS_ISSUED is 1 when
+# it made anything.
+WITNESS_TLS_ISSUED=0
 witness_tls() {
   local conf="$1" address="$2" gid="$3" client="$1/client" work name
   if [ -e "$conf/ca.pem" ] || [ -e "$conf/ca.key" ]; then
@@ -336,6 +338,7 @@ witness_tls() {
     mv -- "$work/ca.key" "$conf/ca.key"
     mv -- "$work/ca.pem" "$conf/ca.pem"
     rm -rf -- "$work"
+    WITNESS_TLS_ISSUED=1
     say "created the CA $conf/ca.pem (key $conf/ca.key, 0600 root: it never leaves this host)"
   fi
   chown 0:0 "$conf/ca.pem" "$conf/ca.key"
@@ -351,9 +354,11 @@ witness_tls() {
       say "kept the $what $dir/$file.pem"
     elif [ "$name" = server ]; then
       witness_issue_cert "$conf" "$dir" "$file" "$WITNESS_NAME" "serverAuth, clientAuth" "IP:$address"
+      WITNESS_TLS_ISSUED=1
       say "issued the server certificate $dir/$file.pem for $address"
     else
       witness_issue_cert "$conf" "$dir" "$file" redis-ha clientAuth
+      WITNESS_TLS_ISSUED=1
       say "issued the client certificate $dir/$file.pem (CN redis-ha)"
     fi
     openssl verify -CAfile "$conf/ca.pem" "$dir/$file.pem" >/dev/null 2>&1 ||
@@ -484,7 +489,7 @@ EOF
 
 # witness_install: the whole --witness install (see the header).
 witness_install() {
-  local address="$LISTEN" scheme=http endpoint etcd_installed_now=0 unit_changed=0 tls_before=0 p
+  local address="$LISTEN" scheme=http endpoint etcd_installed_now=0 unit_changed=0 p
   local conf="$ROOT$WITNESS_CONF" data="$ROOT$WITNESS_DATA"
   [ "$TLS" -eq 0 ] || scheme=https
   endpoint="$(witness_url "$scheme" "$address" "$WITNESS_CLIENT_PORT")"
@@ -505,8 +510,9 @@ witness_install() {
   if [ "$WITH_PACKAGES" -eq 0 ]; then
     say "--no-packages: not installing ${packages[*]} (the witness needs /usr/bin/etcd, the set-up /usr/bin/etcdctl)"
   else
-    # The certificates are made on this machine: openssl here, in the target only if it is this machine.
-    [ "$TLS" -eq 0 ] || [ -n "$ROOT" ] || packages+=(openssl)
+    # The certificates are made (and on every later run checked) with openssl: on this
+    # machine now, on the target when the install is run again there.
+    [ "$TLS" -eq 0 ] || packages+=(openssl)
     ensure_packages "${packages[@]}"
     for p in "${PACKAGES_INSTALLED[@]}"; do [ "$p" != etcd-server ] || etcd_installed_now=1; done
   fi
@@ -548,7 +554,6 @@ witness_install() {
     say "kept $WITNESS_CONF/client/etcd.password"
   fi
   if [ "$TLS" -eq 1 ]; then
-    [ ! -e "$conf/server.pem" ] || tls_before=1
     witness_tls "$conf" "$address" "$WITNESS_GID"
   fi
 
@@ -581,9 +586,9 @@ EOF
     systemctl daemon-reload
     systemctl enable --quiet "$WITNESS_UNIT"
     if systemctl is-active --quiet "$WITNESS_UNIT"; then
-      if [ "$unit_changed" -eq 1 ] || { [ "$TLS" -eq 1 ] && [ "$tls_before" -eq 0 ]; }; then
+      if [ "$unit_changed" -eq 1 ] || [ "$WITNESS_TLS_ISSUED" -eq 1 ]; then
         systemctl restart "$WITNESS_UNIT"
-        say "restarted $WITNESS_UNIT (its unit changed)"
+        say "restarted $WITNESS_UNIT (its unit or certificates changed)"
       else
         say "$WITNESS_UNIT is running"
       fi

@@ -15,10 +15,12 @@
  *
  * The etcd witness goes into the same root (`install.sh --witness --tls`, with Debian's
  * etcd-server from the root's apt): Debian's etcd.service is left unedited but disabled,
- * a second run changes nothing, and in the booted container the witness's unit runs
- * etcd under its sandbox on the listen address only, the installed
- * redis-ha-witness-auth turns authentication on, and the client files the install
- * prints work. (test/install/witness.test.ts covers the rest without a root.)
+ * and a second run changes nothing. In the booted container install.sh --witness then
+ * runs as on a live host: it refuses while Debian's etcd runs (unless
+ * --replace-debian-etcd), starts the witness's unit (etcd under its sandbox, on the
+ * listen address only) and runs redis-ha-witness-auth; the client files it prints work,
+ * and a second run restarts nothing. (test/install/witness.test.ts covers the rest
+ * without a root.)
  *
  * debootstrap takes 20-40 s against deb.debian.org here, the whole file about 100 s.
  */
@@ -311,8 +313,8 @@ describe.skipIf(reason !== null)('install.sh into a fresh Debian 12 root', () =>
 
     it('installs etcd-server and etcd-client with the root\'s apt, and the witness with the package\'s etcd user', () => {
       expect(witness.status, describeRun('install.sh --witness', witness)).toBe(0);
-      expect(witness.stdout).toMatch(/installing Debian packages in .*: etcd-server etcd-client/);
-      for (const program of ['usr/bin/etcd', 'usr/bin/etcdctl']) expect(existsSync(at(program)), program).toBe(true);
+      expect(witness.stdout).toMatch(/installing Debian packages in .*: etcd-server etcd-client( openssl)?$/m);
+      for (const program of ['usr/bin/etcd', 'usr/bin/etcdctl', 'usr/bin/openssl']) expect(existsSync(at(program)), program).toBe(true);
       // Debian's postinst made the account; the install did not make another one.
       expect(witness.stdout).not.toMatch(/created user etcd/);
       const uid = Number(accountField(root, 'passwd', 'etcd'));
@@ -344,7 +346,7 @@ describe.skipIf(reason !== null)('install.sh into a fresh Debian 12 root', () =>
       const before = snapshot(root, WITNESS_PATHS);
       const again = await installWitness();
       expect(again.status, describeRun('second install.sh --witness', again)).toBe(0);
-      expect(again.stdout).toMatch(/Debian packages present in .*: etcd-server etcd-client/);
+      expect(again.stdout).toMatch(/Debian packages present in .*: etcd-server etcd-client openssl$/m);
       expect(snapshot(root, WITNESS_PATHS)).toEqual(before);
     });
   });
@@ -502,18 +504,46 @@ describe.skipIf(reason !== null)('install.sh into a fresh Debian 12 root', () =>
       expect(await vipHeld()).toBe(true);
     });
 
-    // The witness installed above, started for real: etcd under the unit's sandbox as
-    // Debian's etcd user, then the installed set-up script, then the client files the
-    // install printed, all inside the container.
-    it('the witness unit runs etcd on its address only; redis-ha-witness-auth turns authentication on', async () => {
-      expect((await inside(['systemctl', 'is-enabled', 'etcd.service'])).stdout.trim()).toBe('disabled');
-      expect((await inside(['systemctl', 'is-active', 'etcd.service'])).stdout.trim()).toBe('inactive');
-      const start = await inside(['systemctl', 'start', 'redis-ha-witness.service']);
+    // The witness installed above, now installed again the way an operator does it, on a
+    // host where systemd runs: install.sh --witness inside the container starts the unit
+    // (etcd under its sandbox as Debian's etcd user) and runs redis-ha-witness-auth; then
+    // the client files it printed are used, all inside the container.
+    it('install.sh --witness on a running system: refuses a running Debian etcd, then starts the witness with authentication', async () => {
+      const src = '/usr/local/src/redis-ha';
+      mkdirSync(at(`${src}/scripts`), { recursive: true });
+      for (const script of ['install.sh', 'install-witness.sh', 'witness-auth.sh']) {
+        writeFileSync(at(`${src}/scripts/${script}`), readFileSync(join(PROJECT_ROOT, 'scripts', script)), { mode: 0o755 });
+      }
+      const installInside = (...extra: string[]): Promise<RunResult> =>
+        inside(['bash', `${src}/scripts/install.sh`, '--witness', '--tls', '--listen', WITNESS_ADDRESS, ...extra]);
       const journal = async (): Promise<string> =>
         (await inside(['journalctl', '--no-pager', '-o', 'cat', '-u', 'redis-ha-witness.service'])).stdout.slice(-4000);
-      expect(start.status, `${describeRun('systemctl start redis-ha-witness', start)}\n--- journal\n${await journal()}`).toBe(0);
       const witnessProperty = async (name: string): Promise<string> =>
         (await inside(['systemctl', 'show', '--value', '-p', name, 'redis-ha-witness.service'])).stdout.trim();
+
+      // The --root install disabled Debian's unit; someone started it since. (Its default
+      // configuration listens on "localhost", which a minbase root may not resolve.)
+      expect((await inside(['systemctl', 'is-enabled', 'etcd.service'])).stdout.trim()).toBe('disabled');
+      const hosts = existsSync(at('etc/hosts')) ? readFileSync(at('etc/hosts'), 'utf8') : '';
+      if (!/^127\.0\.0\.1\s+(.*\s)?localhost(\s|$)/m.test(hosts)) writeFileSync(at('etc/hosts'), `${hosts}127.0.0.1 localhost\n`);
+      const debian = await inside(['systemctl', 'start', 'etcd.service']);
+      const debianJournal = async (): Promise<string> =>
+        (await inside(['journalctl', '--no-pager', '-o', 'cat', '-u', 'etcd.service'])).stdout.slice(-3000);
+      expect(debian.status, `${describeRun('systemctl start etcd (Debian)', debian)}\n--- journal\n${await debianJournal()}`).toBe(0);
+      const refused = await installInside();
+      expect(refused.status, describeRun('install.sh --witness with Debian etcd running', refused)).toBe(1);
+      expect(refused.stderr).toMatch(/Debian's etcd\.service is running here: it may serve something else.*--replace-debian-etcd/);
+      expect(await witnessProperty('ActiveState')).toBe('inactive');
+
+      const installed = await installInside('--replace-debian-etcd');
+      expect(installed.status, `${describeRun('install.sh --witness --replace-debian-etcd', installed)}\n--- journal\n${await journal()}`).toBe(0);
+      for (const line of [/stopped Debian's etcd\.service/, /started redis-ha-witness\.service/, /redis-ha-witness-auth: authentication enabled/,
+        /redis-ha-witness-auth: checked: redis-ha reads and writes under \/redis-ha\/ only/, /endpoints: https:\/\/10\.99\.0\.11:2379/]) {
+        expect(installed.stdout).toMatch(line);
+      }
+      expect((await inside(['systemctl', 'is-active', 'etcd.service'])).stdout.trim()).toBe('inactive');
+      expect((await inside(['systemctl', 'is-enabled', 'etcd.service'])).stdout.trim()).toBe('disabled');
+      expect((await inside(['systemctl', 'is-enabled', 'redis-ha-witness.service'])).stdout.trim()).toBe('enabled');
       expect(await witnessProperty('ActiveState')).toBe('active');
       const pid = await witnessProperty('MainPID');
       expect((await inside(['ps', '-o', 'user=', '-p', pid])).stdout.trim()).toBe('etcd');
@@ -522,30 +552,36 @@ describe.skipIf(reason !== null)('install.sh into a fresh Debian 12 root', () =>
       const etcdPorts = listening.filter((a) => /:(2379|2380)$/.test(a)).sort();
       expect(etcdPorts, listening.join(' ')).toEqual([`${WITNESS_ADDRESS}:2379`, `${WITNESS_ADDRESS}:2380`]);
 
-      const endpoint = `https://${WITNESS_ADDRESS}:2379`;
-      const setup = await inside(['/usr/local/sbin/redis-ha-witness-auth', endpoint]);
-      expect(setup.status, describeRun('redis-ha-witness-auth', setup)).toBe(0);
-      expect(setup.stdout).toMatch(/authentication enabled/);
-
       // What a Redis host gets: the CA, the client certificate and the password.
+      const endpoint = `https://${WITNESS_ADDRESS}:2379`;
       const password = readFileSync(at('etc/redis-ha-witness/client/etcd.password'), 'utf8').trim();
+      expect(installed.stdout).toContain(`'${password}' > /etc/redis-ha/etcd.password`);
       const client = (extra: readonly string[], args: readonly string[]): Promise<RunResult> =>
         inside(['etcdctl', `--endpoints=${endpoint}`, '--dial-timeout=2s', '--command-timeout=5s',
           '--cacert=/etc/redis-ha-witness/client/etcd-ca.pem', ...extra, ...args]);
-      const cert = ['--cert=/etc/redis-ha-witness/client/etcd-client.pem', '--key=/etc/redis-ha-witness/client/etcd-client.key'];
-      const put = await client([...cert, '--user=redis-ha', `--password=${password}`], ['put', '/redis-ha/group-51/leader', 'x']);
+      const asUser = ['--cert=/etc/redis-ha-witness/client/etcd-client.pem', '--key=/etc/redis-ha-witness/client/etcd-client.key',
+        '--user=redis-ha', `--password=${password}`];
+      const put = await client(asUser, ['put', '/redis-ha/group-51/leader', 'x']);
       expect(put.status, describeRun('etcdctl put as redis-ha', put)).toBe(0);
-      const outside = await client([...cert, '--user=redis-ha', `--password=${password}`], ['put', '/elsewhere', 'x']);
+      const outside = await client(asUser, ['put', '/elsewhere', 'x']);
       expect(outside.stderr).toMatch(/permission denied/);
       const noCert = await client([], ['get', '/redis-ha/group-51/leader']);
       expect(noCert.status).not.toBe(0);
 
-      // etcd keeps its users across a restart; the set-up then finds everything in place.
+      // A second run on the running system: nothing restarted, nothing created.
+      const again = await installInside();
+      expect(again.status, describeRun('install.sh --witness again', again)).toBe(0);
+      expect(again.stdout).toMatch(/redis-ha-witness\.service is running/);
+      expect(again.stdout).toMatch(/redis-ha-witness-auth: user redis-ha: kept/);
+      expect(again.stdout).not.toMatch(/created|issued|restarted|authentication enabled/);
+      expect(await witnessProperty('MainPID')).toBe(pid);
+
+      // etcd keeps its users across a restart.
       const restart = await inside(['systemctl', 'restart', 'redis-ha-witness.service']);
       expect(restart.status, describeRun('systemctl restart redis-ha-witness', restart)).toBe(0);
-      const again = await inside(['/usr/local/sbin/redis-ha-witness-auth', endpoint]);
-      expect(again.status, describeRun('redis-ha-witness-auth again', again)).toBe(0);
-      expect(again.stdout).toMatch(/user redis-ha: kept/);
+      const check = await inside(['/usr/local/sbin/redis-ha-witness-auth', endpoint]);
+      expect(check.status, describeRun('redis-ha-witness-auth after a restart', check)).toBe(0);
+      expect(check.stdout).toMatch(/user redis-ha: kept/);
       // (etcd logs the refused put above as "auth: permission denied": that is the point.)
       expect(await journal()).not.toMatch(/operation not permitted|EACCES|bad system call/i);
       const stop = await inside(['systemctl', 'stop', 'redis-ha-witness.service']);
