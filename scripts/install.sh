@@ -2,6 +2,10 @@
 # Installs redis-ha from this (built) checkout as a systemd service, as root:
 #
 #   scripts/install.sh [--root DIR] [--prefix /opt/redis-ha] [--no-packages] [--no-start]
+#   scripts/install.sh --witness --listen ADDRESS [--tls] [--root DIR] [--no-packages] [--no-start]
+#
+# With --witness it installs only the etcd witness of the quorum, on a third host
+# (scripts/install-witness.sh says what and where); without, the daemon:
 #
 #   $PREFIX                           dist/, production node_modules/, package.json, the
 #                                     SO_PEERCRED addon, etc/ (examples), README.md, and
@@ -31,6 +35,12 @@ ROOT=""
 PREFIX=/opt/redis-ha
 WITH_PACKAGES=1
 START=1
+PREFIX_GIVEN=0
+WITNESS=0
+LISTEN=""
+LISTEN_GIVEN=0
+TLS=0
+REPLACE_DEBIAN_ETCD=0
 
 # Run-time dependencies: ip (VIP), arping (gratuitous ARP), ndptool (IPv6 unsolicited
 # NA), and procps for /bin/kill, which the unit's ExecReload= runs.
@@ -55,13 +65,23 @@ say() { printf 'redis-ha install: %s\n' "$*"; }
 die() { printf 'redis-ha install: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
   cat <<'EOF'
   --root DIR      install into the root file system at DIR (default: this machine)
   --prefix PATH   where the program goes (default /opt/redis-ha)
   --no-packages   do not install the Debian packages it needs (iproute2 iputils-arping
-                  libndp-tools procps)
+                  libndp-tools procps; with --witness etcd-server etcd-client)
   --no-start      only install; do not reload systemd or print the start-up steps
+                  (with --witness: neither start etcd nor set up its users)
+  --witness       install the etcd witness of the quorum instead of the daemon
+  --listen ADDR   with --witness, required: this host's IPv4 or IPv6 address, the one
+                  the Redis hosts reach; etcd serves clients on ADDR:2379 and binds its
+                  peer port to ADDR:2380
+  --tls           with --witness: https only, with a CA, a server and a client
+                  certificate made here (openssl); clients must show the certificate
+  --replace-debian-etcd
+                  with --witness: stop and disable Debian's etcd.service even though it
+                  was running before this install (it may serve something else)
 EOF
 }
 
@@ -108,6 +128,62 @@ install_node_tarball() {
   ln -sfn "../node_modules/node-linux-$arch/bin/node" "$dest/bin/node"
 }
 
+# missing_packages PACKAGE...: those not installed in the target.
+missing_packages() {
+  local p
+  for p in "$@"; do
+    dpkg-query "${ROOT_OPT[@]}" -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || printf '%s\n' "$p"
+  done
+}
+
+# ensure_packages PACKAGE...: installs those missing with the target's own apt (in a
+# --root, through chroot, with /proc mounted and no service started); PACKAGES_INSTALLED
+# lists what it installed.
+PACKAGES_INSTALLED=()
+ensure_packages() {
+  local missing
+  PACKAGES_INSTALLED=()
+  if [ -n "$ROOT" ] && [ ! -x "$ROOT/usr/bin/apt-get" ]; then
+    say "$ROOT has no apt-get: skipping the Debian packages ($*); install them in that system yourself"
+    return 0
+  fi
+  mapfile -t missing < <(missing_packages "$@")
+  if [ "${#missing[@]}" -eq 0 ]; then
+    say "Debian packages present${ROOT:+ in $ROOT}: $*"
+    return 0
+  fi
+  if [ -z "$ROOT" ]; then
+    command -v apt-get >/dev/null 2>&1 || die "no apt-get here: install ${missing[*]} by hand, or use --no-packages"
+    say "installing Debian packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null ||
+      die "apt-get install ${missing[*]} failed"
+  else
+    say "installing Debian packages in $ROOT: ${missing[*]}"
+    # apt and maintainer scripts want /proc; no service may start inside the root.
+    if ! mountpoint -q "$ROOT/proc"; then
+      mount -t proc proc "$ROOT/proc"
+      CLEANUP_MOUNTS+=("$ROOT/proc")
+    fi
+    if [ ! -e "$ROOT/usr/sbin/policy-rc.d" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"
+      chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
+      CLEANUP_FILES+=("$ROOT/usr/sbin/policy-rc.d")
+    fi
+    chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH="$SYSTEM_PATH" apt-get update -qq ||
+      die "apt-get update in $ROOT failed (does $ROOT/etc/resolv.conf resolve the mirror?)"
+    chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH="$SYSTEM_PATH" \
+      apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null ||
+      die "apt-get install ${missing[*]} in $ROOT failed"
+  fi
+  PACKAGES_INSTALLED=("${missing[@]}")
+}
+
+# The witness (--witness): its own functions, which use say, die, the options above and
+# ensure_packages below.
+# shellcheck source=install-witness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/install-witness.sh"
+
 # Sourced (by the tests, for the functions above): define them, do nothing else.
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then return 0; fi
 trap cleanup EXIT
@@ -116,16 +192,47 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT="$2"; shift 2 ;;
     --root=*) ROOT="${1#*=}"; shift ;;
-    --prefix) [ $# -ge 2 ] || die "--prefix needs a path"; PREFIX="$2"; shift 2 ;;
-    --prefix=*) PREFIX="${1#*=}"; shift ;;
+    --prefix) [ $# -ge 2 ] || die "--prefix needs a path"; PREFIX="$2"; PREFIX_GIVEN=1; shift 2 ;;
+    --prefix=*) PREFIX="${1#*=}"; PREFIX_GIVEN=1; shift ;;
     --no-packages) WITH_PACKAGES=0; shift ;;
     --no-start) START=0; shift ;;
+    --witness) WITNESS=1; shift ;;
+    --listen) [ $# -ge 2 ] || die "--listen needs an address"; LISTEN="$2"; LISTEN_GIVEN=1; shift 2 ;;
+    --listen=*) LISTEN="${1#*=}"; LISTEN_GIVEN=1; shift ;;
+    --tls) TLS=1; shift ;;
+    --replace-debian-etcd) REPLACE_DEBIAN_ETCD=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
 done
 
-[ "$(id -u)" -eq 0 ] || die "run as root (it creates a system user and writes to /usr, /etc and $PREFIX)"
+# Options of one kind of install only, and the witness's address: checked before
+# anything is touched.
+if [ "$WITNESS" -eq 1 ]; then
+  [ "$PREFIX_GIVEN" -eq 0 ] || die "--prefix is for the daemon; --witness installs no program of ours (etcd is Debian's)"
+  [ "$LISTEN_GIVEN" -eq 1 ] || die "--witness needs --listen ADDRESS: this host's address, the one the Redis hosts reach (e.g. --listen 192.0.2.20)"
+  problem="$(witness_address_problem "$LISTEN")" || die "--listen $problem"
+  LISTEN="$(witness_canonical_address "$LISTEN")"
+else
+  [ "$LISTEN_GIVEN" -eq 0 ] || die "--listen is an option of --witness (the etcd witness); the daemon's install does not take it"
+  [ "$TLS" -eq 0 ] || die "--tls is an option of --witness (the etcd witness); the daemon's install does not take it"
+  [ "$REPLACE_DEBIAN_ETCD" -eq 0 ] || die "--replace-debian-etcd is an option of --witness (the etcd witness); the daemon's install does not take it"
+fi
+
+[ "$(id -u)" -eq 0 ] || die "run as root (it creates a system user and writes to /usr and /etc)"
+if [ -n "$ROOT" ]; then
+  [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
+  ROOT="$(cd "$ROOT" && pwd)"
+  [ "$ROOT" != / ] || ROOT=""
+fi
+ROOT_OPT=()      # --root DIR for groupadd/useradd/dpkg-query, when installing into a root
+[ -z "$ROOT" ] || ROOT_OPT=(--root "$ROOT")
+
+if [ "$WITNESS" -eq 1 ]; then
+  witness_install
+  exit 0
+fi
+
 case "$PREFIX" in
   /*) ;;
   *) die "--prefix must be an absolute path, got '$PREFIX'" ;;
@@ -136,20 +243,12 @@ PREFIX="$(realpath -m -- "$PREFIX")"
 # The prefix is written into the launcher and the unit: plain path characters only.
 case "$PREFIX" in *[!A-Za-z0-9._/+-]*) die "--prefix may only hold letters, digits and . _ / + -, got '$PREFIX'" ;; esac
 case "$PREFIX" in /usr|/usr/local|/etc|/var|/opt|/bin|/sbin|/lib|/home|/root) die "--prefix $PREFIX is a system directory: use a directory of its own, e.g. /opt/redis-ha" ;; esac
-if [ -n "$ROOT" ]; then
-  [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
-  ROOT="$(cd "$ROOT" && pwd)"
-  [ "$ROOT" != / ] || ROOT=""
-fi
 T="$ROOT$PREFIX" # the prefix as seen from here
 # Only an empty directory or an earlier redis-ha install is replaced: a --prefix naming
 # some other program's directory must not lose its etc/ or node_modules/.
 if [ -d "$T" ] && [ -n "$(ls -A "$T")" ] && ! grep -qs '"name": "redis-ha"' "$T/package.json"; then
   die "--prefix $PREFIX exists and is not a redis-ha install: choose an empty or new directory"
 fi
-ROOT_OPT=()      # --root DIR for groupadd/useradd/dpkg-query, when installing into a root
-[ -z "$ROOT" ] || ROOT_OPT=(--root "$ROOT")
-
 
 # A Node >= 20 to run the build and `redis-ha keygen` with here, on this machine.
 host_node() {
@@ -179,49 +278,10 @@ for stale in lab bench; do
 done
 
 # --- 2. Debian packages ------------------------------------------------------------
-missing_packages() { # lists the RUNTIME_PACKAGES not installed in the target
-  local p
-  for p in "${RUNTIME_PACKAGES[@]}"; do
-    dpkg-query "${ROOT_OPT[@]}" -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || printf '%s\n' "$p"
-  done
-}
-
 if [ "$WITH_PACKAGES" -eq 0 ]; then
   say "--no-packages: not installing ${RUNTIME_PACKAGES[*]} (the daemon needs them at run time)"
-elif [ -z "$ROOT" ]; then
-  mapfile -t missing < <(missing_packages)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    command -v apt-get >/dev/null 2>&1 || die "no apt-get here: install ${missing[*]} by hand, or use --no-packages"
-    say "installing Debian packages: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
-  else
-    say "Debian packages present: ${RUNTIME_PACKAGES[*]}"
-  fi
-elif [ ! -x "$ROOT/usr/bin/apt-get" ]; then
-  say "$ROOT has no apt-get: skipping the Debian packages (${RUNTIME_PACKAGES[*]}); install them in that system yourself"
 else
-  mapfile -t missing < <(missing_packages)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    say "installing Debian packages in $ROOT: ${missing[*]}"
-    # apt and maintainer scripts want /proc; no service may start inside the root.
-    if ! mountpoint -q "$ROOT/proc"; then
-      mount -t proc proc "$ROOT/proc"
-      CLEANUP_MOUNTS+=("$ROOT/proc")
-    fi
-    if [ ! -e "$ROOT/usr/sbin/policy-rc.d" ]; then
-      printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"
-      chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
-      CLEANUP_FILES+=("$ROOT/usr/sbin/policy-rc.d")
-    fi
-    chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH="$SYSTEM_PATH" apt-get update -qq ||
-      die "apt-get update in $ROOT failed (does $ROOT/etc/resolv.conf resolve the mirror?)"
-    chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH="$SYSTEM_PATH" \
-      apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null ||
-      die "apt-get install ${missing[*]} in $ROOT failed"
-  else
-    say "Debian packages present in $ROOT: ${RUNTIME_PACKAGES[*]}"
-  fi
+  ensure_packages "${RUNTIME_PACKAGES[@]}"
 fi
 
 # --- 3. Node.js for the target -------------------------------------------------------

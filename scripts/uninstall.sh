@@ -2,6 +2,7 @@
 # Removes what scripts/install.sh installed, as root:
 #
 #   scripts/uninstall.sh [--root DIR] [--prefix PATH] [--purge]
+#   scripts/uninstall.sh --witness [--root DIR] [--purge]
 #
 # Stops and disables the service when systemd runs here (its ExecStopPost removes the VIP
 # from this host), then removes the unit, the launcher /usr/local/bin/redis-ha, the
@@ -10,11 +11,19 @@
 # state (/var/lib/redis-ha), the audit log (/var/log/redis-ha) and the redis-ha account,
 # unless --purge, which removes those too (and the unit's drop-ins). The Debian packages
 # (iproute2, ...) are left alone: other software uses them. Idempotent.
+#
+# --witness removes the etcd witness instead (what install.sh --witness installed): stops
+# and disables redis-ha-witness.service, removes it and /usr/local/sbin/redis-ha-witness-auth,
+# and keeps the member's data (/var/lib/redis-ha-witness) and its passwords and
+# certificates (/etc/redis-ha-witness) unless --purge. Debian's etcd-server, its etcd
+# user and its etcd.service (disabled by the install) are left as they are.
 set -euo pipefail
 
 ROOT=""
 PREFIX=""
 PURGE=0
+WITNESS=0
+PREFIX_GIVEN=0
 SERVICE_USER=redis-ha
 UNIT=redis-ha.service
 
@@ -22,12 +31,14 @@ say() { printf 'redis-ha uninstall: %s\n' "$*"; }
 die() { printf 'redis-ha uninstall: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
   cat <<'EOF'
   --root DIR      uninstall from the root file system at DIR (default: this machine)
   --prefix PATH   where the program is (default: as the launcher says, else /opt/redis-ha)
   --purge         also remove /etc/redis-ha, /var/lib/redis-ha, /var/log/redis-ha and the
-                  redis-ha user and group
+                  redis-ha user and group (with --witness: /etc/redis-ha-witness and
+                  /var/lib/redis-ha-witness, the witness's secrets and data)
+  --witness       remove the etcd witness (install.sh --witness) instead of the daemon
 EOF
 }
 
@@ -35,9 +46,10 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT="$2"; shift 2 ;;
     --root=*) ROOT="${1#*=}"; shift ;;
-    --prefix) [ $# -ge 2 ] || die "--prefix needs a path"; PREFIX="$2"; shift 2 ;;
-    --prefix=*) PREFIX="${1#*=}"; shift ;;
+    --prefix) [ $# -ge 2 ] || die "--prefix needs a path"; PREFIX="$2"; PREFIX_GIVEN=1; shift 2 ;;
+    --prefix=*) PREFIX="${1#*=}"; PREFIX_GIVEN=1; shift ;;
     --purge) PURGE=1; shift ;;
+    --witness) WITNESS=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -52,14 +64,6 @@ fi
 ROOT_OPT=()
 [ -z "$ROOT" ] || ROOT_OPT=(--root "$ROOT")
 
-launcher="$ROOT/usr/local/bin/redis-ha"
-if [ -z "$PREFIX" ] && [ -f "$launcher" ]; then
-  PREFIX="$(sed -n "s/^prefix='\(.*\)'$/\1/p" "$launcher" | head -n 1)"
-fi
-PREFIX="${PREFIX:-/opt/redis-ha}"
-case "$PREFIX" in /?*) PREFIX="${PREFIX%/}" ;; *) die "--prefix must be an absolute path other than /, got '$PREFIX'" ;; esac
-T="$ROOT$PREFIX"
-
 systemd_running() { [ -z "$ROOT" ] && [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; }
 
 removed() { say "removed $*"; }
@@ -69,6 +73,46 @@ remove_file() {
 remove_tree() {
   if [ -e "$1" ] || [ -L "$1" ]; then rm -rf "$1"; removed "$1"; fi
 }
+
+# --- the witness (--witness) ----------------------------------------------------------------
+if [ "$WITNESS" -eq 1 ]; then
+  [ "$PREFIX_GIVEN" -eq 0 ] || die "--prefix is for the daemon; the witness has no program of ours"
+  WITNESS_UNIT=redis-ha-witness.service
+  if systemd_running; then
+    if systemctl is-active --quiet "$WITNESS_UNIT"; then
+      say "stopping $WITNESS_UNIT (the pairs using it lose their quorum: their masters serve on in failsafe, no failover until a witness is back)"
+      systemctl stop "$WITNESS_UNIT" || say "warning: systemctl stop $WITNESS_UNIT failed; going on"
+    fi
+    systemctl disable --quiet "$WITNESS_UNIT" 2>/dev/null || true
+    systemctl reset-failed "$WITNESS_UNIT" 2>/dev/null || true
+  fi
+  for link in "$ROOT"/etc/systemd/system/*.wants/"$WITNESS_UNIT"; do
+    remove_file "$link"
+  done
+  remove_file "$ROOT/usr/lib/systemd/system/$WITNESS_UNIT"
+  remove_file "$ROOT/usr/local/sbin/redis-ha-witness-auth"
+  if [ "$PURGE" -eq 1 ]; then
+    remove_tree "$ROOT/etc/systemd/system/$WITNESS_UNIT.d"
+    remove_tree "$ROOT/etc/redis-ha-witness"
+    remove_tree "$ROOT/var/lib/redis-ha-witness"
+  else
+    say "kept /etc/redis-ha-witness (passwords, CA and certificates) and /var/lib/redis-ha-witness (etcd's data: users, leader keys); --purge removes them"
+  fi
+  say "left Debian's etcd-server, its etcd user and its etcd.service (disabled) as they are"
+  if systemd_running; then
+    systemctl daemon-reload
+  fi
+  say "done"
+  exit 0
+fi
+
+launcher="$ROOT/usr/local/bin/redis-ha"
+if [ -z "$PREFIX" ] && [ -f "$launcher" ]; then
+  PREFIX="$(sed -n "s/^prefix='\(.*\)'$/\1/p" "$launcher" | head -n 1)"
+fi
+PREFIX="${PREFIX:-/opt/redis-ha}"
+case "$PREFIX" in /?*) PREFIX="${PREFIX%/}" ;; *) die "--prefix must be an absolute path other than /, got '$PREFIX'" ;; esac
+T="$ROOT$PREFIX"
 
 # --- 1. the service -------------------------------------------------------------------
 if systemd_running; then

@@ -13,10 +13,20 @@
  * sandbox; a second install keeps the edited configuration and the key; uninstall keeps
  * the configuration and --purge removes the rest.
  *
- * debootstrap takes 20-40 s against deb.debian.org here, the whole file about 75 s.
+ * The etcd witness goes into the same root (`install.sh --witness --tls`, with Debian's
+ * etcd-server from the root's apt): Debian's etcd.service is left unedited but disabled,
+ * and a second run changes nothing. In the booted container install.sh --witness then
+ * runs as on a live host: it refuses while Debian's etcd runs (unless
+ * --replace-debian-etcd), starts the witness's unit (etcd under its sandbox, on the
+ * listen address only) and runs redis-ha-witness-auth; the client files it prints work,
+ * and a second run restarts nothing. (test/install/witness.test.ts covers the rest
+ * without a root.)
+ *
+ * debootstrap takes 20-40 s against deb.debian.org here, the whole file about 100 s.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,6 +82,31 @@ function accountField(root: string, file: 'passwd' | 'group', name: string, fiel
 function mode(path: string): string {
   return (statSync(path).mode & 0o7777).toString(8).padStart(4, '0');
 }
+
+/** Mode, owner, size, mtime and content hash of everything at and under each of `paths`. */
+function snapshot(root: string, paths: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string): void => {
+    const full = join(root, rel);
+    if (!existsSync(full)) return;
+    const stats = lstatSync(full);
+    const hash = stats.isFile() ? createHash('sha256').update(readFileSync(full)).digest('hex') : '-';
+    out[rel] = `${(stats.mode & 0o7777).toString(8)} ${stats.uid}:${stats.gid} ${stats.size} ${stats.mtimeMs} ${hash}`;
+    if (stats.isDirectory()) for (const name of readdirSync(full)) walk(`${rel}/${name}`);
+  };
+  for (const path of paths) walk(path);
+  return out;
+}
+
+/** The witness's address inside the booted container (the veth the test's LAN unit sets up). */
+const WITNESS_ADDRESS = '10.99.0.11';
+const WITNESS_PATHS = [
+  'etc/redis-ha-witness',
+  'var/lib/redis-ha-witness',
+  'usr/lib/systemd/system/redis-ha-witness.service',
+  'usr/local/sbin/redis-ha-witness-auth',
+  'etc/systemd/system',
+];
 
 describe.skipIf(reason !== null)('install.sh into a fresh Debian 12 root', () => {
   let work = '';
@@ -265,6 +300,57 @@ describe.skipIf(reason !== null)('install.sh into a fresh Debian 12 root', () =>
     expect(existsSync(join(logs, 'audit.jsonl.2.gz'))).toBe(true);
   });
 
+  describe('install.sh --witness --tls into the same root, with Debian\'s etcd-server', () => {
+    let witness: RunResult;
+    const installWitness = (): Promise<RunResult> =>
+      run('bash', [installSh, '--witness', '--tls', '--listen', WITNESS_ADDRESS, '--root', root], { timeoutMs: STEP_TIMEOUT_MS });
+
+    beforeAll(async () => {
+      const started = Date.now();
+      witness = await installWitness();
+      process.stderr.write(`install.test: install.sh --witness --root took ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    }, STEP_TIMEOUT_MS);
+
+    it('installs etcd-server and etcd-client with the root\'s apt, and the witness with the package\'s etcd user', () => {
+      expect(witness.status, describeRun('install.sh --witness', witness)).toBe(0);
+      expect(witness.stdout).toMatch(/installing Debian packages in .*: etcd-server etcd-client( openssl)?$/m);
+      for (const program of ['usr/bin/etcd', 'usr/bin/etcdctl', 'usr/bin/openssl']) expect(existsSync(at(program)), program).toBe(true);
+      // Debian's postinst made the account; the install did not make another one.
+      expect(witness.stdout).not.toMatch(/created user etcd/);
+      const uid = Number(accountField(root, 'passwd', 'etcd'));
+      const gid = Number(accountField(root, 'group', 'etcd'));
+      const data = statSync(at('var/lib/redis-ha-witness'));
+      expect([mode(at('var/lib/redis-ha-witness')), data.uid, data.gid]).toEqual(['0700', uid, gid]);
+      const key = statSync(at('etc/redis-ha-witness/server.key'));
+      expect([mode(at('etc/redis-ha-witness/server.key')), key.uid, key.gid]).toEqual(['0640', 0, gid]);
+      expect(mode(at('etc/redis-ha-witness/client/etcd.password'))).toBe('0600');
+    });
+
+    it('leaves Debian\'s etcd.service as the package made it, but disabled', async () => {
+      expect(witness.stdout).toMatch(/disabled Debian's etcd\.service/);
+      expect(existsSync(at('lib/systemd/system/etcd.service'))).toBe(true);
+      expect(existsSync(at('etc/systemd/system/multi-user.target.wants/etcd.service'))).toBe(false);
+      expect(existsSync(at('etc/systemd/system/etcd2.service'))).toBe(false);
+      // dpkg finds none of the package's files changed.
+      const verify = await run('dpkg', [`--root=${root}`, '--verify', 'etcd-server'], { timeoutMs: STEP_TIMEOUT_MS });
+      expect(verify.stdout, describeRun('dpkg --verify etcd-server', verify)).toBe('');
+    });
+
+    it('systemd-analyze verify --root accepts the witness unit', async () => {
+      const result = await run('systemd-analyze', ['verify', `--root=${root}`, 'redis-ha-witness.service'], { timeoutMs: STEP_TIMEOUT_MS });
+      expect(result.stderr.split('\n').filter((l) => l.includes('redis-ha-witness')), describeRun('verify --root', result)).toEqual([]);
+      expect(result.status, describeRun('verify --root', result)).toBe(0);
+    });
+
+    it('a second run changes nothing', async () => {
+      const before = snapshot(root, WITNESS_PATHS);
+      const again = await installWitness();
+      expect(again.status, describeRun('second install.sh --witness', again)).toBe(0);
+      expect(again.stdout).toMatch(/Debian packages present in .*: etcd-server etcd-client openssl$/m);
+      expect(snapshot(root, WITNESS_PATHS)).toEqual(before);
+    });
+  });
+
   // The unit and the daemon under real systemd: the root is booted in a container with
   // its own network namespace (--private-network: nothing on this machine's network is
   // touched), a veth pair stands in for the LAN, the root's own redis-server is the local
@@ -418,6 +504,90 @@ describe.skipIf(reason !== null)('install.sh into a fresh Debian 12 root', () =>
       expect(await vipHeld()).toBe(true);
     });
 
+    // The witness installed above, now installed again the way an operator does it, on a
+    // host where systemd runs: install.sh --witness inside the container starts the unit
+    // (etcd under its sandbox as Debian's etcd user) and runs redis-ha-witness-auth; then
+    // the client files it printed are used, all inside the container.
+    it('install.sh --witness on a running system: refuses a running Debian etcd, then starts the witness with authentication', async () => {
+      const src = '/usr/local/src/redis-ha';
+      mkdirSync(at(`${src}/scripts`), { recursive: true });
+      for (const script of ['install.sh', 'install-witness.sh', 'witness-auth.sh']) {
+        writeFileSync(at(`${src}/scripts/${script}`), readFileSync(join(PROJECT_ROOT, 'scripts', script)), { mode: 0o755 });
+      }
+      const installInside = (...extra: string[]): Promise<RunResult> =>
+        inside(['bash', `${src}/scripts/install.sh`, '--witness', '--tls', '--listen', WITNESS_ADDRESS, ...extra]);
+      const journal = async (): Promise<string> =>
+        (await inside(['journalctl', '--no-pager', '-o', 'cat', '-u', 'redis-ha-witness.service'])).stdout.slice(-4000);
+      const witnessProperty = async (name: string): Promise<string> =>
+        (await inside(['systemctl', 'show', '--value', '-p', name, 'redis-ha-witness.service'])).stdout.trim();
+
+      // The --root install disabled Debian's unit; someone started it since. (Its default
+      // configuration listens on "localhost", which a minbase root may not resolve.)
+      expect((await inside(['systemctl', 'is-enabled', 'etcd.service'])).stdout.trim()).toBe('disabled');
+      const hosts = existsSync(at('etc/hosts')) ? readFileSync(at('etc/hosts'), 'utf8') : '';
+      if (!/^127\.0\.0\.1\s+(.*\s)?localhost(\s|$)/m.test(hosts)) writeFileSync(at('etc/hosts'), `${hosts}127.0.0.1 localhost\n`);
+      const debian = await inside(['systemctl', 'start', 'etcd.service']);
+      const debianJournal = async (): Promise<string> =>
+        (await inside(['journalctl', '--no-pager', '-o', 'cat', '-u', 'etcd.service'])).stdout.slice(-3000);
+      expect(debian.status, `${describeRun('systemctl start etcd (Debian)', debian)}\n--- journal\n${await debianJournal()}`).toBe(0);
+      const refused = await installInside();
+      expect(refused.status, describeRun('install.sh --witness with Debian etcd running', refused)).toBe(1);
+      expect(refused.stderr).toMatch(/Debian's etcd\.service is running here: it may serve something else.*--replace-debian-etcd/);
+      expect(await witnessProperty('ActiveState')).toBe('inactive');
+
+      const installed = await installInside('--replace-debian-etcd');
+      expect(installed.status, `${describeRun('install.sh --witness --replace-debian-etcd', installed)}\n--- journal\n${await journal()}`).toBe(0);
+      for (const line of [/stopped Debian's etcd\.service/, /started redis-ha-witness\.service/, /redis-ha-witness-auth: authentication enabled/,
+        /redis-ha-witness-auth: checked: redis-ha reads and writes under \/redis-ha\/ only/, /endpoints: https:\/\/10\.99\.0\.11:2379/]) {
+        expect(installed.stdout).toMatch(line);
+      }
+      expect((await inside(['systemctl', 'is-active', 'etcd.service'])).stdout.trim()).toBe('inactive');
+      expect((await inside(['systemctl', 'is-enabled', 'etcd.service'])).stdout.trim()).toBe('disabled');
+      expect((await inside(['systemctl', 'is-enabled', 'redis-ha-witness.service'])).stdout.trim()).toBe('enabled');
+      expect(await witnessProperty('ActiveState')).toBe('active');
+      const pid = await witnessProperty('MainPID');
+      expect((await inside(['ps', '-o', 'user=', '-p', pid])).stdout.trim()).toBe('etcd');
+
+      const listening = (await inside(['ss', '-ltnH'])).stdout.split('\n').map((l) => l.trim().split(/\s+/)[3] ?? '').filter(Boolean);
+      const etcdPorts = listening.filter((a) => /:(2379|2380)$/.test(a)).sort();
+      expect(etcdPorts, listening.join(' ')).toEqual([`${WITNESS_ADDRESS}:2379`, `${WITNESS_ADDRESS}:2380`]);
+
+      // What a Redis host gets: the CA, the client certificate and the password.
+      const endpoint = `https://${WITNESS_ADDRESS}:2379`;
+      const password = readFileSync(at('etc/redis-ha-witness/client/etcd.password'), 'utf8').trim();
+      expect(installed.stdout).toContain(`'${password}' > /etc/redis-ha/etcd.password`);
+      const client = (extra: readonly string[], args: readonly string[]): Promise<RunResult> =>
+        inside(['etcdctl', `--endpoints=${endpoint}`, '--dial-timeout=2s', '--command-timeout=5s',
+          '--cacert=/etc/redis-ha-witness/client/etcd-ca.pem', ...extra, ...args]);
+      const asUser = ['--cert=/etc/redis-ha-witness/client/etcd-client.pem', '--key=/etc/redis-ha-witness/client/etcd-client.key',
+        '--user=redis-ha', `--password=${password}`];
+      const put = await client(asUser, ['put', '/redis-ha/group-51/leader', 'x']);
+      expect(put.status, describeRun('etcdctl put as redis-ha', put)).toBe(0);
+      const outside = await client(asUser, ['put', '/elsewhere', 'x']);
+      expect(outside.stderr).toMatch(/permission denied/);
+      const noCert = await client([], ['get', '/redis-ha/group-51/leader']);
+      expect(noCert.status).not.toBe(0);
+
+      // A second run on the running system: nothing restarted, nothing created.
+      const again = await installInside();
+      expect(again.status, describeRun('install.sh --witness again', again)).toBe(0);
+      expect(again.stdout).toMatch(/redis-ha-witness\.service is running/);
+      expect(again.stdout).toMatch(/redis-ha-witness-auth: user redis-ha: kept/);
+      expect(again.stdout).not.toMatch(/created|issued|restarted|authentication enabled/);
+      expect(await witnessProperty('MainPID')).toBe(pid);
+
+      // etcd keeps its users across a restart.
+      const restart = await inside(['systemctl', 'restart', 'redis-ha-witness.service']);
+      expect(restart.status, describeRun('systemctl restart redis-ha-witness', restart)).toBe(0);
+      const check = await inside(['/usr/local/sbin/redis-ha-witness-auth', endpoint]);
+      expect(check.status, describeRun('redis-ha-witness-auth after a restart', check)).toBe(0);
+      expect(check.stdout).toMatch(/user redis-ha: kept/);
+      // (etcd logs the refused put above as "auth: permission denied": that is the point.)
+      expect(await journal()).not.toMatch(/operation not permitted|EACCES|bad system call/i);
+      const stop = await inside(['systemctl', 'stop', 'redis-ha-witness.service']);
+      expect(stop.status, describeRun('systemctl stop redis-ha-witness', stop)).toBe(0);
+    });
+
     it('a stop hands over and leaves no VIP behind', async () => {
       const stop = await inside(['systemctl', 'stop', 'redis-ha.service']);
       expect(stop.status, describeRun('systemctl stop', stop)).toBe(0);
@@ -463,6 +633,25 @@ describe.skipIf(reason !== null)('install.sh into a fresh Debian 12 root', () =>
 
     const twice = await run('bash', [uninstallSh, '--root', root], { timeoutMs: STEP_TIMEOUT_MS });
     expect(twice.status, describeRun('uninstall.sh again', twice)).toBe(0);
+  });
+
+  it('uninstall.sh --witness removes the witness unit, keeps its data and secrets and Debian\'s package; --purge removes them', async () => {
+    const removed = await run('bash', [uninstallSh, '--witness', '--root', root], { timeoutMs: STEP_TIMEOUT_MS });
+    expect(removed.status, describeRun('uninstall.sh --witness', removed)).toBe(0);
+    for (const gone of ['usr/lib/systemd/system/redis-ha-witness.service', 'usr/local/sbin/redis-ha-witness-auth']) {
+      expect(existsSync(at(gone)), gone).toBe(false);
+    }
+    // The member's data (its users) and the secrets survive.
+    const data = hasNspawn ? 'var/lib/redis-ha-witness/member' : 'var/lib/redis-ha-witness';
+    for (const kept of ['etc/redis-ha-witness/root.password', 'etc/redis-ha-witness/ca.key', data]) {
+      expect(existsSync(at(kept)), kept).toBe(true);
+    }
+    expect(existsSync(at('usr/bin/etcd'))).toBe(true);
+    const purged = await run('bash', [uninstallSh, '--witness', '--root', root, '--purge'], { timeoutMs: STEP_TIMEOUT_MS });
+    expect(purged.status, describeRun('uninstall.sh --witness --purge', purged)).toBe(0);
+    expect(existsSync(at('etc/redis-ha-witness'))).toBe(false);
+    expect(existsSync(at('var/lib/redis-ha-witness'))).toBe(false);
+    expect(accountField(root, 'passwd', 'etcd')).not.toBeNull();
   });
 
   it('uninstall.sh --purge removes configuration, state, logs and the account', async () => {
