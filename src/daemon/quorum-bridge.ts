@@ -6,31 +6,46 @@
  * A `lease-lost` outcome means this node's lease ended while it asked; the adapter grants
  * a new one on the next acquire, so the bridge asks once more at once.
  */
+import type { LeaderRecord } from '../adapters/quorum/record.js';
 import type { Quorum, QuorumOutcome } from '../adapters/quorum/types.js';
 import type { QuorumAnswer } from '../core/types.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { QuorumNotice, RuntimeQuorum } from './runtime.js';
 
+/** What `acquireAnswer` needs of an acquire's outcome (`QuorumOutcome`, or the simulation's). */
+export type AcquireOutcome =
+  | { readonly type: 'held'; readonly record: LeaderRecord; readonly validUntilMs: number; readonly reason: string }
+  | { readonly type: 'held-by-other'; readonly holder: LeaderRecord | null; readonly reason: string }
+  | { readonly type: 'unreachable' | 'lease-lost'; readonly reason: string };
+
+/**
+ * Asks once, and once more when the lease ended meanwhile (the next ask grants a new
+ * one), and words the outcome as the core's answer.
+ */
+export async function acquireAnswer(ask: () => Promise<AcquireOutcome>): Promise<QuorumAnswer> {
+  let outcome = await ask();
+  if (outcome.type === 'lease-lost') outcome = await ask();
+  switch (outcome.type) {
+    case 'held':
+      return { outcome: 'held', epoch: outcome.record.epoch, validUntilAtMs: outcome.validUntilMs, detail: outcome.reason };
+    case 'held-by-other':
+      return { outcome: 'held-by-other', holder: outcome.holder, detail: outcome.reason };
+    case 'unreachable':
+    case 'lease-lost':
+      return { outcome: 'unreachable', detail: outcome.reason };
+    default: {
+      const never: never = outcome;
+      throw new Error(`unhandled quorum outcome ${JSON.stringify(never)}`);
+    }
+  }
+}
+
 export class QuorumBridge implements RuntimeQuorum {
   constructor(private readonly quorum: Quorum, private readonly logger: Logger) {}
 
-  async acquire(epoch: number): Promise<QuorumAnswer> {
-    let outcome = await this.call(() => this.quorum.acquire(epoch));
-    if (outcome.type === 'lease-lost') outcome = await this.call(() => this.quorum.acquire(epoch));
-    switch (outcome.type) {
-      case 'held':
-        return { outcome: 'held', epoch: outcome.record.epoch, validUntilAtMs: outcome.validUntilMs, detail: outcome.reason };
-      case 'held-by-other':
-        return { outcome: 'held-by-other', holder: outcome.holder, detail: outcome.reason };
-      case 'unreachable':
-      case 'lease-lost':
-        return { outcome: 'unreachable', detail: outcome.reason };
-      default: {
-        const never: never = outcome;
-        throw new Error(`unhandled quorum outcome ${JSON.stringify(never)}`);
-      }
-    }
+  acquire(epoch: number): Promise<QuorumAnswer> {
+    return acquireAnswer(() => this.call(() => this.quorum.acquire(epoch)));
   }
 
   async release(): Promise<void> {

@@ -6,44 +6,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { CoreConfig, CoreState } from '../../src/core/state.js';
-import { step, type StepResult } from '../../src/core/step.js';
-import type { Action, Event, QuorumAnswer } from '../../src/core/types.js';
-import { A_ADDR, B_ADDR, advert, bAdvert, coreConfig, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types } from './fixtures.js';
+import { step } from '../../src/core/step.js';
+import type { Action, Event } from '../../src/core/types.js';
+import { A_ADDR, advert, bAdvert, coreConfig, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types } from './fixtures.js';
+import { QUORUM, aCfg, answered, askingB, backupB, bCfg, held, heldByOther, masterB } from './quorum-fixtures.js';
 
-const QUORUM = { backend: 'etcd', prefer: 'safety', retryMs: 500, fenceLeadMs: 530 } as const;
-/** b (priority 90) with etcd. */
-const bCfg: CoreConfig = coreConfig({ quorum: QUORUM });
-/** a (priority 100) with etcd. */
-const aCfg: CoreConfig = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 }, quorum: QUORUM });
-
-const answered = (epoch: number, answer: QuorumAnswer): Event => ({ type: 'quorum-answered', epoch, answer });
-const held = (epoch: number, validUntilAtMs: number): Event => answered(epoch, { outcome: 'held', epoch, validUntilAtMs, detail: 'key was free: taken' });
-const heldByOther: Event = answered(2, { outcome: 'held-by-other', holder: { node: 'a', epoch: 1 }, detail: 'held by a (epoch 1)' });
 const unreachable: Event = answered(2, { outcome: 'unreachable', detail: 'deadline exceeded' });
 const audits = (actions: readonly Action[]): string[] =>
   actions.flatMap((a) => (a.type === 'audit' ? [a.event] : []));
-
-/** b, BACKUP behind master a (heard at 20 ms). */
-function backupB(): CoreState {
-  return last(run(bCfg, [
-    [0, { type: 'started' }],
-    [10, ok(replicaSnap())],
-    [20, heard(advert({ state: 'MASTER', epoch: 1 }))],
-  ])).state;
-}
-
-/** b after a fell silent: its master-down timer fired at 5000 ms, it asks for the key. */
-function askingB(): StepResult {
-  return step(backupB(), fired('master-down'), 5000, bCfg);
-}
-
-/** b promoted with the key held until 8000 ms (etcd named a as the holder first), its Redis a master, VIP claimed. */
-function masterB(): CoreState {
-  const asked = step(askingB().state, heldByOther, 5005, bCfg).state;
-  const promoting = step(asked, held(2, 8000), 5010, bCfg).state;
-  const promoted = step(promoting, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg).state;
-  return step(promoted, { type: 'vip-claimed' }, 5200, bCfg).state;
-}
 
 describe('a backup promotes only while it holds the leader key', () => {
   it('master-down: asks etcd for the key in the new epoch and stays BACKUP, telling the peer it is taking over', () => {

@@ -7,20 +7,12 @@
  * another reason (a crash is not the finding).
  */
 import { describe, expect, it } from 'vitest';
-
-/** A reproduction of an open bug: passes only while the reproduction's own assertion fails. */
-function openFinding(name: string, reproduce: () => void | Promise<void>): void {
-  it(`${name} (open finding: fails until fixed)`, async () => {
-    const outcome = await Promise.resolve().then(reproduce).then(() => 'passed', (error: unknown) => error);
-    expect(outcome, 'the reproduction no longer fails: the bug is fixed, make this a plain test').not.toBe('passed');
-    expect((outcome as Error).name, `the reproduction failed for another reason: ${String(outcome)}`).toBe('AssertionError');
-  });
-}
 import type { CoreConfig, CoreState, PeerView } from '../../src/core/state.js';
 import { initialState, NO_QUORUM } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
 import type { Advert, RedisSnapshot } from '../../src/core/types.js';
 import { lostWrites } from './invariants.js';
+import { openFinding } from './open-finding.js';
 import { DEFAULT_TIMING, FAST_TIMING, simulate, type SimOptions } from './pair.js';
 
 const config: CoreConfig = {

@@ -141,8 +141,6 @@ export class Invariants {
   readonly bothWritableExcused: string[] = [];
   /** Longest time both Redis accepted writes (check 4; exempt time included). */
   maxBothWritableMs = 0;
-  /** With the quorum: histories that ended without a master by an open finding (none open now). */
-  readonly noMasterExcused: string[] = [];
 
   /**
    * @param strict with the quorum: check 4, the open findings of quorum-findings.test.ts

@@ -108,7 +108,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     ackedIds: new Set(pair.client.acked.map((w) => w.id)), discardedIds: pair.redis.discarded,
     excused: opts.lossFree === true ? pair.redis.excused : new Map(),
     maxDualMs: pair.checker.maxDualMs, maxBothWritableMs: pair.checker.maxBothWritableMs,
-    noMasterExcused: pair.checker.noMasterExcused, bothWritableExcused: pair.checker.bothWritableExcused, steps: pair.world.steps,
+    bothWritableExcused: pair.checker.bothWritableExcused, steps: pair.world.steps,
   });
   return { stats, violations: pair.checker.violations, trace: pair.trace, replies: pair.replies, audit: pair.audit, pair };
 }

@@ -18,22 +18,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { masterDownMs } from '../../src/core/timing.js';
 import { ALL_KINDS, faultArb, NO_PARTITION_KINDS, withoutDoubleFaults } from './arbitraries.js';
 import { describeFault, type Fault, type FaultKind } from './faults.js';
+import { replaySettings } from './replay.js';
 import { addStats, DEFAULT_TIMING, FAST_TIMING, NO_STATS, simulate, type SimStats, type Timing } from './pair.js';
 
 const RUNS = Number(process.env['SIM_RUNS'] ?? 800);
-/**
- * The suite draws the same histories on every run (a fixed seed): a test that found a
- * new bug at random one day in ten would be a flaky test, not a finding. Explore new
- * histories with SIM_SEED=random (fast-check prints the seed and path of a failure);
- * replay one with SIM_SEED=<seed> SIM_PATH=<path>.
- */
-const FIXED_SEED = 9;
-const seedEnv = process.env['SIM_SEED'];
-const replay = seedEnv === 'random'
-  ? {}
-  : seedEnv === undefined
-    ? { seed: FIXED_SEED }
-    : { seed: Number(seedEnv), path: process.env['SIM_PATH'], endOnFailure: true };
+/** The same histories every run (see replay.ts). */
+const replay = replaySettings(9);
 
 /**
  * Shrinking a failure re-runs histories until no smaller one fails; past this budget the

@@ -29,6 +29,7 @@
 import type { LeaderRecord } from '../../src/adapters/quorum/record.js';
 import type { LostReason } from '../../src/adapters/quorum/types.js';
 import type { QuorumAnswer } from '../../src/core/types.js';
+import { acquireAnswer, type AcquireOutcome } from '../../src/daemon/quorum-bridge.js';
 import type { QuorumNotice, RuntimeQuorum } from '../../src/daemon/runtime.js';
 import type { Scheduler } from '../../src/daemon/time.js';
 import type { EtcdModel, EtcdReply, EtcdRequest, EtcdTiming, StoredLeader } from './etcd-model.js';
@@ -38,10 +39,8 @@ import type { Incarnation, NodeId, World } from './world.js';
 const STREAM_RETRY_MS = 20;
 
 type Failure = { readonly type: 'unreachable' | 'lease-lost'; readonly reason: string };
-type Outcome =
-  | { readonly type: 'held'; readonly record: LeaderRecord; readonly validUntilMs: number; readonly reason: string }
-  | { readonly type: 'held-by-other'; readonly holder: LeaderRecord | null; readonly reason: string }
-  | Failure;
+/** An acquire's outcome, as `EtcdQuorum` gives it (what `acquireAnswer` reads). */
+type Outcome = AcquireOutcome;
 
 interface LiveLease {
   readonly id: number;
@@ -243,22 +242,8 @@ export class SimQuorum implements RuntimeQuorum {
       (reason, detail) => this.lost(reason, detail));
   }
 
-  async acquire(epoch: number): Promise<QuorumAnswer> {
-    let outcome = await this.acquireOnce(epoch);
-    if (outcome.type === 'lease-lost') outcome = await this.acquireOnce(epoch);
-    switch (outcome.type) {
-      case 'held':
-        return { outcome: 'held', epoch: outcome.record.epoch, validUntilAtMs: outcome.validUntilMs, detail: outcome.reason };
-      case 'held-by-other':
-        return { outcome: 'held-by-other', holder: outcome.holder, detail: outcome.reason };
-      case 'unreachable':
-      case 'lease-lost':
-        return { outcome: 'unreachable', detail: outcome.reason };
-      default: {
-        const never: never = outcome;
-        throw new Error(`unhandled outcome ${JSON.stringify(never)}`);
-      }
-    }
+  acquire(epoch: number): Promise<QuorumAnswer> {
+    return acquireAnswer(() => this.acquireOnce(epoch));
   }
 
   async release(): Promise<void> {

@@ -32,8 +32,6 @@ export interface SimStats {
   /** With the quorum: masters that fenced for their lease, and that served on without it (failsafe). */
   readonly quorumFences: number;
   readonly failsafes: number;
-  /** With the quorum: histories that ended without a master because of an open finding, by finding. */
-  readonly noMasterExcused: Readonly<Record<string, number>>;
   /** With the quorum: moments both Redis accepted writes that an open finding explains, by finding. */
   readonly bothWritableExcused: Readonly<Record<string, number>>;
   /** Heap entries run. */
@@ -42,7 +40,7 @@ export interface SimStats {
 
 export const NO_STATS: SimStats = {
   histories: 0, masters: 0, stallsDetected: 0, effectFailures: 0, replayDrops: 0, switchoversOk: 0, writesAcked: 0,
-  writesDiscarded: 0, knownBugLosses: {}, maxDualMs: 0, maxBothWritableMs: 0, quorumFences: 0, failsafes: 0, noMasterExcused: {}, bothWritableExcused: {}, steps: 0,
+  writesDiscarded: 0, knownBugLosses: {}, maxDualMs: 0, maxBothWritableMs: 0, quorumFences: 0, failsafes: 0, bothWritableExcused: {}, steps: 0,
 };
 
 /** Sums two tallies (the longest dual window is the longer one). */
@@ -53,7 +51,7 @@ export function addStats(x: SimStats, y: SimStats): SimStats {
     switchoversOk: x.switchoversOk + y.switchoversOk, writesAcked: x.writesAcked + y.writesAcked,
     writesDiscarded: x.writesDiscarded + y.writesDiscarded, knownBugLosses: sum(x.knownBugLosses, y.knownBugLosses),
     maxDualMs: Math.max(x.maxDualMs, y.maxDualMs), maxBothWritableMs: Math.max(x.maxBothWritableMs, y.maxBothWritableMs),
-    quorumFences: x.quorumFences + y.quorumFences, failsafes: x.failsafes + y.failsafes, noMasterExcused: sum(x.noMasterExcused, y.noMasterExcused),
+    quorumFences: x.quorumFences + y.quorumFences, failsafes: x.failsafes + y.failsafes,
     bothWritableExcused: sum(x.bothWritableExcused, y.bothWritableExcused), steps: x.steps + y.steps,
   };
 }
@@ -69,7 +67,6 @@ export interface HistoryFacts {
   readonly excused: ReadonlyMap<number, string>;
   readonly maxDualMs: number;
   readonly maxBothWritableMs: number;
-  readonly noMasterExcused: readonly string[];
   readonly bothWritableExcused: readonly string[];
   readonly steps: number;
 }
@@ -90,7 +87,6 @@ export function statsOf(h: HistoryFacts): SimStats {
     maxBothWritableMs: h.maxBothWritableMs,
     quorumFences: count('quorum-fenced'),
     failsafes: count('quorum-failsafe'),
-    noMasterExcused: countBy(h.noMasterExcused),
     bothWritableExcused: countBy(h.bothWritableExcused),
     steps: h.steps,
   };

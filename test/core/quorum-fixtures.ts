@@ -1,0 +1,43 @@
+/**
+ * Builders for tests of the quorum in the decision core (backend etcd): both nodes'
+ * configurations, the quorum's answers, and b on its way from backup to master. Time is a
+ * plain number.
+ */
+import type { CoreConfig, CoreState } from '../../src/core/state.js';
+import { step, type StepResult } from '../../src/core/step.js';
+import type { Event, QuorumAnswer } from '../../src/core/types.js';
+import { A_ADDR, B_ADDR, advert, coreConfig, fired, heard, last, masterSnap, ok, replicaSnap, run } from './fixtures.js';
+
+export const QUORUM = { backend: 'etcd', prefer: 'safety', retryMs: 500, fenceLeadMs: 530 } as const;
+/** b (priority 90) with etcd. */
+export const bCfg: CoreConfig = coreConfig({ quorum: QUORUM });
+/** a (priority 100) with etcd. */
+export const aCfg: CoreConfig = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR, priority: 100, peerRedis: { host: B_ADDR, port: 6379 }, quorum: QUORUM });
+
+export const answered = (epoch: number, answer: QuorumAnswer): Event => ({ type: 'quorum-answered', epoch, answer });
+export const held = (epoch: number, validUntilAtMs: number): Event =>
+  answered(epoch, { outcome: 'held', epoch, validUntilAtMs, detail: 'key was free: taken' });
+/** etcd names a (epoch 1) as the holder of the key b asks for in epoch 2. */
+export const heldByOther: Event = answered(2, { outcome: 'held-by-other', holder: { node: 'a', epoch: 1 }, detail: 'held by a (epoch 1)' });
+
+/** b, BACKUP behind master a (heard at 20 ms). */
+export function backupB(): CoreState {
+  return last(run(bCfg, [
+    [0, { type: 'started' }],
+    [10, ok(replicaSnap())],
+    [20, heard(advert({ state: 'MASTER', epoch: 1 }))],
+  ])).state;
+}
+
+/** b after a fell silent: its master-down timer fired at 5000 ms, it asks for the key. */
+export function askingB(): StepResult {
+  return step(backupB(), fired('master-down'), 5000, bCfg);
+}
+
+/** b promoted with the key held until 8000 ms (etcd named a as the holder first), its Redis a master, VIP claimed. */
+export function masterB(): CoreState {
+  const asked = step(askingB().state, heldByOther, 5005, bCfg).state;
+  const promoting = step(asked, held(2, 8000), 5010, bCfg).state;
+  const promoted = step(promoting, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg).state;
+  return step(promoted, { type: 'vip-claimed' }, 5200, bCfg).state;
+}
