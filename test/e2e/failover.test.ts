@@ -329,10 +329,25 @@ describeRoot('e2e pair 1: election, Redis kill, rejoin, daemon restarts, handove
         message: { kind: 'handover', requestId: `replayed-${seq}`, epoch: b.knownEpoch + 1, force: true },
       }, lab.advertKey),
     });
-    lab.startDaemon('b');
-    // Replayed as soon as B listens (before that the kernel would drop them unread).
-    await lab.waitFor('B listening for adverts', () => lab.daemonLog('b').slice(logOffset).includes('advert transport started'), ELECTION_TIMEOUT_MS);
-    for (let i = 0; i < FORGED_ADVERTS; i++) {
+    // A's daemon is held still until the first replays have arrived: one of its real
+    // adverts that already echoes B's new run (it may go out within ~100 ms of B's start)
+    // would be accepted first and raise B's replay guard past the recorded sequences, so
+    // they would be refused as replayed instead of reaching the freshness check this test
+    // is about. Held only that long, well inside B's master-down interval.
+    const aPid = lab.daemonPid('a');
+    if (aPid === null) throw new Error("A's daemon is not running");
+    process.kill(aPid, 'SIGSTOP');
+    try {
+      lab.startDaemon('b');
+      // Replayed as soon as B listens (before that the kernel would drop them unread).
+      await lab.waitFor('B listening for adverts', () => lab.daemonLog('b').slice(logOffset).includes('advert transport started'), ELECTION_TIMEOUT_MS);
+      const first = recorded(firstSeq);
+      await lab.sendDatagram('a', lab.address('b'), LAB_ADVERT_PORT, first.advert);
+      await lab.sendDatagram('a', lab.address('b'), LAB_ADVERT_PORT, first.handover);
+    } finally {
+      process.kill(aPid, 'SIGCONT');
+    }
+    for (let i = 1; i < FORGED_ADVERTS; i++) {
       const packets = recorded(firstSeq + 2 * i);
       await lab.sendDatagram('a', lab.address('b'), LAB_ADVERT_PORT, packets.advert);
       await lab.sendDatagram('a', lab.address('b'), LAB_ADVERT_PORT, packets.handover);
