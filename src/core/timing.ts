@@ -224,6 +224,16 @@ export const ACK_ALIGN_BOUND_MS = 1_300;
 export const CONTROL_MIN_TIMEOUT_MS = 2_000;
 
 /**
+ * After a refused health check (no Redis listening), the next checks come this often
+ * for `DOWN_RECHECK_FOR_MS`, not once an interval: a Redis restarted at once (systemd)
+ * is seen within this time, and the data guard (`data-guard.ts`) acts before the peer's
+ * replica, which reconnects once a second, can resync from an emptied server. A refused
+ * connection on the local host costs microseconds.
+ */
+export const DOWN_RECHECK_MS = 20;
+export const DOWN_RECHECK_FOR_MS = 5_000;
+
+/**
  * A replica that is loading the RDB of a full sync answers `REPLICAOF NO ONE` with
  * `-LOADING`; promotion retries for this long before giving up.
  */

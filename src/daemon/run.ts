@@ -176,10 +176,11 @@ function runtimeDeps(
     redis: {
       check: () => redis.check(),
       promote: (from) => redis.promote(from),
-      replicateFrom: (master) => redis.replicateFrom(master),
+      replicateFrom: (master, options) => redis.replicateFrom(master, options),
       switchOver: (call) => redis.switchOver({ ...call, ...switchoverBounds(config) }),
       disconnectClients: () => redis.disconnectClients(),
       fence: (writes) => redis.fence(writes),
+      onConnectionLost: (listener) => redis.onConnectionLost(listener),
     },
     quorum: a.quorum?.bridge ?? null,
     vip: a.vip, adverts: a.adverts, audit: a.audit, clock, scheduler: nodeScheduler,

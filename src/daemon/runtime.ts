@@ -17,6 +17,7 @@ import { effectStillWanted } from '../core/effects.js';
 import { nextDeadline, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
 import type { AdvertBody, Event, FenceSetting, HostPort, Maintenance, PeerRequest, QuorumAnswer, RedisSnapshot, SwitchoverOutcome } from '../core/types.js';
+import { DOWN_RECHECK_FOR_MS, DOWN_RECHECK_MS } from '../core/timing.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { EffectRunner, type Effect, type Notice } from './effect-runner.js';
@@ -63,11 +64,13 @@ export interface SwitchoverReport {
 export interface RuntimeRedis {
   check(): Promise<RedisProbe>;
   promote(catchUpFrom: HostPort | null): Promise<RedisProbe>;
-  replicateFrom(master: HostPort): Promise<{ ok: boolean; detail: string }>;
+  replicateFrom(master: HostPort, options?: { guard?: boolean }): Promise<{ ok: boolean; detail: string }>;
   switchOver(call: SwitchoverCall): Promise<SwitchoverReport>;
   disconnectClients(): Promise<string>;
   /** Sets the local Redis's write fence; never rejects (a failure is `ok: false`). */
   fence(writes: FenceSetting): Promise<{ ok: boolean; detail: string }>;
+  /** Registers what to run when the health connection is lost (the runtime checks again at once). */
+  onConnectionLost?(listener: () => void): void;
 }
 
 /** What the quorum tells the loop by itself (lease renewals and losses). */
@@ -135,6 +138,11 @@ export class Runtime {
   private timer: TimerHandle | null = null;
   private timerFor: { timer: string; at: number } | null = null;
   private healthTimer: TimerHandle | null = null;
+  /** A health check is running; `healthAgain`: one more is due as soon as it ends. */
+  private healthInFlight = false;
+  private healthAgain = false;
+  /** Since when the checks have been refused (Redis down), or null: they then come every `DOWN_RECHECK_MS`. */
+  private downSinceMs: number | null = null;
   private reconcileTimer: TimerHandle | null = null;
   private stopped = false;
   /** When the last health check completed (loop liveness for the watchdog). */
@@ -183,6 +191,7 @@ export class Runtime {
     this.dispatch({ type: 'started', vipPresent: facts.vipPresent, loaded: facts.loaded });
     this.unsubscribeQuorum = this.deps.quorum?.onEvent((notice) => this.dispatch(notice)) ?? null;
     if (facts.firstCheck) this.dispatch(facts.firstCheck);
+    this.deps.redis.onConnectionLost?.(() => this.checkHealthNow());
     this.scheduleHealth(facts.firstCheck ? this.deps.healthIntervalMs : 0);
     this.scheduleReconcile();
   }
@@ -322,7 +331,7 @@ export class Runtime {
         return;
       }
       case 'replicate-from': {
-        const r = await deps.redis.replicateFrom(action.master);
+        const r = await deps.redis.replicateFrom(action.master, action.guard === true ? { guard: true } : {});
         this.dispatch({ type: 'demotion-finished', ok: r.ok, detail: r.detail });
         return;
       }
@@ -403,26 +412,52 @@ export class Runtime {
     this.dispatch({ type: 'stalled', stalledMs });
   }
 
+  /**
+   * The health connection was lost (a crashed Redis closes it at once): check now rather
+   * than at the next interval, or right after the check in flight. The fixed rate then
+   * resumes from this check.
+   */
+  private checkHealthNow(): void {
+    if (this.stopped) return;
+    if (this.healthInFlight) {
+      this.healthAgain = true;
+      return;
+    }
+    if (this.healthTimer) this.deps.scheduler.clearTimer(this.healthTimer);
+    this.scheduleHealth(0);
+  }
+
   private scheduleHealth(delayMs: number): void {
     if (this.stopped) return;
     const dueAtMs = this.deps.clock.now() + delayMs;
     this.healthTimer = this.deps.scheduler.setTimer(() => {
       const startedAtMs = this.deps.clock.now();
       if (startedAtMs - dueAtMs > this.deps.stallThresholdMs) this.reportStall(startedAtMs - dueAtMs);
+      this.healthInFlight = true;
+      const next = (delay: number): void => {
+        this.healthInFlight = false;
+        const again = this.healthAgain;
+        this.healthAgain = false;
+        this.scheduleHealth(again ? 0 : delay);
+      };
       void Promise.all([this.deps.link(), this.deps.redis.check()]).then(([link, r]) => {
         this.lastHealthDoneAtMs = this.deps.clock.now();
         this.dispatch(link.up
           ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAtMs, ...(r.down === true ? { down: true } : {}) }
           : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs });
-        // Fixed rate: the next check is due one interval after this one started.
+        // Fixed rate: the next check is due one interval after this one started; sooner
+        // for a while after Redis was found down (see DOWN_RECHECK_MS).
         const elapsed = this.deps.clock.now() - startedAtMs;
-        this.scheduleHealth(Math.max(0, this.deps.healthIntervalMs - elapsed));
+        const interval = Math.max(0, this.deps.healthIntervalMs - elapsed);
+        this.downSinceMs = r.down === true && link.up ? this.downSinceMs ?? startedAtMs : null;
+        const recheck = this.downSinceMs !== null && startedAtMs - this.downSinceMs < DOWN_RECHECK_FOR_MS;
+        next(recheck ? Math.min(interval, DOWN_RECHECK_MS) : interval);
       }, (error: unknown) => {
         // The adapters report failures as results; a rejection is a bug, but must not stop the loop.
         this.deps.logger.error({ err: error }, 'health check threw');
         this.lastHealthDoneAtMs = this.deps.clock.now();
         this.dispatch({ type: 'health-checked', ok: false, detail: `health check threw: ${errorMessage(error)}`, redis: null, startedAtMs });
-        this.scheduleHealth(this.deps.healthIntervalMs);
+        next(this.deps.healthIntervalMs);
       });
     }, delayMs);
   }

@@ -41,6 +41,9 @@ class World {
   claimHook: Hook<[], { changed: boolean }> = async () => ({ changed: true });
   releaseHook: Hook<[], { changed: boolean }> = async () => ({ changed: true });
   announceHook: Hook<[], void> = async () => undefined;
+  /** What the runtime registered to hear of a lost health connection. */
+  connectionLost: (() => void) | null = null;
+  checks = 0;
 
   constructor(snapshot: RedisSnapshot | null) {
     this.snapshot = snapshot;
@@ -52,7 +55,11 @@ class World {
       healthIntervalMs: 500,
       reconcileIntervalMs: 2000,
       redis: {
-        check: async () => (this.snapshot ? { ok: true, detail: 'PONG', redis: this.snapshot } : { ok: false, detail: 'refused', redis: null }),
+        check: async () => {
+          this.checks += 1;
+          return this.snapshot ? { ok: true, detail: 'PONG', redis: this.snapshot } : { ok: false, detail: 'connection refused', redis: null, down: true };
+        },
+        onConnectionLost: (listener) => { this.connectionLost = listener; },
         promote: async (from) => {
           this.log.push('promote:start');
           const r = await this.promoteHook(from);
@@ -399,5 +406,34 @@ describe('issue 10: the state file and the advert encoder cannot fail silently',
     // Recorded once, not once per advert tick; and it stays FAULT though Redis is healthy.
     expect(broken.audit.filter((r) => r.event === 'effect-failed' && r.data['action'] === 'send-advert')).toHaveLength(1);
     expect(rt2.current.advertFailure).toMatch(/not an integer/);
+  });
+});
+
+describe('a lost health connection', () => {
+  it('is checked again at once, not at the next interval: a MASTER whose Redis died goes FAULT and advertises it', async () => {
+    const w = new World(null);
+    const rt = await masterA(w);
+    expect(w.connectionLost).not.toBeNull();
+    await w.time.advance(250); // mid-interval (500 ms)
+    const before = w.checks;
+    w.snapshot = null; // the Redis process is gone: its connection closed, a new one is refused
+    w.connectionLost?.();
+    await w.time.advance(1);
+    expect(w.checks).toBe(before + 1);
+    expect(rt.current.role).toBe('FAULT');
+    expect(w.adverts.at(-1)?.state).toBe('FAULT');
+  });
+
+  it('a notice during a check in flight runs one more check right after it, then the fixed rate resumes', async () => {
+    const w = new World(null);
+    await masterA(w);
+    const before = w.checks;
+    w.connectionLost?.();
+    w.connectionLost?.(); // a second notice while the first check runs: coalesced
+    await w.time.advance(1);
+    expect(w.checks - before).toBeLessThanOrEqual(2);
+    const settled = w.checks;
+    await w.time.advance(500);
+    expect(w.checks - settled).toBe(1);
   });
 });

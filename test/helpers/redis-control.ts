@@ -33,6 +33,8 @@ export interface ControlSetup {
   timeoutMs?: number;
   waitForSync?: boolean;
   maxSyncWaitMs?: number;
+  /** `demotion.delayMs`; default 0. */
+  demotionDelayMs?: number;
 }
 
 /** A `RedisControl` with test-friendly bounds, closed after the test. */
@@ -51,7 +53,7 @@ export function makeControl(setup: ControlSetup): RedisControl {
       maxLagBytes: 1024 * 1024,
       recoveryBlockMs: 0,
     },
-    demotion: { delayMs: 0 },
+    demotion: { delayMs: setup.demotionDelayMs ?? 0 },
     logger: silentLogger(),
   };
   const control = new RedisControl(options);

@@ -42,6 +42,8 @@ export interface RedisServer {
   readonly password: string | null;
   /** PID of the current process (changes on `restart()`). */
   readonly pid: number;
+  /** The server's log file (kept across `restart()`). */
+  readonly logFile: string;
   /** A new ioredis client (authenticated); closed by `stop()`. */
   client(): Redis;
   /** Stops the process (SIGCONT, SIGTERM, then SIGKILL) and removes its directory. */
@@ -195,6 +197,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     host,
     port,
     password,
+    logFile: join(dir, 'redis.log'),
     get pid(): number {
       return current.pid as number;
     },

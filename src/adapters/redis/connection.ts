@@ -80,6 +80,12 @@ export interface ConnectionOptions {
   readonly name: string;
   /** ioredis connect and per-command timeout. */
   readonly timeoutMs: number;
+  /**
+   * Called when an established connection closes by the server's or the network's doing
+   * (not by `close()` or a failure handled here): the health check uses it to look again
+   * at once (a crashed Redis closes every connection within a millisecond).
+   */
+  readonly onLost?: () => void;
 }
 
 /** The ioredis options of every `Connection` (exported for tests of the handshake). */
@@ -114,6 +120,10 @@ interface ConnectionEntry {
   ready: Promise<void>;
   /** Last `error` event: the real reason behind a later "Connection is closed.". */
   lastError: Error | null;
+  /** The connection was established (its `ready` event came). */
+  opened: boolean;
+  /** We are closing it ourselves (`destroy`): its `close` event is no news. */
+  dropped: boolean;
 }
 
 /**
@@ -169,9 +179,15 @@ export class Connection {
     if (current !== null && usable(current.client)) return current;
     if (current !== null) this.destroy(current);
     const client = new Redis(clientOptions(this.options));
-    const entry: ConnectionEntry = { client, ready: Promise.resolve(), lastError: null };
+    const entry: ConnectionEntry = { client, ready: Promise.resolve(), lastError: null, opened: false, dropped: false };
     client.on('error', (err: Error) => {
       entry.lastError = err;
+    });
+    client.on('ready', () => {
+      entry.opened = true;
+    });
+    client.on('close', () => {
+      if (entry.opened && !entry.dropped && !this.closed) this.options.onLost?.();
     });
     entry.ready = client.connect();
     entry.ready.catch(() => undefined);
@@ -180,6 +196,7 @@ export class Connection {
   }
 
   private destroy(entry: ConnectionEntry): void {
+    entry.dropped = true;
     if (this.entry === entry) this.entry = null;
     entry.client.disconnect();
     // `disconnect()` only half-closes; a stopped server never completes the close.

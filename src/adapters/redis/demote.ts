@@ -40,7 +40,7 @@ export interface DemoteDeps {
  * Makes the local Redis a replica of `master`; see `RedisControl.replicateFrom`.
  * Never throws: a failure is `{ ok: false, detail }`.
  */
-export async function demote(deps: DemoteDeps, master: HostPort): Promise<RedisReplicateResult> {
+export async function demote(deps: DemoteDeps, master: HostPort, options: { guard?: boolean } = {}): Promise<RedisReplicateResult> {
   const trail = new Trail();
   const target = formatHostPort(master);
   const { local } = deps;
@@ -51,6 +51,13 @@ export async function demote(deps: DemoteDeps, master: HostPort): Promise<RedisR
       trail.add(`demotion delay ${deps.delayMs} ms`, since);
     }
     let since = nowMs();
+    if (options.guard === true && !(master.host === deps.localAddress.host && master.port === deps.localAddress.port)) {
+      // The data guard: every millisecond counts before the peer's replica resyncs from
+      // this (emptied) server; the checks below run after, on a server already a replica.
+      await local.replicaOf(master);
+      trail.add(`REPLICAOF ${master.host} ${master.port} (data guard, first)`, since);
+      since = nowMs();
+    }
     const state = await local.state(true);
     trail.add(`local ${describeSnapshot(state.snapshot)}`, since);
 

@@ -1,13 +1,14 @@
 /**
  * The health check of the local Redis over its own long-lived connection
- * (`redis-ha`), so that a slow role change never delays it: PING (must answer PONG)
- * and `INFO replication`, together bounded by `health.timeoutMs`.
+ * (`redis-ha`), so that a slow role change never delays it: PING (must answer PONG),
+ * `INFO replication` and `INFO server` (its run_id, for the data guard), together
+ * bounded by `health.timeoutMs`.
  */
 import type { Logger } from '../../logger.js';
 import type { RedisSnapshot } from '../../core/types.js';
 import { RedisControlError } from '../../errors.js';
 import { describeError, REDIS_REPLY, type Connection } from './connection.js';
-import { parseReplicationInfo } from './info.js';
+import { parseInfoFields, parseReplicationInfo } from './info.js';
 import { describeSnapshot } from './snapshot.js';
 
 /** Outcome of a health check or a promotion. */
@@ -28,9 +29,11 @@ export interface RedisCheckResult {
 export async function checkHealth(connection: Connection, timeoutMs: number, log: Logger): Promise<RedisCheckResult> {
   try {
     const redis = await connection.run(timeoutMs, async (client) => {
-      const [pong, info] = await Promise.all([client.ping(), client.info('replication')]);
+      const [pong, info, server] = await Promise.all([client.ping(), client.info('replication'), client.info('server')]);
       if (pong !== 'PONG') throw new RedisControlError(REDIS_REPLY, `PING answered ${JSON.stringify(pong)}`);
-      return parseReplicationInfo(info);
+      const runId = parseInfoFields(server).get('run_id');
+      const snapshot = parseReplicationInfo(info);
+      return runId === undefined || runId === '' ? snapshot : { ...snapshot, runId };
     });
     return { ok: true, detail: `PONG; ${describeSnapshot(redis)}`, redis };
   } catch (err) {

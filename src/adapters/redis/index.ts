@@ -98,6 +98,7 @@ export class RedisControl {
   private readonly control: Connection;
   private readonly controlTimeoutMs: number;
   private readonly local: LocalRedis;
+  private lostListener: (() => void) | null = null;
 
   constructor(private readonly options: RedisControlOptions) {
     this.log = options.logger.child({ component: 'redis-control' });
@@ -109,6 +110,7 @@ export class RedisControl {
       target,
       name: this.clientName,
       timeoutMs: options.health.timeoutMs,
+      onLost: () => this.lostListener?.(),
     });
     this.control = new Connection({
       endpoint: options.local,
@@ -132,6 +134,15 @@ export class RedisControl {
    */
   check(): Promise<RedisCheckResult> {
     return checkHealth(this.health, this.options.health.timeoutMs, this.log);
+  }
+
+  /**
+   * `listener` runs when the health connection, once established, is closed by the
+   * server or the network (a crashed Redis closes it at once): the runtime then checks
+   * again without waiting for the next interval.
+   */
+  onConnectionLost(listener: () => void): void {
+    this.lostListener = listener;
   }
 
   /**
@@ -164,9 +175,10 @@ export class RedisControl {
    * the role changed, then `CLIENT KILL` of the normal clients still attached (not
    * ours, recognised by the `clientName` prefix) so applications reconnect through
    * the VIP. Refuses to replicate from itself. The link need not be up yet: a full
-   * sync of a large dataset can take minutes.
+   * sync of a large dataset can take minutes. `guard` (the data guard): `REPLICAOF`
+   * first, without the demotion delay or asking the master who it is.
    */
-  replicateFrom(master: HostPort): Promise<RedisReplicateResult> {
+  replicateFrom(master: HostPort, options: { guard?: boolean } = {}): Promise<RedisReplicateResult> {
     return demote(
       {
         local: this.local,
@@ -174,10 +186,11 @@ export class RedisControl {
         peerEndpoint: this.options.peer,
         peerTimeoutMs: this.options.promotion.peerTimeoutMs,
         clientName: this.clientName,
-        delayMs: this.options.demotion.delayMs,
+        delayMs: options.guard === true ? 0 : this.options.demotion.delayMs,
         logger: this.log,
       },
       master,
+      options,
     );
   }
 

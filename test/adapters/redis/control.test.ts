@@ -124,6 +124,35 @@ describe('RedisControl.check', () => {
     expect((await control.check()).ok).toBe(true);
   });
 
+  it('reports the run_id, and a new one after a restart (the data guard compares them)', async () => {
+    const a = await startRedisServer();
+    const control = makeControl({ local: endpoint(a), timeoutMs: 1_000 });
+    const first = (await control.check()).redis?.runId;
+    expect(first).toMatch(/^[0-9a-f]{40}$/);
+    await a.restart();
+    await eventually(async () => (await control.check()).ok, 10_000, 'check ok after restart');
+    const second = (await control.check()).redis?.runId;
+    expect(second).toMatch(/^[0-9a-f]{40}$/);
+    expect(second).not.toBe(first);
+  });
+
+  it('tells its listener at once when the server closes the health connection (SIGKILL), not when we close it', async () => {
+    const a = await startRedisServer();
+    const control = makeControl({ local: endpoint(a), timeoutMs: 1_000 });
+    let lost = 0;
+    control.onConnectionLost(() => {
+      lost += 1;
+    });
+    expect((await control.check()).ok).toBe(true);
+    a.signal('SIGKILL');
+    await eventually(async () => lost > 0, 5_000, 'connection-lost notice');
+    expect(lost).toBe(1);
+    // A refused re-check opens no connection, so it raises no second notice.
+    expect((await control.check()).down).toBe(true);
+    await sleep(100);
+    expect(lost).toBe(1);
+  });
+
   it('says NOAUTH without a password and WRONGPASS with a wrong one', async () => {
     const a = await startRedisServer({ password: 'right' });
     const none = await makeControl({ local: endpoint(a) }).check();
@@ -345,6 +374,46 @@ describe('RedisControl.replicateFrom', () => {
     const result = await makeControl({ local: endpoint(a), peer: endpoint(b) }).replicateFrom(hostPort(b));
     expect(result.ok, result.detail).toBe(true);
     expect(result.detail).toContain('already replicating from');
+  });
+
+  // Full syncs start at once (no 5 s diskless delay): the hazard at its fastest.
+  const fastSync = { args: ['--repl-diskless-sync-delay', '0'] } as const;
+
+  it('the hazard the data guard closes: a replica full-resyncs from its master restarted empty and loses everything', async () => {
+    const a = await startRedisServer(fastSync);
+    const b = await startRedisServer(fastSync);
+    await load(a.client(), 500, 10);
+    await b.client().replicaof(a.host, a.port);
+    await eventually(async () => (await b.client().dbsize()) === 500 && (await linkUp(b.client())), 20_000, 'b synced');
+    await a.restart();
+    await eventually(async () => (await b.client().dbsize()) === 0, 10_000, 'b wiped by its resync from the empty a');
+  });
+
+  it('data guard: REPLICAOF first, so the peer\'s replica cannot full-resync from a server restarted empty (-NOMASTERLINK)', async () => {
+    const a = await startRedisServer(fastSync);
+    const b = await startRedisServer(fastSync);
+    await load(a.client(), 500, 10);
+    await b.client().replicaof(a.host, a.port);
+    await eventually(async () => (await b.client().dbsize()) === 500 && (await linkUp(b.client())), 20_000, 'b synced');
+    // a restarts empty; its replica b would resync from it at its next reconnect (once a
+    // second). b is held still meanwhile, so that it cannot get in before the guard (the
+    // daemon's race, which the e2e tests cover).
+    b.signal('SIGSTOP');
+    try {
+      await a.restart();
+      const guarded = await makeControl({ local: endpoint(a), peer: endpoint(b), demotionDelayMs: 5_000 }).replicateFrom(hostPort(b), { guard: true });
+      expect(guarded.detail).toContain('data guard, first');
+      expect(guarded.ok).toBe(true);
+    } finally {
+      b.signal('SIGCONT');
+    }
+    // b tries again for a few seconds and is refused each time: it keeps its data.
+    await sleep(2_500);
+    expect(await b.client().dbsize()).toBe(500);
+    expect(readFileSync(b.logFile, 'utf8')).toMatch(/NOMASTERLINK/);
+    // b promoted: a resyncs from it and has the data back.
+    await b.client().replicaof('NO', 'ONE');
+    await eventually(async () => (await a.client().dbsize()) === 500, 20_000, 'a resynced from b');
   });
 
   it('points at an unreachable master anyway and says so', async () => {
