@@ -5,7 +5,7 @@
  * milliseconds on the runtime's monotonic clock): time enters only as the `now`
  * argument, so tests drive the core by passing numbers.
  */
-import type { AdvertFlags, AdvertRedis, FenceSetting, HostPort, KeyHolder, Maintenance, NodeState, RedisSnapshot, TimerName } from './types.js';
+import type { AdvertFlags, AdvertRedis, FenceSetting, HistoryLoss, HostPort, KeyHolder, Maintenance, NodeState, RedisSnapshot, TimerName } from './types.js';
 
 /** The configuration the core reads; built once from the daemon's configuration (`src/config/derived.ts`). */
 export interface CoreConfig {
@@ -218,6 +218,12 @@ export interface CoreState {
    * `recovery-block` timer.
    */
   readonly recoveryBlockUntilMs: number | null;
+  /**
+   * The local Redis came back behind its history while the peer held more (the data
+   * guard, `data-guard.ts`): no automatic takeover here until it resynced from the peer
+   * (or the peer no longer holds more). Null when none.
+   */
+  readonly historyLoss: HistoryLoss | null;
   readonly quorum: QuorumView;
   readonly persistFailure: {
     readonly detail: string;
@@ -263,6 +269,7 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     advertFailure: null,
     takeoverHeld: null,
     recoveryBlockUntilMs: null,
+    historyLoss: null,
     quorum: { held: null, holder: null, asking: null, wanted: null, last: null, failsafeSinceMs: null, fence: null, selfFenced: false },
     persistFailure: null,
   };

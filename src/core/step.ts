@@ -62,6 +62,7 @@ import {
 } from './switchover.js';
 import { EPOCH_CEILING, adoptEpoch, epochExhausted } from './epoch.js';
 import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
+import { guardHistory } from './data-guard.js';
 import { acceptWrites, adoptMaster, fenceManaged, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
 import type { Action, Advert, Event, TimerName } from './types.js';
 
@@ -180,7 +181,21 @@ function onHealthChecked(
   config: CoreConfig,
 ): StepResult {
   const health = nextHealth(state.health, event, now, config, state.redisChangedAtMs);
-  const s = { ...state, health };
+  const guarded = guardHistory(state.health.redis, { ...state, health }, now, config);
+  if (guarded === null) return byRoleOnHealth(state, { ...state, health }, event, now, config);
+  if (guarded.acted && guarded.state.role === 'MASTER') return prepend(guarded.actions, toFault(guarded.state, now, config, guarded.reason));
+  return prepend(guarded.actions, byRoleOnHealth(state, guarded.state, event, now, config));
+}
+
+/** A health check as each role takes it (after the data guard). */
+function byRoleOnHealth(
+  state: CoreState,
+  s: CoreState,
+  event: Extract<Event, { type: 'health-checked' }>,
+  now: number,
+  config: CoreConfig,
+): StepResult {
+  const { health } = s;
   const turnedBad = health.healthy === false && state.health.healthy !== false;
   switch (s.role) {
     case 'INIT': {
@@ -570,9 +585,10 @@ function nextHealth(
   const consecutiveOk = e.ok ? h.consecutiveOk + 1 : 0;
   const consecutiveFail = e.ok ? 0 : h.consecutiveFail + 1;
   let healthy = h.healthy;
-  // The first check decides at once; afterwards rise/fall hysteresis applies.
+  // The first check decides at once; afterwards rise/fall hysteresis applies, except that
+  // a refused connection is proof (no Redis is listening), not one failed check among `fall`.
   if (healthy === null) healthy = e.ok;
-  else if (healthy && consecutiveFail >= config.fall) healthy = false;
+  else if (healthy && (consecutiveFail >= config.fall || e.down === true)) healthy = false;
   else if (!healthy && consecutiveOk >= config.rise) healthy = true;
   return { healthy, consecutiveOk, consecutiveFail, detail: e.detail, redis: e.ok && fresh ? e.redis : h.redis, checkedAtMs: now, down: e.down === true };
 }

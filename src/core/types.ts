@@ -39,6 +39,25 @@ export interface RedisSnapshot {
    * fence trips on it). Absent: count `connectedReplicas`.
    */
   readonly goodReplicas?: number;
+  /**
+   * `run_id` (INFO server): a new value is a new server process, which may have come back
+   * without its data (the data guard, `data-guard.ts`). Absent: not read (tests, probes).
+   */
+  readonly runId?: string;
+}
+
+/** A point of a replication history, as a health check saw it (the data guard). */
+export interface ReplPosition {
+  readonly runId: string;
+  readonly replId: string;
+  readonly offset: number;
+}
+
+/** The local Redis came back (a new run) behind where it was (`data-guard.ts`). */
+export interface HistoryLoss {
+  readonly atMs: number;
+  readonly before: ReplPosition;
+  readonly after: ReplPosition;
 }
 
 /** The Redis part of an advert: enough to compare histories across nodes. */
@@ -259,7 +278,16 @@ export type Action =
       /** Catch up with this (peer) master first, if it is reachable and a master; `null`: don't. */
       readonly catchUpFrom: HostPort | null;
     }
-  | { readonly type: 'replicate-from'; readonly master: HostPort }
+  | {
+      readonly type: 'replicate-from';
+      readonly master: HostPort;
+      /**
+       * The data guard (`data-guard.ts`): `REPLICAOF` at once, before the demotion delay
+       * and the probe of the master, so that the peer's replica cannot resync from a
+       * Redis that lost its data. Absent: false.
+       */
+      readonly guard?: boolean;
+    }
   | { readonly type: 'claim-vip' }
   | { readonly type: 'release-vip' }
   | { readonly type: 'announce-vip' }
