@@ -186,7 +186,14 @@ export class SimDaemon {
           const afterFault = from === null && peer != null && (peer.state === 'FAULT' || peer.flags.fault);
           return redis.promote(from, afterFault);
         },
-        replicateFrom: (master) => {
+        replicateFrom: (master, options) => {
+          if (options?.guard === true) {
+            // The data guard demotes a Redis that came back without its data: what it
+            // acknowledged between its restart and the guard (through the VIP it still
+            // held) is discarded, the window README's "Data guard" names.
+            if (env.redis.servers[id].role === 'master') env.redis.excuse(id, OTHER[id], 'data guard window');
+            return redis.replicateFrom(master, options);
+          }
           // The core demotes a master Redis on the peer's word alone, never checking that
           // the peer's Redis holds its writes: whatever it holds beyond them is discarded
           // (findings.test.ts, 9 for two masters of one epoch, 10 in general).
@@ -204,6 +211,8 @@ export class SimDaemon {
         switchOver: (call) => redis.switchOver(call),
         disconnectClients: () => redis.disconnectClients(),
         fence: (writes) => redis.fence(writes),
+        // A closed health connection is I/O: a stalled daemon hears of it when it wakes.
+        onConnectionLost: (listener) => redis.onConnectionLost(() => env.world.io(id, inc, 0, listener)),
       },
       quorum,
       link: () => Promise.resolve(env.linkUp(id)

@@ -170,19 +170,42 @@ describe('findings', () => {
 
   /*
    * 4. Not a redis-ha decision, but a loss the daemon could prevent: a master's Redis that
-   * restarts empty (no persistence) faster than `fall` health checks is still the
-   * master: its daemon stays MASTER, the replica resynchronises from the empty server
-   * and every acknowledged write is gone (Redis documents the hazard; Sentinel has it
-   * too). The daemon could treat a new replid with the offset back at 0 on its own master
-   * as a failure, so the backup (with the data) takes over.
-   * Workaround in the simulation: the no-loss profile restarts Redis with its data.
+   * restarts empty (no persistence) faster than `fall` health checks was still the
+   * master: its daemon stayed MASTER, the replica resynchronised from the empty server
+   * and every acknowledged write was gone (Redis documents the hazard; Sentinel has it
+   * too).
+   * Fixed (issue 11 item 5, src/core/data-guard.ts): a lost health connection is checked
+   * at once, a refused one is FAULT at the first check and re-checked every
+   * DOWN_RECHECK_MS, and a Redis back with a new run_id behind its offset is made a
+   * replica of the peer at once (REPLICAOF first: the peer's replica gets -NOMASTERLINK)
+   * while the peer takes over. What is left: a Redis back within milliseconds whose
+   * peer's replica happens to reconnect (once a second) before the guard or the peer's
+   * promotion, a window of ~15 ms per restart (the histories below lose in 6 of 1600).
    */
-  openFinding('sim: a master Redis restarting empty within the fall window loses no acknowledged write', async () => {
+  it('sim: a master Redis restarting empty within the fall window loses no acknowledged write', async () => {
     expect(await lost({
       seed: 0, timing: FAST_TIMING, lossFree: true,
       faults: [{ kind: 'redis-crash', node: 'a', at: 1000, durationMs: 5, keepData: false }],
     })).toEqual([]);
   });
+
+  it('sim: empty restarts of the master Redis (1 ms to 400 ms) keep the data in all but the reconnect window', async () => {
+    let histories = 0;
+    let losing = 0;
+    for (const timing of [FAST_TIMING, DEFAULT_TIMING]) {
+      for (let seed = 0; seed < 100; seed++) {
+        for (const durationMs of [1, 5, 50, 400]) {
+          const r = await simulate({ seed, timing, lossFree: true, faults: [{ kind: 'redis-crash', node: 'a', at: 5000 + seed * 7, durationMs, keepData: false }] });
+          const master = (['a', 'b'] as const).find((n) => r.pair.runtime(n)?.current.role === 'MASTER');
+          expect(master, r.trace.join('\n')).toBeDefined();
+          histories += 1;
+          if (lostWrites(r.pair, master!).some((w) => !r.pair.redis.excused.has(w.id))) losing += 1;
+        }
+      }
+    }
+    console.log(`empty restarts: ${losing} of ${histories} histories lost acknowledged writes (the reconnect window)`);
+    expect(losing).toBeLessThanOrEqual(Math.ceil(histories * 0.01));
+  }, 120_000);
 
   /*
    * 5. After the peer reported FAULT, a takeover never catches up from it
@@ -199,12 +222,13 @@ describe('findings', () => {
    * node was FAULT (`lostWrites` in invariants.ts).
    */
   openFinding('sim: a Redis restarting just after its node went FAULT loses no acknowledged write', async () => {
-    // Trace: a MASTER->FAULT at 1172 ms (release in flight), a's Redis back at 1179 ms,
-    // write #59 acknowledged by a at 1180 ms, b takes over without catch-up at 1182 ms.
-    // (Re-found after issue 10 moved the timeline: packets are fresh only once echoed.)
+    // Write #53 acknowledged by a's restarted Redis at 1060 ms while a was FAULT (its VIP
+    // release in flight), b took over without catch-up. (Re-found after the data guard:
+    // a lost health connection is now checked at once and a refused one is FAULT at the
+    // first check, so only a Redis back within a few milliseconds still meets the window.)
     const r = await simulate({
-      seed: 758421769, timing: FAST_TIMING, lossFree: true,
-      faults: [{ kind: 'redis-crash', node: 'a', at: 1049, durationMs: 130, keepData: true }],
+      seed: 2, timing: FAST_TIMING, lossFree: true,
+      faults: [{ kind: 'redis-crash', node: 'a', at: 1049, durationMs: 6, keepData: true }],
     });
     expect(r.pair.runtime('b')?.current.role).toBe('MASTER');
     expect(lostWrites(r.pair, 'b')).toEqual([]);

@@ -54,7 +54,11 @@ export class SimRedisAdapter implements RuntimeRedis {
     await this.sleep(1, 3);
     return this.alive()
       ? { ok: true, detail: 'PONG', redis: this.redis.snapshot(this.node) }
-      : { ok: false, detail: 'connection refused', redis: null };
+      : { ok: false, detail: 'connection refused', redis: null, down: true };
+  }
+
+  onConnectionLost(listener: () => void): void {
+    this.redis.onLost(this.node, listener);
   }
 
   /**
@@ -126,9 +130,11 @@ export class SimRedisAdapter implements RuntimeRedis {
       : { ok: false, detail: `${detail}; local Redis died`, redis: null };
   }
 
-  async replicateFrom(master: HostPort): Promise<{ ok: boolean; detail: string }> {
+  /** `guard` (the data guard): REPLICAOF first, before the demotion's other steps. */
+  async replicateFrom(master: HostPort, options: { guard?: boolean } = {}): Promise<{ ok: boolean; detail: string }> {
     const failure = this.inject('replicate-from');
-    await this.sleep(2, 8);
+    if (options.guard === true) await this.sleep(0, 1);
+    else await this.sleep(2, 8);
     if (failure === 'before') throw new Error('injected: REPLICAOF failed');
     if (!this.alive()) return { ok: false, detail: 'local Redis: connection refused' };
     const target = nodeOf(master);

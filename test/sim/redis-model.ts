@@ -27,6 +27,12 @@ export const WRITE_BYTES = 100;
 export const REPL_LAG_MS = 20;
 /** A replica that (re)connects is in sync 5..RESYNC_MS later. */
 export const RESYNC_MS = 30;
+/**
+ * A replica whose link broke (its master crashed) reconnects at its next replication
+ * cron, once a second in Redis: 1..RECONNECT_MS after its master is back (the lab's
+ * full sync then starts at once: `repl-diskless-sync-delay 0`).
+ */
+export const RECONNECT_MS = 1000;
 
 /**
  * Known losses (findings.test.ts; 1 was fixed: a stale handover is ignored): 5 a
@@ -34,8 +40,10 @@ export const RESYNC_MS = 30;
  * demotion; 8 a catch-up from a peer with older data; 9 two masters of the same epoch
  * resolved by priority; 10 a master Redis demoted although the new master lacks its writes.
  * With the quorum, one more kind (`unreplicatedAtPromotion`): issue 11 item 6, not built.
+ * `data guard window`: what a Redis restarted without its data acknowledged before the
+ * data guard made it a replica (src/core/data-guard.ts), which its resync discards.
  */
-export type KnownLoss = 'finding 5' | 'finding 7' | 'finding 8' | 'finding 9' | 'finding 10' | 'issue 11 item 6' | QuorumFinding;
+export type KnownLoss = 'finding 5' | 'finding 7' | 'finding 8' | 'finding 9' | 'finding 10' | 'issue 11 item 6' | 'data guard window' | QuorumFinding;
 
 /**
  * Findings of the takeover's catch-up that lose acknowledged writes with the quorum too,
@@ -56,6 +64,13 @@ export interface RedisServer {
   alive: boolean;
   role: 'master' | 'replica';
   masterOf: NodeId | null;
+  /** `run_id`: a new one at every (re)start. */
+  runId: string;
+  /**
+   * A replica whose master restarted is disconnected until its next replication cron
+   * (`RECONNECT_MS`): no data flows before this time. 0: connected as usual.
+   */
+  reconnectAt: number;
   replId: string;
   replId2: string;
   secondOffset: number;
@@ -102,13 +117,16 @@ export class RedisModel {
   strictExcuses = false;
   private readonly pendingExcuse: Record<NodeId, { why: KnownLoss; untilMs: number; always: boolean } | null> = { a: null, b: null };
   private replIds = 0;
+  private runs = 1;
+  /** Who hears of a closed health connection, per server (the daemons' adapters). */
+  private readonly lostListeners: Record<NodeId, (() => void)[]> = { a: [], b: [] };
 
   constructor(private readonly world: World, private readonly net: Network) {
     const replId = this.freshReplId();
-    const base = { alive: true, replId, replId2: '', secondOffset: -1, log: [], pausedUntil: 0, fence: 'accepted' as FenceSetting, selfMaster: false };
+    const base = { alive: true, replId, replId2: '', secondOffset: -1, log: [], pausedUntil: 0, fence: 'accepted' as FenceSetting, selfMaster: false, reconnectAt: 0 };
     this.servers = {
-      a: { ...base, node: 'a', role: 'master', masterOf: null, log: [], selfMaster: true },
-      b: { ...base, node: 'b', role: 'replica', masterOf: 'a', log: [] },
+      a: { ...base, node: 'a', role: 'master', masterOf: null, log: [], selfMaster: true, runId: 'run-a-1' },
+      b: { ...base, node: 'b', role: 'replica', masterOf: 'a', log: [], runId: 'run-b-1' },
     };
   }
 
@@ -140,9 +158,15 @@ export class RedisModel {
     return true;
   }
 
+  /** `listener` runs when `node`'s server dies (every connection to it closes). */
+  onLost(node: NodeId, listener: () => void): void {
+    this.lostListeners[node].push(listener);
+  }
+
   crash(node: NodeId): void {
     const s = this.servers[node];
     if (!s.alive) return;
+    for (const listener of this.lostListeners[node]) this.world.at(this.world.now + this.world.int(0, 1), listener);
     const other = this.servers[OTHER[node]];
     for (const id of s.log.slice(commonPrefix(s.log, other.log))) this.exposed.add(id);
     s.alive = false;
@@ -153,9 +177,15 @@ export class RedisModel {
     const s = this.servers[node];
     Object.assign(s, {
       alive: true, role: 'master', masterOf: null, replId: this.freshReplId(), replId2: '', secondOffset: -1, pausedUntil: 0, fence: 'accepted',
-      selfMaster: true, log: keepData ? s.log : [],
+      selfMaster: true, log: keepData ? s.log : [], runId: `run-${node}-${++this.runs}`,
     });
-    this.kickAll();
+    // Its replica reconnects at its own next cron tick, not at once.
+    for (const r of NODES) {
+      const replica = this.servers[r];
+      if (replica.masterOf !== node) continue;
+      replica.reconnectAt = this.world.now + this.world.int(1, RECONNECT_MS);
+      this.world.at(replica.reconnectAt, () => this.sync(r));
+    }
   }
 
   /** `REPLICAOF host port`: the data follows once the link is up. */
@@ -170,6 +200,7 @@ export class RedisModel {
     s.role = 'replica';
     s.masterOf = master;
     s.selfMaster = false;
+    s.reconnectAt = 0;
     this.kick(node);
   }
 
@@ -243,7 +274,7 @@ export class RedisModel {
   /** The replica's link to its master works (both alive, the master a master, TCP up). */
   linked(node: NodeId): boolean {
     const s = this.servers[node];
-    if (!s.alive || s.role !== 'replica' || s.masterOf === null || s.masterOf === node) return false;
+    if (!s.alive || s.role !== 'replica' || s.masterOf === null || s.masterOf === node || this.world.now < s.reconnectAt) return false;
     const m = this.servers[s.masterOf];
     return m.alive && m.role === 'master' && this.net.tcpUp(node, m.node);
   }
@@ -278,6 +309,7 @@ export class RedisModel {
       masterHost: master === null ? null : ADDRESS[master], masterPort: master === null ? null : REDIS_PORT,
       linkUp, syncInProgress: false,
       connectedReplicas: NODES.filter((r) => r !== node && this.servers[r].masterOf === node && this.linked(r)).length,
+      runId: s.runId,
     };
   }
 

@@ -185,8 +185,9 @@ describe('simulated pair: scenarios', () => {
   it('failing effects: a takeover whose state file or promotion throws steps back, the write is retried, and the takeover tried again (issue 9 item 7, issue 10 item 3)', async () => {
     const r = await run({
       faults: [
-        { kind: 'redis-crash', node: 'a', at: 6000, durationMs: 4000, keepData: true },
-        { kind: 'flaky', node: 'b', at: 5000, durationMs: 6000, rate: 0.7 },
+        // a's Redis stays down past b's flaky spell, so that b's retried takeover is what ends it.
+        { kind: 'redis-crash', node: 'a', at: 6000, durationMs: 8000, keepData: true },
+        { kind: 'flaky', node: 'b', at: 5000, durationMs: 3500, rate: 0.7 },
       ],
     });
     const failed = r.audit.filter((x) => x.node === 'b' && x.event === 'effect-failed');
