@@ -37,7 +37,7 @@ import {
 import type { RawConfig } from '../../src/config/schema.js';
 import { LabEtcd, labEtcdEndpoint, LAB_ETCD_CLIENT_PORT, LAB_ETCD_ELECTION_MS, LAB_ETCD_KEY_PREFIX, type LabEtcdGroup } from './etcd.js';
 import { LabNetwork, pidAlive, registerCleanup, runOk, waitChildExit } from './netns.js';
-import { LabRedis, LAB_REDIS_PORT, type LabRedisRole } from './redis-proc.js';
+import { LabRedis, LAB_REDIS_PORT, type CrashRestartOptions, type CrashRestartTiming, type LabRedisRole } from './redis-proc.js';
 
 /** The two daemon hosts. */
 export type PairNode = 'a' | 'b';
@@ -756,6 +756,15 @@ export class PairLab {
   /** Restarts a node's Redis with its start-up configuration (or `replicaOf` override). */
   async restartRedis(node: PairNode, options: { replicaOf?: string | null } = {}): Promise<void> {
     await this.redis(node).restart(options);
+  }
+
+  /**
+   * SIGKILLs a node's Redis and starts it again `delayMs` after it exited, empty or
+   * from the dump in its dir (`LabRedis.crashRestart`): a crashed Redis under systemd's
+   * `Restart=always`.
+   */
+  async crashRestartRedis(node: PairNode, options: CrashRestartOptions): Promise<CrashRestartTiming> {
+    return this.redis(node).crashRestart(options);
   }
 
   /**

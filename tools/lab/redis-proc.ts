@@ -8,9 +8,10 @@
  * `redis-cli` run with `ip netns exec`; that is plenty for assertions.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { pidAlive, pollUntil, waitChildExit, type LabNetwork } from './netns.js';
 
 /** Port every lab Redis listens on. */
@@ -24,6 +25,39 @@ const REDIS_STOP_GRACE_MS = 5_000;
 const READY_POLL_MS = 50;
 /** Mode of files holding the lab password. */
 const SECRET_FILE_MODE = 0o600;
+
+/**
+ * The file a lab Redis loads at start-up when present (Redis's default `dbfilename`):
+ * written by `SAVE`, and by every full sync the server received as a replica
+ * (`rdb-del-sync-files` is off by default, even with persistence off).
+ */
+export const LAB_REDIS_DUMP_FILE = 'dump.rdb';
+
+/**
+ * What a server restarted by `crashRestart` loads: `empty`, nothing (its dump file is
+ * removed first: a host without persistence whose server was never a replica); `dump`,
+ * the dump file in its dir, an older copy of its data (`SAVE` it first).
+ */
+export type LabRedisRestartData = 'empty' | 'dump';
+
+/** How `crashRestart` brings a server back. */
+export interface CrashRestartOptions {
+  /** Pause between the killed process's exit and the new start (systemd's `RestartSec`, 100 ms by default). */
+  readonly delayMs: number;
+  readonly data: LabRedisRestartData;
+  /** Overrides the start-up `replicaof` (`null`: come back as a master, as a crashed master does). */
+  readonly replicaOf?: string | null;
+}
+
+/** When a crash-restart's steps happened, in ms after the SIGKILL. */
+export interface CrashRestartTiming {
+  /** The killed process had exited. */
+  readonly exitedMs: number;
+  /** The new process was spawned. */
+  readonly spawnedMs: number;
+  /** The new process answered PING. */
+  readonly readyMs: number;
+}
 
 /** A role as the lab sees it: `down` when the server did not answer. */
 export type LabRedisRole = 'master' | 'replica' | 'down';
@@ -168,6 +202,29 @@ export class LabRedis {
     await this.spawn();
   }
 
+  /**
+   * SIGKILLs the server and starts it again `delayMs` after it exited, from the same
+   * dir and port, as systemd's `Restart=always` does: with `data: 'empty'` it comes back
+   * with nothing, with `data: 'dump'` from the dump file left in its dir (throws when
+   * there is none). Resolves once the new process answers PING.
+   */
+  async crashRestart(options: CrashRestartOptions): Promise<CrashRestartTiming> {
+    const started = performance.now();
+    this.kill('SIGKILL');
+    if (!(await this.waitExit(REDIS_STOP_GRACE_MS))) {
+      throw new Error(`redis in ${this.host} did not exit within ${REDIS_STOP_GRACE_MS} ms of SIGKILL`);
+    }
+    const exitedMs = performance.now() - started;
+    const dump = join(this.dir, LAB_REDIS_DUMP_FILE);
+    if (options.data === 'empty') rmSync(dump, { force: true });
+    else if (!existsSync(dump)) throw new Error(`redis in ${this.host}: no ${dump} to restart from (SAVE first)`);
+    if (options.replicaOf !== undefined) this.replicaOf = options.replicaOf;
+    if (options.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
+    const spawnedMs = performance.now() - started;
+    await this.spawn();
+    return { exitedMs, spawnedMs, readyMs: performance.now() - started };
+  }
+
   /** Waits until PING answers PONG; throws after `timeoutMs`. */
   async waitReady(timeoutMs = REDIS_READY_TIMEOUT_MS): Promise<void> {
     const ok = await pollUntil(
@@ -217,6 +274,19 @@ export class LabRedis {
     const info = await this.info('replication');
     if (!info || !info['role']) return 'down';
     return info['role'] === 'master' ? 'master' : 'replica';
+  }
+
+  /** `SAVE`: writes the dump file (`LAB_REDIS_DUMP_FILE`) into its dir now; rejects on failure. */
+  async save(): Promise<void> {
+    const reply = await this.cli(['SAVE']);
+    if (reply !== 'OK') throw new Error(`SAVE on redis in ${this.host} answered ${reply}`);
+  }
+
+  /** `DBSIZE` (the number of keys), or `null` when the server did not answer. */
+  async dbSize(): Promise<number | null> {
+    const out = await this.tryCli(['DBSIZE']);
+    const count = out === null ? NaN : Number(out);
+    return Number.isInteger(count) ? count : null;
   }
 
   /** Members of a set, as strings. */
