@@ -22,8 +22,8 @@ export async function checkConfigCommand(path: string, env: NodeJS.ProcessEnv = 
   const timing = timingReportOf(result.config);
   const lines = [...result.lines];
   const e = timing.estimate;
-  lines.push(`worst-case takeover by this node: Redis failure on the peer ${Math.round(e.redisFailureMs)} ms, ` +
-    `peer host loss ${Math.round(e.hostLossMs)} ms, peer stopped cleanly ${Math.round(e.resignMs)} ms`);
+  lines.push(`worst-case takeover by this node: Redis failure on the peer ${Math.round(e.redisFailureMs)} ms ` +
+    `(${Math.round(e.redisCrashMs)} ms when its process dies), peer host loss ${Math.round(e.hostLossMs)} ms, peer stopped cleanly ${Math.round(e.resignMs)} ms`);
   for (const w of timing.warnings) lines.push(`warning: ${w}`);
   lines.push(...(await vipSubnetNotes(result.config, (args) => run('ip', args))));
   for (const err of timing.errors) lines.push(`error: ${err}`);

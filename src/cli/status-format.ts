@@ -40,7 +40,7 @@ export function formatStatus(r: StatusReport): string {
   rows.push(['replication lag', r.replication.lagBytes === null ? 'n/a' : `${r.replication.lagBytes} bytes (switchover bound ${r.replication.maxLagBytes})`]);
   rows.push(...quorumRows(r));
   if (r.whyNotMaster !== null) rows.push(['not master', r.whyNotMaster]);
-  rows.push(['takeover (worst)', `Redis failure ${r.takeover.redisFailureMs} ms, host loss ${r.takeover.hostLossMs} ms, planned stop ${r.takeover.resignMs} ms`]);
+  rows.push(['takeover (worst)', `Redis failure ${r.takeover.redisFailureMs} ms (dead process ${r.takeover.redisCrashMs} ms), host loss ${r.takeover.hostLossMs} ms, planned stop ${r.takeover.resignMs} ms`]);
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) lines.push(`${k.padEnd(width)}  ${v}`);
   return lines.join('\n');

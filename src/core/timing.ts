@@ -85,8 +85,13 @@ export interface TakeoverTiming {
 
 /** Worst-case times from a fault on the master to this node (as backup) holding the VIP. */
 export interface TakeoverEstimate {
-  /** The master's Redis crashes or hangs: its daemon detects it and advertises FAULT. */
+  /** The master's Redis hangs: its daemon's checks time out `fall` times, then it advertises FAULT. */
   readonly redisFailureMs: number;
+  /**
+   * The master's Redis process dies: its connections close at once, the re-check is
+   * refused (proof), and the daemon advertises FAULT; only the promotion's cost remains.
+   */
+  readonly redisCrashMs: number;
   /** The master's host or link dies: silence for one master-down interval. */
   readonly hostLossMs: number;
   /** The master's daemon stops cleanly and sends a priority-0 advert. */
@@ -102,6 +107,7 @@ export function takeoverEstimate(t: TakeoverTiming): TakeoverEstimate {
   const promotionMs = promotionCostMs(t);
   return {
     redisFailureMs: faultDetectMs(t.health) + promotionMs,
+    redisCrashMs: promotionMs,
     hostLossMs: masterDownMs(t.priority, t.advertIntervalMs) + promotionMs,
     resignMs: skewMs(t.priority, t.advertIntervalMs) + promotionMs,
   };
@@ -404,12 +410,13 @@ export function quorumMode(backend: 'none' | 'etcd', prefer: 'safety' | 'availab
 }
 
 /** The faults the worst-case table covers, each with nothing else wrong. */
-export type OutageFault = 'master-redis-dies' | 'master-host-dies' | 'master-isolated' | 'hosts-cut' | 'etcd-down';
-export const OUTAGE_FAULTS: readonly OutageFault[] = ['master-redis-dies', 'master-host-dies', 'master-isolated', 'hosts-cut', 'etcd-down'];
+export type OutageFault = 'master-redis-dies' | 'master-redis-hangs' | 'master-host-dies' | 'master-isolated' | 'hosts-cut' | 'etcd-down';
+export const OUTAGE_FAULTS: readonly OutageFault[] = ['master-redis-dies', 'master-redis-hangs', 'master-host-dies', 'master-isolated', 'hosts-cut', 'etcd-down'];
 
 /** Each fault in words, for `check-config`, `status` and the README's table. */
 export const OUTAGE_FAULT_TEXT: Readonly<Record<OutageFault, string>> = {
-  'master-redis-dies': "the master's Redis dies",
+  'master-redis-dies': "the master's Redis process dies (crash, OOM kill)",
+  'master-redis-hangs': "the master's Redis hangs (stops answering)",
   'master-host-dies': "the master's host dies",
   'master-isolated': 'the master is cut off from its peer and etcd',
   'hosts-cut': 'the two hosts are cut from each other (clients reach both)',
@@ -469,13 +476,22 @@ export function worstCaseOutages(t: TakeoverTiming, q: QuorumTiming): readonly W
   const LAG: AckedWritesLost = 'up to replication lag';
   const LOSING_SIDE: AckedWritesLost = 'everything written to the losing side during the cut';
   return [
-    row('master-redis-dies', 'etcd', estimate.redisFailureMs, LAG, false,
-      "the master's daemon sees its Redis fail, releases the key and advertises FAULT; the backup takes the key and promotes"),
+    row('master-redis-dies', 'etcd', estimate.redisCrashMs, LAG, false,
+      "the master's daemon sees its health connection close and the re-check refused (proof of a dead process), " +
+        'releases the key and advertises FAULT at once; the backup takes the key and promotes'),
     row('master-redis-dies', 'none-safety', null, LAG, false,
-      "the master's daemon advertises FAULT and the backup promotes, but writes only while a replica acknowledges: " +
-        "writes resume once the old master's Redis is back as its replica"),
-    row('master-redis-dies', 'none-availability', estimate.redisFailureMs, LAG, false,
-      "the master's daemon advertises FAULT and the backup promotes"),
+      "the master's daemon advertises FAULT at once and the backup promotes, but writes only while a replica " +
+        "acknowledges: writes resume once the old master's Redis is back as its replica"),
+    row('master-redis-dies', 'none-availability', estimate.redisCrashMs, LAG, false,
+      "the master's daemon sees its health connection close and the re-check refused, advertises FAULT at once, and the backup promotes"),
+
+    row('master-redis-hangs', 'etcd', estimate.redisFailureMs, LAG, false,
+      "the master's daemon sees health.fall checks time out, fences, releases the key and advertises FAULT; the backup takes the key and promotes"),
+    row('master-redis-hangs', 'none-safety', null, LAG, false,
+      "the master's daemon advertises FAULT after health.fall timed-out checks and the backup promotes, but writes only " +
+        "while a replica acknowledges: writes resume once the old master's Redis is back as its replica"),
+    row('master-redis-hangs', 'none-availability', estimate.redisFailureMs, LAG, false,
+      "the master's daemon advertises FAULT after health.fall timed-out checks and the backup promotes"),
 
     row('master-host-dies', 'etcd', etcdTakeover, LAG, false,
       `the backup takes the key once the dead master's ${leaseText} have run out (a key already free costs the failsafe ` +

@@ -63,7 +63,7 @@ export interface StatusReport {
   } | null;
   /** Bytes the replica is behind the master, from this node's and the peer's latest offsets. */
   readonly replication: { readonly lagBytes: number | null; readonly maxLagBytes: number };
-  readonly takeover: { readonly redisFailureMs: number; readonly hostLossMs: number; readonly resignMs: number };
+  readonly takeover: { readonly redisFailureMs: number; readonly redisCrashMs: number; readonly hostLossMs: number; readonly resignMs: number };
   readonly adverts: Readonly<Record<string, unknown>>;
   /** The quorum in force and what this node knows of the leader key (`backend: none`: only the mode). */
   readonly quorum: QuorumStatus;
@@ -162,6 +162,7 @@ export function buildStatus(i: StatusInputs): StatusReport {
     replication: { lagBytes, maxLagBytes: i.maxLagBytes },
     takeover: {
       redisFailureMs: Math.round(i.estimate.redisFailureMs),
+      redisCrashMs: Math.round(i.estimate.redisCrashMs),
       hostLossMs: Math.round(i.estimate.hostLossMs),
       resignMs: Math.round(i.estimate.resignMs),
     },

@@ -46,7 +46,7 @@ describe('redis-ha check-config', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/: OK/);
-    expect(r.stdout).toMatch(/worst-case takeover by this node: Redis failure on the peer \d+ ms, peer host loss \d+ ms/);
+    expect(r.stdout).toMatch(/worst-case takeover by this node: Redis failure on the peer \d+ ms \(\d+ ms when its process dies\), peer host loss \d+ ms/);
   });
 
   it('prints the quorum mode in force and the worst case of each fault in it', async () => {

@@ -151,9 +151,12 @@ describe('worst-case outages per fault and mode', () => {
 
   it.each([
     // fault, mode, writes unavailable (ms or null), acknowledged writes lost, two writable masters
-    ['master-redis-dies', 'etcd', 1600, 'up to replication lag', false],
+    ['master-redis-dies', 'etcd', 100, 'up to replication lag', false],
     ['master-redis-dies', 'none-safety', null, 'up to replication lag', false],
-    ['master-redis-dies', 'none-availability', 1600, 'up to replication lag', false],
+    ['master-redis-dies', 'none-availability', 100, 'up to replication lag', false],
+    ['master-redis-hangs', 'etcd', 1600, 'up to replication lag', false],
+    ['master-redis-hangs', 'none-safety', null, 'up to replication lag', false],
+    ['master-redis-hangs', 'none-availability', 1600, 'up to replication lag', false],
     ['master-host-dies', 'etcd', 5278.4375, 'up to replication lag', false],
     ['master-host-dies', 'none-safety', null, 'none', false],
     ['master-host-dies', 'none-availability', 3748.4375, 'up to replication lag', false],

@@ -15,7 +15,7 @@ function status(state: CoreState, now: number, holdsVip: boolean | null = true, 
   return buildStatus({
     state, now, wallNow: Date.parse('2026-11-22T12:00:00Z'),
     node: { name: 'a', address: A_ADDR, priority: 100 }, vip: '10.77.0.100/24 on eth0', holdsVip,
-    estimate: { redisFailureMs: 1100, hostLossMs: 3600, resignMs: 700 }, maxLagBytes: 1000, adverts: { sent: 3 }, quorum,
+    estimate: { redisFailureMs: 1100, redisCrashMs: 100, hostLossMs: 3600, resignMs: 700 }, maxLagBytes: 1000, adverts: { sent: 3 }, quorum,
   });
 }
 
