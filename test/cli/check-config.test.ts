@@ -54,7 +54,7 @@ describe('redis-ha check-config', () => {
     const none = await cli(['check-config', '--config', path], env);
     expect(none.code).toBe(0);
     expect(none.stdout).toContain('quorum: none, prefer availability: a partition can leave two masters and lose the writes of one side\n');
-    expect(none.stdout.match(/^worst case if .*$/gm)).toHaveLength(4);
+    expect(none.stdout.match(/^worst case if .*$/gm)).toHaveLength(5);
     expect(none.stdout).toMatch(/^worst case if the two hosts are cut from each other \(clients reach both\): writes stay available; acknowledged writes lost: everything written to the losing side during the cut; two writable masters: yes/m);
 
     const safety = await cli(['check-config', '--config', path], { ...env, REDIS_HA_QUORUM_PREFER: 'safety' });
@@ -63,7 +63,7 @@ describe('redis-ha check-config', () => {
     expect(safety.stdout).toMatch(/^worst case if the master's host dies: writes unavailable until it is healed or repaired;/m);
   });
 
-  it('with backend etcd, summarises the quorum and prints five worst cases', async () => {
+  it('with backend etcd, summarises the quorum and prints six worst cases', async () => {
     const { path, env } = await exampleWith((t) =>
       t.replace(/backend: none/, 'backend: etcd').replace(/endpoints: ""/, 'endpoints: "http://192.0.2.20:2379"'),
     );
@@ -74,7 +74,7 @@ describe('redis-ha check-config', () => {
       'quorum: etcd at http://192.0.2.20:2379 (1 endpoint, no TLS, no user), key /redis-ha/group-51/leader, ' +
         'lease 3 s renewed every 500 ms, calls time out after 500 ms, fence lead 530 ms\n',
     );
-    expect(r.stdout.match(/^worst case if .*$/gm)).toHaveLength(5);
+    expect(r.stdout.match(/^worst case if .*$/gm)).toHaveLength(6);
     expect(r.stdout).toMatch(/^worst case if etcd is down \(nothing else wrong\): writes stay available; acknowledged writes lost: none; two writable masters: no/m);
   });
 

@@ -77,11 +77,11 @@ describe('checkConfig', () => {
         ' key /redis-ha/group-51/leader, lease 3 s renewed every 500 ms, calls time out after 500 ms, fence lead 530 ms',
     );
     const etcdWorst = etcd.lines.filter((line) => line.startsWith('worst case if '));
-    expect(etcdWorst).toHaveLength(5);
+    expect(etcdWorst).toHaveLength(6);
     // The lease (3000 ms + 500 ms expiry check) outlasts the master-down interval (3415 ms).
-    expect(etcdWorst[1]).toMatch(/^worst case if the master's host dies: writes unavailable up to 5044 ms; acknowledged writes lost: up to replication lag; two writable masters: no — the backup takes the key once the dead master's lease \(3000 ms\)/);
-    expect(etcdWorst[3]).toMatch(/^worst case if the two hosts are cut from each other \(clients reach both\): writes stay available; acknowledged writes lost: none; two writable masters: no/);
-    expect(etcdWorst[4]).toMatch(/^worst case if etcd is down \(nothing else wrong\): writes stay available; acknowledged writes lost: none; two writable masters: no — failsafe/);
+    expect(etcdWorst[2]).toMatch(/^worst case if the master's host dies: writes unavailable up to 5044 ms; acknowledged writes lost: up to replication lag; two writable masters: no — the backup takes the key once the dead master's lease \(3000 ms\)/);
+    expect(etcdWorst[4]).toMatch(/^worst case if the two hosts are cut from each other \(clients reach both\): writes stay available; acknowledged writes lost: none; two writable masters: no/);
+    expect(etcdWorst[5]).toMatch(/^worst case if etcd is down \(nothing else wrong\): writes stay available; acknowledged writes lost: none; two writable masters: no — failsafe/);
   });
 
   it('names TLS, the client certificate, the user and the cluster name of an etcd quorum, never the password', () => {
