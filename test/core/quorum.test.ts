@@ -27,6 +27,12 @@ describe('a backup promotes only while it holds the leader key', () => {
     expect(r.reason).toMatch(/not master until this node holds the leader key/);
   });
 
+  it('the takingOver advert goes out ahead of the ask, which may wait for etcd (a master in failsafe fences on it)', () => {
+    const t = types(askingB().actions);
+    expect(t.indexOf('send-advert')).toBeGreaterThanOrEqual(0);
+    expect(t.indexOf('send-advert')).toBeLessThan(t.indexOf('acquire-quorum'));
+  });
+
   it('held by another node (the old master\'s lease has not ended): stays BACKUP and asks again after retryMs', () => {
     const r = step(askingB().state, heldByOther, 5010, bCfg);
     expect(r.state.role).toBe('BACKUP');
