@@ -245,6 +245,35 @@ describe('the master fences itself before its lease can lapse', () => {
   });
 });
 
+describe('a planned switchover with the quorum', () => {
+  const request = (force: boolean): Event => ({ type: 'switchover-requested', requestId: 'sw1', timeoutMs: 5000, force, user: 'op', origin: 'local' });
+  /** b master holding the key until 8000 ms, a heard as a live BACKUP replicating it at `at`. */
+  const withBackup = (at: number): CoreState => step(masterB(), heard(advert({ state: 'BACKUP', epoch: 1 })), at, bCfg).state;
+  /** The same, serving without its lease since 7470 ms (failsafe: etcd unreachable), a heard at 7500. */
+  const failsafe = (): CoreState => step(step(withBackup(7000), fired('quorum-fence'), 7470, bCfg).state, heard(advert({ state: 'BACKUP', epoch: 1 })), 7500, bCfg).state;
+
+  it.each<[string, () => CoreState, number, boolean, RegExp | null]>([
+    ['holding the key', () => withBackup(6000), 6010, false, null],
+    ['in failsafe (etcd unreachable)', failsafe, 7600, false, /^refused: etcd unreachable: this master serves without its lease \(failsafe\), and the new master could not take the leader key$/],
+    ['in failsafe, even forced', failsafe, 7600, true, /^refused: etcd unreachable: this master serves without its lease/],
+    ['with its lease inside the fence lead', () => withBackup(7400), 7480, false, /^refused: this master does not hold the leader key now/],
+  ])('%s', (_name, state, at, force, refusal) => {
+    const r = step(state(), request(force), at, bCfg);
+    if (refusal === null) {
+      expect(find(r.actions, 'switchover-redis')).toBeDefined();
+      expect(r.state.switchover?.phase).toBe('switching-over');
+      return;
+    }
+    // Refused up front: Redis is not handed to a node that could not take the key.
+    expect(r.state.role).toBe('MASTER');
+    expect(find(r.actions, 'switchover-redis')).toBeUndefined();
+    expect(r.state.switchover).toBeNull();
+    const reply = find(r.actions, 'reply');
+    expect(reply?.ok).toBe(false);
+    expect(reply?.detail).toMatch(refusal);
+  });
+});
+
 describe('without a quorum: prefer safety', () => {
   const safety: CoreConfig = coreConfig({ quorum: { backend: 'none', prefer: 'safety', retryMs: 500, fenceLeadMs: 0 } });
   const backup = (linkUp: boolean): CoreState => last(run(safety, [
