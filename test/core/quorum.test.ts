@@ -213,11 +213,46 @@ describe('the master fences itself before its lease can lapse', () => {
     expect(audits(r.actions)).toEqual(expect.arrayContaining(['quorum-lost', 'quorum-fenced']));
   });
 
-  it('a stopping master fences, releases the VIP, then gives the key up', () => {
+  it('a stopping master fences and releases the VIP; the key waits for the fence, and the daemon exits after it', () => {
     const r = step(masterB(), { type: 'shutdown-requested' }, 6000, bCfg);
-    const t = types(r.actions);
-    expect(t.slice(0, 3)).toEqual(['fence-redis', 'release-vip', 'release-quorum']);
-    expect(t.at(-1)).toBe('exit');
+    expect(types(r.actions)).toEqual(['fence-redis', 'release-vip', 'send-advert', 'send-advert']);
+    expect(find(r.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'refused' });
+    expect(r.state.quorum.held).not.toBeNull();
+    expect(r.reason).toMatch(/exiting once the fence has ended/);
+  });
+
+  // The fence's outcome decides whether the key is released (review S3): only a Redis
+  // that cannot take writes lets it go; otherwise it lapses with the lease.
+  const stopping = (): CoreState => step(masterB(), { type: 'shutdown-requested' }, 6000, bCfg).state;
+  it.each<[string, () => CoreState, Event, string[], string[], RegExp]>([
+    ['the fence confirmed', stopping, { type: 'fence-applied', writes: 'refused', ok: true, detail: 'min-replicas-to-write 1000000' },
+      ['release-quorum', 'exit'], ['redis-fence'], /Redis refuses writes: leader key released; stopping/],
+    ['the fence failed, Redis up', stopping, { type: 'fence-applied', writes: 'refused', ok: false, detail: 'timeout' },
+      ['exit'], ['redis-fence', 'quorum-key-kept'], /fence not applied \(timeout\): the leader key is not released but lapses with its lease/],
+    ['the fence failed, Redis refusing connections', () => ({ ...stopping(), health: { ...stopping().health, down: true } }),
+      { type: 'fence-applied', writes: 'refused', ok: false, detail: 'connection refused' },
+      ['release-quorum', 'exit'], ['redis-fence'], /Redis is down \(connection refused\): leader key released/],
+    ['the fence threw', stopping, { type: 'effect-failed', action: 'fence-redis', detail: 'EPIPE', skipped: [] },
+      ['exit'], ['effect-failed', 'redis-fence', 'quorum-key-kept'], /fence not applied/],
+  ])('a stopping master\'s fence ended (%s): the key and the exit follow it', (_name, state, event, actions, records, reason) => {
+    const r = step(state(), event, 6100, bCfg);
+    expect(types(r.actions)).toEqual(actions);
+    expect(audits(r.actions)).toEqual(records);
+    expect(r.state.quorum.held === null).toBe(actions.includes('release-quorum'));
+    expect(r.reason).toMatch(reason);
+  });
+
+  it('a stopping node that is not master releases a key it holds at once only if its Redis cannot take writes', () => {
+    // b got the key for a takeover, its Redis still a replica: nothing to fence.
+    const granted = step(askingB().state, held(2, 9000), 5010, { ...bCfg, quorum: { ...QUORUM, fenceLeadMs: 3000 } }).state;
+    expect(granted.role).toBe('BACKUP');
+    expect(granted.quorum.held).not.toBeNull();
+    const replica = step(granted, { type: 'shutdown-requested' }, 5100, bCfg);
+    expect(types(replica.actions)).toEqual(['release-quorum', 'send-advert', 'send-advert', 'exit']);
+    // Its Redis a master it did not fence: the key is kept to lapse.
+    const master = step({ ...granted, health: { ...granted.health, redis: masterSnap() } }, { type: 'shutdown-requested' }, 5100, bCfg);
+    expect(types(master.actions)).toEqual(['send-advert', 'send-advert', 'exit']);
+    expect(audits(master.actions)).toContain('quorum-key-kept');
   });
 
   it('a master stepping down for another reason (outranked) fences first, and the key follows the fence', () => {
