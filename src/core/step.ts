@@ -331,14 +331,21 @@ function backupHeard(s: CoreState, peer: PeerView, now: number, config: CoreConf
     return done(next, [], `peer ${peer.nodeName} is resigning: taking over after the skew time`);
   }
   const downAt = now + masterDownMs(config.priority, peer.advertIntervalMs);
-  const cancelled = cancelWantedKey(s.takeoverHeld === null ? s : { ...s, takeoverHeld: null });
+  // A handover this node could not finish (finding Q8: no leader key for it) is over once
+  // the old master serves again: the switchover ends, so its Redis (a fenced master since
+  // the handover) is re-pointed like any other.
+  const abandoned = s.switchover?.phase === 'taking-over' && peer.flags.switchingOver !== true
+    ? finishTakingOver(s, false, `${peer.nodeName} is MASTER again (epoch ${peer.epoch}) before this node could take the role`)
+    : null;
+  const base = abandoned?.state ?? s;
+  const cancelled = cancelWantedKey(base.takeoverHeld === null ? base : { ...base, takeoverHeld: null });
   let next = withTimers(cancelled.state, { 'master-down': downAt });
   // With a quorum the master holds the key and keeps it: a preemption would ask for it
   // for ever (a planned switchover moves the role instead).
   const mayPreempt = config.preempt && config.quorum.backend === 'none' && config.priority > peer.priority && !peer.flags.maintenance && !s.maintenance.on;
   if (!mayPreempt) next = withTimers(next, { preempt: undefined });
   else if (next.timers.preempt === undefined) next = withTimers(next, { preempt: now + config.preemptDelayMs });
-  return prepend(cancelled.actions, reconcileReplica(next, now, config, 'master advert'));
+  return prepend([...(abandoned?.actions ?? []), ...cancelled.actions], reconcileReplica(next, now, config, 'master advert'));
 }
 
 /**

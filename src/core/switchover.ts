@@ -87,7 +87,13 @@ function startSwitchover(s: CoreState, e: Requested, now: number, config: CoreCo
     // one lost datagram does not leave it to a health check to re-point the new master.
     sendAdvert(next, config),
     sendAdvert(next, config),
-    { type: 'switchover-redis', target: config.peerRedis, timeoutMs: e.timeoutMs, force: e.force },
+    {
+      type: 'switchover-redis', target: config.peerRedis, timeoutMs: e.timeoutMs, force: e.force,
+      // Finding Q8: the target's Redis becomes the master before its daemon holds the key;
+      // should it never get the key (etcd away from it), this node takes the role back
+      // while that Redis, fenced, cannot take writes beside ours.
+      ...(config.quorum.backend !== 'none' ? { fenceTarget: true as const } : {}),
+    },
   ], reason);
 }
 

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { CoreConfig, CoreState } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
 import type { Action, Event } from '../../src/core/types.js';
-import { A_ADDR, advert, bAdvert, coreConfig, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types } from './fixtures.js';
+import { A_ADDR, REPL_A, advert, bAdvert, coreConfig, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types } from './fixtures.js';
 import { QUORUM, aCfg, answered, askingB, backupB, bCfg, held, heldByOther, masterB } from './quorum-fixtures.js';
 
 const unreachable: Event = answered(2, { outcome: 'unreachable', detail: 'deadline exceeded' });
@@ -306,6 +306,46 @@ describe('a planned switchover with the quorum', () => {
     const reply = find(r.actions, 'reply');
     expect(reply?.ok).toBe(false);
     expect(reply?.detail).toMatch(refusal);
+  });
+});
+
+describe('a switchover\'s target cannot take writes before it holds the key (finding Q8)', () => {
+  it.each<[string, CoreConfig, boolean]>([
+    ['with etcd', bCfg, true],
+    ['without a quorum', coreConfig(), false],
+  ])('%s: the master asks for the target to be fenced before the Redis handover: %s', (_name, cfg, fenced) => {
+    const s = step(masterB(), heard(advert({ state: 'BACKUP', epoch: 1 })), 6000, bCfg).state;
+    const r = step(s, { type: 'switchover-requested', requestId: 'sw1', timeoutMs: 5000, force: false, user: 'op', origin: 'local' }, 6010, cfg);
+    expect(find(r.actions, 'switchover-redis')?.fenceTarget).toBe(fenced ? true : undefined);
+  });
+
+  it('a target that could not take the key ends its part once the old master serves again, and follows it', () => {
+    const HANDING_OVER = { fault: false, resigning: false, maintenance: false, switchingOver: true, holdsVip: true };
+    const handing = step(backupB(), heard(advert({ state: 'MASTER', epoch: 1, flags: HANDING_OVER })), 100, bCfg).state;
+    // a's FAILOVER made b's Redis the master; a is BACKUP and hands over in epoch 2.
+    const promoted = step(handing, ok(masterSnap({ replId: REPL_A })), 150, bCfg).state;
+    const stepped = step(promoted, heard(advert({ state: 'BACKUP', epoch: 1, flags: HANDING_OVER })), 160, bCfg).state;
+    const taking = step(stepped, { type: 'handover-received', requestId: 'sw1', epoch: 2, force: false, from: 'a' }, 170, bCfg);
+    expect(taking.state.role).toBe('BACKUP');
+    expect(taking.state.switchover?.phase).toBe('taking-over');
+    expect(find(taking.actions, 'acquire-quorum')).toEqual({ type: 'acquire-quorum', epoch: 2 });
+    const away = step(taking.state, answered(2, { outcome: 'unreachable', detail: 'deadline exceeded' }), 700, bCfg).state;
+    // a took the role back in epoch 3 (its master-down interval ran out).
+    const back = step(away, heard(advert({ state: 'MASTER', epoch: 3 })), 5000, bCfg);
+    expect(back.state.switchover).toBeNull();
+    expect(back.state.quorum.wanted).toBeNull();
+    expect(audits(back.actions)).toEqual(expect.arrayContaining(['switchover-finished', 'quorum-key-not-wanted', 'redis-demote']));
+    expect(find(back.actions, 'replicate-from')).toEqual({ type: 'replicate-from', master: { host: A_ADDR, port: 6379 } });
+  });
+
+  it('leaving the master role ends serving without a lease', () => {
+    const s = step(masterB(), heard(advert({ state: 'BACKUP', epoch: 1 })), 7000, bCfg).state;
+    const failsafe = step(s, fired('quorum-fence'), 7470, bCfg).state;
+    expect(failsafe.quorum.failsafeSinceMs).toBe(7470);
+    const failing = step(failsafe, { type: 'health-checked', ok: false, detail: 'timeout', redis: null }, 7500, bCfg);
+    const down = step(failing.state, { type: 'health-checked', ok: false, detail: 'timeout', redis: null }, 7600, bCfg);
+    expect(down.state.role).toBe('FAULT');
+    expect(down.state.quorum.failsafeSinceMs).toBeNull();
   });
 });
 
