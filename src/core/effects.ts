@@ -24,7 +24,7 @@
  *                       peer hears nothing from it and takes over
  *   acquire-quorum    → answered as etcd unreachable: asked again after `retryMs`
  *   fence-redis       → the fence did not take (a refused fence then keeps the key,
- *                       which lapses with the lease)
+ *                       which lapses with the lease; a stopping master exits)
  *   release-quorum    → nothing: the key lapses with the lease
  *   exit, detach      → run anyway: a stopping daemon stops
  *   audit, messages, replies → still sent (they report, they do not act); adverts are
@@ -104,6 +104,10 @@ function settleSkipped(s: CoreState, action: Action, why: string, now: number, c
 
 /** The effect `type` did not happen (it threw, or was skipped): bring the core back to a state it can act from. */
 function settle(s: CoreState, type: Action['type'], why: string, now: number, config: CoreConfig, step: Step): StepResult {
+  // A stopping master waits for its fence's outcome to exit (quorum.ts): a thrown fence is one.
+  if (s.resigning && type === 'fence-redis' && s.role === 'MASTER') {
+    return step(s, { type: 'fence-applied', writes: 'refused', ok: false, detail: why }, now, config);
+  }
   if (s.resigning) return done(s, [], `${why} (shutting down)`);
   switch (type) {
     case 'promote-redis':

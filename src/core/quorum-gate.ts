@@ -66,9 +66,9 @@ export function quorumGate(s: CoreState, now: number, config: CoreConfig, want: 
     why = `waiting for etcd's answer (epoch ${next.quorum.asking})`;
   }
   if (previous === null) {
-    // Tell the peer at once: a master serving without its lease fences when it hears it.
-    actions.unshift(audit('quorum-key-wanted', { kind: want.kind, epoch: want.epoch, reason: want.reason }));
-    actions.push(sendAdvert(next, config));
+    // Tell the peer at once, ahead of the ask (which may wait for etcd up to its call
+    // timeout): a master serving without its lease fences when it hears it (review S2).
+    actions.unshift(audit('quorum-key-wanted', { kind: want.kind, epoch: want.epoch, reason: want.reason }), sendAdvert(next, config));
   }
   return done(next, actions, `${want.reason}; not master until this node holds the leader key: ${why}`);
 }

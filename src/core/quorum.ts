@@ -10,7 +10,8 @@
  *     (`quorum-fence` timer)    still hears its peer and the peer is not taking over:
  *                               then it serves on without the lease (failsafe, as in
  *                               Patroni) and keeps asking for the key
- *   fence applied (refused)   → a node that is no longer master gives its key up
+ *   fence applied (refused)   → a node that is no longer master gives its key up; a
+ *                               stopping master gives it up and exits
  *
  * The master's deadline is its own: the send time of the last acknowledged keepalive
  * plus the granted TTL, never later than etcd's deletion of the key. It fences
@@ -23,7 +24,7 @@ import { holdsKey } from './quorum-gate.js';
 import type { CoreConfig, CoreState, QuorumView, WantedMastership } from './state.js';
 import { failsafeSilenceMs } from './timing.js';
 import { adoptMaster, fenceManaged, takeOver, takeOverAsIs, toBackup } from './transitions.js';
-import type { Event, FenceSetting } from './types.js';
+import type { Action, Event, FenceSetting } from './types.js';
 
 type QuorumEvent = Extract<Event, { type: 'quorum-answered' | 'quorum-renewed' | 'quorum-lost' | 'fence-applied' }>;
 
@@ -214,6 +215,7 @@ function onFenceApplied(s0: CoreState, writes: FenceSetting, ok: boolean, detail
   const selfFenced = ok ? writes !== 'accepted' : s0.quorum.selfFenced;
   const s = withQuorum(s0, { fence: { writes, ok, detail }, selfFenced });
   const record = audit('redis-fence', { writes, ok, detail });
+  if (s.resigning && s.role === 'MASTER' && writes === 'refused') return stoppingMasterFenced(s, ok, detail, record);
   if (writes === 'refused' && s.role !== 'MASTER' && s.quorum.held !== null) {
     const why = keyReleasable(s, ok);
     if (why !== null) return done(withQuorum(s, { held: null }), [record, { type: 'release-quorum' }], `${why}: leader key released`);
@@ -221,6 +223,33 @@ function onFenceApplied(s0: CoreState, writes: FenceSetting, ok: boolean, detail
   }
   const what = writes === 'refused' ? 'refuses writes' : writes === 'with-replica' ? 'accepts writes while a replica acknowledges' : 'accepts writes';
   return done(s, [record], ok ? `Redis ${what}` : `fence not applied (${writes}): ${detail}`);
+}
+
+/**
+ * A stopping master's fence ended (the shutdown waits for it; the fence is bounded like
+ * any Redis command): the key goes only if its Redis cannot take writes now (review S3);
+ * otherwise it is kept, unrenewed once the daemon exits, and lapses with the lease, so the
+ * backup takes over only after the lease TTL. Then the daemon exits.
+ */
+function stoppingMasterFenced(s: CoreState, ok: boolean, detail: string, record: Action): StepResult {
+  const exit: Action = { type: 'exit', code: 0 };
+  if (s.quorum.held === null) return done(s, [record, exit], `shutdown: fence ${ok ? 'applied' : `not applied (${detail})`}; stopping`);
+  const why = keyReleasable(s, ok);
+  if (why !== null) {
+    return done(withQuorum(s, { held: null }), [record, { type: 'release-quorum' }, exit], `shutdown: ${why}: leader key released; stopping`);
+  }
+  return done(s, [record, audit('quorum-key-kept', { why: `fence not applied: ${detail}` }), exit],
+    `shutdown: fence not applied (${detail}): the leader key is not released but lapses with its lease (Redis may still take writes); stopping`);
+}
+
+/**
+ * Why a stopping node that is not master may give its key up at once, or null (it is
+ * kept, and lapses with the lease): its Redis cannot take writes.
+ */
+export function keyReleasableOnStop(s: CoreState): string | null {
+  if (s.health.healthy === true && s.health.redis?.role === 'replica') return 'local Redis is a replica';
+  const fence = s.quorum.fence;
+  return keyReleasable(s, fence !== null && fence.writes === 'refused' && fence.ok === true);
 }
 
 /**

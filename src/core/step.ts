@@ -47,7 +47,7 @@ import {
   type StepResult,
 } from './common.js';
 import { onEffectFailed } from './effects.js';
-import { armQuorumFence, keepFence, keepFenceDown, onPeerHeardInFailsafe, onQuorumEvent, onQuorumTimer } from './quorum.js';
+import { armQuorumFence, keepFence, keepFenceDown, keyReleasableOnStop, onPeerHeardInFailsafe, onQuorumEvent, onQuorumTimer } from './quorum.js';
 import { adoptPeerMaintenance, freeze, onMaintenanceRequested, resume } from './maintenance.js';
 import { initialState, vipDesired, type CoreConfig, type CoreState, type HealthView, type PeerView } from './state.js';
 import {
@@ -69,7 +69,11 @@ import type { Action, Advert, Event, TimerName } from './types.js';
 export { initialState, outranks, divergenceReport };
 
 /** Events a stopping node still hears: its effects' outcomes and the records of requests. */
-const HEARD_WHILE_RESIGNING: ReadonlySet<Event['type']> = new Set<Event['type']>(['shutdown-requested', 'effect-failed', 'vip-released', 'control-handled', 'state-persisted']);
+const HEARD_WHILE_RESIGNING: ReadonlySet<Event['type']> = new Set<Event['type']>([
+  'shutdown-requested', 'effect-failed', 'vip-released', 'control-handled', 'state-persisted',
+  // A stopping master exits once its fence has ended (the key goes only if it took).
+  'fence-applied',
+]);
 
 export { ARP_LOCKTIME_MARGIN_MS };
 export type { StepResult };
@@ -327,14 +331,21 @@ function backupHeard(s: CoreState, peer: PeerView, now: number, config: CoreConf
     return done(next, [], `peer ${peer.nodeName} is resigning: taking over after the skew time`);
   }
   const downAt = now + masterDownMs(config.priority, peer.advertIntervalMs);
-  const cancelled = cancelWantedKey(s.takeoverHeld === null ? s : { ...s, takeoverHeld: null });
+  // A handover this node could not finish (finding Q8: no leader key for it) is over once
+  // the old master serves again: the switchover ends, so its Redis (a fenced master since
+  // the handover) is re-pointed like any other.
+  const abandoned = s.switchover?.phase === 'taking-over' && peer.flags.switchingOver !== true
+    ? finishTakingOver(s, false, `${peer.nodeName} is MASTER again (epoch ${peer.epoch}) before this node could take the role`)
+    : null;
+  const base = abandoned?.state ?? s;
+  const cancelled = cancelWantedKey(base.takeoverHeld === null ? base : { ...base, takeoverHeld: null });
   let next = withTimers(cancelled.state, { 'master-down': downAt });
   // With a quorum the master holds the key and keeps it: a preemption would ask for it
   // for ever (a planned switchover moves the role instead).
   const mayPreempt = config.preempt && config.quorum.backend === 'none' && config.priority > peer.priority && !peer.flags.maintenance && !s.maintenance.on;
   if (!mayPreempt) next = withTimers(next, { preempt: undefined });
   else if (next.timers.preempt === undefined) next = withTimers(next, { preempt: now + config.preemptDelayMs });
-  return prepend(cancelled.actions, reconcileReplica(next, now, config, 'master advert'));
+  return prepend([...(abandoned?.actions ?? []), ...cancelled.actions], reconcileReplica(next, now, config, 'master advert'));
 }
 
 /**
@@ -518,19 +529,32 @@ function onShutdown(state: CoreState, now: number, config: CoreConfig): StepResu
   // keeps until the new master holds it; a stopping node holds none.
   const holding = state.role === 'INIT' || vipDesired(state);
   // With a quorum (or `prefer: safety`) a stopping master's Redis refuses writes before
-  // the key goes: the backup that takes over must not find it still writable.
-  if (fenceManaged(config) && state.role === 'MASTER') actions.push({ type: 'fence-redis', writes: 'refused' });
+  // the key goes: the backup that takes over must not find it still writable. The key
+  // goes, and the daemon exits, once the fence has ended (`fence-applied`, quorum.ts):
+  // released if it took, else left to lapse with the lease (review S3).
+  const fencing = fenceManaged(config) && state.role === 'MASTER';
+  if (fencing) actions.push({ type: 'fence-redis', writes: 'refused' });
   if (holding) actions.push({ type: 'release-vip' });
-  if (config.quorum.backend !== 'none' && state.quorum.held !== null) actions.push({ type: 'release-quorum' });
+  let next = s;
+  const keyKept = config.quorum.backend !== 'none' && state.quorum.held !== null && !fencing;
+  const releasable = keyKept ? keyReleasableOnStop(s) : null;
+  if (releasable !== null) {
+    next = { ...s, quorum: { ...s.quorum, held: null } };
+    actions.push({ type: 'release-quorum' });
+  } else if (keyKept) {
+    actions.push(audit('quorum-key-kept', { why: 'local Redis may take writes' }));
+  }
   // RFC 5798 §6.4.3: a master that shuts down sends an advert with priority 0. Sent twice
   // so one lost datagram does not turn a planned stop into a master-down wait.
-  actions.push(sendAdvert(s, config), sendAdvert(s, config));
+  actions.push(sendAdvert(next, config), sendAdvert(next, config));
   actions.push(audit('daemon-stopping', { role: state.role, vipReleased: holding }));
-  actions.push({ type: 'exit', code: 0 });
-  const reason = state.role === 'MASTER'
-    ? 'shutdown: VIP released and priority-0 advert sent; Redis left as it is'
-    : 'shutdown: priority-0 advert sent';
-  return done(transitionTo(s, state.role, now, reason), actions, reason);
+  if (!fencing) actions.push({ type: 'exit', code: 0 });
+  const reason = fencing
+    ? 'shutdown: fencing Redis, VIP released and priority-0 advert sent; exiting once the fence has ended (the key goes only if it took)'
+    : state.role === 'MASTER'
+      ? 'shutdown: VIP released and priority-0 advert sent; Redis left as it is'
+      : `shutdown: priority-0 advert sent${keyKept ? (releasable !== null ? `; ${releasable}: leader key released` : '; leader key kept to lapse with its lease (local Redis may take writes)') : ''}`;
+  return done(transitionTo(next, state.role, now, reason), actions, reason);
 }
 
 // ---------------------------------------------------------------------------

@@ -41,6 +41,7 @@ import {
   withTimers,
   type StepResult,
 } from './common.js';
+import { holdsKey } from './quorum-gate.js';
 import type { CoreConfig, CoreState, SwitchoverOp } from './state.js';
 import { awaitNewMasterMs, switchoverForwardWaitMs } from './timing.js';
 import { takeOver, toBackup } from './transitions.js';
@@ -86,7 +87,13 @@ function startSwitchover(s: CoreState, e: Requested, now: number, config: CoreCo
     // one lost datagram does not leave it to a health check to re-point the new master.
     sendAdvert(next, config),
     sendAdvert(next, config),
-    { type: 'switchover-redis', target: config.peerRedis, timeoutMs: e.timeoutMs, force: e.force },
+    {
+      type: 'switchover-redis', target: config.peerRedis, timeoutMs: e.timeoutMs, force: e.force,
+      // Finding Q8: the target's Redis becomes the master before its daemon holds the key;
+      // should it never get the key (etcd away from it), this node takes the role back
+      // while that Redis, fenced, cannot take writes beside ours.
+      ...(config.quorum.backend !== 'none' ? { fenceTarget: true as const } : {}),
+    },
   ], reason);
 }
 
@@ -106,6 +113,11 @@ function switchoverProblem(s: CoreState, force: boolean, now: number, config: Co
   if (peer.flags.cannotTakeOver === true) return `peer ${peer.nodeName} cannot take the master role now (see its status: state file or epoch)`;
   if (peer.state !== 'BACKUP') return `peer ${peer.nodeName} is ${peer.state}, not BACKUP`;
   if (peer.redis.role !== 'replica') return `peer ${peer.nodeName}'s Redis is ${peer.redis.role}, not a replica`;
+  // Even forced: with the quorum the new master must take the leader key, and a master
+  // serving without its lease (failsafe) cannot reach etcd; handing Redis over would leave
+  // no writable master until etcd is back (review L4).
+  const quorumProblem = switchoverQuorumProblem(s, now, config);
+  if (quorumProblem !== null) return quorumProblem;
   if (!force && peer.flags.maintenance !== s.maintenance.on) {
     return `peer ${peer.nodeName} has maintenance ${peer.flags.maintenance ? 'on' : 'off'} and this node ${s.maintenance.on ? 'on' : 'off'}: wait until they agree (or --force)`;
   }
@@ -113,6 +125,16 @@ function switchoverProblem(s: CoreState, force: boolean, now: number, config: Co
   if (!force && lag > config.switchoverMaxLagBytes) {
     return `peer ${peer.nodeName}'s Redis lags ${lag} bytes (bound ${config.switchoverMaxLagBytes}; --force accepts the risk)`;
   }
+  return null;
+}
+
+/** With the quorum, why the leader key cannot pass to the peer now, or `null`. */
+function switchoverQuorumProblem(s: CoreState, now: number, config: CoreConfig): string | null {
+  if (config.quorum.backend === 'none') return null;
+  if (s.quorum.failsafeSinceMs !== null) {
+    return 'etcd unreachable: this master serves without its lease (failsafe), and the new master could not take the leader key';
+  }
+  if (!holdsKey(s, now, config)) return 'this master does not hold the leader key now: the new master could not take it in turn';
   return null;
 }
 

@@ -278,15 +278,29 @@ export function failsafeGraceMs(advertIntervalMs: number, peerAdvertIntervalMs: 
 }
 
 /**
- * The VIP's kernel lifetime with a quorum (whole seconds, at least 1): a daemon that froze
- * at F last renewed the VIP at or before F, and its last keepalive went out no earlier
- * than F − renew interval − call timeout, so its key lives until at least that plus the
- * TTL (on etcd's clock): a lifetime within that difference makes the VIP leave the frozen
- * master before a backup can hold the key.
+ * The VIP's kernel lifetime with a quorum (whole seconds, at least 1: `checkQuorumTiming`
+ * refuses a configuration where that floor would apply): a daemon that froze at F last
+ * renewed the VIP at or before F, and its last keepalive went out no earlier than F −
+ * renew interval − call timeout, so its key lives until at least that plus the TTL (on
+ * etcd's clock): a lifetime within that difference makes the VIP leave the frozen master
+ * before a backup can hold the key.
  */
 export function vipLifetimeS(q: Pick<QuorumTiming, 'leaseTtlMs' | 'renewIntervalMs' | 'callTimeoutMs'>): number {
-  return Math.max(1, Math.floor((q.leaseTtlMs * (1 - CLOCK_RATE_BOUND) - q.renewIntervalMs - q.callTimeoutMs) / 1000));
+  return Math.max(VIP_MIN_LIFETIME_S, Math.floor(vipLifetimeBoundMs(q) / 1000));
 }
+
+/**
+ * The longest VIP lifetime that cannot outlive a frozen master's key (see `vipLifetimeS`):
+ * 99 % of the TTL (clock rates) less a renewal interval and a call timeout. Below
+ * `VIP_MIN_LIFETIME_S` the kernel's shortest lifetime would outlive the key, so
+ * `checkQuorumTiming` refuses such a configuration (review S5).
+ */
+export function vipLifetimeBoundMs(q: Pick<QuorumTiming, 'leaseTtlMs' | 'renewIntervalMs' | 'callTimeoutMs'>): number {
+  return q.leaseTtlMs * (1 - CLOCK_RATE_BOUND) - q.renewIntervalMs - q.callTimeoutMs;
+}
+
+/** The shortest VIP lifetime (`ip addr ... valid_lft`, whole seconds; 0 would mean none). */
+export const VIP_MIN_LIFETIME_S = 1;
 
 /** A backup asks etcd for the key again this long after a refusal or no answer. */
 export const QUORUM_RETRY_MS = 500;
@@ -360,7 +374,9 @@ export interface QuorumTimingReport {
  * then meet an etcd leader election (`electionTimeoutMs`) before the next one succeeds.
  * All of that must fit in the lease, less the fence lead, or an etcd election alone
  * makes the master fence and step down: a failover caused by etcd alone, which issue 11
- * rules out. Messages name the keys and the numbers.
+ * rules out. The VIP's lifetime (`vipLifetimeBoundMs`) must also reach the kernel's
+ * shortest, or the VIP of a frozen master outlives its key. Messages name the keys and
+ * the numbers.
  */
 export function checkQuorumTiming(q: QuorumTiming): QuorumTimingReport {
   const errors: string[] = [];
@@ -384,6 +400,15 @@ export function checkQuorumTiming(q: QuorumTiming): QuorumTimingReport {
           'raise quorum.etcd.lease_ttl_s or lower the others',
       );
     }
+  }
+  const lifetimeMs = vipLifetimeBoundMs(q);
+  if (lifetimeMs < VIP_MIN_LIFETIME_S * 1000) {
+    errors.push(
+      `${ttl} less ${CLOCK_RATE_BOUND * 100} % (clock rates), quorum.etcd.renew_interval_ms (${q.renewIntervalMs}) and ` +
+        `call_timeout_ms (${q.callTimeoutMs}) = ${fmt(Math.floor(lifetimeMs))} is below ${VIP_MIN_LIFETIME_S} s, the VIP's shortest ` +
+        `kernel lifetime: the VIP of a master whose daemon froze would outlive its leader key; ` +
+        'raise quorum.etcd.lease_ttl_s or lower the others',
+    );
   }
   if (q.leaseTtlMs < 2 * q.electionTimeoutMs) {
     warnings.push(

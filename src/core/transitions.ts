@@ -66,7 +66,9 @@ export function fenceManaged(config: CoreConfig): boolean {
 function leaveMastership(s: CoreState, config: CoreConfig): { state: CoreState; actions: Action[] } {
   if (!fenceManaged(config)) return { state: s, actions: [] };
   const q = s.quorum;
-  const state: CoreState = q.wanted === null ? s : { ...s, quorum: { ...q, wanted: null } };
+  // Serving without a lease ends with the mastership, whichever way it ends (finding Q8: a
+  // failsafe left over made the next mastership fence on its peer's silence).
+  const state: CoreState = q.wanted === null && q.failsafeSinceMs === null ? s : { ...s, quorum: { ...q, wanted: null, failsafeSinceMs: null } };
   // A master, or a starting node whose Redis is a master (it may have served clients of a
   // previous run): its Redis refuses writes before anything else happens.
   if (s.role === 'MASTER' || (s.role === 'INIT' && s.health.redis?.role === 'master')) {

@@ -301,7 +301,15 @@ export type Action =
       readonly switchoverIds: readonly string[];
     }
   /** Switch the Redis master role over to the peer's Redis (FAILOVER, or pause + promote + demote). */
-  | { readonly type: 'switchover-redis'; readonly target: HostPort; readonly timeoutMs: number; readonly force: boolean }
+  | {
+      readonly type: 'switchover-redis'; readonly target: HostPort; readonly timeoutMs: number; readonly force: boolean;
+      /**
+       * With the quorum: set the target's write fence to `refused` before it becomes the
+       * Redis master, so that it takes writes only once its daemon holds the leader key
+       * and lifts the fence as the new master (finding Q8).
+       */
+      readonly fenceTarget?: true;
+    }
   | { readonly type: 'send-message'; readonly message: PeerRequest }
   /** Answer an operator's request (the control socket connection waiting for it). */
   | {

@@ -49,6 +49,8 @@ export interface SwitchoverCall {
   readonly target: HostPort;
   readonly timeoutMs: number;
   readonly force: boolean;
+  /** Fence the target's writes (`refused`) before it becomes the master (the core's `fenceTarget`). */
+  readonly fenceTarget?: boolean;
 }
 
 /** How the Redis part of a switchover ended. */
@@ -326,7 +328,7 @@ export class Runtime {
         return;
       }
       case 'switchover-redis': {
-        const r = await deps.redis.switchOver({ target: action.target, timeoutMs: action.timeoutMs, force: action.force });
+        const r = await deps.redis.switchOver({ target: action.target, timeoutMs: action.timeoutMs, force: action.force, ...(action.fenceTarget === true ? { fenceTarget: true } : {}) });
         this.dispatch({ type: 'redis-switchover-finished', outcome: r.outcome, method: r.method, detail: r.detail, pausedMs: r.pausedMs, redis: r.redis });
         return;
       }

@@ -44,10 +44,13 @@ describe('timingReportOf', () => {
     expect(timingReportOf(none).errors).toEqual([]);
     const etcd = buildConfig({ ...BASE, quorum: { backend: 'etcd', etcd: { ...ETCD.etcd, ...unsafe } } }, ENV);
     const report = timingReportOf(etcd);
-    expect(report.errors).toHaveLength(1);
-    expect(report.errors[0]).toMatch(
-      /^quorum\.etcd\.renew_interval_ms \(500\) \+ call_timeout_ms \(1000\) \+ election_timeout_ms \(1000\) = 2500 ms is not shorter than quorum\.etcd\.lease_ttl_s \(2 s\)/,
-    );
+    expect(report.errors).toEqual([
+      expect.stringMatching(
+        /^quorum\.etcd\.renew_interval_ms \(500\) \+ call_timeout_ms \(1000\) \+ election_timeout_ms \(1000\) = 2500 ms is not shorter than quorum\.etcd\.lease_ttl_s \(2 s\)/,
+      ),
+      // 1980 − 500 − 1000 ms: the VIP's shortest lifetime (1 s) would outlive the key.
+      expect.stringMatching(/^quorum\.etcd\.lease_ttl_s \(2 s\) less 1 % .* = 480 ms is below 1 s, the VIP's shortest kernel lifetime/),
+    ]);
     // Two elections fit in the 2 s lease: no warning, only the error.
     expect(report.warnings).toEqual([]);
     const shortLease = buildConfig({ ...BASE, quorum: { backend: 'etcd', etcd: { ...ETCD.etcd, lease_ttl_s: 3, election_timeout_ms: 1600, call_timeout_ms: 100, renew_interval_ms: 100 } } }, ENV);

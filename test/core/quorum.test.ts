@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { CoreConfig, CoreState } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
 import type { Action, Event } from '../../src/core/types.js';
-import { A_ADDR, advert, bAdvert, coreConfig, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types } from './fixtures.js';
+import { A_ADDR, REPL_A, advert, bAdvert, coreConfig, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types } from './fixtures.js';
 import { QUORUM, aCfg, answered, askingB, backupB, bCfg, held, heldByOther, masterB } from './quorum-fixtures.js';
 
 const unreachable: Event = answered(2, { outcome: 'unreachable', detail: 'deadline exceeded' });
@@ -25,6 +25,12 @@ describe('a backup promotes only while it holds the leader key', () => {
     expect(find(r.actions, 'send-advert')?.advert.flags.takingOver).toBe(true);
     expect(r.state.quorum.wanted).toMatchObject({ kind: 'takeover', epoch: 2, afterSilence: true });
     expect(r.reason).toMatch(/not master until this node holds the leader key/);
+  });
+
+  it('the takingOver advert goes out ahead of the ask, which may wait for etcd (a master in failsafe fences on it)', () => {
+    const t = types(askingB().actions);
+    expect(t.indexOf('send-advert')).toBeGreaterThanOrEqual(0);
+    expect(t.indexOf('send-advert')).toBeLessThan(t.indexOf('acquire-quorum'));
   });
 
   it('held by another node (the old master\'s lease has not ended): stays BACKUP and asks again after retryMs', () => {
@@ -207,11 +213,46 @@ describe('the master fences itself before its lease can lapse', () => {
     expect(audits(r.actions)).toEqual(expect.arrayContaining(['quorum-lost', 'quorum-fenced']));
   });
 
-  it('a stopping master fences, releases the VIP, then gives the key up', () => {
+  it('a stopping master fences and releases the VIP; the key waits for the fence, and the daemon exits after it', () => {
     const r = step(masterB(), { type: 'shutdown-requested' }, 6000, bCfg);
-    const t = types(r.actions);
-    expect(t.slice(0, 3)).toEqual(['fence-redis', 'release-vip', 'release-quorum']);
-    expect(t.at(-1)).toBe('exit');
+    expect(types(r.actions)).toEqual(['fence-redis', 'release-vip', 'send-advert', 'send-advert']);
+    expect(find(r.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'refused' });
+    expect(r.state.quorum.held).not.toBeNull();
+    expect(r.reason).toMatch(/exiting once the fence has ended/);
+  });
+
+  // The fence's outcome decides whether the key is released (review S3): only a Redis
+  // that cannot take writes lets it go; otherwise it lapses with the lease.
+  const stopping = (): CoreState => step(masterB(), { type: 'shutdown-requested' }, 6000, bCfg).state;
+  it.each<[string, () => CoreState, Event, string[], string[], RegExp]>([
+    ['the fence confirmed', stopping, { type: 'fence-applied', writes: 'refused', ok: true, detail: 'min-replicas-to-write 1000000' },
+      ['release-quorum', 'exit'], ['redis-fence'], /Redis refuses writes: leader key released; stopping/],
+    ['the fence failed, Redis up', stopping, { type: 'fence-applied', writes: 'refused', ok: false, detail: 'timeout' },
+      ['exit'], ['redis-fence', 'quorum-key-kept'], /fence not applied \(timeout\): the leader key is not released but lapses with its lease/],
+    ['the fence failed, Redis refusing connections', () => ({ ...stopping(), health: { ...stopping().health, down: true } }),
+      { type: 'fence-applied', writes: 'refused', ok: false, detail: 'connection refused' },
+      ['release-quorum', 'exit'], ['redis-fence'], /Redis is down \(connection refused\): leader key released/],
+    ['the fence threw', stopping, { type: 'effect-failed', action: 'fence-redis', detail: 'EPIPE', skipped: [] },
+      ['exit'], ['effect-failed', 'redis-fence', 'quorum-key-kept'], /fence not applied/],
+  ])('a stopping master\'s fence ended (%s): the key and the exit follow it', (_name, state, event, actions, records, reason) => {
+    const r = step(state(), event, 6100, bCfg);
+    expect(types(r.actions)).toEqual(actions);
+    expect(audits(r.actions)).toEqual(records);
+    expect(r.state.quorum.held === null).toBe(actions.includes('release-quorum'));
+    expect(r.reason).toMatch(reason);
+  });
+
+  it('a stopping node that is not master releases a key it holds at once only if its Redis cannot take writes', () => {
+    // b got the key for a takeover, its Redis still a replica: nothing to fence.
+    const granted = step(askingB().state, held(2, 9000), 5010, { ...bCfg, quorum: { ...QUORUM, fenceLeadMs: 3000 } }).state;
+    expect(granted.role).toBe('BACKUP');
+    expect(granted.quorum.held).not.toBeNull();
+    const replica = step(granted, { type: 'shutdown-requested' }, 5100, bCfg);
+    expect(types(replica.actions)).toEqual(['release-quorum', 'send-advert', 'send-advert', 'exit']);
+    // Its Redis a master it did not fence: the key is kept to lapse.
+    const master = step({ ...granted, health: { ...granted.health, redis: masterSnap() } }, { type: 'shutdown-requested' }, 5100, bCfg);
+    expect(types(master.actions)).toEqual(['send-advert', 'send-advert', 'exit']);
+    expect(audits(master.actions)).toContain('quorum-key-kept');
   });
 
   it('a master stepping down for another reason (outranked) fences first, and the key follows the fence', () => {
@@ -236,6 +277,75 @@ describe('the master fences itself before its lease can lapse', () => {
     // A fence that failed is asked again at the next check.
     const failed = step(alone.state, { type: 'fence-applied', writes: 'accepted', ok: false, detail: 'timeout' }, 6110, bCfg).state;
     expect(find(step(failed, ok(masterSnap({ connectedReplicas: 0 })), 6600, bCfg).actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
+  });
+});
+
+describe('a planned switchover with the quorum', () => {
+  const request = (force: boolean): Event => ({ type: 'switchover-requested', requestId: 'sw1', timeoutMs: 5000, force, user: 'op', origin: 'local' });
+  /** b master holding the key until 8000 ms, a heard as a live BACKUP replicating it at `at`. */
+  const withBackup = (at: number): CoreState => step(masterB(), heard(advert({ state: 'BACKUP', epoch: 1 })), at, bCfg).state;
+  /** The same, serving without its lease since 7470 ms (failsafe: etcd unreachable), a heard at 7500. */
+  const failsafe = (): CoreState => step(step(withBackup(7000), fired('quorum-fence'), 7470, bCfg).state, heard(advert({ state: 'BACKUP', epoch: 1 })), 7500, bCfg).state;
+
+  it.each<[string, () => CoreState, number, boolean, RegExp | null]>([
+    ['holding the key', () => withBackup(6000), 6010, false, null],
+    ['in failsafe (etcd unreachable)', failsafe, 7600, false, /^refused: etcd unreachable: this master serves without its lease \(failsafe\), and the new master could not take the leader key$/],
+    ['in failsafe, even forced', failsafe, 7600, true, /^refused: etcd unreachable: this master serves without its lease/],
+    ['with its lease inside the fence lead', () => withBackup(7400), 7480, false, /^refused: this master does not hold the leader key now/],
+  ])('%s', (_name, state, at, force, refusal) => {
+    const r = step(state(), request(force), at, bCfg);
+    if (refusal === null) {
+      expect(find(r.actions, 'switchover-redis')).toBeDefined();
+      expect(r.state.switchover?.phase).toBe('switching-over');
+      return;
+    }
+    // Refused up front: Redis is not handed to a node that could not take the key.
+    expect(r.state.role).toBe('MASTER');
+    expect(find(r.actions, 'switchover-redis')).toBeUndefined();
+    expect(r.state.switchover).toBeNull();
+    const reply = find(r.actions, 'reply');
+    expect(reply?.ok).toBe(false);
+    expect(reply?.detail).toMatch(refusal);
+  });
+});
+
+describe('a switchover\'s target cannot take writes before it holds the key (finding Q8)', () => {
+  it.each<[string, CoreConfig, boolean]>([
+    ['with etcd', bCfg, true],
+    ['without a quorum', coreConfig(), false],
+  ])('%s: the master asks for the target to be fenced before the Redis handover: %s', (_name, cfg, fenced) => {
+    const s = step(masterB(), heard(advert({ state: 'BACKUP', epoch: 1 })), 6000, bCfg).state;
+    const r = step(s, { type: 'switchover-requested', requestId: 'sw1', timeoutMs: 5000, force: false, user: 'op', origin: 'local' }, 6010, cfg);
+    expect(find(r.actions, 'switchover-redis')?.fenceTarget).toBe(fenced ? true : undefined);
+  });
+
+  it('a target that could not take the key ends its part once the old master serves again, and follows it', () => {
+    const HANDING_OVER = { fault: false, resigning: false, maintenance: false, switchingOver: true, holdsVip: true };
+    const handing = step(backupB(), heard(advert({ state: 'MASTER', epoch: 1, flags: HANDING_OVER })), 100, bCfg).state;
+    // a's FAILOVER made b's Redis the master; a is BACKUP and hands over in epoch 2.
+    const promoted = step(handing, ok(masterSnap({ replId: REPL_A })), 150, bCfg).state;
+    const stepped = step(promoted, heard(advert({ state: 'BACKUP', epoch: 1, flags: HANDING_OVER })), 160, bCfg).state;
+    const taking = step(stepped, { type: 'handover-received', requestId: 'sw1', epoch: 2, force: false, from: 'a' }, 170, bCfg);
+    expect(taking.state.role).toBe('BACKUP');
+    expect(taking.state.switchover?.phase).toBe('taking-over');
+    expect(find(taking.actions, 'acquire-quorum')).toEqual({ type: 'acquire-quorum', epoch: 2 });
+    const away = step(taking.state, answered(2, { outcome: 'unreachable', detail: 'deadline exceeded' }), 700, bCfg).state;
+    // a took the role back in epoch 3 (its master-down interval ran out).
+    const back = step(away, heard(advert({ state: 'MASTER', epoch: 3 })), 5000, bCfg);
+    expect(back.state.switchover).toBeNull();
+    expect(back.state.quorum.wanted).toBeNull();
+    expect(audits(back.actions)).toEqual(expect.arrayContaining(['switchover-finished', 'quorum-key-not-wanted', 'redis-demote']));
+    expect(find(back.actions, 'replicate-from')).toEqual({ type: 'replicate-from', master: { host: A_ADDR, port: 6379 } });
+  });
+
+  it('leaving the master role ends serving without a lease', () => {
+    const s = step(masterB(), heard(advert({ state: 'BACKUP', epoch: 1 })), 7000, bCfg).state;
+    const failsafe = step(s, fired('quorum-fence'), 7470, bCfg).state;
+    expect(failsafe.quorum.failsafeSinceMs).toBe(7470);
+    const failing = step(failsafe, { type: 'health-checked', ok: false, detail: 'timeout', redis: null }, 7500, bCfg);
+    const down = step(failing.state, { type: 'health-checked', ok: false, detail: 'timeout', redis: null }, 7600, bCfg);
+    expect(down.state.role).toBe('FAULT');
+    expect(down.state.quorum.failsafeSinceMs).toBeNull();
   });
 });
 

@@ -12,6 +12,8 @@ import {
   quorumMode,
   skewMs,
   takeoverEstimate,
+  vipLifetimeBoundMs,
+  vipLifetimeS,
   worstCaseOutages,
   type QuorumTiming,
 } from '../../src/core/timing.js';
@@ -112,7 +114,12 @@ describe('the quorum lease and fence rule', () => {
     ],
     ['exactly no room to spare', { renewIntervalMs: 970 }, /= 2470 ms is not shorter than .* = 2470 ms/],
     ['a slow fence eating the room', { fenceApplyMs: 1000 }, /= 2000 ms is not shorter than .*fence lead \(1030 ms.* = 1970 ms/],
-    ['a lease no longer than the fence lead', { leaseTtlMs: 1000, fenceApplyMs: 1000 }, /^quorum\.etcd\.lease_ttl_s \(1 s\) is not longer than the fence lead \(1010 ms/],
+    ['a lease no longer than the fence lead', { leaseTtlMs: 3000, fenceApplyMs: 3000 }, /^quorum\.etcd\.lease_ttl_s \(3 s\) is not longer than the fence lead \(3030 ms/],
+    [
+      'a VIP lifetime that would be raised to 1 s, past the key',
+      { leaseTtlMs: 2000, electionTimeoutMs: 250 },
+      /^quorum\.etcd\.lease_ttl_s \(2 s\) less 1 % \(clock rates\), quorum\.etcd\.renew_interval_ms \(500\) and call_timeout_ms \(500\) = 980 ms is below 1 s, the VIP's shortest kernel lifetime: the VIP of a master whose daemon froze would outlive its leader key; raise quorum\.etcd\.lease_ttl_s or lower the others$/,
+    ],
     ['a renewal interval below 50 ms', { renewIntervalMs: 20 }, /^quorum\.etcd\.renew_interval_ms \(20\) is below 50 ms$/],
   ])('refuses %s, naming the keys', (_name, change, message) => {
     const report = checkQuorumTiming({ ...quorum, ...change });
@@ -122,6 +129,22 @@ describe('the quorum lease and fence rule', () => {
 
   it('just inside the rule passes', () => {
     expect(checkQuorumTiming({ ...quorum, renewIntervalMs: 969 }).errors).toEqual([]);
+  });
+
+  it.each<[string, Partial<QuorumTiming>, number | null]>([
+    // The review's configuration (S5): the key outlives a freeze by 790 ms, the VIP by 1 s.
+    ['TTL 1 s renewed every 100 ms, calls 100 ms', { leaseTtlMs: 1000, renewIntervalMs: 100, callTimeoutMs: 100, electionTimeoutMs: 500, fenceApplyMs: 200 }, null],
+    ['TTL 2 s renewed every 250 ms, calls 500 ms (the lab)', { leaseTtlMs: 2000, renewIntervalMs: 250, callTimeoutMs: 500, electionTimeoutMs: 250 }, 1],
+    ['the defaults', {}, 1],
+    ['TTL 10 s', { leaseTtlMs: 10_000 }, 8],
+  ])('%s: the VIP lifetime stays within the key, or the rule refuses it', (_name, change, lifetimeS) => {
+    const q = { ...quorum, ...change };
+    const refused = checkQuorumTiming(q).errors.some((e) => e.includes("the VIP's shortest kernel lifetime"));
+    expect(refused).toBe(lifetimeS === null);
+    if (lifetimeS !== null) {
+      expect(vipLifetimeS(q)).toBe(lifetimeS);
+      expect(vipLifetimeS(q) * 1000).toBeLessThanOrEqual(vipLifetimeBoundMs(q));
+    }
   });
 
   it('warns when the lease is shorter than two etcd elections', () => {

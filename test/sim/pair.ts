@@ -58,7 +58,12 @@ export function fenceLeadMs(q: EtcdTiming): number {
   return Math.ceil(q.leaseTtlMs * CLOCK_RATE_BOUND) + q.healthTimeoutMs;
 }
 
-/** The rule itself: a renewal, a call timing out and an etcd election fit in the lease, less the fence lead. */
+/**
+ * The rule itself: a renewal, a call timing out and an etcd election fit in the lease, less
+ * the fence lead. Its other half, the VIP's kernel lifetime within the key
+ * (`vipLifetimeBoundMs`), is left out: the simulation models no kernel lifetime, and both
+ * timings here would fail it (their leases are too short for a 1 s lifetime).
+ */
 export function quorumTimingOk(q: EtcdTiming): boolean {
   return q.renewIntervalMs + q.callTimeoutMs + q.electionTimeoutMs < q.leaseTtlMs - fenceLeadMs(q);
 }

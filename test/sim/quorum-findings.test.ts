@@ -13,11 +13,12 @@
  * at once), Q6 (a master Redis under a node that is not master is fenced), Q7
  * (etcd calls run beside the effect lane; the grace also covers a peer that hears this
  * node taking over), Q10 (the key goes only once Redis cannot take writes), Q11 (no
- * preemption with the quorum).
+ * preemption with the quorum), Q8 (a switchover's target is fenced until it holds the
+ * key).
  *
  * Open, with their workarounds in the simulation: Q9 writes lost to it are excused
- * (daemon.ts `replicateFrom`); Q8 and Q12 histories are left out of the property
- * (`withoutUncertainSwitchovers`, `withoutFrozenMasterCutOff`); a starting daemon's
+ * (daemon.ts `replicateFrom`); Q12 histories are left out of the property
+ * (`withoutFrozenMasterCutOff`); a starting daemon's
  * unfenced master Redis (what is left of Q6, by design) is counted, not failed.
  */
 import { describe, expect, it } from 'vitest';
@@ -223,8 +224,13 @@ describe('quorum findings', () => {
    * the key before FAILOVER (the old master hands it over, or the switchover is refused
    * without it); leaving the master role any way clears the failsafe.
    * (src/core/switchover.ts, src/core/quorum.ts)
+   * Fixed: the old master fences the target's Redis (`refused`) before the handover
+   * (`fenceTarget`), so it takes writes only once the target holds the key and lifts the
+   * fence as the new master; a target that hears the old master serve again ends its part
+   * of the switchover (its Redis is then re-pointed); leaving the master role clears the
+   * failsafe (`leaveMastership`).
    */
-  openFinding('Q8: a switchover whose target cannot reach etcd leaves two Redis masters', async () => {
+  fixed('Q8: a switchover whose target cannot reach etcd leaves two Redis masters', async () => {
     const r = await sim({
       faults: [
         { kind: 'etcd-partition', node: 'b', direction: 'both', at: 7000, durationMs: 10_000 },
@@ -232,7 +238,9 @@ describe('quorum findings', () => {
         { kind: 'partition', direction: 'both', at: 9000, durationMs: 5000 },
       ],
     });
-    // B's Redis is a master from the FAILOVER (8025 ms) to the end; A promotes at 11640 ms.
+    // B's Redis is a master from the FAILOVER (8025 ms), fenced before it (fenceTarget): A
+    // takes the role back after its master-down interval while B cannot take the key, and B,
+    // hearing A as MASTER, ends its part of the switchover and replicates A.
     expect(r.stats.maxBothWritableMs).toBe(0);
     expect(r.violations).toEqual([]);
   });

@@ -14,8 +14,6 @@
  *    issue 11 item 5; such a Redis is also the one exemption of the strict checks;
  *  - a daemon that cannot act while the nodes are cut from each other
  *    (`withoutFrozenMasterCutOff`: finding Q12);
- *  - switchovers in histories where etcd may be slow or away (`withoutUncertainSwitchovers`:
- *    finding Q8);
  *  - both Redis accepting writes while one is under a starting daemon (what is left of
  *    Q6, by design) is counted, not failed (`knownBothWritable` in invariants.ts); so are
  *    acknowledged writes lost to it, and
@@ -77,25 +75,12 @@ export function withoutFrozenMasterCutOff(faults: readonly Fault[], marginMs: nu
   return faults.filter((f) => !frozen(f));
 }
 
-/**
- * Drops switchovers from histories where the target may not get the leader key at once
- * (finding Q8, quorum-findings.test.ts): etcd frozen, killed or cut off, or calls to it
- * slowed past their deadline by delay or loss. The FAILOVER hands the Redis master role
- * over before the target holds the key; when it cannot get it, the old master takes over
- * again without fencing the target's Redis, and the target stays in the switchover with
- * its Redis left a master.
- */
-export function withoutUncertainSwitchovers(faults: readonly Fault[]): Fault[] {
-  const etcdSlow = faults.some((f) => ETCD_KINDS.includes(f.kind) || f.kind === 'jitter' || f.kind === 'loss');
-  return etcdSlow ? faults.filter((f) => f.kind !== 'switchover') : [...faults];
-}
-
 function property(timing: Timing): fc.IAsyncProperty<[Fault[], number, boolean]> {
   const k = timing.advertIntervalMs;
   return fc.asyncProperty(
     fc.array(faultArb(KINDS, k, false, timing.quorum.leaseTtlMs), { maxLength: 8 })
-      .map((faults) => withoutUncertainSwitchovers(withoutFrozenMasterCutOff(
-        withoutDoubleFaults(faults, masterDownMs(1, k)), masterDownMs(1, k) + 2 * timing.quorum.leaseTtlMs))),
+      .map((faults) => withoutFrozenMasterCutOff(
+        withoutDoubleFaults(faults, masterDownMs(1, k)), masterDownMs(1, k) + 2 * timing.quorum.leaseTtlMs)),
     fc.integer(),
     fc.boolean(),
     (faults, seed, preempt) => check(timing, faults, seed, preempt),

@@ -9,7 +9,8 @@
  *    (the real `PeerHandover`); an unreachable peer costs the connect timeout, a dead
  *    or non-master one is skipped, and the promotion goes ahead with what we have.
  *  - replicateFrom(master): REPLICAOF; the data follows when the link is up.
- *  - switchOver: FAILOVER TO the peer, which must replicate us over a working link;
+ *  - switchOver: FAILOVER TO the peer, which must replicate us over a working link
+ *    (fenced first when asked: `fenceTarget`);
  *    writes pause until the peer has caught up and the roles swap; rolled back when the
  *    peer goes away meanwhile.
  *
@@ -161,6 +162,8 @@ export class SimRedisAdapter implements RuntimeRedis {
     const ready = (): boolean => this.net.tcpUp(this.node, target) && t.alive && t.role === 'replica' && t.masterOf === this.node;
     if (me.role !== 'master') return report('refused', 'local Redis is not a master', null);
     if (!ready()) return report('refused', `${target} is not a connected replica of this master`, null);
+    // With the quorum: the target takes writes only once its daemon holds the key (finding Q8).
+    if (call.fenceTarget === true && !this.redis.setFence(target, 'refused')) return report('refused', `${target} could not be fenced`, null);
     const pausedAt = this.world.now;
     this.redis.pause(this.node, pausedAt + call.timeoutMs);
     await this.sleep(10, 80);

@@ -301,6 +301,20 @@ describe.each(['failover', 'pause'] as const)('switchover by %s', (method) => {
   });
 });
 
+describe.each(['failover', 'pause'] as const)('switchover by %s with the quorum (fenceTarget)', (method) => {
+  it('the target becomes the master already refusing writes, until its daemon lifts the fence', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    const r = await makeControl({ local: endpoint(a), peer: endpoint(b) }).switchOver(request(b, method, { fenceTarget: true }));
+    expect(r.outcome, r.detail).toBe('done');
+    expect(r.detail).toMatch(/fenced until its daemon holds the leader key: min-replicas-to-write 1000000/);
+    const adminB = b.client();
+    expect((await adminB.config('GET', 'min-replicas-to-write')) as unknown).toEqual(['min-replicas-to-write', '1000000']);
+    await expect(adminB.set('q8', '1')).rejects.toThrow(/NOREPLICAS/);
+  });
+});
+
 describe('refusals change nothing', () => {
   it('refuses a target that is not connected as a replica', async () => {
     const a = await startRedisServer();

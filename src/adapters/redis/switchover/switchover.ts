@@ -70,6 +70,7 @@
  */
 import { describeError } from '../connection.js';
 import { disconnectApplicationClients } from '../clients.js';
+import { applyFence } from '../fence.js';
 import { ROLE_VERIFY_MS } from '../rules.js';
 import { describeSnapshot } from '../snapshot.js';
 import { nowMs } from '../trail.js';
@@ -127,6 +128,17 @@ async function steps(ctx: SwitchoverContext): Promise<SwitchoverOutcome> {
     return 'refused';
   }
   ctx.method = checked.method;
+  if (ctx.request.fenceTarget === true) {
+    // Finding Q8: the target takes writes only once its daemon holds the leader key (it
+    // lifts the fence as the new master). A replica ignores the setting meanwhile.
+    const since = nowMs();
+    const fenced = await applyFence(ctx.peer, ctx.deps.peerTimeoutMs, 'refused');
+    ctx.trail.add(`${ctx.name} fenced until its daemon holds the leader key: ${fenced.detail}`, since);
+    if (!fenced.ok) {
+      ctx.trail.add('refused: the target could not be fenced');
+      return 'refused';
+    }
+  }
   await ctx.hooks.afterPreChecks?.();
   const outcome = checked.method === 'failover' ? await viaFailover(ctx, checked) : await viaPause(ctx, checked);
   return outcome === 'done' ? finishDone(ctx) : outcome;

@@ -21,6 +21,12 @@ export interface SwitchoverRequest {
   readonly maxLagBytes: number;
   /** Refusal bound on the replica's `lag=` (seconds since its last REPLCONF ACK). */
   readonly maxAckAgeS: number;
+  /**
+   * With the quorum: the target's write fence is set to `refused` after the pre-checks and
+   * before it is promoted; its daemon lifts it once it holds the leader key (finding Q8).
+   * Not set: refused, nothing changed.
+   */
+  readonly fenceTarget?: boolean;
 }
 
 /** How a switchover moves the master: Redis' own FAILOVER, or our pause, catch-up and promotion. */
