@@ -108,7 +108,8 @@ export function historyBlocker(s: CoreState): string | null {
   if (loss === null || !peerHoldsMore(s.peer, loss)) return null;
   return `this node's Redis restarted without its data (offset ${loss.before.offset} -> ${loss.after.offset}) and ` +
     `${s.peer?.nodeName ?? 'the peer'}'s Redis still holds more (offset ${s.peer?.redis.offset ?? '?'}): a takeover here ` +
-    'would make it resync from the emptied server; not taking over automatically';
+    'would make it resync from the emptied server; not taking over automatically (restarting this daemon ends the hold ' +
+    'and accepts the loss)';
 }
 
 function short(runId: string): string {
