@@ -60,11 +60,23 @@ export interface LeaseKeeperOptions {
   readonly onLost: (reason: LostReason, detail: string) => void;
 }
 
+/**
+ * A revoke etcd did not confirm is tried again this often, for this long: etcd extends
+ * every lease when it restarts or elects a leader, so a lease given up while etcd was
+ * unreachable would otherwise hold its key a whole TTL after etcd is back, and the peer
+ * would wait that out. Lease ids are never reused, so a late revoke cannot hit a new hold.
+ */
+export const REVOKE_RETRY_MS = 500;
+export const REVOKE_RETRY_FOR_MS = 60_000;
+
 /** Keeps one lease alive at a time. */
 export class LeaseKeeper {
   private lease: LiveLease | null = null;
   private granting: Promise<{ ok: true; id: string } | CallFailure> | null = null;
   private closed = false;
+  /** Leases given up whose revoke etcd has not confirmed yet, with when to stop trying. */
+  private readonly unrevoked = new Map<string, number>();
+  private revokeTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly client: Etcd3,
@@ -107,7 +119,17 @@ export class LeaseKeeper {
     if (lease === null) return { ok: true };
     this.stop(lease);
     this.lease = null;
-    return this.revokeId(lease.id);
+    const revoked = await this.revokeId(lease.id);
+    if (!('ok' in revoked) && !this.closed) {
+      this.unrevoked.set(lease.id, this.options.now() + REVOKE_RETRY_FOR_MS);
+      this.scheduleRevokeRetry();
+    }
+    return revoked;
+  }
+
+  /** Leases whose revoke is still being retried (for tests and status). */
+  pendingRevokes(): number {
+    return this.unrevoked.size;
   }
 
   /** Stops renewing (the lease then expires in etcd). Idempotent. */
@@ -115,6 +137,26 @@ export class LeaseKeeper {
     this.closed = true;
     if (this.lease !== null) this.stop(this.lease);
     this.lease = null;
+    if (this.revokeTimer !== null) clearTimeout(this.revokeTimer);
+    this.revokeTimer = null;
+    this.unrevoked.clear();
+  }
+
+  private scheduleRevokeRetry(): void {
+    if (this.revokeTimer !== null || this.unrevoked.size === 0 || this.closed) return;
+    this.revokeTimer = setTimeout(() => {
+      this.revokeTimer = null;
+      void this.retryRevokes().finally(() => this.scheduleRevokeRetry());
+    }, REVOKE_RETRY_MS);
+    this.revokeTimer.unref();
+  }
+
+  private async retryRevokes(): Promise<void> {
+    for (const [id, giveUpAt] of [...this.unrevoked]) {
+      if (this.closed) return;
+      const revoked = await this.revokeId(id);
+      if ('ok' in revoked || this.options.now() >= giveUpAt) this.unrevoked.delete(id);
+    }
   }
 
   private async grant(): Promise<{ ok: true; id: string } | CallFailure> {

@@ -249,6 +249,33 @@ describe('a frozen etcd member', () => {
   });
 });
 
+describe('a release while etcd does not answer', () => {
+  test('the revoke is tried again until etcd confirms it: the key goes soon after etcd is back, not a TTL later', async () => {
+    const cluster = await startEtcdCluster(1);
+    const longTtlS = 20;
+    try {
+      const group = nextGroup();
+      const a = await open(cluster, 'node-a', group, longTtlS);
+      const b = await open(cluster, 'node-b', group, longTtlS);
+      expect((await a.acquire(1)).type).toBe('held');
+      cluster.signal(0, 'SIGSTOP');
+      const released = await a.release();
+      expect(released.ok).toBe(false);
+      await sleep(1_000);
+      cluster.signal(0, 'SIGCONT');
+      const backAt = performance.now();
+      // Retried every 500 ms: the key is gone within a few retries, far inside the 20 s lease.
+      const gone = await until(8_000, async () => ((await b.holder()).type === 'absent' ? true : null));
+      expect(gone, 'the key outlived the retried revoke').toBe(true);
+      expect(performance.now() - backAt).toBeLessThan(8_000);
+      expect((await b.acquire(2)).type).toBe('held');
+    } finally {
+      cluster.signal(0, 'SIGCONT');
+      await cluster.teardown();
+    }
+  });
+});
+
 describe('three etcd members', () => {
   // Killing the raft leader leaves keepalives unanswered until a new leader serves them
   // (0.5-0.8 s measured with election 250 ms, see q1-measured.md): most of a 1 s TTL.
