@@ -720,10 +720,24 @@ export function snapshotProcess(pid: number): ProcSnapshot | null {
   }
 }
 
+/** The command name of a live process (`/proc/PID/comm`), or `?` when it is gone. */
+export function processName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() || '?';
+  } catch {
+    return '?';
+  }
+}
+
 /** Footprint of one host's failover processes over the steady-state interval. */
 export interface HostFootprint {
   readonly host: PairHost;
   readonly pids: readonly number[];
+  /**
+   * Command names of `pids` (`/proc/PID/comm`, e.g. `node`, `etcd`, `keepalived`), in
+   * the same order; absent in results taken before they were recorded.
+   */
+  readonly names?: readonly string[];
   /** Summed VmRSS at the end of the interval, KiB. */
   readonly rssKiB: number;
   /** Largest summed VmRSS seen during the interval, KiB. */
@@ -752,6 +766,7 @@ export async function measureFootprint(
 ): Promise<HostFootprint[]> {
   const hosts: PairHost[] = ['a', 'b', 'c'];
   const pids = new Map(hosts.map((host) => [host, pidsOf(host)]));
+  const names = new Map(hosts.map((host) => [host, (pids.get(host) ?? []).map(processName)]));
   const first = new Map<number, ProcSnapshot>();
   const peak = new Map<PairHost, number>();
   const sumRss = (host: PairHost, snaps: Map<number, ProcSnapshot>): number =>
@@ -790,6 +805,7 @@ export async function measureFootprint(
       return {
         host,
         pids: list,
+        names: names.get(host) ?? [],
         rssKiB: sumRss(host, last),
         peakRssKiB: peak.get(host) ?? 0,
         cpuPercent: elapsedSec > 0 ? (100 * ticks) / hz / elapsedSec : 0,
