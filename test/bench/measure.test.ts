@@ -16,8 +16,10 @@ import {
   parseRssKiB,
   parseSampleLine,
   parseStatTicks,
+  readProbe,
   sampledStateSince,
   stepDownAfterContinue,
+  takesWrites,
   UNAVAILABLE_GAP_MS,
   unavailableTime,
   vipClaimAfterPromotion,
@@ -65,6 +67,37 @@ describe('sampler lines', () => {
     expect(parseSampleLine('a', '{"k":"r","wallMs":6,"role":"leader"}')).toBeNull();
     expect(parseSampleLine('a', '{"k":"v"}')).toBeNull();
     expect(parseSampleLine('a', 'garbage')).toBeNull();
+  });
+});
+
+describe("the sampler's Redis probe", () => {
+  const bulk = (text: string): string => `$${Buffer.byteLength(text, 'latin1')}\r\n${text}\r\n`;
+  const info = 'role:master\r\nconnected_slaves:1\r\nmin_slaves_good_slaves:1\r\n';
+  const config = (value: string): string => `*2\r\n${bulk('min-replicas-to-write')}${bulk(value)}`;
+
+  it('reads INFO and min-replicas-to-write once every reply is in, and waits until then', () => {
+    const whole = `+OK\r\n${bulk(info)}${config('1000000')}`;
+    expect(readProbe(whole)).toEqual({ info, minReplicasToWrite: 1_000_000 });
+    for (const cut of [0, 3, 6, 20, whole.length - config('1000000').length, whole.length - 1]) {
+      expect(readProbe(whole.slice(0, cut)), `cut at ${cut}`).toBeUndefined();
+    }
+  });
+
+  it('takes a refused or empty CONFIG GET as unknown, and a refused AUTH or INFO as no answer', () => {
+    expect(readProbe(`+OK\r\n${bulk(info)}-ERR unknown command 'CONFIG'\r\n`)).toEqual({ info, minReplicasToWrite: null });
+    expect(readProbe(`+OK\r\n${bulk(info)}*0\r\n`)).toEqual({ info, minReplicasToWrite: null });
+    expect(readProbe('-WRONGPASS invalid password\r\n')).toBeNull();
+    expect(readProbe('+OK\r\n-LOADING\r\n')).toBeNull();
+  });
+
+  it("a fenced master (min-replicas-to-write above its good replicas) takes no writes, though it has its replica", () => {
+    expect(takesWrites(info, 1_000_000)).toBe(false);
+    expect(takesWrites(info, 1)).toBe(true);
+    expect(takesWrites(info, null)).toBe(true);
+    expect(takesWrites('role:master\r\nmin_slaves_good_slaves:0\r\n', 1)).toBe(false);
+    // The check off (to-write 0 or max-lag 0): INFO has no good-replica count.
+    expect(takesWrites('role:master\r\nconnected_slaves:0\r\n', 0)).toBe(true);
+    expect(takesWrites('role:slave\r\nmaster_link_status:up\r\n', 0)).toBe(false);
   });
 });
 

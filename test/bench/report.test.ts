@@ -7,12 +7,14 @@
 import { describe, expect, it } from 'vitest';
 import {
   escapeXml,
+  footprintTable,
   formatCount,
   formatMilliseconds,
   formatSeconds,
   formatSummary,
   makeScale,
   markdownReport,
+  processesCell,
   resultsTable,
   summarize,
   surprises,
@@ -308,6 +310,28 @@ describe('markdownReport', () => {
     expect(md).toContain('## Footprint');
     expect(md).toContain('| redis-ha | a | 1 | 60.0 | 68.4 | 1.23 |');
     expect(md).toContain('## Surprises and failures');
+  });
+});
+
+describe('footprintTable', () => {
+  it("names each host's processes, the etcd witness of redis-ha-etcd on c included", () => {
+    const table = footprintTable([
+      {
+        setup: 'redis-ha-etcd',
+        intervalMs: 60_000,
+        hosts: [
+          { host: 'a', pids: [10], names: ['node'], rssKiB: 61_440, peakRssKiB: 61_440, cpuPercent: 1.5 },
+          { host: 'c', pids: [12], names: ['etcd'], rssKiB: 30_720, peakRssKiB: 31_744, cpuPercent: 0.75 },
+        ],
+      },
+    ]);
+    expect(table).toContain('| redis-ha-etcd | a | 1 (node) | 60.0 | 60.0 | 1.50 |');
+    expect(table).toContain('| redis-ha-etcd | c | 1 (etcd) | 30.0 | 31.0 | 0.75 |');
+  });
+
+  it('counts repeated names, and shows the bare count for results without names', () => {
+    expect(processesCell([1, 2, 3], ['keepalived', 'keepalived', 'sh'])).toBe('3 (keepalived ×2, sh)');
+    expect(processesCell([1, 2], undefined)).toBe('2');
   });
 });
 

@@ -1,23 +1,29 @@
 /**
- * The comparison setups of the benchmark, each on a fresh pair lab (Redis on a and b,
- * no redis-ha daemons): `keepalived-classic` (seed 002's keepalived + notify scripts)
- * and `sentinel` (three sentinels, VIP by client-reconfig-script). For each: `start()`
- * leaves the VIP on a with b replicating a, a write through the VIP from the client
+ * Benchmark setups, each on a fresh pair lab built with the driver's `labOptions`
+ * (Redis on a and b, no daemons yet): the comparison setups `keepalived-classic` (seed
+ * 002's keepalived + notify scripts) and `sentinel` (three sentinels, VIP by
+ * client-reconfig-script), and `redis-ha-etcd` (redis-ha with the etcd quorum, the
+ * witness on the client host; the plain `redis-ha` setup is covered by
+ * bench-smoke.test.ts). For each: `start()` leaves the VIP on a with b replicating a
+ * (and, with etcd, the leader key held by a), a write through the VIP from the client
  * host succeeds, the daemon-stall hooks stop and continue the setup's processes on a
- * (and only those), SIGKILL of a's Redis eventually makes b the master holding the VIP,
- * and `stop()` leaves no process of the setup behind in the lab's namespaces.
+ * (and only those), SIGKILL of a's Redis eventually makes b the master holding the VIP
+ * (with etcd: and the key), and `stop()` leaves no process of the setup behind in the
+ * lab's namespaces (the witness included).
  *
  * Bounds are generous: the keepalived recipe alone sleeps 25 s after detecting the
- * failure. Root only (skipped loudly otherwise); needs keepalived and redis-sentinel
- * installed (Debian: `apt-get install keepalived redis-sentinel`).
+ * failure. Root only (skipped loudly otherwise); needs keepalived, redis-sentinel and
+ * etcd installed (Debian: `apt-get install keepalived redis-sentinel etcd-server
+ * etcd-client`), and `npm run build` for the redis-ha daemons.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SetupDriver } from '../../tools/bench/setup.js';
 import { keepalivedClassic } from '../../tools/bench/setups/keepalived.js';
+import { redisHaEtcd } from '../../tools/bench/setups/redis-ha.js';
 import { sentinel, sentinelMasterAddresses } from '../../tools/bench/setups/sentinel.js';
 import { isRoot, pidAlive } from '../../tools/lab/netns.js';
-import { PairLab, startPair, type PairHost } from '../../tools/lab/pair.js';
+import { PairLab, startPair, type PairHost, type PairNode } from '../../tools/lab/pair.js';
 import { LAB_REDIS_PORT } from '../../tools/lab/redis-proc.js';
 
 const root = isRoot();
@@ -32,6 +38,8 @@ const STOP_TEST_TIMEOUT_MS = 30_000;
 const STALL_CHECK_MS = 5_000;
 const STALL_TEST_TIMEOUT_MS = 20_000;
 const CLI_TIMEOUT_MS = 3_000;
+/** Bound on the etcd leader key naming the new master (a lease is 2 s in the lab). */
+const LEADER_KEY_MS = 10_000;
 
 interface Case {
   readonly driver: SetupDriver;
@@ -39,13 +47,43 @@ interface Case {
   readonly subnet: string;
   /** Bound on b becoming master with the VIP after SIGKILL of a's Redis. */
   readonly failoverTimeoutMs: number;
+  /** How many failover processes `daemonPids` lists per host once started. */
+  readonly processes: Readonly<Record<PairHost, number>>;
+  /** Setup-specific check once started: the setup itself knows a as the master. */
+  readonly settledOnA?: (lab: PairLab) => Promise<void>;
+  /** Setup-specific check after the failover: the setup itself knows b as the master. */
+  readonly tookOverOnB?: (lab: PairLab) => Promise<void>;
+}
+
+/** Waits (bounded) until the etcd witness's leader key names `node`. */
+async function leaderKeyHeldBy(lab: PairLab, node: PairNode): Promise<void> {
+  await lab.waitFor(`the leader key held by ${node}`, async () => (await lab.etcd().leader())?.record?.node === node, LEADER_KEY_MS);
 }
 
 const CASES: readonly Case[] = [
   // chk_redis every 2 s, FAULT + priority 0, then notify_master's 15 + 10 s of sleeps.
-  { driver: keepalivedClassic, tag: 'rhk1', subnet: '10.77.221', failoverTimeoutMs: 45_000 },
+  { driver: keepalivedClassic, tag: 'rhk1', subnet: '10.77.221', failoverTimeoutMs: 45_000, processes: { a: 2, b: 2, c: 0 } },
   // down-after 5 s, election, promotion, the observers' scripts.
-  { driver: sentinel, tag: 'rhs1', subnet: '10.77.222', failoverTimeoutMs: 30_000 },
+  {
+    driver: sentinel,
+    tag: 'rhs1',
+    subnet: '10.77.222',
+    failoverTimeoutMs: 30_000,
+    processes: { a: 1, b: 1, c: 1 },
+    settledOnA: async (lab) => {
+      expect(await sentinelMasterAddresses(lab)).toEqual({ a: lab.address('a'), b: lab.address('a'), c: lab.address('a') });
+    },
+  },
+  // A dead Redis is seen at once; then the key (given up, or its 2 s lease) and the promotion.
+  {
+    driver: redisHaEtcd,
+    tag: 'rhq1',
+    subnet: '10.77.223',
+    failoverTimeoutMs: 15_000,
+    processes: { a: 1, b: 1, c: 1 },
+    settledOnA: (lab) => leaderKeyHeldBy(lab, 'a'),
+    tookOverOnB: (lab) => leaderKeyHeldBy(lab, 'b'),
+  },
 ];
 
 /** Field 3 of /proc/PID/stat (`T` = stopped), `gone` when the process is. */
@@ -92,7 +130,7 @@ for (const testCase of CASES) {
     let started = false;
 
     beforeAll(async () => {
-      lab = await startPair({ tag: testCase.tag, subnet: testCase.subnet, startDaemons: false });
+      lab = await startPair({ tag: testCase.tag, subnet: testCase.subnet, startDaemons: false, ...driver.labOptions });
     });
 
     afterAll(async () => {
@@ -118,15 +156,8 @@ for (const testCase of CASES) {
         expect(await lab.vipHolders()).toEqual(['a']);
         expect(await lab.isSettledMaster('a')).toBe(true);
         expect(await writeThroughVip(lab, 'setups:before')).toBe(true);
-        expect(driver.daemonPids(lab, 'a').length).toBeGreaterThan(0);
-        expect(driver.daemonPids(lab, 'b').length).toBeGreaterThan(0);
-        if (driver === sentinel) {
-          expect(driver.daemonPids(lab, 'c')).toHaveLength(1);
-          expect(await sentinelMasterAddresses(lab)).toEqual({ a: lab.address('a'), b: lab.address('a'), c: lab.address('a') });
-        } else {
-          expect(driver.daemonPids(lab, 'a')).toHaveLength(2);
-          expect(driver.daemonPids(lab, 'c')).toEqual([]);
-        }
+        for (const host of HOSTS) expect(driver.daemonPids(lab, host), `processes on ${host}`).toHaveLength(testCase.processes[host]);
+        await testCase.settledOnA?.(lab);
       },
       START_TEST_TIMEOUT_MS,
     );
@@ -179,6 +210,7 @@ for (const testCase of CASES) {
             `b master with the VIP alone after ${elapsed} ms`,
         );
         expect(await writeThroughVip(lab, 'setups:after')).toBe(true);
+        await testCase.tookOverOnB?.(lab);
       },
       testCase.failoverTimeoutMs + 15_000,
     );

@@ -4,9 +4,10 @@
  *  - A state sampler in each Redis host's namespace (a and b): one small Node process
  *    per host that every `SAMPLE_PERIOD_MS` (50 ms) reads the namespace's local routes
  *    (`/proc/net/fib_trie`: is the VIP a local address here?) and asks the local Redis for
- *    `AUTH` + `INFO replication` over a fresh TCP connection with a short timeout
- *    (role, writable, replica link). No process is spawned per sample, so sampling
- *    costs next to nothing next to the setups being measured. Each sample is one JSON
+ *    `AUTH` + `INFO replication` + `CONFIG GET min-replicas-to-write` over a fresh TCP
+ *    connection with a short timeout (role, writable, replica link). No process is
+ *    spawned per sample, so sampling costs next to nothing next to the setups being
+ *    measured. Each sample is one JSON
  *    line stamped with the wall-clock time of its VIP read (the writer's scale).
  *  - The lab writer's op log (a Jepsen set test through the VIP) and the set finally
  *    read from the master the client reaches, analysed with `tools/lab/analysis.ts`.
@@ -110,6 +111,53 @@ export function fibHasLocal(fibTrie: string, address: string): boolean {
   return false;
 }
 
+/** One probe's reading: the `INFO replication` text and `min-replicas-to-write` (`null`: not readable). */
+export interface ProbeReading {
+  readonly info: string;
+  readonly minReplicasToWrite: number | null;
+}
+
+/**
+ * Reads a probe's replies (RESP2: `+OK` to AUTH, the `INFO replication` bulk string, the
+ * `CONFIG GET min-replicas-to-write` array) from the bytes so far, as latin1 text:
+ * `undefined` while incomplete, `null` when AUTH or INFO failed. A refused or empty
+ * CONFIG GET gives `minReplicasToWrite: null`. The sampler script embeds this very
+ * function.
+ */
+export function readProbe(buf: string): ProbeReading | null | undefined {
+  const auth = buf.indexOf('\r\n');
+  if (auth < 0) return undefined;
+  if (buf[0] !== '+') return null;
+  const head = buf.indexOf('\r\n', auth + 2);
+  if (head < 0) return undefined;
+  if (buf[auth + 2] !== '$') return null;
+  const len = Number(buf.slice(auth + 3, head));
+  if (!(len >= 0)) return null;
+  const end = head + 2 + len + 2;
+  if (buf.length < end) return undefined;
+  const info = buf.slice(head + 2, head + 2 + len);
+  const rest = buf.slice(end);
+  if (rest.startsWith('-') || rest.startsWith('*0\r\n')) return rest.includes('\r\n') ? { info, minReplicasToWrite: null } : undefined;
+  const config = /^\*2\r\n\$\d+\r\n[^\r]*\r\n\$\d+\r\n(\d+)\r\n/.exec(rest);
+  if (config) return { info, minReplicasToWrite: Number(config[1]) };
+  return (rest.match(/\r\n/g) ?? []).length >= 5 ? { info, minReplicasToWrite: null } : undefined;
+}
+
+/**
+ * Whether a Redis takes writes, from its `INFO replication` and `min-replicas-to-write`:
+ * a master whose good replicas (`min_slaves_good_slaves`, shown only while the
+ * `min-replicas` check is on) reach `min-replicas-to-write`. A fenced master keeps its
+ * replica but asks for more than it has (redis-ha's fence: 1000000), so the count alone
+ * would call it writable. `null` (unreadable) is taken as 1, Redis's usual setting. The
+ * sampler script embeds this very function.
+ */
+export function takesWrites(info: string, minReplicasToWrite: number | null): boolean {
+  const role = /role:(\w+)/.exec(info);
+  if (!role || role[1] !== 'master') return false;
+  const good = /min_slaves_good_slaves:(\d+)/.exec(info);
+  return good === null || Number(good[1]) >= Math.max(1, minReplicasToWrite ?? 1);
+}
+
 /**
  * The sampler, run as `node --input-type=module -e SCRIPT VIP PERIOD MAX PORT TIMEOUT`
  * inside a namespace: two independent loops (VIP reads, Redis probes) so that a hung
@@ -124,9 +172,11 @@ const [vip, periodArg, maxArg, portArg, timeoutArg] = process.argv.slice(1);
 const period = Number(periodArg), maxMs = Number(maxArg), port = Number(portArg), timeoutMs = Number(timeoutArg);
 const pw = process.env.${SAMPLER_PASSWORD_ENV} ?? '';
 const cmd = (...a) => '*' + a.length + '\\r\\n' + a.map((x) => '$' + Buffer.byteLength(x) + '\\r\\n' + x + '\\r\\n').join('');
-const request = cmd('AUTH', pw) + cmd('INFO', 'replication');
+const request = cmd('AUTH', pw) + cmd('INFO', 'replication') + cmd('CONFIG', 'GET', 'min-replicas-to-write');
 const wall = () => performance.timeOrigin + performance.now();
 ${fibHasLocal.toString()}
+${readProbe.toString()}
+${takesWrites.toString()}
 const hasVip = () => fibHasLocal(readFileSync('/proc/net/fib_trie', 'utf8'), vip);
 const emit = (record) => process.stdout.write(JSON.stringify(record) + '\\n');
 function probe() {
@@ -142,15 +192,8 @@ function probe() {
     s.on('close', () => finish(null));
     s.on('data', (d) => {
       buf += d;
-      const auth = buf.indexOf('\\r\\n');
-      if (auth < 0) return;
-      if (buf[0] !== '+') return finish(null);
-      const head = buf.indexOf('\\r\\n', auth + 2);
-      if (head < 0) return;
-      const len = Number(buf.slice(auth + 3, head));
-      if (!(len >= 0)) return finish(null);
-      if (buf.length < head + 2 + len) return;
-      finish(buf.slice(head + 2, head + 2 + len));
+      const reading = readProbe(buf);
+      if (reading !== undefined) finish(reading);
     });
   });
 }
@@ -171,11 +214,10 @@ await Promise.all([
     const body = await probe();
     let role = 'down', writable = false, link = null;
     if (body !== null) {
-      const m = /role:(\\w+)/.exec(body);
+      const m = /role:(\\w+)/.exec(body.info);
       role = m ? (m[1] === 'master' ? 'master' : 'replica') : 'down';
-      const good = /min_slaves_good_slaves:(\\d+)/.exec(body);
-      writable = role === 'master' && (good === null || Number(good[1]) >= 1);
-      const l = /master_link_status:(\\w+)/.exec(body);
+      writable = takesWrites(body.info, body.minReplicasToWrite);
+      const l = /master_link_status:(\\w+)/.exec(body.info);
       link = l ? l[1] : null;
     }
     // An answer describes the server when it came; no answer, since the probe began.
@@ -720,10 +762,24 @@ export function snapshotProcess(pid: number): ProcSnapshot | null {
   }
 }
 
+/** The command name of a live process (`/proc/PID/comm`), or `?` when it is gone. */
+export function processName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() || '?';
+  } catch {
+    return '?';
+  }
+}
+
 /** Footprint of one host's failover processes over the steady-state interval. */
 export interface HostFootprint {
   readonly host: PairHost;
   readonly pids: readonly number[];
+  /**
+   * Command names of `pids` (`/proc/PID/comm`, e.g. `node`, `etcd`, `keepalived`), in
+   * the same order; absent in results taken before they were recorded.
+   */
+  readonly names?: readonly string[];
   /** Summed VmRSS at the end of the interval, KiB. */
   readonly rssKiB: number;
   /** Largest summed VmRSS seen during the interval, KiB. */
@@ -752,6 +808,7 @@ export async function measureFootprint(
 ): Promise<HostFootprint[]> {
   const hosts: PairHost[] = ['a', 'b', 'c'];
   const pids = new Map(hosts.map((host) => [host, pidsOf(host)]));
+  const names = new Map(hosts.map((host) => [host, (pids.get(host) ?? []).map(processName)]));
   const first = new Map<number, ProcSnapshot>();
   const peak = new Map<PairHost, number>();
   const sumRss = (host: PairHost, snaps: Map<number, ProcSnapshot>): number =>
@@ -790,6 +847,7 @@ export async function measureFootprint(
       return {
         host,
         pids: list,
+        names: names.get(host) ?? [],
         rssKiB: sumRss(host, last),
         peakRssKiB: peak.get(host) ?? 0,
         cpuPercent: elapsedSec > 0 ? (100 * ticks) / hz / elapsedSec : 0,

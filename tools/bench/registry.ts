@@ -16,7 +16,7 @@
  */
 import type { SetupDriver } from './setup.js';
 import { keepalivedClassic } from './setups/keepalived.js';
-import { redisHa, redisHaFast, redisHaPause } from './setups/redis-ha.js';
+import { redisHa, redisHaEtcd, redisHaFast, redisHaPause, redisHaSafety } from './setups/redis-ha.js';
 import { sentinel } from './setups/sentinel.js';
 import { errorMessage } from '../../src/errors.js';
 
@@ -44,7 +44,15 @@ interface SetupEntry {
 }
 
 /** Every setup name, in result order. */
-export const SETUP_NAMES = ['redis-ha', 'redis-ha-fast', 'redis-ha-pause', 'keepalived-classic', 'sentinel'] as const;
+export const SETUP_NAMES = [
+  'redis-ha',
+  'redis-ha-etcd',
+  'redis-ha-safety',
+  'redis-ha-fast',
+  'redis-ha-pause',
+  'keepalived-classic',
+  'sentinel',
+] as const;
 
 const ENTRIES: readonly SetupEntry[] = [
   {
@@ -52,6 +60,17 @@ const ENTRIES: readonly SetupEntry[] = [
     // Master-down 3 × 1 s + skew 0.15 s, then promotion.
     bounds: { minObserveMs: 6_000, observeBoundMs: 30_000, settleBoundMs: 30_000 },
     load: async () => redisHa,
+  },
+  {
+    name: 'redis-ha-etcd',
+    // The same master-down, plus at most the 2 s lease of a holder that cannot give the key back.
+    bounds: { minObserveMs: 6_000, observeBoundMs: 30_000, settleBoundMs: 30_000 },
+    load: async () => redisHaEtcd,
+  },
+  {
+    name: 'redis-ha-safety',
+    bounds: { minObserveMs: 6_000, observeBoundMs: 30_000, settleBoundMs: 30_000 },
+    load: async () => redisHaSafety,
   },
   {
     name: 'redis-ha-fast',

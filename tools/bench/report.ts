@@ -186,6 +186,15 @@ export function takeoverTable(runs: readonly RunResult[]): string | null {
   return lines.join('\n');
 }
 
+/** `2 (keepalived ×2)`, `1 (etcd)`: how many processes and which; just the count in results without names. */
+export function processesCell(pids: readonly number[], names: readonly string[] | undefined): string {
+  if (!names || names.length === 0) return String(pids.length);
+  const counts = new Map<string, number>();
+  for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1);
+  const which = [...counts].map(([name, n]) => (n > 1 ? `${name} ×${n}` : name)).join(', ');
+  return `${pids.length} (${which})`;
+}
+
 /** The footprint table. */
 export function footprintTable(footprints: readonly FootprintResult[]): string {
   const lines = ['| setup | host | processes | RSS (MiB) | peak RSS (MiB) | CPU (% of one core) |', '|---|---|---|---|---|---|'];
@@ -196,7 +205,7 @@ export function footprintTable(footprints: readonly FootprintResult[]): string {
     }
     for (const host of footprint.hosts) {
       lines.push(
-        `| ${footprint.setup} | ${host.host} | ${host.pids.length} | ${(host.rssKiB / 1024).toFixed(1)} | ` +
+        `| ${footprint.setup} | ${host.host} | ${escapeCell(processesCell(host.pids, host.names))} | ${(host.rssKiB / 1024).toFixed(1)} | ` +
           `${(host.peakRssKiB / 1024).toFixed(1)} | ${host.cpuPercent.toFixed(2)} |`,
       );
     }
@@ -241,7 +250,7 @@ const DEFINITIONS = [
   `- **writes unavailable**: total of the gaps ≥ ${UNAVAILABLE_GAP_MS} ms between acknowledged writes (SADD through the VIP at 500/s from the client namespace, no retries, 250 ms timeouts), from the last acknowledged write before the fault to the repair (Redis restarted, link restored, SIGCONT), or to the end of the run when nothing is repaired (daemon-kill, switchover; partition and loss are healed after ${TIMED_FAULT_MS / 1000} s and a stalled daemon is continued after ${DAEMON_STALL_MS / 1000} s, then observed, all inside this phase).`,
   '- **first gap**: last acknowledged write before the fault → first acknowledged write issued after it (≈ 0 when writes never stopped at first).',
   '- **acked writes lost**: acknowledged writes missing from the set finally read from the master the client reaches through the VIP, after the repair and settle.',
-  '- **both masters / VIP on both**: time both Redis were writable masters (reachable by the client or not) / both hosts held the VIP, over the same phase, as certainly seen by both 50 ms samplers at once (a lower bound, within one sampling period per change).',
+  '- **both masters / VIP on both**: time both Redis were writable masters (reachable by the client or not; a master whose `min-replicas-to-write` exceeds its good replicas, as a fenced one, is not writable) / both hosts held the VIP, over the same phase, as certainly seen by both 50 ms samplers at once (a lower bound, within one sampling period per change).',
   '- **recovered**: writes flowing when the observation ended; **healthy at end**: one master holding the VIP alone and the other replicating it, within the settle bound after the repair (Redis restarted with its unchanged config, link restored, SIGCONT; a killed daemon is not restarted).',
   '- Cells: median (min–max) over the runs.',
 ];
@@ -292,7 +301,8 @@ export function markdownReport(results: BenchResults): string {
     const interval = results.footprints[0]?.intervalMs ?? 0;
     lines.push(
       `Failover processes only (not Redis), steady state with the writer running, over ${formatSeconds(interval)}; ` +
-        'CPU includes the scripts a daemon forks and reaps (cutime/cstime).',
+        'CPU includes the scripts a daemon forks and reaps (cutime/cstime). A witness is part of its setup: ' +
+        "redis-ha-etcd's host c row is its one-member etcd (the etcd server's own RSS and CPU), Sentinel's is its third sentinel.",
     );
     lines.push('');
     lines.push(footprintTable(results.footprints));
@@ -315,7 +325,7 @@ export function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 
-const COLORS = ['#1f77b4', '#2ca02c', '#d62728', '#9467bd', '#ff7f0e', '#8c564b'];
+const COLORS = ['#1f77b4', '#2ca02c', '#d62728', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
 
 /** A chart axis: value → 0..1, and its ticks. */
 interface Scale {

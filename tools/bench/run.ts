@@ -1,7 +1,8 @@
 /**
  * The benchmark runner. One run = one setup × one fault on a fresh pair lab:
  *
- *   build the lab (Redis a master, b replica, no daemons)
+ *   build the lab (Redis a master, b replica, no daemons; the driver's `labOptions`,
+ *   e.g. the etcd witness on c)
  *   -> driver.start (VIP on a, b replicating a)
  *   -> state samplers in a and b, the set writer in c, warm-up
  *   -> fault (timed faults: wait, then heal)
@@ -236,7 +237,7 @@ export async function runOne(options: RunOptions): Promise<RunResult> {
   const unregister: Array<() => void> = [];
   let phase = 'building the lab';
   try {
-    lab = await startPair({ tag: options.tag ?? BENCH_TAG, subnet: options.subnet ?? BENCH_SUBNET, startDaemons: false });
+    lab = await startPair({ tag: options.tag ?? BENCH_TAG, subnet: options.subnet ?? BENCH_SUBNET, startDaemons: false, ...driver.labOptions });
     const theLab = lab;
     const unsupported = await faultUnsupported(fault, driver, theLab);
     if (unsupported) return { ...base, status: 'unsupported', reason: unsupported, durationMs: elapsed(), figures: null, notes };
@@ -399,7 +400,7 @@ export async function runFootprint(
   let driverStarted = false;
   const unregister: Array<() => void> = [];
   try {
-    lab = await startPair({ tag: options.tag ?? BENCH_TAG, subnet: options.subnet ?? BENCH_SUBNET, startDaemons: false });
+    lab = await startPair({ tag: options.tag ?? BENCH_TAG, subnet: options.subnet ?? BENCH_SUBNET, startDaemons: false, ...driver.labOptions });
     const theLab = lab;
     unregister.push(registerCleanup(() => driver.stop(theLab)));
     driverStarted = true;
@@ -479,8 +480,8 @@ function laneLab(i: number): { tag: string; subnet: string } {
   return { tag: `${BENCH_TAG}${i}`, subnet: `${x}.${y}.${Number(z) + 10 * i}` };
 }
 
-/** Setups whose footprint is worth the 60 s. */
-const FOOTPRINT_SETUPS = new Set(['redis-ha', 'redis-ha-fast', 'keepalived-classic', 'sentinel']);
+/** Setups whose footprint is worth the 60 s (redis-ha-etcd: the daemons and the etcd witness). */
+const FOOTPRINT_SETUPS = new Set(['redis-ha', 'redis-ha-etcd', 'redis-ha-fast', 'keepalived-classic', 'sentinel']);
 
 /** Runs the matrix (setup-major, then fault, then run number), then the footprints. */
 export async function runBench(options: BenchOptions, kernel: string): Promise<BenchResults> {

@@ -1,18 +1,20 @@
 /**
- * What a benchmarked failover setup must provide. Each setup (redis-ha, redis-ha-fast,
- * keepalived-classic, sentinel, ...) is one small driver in `tools/bench/setups/`, so more
- * can be added; the runner (`tools/bench/run.ts`) builds a fresh pair lab per run, hands it
- * to the driver, warms up, injects the fault, measures through the same client, and tears
- * everything down.
+ * What a benchmarked failover setup must provide. Each setup (redis-ha, redis-ha-etcd,
+ * redis-ha-fast, keepalived-classic, sentinel, ...) is one small driver in
+ * `tools/bench/setups/`, so more can be added; the runner (`tools/bench/run.ts`) builds a
+ * fresh pair lab per run, hands it to the driver, warms up, injects the fault, measures
+ * through the same client, and tears everything down.
  *
  * The lab a driver receives (`PairLab` from `tools/lab/pair.ts`, started with
- * `startDaemons: false`): namespaces `a`, `b` (Redis hosts) and `c` (client) on a bridge,
- * Redis running on a and b (a master, b `replicaof a`, the same `requirepass`/`masterauth`
- * = `lab.password`), the VIP `lab.vip` not yet on any host, interface `eth0` in every
- * namespace. Run commands and processes in a namespace with `lab.net.exec(host, argv)` /
- * `lab.net.spawn(host, argv, opts)`; keep files under `lab.dir` (removed at teardown).
+ * `startDaemons: false` and the driver's `labOptions`): namespaces `a`, `b` (Redis hosts)
+ * and `c` (client) on a bridge, Redis running on a and b (a master, b `replicaof a`, the
+ * same `requirepass`/`masterauth` = `lab.password`), the VIP `lab.vip` not yet on any host,
+ * interface `eth0` in every namespace; with `labOptions.quorum` of backend `etcd`, also the
+ * lab's etcd witness on `c` (`lab.etcd()`), running. Run commands and processes in a
+ * namespace with `lab.net.exec(host, argv)` / `lab.net.spawn(host, argv, opts)`; keep
+ * files under `lab.dir` (removed at teardown).
  */
-import type { PairHost, PairLab, PairNode } from '../lab/pair.js';
+import type { PairHost, PairLab, PairNode, PairOptions } from '../lab/pair.js';
 
 /** Faults the benchmark injects, each on the current master unless named otherwise. */
 export type FaultName =
@@ -55,6 +57,14 @@ export interface SetupDriver {
   /** Faults this setup can meaningfully be put through (`switchover` only if it has one). */
   readonly supports: readonly FaultName[];
   /**
+   * What the lab must be built with beyond the default (absent: nothing). `quorum` writes
+   * that `quorum` section into both nodes' generated configuration (`lab.baseConfig`) and,
+   * for backend `etcd`, starts the lab's etcd witness on `c` before Redis, exactly as the
+   * lab and the end-to-end tests run it (`PairOptions.quorum`). Whoever builds a lab for
+   * this driver (the runner, the footprint, the tests) passes these to `startPair`.
+   */
+  readonly labOptions?: Pick<PairOptions, 'quorum'>;
+  /**
    * Starts the setup's failover machinery on the lab and resolves once it is ready:
    * the VIP on `a`, `a`'s Redis master, `b`'s Redis replicating `a`. Bounded (≤ 60 s);
    * throws with a clear message (and the setup's own log tail) when it does not settle.
@@ -74,8 +84,14 @@ export interface SetupDriver {
   roleRecords?(lab: PairLab): RoleRecord[];
   /** A planned switchover of the master role from `a` to `b` (for `switchover`). */
   switchover?(lab: PairLab): Promise<void>;
-  /** PIDs of the setup's failover processes on `host`, for the footprint measurement. */
+  /**
+   * PIDs of the setup's failover processes on `host`, for the footprint measurement:
+   * everything the setup needs to decide, a witness included (the etcd member on `c`).
+   */
   daemonPids(lab: PairLab, host: PairHost): number[];
-  /** Stops everything the driver started (by PID), waiting for exit; idempotent. */
+  /**
+   * Stops everything the driver started and every process `daemonPids` lists (by PID),
+   * waiting for exit; idempotent.
+   */
   stop(lab: PairLab): Promise<void>;
 }

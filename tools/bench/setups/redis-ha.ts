@@ -3,14 +3,23 @@
  * on the pair lab, with the lab's recipe configuration (priorities 100/90, no
  * preemption, fall 2 / rise 2) and one of two timing profiles:
  *
- *  - `redis-ha`: the defaults an operator gets (advert 1 s, health 500 ms / 400 ms);
+ *  - `redis-ha`: the defaults an operator gets (advert 1 s, health 500 ms / 400 ms), and
+ *    no quorum (`quorum.backend: none`, `prefer: availability`, the daemon's defaults:
+ *    the file has no `quorum` section);
+ *  - `redis-ha-etcd`: the same with `quorum.backend: etcd` and the lab's one-member etcd
+ *    witness on the client host `c`, as the lab and the end-to-end quorum tests run it
+ *    (`PairOptions.quorum`, `LAB_QUORUM_ETCD_TIMING`: a 2 s lease renewed every 250 ms);
+ *  - `redis-ha-safety`: the same without etcd, `quorum.backend: none`, `prefer: safety`
+ *    (an isolated master, or one that lost its replica, refuses writes);
  *  - `redis-ha-fast`: advert 100 ms, health 100 ms / 100 ms, promotion peer timeout 100 ms;
  *  - `redis-ha-pause`: the defaults with `switchover.method: pause` (switchover only), to
  *    compare Redis's FAILOVER with the pause-and-promote handover.
  *
- * The lab is built with the default profile and `startDaemons: false`; the driver
- * rewrites both node configs with its profile's timings before starting the daemons,
- * so the runner treats every setup alike.
+ * The lab is built with the default profile, `startDaemons: false` and the driver's
+ * `labOptions` (the quorum); the driver rewrites both node configs with its profile's
+ * timings before starting the daemons, so the runner treats every setup alike. The etcd
+ * witness counts as part of `redis-ha-etcd`: `daemonPids(lab, 'c')` lists it (so the
+ * footprint includes etcd's own memory and CPU) and `stop` stops it after the daemons.
  *
  * Switchover: `redis-ha switchover` run on the master's host through the built CLI
  * (the master's daemon hands its Redis over with FAILOVER TO, steps down, and tells
@@ -18,12 +27,13 @@
  *
  * Stall (`daemon-stall`): the node's daemon process (and anything it has forked at that
  * moment, e.g. an `ip` command) is SIGSTOPped and later SIGCONTed; its Redis keeps
- * running. The daemon's audit log gives the benchmark its role changes (`roleRecords`):
- * `transition` records into and out of MASTER, `redis-promoted` (ok) and `vip-claimed`.
+ * running (and so does the witness). The daemon's audit log gives the benchmark its role
+ * changes (`roleRecords`): `transition` records into and out of MASTER, `redis-promoted`
+ * (ok) and `vip-claimed`.
  */
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { mergeConfig, PairLab, PROFILES, type LabConfig, type LabProfile, type PairHost, type PairNode } from '../../lab/pair.js';
+import { LAB_QUORUM_ETCD_TIMING, mergeConfig, PairLab, PROFILES, type LabConfig, type LabProfile, type LabQuorum, type PairHost, type PairNode } from '../../lab/pair.js';
 import type { FaultName, RoleRecord, SetupDriver } from '../setup.js';
 import { processRef, resumeStalled, stallProcesses } from './processes.js';
 
@@ -34,6 +44,10 @@ const HANDOVER_TIMEOUT_MS = 15_000;
 /** Grace given to a daemon on SIGTERM at `stop`. */
 const STOP_GRACE_MS = 5_000;
 const CONFIG_FILE_MODE = 0o600;
+/** Bound on the witness's leader key naming `a` once a has settled as master. */
+const LEADER_KEY_TIMEOUT_MS = 15_000;
+/** What the lab has when a driver sets no quorum: the daemon's defaults. */
+const NO_QUORUM: LabQuorum = { backend: 'none', prefer: 'availability' };
 
 const FAULTS_SUPPORTED: readonly FaultName[] = [
   'redis-kill', 'redis-hang', 'link-down', 'daemon-kill', 'daemon-stall', 'partition', 'loss', 'switchover',
@@ -84,22 +98,54 @@ function profileOverrides(profile: LabProfile): LabConfig {
   };
 }
 
+/** The description's words for a quorum. */
+function quorumText(quorum: LabQuorum | undefined): string {
+  const q = quorum ?? NO_QUORUM;
+  if (q.backend === 'none') return `no quorum (quorum.backend none, prefer ${q.prefer}${quorum === undefined ? ': the defaults' : ''})`;
+  return (
+    `quorum.backend etcd: a one-member etcd witness on the client host (lease ${LAB_QUORUM_ETCD_TIMING.lease_ttl_s} s, ` +
+    `renewed every ${LAB_QUORUM_ETCD_TIMING.renew_interval_ms} ms; its memory and CPU counted in the footprint)`
+  );
+}
+
+/**
+ * Why `lab` cannot run a driver with `quorum`, or `null`: the quorum is the lab's
+ * (`labOptions`), and a lab built without it would silently benchmark another setup.
+ */
+function labQuorumProblem(name: string, lab: PairLab, quorum: LabQuorum | undefined): string | null {
+  const section = lab.baseConfig('a').quorum;
+  const matches =
+    quorum === undefined
+      ? section === undefined
+      : section?.backend === quorum.backend && (quorum.backend === 'etcd' || section.prefer === quorum.prefer);
+  if (matches) return null;
+  return (
+    `${name}: the lab was built with quorum ${JSON.stringify(section ?? null)}, the setup needs ` +
+    `${JSON.stringify(quorum ?? null)} (build the lab with the driver's labOptions)`
+  );
+}
+
 /** Builds the driver of one profile; `extra` is merged over every node's configuration. */
 function redisHaDriver(
   name: string,
   profile: LabProfile,
-  variant: { extra?: LabConfig; supports?: readonly FaultName[]; method?: string } = {},
+  variant: { extra?: LabConfig; supports?: readonly FaultName[]; method?: string; quorum?: LabQuorum } = {},
 ): SetupDriver {
   const timing = PROFILES[profile];
+  const { quorum } = variant;
+  const withEtcd = quorum?.backend === 'etcd';
   return {
     name,
     description:
       `redis-ha daemons, profile ${profile} (advert ${timing.advertIntervalMs} ms, health ` +
-      `${timing.healthIntervalMs}/${timing.healthTimeoutMs} ms, fall 2, priorities 100/90, nopreempt); ` +
+      `${timing.healthIntervalMs}/${timing.healthTimeoutMs} ms, fall 2, priorities 100/90, nopreempt), ${quorumText(quorum)}; ` +
       `switchover = \`redis-ha switchover\` on the master (${variant.method ?? 'Redis FAILOVER TO'}, then the VIP moves)`,
     supports: variant.supports ?? FAULTS_SUPPORTED,
+    ...(quorum === undefined ? {} : { labOptions: { quorum } }),
 
     async start(lab: PairLab): Promise<void> {
+      const problem = labQuorumProblem(name, lab, quorum);
+      if (problem !== null) throw new Error(problem);
       for (const node of ['a', 'b'] as const) {
         const config = mergeConfig(mergeConfig(lab.baseConfig(node), profileOverrides(profile)), variant.extra);
         writeFileSync(lab.configPath(node), stringify(config), { mode: CONFIG_FILE_MODE });
@@ -107,6 +153,10 @@ function redisHaDriver(
       lab.startDaemon('a');
       lab.startDaemon('b');
       await lab.waitFor(`${name}: a settled as master (VIP on a, b replicating a)`, () => lab.isSettledMaster('a'), START_TIMEOUT_MS);
+      if (withEtcd) {
+        // Settled means the key too: a fault injected before a holds it would test the election, not the fault.
+        await lab.waitFor(`${name}: the witness's leader key held by a`, async () => (await lab.etcd().leader())?.record?.node === 'a', LEADER_KEY_TIMEOUT_MS);
+      }
     },
 
     async killDaemon(lab: PairLab, node: PairNode): Promise<void> {
@@ -140,19 +190,30 @@ function redisHaDriver(
     },
 
     daemonPids(lab: PairLab, host: PairHost): number[] {
-      if (host === 'c') return [];
+      if (host === 'c') {
+        const pid = withEtcd ? lab.etcd().pid : null;
+        return pid === null ? [] : [pid];
+      }
       const pid = lab.daemonPid(host);
       return pid === null ? [] : [pid];
     },
 
     async stop(lab: PairLab): Promise<void> {
       await Promise.all((['a', 'b'] as const).map((node) => lab.stopDaemon(node, 'SIGTERM', STOP_GRACE_MS)));
+      // After the daemons: a daemon stopping gives up its leader key through etcd.
+      if (withEtcd) await lab.etcd().stop('SIGTERM');
     },
   };
 }
 
 /** redis-ha with the default timings. */
 export const redisHa: SetupDriver = redisHaDriver('redis-ha', 'default');
+
+/** redis-ha with the default timings and the etcd quorum (a one-member witness on the client host). */
+export const redisHaEtcd: SetupDriver = redisHaDriver('redis-ha-etcd', 'default', { quorum: { backend: 'etcd' } });
+
+/** redis-ha with the default timings, no quorum, `prefer: safety`. */
+export const redisHaSafety: SetupDriver = redisHaDriver('redis-ha-safety', 'default', { quorum: { backend: 'none', prefer: 'safety' } });
 
 /** redis-ha with the fast profile (100 ms adverts and health checks). */
 export const redisHaFast: SetupDriver = redisHaDriver('redis-ha-fast', 'fast');
