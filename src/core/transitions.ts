@@ -53,6 +53,11 @@ export function acceptWrites(config: CoreConfig): Action[] {
   return [{ type: 'fence-redis', writes: config.quorum.backend === 'none' ? 'with-replica' : 'accepted' }];
 }
 
+/** `quorum.backend: none` with `prefer: safety`. */
+export function safetyWithoutQuorum(config: CoreConfig): boolean {
+  return config.quorum.backend === 'none' && config.quorum.prefer === 'safety';
+}
+
 /** Whether the daemon owns the local Redis's write fence: with a quorum, or `prefer: safety` without. */
 export function fenceManaged(config: CoreConfig): boolean {
   return config.quorum.backend !== 'none' || config.quorum.prefer === 'safety';
@@ -133,7 +138,9 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
     transitionAudit(s, next, config),
     persistState(next),
     sendAdvert(next, config),
-    { type: 'promote-redis', catchUpFrom },
+    // prefer safety without a quorum: a silent master is replaced only through its own
+    // Redis (fenced by the takeover), never on a replica link that only looks up.
+    { type: 'promote-redis', catchUpFrom, ...(safetyWithoutQuorum(config) && cause === 'silence' ? { requireFence: true } : {}) },
   ], reason);
 }
 

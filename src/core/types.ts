@@ -277,6 +277,13 @@ export type Action =
       readonly type: 'promote-redis';
       /** Catch up with this (peer) master first, if it is reachable and a master; `null`: don't. */
       readonly catchUpFrom: HostPort | null;
+      /**
+       * Promote only once the old master can be fenced through Redis (`catchUpFrom`
+       * answered, is a master, and the local Redis caught up with it): `prefer: safety`
+       * without a quorum, after a silence. Otherwise the promotion fails and nothing
+       * changes. Absent: false.
+       */
+      readonly requireFence?: boolean;
     }
   | {
       readonly type: 'replicate-from';

@@ -175,7 +175,7 @@ function runtimeDeps(
     reconcileIntervalMs: config.reconcile.intervalMs,
     redis: {
       check: () => redis.check(),
-      promote: (from) => redis.promote(from),
+      promote: (from, options) => redis.promote(from, options),
       replicateFrom: (master, options) => redis.replicateFrom(master, options),
       switchOver: (call) => redis.switchOver({ ...call, ...switchoverBounds(config) }),
       disconnectClients: () => redis.disconnectClients(),

@@ -65,7 +65,7 @@ export interface SwitchoverReport {
 /** The Redis side the runtime drives (`src/adapters/redis`, or the simulation's model). */
 export interface RuntimeRedis {
   check(): Promise<RedisProbe>;
-  promote(catchUpFrom: HostPort | null): Promise<RedisProbe>;
+  promote(catchUpFrom: HostPort | null, options?: { requireFence?: boolean }): Promise<RedisProbe>;
   replicateFrom(master: HostPort, options?: { guard?: boolean }): Promise<{ ok: boolean; detail: string }>;
   switchOver(call: SwitchoverCall): Promise<SwitchoverReport>;
   disconnectClients(): Promise<string>;
@@ -323,7 +323,7 @@ export class Runtime {
         this.dispatch({ type: 'state-persisted' });
         return;
       case 'promote-redis': {
-        const r = await deps.redis.promote(action.catchUpFrom);
+        const r = await deps.redis.promote(action.catchUpFrom, action.requireFence === true ? { requireFence: true } : {});
         this.dispatch({ type: 'promotion-finished', ok: r.ok, detail: r.detail, redis: r.redis });
         return;
       }

@@ -106,3 +106,29 @@ describe('automatic takeover gates', () => {
   });
 });
 
+
+describe('prefer safety without a quorum: a silent master is replaced only through its own Redis', () => {
+  const safety = coreConfig({ promotionMaxLagBytes: MAX, quorum: { backend: 'none', prefer: 'safety', retryMs: 500, fenceLeadMs: 0 } });
+  const backup = (): CoreState => last(run(safety, [
+    [0, { type: 'started' }],
+    [10, ok(replicaSnap({ offset: 1000 }))],
+    [20, heard(advert({ state: 'MASTER', epoch: 1, redis: { role: 'master', replId: REPL_A, replId2: '', offset: 1000, secondOffset: -1 } }))],
+  ])).state;
+
+  it('the takeover after a silence promotes only with the old master fenced (requireFence): a link that looks up is not proof', () => {
+    const r = step(backup(), fired('master-down'), 5000, safety);
+    expect(r.state.role).toBe('MASTER');
+    expect(r.actions.find((a) => a.type === 'promote-redis')).toMatchObject({ requireFence: true });
+    // The adapter could not fence it: the node steps back and looks again at the next silence.
+    const failed = step(r.state, { type: 'promotion-finished', ok: false, detail: 'not promoting: prefer safety', redis: replicaSnap({ offset: 1000 }) }, 5200, safety);
+    expect(failed.state.role).toBe('BACKUP');
+    expect(failed.actions.filter((a) => a.type === 'claim-vip')).toEqual([]);
+  });
+
+  it('a master that reported FAULT is replaced without that requirement (its Redis is failing); prefer availability never requires it', () => {
+    const fault = step(backup(), heard(advert({ state: 'FAULT', epoch: 1, flags: { fault: true, resigning: false, maintenance: false, switchingOver: false, holdsVip: false } })), 5000, safety);
+    expect(fault.actions.find((a) => a.type === 'promote-redis')).not.toHaveProperty('requireFence');
+    const availability = step(backupBehind(1000), fired('master-down'), 5000, cfg);
+    expect(availability.actions.find((a) => a.type === 'promote-redis')).not.toHaveProperty('requireFence');
+  });
+});

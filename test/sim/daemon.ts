@@ -180,11 +180,11 @@ export class SimDaemon {
       reconcileIntervalMs: env.timing.reconcileIntervalMs,
       redis: {
         check: () => redis.check(),
-        promote: (from) => {
+        promote: (from, promoteOptions) => {
           env.checker.promoting(id);
           const peer = this.runtime?.current.peer;
           const afterFault = from === null && peer != null && (peer.state === 'FAULT' || peer.flags.fault);
-          return redis.promote(from, afterFault);
+          return redis.promote(from, { afterFault, ...(promoteOptions?.requireFence === true ? { requireFence: true } : {}) });
         },
         replicateFrom: (master, options) => {
           if (options?.guard === true) {

@@ -65,8 +65,11 @@ export class SimRedisAdapter implements RuntimeRedis {
   /**
    * `afterFault`: the core skipped the catch-up because the peer reported FAULT; else a
    * promotion without catch-up comes from a `handover`, whose old master follows us already.
+   * `requireFence` (prefer safety after a silence): no promotion unless the catch-up
+   * reached the peer and it can be fenced.
    */
-  async promote(catchUpFrom: HostPort | null, afterFault = false): Promise<RedisProbe> {
+  async promote(catchUpFrom: HostPort | null, options: { afterFault?: boolean; requireFence?: boolean } = {}): Promise<RedisProbe> {
+    const afterFault = options.afterFault === true;
     const failure = this.inject('promote-redis');
     await this.sleep(2, 8);
     if (failure === 'before') throw new Error('injected: promotion failed');
@@ -110,6 +113,9 @@ export class SimRedisAdapter implements RuntimeRedis {
     if (!this.alive()) {
       if (peer !== null) this.redis.unpause(peer);
       return { ok: false, detail: `${detail}; local Redis: connection refused`, redis: null };
+    }
+    if (options.requireFence === true && !fenceable) {
+      return { ok: false, detail: `${detail}; not promoting: prefer safety needs the old master fenced`, redis: this.redis.snapshot(this.node) };
     }
     // What only the peer holds is discarded when it follows us (findings.test.ts, 5, 7).
     const other = this.redis.servers[OTHER[this.node]];

@@ -157,7 +157,7 @@ export class RedisControl {
    * how far behind; nothing on the peer's side fails the promotion, and a pause is
    * lifted on every path. `promote(null)` never contacts the peer.
    */
-  promote(catchUpFrom: HostPort | null): Promise<RedisPromoteResult> {
+  promote(catchUpFrom: HostPort | null, options: { requireFence?: boolean } = {}): Promise<RedisPromoteResult> {
     const takeover = {
       promotion: this.options.promotion,
       peerEndpoint: this.options.peer,
@@ -166,7 +166,7 @@ export class RedisControl {
       clientName: this.clientName,
       logger: this.log,
     };
-    return promote({ local: this.local, takeover, logger: this.log }, catchUpFrom);
+    return promote({ local: this.local, takeover, logger: this.log }, catchUpFrom, options);
   }
 
   /**

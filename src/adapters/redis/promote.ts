@@ -27,14 +27,18 @@ export interface PromoteDeps {
  * Makes the local Redis a master; see `RedisControl.promote`. Never throws: a failure
  * is `{ ok: false, detail }`.
  */
-export async function promote(deps: PromoteDeps, catchUpFrom: HostPort | null): Promise<RedisPromoteResult> {
+export async function promote(
+  deps: PromoteDeps,
+  catchUpFrom: HostPort | null,
+  options: { readonly requireFence?: boolean } = {},
+): Promise<RedisPromoteResult> {
   const trail = new Trail();
   const { waitForSync } = deps.takeover.promotion;
   const takeover =
     catchUpFrom !== null && waitForSync ? new FencedTakeover(deps.takeover, deps.local, catchUpFrom, trail) : null;
   let outcome: { ok: boolean; redis: RedisSnapshot | null };
   try {
-    outcome = await promoteSteps(deps, catchUpFrom, takeover, trail);
+    outcome = await promoteSteps(deps, catchUpFrom, takeover, trail, options.requireFence === true);
   } catch (err) {
     trail.add(`failed: local Redis: ${describeError(err)}`);
     outcome = { ok: false, redis: null };
@@ -51,6 +55,7 @@ async function promoteSteps(
   catchUpFrom: HostPort | null,
   takeover: FencedTakeover | null,
   trail: Trail,
+  requireFence: boolean,
 ): Promise<{ ok: boolean; redis: RedisSnapshot | null }> {
   const { local } = deps;
   const { preDelayMs } = deps.takeover.promotion;
@@ -69,6 +74,12 @@ async function promoteSteps(
     trail.add(`catch-up with ${formatHostPort(catchUpFrom)} disabled (promotion.wait_for_sync off)`);
   } else {
     await takeover.prepare(state.snapshot, state.fields.get('run_id') ?? '');
+  }
+  if (requireFence && takeover?.canFence !== true) {
+    // prefer safety: the old master may be serving clients on the other side of a cut;
+    // only its own Redis, caught up with and fenced, proves it is not.
+    trail.add('not promoting: prefer safety replaces a silent master only through its own Redis, which could not be caught up with and fenced');
+    return { ok: false, redis: (await local.replication().catch(() => null)) ?? state.snapshot };
   }
 
   since = nowMs();

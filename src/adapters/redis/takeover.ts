@@ -106,6 +106,11 @@ export class FencedTakeover {
     });
   }
 
+  /** After `prepare`: the local Redis caught up with the peer, which may now be fenced. */
+  get canFence(): boolean {
+    return this.fenceable;
+  }
+
   /**
    * Steps 1–4: probe, follow, pause, drain. Returns normally whatever happens on the
    * peer side (each outcome is in the trail); throws only when the local Redis fails.

@@ -217,3 +217,31 @@ describe('takeover from an old master that still answers', () => {
     expect(await replication(b.client())).toContain('role:master');
   });
 });
+
+describe('requireFence (prefer safety without a quorum, after a silence)', () => {
+  it('does not promote when the old master cannot be reached: the local Redis stays its replica', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    // a's Redis frozen: b's link may still say up, but nothing answers (a silent cut).
+    a.signal('SIGSTOP');
+    try {
+      const result = await promoter(b, a).promote(hostPort(a), { requireFence: true });
+      expect(result.ok, result.detail).toBe(false);
+      expect(result.detail).toContain('not promoting: prefer safety');
+      expect(await replication(b.client())).toContain('role:slave');
+    } finally {
+      a.signal('SIGCONT');
+    }
+  });
+
+  it('promotes once the old master is caught up with, and fences it', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    const result = await promoter(b, a).promote(hostPort(a), { requireFence: true });
+    expect(result.ok, result.detail).toBe(true);
+    expect(result.detail).toContain(`fenced peer: REPLICAOF ${b.host} ${b.port}`);
+    expect(await replication(a.client())).toContain('role:slave');
+  });
+});
