@@ -52,6 +52,15 @@ export function peerHoldsMore(peer: PeerView | null, loss: HistoryLoss): boolean
   return onLostHistory || peer.redis.offset > loss.after.offset;
 }
 
+/**
+ * A snapshot a role change reported (promotion, switchover), which does not read
+ * `run_id`: it carries the last one known, so that a restart right after the change is
+ * still told from the same server.
+ */
+export function keepRunId(next: RedisSnapshot, previous: RedisSnapshot | null): RedisSnapshot {
+  return next.runId === undefined && previous?.runId !== undefined ? { ...next, runId: previous.runId } : next;
+}
+
 /** The guard's part of a health check: null when the check shows no loss. */
 export interface GuardOutcome {
   readonly state: CoreState;
@@ -68,8 +77,13 @@ export interface GuardOutcome {
  */
 export function guardHistory(before: RedisSnapshot | null, s: CoreState, now: number, config: CoreConfig): GuardOutcome | null {
   const after = s.health.redis;
-  if (!historyLost(before, after) || before === null || after === null) return settled(s);
-  const loss: HistoryLoss = { atMs: now, before: position(before), after: position(after) };
+  const open = s.historyLoss;
+  // A loss still open (the Redis restarted again before it resynced, e.g. empty again at
+  // offset 0) is measured from the history it lost first.
+  const restartedAgain = open !== null && after !== null && before !== null && after.role === 'master' &&
+    !!after.runId && after.runId !== before.runId && after.offset < open.before.offset;
+  if ((!historyLost(before, after) && !restartedAgain) || before === null || after === null) return settled(s);
+  const loss: HistoryLoss = { atMs: now, before: restartedAgain && open !== null ? open.before : position(before), after: position(after) };
   const holds = peerHoldsMore(s.peer, loss);
   const peer = s.peer === null ? null : { node: s.peer.nodeName, replId: s.peer.redis.replId, offset: s.peer.redis.offset };
   const what = `local Redis restarted behind its history (run ${short(loss.before.runId)} at offset ${loss.before.offset} -> ` +
@@ -92,6 +106,34 @@ export function guardHistory(before: RedisSnapshot | null, s: CoreState, now: nu
     ],
     acted: true,
     reason: `${what}; ${s.peer?.nodeName ?? 'the peer'} holds more (offset ${s.peer?.redis.offset ?? '?'}): made it a replica of the peer first`,
+  };
+}
+
+/**
+ * At start-up there is no earlier check to compare with: a local master Redis that a
+ * live peer's replica is ahead of, on another history (it followed this node's Redis
+ * before it restarted empty, or from an older dump, with its daemon), is guarded the same
+ * way before INIT could adopt it. A fresh pair (the peer's Redis a master too) is left to
+ * the election. Null when that is not the case.
+ */
+export function guardAtStart(s: CoreState, peer: PeerView | null, config: CoreConfig, now: number): GuardOutcome | null {
+  const local = s.health.redis;
+  if (peer === null || local === null || local.role !== 'master' || peer.redis.role !== 'replica') return null;
+  if (peer.redis.replId === local.replId || peer.redis.replId2 === local.replId || peer.redis.offset <= local.offset) return null;
+  const loss: HistoryLoss = { atMs: now, before: { runId: '', replId: peer.redis.replId, offset: peer.redis.offset }, after: position(local) };
+  const peerData = { node: peer.nodeName, replId: peer.redis.replId, offset: peer.redis.offset };
+  const what = `local Redis (offset ${local.offset}) is a master behind ${peer.nodeName}'s replica (offset ${peer.redis.offset}, another history)`;
+  // Under maintenance Redis is left as the operator has it (INIT decides as usual).
+  if (s.maintenance.on) return null;
+  const target = config.peerRedis;
+  return {
+    state: { ...s, historyLoss: loss, redisOp: s.redisOp ?? 'demoting' },
+    actions: [
+      audit('redis-history-lost', { ...loss, peer: peerData, action: `REPLICAOF ${target.host} ${target.port} at once; not adopting it` }),
+      { type: 'replicate-from', master: target, guard: true },
+    ],
+    acted: true,
+    reason: `${what}: made it a replica of the peer first; not adopting it`,
   };
 }
 

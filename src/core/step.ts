@@ -62,7 +62,7 @@ import {
 } from './switchover.js';
 import { EPOCH_CEILING, adoptEpoch, epochExhausted } from './epoch.js';
 import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
-import { guardHistory } from './data-guard.js';
+import { guardAtStart, guardHistory, keepRunId } from './data-guard.js';
 import { acceptWrites, adoptMaster, fenceManaged, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
 import type { Action, Advert, Event, TimerName } from './types.js';
 
@@ -455,7 +455,7 @@ function onPromotionFinished(
   now: number,
   config: CoreConfig,
 ): StepResult {
-  const health = event.redis ? { ...state.health, redis: event.redis } : state.health;
+  const health = event.redis ? { ...state.health, redis: keepRunId(event.redis, state.health.redis) } : state.health;
   const s: CoreState = { ...state, redisOp: null, redisChangedAtMs: now, health };
   const record = audit('redis-promoted', { ok: event.ok, detail: event.detail, ...redisFields(event.redis) });
   const r = promotionOutcome(s, event.ok, event.detail, now, config);
@@ -571,6 +571,8 @@ function decideFromInit(s: CoreState, now: number, config: CoreConfig, listenOve
   if (!redis) return done(s, [], 'waiting for a Redis snapshot');
   if (redis.role === 'replica') return toBackup(s, now, config, 'adopted: local Redis is a replica');
   const peer = livePeer(s, now, config);
+  const guarded = guardAtStart(s, peer, config, now);
+  if (guarded !== null) return prepend(guarded.actions, toBackup(guarded.state, now, config, guarded.reason));
   if (!peer) {
     if (!listenOver) return done(s, [], 'local Redis is master; listening for a peer before adopting');
     return adoptMaster(s, now, config, 'adopted: local Redis is master and no peer master was heard');

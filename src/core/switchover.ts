@@ -25,6 +25,7 @@
  * until the peer advertises MASTER, and a request id that was already handled is
  * ignored, so a lost or duplicated datagram cannot start a second switchover.
  */
+import { keepRunId } from './data-guard.js';
 import { handoverEpochProblem, nextEpoch } from './epoch.js';
 import {
   audit,
@@ -182,7 +183,7 @@ type Finished = Extract<Event, { type: 'redis-switchover-finished' }>;
 /** The Redis part of the switchover ended on the master. */
 export function onRedisSwitchoverFinished(s: CoreState, e: Finished, now: number, config: CoreConfig): StepResult {
   const op = s.switchover;
-  const health = e.redis ? { ...s.health, redis: e.redis } : s.health;
+  const health = e.redis ? { ...s.health, redis: keepRunId(e.redis, s.health.redis) } : s.health;
   const base: CoreState = { ...s, health, redisOp: s.redisOp === 'switching-over' ? null : s.redisOp, redisChangedAtMs: now };
   const record = audit('switchover-redis', { requestId: op?.requestId ?? null, outcome: e.outcome, method: e.method, pausedMs: e.pausedMs, detail: e.detail });
   if (op === null || op.phase !== 'switching-over') return done(base, [record], 'Redis switchover finished with no switchover running');

@@ -10,15 +10,12 @@
  *                     `maximum_lag_on_failover`): the takeover would discard that much
  *   prefer safety     without a quorum, a silent master whose Redis this replica cannot
  *                     reach either may still serve clients on the other side
- *   lost history      this node's Redis restarted without the data its peer's Redis
- *                     still holds (`data-guard.ts`): promoting it would wipe the peer
  *   recovery block    the peer took the role over automatically less than
  *                     `promotion.recovery_block_ms` ago (its adverts say so): a master
  *                     whose Redis hangs again and again moves at most once per period
  *                     (orchestrator's `RecoveryPeriodBlockSeconds`)
  */
 import { audit, done, type StepResult } from './common.js';
-import { historyBlocker } from './data-guard.js';
 import { withTimers } from './common.js';
 import type { CoreConfig, CoreState } from './state.js';
 import { masterDownMs } from './timing.js';
@@ -49,8 +46,6 @@ function blocker(s: CoreState, now: number, config: CoreConfig, cause: Automatic
         '(flapping guard; restarting this daemon ends the wait)';
     }
   }
-  const lost = historyBlocker(s);
-  if (lost !== null) return lost;
   const lag = lagBehindMaster(s);
   if (lag !== null && lag > config.promotionMaxLagBytes) {
     return `this replica was ${lag} bytes behind ${s.peer?.nodeName ?? 'the master'} when it last heard it ` +
@@ -69,7 +64,14 @@ function blocker(s: CoreState, now: number, config: CoreConfig, cause: Automatic
 /** Null when the automatic takeover `reason` may go on; otherwise the step that holds it back. */
 export function takeoverGate(s: CoreState, now: number, config: CoreConfig, reason: string, cause: AutomaticCause): StepResult | null {
   const why = blocker(s, now, config, cause);
-  if (why === null) return null;
+  return why === null ? null : holdTakeover(s, now, config, reason, why);
+}
+
+/**
+ * The takeover `reason` held back by `why`: audited once per blocker, said in status,
+ * looked at again after a master-down interval.
+ */
+export function holdTakeover(s: CoreState, now: number, config: CoreConfig, reason: string, why: string): StepResult {
   const again = now + masterDownMs(config.priority, s.peer?.advertIntervalMs ?? config.advertIntervalMs);
   const first = s.takeoverHeld === null || s.takeoverHeld.blocker !== why;
   const held: CoreState = first ? { ...s, takeoverHeld: { reason, blocker: why, sinceMs: now } } : s;

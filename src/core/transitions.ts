@@ -19,7 +19,8 @@ import {
   type StepResult,
 } from './common.js';
 import { quorumGate } from './quorum-gate.js';
-import { takeoverGate } from './takeover-gate.js';
+import { historyBlocker } from './data-guard.js';
+import { holdTakeover, takeoverGate } from './takeover-gate.js';
 import type { CoreConfig, CoreState } from './state.js';
 import { masterDownMs } from './timing.js';
 import type { Action, HostPort } from './types.js';
@@ -112,6 +113,10 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
   const held = heldTakeover(s, now, config, reason);
   if (held !== null) return held;
   const cause = options.afterSilence === true ? 'silence' : options.afterFault === true ? 'fault' : null;
+  // Any takeover but a switchover's handover (whose pre-checks saw the data): a Redis that
+  // lost its data must not become the source its peer resyncs from (data-guard.ts).
+  const lost = options.minEpoch === undefined ? historyBlocker(s) : null;
+  if (lost !== null) return holdTakeover(s, now, config, reason, lost);
   const gated = cause === null ? null : takeoverGate(s, now, config, reason, cause);
   if (gated !== null) return gated;
   const epoch = nextEpoch(s.epoch, s.knownEpoch, (options.minEpoch ?? 0) - 1);

@@ -145,6 +145,8 @@ export class Runtime {
   private healthAgain = false;
   /** Since when the checks have been refused (Redis down), or null: they then come every `DOWN_RECHECK_MS`. */
   private downSinceMs: number | null = null;
+  /** When a lost connection last brought a check forward (at most once a health interval). */
+  private lostCheckAtMs: number | null = null;
   private reconcileTimer: TimerHandle | null = null;
   private stopped = false;
   /** When the last health check completed (loop liveness for the watchdog). */
@@ -421,6 +423,12 @@ export class Runtime {
    */
   private checkHealthNow(): void {
     if (this.stopped) return;
+    // One check brought forward per interval: a server that accepts and then closes
+    // every connection (maxclients, a proxy without its backend) must not turn the
+    // fixed rate into a loop, nor `fall` into milliseconds.
+    const now = this.deps.clock.now();
+    if (this.lostCheckAtMs !== null && now - this.lostCheckAtMs < this.deps.healthIntervalMs) return;
+    this.lostCheckAtMs = now;
     if (this.healthInFlight) {
       this.healthAgain = true;
       return;

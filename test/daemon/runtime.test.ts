@@ -436,4 +436,15 @@ describe('a lost health connection', () => {
     await w.time.advance(500);
     expect(w.checks - settled).toBe(1);
   });
+
+  it('a server that accepts and then closes every connection brings at most one check forward per interval', async () => {
+    const w = new World(null);
+    await masterA(w); // healthy: the regular checks come every 500 ms
+    const before = w.checks;
+    for (let i = 0; i < 5; i++) {
+      w.connectionLost?.();
+      await w.time.advance(10);
+    }
+    expect(w.checks - before).toBe(1);
+  });
 });
