@@ -44,6 +44,8 @@ class World {
   /** What the runtime registered to hear of a lost health connection. */
   connectionLost: (() => void) | null = null;
   checks = 0;
+  /** How long each health check takes on the fake clock (0: answers at once). */
+  checkMs = 0;
 
   constructor(snapshot: RedisSnapshot | null) {
     this.snapshot = snapshot;
@@ -57,6 +59,7 @@ class World {
       redis: {
         check: async () => {
           this.checks += 1;
+          if (this.checkMs > 0) await new Promise<void>((resolve) => this.time.setTimer(resolve, this.checkMs));
           return this.snapshot ? { ok: true, detail: 'PONG', redis: this.snapshot } : { ok: false, detail: 'connection refused', redis: null, down: true };
         },
         onConnectionLost: (listener) => { this.connectionLost = listener; },
@@ -426,15 +429,17 @@ describe('a lost health connection', () => {
 
   it('a notice during a check in flight runs one more check right after it, then the fixed rate resumes', async () => {
     const w = new World(null);
-    await masterA(w);
+    await masterA(w); // healthy: a regular check every 500 ms, the last one at 3500 ms
+    w.checkMs = 50;
+    await w.time.advance(500); // the check due at 4000 ms is in flight until 4050 ms
     const before = w.checks;
     w.connectionLost?.();
-    w.connectionLost?.(); // a second notice while the first check runs: coalesced
-    await w.time.advance(1);
-    expect(w.checks - before).toBeLessThanOrEqual(2);
-    const settled = w.checks;
+    await w.time.advance(49);
+    expect(w.checks - before).toBe(0); // not a second check beside the one in flight
+    await w.time.advance(10);
+    expect(w.checks - before).toBe(1); // right after it
     await w.time.advance(500);
-    expect(w.checks - settled).toBe(1);
+    expect(w.checks - before).toBe(2); // then the fixed rate again
   });
 
   it('a server that accepts and then closes every connection brings at most one check forward per interval', async () => {

@@ -36,8 +36,7 @@
  * (skipped loudly otherwise); needs `npm run build` and `npm run build:tools`; run under
  * the e2e lock.
  */
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   acknowledgedBetween,
   analyseSetTest,
@@ -45,19 +44,17 @@ import {
   unavailabilityWindow,
   type OpRecord,
 } from '../../tools/lab/analysis.js';
-import { isRoot } from '../../tools/lab/netns.js';
 import {
-  daemonEntry,
   nowWallMs,
   PairLab,
   startPair,
   type AuditRecord,
   type LabQuorum,
   type PairNode,
-  type WriterHandle,
   type WriterResult,
 } from '../../tools/lab/pair.js';
 import type { LabRedisRestartData } from '../../tools/lab/redis-proc.js';
+import { auditMark, auditSince, describeAsRoot, events, expectStableMaster, fmt, REPLICATION_LAG_ALLOWANCE_MS, requireBuild, sleep, startWriting } from './pair-helpers.js';
 
 /** The audit event of the data guard (issue 11, item 5): named here, and nowhere else. */
 const HISTORY_LOST_EVENT = 'redis-history-lost';
@@ -72,8 +69,6 @@ const SEED_KEYS = 10_000;
 const PRE_FAULT_WRITES_MS = 3_000;
 /** (r3): writes between the `SAVE` and the crash, which the dump does not hold. */
 const WRITES_AFTER_SAVE_MS = 2_000;
-/** The window before a fault whose acknowledged writes asynchronous replication may lose. */
-const REPLICATION_LAG_ALLOWANCE_MS = 1_000;
 /** Writes kept flowing to the new master before the writer stops. */
 const POST_TAKEOVER_WRITES_MS = 1_000;
 /** Bounds (ms). */
@@ -85,30 +80,9 @@ const FAILOVER_TIMEOUT_MS = 30_000;
 const REJOIN_TIMEOUT_MS = 45_000;
 /** Watch a settled pair this long for unwanted changes. */
 const STABILITY_WATCH_MS = 3_000;
-const WATCH_POLL_MS = 250;
 const STEP_TIMEOUT_MS = 180_000;
 
-const root = isRoot();
-if (!root) console.warn('SKIPPING test/e2e/data-guard.test.ts: the lab needs root (network namespaces)');
-const describeRoot = root ? describe : describe.skip;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function fmt(ms: number | null | undefined): string {
-  return ms === null || ms === undefined ? 'n/a' : `${Math.round(ms)} ms`;
-}
-
-function requireBuild(): void {
-  if (!existsSync(daemonEntry())) throw new Error(`${daemonEntry()} is missing: run npm run build`);
-}
-
-async function startWriting(lab: PairLab): Promise<WriterHandle> {
-  const writer = lab.startWriter();
-  await lab.waitFor('the writer to start', () => writer.progress() !== null, 15_000);
-  return writer;
-}
+const describeRoot = describeAsRoot('test/e2e/data-guard.test.ts');
 
 /** What a node's Redis says about its history at one moment. */
 interface RedisHistory {
@@ -144,18 +118,6 @@ function describeHistory(h: RedisHistory | null): string {
   if (h === null) return 'down';
   const set = h.setSize === undefined ? '' : `, set ${h.setSize}`;
   return `${h.role} run ${h.runId.slice(0, 8)} repl ${h.replId.slice(0, 8)} offset ${h.offset}, ${h.keys ?? '?'} keys${set}`;
-}
-
-function auditMark(lab: PairLab): Record<PairNode, number> {
-  return { a: lab.auditRecords('a').length, b: lab.auditRecords('b').length };
-}
-
-function auditSince(lab: PairLab, node: PairNode, mark: Record<PairNode, number>): AuditRecord[] {
-  return lab.auditRecords(node).slice(mark[node]);
-}
-
-function events(records: readonly AuditRecord[], event: string): AuditRecord[] {
-  return records.filter((r) => r['event'] === event);
 }
 
 /** One audit record as a trail line: time after the fault, event, and what matters of it. */
@@ -217,17 +179,6 @@ async function waitWithTrail(
 /** Both histories in one line, for `TrailContext.before`. */
 function describeBoth(histories: Record<PairNode, RedisHistory | null>): string {
   return `a: ${describeHistory(histories.a)}; b: ${describeHistory(histories.b)}`;
-}
-
-/** Asserts `node` stays the settled master (VIP on it alone, the other replicating it) for `watchMs`. */
-async function expectStableMaster(lab: PairLab, node: PairNode, watchMs: number): Promise<void> {
-  const until = Date.now() + watchMs;
-  while (Date.now() < until) {
-    expect(await lab.vipHolders()).toEqual([node]);
-    expect(await lab.redisRole(node)).toBe('master');
-    expect(await lab.redisRole(PairLab.other(node))).toBe('replica');
-    await sleep(WATCH_POLL_MS);
-  }
 }
 
 /** `node` is master with the VIP (the other may not replicate it yet). */

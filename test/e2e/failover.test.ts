@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { AdvertBody } from '../../src/core/types.js';
 import {
   acknowledgedBetween,
@@ -23,7 +23,6 @@ import {
   unavailabilityWindow,
   type OpRecord,
 } from '../../tools/lab/analysis.js';
-import { isRoot } from '../../tools/lab/netns.js';
 import {
   daemonEntry,
   DEFAULT_SET_KEY,
@@ -36,6 +35,7 @@ import {
   type PairNode,
   type WriterHandle,
 } from '../../tools/lab/pair.js';
+import { describeAsRoot, expectStableMaster, fmt, REPLICATION_LAG_ALLOWANCE_MS, sleep, startWriting, waitWritesFlow } from './pair-helpers.js';
 
 /** Bounds (ms). */
 const ELECTION_TIMEOUT_MS = 30_000;
@@ -47,54 +47,15 @@ const HANDOVER_TIMEOUT_MS = 10_000;
 const PRE_FAULT_WRITES_MS = 3_000;
 /** Watch a settled pair this long for unwanted changes. */
 const STABILITY_WATCH_MS = 3_000;
-/** The window before a fault whose acknowledged writes async replication may lose. */
-const REPLICATION_LAG_ALLOWANCE_MS = 1_000;
 const STEP_TIMEOUT_MS = 120_000;
 const FORGED_ADVERTS = 10;
 const FORGED_ADVERT_GAP_MS = 100;
 
-const root = isRoot();
-if (!root) console.warn('SKIPPING test/e2e/failover.test.ts: the lab needs root (network namespaces)');
-const describeRoot = root ? describe : describe.skip;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function fmt(ms: number | null | undefined): string {
-  return ms === null || ms === undefined ? 'n/a' : `${Math.round(ms)} ms`;
-}
+const describeRoot = describeAsRoot('test/e2e/failover.test.ts');
 
 /** Fails with a clear message when the daemon has not been built. */
 function requireDaemon(): void {
   if (!existsSync(daemonEntry())) throw new Error(`${daemonEntry()} is missing: run npm run build`);
-}
-
-/** Asserts `node` stays the settled master (VIP on it alone) for `watchMs`. */
-async function expectStableMaster(lab: PairLab, node: PairNode, watchMs: number): Promise<void> {
-  const until = Date.now() + watchMs;
-  while (Date.now() < until) {
-    expect(await lab.vipHolders()).toEqual([node]);
-    expect(await lab.redisRole(node)).toBe('master');
-    expect(await lab.redisRole(PairLab.other(node))).toBe('replica');
-    await sleep(250);
-  }
-}
-
-/** Waits until the writer has written since `afterWallMs` (its clock). */
-async function waitWritesFlow(lab: PairLab, writer: WriterHandle, afterWallMs: number, timeoutMs: number): Promise<number> {
-  const after = writer.toWriterMs(afterWallMs);
-  return lab.waitFor(
-    'acknowledged writes through the VIP again',
-    () => (writer.progress()?.lastOkMs ?? -1) > after,
-    timeoutMs,
-  );
-}
-
-async function startWriting(lab: PairLab): Promise<WriterHandle> {
-  const writer = lab.startWriter();
-  await lab.waitFor('the writer to start', () => writer.progress() !== null, 15_000);
-  return writer;
 }
 
 /** Acknowledged ops issued at or after `fromMs` that are not in `finalSet`. */

@@ -31,20 +31,10 @@
  * machine). Root only (skipped loudly otherwise); needs `npm run build` and
  * `npm run build:tools`; run under the e2e lock.
  */
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { faultDetectMs, masterDownMs } from '../../src/core/timing.js';
+import { failedButPresent } from '../../tools/lab/analysis.js';
 import {
-  acknowledgedBetween,
-  analyseSetTest,
-  failedButPresent,
-  unavailabilityWindow,
-  type SetTestReport,
-} from '../../tools/lab/analysis.js';
-import { isRoot } from '../../tools/lab/netns.js';
-import { LAB_REDIS_PORT } from '../../tools/lab/redis-proc.js';
-import {
-  daemonEntry,
   LAB_QUORUM_ETCD_TIMING,
   nowWallMs,
   PairLab,
@@ -53,8 +43,22 @@ import {
   startPair,
   type AuditRecord,
   type PairNode,
-  type WriterHandle,
 } from '../../tools/lab/pair.js';
+import {
+  auditMark,
+  auditSince,
+  describeAsRoot,
+  describeWrites,
+  directWrite,
+  events,
+  expectStableMaster,
+  finish,
+  fmt,
+  requireBuild,
+  sleep,
+  startWriting,
+  waitKeyHeldBy,
+} from './pair-helpers.js';
 
 /** Audit events these tests look for (src/core/quorum.ts, takeover-gate.ts): named here, and nowhere else. */
 const QUORUM_AUDIT = {
@@ -94,11 +98,8 @@ const RUN_MS = 2_000;
 const ELECTION_TIMEOUT_MS = 30_000;
 const FAILOVER_TIMEOUT_MS = 30_000;
 const REJOIN_TIMEOUT_MS = 45_000;
-const KEY_TIMEOUT_MS = 15_000;
 /** (f3): a master (VIP on it alone, its Redis a master) is back before the next hang. */
 const MASTER_BACK_TIMEOUT_MS = 30_000;
-/** The window before a fault whose acknowledged writes asynchronous replication may lose (printed only). */
-const REPLICATION_LAG_ALLOWANCE_MS = 1_000;
 /** Writes before a fault. */
 const PRE_FAULT_WRITES_MS = 3_000;
 /** Watch a settled pair this long for unwanted changes. */
@@ -106,43 +107,7 @@ const STABILITY_WATCH_MS = 3_000;
 const WATCH_POLL_MS = 250;
 const STEP_TIMEOUT_MS = 180_000;
 
-const root = isRoot();
-if (!root) console.warn('SKIPPING test/e2e/quorum-faults.test.ts: the lab needs root (network namespaces)');
-const describeRoot = root ? describe : describe.skip;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function fmt(ms: number | null | undefined): string {
-  return ms === null || ms === undefined ? 'n/a' : `${Math.round(ms)} ms`;
-}
-
-function requireBuild(): void {
-  if (!existsSync(daemonEntry())) throw new Error(`${daemonEntry()} is missing: run npm run build`);
-}
-
-async function startWriting(lab: PairLab): Promise<WriterHandle> {
-  const writer = lab.startWriter();
-  await lab.waitFor('the writer to start', () => writer.progress() !== null, 15_000);
-  return writer;
-}
-
-/** Waits until `node` holds the group's leader key in etcd. */
-async function waitKeyHeldBy(lab: PairLab, node: PairNode, timeoutMs = KEY_TIMEOUT_MS): Promise<number> {
-  return lab.waitFor(`${node} holding the leader key`, async () => (await lab.etcd().leader())?.record?.node === node, timeoutMs);
-}
-
-/** Asserts `node` stays the settled master (VIP on it alone, the other replicating it) for `watchMs`. */
-async function expectStableMaster(lab: PairLab, node: PairNode, watchMs: number): Promise<void> {
-  const until = Date.now() + watchMs;
-  while (Date.now() < until) {
-    expect(await lab.vipHolders()).toEqual([node]);
-    expect(await lab.redisRole(node)).toBe('master');
-    expect(await lab.redisRole(PairLab.other(node))).toBe('replica');
-    await sleep(WATCH_POLL_MS);
-  }
-}
+const describeRoot = describeAsRoot('test/e2e/quorum-faults.test.ts');
 
 /** The node with the VIP alone and a master Redis, or null. */
 async function masterNow(lab: PairLab): Promise<PairNode | null> {
@@ -170,19 +135,6 @@ async function waitSettled(lab: PairLab, timeoutMs: number): Promise<{ master: P
     timeoutMs,
   );
   return { master, ms };
-}
-
-function auditMark(lab: PairLab): Record<PairNode, number> {
-  return { a: lab.auditRecords('a').length, b: lab.auditRecords('b').length };
-}
-
-/** Audit records a node wrote after `mark` (a count taken with `auditMark`). */
-function auditSince(lab: PairLab, node: PairNode, mark: Record<PairNode, number>): AuditRecord[] {
-  return lab.auditRecords(node).slice(mark[node]);
-}
-
-function events(records: readonly AuditRecord[], event: string): AuditRecord[] {
-  return records.filter((r) => r['event'] === event);
 }
 
 function eventNames(records: readonly AuditRecord[]): string {
@@ -232,36 +184,6 @@ function failovers(changes: readonly RoleChange[], initialMaster: PairNode): num
 
 function describeChanges(changes: readonly RoleChange[], originWall: number): string {
   return changes.map((c) => `${c.node} ${c.from}->${c.to} @${Math.round(c.wallMs - originWall)} ms`).join(', ') || '(none)';
-}
-
-/**
- * Whether a node's Redis acknowledges a write sent to it directly on 127.0.0.1 in its
- * namespace (not through the VIP), and its reply (NOREPLICAS, READONLY, a timeout ...).
- */
-async function directWrite(lab: PairLab, node: PairNode): Promise<{ accepted: boolean; reply: string }> {
-  const argv = ['redis-cli', '--no-auth-warning', '-h', '127.0.0.1', '-p', String(LAB_REDIS_PORT), 'SET', 'ha:quorum-probe', String(Date.now())];
-  const r = await lab.net.exec(node, argv, { timeoutMs: 2_000, env: { REDISCLI_AUTH: lab.password } });
-  const reply = `${r.stdout}${r.stderr}`.trim() || (r.timedOut ? '(timed out)' : `(exit ${r.code})`);
-  return { accepted: r.code === 0 && r.stdout.trim() === 'OK', reply };
-}
-
-/** Stops the writer and analyses its set against `master`'s final set. */
-async function finish(lab: PairLab, writer: WriterHandle, master: PairNode, faultWall: number) {
-  const result = await writer.stop();
-  const finalSet = await lab.readFinalSet(master, result.meta.key);
-  const report = analyseSetTest(result.ops, finalSet);
-  const faultMs = faultWall - result.meta.startWallMs;
-  const window = unavailabilityWindow(result.ops, faultMs);
-  const ackedLastSecond = acknowledgedBetween(result.ops, faultMs - REPLICATION_LAG_ALLOWANCE_MS, faultMs);
-  return { result, finalSet, report, window, ackedLastSecond };
-}
-
-function describeWrites(report: SetTestReport): string {
-  return (
-    `attempted ${report.attempted}, acknowledged ${report.acknowledged}, failed ${report.failed}, ` +
-    `unknown ${report.unknown}; LOST ${report.lost.length}` +
-    (report.lost.length ? ` (values ${report.lost.slice(0, 20).join(',')})` : '')
-  );
 }
 
 /** Records `text` when it differs from the last entry (a timeline of changes, not of polls). */

@@ -24,23 +24,26 @@
  * `QUORUM_AUDIT`, the one place to change them). Root only (skipped loudly otherwise);
  * needs `npm run build` and `npm run build:tools`; run under the e2e lock.
  */
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { masterDownMs } from '../../src/core/timing.js';
-import { analyseSetTest, failedButPresent, unavailabilityWindow, type SetTestReport } from '../../tools/lab/analysis.js';
-import { isRoot } from '../../tools/lab/netns.js';
-import { LAB_REDIS_PORT } from '../../tools/lab/redis-proc.js';
+import { failedButPresent } from '../../tools/lab/analysis.js';
+import { LAB_QUORUM_ETCD_TIMING, nowWallMs, PairLab, PRIORITY_B, startPair } from '../../tools/lab/pair.js';
 import {
-  daemonEntry,
-  LAB_QUORUM_ETCD_TIMING,
-  nowWallMs,
-  PairLab,
-  PRIORITY_B,
-  startPair,
-  type AuditRecord,
-  type PairNode,
-  type WriterHandle,
-} from '../../tools/lab/pair.js';
+  auditMark,
+  auditSince,
+  describeAsRoot,
+  describeWrites,
+  directWrite,
+  events,
+  expectStableMaster,
+  finish,
+  fmt,
+  requireBuild,
+  sleep,
+  startWriting,
+  waitKeyHeldBy,
+  waitWritesFlow,
+} from './pair-helpers.js';
 
 /**
  * Audit events of the quorum core (src/core/quorum.ts) that these tests look for: named
@@ -71,7 +74,6 @@ const LEASE_TTL_MS = LAB_QUORUM_ETCD_TIMING.lease_ttl_s * 1_000;
 const ELECTION_TIMEOUT_MS = 30_000;
 const FAILOVER_TIMEOUT_MS = 30_000;
 const REJOIN_TIMEOUT_MS = 45_000;
-const KEY_TIMEOUT_MS = 15_000;
 /** Writes before a fault. */
 const PRE_FAULT_WRITES_MS = 3_000;
 /** Watch a settled pair this long for unwanted changes. */
@@ -79,90 +81,7 @@ const STABILITY_WATCH_MS = 3_000;
 const WATCH_POLL_MS = 250;
 const STEP_TIMEOUT_MS = 180_000;
 
-const root = isRoot();
-if (!root) console.warn('SKIPPING test/e2e/quorum.test.ts: the lab needs root (network namespaces)');
-const describeRoot = root ? describe : describe.skip;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function fmt(ms: number | null | undefined): string {
-  return ms === null || ms === undefined ? 'n/a' : `${Math.round(ms)} ms`;
-}
-
-function requireBuild(): void {
-  if (!existsSync(daemonEntry())) throw new Error(`${daemonEntry()} is missing: run npm run build`);
-}
-
-async function startWriting(lab: PairLab): Promise<WriterHandle> {
-  const writer = lab.startWriter();
-  await lab.waitFor('the writer to start', () => writer.progress() !== null, 15_000);
-  return writer;
-}
-
-/** Waits until the writer has had a write acknowledged since `afterWallMs`. */
-async function waitWritesFlow(lab: PairLab, writer: WriterHandle, afterWallMs: number, timeoutMs: number): Promise<number> {
-  const after = writer.toWriterMs(afterWallMs);
-  return lab.waitFor('acknowledged writes through the VIP again', () => (writer.progress()?.lastOkMs ?? -1) > after, timeoutMs);
-}
-
-/** Waits until `node` holds the group's leader key in etcd. */
-async function waitKeyHeldBy(lab: PairLab, node: PairNode, timeoutMs = KEY_TIMEOUT_MS): Promise<number> {
-  return lab.waitFor(`${node} holding the leader key`, async () => (await lab.etcd().leader())?.record?.node === node, timeoutMs);
-}
-
-/** Asserts `node` stays the settled master (VIP on it alone, the other replicating it) for `watchMs`. */
-async function expectStableMaster(lab: PairLab, node: PairNode, watchMs: number): Promise<void> {
-  const until = Date.now() + watchMs;
-  while (Date.now() < until) {
-    expect(await lab.vipHolders()).toEqual([node]);
-    expect(await lab.redisRole(node)).toBe('master');
-    expect(await lab.redisRole(PairLab.other(node))).toBe('replica');
-    await sleep(WATCH_POLL_MS);
-  }
-}
-
-/** Audit records a node wrote after `mark` (a count taken with `auditMark`). */
-function auditSince(lab: PairLab, node: PairNode, mark: number): AuditRecord[] {
-  return lab.auditRecords(node).slice(mark);
-}
-
-function auditMark(lab: PairLab): Record<PairNode, number> {
-  return { a: lab.auditRecords('a').length, b: lab.auditRecords('b').length };
-}
-
-function events(records: readonly AuditRecord[], event: string): AuditRecord[] {
-  return records.filter((r) => r['event'] === event);
-}
-
-/**
- * Whether a node's Redis acknowledges a write sent to it directly on 127.0.0.1 in its
- * namespace (not through the VIP), and its reply (NOREPLICAS, READONLY, ...).
- */
-async function directWrite(lab: PairLab, node: PairNode): Promise<{ accepted: boolean; reply: string }> {
-  const argv = ['redis-cli', '--no-auth-warning', '-h', '127.0.0.1', '-p', String(LAB_REDIS_PORT), 'SET', 'ha:quorum-probe', String(Date.now())];
-  const r = await lab.net.exec(node, argv, { timeoutMs: 2_000, env: { REDISCLI_AUTH: lab.password } });
-  const reply = `${r.stdout}${r.stderr}`.trim() || (r.timedOut ? '(timed out)' : `(exit ${r.code})`);
-  return { accepted: r.code === 0 && r.stdout.trim() === 'OK', reply };
-}
-
-/** Stops the writer and analyses its set against `master`'s final set. */
-async function finish(lab: PairLab, writer: WriterHandle, master: PairNode, faultWall: number) {
-  const result = await writer.stop();
-  const finalSet = await lab.readFinalSet(master, result.meta.key);
-  const report = analyseSetTest(result.ops, finalSet);
-  const window = unavailabilityWindow(result.ops, faultWall - result.meta.startWallMs);
-  return { result, finalSet, report, window };
-}
-
-function describeWrites(report: SetTestReport): string {
-  return (
-    `attempted ${report.attempted}, acknowledged ${report.acknowledged}, failed ${report.failed}, ` +
-    `unknown ${report.unknown}; LOST ${report.lost.length}` +
-    (report.lost.length ? ` (values ${report.lost.slice(0, 20).join(',')})` : '')
-  );
-}
+const describeRoot = describeAsRoot('test/e2e/quorum.test.ts');
 
 describeRoot('e2e quorum pair Q1: etcd down, hosts cut from each other (A master throughout)', () => {
   let lab: PairLab;
@@ -198,8 +117,8 @@ describeRoot('e2e quorum pair Q1: etcd down, hosts cut from each other (A master
     const keyMs = await waitKeyHeldBy(lab, 'a');
     await expectStableMaster(lab, 'a', STABILITY_WATCH_MS);
     const { report, window } = await finish(lab, writer, 'a', faultWall);
-    const auditA = auditSince(lab, 'a', mark.a);
-    const auditB = auditSince(lab, 'b', mark.b);
+    const auditA = auditSince(lab, 'a', mark);
+    const auditB = auditSince(lab, 'b', mark);
     console.log(
       `(c) etcd down ${ETCD_DOWN_MS} ms: A held the key again ${fmt(keyMs)} after etcd was back; longest write gap ` +
         `${fmt(window.longestGapMs)}; ${describeWrites(report)}; A's audit: ${auditA.map((r) => r['event']).join(',') || '(none)'}; ` +
@@ -241,8 +160,8 @@ describeRoot('e2e quorum pair Q1: etcd down, hosts cut from each other (A master
     const settleMs = await lab.waitFor('B replicating A, VIP on A only', () => lab.isSettledMaster('a'), REJOIN_TIMEOUT_MS);
     await expectStableMaster(lab, 'a', STABILITY_WATCH_MS);
     const { result, finalSet, report, window } = await finish(lab, writer, 'a', faultWall);
-    const auditA = auditSince(lab, 'a', mark.a);
-    const auditB = auditSince(lab, 'b', mark.b);
+    const auditA = auditSince(lab, 'a', mark);
+    const auditB = auditSince(lab, 'b', mark);
     console.log(
       `(a) hosts cut from each other for ${PARTITION_MS} ms: settled ${fmt(settleMs)} after the heal; longest write gap ` +
         `${fmt(window.longestGapMs)}; ${describeWrites(report)}; B's audit: ${auditB.map((r) => r['event']).join(',') || '(none)'}`,
@@ -321,7 +240,7 @@ describeRoot('e2e quorum pair Q2: the master isolated (from peer and etcd; then 
     const settleMs = await lab.waitFor('A replicating B, VIP on B only', () => lab.isSettledMaster('b'), REJOIN_TIMEOUT_MS);
     await expectStableMaster(lab, 'b', STABILITY_WATCH_MS);
     const { result, finalSet, report, window } = await finish(lab, writer, 'b', faultWall);
-    const auditA = auditSince(lab, 'a', mark.a);
+    const auditA = auditSince(lab, 'a', mark);
     console.log(
       `(b1) A isolated from B and etcd: B master with the VIP after ${fmt(takeoverMs)} (lease ${LEASE_TTL_MS} ms, ` +
         `master-down ${Math.round(MASTER_DOWN_MS)} ms); fault -> first ok ${fmt(window.faultToFirstOkMs)}; A's Redis at the ` +

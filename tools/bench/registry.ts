@@ -54,22 +54,24 @@ export const SETUP_NAMES = [
   'sentinel',
 ] as const;
 
+/** redis-ha at the default timing: master-down 3 × 1 s + skew 0.15 s, then promotion. */
+const REDIS_HA_BOUNDS = { minObserveMs: 6_000, observeBoundMs: 30_000, settleBoundMs: 30_000 } as const;
+
 const ENTRIES: readonly SetupEntry[] = [
   {
     name: 'redis-ha',
-    // Master-down 3 × 1 s + skew 0.15 s, then promotion.
-    bounds: { minObserveMs: 6_000, observeBoundMs: 30_000, settleBoundMs: 30_000 },
+    bounds: REDIS_HA_BOUNDS,
     load: async () => redisHa,
   },
   {
     name: 'redis-ha-etcd',
     // The same master-down, plus at most the 2 s lease of a holder that cannot give the key back.
-    bounds: { minObserveMs: 6_000, observeBoundMs: 30_000, settleBoundMs: 30_000 },
+    bounds: REDIS_HA_BOUNDS,
     load: async () => redisHaEtcd,
   },
   {
     name: 'redis-ha-safety',
-    bounds: { minObserveMs: 6_000, observeBoundMs: 30_000, settleBoundMs: 30_000 },
+    bounds: REDIS_HA_BOUNDS,
     load: async () => redisHaSafety,
   },
   {
@@ -80,7 +82,7 @@ const ENTRIES: readonly SetupEntry[] = [
   },
   {
     name: 'redis-ha-pause',
-    bounds: { minObserveMs: 6_000, observeBoundMs: 30_000, settleBoundMs: 30_000 },
+    bounds: REDIS_HA_BOUNDS,
     load: async () => redisHaPause,
   },
   {

@@ -51,7 +51,8 @@ export async function demote(deps: DemoteDeps, master: HostPort, options: { guar
       trail.add(`demotion delay ${deps.delayMs} ms`, since);
     }
     let since = nowMs();
-    if (options.guard === true && !(master.host === deps.localAddress.host && master.port === deps.localAddress.port)) {
+    const toSelf = master.host === deps.localAddress.host && master.port === deps.localAddress.port;
+    if (options.guard === true && !toSelf) {
       // The data guard: every millisecond counts before the peer's replica resyncs from
       // this (emptied) server; the checks below run after, on a server already a replica.
       await local.replicaOf(master);
@@ -62,7 +63,7 @@ export async function demote(deps: DemoteDeps, master: HostPort, options: { guar
     trail.add(`local ${describeSnapshot(state.snapshot)}`, since);
 
     since = nowMs();
-    if (master.host === deps.localAddress.host && master.port === deps.localAddress.port) {
+    if (toSelf) {
       trail.add(`refused: ${target} is this server's own address`);
       return { ok: false, detail: trail.toString() };
     }
