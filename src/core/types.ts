@@ -144,10 +144,20 @@ export interface KeyHolder {
   readonly epoch: number;
 }
 
+/**
+ * What etcd remembers beyond any lease, read with the key (`QuorumMemory` in
+ * src/adapters/quorum/types.ts): the highest-epoch holder ever (`last`, before this
+ * write) and a master that relaxed its fence and has not cleared the mark (`relaxed`).
+ */
+export interface QuorumMemory {
+  readonly last: KeyHolder | null;
+  readonly relaxed: KeyHolder | null;
+}
+
 /** The quorum's answer to `acquire-quorum` (`src/adapters/quorum`, or the simulation's model). */
 export type QuorumAnswer =
   /** This node holds the key in `epoch` until `validUntilAtMs` (monotonic) unless renewed. */
-  | { readonly outcome: 'held'; readonly epoch: number; readonly validUntilAtMs: number; readonly detail: string }
+  | { readonly outcome: 'held'; readonly epoch: number; readonly validUntilAtMs: number; readonly memory: QuorumMemory; readonly detail: string }
   /** Another node holds it (or the previous holder's lease has not ended yet); `holder` null when unreadable. */
   | { readonly outcome: 'held-by-other'; readonly holder: KeyHolder | null; readonly detail: string }
   /** etcd did not answer in time, or refused the call. */

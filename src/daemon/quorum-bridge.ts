@@ -7,15 +7,15 @@
  * a new one on the next acquire, so the bridge asks once more at once.
  */
 import type { LeaderRecord } from '../adapters/quorum/record.js';
-import type { Quorum, QuorumOutcome } from '../adapters/quorum/types.js';
-import type { QuorumAnswer } from '../core/types.js';
+import type { MarkOutcome, Quorum, QuorumMemory, QuorumOutcome } from '../adapters/quorum/types.js';
+import type { KeyHolder, QuorumAnswer } from '../core/types.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { QuorumNotice, RuntimeQuorum } from './runtime.js';
+import type { MarkAnswer, QuorumNotice, RuntimeQuorum } from './runtime.js';
 
 /** What `acquireAnswer` needs of an acquire's outcome (`QuorumOutcome`, or the simulation's). */
 export type AcquireOutcome =
-  | { readonly type: 'held'; readonly record: LeaderRecord; readonly validUntilMs: number; readonly reason: string }
+  | { readonly type: 'held'; readonly record: LeaderRecord; readonly validUntilMs: number; readonly memory: QuorumMemory; readonly reason: string }
   | { readonly type: 'held-by-other'; readonly holder: LeaderRecord | null; readonly reason: string }
   | { readonly type: 'unreachable' | 'lease-lost'; readonly reason: string };
 
@@ -28,7 +28,7 @@ export async function acquireAnswer(ask: () => Promise<AcquireOutcome>): Promise
   if (outcome.type === 'lease-lost') outcome = await ask();
   switch (outcome.type) {
     case 'held':
-      return { outcome: 'held', epoch: outcome.record.epoch, validUntilAtMs: outcome.validUntilMs, detail: outcome.reason };
+      return { outcome: 'held', epoch: outcome.record.epoch, validUntilAtMs: outcome.validUntilMs, memory: outcome.memory, detail: outcome.reason };
     case 'held-by-other':
       return { outcome: 'held-by-other', holder: outcome.holder, detail: outcome.reason };
     case 'unreachable':
@@ -48,6 +48,14 @@ export class QuorumBridge implements RuntimeQuorum {
     return acquireAnswer(() => this.call(() => this.quorum.acquire(epoch)));
   }
 
+  markRelaxed(epoch: number): Promise<MarkAnswer> {
+    return this.mark('relaxed mark', () => this.quorum.markRelaxed(epoch));
+  }
+
+  clearRelaxed(record: KeyHolder): Promise<MarkAnswer> {
+    return this.mark('relaxed mark clear', () => this.quorum.clearRelaxed(record));
+  }
+
   async release(): Promise<void> {
     try {
       const r = await this.quorum.release();
@@ -63,6 +71,16 @@ export class QuorumBridge implements RuntimeQuorum {
         ? { type: 'quorum-renewed', validUntilAtMs: event.validUntilMs }
         : { type: 'quorum-lost', reason: event.reason, detail: event.detail });
     });
+  }
+
+  private async mark(what: string, fn: () => Promise<MarkOutcome>): Promise<MarkAnswer> {
+    try {
+      const r = await fn();
+      return { ok: r.ok, detail: r.reason };
+    } catch (error) {
+      this.logger.error({ err: error }, `${what} threw`);
+      return { ok: false, detail: `${what} threw: ${errorMessage(error)}` };
+    }
   }
 
   private async call(fn: () => Promise<QuorumOutcome>): Promise<QuorumOutcome> {

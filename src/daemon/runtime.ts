@@ -16,7 +16,7 @@ import type { VipManager } from '../adapters/vip.js';
 import { effectStillWanted } from '../core/effects.js';
 import { nextDeadline, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
-import type { AdvertBody, Event, FenceSetting, HostPort, Maintenance, PeerRequest, QuorumAnswer, RedisSnapshot, SwitchoverOutcome } from '../core/types.js';
+import type { AdvertBody, Event, FenceSetting, HostPort, KeyHolder, Maintenance, PeerRequest, QuorumAnswer, RedisSnapshot, SwitchoverOutcome } from '../core/types.js';
 import { DOWN_RECHECK_FOR_MS, DOWN_RECHECK_MS } from '../core/timing.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -78,12 +78,22 @@ export interface RuntimeRedis {
 /** What the quorum tells the loop by itself (lease renewals and losses). */
 export type QuorumNotice = Extract<Event, { type: 'quorum-renewed' | 'quorum-lost' }>;
 
+/** The answer to a relaxed-mark write: done, or why not. */
+export interface MarkAnswer {
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
 /** The quorum the runtime drives (`quorum-bridge.ts` over etcd, or the simulation's model). */
 export interface RuntimeQuorum {
   /** Never rejects: a failure is an `unreachable` answer. */
   acquire(epoch: number): Promise<QuorumAnswer>;
   /** Gives the key up (revokes the lease); never rejects. */
   release(): Promise<void>;
+  /** Marks this node's fence relaxed in etcd while it holds the key (`Quorum.markRelaxed`); never rejects. */
+  markRelaxed(epoch: number): Promise<MarkAnswer>;
+  /** Clears the relaxed mark if it is exactly `record` (`Quorum.clearRelaxed`); never rejects. */
+  clearRelaxed(record: KeyHolder): Promise<MarkAnswer>;
   onEvent(listener: (notice: QuorumNotice) => void): () => void;
 }
 

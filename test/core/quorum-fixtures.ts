@@ -16,7 +16,7 @@ export const aCfg: CoreConfig = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR,
 
 export const answered = (epoch: number, answer: QuorumAnswer): Event => ({ type: 'quorum-answered', epoch, answer });
 export const held = (epoch: number, validUntilAtMs: number): Event =>
-  answered(epoch, { outcome: 'held', epoch, validUntilAtMs, detail: 'key was free: taken' });
+  answered(epoch, { outcome: 'held', epoch, validUntilAtMs, memory: { last: null, relaxed: null }, detail: 'key was free: taken' });
 /** etcd names a (epoch 1) as the holder of the key b asks for in epoch 2. */
 export const heldByOther: Event = answered(2, { outcome: 'held-by-other', holder: { node: 'a', epoch: 1 }, detail: 'held by a (epoch 1)' });
 

@@ -28,9 +28,9 @@
  */
 import type { LeaderRecord } from '../../src/adapters/quorum/record.js';
 import type { LostReason } from '../../src/adapters/quorum/types.js';
-import type { QuorumAnswer } from '../../src/core/types.js';
+import type { KeyHolder, QuorumAnswer } from '../../src/core/types.js';
 import { acquireAnswer, type AcquireOutcome } from '../../src/daemon/quorum-bridge.js';
-import type { QuorumNotice, RuntimeQuorum } from '../../src/daemon/runtime.js';
+import type { MarkAnswer, QuorumNotice, RuntimeQuorum } from '../../src/daemon/runtime.js';
 import type { Scheduler } from '../../src/daemon/time.js';
 import type { EtcdModel, EtcdReply, EtcdRequest, EtcdTiming, StoredLeader } from './etcd-model.js';
 import type { Incarnation, NodeId, World } from './world.js';
@@ -246,6 +246,15 @@ export class SimQuorum implements RuntimeQuorum {
     return acquireAnswer(() => this.acquireOnce(epoch));
   }
 
+  // PLACEHOLDER (interface commit): the helper implements both on the etcd model.
+  markRelaxed(_epoch: number): Promise<MarkAnswer> {
+    return Promise.resolve({ ok: false, detail: 'not implemented yet' });
+  }
+
+  clearRelaxed(_record: KeyHolder): Promise<MarkAnswer> {
+    return Promise.resolve({ ok: false, detail: 'not implemented yet' });
+  }
+
   async release(): Promise<void> {
     this.held = null;
     await this.keeper.revoke();
@@ -296,7 +305,7 @@ export class SimQuorum implements RuntimeQuorum {
       return { type: 'lease-lost', reason: `${reason}, but the lease ended meanwhile` };
     }
     this.held = { record, leaseId };
-    return { type: 'held', record, validUntilMs, reason };
+    return { type: 'held', record, validUntilMs, memory: { last: null, relaxed: null }, reason }; // PLACEHOLDER: helper fills in
   }
 
   private async txn(what: string, request: EtcdRequest): Promise<{ ok: true; succeeded: boolean; key: StoredLeader | null } | { ok: false; outcome: Failure }> {

@@ -35,7 +35,7 @@ import {
   type LeaderKeys,
   type StoredKey,
 } from './transactions.js';
-import type { EtcdQuorumOptions, HolderOutcome, LostReason, Quorum, QuorumEvent, QuorumOutcome } from './types.js';
+import type { EtcdQuorumOptions, HolderOutcome, LostReason, MarkOutcome, Quorum, QuorumEvent, QuorumOutcome } from './types.js';
 
 /** Default deadline of a unary etcd call. */
 export const DEFAULT_CALL_TIMEOUT_MS = 1_000;
@@ -156,6 +156,15 @@ export class EtcdQuorum implements Quorum {
     return 'ok' in revoked ? { ok: true } : { ok: false, reason: revoked.reason };
   }
 
+  // PLACEHOLDER (interface commit): the helper implements both.
+  markRelaxed(_epoch: number): Promise<MarkOutcome> {
+    return Promise.resolve({ ok: false, reason: 'not implemented yet' });
+  }
+
+  clearRelaxed(_record: LeaderRecord): Promise<MarkOutcome> {
+    return Promise.resolve({ ok: false, reason: 'not implemented yet' });
+  }
+
   holding(): boolean {
     const validUntil = this.keeper.validUntil();
     return this.held !== null && this.held.leaseId === this.keeper.id() && validUntil !== null && this.now() < validUntil;
@@ -227,7 +236,7 @@ export class EtcdQuorum implements Quorum {
       return { type: 'lease-lost', reason: `${reason}, but the lease ended meanwhile` };
     }
     this.held = { record, leaseId };
-    return { type: 'held', record, validUntilMs, reason };
+    return { type: 'held', record, validUntilMs, memory: { last: null, relaxed: null }, reason }; // PLACEHOLDER: helper fills in
   }
 
   private async txn(what: string, request: ITxnRequest): Promise<TxnResult> {

@@ -45,10 +45,33 @@ export interface EtcdQuorumOptions {
   readonly now?: () => number;
 }
 
+/**
+ * What etcd remembers of a group beyond any lease (two keys without a lease, see
+ * `transactions.ts`), as read by the write that took or kept the key.
+ */
+export interface QuorumMemory {
+  /**
+   * `<prefix>/<cluster>/leader-last`: the holder with the highest epoch ever written,
+   * before this call's write (every write of the leader key raises it, never lowers it).
+   * Another node here at an epoch at or above the one asked for was master after this
+   * node's Redis last followed a master it knows: its data may be older (finding Q9).
+   */
+  readonly last: LeaderRecord | null;
+  /**
+   * `<prefix>/<cluster>/leader-relaxed`: a master that relaxed its Redis's fence to
+   * `accepted` (its replica gone) and has not cleared the mark: its Redis may take writes
+   * without any daemon, so a new master must fence it through Redis first (finding Q12).
+   */
+  readonly relaxed: LeaderRecord | null;
+}
+
+/** The result of `markRelaxed()` and `clearRelaxed()`. */
+export type MarkOutcome = { readonly ok: true; readonly reason: string } | { readonly ok: false; readonly reason: string };
+
 /** The result of `acquire()` and `takeover()`: the core's view of the leader key. */
 export type QuorumOutcome =
   /** This node holds the key (bound to its live lease) in `record.epoch`, until `validUntilMs` unless renewed. */
-  | { readonly type: 'held'; readonly record: LeaderRecord; readonly validUntilMs: number; readonly reason: string }
+  | { readonly type: 'held'; readonly record: LeaderRecord; readonly validUntilMs: number; readonly memory: QuorumMemory; readonly reason: string }
   /**
    * Another node holds the key, or this node took it over and waits for the previous
    * holder's lease to end (`waiting`). `holder` is null when the stored value is unreadable.
@@ -102,6 +125,18 @@ export interface Quorum {
   holder(): Promise<HolderOutcome>;
   /** Revokes this node's lease: the key (if mine) is gone at once. Idempotent. */
   release(): Promise<{ readonly ok: true } | { readonly ok: false; readonly reason: string }>;
+  /**
+   * Writes the relaxed mark `{node: this node, epoch}` only while the leader key is this
+   * node's (compare on the key's value and lease); a master relaxes its fence only once
+   * this is confirmed.
+   */
+  markRelaxed(epoch: number): Promise<MarkOutcome>;
+  /**
+   * Deletes the relaxed mark only if it is exactly `record` (compare on the value): this
+   * node's own once its Redis writes only with a replica again, or another node's whose
+   * Redis this node fenced through Redis. An absent mark is `ok`.
+   */
+  clearRelaxed(record: LeaderRecord): Promise<MarkOutcome>;
   /** Whether this node holds the key right now (see the file header). */
   holding(): boolean;
   /** This node's own lease deadline (monotonic ms), or null without a live lease. */
