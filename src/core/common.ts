@@ -195,3 +195,13 @@ export function transitionAudit(from: CoreState, to: CoreState, config: CoreConf
     ...redisFields(from.health.redis),
   });
 }
+
+/** `quorum.backend: none` with `prefer: safety`. */
+export function safetyWithoutQuorum(config: CoreConfig): boolean {
+  return config.quorum.backend === 'none' && config.quorum.prefer === 'safety';
+}
+
+/** Whether the daemon owns the local Redis's write fence: with a quorum, or `prefer: safety` without. */
+export function fenceManaged(config: CoreConfig): boolean {
+  return config.quorum.backend !== 'none' || config.quorum.prefer === 'safety';
+}

@@ -19,14 +19,16 @@
  * `quorumFenceLeadMs` in timing.ts), so its Redis refuses writes before another node
  * can hold the key.
  */
-import { audit, done, livePeer, prepend, withTimers, type StepResult } from './common.js';
+import { audit, done, fenceManaged, livePeer, prepend, withTimers, type StepResult } from './common.js';
 import { holdsKey } from './quorum-gate.js';
+import { onQuorumMarked } from './quorum-memory.js';
 import type { CoreConfig, CoreState, QuorumView, WantedMastership } from './state.js';
 import { failsafeSilenceMs } from './timing.js';
-import { adoptMaster, fenceManaged, takeOver, takeOverAsIs, toBackup } from './transitions.js';
+import { adoptMaster, takeOver, takeOverAsIs, toBackup } from './transitions.js';
+import { keepFence } from './master-fence.js';
 import type { Action, Event, FenceSetting } from './types.js';
 
-type QuorumEvent = Extract<Event, { type: 'quorum-answered' | 'quorum-renewed' | 'quorum-lost' | 'fence-applied' }>;
+type QuorumEvent = Extract<Event, { type: 'quorum-answered' | 'quorum-renewed' | 'quorum-lost' | 'fence-applied' | 'quorum-marked' }>;
 
 function withQuorum(s: CoreState, changes: Partial<QuorumView>): CoreState {
   return { ...s, quorum: { ...s.quorum, ...changes } };
@@ -47,6 +49,8 @@ export function onQuorumEvent(s: CoreState, e: QuorumEvent, now: number, config:
       return onLost(s, e, now, config);
     case 'fence-applied':
       return onFenceApplied(s, e.writes, e.ok, e.detail);
+    case 'quorum-marked':
+      return onQuorumMarked(s, e, config, (t) => keepFence(t, now, config));
     default: {
       const never: never = e;
       throw new Error(`unhandled quorum event ${JSON.stringify(never)}`);
@@ -59,7 +63,13 @@ function onAnswered(s0: CoreState, e: Extract<Event, { type: 'quorum-answered' }
   const s = withQuorum(s0, { asking: null, last: { what: a.outcome, detail: a.detail, atMs: now } });
   const wanted = s.quorum.wanted;
   if (a.outcome === 'held') {
-    const held = withQuorum(s, { held: { epoch: a.epoch, validUntilAtMs: a.validUntilAtMs }, holder: null });
+    // A mark of this node's own left by an earlier mastership (or run) is cleared like any
+    // other of its own, once a replica acknowledges.
+    const own = a.memory.relaxed !== null && a.memory.relaxed.node === config.nodeName && s.quorum.relaxMark === null
+      ? { relaxMark: { epoch: a.memory.relaxed.epoch, state: 'marked' as const } } : {};
+    // An epoch etcd remembers a master in is known: a later takeover goes above it.
+    const knownEpoch = Math.max(s.knownEpoch, a.memory.last?.epoch ?? 0, a.memory.relaxed?.epoch ?? 0);
+    const held = withQuorum({ ...s, knownEpoch }, { held: { epoch: a.epoch, validUntilAtMs: a.validUntilAtMs }, holder: null, memory: a.memory, ...own });
     const record = audit('quorum-acquired', { epoch: a.epoch, validForMs: Math.round(a.validUntilAtMs - now), detail: a.detail });
     if (s.role === 'MASTER') {
       const restored = s.quorum.failsafeSinceMs !== null;
@@ -287,28 +297,6 @@ export function keepFenceDown(s: CoreState, config: CoreConfig): StepResult | nu
   if (fence !== null && fence.writes === 'refused' && fence.ok !== false) return null;
   return done(withQuorum(s, { fence: { writes: 'refused', ok: null, detail: 'being applied' } }), [{ type: 'fence-redis', writes: 'refused' }],
     `${s.role}: local Redis is a master this node does not serve: fencing it`);
-}
-
-/**
- * The fence a serving master keeps (checked at each health check): `with-replica` while
- * its Redis has a replica, so that losing the replica (a cut, or the replica promoted
- * after this daemon froze) stops writes without the daemon; `accepted` without one,
- * which only a holder of the lease may run (a master without the key has stepped down
- * or serves in failsafe, which needs its peer). Null when nothing is to change.
- */
-export function keepFence(s: CoreState, now: number, config: CoreConfig): StepResult | null {
-  if (!fenceManaged(config) || s.role !== 'MASTER' || s.redisOp !== null || s.resigning) return null;
-  const redis = s.health.redis;
-  if (redis === null || redis.role !== 'master' || s.health.healthy !== true) return null;
-  // Without a quorum (`prefer: safety`) a master always writes only while a replica acknowledges.
-  const alone = config.quorum.backend !== 'none' && holdsKey(s, now, config);
-  const replicas = redis.goodReplicas ?? redis.connectedReplicas;
-  const wanted: FenceSetting = replicas > 0 || !alone ? 'with-replica' : 'accepted';
-  const current = s.quorum.fence;
-  if (current !== null && current.writes === wanted && current.ok !== false) return null;
-  const next = withQuorum(s, { fence: { writes: wanted, ok: null, detail: 'being applied' } });
-  return done(next, [{ type: 'fence-redis', writes: wanted }],
-    `${replicas} replica(s) acknowledging: Redis fence ${wanted}`);
 }
 
 /**

@@ -5,7 +5,7 @@
  * milliseconds on the runtime's monotonic clock): time enters only as the `now`
  * argument, so tests drive the core by passing numbers.
  */
-import type { AdvertFlags, AdvertRedis, FenceSetting, HistoryLoss, HostPort, KeyHolder, Maintenance, NodeState, RedisSnapshot, TimerName } from './types.js';
+import type { AdvertFlags, AdvertRedis, FenceSetting, HistoryLoss, HostPort, KeyHolder, Maintenance, NodeState, QuorumMemory, RedisSnapshot, TimerName } from './types.js';
 
 /** The configuration the core reads; built once from the daemon's configuration (`src/config/derived.ts`). */
 export interface CoreConfig {
@@ -67,6 +67,18 @@ export interface QuorumView {
    * force): once the peer promotes, it refuses writes whatever this daemon manages.
    */
   readonly selfFenced: boolean;
+  /** What etcd remembered with the key at the last `held` answer (null: no answer yet); see `quorum-memory.ts`. */
+  readonly memory: QuorumMemory | null;
+  /**
+   * This node's `leader-relaxed` mark: being written (`marking`: the fence stays
+   * `with-replica` until etcd has it), written (`marked`: the fence may be `accepted`),
+   * or being cleared (a replica acknowledges again). Null: none known.
+   */
+  readonly relaxMark: { readonly epoch: number; readonly state: 'marking' | 'marked' | 'clearing' } | null;
+  /** The `leader-last` record this master wrote for its Redis (`ok` null: in flight, false: to retry). */
+  readonly served: { readonly epoch: number; readonly replId: string; readonly ok: boolean | null } | null;
+  /** Another node's relaxed mark that this node's promotion fences through Redis; cleared in etcd once promoted. */
+  readonly fenceMark: { readonly holder: KeyHolder; readonly clearing: boolean } | null;
 }
 
 /**
@@ -270,7 +282,10 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     takeoverHeld: null,
     recoveryBlockUntilMs: null,
     historyLoss: null,
-    quorum: { held: null, holder: null, asking: null, wanted: null, last: null, failsafeSinceMs: null, fence: null, selfFenced: false },
+    quorum: {
+      held: null, holder: null, asking: null, wanted: null, last: null, failsafeSinceMs: null, fence: null, selfFenced: false,
+      memory: null, relaxMark: null, served: null, fenceMark: null,
+    },
     persistFailure: null,
   };
 }

@@ -30,6 +30,7 @@ import {
   assertNever,
   divergenceReport,
   done,
+  fenceManaged,
   livePeer,
   outranks,
   peerCannotServe,
@@ -47,7 +48,9 @@ import {
   type StepResult,
 } from './common.js';
 import { onEffectFailed } from './effects.js';
-import { armQuorumFence, keepFence, keepFenceDown, keyReleasableOnStop, onPeerHeardInFailsafe, onQuorumEvent, onQuorumTimer } from './quorum.js';
+import { keepMemory } from './quorum-memory.js';
+import { keepFence, masterWrites } from './master-fence.js';
+import { armQuorumFence, keepFenceDown, keyReleasableOnStop, onPeerHeardInFailsafe, onQuorumEvent, onQuorumTimer } from './quorum.js';
 import { adoptPeerMaintenance, freeze, onMaintenanceRequested, resume } from './maintenance.js';
 import { initialState, vipDesired, type CoreConfig, type CoreState, type HealthView, type PeerView } from './state.js';
 import {
@@ -63,7 +66,7 @@ import {
 import { EPOCH_CEILING, adoptEpoch, epochExhausted } from './epoch.js';
 import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
 import { guardAtStart, guardHistory, keepRunId } from './data-guard.js';
-import { acceptWrites, adoptMaster, fenceManaged, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
+import { adoptMaster, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
 import type { Action, Advert, Event, TimerName } from './types.js';
 
 export { initialState, outranks, divergenceReport };
@@ -143,6 +146,7 @@ function stepEvent(state: CoreState, event: Event, now: number, config: CoreConf
     case 'quorum-renewed':
     case 'quorum-lost':
     case 'fence-applied':
+    case 'quorum-marked':
       return onQuorumEvent(state, event, now, config);
     default:
       return assertNever(event);
@@ -218,7 +222,8 @@ function byRoleOnHealth(
         const why = 'local Redis was found a replica while MASTER (changed outside redis-ha)';
         return s.maintenance.on ? freeze(s, now, `${why}; not stepping down`) : toBackup(s, now, config, why);
       }
-      return keepFence(s, now, config) ?? done(s, [], health.healthy === false ? 'health still failing' : 'health ok');
+      return prependFence(keepFence(s, now, config),
+        (t) => keepMemory(t, now, config) ?? done(t, [], health.healthy === false ? 'health still failing' : 'health ok'), s);
     case 'FAULT':
       // A node that cannot advertise stays FAULT (restart the daemon once fixed); its
       // Redis still follows the peer that took over.
@@ -468,11 +473,15 @@ function promotionOutcome(s: CoreState, ok: boolean, detail: string, now: number
     // We stepped down while Redis was being promoted: put it back behind the master.
     return reconcileReplica(s, now, config, 'promotion finished after stepping down');
   }
-  if (!ok) return toBackup(s, now, config, `promotion failed: ${detail}`);
+  if (!ok) return toBackup({ ...s, quorum: { ...s.quorum, fenceMark: null } }, now, config, `promotion failed: ${detail}`);
   const next = config.garpRefreshMs > 0 ? withTimers(s, { 'garp-refresh': now + config.garpRefreshMs }) : s;
-  // Advertise at once: the peer learns that our Redis is now the master it may follow.
-  return done(next, [...acceptWrites(config), audit('vip-claim', { reason: 'Redis promoted' }), { type: 'claim-vip' }, sendAdvert(next, config)],
+  // Advertise at once: the peer learns that our Redis is now the master it may follow;
+  // then etcd records it as the master that serves (quorum-memory.ts).
+  const fenced = masterWrites(next, now, config);
+  const promoted = done(fenced.state, [...fenced.actions, audit('vip-claim', { reason: 'Redis promoted' }), { type: 'claim-vip' }, sendAdvert(next, config)],
     `Redis promoted (${detail}); claiming the VIP`);
+  const remembered = keepMemory(promoted.state, now, config);
+  return remembered === null ? promoted : { ...promoted, state: remembered.state, actions: [...promoted.actions, ...remembered.actions] };
 }
 
 function onVipObserved(state: CoreState, present: boolean): StepResult {

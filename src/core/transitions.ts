@@ -10,8 +10,11 @@ import {
   divergenceReport,
   done,
   livePeer,
+  fenceManaged,
   peerCannotServe,
   persistState,
+  prepend,
+  safetyWithoutQuorum,
   sendAdvert,
   transitionAudit,
   transitionTo,
@@ -20,6 +23,8 @@ import {
 } from './common.js';
 import { quorumGate } from './quorum-gate.js';
 import { historyBlocker } from './data-guard.js';
+import { masterWrites } from './master-fence.js';
+import { memoryDemand, preMark } from './quorum-memory.js';
 import { holdTakeover, takeoverGate } from './takeover-gate.js';
 import type { CoreConfig, CoreState } from './state.js';
 import { masterDownMs } from './timing.js';
@@ -29,6 +34,14 @@ import type { Action, HostPort } from './types.js';
 export function adoptMaster(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
   const gated = quorumGate(s, now, config, { kind: 'adopt', reason, epoch: s.epoch, afterSilence: false });
   if (gated !== null) return gated;
+  // etcd remembers a master this Redis never followed, or one whose Redis may hold writes
+  // no replica has (quorum-memory.ts): not adopted as is; as BACKUP, the takeover catches
+  // up with that Redis and fences it first.
+  const demand = memoryDemand(s, config);
+  if (demand !== null) {
+    return prepend([audit('takeover-fence-required', { reason, why: demand.why })],
+      toBackup(s, now, config, `${reason}; but ${demand.why}: not adopting this Redis as is (a takeover catches up with that master's Redis first)`));
+  }
   return becomeMasterAsIs(s, now, config, reason);
 }
 
@@ -39,29 +52,9 @@ function becomeMasterAsIs(s0: CoreState, now: number, config: CoreConfig, reason
     'master-down': undefined, preempt: undefined, 'init-listen': undefined,
     'garp-refresh': config.garpRefreshMs > 0 ? now + config.garpRefreshMs : undefined,
   });
-  return done(next, [transitionAudit(s, next, config), sendAdvert(next, config),
-    ...acceptWrites(config), audit('vip-claim', { reason: 'adopted master' }), { type: 'claim-vip' }], reason);
-}
-
-/**
- * With a quorum the daemon owns the local Redis's write fence: a master about to serve
- * lifts it (it may have been set when this node last stepped down). Without one, Redis's
- * `min-replicas-*` settings are the operator's and are left alone.
- */
-export function acceptWrites(config: CoreConfig): Action[] {
-  if (!fenceManaged(config)) return [];
-  // Without a quorum, `prefer: safety` writes only while a replica acknowledges.
-  return [{ type: 'fence-redis', writes: config.quorum.backend === 'none' ? 'with-replica' : 'accepted' }];
-}
-
-/** `quorum.backend: none` with `prefer: safety`. */
-export function safetyWithoutQuorum(config: CoreConfig): boolean {
-  return config.quorum.backend === 'none' && config.quorum.prefer === 'safety';
-}
-
-/** Whether the daemon owns the local Redis's write fence: with a quorum, or `prefer: safety` without. */
-export function fenceManaged(config: CoreConfig): boolean {
-  return config.quorum.backend !== 'none' || config.quorum.prefer === 'safety';
+  const fenced = masterWrites(next, now, config);
+  return done(fenced.state, [transitionAudit(s, next, config), sendAdvert(next, config),
+    ...fenced.actions, audit('vip-claim', { reason: 'adopted master' }), { type: 'claim-vip' }], reason);
 }
 
 /**
@@ -92,6 +85,8 @@ export function takeOverAsIs(s: CoreState, now: number, config: CoreConfig, reas
   const epoch = nextEpoch(s.epoch, s.knownEpoch);
   const gated = quorumGate(s, now, config, { kind: 'as-is', reason, epoch, afterSilence: false });
   if (gated !== null) return gated;
+  // As in `adoptMaster`: a takeover that catches up with that master's Redis instead.
+  if (memoryDemand(s, config) !== null) return takeOver(s, now, config, reason);
   const r = becomeMasterAsIs({ ...s, epoch, knownEpoch: epoch }, now, config, reason);
   return { ...r, actions: [persistState(r.state), ...r.actions] };
 }
@@ -127,7 +122,14 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
     ...(options.afterFault === true ? { afterFault: true } : {}),
   });
   if (waited !== null) return waited;
-  const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null, quorum: { ...s.quorum, wanted: null } }, 'MASTER', now, reason);
+  // What etcd remembers (quorum-memory.ts): the old master's Redis is caught up with and
+  // fenced through Redis first, or the promotion fails.
+  // A switchover's handover is exempt: the old master's Redis already follows ours (a
+  // stale mark of its own is cleared all the same once promoted).
+  const remembered = memoryDemand(s, config);
+  const demand = options.minEpoch === undefined ? remembered : null;
+  const fenceMark = remembered?.mark == null ? null : { holder: remembered.mark, clearing: false };
+  const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null, quorum: { ...s.quorum, wanted: null, fenceMark } }, 'MASTER', now, reason);
   // An automatic takeover starts the pair's recovery block (anti-flapping, `takeover-gate.ts`).
   const block = cause !== null && config.recoveryBlockMs > 0 ? now + config.recoveryBlockMs : undefined;
   const next = withTimers(block === undefined ? base : { ...base, recoveryBlockUntilMs: block }, {
@@ -136,17 +138,24 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
   });
   // Catch up with the old master only if it may still be alive; a peer that reported
   // FAULT has a dead Redis, so asking it would only spend the connect timeout.
-  const catchUpFrom = options.catchUpFrom !== undefined
-    ? options.catchUpFrom
-    : s.peer && peerCannotServe(s.peer) ? null : config.peerRedis;
-  return done(next, [
+  // (A demand from etcd's memory catches up whatever the peer reported: the writes are there.)
+  const catchUpFrom = demand !== null ? config.peerRedis
+    : options.catchUpFrom !== undefined ? options.catchUpFrom
+      : s.peer && peerCannotServe(s.peer) ? null : config.peerRedis;
+  // prefer safety without a quorum: a silent master is replaced only through its own
+  // Redis (fenced by the takeover), never on a replica link that only looks up.
+  const requireFence = demand !== null || (safetyWithoutQuorum(config) && cause === 'silence');
+  // The new master has no replica yet: its relaxed mark goes to etcd beside the promotion,
+  // so that its writes need not wait for it once promoted (quorum-memory.ts).
+  const marked = preMark(next, config);
+  return done(marked.state, [
     transitionAudit(s, next, config),
+    ...(demand === null ? [] : [audit('takeover-fence-required', { reason, why: demand.why })]),
     persistState(next),
     sendAdvert(next, config),
-    // prefer safety without a quorum: a silent master is replaced only through its own
-    // Redis (fenced by the takeover), never on a replica link that only looks up.
-    { type: 'promote-redis', catchUpFrom, ...(safetyWithoutQuorum(config) && cause === 'silence' ? { requireFence: true } : {}) },
-  ], reason);
+    ...marked.actions,
+    { type: 'promote-redis', catchUpFrom, ...(requireFence ? { requireFence: true } : {}) },
+  ], demand === null ? reason : `${reason}; ${demand.why}: promoting only through that Redis, caught up with and fenced`);
 }
 
 /**

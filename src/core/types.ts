@@ -144,15 +144,38 @@ export interface KeyHolder {
   readonly epoch: number;
 }
 
+/** A master as etcd recorded it once its Redis served (`record-served`): its node, epoch and Redis replication id. */
+export interface ServedRecord {
+  readonly node: string;
+  readonly epoch: number;
+  readonly replId: string;
+}
+
 /**
  * What etcd remembers beyond any lease, read with the key (`QuorumMemory` in
- * src/adapters/quorum/types.ts): the highest-epoch holder ever (`last`, before this
- * write) and a master that relaxed its fence and has not cleared the mark (`relaxed`).
+ * src/adapters/quorum/types.ts): the last master whose Redis served (`last`: a Redis
+ * whose history does not contain its replication id may lack its writes, finding Q9) and
+ * a master that relaxed its fence and has not cleared the mark (`relaxed`: its Redis may
+ * take writes no replica holds, finding Q12).
  */
 export interface QuorumMemory {
-  readonly last: KeyHolder | null;
+  readonly last: ServedRecord | null;
   readonly relaxed: KeyHolder | null;
 }
+
+/**
+ * A write of etcd's durable records (beside the leader key, without a lease):
+ *   relax   this master's fence is about to be `accepted` (no replica): `leader-relaxed`
+ *           names it, so a new master fences its Redis through Redis first; only while it
+ *           holds the key
+ *   clear   `leader-relaxed` is deleted if it is exactly `holder` (this node's own once a
+ *           replica acknowledges again, or a node whose Redis this node's promotion fenced)
+ *   served  this master's Redis serves with `replId`: `leader-last`, only while it holds the key
+ */
+export type QuorumMark =
+  | { readonly kind: 'relax'; readonly epoch: number }
+  | { readonly kind: 'clear'; readonly holder: KeyHolder }
+  | { readonly kind: 'served'; readonly epoch: number; readonly replId: string };
 
 /** The quorum's answer to `acquire-quorum` (`src/adapters/quorum`, or the simulation's model). */
 export type QuorumAnswer =
@@ -278,7 +301,9 @@ export type Event =
   /** This node's lease ended or its key was taken (`key-taken`): it no longer holds the key. */
   | { readonly type: 'quorum-lost'; readonly reason: 'deadline-passed' | 'lease-expired' | 'key-taken'; readonly detail: string }
   /** A `fence-redis` effect finished. */
-  | { readonly type: 'fence-applied'; readonly writes: FenceSetting; readonly ok: boolean; readonly detail: string };
+  | { readonly type: 'fence-applied'; readonly writes: FenceSetting; readonly ok: boolean; readonly detail: string }
+  /** A `mark-quorum` call finished (`ok`: etcd holds the mark, or no longer holds it for `clear-relaxed`/`record-served` alike). */
+  | { readonly type: 'quorum-marked'; readonly mark: QuorumMark; readonly ok: boolean; readonly detail: string };
 
 /** Outputs of `step()`. Imperative: things to do, in order. */
 export type Action =
@@ -341,6 +366,8 @@ export type Action =
   | { readonly type: 'acquire-quorum'; readonly epoch: number }
   /** Give the key up (revoke this node's lease): only once this node's Redis cannot take writes. */
   | { readonly type: 'release-quorum' }
+  /** Write one of etcd's durable records (`QuorumMark`); answered by `quorum-marked`. */
+  | { readonly type: 'mark-quorum'; readonly mark: QuorumMark }
   /** Make the local Redis refuse or accept writes by itself (`min-replicas-to-write`). */
   | { readonly type: 'fence-redis'; readonly writes: FenceSetting }
   | { readonly type: 'exit'; readonly code: number }

@@ -25,10 +25,10 @@ import type { Action } from '../core/types.js';
  * would hold up a fence or a VIP release behind it, so it runs beside it, its answer
  * coming back as an event.
  */
-export type Notice = Extract<Action, { type: 'send-advert' | 'send-message' | 'reply' | 'audit' | 'acquire-quorum' }>;
+export type Notice = Extract<Action, { type: 'send-advert' | 'send-message' | 'reply' | 'audit' | 'acquire-quorum' | 'mark-quorum' }>;
 export type Effect = Exclude<Action, Notice>;
 
-const NOTICES: ReadonlySet<Action['type']> = new Set<Action['type']>(['send-advert', 'send-message', 'reply', 'audit', 'acquire-quorum']);
+const NOTICES: ReadonlySet<Action['type']> = new Set<Action['type']>(['send-advert', 'send-message', 'reply', 'audit', 'acquire-quorum', 'mark-quorum']);
 
 function isNotice(action: Action): action is Notice {
   return NOTICES.has(action.type);

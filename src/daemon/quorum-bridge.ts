@@ -8,7 +8,7 @@
  */
 import type { LeaderRecord } from '../adapters/quorum/record.js';
 import type { MarkOutcome, Quorum, QuorumMemory, QuorumOutcome } from '../adapters/quorum/types.js';
-import type { KeyHolder, QuorumAnswer } from '../core/types.js';
+import type { QuorumAnswer, QuorumMark } from '../core/types.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { MarkAnswer, QuorumNotice, RuntimeQuorum } from './runtime.js';
@@ -48,12 +48,19 @@ export class QuorumBridge implements RuntimeQuorum {
     return acquireAnswer(() => this.call(() => this.quorum.acquire(epoch)));
   }
 
-  markRelaxed(epoch: number): Promise<MarkAnswer> {
-    return this.mark('relaxed mark', () => this.quorum.markRelaxed(epoch));
-  }
-
-  clearRelaxed(record: KeyHolder): Promise<MarkAnswer> {
-    return this.mark('relaxed mark clear', () => this.quorum.clearRelaxed(record));
+  mark(mark: QuorumMark): Promise<MarkAnswer> {
+    switch (mark.kind) {
+      case 'relax':
+        return this.marked('relaxed mark', () => this.quorum.markRelaxed(mark.epoch));
+      case 'clear':
+        return this.marked('relaxed mark clear', () => this.quorum.clearRelaxed(mark.holder));
+      case 'served':
+        return this.marked('served record', () => this.quorum.recordServed(mark.epoch, mark.replId));
+      default: {
+        const never: never = mark;
+        throw new Error(`unhandled quorum mark ${JSON.stringify(never)}`);
+      }
+    }
   }
 
   async release(): Promise<void> {
@@ -73,7 +80,7 @@ export class QuorumBridge implements RuntimeQuorum {
     });
   }
 
-  private async mark(what: string, fn: () => Promise<MarkOutcome>): Promise<MarkAnswer> {
+  private async marked(what: string, fn: () => Promise<MarkOutcome>): Promise<MarkAnswer> {
     try {
       const r = await fn();
       return { ok: r.ok, detail: r.reason };

@@ -16,7 +16,7 @@ import type { VipManager } from '../adapters/vip.js';
 import { effectStillWanted } from '../core/effects.js';
 import { nextDeadline, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
-import type { AdvertBody, Event, FenceSetting, HostPort, KeyHolder, Maintenance, PeerRequest, QuorumAnswer, RedisSnapshot, SwitchoverOutcome } from '../core/types.js';
+import type { AdvertBody, Event, FenceSetting, HostPort, Maintenance, PeerRequest, QuorumAnswer, QuorumMark, RedisSnapshot, SwitchoverOutcome } from '../core/types.js';
 import { DOWN_RECHECK_FOR_MS, DOWN_RECHECK_MS } from '../core/timing.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -90,10 +90,8 @@ export interface RuntimeQuorum {
   acquire(epoch: number): Promise<QuorumAnswer>;
   /** Gives the key up (revokes the lease); never rejects. */
   release(): Promise<void>;
-  /** Marks this node's fence relaxed in etcd while it holds the key (`Quorum.markRelaxed`); never rejects. */
-  markRelaxed(epoch: number): Promise<MarkAnswer>;
-  /** Clears the relaxed mark if it is exactly `record` (`Quorum.clearRelaxed`); never rejects. */
-  clearRelaxed(record: KeyHolder): Promise<MarkAnswer>;
+  /** Writes one of etcd's durable records (`QuorumMark`: relaxed mark, its clearing, the served record); never rejects. */
+  mark(mark: QuorumMark): Promise<MarkAnswer>;
   onEvent(listener: (notice: QuorumNotice) => void): () => void;
 }
 
@@ -312,6 +310,13 @@ export class Runtime {
           : Promise.resolve({ outcome: 'unreachable', detail: 'no quorum backend configured' });
         asked.catch((error: unknown): QuorumAnswer => ({ outcome: 'unreachable', detail: `quorum call threw: ${errorMessage(error)}` }))
           .then((answer) => this.dispatch({ type: 'quorum-answered', epoch, answer }));
+        return;
+      }
+      case 'mark-quorum': {
+        const mark = action.mark;
+        const asked: Promise<MarkAnswer> = deps.quorum ? deps.quorum.mark(mark) : Promise.resolve({ ok: false, detail: 'no quorum backend configured' });
+        asked.catch((error: unknown): MarkAnswer => ({ ok: false, detail: `quorum call threw: ${errorMessage(error)}` }))
+          .then((answer) => this.dispatch({ type: 'quorum-marked', mark, ok: answer.ok, detail: answer.detail }));
         return;
       }
       case 'reply': {

@@ -8,9 +8,11 @@
  * Times the operator reads are wall-clock ISO strings; ages are milliseconds.
  */
 import { epochExhausted } from '../core/epoch.js';
+import { memoryDemand } from '../core/quorum-memory.js';
 import { vipDesired, type CoreQuorumConfig, type CoreState } from '../core/state.js';
 import { masterDownMs } from '../core/timing.js';
 import type { TakeoverEstimate } from '../core/timing.js';
+import type { QuorumMemory } from '../core/types.js';
 
 /** Status version: bumped when a field changes meaning or disappears (adding fields does not). */
 export const STATUS_VERSION = 1;
@@ -88,6 +90,12 @@ export interface QuorumStatus {
   readonly lastAnswer: { readonly what: string; readonly detail: string; readonly agoMs: number } | null;
   /** The local Redis's write fence as last set by this daemon (null: never touched). */
   readonly fence: { readonly writes: string; readonly ok: boolean | null; readonly detail: string } | null;
+  /** What etcd remembered with the key at the last grant (src/core/quorum-memory.ts); null before one. */
+  readonly memory: QuorumMemory | null;
+  /** This node's relaxed mark in etcd (its fence may be `accepted` only while `marked`). */
+  readonly relaxMark: { readonly epoch: number; readonly state: string } | null;
+  /** Why this node's next mastership must go through the old master's Redis (caught up with and fenced), or null. */
+  readonly fenceRequired: string | null;
 }
 
 /** What `buildStatus` needs besides the core state. */
@@ -174,7 +182,7 @@ export function buildStatus(i: StatusInputs): StatusReport {
   return { ...base, verdict, problems };
 }
 
-function quorumStatus(s: CoreState, i: Pick<StatusInputs, 'now' | 'quorum'>): QuorumStatus {
+function quorumStatus(s: CoreState, i: Pick<StatusInputs, 'now' | 'quorum' | 'node'>): QuorumStatus {
   const q = s.quorum;
   const held = q.held !== null && i.now < q.held.validUntilAtMs;
   return {
@@ -188,6 +196,9 @@ function quorumStatus(s: CoreState, i: Pick<StatusInputs, 'now' | 'quorum'>): Qu
     waiting: q.wanted === null ? null : { kind: q.wanted.kind, reason: q.wanted.reason, forMs: Math.round(i.now - q.wanted.sinceMs) },
     lastAnswer: q.last === null ? null : { what: q.last.what, detail: q.last.detail, agoMs: Math.round(i.now - q.last.atMs) },
     fence: q.fence,
+    memory: q.memory,
+    relaxMark: q.relaxMark,
+    fenceRequired: memoryDemand(s, { nodeName: i.node.name, quorum: i.quorum })?.why ?? null,
   };
 }
 

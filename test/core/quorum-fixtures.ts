@@ -5,7 +5,7 @@
  */
 import type { CoreConfig, CoreState } from '../../src/core/state.js';
 import { step, type StepResult } from '../../src/core/step.js';
-import type { Event, QuorumAnswer } from '../../src/core/types.js';
+import type { Event, QuorumAnswer, QuorumMemory } from '../../src/core/types.js';
 import { A_ADDR, B_ADDR, advert, coreConfig, fired, heard, last, masterSnap, ok, replicaSnap, run } from './fixtures.js';
 
 export const QUORUM = { backend: 'etcd', prefer: 'safety', retryMs: 500, fenceLeadMs: 530 } as const;
@@ -17,6 +17,12 @@ export const aCfg: CoreConfig = coreConfig({ nodeName: 'a', nodeAddress: A_ADDR,
 export const answered = (epoch: number, answer: QuorumAnswer): Event => ({ type: 'quorum-answered', epoch, answer });
 export const held = (epoch: number, validUntilAtMs: number): Event =>
   answered(epoch, { outcome: 'held', epoch, validUntilAtMs, memory: { last: null, relaxed: null }, detail: 'key was free: taken' });
+/** etcd wrote this node's relaxed mark in `epoch` (`ok`), or refused it. */
+export const relaxMarked = (epoch: number, ok = true): Event =>
+  ({ type: 'quorum-marked', mark: { kind: 'relax', epoch }, ok, detail: ok ? 'relaxed mark written' : 'not the holder' });
+/** etcd named what it remembers with the key (quorum-memory.ts). */
+export const heldWith = (epoch: number, validUntilAtMs: number, memory: QuorumMemory): Event =>
+  answered(epoch, { outcome: 'held', epoch, validUntilAtMs, memory, detail: 'key was free: taken' });
 /** etcd names a (epoch 1) as the holder of the key b asks for in epoch 2. */
 export const heldByOther: Event = answered(2, { outcome: 'held-by-other', holder: { node: 'a', epoch: 1 }, detail: 'held by a (epoch 1)' });
 
@@ -38,6 +44,7 @@ export function askingB(): StepResult {
 export function masterB(): CoreState {
   const asked = step(askingB().state, heldByOther, 5005, bCfg).state;
   const promoting = step(asked, held(2, 8000), 5010, bCfg).state;
-  const promoted = step(promoting, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg).state;
+  const marked = step(promoting, relaxMarked(2), 5020, bCfg).state;
+  const promoted = step(marked, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg).state;
   return step(promoted, { type: 'vip-claimed' }, 5200, bCfg).state;
 }

@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 import type { CoreConfig, CoreState } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
 import type { Action, Event } from '../../src/core/types.js';
-import { A_ADDR, REPL_A, advert, bAdvert, coreConfig, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types } from './fixtures.js';
-import { QUORUM, aCfg, answered, askingB, backupB, bCfg, held, heldByOther, masterB } from './quorum-fixtures.js';
+import { A_ADDR, REPL_A, REPL_B, advert, bAdvert, coreConfig, fired, find, heard, last, masterSnap, ok, replicaSnap, run, types } from './fixtures.js';
+import { QUORUM, aCfg, answered, askingB, backupB, bCfg, held, heldByOther, masterB, relaxMarked } from './quorum-fixtures.js';
 
 const unreachable: Event = answered(2, { outcome: 'unreachable', detail: 'deadline exceeded' });
 const audits = (actions: readonly Action[]): string[] =>
@@ -59,13 +59,19 @@ describe('a backup promotes only while it holds the leader key', () => {
     const promoting = step(refused, held(2, 8000), 5010, bCfg);
     expect(promoting.state).toMatchObject({ role: 'MASTER', epoch: 2, redisOp: 'promoting' });
     expect(promoting.state.quorum.wanted).toBeNull();
-    expect(types(promoting.actions)).toEqual(['persist-state', 'send-advert', 'promote-redis']);
+    // The new master's relaxed mark goes to etcd beside the promotion (it has no replica yet).
+    expect(types(promoting.actions)).toEqual(['persist-state', 'send-advert', 'mark-quorum', 'promote-redis']);
+    expect(find(promoting.actions, 'mark-quorum')).toEqual({ type: 'mark-quorum', mark: { kind: 'relax', epoch: 2 } });
     expect(find(promoting.actions, 'send-advert')?.advert.flags.takingOver).toBe(false);
     // The fence deadline: lease deadline less the fence lead.
     expect(promoting.state.timers['quorum-fence']).toBe(8000 - QUORUM.fenceLeadMs);
-    const promoted = step(promoting.state, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg);
-    expect(types(promoted.actions)).toEqual(['fence-redis', 'claim-vip', 'send-advert']);
+    const marked = step(promoting.state, relaxMarked(2), 5020, bCfg);
+    expect(find(marked.actions, 'fence-redis')).toBeUndefined();
+    const promoted = step(marked.state, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg);
+    // Then etcd records the master that serves, with its Redis's replication id.
+    expect(types(promoted.actions)).toEqual(['fence-redis', 'claim-vip', 'send-advert', 'mark-quorum']);
     expect(find(promoted.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
+    expect(find(promoted.actions, 'mark-quorum')).toEqual({ type: 'mark-quorum', mark: { kind: 'served', epoch: 2, replId: REPL_B } });
   });
 
   it('a key free at once (the master may have lost etcd and serve without it): the backup waits until such a master has fenced', () => {
@@ -116,7 +122,9 @@ describe('a backup promotes only while it holds the leader key', () => {
     expect(find(init.actions, 'acquire-quorum')).toEqual({ type: 'acquire-quorum', epoch: 0 });
     const r = step(init.state, held(0, 7000), 4010, aCfg);
     expect(r.state.role).toBe('MASTER');
-    expect(types(r.actions)).toEqual(['send-advert', 'fence-redis', 'claim-vip']);
+    // No replica: the fence is eased only once etcd holds the relaxed mark.
+    expect(types(r.actions)).toEqual(['send-advert', 'mark-quorum', 'claim-vip']);
+    expect(find(step(r.state, relaxMarked(0), 4020, aCfg).actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
   });
 
   it('without a quorum nothing changes: the takeover promotes at once', () => {
@@ -268,12 +276,26 @@ describe('the master fences itself before its lease can lapse', () => {
     // Asked once: the next check does not ask again while it is applied.
     expect(find(step(withReplica.state, ok(masterSnap({ connectedReplicas: 1 })), 6100, bCfg).actions, 'fence-redis')).toBeUndefined();
     const applied = step(withReplica.state, { type: 'fence-applied', writes: 'with-replica', ok: true, detail: 'min-replicas-to-write 1' }, 5610, bCfg).state;
-    // The replica is gone and this node holds the lease: writes go on without it.
-    const alone = step(applied, ok(masterSnap({ connectedReplicas: 0 })), 6100, bCfg);
+    // The replica acknowledges: the relaxed mark of the takeover goes.
+    const again = step(applied, ok(masterSnap({ connectedReplicas: 1 })), 5700, bCfg);
+    expect(find(again.actions, 'mark-quorum')).toEqual({ type: 'mark-quorum', mark: { kind: 'clear', holder: { node: 'b', epoch: 2 } } });
+    const cleared = step(again.state, { type: 'quorum-marked', mark: { kind: 'clear', holder: { node: 'b', epoch: 2 } }, ok: true, detail: 'deleted' }, 5710, bCfg).state;
+    expect(cleared.quorum.relaxMark).toBeNull();
+    // The replica is gone and this node holds the lease: writes go on without it, once
+    // etcd names this master in the relaxed mark.
+    const marking = step(cleared, ok(masterSnap({ connectedReplicas: 0 })), 6100, bCfg);
+    expect(find(marking.actions, 'fence-redis')).toBeUndefined();
+    expect(find(marking.actions, 'mark-quorum')).toEqual({ type: 'mark-quorum', mark: { kind: 'relax', epoch: 2 } });
+    const alone = step(marking.state, relaxMarked(2), 6105, bCfg);
     expect(find(alone.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
     // A replica still connected but no longer acknowledging (a cut stalls TCP) counts as gone.
     const stalled = step(applied, ok(masterSnap({ connectedReplicas: 1, goodReplicas: 0 })), 6100, bCfg);
     expect(find(stalled.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
+    // A mark etcd refused keeps the fence as it is; the next check asks again.
+    const refused = step(marking.state, relaxMarked(2, false), 6105, bCfg);
+    expect(find(refused.actions, 'fence-redis')).toBeUndefined();
+    expect(refused.state.quorum.relaxMark).toBeNull();
+    expect(find(step(refused.state, ok(masterSnap({ connectedReplicas: 0 })), 6600, bCfg).actions, 'mark-quorum')).toBeDefined();
     // A fence that failed is asked again at the next check.
     const failed = step(alone.state, { type: 'fence-applied', writes: 'accepted', ok: false, detail: 'timeout' }, 6110, bCfg).state;
     expect(find(step(failed, ok(masterSnap({ connectedReplicas: 0 })), 6600, bCfg).actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });

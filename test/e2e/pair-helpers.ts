@@ -82,11 +82,17 @@ export function events(records: readonly AuditRecord[], event: string): AuditRec
  * Whether a node's Redis acknowledges a write sent to it directly on 127.0.0.1 in its
  * namespace (not through the VIP), and its reply (NOREPLICAS, READONLY, ...).
  */
-export async function directWrite(lab: PairLab, node: PairNode): Promise<{ accepted: boolean; reply: string }> {
-  const argv = ['redis-cli', '--no-auth-warning', '-h', '127.0.0.1', '-p', String(LAB_REDIS_PORT), 'SET', 'ha:quorum-probe', String(Date.now())];
+/** Runs a redis-cli command on `node`'s own Redis (not through the VIP): its output, and the reply as text. */
+export async function redisDirect(lab: PairLab, node: PairNode, args: readonly string[]): Promise<{ ok: boolean; out: string; reply: string }> {
+  const argv = ['redis-cli', '--no-auth-warning', '-h', '127.0.0.1', '-p', String(LAB_REDIS_PORT), ...args];
   const r = await lab.net.exec(node, argv, { timeoutMs: 2_000, env: { REDISCLI_AUTH: lab.password } });
   const reply = `${r.stdout}${r.stderr}`.trim() || (r.timedOut ? '(timed out)' : `(exit ${r.code})`);
-  return { accepted: r.code === 0 && r.stdout.trim() === 'OK', reply };
+  return { ok: r.code === 0, out: r.stdout.trim(), reply };
+}
+
+export async function directWrite(lab: PairLab, node: PairNode): Promise<{ accepted: boolean; reply: string }> {
+  const r = await redisDirect(lab, node, ['SET', 'ha:quorum-probe', String(Date.now())]);
+  return { accepted: r.ok && r.out === 'OK', reply: r.reply };
 }
 
 /**

@@ -54,6 +54,7 @@ import {
   expectStableMaster,
   finish,
   fmt,
+  redisDirect,
   requireBuild,
   sleep,
   startWriting,
@@ -65,6 +66,14 @@ const QUORUM_AUDIT = {
   /** A node won the group's leader key. */
   acquired: 'quorum-acquired',
 } as const;
+/** etcd's memory (src/core/quorum-memory.ts): a master named in the relaxed mark; a takeover that must go through the old master's Redis. */
+const MEMORY_AUDIT = { relaxed: 'quorum-relaxed', fenceRequired: 'takeover-fence-required' } as const;
+/** (f5): the set the direct writes to the relaxed master's Redis go to. */
+const DIRECT_KEY = 'ha:direct';
+const DIRECT_VALUE_BASE = 1_000_000;
+/** (f5): bounds: the relaxed mark after the cut; the heal before the frozen daemon continues. */
+const RELAX_TIMEOUT_MS = 15_000;
+const HEAL_BEFORE_CONT_MS = 1_000;
 /** A takeover held back by a gate (the recovery block among them). */
 const TAKEOVER_HELD_EVENT = 'takeover-held';
 /** What the recovery block's reason names (takeover-gate.ts). */
@@ -135,6 +144,12 @@ async function waitSettled(lab: PairLab, timeoutMs: number): Promise<{ master: P
     timeoutMs,
   );
   return { master, ms };
+}
+
+/** SADD `value` to DIRECT_KEY on `node`'s own Redis (not through the VIP): whether it was acknowledged. */
+async function directAdd(lab: PairLab, node: PairNode, value: number): Promise<{ accepted: boolean; reply: string }> {
+  const r = await redisDirect(lab, node, ['SADD', DIRECT_KEY, String(value)]);
+  return { accepted: r.ok && /^(\(integer\) )?[01]$/.test(r.out), reply: r.reply };
 }
 
 function eventNames(records: readonly AuditRecord[]): string {
@@ -349,6 +364,73 @@ describeRoot('e2e quorum faults pair F1: the master\'s daemon frozen; etcd kille
     expect(window.firstOkAfter).not.toBeNull();
     expect(failovers(changes, victim)).toBe(1);
     expect((await lab.etcd().leader())?.record?.node).toBe(backup);
+  });
+  it('(f5) the hosts cut from each other, then the master\'s daemon frozen past its lease: the relaxed master\'s Redis is caught up with before the backup serves; never two writable; 0 lost', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const victim = await masterNow(lab);
+    if (victim === null) throw new Error(`no settled master before (f5): ${JSON.stringify(await lab.status())}`);
+    const backup = PairLab.other(victim);
+    await waitKeyHeldBy(lab, victim);
+    const writer = await startWriting(lab);
+    await sleep(PRE_FAULT_WRITES_MS);
+    const mark = auditMark(lab);
+    await lab.partitionNodes();
+    const faultWall = nowWallMs();
+    // The victim eases its fence once its replica stops acknowledging, after naming itself
+    // in etcd's relaxed mark (src/core/quorum-memory.ts).
+    const relaxedMs = await lab.waitFor(`${victim} relaxed its fence (audit ${MEMORY_AUDIT.relaxed})`,
+      async () => events(auditSince(lab, victim, mark), MEMORY_AUDIT.relaxed).length > 0, RELAX_TIMEOUT_MS);
+    const pid = lab.daemonPid(victim);
+    if (pid === null) throw new Error(`no daemon running on ${victim}`);
+    process.kill(pid, 'SIGSTOP');
+    const freezeWall = nowWallMs();
+    const violations: string[] = [];
+    const timeline: string[] = [];
+    const directAcked: number[] = [];
+    const last = { text: '' };
+    let healed = false;
+    try {
+      const until = Date.now() + FREEZE_MS;
+      let n = 0;
+      while (Date.now() < until) {
+        const at = nowWallMs() - faultWall;
+        const value = DIRECT_VALUE_BASE + n++;
+        const direct = await directAdd(lab, victim, value);
+        if (direct.accepted) directAcked.push(value);
+        const backupMaster = (await lab.redisRole(backup)) === 'master';
+        if (backupMaster && direct.accepted) violations.push(`${Math.round(at)} ms: ${backup}'s Redis master while ${victim}'s accepted a write`);
+        recordChange(timeline, last, at, `${victim}'s Redis ${direct.accepted ? 'accepts' : `refuses (${direct.reply})`}; ${backup}'s Redis ${backupMaster ? 'master' : 'replica'}`);
+        await sleep(WATCH_POLL_MS);
+      }
+      await lab.healNodes();
+      healed = true;
+      await sleep(HEAL_BEFORE_CONT_MS);
+    } finally {
+      if (!healed) await lab.healNodes();
+      process.kill(pid, 'SIGCONT');
+    }
+    const { master: final, ms: settleMs } = await waitSettled(lab, REJOIN_TIMEOUT_MS);
+    await expectStableMaster(lab, final, STABILITY_WATCH_MS);
+    const { result, finalSet, report, window } = await finish(lab, writer, final, faultWall);
+    const directKept = await lab.readFinalSet(final, DIRECT_KEY);
+    const directLost = directAcked.filter((v) => !directKept.has(v));
+    const auditVictim = auditSince(lab, victim, mark);
+    const auditBackup = auditSince(lab, backup, mark);
+    const changes = roleChanges(lab, mark);
+    console.log(
+      `(f5) hosts cut; ${victim} relaxed ${fmt(relaxedMs)} after the cut; its daemon frozen ${FREEZE_MS} ms from ${fmt(freezeWall - faultWall)}, ` +
+        `healed, continued ${HEAL_BEFORE_CONT_MS} ms later; timeline [${timeline.join('; ')}]; direct writes to ${victim}'s Redis acknowledged ` +
+        `${directAcked.length}, lost ${directLost.length}; final master ${final}, settled ${fmt(settleMs)} after SIGCONT; ` +
+        `fault -> first ok ${fmt(window.faultToFirstOkMs)}, longest write gap ${fmt(window.longestGapMs)}; ${describeWrites(report)}; ` +
+        `role changes: ${describeChanges(changes, faultWall)}; ${victim}'s audit: ${eventNames(auditVictim)}; ${backup}'s audit: ${eventNames(auditBackup)}`,
+    );
+    expect(violations, 'both Redis accepted writes').toEqual([]);
+    expect(directLost, 'writes acknowledged by the relaxed Redis were lost').toEqual([]);
+    expect(report.lost).toEqual([]);
+    expect(report.unexpected).toEqual([]);
+    expect(failedButPresent(result.ops, finalSet)).toEqual([]);
+    expect(window.firstOkAfter).not.toBeNull();
+    // If the backup took over, it did so only through the relaxed master's Redis.
+    if (final === backup) expect(events(auditBackup, MEMORY_AUDIT.fenceRequired).length).toBeGreaterThan(0);
   });
 });
 

@@ -11,6 +11,7 @@
  * as clocks run at about the same rate (the bound is the core's, `src/core/timing.ts`).
  */
 import type { LeaderRecord } from './record.js';
+import type { ServedRecord } from './served-record.js';
 
 /** TLS material for the etcd endpoints (PEM file paths). */
 export interface QuorumTls {
@@ -51,12 +52,11 @@ export interface EtcdQuorumOptions {
  */
 export interface QuorumMemory {
   /**
-   * `<prefix>/<cluster>/leader-last`: the holder with the highest epoch ever written,
-   * before this call's write (every write of the leader key raises it, never lowers it).
-   * Another node here at an epoch at or above the one asked for was master after this
-   * node's Redis last followed a master it knows: its data may be older (finding Q9).
+   * `<prefix>/<cluster>/leader-last`: the last master whose Redis served, with that
+   * Redis's replication id (`recordServed`). A Redis whose history does not contain that
+   * id never followed that master: its data may be older (finding Q9).
    */
-  readonly last: LeaderRecord | null;
+  readonly last: ServedRecord | null;
   /**
    * `<prefix>/<cluster>/leader-relaxed`: a master that relaxed its Redis's fence to
    * `accepted` (its replica gone) and has not cleared the mark: its Redis may take writes
@@ -137,6 +137,11 @@ export interface Quorum {
    * Redis this node fenced through Redis. An absent mark is `ok`.
    */
   clearRelaxed(record: LeaderRecord): Promise<MarkOutcome>;
+  /**
+   * Writes `leader-last = {node: this node, epoch, replId}` only while the leader key is
+   * this node's (as `markRelaxed`): the master records its Redis once it serves.
+   */
+  recordServed(epoch: number, replId: string): Promise<MarkOutcome>;
   /** Whether this node holds the key right now (see the file header). */
   holding(): boolean;
   /** This node's own lease deadline (monotonic ms), or null without a live lease. */
