@@ -11,7 +11,9 @@
  * (`src/core/forced-failover.ts`); this file only asks and prints.
  *
  * Exit status, as the other control commands: 0 this node took over; 1 refused, failed,
- * or not run (no `--accept-data-loss`: nothing changed); 64 a usage error.
+ * not run (no `--accept-data-loss`: nothing changed) or no daemon answering (an unknown
+ * option is commander's usage error, also 1). `--json` carries the `outcome`:
+ * `taken-over`, `dry-run`, `refused`, `no-leader-key`, `failed`.
  */
 import { sendControlRequest } from '../adapters/control-socket.js';
 import { FAILOVER_REPLY_MS } from '../core/timing.js';

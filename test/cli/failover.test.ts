@@ -2,8 +2,8 @@
  * `redis-ha failover` through the built CLI against a real control socket whose handler
  * answers as the daemon would (the daemon's side is tested in test/daemon/control.test.ts
  * and the core's in test/core/forced-failover.test.ts): the options it sends, what it
- * prints for each outcome, and its exit status (0 taken over; 1 refused, failed or not
- * run; commander's own for a usage error).
+ * prints for each outcome, and its exit status (0 taken over; 1 refused, failed, not
+ * run, no daemon, or commander's usage error).
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -106,7 +106,7 @@ describe('redis-ha failover', () => {
   it('an unknown option is a usage error and sends nothing', async () => {
     const d = await daemon({ ok: true });
     const r = await cli([...base(d.path), '--force']);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/unknown option '--force'/);
     expect(d.requests).toEqual([]);
   });
