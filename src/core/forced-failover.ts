@@ -65,7 +65,10 @@ export function onFailoverRequested(s: CoreState, e: Requested, now: number, con
   const plan = planText(s, config, lagBytes);
   const epoch = nextEpoch(s.epoch, s.knownEpoch);
   if (!e.acceptDataLoss) {
-    const held = heldBy === null ? 'nothing holds an automatic takeover back now' : `held back now: ${heldBy}`;
+    const waiting = s.quorum.wanted;
+    const held = heldBy !== null ? `held back now: ${heldBy}`
+      : waiting !== null ? `an automatic takeover is waiting for the leader key (${waiting.reason}), as a forced one would`
+        : 'nothing holds an automatic takeover back now';
     const detail = `nothing changed: a forced takeover would ${plan}; ${held}. ` +
       'Run it again with --accept-data-loss to take over anyway';
     return done(s, [reply(e.requestId, false, detail, { outcome: 'dry-run', wouldDo: plan, heldBy, lagBytes, epoch })],

@@ -108,10 +108,14 @@ describe('forced failover: the dry run', () => {
     expect(answer?.data).toMatchObject({ heldBy: null, lagBytes: 0 });
   });
 
-  it('with etcd, says the key is still needed', () => {
+  it('with etcd, says the key is still needed, and when an automatic takeover already waits for it', () => {
     const quorumCfg = coreConfig({ promotionMaxLagBytes: MAX_LAG, quorum: QUORUM });
     const [answer] = replies(step(heldByLag(quorumCfg), failover(false), 6000, quorumCfg));
     expect(answer?.detail).toMatch(/once etcd grants this node the leader key \(never taken from another holder\)/);
+    const asking = step(backupBehind(quorumCfg, 1000), fired('master-down'), 5000, quorumCfg).state;
+    expect(asking.quorum.wanted).not.toBeNull();
+    const [waiting] = replies(step(asking, failover(false), 5100, quorumCfg));
+    expect(waiting?.detail).toMatch(/an automatic takeover is waiting for the leader key \(no master advert from a for \d+ ms \(master-down interval\)\), as a forced one would/);
   });
 });
 
@@ -226,6 +230,15 @@ describe('forced failover with etcd: the leader key is never bypassed', () => {
     expect(promoting.state.quorum.wanted).toBeNull();
     const done = step(promoting.state, promoted, at + 100, quorumCfg);
     expect(replies(done)).toEqual([expect.objectContaining({ ok: true })]);
+  });
+
+  it('an automatic takeover already waiting for the key becomes the forced one (no second ask while one is in flight)', () => {
+    const asking = step(backupBehind(quorumCfg, 1000), fired('master-down'), 5000, quorumCfg).state;
+    expect(asking.quorum.asking).toBe(2);
+    const r = step(asking, failover(true), 5100, quorumCfg);
+    expect(find(r.actions, 'acquire-quorum')).toBeUndefined();
+    expect(r.state.quorum.wanted).toMatchObject({ forced: true, sinceMs: 5000 });
+    expect(step(r.state, held(2, 60_000), 5200, quorumCfg).state.forcedFailover?.requestId).toBe('f1');
   });
 
   it('the key held by another node: answered with its holder, the wish dropped (not retried)', () => {
