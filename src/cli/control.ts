@@ -1,6 +1,7 @@
 /**
  * The operator commands that talk to the running daemon over its control socket:
- * `status [--json]`, `switchover [--timeout MS] [--force]` and `maintenance on|off`.
+ * `status [--json]`, `switchover [--timeout MS] [--force]` and `maintenance on|off`
+ * (`failover` is in failover.ts).
  *
  * The socket path comes from `--socket`, else `REDIS_HA_CONTROL_SOCKET`, else
  * `control.socket` in the configuration file, else the default. Only that one key is
@@ -36,7 +37,8 @@ export interface CliIo {
   stderr(text: string): void;
 }
 
-const processIo: CliIo = {
+/** The process's own stdout and stderr. */
+export const processIo: CliIo = {
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
 };

@@ -2,7 +2,7 @@
 /**
  * The `redis-ha` command line: `run` (the daemon, foreground), `check-config`
  * (validate like `keepalived -t`), `keygen` (a new advert key line), the operator
- * commands that talk to the running daemon (`status`, `switchover`, `maintenance`),
+ * commands that talk to the running daemon (`status`, `switchover`, `maintenance`, `failover`),
  * `release-vip` (the systemd unit's ExecStopPost) and the audit log tools (`audit verify`, `audit tail`). Secrets are never taken
  * from the command line; see the configuration reference.
  */
@@ -10,6 +10,7 @@ import { Command } from 'commander';
 import { registerAuditCommands } from './audit.js';
 import { checkConfigCommand } from './check-config.js';
 import { maintenanceCommand, statusCommand, switchoverCommand } from './control.js';
+import { failoverCommand } from './failover.js';
 import { releaseVipCommand } from './release-vip.js';
 import { keygenCommand } from './keygen.js';
 import { runCommand } from './run.js';
@@ -71,6 +72,18 @@ program
   .option('--json', 'print the daemon\'s reply as JSON')
   .action(async (opts: { config: string; socket?: string; timeout?: string; force?: boolean; json?: boolean }) => {
     process.exitCode = await switchoverCommand(opts);
+  });
+
+program
+  .command('failover')
+  .description('take the master role here past a held-back takeover (lag, recovery block, prefer safety, data guard); ' +
+    'without --accept-data-loss only says what it would do; never past the leader key or a healthy master')
+  .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+  .option('-s, --socket <path>', socketHelp)
+  .option('--accept-data-loss', 'take over now; writes the master had that this node lacks may be lost (audited as takeover-forced)')
+  .option('--json', 'print the daemon\'s reply as JSON')
+  .action(async (opts: { config: string; socket?: string; acceptDataLoss?: boolean; json?: boolean }) => {
+    process.exitCode = await failoverCommand(opts);
   });
 
 program

@@ -22,6 +22,11 @@ export function formatStatus(r: StatusReport): string {
       : 'off'],
   ];
   if (r.switchover) rows.push(['switchover', `${r.switchover.requestId} ${r.switchover.phase} for ${ago(r.switchover.runningMs)} (by ${r.switchover.user})`]);
+  const forced = r.forcedFailover;
+  if (forced) {
+    rows.push(['forced failover', `${forced.requestId} running for ${ago(forced.runningMs)} (by ${forced.user})` +
+      `${forced.overrode === null ? '' : `, overriding: ${forced.overrode}`}`]);
+  }
   const red = r.redis;
   const health = red.healthy === null ? 'not checked yet' : red.healthy ? 'healthy' : 'FAILING';
   rows.push(['local Redis', `${health}, ${red.role}${red.master ? ` of ${red.master}, link ${red.linkUp ? 'up' : 'DOWN'}` : ''}` +

@@ -136,6 +136,7 @@ function runWanted(s: CoreState, w: WantedMastership, now: number, config: CoreC
         ...(w.afterFault === true ? { afterFault: true } : {}),
         ...(w.minEpoch !== undefined ? { minEpoch: w.minEpoch } : {}),
         ...(w.catchUpFrom !== undefined ? { catchUpFrom: w.catchUpFrom } : {}),
+        ...(w.forced === true ? { forced: true } : {}),
       });
     case 'as-is':
       return takeOverAsIs(s, now, config, w.reason);

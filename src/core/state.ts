@@ -105,6 +105,8 @@ export interface WantedMastership {
    * ends): no failsafe grace to wait.
    */
   readonly sawPeerHold?: boolean;
+  /** An operator's forced failover (`forced-failover.ts`): the takeover passes the gates when the key comes. */
+  readonly forced?: true;
 }
 
 /** The last authenticated advert from the peer, and when it arrived. */
@@ -164,6 +166,18 @@ export interface SwitchoverOp {
   /** Once the Redis handover is done: how, and how long writes were paused. */
   readonly method: 'failover' | 'pause' | null;
   readonly pausedMs: number | null;
+}
+
+/**
+ * An operator's forced failover in progress (`forced-failover.ts`): the takeover is
+ * promoting or waiting for the leader key, and the operator waits for its outcome.
+ */
+export interface ForcedFailoverOp {
+  readonly requestId: string;
+  readonly user: string;
+  /** What held the automatic takeover back when the operator overrode it (null: nothing did). */
+  readonly overrode: string | null;
+  readonly startedAtMs: number;
 }
 
 export interface CoreState {
@@ -236,6 +250,8 @@ export interface CoreState {
    * (or the peer no longer holds more). Null when none.
    */
   readonly historyLoss: HistoryLoss | null;
+  /** `redis-ha failover --accept-data-loss` running on this node (null: none). */
+  readonly forcedFailover: ForcedFailoverOp | null;
   readonly quorum: QuorumView;
   readonly persistFailure: {
     readonly detail: string;
@@ -282,6 +298,7 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     takeoverHeld: null,
     recoveryBlockUntilMs: null,
     historyLoss: null,
+    forcedFailover: null,
     quorum: {
       held: null, holder: null, asking: null, wanted: null, last: null, failsafeSinceMs: null, fence: null, selfFenced: false,
       memory: null, relaxMark: null, served: null, fenceMark: null,

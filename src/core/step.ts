@@ -14,12 +14,14 @@
  *     | Redis replica, or a live          Redis master and no live master outranks it
  *     | master outranks us                (adopt: no role change, no resync)
  *     v                                            v
- *   BACKUP ---- master-down timer / peer FAULT ---> MASTER (promoting)
+ *   BACKUP - master-down / peer FAULT / failover -> MASTER (promoting)
  *     ^   ^---- a master that outranks us ----------  |  promotion-finished ok
  *     |          (epoch, priority, address)           v
  *     |                                            MASTER (active: holds the VIP)
  *     | rise good checks                               |
  *   FAULT <----------- fall failed checks (any state) -+
+ *
+ * (failover: the operator's forced takeover, past the gates but never the key: forced-failover.ts)
  *
  * Ordering of effects (adapters carry them out serially, in this order):
  *  - promote Redis before claiming the VIP; release the VIP before demoting Redis;
@@ -48,6 +50,7 @@ import {
   type StepResult,
 } from './common.js';
 import { onEffectFailed } from './effects.js';
+import { onFailoverRequested, settleForcedFailover } from './forced-failover.js';
 import { keepMemory } from './quorum-memory.js';
 import { keepFence, masterWrites } from './master-fence.js';
 import { armQuorumFence, keepFenceDown, keyReleasableOnStop, onPeerHeardInFailsafe, onQuorumEvent, onQuorumTimer } from './quorum.js';
@@ -76,6 +79,8 @@ const HEARD_WHILE_RESIGNING: ReadonlySet<Event['type']> = new Set<Event['type']>
   'shutdown-requested', 'effect-failed', 'vip-released', 'control-handled', 'state-persisted',
   // A stopping master exits once its fence has ended (the key goes only if it took).
   'fence-applied',
+  // Answered (refused) rather than left to the control socket's wait.
+  'failover-requested',
 ]);
 
 export { ARP_LOCKTIME_MARGIN_MS };
@@ -86,7 +91,8 @@ export function step(state: CoreState, event: Event, now: number, config: CoreCo
   if (state.resigning && !HEARD_WHILE_RESIGNING.has(event.type)) {
     return { state, actions: [], reason: 'shutting down: event ignored' };
   }
-  const r = stepEvent(state, event, now, config);
+  // A forced failover in progress is answered once the step gave it an outcome.
+  const r = settleForcedFailover(stepEvent(state, event, now, config), event, now, config);
   // One place keeps the master's lease deadline armed, whatever the event was.
   const armed = armQuorumFence(r.state, config, now);
   return armed === r.state ? r : { ...r, state: armed };
@@ -140,6 +146,8 @@ function stepEvent(state: CoreState, event: Event, now: number, config: CoreConf
       return onSwitchoverResult(state, event);
     case 'maintenance-requested':
       return onMaintenanceRequested(state, event, now, config);
+    case 'failover-requested':
+      return onFailoverRequested(state, event, now, config);
     case 'stalled':
       return onStalled(state, event.stalledMs, now, config);
     case 'quorum-answered':

@@ -43,6 +43,13 @@ export const SWITCHOVER_REPLY_MARGIN_MS = 60_000;
 export const MAINTENANCE_REPLY_MS = 10_000;
 
 /**
+ * The control socket waits this long for a forced failover's answer (`redis-ha failover`):
+ * the promotion's catch-up (`promotion.max_sync_wait_ms`, at most ten minutes), etcd's
+ * answer and the failsafe grace fit in it. A dry run or a refusal is answered at once.
+ */
+export const FAILOVER_REPLY_MS = MAX_SWITCHOVER_TIMEOUT_MS + SWITCHOVER_REPLY_MARGIN_MS;
+
+/**
  * RFC 5798 §6.1 Skew_Time = ((256 − Priority) × Master_Adver_Interval) / 256.
  * A higher priority backup waits less, so it wins the race to take over.
  */

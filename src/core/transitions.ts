@@ -101,16 +101,19 @@ export interface TakeOverOptions {
   readonly afterSilence?: boolean;
   /** The peer reported its Redis FAULT: an automatic takeover, gated like a silence (`takeover-gate.ts`). */
   readonly afterFault?: boolean;
+  /** An operator's forced failover (`forced-failover.ts`): past the data guard and the takeover gates, never past the key. */
+  readonly forced?: true;
 }
 
 /** BACKUP → MASTER: new epoch, advertise at once, promote Redis; the VIP follows on success. */
 export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: string, options: TakeOverOptions = {}): StepResult {
   const held = heldTakeover(s, now, config, reason);
   if (held !== null) return held;
-  const cause = options.afterSilence === true ? 'silence' : options.afterFault === true ? 'fault' : null;
+  // A forced takeover is the operator's, not automatic: no gate, no recovery block, no `requireFence`.
+  const cause = options.forced === true ? null : options.afterSilence === true ? 'silence' : options.afterFault === true ? 'fault' : null;
   // Any takeover but a switchover's handover (whose pre-checks saw the data): a Redis that
   // lost its data must not become the source its peer resyncs from (data-guard.ts).
-  const lost = options.minEpoch === undefined ? historyBlocker(s) : null;
+  const lost = options.minEpoch === undefined && options.forced !== true ? historyBlocker(s) : null;
   if (lost !== null) return holdTakeover(s, now, config, reason, lost);
   const gated = cause === null ? null : takeoverGate(s, now, config, reason, cause);
   if (gated !== null) return gated;
@@ -120,14 +123,17 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
     ...(options.minEpoch !== undefined ? { minEpoch: options.minEpoch } : {}),
     ...(options.catchUpFrom !== undefined ? { catchUpFrom: options.catchUpFrom } : {}),
     ...(options.afterFault === true ? { afterFault: true } : {}),
+    ...(options.forced === true ? { forced: true } : {}),
   });
   if (waited !== null) return waited;
   // What etcd remembers (quorum-memory.ts): the old master's Redis is caught up with and
   // fenced through Redis first, or the promotion fails.
   // A switchover's handover is exempt: the old master's Redis already follows ours (a
-  // stale mark of its own is cleared all the same once promoted).
+  // stale mark of its own is cleared all the same once promoted); so is a forced takeover
+  // (the operator accepted the loss: it still catches up when that Redis answers).
   const remembered = memoryDemand(s, config);
-  const demand = options.minEpoch === undefined ? remembered : null;
+  const demand = options.minEpoch === undefined && options.forced !== true ? remembered : null;
+  const waived = options.forced === true && remembered !== null ? [audit('takeover-fence-waived', { reason, why: remembered.why })] : [];
   const fenceMark = remembered?.mark == null ? null : { holder: remembered.mark, clearing: false };
   const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null, quorum: { ...s.quorum, wanted: null, fenceMark } }, 'MASTER', now, reason);
   // An automatic takeover starts the pair's recovery block (anti-flapping, `takeover-gate.ts`).
@@ -151,6 +157,7 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
   return done(marked.state, [
     transitionAudit(s, next, config),
     ...(demand === null ? [] : [audit('takeover-fence-required', { reason, why: demand.why })]),
+    ...waived,
     persistState(next),
     sendAdvert(next, config),
     ...marked.actions,

@@ -294,6 +294,20 @@ export type Event =
   | { readonly type: 'handover-received'; readonly requestId: string; readonly epoch: number; readonly force: boolean; readonly from: string }
   | { readonly type: 'switchover-result-received'; readonly requestId: string; readonly ok: boolean; readonly detail: string }
   | { readonly type: 'maintenance-requested'; readonly requestId: string; readonly on: boolean; readonly user: string }
+  /**
+   * `redis-ha failover` on this node: take the master role past a held-back takeover
+   * (`forced-failover.ts`). Without `acceptDataLoss` nothing changes: the reply says what
+   * a forced takeover would do and what holds the automatic one back.
+   */
+  | {
+      readonly type: 'failover-requested';
+      readonly requestId: string;
+      /** As for a switchover: `name(uid N)`. */
+      readonly user: string;
+      /** The caller's process id (SO_PEERCRED), for the audit; null when unknown. */
+      readonly pid: number | null;
+      readonly acceptDataLoss: boolean;
+    }
   /** The quorum answered an `acquire-quorum` for `epoch`. */
   | { readonly type: 'quorum-answered'; readonly epoch: number; readonly answer: QuorumAnswer }
   /** A keepalive of this node's lease was acknowledged: the key is held until `validUntilAtMs`. */

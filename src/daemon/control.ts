@@ -2,19 +2,20 @@
  * What the control socket's requests mean. The socket adapter (`control-socket.ts`)
  * accepts connections and tells who is calling; this handler maps each command onto
  * the runtime and records it in the audit log with the caller, the outcome and the
- * duration. It never acts itself: `switchover` and `maintenance` are queued to the
- * runtime loop as events and answered by the core's `reply`; `status` only reads.
+ * duration. It never acts itself: `switchover`, `maintenance` and `failover` are queued to
+ * the runtime loop as events and answered by the core's `reply`; `status` only reads.
  *
  * Commands:
  *   status                              anyone who can open the socket
  *   switchover { timeoutMs?, force? }   authorized callers only (root, the daemon's user,
  *   maintenance { on }                  members of control.group)
+ *   failover { acceptDataLoss? }        (without acceptDataLoss: a dry run, nothing changes)
  *
  * The audit record (issue 10, item 5) always names the command, who asked (user, uid,
  * pid) and the outcome; the arguments are a bounded, flattened copy (`ARGS_LIMITS`,
  * with `argsCut` saying what was left out), so no request can blank a record or make
  * it large. What is recorded:
- *   - switchover and maintenance from an authorized caller: every request;
+ *   - switchover, maintenance and failover from an authorized caller: every request;
  *   - status (read-only, anyone on the socket, polled by monitoring): summarised, one
  *     record per uid per `STATUS_AUDIT_INTERVAL_MS`, whose `calls` counts the requests it
  *     stands for (the first one, and those held back since the last record);
@@ -26,7 +27,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ARGS_LIMITS, capString, flattenBounded } from '../audit/bound.js';
-import { MAINTENANCE_REPLY_MS, MAX_SWITCHOVER_TIMEOUT_MS, SWITCHOVER_REPLY_MARGIN_MS } from '../core/timing.js';
+import { FAILOVER_REPLY_MS, MAINTENANCE_REPLY_MS, MAX_SWITCHOVER_TIMEOUT_MS, SWITCHOVER_REPLY_MARGIN_MS } from '../core/timing.js';
 import { errorMessage } from '../errors.js';
 import type { Caller, ControlHandler, ControlRequest } from '../adapters/control-socket.js';
 import type { Logger } from '../logger.js';
@@ -133,7 +134,8 @@ async function dispatch(deps: ControlDeps, request: ControlRequest, caller: Call
     case 'status':
       return { ok: true, status: await deps.status() };
     case 'switchover':
-    case 'maintenance': {
+    case 'maintenance':
+    case 'failover': {
       if (!caller.authorized) {
         return {
           ok: false,
@@ -141,13 +143,14 @@ async function dispatch(deps: ControlDeps, request: ControlRequest, caller: Call
           error: `${caller.description} may not run ${request.command}: root, the daemon's user or a member of control.group only`,
         };
       }
-      return request.command === 'switchover' ? switchover(deps, request.args, caller) : maintenance(deps, request.args, caller);
+      if (request.command === 'switchover') return switchover(deps, request.args, caller);
+      return request.command === 'maintenance' ? maintenance(deps, request.args, caller) : failover(deps, request.args, caller);
     }
     default:
       return {
         ok: false,
         outcome: 'error',
-        error: `unknown command ${JSON.stringify(capString(request.command, MAX_COMMAND_CHARS))} (status, switchover, maintenance)`,
+        error: `unknown command ${JSON.stringify(capString(request.command, MAX_COMMAND_CHARS))} (status, switchover, maintenance, failover)`,
       };
   }
 }
@@ -175,6 +178,25 @@ async function maintenance(deps: ControlDeps, args: Readonly<Record<string, unkn
   const requestId = newRequestId(deps.nodeName);
   const reply = await deps.request({ type: 'maintenance-requested', requestId, on, user: userOf(caller) }, MAINTENANCE_REPLY_MS);
   return { ok: reply.ok, requestId, detail: reply.detail, ...reply.data };
+}
+
+/**
+ * `redis-ha failover`: the core answers at once (refused, or a dry run without
+ * `acceptDataLoss`), or once the forced takeover has an outcome. The outcome recorded:
+ * `taken-over`, `dry-run`, `refused`, `no-leader-key` or `failed`.
+ */
+async function failover(deps: ControlDeps, args: Readonly<Record<string, unknown>>, caller: Caller): Promise<Record<string, unknown>> {
+  const acceptDataLoss = args.acceptDataLoss ?? false;
+  if (typeof acceptDataLoss !== 'boolean') {
+    return { ok: false, outcome: 'error', error: `acceptDataLoss: expected true or false, got ${shown(acceptDataLoss)}` };
+  }
+  const requestId = newRequestId(deps.nodeName);
+  const reply = await deps.request(
+    { type: 'failover-requested', requestId, user: userOf(caller), pid: caller.credentials?.pid ?? null, acceptDataLoss },
+    FAILOVER_REPLY_MS,
+  );
+  const outcome = typeof reply.data.outcome === 'string' ? reply.data.outcome : reply.ok ? 'ok' : 'failed';
+  return { ok: reply.ok, requestId, detail: reply.detail, acceptDataLoss, ...reply.data, outcome };
 }
 
 /** An argument as an error message quotes it: JSON, short, never throwing (deep nesting, BigInt). */

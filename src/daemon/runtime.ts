@@ -33,7 +33,7 @@ export interface RequestReply {
 }
 
 /** Events that carry an operator's request and expect a `reply` action. */
-export type RequestEvent = Extract<Event, { type: 'switchover-requested' | 'maintenance-requested' }>;
+export type RequestEvent = Extract<Event, { type: 'switchover-requested' | 'maintenance-requested' | 'failover-requested' }>;
 
 /** A health check or promotion as the Redis adapter reports it. */
 export interface RedisProbe {

@@ -8,6 +8,7 @@
  * Times the operator reads are wall-clock ISO strings; ages are milliseconds.
  */
 import { epochExhausted } from '../core/epoch.js';
+import { FORCED_FAILOVER_HINT } from '../core/forced-failover.js';
 import { memoryDemand } from '../core/quorum-memory.js';
 import { vipDesired, type CoreQuorumConfig, type CoreState } from '../core/state.js';
 import { masterDownMs } from '../core/timing.js';
@@ -39,6 +40,8 @@ export interface StatusReport {
   readonly lastTransition: { readonly state: string; readonly reason: string; readonly at: string; readonly agoMs: number };
   readonly maintenance: { readonly on: boolean; readonly gen: number; readonly heldBack: string | null; readonly heldSince: string | null };
   readonly switchover: { readonly requestId: string; readonly phase: string; readonly user: string; readonly runningMs: number } | null;
+  /** `redis-ha failover --accept-data-loss` running here: who asked, what it overrode. */
+  readonly forcedFailover: { readonly requestId: string; readonly user: string; readonly overrode: string | null; readonly runningMs: number } | null;
   readonly redis: {
     readonly healthy: boolean | null;
     readonly detail: string;
@@ -141,6 +144,9 @@ export function buildStatus(i: StatusInputs): StatusReport {
     switchover: s.switchover
       ? { requestId: s.switchover.requestId, phase: s.switchover.phase, user: s.switchover.user, runningMs: Math.round(i.now - s.switchover.startedAtMs) }
       : null,
+    forcedFailover: s.forcedFailover
+      ? { requestId: s.forcedFailover.requestId, user: s.forcedFailover.user, overrode: s.forcedFailover.overrode, runningMs: Math.round(i.now - s.forcedFailover.startedAtMs) }
+      : null,
     redis: {
       healthy: s.health.healthy,
       detail: s.health.detail,
@@ -214,7 +220,7 @@ export function whyNotMaster(s: CoreState): string | null {
     return `waiting for the leader key to ${w.kind === 'takeover' ? 'take over' : 'become master'} (${w.reason}): ${answer}`;
   }
   if (s.persistFailure !== null) return `the state file cannot be written: ${s.persistFailure.detail}`;
-  if (s.takeoverHeld !== null) return s.takeoverHeld.blocker;
+  if (s.takeoverHeld !== null) return `${s.takeoverHeld.blocker}; ${FORCED_FAILOVER_HINT}`;
   return s.reason;
 }
 
@@ -270,6 +276,7 @@ export function judge(
   if (s.role === 'BACKUP' && r?.role === 'replica' && !r.linkUp) warning.push('the local replica has no replication link to the master');
   if (lagBytes !== null && lagBytes > i.maxLagBytes) warning.push(`replication lag ${lagBytes} bytes exceeds ${i.maxLagBytes}`);
   if (s.switchover) warning.push(`switchover ${s.switchover.requestId} in progress (${s.switchover.phase})`);
+  if (s.forcedFailover) warning.push(`forced failover ${s.forcedFailover.requestId} by ${s.forcedFailover.user} in progress`);
   const q = s.quorum;
   if (q.failsafeSinceMs !== null) {
     warning.push('serving without the leader key (etcd unreachable, peer heard: failsafe): losing the peer now fences this master');

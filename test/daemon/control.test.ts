@@ -16,7 +16,7 @@ import { createLogger, silentLogger } from '../../src/daemon/logger.js';
 import type { RequestEvent, RequestReply } from '../../src/daemon/runtime.js';
 import type { StatusReport } from '../../src/daemon/status.js';
 import { initialState, step } from '../../src/core/step.js';
-import { coreConfig } from '../core/fixtures.js';
+import { REPL_A, advert, coreConfig, fired, heard, last, ok, replicaSnap, run } from '../core/fixtures.js';
 
 const root: Caller = {
   credentials: { pid: 4242, uid: 0, gid: 0, user: 'root', groups: [0] },
@@ -126,7 +126,7 @@ describe('control handler', () => {
     expect((await verifyAuditFiles([path])).ok).toBe(true);
   });
 
-  it.each([['switchover', {}], ['maintenance', { on: true }]] as const)('%s is denied to an unauthorised user and to unknown credentials', async (command, args) => {
+  it.each([['switchover', {}], ['maintenance', { on: true }], ['failover', { acceptDataLoss: true }], ['failover', {}]] as const)('%s %o is denied to an unauthorised user and to unknown credentials', async (command, args) => {
     for (const caller of [nobody, unknown]) {
       const h = harness();
       const reply = await h.handler({ command, args }, caller);
@@ -146,6 +146,60 @@ describe('control handler', () => {
     expect(h.records[0]?.data).toMatchObject({ command: 'switchover', outcome: 'ok-forced', user: 'root', requestId: reply.requestId });
   });
 
+  it('failover goes to the loop as an event with the caller and acceptDataLoss; its outcome is audited', async () => {
+    const h = harness({ ok: true, detail: 'this node is MASTER (epoch 3)', data: { outcome: 'taken-over', epoch: 3 } });
+    const reply = await h.handler({ command: 'failover', args: { acceptDataLoss: true } }, root);
+    expect(h.events).toEqual([{ type: 'failover-requested', requestId: reply.requestId, user: 'root(uid 0)', pid: 4242, acceptDataLoss: true }]);
+    expect(reply).toMatchObject({ ok: true, outcome: 'taken-over', epoch: 3, acceptDataLoss: true, detail: 'this node is MASTER (epoch 3)' });
+    expect(h.records[0]?.data).toMatchObject({ command: 'failover', outcome: 'taken-over', user: 'root', uid: 0, pid: 4242, args: { acceptDataLoss: true } });
+  });
+
+  it('failover without acceptDataLoss is a dry run, audited as one', async () => {
+    const h = harness({ ok: false, detail: 'nothing changed: ...', data: { outcome: 'dry-run', lagBytes: 5000 } });
+    const reply = await h.handler({ command: 'failover', args: {} }, root);
+    expect(h.events[0]).toMatchObject({ type: 'failover-requested', acceptDataLoss: false });
+    expect(reply).toMatchObject({ ok: false, outcome: 'dry-run', lagBytes: 5000 });
+    expect(h.records[0]?.data).toMatchObject({ command: 'failover', outcome: 'dry-run', detail: 'nothing changed: ...' });
+  });
+
+  it('failover through the real core: the takeover-forced record names the caller and the blocker; the request record its outcome', async () => {
+    const config = coreConfig({ promotionMaxLagBytes: 1000 });
+    let state = last(run(config, [
+      [0, { type: 'started' }],
+      [10, ok(replicaSnap({ offset: 1000 }))],
+      [20, heard(advert({ state: 'MASTER', epoch: 1, redis: { role: 'master', replId: REPL_A, replId2: '', offset: 6000, secondOffset: -1 } }))],
+      [5000, fired('master-down')],
+    ])).state;
+    const records: { event: string; data: Record<string, unknown> }[] = [];
+    const handler = controlHandler({
+      nodeName: 'b', defaultTimeoutMs: 5000,
+      request: async (event) => {
+        const r = step(state, event, 6000, config);
+        state = r.state;
+        for (const a of r.actions) if (a.type === 'audit') records.push({ event: a.event, data: { ...a.data } });
+        const answer = r.actions.find((a) => a.type === 'reply');
+        return answer?.type === 'reply' ? { ok: answer.ok, detail: answer.detail, data: answer.data } : { ok: false, detail: 'pending', data: {} };
+      },
+      status: async () => ({ verdict: 'ok' }) as unknown as StatusReport,
+      record: async (record) => {
+        for (const a of step(state, { type: 'control-handled', record }, 6000, config).actions) {
+          if (a.type === 'audit') records.push({ event: a.event, data: { ...a.data } });
+        }
+      },
+      logger: createLogger('fatal'),
+    });
+    const dry = await handler({ command: 'failover', args: {} }, root);
+    expect(dry).toMatchObject({ ok: false, outcome: 'dry-run', lagBytes: 5000 });
+    expect(String(dry.detail)).toMatch(/held back now: this replica was 5000 bytes behind a/);
+    expect(state.role).toBe('BACKUP');
+    const forced = await handler({ command: 'failover', args: { acceptDataLoss: true } }, root);
+    expect(forced).toMatchObject({ ok: false, detail: 'pending' }); // the core answers once Redis is promoted
+    expect(state.role).toBe('MASTER');
+    expect(records.map((r) => r.event)).toEqual(['control-request', 'takeover-forced', 'transition', 'control-request']);
+    expect(records[1]?.data).toMatchObject({ user: 'root(uid 0)', pid: 4242, overrode: expect.stringMatching(/5000 bytes behind a/), lagBytes: 5000 });
+    expect(records[3]?.data).toMatchObject({ command: 'failover', user: 'root', uid: 0, pid: 4242, args: { acceptDataLoss: true } });
+  });
+
   it('a refused switchover is audited as refused', async () => {
     const h = harness({ ok: false, detail: 'refused: peer b is FAULT', data: { outcome: 'refused' } });
     const reply = await h.handler({ command: 'switchover', args: {} }, root);
@@ -158,6 +212,7 @@ describe('control handler', () => {
     ['switchover', { timeoutMs: 0 }, /timeoutMs: expected an integer/],
     ['switchover', { timeoutMs: 'soon' }, /timeoutMs/],
     ['switchover', { force: 'yes' }, /force: expected true or false/],
+    ['failover', { acceptDataLoss: 'yes' }, /acceptDataLoss: expected true or false, got "yes"/],
     ['maintenance', {}, /on: expected true or false, got undefined/],
     ['reboot', {}, /unknown command "reboot"/],
   ] as const)('%s %o is rejected with a clear error', async (command, args, why) => {

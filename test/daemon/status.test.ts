@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { NO_QUORUM, type CoreQuorumConfig, type CoreState } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
 import { buildStatus, VERDICT_EXIT } from '../../src/daemon/status.js';
+import { formatStatus } from '../../src/cli/status-format.js';
+import { backupB, bCfg as quorumB } from '../core/quorum-fixtures.js';
 import { aCfg, A_ADDR, B_ADDR, REPL_A, advert, fail, heard, last, masterSnap, ok, run } from '../core/fixtures.js';
 
 const bAdvert = advert({ nodeName: 'b', state: 'BACKUP', priority: 90, redis: { role: 'replica', replId: REPL_A, replId2: '', offset: 900, secondOffset: -1 } });
@@ -83,6 +85,16 @@ describe('status', () => {
       expect(status(m, 1000, true, etcd).quorum).toMatchObject({ held: true, epoch: 0, validForMs: 2000 });
       expect(status(m, 1000).quorum).toMatchObject({ backend: 'none', prefer: 'availability' });
       expect(status(m, 1000).whyNotMaster).toBeNull();
+    });
+
+    it('a forced failover waiting for the key is shown, with what it overrode', () => {
+      const held = { ...backupB(), takeoverHeld: { reason: 'no master advert from a', blocker: 'this replica was 5000 bytes behind a', sinceMs: 5000 } };
+      expect(status(held, 5100, false, etcd).whyNotMaster).toBe('this replica was 5000 bytes behind a; `redis-ha failover --accept-data-loss` overrides it');
+      const forced = step(held, { type: 'failover-requested', requestId: 'f1', user: 'root(uid 0)', pid: 1, acceptDataLoss: true }, 6000, quorumB).state;
+      const r = status(forced, 6500, false, etcd);
+      expect(r.forcedFailover).toEqual({ requestId: 'f1', user: 'root(uid 0)', overrode: 'this replica was 5000 bytes behind a', runningMs: 500 });
+      expect(r.problems).toContain('forced failover f1 by root(uid 0) in progress');
+      expect(formatStatus(r)).toMatch(/^forced failover +f1 running for 500 ms \(by root\(uid 0\)\), overriding: this replica was 5000 bytes behind a$/m);
     });
 
     it('a fence that could not be set is critical', () => {
