@@ -343,7 +343,8 @@ export class SimQuorum implements RuntimeQuorum {
   /** What a failed create or raise read back decides (`mayRaise`: one epoch-raising write allowed). */
   private async settle(leader: StoredLeader | null, memory: StoredMemory, epoch: number, leaseId: number, mayRaise: boolean): Promise<Outcome> {
     if (leader === null) {
-      // Only after a raise's compare failed: the key expired meanwhile.
+      // After a raise's compare failed: the key expired meanwhile. After a create's:
+      // leader-last kept moving (`write`), asked again later.
       return mayRaise ? this.otherHolds(null, 'key is free but changed during the write; asking again') : this.acquireOnce(epoch);
     }
     if (leader.lease !== leaseId) return this.otherHolds(leader, 'key is bound to another lease');

@@ -147,11 +147,7 @@ export class EtcdQuorum implements Quorum {
     const sent = await this.write('takeover', mine, found.last, (last) => replaceTxn(this.keys, leader, mine, last, !revoke),
       (now) => now.leader?.modRevision === leader.modRevision && now.fence === null);
     if (!sent.ok) return sent.outcome;
-    if (!sent.succeeded) {
-      // The key expired between the read and the write: free for an ordinary acquire.
-      if (sent.found.leader === null && sent.found.fence === null) return this.acquire(epoch);
-      return this.settle(sent.found, epoch, lease.id, false);
-    }
+    if (!sent.succeeded) return this.settle(sent.found, epoch, lease.id, false);
     const previous = describeRecord(leader.record.record);
     if (revoke) {
       const revoked = await this.revokeOther(leader);
@@ -308,9 +304,10 @@ export class EtcdQuorum implements Quorum {
   /** Decides from what a failed write's read branch found; `mayRaise` allows one epoch-raising write. */
   private async settle(found: KeysRead, epoch: number, leaseId: string, mayRaise: boolean): Promise<QuorumOutcome> {
     const leader = found.leader;
+    // After a takeover's or a raise's compare failed: the key expired between the read and
+    // the write. After a create's: leader-last kept moving (`write`), asked again later.
     if (leader === null && found.fence === null) {
-      // The key came and went during the write, or leader-last kept moving: asked again later.
-      return this.otherHolds(found, 'key is free but changed during the write; asking again');
+      return mayRaise ? this.otherHolds(found, 'key is free but changed during the write; asking again') : this.acquire(epoch);
     }
     if (leader === null) {
       return this.otherHolds(found, 'key is free but the previous holder\'s lease has not ended (takeover fence)');
