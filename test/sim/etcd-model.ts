@@ -1,16 +1,31 @@
 /**
  * One etcd member on the fake clock, as the quorum uses it (issue 11): the group's leader
- * key, leases, and the calls `quorum-adapter.ts` makes, each a message over the network
- * (`Network.sendTcp`) from a node to the third host, "etcd", and back.
+ * key, its two durable keys, leases, and the calls `quorum-adapter.ts` makes, each a
+ * message over the network (`Network.sendTcp`) from a node to the third host, "etcd", and
+ * back.
  *
- *   grant(ttl)             a lease; granted TTL = max(asked, 1.5 election timeouts rounded
- *                          up to a second), as etcd 3.4 does
- *   keepalive(lease)       its TTL starts afresh when etcd *receives* it; a lease whose TTL
- *                          ran out answers TTL 0 (gone), as etcd does once it revoked it
- *   create(lease, record)  key absent → put mine bound to my lease; else read it
- *   raise(rev, lease, rec) key unchanged since `rev` → put mine (a higher epoch); else read
- *   read()                 the key
- *   revoke(lease)          the lease and the key bound to it go at once
+ * The keys (src/adapters/quorum/transactions.ts; no takeover fence: the simulation's
+ * daemons never take the key over while it is held):
+ *   leader          the holder's record, bound to its lease
+ *   leader-last     no lease: the record of the highest epoch ever written (every write of
+ *                   the leader key puts itself there when its epoch is not lower)
+ *   leader-relaxed  no lease: the relaxed mark of a master whose fence is relaxed
+ *
+ *   grant(ttl)                 a lease; granted TTL = max(asked, 1.5 election timeouts
+ *                              rounded up to a second), as etcd 3.4 does
+ *   keepalive(lease)           its TTL starts afresh when etcd *receives* it; a lease whose
+ *                              TTL ran out answers TTL 0 (gone), as etcd does once it revoked it
+ *   create(lease, rec, last)   key absent and leader-last as read (`last`: its revision, null
+ *                              when absent) → put mine bound to my lease; else read all
+ *   raise(rev, lease, rec, last) key unchanged since `rev` and leader-last as read → put
+ *                              mine (a higher epoch); else read all
+ *   read()                     all three keys
+ *   revoke(lease)              the lease and the key bound to it go at once
+ *   mark(lease, rec, relaxed)  leader is exactly `rec` on `lease` and the mark as read (its
+ *                              revision, null when absent) → put the mark `rec`; else read all
+ *   clear(rec)                 the mark is exactly `rec` → delete it; else read all
+ * A write's success answer carries the durable keys as they were just before its puts;
+ * a failed compare's carries what its failure branch read (all in one revision).
  *
  * A put bound to a lease etcd does not know fails as a whole (EtcdLeaseInvalidError).
  *
@@ -26,7 +41,8 @@
  * started again, it serves once it is leader, an election timeout later, and becoming
  * leader extends every lease to an election timeout + its TTL from then (etcd's
  * `lessor.Promote`; measured: a dead holder's key lived about TTL + election timeout).
- * Keys and leases survive the restart (the WAL).
+ * Keys and leases survive the restart (the WAL); the durable keys, bound to no lease,
+ * outlive every lease as well.
  */
 import type { LeaderRecord } from '../../src/adapters/quorum/record.js';
 import type { Network } from './net.js';
@@ -46,21 +62,40 @@ export interface StoredLeader {
   readonly modRevision: number;
 }
 
+/** A durable key (no lease) as stored: its record and revision. */
+export interface StoredDurable {
+  readonly record: LeaderRecord;
+  readonly modRevision: number;
+}
+
+/** leader-last and leader-relaxed, as one read saw them. */
+export interface StoredMemory {
+  readonly last: StoredDurable | null;
+  readonly relaxed: StoredDurable | null;
+}
+
 export type EtcdRequest =
   | { readonly op: 'grant'; readonly ttlMs: number }
   | { readonly op: 'keepalive'; readonly lease: number }
-  | { readonly op: 'create'; readonly lease: number; readonly record: LeaderRecord }
-  | { readonly op: 'raise'; readonly modRevision: number; readonly lease: number; readonly record: LeaderRecord }
+  | { readonly op: 'create'; readonly lease: number; readonly record: LeaderRecord; readonly last: number | null }
+  | { readonly op: 'raise'; readonly modRevision: number; readonly lease: number; readonly record: LeaderRecord; readonly last: number | null }
   | { readonly op: 'read' }
-  | { readonly op: 'revoke'; readonly lease: number };
+  | { readonly op: 'revoke'; readonly lease: number }
+  | { readonly op: 'mark'; readonly lease: number; readonly record: LeaderRecord; readonly relaxed: number | null }
+  | { readonly op: 'clear'; readonly record: LeaderRecord };
 
 export type EtcdReply =
   | { readonly op: 'grant'; readonly lease: number; readonly ttlMs: number }
   /** `ttlMs` 0: the lease is gone. */
   | { readonly op: 'keepalive'; readonly ttlMs: number }
-  /** A compare-and-swap: `key` is what its failure branch read (null when it succeeded). */
-  | { readonly op: 'txn'; readonly succeeded: boolean; readonly key: StoredLeader | null }
-  | { readonly op: 'read'; readonly key: StoredLeader | null }
+  /**
+   * A compare-and-swap: `key` is what its failure branch read (null when it succeeded);
+   * `memory` the durable keys its failure branch read, or, when it succeeded, as they were
+   * just before its puts. `revision`: the store's revision after it (etcd's response
+   * header), the mod revision of every key it put.
+   */
+  | { readonly op: 'txn'; readonly succeeded: boolean; readonly key: StoredLeader | null; readonly memory: StoredMemory; readonly revision: number }
+  | { readonly op: 'read'; readonly key: StoredLeader | null; readonly memory: StoredMemory }
   | { readonly op: 'revoke'; readonly found: boolean }
   /** The put's lease does not exist (the whole transaction failed). */
   | { readonly op: 'lease-not-found' }
@@ -98,6 +133,10 @@ type Status = 'up' | 'frozen' | 'down' | 'electing';
 export class EtcdModel {
   status: Status = 'up';
   key: StoredLeader | null = null;
+  /** leader-last: bound to no lease. */
+  last: StoredDurable | null = null;
+  /** leader-relaxed: bound to no lease. */
+  relaxed: StoredDurable | null = null;
   readonly leases = new Map<number, Lease>();
   /** etcd's clock runs this much faster than the nodes' (1 ..< 1 + CLOCK_RATE_BOUND). */
   readonly rate: number;
@@ -218,13 +257,30 @@ export class EtcdModel {
         return { op: 'keepalive', ttlMs: l.ttlMs };
       }
       case 'create':
-        if (this.key !== null) return { op: 'txn', succeeded: false, key: this.key };
+        if (this.key !== null || !this.asRead(this.last, q.last)) return this.failed();
         return this.put(q.lease, q.record, `${from} created`);
       case 'raise':
-        if (this.key === null || this.key.modRevision !== q.modRevision) return { op: 'txn', succeeded: false, key: this.key };
+        if (this.key === null || this.key.modRevision !== q.modRevision || !this.asRead(this.last, q.last)) return this.failed();
         return this.put(q.lease, q.record, `${from} raised`);
       case 'read':
-        return { op: 'read', key: this.key };
+        return { op: 'read', key: this.key, memory: this.memory() };
+      case 'mark': {
+        const k = this.key;
+        const mine = k !== null && k.lease === q.lease && sameRecord(k.record, q.record);
+        if (!mine || !this.asRead(this.relaxed, q.relaxed)) return this.failed();
+        const memory = this.memory();
+        this.relaxed = { record: q.record, modRevision: ++this.revision };
+        this.log(`${from} marked ${q.record.node} epoch ${q.record.epoch} relaxed`);
+        return { op: 'txn', succeeded: true, key: null, memory, revision: this.revision };
+      }
+      case 'clear': {
+        if (this.relaxed === null || !sameRecord(this.relaxed.record, q.record)) return this.failed();
+        const memory = this.memory();
+        this.relaxed = null;
+        ++this.revision;
+        this.log(`${from} cleared the relaxed mark of ${q.record.node} epoch ${q.record.epoch}`);
+        return { op: 'txn', succeeded: true, key: null, memory, revision: this.revision };
+      }
       case 'revoke': {
         const found = this.leases.has(q.lease);
         this.dropLease(q.lease, `revoked by ${from}`);
@@ -237,12 +293,33 @@ export class EtcdModel {
     }
   }
 
-  /** A put bound to `lease`: refused as a whole when etcd does not know the lease. */
+  /**
+   * A write of the leader key bound to `lease` (refused as a whole when etcd does not know
+   * the lease), and of leader-last in the same revision unless that names a higher epoch.
+   */
   private put(lease: number, record: LeaderRecord, what: string): EtcdReply {
     if (!this.leases.has(lease)) return { op: 'lease-not-found' };
-    this.key = { record, lease, modRevision: ++this.revision };
-    this.log(`${what} the key: ${record.node} epoch ${record.epoch} on lease ${lease.toString(16)}`);
-    return { op: 'txn', succeeded: true, key: null };
+    const memory = this.memory();
+    const revision = ++this.revision;
+    this.key = { record, lease, modRevision: revision };
+    const raised = this.last === null || this.last.record.epoch <= record.epoch;
+    if (raised) this.last = { record, modRevision: revision };
+    this.log(`${what} the key: ${record.node} epoch ${record.epoch} on lease ${lease.toString(16)}${raised ? '' : ' (leader-last stays higher)'}`);
+    return { op: 'txn', succeeded: true, key: null, memory, revision };
+  }
+
+  /** A compare that failed: its failure branch reads all keys. */
+  private failed(): EtcdReply {
+    return { op: 'txn', succeeded: false, key: this.key, memory: this.memory(), revision: this.revision };
+  }
+
+  private memory(): StoredMemory {
+    return { last: this.last, relaxed: this.relaxed };
+  }
+
+  /** A compare on a durable key: absent when `modRevision` is null, else at that revision. */
+  private asRead(stored: StoredDurable | null, modRevision: number | null): boolean {
+    return modRevision === null ? stored === null : stored?.modRevision === modRevision;
   }
 
   private dropLease(id: number, why: string): void {
@@ -265,4 +342,8 @@ export class EtcdModel {
   private log(what: string): void {
     this.note(`etcd ${what}`);
   }
+}
+
+function sameRecord(a: LeaderRecord, b: LeaderRecord): boolean {
+  return a.node === b.node && a.epoch === b.epoch;
 }

@@ -18,6 +18,14 @@
  *    read back: mine at this epoch or newer → held; mine at an older one → raised with a
  *    compare on its revision; another lease's → held by other; a `lease-lost` outcome is
  *    asked once more at once (the bridge);
+ *  - every write of the key compares leader-last as last read (a create: as any earlier
+ *    call read it) and raises it, never lowers it (the model does); one that failed only
+ *    because leader-last moved is sent again against the new value, three sends at most;
+ *    `held` carries leader-last (before the write) and leader-relaxed, as the write or the
+ *    read that decided it saw them;
+ *  - markRelaxed: only while held, a compare on the key (my record, my lease) and on the
+ *    mark (absent, or my own older one as read; never another node's); clearRelaxed: the
+ *    mark only if it is exactly the record, an absent mark is done;
  *  - every call has a deadline (`callTimeoutMs`): no answer in time is `unreachable`;
  *  - release revokes the lease.
  *
@@ -32,13 +40,17 @@ import type { KeyHolder, QuorumAnswer } from '../../src/core/types.js';
 import { acquireAnswer, type AcquireOutcome } from '../../src/daemon/quorum-bridge.js';
 import type { MarkAnswer, QuorumNotice, RuntimeQuorum } from '../../src/daemon/runtime.js';
 import type { Scheduler } from '../../src/daemon/time.js';
-import type { EtcdModel, EtcdReply, EtcdRequest, EtcdTiming, StoredLeader } from './etcd-model.js';
+import type { EtcdModel, EtcdReply, EtcdRequest, EtcdTiming, StoredDurable, StoredLeader, StoredMemory } from './etcd-model.js';
 import type { Incarnation, NodeId, World } from './world.js';
 
 /** `STREAM_RETRY_MS` of lease-keeper.ts. */
 const STREAM_RETRY_MS = 20;
+/** `LAST_RACE_SENDS` and `MARK_SENDS` of etcd-quorum.ts. */
+const LAST_RACE_SENDS = 3;
+const MARK_SENDS = 3;
 
 type Failure = { readonly type: 'unreachable' | 'lease-lost'; readonly reason: string };
+type TxnAnswer = { ok: true; succeeded: boolean; key: StoredLeader | null; memory: StoredMemory; revision: number } | { ok: false; outcome: Failure };
 /** An acquire's outcome, as `EtcdQuorum` gives it (what `acquireAnswer` reads). */
 type Outcome = AcquireOutcome;
 
@@ -233,6 +245,8 @@ export class SimQuorum implements RuntimeQuorum {
   private readonly keeper: SimLeaseKeeper;
   private readonly listeners = new Set<(notice: QuorumNotice) => void>();
   private held: { record: LeaderRecord; leaseId: number } | null = null;
+  /** leader-last as last read: what a create compares it with. */
+  private lastSeen: StoredDurable | null = null;
   private confirming = false;
 
   constructor(node: NodeId, owner: Incarnation, world: World, etcd: EtcdModel, timing: EtcdTiming) {
@@ -246,13 +260,40 @@ export class SimQuorum implements RuntimeQuorum {
     return acquireAnswer(() => this.acquireOnce(epoch));
   }
 
-  // PLACEHOLDER (interface commit): the helper implements both on the etcd model.
-  markRelaxed(_epoch: number): Promise<MarkAnswer> {
-    return Promise.resolve({ ok: false, detail: 'not implemented yet' });
+  async markRelaxed(epoch: number): Promise<MarkAnswer> {
+    const held = this.held;
+    const validUntilMs = this.keeper.validUntil();
+    if (held === null || this.keeper.id() !== held.leaseId || validUntilMs === null || this.calls.now() >= validUntilMs) {
+      return { ok: false, detail: 'not holding the leader key' };
+    }
+    const record = { node: this.calls.node, epoch };
+    const wanted = describe(record);
+    let seen: StoredDurable | null = null;
+    for (let send = 1; send <= MARK_SENDS; send++) {
+      const sent = await this.txn('relaxed mark', { op: 'mark', lease: held.leaseId, record, relaxed: seen?.modRevision ?? null });
+      if (!sent.ok) return { ok: false, detail: sent.outcome.reason };
+      if (sent.succeeded) return { ok: true, detail: `marked ${wanted} relaxed` };
+      const leader = sent.key;
+      if (leader === null || leader.lease !== held.leaseId || !same(leader.record, record)) {
+        const is = leader === null ? 'absent' : `${describe(leader.record)}${leader.lease === held.leaseId ? '' : ' on another lease'}`;
+        return { ok: false, detail: `the leader key is not ${wanted} on this node's lease (it is ${is}): not marked` };
+      }
+      const relaxed = sent.memory.relaxed;
+      if (relaxed !== null && same(relaxed.record, record)) return { ok: true, detail: `${wanted} was already marked relaxed` };
+      if (relaxed !== null && relaxed.record.node !== this.calls.node) {
+        return { ok: false, detail: `the relaxed mark is ${describe(relaxed.record)}, not this node's: clear it first` };
+      }
+      seen = relaxed;
+    }
+    return { ok: false, detail: `the relaxed mark kept changing (${MARK_SENDS} tries): not marked` };
   }
 
-  clearRelaxed(_record: KeyHolder): Promise<MarkAnswer> {
-    return Promise.resolve({ ok: false, detail: 'not implemented yet' });
+  async clearRelaxed(record: KeyHolder): Promise<MarkAnswer> {
+    const sent = await this.txn('relaxed mark clear', { op: 'clear', record });
+    if (!sent.ok) return { ok: false, detail: sent.outcome.reason };
+    if (sent.succeeded) return { ok: true, detail: `mark ${describe(record)} cleared` };
+    const relaxed = sent.memory.relaxed;
+    return relaxed === null ? { ok: true, detail: 'no mark' } : { ok: false, detail: `mark is ${describe(relaxed.record)}` };
   }
 
   async release(): Promise<void> {
@@ -269,28 +310,54 @@ export class SimQuorum implements RuntimeQuorum {
     const lease = await this.keeper.ensure();
     if (!('ok' in lease)) return lease;
     const record = { node: this.calls.node, epoch };
-    const sent = await this.txn('acquire', { op: 'create', lease: lease.id, record });
+    const sent = await this.write('acquire', record, this.lastSeen, (last) => ({ op: 'create', lease: lease.id, record, last }), (key) => key === null);
     if (!sent.ok) return sent.outcome;
-    if (sent.succeeded) return this.heldNow(record, lease.id, 'key was free: taken');
-    return this.settle(sent.key, epoch, lease.id, true);
+    if (sent.succeeded) return this.heldNow(record, lease.id, 'key was free: taken', sent.memory);
+    return this.settle(sent.key, sent.memory, epoch, lease.id, true);
+  }
+
+  /**
+   * Sends a write built against leader-last as `last`; while it fails only because
+   * leader-last moved (`onlyLastMoved` on the key it read back), sends it again.
+   */
+  private async write(
+    what: string,
+    record: LeaderRecord,
+    last: StoredDurable | null,
+    request: (last: number | null) => EtcdRequest,
+    onlyLastMoved: (key: StoredLeader | null) => boolean,
+  ): Promise<TxnAnswer> {
+    for (let send = 1; ; send++) {
+      const sent = await this.txn(what, request(last?.modRevision ?? null));
+      if (!sent.ok) return sent;
+      if (sent.succeeded) {
+        this.lastSeen = last === null || last.record.epoch <= record.epoch ? { record, modRevision: sent.revision } : last;
+        return sent;
+      }
+      const moved = sent.memory.last?.modRevision !== last?.modRevision;
+      if (send >= LAST_RACE_SENDS || !moved || !onlyLastMoved(sent.key)) return sent;
+      last = sent.memory.last;
+    }
   }
 
   /** What a failed create or raise read back decides (`mayRaise`: one epoch-raising write allowed). */
-  private async settle(leader: StoredLeader | null, epoch: number, leaseId: number, mayRaise: boolean): Promise<Outcome> {
+  private async settle(leader: StoredLeader | null, memory: StoredMemory, epoch: number, leaseId: number, mayRaise: boolean): Promise<Outcome> {
     if (leader === null) {
-      // Only after a raise's compare failed: the key expired meanwhile.
-      return mayRaise ? this.otherHolds(null, 'key is free but was not created') : this.acquireOnce(epoch);
+      // After a raise's compare failed: the key expired meanwhile. After a create's:
+      // leader-last kept moving (`write`), asked again later.
+      return mayRaise ? this.otherHolds(null, 'key is free but changed during the write; asking again') : this.acquireOnce(epoch);
     }
     if (leader.lease !== leaseId) return this.otherHolds(leader, 'key is bound to another lease');
     if (leader.record.node === this.calls.node && leader.record.epoch >= epoch) {
-      return this.heldNow(leader.record, leaseId, leader.record.epoch === epoch ? 'key is mine' : `key is mine at the newer epoch ${leader.record.epoch}; not lowered`);
+      return this.heldNow(leader.record, leaseId, leader.record.epoch === epoch ? 'key is mine' : `key is mine at the newer epoch ${leader.record.epoch}; not lowered`, memory);
     }
     if (!mayRaise) return this.otherHolds(leader, 'key changed meanwhile');
     const record = { node: this.calls.node, epoch };
-    const sent = await this.txn('epoch raise', { op: 'raise', modRevision: leader.modRevision, lease: leaseId, record });
+    const sent = await this.write('epoch raise', record, memory.last, (last) => ({ op: 'raise', modRevision: leader.modRevision, lease: leaseId, record, last }),
+      (key) => key?.modRevision === leader.modRevision);
     if (!sent.ok) return sent.outcome;
-    if (sent.succeeded) return this.heldNow(record, leaseId, `key is mine; epoch raised to ${epoch}`);
-    return this.settle(sent.key, epoch, leaseId, false);
+    if (sent.succeeded) return this.heldNow(record, leaseId, `key is mine; epoch raised to ${epoch}`, sent.memory);
+    return this.settle(sent.key, sent.memory, epoch, leaseId, false);
   }
 
   private otherHolds(leader: StoredLeader | null, why: string): Outcome {
@@ -298,24 +365,27 @@ export class SimQuorum implements RuntimeQuorum {
     return { type: 'held-by-other', holder: leader?.record ?? null, reason: `held by ${name}: ${why}` };
   }
 
-  private heldNow(record: LeaderRecord, leaseId: number, reason: string): Outcome {
+  private heldNow(record: LeaderRecord, leaseId: number, reason: string, memory: StoredMemory): Outcome {
     const validUntilMs = this.keeper.validUntil();
     if (this.keeper.id() !== leaseId || validUntilMs === null || this.calls.now() >= validUntilMs) {
       this.held = null;
       return { type: 'lease-lost', reason: `${reason}, but the lease ended meanwhile` };
     }
     this.held = { record, leaseId };
-    return { type: 'held', record, validUntilMs, memory: { last: null, relaxed: null }, reason }; // PLACEHOLDER: helper fills in
+    return { type: 'held', record, validUntilMs, memory: { last: memory.last?.record ?? null, relaxed: memory.relaxed?.record ?? null }, reason };
   }
 
-  private async txn(what: string, request: EtcdRequest): Promise<{ ok: true; succeeded: boolean; key: StoredLeader | null } | { ok: false; outcome: Failure }> {
+  /** One transaction; what it read of leader-last is kept for the next create's compare. */
+  private async txn(what: string, request: EtcdRequest): Promise<TxnAnswer> {
     const r = await this.calls.unary(what, request);
     if ('type' in r) {
       if (r.type === 'lease-lost') this.keeper.abandon('lease-expired', r.reason);
       return { ok: false, outcome: r };
     }
     if (r.op !== 'txn') return { ok: false, outcome: { type: 'unreachable', reason: `${what}: unexpected answer ${r.op}` } };
-    return { ok: true, succeeded: r.succeeded, key: r.key };
+    // A successful write's answer holds leader-last from before it (`write` keeps what it put).
+    if (!r.succeeded) this.lastSeen = r.memory.last;
+    return { ok: true, succeeded: r.succeeded, key: r.key, memory: r.memory, revision: r.revision };
   }
 
   private renewed(validUntilMs: number): void {
@@ -329,7 +399,9 @@ export class SimQuorum implements RuntimeQuorum {
     this.confirming = true;
     try {
       const r = await this.calls.unary('holder check', { op: 'read' });
-      if ('type' in r || r.op !== 'read' || this.held !== held) return;
+      if ('type' in r || r.op !== 'read') return;
+      this.lastSeen = r.memory.last;
+      if (this.held !== held) return;
       const leader = r.key;
       if (leader === null || leader.lease !== held.leaseId) {
         const by = leader === null ? 'deleted' : `bound to another lease (${leader.record.node} epoch ${leader.record.epoch})`;
@@ -348,4 +420,12 @@ export class SimQuorum implements RuntimeQuorum {
   private emit(notice: QuorumNotice): void {
     for (const listener of this.listeners) listener(notice);
   }
+}
+
+function same(a: LeaderRecord, b: LeaderRecord): boolean {
+  return a.node === b.node && a.epoch === b.epoch;
+}
+
+function describe(record: LeaderRecord): string {
+  return `${record.node}@${record.epoch}`;
 }

@@ -1,22 +1,32 @@
 /**
  * The quorum on etcd (issue 11): a group's leader key bound to this node's lease, taken
  * and kept with compare-and-swap transactions (`transactions.ts`), the lease kept alive
- * with this node's own deadline (`lease-keeper.ts`). Not used by the daemon yet: the
- * runtime will drive it through the `Quorum` interface (`types.ts`).
+ * with this node's own deadline (`lease-keeper.ts`). The runtime drives it through the
+ * `Quorum` interface (`types.ts`) and `QuorumBridge` (src/daemon/quorum-bridge.ts).
  *
  *   acquire(epoch)       absent → mine; mine → kept (epoch raised); else → the holder
  *   takeover(exp, epoch) only if the stored epoch is `exp`; the previous holder's lease
  *                        is then waited out (or revoked by a caller that proved it fenced)
  *   holder()             one linearizable read
  *   release()            revokes the lease: the key goes at once
+ *   markRelaxed(epoch)   the relaxed mark {me, epoch}, only while the key is mine and
+ *                        no other node's mark is there
+ *   clearRelaxed(record) deletes the mark only if it is exactly `record`
+ *
+ * Every write of the leader key also raises leader-last (never lowers it), and a `held`
+ * outcome carries both durable keys as they were just before its write (`memory`): the
+ * newest holder etcd ever knew and a master whose fence may be relaxed. A write that
+ * raced a change of leader-last is sent again against the new value (a few times at
+ * most), then decided from what its failure branch read, like any other lost race.
  *
  * After each acknowledged keepalive a holder re-reads its key, so a takeover is noticed
  * within a renew interval (`lost`, `key-taken`), and then revokes its lease so the new
  * holder's wait ends at once. Safety does not depend on that read: the fence does.
  *
  * Every call has a deadline; every failure comes back as an outcome, never a throw
- * (only bad options, an epoch that is not a non-negative safe integer and a
- * non-increasing takeover epoch throw `QuorumError`: caller bugs).
+ * (only bad options, an epoch that is not a non-negative safe integer, a non-increasing
+ * takeover epoch and a mark to clear that is not a storable record throw `QuorumError`:
+ * caller bugs).
  */
 import type { Etcd3, ITxnRequest, ITxnResponse } from 'etcd3';
 import { createEtcdClient } from './client.js';
@@ -24,21 +34,35 @@ import { callFailure, QuorumError } from './errors.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { describeRecord, encodeLeaderRecord, epochProblem, nodeNameProblem, type LeaderRecord } from './record.js';
 import {
+  clearTxn,
   createTxn,
   keysProblem,
   keysRead,
   leaderKeys,
+  markTxn,
+  memoryRead,
   raiseTxn,
+  raisesLast,
   readTxn,
   replaceTxn,
   type KeysRead,
   type LeaderKeys,
+  type LeaderWrite,
+  type MemoryRead,
   type StoredKey,
 } from './transactions.js';
-import type { EtcdQuorumOptions, HolderOutcome, LostReason, MarkOutcome, Quorum, QuorumEvent, QuorumOutcome } from './types.js';
+import type { EtcdQuorumOptions, HolderOutcome, LostReason, MarkOutcome, Quorum, QuorumEvent, QuorumMemory, QuorumOutcome } from './types.js';
 
 /** Default deadline of a unary etcd call. */
 export const DEFAULT_CALL_TIMEOUT_MS = 1_000;
+/**
+ * Sends of one write when only leader-last moved meanwhile (every holder's write raises
+ * it, so a create right after a holder came and went can race once); then the write is
+ * decided from what it read, and the next acquire tries again.
+ */
+const LAST_RACE_SENDS = 3;
+/** Sends of a relaxed-mark write when only the mark moved meanwhile (my own older mark replaced). */
+const MARK_SENDS = 3;
 
 interface Held {
   readonly record: LeaderRecord;
@@ -46,12 +70,19 @@ interface Held {
 }
 
 type TxnResult = { ok: true; response: ITxnResponse } | { ok: false; outcome: QuorumOutcome };
+/** A compare-and-swap of the leader key: done (with the durable keys as it read them), lost (with what it read), or failed. */
+type WriteResult =
+  | { ok: true; succeeded: true; memory: MemoryRead }
+  | { ok: true; succeeded: false; found: KeysRead }
+  | { ok: false; outcome: QuorumOutcome };
 
 /** The etcd-backed `Quorum`. Create with `EtcdQuorum.open()`. */
 export class EtcdQuorum implements Quorum {
   private readonly keeper: LeaseKeeper;
   private readonly listeners = new Set<(event: QuorumEvent) => void>();
   private held: Held | null = null;
+  /** leader-last as last read (or written): what a create compares it with. */
+  private lastSeen: StoredKey | null = null;
   private confirming = false;
   private closed = false;
 
@@ -90,10 +121,7 @@ export class EtcdQuorum implements Quorum {
     this.checkEpoch(epoch);
     const lease = await this.keeper.ensure();
     if (!('ok' in lease)) return lease;
-    const sent = await this.txn('acquire', createTxn(this.keys, this.value(epoch), lease.id));
-    if (!sent.ok) return sent.outcome;
-    if (sent.response.succeeded) return this.heldNow({ node: this.nodeName, epoch }, lease.id, 'key was free: taken');
-    return this.settle(keysRead(sent.response), epoch, lease.id, true);
+    return this.create('acquire', epoch, lease.id, 'key was free: taken', true);
   }
 
   async takeover(expectedEpoch: number, epoch: number, options: { readonly revokePrevious?: boolean } = {}): Promise<QuorumOutcome> {
@@ -106,7 +134,7 @@ export class EtcdQuorum implements Quorum {
     if (!('ok' in lease)) return lease;
     const read = await this.txn('takeover read', readTxn(this.keys));
     if (!read.ok) return read.outcome;
-    const found = keysRead(read.response);
+    const found = this.read(read.response);
     const leader = found.leader;
     if (leader === null || leader.lease === lease.id) return this.acquire(epoch);
     if (found.fence !== null) return this.otherHolds(found, 'a previous takeover is still waiting for its holder\'s lease to end');
@@ -115,13 +143,15 @@ export class EtcdQuorum implements Quorum {
       return this.otherHolds(found, `stored epoch ${leader.record.record.epoch} is not the expected ${expectedEpoch}`);
     }
     const revoke = options.revokePrevious === true;
-    const sent = await this.txn('takeover', replaceTxn(this.keys, leader, this.value(epoch), lease.id, !revoke));
+    const mine = this.mine(epoch, lease.id);
+    const sent = await this.write('takeover', mine, found.last, (last) => replaceTxn(this.keys, leader, mine, last, !revoke),
+      (now) => now.leader?.modRevision === leader.modRevision && now.fence === null);
     if (!sent.ok) return sent.outcome;
-    if (!sent.response.succeeded) return this.settle(keysRead(sent.response), epoch, lease.id, false);
+    if (!sent.succeeded) return this.settle(sent.found, epoch, lease.id, false);
     const previous = describeRecord(leader.record.record);
     if (revoke) {
       const revoked = await this.revokeOther(leader);
-      return this.heldNow({ node: this.nodeName, epoch }, lease.id, `taken over from ${previous}; its lease ${revoked}`);
+      return this.heldNow({ node: this.nodeName, epoch }, lease.id, `taken over from ${previous}; its lease ${revoked}`, sent.memory);
     }
     return {
       type: 'held-by-other',
@@ -134,10 +164,13 @@ export class EtcdQuorum implements Quorum {
   async holder(): Promise<HolderOutcome> {
     const read = await this.txn('holder read', readTxn(this.keys));
     if (!read.ok) return { type: 'unreachable', reason: read.outcome.reason };
-    const found = keysRead(read.response);
+    const found = this.read(read.response);
     const previous = found.fence !== null && found.fence.record.ok ? found.fence.record.record : null;
+    const memory = memoryOf(found);
+    const unreadable = this.unreadableNote(found);
     if (found.leader === null) {
-      return { type: 'absent', previous, reason: previous === null ? 'no holder' : `no holder; ${describeRecord(previous)}'s lease has not ended` };
+      const reason = previous === null ? 'no holder' : `no holder; ${describeRecord(previous)}'s lease has not ended`;
+      return { type: 'absent', previous, memory, reason: `${reason}${unreadable}` };
     }
     const record = found.leader.record.ok ? found.leader.record.record : null;
     const mine = found.leader.lease === this.keeper.id();
@@ -146,7 +179,8 @@ export class EtcdQuorum implements Quorum {
       record,
       mine,
       previous,
-      reason: `${record === null ? 'unreadable value' : describeRecord(record)}${mine ? ' (this node)' : ''}`,
+      memory,
+      reason: `${record === null ? 'unreadable value' : describeRecord(record)}${mine ? ' (this node)' : ''}${unreadable}`,
     };
   }
 
@@ -156,13 +190,54 @@ export class EtcdQuorum implements Quorum {
     return 'ok' in revoked ? { ok: true } : { ok: false, reason: revoked.reason };
   }
 
-  // PLACEHOLDER (interface commit): the helper implements both.
-  markRelaxed(_epoch: number): Promise<MarkOutcome> {
-    return Promise.resolve({ ok: false, reason: 'not implemented yet' });
+  async markRelaxed(epoch: number): Promise<MarkOutcome> {
+    this.checkEpoch(epoch);
+    const held = this.held;
+    if (held === null || !this.holding()) return { ok: false, reason: 'not holding the leader key' };
+    const mine = this.mine(epoch, held.leaseId);
+    const wanted = describeRecord({ node: this.nodeName, epoch });
+    // Sent first against an absent mark (the usual case); else against the mark as read.
+    let seen: StoredKey | null = null;
+    for (let send = 1; send <= MARK_SENDS; send++) {
+      const sent = await this.txn('relaxed mark', markTxn(this.keys, mine, seen));
+      if (!sent.ok) return { ok: false, reason: sent.outcome.reason };
+      if (sent.response.succeeded) return { ok: true, reason: `marked ${wanted} relaxed` };
+      const found = this.read(sent.response);
+      const leader = found.leader;
+      if (leader === null || leader.lease !== held.leaseId || !leader.value.equals(mine.value)) {
+        const is = leader === null ? 'absent' : `${shownRecord(leader)}${leader.lease === held.leaseId ? '' : ' on another lease'}`;
+        return { ok: false, reason: `the leader key is not ${wanted} on this node's lease (it is ${is}): not marked` };
+      }
+      const relaxed = found.relaxed;
+      if (relaxed !== null && relaxed.value.equals(mine.value)) return { ok: true, reason: `${wanted} was already marked relaxed` };
+      // Another node's mark (or one nobody can read): that node's Redis may still take
+      // writes without a replica. Overwriting would forget it; it is cleared only by
+      // whoever fenced that Redis (`clearRelaxed`).
+      if (relaxed !== null && !(relaxed.record.ok && relaxed.record.record.node === this.nodeName)) {
+        return { ok: false, reason: `the relaxed mark is ${shownRecord(relaxed)}, not this node's: clear it first` };
+      }
+      seen = relaxed;
+    }
+    return { ok: false, reason: `the relaxed mark kept changing (${MARK_SENDS} tries): not marked` };
   }
 
-  clearRelaxed(_record: LeaderRecord): Promise<MarkOutcome> {
-    return Promise.resolve({ ok: false, reason: 'not implemented yet' });
+  async clearRelaxed(record: LeaderRecord): Promise<MarkOutcome> {
+    const problem = nodeNameProblem(record.node) ?? epochProblem(record.epoch);
+    if (problem !== null) throw new QuorumError('QUORUM_RECORD_INVALID', `relaxed mark to clear: ${problem}`);
+    const wanted = describeRecord(record);
+    const sent = await this.txn('relaxed mark clear', clearTxn(this.keys, { value: encodeLeaderRecord(record) }));
+    if (!sent.ok) return { ok: false, reason: sent.outcome.reason };
+    if (sent.response.succeeded) return { ok: true, reason: `mark ${wanted} cleared` };
+    const relaxed = this.read(sent.response).relaxed;
+    if (relaxed === null) return { ok: true, reason: 'no mark' };
+    const same = relaxed.record.ok && relaxed.record.record.node === record.node && relaxed.record.record.epoch === record.epoch;
+    if (!same) return { ok: false, reason: `mark is ${shownRecord(relaxed)}` };
+    // The same record spelled otherwise (another writer's JSON): cleared by its revision.
+    const again = await this.txn('relaxed mark clear', clearTxn(this.keys, { read: relaxed }));
+    if (!again.ok) return { ok: false, reason: again.outcome.reason };
+    if (again.response.succeeded) return { ok: true, reason: `mark ${wanted} cleared` };
+    const now = this.read(again.response).relaxed;
+    return now === null ? { ok: true, reason: 'no mark' } : { ok: false, reason: `mark is ${shownRecord(now)}` };
   }
 
   holding(): boolean {
@@ -187,11 +262,53 @@ export class EtcdQuorum implements Quorum {
     this.client.close();
   }
 
+  /** Creates the key (with leader-last as last seen); a lost race is decided by `settle`. */
+  private async create(what: string, epoch: number, leaseId: string, reason: string, mayRaise: boolean): Promise<QuorumOutcome> {
+    const mine = this.mine(epoch, leaseId);
+    const sent = await this.write(what, mine, this.lastSeen, (last) => createTxn(this.keys, mine, last),
+      (now) => now.leader === null && now.fence === null);
+    if (!sent.ok) return sent.outcome;
+    if (sent.succeeded) return this.heldNow({ node: this.nodeName, epoch }, leaseId, reason, sent.memory);
+    return this.settle(sent.found, epoch, leaseId, mayRaise);
+  }
+
+  /**
+   * Sends a compare-and-swap built against leader-last as `last`; while it fails only
+   * because leader-last moved (`onlyLastMoved`: what else it compares is as before), sends
+   * it again against the new value, at most `LAST_RACE_SENDS` times in all.
+   */
+  private async write(
+    what: string,
+    mine: LeaderWrite,
+    last: StoredKey | null,
+    build: (last: StoredKey | null) => ITxnRequest,
+    onlyLastMoved: (found: KeysRead) => boolean,
+  ): Promise<WriteResult> {
+    for (let send = 1; ; send++) {
+      const sent = await this.txn(what, build(last));
+      if (!sent.ok) return sent;
+      if (sent.response.succeeded) {
+        // Every put of one transaction carries its revision, the one in the response's header.
+        this.lastSeen = raisesLast(last, mine.epoch)
+          ? { value: mine.value, record: { ok: true, record: { node: this.nodeName, epoch: mine.epoch } }, lease: '0', modRevision: String(sent.response.header.revision) }
+          : last;
+        return { ok: true, succeeded: true, memory: memoryRead(sent.response) };
+      }
+      const found = this.read(sent.response);
+      const moved = found.last?.modRevision !== last?.modRevision;
+      if (send >= LAST_RACE_SENDS || !moved || !onlyLastMoved(found)) return { ok: true, succeeded: false, found };
+      last = found.last;
+    }
+  }
+
   /** Decides from what a failed write's read branch found; `mayRaise` allows one epoch-raising write. */
   private async settle(found: KeysRead, epoch: number, leaseId: string, mayRaise: boolean): Promise<QuorumOutcome> {
     const leader = found.leader;
-    // Only after a takeover's compare failed: the key expired between the read and the write.
-    if (leader === null && found.fence === null && !mayRaise) return this.acquire(epoch);
+    // After a takeover's or a raise's compare failed: the key expired between the read and
+    // the write. After a create's: leader-last kept moving (`write`), asked again later.
+    if (leader === null && found.fence === null) {
+      return mayRaise ? this.otherHolds(found, 'key is free but changed during the write; asking again') : this.acquire(epoch);
+    }
     if (leader === null) {
       return this.otherHolds(found, 'key is free but the previous holder\'s lease has not ended (takeover fence)');
     }
@@ -202,23 +319,23 @@ export class EtcdQuorum implements Quorum {
       const own = leader.record.ok && leader.record.record.node === this.nodeName && found.fence === null;
       if (own && mayRaise) {
         const revoked = await this.revokeOther(leader);
-        const again = await this.txn('acquire after own lease', createTxn(this.keys, this.value(epoch), leaseId));
-        if (!again.ok) return again.outcome;
-        if (again.response.succeeded) return this.heldNow({ node: this.nodeName, epoch }, leaseId, `key was bound to this node's earlier lease, which ${revoked}: taken`);
-        return this.settle(keysRead(again.response), epoch, leaseId, false);
+        return this.create('acquire after own lease', epoch, leaseId, `key was bound to this node's earlier lease, which ${revoked}: taken`, false);
       }
       return this.otherHolds(found, 'key is bound to another lease');
     }
     if (found.fence !== null) return this.otherHolds(found, 'taken over; holding once the previous holder\'s lease has ended', true);
     const stored = leader.record.ok ? leader.record.record : null;
     if (stored !== null && stored.node === this.nodeName && stored.epoch >= epoch) {
-      return this.heldNow(stored, leaseId, stored.epoch === epoch ? 'key is mine' : `key is mine at the newer epoch ${stored.epoch}; not lowered`);
+      const reason = stored.epoch === epoch ? 'key is mine' : `key is mine at the newer epoch ${stored.epoch}; not lowered`;
+      return this.heldNow(stored, leaseId, reason, found);
     }
     if (!mayRaise) return this.otherHolds(found, 'key changed meanwhile');
-    const sent = await this.txn('epoch raise', raiseTxn(this.keys, leader.modRevision, this.value(epoch), leaseId));
+    const mine = this.mine(epoch, leaseId);
+    const sent = await this.write('epoch raise', mine, found.last, (last) => raiseTxn(this.keys, leader.modRevision, mine, last),
+      (now) => now.leader?.modRevision === leader.modRevision);
     if (!sent.ok) return sent.outcome;
-    if (sent.response.succeeded) return this.heldNow({ node: this.nodeName, epoch }, leaseId, `key is mine; epoch raised to ${epoch}`);
-    return this.settle(keysRead(sent.response), epoch, leaseId, false);
+    if (sent.succeeded) return this.heldNow({ node: this.nodeName, epoch }, leaseId, `key is mine; epoch raised to ${epoch}`, sent.memory);
+    return this.settle(sent.found, epoch, leaseId, false);
   }
 
   private otherHolds(found: KeysRead, why: string, waiting = false): QuorumOutcome {
@@ -229,14 +346,46 @@ export class EtcdQuorum implements Quorum {
     return { type: 'held-by-other', holder, waiting, reason: `held by ${name}: ${why}` };
   }
 
-  private heldNow(record: LeaderRecord, leaseId: string, reason: string): QuorumOutcome {
+  /** `held`, with the durable keys as read in the same revision as the write (or the read) that decided it. */
+  private heldNow(record: LeaderRecord, leaseId: string, reason: string, read: MemoryRead): QuorumOutcome {
     const validUntilMs = this.keeper.validUntil();
     if (this.keeper.id() !== leaseId || validUntilMs === null || this.now() >= validUntilMs) {
       this.held = null;
       return { type: 'lease-lost', reason: `${reason}, but the lease ended meanwhile` };
     }
+    const relaxed = read.relaxed;
+    if (relaxed !== null && !relaxed.record.ok) {
+      // A relaxed mark nobody can read (another program's value, a damaged write) may stand
+      // for any node's Redis taking writes without a replica, and `QuorumMemory` cannot name
+      // "some node". Reporting no mark would let this node serve beside it; so the
+      // conservative answer: not held, as for a leader value nobody can read. The key stays
+      // bound to this lease, so no other node promotes either, until an operator who has
+      // checked every Redis of the group deletes the mark.
+      this.held = null;
+      return {
+        type: 'held-by-other',
+        holder: null,
+        waiting: false,
+        reason: `${reason}, but ${this.keys.relaxed.toString()} is unreadable (${relaxed.record.reason}): a master may take writes ` +
+          'without a replica; not serving until an operator deletes that key',
+      };
+    }
     this.held = { record, leaseId };
-    return { type: 'held', record, validUntilMs, memory: { last: null, relaxed: null }, reason }; // PLACEHOLDER: helper fills in
+    return { type: 'held', record, validUntilMs, memory: memoryOf(read), reason: `${reason}${this.unreadableNote(read)}` };
+  }
+
+  /** Says which durable keys nobody can read (leader-last is overwritten by the next write; see `heldNow` for the mark). */
+  private unreadableNote(read: MemoryRead): string {
+    const note = (key: StoredKey | null, name: Buffer, verb: string): string =>
+      key !== null && !key.record.ok ? `; ${name.toString()} ${verb} unreadable (${key.record.reason})` : '';
+    return `${note(read.last, this.keys.last, 'was')}${note(read.relaxed, this.keys.relaxed, 'is')}`;
+  }
+
+  /** Parses a read branch, remembering leader-last for the next create's compare. */
+  private read(response: ITxnResponse): KeysRead {
+    const found = keysRead(response);
+    this.lastSeen = found.last;
+    return found;
   }
 
   private async txn(what: string, request: ITxnRequest): Promise<TxnResult> {
@@ -264,6 +413,10 @@ export class EtcdQuorum implements Quorum {
     return encodeLeaderRecord({ node: this.nodeName, epoch });
   }
 
+  private mine(epoch: number, leaseId: string): LeaderWrite {
+    return { value: this.value(epoch), epoch, leaseId };
+  }
+
   private checkEpoch(epoch: number): void {
     const problem = epochProblem(epoch);
     if (problem !== null) throw new QuorumError('QUORUM_EPOCH_INVALID', problem);
@@ -281,7 +434,7 @@ export class EtcdQuorum implements Quorum {
     try {
       const read = await this.txn('holder check', readTxn(this.keys));
       if (!read.ok || this.held !== held) return;
-      const leader = keysRead(read.response).leader;
+      const leader = this.read(read.response).leader;
       if (leader === null || leader.lease !== held.leaseId) {
         const by = leader === null ? 'deleted' : `bound to another lease (${leader.record.ok ? describeRecord(leader.record.record) : 'unreadable'})`;
         this.keeper.abandon('key-taken', `leader key ${by}`);
@@ -299,4 +452,15 @@ export class EtcdQuorum implements Quorum {
   private emit(event: QuorumEvent): void {
     for (const listener of this.listeners) listener(event);
   }
+}
+
+/** The durable keys for the core: a value nobody can read is reported as absent (see `heldNow` for the mark). */
+function memoryOf(read: MemoryRead): QuorumMemory {
+  const shown = (key: StoredKey | null): LeaderRecord | null => (key !== null && key.record.ok ? key.record.record : null);
+  return { last: shown(read.last), relaxed: shown(read.relaxed) };
+}
+
+/** `node@epoch`, or why the value cannot be read. */
+function shownRecord(key: StoredKey): string {
+  return key.record.ok ? describeRecord(key.record.record) : `unreadable (${key.record.reason})`;
 }

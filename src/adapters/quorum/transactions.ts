@@ -1,11 +1,16 @@
 /**
- * The leader key's names and the etcd transactions that write it. Pure: requests in,
+ * The group's keys and the etcd transactions that write them. Pure: requests in,
  * responses read; `etcd-quorum.ts` sends them.
  *
- * Two keys per group:
- *   <prefix>/<cluster>/leader        the holder's record, bound to the holder's lease
- *   <prefix>/<cluster>/leader-fence  after a takeover: the previous holder's record, bound
- *                                    to the previous holder's lease
+ * Four keys per group:
+ *   <prefix>/<cluster>/leader          the holder's record, bound to the holder's lease
+ *   <prefix>/<cluster>/leader-fence    after a takeover: the previous holder's record, bound
+ *                                      to the previous holder's lease
+ *   <prefix>/<cluster>/leader-last     no lease (durable): the record of the holder with the
+ *                                      highest epoch ever written (finding Q9)
+ *   <prefix>/<cluster>/leader-relaxed  no lease (durable): a master that relaxed its Redis's
+ *                                      fence and has not cleared the mark (finding Q12)
+ * All four hold a leader record (`record.ts`), so `etcdctl get --prefix` reads alike.
  *
  * Every write is a compare-and-swap, never a blind put:
  *  - create: leader absent AND fence absent → put mine with my lease;
@@ -17,6 +22,19 @@
  * fence lives exactly as long as that lease. The new holder holds only once the fence is
  * gone, and no create or second takeover can happen while it exists (so a new holder that
  * dies at once cannot hand the key to a third node while the first still believes).
+ *
+ * Each of the three also compares leader-last with what was read before (its mod revision,
+ * or its absence) and puts mine there too when my epoch is at least the stored one's (or
+ * the stored value is unreadable): leader-last never goes down, and a write that raced
+ * another's fails and is decided again from what its failure branch read. Its success
+ * branch first ranges leader-last and leader-relaxed, so the write reports them as they
+ * were just before its puts, in its own revision (etcd runs a branch's operations in
+ * order; a range before a put of the same key sees the old value: etcd-txn.test.ts).
+ *
+ * The relaxed mark: put only while the leader key is mine (compare on its value and its
+ * lease) and the mark is absent or as read before (never over another node's mark: that
+ * node's Redis may still take writes without a replica); deleted only when it is exactly
+ * a given record (compare on the value, or on the mod revision of a value read).
  */
 import type { IKeyValue, ITxnRequest, ITxnResponse } from 'etcd3';
 import { parseLeaderRecord, type ParsedRecord } from './record.js';
@@ -25,6 +43,8 @@ import { parseLeaderRecord, type ParsedRecord } from './record.js';
 export interface LeaderKeys {
   readonly leader: Buffer;
   readonly fence: Buffer;
+  readonly last: Buffer;
+  readonly relaxed: Buffer;
 }
 
 /** A key as read: its parsed value, lease and revision. */
@@ -36,11 +56,29 @@ export interface StoredKey {
   readonly modRevision: string;
 }
 
-/** What a transaction's read branch found. */
+/** What a transaction's read branch found, in one revision. */
 export interface KeysRead {
   readonly leader: StoredKey | null;
   readonly fence: StoredKey | null;
+  readonly last: StoredKey | null;
+  readonly relaxed: StoredKey | null;
 }
+
+/** What a successful write's branch read just before its puts (the durable keys). */
+export interface MemoryRead {
+  readonly last: StoredKey | null;
+  readonly relaxed: StoredKey | null;
+}
+
+/** This node's write of the leader key: its encoded record, that record's epoch, its lease. */
+export interface LeaderWrite {
+  readonly value: Buffer;
+  readonly epoch: number;
+  readonly leaseId: string;
+}
+
+type Compare = NonNullable<ITxnRequest['compare']>[number];
+type Ops = NonNullable<ITxnRequest['success']>;
 
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -57,58 +95,116 @@ export function keysProblem(prefix: string, clusterName: string): string | null 
 /** The group's keys; call `keysProblem` first. */
 export function leaderKeys(prefix: string, clusterName: string): LeaderKeys {
   const base = `${prefix.replace(/\/+$/, '')}/${clusterName}/leader`;
-  return { leader: Buffer.from(base), fence: Buffer.from(`${base}-fence`) };
-}
-
-function absent(key: Buffer): NonNullable<ITxnRequest['compare']>[number] {
-  return { key, target: 'Create', result: 'Equal', create_revision: 0 };
-}
-
-function unchanged(key: Buffer, modRevision: string): NonNullable<ITxnRequest['compare']>[number] {
-  return { key, target: 'Mod', result: 'Equal', mod_revision: modRevision };
-}
-
-function readBoth(keys: LeaderKeys): NonNullable<ITxnRequest['failure']> {
-  return [{ request_range: { key: keys.leader } }, { request_range: { key: keys.fence } }];
-}
-
-/** Leader and fence absent → put mine; else read both. */
-export function createTxn(keys: LeaderKeys, value: Buffer, leaseId: string): ITxnRequest {
   return {
-    compare: [absent(keys.leader), absent(keys.fence)],
-    success: [{ request_put: { key: keys.leader, value, lease: leaseId } }],
-    failure: readBoth(keys),
-  };
-}
-
-/** Leader unchanged since `modRevision` (and so still bound to my lease) → put mine; else read both. */
-export function raiseTxn(keys: LeaderKeys, modRevision: string, value: Buffer, leaseId: string): ITxnRequest {
-  return {
-    compare: [unchanged(keys.leader, modRevision)],
-    success: [{ request_put: { key: keys.leader, value, lease: leaseId } }],
-    failure: readBoth(keys),
+    leader: Buffer.from(base),
+    fence: Buffer.from(`${base}-fence`),
+    last: Buffer.from(`${base}-last`),
+    relaxed: Buffer.from(`${base}-relaxed`),
   };
 }
 
 /**
- * Takeover: leader unchanged since read and no fence → put mine, and (unless the caller
- * revokes the previous lease itself) the previous record as the fence on the previous lease.
+ * Whether a write at `epoch` puts itself into leader-last as `last` was read: when absent,
+ * unreadable (not ours to keep), or at an epoch not above `epoch`.
  */
-export function replaceTxn(keys: LeaderKeys, seen: StoredKey, value: Buffer, leaseId: string, withFence: boolean): ITxnRequest {
-  const success: NonNullable<ITxnRequest['success']> = [{ request_put: { key: keys.leader, value, lease: leaseId } }];
-  // etcd checks the leases of the branch it takes only: the compare holding means the key,
-  // and so its lease, still exist, so the fence's put cannot fail on the previous lease.
-  if (withFence && seen.lease !== '0') success.push({ request_put: { key: keys.fence, value: seen.value, lease: seen.lease } });
+export function raisesLast(last: StoredKey | null, epoch: number): boolean {
+  return last === null || !last.record.ok || last.record.record.epoch <= epoch;
+}
+
+function absent(key: Buffer): Compare {
+  return { key, target: 'Create', result: 'Equal', create_revision: 0 };
+}
+
+function unchanged(key: Buffer, modRevision: string): Compare {
+  return { key, target: 'Mod', result: 'Equal', mod_revision: modRevision };
+}
+
+/** `key` is as read: absent when it was, else at the same mod revision. */
+function asRead(key: Buffer, read: StoredKey | null): Compare {
+  return read === null ? absent(key) : unchanged(key, read.modRevision);
+}
+
+function readAll(keys: LeaderKeys): Ops {
+  return [keys.leader, keys.fence, keys.last, keys.relaxed].map((key) => ({ request_range: { key } }));
+}
+
+/** A write's success branch: the durable keys read first, then the leader key, then leader-last if raised. */
+function writeOps(keys: LeaderKeys, mine: LeaderWrite, last: StoredKey | null, extra: Ops = []): Ops {
+  const ops: Ops = [
+    { request_range: { key: keys.last } },
+    { request_range: { key: keys.relaxed } },
+    { request_put: { key: keys.leader, value: mine.value, lease: mine.leaseId } },
+    ...extra,
+  ];
+  if (raisesLast(last, mine.epoch)) ops.push({ request_put: { key: keys.last, value: mine.value } });
+  return ops;
+}
+
+/** Leader and fence absent, leader-last as `last` → put mine; else read all four. */
+export function createTxn(keys: LeaderKeys, mine: LeaderWrite, last: StoredKey | null): ITxnRequest {
   return {
-    compare: [unchanged(keys.leader, seen.modRevision), absent(keys.fence)],
-    success,
-    failure: readBoth(keys),
+    compare: [absent(keys.leader), absent(keys.fence), asRead(keys.last, last)],
+    success: writeOps(keys, mine, last),
+    failure: readAll(keys),
   };
 }
 
-/** Reads both keys in one revision. */
+/** Leader unchanged since `modRevision` (and so still bound to my lease), leader-last as `last` → put mine; else read all four. */
+export function raiseTxn(keys: LeaderKeys, modRevision: string, mine: LeaderWrite, last: StoredKey | null): ITxnRequest {
+  return {
+    compare: [unchanged(keys.leader, modRevision), asRead(keys.last, last)],
+    success: writeOps(keys, mine, last),
+    failure: readAll(keys),
+  };
+}
+
+/**
+ * Takeover: leader unchanged since read, no fence, leader-last as `last` → put mine, and
+ * (unless the caller revokes the previous lease itself) the previous record as the fence
+ * on the previous lease.
+ */
+export function replaceTxn(keys: LeaderKeys, seen: StoredKey, mine: LeaderWrite, last: StoredKey | null, withFence: boolean): ITxnRequest {
+  // etcd checks the leases of the branch it takes only: the compare holding means the key,
+  // and so its lease, still exist, so the fence's put cannot fail on the previous lease.
+  const fence: Ops = withFence && seen.lease !== '0' ? [{ request_put: { key: keys.fence, value: seen.value, lease: seen.lease } }] : [];
+  return {
+    compare: [unchanged(keys.leader, seen.modRevision), absent(keys.fence), asRead(keys.last, last)],
+    success: writeOps(keys, mine, last, fence),
+    failure: readAll(keys),
+  };
+}
+
+/** Reads all four keys in one revision. */
 export function readTxn(keys: LeaderKeys): ITxnRequest {
-  return { compare: [], success: readBoth(keys) };
+  return { compare: [], success: readAll(keys) };
+}
+
+/**
+ * The relaxed mark: the leader key holds exactly `mine.value` bound to `mine.leaseId`, and
+ * the mark is as read (`relaxed`, absent when null) → put `mine.value` there without a
+ * lease; else read all four.
+ */
+export function markTxn(keys: LeaderKeys, mine: LeaderWrite, relaxed: StoredKey | null): ITxnRequest {
+  return {
+    compare: [
+      { key: keys.leader, target: 'Value', result: 'Equal', value: mine.value },
+      { key: keys.leader, target: 'Lease', result: 'Equal', lease: mine.leaseId },
+      asRead(keys.relaxed, relaxed),
+    ],
+    success: [{ request_put: { key: keys.relaxed, value: mine.value } }],
+    failure: readAll(keys),
+  };
+}
+
+/**
+ * The mark is exactly `value` (or, given a mark as read, still at its mod revision) →
+ * delete it; else read all four. A compare on the value of an absent key never holds.
+ */
+export function clearTxn(keys: LeaderKeys, expected: { readonly value: Buffer } | { readonly read: StoredKey }): ITxnRequest {
+  const compare: Compare = 'value' in expected
+    ? { key: keys.relaxed, target: 'Value', result: 'Equal', value: expected.value }
+    : unchanged(keys.relaxed, expected.read.modRevision);
+  return { compare: [compare], success: [{ request_delete_range: { key: keys.relaxed } }], failure: readAll(keys) };
 }
 
 function stored(kv: IKeyValue | undefined): StoredKey | null {
@@ -116,10 +212,16 @@ function stored(kv: IKeyValue | undefined): StoredKey | null {
   return { value: kv.value, record: parseLeaderRecord(kv.value), lease: String(kv.lease), modRevision: String(kv.mod_revision) };
 }
 
-/** The two reads of a failed (or read-only) transaction. */
+function ranged(response: ITxnResponse, index: number): StoredKey | null {
+  return stored(response.responses[index]?.response_range?.kvs[0]);
+}
+
+/** The four reads of a failed (or read-only) transaction. */
 export function keysRead(response: ITxnResponse): KeysRead {
-  return {
-    leader: stored(response.responses[0]?.response_range?.kvs[0]),
-    fence: stored(response.responses[1]?.response_range?.kvs[0]),
-  };
+  return { leader: ranged(response, 0), fence: ranged(response, 1), last: ranged(response, 2), relaxed: ranged(response, 3) };
+}
+
+/** The durable keys as a successful create, raise or replace read them, before its puts. */
+export function memoryRead(response: ITxnResponse): MemoryRead {
+  return { last: ranged(response, 0), relaxed: ranged(response, 1) };
 }

@@ -48,7 +48,10 @@ export interface EtcdQuorumOptions {
 
 /**
  * What etcd remembers of a group beyond any lease (two keys without a lease, see
- * `transactions.ts`), as read by the write that took or kept the key.
+ * `transactions.ts`), as read by the write that took or kept the key, in its revision.
+ * A value nobody can read is not a record: leader-last is then null (and overwritten by
+ * the write), and an unreadable leader-relaxed makes the acquire answer `held-by-other`
+ * instead of `held` (see `EtcdQuorum`): no one serves until an operator deletes it.
  */
 export interface QuorumMemory {
   /**
@@ -84,7 +87,13 @@ export type QuorumOutcome =
 
 /** The result of `holder()`: who holds the key, read once (linearizable). */
 export type HolderOutcome =
-  | { readonly type: 'absent'; readonly previous: LeaderRecord | null; readonly reason: string }
+  | {
+      readonly type: 'absent';
+      readonly previous: LeaderRecord | null;
+      /** The durable keys, read in the same revision (`EtcdQuorum` always reports them). */
+      readonly memory?: QuorumMemory;
+      readonly reason: string;
+    }
   | {
       readonly type: 'present';
       /** Null when the stored value is unreadable. */
@@ -93,6 +102,8 @@ export type HolderOutcome =
       readonly mine: boolean;
       /** The holder before a takeover whose lease has not ended yet, if any. */
       readonly previous: LeaderRecord | null;
+      /** The durable keys, read in the same revision (`EtcdQuorum` always reports them). */
+      readonly memory?: QuorumMemory;
       readonly reason: string;
     }
   | { readonly type: 'unreachable'; readonly reason: string };
@@ -128,7 +139,8 @@ export interface Quorum {
   /**
    * Writes the relaxed mark `{node: this node, epoch}` only while the leader key is this
    * node's (compare on the key's value and lease); a master relaxes its fence only once
-   * this is confirmed.
+   * this is confirmed. Never over another node's mark (or one nobody can read): that
+   * node's Redis may still take writes without a replica, so it must be cleared first.
    */
   markRelaxed(epoch: number): Promise<MarkOutcome>;
   /**

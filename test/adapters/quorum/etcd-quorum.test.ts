@@ -6,8 +6,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Etcd3 } from 'etcd3';
-import { EtcdQuorum, type QuorumEvent, type QuorumOutcome } from '../../../src/adapters/quorum/index.js';
+import { Etcd3, type ITxnRequest } from 'etcd3';
+import { EtcdQuorum, encodeLeaderRecord, parseLeaderRecord, type LeaderRecord, type QuorumEvent, type QuorumOutcome } from '../../../src/adapters/quorum/index.js';
 import { startEtcdCluster, stopAllEtcdClusters, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 
 /** Requested and (with the harness's election timeout of 250 ms) granted lease TTL. */
@@ -20,6 +20,7 @@ const EXPIRY_SLACK_MS = 4_000;
 const POLL_MS = 50;
 
 const opened: EtcdQuorum[] = [];
+const raws: Etcd3[] = [];
 let groupSeq = 0;
 
 function nextGroup(): string {
@@ -57,6 +58,51 @@ async function until<T>(timeoutMs: number, probe: () => Promise<T | null> | T | 
   }
 }
 
+/** A client of our own on the same cluster, as an operator's etcdctl (closed after each test). */
+function rawClient(cluster: EtcdCluster): Etcd3 {
+  const raw = new Etcd3({ hosts: [...cluster.endpoints] });
+  raws.push(raw);
+  return raw;
+}
+
+const keyOf = (group: string, name: 'leader' | 'leader-last' | 'leader-relaxed'): string => `/redis-ha-test/${group}/${name}`;
+
+/** A durable key's record as stored (null if absent); fails the test on a value that is not one. */
+async function storedRecord(raw: Etcd3, group: string, name: 'leader-last' | 'leader-relaxed'): Promise<LeaderRecord | null> {
+  const value = await raw.get(keyOf(group, name)).buffer();
+  if (value === null) return null;
+  const parsed = parseLeaderRecord(value);
+  if (!parsed.ok) throw new Error(`${name} is not a record: ${parsed.reason}`);
+  return parsed.record;
+}
+
+/**
+ * Counts the quorum's writes of the leader key from now on, and runs `race` just before
+ * the `nth` is sent: another writer acting between the quorum's read and its
+ * compare-and-swap, at a chosen point, against the real server.
+ */
+function watchWrites(quorum: EtcdQuorum, race?: { readonly nth: number; readonly run: () => Promise<void> }): { sent: number } {
+  const kv = (quorum as unknown as { client: Etcd3 }).client.kv;
+  const send = kv.txn.bind(kv);
+  const writes = { sent: 0 };
+  const writesLeader = (request: ITxnRequest): boolean =>
+    request.success?.some((op) => op.request_put?.key?.toString().endsWith('/leader') === true) === true;
+  kv.txn = async (request, options) => {
+    if (writesLeader(request)) {
+      writes.sent += 1;
+      if (writes.sent === race?.nth) await race.run();
+    }
+    return send(request, options);
+  };
+  return writes;
+}
+
+/** An acquire as the daemon's bridge makes it: asked once more at once after `lease-lost` (a new lease). */
+async function acquireAsBridge(quorum: EtcdQuorum, epoch: number): Promise<QuorumOutcome> {
+  const outcome = await quorum.acquire(epoch);
+  return outcome.type === 'lease-lost' ? quorum.acquire(epoch) : outcome;
+}
+
 async function acquireWithin(quorum: EtcdQuorum, epoch: number, timeoutMs: number): Promise<QuorumOutcome | null> {
   return until(timeoutMs, async () => {
     const outcome = await quorum.acquire(epoch);
@@ -66,6 +112,7 @@ async function acquireWithin(quorum: EtcdQuorum, epoch: number, timeoutMs: numbe
 
 afterEach(() => {
   for (const quorum of opened.splice(0)) quorum.close();
+  for (const raw of raws.splice(0)) raw.close();
 });
 
 afterAll(async () => {
@@ -209,6 +256,211 @@ describe('one etcd member', () => {
   });
 });
 
+describe('quorum memory: leader-last and leader-relaxed (findings Q9, Q12)', () => {
+  let cluster: EtcdCluster;
+  beforeAll(async () => {
+    cluster = await startEtcdCluster(1);
+  });
+
+  test('leader-last is raised by create, raise and takeover, reported as it was before the write, and never lowered', async () => {
+    const group = nextGroup();
+    const raw = rawClient(cluster);
+    const a = await open(cluster, 'node-a', group);
+    const b = await open(cluster, 'node-b', group);
+
+    expect(await a.acquire(1)).toMatchObject({ type: 'held', memory: { last: null, relaxed: null }, reason: 'key was free: taken' });
+    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-a', epoch: 1 });
+    expect(await a.acquire(3)).toMatchObject({ type: 'held', memory: { last: { node: 'node-a', epoch: 1 } }, reason: 'key is mine; epoch raised to 3' });
+    expect(await a.acquire(3)).toMatchObject({ type: 'held', memory: { last: { node: 'node-a', epoch: 3 } }, reason: 'key is mine' });
+    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-a', epoch: 3 });
+
+    expect(await b.takeover(3, 4, { revokePrevious: true })).toMatchObject({ type: 'held', record: { node: 'node-b', epoch: 4 }, memory: { last: { node: 'node-a', epoch: 3 } } });
+    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-b', epoch: 4 });
+    expect(await b.holder()).toMatchObject({ type: 'present', memory: { last: { node: 'node-b', epoch: 4 }, relaxed: null } });
+
+    // The key ends; a node whose view is older takes it at a lower epoch: it learns of the
+    // newer holder, and leader-last still names that holder.
+    expect(await b.release()).toEqual({ ok: true });
+    expect(await a.holder()).toMatchObject({ type: 'absent', memory: { last: { node: 'node-b', epoch: 4 } } });
+    // (a's lease was revoked by the takeover: the bridge's second ask gets a new one.)
+    expect(await acquireAsBridge(a, 2)).toMatchObject({ type: 'held', record: { node: 'node-a', epoch: 2 }, memory: { last: { node: 'node-b', epoch: 4 } } });
+    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-b', epoch: 4 });
+    expect(await a.acquire(2)).toMatchObject({ type: 'held', reason: 'key is mine', memory: { last: { node: 'node-b', epoch: 4 } } });
+    // An equal epoch is not lower: the write names its writer.
+    expect(await a.acquire(4)).toMatchObject({ type: 'held', memory: { last: { node: 'node-b', epoch: 4 } } });
+    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-a', epoch: 4 });
+  });
+
+  test('a takeover that waits raises leader-last with its write; the acquire that then holds reports this node there', async () => {
+    const group = nextGroup();
+    const raw = rawClient(cluster);
+    const a = await open(cluster, 'node-a', group);
+    const b = await open(cluster, 'node-b', group);
+    expect((await a.acquire(3)).type).toBe('held');
+    expect(await b.takeover(3, 4)).toMatchObject({ type: 'held-by-other', waiting: true });
+    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-b', epoch: 4 });
+    const held = await acquireWithin(b, 4, TTL_S * 1_000 + EXPIRY_SLACK_MS);
+    expect(held).toMatchObject({ type: 'held', memory: { last: { node: 'node-b', epoch: 4 } } });
+  });
+
+  test('leader-last moved since it was read (a holder came and went): the create is sent again against it and does not lower it', async () => {
+    const group = nextGroup();
+    const raw = rawClient(cluster);
+    const a = await open(cluster, 'node-a', group);
+    const b = await open(cluster, 'node-b', group);
+    // a last read leader-last when it wrote it (epoch 1); b then holds in epoch 5 and leaves.
+    expect((await a.acquire(1)).type).toBe('held');
+    expect(await a.release()).toEqual({ ok: true });
+    expect((await b.acquire(5)).type).toBe('held');
+    expect(await b.release()).toEqual({ ok: true });
+    const writes = watchWrites(a);
+    expect(await acquireAsBridge(a, 2)).toMatchObject({ type: 'held', memory: { last: { node: 'node-b', epoch: 5 } }, reason: 'key was free: taken' });
+    expect(writes.sent).toBe(2);
+    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-b', epoch: 5 });
+  });
+
+  test('leader-last moved between the read and the raise: the raise is sent again against it', async () => {
+    const group = nextGroup();
+    const raw = rawClient(cluster);
+    const a = await open(cluster, 'node-a', group);
+    expect((await a.acquire(1)).type).toBe('held');
+    const writes = watchWrites(a, {
+      nth: 2,
+      run: async () => {
+        await raw.put(keyOf(group, 'leader-last')).value(encodeLeaderRecord({ node: 'node-z', epoch: 7 }));
+      },
+    });
+    expect(await a.acquire(2)).toMatchObject({ type: 'held', record: { epoch: 2 }, memory: { last: { node: 'node-z', epoch: 7 } }, reason: 'key is mine; epoch raised to 2' });
+    // The create (the key is there), the raise that lost to the new leader-last, the raise again.
+    expect(writes.sent).toBe(3);
+    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-z', epoch: 7 });
+    expect(await raw.get(keyOf(group, 'leader')).string()).toBe(encodeLeaderRecord({ node: 'node-a', epoch: 2 }).toString());
+  });
+
+  test('the holder raised its epoch between a takeover\'s read and its write: the takeover fails and changes nothing', async () => {
+    const group = nextGroup();
+    const raw = rawClient(cluster);
+    const a = await open(cluster, 'node-a', group);
+    const b = await open(cluster, 'node-b', group);
+    expect((await a.acquire(3)).type).toBe('held');
+    watchWrites(b, {
+      nth: 1,
+      run: async () => {
+        expect(await a.acquire(5)).toMatchObject({ type: 'held', record: { epoch: 5 } });
+      },
+    });
+    const outcome = await b.takeover(3, 4, { revokePrevious: true });
+    expect(outcome).toMatchObject({ type: 'held-by-other', holder: { node: 'node-a', epoch: 5 }, waiting: false });
+    expect(outcome.reason).toContain('key is bound to another lease');
+    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-a', epoch: 5 });
+    expect(a.holding()).toBe(true);
+  });
+
+  test('a leader-last nobody can read is reported as absent and overwritten by the next write', async () => {
+    const group = nextGroup();
+    const raw = rawClient(cluster);
+    await raw.put(keyOf(group, 'leader-last')).value('not a record');
+    const a = await open(cluster, 'node-a', group);
+    const held = await a.acquire(1);
+    expect(held).toMatchObject({ type: 'held', memory: { last: null } });
+    expect(held.reason).toBe('key was free: taken; /redis-ha-test/' + group + '/leader-last was unreadable (value is not JSON)');
+    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-a', epoch: 1 });
+  });
+
+  test('markRelaxed only while holding, never over another node\'s mark; clearRelaxed only the exact record', async () => {
+    const group = nextGroup();
+    const raw = rawClient(cluster);
+    const a = await open(cluster, 'node-a', group);
+    const b = await open(cluster, 'node-b', group);
+
+    expect(await a.markRelaxed(1)).toEqual({ ok: false, reason: 'not holding the leader key' });
+    expect((await a.acquire(1)).type).toBe('held');
+    expect(await a.markRelaxed(1)).toEqual({ ok: true, reason: 'marked node-a@1 relaxed' });
+    expect(await storedRecord(raw, group, 'leader-relaxed')).toEqual({ node: 'node-a', epoch: 1 });
+    expect(await a.markRelaxed(1)).toEqual({ ok: true, reason: 'node-a@1 was already marked relaxed' });
+    expect(await a.markRelaxed(2)).toMatchObject({ ok: false, reason: expect.stringContaining('not node-a@2 on this node\'s lease (it is node-a@1)') });
+
+    // The holder's own older mark is replaced by its newer one; the acquire reports the mark.
+    expect(await a.acquire(2)).toMatchObject({ type: 'held', memory: { relaxed: { node: 'node-a', epoch: 1 } } });
+    expect(await a.markRelaxed(2)).toEqual({ ok: true, reason: 'marked node-a@2 relaxed' });
+    expect(await storedRecord(raw, group, 'leader-relaxed')).toEqual({ node: 'node-a', epoch: 2 });
+
+    // Taken over: a's mark is b's to act on, not a's to write any more.
+    expect(await b.takeover(2, 3, { revokePrevious: true })).toMatchObject({ type: 'held', memory: { relaxed: { node: 'node-a', epoch: 2 } } });
+    expect((await a.markRelaxed(2)).ok).toBe(false);
+    expect(await b.markRelaxed(3)).toEqual({ ok: false, reason: 'the relaxed mark is node-a@2, not this node\'s: clear it first' });
+    expect(await b.clearRelaxed({ node: 'node-a', epoch: 1 })).toEqual({ ok: false, reason: 'mark is node-a@2' });
+    expect(await storedRecord(raw, group, 'leader-relaxed')).toEqual({ node: 'node-a', epoch: 2 });
+    expect(await b.clearRelaxed({ node: 'node-a', epoch: 2 })).toEqual({ ok: true, reason: 'mark node-a@2 cleared' });
+    expect(await b.clearRelaxed({ node: 'node-a', epoch: 2 })).toEqual({ ok: true, reason: 'no mark' });
+    expect(await b.markRelaxed(3)).toEqual({ ok: true, reason: 'marked node-b@3 relaxed' });
+    expect(await b.holder()).toMatchObject({ type: 'present', memory: { relaxed: { node: 'node-b', epoch: 3 } } });
+    await expect(b.clearRelaxed({ node: 'no spaces', epoch: 3 })).rejects.toThrow('relaxed mark to clear');
+  });
+
+  test('markRelaxed is refused by etcd when the key is no longer this node\'s, though the node still believes it holds', async () => {
+    const group = nextGroup();
+    const raw = rawClient(cluster);
+    const a = await open(cluster, 'node-a', group);
+    expect((await a.acquire(1)).type).toBe('held');
+    // Deleted behind its back (an operator): a's belief lasts until its next check.
+    await raw.delete().key(keyOf(group, 'leader'));
+    const mark = await a.markRelaxed(1);
+    expect(mark.ok).toBe(false);
+    expect(mark.reason).toMatch(/it is absent|not holding/);
+    expect(await storedRecord(raw, group, 'leader-relaxed')).toBeNull();
+  });
+
+  test('marks and leader-last outlive the lease: the next holder is told of both', async () => {
+    const group = nextGroup();
+    const raw = rawClient(cluster);
+    const a = await open(cluster, 'node-a', group);
+    const b = await open(cluster, 'node-b', group);
+    expect((await a.acquire(4)).type).toBe('held');
+    expect((await a.markRelaxed(4)).ok).toBe(true);
+    // As a daemon that dies: no revoke.
+    a.close();
+    const held = await acquireWithin(b, 2, TTL_S * 1_000 + EXPIRY_SLACK_MS);
+    expect(held).toMatchObject({
+      type: 'held',
+      record: { node: 'node-b', epoch: 2 },
+      memory: { last: { node: 'node-a', epoch: 4 }, relaxed: { node: 'node-a', epoch: 4 } },
+    });
+    expect(await storedRecord(raw, group, 'leader-relaxed')).toEqual({ node: 'node-a', epoch: 4 });
+  });
+
+  test('a relaxed mark nobody can read: not held (no one serves) until it is deleted; never cleared nor overwritten by a record', async () => {
+    const group = nextGroup();
+    const raw = rawClient(cluster);
+    await raw.put(keyOf(group, 'leader-relaxed')).value('garbage');
+    const a = await open(cluster, 'node-a', group);
+    const b = await open(cluster, 'node-b', group);
+    const refused = await a.acquire(1);
+    expect(refused).toMatchObject({ type: 'held-by-other', holder: null, waiting: false });
+    expect(refused.reason).toContain(`/redis-ha-test/${group}/leader-relaxed is unreadable (value is not JSON)`);
+    expect(a.holding()).toBe(false);
+    expect(await a.markRelaxed(1)).toEqual({ ok: false, reason: 'not holding the leader key' });
+    expect(await b.acquire(2)).toMatchObject({ type: 'held-by-other', holder: { node: 'node-a', epoch: 1 } });
+    expect(await a.clearRelaxed({ node: 'node-a', epoch: 1 })).toEqual({ ok: false, reason: 'mark is unreadable (value is not JSON)' });
+    expect(await raw.get(keyOf(group, 'leader-relaxed')).string()).toBe('garbage');
+    const seen = await b.holder();
+    expect(seen).toMatchObject({ type: 'present', memory: { relaxed: null } });
+    expect(seen.reason).toContain('leader-relaxed is unreadable');
+
+    await raw.delete().key(keyOf(group, 'leader-relaxed'));
+    expect(await a.acquire(1)).toMatchObject({ type: 'held', reason: 'key is mine', memory: { relaxed: null } });
+  });
+
+  test('a mark spelled otherwise (another writer\'s JSON) is cleared as the same record', async () => {
+    const group = nextGroup();
+    const raw = rawClient(cluster);
+    await raw.put(keyOf(group, 'leader-relaxed')).value(JSON.stringify({ epoch: 2, node: 'node-a', format: 'redis-ha-leader/1' }));
+    const b = await open(cluster, 'node-b', group);
+    expect(await b.clearRelaxed({ node: 'node-a', epoch: 2 })).toEqual({ ok: true, reason: 'mark node-a@2 cleared' });
+    expect(await storedRecord(raw, group, 'leader-relaxed')).toBeNull();
+  });
+});
+
 describe('a frozen etcd member', () => {
   test('the holder\'s own deadline passes unrenewed, it reports the loss once, and calls do not hang', async () => {
     const cluster = await startEtcdCluster(1);
@@ -221,6 +473,13 @@ describe('a frozen etcd member', () => {
 
       cluster.signal(0, 'SIGSTOP');
       const stoppedAt = performance.now();
+      // Still believing it holds: the mark's write meets the frozen member and gives up at its deadline.
+      const markStart = performance.now();
+      const mark = await a.markRelaxed(1);
+      expect(mark.ok).toBe(false);
+      expect(mark.reason).toMatch(/relaxed mark: .*deadline|not holding/i);
+      expect(await a.clearRelaxed({ node: 'node-a', epoch: 1 })).toMatchObject({ ok: false, reason: expect.stringMatching(/^relaxed mark clear: /) });
+      expect(performance.now() - markStart).toBeLessThan(2 * CALL_TIMEOUT_MS + 2_000);
       const lost = await until(TTL_S * 1_000 + EXPIRY_SLACK_MS, () => events.find((event) => event.type === 'lost') ?? null);
       expect(lost).toMatchObject({ type: 'lost', reason: 'deadline-passed' });
       const lastRenewal = events.filter((event) => event.type === 'renewed').at(-1);
