@@ -485,11 +485,12 @@ function promotionOutcome(s: CoreState, ok: boolean, detail: string, now: number
   const next = config.garpRefreshMs > 0 ? withTimers(s, { 'garp-refresh': now + config.garpRefreshMs }) : s;
   // Advertise at once: the peer learns that our Redis is now the master it may follow;
   // then etcd records it as the master that serves (quorum-memory.ts).
-  const fenced = masterWrites(next, now, config);
-  const promoted = done(fenced.state, [...fenced.actions, audit('vip-claim', { reason: 'Redis promoted' }), { type: 'claim-vip' }, sendAdvert(next, config)],
-    `Redis promoted (${detail}); claiming the VIP`);
-  const remembered = keepMemory(promoted.state, now, config);
-  return remembered === null ? promoted : { ...promoted, state: remembered.state, actions: [...promoted.actions, ...remembered.actions] };
+  // etcd first clears a mark this promotion fenced (a mark of this node's own cannot go
+  // over another's) and records the master that serves (quorum-memory.ts).
+  const remembered = keepMemory(next, now, config);
+  const fenced = masterWrites(remembered?.state ?? next, now, config);
+  return done(fenced.state, [...(remembered?.actions ?? []), ...fenced.actions, audit('vip-claim', { reason: 'Redis promoted' }), { type: 'claim-vip' },
+    sendAdvert(next, config)], `Redis promoted (${detail}); claiming the VIP`);
 }
 
 function onVipObserved(state: CoreState, present: boolean): StepResult {

@@ -153,7 +153,8 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
   const requireFence = demand !== null || (safetyWithoutQuorum(config) && cause === 'silence');
   // The new master has no replica yet: its relaxed mark goes to etcd beside the promotion,
   // so that its writes need not wait for it once promoted (quorum-memory.ts).
-  const marked = preMark(next, config);
+  // (Not over another node's mark: that one is cleared first, once this promotion fenced its Redis.)
+  const marked = fenceMark === null ? preMark(next, config) : { state: next, actions: [] };
   return done(marked.state, [
     transitionAudit(s, next, config),
     ...(demand === null ? [] : [audit('takeover-fence-required', { reason, why: demand.why })]),

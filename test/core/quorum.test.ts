@@ -69,7 +69,7 @@ describe('a backup promotes only while it holds the leader key', () => {
     expect(find(marked.actions, 'fence-redis')).toBeUndefined();
     const promoted = step(marked.state, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg);
     // Then etcd records the master that serves, with its Redis's replication id.
-    expect(types(promoted.actions)).toEqual(['fence-redis', 'claim-vip', 'send-advert', 'mark-quorum']);
+    expect(types(promoted.actions)).toEqual(['mark-quorum', 'fence-redis', 'claim-vip', 'send-advert']);
     expect(find(promoted.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
     expect(find(promoted.actions, 'mark-quorum')).toEqual({ type: 'mark-quorum', mark: { kind: 'served', epoch: 2, replId: REPL_B } });
   });

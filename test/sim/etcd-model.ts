@@ -7,18 +7,17 @@
  * The keys (src/adapters/quorum/transactions.ts; no takeover fence: the simulation's
  * daemons never take the key over while it is held):
  *   leader          the holder's record, bound to its lease
- *   leader-last     no lease: the record of the highest epoch ever written (every write of
- *                   the leader key puts itself there when its epoch is not lower)
+ *   leader-last     no lease: the last master whose Redis served, with its replication id
+ *                   (put by that master while the leader key is its own)
  *   leader-relaxed  no lease: the relaxed mark of a master whose fence is relaxed
  *
  *   grant(ttl)                 a lease; granted TTL = max(asked, 1.5 election timeouts
  *                              rounded up to a second), as etcd 3.4 does
  *   keepalive(lease)           its TTL starts afresh when etcd *receives* it; a lease whose
  *                              TTL ran out answers TTL 0 (gone), as etcd does once it revoked it
- *   create(lease, rec, last)   key absent and leader-last as read (`last`: its revision, null
- *                              when absent) → put mine bound to my lease; else read all
- *   raise(rev, lease, rec, last) key unchanged since `rev` and leader-last as read → put
- *                              mine (a higher epoch); else read all
+ *   create(lease, rec)         key absent → put mine bound to my lease; else read all
+ *   raise(rev, lease, rec)     key unchanged since `rev` → put mine (a higher epoch); else read all
+ *   served(lease, rec, srv)    leader is exactly `rec` on `lease` → put leader-last `srv`; else read all
  *   read()                     all three keys
  *   revoke(lease)              the lease and the key bound to it go at once
  *   mark(lease, rec, relaxed)  leader is exactly `rec` on `lease` and the mark as read (its
@@ -45,6 +44,7 @@
  * outlive every lease as well.
  */
 import type { LeaderRecord } from '../../src/adapters/quorum/record.js';
+import type { ServedRecord } from '../../src/adapters/quorum/served-record.js';
 import type { Network } from './net.js';
 import type { NodeId, World } from './world.js';
 
@@ -63,22 +63,23 @@ export interface StoredLeader {
 }
 
 /** A durable key (no lease) as stored: its record and revision. */
-export interface StoredDurable {
-  readonly record: LeaderRecord;
+export interface StoredDurable<R = LeaderRecord> {
+  readonly record: R;
   readonly modRevision: number;
 }
 
 /** leader-last and leader-relaxed, as one read saw them. */
 export interface StoredMemory {
-  readonly last: StoredDurable | null;
+  readonly last: StoredDurable<ServedRecord> | null;
   readonly relaxed: StoredDurable | null;
 }
 
 export type EtcdRequest =
   | { readonly op: 'grant'; readonly ttlMs: number }
   | { readonly op: 'keepalive'; readonly lease: number }
-  | { readonly op: 'create'; readonly lease: number; readonly record: LeaderRecord; readonly last: number | null }
-  | { readonly op: 'raise'; readonly modRevision: number; readonly lease: number; readonly record: LeaderRecord; readonly last: number | null }
+  | { readonly op: 'create'; readonly lease: number; readonly record: LeaderRecord }
+  | { readonly op: 'raise'; readonly modRevision: number; readonly lease: number; readonly record: LeaderRecord }
+  | { readonly op: 'served'; readonly lease: number; readonly record: LeaderRecord; readonly served: ServedRecord }
   | { readonly op: 'read' }
   | { readonly op: 'revoke'; readonly lease: number }
   | { readonly op: 'mark'; readonly lease: number; readonly record: LeaderRecord; readonly relaxed: number | null }
@@ -134,7 +135,7 @@ export class EtcdModel {
   status: Status = 'up';
   key: StoredLeader | null = null;
   /** leader-last: bound to no lease. */
-  last: StoredDurable | null = null;
+  last: StoredDurable<ServedRecord> | null = null;
   /** leader-relaxed: bound to no lease. */
   relaxed: StoredDurable | null = null;
   readonly leases = new Map<number, Lease>();
@@ -257,11 +258,19 @@ export class EtcdModel {
         return { op: 'keepalive', ttlMs: l.ttlMs };
       }
       case 'create':
-        if (this.key !== null || !this.asRead(this.last, q.last)) return this.failed();
+        if (this.key !== null) return this.failed();
         return this.put(q.lease, q.record, `${from} created`);
       case 'raise':
-        if (this.key === null || this.key.modRevision !== q.modRevision || !this.asRead(this.last, q.last)) return this.failed();
+        if (this.key === null || this.key.modRevision !== q.modRevision) return this.failed();
         return this.put(q.lease, q.record, `${from} raised`);
+      case 'served': {
+        const k = this.key;
+        if (k === null || k.lease !== q.lease || !sameRecord(k.record, q.record)) return this.failed();
+        const memory = this.memory();
+        this.last = { record: q.served, modRevision: ++this.revision };
+        this.log(`${from} recorded ${q.served.node} epoch ${q.served.epoch} (${q.served.replId}) as the last master to serve`);
+        return { op: 'txn', succeeded: true, key: null, memory, revision: this.revision };
+      }
       case 'read':
         return { op: 'read', key: this.key, memory: this.memory() };
       case 'mark': {
@@ -293,18 +302,13 @@ export class EtcdModel {
     }
   }
 
-  /**
-   * A write of the leader key bound to `lease` (refused as a whole when etcd does not know
-   * the lease), and of leader-last in the same revision unless that names a higher epoch.
-   */
+  /** A write of the leader key bound to `lease`: refused as a whole when etcd does not know the lease. */
   private put(lease: number, record: LeaderRecord, what: string): EtcdReply {
     if (!this.leases.has(lease)) return { op: 'lease-not-found' };
     const memory = this.memory();
     const revision = ++this.revision;
     this.key = { record, lease, modRevision: revision };
-    const raised = this.last === null || this.last.record.epoch <= record.epoch;
-    if (raised) this.last = { record, modRevision: revision };
-    this.log(`${what} the key: ${record.node} epoch ${record.epoch} on lease ${lease.toString(16)}${raised ? '' : ' (leader-last stays higher)'}`);
+    this.log(`${what} the key: ${record.node} epoch ${record.epoch} on lease ${lease.toString(16)}`);
     return { op: 'txn', succeeded: true, key: null, memory, revision };
   }
 
@@ -318,7 +322,7 @@ export class EtcdModel {
   }
 
   /** A compare on a durable key: absent when `modRevision` is null, else at that revision. */
-  private asRead(stored: StoredDurable | null, modRevision: number | null): boolean {
+  private asRead<R>(stored: StoredDurable<R> | null, modRevision: number | null): boolean {
     return modRevision === null ? stored === null : stored?.modRevision === modRevision;
   }
 

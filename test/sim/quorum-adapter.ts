@@ -36,7 +36,7 @@
  */
 import type { LeaderRecord } from '../../src/adapters/quorum/record.js';
 import type { LostReason } from '../../src/adapters/quorum/types.js';
-import type { KeyHolder, QuorumAnswer } from '../../src/core/types.js';
+import type { KeyHolder, QuorumAnswer, QuorumMark } from '../../src/core/types.js';
 import { acquireAnswer, type AcquireOutcome } from '../../src/daemon/quorum-bridge.js';
 import type { MarkAnswer, QuorumNotice, RuntimeQuorum } from '../../src/daemon/runtime.js';
 import type { Scheduler } from '../../src/daemon/time.js';
@@ -45,8 +45,7 @@ import type { Incarnation, NodeId, World } from './world.js';
 
 /** `STREAM_RETRY_MS` of lease-keeper.ts. */
 const STREAM_RETRY_MS = 20;
-/** `LAST_RACE_SENDS` and `MARK_SENDS` of etcd-quorum.ts. */
-const LAST_RACE_SENDS = 3;
+/** `MARK_SENDS` of etcd-quorum.ts. */
 const MARK_SENDS = 3;
 
 type Failure = { readonly type: 'unreachable' | 'lease-lost'; readonly reason: string };
@@ -245,8 +244,6 @@ export class SimQuorum implements RuntimeQuorum {
   private readonly keeper: SimLeaseKeeper;
   private readonly listeners = new Set<(notice: QuorumNotice) => void>();
   private held: { record: LeaderRecord; leaseId: number } | null = null;
-  /** leader-last as last read: what a create compares it with. */
-  private lastSeen: StoredDurable | null = null;
   private confirming = false;
 
   constructor(node: NodeId, owner: Incarnation, world: World, etcd: EtcdModel, timing: EtcdTiming) {
@@ -260,12 +257,41 @@ export class SimQuorum implements RuntimeQuorum {
     return acquireAnswer(() => this.acquireOnce(epoch));
   }
 
-  async markRelaxed(epoch: number): Promise<MarkAnswer> {
+  mark(mark: QuorumMark): Promise<MarkAnswer> {
+    switch (mark.kind) {
+      case 'relax':
+        return this.markRelaxed(mark.epoch);
+      case 'clear':
+        return this.clearRelaxed(mark.holder);
+      case 'served':
+        return this.recordServed(mark.epoch, mark.replId);
+      default: {
+        const never: never = mark;
+        throw new Error(`unhandled quorum mark ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** The key this node holds now, or null. */
+  private holdingNow(): { record: LeaderRecord; leaseId: number } | null {
     const held = this.held;
     const validUntilMs = this.keeper.validUntil();
-    if (held === null || this.keeper.id() !== held.leaseId || validUntilMs === null || this.calls.now() >= validUntilMs) {
-      return { ok: false, detail: 'not holding the leader key' };
-    }
+    return held === null || this.keeper.id() !== held.leaseId || validUntilMs === null || this.calls.now() >= validUntilMs ? null : held;
+  }
+
+  private async recordServed(epoch: number, replId: string): Promise<MarkAnswer> {
+    const held = this.holdingNow();
+    if (held === null) return { ok: false, detail: 'not holding the leader key' };
+    const record = { node: this.calls.node, epoch };
+    const sent = await this.txn('served record', { op: 'served', lease: held.leaseId, record, served: { ...record, replId } });
+    if (!sent.ok) return { ok: false, detail: sent.outcome.reason };
+    if (sent.succeeded) return { ok: true, detail: `recorded ${describe(record)} as the last master to serve` };
+    return { ok: false, detail: `the leader key is not ${describe(record)} on this node's lease: not recorded` };
+  }
+
+  private async markRelaxed(epoch: number): Promise<MarkAnswer> {
+    const held = this.holdingNow();
+    if (held === null) return { ok: false, detail: 'not holding the leader key' };
     const record = { node: this.calls.node, epoch };
     const wanted = describe(record);
     let seen: StoredDurable | null = null;
@@ -288,7 +314,7 @@ export class SimQuorum implements RuntimeQuorum {
     return { ok: false, detail: `the relaxed mark kept changing (${MARK_SENDS} tries): not marked` };
   }
 
-  async clearRelaxed(record: KeyHolder): Promise<MarkAnswer> {
+  private async clearRelaxed(record: KeyHolder): Promise<MarkAnswer> {
     const sent = await this.txn('relaxed mark clear', { op: 'clear', record });
     if (!sent.ok) return { ok: false, detail: sent.outcome.reason };
     if (sent.succeeded) return { ok: true, detail: `mark ${describe(record)} cleared` };
@@ -310,51 +336,23 @@ export class SimQuorum implements RuntimeQuorum {
     const lease = await this.keeper.ensure();
     if (!('ok' in lease)) return lease;
     const record = { node: this.calls.node, epoch };
-    const sent = await this.write('acquire', record, this.lastSeen, (last) => ({ op: 'create', lease: lease.id, record, last }), (key) => key === null);
+    const sent = await this.txn('acquire', { op: 'create', lease: lease.id, record });
     if (!sent.ok) return sent.outcome;
     if (sent.succeeded) return this.heldNow(record, lease.id, 'key was free: taken', sent.memory);
     return this.settle(sent.key, sent.memory, epoch, lease.id, true);
   }
 
-  /**
-   * Sends a write built against leader-last as `last`; while it fails only because
-   * leader-last moved (`onlyLastMoved` on the key it read back), sends it again.
-   */
-  private async write(
-    what: string,
-    record: LeaderRecord,
-    last: StoredDurable | null,
-    request: (last: number | null) => EtcdRequest,
-    onlyLastMoved: (key: StoredLeader | null) => boolean,
-  ): Promise<TxnAnswer> {
-    for (let send = 1; ; send++) {
-      const sent = await this.txn(what, request(last?.modRevision ?? null));
-      if (!sent.ok) return sent;
-      if (sent.succeeded) {
-        this.lastSeen = last === null || last.record.epoch <= record.epoch ? { record, modRevision: sent.revision } : last;
-        return sent;
-      }
-      const moved = sent.memory.last?.modRevision !== last?.modRevision;
-      if (send >= LAST_RACE_SENDS || !moved || !onlyLastMoved(sent.key)) return sent;
-      last = sent.memory.last;
-    }
-  }
-
   /** What a failed create or raise read back decides (`mayRaise`: one epoch-raising write allowed). */
   private async settle(leader: StoredLeader | null, memory: StoredMemory, epoch: number, leaseId: number, mayRaise: boolean): Promise<Outcome> {
-    if (leader === null) {
-      // After a raise's compare failed: the key expired meanwhile. After a create's:
-      // leader-last kept moving (`write`), asked again later.
-      return mayRaise ? this.otherHolds(null, 'key is free but changed during the write; asking again') : this.acquireOnce(epoch);
-    }
+    // Only after a raise's compare failed: the key expired meanwhile.
+    if (leader === null) return mayRaise ? this.otherHolds(null, 'key is free but was not created') : this.acquireOnce(epoch);
     if (leader.lease !== leaseId) return this.otherHolds(leader, 'key is bound to another lease');
     if (leader.record.node === this.calls.node && leader.record.epoch >= epoch) {
       return this.heldNow(leader.record, leaseId, leader.record.epoch === epoch ? 'key is mine' : `key is mine at the newer epoch ${leader.record.epoch}; not lowered`, memory);
     }
     if (!mayRaise) return this.otherHolds(leader, 'key changed meanwhile');
     const record = { node: this.calls.node, epoch };
-    const sent = await this.write('epoch raise', record, memory.last, (last) => ({ op: 'raise', modRevision: leader.modRevision, lease: leaseId, record, last }),
-      (key) => key?.modRevision === leader.modRevision);
+    const sent = await this.txn('epoch raise', { op: 'raise', modRevision: leader.modRevision, lease: leaseId, record });
     if (!sent.ok) return sent.outcome;
     if (sent.succeeded) return this.heldNow(record, leaseId, `key is mine; epoch raised to ${epoch}`, sent.memory);
     return this.settle(sent.key, sent.memory, epoch, leaseId, false);
@@ -375,7 +373,7 @@ export class SimQuorum implements RuntimeQuorum {
     return { type: 'held', record, validUntilMs, memory: { last: memory.last?.record ?? null, relaxed: memory.relaxed?.record ?? null }, reason };
   }
 
-  /** One transaction; what it read of leader-last is kept for the next create's compare. */
+  /** One transaction. */
   private async txn(what: string, request: EtcdRequest): Promise<TxnAnswer> {
     const r = await this.calls.unary(what, request);
     if ('type' in r) {
@@ -383,8 +381,6 @@ export class SimQuorum implements RuntimeQuorum {
       return { ok: false, outcome: r };
     }
     if (r.op !== 'txn') return { ok: false, outcome: { type: 'unreachable', reason: `${what}: unexpected answer ${r.op}` } };
-    // A successful write's answer holds leader-last from before it (`write` keeps what it put).
-    if (!r.succeeded) this.lastSeen = r.memory.last;
     return { ok: true, succeeded: r.succeeded, key: r.key, memory: r.memory, revision: r.revision };
   }
 
@@ -400,7 +396,6 @@ export class SimQuorum implements RuntimeQuorum {
     try {
       const r = await this.calls.unary('holder check', { op: 'read' });
       if ('type' in r || r.op !== 'read') return;
-      this.lastSeen = r.memory.last;
       if (this.held !== held) return;
       const leader = r.key;
       if (leader === null || leader.lease !== held.leaseId) {

@@ -12,12 +12,11 @@
  *   markRelaxed(epoch)   the relaxed mark {me, epoch}, only while the key is mine and
  *                        no other node's mark is there
  *   clearRelaxed(record) deletes the mark only if it is exactly `record`
+ *   recordServed(e, id)  leader-last = {me, e, id}, only while the key is mine
  *
- * Every write of the leader key also raises leader-last (never lowers it), and a `held`
- * outcome carries both durable keys as they were just before its write (`memory`): the
- * newest holder etcd ever knew and a master whose fence may be relaxed. A write that
- * raced a change of leader-last is sent again against the new value (a few times at
- * most), then decided from what its failure branch read, like any other lost race.
+ * A `held` outcome carries both durable keys as they were in the revision of the write
+ * (or read) that decided it (`memory`): the last master whose Redis served, and a master
+ * whose fence may be relaxed.
  *
  * After each acknowledged keepalive a holder re-reads its key, so a takeover is noticed
  * within a renew interval (`lost`, `key-taken`), and then revokes its lease so the new
@@ -33,6 +32,7 @@ import { createEtcdClient } from './client.js';
 import { callFailure, QuorumError } from './errors.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { describeRecord, encodeLeaderRecord, epochProblem, nodeNameProblem, type LeaderRecord } from './record.js';
+import { encodeServedRecord, parseServedRecord, replIdProblem } from './served-record.js';
 import {
   clearTxn,
   createTxn,
@@ -42,9 +42,9 @@ import {
   markTxn,
   memoryRead,
   raiseTxn,
-  raisesLast,
   readTxn,
   replaceTxn,
+  servedTxn,
   type KeysRead,
   type LeaderKeys,
   type LeaderWrite,
@@ -55,12 +55,6 @@ import type { EtcdQuorumOptions, HolderOutcome, LostReason, MarkOutcome, Quorum,
 
 /** Default deadline of a unary etcd call. */
 export const DEFAULT_CALL_TIMEOUT_MS = 1_000;
-/**
- * Sends of one write when only leader-last moved meanwhile (every holder's write raises
- * it, so a create right after a holder came and went can race once); then the write is
- * decided from what it read, and the next acquire tries again.
- */
-const LAST_RACE_SENDS = 3;
 /** Sends of a relaxed-mark write when only the mark moved meanwhile (my own older mark replaced). */
 const MARK_SENDS = 3;
 
@@ -70,19 +64,12 @@ interface Held {
 }
 
 type TxnResult = { ok: true; response: ITxnResponse } | { ok: false; outcome: QuorumOutcome };
-/** A compare-and-swap of the leader key: done (with the durable keys as it read them), lost (with what it read), or failed. */
-type WriteResult =
-  | { ok: true; succeeded: true; memory: MemoryRead }
-  | { ok: true; succeeded: false; found: KeysRead }
-  | { ok: false; outcome: QuorumOutcome };
 
 /** The etcd-backed `Quorum`. Create with `EtcdQuorum.open()`. */
 export class EtcdQuorum implements Quorum {
   private readonly keeper: LeaseKeeper;
   private readonly listeners = new Set<(event: QuorumEvent) => void>();
   private held: Held | null = null;
-  /** leader-last as last read (or written): what a create compares it with. */
-  private lastSeen: StoredKey | null = null;
   private confirming = false;
   private closed = false;
 
@@ -144,14 +131,13 @@ export class EtcdQuorum implements Quorum {
     }
     const revoke = options.revokePrevious === true;
     const mine = this.mine(epoch, lease.id);
-    const sent = await this.write('takeover', mine, found.last, (last) => replaceTxn(this.keys, leader, mine, last, !revoke),
-      (now) => now.leader?.modRevision === leader.modRevision && now.fence === null);
+    const sent = await this.txn('takeover', replaceTxn(this.keys, leader, mine, !revoke));
     if (!sent.ok) return sent.outcome;
-    if (!sent.succeeded) return this.settle(sent.found, epoch, lease.id, false);
+    if (!sent.response.succeeded) return this.settle(keysRead(sent.response), epoch, lease.id, false);
     const previous = describeRecord(leader.record.record);
     if (revoke) {
       const revoked = await this.revokeOther(leader);
-      return this.heldNow({ node: this.nodeName, epoch }, lease.id, `taken over from ${previous}; its lease ${revoked}`, sent.memory);
+      return this.heldNow({ node: this.nodeName, epoch }, lease.id, `taken over from ${previous}; its lease ${revoked}`, memoryRead(sent.response));
     }
     return {
       type: 'held-by-other',
@@ -240,6 +226,21 @@ export class EtcdQuorum implements Quorum {
     return now === null ? { ok: true, reason: 'no mark' } : { ok: false, reason: `mark is ${shownRecord(now)}` };
   }
 
+  async recordServed(epoch: number, replId: string): Promise<MarkOutcome> {
+    this.checkEpoch(epoch);
+    const problem = replIdProblem(replId);
+    if (problem !== null) throw new QuorumError('QUORUM_RECORD_INVALID', `served record: ${problem}`);
+    const held = this.held;
+    if (held === null || !this.holding()) return { ok: false, reason: 'not holding the leader key' };
+    const wanted = `${describeRecord({ node: this.nodeName, epoch })} (${replId.slice(0, 8)}…)`;
+    const sent = await this.txn('served record', servedTxn(this.keys, this.mine(epoch, held.leaseId), encodeServedRecord({ node: this.nodeName, epoch, replId })));
+    if (!sent.ok) return { ok: false, reason: sent.outcome.reason };
+    if (sent.response.succeeded) return { ok: true, reason: `recorded ${wanted} as the last master to serve` };
+    const leader = this.read(sent.response).leader;
+    const is = leader === null ? 'absent' : `${shownRecord(leader)}${leader.lease === held.leaseId ? '' : ' on another lease'}`;
+    return { ok: false, reason: `the leader key is not ${describeRecord({ node: this.nodeName, epoch })} on this node's lease (it is ${is}): not recorded` };
+  }
+
   holding(): boolean {
     const validUntil = this.keeper.validUntil();
     return this.held !== null && this.held.leaseId === this.keeper.id() && validUntil !== null && this.now() < validUntil;
@@ -262,53 +263,20 @@ export class EtcdQuorum implements Quorum {
     this.client.close();
   }
 
-  /** Creates the key (with leader-last as last seen); a lost race is decided by `settle`. */
+  /** Creates the key; a lost race is decided by `settle`. */
   private async create(what: string, epoch: number, leaseId: string, reason: string, mayRaise: boolean): Promise<QuorumOutcome> {
-    const mine = this.mine(epoch, leaseId);
-    const sent = await this.write(what, mine, this.lastSeen, (last) => createTxn(this.keys, mine, last),
-      (now) => now.leader === null && now.fence === null);
+    const sent = await this.txn(what, createTxn(this.keys, this.mine(epoch, leaseId)));
     if (!sent.ok) return sent.outcome;
-    if (sent.succeeded) return this.heldNow({ node: this.nodeName, epoch }, leaseId, reason, sent.memory);
-    return this.settle(sent.found, epoch, leaseId, mayRaise);
-  }
-
-  /**
-   * Sends a compare-and-swap built against leader-last as `last`; while it fails only
-   * because leader-last moved (`onlyLastMoved`: what else it compares is as before), sends
-   * it again against the new value, at most `LAST_RACE_SENDS` times in all.
-   */
-  private async write(
-    what: string,
-    mine: LeaderWrite,
-    last: StoredKey | null,
-    build: (last: StoredKey | null) => ITxnRequest,
-    onlyLastMoved: (found: KeysRead) => boolean,
-  ): Promise<WriteResult> {
-    for (let send = 1; ; send++) {
-      const sent = await this.txn(what, build(last));
-      if (!sent.ok) return sent;
-      if (sent.response.succeeded) {
-        // Every put of one transaction carries its revision, the one in the response's header.
-        this.lastSeen = raisesLast(last, mine.epoch)
-          ? { value: mine.value, record: { ok: true, record: { node: this.nodeName, epoch: mine.epoch } }, lease: '0', modRevision: String(sent.response.header.revision) }
-          : last;
-        return { ok: true, succeeded: true, memory: memoryRead(sent.response) };
-      }
-      const found = this.read(sent.response);
-      const moved = found.last?.modRevision !== last?.modRevision;
-      if (send >= LAST_RACE_SENDS || !moved || !onlyLastMoved(found)) return { ok: true, succeeded: false, found };
-      last = found.last;
-    }
+    if (sent.response.succeeded) return this.heldNow({ node: this.nodeName, epoch }, leaseId, reason, memoryRead(sent.response));
+    return this.settle(keysRead(sent.response), epoch, leaseId, mayRaise);
   }
 
   /** Decides from what a failed write's read branch found; `mayRaise` allows one epoch-raising write. */
   private async settle(found: KeysRead, epoch: number, leaseId: string, mayRaise: boolean): Promise<QuorumOutcome> {
     const leader = found.leader;
-    // After a takeover's or a raise's compare failed: the key expired between the read and
-    // the write. After a create's: leader-last kept moving (`write`), asked again later.
-    if (leader === null && found.fence === null) {
-      return mayRaise ? this.otherHolds(found, 'key is free but changed during the write; asking again') : this.acquire(epoch);
-    }
+    // Only after a takeover's or a raise's compare failed: the key expired between the read
+    // and the write.
+    if (leader === null && found.fence === null && !mayRaise) return this.acquire(epoch);
     if (leader === null) {
       return this.otherHolds(found, 'key is free but the previous holder\'s lease has not ended (takeover fence)');
     }
@@ -330,12 +298,10 @@ export class EtcdQuorum implements Quorum {
       return this.heldNow(stored, leaseId, reason, found);
     }
     if (!mayRaise) return this.otherHolds(found, 'key changed meanwhile');
-    const mine = this.mine(epoch, leaseId);
-    const sent = await this.write('epoch raise', mine, found.last, (last) => raiseTxn(this.keys, leader.modRevision, mine, last),
-      (now) => now.leader?.modRevision === leader.modRevision);
+    const sent = await this.txn('epoch raise', raiseTxn(this.keys, leader.modRevision, this.mine(epoch, leaseId)));
     if (!sent.ok) return sent.outcome;
-    if (sent.succeeded) return this.heldNow({ node: this.nodeName, epoch }, leaseId, `key is mine; epoch raised to ${epoch}`, sent.memory);
-    return this.settle(sent.found, epoch, leaseId, false);
+    if (sent.response.succeeded) return this.heldNow({ node: this.nodeName, epoch }, leaseId, `key is mine; epoch raised to ${epoch}`, memoryRead(sent.response));
+    return this.settle(keysRead(sent.response), epoch, leaseId, false);
   }
 
   private otherHolds(found: KeysRead, why: string, waiting = false): QuorumOutcome {
@@ -374,18 +340,16 @@ export class EtcdQuorum implements Quorum {
     return { type: 'held', record, validUntilMs, memory: memoryOf(read), reason: `${reason}${this.unreadableNote(read)}` };
   }
 
-  /** Says which durable keys nobody can read (leader-last is overwritten by the next write; see `heldNow` for the mark). */
+  /** Says which durable keys nobody can read (leader-last is overwritten by the next master's record; see `heldNow` for the mark). */
   private unreadableNote(read: MemoryRead): string {
-    const note = (key: StoredKey | null, name: Buffer, verb: string): string =>
-      key !== null && !key.record.ok ? `; ${name.toString()} ${verb} unreadable (${key.record.reason})` : '';
-    return `${note(read.last, this.keys.last, 'was')}${note(read.relaxed, this.keys.relaxed, 'is')}`;
+    const last = read.last === null ? null : parseServedRecord(read.last.value);
+    const lastNote = last !== null && !last.ok ? `; ${this.keys.last.toString()} is unreadable (${last.reason})` : '';
+    const relaxedNote = read.relaxed !== null && !read.relaxed.record.ok ? `; ${this.keys.relaxed.toString()} is unreadable (${read.relaxed.record.reason})` : '';
+    return `${lastNote}${relaxedNote}`;
   }
 
-  /** Parses a read branch, remembering leader-last for the next create's compare. */
   private read(response: ITxnResponse): KeysRead {
-    const found = keysRead(response);
-    this.lastSeen = found.last;
-    return found;
+    return keysRead(response);
   }
 
   private async txn(what: string, request: ITxnRequest): Promise<TxnResult> {
@@ -456,8 +420,9 @@ export class EtcdQuorum implements Quorum {
 
 /** The durable keys for the core: a value nobody can read is reported as absent (see `heldNow` for the mark). */
 function memoryOf(read: MemoryRead): QuorumMemory {
-  const shown = (key: StoredKey | null): LeaderRecord | null => (key !== null && key.record.ok ? key.record.record : null);
-  return { last: shown(read.last), relaxed: shown(read.relaxed) };
+  const last = read.last === null ? null : parseServedRecord(read.last.value);
+  const relaxed = read.relaxed !== null && read.relaxed.record.ok ? read.relaxed.record.record : null;
+  return { last: last !== null && last.ok ? last.record : null, relaxed };
 }
 
 /** `node@epoch`, or why the value cannot be read. */

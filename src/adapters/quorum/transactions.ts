@@ -6,11 +6,10 @@
  *   <prefix>/<cluster>/leader          the holder's record, bound to the holder's lease
  *   <prefix>/<cluster>/leader-fence    after a takeover: the previous holder's record, bound
  *                                      to the previous holder's lease
- *   <prefix>/<cluster>/leader-last     no lease (durable): the record of the holder with the
- *                                      highest epoch ever written (finding Q9)
+ *   <prefix>/<cluster>/leader-last     no lease (durable): the last master whose Redis served,
+ *                                      with its replication id (`served-record.ts`, finding Q9)
  *   <prefix>/<cluster>/leader-relaxed  no lease (durable): a master that relaxed its Redis's
  *                                      fence and has not cleared the mark (finding Q12)
- * All four hold a leader record (`record.ts`), so `etcdctl get --prefix` reads alike.
  *
  * Every write is a compare-and-swap, never a blind put:
  *  - create: leader absent AND fence absent → put mine with my lease;
@@ -23,18 +22,16 @@
  * gone, and no create or second takeover can happen while it exists (so a new holder that
  * dies at once cannot hand the key to a third node while the first still believes).
  *
- * Each of the three also compares leader-last with what was read before (its mod revision,
- * or its absence) and puts mine there too when my epoch is at least the stored one's (or
- * the stored value is unreadable): leader-last never goes down, and a write that raced
- * another's fails and is decided again from what its failure branch read. Its success
- * branch first ranges leader-last and leader-relaxed, so the write reports them as they
- * were just before its puts, in its own revision (etcd runs a branch's operations in
+ * The success branch of each first ranges leader-last and leader-relaxed, so the write
+ * reports them as they were in its own revision (etcd runs a branch's operations in
  * order; a range before a put of the same key sees the old value: etcd-txn.test.ts).
  *
- * The relaxed mark: put only while the leader key is mine (compare on its value and its
- * lease) and the mark is absent or as read before (never over another node's mark: that
- * node's Redis may still take writes without a replica); deleted only when it is exactly
- * a given record (compare on the value, or on the mod revision of a value read).
+ * leader-last is put only by its master, while the leader key is its own (compare on the
+ * key's value and lease): once its Redis serves, not when it merely holds the key.
+ * The relaxed mark: put only while the leader key is mine (the same compare) and the mark
+ * is absent or as read before (never over another node's mark: that node's Redis may
+ * still take writes without a replica); deleted only when it is exactly a given record
+ * (compare on the value, or on the mod revision of a value read).
  */
 import type { IKeyValue, ITxnRequest, ITxnResponse } from 'etcd3';
 import { parseLeaderRecord, type ParsedRecord } from './record.js';
@@ -103,14 +100,6 @@ export function leaderKeys(prefix: string, clusterName: string): LeaderKeys {
   };
 }
 
-/**
- * Whether a write at `epoch` puts itself into leader-last as `last` was read: when absent,
- * unreadable (not ours to keep), or at an epoch not above `epoch`.
- */
-export function raisesLast(last: StoredKey | null, epoch: number): boolean {
-  return last === null || !last.record.ok || last.record.record.epoch <= epoch;
-}
-
 function absent(key: Buffer): Compare {
   return { key, target: 'Create', result: 'Equal', create_revision: 0 };
 }
@@ -128,50 +117,52 @@ function readAll(keys: LeaderKeys): Ops {
   return [keys.leader, keys.fence, keys.last, keys.relaxed].map((key) => ({ request_range: { key } }));
 }
 
-/** A write's success branch: the durable keys read first, then the leader key, then leader-last if raised. */
-function writeOps(keys: LeaderKeys, mine: LeaderWrite, last: StoredKey | null, extra: Ops = []): Ops {
-  const ops: Ops = [
+/** A write's success branch: the durable keys read first, then the leader key (and any `extra` put). */
+function writeOps(keys: LeaderKeys, mine: LeaderWrite, extra: Ops = []): Ops {
+  return [
     { request_range: { key: keys.last } },
     { request_range: { key: keys.relaxed } },
     { request_put: { key: keys.leader, value: mine.value, lease: mine.leaseId } },
     ...extra,
   ];
-  if (raisesLast(last, mine.epoch)) ops.push({ request_put: { key: keys.last, value: mine.value } });
-  return ops;
 }
 
-/** Leader and fence absent, leader-last as `last` → put mine; else read all four. */
-export function createTxn(keys: LeaderKeys, mine: LeaderWrite, last: StoredKey | null): ITxnRequest {
-  return {
-    compare: [absent(keys.leader), absent(keys.fence), asRead(keys.last, last)],
-    success: writeOps(keys, mine, last),
-    failure: readAll(keys),
-  };
+/** Leader and fence absent → put mine; else read all four. */
+export function createTxn(keys: LeaderKeys, mine: LeaderWrite): ITxnRequest {
+  return { compare: [absent(keys.leader), absent(keys.fence)], success: writeOps(keys, mine), failure: readAll(keys) };
 }
 
-/** Leader unchanged since `modRevision` (and so still bound to my lease), leader-last as `last` → put mine; else read all four. */
-export function raiseTxn(keys: LeaderKeys, modRevision: string, mine: LeaderWrite, last: StoredKey | null): ITxnRequest {
-  return {
-    compare: [unchanged(keys.leader, modRevision), asRead(keys.last, last)],
-    success: writeOps(keys, mine, last),
-    failure: readAll(keys),
-  };
+/** Leader unchanged since `modRevision` (and so still bound to my lease) → put mine; else read all four. */
+export function raiseTxn(keys: LeaderKeys, modRevision: string, mine: LeaderWrite): ITxnRequest {
+  return { compare: [unchanged(keys.leader, modRevision)], success: writeOps(keys, mine), failure: readAll(keys) };
 }
 
 /**
- * Takeover: leader unchanged since read, no fence, leader-last as `last` → put mine, and
- * (unless the caller revokes the previous lease itself) the previous record as the fence
- * on the previous lease.
+ * Takeover: leader unchanged since read and no fence → put mine, and (unless the caller
+ * revokes the previous lease itself) the previous record as the fence on the previous lease.
  */
-export function replaceTxn(keys: LeaderKeys, seen: StoredKey, mine: LeaderWrite, last: StoredKey | null, withFence: boolean): ITxnRequest {
+export function replaceTxn(keys: LeaderKeys, seen: StoredKey, mine: LeaderWrite, withFence: boolean): ITxnRequest {
   // etcd checks the leases of the branch it takes only: the compare holding means the key,
   // and so its lease, still exist, so the fence's put cannot fail on the previous lease.
   const fence: Ops = withFence && seen.lease !== '0' ? [{ request_put: { key: keys.fence, value: seen.value, lease: seen.lease } }] : [];
   return {
-    compare: [unchanged(keys.leader, seen.modRevision), absent(keys.fence), asRead(keys.last, last)],
-    success: writeOps(keys, mine, last, fence),
+    compare: [unchanged(keys.leader, seen.modRevision), absent(keys.fence)],
+    success: writeOps(keys, mine, fence),
     failure: readAll(keys),
   };
+}
+
+/** The leader key holds exactly `mine.value` bound to `mine.leaseId`. */
+function mineNow(keys: LeaderKeys, mine: LeaderWrite): Compare[] {
+  return [
+    { key: keys.leader, target: 'Value', result: 'Equal', value: mine.value },
+    { key: keys.leader, target: 'Lease', result: 'Equal', lease: mine.leaseId },
+  ];
+}
+
+/** The served record: the leader key is mine (`mineNow`) → put `served` in leader-last without a lease; else read all four. */
+export function servedTxn(keys: LeaderKeys, mine: LeaderWrite, served: Buffer): ITxnRequest {
+  return { compare: mineNow(keys, mine), success: [{ request_put: { key: keys.last, value: served } }], failure: readAll(keys) };
 }
 
 /** Reads all four keys in one revision. */
@@ -186,11 +177,7 @@ export function readTxn(keys: LeaderKeys): ITxnRequest {
  */
 export function markTxn(keys: LeaderKeys, mine: LeaderWrite, relaxed: StoredKey | null): ITxnRequest {
   return {
-    compare: [
-      { key: keys.leader, target: 'Value', result: 'Equal', value: mine.value },
-      { key: keys.leader, target: 'Lease', result: 'Equal', lease: mine.leaseId },
-      asRead(keys.relaxed, relaxed),
-    ],
+    compare: [...mineNow(keys, mine), asRead(keys.relaxed, relaxed)],
     success: [{ request_put: { key: keys.relaxed, value: mine.value } }],
     failure: readAll(keys),
   };

@@ -1,8 +1,9 @@
 /**
  * The transactions' shape, without a server (what etcd does with them is measured in
- * etcd-txn.test.ts and exercised in etcd-quorum.test.ts): every write of the leader key
- * compares leader-last as read and raises it only upwards; the success branch ranges the
- * durable keys before any put, which is what `memoryRead` reads back.
+ * etcd-txn.test.ts and exercised in etcd-quorum.test.ts): a write of the leader key
+ * ranges the durable keys before any put (what `memoryRead` reads back) and never puts
+ * leader-last; the served record and the relaxed mark are put only over the leader key
+ * holding exactly this node's record on its lease.
  */
 import { describe, expect, test } from 'vitest';
 import type { ITxnRequest, ITxnResponse } from 'etcd3';
@@ -15,9 +16,9 @@ import {
   markTxn,
   memoryRead,
   raiseTxn,
-  raisesLast,
   readTxn,
   replaceTxn,
+  servedTxn,
   type LeaderWrite,
   type StoredKey,
 } from '../../../src/adapters/quorum/transactions.js';
@@ -29,7 +30,6 @@ function stored(value: Buffer | string, modRevision: string, lease = '0'): Store
   const v = Buffer.from(value);
   return { value: v, record: parseLeaderRecord(v), lease, modRevision };
 }
-const lastAt = (epoch: number, modRevision = '40'): StoredKey => stored(encodeLeaderRecord({ node: 'b', epoch }), modRevision);
 
 /** The keys a branch puts, as strings. */
 const puts = (ops: ITxnRequest['success']): string[] => (ops ?? []).flatMap((op) => (op.request_put?.key ? [op.request_put.key.toString()] : []));
@@ -46,37 +46,28 @@ describe('key names', () => {
 });
 
 describe('leader-last', () => {
-  test.each([
-    ['absent', null, true],
-    ['unreadable', stored('junk', '3'), true],
-    ['a lower epoch', lastAt(4), true],
-    ['the same epoch', lastAt(5), true],
-    ['a higher epoch', lastAt(6), false],
-  ])('is raised by a write at epoch 5 over %s: %s', (_name, last, raised) => {
-    expect(raisesLast(last, 5)).toBe(raised);
-    expect(puts(createTxn(keys, mine, last).success).includes('/redis-ha/g1/leader-last')).toBe(raised);
-  });
-
-  test('every write compares it as read: absent, or at its mod revision', () => {
+  test('no write of the leader key compares or puts it: only its master\'s served record does', () => {
     const leader = stored(encodeLeaderRecord({ node: 'b', epoch: 4 }), '30', '99');
-    for (const request of [createTxn(keys, mine, null), raiseTxn(keys, '30', mine, null), replaceTxn(keys, leader, mine, null, true)]) {
-      expect(request.compare).toContainEqual({ key: keys.last, target: 'Create', result: 'Equal', create_revision: 0 });
-    }
-    for (const request of [createTxn(keys, mine, lastAt(6)), raiseTxn(keys, '30', mine, lastAt(6)), replaceTxn(keys, leader, mine, lastAt(6), true)]) {
-      expect(request.compare).toContainEqual({ key: keys.last, target: 'Mod', result: 'Equal', mod_revision: '40' });
-      // Never lowered: no put of leader-last over epoch 6.
+    for (const request of [createTxn(keys, mine), raiseTxn(keys, '30', mine), replaceTxn(keys, leader, mine, true)]) {
+      expect(request.compare?.some((c) => c.key?.equals(keys.last) === true)).toBe(false);
       expect(puts(request.success)).not.toContain('/redis-ha/g1/leader-last');
     }
+    const served = Buffer.from('{"format":"redis-ha-served/1"}');
+    const request = servedTxn(keys, mine, served);
+    expect(request.compare).toEqual([
+      { key: keys.leader, target: 'Value', result: 'Equal', value: mine.value },
+      { key: keys.leader, target: 'Lease', result: 'Equal', lease: '7' },
+    ]);
+    expect(request.success).toEqual([{ request_put: { key: keys.last, value: served } }]);
   });
 
   test('a write\'s branch ranges the durable keys before its puts; a takeover also puts the fence on the previous lease', () => {
     const leader = stored(encodeLeaderRecord({ node: 'b', epoch: 4 }), '30', '99');
-    const request = replaceTxn(keys, leader, mine, lastAt(4), true);
+    const request = replaceTxn(keys, leader, mine, true);
     const ops = request.success ?? [];
     expect(ops.slice(0, 2).map((op) => op.request_range?.key?.toString())).toEqual(['/redis-ha/g1/leader-last', '/redis-ha/g1/leader-relaxed']);
-    expect(puts(ops)).toEqual(['/redis-ha/g1/leader', '/redis-ha/g1/leader-fence', '/redis-ha/g1/leader-last']);
+    expect(puts(ops)).toEqual(['/redis-ha/g1/leader', '/redis-ha/g1/leader-fence']);
     expect(ops.find((op) => op.request_put?.key?.equals(keys.fence))?.request_put).toMatchObject({ value: leader.value, lease: '99' });
-    expect(ops.find((op) => op.request_put?.key?.equals(keys.last))?.request_put?.lease).toBeUndefined();
     expect(ops.find((op) => op.request_put?.key?.equals(keys.leader))?.request_put?.lease).toBe('7');
   });
 });
