@@ -63,7 +63,11 @@ function quorumRows(r: StatusReport): [string, string][] {
   if (q.failsafeForMs !== null) rows.push(['  failsafe', `serving without the key for ${ago(q.failsafeForMs)} (etcd unreachable, peer heard)`]);
   if (q.lastAnswer !== null) rows.push(['  last answer', `${q.lastAnswer.what} ${ago(q.lastAnswer.agoMs)} ago: ${q.lastAnswer.detail}`]);
   if (q.fence !== null) rows.push(['  Redis fence', `writes ${q.fence.writes}${q.fence.ok === false ? ' NOT APPLIED' : ''}: ${q.fence.detail}`]);
-  if (q.relaxMark !== null) rows.push(['  relaxed mark', `${q.relaxMark.state} (epoch ${q.relaxMark.epoch}): writes may go on without a replica`]);
+  if (q.relaxMark !== null) {
+    rows.push(['  relaxed mark', q.relaxMark.state === 'refused'
+      ? `not written by etcd (epoch ${q.relaxMark.epoch}): writes wait for a replica`
+      : `${q.relaxMark.state} (epoch ${q.relaxMark.epoch}): writes may go on without a replica`]);
+  }
   const m = q.memory;
   if (m !== null && m.last !== null) rows.push(['  last served', `${m.last.node} (epoch ${m.last.epoch}, replication id ${short(m.last.replId)})`]);
   if (m !== null && m.relaxed !== null) rows.push(['  relaxed in etcd', `${m.relaxed.node} (epoch ${m.relaxed.epoch})`]);

@@ -36,29 +36,51 @@ function short(replId: string): string {
 }
 
 /**
+ * Whether `node`, heard since it was master in `epoch` (its adverts carry its epoch),
+ * says its Redis replicates this node's Redis, a master (same replication id): what it held is ours now (or was
+ * discarded by its resync already), so there is nothing left to catch up with, and
+ * waiting for a catch-up from a replica would wait for ever.
+ */
+function followsUs(s: CoreState, node: string, epoch: number): boolean {
+  const peer = s.peer;
+  const local = s.health.redis;
+  return peer !== null && local !== null && local.role === 'master' && peer.nodeName === node && peer.epoch >= epoch &&
+    peer.redis.role === 'replica' && peer.redis.replId === local.replId;
+}
+
+/**
+ * Another node's relaxed mark that etcd remembers (null: none): a master of this node's
+ * clears it once promoted (its Redis was caught up with and fenced, or follows ours, or
+ * the operator forced the takeover).
+ */
+export function othersMark(s: CoreState, config: Pick<CoreConfig, 'nodeName'>): KeyHolder | null {
+  const relaxed = s.quorum.memory?.relaxed ?? null;
+  return relaxed !== null && relaxed.node !== config.nodeName ? relaxed : null;
+}
+
+/**
  * Why this node's next mastership must first catch up with and fence the old master's
  * Redis, from what etcd last remembered; null when nothing asks for it.
  */
 export function memoryDemand(
   s: CoreState,
   config: Pick<CoreConfig, 'nodeName'> & { readonly quorum: Pick<CoreConfig['quorum'], 'backend'> },
-): { readonly why: string; readonly mark: KeyHolder | null } | null {
+): { readonly why: string } | null {
   const m = s.quorum.memory;
   if (config.quorum.backend !== 'etcd' || m === null) return null;
-  if (m.relaxed !== null && m.relaxed.node !== config.nodeName) {
+  if (m.relaxed !== null && m.relaxed.node !== config.nodeName && !followsUs(s, m.relaxed.node, m.relaxed.epoch)) {
     return {
       why: `${m.relaxed.node} eased its Redis's fence in epoch ${m.relaxed.epoch} (no replica acknowledged) and has not cleared the mark: ` +
         'its Redis may hold writes no replica has',
-      mark: m.relaxed,
     };
   }
   const last = m.last;
   const local = s.health.redis;
-  if (last !== null && last.node !== config.nodeName && local !== null && local.replId !== last.replId && local.replId2 !== last.replId) {
+  if (last !== null && last.node !== config.nodeName && local !== null && local.replId !== last.replId && local.replId2 !== last.replId &&
+    !followsUs(s, last.node, last.epoch)) {
     return {
       why: `${last.node} served as master in epoch ${last.epoch} (replication id ${short(last.replId)}) and this node's Redis ` +
         `(${short(local.replId)}) never followed it: it may lack that master's writes`,
-      mark: null,
     };
   }
   return null;
@@ -73,8 +95,9 @@ export function relaxGate(s: CoreState, wanted: FenceSetting, config: CoreConfig
   if (wanted !== 'accepted' || config.quorum.backend !== 'etcd') return null;
   const mark = s.quorum.relaxMark;
   if (mark !== null && mark.state === 'marked' && mark.epoch === s.epoch) return null;
-  if (mark !== null && mark.state !== 'marked') return done(s, [], `no replica acknowledging: relaxed mark ${mark.state} in etcd`);
-  return done(withQuorum(s, { relaxMark: { epoch: s.epoch, state: 'marking' } }), [{ type: 'mark-quorum', mark: { kind: 'relax', epoch: s.epoch } }],
+  if (mark !== null && (mark.state === 'marking' || mark.state === 'clearing')) return done(s, [], `no replica acknowledging: relaxed mark ${mark.state} in etcd`);
+  const refusals = mark?.state === 'refused' ? mark.refusals ?? 0 : 0;
+  return done(withQuorum(s, { relaxMark: { epoch: s.epoch, state: 'marking', refusals } }), [{ type: 'mark-quorum', mark: { kind: 'relax', epoch: s.epoch } }],
     'no replica acknowledging: naming this master in etcd\'s relaxed mark before easing the fence (writes wait for it)');
 }
 
@@ -84,7 +107,9 @@ export function relaxGate(s: CoreState, wanted: FenceSetting, config: CoreConfig
  */
 export function preMark(s: CoreState, config: CoreConfig): { readonly state: CoreState; readonly actions: readonly Action[] } {
   const mark = s.quorum.relaxMark;
-  if (config.quorum.backend !== 'etcd' || (mark !== null && mark.epoch === s.epoch && mark.state !== 'clearing')) return { state: s, actions: [] };
+  if (config.quorum.backend !== 'etcd' || (mark !== null && mark.epoch === s.epoch && (mark.state === 'marking' || mark.state === 'marked'))) {
+    return { state: s, actions: [] };
+  }
   return { state: withQuorum(s, { relaxMark: { epoch: s.epoch, state: 'marking' } }), actions: [{ type: 'mark-quorum', mark: { kind: 'relax', epoch: s.epoch } }] };
 }
 
@@ -123,8 +148,11 @@ export function onQuorumMarked(s: CoreState, e: Marked, config: CoreConfig, fenc
       const mark = s.quorum.relaxMark;
       if (mark === null || mark.state !== 'marking' || mark.epoch !== m.epoch) return done(s, [], `relaxed mark answered (${e.detail}); no longer asked for`);
       if (!e.ok) {
-        return done(withQuorum(s, { relaxMark: null }), [audit('quorum-relax-refused', { epoch: m.epoch, detail: e.detail })],
-          `relaxed mark not written (${e.detail}): the fence stays with-replica, asked again at the next check`);
+        // Audited once per run of refusals (an etcd outage refuses it at every check).
+        const refusals = (mark.refusals ?? 0) + 1;
+        return done(withQuorum(s, { relaxMark: { epoch: m.epoch, state: 'refused', refusals } }),
+          refusals === 1 ? [audit('quorum-relax-refused', { epoch: m.epoch, detail: e.detail })] : [],
+          `relaxed mark not written (${e.detail}, ${refusals} time(s) in a row): the fence stays as it is, asked again at the next check`);
       }
       const next = withQuorum(s, { relaxMark: { epoch: m.epoch, state: 'marked' } });
       const record = audit('quorum-relaxed', { epoch: m.epoch, detail: e.detail });

@@ -24,7 +24,7 @@ import {
 import { quorumGate } from './quorum-gate.js';
 import { historyBlocker } from './data-guard.js';
 import { masterWrites } from './master-fence.js';
-import { memoryDemand, preMark } from './quorum-memory.js';
+import { memoryDemand, othersMark, preMark } from './quorum-memory.js';
 import { holdTakeover, takeoverGate } from './takeover-gate.js';
 import type { CoreConfig, CoreState } from './state.js';
 import { masterDownMs } from './timing.js';
@@ -134,7 +134,8 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
   const remembered = memoryDemand(s, config);
   const demand = options.minEpoch === undefined && options.forced !== true ? remembered : null;
   const waived = options.forced === true && remembered !== null ? [audit('takeover-fence-waived', { reason, why: remembered.why })] : [];
-  const fenceMark = remembered?.mark == null ? null : { holder: remembered.mark, clearing: false };
+  const mark = config.quorum.backend === 'etcd' ? othersMark(s, config) : null;
+  const fenceMark = mark === null ? null : { holder: mark, clearing: false };
   const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null, quorum: { ...s.quorum, wanted: null, fenceMark } }, 'MASTER', now, reason);
   // An automatic takeover starts the pair's recovery block (anti-flapping, `takeover-gate.ts`).
   const block = cause !== null && config.recoveryBlockMs > 0 ? now + config.recoveryBlockMs : undefined;

@@ -294,8 +294,14 @@ describe('the master fences itself before its lease can lapse', () => {
     // A mark etcd refused keeps the fence as it is; the next check asks again.
     const refused = step(marking.state, relaxMarked(2, false), 6105, bCfg);
     expect(find(refused.actions, 'fence-redis')).toBeUndefined();
-    expect(refused.state.quorum.relaxMark).toBeNull();
-    expect(find(step(refused.state, ok(masterSnap({ connectedReplicas: 0 })), 6600, bCfg).actions, 'mark-quorum')).toBeDefined();
+    expect(refused.state.quorum.relaxMark).toEqual({ epoch: 2, state: 'refused', refusals: 1 });
+    expect(audits(refused.actions)).toEqual(['quorum-relax-refused']);
+    const retried = step(refused.state, ok(masterSnap({ connectedReplicas: 0 })), 6600, bCfg);
+    expect(find(retried.actions, 'mark-quorum')).toBeDefined();
+    // Refused again (etcd still away): audited once per run of refusals.
+    const twice = step(retried.state, relaxMarked(2, false), 6605, bCfg);
+    expect(audits(twice.actions)).toEqual([]);
+    expect(twice.state.quorum.relaxMark?.refusals).toBe(2);
     // A fence that failed is asked again at the next check.
     const failed = step(alone.state, { type: 'fence-applied', writes: 'accepted', ok: false, detail: 'timeout' }, 6110, bCfg).state;
     expect(find(step(failed, ok(masterSnap({ connectedReplicas: 0 })), 6600, bCfg).actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });

@@ -14,19 +14,17 @@
  * (etcd calls run beside the effect lane; the grace also covers a peer that hears this
  * node taking over), Q10 (the key goes only once Redis cannot take writes), Q11 (no
  * preemption with the quorum), Q8 (a switchover's target is fenced until it holds the
- * key).
+ * key), Q9 (a node adopts its Redis although another master served on a history it never
+ * followed) and Q12 (a master relaxed by a cut, then frozen: etcd's relaxed mark).
  *
- * Open, with their workarounds in the simulation: Q9 writes lost to it are excused
- * (daemon.ts `replicateFrom`); Q12 histories are left out of the property
- * (`withoutFrozenMasterCutOff`); a starting daemon's
- * unfenced master Redis (what is left of Q6, by design) is counted, not failed.
+ * Open, with its workaround in the simulation: a starting daemon's unfenced master Redis
+ * (what is left of Q6, by design) is counted, not failed.
  */
 import { describe, expect, it } from 'vitest';
 import type { CoreState } from '../../src/core/state.js';
 import { step } from '../../src/core/step.js';
 import { advert, fired, find, heard, last, masterSnap, ok, run } from '../core/fixtures.js';
 import { aCfg, answered, askingB, bCfg, held, masterB } from '../core/quorum-fixtures.js';
-import { openFinding } from './open-finding.js';
 import type { Fault } from './faults.js';
 import { DEFAULT_TIMING, FAST_TIMING, simulate, type SimOptions, type SimResult } from './pair.js';
 import type { NodeId } from './world.js';
@@ -253,8 +251,11 @@ describe('quorum findings', () => {
    * master and re-points: its epoch-1 writes are gone. Expected: the holder's epoch etcd
    * reported is a lower bound: a node does not adopt (or take over without a catch-up)
    * below it. (src/core/quorum.ts resumeWanted, src/core/transitions.ts adoptMaster)
+   * Fixed (src/core/quorum-memory.ts): B recorded its Redis in etcd's leader-last once it
+   * served; A's Redis never followed that replication id, so A does not adopt it and
+   * takes over only through B's Redis, caught up with and fenced.
    */
-  openFinding('Q9: INIT adopts its older Redis after the newer master\'s lease lapsed; the newer writes are lost', async () => {
+  fixed('Q9: INIT adopts its older Redis after the newer master\'s lease lapsed; the newer writes are lost', async () => {
     const r = await sim({
       seed: 1126842556,
       faults: [
@@ -316,8 +317,11 @@ describe('quorum findings', () => {
    * Expected: relax only while the quorum confirms the replica's node is gone (its own
    * lease lapsed: it cannot take over either), e.g. a member key per node bound to its
    * lease. (src/core/quorum.ts keepFence)
+   * Fixed (src/core/quorum-memory.ts): A eases its fence only once etcd's leader-relaxed
+   * names it, a record without a lease; B, told of it with the key, promotes only through
+   * A's Redis, caught up with and fenced, which it cannot reach during the cut: it waits.
    */
-  openFinding('Q12: a master relaxed by a cut, then frozen: both Redis accept writes once B promotes', async () => {
+  fixed('Q12: a master relaxed by a cut, then frozen: both Redis accept writes once B promotes', async () => {
     const r = await sim({
       seed: 437383840,
       faults: [
