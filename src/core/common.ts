@@ -139,7 +139,9 @@ export function advertBody(s: CoreState, config: CoreConfig): AdvertBody {
       switchingOver: s.switchover?.phase === 'switching-over' || s.switchover?.phase === 'awaiting-peer',
       holdsVip: vipDesired(s) && s.vipClaimed,
       cannotTakeOver: takeoverBlocked(s),
-      takingOver: s.quorum.wanted !== null,
+      // Until the promotion has finished too: the peer leaves its Redis alone meanwhile, since
+      // our catch-up may be reading from it and makes it our replica itself (finding 7).
+      takingOver: s.quorum.wanted !== null || (s.role === 'MASTER' && s.redisOp === 'promoting'),
       recoveredRecently: s.recoveryBlockUntilMs !== null,
     },
     maintenanceGen: s.maintenance.gen,

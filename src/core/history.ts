@@ -66,6 +66,23 @@ export function historyContains(x: History, y: History): boolean {
   return compareHistories(x, y).kind === 'contains';
 }
 
+/**
+ * Whether a resync of `local` from `source` would discard writes only `local` holds, as
+ * far as can be told: `source`'s history lacks some, or the two are not linked and
+ * `local` counts more bytes. Offsets of unlinked histories say little (a server restarted
+ * from its files counts from where it was, or from 0), but the more bytes is the better
+ * guess; the data guard reads them the same way (`peerHoldsMore`). `following`: `local`
+ * already replicates `source`, so Redis resyncs it anyway; only a sure loss counts then.
+ */
+export function resyncWouldDiscard(source: History, local: History, following: boolean): string | null {
+  const relation = compareHistories(source, local);
+  if (relation.kind === 'lacks') return `${historyText(source)} lacks ${relation.bytes} bytes of ${historyText(local)}`;
+  if (relation.kind === 'unrelated' && !following && local.offset > source.offset) {
+    return `${historyText(source)} is not linked to ${historyText(local)}, which counts more bytes`;
+  }
+  return null;
+}
+
 /** `h` in a reason or an audit record: `replid <first 8> @<offset>` (and its ancestor). */
 export function historyText(h: History): string {
   const a = ancestor(h);

@@ -224,6 +224,12 @@ export interface CoreState {
    * (or the peer no longer holds more). Null when none.
    */
   readonly historyLoss: HistoryLoss | null;
+  /**
+   * The local Redis is kept as it is instead of following the master peer's: it holds
+   * writes the peer's Redis lacks (`reconcileReplica`, src/core/history.ts), and since when.
+   * Looked at again at every health check and master advert; null when none.
+   */
+  readonly redisDiverged: { readonly peer: string; readonly detail: string; readonly sinceMs: number } | null;
   readonly quorum: QuorumView;
   readonly persistFailure: {
     readonly detail: string;
@@ -270,6 +276,7 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     takeoverHeld: null,
     recoveryBlockUntilMs: null,
     historyLoss: null,
+    redisDiverged: null,
     quorum: { held: null, holder: null, asking: null, wanted: null, last: null, failsafeSinceMs: null, fence: null, selfFenced: false },
     persistFailure: null,
   };

@@ -21,9 +21,10 @@ import {
 import { quorumGate } from './quorum-gate.js';
 import { historyBlocker } from './data-guard.js';
 import { holdTakeover, takeoverGate } from './takeover-gate.js';
-import type { CoreConfig, CoreState } from './state.js';
 import { masterDownMs } from './timing.js';
-import type { Action, HostPort } from './types.js';
+import { compareHistories, historyText } from './history.js';
+import type { CoreConfig, CoreState, PeerView } from './state.js';
+import type { Action, HostPort, RedisSnapshot } from './types.js';
 
 /** INIT → MASTER without touching Redis (it already is a master): no promotion, no resync. */
 export function adoptMaster(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
@@ -217,8 +218,13 @@ export function toFault(s0: CoreState, now: number, config: CoreConfig, reason: 
 /**
  * Keeps the local Redis behind a live master peer: demotes a local master, re-points a
  * replica that follows someone else. Only towards a peer whose Redis says it is a master,
- * never in maintenance (Redis is left as the operator has it), and never while the peer
- * is handing its role over to us (our Redis may already be the new master).
+ * never in maintenance (Redis is left as the operator has it), never while the peer is
+ * handing its role over to us (our Redis may already be the new master), never while the
+ * peer is still taking over (its catch-up reads from our Redis and then makes it its
+ * replica itself: finding 7), and never onto a history that lacks writes ours holds
+ * (`divergedFrom`: findings 9, 10). Such a Redis is kept as it is, audited once
+ * (`redis-diverged`) and said in `status`; every health check and master advert looks
+ * again, so it follows once the peer's history holds ours, or once the operator acts.
  */
 export function reconcileReplica(s: CoreState, now: number, config: CoreConfig, why: string): StepResult {
   const local = s.health.redis;
@@ -227,16 +233,62 @@ export function reconcileReplica(s: CoreState, now: number, config: CoreConfig, 
   if (peer.state !== 'MASTER' || peer.redis.role !== 'master') return done(s, [], `${why}: peer is not a Redis master`);
   const target = config.peerRedis;
   const following = local.role === 'replica' && local.masterHost === target.host && local.masterPort === target.port;
-  if (following) return done(s, [], `${why}: replicating ${target.host}:${target.port}`);
+  if (following) return converged(s, `${why}: replicating ${target.host}:${target.port}`);
   if (peer.flags.switchingOver === true || s.switchover !== null) {
     return done(s, [], `${why}: a switchover is running; Redis left as it is`);
+  }
+  if (peer.flags.takingOver === true) {
+    return done(s, [], `${why}: ${peer.nodeName} is still taking over (its catch-up may be reading from this Redis); Redis left as it is`);
   }
   const what = local.role === 'master'
     ? `local Redis is a master while ${peer.nodeName} is MASTER (epoch ${peer.epoch})`
     : `local Redis replicates ${local.masterHost}:${local.masterPort}, not the master`;
   if (s.maintenance.on) return done(s, [], `maintenance: ${what}; Redis left as it is`);
-  const next: CoreState = { ...s, redisOp: 'demoting' };
+  const diverged = divergedFrom(s, local, peer, config);
+  if (diverged !== null) return keepDiverged(s, peer, now, `${what}, but ${diverged}`);
   const data = { master: `${target.host}:${target.port}`, found: local.role, ...divergenceReport(local, peer) };
+  const next: CoreState = { ...s, redisOp: 'demoting', redisDiverged: null };
   return done(next, [audit('redis-demote', { reason: what, ...data }), { type: 'replicate-from', master: target }],
     `${what}: REPLICAOF ${target.host} ${target.port}`);
+}
+
+/**
+ * Why the local Redis must not resync from the peer's (it would discard writes only it
+ * holds), or null when it may:
+ *  - its Redis is a master from a newer mastership than the peer's (epoch) and the
+ *    peer's history does not hold it: the peer took the role without this node's writes
+ *    (adopted its own older Redis: finding 10);
+ *  - the peer's history lacks writes ours holds, with a quorum or `prefer: safety`. With
+ *    `prefer: availability` a split brain's loser still gives way (its discarded bytes
+ *    audited with the demotion): that mode keeps both sides writable during a cut, and
+ *    the pair must converge when it heals.
+ */
+function divergedFrom(s: CoreState, local: RedisSnapshot, peer: PeerView, config: CoreConfig): string | null {
+  const relation = compareHistories(peer.redis, local);
+  if (relation.kind === 'contains') return null;
+  const histories = `local ${historyText(local)}, ${peer.nodeName}'s ${historyText(peer.redis)}`;
+  const missing = relation.kind === 'lacks' ? `${relation.bytes} bytes` : 'writes';
+  if (local.role === 'master' && s.epoch > peer.epoch) {
+    return `it is the master of a newer epoch (${s.epoch} > ${peer.epoch}) and ${peer.nodeName}'s Redis may lack its ${missing} (${histories})`;
+  }
+  if (relation.kind === 'lacks' && fenceManaged(config)) {
+    return `${peer.nodeName}'s Redis lacks ${missing} it holds (${histories})`;
+  }
+  return null;
+}
+
+/** The local Redis is kept off the peer's (see `divergedFrom`): audited when it begins, in status while it lasts. */
+function keepDiverged(s: CoreState, peer: PeerView, now: number, reason: string): StepResult {
+  const detail = `${reason}; not following it: a resync would discard them. Redis left as it is ` +
+    '(re-checked at every health check; to accept the loss, make it a replica of the master by hand)';
+  const first = s.redisDiverged === null || s.redisDiverged.peer !== peer.nodeName;
+  const next: CoreState = { ...s, redisDiverged: { peer: peer.nodeName, detail, sinceMs: first ? now : s.redisDiverged!.sinceMs } };
+  const record = audit('redis-diverged', { reason, peer: peer.nodeName, ...divergenceReport(s.health.redis, peer) });
+  return done(next, first ? [record] : [], detail);
+}
+
+/** The local Redis follows the master: a divergence held before is over. */
+function converged(s: CoreState, reason: string): StepResult {
+  if (s.redisDiverged === null) return done(s, [], reason);
+  return done({ ...s, redisDiverged: null }, [audit('redis-diverged-resolved', { peer: s.redisDiverged.peer, reason })], reason);
 }

@@ -3,7 +3,7 @@
  * by replication ids and offsets (PSYNC2's replid, replid2, second_repl_offset).
  */
 import { describe, expect, it } from 'vitest';
-import { compareHistories, historyContains, historyText, type History, type HistoryRelation } from '../../src/core/history.js';
+import { compareHistories, historyContains, historyText, resyncWouldDiscard, type History, type HistoryRelation } from '../../src/core/history.js';
 
 const R1 = '1'.repeat(40);
 const R2 = '2'.repeat(40);
@@ -50,5 +50,21 @@ describe('compareHistories(x, y): how x stands to y', () => {
   it('says a history in a few characters', () => {
     expect(historyText(h(R2, 900, R1, 500))).toBe('22222222@900 (from 11111111@500)');
     expect(historyText(h(R1, 7))).toBe('11111111@7');
+  });
+});
+
+describe('resyncWouldDiscard(source, local, following): would following source lose local writes?', () => {
+  const table: [string, History, History, boolean, boolean][] = [
+    ['source holds local', h(R1, 500), h(R1, 400), false, false],
+    ['source lacks local bytes (one history)', h(R1, 400), h(R1, 500), false, true],
+    ['source lacks local bytes, even when already following it', h(R1, 400), h(R1, 500), true, true],
+    ['local promoted out of source and wrote on (finding 8 with linked ids)', h(R1, 500), h(R2, 700, R1, 500), false, true],
+    ['unlinked, local counts more bytes (finding 8: a peer restarted with older data)', h(R2, 400), h(R1, 900), false, true],
+    ['unlinked, source counts more bytes', h(R2, 900), h(R1, 400), false, false],
+    ['unlinked, same count (two fresh masters)', h(R2, 0), h(R1, 0), false, false],
+    ['unlinked but already following: Redis resyncs anyway', h(R2, 400), h(R1, 900), true, false],
+  ];
+  it.each(table)('%s', (_name, source, local, following, discards) => {
+    expect(resyncWouldDiscard(source, local, following) !== null).toBe(discards);
   });
 });

@@ -60,7 +60,8 @@ describe('a backup promotes only while it holds the leader key', () => {
     expect(promoting.state).toMatchObject({ role: 'MASTER', epoch: 2, redisOp: 'promoting' });
     expect(promoting.state.quorum.wanted).toBeNull();
     expect(types(promoting.actions)).toEqual(['persist-state', 'send-advert', 'promote-redis']);
-    expect(find(promoting.actions, 'send-advert')?.advert.flags.takingOver).toBe(false);
+    // Still taking over until the promotion has finished (the peer leaves its Redis to the catch-up).
+    expect(find(promoting.actions, 'send-advert')?.advert.flags.takingOver).toBe(true);
     // The fence deadline: lease deadline less the fence lead.
     expect(promoting.state.timers['quorum-fence']).toBe(8000 - QUORUM.fenceLeadMs);
     const promoted = step(promoting.state, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg);
