@@ -67,6 +67,19 @@ export function historyContains(x: History, y: History): boolean {
 }
 
 /**
+ * The bytes `x` wrote on its own history after it was promoted out of `y`'s, when `y` (as
+ * far as it says) had not gone past that point: `y` is then an older point of `x`'s
+ * lineage, and `x` holds every write of `y` and these bytes more. 0 otherwise (also when
+ * `x` wrote nothing of its own yet: a stale offset of `y`'s could not be told from
+ * `y` being behind).
+ */
+export function bytesPast(x: History, y: History): number {
+  const ax = ancestor(x);
+  if (ax === null || ax.replId !== y.replId || y.offset > ax.upTo) return 0;
+  return Math.max(0, x.offset - ax.upTo);
+}
+
+/**
  * Whether a resync of `local` from `source` would discard writes only `local` holds, as
  * far as can be told: `source`'s history lacks some, or the two are not linked and
  * `local` counts more bytes. Offsets of unlinked histories say little (a server restarted

@@ -22,7 +22,7 @@ import { quorumGate } from './quorum-gate.js';
 import { historyBlocker } from './data-guard.js';
 import { holdTakeover, takeoverGate } from './takeover-gate.js';
 import { masterDownMs } from './timing.js';
-import { compareHistories, historyText } from './history.js';
+import { bytesPast, historyText } from './history.js';
 import type { CoreConfig, CoreState, PeerView } from './state.js';
 import type { Action, HostPort, RedisSnapshot } from './types.js';
 
@@ -221,10 +221,8 @@ export function toFault(s0: CoreState, now: number, config: CoreConfig, reason: 
  * never in maintenance (Redis is left as the operator has it), never while the peer is
  * handing its role over to us (our Redis may already be the new master), never while the
  * peer is still taking over (its catch-up reads from our Redis and then makes it its
- * replica itself: finding 7), and never onto a history that lacks writes ours holds
- * (`divergedFrom`: findings 9, 10). Such a Redis is kept as it is, audited once
- * (`redis-diverged`) and said in `status`; every health check and master advert looks
- * again, so it follows once the peer's history holds ours, or once the operator acts.
+ * replica itself: finding 7), and never onto an older point of our own history (`older`:
+ * findings 9, 10).
  */
 export function reconcileReplica(s: CoreState, now: number, config: CoreConfig, why: string): StepResult {
   const local = s.health.redis;
@@ -244,8 +242,11 @@ export function reconcileReplica(s: CoreState, now: number, config: CoreConfig, 
     ? `local Redis is a master while ${peer.nodeName} is MASTER (epoch ${peer.epoch})`
     : `local Redis replicates ${local.masterHost}:${local.masterPort}, not the master`;
   if (s.maintenance.on) return done(s, [], `maintenance: ${what}; Redis left as it is`);
-  const diverged = divergedFrom(s, local, peer, config);
-  if (diverged !== null) return keepDiverged(s, peer, now, `${what}, but ${diverged}`);
+  const newer = older(local, peer);
+  if (newer !== null) return keepNewer(s, local, peer, now, config, `${what}, but ${newer}`);
+  // Followed: its history holds ours, or the two diverged (the loser of a split brain or
+  // of a failover gives way, the bytes it discards audited), or they are not linked (a
+  // Redis restarted with a new replication id).
   const data = { master: `${target.host}:${target.port}`, found: local.role, ...divergenceReport(local, peer) };
   const next: CoreState = { ...s, redisOp: 'demoting', redisDiverged: null };
   return done(next, [audit('redis-demote', { reason: what, ...data }), { type: 'replicate-from', master: target }],
@@ -253,34 +254,38 @@ export function reconcileReplica(s: CoreState, now: number, config: CoreConfig, 
 }
 
 /**
- * Why the local Redis must not resync from the peer's (it would discard writes only it
- * holds), or null when it may:
- *  - its Redis is a master from a newer mastership than the peer's (epoch) and the
- *    peer's history does not hold it: the peer took the role without this node's writes
- *    (adopted its own older Redis: finding 10);
- *  - the peer's history lacks writes ours holds, with a quorum or `prefer: safety`. With
- *    `prefer: availability` a split brain's loser still gives way (its discarded bytes
- *    audited with the demotion): that mode keeps both sides writable during a cut, and
- *    the pair must converge when it heals.
+ * Why the master's Redis is an older point of the local Redis's own history, or null: ours
+ * was promoted out of its history where it still stands, and took writes of its own since
+ * (`bytesPast`). Following it would discard them, and gain nothing: its writes are ours
+ * already. It happens when the master took the role with a Redis that never followed ours
+ * (adopted it at start-up over a FAULT peer: finding 10).
  */
-function divergedFrom(s: CoreState, local: RedisSnapshot, peer: PeerView, config: CoreConfig): string | null {
-  const relation = compareHistories(peer.redis, local);
-  if (relation.kind === 'contains') return null;
-  const histories = `local ${historyText(local)}, ${peer.nodeName}'s ${historyText(peer.redis)}`;
-  const missing = relation.kind === 'lacks' ? `${relation.bytes} bytes` : 'writes';
-  if (local.role === 'master' && s.epoch > peer.epoch) {
-    return `it is the master of a newer epoch (${s.epoch} > ${peer.epoch}) and ${peer.nodeName}'s Redis may lack its ${missing} (${histories})`;
-  }
-  if (relation.kind === 'lacks' && fenceManaged(config)) {
-    return `${peer.nodeName}'s Redis lacks ${missing} it holds (${histories})`;
-  }
-  return null;
+function older(local: RedisSnapshot, peer: PeerView): string | null {
+  const bytes = bytesPast(local, peer.redis);
+  if (bytes === 0) return null;
+  return `${peer.nodeName}'s Redis ${historyText(peer.redis)} is an older point of the local ${historyText(local)} ` +
+    `(which holds all of it and ${bytes} bytes written since)`;
 }
 
-/** The local Redis is kept off the peer's (see `divergedFrom`): audited when it begins, in status while it lasts. */
+/**
+ * The local Redis is newer than the master's (see `older`). A backup whose Redis is a
+ * master takes the role over as it is (a new epoch): the old master then steps down and
+ * its Redis follows ours, losing nothing. Otherwise (FAULT, a replica, the role just
+ * entered in this step, or a quorum whose key the master holds) the Redis is kept as it
+ * is: `redis-diverged` audited once, said in `status`, looked at again at every health
+ * check and master advert.
+ */
+function keepNewer(s: CoreState, local: RedisSnapshot, peer: PeerView, now: number, config: CoreConfig, reason: string): StepResult {
+  if (s.role === 'BACKUP' && local.role === 'master' && s.enteredAtMs < now && config.quorum.backend === 'none') {
+    return takeOverAsIs(s, now, config, `contesting ${peer.nodeName}: ${reason}`);
+  }
+  return keepDiverged(s, peer, now, reason);
+}
+
+/** The local Redis is kept off the master's (see `keepNewer`): audited when it begins, in status while it lasts. */
 function keepDiverged(s: CoreState, peer: PeerView, now: number, reason: string): StepResult {
-  const detail = `${reason}; not following it: a resync would discard them. Redis left as it is ` +
-    '(re-checked at every health check; to accept the loss, make it a replica of the master by hand)';
+  const detail = `${reason}; not following it (a resync would discard what only the local Redis holds): Redis left as it is ` +
+    '(looked at again at every health check; to accept the loss, make it a replica of the master by hand)';
   const first = s.redisDiverged === null || s.redisDiverged.peer !== peer.nodeName;
   const next: CoreState = { ...s, redisDiverged: { peer: peer.nodeName, detail, sinceMs: first ? now : s.redisDiverged!.sinceMs } };
   const record = audit('redis-diverged', { reason, peer: peer.nodeName, ...divergenceReport(s.health.redis, peer) });

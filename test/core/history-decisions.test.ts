@@ -39,7 +39,7 @@ function backupB(epoch: number, redis: RedisSnapshot, config: CoreConfig): CoreS
 const demotions = (r: { actions: readonly { type: string }[] }): number => r.actions.filter((a) => a.type === 'replicate-from').length;
 const audits = (r: { actions: readonly { type: string; event?: string }[] }): string[] => r.actions.flatMap((a) => (a.type === 'audit' ? [a.event!] : []));
 
-describe('reconcileReplica: no demotion onto a history that lacks our writes', () => {
+describe('reconcileReplica: no demotion onto an older point of our own history', () => {
   it('the master\'s history holds ours: the local master Redis follows it', () => {
     const s = backupB(1, forked(4500), bSafe);
     const r = step(s, heard(masterA(2, aRedis({ replId: R3, replId2: R2, offset: 4800, secondOffset: 4601 }))), 100, bSafe);
@@ -47,60 +47,75 @@ describe('reconcileReplica: no demotion onto a history that lacks our writes', (
     expect(r.state.redisDiverged).toBeNull();
   });
 
-  it('prefer safety: the master lacks bytes ours holds: Redis kept as it is, redis-diverged audited once, said in the state', () => {
-    const s = backupB(1, forked(4500), bSafe);
-    // a's Redis is still on R1 at 5000: b wrote 500 bytes past the fork a never had.
-    const r = step(s, heard(masterA(2, aRedis())), 100, bSafe);
-    expect(demotions(r)).toBe(0);
-    expect(audits(r)).toContain('redis-diverged');
-    expect(r.state.redisDiverged).toMatchObject({ peer: 'a', sinceMs: 100 });
-    expect(r.state.redisDiverged?.detail).toMatch(/a's Redis lacks 500 bytes it holds .*not following it/);
-    // Looked at again at every health check, audited only once.
-    const again = step(r.state, ok(forked(4500)), 600, bSafe);
-    expect(demotions(again)).toBe(0);
-    expect(audits(again)).not.toContain('redis-diverged');
-    expect(again.state.redisDiverged?.sinceMs).toBe(100);
-  });
-
-  it('with etcd too', () => {
-    const r = step(backupB(1, forked(4500), bEtcd), heard(masterA(2, aRedis())), 100, bEtcd);
-    expect(demotions(r)).toBe(0);
-    expect(r.state.redisDiverged).not.toBeNull();
-  });
-
-  it('once the master\'s history holds ours (the operator acted, or it caught up), the Redis follows it and the divergence ends', () => {
-    const held = step(backupB(1, forked(4500), bSafe), heard(masterA(2, aRedis())), 100, bSafe).state;
-    const r = step(held, heard(masterA(2, aRedis({ replId: R3, replId2: R2, offset: 4700, secondOffset: 4501 }))), 1100, bSafe);
-    expect(demotions(r)).toBe(1);
-    expect(r.state.redisDiverged).toBeNull();
-  });
-
-  it('prefer availability: a split brain\'s loser (epoch not newer) still gives way, the discarded bytes audited', () => {
-    const r = step(backupB(1, forked(4500), bAvail), heard(masterA(2, aRedis())), 100, bAvail);
-    expect(demotions(r)).toBe(1);
-    const demote = r.actions.find((a) => a.type === 'audit' && a.event === 'redis-demote');
-    expect(demote?.type === 'audit' && demote.data['discardedBytes']).toBe(500);
-  });
-
-  it('a local master of a newer epoch is kept in every mode, whatever the ids say (finding 10)', () => {
-    for (const config of [bAvail, bSafe, bEtcd]) {
-      // Unlinked ids: a adopted its own Redis as it was, in epoch 0, while b holds epoch 1's writes.
-      const unlinked = step(backupB(1, masterSnap({ replId: R3, offset: 6900 }), config), heard(masterA(0, aRedis({ offset: 200 }))), 100, config);
-      expect(demotions(unlinked)).toBe(0);
-      expect(unlinked.state.redisDiverged?.detail).toMatch(/master of a newer epoch \(1 > 0\)/);
-      // Linked: b's Redis forked out of a's and wrote on.
-      const linked = step(backupB(1, forked(4500), config), heard(masterA(0, aRedis())), 100, config);
-      expect(demotions(linked)).toBe(0);
+  it('the master\'s Redis is an older point of ours (finding 10): a backup takes the role over as it is, in every mode without a quorum', () => {
+    for (const config of [bAvail, bSafe]) {
+      // a's Redis stopped at b's fork (4000): b holds all of it and 500 bytes more.
+      const r = step(backupB(1, forked(4500), config), heard(masterA(2, aRedis({ offset: 4000 }))), 100, config);
+      expect(demotions(r)).toBe(0);
+      expect(r.state).toMatchObject({ role: 'MASTER', epoch: 3, redisOp: null });
+      expect(r.reason).toMatch(/contesting a: .*a's Redis \w+@4000 is an older point of the local \w+@4500 .*which holds all of it and 500 bytes written since/);
+      expect(types(r.actions)).toContain('claim-vip');
     }
   });
 
-  it('a newer-epoch master Redis whose writes the older master holds anyway follows it', () => {
-    const r = step(backupB(1, forked(4000), bAvail), heard(masterA(0, aRedis({ replId: R3, replId2: R2, offset: 4500, secondOffset: 4001 }))), 100, bAvail);
+  it('a Redis promoted out of the master\'s history that wrote nothing of its own follows it (an advert\'s stale offset is no reason to contest)', () => {
+    const r = step(backupB(1, forked(4000), bAvail), heard(masterA(2, aRedis({ offset: 3800 }))), 100, bAvail);
+    expect(demotions(r)).toBe(1);
+    expect(r.state.role).toBe('BACKUP');
+  });
+
+  it('with etcd (the master holds the key) the Redis is kept as it is: redis-diverged audited once, said in the state', () => {
+    const s = backupB(1, forked(4500), bEtcd);
+    const r = step(s, heard(masterA(2, aRedis({ offset: 4000 }))), 100, bEtcd);
+    expect(demotions(r)).toBe(0);
+    expect(r.state.role).toBe('BACKUP');
+    expect(audits(r)).toContain('redis-diverged');
+    expect(r.state.redisDiverged).toMatchObject({ peer: 'a', sinceMs: 100 });
+    expect(r.state.redisDiverged?.detail).toMatch(/older point of the local .*not following it/);
+    // Looked at again at every health check, audited only once.
+    const again = step(r.state, ok(forked(4500)), 600, bEtcd);
+    expect(demotions(again)).toBe(0);
+    expect(audits(again)).not.toContain('redis-diverged');
+    expect(again.state.redisDiverged?.sinceMs).toBe(100);
+    // Once the master's history holds ours, the Redis follows it and the divergence ends.
+    const caught = step(again.state, heard(masterA(2, aRedis({ replId: R3, replId2: R2, offset: 4700, secondOffset: 4501 }))), 1100, bEtcd);
+    expect(demotions(caught)).toBe(1);
+    expect(caught.state.redisDiverged).toBeNull();
+    expect(audits(caught)).toContain('redis-demote');
+  });
+
+  it('FAULT keeps it (no takeover from FAULT), so does the step that enters BACKUP; the next check takes over', () => {
+    const s0 = backupB(1, forked(4500), bAvail);
+    const heardA = step(s0, heard(masterA(2, aRedis({ offset: 4000 }))), 50, bAvail).state;
+    const fault: CoreState = { ...s0, peer: heardA.peer, role: 'FAULT', health: { ...s0.health, healthy: false, consecutiveOk: 0, consecutiveFail: 2 } };
+    const inFault = step(fault, ok(forked(4500)), 100, bAvail);
+    expect(inFault.state.role).toBe('FAULT');
+    expect(demotions(inFault)).toBe(0);
+    expect(inFault.state.redisDiverged).not.toBeNull();
+    const entered = step(inFault.state, ok(forked(4500)), 600, bAvail);
+    expect(entered.state.role).toBe('BACKUP');
+    expect(demotions(entered)).toBe(0);
+    const next = step(entered.state, ok(forked(4500)), 1100, bAvail);
+    expect(next.state.role).toBe('MASTER');
+    expect(next.reason).toMatch(/contesting a/);
+  });
+
+  it('diverged histories (both wrote past the fork): the split brain\'s loser gives way, the discarded bytes audited', () => {
+    for (const config of [bAvail, bSafe, bEtcd]) {
+      const r = step(backupB(1, forked(4500), config), heard(masterA(2, aRedis({ offset: 5000 }))), 100, config);
+      expect(demotions(r)).toBe(1);
+      const demote = r.actions.find((a) => a.type === 'audit' && a.event === 'redis-demote');
+      expect(demote?.type === 'audit' && demote.data['discardedBytes']).toBe(500);
+    }
+  });
+
+  it('the old master\'s tail (the master forked from our history after we stopped): the failover\'s loss, audited', () => {
+    const r = step(backupB(1, masterSnap({ replId: R1, offset: 5100 }), bEtcd), heard(masterA(2, aRedis({ replId: R2, replId2: R1, offset: 6000, secondOffset: 5001 }))), 100, bEtcd);
     expect(demotions(r)).toBe(1);
   });
 
-  it('unlinked ids, epoch not newer: the master is followed (a Redis restarted as a master under a backup)', () => {
-    const r = step(backupB(1, masterSnap({ replId: R3, offset: 900 }), bSafe), heard(masterA(2, aRedis())), 100, bSafe);
+  it('unlinked ids (a Redis restarted as a master under a backup): the master is followed', () => {
+    const r = step(backupB(1, masterSnap({ replId: R3, offset: 900 }), bSafe), heard(masterA(0, aRedis())), 100, bSafe);
     expect(demotions(r)).toBe(1);
   });
 });

@@ -3,7 +3,7 @@
  * by replication ids and offsets (PSYNC2's replid, replid2, second_repl_offset).
  */
 import { describe, expect, it } from 'vitest';
-import { compareHistories, historyContains, historyText, resyncWouldDiscard, type History, type HistoryRelation } from '../../src/core/history.js';
+import { bytesPast, compareHistories, historyContains, historyText, resyncWouldDiscard, type History, type HistoryRelation } from '../../src/core/history.js';
 
 const R1 = '1'.repeat(40);
 const R2 = '2'.repeat(40);
@@ -66,5 +66,20 @@ describe('resyncWouldDiscard(source, local, following): would following source l
   ];
   it.each(table)('%s', (_name, source, local, following, discards) => {
     expect(resyncWouldDiscard(source, local, following) !== null).toBe(discards);
+  });
+});
+
+describe('bytesPast(x, y): what x wrote after it grew out of y\'s history, y not past that point', () => {
+  const table: [string, History, History, number][] = [
+    ['x promoted out of y where y stands, and wrote on', h(R2, 700, R1, 500), h(R1, 500), 200],
+    ['y behind the fork (a stale offset, or y stopped earlier)', h(R2, 700, R1, 500), h(R1, 450), 200],
+    ['x wrote nothing of its own yet', h(R2, 500, R1, 500), h(R1, 450), 0],
+    ['y went past the fork: diverged, not older', h(R2, 700, R1, 500), h(R1, 520), 0],
+    ['one history: not counted (x\'s further offset may be y\'s stale one)', h(R1, 700), h(R1, 500), 0],
+    ['y grew out of x: the other way round', h(R1, 500), h(R2, 700, R1, 500), 0],
+    ['unrelated', h(R2, 700), h(R1, 500), 0],
+  ];
+  it.each(table)('%s', (_name, x, y, bytes) => {
+    expect(bytesPast(x, y)).toBe(bytes);
   });
 });
