@@ -53,6 +53,8 @@ export function transitionTo(s: CoreState, role: NodeState, now: number, reason:
     ...s, role, enteredAtMs: same ? s.enteredAtMs : now, reason,
     vipClaimed: same && s.vipClaimed, vipClaimFailures: same ? s.vipClaimFailures : 0,
     takeoverHeld: same ? s.takeoverHeld : null,
+    // A master's Redis follows nobody: a divergence kept as a backup is over.
+    redisDiverged: role === 'MASTER' ? null : s.redisDiverged,
   };
 }
 

@@ -98,6 +98,7 @@ describe('reconcileReplica: no demotion onto an older point of our own history',
     const next = step(entered.state, ok(forked(4500)), 1100, bAvail);
     expect(next.state.role).toBe('MASTER');
     expect(next.reason).toMatch(/contesting a/);
+    expect(next.state.redisDiverged).toBeNull();
   });
 
   it('diverged histories (both wrote past the fork): the split brain\'s loser gives way, the discarded bytes audited', () => {
