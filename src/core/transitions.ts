@@ -222,7 +222,7 @@ export function toFault(s0: CoreState, now: number, config: CoreConfig, reason: 
  * handing its role over to us (our Redis may already be the new master), never while the
  * peer is still taking over (its catch-up reads from our Redis and then makes it its
  * replica itself: finding 7), and never onto an older point of our own history (`older`:
- * findings 9, 10).
+ * finding 10).
  */
 export function reconcileReplica(s: CoreState, now: number, config: CoreConfig, why: string): StepResult {
   const local = s.health.redis;
