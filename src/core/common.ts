@@ -4,6 +4,7 @@
  * ranking of two masters, and the wording of reasons. No decisions live here.
  */
 import { epochExhausted } from './epoch.js';
+import { compareHistories } from './history.js';
 import { vipDesired, type CoreConfig, type CoreState, type PeerView } from './state.js';
 import { masterDownMs, PRIORITY_RESIGN } from './timing.js';
 import type { Action, AdvertBody, NodeState, PeerRequest, RedisSnapshot, TimerName } from './types.js';
@@ -52,6 +53,8 @@ export function transitionTo(s: CoreState, role: NodeState, now: number, reason:
     ...s, role, enteredAtMs: same ? s.enteredAtMs : now, reason,
     vipClaimed: same && s.vipClaimed, vipClaimFailures: same ? s.vipClaimFailures : 0,
     takeoverHeld: same ? s.takeoverHeld : null,
+    // A master's Redis follows nobody: a divergence kept as a backup is over.
+    redisDiverged: role === 'MASTER' ? null : s.redisDiverged,
   };
 }
 
@@ -105,10 +108,9 @@ export function peerStateText(p: PeerView): string {
 }
 
 /**
- * How far the losing history ran past the point where the two diverged. When the winner
- * was promoted from the loser's history (its replid2 is the loser's replid), the
- * divergence point is the winner's second_repl_offset; everything the loser holds past
- * it will be discarded by the resync.
+ * What a resync of the local Redis from the peer's would discard (`compareHistories`):
+ * nothing when the peer's history holds ours, the bytes past the point where the two
+ * diverged when they are linked, everything since the last sync when they are not.
  */
 export function divergenceReport(local: RedisSnapshot | null, peer: PeerView): Record<string, unknown> {
   if (!local) return { divergence: 'unknown: no local Redis snapshot' };
@@ -116,11 +118,9 @@ export function divergenceReport(local: RedisSnapshot | null, peer: PeerView): R
     localReplId: local.replId, localOffset: local.offset,
     peerReplId: peer.redis.replId, peerReplId2: peer.redis.replId2, peerOffset: peer.redis.offset,
   };
-  if (local.replId === peer.redis.replId) return { ...base, discardedBytes: 0, divergence: 'same history' };
-  if (peer.redis.replId2 === local.replId && peer.redis.secondOffset > 0) {
-    const point = peer.redis.secondOffset - 1;
-    return { ...base, divergenceOffset: point, discardedBytes: Math.max(0, local.offset - point) };
-  }
+  const relation = compareHistories(peer.redis, local);
+  if (relation.kind === 'contains') return { ...base, discardedBytes: 0, divergence: 'none: the peer\'s history holds every local write' };
+  if (relation.kind === 'lacks') return { ...base, discardedBytes: relation.bytes, divergence: 'the local history ran past the peer\'s' };
   return { ...base, divergence: 'histories unrelated: full resync, every local write since the last sync is discarded' };
 }
 
@@ -141,7 +141,9 @@ export function advertBody(s: CoreState, config: CoreConfig): AdvertBody {
       switchingOver: s.switchover?.phase === 'switching-over' || s.switchover?.phase === 'awaiting-peer',
       holdsVip: vipDesired(s) && s.vipClaimed,
       cannotTakeOver: takeoverBlocked(s),
-      takingOver: s.quorum.wanted !== null,
+      // Until the promotion has finished too: the peer leaves its Redis alone meanwhile, since
+      // our catch-up may be reading from it and makes it our replica itself (finding 7).
+      takingOver: s.quorum.wanted !== null || (s.role === 'MASTER' && s.redisOp === 'promoting'),
       recoveredRecently: s.recoveryBlockUntilMs !== null,
     },
     maintenanceGen: s.maintenance.gen,

@@ -253,6 +253,12 @@ export interface CoreState {
   readonly historyLoss: HistoryLoss | null;
   /** `redis-ha failover --accept-data-loss` running on this node (null: none). */
   readonly forcedFailover: ForcedFailoverOp | null;
+  /**
+   * The local Redis is kept as it is instead of following the master peer's: it holds
+   * writes the peer's Redis lacks (`reconcileReplica`, src/core/history.ts), and since when.
+   * Looked at again at every health check and master advert; null when none.
+   */
+  readonly redisDiverged: { readonly peer: string; readonly detail: string; readonly sinceMs: number } | null;
   readonly quorum: QuorumView;
   readonly persistFailure: {
     readonly detail: string;
@@ -300,6 +306,7 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     recoveryBlockUntilMs: null,
     historyLoss: null,
     forcedFailover: null,
+    redisDiverged: null,
     quorum: {
       held: null, holder: null, asking: null, wanted: null, last: null, failsafeSinceMs: null, fence: null, selfFenced: false,
       memory: null, relaxMark: null, served: null, fenceMark: null,

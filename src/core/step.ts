@@ -70,7 +70,8 @@ import { EPOCH_CEILING, adoptEpoch, epochExhausted } from './epoch.js';
 import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
 import { guardAtStart, guardHistory, keepRunId } from './data-guard.js';
 import { adoptMaster, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
-import type { Action, Advert, Event, TimerName } from './types.js';
+import { compareHistories, historyContains, historyText } from './history.js';
+import type { Action, Advert, Event, RedisSnapshot, TimerName } from './types.js';
 
 export { initialState, outranks, divergenceReport };
 
@@ -599,6 +600,14 @@ function decideFromInit(s: CoreState, now: number, config: CoreConfig, listenOve
   const theirs = peerRank(peer);
   const peerClaims = peer.state === 'MASTER' || peer.redis.role === 'master';
   if (!peerClaims || peerCannotServe(peer)) {
+    // A FAULT peer that held the role after this node did (a newer epoch) may hold writes
+    // our Redis lacks (its link or health failing, not its data): adopting would make its
+    // Redis resync from ours once it is back (finding 10). As BACKUP this node still takes
+    // over, a new epoch, from a peer that stays FAULT.
+    if (peerCannotServe(peer) && peer.epoch > s.epoch && !historyContains(redis, peer.redis)) {
+      return toBackup(s, now, config, `not adopting: peer ${peer.nodeName} (${peerStateText(peer)}) was master in a newer epoch ` +
+        `(${peer.epoch} > ${s.epoch}) and local Redis ${historyText(redis)} does not hold its ${historyText(peer.redis)}`);
+    }
     return adoptMaster(s, now, config, `adopted: local Redis is master, peer ${peer.nodeName} is ${peerStateText(peer)}`);
   }
   if (outranks(theirs, mine)) {
@@ -606,12 +615,29 @@ function decideFromInit(s: CoreState, now: number, config: CoreConfig, listenOve
       `peer ${peer.nodeName} outranks this node as master (${rankText(theirs)} over ${rankText(mine)})`);
   }
   if (peer.state === 'MASTER') {
+    // A live master is contested only by a newer epoch, and only when its Redis holds
+    // nothing ours lacks: priority alone says nothing of whose Redis took the writes, and
+    // the loser's resync would discard them (finding 9).
+    const contest = contestable(s, redis, peer);
+    if (contest !== null) return toBackup(s, now, config, `not contesting peer master ${peer.nodeName}: ${contest}`);
     return adoptMaster(s, now, config, `adopted: local Redis is master and outranks peer master ${peer.nodeName}`);
   }
   // Both Redis are masters and neither node is MASTER yet (a fresh pair): the winner
   // takes a new epoch so the election result is remembered across restarts.
   return takeOverAsIs(s, now, config,
     `elected: both Redis are masters; this node outranks ${peer.nodeName} (${rankText(mine)} over ${rankText(theirs)})`);
+}
+
+/** Why INIT must not contest the live master `peer` it outranks, or null when it may. */
+function contestable(s: CoreState, local: RedisSnapshot, peer: PeerView): string | null {
+  if (s.epoch <= peer.epoch) {
+    return `it serves in epoch ${peer.epoch}, not older than this node's (${s.epoch}); priority alone does not say whose Redis holds the writes`;
+  }
+  const relation = compareHistories(local, peer.redis);
+  if (relation.kind === 'lacks') {
+    return `its Redis ${historyText(peer.redis)} holds ${relation.bytes} bytes the local ${historyText(local)} lacks`;
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------------------

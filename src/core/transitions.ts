@@ -26,9 +26,10 @@ import { historyBlocker } from './data-guard.js';
 import { masterWrites } from './master-fence.js';
 import { memoryDemand, othersMark, preMark } from './quorum-memory.js';
 import { holdTakeover, takeoverGate } from './takeover-gate.js';
-import type { CoreConfig, CoreState } from './state.js';
 import { masterDownMs } from './timing.js';
-import type { Action, HostPort } from './types.js';
+import { bytesPast, historyText } from './history.js';
+import type { CoreConfig, CoreState, PeerView } from './state.js';
+import type { Action, HostPort, RedisSnapshot } from './types.js';
 
 /** INIT → MASTER without touching Redis (it already is a master): no promotion, no resync. */
 export function adoptMaster(s: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
@@ -235,8 +236,11 @@ export function toFault(s0: CoreState, now: number, config: CoreConfig, reason: 
 /**
  * Keeps the local Redis behind a live master peer: demotes a local master, re-points a
  * replica that follows someone else. Only towards a peer whose Redis says it is a master,
- * never in maintenance (Redis is left as the operator has it), and never while the peer
- * is handing its role over to us (our Redis may already be the new master).
+ * never in maintenance (Redis is left as the operator has it), never while the peer is
+ * handing its role over to us (our Redis may already be the new master), never while the
+ * peer is still taking over (its catch-up reads from our Redis and then makes it its
+ * replica itself: finding 7), and never onto an older point of our own history (`older`:
+ * finding 10).
  */
 export function reconcileReplica(s: CoreState, now: number, config: CoreConfig, why: string): StepResult {
   const local = s.health.redis;
@@ -245,16 +249,69 @@ export function reconcileReplica(s: CoreState, now: number, config: CoreConfig, 
   if (peer.state !== 'MASTER' || peer.redis.role !== 'master') return done(s, [], `${why}: peer is not a Redis master`);
   const target = config.peerRedis;
   const following = local.role === 'replica' && local.masterHost === target.host && local.masterPort === target.port;
-  if (following) return done(s, [], `${why}: replicating ${target.host}:${target.port}`);
+  if (following) return converged(s, `${why}: replicating ${target.host}:${target.port}`);
   if (peer.flags.switchingOver === true || s.switchover !== null) {
     return done(s, [], `${why}: a switchover is running; Redis left as it is`);
+  }
+  if (peer.flags.takingOver === true) {
+    return done(s, [], `${why}: ${peer.nodeName} is still taking over (its catch-up may be reading from this Redis); Redis left as it is`);
   }
   const what = local.role === 'master'
     ? `local Redis is a master while ${peer.nodeName} is MASTER (epoch ${peer.epoch})`
     : `local Redis replicates ${local.masterHost}:${local.masterPort}, not the master`;
   if (s.maintenance.on) return done(s, [], `maintenance: ${what}; Redis left as it is`);
-  const next: CoreState = { ...s, redisOp: 'demoting' };
+  const newer = older(local, peer);
+  if (newer !== null) return keepNewer(s, local, peer, now, config, `${what}, but ${newer}`);
+  // Followed: its history holds ours, or the two diverged (the loser of a split brain or
+  // of a failover gives way, the bytes it discards audited), or they are not linked (a
+  // Redis restarted with a new replication id).
   const data = { master: `${target.host}:${target.port}`, found: local.role, ...divergenceReport(local, peer) };
+  const next: CoreState = { ...s, redisOp: 'demoting', redisDiverged: null };
   return done(next, [audit('redis-demote', { reason: what, ...data }), { type: 'replicate-from', master: target }],
     `${what}: REPLICAOF ${target.host} ${target.port}`);
+}
+
+/**
+ * Why the master's Redis is an older point of the local Redis's own history, or null: ours
+ * was promoted out of its history where it still stands, and took writes of its own since
+ * (`bytesPast`). Following it would discard them, and gain nothing: its writes are ours
+ * already. It happens when the master took the role with a Redis that never followed ours
+ * (adopted it at start-up over a FAULT peer: finding 10).
+ */
+function older(local: RedisSnapshot, peer: PeerView): string | null {
+  const bytes = bytesPast(local, peer.redis);
+  if (bytes === 0) return null;
+  return `${peer.nodeName}'s Redis ${historyText(peer.redis)} is an older point of the local ${historyText(local)} ` +
+    `(which holds all of it and ${bytes} bytes written since)`;
+}
+
+/**
+ * The local Redis is newer than the master's (see `older`). A backup whose Redis is a
+ * master takes the role over as it is (a new epoch): the old master then steps down and
+ * its Redis follows ours, losing nothing. Otherwise (FAULT, a replica, the role just
+ * entered in this step, or a quorum whose key the master holds) the Redis is kept as it
+ * is: `redis-diverged` audited once, said in `status`, looked at again at every health
+ * check and master advert.
+ */
+function keepNewer(s: CoreState, local: RedisSnapshot, peer: PeerView, now: number, config: CoreConfig, reason: string): StepResult {
+  if (s.role === 'BACKUP' && local.role === 'master' && s.enteredAtMs < now && config.quorum.backend === 'none') {
+    return takeOverAsIs(s, now, config, `contesting ${peer.nodeName}: ${reason}`);
+  }
+  return keepDiverged(s, peer, now, reason);
+}
+
+/** The local Redis is kept off the master's (see `keepNewer`): audited when it begins, in status while it lasts. */
+function keepDiverged(s: CoreState, peer: PeerView, now: number, reason: string): StepResult {
+  const detail = `${reason}; not following it (a resync would discard what only the local Redis holds): Redis left as it is ` +
+    '(looked at again at every health check; to accept the loss, make it a replica of the master by hand)';
+  const first = s.redisDiverged === null || s.redisDiverged.peer !== peer.nodeName;
+  const next: CoreState = { ...s, redisDiverged: { peer: peer.nodeName, detail, sinceMs: first ? now : s.redisDiverged!.sinceMs } };
+  const record = audit('redis-diverged', { reason, peer: peer.nodeName, ...divergenceReport(s.health.redis, peer) });
+  return done(next, first ? [record] : [], detail);
+}
+
+/** The local Redis follows the master: a divergence held before is over. */
+function converged(s: CoreState, reason: string): StepResult {
+  if (s.redisDiverged === null) return done(s, [], reason);
+  return done({ ...s, redisDiverged: null }, [audit('redis-diverged-resolved', { peer: s.redisDiverged.peer, reason })], reason);
 }

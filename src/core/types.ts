@@ -88,8 +88,10 @@ export interface AdvertFlags {
   readonly cannotTakeOver?: boolean;
   /**
    * The sender wants the master role and is asking the quorum for the leader key (a
-   * takeover waits for it): a master serving without its lease (failsafe) fences at once
-   * when it hears this. Absent in hand-made adverts (tests): false.
+   * takeover waits for it), or is MASTER still promoting its Redis: a master serving
+   * without its lease (failsafe) fences at once when it hears this, and a node leaves its
+   * Redis to the sender's catch-up meanwhile (`reconcileReplica`). Absent in hand-made
+   * adverts (tests): false.
    */
   readonly takingOver?: boolean;
   /**

@@ -274,6 +274,8 @@ export function judge(
   if (s.maintenance.on) warning.push(`maintenance is on: automatic failover is frozen${s.frozen ? ` (held back: ${s.frozen.reason})` : ''}`);
   const r = s.health.redis;
   if (s.role === 'BACKUP' && r?.role === 'replica' && !r.linkUp) warning.push('the local replica has no replication link to the master');
+  // The pair has no replica until the histories allow it, or the operator acts.
+  if (s.role !== 'MASTER' && s.redisDiverged !== null) critical.push(`local Redis does not follow ${s.redisDiverged.peer}: ${s.redisDiverged.detail}`);
   if (lagBytes !== null && lagBytes > i.maxLagBytes) warning.push(`replication lag ${lagBytes} bytes exceeds ${i.maxLagBytes}`);
   if (s.switchover) warning.push(`switchover ${s.switchover.requestId} in progress (${s.switchover.phase})`);
   if (s.forcedFailover) warning.push(`forced failover ${s.forcedFailover.requestId} by ${s.forcedFailover.user} in progress`);

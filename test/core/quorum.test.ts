@@ -62,7 +62,8 @@ describe('a backup promotes only while it holds the leader key', () => {
     // The new master's relaxed mark goes to etcd beside the promotion (it has no replica yet).
     expect(types(promoting.actions)).toEqual(['persist-state', 'send-advert', 'mark-quorum', 'promote-redis']);
     expect(find(promoting.actions, 'mark-quorum')).toEqual({ type: 'mark-quorum', mark: { kind: 'relax', epoch: 2 } });
-    expect(find(promoting.actions, 'send-advert')?.advert.flags.takingOver).toBe(false);
+    // Still taking over until the promotion has finished (the peer leaves its Redis to the catch-up).
+    expect(find(promoting.actions, 'send-advert')?.advert.flags.takingOver).toBe(true);
     // The fence deadline: lease deadline less the fence lead.
     expect(promoting.state.timers['quorum-fence']).toBe(8000 - QUORUM.fenceLeadMs);
     const marked = step(promoting.state, relaxMarked(2), 5020, bCfg);

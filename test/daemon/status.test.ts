@@ -59,6 +59,17 @@ describe('status', () => {
     expect(r.problems.join('; ')).toMatch(/MASTER but its Redis fails/);
   });
 
+  it('a backup whose Redis holds writes the master lacks is critical and says why it does not follow', () => {
+    const etcdB = { ...aCfg, nodeName: 'b', priority: 90, peerRedis: { host: A_ADDR, port: 6379 }, quorum: { backend: 'etcd', prefer: 'safety', retryMs: 500, fenceLeadMs: 530 } } as const;
+    let s = last(run(etcdB, [[0, { type: 'started' }], [10, ok({ ...masterSnap(), role: 'replica', masterHost: A_ADDR, masterPort: 6379, linkUp: true })]])).state;
+    s = { ...s, health: { ...s.health, redis: masterSnap({ replId: 'b'.repeat(40), replId2: REPL_A, offset: 1500, secondOffset: 1001 }) } };
+    // a took the role with its Redis where b's forked from it: b's holds 500 bytes more.
+    s = step(s, heard(advert({ state: 'MASTER', epoch: 1, redis: { role: 'master', replId: REPL_A, replId2: '', offset: 1000, secondOffset: -1 } })), 100, etcdB).state;
+    const r = status(s, 200, false, { backend: 'etcd', prefer: 'safety' });
+    expect(r.verdict).toBe('critical');
+    expect(r.problems.join('; ')).toMatch(/local Redis does not follow a: .*older point of the local .*500 bytes written since/);
+  });
+
   it('a VIP in the wrong place is critical', () => {
     expect(status(masterA(), 100, false).problems).toContain('this node is MASTER but does not hold the VIP');
   });

@@ -194,18 +194,6 @@ export class SimDaemon {
             if (env.redis.servers[id].role === 'master') env.redis.excuse(id, OTHER[id], 'data guard window');
             return redis.replicateFrom(master, options);
           }
-          // The core demotes a master Redis on the peer's word alone, never checking that
-          // the peer's Redis holds its writes: whatever it holds beyond them is discarded
-          // (findings.test.ts, 9 for two masters of one epoch, 10 in general).
-          const s = this.runtime?.current;
-          if (env.redis.servers[id].role === 'master') {
-            const sameEpoch = s?.peer?.epoch === s?.epoch && s?.reason.startsWith('dual master resolved: peer') === true;
-            // With the quorum: a master of an older epoch took the key after this node's
-            // lease lapsed, and adopted its own Redis as it was (quorum-findings.test.ts, Q9).
-            const older = env.etcd !== null && s?.peer != null && s.peer.state === 'MASTER' && s.peer.epoch < s.epoch;
-            if (older) env.redis.quorumFinding(id, OTHER[id], 'finding Q9', 0);
-            else env.redis.excuse(id, OTHER[id], sameEpoch ? 'finding 9' : 'finding 10');
-          }
           return redis.replicateFrom(master);
         },
         switchOver: (call) => redis.switchOver(call),

@@ -353,7 +353,7 @@ export class Invariants {
 /**
  * Acknowledged writes missing from `master`'s Redis, except those that lived only on a
  * Redis when it crashed. The no-loss check also leaves out the writes known product
- * bugs threw away (`RedisModel.excused`, findings.test.ts 1, 5, 7-10), and writes a Redis
+ * bugs threw away (`RedisModel.excused`, findings.test.ts 5), and writes a Redis
  * acknowledged while its daemon was FAULT (5: a Redis back from a crash answers through
  * the VIP until the release lands, and the takeover does not catch up from it).
  */

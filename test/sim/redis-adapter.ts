@@ -6,8 +6,9 @@
  *
  *  - promote(catchUpFrom): if that peer answers and is a master, follow it, pause its
  *    writes, catch up, REPLICAOF NO ONE, fence it (it replicates us) and unpause it
- *    (the real `PeerHandover`); an unreachable peer costs the connect timeout, a dead
- *    or non-master one is skipped, and the promotion goes ahead with what we have.
+ *    (the real `FencedTakeover`); an unreachable peer costs the connect timeout, a dead
+ *    or non-master one is skipped, so is one whose history would discard ours
+ *    (`resyncWouldDiscard`), and the promotion goes ahead with what we have.
  *  - replicateFrom(master): REPLICAOF; the data follows when the link is up.
  *  - switchOver: FAILOVER TO the peer, which must replicate us over a working link
  *    (fenced first when asked: `fenceTarget`);
@@ -16,6 +17,7 @@
  *
  * Effects may be made to throw (the `flaky` fault), before or after their change.
  */
+import { resyncWouldDiscard } from '../../src/core/history.js';
 import type { FenceSetting, HostPort } from '../../src/core/types.js';
 import type { RedisProbe, RuntimeRedis, SwitchoverCall, SwitchoverReport } from '../../src/daemon/runtime.js';
 import type { Network } from './net.js';
@@ -75,10 +77,9 @@ export class SimRedisAdapter implements RuntimeRedis {
     if (failure === 'before') throw new Error('injected: promotion failed');
     if (!this.alive()) return { ok: false, detail: 'local Redis: connection refused', redis: null };
     const peer = catchUpFrom === null ? null : nodeOf(catchUpFrom);
+    let discard: string | null = null;
     let detail = 'no catch-up';
     let fenceable = false;
-    /** The peer was a master when the catch-up began, and demoted itself before it was done. */
-    let outrun = false;
     if (peer !== null) {
       const p = this.redis.servers[peer];
       if (!this.net.tcpUp(this.node, peer)) {
@@ -89,10 +90,11 @@ export class SimRedisAdapter implements RuntimeRedis {
         detail = `catch-up skipped: peer ${peer} refused the connection`;
       } else if (p.role !== 'master') {
         detail = `catch-up skipped: peer ${peer} is not a master`;
+      } else if ((discard = this.resyncDiscards(peer)) !== null) {
+        // As `FencedTakeover.prepare`: never onto a history that would discard ours.
+        detail = `catch-up skipped: peer ${peer}'s history ${discard}`;
       } else {
         if (this.redis.servers[this.node].masterOf !== peer || this.redis.servers[this.node].role !== 'replica') {
-          // Following an older history throws our newer writes away (findings.test.ts, 8).
-          this.redis.excuse(this.node, peer, 'finding 8');
           this.redis.replicaOf(this.node, peer);
         }
         await this.sleep(5, 20);
@@ -105,7 +107,7 @@ export class SimRedisAdapter implements RuntimeRedis {
         } else {
           // Re-read: the peer's Redis may have changed during the wait.
           const now = this.redis.servers[peer];
-          outrun = now.alive && now.role === 'replica';
+          const outrun = now.alive && now.role === 'replica';
           detail = `catch-up abandoned: link to ${peer} not up${outrun ? ` (${peer} now replicates ${now.masterOf})` : ''}`;
         }
       }
@@ -117,10 +119,8 @@ export class SimRedisAdapter implements RuntimeRedis {
     if (options.requireFence === true && !fenceable) {
       return { ok: false, detail: `${detail}; not promoting: prefer safety needs the old master fenced`, redis: this.redis.snapshot(this.node) };
     }
-    // What only the peer holds is discarded when it follows us (findings.test.ts, 5, 7).
-    const other = this.redis.servers[OTHER[this.node]];
-    const why = afterFault ? 'finding 5' : outrun ? 'finding 7' : null;
-    if (why !== null) this.redis.leftBehind(other.node, this.node, why, LEFT_BEHIND_MS);
+    // What only the peer holds is discarded when it follows us (findings.test.ts, 5).
+    if (afterFault) this.redis.leftBehind(OTHER[this.node], this.node, 'finding 5', LEFT_BEHIND_MS);
     this.redis.promote(this.node);
     if (peer !== null && fenceable) {
       const p = this.redis.servers[peer];
@@ -198,6 +198,13 @@ export class SimRedisAdapter implements RuntimeRedis {
   async disconnectClients(): Promise<string> {
     await this.sleep(1, 3);
     return 'disconnected 0 client(s)';
+  }
+
+  /** Why following `peer`'s Redis would discard writes only ours holds (`resyncWouldDiscard`), or null. */
+  private resyncDiscards(peer: NodeId): string | null {
+    const local = this.redis.snapshot(this.node);
+    const following = local.role === 'replica' && this.redis.servers[this.node].masterOf === peer;
+    return resyncWouldDiscard(this.redis.snapshot(peer), local, following);
   }
 
   private alive(): boolean {

@@ -35,29 +35,25 @@ export const RESYNC_MS = 30;
 export const RECONNECT_MS = 1000;
 
 /**
- * Known losses (findings.test.ts; 1 was fixed: a stale handover is ignored): 5 a
- * takeover after FAULT does not catch up; 7 a catch-up outrun by the peer's own
- * demotion; 8 a catch-up from a peer with older data; 9 two masters of the same epoch
- * resolved by priority; 10 a master Redis demoted although the new master lacks its writes.
+ * Known losses (findings.test.ts; 1, 7, 8, 9 and 10 were fixed: a stale handover is
+ * ignored; a catch-up is neither outrun nor made from an older history, and no Redis
+ * follows one that lacks its writes): 5 a takeover after FAULT does not catch up.
  * With the quorum, one more kind (`unreplicatedAtPromotion`): issue 11 item 6, not built.
  * `data guard window`: what a Redis restarted without its data acknowledged before the
  * data guard made it a replica (src/core/data-guard.ts), which its resync discards.
  */
-export type KnownLoss = 'finding 5' | 'finding 7' | 'finding 8' | 'finding 9' | 'finding 10' | 'issue 11 item 6' | 'data guard window' | QuorumFinding;
+export type KnownLoss = 'finding 5' | 'issue 11 item 6' | 'data guard window' | QuorumFinding;
 
 /**
  * Findings of the takeover's catch-up that lose acknowledged writes with the quorum too,
  * with no split brain (the old master fenced before the promotion): 5, a takeover after a
  * FAULT report does not catch up (what the FAULT node acknowledged and never replicated,
- * a partition before the FAULT, is lost); 7, a catch-up outrun by the peer's own demotion
- * (the peer resigned, then hears the new master first); 8, a catch-up from a peer whose Redis holds an
- * older history (a node that fenced for its lease and steps back up catches up from a
- * FAULT node's old master). Counted under their names, not failed.
+ * a partition before the FAULT, is lost). Counted under its name, not failed.
  */
-const CATCH_UP_FINDINGS: ReadonlySet<KnownLoss> = new Set<KnownLoss>(['finding 5', 'finding 7', 'finding 8']);
+const CATCH_UP_FINDINGS: ReadonlySet<KnownLoss> = new Set<KnownLoss>(['finding 5']);
 
 /** Open findings of the quorum (quorum-findings.test.ts) that lose acknowledged writes. */
-export type QuorumFinding = 'finding Q6' | 'finding Q7' | 'finding Q9' | 'finding Q10';
+export type QuorumFinding = 'finding Q6' | 'finding Q7' | 'finding Q10';
 
 export interface RedisServer {
   readonly node: NodeId;

@@ -20,7 +20,8 @@
  * demotes it, which never happens when that daemon is dead or cut off from adverts.
  *
  * Failure modes: a peer that does not answer, is not a master, or is this server is
- * skipped (promotion goes ahead at once, as before). A peer that cannot pause only
+ * skipped (promotion goes ahead at once, as before); so is one whose replication history
+ * would discard writes only ours holds (`resyncWouldDiscard`). A peer that cannot pause only
  * writes (< 6.2) gets the unpaused catch-up. A peer we never got in sync with is not
  * fenced: its resync would discard writes we do not have. The pause is bounded on the
  * peer itself (`takeoverPauseMs` in `rules.ts`), so a promoter that dies mid-way cannot
@@ -33,6 +34,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../logger.js';
+import { resyncWouldDiscard } from '../../core/history.js';
 import type { HostPort, RedisSnapshot } from '../../core/types.js';
 import type { Config, RedisEndpoint } from '../../config/types.js';
 import { RedisControlError } from '../../errors.js';
@@ -133,13 +135,23 @@ export class FencedTakeover {
       trail.add(`catch-up skipped: peer ${name} is not a master (${describeSnapshot(probe.snapshot)})`, since);
       return;
     }
+    const following = replicatesFrom(local, source);
+    // Following the peer means a resync from it: never onto a history that would discard
+    // writes only ours holds (finding 8: a peer whose Redis restarted with older data).
+    // The promotion goes ahead with what we have; the peer's daemon re-points its Redis
+    // once its history allows (`reconcileReplica`).
+    const discard = resyncWouldDiscard(probe.snapshot, local, following);
+    if (discard !== null) {
+      trail.add(`catch-up skipped: peer ${name}'s history ${discard}: following it would discard local writes`, since);
+      return;
+    }
     trail.add(`peer ${name} is master at offset ${probe.snapshot.offset}`, since);
     // Runs during the link wait; only needed before the pause.
     const selfCheck = this.checkSelf(localRunId);
 
     await this.local.setMasterAuth(trail);
     since = nowMs();
-    if (replicatesFrom(local, source)) {
+    if (following) {
       trail.add(`already replicating from ${name}`);
     } else {
       await this.local.replicaOf(source);

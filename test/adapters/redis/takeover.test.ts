@@ -3,8 +3,9 @@
  * `RedisControl.promote`), against real `redis-server` processes on loopback: a
  * writer hammering the old master during the takeover loses no acknowledged write,
  * the old master ends up a replica of the new one, its pause is lifted when the
- * promotion fails half-way, an unreachable peer is not waited for, and passwords on
- * both sides are handled in both directions.
+ * promotion fails half-way, an unreachable peer is not waited for, a peer whose history
+ * lacks local writes is not followed, and passwords on both sides are handled in both
+ * directions.
  *
  * Both servers bind 127.0.0.1 on their own ports; `self` is the promoting server's
  * own host and port, as the daemon passes `node.address` and `redis.port`.
@@ -200,6 +201,25 @@ describe('takeover from an old master that still answers', () => {
     await eventually(() => following(adminA, b), 20_000, 'old master replicating the new one with auth');
     await adminB.set('new', 'on-b');
     await eventually(async () => (await adminA.get('new')) === 'on-b', 10_000, 'new writes reach the old master');
+  });
+
+  it('(e) does not follow a peer whose history lacks local writes: no REPLICAOF, the local data kept (finding 8)', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    await pair(b, a);
+    // b was promoted out of a's history and took writes a never saw: a's history is older.
+    const adminB = b.client();
+    await adminB.replicaof('NO', 'ONE');
+    for (let i = 0; i < 100; i++) await adminB.set(`only-on-b:${i}`, String(i));
+
+    const result = await promoter(b, a).promote(hostPort(a));
+    expect(result.ok, result.detail).toBe(true);
+    expect(result.detail).toMatch(/catch-up skipped: peer 127\.0\.0\.1:\d+'s history \w+@\d+ lacks \d+ bytes of \w+@\d+ \(from \w+@\d+\)/);
+    expect(result.detail).not.toMatch(/REPLICAOF 127|paused|fenced peer/);
+    expect(result.redis?.role).toBe('master');
+    expect(await adminB.get('only-on-b:99')).toBe('99');
+    expect(await replication(adminB)).toContain('role:master');
+    expect(await replication(a.client())).toContain('role:master');
   });
 
   it('neither pauses nor fences when self does not name the promoting server', async () => {
