@@ -80,6 +80,7 @@ export class SimRedisAdapter implements RuntimeRedis {
     let discard: string | null = null;
     let detail = 'no catch-up';
     let fenceable = false;
+    let readOnly = false;
     if (peer !== null) {
       const p = this.redis.servers[peer];
       if (!this.net.tcpUp(this.node, peer)) {
@@ -89,6 +90,8 @@ export class SimRedisAdapter implements RuntimeRedis {
       } else if (!p.alive) {
         detail = `catch-up skipped: peer ${peer} refused the connection`;
       } else if (p.role !== 'master') {
+        // A replica takes no writes: nothing to fence (`FencedTakeover.peerReadOnly`).
+        readOnly = true;
         detail = `catch-up skipped: peer ${peer} is not a master`;
       } else if ((discard = this.resyncDiscards(peer)) !== null) {
         // As `FencedTakeover.prepare`: never onto a history that would discard ours.
@@ -116,8 +119,8 @@ export class SimRedisAdapter implements RuntimeRedis {
       if (peer !== null) this.redis.unpause(peer);
       return { ok: false, detail: `${detail}; local Redis: connection refused`, redis: null };
     }
-    if (options.requireFence === true && !fenceable) {
-      return { ok: false, detail: `${detail}; not promoting: prefer safety needs the old master fenced`, redis: this.redis.snapshot(this.node) };
+    if (options.requireFence === true && !fenceable && !readOnly) {
+      return { ok: false, detail: `${detail}; not promoting: the old master's Redis must be caught up with and fenced`, redis: this.redis.snapshot(this.node) };
     }
     // What only the peer holds is discarded when it follows us (findings.test.ts, 5).
     if (afterFault) this.redis.leftBehind(OTHER[this.node], this.node, 'finding 5', LEFT_BEHIND_MS);

@@ -75,10 +75,11 @@ async function promoteSteps(
   } else {
     await takeover.prepare(state.snapshot, state.fields.get('run_id') ?? '');
   }
-  if (requireFence && takeover?.canFence !== true) {
-    // prefer safety: the old master may be serving clients on the other side of a cut;
-    // only its own Redis, caught up with and fenced, proves it is not.
-    trail.add('not promoting: prefer safety replaces a silent master only through its own Redis, which could not be caught up with and fenced');
+  if (requireFence && takeover?.canFence !== true && takeover?.peerReadOnly !== true) {
+    // The old master may be serving clients on the other side of a cut (prefer safety), or
+    // hold writes no replica has (etcd's memory): only its own Redis, caught up with and
+    // fenced, or found a replica (taking no writes), proves it is not.
+    trail.add('not promoting: the old master\'s Redis could not be caught up with and fenced (required: prefer safety, or etcd\'s memory)');
     return { ok: false, redis: (await local.replication().catch(() => null)) ?? state.snapshot };
   }
 

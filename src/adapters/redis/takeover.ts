@@ -90,6 +90,8 @@ export class FencedTakeover {
   private readonly peer: Connection;
   /** Set once we are in sync with the peer and `self` names our server: the peer may be fenced. */
   private fenceable = false;
+  /** Set when the peer answered as a replica. */
+  private readOnly = false;
   /** Set from the moment CLIENT PAUSE was sent (its outcome may be unknown) until CLIENT UNPAUSE succeeds. */
   private paused = false;
 
@@ -113,6 +115,11 @@ export class FencedTakeover {
     return this.fenceable;
   }
 
+  /** After `prepare`: the peer answered as a replica, which takes no writes (nothing to fence, nothing to catch up with). */
+  get peerReadOnly(): boolean {
+    return this.readOnly;
+  }
+
   /**
    * Steps 1–4: probe, follow, pause, drain. Returns normally whatever happens on the
    * peer side (each outcome is in the trail); throws only when the local Redis fails.
@@ -131,7 +138,9 @@ export class FencedTakeover {
       return;
     }
     if (probe.snapshot.role !== 'master') {
-      // Never chain behind a replica: its data is no newer than its own master's.
+      // Never chain behind a replica: its data is no newer than its own master's. A replica
+      // takes no writes either: there is nothing to fence.
+      this.readOnly = true;
       trail.add(`catch-up skipped: peer ${name} is not a master (${describeSnapshot(probe.snapshot)})`, since);
       return;
     }

@@ -238,7 +238,7 @@ describe('takeover from an old master that still answers', () => {
   });
 });
 
-describe('requireFence (prefer safety without a quorum, after a silence)', () => {
+describe('requireFence (prefer safety without a quorum after a silence; etcd\'s memory)', () => {
   it('does not promote when the old master cannot be reached: the local Redis stays its replica', async () => {
     const a = await startRedisServer();
     const b = await startRedisServer();
@@ -248,11 +248,23 @@ describe('requireFence (prefer safety without a quorum, after a silence)', () =>
     try {
       const result = await promoter(b, a).promote(hostPort(a), { requireFence: true });
       expect(result.ok, result.detail).toBe(false);
-      expect(result.detail).toContain('not promoting: prefer safety');
+      expect(result.detail).toContain('not promoting: the old master\'s Redis could not be caught up with and fenced');
       expect(await replication(b.client())).toContain('role:slave');
     } finally {
       a.signal('SIGCONT');
     }
+  });
+
+  it('promotes when the old master\'s Redis answers as a replica: it takes no writes, there is nothing to fence', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    const c = await startRedisServer();
+    // b, the local Redis, is a master; a, the old master's, replicates a third server.
+    await pair(a, c);
+    const result = await promoter(b, a).promote(hostPort(a), { requireFence: true });
+    expect(result.ok, result.detail).toBe(true);
+    expect(result.detail).toContain('is not a master');
+    expect(await replication(b.client())).toContain('role:master');
   });
 
   it('promotes once the old master is caught up with, and fences it', async () => {
