@@ -64,9 +64,9 @@ function quorumRows(r: StatusReport): [string, string][] {
   if (q.lastAnswer !== null) rows.push(['  last answer', `${q.lastAnswer.what} ${ago(q.lastAnswer.agoMs)} ago: ${q.lastAnswer.detail}`]);
   if (q.fence !== null) rows.push(['  Redis fence', `writes ${q.fence.writes}${q.fence.ok === false ? ' NOT APPLIED' : ''}: ${q.fence.detail}`]);
   if (q.relaxMark !== null) {
-    rows.push(['  relaxed mark', q.relaxMark.state === 'refused'
-      ? `not written by etcd (epoch ${q.relaxMark.epoch}): writes wait for a replica`
-      : `${q.relaxMark.state} (epoch ${q.relaxMark.epoch}): writes may go on without a replica`]);
+    rows.push(['  relaxed mark', q.relaxMark.state === 'marked'
+      ? `marked (epoch ${q.relaxMark.epoch}): writes may go on without a replica`
+      : `${q.relaxMark.state} (epoch ${q.relaxMark.epoch}): writes only while a replica acknowledges`]);
   }
   const m = q.memory;
   if (m !== null && m.last !== null) rows.push(['  last served', `${m.last.node} (epoch ${m.last.epoch}, replication id ${short(m.last.replId)})`]);

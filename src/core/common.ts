@@ -5,7 +5,7 @@
  */
 import { epochExhausted } from './epoch.js';
 import { compareHistories } from './history.js';
-import { vipDesired, type CoreConfig, type CoreState, type PeerView } from './state.js';
+import { vipDesired, type CoreConfig, type CoreState, type PeerView, type QuorumView } from './state.js';
 import { masterDownMs, PRIORITY_RESIGN } from './timing.js';
 import type { Action, AdvertBody, NodeState, PeerRequest, RedisSnapshot, TimerName } from './types.js';
 
@@ -206,4 +206,9 @@ export function safetyWithoutQuorum(config: CoreConfig): boolean {
 /** Whether the daemon owns the local Redis's write fence: with a quorum, or `prefer: safety` without. */
 export function fenceManaged(config: CoreConfig): boolean {
   return config.quorum.backend !== 'none' || config.quorum.prefer === 'safety';
+}
+
+/** `s` with some of its quorum view changed. */
+export function withQuorum(s: CoreState, changes: Partial<QuorumView>): CoreState {
+  return { ...s, quorum: { ...s.quorum, ...changes } };
 }

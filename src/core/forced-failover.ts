@@ -37,6 +37,7 @@ import { nextEpoch } from './epoch.js';
 import type { CoreConfig, CoreState, ForcedFailoverOp } from './state.js';
 import { lagBehindMaster } from './takeover-gate.js';
 import { masterDownMs } from './timing.js';
+import { memoryDemand, othersMark } from './quorum-memory.js';
 import { takeOver } from './transitions.js';
 import type { Action, Event } from './types.js';
 
@@ -45,9 +46,13 @@ type Requested = Extract<Event, { type: 'failover-requested' }>;
 /** The operator's hint where a held takeover is shown (`status`). */
 export const FORCED_FAILOVER_HINT = '`redis-ha failover --accept-data-loss` overrides it';
 
-/** What holds an automatic takeover by this node back now (a gate or the data guard), or null. */
-export function takeoverHeldBy(s: CoreState): string | null {
-  return s.takeoverHeld?.blocker ?? historyBlocker(s);
+/**
+ * What holds an automatic takeover by this node back now (a gate, the data guard, or
+ * etcd's memory sending it through the old master's Redis), or null.
+ */
+export function takeoverHeldBy(s: CoreState, config: CoreConfig): string | null {
+  const demand = memoryDemand(s, config);
+  return s.takeoverHeld?.blocker ?? historyBlocker(s) ?? (demand === null ? null : `${demand.why}: a takeover promotes only through that Redis, caught up with and fenced`);
 }
 
 /** `redis-ha failover [--accept-data-loss]` on this node. */
@@ -60,7 +65,7 @@ export function onFailoverRequested(s: CoreState, e: Requested, now: number, con
     return done(s, [...records, reply(e.requestId, false, `refused: ${refused}`, { outcome: 'refused' })],
       `failover ${e.requestId} refused: ${refused}`);
   }
-  const heldBy = takeoverHeldBy(s);
+  const heldBy = takeoverHeldBy(s, config);
   const lagBytes = lagBehindMaster(s);
   const plan = planText(s, config, lagBytes);
   const epoch = nextEpoch(s.epoch, s.knownEpoch);
@@ -125,16 +130,19 @@ function planText(s: CoreState, config: CoreConfig, lagBytes: number | null): st
   const epoch = nextEpoch(s.epoch, s.knownEpoch);
   const peer = s.peer;
   const source = `${config.peerRedis.host}:${config.peerRedis.port}`;
-  const catchUp = peer !== null && peerCannotServe(peer)
+  const remembered = memoryDemand(s, config);
+  const catchUp = peer !== null && peerCannotServe(peer) && remembered === null
     ? 'without catching up (the peer reported its Redis FAULT)'
     : `after catching up from ${source} if it answers`;
   const key = config.quorum.backend === 'etcd' ? ', once etcd grants this node the leader key (never taken from another holder)' : '';
+  const marked = othersMark(s, config);
+  const relaxed = marked === null ? '' : `; ${marked.node}'s Redis may still take writes without a replica (its relaxed mark in etcd, cleared by this takeover): stop it first, or two masters take writes`;
   const loss = s.historyLoss !== null
     ? `this node's Redis lost its data: if ${source} does not answer, the peer's Redis resyncs from this emptied server when it comes back`
     : lagBytes !== null
       ? `the ${lagBytes} bytes this replica was behind ${peer?.nodeName ?? 'the master'} are lost unless the catch-up gets them`
       : 'writes this replica had not received are lost unless the catch-up gets them';
-  return `take over as MASTER in epoch ${epoch}${key}: promote the local Redis ${catchUp}, then claim the VIP (${loss})`;
+  return `take over as MASTER in epoch ${epoch}${key}: promote the local Redis ${catchUp}, then claim the VIP (${loss}${relaxed})`;
 }
 
 /**

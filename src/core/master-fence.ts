@@ -6,20 +6,17 @@
  *                                  promoted after this daemon froze) stops writes without
  *                                  the daemon
  *   none, and this node holds the  `accepted`, but only once etcd names this master in its
- *     leader key                   relaxed mark (`quorum-memory.ts`): a new master fences
- *                                  this Redis through Redis before it promotes
+ *     leader key                   relaxed mark (`quorum-memory.ts`; `with-replica` until
+ *                                  then): a new master fences this Redis through Redis
+ *                                  before it promotes
  *   none, without the key          `with-replica` (failsafe, or `prefer: safety` without a
  *                                  quorum: writes only while a replica acknowledges)
  */
-import { done, fenceManaged, type StepResult } from './common.js';
+import { done, fenceManaged, withQuorum, type StepResult } from './common.js';
 import { holdsKey } from './quorum-gate.js';
 import { clearOwnMark, relaxGate } from './quorum-memory.js';
-import type { CoreConfig, CoreState, QuorumView } from './state.js';
+import type { CoreConfig, CoreState } from './state.js';
 import type { FenceSetting } from './types.js';
-
-function withQuorum(s: CoreState, changes: Partial<QuorumView>): CoreState {
-  return { ...s, quorum: { ...s.quorum, ...changes } };
-}
 
 /**
  * The fence a serving master keeps (checked at each health check): `with-replica` while
@@ -39,7 +36,13 @@ export function keepFence(s: CoreState, now: number, config: CoreConfig): StepRe
   const current = s.quorum.fence;
   if (current !== null && current.writes === wanted && current.ok !== false) return clearOwnMark(s, replicas, config);
   const marking = relaxGate(s, wanted, config);
-  if (marking !== null) return marking;
+  if (marking !== null) {
+    // Until etcd holds the mark, writes only while a replica acknowledges (a Redis restarted
+    // or never fenced would take them without one: review S1).
+    if (current !== null && current.ok !== false && current.writes !== 'accepted') return marking;
+    return { ...marking, state: withQuorum(marking.state, { fence: { writes: 'with-replica', ok: null, detail: 'being applied' } }),
+      actions: [...marking.actions, { type: 'fence-redis', writes: 'with-replica' }] };
+  }
   const next = withQuorum(s, { fence: { writes: wanted, ok: null, detail: 'being applied' } });
   return done(next, [{ type: 'fence-redis', writes: wanted }],
     `${replicas} replica(s) acknowledging: Redis fence ${wanted}`);

@@ -14,22 +14,20 @@
  *                   holds, without any daemon (Q12: the master's daemon then froze past its
  *                   lease and the backup promoted without reaching it).
  *
+ * A master's fence stays `with-replica` while its mark is being written (or after etcd
+ * refused it, or after a clear etcd did not confirm): only a `marked` answer eases it.
  * Either record makes the next mastership of another node go through the old master's
  * own Redis: a takeover that catches up with it and fences it (`promote-redis` with
  * `requireFence`), never an adoption as is. When that Redis cannot be reached the
  * promotion fails and the node stays BACKUP, looking again every master-down interval
  * (the operator's `redis-ha failover --accept-data-loss` overrides it).
  */
-import { audit, done, prepend, type StepResult } from './common.js';
+import { audit, done, prepend, withQuorum, type StepResult } from './common.js';
 import { holdsKey } from './quorum-gate.js';
-import type { CoreConfig, CoreState, QuorumView } from './state.js';
-import type { Action, Event, FenceSetting, KeyHolder } from './types.js';
+import type { CoreConfig, CoreState } from './state.js';
+import type { Event, FenceSetting, KeyHolder } from './types.js';
 
 type Marked = Extract<Event, { type: 'quorum-marked' }>;
-
-function withQuorum(s: CoreState, changes: Partial<QuorumView>): CoreState {
-  return { ...s, quorum: { ...s.quorum, ...changes } };
-}
 
 function short(replId: string): string {
   return `${replId.slice(0, 8)}…`;
@@ -96,21 +94,12 @@ export function relaxGate(s: CoreState, wanted: FenceSetting, config: CoreConfig
   const mark = s.quorum.relaxMark;
   if (mark !== null && mark.state === 'marked' && mark.epoch === s.epoch) return null;
   if (mark !== null && (mark.state === 'marking' || mark.state === 'clearing')) return done(s, [], `no replica acknowledging: relaxed mark ${mark.state} in etcd`);
+  // etcd writes no mark over another node's: that one goes first (`clearFencedMark`).
+  const other = s.quorum.fenceMark;
+  if (other !== null) return done(s, [], `no replica acknowledging: ${other.holder.node}'s relaxed mark is cleared first`);
   const refusals = mark?.state === 'refused' ? mark.refusals ?? 0 : 0;
   return done(withQuorum(s, { relaxMark: { epoch: s.epoch, state: 'marking', refusals } }), [{ type: 'mark-quorum', mark: { kind: 'relax', epoch: s.epoch } }],
     'no replica acknowledging: naming this master in etcd\'s relaxed mark before easing the fence (writes wait for it)');
-}
-
-/**
- * A node taking over writes its relaxed mark for the new epoch beside the promotion (its
- * Redis will have no replica at first), so the fence can be `accepted` once promoted.
- */
-export function preMark(s: CoreState, config: CoreConfig): { readonly state: CoreState; readonly actions: readonly Action[] } {
-  const mark = s.quorum.relaxMark;
-  if (config.quorum.backend !== 'etcd' || (mark !== null && mark.epoch === s.epoch && (mark.state === 'marking' || mark.state === 'marked'))) {
-    return { state: s, actions: [] };
-  }
-  return { state: withQuorum(s, { relaxMark: { epoch: s.epoch, state: 'marking' } }), actions: [{ type: 'mark-quorum', mark: { kind: 'relax', epoch: s.epoch } }] };
 }
 
 /**
@@ -120,8 +109,11 @@ export function preMark(s: CoreState, config: CoreConfig): { readonly state: Cor
 export function clearOwnMark(s: CoreState, replicas: number, config: CoreConfig): StepResult | null {
   const mark = s.quorum.relaxMark;
   const fence = s.quorum.fence;
-  if (mark === null || mark.state !== 'marked' || replicas === 0 || fence === null || fence.writes !== 'with-replica' || fence.ok !== true) return null;
-  return done(withQuorum(s, { relaxMark: { ...mark, state: 'clearing' } }), [{ type: 'mark-quorum', mark: { kind: 'clear', holder: { node: config.nodeName, epoch: mark.epoch } } }],
+  // A refused or unanswered write may have been committed all the same: cleared too (a
+  // clear of a mark that is not there is no error).
+  const settled = mark !== null && (mark.state === 'marked' || mark.state === 'refused' || mark.state === 'unknown');
+  if (!settled || replicas === 0 || fence === null || fence.writes !== 'with-replica' || fence.ok !== true) return null;
+  return done(withQuorum(s, { relaxMark: { epoch: mark.epoch, state: 'clearing' } }), [{ type: 'mark-quorum', mark: { kind: 'clear', holder: { node: config.nodeName, epoch: mark.epoch } } }],
     `${replicas} replica(s) acknowledging again: clearing this master's relaxed mark`);
 }
 
@@ -154,7 +146,8 @@ export function onQuorumMarked(s: CoreState, e: Marked, config: CoreConfig, fenc
           refusals === 1 ? [audit('quorum-relax-refused', { epoch: m.epoch, detail: e.detail })] : [],
           `relaxed mark not written (${e.detail}, ${refusals} time(s) in a row): the fence stays as it is, asked again at the next check`);
       }
-      const next = withQuorum(s, { relaxMark: { epoch: m.epoch, state: 'marked' } });
+      const memory = s.quorum.memory === null ? null : { ...s.quorum.memory, relaxed: { node: config.nodeName, epoch: m.epoch } };
+      const next = withQuorum(s, { relaxMark: { epoch: m.epoch, state: 'marked' }, memory });
       const record = audit('quorum-relaxed', { epoch: m.epoch, detail: e.detail });
       return prepend([record], fenceAgain(next) ?? done(next, [], 'relaxed mark written'));
     }
@@ -163,8 +156,10 @@ export function onQuorumMarked(s: CoreState, e: Marked, config: CoreConfig, fenc
       if (own) {
         const mark = s.quorum.relaxMark;
         if (mark === null || mark.state !== 'clearing') return done(s, [], `relaxed mark clear answered (${e.detail})`);
-        if (!e.ok) return done(withQuorum(s, { relaxMark: { ...mark, state: 'marked' } }), [], `relaxed mark not cleared (${e.detail}): retried at the next check`);
-        return done(withQuorum(s, { relaxMark: null }), [audit('quorum-relax-cleared', { epoch: mark.epoch, detail: e.detail })], 'relaxed mark cleared');
+        // Not confirmed: etcd may have deleted it, so it is not trusted to ease the fence
+        // again (a new relax write first), and the clear is retried at the next check.
+        if (!e.ok) return done(withQuorum(s, { relaxMark: { epoch: mark.epoch, state: 'unknown' } }), [], `relaxed mark not cleared (${e.detail}): retried at the next check`);
+        return done(withQuorum(s, { relaxMark: null, memory: forgetMark(s, m.holder) }), [audit('quorum-relax-cleared', { epoch: mark.epoch, detail: e.detail })], 'relaxed mark cleared');
       }
       const fenced = s.quorum.fenceMark;
       if (fenced === null || fenced.holder.node !== m.holder.node || fenced.holder.epoch !== m.holder.epoch) {
@@ -174,13 +169,16 @@ export function onQuorumMarked(s: CoreState, e: Marked, config: CoreConfig, fenc
         return done(withQuorum(s, { fenceMark: { ...fenced, clearing: false } }), [],
           `${m.holder.node}'s relaxed mark not cleared (${e.detail}): retried at the next check`);
       }
-      return done(withQuorum(s, { fenceMark: null }), [audit('quorum-relax-cleared', { node: m.holder.node, epoch: m.holder.epoch, detail: e.detail })],
-        `${m.holder.node}'s relaxed mark cleared (its Redis was fenced by this node's promotion)`);
+      const next = withQuorum(s, { fenceMark: null, memory: forgetMark(s, m.holder) });
+      const record = audit('quorum-relax-cleared', { node: m.holder.node, epoch: m.holder.epoch, detail: e.detail });
+      // This master's own relax waited for it (`relaxGate`).
+      return prepend([record], fenceAgain(next) ?? done(next, [], `${m.holder.node}'s relaxed mark cleared (its Redis was fenced by this node's promotion)`));
     }
     case 'served': {
       const served = s.quorum.served;
       if (served === null || served.epoch !== m.epoch || served.replId !== m.replId) return done(s, [], `served record answered (${e.detail})`);
-      const next = withQuorum(s, { served: { ...served, ok: e.ok } });
+      const memory = e.ok && s.quorum.memory !== null ? { ...s.quorum.memory, last: { node: config.nodeName, epoch: m.epoch, replId: m.replId } } : s.quorum.memory;
+      const next = withQuorum(s, { served: { ...served, ok: e.ok }, memory });
       return e.ok
         ? done(next, [audit('quorum-served', { epoch: m.epoch, replId: m.replId })], 'etcd records this master\'s Redis as the last to serve')
         : done(next, [], `served record not written (${e.detail}): retried at the next check`);
@@ -190,6 +188,13 @@ export function onQuorumMarked(s: CoreState, e: Marked, config: CoreConfig, fenc
       throw new Error(`unhandled quorum mark ${JSON.stringify(never)}`);
     }
   }
+}
+
+/** What etcd remembers once `holder`'s mark is gone (the view `status` and the next decisions read). */
+function forgetMark(s: CoreState, holder: KeyHolder): CoreState['quorum']['memory'] {
+  const m = s.quorum.memory;
+  if (m === null || m.relaxed === null || m.relaxed.node !== holder.node || m.relaxed.epoch !== holder.epoch) return m;
+  return { ...m, relaxed: null };
 }
 
 /**

@@ -19,20 +19,16 @@
  * `quorumFenceLeadMs` in timing.ts), so its Redis refuses writes before another node
  * can hold the key.
  */
-import { audit, done, fenceManaged, livePeer, prepend, withTimers, type StepResult } from './common.js';
+import { audit, done, fenceManaged, livePeer, prepend, withQuorum, withTimers, type StepResult } from './common.js';
 import { holdsKey } from './quorum-gate.js';
 import { onQuorumMarked } from './quorum-memory.js';
-import type { CoreConfig, CoreState, QuorumView, WantedMastership } from './state.js';
+import type { CoreConfig, CoreState, WantedMastership } from './state.js';
 import { failsafeSilenceMs } from './timing.js';
 import { adoptMaster, takeOver, takeOverAsIs, toBackup } from './transitions.js';
 import { keepFence } from './master-fence.js';
 import type { Action, Event, FenceSetting } from './types.js';
 
 type QuorumEvent = Extract<Event, { type: 'quorum-answered' | 'quorum-renewed' | 'quorum-lost' | 'fence-applied' | 'quorum-marked' }>;
-
-function withQuorum(s: CoreState, changes: Partial<QuorumView>): CoreState {
-  return { ...s, quorum: { ...s.quorum, ...changes } };
-}
 
 /** One of the quorum's events. */
 export function onQuorumEvent(s: CoreState, e: QuorumEvent, now: number, config: CoreConfig): StepResult {

@@ -73,9 +73,11 @@ export interface QuorumView {
    * This node's `leader-relaxed` mark: being written (`marking`: the fence stays
    * `with-replica` until etcd has it), written (`marked`: the fence may be `accepted`),
    * or being cleared (a replica acknowledges again); `refused`: etcd did not write it (asked
-   * again at the next check; `refusals` in a row, audited at the first). Null: none known.
+   * again at the next check; `refusals` in a row, audited at the first); `unknown`: a clear
+   * etcd did not confirm (retried; a relax is written afresh before the fence eases). The
+   * fence is `with-replica` in every state but `marked`. Null: none known.
    */
-  readonly relaxMark: { readonly epoch: number; readonly state: 'marking' | 'marked' | 'clearing' | 'refused'; readonly refusals?: number } | null;
+  readonly relaxMark: { readonly epoch: number; readonly state: 'marking' | 'marked' | 'clearing' | 'refused' | 'unknown'; readonly refusals?: number } | null;
   /** The `leader-last` record this master wrote for its Redis (`ok` null: in flight, false: to retry). */
   readonly served: { readonly epoch: number; readonly replId: string; readonly ok: boolean | null } | null;
   /** Another node's relaxed mark that this node's promotion fences through Redis; cleared in etcd once promoted. */

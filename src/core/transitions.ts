@@ -24,7 +24,7 @@ import {
 import { quorumGate } from './quorum-gate.js';
 import { historyBlocker } from './data-guard.js';
 import { masterWrites } from './master-fence.js';
-import { memoryDemand, othersMark, preMark } from './quorum-memory.js';
+import { memoryDemand, othersMark } from './quorum-memory.js';
 import { holdTakeover, takeoverGate } from './takeover-gate.js';
 import { masterDownMs } from './timing.js';
 import { bytesPast, historyText } from './history.js';
@@ -48,7 +48,10 @@ export function adoptMaster(s: CoreState, now: number, config: CoreConfig, reaso
 
 /** The master role on a Redis that already is a master (the key, if any, is held). */
 function becomeMasterAsIs(s0: CoreState, now: number, config: CoreConfig, reason: string): StepResult {
-  const s: CoreState = { ...s0, quorum: { ...s0.quorum, wanted: null } };
+  // Another node's relaxed mark left here (its Redis follows ours: `memoryDemand` waived
+  // it) is cleared once this node serves.
+  const mark = config.quorum.backend === 'etcd' ? othersMark(s0, config) : null;
+  const s: CoreState = { ...s0, quorum: { ...s0.quorum, wanted: null, fenceMark: mark === null ? null : { holder: mark, clearing: false } } };
   const next = withTimers(transitionTo(s, 'MASTER', now, reason), {
     'master-down': undefined, preempt: undefined, 'init-listen': undefined,
     'garp-refresh': config.garpRefreshMs > 0 ? now + config.garpRefreshMs : undefined,
@@ -146,24 +149,22 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
   });
   // Catch up with the old master only if it may still be alive; a peer that reported
   // FAULT has a dead Redis, so asking it would only spend the connect timeout.
-  // (A demand from etcd's memory catches up whatever the peer reported: the writes are there.)
-  const catchUpFrom = demand !== null ? config.peerRedis
+  // (A demand from etcd's memory, waived by the operator or not, catches up whatever the
+  // peer reported: the writes are there.)
+  const catchUpFrom = remembered !== null && options.minEpoch === undefined ? config.peerRedis
     : options.catchUpFrom !== undefined ? options.catchUpFrom
       : s.peer && peerCannotServe(s.peer) ? null : config.peerRedis;
   // prefer safety without a quorum: a silent master is replaced only through its own
   // Redis (fenced by the takeover), never on a replica link that only looks up.
   const requireFence = demand !== null || (safetyWithoutQuorum(config) && cause === 'silence');
-  // The new master has no replica yet: its relaxed mark goes to etcd beside the promotion,
-  // so that its writes need not wait for it once promoted (quorum-memory.ts).
-  // (Not over another node's mark: that one is cleared first, once this promotion fenced its Redis.)
-  const marked = fenceMark === null ? preMark(next, config) : { state: next, actions: [] };
-  return done(marked.state, [
+  // Its relaxed mark, if it has no replica once promoted, is written after the promotion
+  // (`masterWrites`): a mark written before would outlive a promotion that fails.
+  return done(next, [
     transitionAudit(s, next, config),
     ...(demand === null ? [] : [audit('takeover-fence-required', { reason, why: demand.why })]),
     ...waived,
     persistState(next),
     sendAdvert(next, config),
-    ...marked.actions,
     { type: 'promote-redis', catchUpFrom, ...(requireFence ? { requireFence: true } : {}) },
   ], demand === null ? reason : `${reason}; ${demand.why}: promoting only through that Redis, caught up with and fenced`);
 }

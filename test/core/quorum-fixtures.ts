@@ -40,11 +40,11 @@ export function askingB(): StepResult {
   return step(backupB(), fired('master-down'), 5000, bCfg);
 }
 
-/** b promoted with the key held until 8000 ms (etcd named a as the holder first), its Redis a master, VIP claimed. */
+/** b promoted with the key held until 8000 ms (etcd named a as the holder first), its Redis a master, its relaxed mark written, VIP claimed. */
 export function masterB(): CoreState {
   const asked = step(askingB().state, heldByOther, 5005, bCfg).state;
   const promoting = step(asked, held(2, 8000), 5010, bCfg).state;
-  const marked = step(promoting, relaxMarked(2), 5020, bCfg).state;
-  const promoted = step(marked, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg).state;
-  return step(promoted, { type: 'vip-claimed' }, 5200, bCfg).state;
+  const promoted = step(promoting, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg).state;
+  const marked = step(promoted, relaxMarked(2), 5110, bCfg).state;
+  return step(marked, { type: 'vip-claimed' }, 5200, bCfg).state;
 }

@@ -59,20 +59,22 @@ describe('a backup promotes only while it holds the leader key', () => {
     const promoting = step(refused, held(2, 8000), 5010, bCfg);
     expect(promoting.state).toMatchObject({ role: 'MASTER', epoch: 2, redisOp: 'promoting' });
     expect(promoting.state.quorum.wanted).toBeNull();
-    // The new master's relaxed mark goes to etcd beside the promotion (it has no replica yet).
-    expect(types(promoting.actions)).toEqual(['persist-state', 'send-advert', 'mark-quorum', 'promote-redis']);
-    expect(find(promoting.actions, 'mark-quorum')).toEqual({ type: 'mark-quorum', mark: { kind: 'relax', epoch: 2 } });
+    expect(types(promoting.actions)).toEqual(['persist-state', 'send-advert', 'promote-redis']);
     // Still taking over until the promotion has finished (the peer leaves its Redis to the catch-up).
     expect(find(promoting.actions, 'send-advert')?.advert.flags.takingOver).toBe(true);
     // The fence deadline: lease deadline less the fence lead.
     expect(promoting.state.timers['quorum-fence']).toBe(8000 - QUORUM.fenceLeadMs);
-    const marked = step(promoting.state, relaxMarked(2), 5020, bCfg);
-    expect(find(marked.actions, 'fence-redis')).toBeUndefined();
-    const promoted = step(marked.state, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg);
-    // Then etcd records the master that serves, with its Redis's replication id.
-    expect(types(promoted.actions)).toEqual(['mark-quorum', 'fence-redis', 'claim-vip', 'send-advert']);
-    expect(find(promoted.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
-    expect(find(promoted.actions, 'mark-quorum')).toEqual({ type: 'mark-quorum', mark: { kind: 'served', epoch: 2, replId: REPL_B } });
+    const promoted = step(promoting.state, { type: 'promotion-finished', ok: true, detail: 'promoted', redis: masterSnap() }, 5100, bCfg);
+    // etcd records the master that serves, with its Redis's replication id; with no replica
+    // yet, the fence is with-replica until etcd holds this master's relaxed mark.
+    expect(types(promoted.actions)).toEqual(['mark-quorum', 'mark-quorum', 'fence-redis', 'claim-vip', 'send-advert']);
+    expect(promoted.actions.filter((a) => a.type === 'mark-quorum')).toEqual([
+      { type: 'mark-quorum', mark: { kind: 'served', epoch: 2, replId: REPL_B } },
+      { type: 'mark-quorum', mark: { kind: 'relax', epoch: 2 } },
+    ]);
+    expect(find(promoted.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'with-replica' });
+    const marked = step(promoted.state, relaxMarked(2), 5110, bCfg);
+    expect(find(marked.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
   });
 
   it('a key free at once (the master may have lost etcd and serve without it): the backup waits until such a master has fenced', () => {
@@ -123,8 +125,9 @@ describe('a backup promotes only while it holds the leader key', () => {
     expect(find(init.actions, 'acquire-quorum')).toEqual({ type: 'acquire-quorum', epoch: 0 });
     const r = step(init.state, held(0, 7000), 4010, aCfg);
     expect(r.state.role).toBe('MASTER');
-    // No replica: the fence is eased only once etcd holds the relaxed mark.
-    expect(types(r.actions)).toEqual(['send-advert', 'mark-quorum', 'claim-vip']);
+    // No replica: the fence is eased only once etcd holds the relaxed mark (with-replica until then).
+    expect(types(r.actions)).toEqual(['send-advert', 'mark-quorum', 'fence-redis', 'claim-vip']);
+    expect(find(r.actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'with-replica' });
     expect(find(step(r.state, relaxMarked(0), 4020, aCfg).actions, 'fence-redis')).toEqual({ type: 'fence-redis', writes: 'accepted' });
   });
 

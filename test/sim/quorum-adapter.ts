@@ -319,7 +319,7 @@ export class SimQuorum implements RuntimeQuorum {
     if (!sent.ok) return { ok: false, detail: sent.outcome.reason };
     if (sent.succeeded) return { ok: true, detail: `mark ${describe(record)} cleared` };
     const relaxed = sent.memory.relaxed;
-    return relaxed === null ? { ok: true, detail: 'no mark' } : { ok: false, detail: `mark is ${describe(relaxed.record)}` };
+    return { ok: true, detail: relaxed === null ? 'no mark' : `no mark ${describe(record)} (the mark is ${describe(relaxed.record)})` };
   }
 
   async release(): Promise<void> {

@@ -17,7 +17,7 @@
  *
  * Effects may be made to throw (the `flaky` fault), before or after their change.
  */
-import { resyncWouldDiscard } from '../../src/core/history.js';
+import { historyContains, resyncWouldDiscard } from '../../src/core/history.js';
 import type { FenceSetting, HostPort } from '../../src/core/types.js';
 import type { RedisProbe, RuntimeRedis, SwitchoverCall, SwitchoverReport } from '../../src/daemon/runtime.js';
 import type { Network } from './net.js';
@@ -90,10 +90,11 @@ export class SimRedisAdapter implements RuntimeRedis {
       } else if (!p.alive) {
         detail = `catch-up skipped: peer ${peer} refused the connection`;
       } else if (p.role !== 'master') {
-        // A replica takes no writes: nothing to fence (`FencedTakeover.peerReadOnly`).
-        readOnly = true;
+        // A replica takes no writes: nothing to fence, if ours holds what it holds
+        // (`FencedTakeover.peerReadOnly`).
+        readOnly = historyContains(this.redis.snapshot(this.node), this.redis.snapshot(peer));
         detail = `catch-up skipped: peer ${peer} is not a master`;
-      } else if ((discard = this.resyncDiscards(peer)) !== null) {
+      } else if ((discard = this.resyncDiscards(peer, options.requireFence === true)) !== null) {
         // As `FencedTakeover.prepare`: never onto a history that would discard ours.
         detail = `catch-up skipped: peer ${peer}'s history ${discard}`;
       } else {
@@ -204,10 +205,11 @@ export class SimRedisAdapter implements RuntimeRedis {
   }
 
   /** Why following `peer`'s Redis would discard writes only ours holds (`resyncWouldDiscard`), or null. */
-  private resyncDiscards(peer: NodeId): string | null {
+  /** `strict`: a promotion that must go through the peer's Redis counts only a sure loss (as `FencedTakeover.prepare`). */
+  private resyncDiscards(peer: NodeId, strict: boolean): string | null {
     const local = this.redis.snapshot(this.node);
     const following = local.role === 'replica' && this.redis.servers[this.node].masterOf === peer;
-    return resyncWouldDiscard(this.redis.snapshot(peer), local, following);
+    return resyncWouldDiscard(this.redis.snapshot(peer), local, following || strict);
   }
 
   private alive(): boolean {

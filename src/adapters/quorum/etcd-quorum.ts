@@ -11,7 +11,8 @@
  *   release()            revokes the lease: the key goes at once
  *   markRelaxed(epoch)   the relaxed mark {me, epoch}, only while the key is mine and
  *                        no other node's mark is there
- *   clearRelaxed(record) deletes the mark only if it is exactly `record`
+ *   clearRelaxed(record) deletes the mark only if it is exactly `record` (another mark is
+ *                        left, and answers that `record` is gone)
  *   recordServed(e, id)  leader-last = {me, e, id}, only while the key is mine
  *
  * A `held` outcome carries both durable keys as they were in the revision of the write
@@ -217,13 +218,15 @@ export class EtcdQuorum implements Quorum {
     const relaxed = this.read(sent.response).relaxed;
     if (relaxed === null) return { ok: true, reason: 'no mark' };
     const same = relaxed.record.ok && relaxed.record.record.node === record.node && relaxed.record.record.epoch === record.epoch;
-    if (!same) return { ok: false, reason: `mark is ${shownRecord(relaxed)}` };
+    // Another mark (or one nobody can read) is not this one, which is gone: done; the other
+    // stays for whoever it names.
+    if (!same) return { ok: true, reason: `no mark ${wanted} (the mark is ${shownRecord(relaxed)})` };
     // The same record spelled otherwise (another writer's JSON): cleared by its revision.
     const again = await this.txn('relaxed mark clear', clearTxn(this.keys, { read: relaxed }));
     if (!again.ok) return { ok: false, reason: again.outcome.reason };
     if (again.response.succeeded) return { ok: true, reason: `mark ${wanted} cleared` };
     const now = this.read(again.response).relaxed;
-    return now === null ? { ok: true, reason: 'no mark' } : { ok: false, reason: `mark is ${shownRecord(now)}` };
+    return now === null ? { ok: true, reason: 'no mark' } : { ok: false, reason: `mark is ${shownRecord(now)}, changed during the clear` };
   }
 
   async recordServed(epoch: number, replId: string): Promise<MarkOutcome> {

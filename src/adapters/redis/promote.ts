@@ -73,9 +73,9 @@ async function promoteSteps(
   } else if (takeover === null) {
     trail.add(`catch-up with ${formatHostPort(catchUpFrom)} disabled (promotion.wait_for_sync off)`);
   } else {
-    await takeover.prepare(state.snapshot, state.fields.get('run_id') ?? '');
+    await takeover.prepare(state.snapshot, state.fields.get('run_id') ?? '', { strict: requireFence });
   }
-  if (requireFence && takeover?.canFence !== true && takeover?.peerReadOnly !== true) {
+  if (requireFence && (takeover === null || !(await takeover.fencedForPromotion()))) {
     // The old master may be serving clients on the other side of a cut (prefer safety), or
     // hold writes no replica has (etcd's memory): only its own Redis, caught up with and
     // fenced, or found a replica (taking no writes), proves it is not.

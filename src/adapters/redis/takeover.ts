@@ -34,10 +34,11 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../logger.js';
-import { resyncWouldDiscard } from '../../core/history.js';
+import { historyContains, resyncWouldDiscard } from '../../core/history.js';
 import type { HostPort, RedisSnapshot } from '../../core/types.js';
 import type { Config, RedisEndpoint } from '../../config/types.js';
 import { RedisControlError } from '../../errors.js';
+import { applyFence } from './fence.js';
 import { killNormalClients } from './clients.js';
 import { Connection, describeError, probeServer, REDIS_REPLY, REDIS_UNREACHABLE } from './connection.js';
 import { parseReplicationInfo } from './info.js';
@@ -90,8 +91,10 @@ export class FencedTakeover {
   private readonly peer: Connection;
   /** Set once we are in sync with the peer and `self` names our server: the peer may be fenced. */
   private fenceable = false;
-  /** Set when the peer answered as a replica. */
+  /** Set when the peer answered as a replica whose writes ours holds. */
   private readOnly = false;
+  /** Set when the local Redis caught up with everything the peer held at the pause. */
+  private drainedAll = false;
   /** Set from the moment CLIENT PAUSE was sent (its outcome may be unknown) until CLIENT UNPAUSE succeeds. */
   private paused = false;
 
@@ -115,16 +118,32 @@ export class FencedTakeover {
     return this.fenceable;
   }
 
-  /** After `prepare`: the peer answered as a replica, which takes no writes (nothing to fence, nothing to catch up with). */
+  /** After `prepare`: the peer answered as a replica whose writes ours holds (nothing to fence, nothing to catch up with). */
   get peerReadOnly(): boolean {
     return this.readOnly;
+  }
+
+  /**
+   * For a promotion that must go through the peer's Redis (`requireFence`): the peer is a
+   * replica ours holds, or ours caught up with all of it (the drain reached its frozen
+   * offset) and its writes are now refused by its own `min-replicas` fence, which holds
+   * even if the later `REPLICAOF` does not. Call after `prepare`, before the local
+   * promotion. Never throws.
+   */
+  async fencedForPromotion(): Promise<boolean> {
+    if (this.readOnly) return true;
+    if (!this.fenceable || !this.drainedAll) return false;
+    const since = nowMs();
+    const r = await applyFence(this.peer, this.options.promotion.peerTimeoutMs, 'refused');
+    this.trail.add(r.ok ? `peer's writes refused (${r.detail})` : `could not refuse the peer's writes (${r.detail})`, since);
+    return r.ok;
   }
 
   /**
    * Steps 1–4: probe, follow, pause, drain. Returns normally whatever happens on the
    * peer side (each outcome is in the trail); throws only when the local Redis fails.
    */
-  async prepare(local: RedisSnapshot, localRunId: string): Promise<void> {
+  async prepare(local: RedisSnapshot, localRunId: string, options: { readonly strict?: boolean } = {}): Promise<void> {
     const { trail, name, source } = this;
     const { maxSyncWaitMs, peerTimeoutMs, syncDelayMs } = this.options.promotion;
     let since = nowMs();
@@ -139,8 +158,9 @@ export class FencedTakeover {
     }
     if (probe.snapshot.role !== 'master') {
       // Never chain behind a replica: its data is no newer than its own master's. A replica
-      // takes no writes either: there is nothing to fence.
-      this.readOnly = true;
+      // takes no writes either: nothing to fence, if ours holds what it holds (else its
+      // resync from us would discard it: review S8).
+      this.readOnly = historyContains(local, probe.snapshot);
       trail.add(`catch-up skipped: peer ${name} is not a master (${describeSnapshot(probe.snapshot)})`, since);
       return;
     }
@@ -148,8 +168,10 @@ export class FencedTakeover {
     // Following the peer means a resync from it: never onto a history that would discard
     // writes only ours holds (finding 8: a peer whose Redis restarted with older data).
     // The promotion goes ahead with what we have; the peer's daemon re-points its Redis
-    // once its history allows (`reconcileReplica`).
-    const discard = resyncWouldDiscard(probe.snapshot, local, following);
+    // once its history allows (`reconcileReplica`). `strict` (a promotion that must go
+    // through the peer's Redis: etcd remembers it served, or `prefer: safety`): only a sure
+    // loss counts, not the guess from unlinked offsets (etcd's record is the better evidence).
+    const discard = resyncWouldDiscard(probe.snapshot, local, following || options.strict === true);
     if (discard !== null) {
       trail.add(`catch-up skipped: peer ${name}'s history ${discard}: following it would discard local writes`, since);
       return;
@@ -213,6 +235,7 @@ export class FencedTakeover {
       frozen ? DRAIN_POLL_INTERVAL_MS : SYNC_POLL_INTERVAL_MS,
     );
     if (drained.kind === 'done') {
+      this.drainedAll = true;
       const offset = drained.state.snapshot.offset;
       trail.add(
         frozen ? `caught up to frozen offset ${target.offset}` : `caught up to offset ${offset} (peer was at ${target.offset})`,

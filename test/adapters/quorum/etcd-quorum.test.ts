@@ -7,7 +7,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3, type ITxnRequest } from 'etcd3';
-import { EtcdQuorum, encodeLeaderRecord, parseLeaderRecord, type LeaderRecord, type QuorumEvent, type QuorumOutcome } from '../../../src/adapters/quorum/index.js';
+import { EtcdQuorum, parseLeaderRecord, type LeaderRecord, type QuorumEvent, type QuorumOutcome } from '../../../src/adapters/quorum/index.js';
+import { parseServedRecord, type ServedRecord } from '../../../src/adapters/quorum/served-record.js';
 import { startEtcdCluster, stopAllEtcdClusters, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 
 /** Requested and (with the harness's election timeout of 250 ms) granted lease TTL. */
@@ -67,8 +68,19 @@ function rawClient(cluster: EtcdCluster): Etcd3 {
 
 const keyOf = (group: string, name: 'leader' | 'leader-last' | 'leader-relaxed'): string => `/redis-ha-test/${group}/${name}`;
 
+const REPL_A = 'a'.repeat(40);
+
+/** leader-last's served record as stored (null if absent); fails the test on a value that is not one. */
+async function storedServed(raw: Etcd3, group: string): Promise<ServedRecord | null> {
+  const value = await raw.get(keyOf(group, 'leader-last')).buffer();
+  if (value === null) return null;
+  const parsed = parseServedRecord(value);
+  if (!parsed.ok) throw new Error(`leader-last is not a served record: ${parsed.reason}`);
+  return parsed.record;
+}
+
 /** A durable key's record as stored (null if absent); fails the test on a value that is not one. */
-async function storedRecord(raw: Etcd3, group: string, name: 'leader-last' | 'leader-relaxed'): Promise<LeaderRecord | null> {
+async function storedRecord(raw: Etcd3, group: string, name: 'leader-relaxed'): Promise<LeaderRecord | null> {
   const value = await raw.get(keyOf(group, name)).buffer();
   if (value === null) return null;
   const parsed = parseLeaderRecord(value);
@@ -262,84 +274,43 @@ describe('quorum memory: leader-last and leader-relaxed (findings Q9, Q12)', () 
     cluster = await startEtcdCluster(1);
   });
 
-  test('leader-last is raised by create, raise and takeover, reported as it was before the write, and never lowered', async () => {
+  test('leader-last is written only by the holder\'s served record (never by a write of the leader key), reported with the next key, and outlives the lease', async () => {
     const group = nextGroup();
     const raw = rawClient(cluster);
     const a = await open(cluster, 'node-a', group);
     const b = await open(cluster, 'node-b', group);
-
+    expect(await a.recordServed(1, REPL_A)).toEqual({ ok: false, reason: 'not holding the leader key' });
     expect(await a.acquire(1)).toMatchObject({ type: 'held', memory: { last: null, relaxed: null }, reason: 'key was free: taken' });
-    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-a', epoch: 1 });
-    expect(await a.acquire(3)).toMatchObject({ type: 'held', memory: { last: { node: 'node-a', epoch: 1 } }, reason: 'key is mine; epoch raised to 3' });
-    expect(await a.acquire(3)).toMatchObject({ type: 'held', memory: { last: { node: 'node-a', epoch: 3 } }, reason: 'key is mine' });
-    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-a', epoch: 3 });
+    expect(await a.acquire(3)).toMatchObject({ type: 'held', memory: { last: null }, reason: 'key is mine; epoch raised to 3' });
+    expect(await raw.get(keyOf(group, 'leader-last')).buffer()).toBeNull();
+    expect(await a.recordServed(2, REPL_A)).toMatchObject({ ok: false, reason: expect.stringContaining('the leader key is not node-a@2 on this node\'s lease') });
+    expect(await a.recordServed(3, REPL_A)).toEqual({ ok: true, reason: `recorded node-a@3 (${REPL_A.slice(0, 8)}…) as the last master to serve` });
+    expect(await storedServed(raw, group)).toEqual({ node: 'node-a', epoch: 3, replId: REPL_A });
+    expect(() => a.recordServed(3, 'not-an-id')).rejects.toThrow(/replId/);
 
-    expect(await b.takeover(3, 4, { revokePrevious: true })).toMatchObject({ type: 'held', record: { node: 'node-b', epoch: 4 }, memory: { last: { node: 'node-a', epoch: 3 } } });
-    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-b', epoch: 4 });
-    expect(await b.holder()).toMatchObject({ type: 'present', memory: { last: { node: 'node-b', epoch: 4 }, relaxed: null } });
-
-    // The key ends; a node whose view is older takes it at a lower epoch: it learns of the
-    // newer holder, and leader-last still names that holder.
+    // Taken over: b's write of the key reports a's record, and a may not write it any more.
+    expect(await b.takeover(3, 4, { revokePrevious: true })).toMatchObject({ type: 'held', record: { node: 'node-b', epoch: 4 }, memory: { last: { node: 'node-a', epoch: 3, replId: REPL_A } } });
+    expect(await a.recordServed(3, REPL_A)).toMatchObject({ ok: false });
+    expect(await b.holder()).toMatchObject({ type: 'present', memory: { last: { node: 'node-a', epoch: 3, replId: REPL_A } } });
+    // b's key ends without b serving: a, asking again, is told a served last (itself).
     expect(await b.release()).toEqual({ ok: true });
-    expect(await a.holder()).toMatchObject({ type: 'absent', memory: { last: { node: 'node-b', epoch: 4 } } });
-    // (a's lease was revoked by the takeover: the bridge's second ask gets a new one.)
-    expect(await acquireAsBridge(a, 2)).toMatchObject({ type: 'held', record: { node: 'node-a', epoch: 2 }, memory: { last: { node: 'node-b', epoch: 4 } } });
-    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-b', epoch: 4 });
-    expect(await a.acquire(2)).toMatchObject({ type: 'held', reason: 'key is mine', memory: { last: { node: 'node-b', epoch: 4 } } });
-    // An equal epoch is not lower: the write names its writer.
-    expect(await a.acquire(4)).toMatchObject({ type: 'held', memory: { last: { node: 'node-b', epoch: 4 } } });
-    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-a', epoch: 4 });
+    expect(await acquireAsBridge(a, 2)).toMatchObject({ type: 'held', record: { node: 'node-a', epoch: 2 }, memory: { last: { node: 'node-a', epoch: 3 } } });
   });
 
-  test('a takeover that waits raises leader-last with its write; the acquire that then holds reports this node there', async () => {
+  test('a leader-last nobody can read is reported as absent, and overwritten by the next served record', async () => {
     const group = nextGroup();
     const raw = rawClient(cluster);
+    await raw.put(keyOf(group, 'leader-last')).value('not a record');
     const a = await open(cluster, 'node-a', group);
-    const b = await open(cluster, 'node-b', group);
-    expect((await a.acquire(3)).type).toBe('held');
-    expect(await b.takeover(3, 4)).toMatchObject({ type: 'held-by-other', waiting: true });
-    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-b', epoch: 4 });
-    const held = await acquireWithin(b, 4, TTL_S * 1_000 + EXPIRY_SLACK_MS);
-    expect(held).toMatchObject({ type: 'held', memory: { last: { node: 'node-b', epoch: 4 } } });
-  });
-
-  test('leader-last moved since it was read (a holder came and went): the create is sent again against it and does not lower it', async () => {
-    const group = nextGroup();
-    const raw = rawClient(cluster);
-    const a = await open(cluster, 'node-a', group);
-    const b = await open(cluster, 'node-b', group);
-    // a last read leader-last when it wrote it (epoch 1); b then holds in epoch 5 and leaves.
-    expect((await a.acquire(1)).type).toBe('held');
-    expect(await a.release()).toEqual({ ok: true });
-    expect((await b.acquire(5)).type).toBe('held');
-    expect(await b.release()).toEqual({ ok: true });
-    const writes = watchWrites(a);
-    expect(await acquireAsBridge(a, 2)).toMatchObject({ type: 'held', memory: { last: { node: 'node-b', epoch: 5 } }, reason: 'key was free: taken' });
-    expect(writes.sent).toBe(2);
-    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-b', epoch: 5 });
-  });
-
-  test('leader-last moved between the read and the raise: the raise is sent again against it', async () => {
-    const group = nextGroup();
-    const raw = rawClient(cluster);
-    const a = await open(cluster, 'node-a', group);
-    expect((await a.acquire(1)).type).toBe('held');
-    const writes = watchWrites(a, {
-      nth: 2,
-      run: async () => {
-        await raw.put(keyOf(group, 'leader-last')).value(encodeLeaderRecord({ node: 'node-z', epoch: 7 }));
-      },
-    });
-    expect(await a.acquire(2)).toMatchObject({ type: 'held', record: { epoch: 2 }, memory: { last: { node: 'node-z', epoch: 7 } }, reason: 'key is mine; epoch raised to 2' });
-    // The create (the key is there), the raise that lost to the new leader-last, the raise again.
-    expect(writes.sent).toBe(3);
-    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-z', epoch: 7 });
-    expect(await raw.get(keyOf(group, 'leader')).string()).toBe(encodeLeaderRecord({ node: 'node-a', epoch: 2 }).toString());
+    const held = await a.acquire(1);
+    expect(held).toMatchObject({ type: 'held', memory: { last: null } });
+    expect(held.reason).toBe('key was free: taken; /redis-ha-test/' + group + '/leader-last is unreadable (value is not JSON)');
+    expect(await a.recordServed(1, REPL_A)).toMatchObject({ ok: true });
+    expect(await storedServed(raw, group)).toEqual({ node: 'node-a', epoch: 1, replId: REPL_A });
   });
 
   test('the holder raised its epoch between a takeover\'s read and its write: the takeover fails and changes nothing', async () => {
     const group = nextGroup();
-    const raw = rawClient(cluster);
     const a = await open(cluster, 'node-a', group);
     const b = await open(cluster, 'node-b', group);
     expect((await a.acquire(3)).type).toBe('held');
@@ -352,19 +323,7 @@ describe('quorum memory: leader-last and leader-relaxed (findings Q9, Q12)', () 
     const outcome = await b.takeover(3, 4, { revokePrevious: true });
     expect(outcome).toMatchObject({ type: 'held-by-other', holder: { node: 'node-a', epoch: 5 }, waiting: false });
     expect(outcome.reason).toContain('key is bound to another lease');
-    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-a', epoch: 5 });
     expect(a.holding()).toBe(true);
-  });
-
-  test('a leader-last nobody can read is reported as absent and overwritten by the next write', async () => {
-    const group = nextGroup();
-    const raw = rawClient(cluster);
-    await raw.put(keyOf(group, 'leader-last')).value('not a record');
-    const a = await open(cluster, 'node-a', group);
-    const held = await a.acquire(1);
-    expect(held).toMatchObject({ type: 'held', memory: { last: null } });
-    expect(held.reason).toBe('key was free: taken; /redis-ha-test/' + group + '/leader-last was unreadable (value is not JSON)');
-    expect(await storedRecord(raw, group, 'leader-last')).toEqual({ node: 'node-a', epoch: 1 });
   });
 
   test('markRelaxed only while holding, never over another node\'s mark; clearRelaxed only the exact record', async () => {
@@ -389,7 +348,7 @@ describe('quorum memory: leader-last and leader-relaxed (findings Q9, Q12)', () 
     expect(await b.takeover(2, 3, { revokePrevious: true })).toMatchObject({ type: 'held', memory: { relaxed: { node: 'node-a', epoch: 2 } } });
     expect((await a.markRelaxed(2)).ok).toBe(false);
     expect(await b.markRelaxed(3)).toEqual({ ok: false, reason: 'the relaxed mark is node-a@2, not this node\'s: clear it first' });
-    expect(await b.clearRelaxed({ node: 'node-a', epoch: 1 })).toEqual({ ok: false, reason: 'mark is node-a@2' });
+    expect(await b.clearRelaxed({ node: 'node-a', epoch: 1 })).toEqual({ ok: true, reason: 'no mark node-a@1 (the mark is node-a@2)' });
     expect(await storedRecord(raw, group, 'leader-relaxed')).toEqual({ node: 'node-a', epoch: 2 });
     expect(await b.clearRelaxed({ node: 'node-a', epoch: 2 })).toEqual({ ok: true, reason: 'mark node-a@2 cleared' });
     expect(await b.clearRelaxed({ node: 'node-a', epoch: 2 })).toEqual({ ok: true, reason: 'no mark' });
@@ -441,7 +400,7 @@ describe('quorum memory: leader-last and leader-relaxed (findings Q9, Q12)', () 
     expect(a.holding()).toBe(false);
     expect(await a.markRelaxed(1)).toEqual({ ok: false, reason: 'not holding the leader key' });
     expect(await b.acquire(2)).toMatchObject({ type: 'held-by-other', holder: { node: 'node-a', epoch: 1 } });
-    expect(await a.clearRelaxed({ node: 'node-a', epoch: 1 })).toEqual({ ok: false, reason: 'mark is unreadable (value is not JSON)' });
+    expect(await a.clearRelaxed({ node: 'node-a', epoch: 1 })).toEqual({ ok: true, reason: 'no mark node-a@1 (the mark is unreadable (value is not JSON))' });
     expect(await raw.get(keyOf(group, 'leader-relaxed')).string()).toBe('garbage');
     const seen = await b.holder();
     expect(seen).toMatchObject({ type: 'present', memory: { relaxed: null } });
