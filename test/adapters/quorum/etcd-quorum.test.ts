@@ -377,15 +377,17 @@ describe('quorum memory: leader-last and leader-relaxed (findings Q9, Q12)', () 
     const b = await open(cluster, 'node-b', group);
     expect((await a.acquire(4)).type).toBe('held');
     expect((await a.markRelaxed(4)).ok).toBe(true);
+    expect((await a.recordServed(4, REPL_A)).ok).toBe(true);
     // As a daemon that dies: no revoke.
     a.close();
     const held = await acquireWithin(b, 2, TTL_S * 1_000 + EXPIRY_SLACK_MS);
     expect(held).toMatchObject({
       type: 'held',
       record: { node: 'node-b', epoch: 2 },
-      memory: { last: { node: 'node-a', epoch: 4 }, relaxed: { node: 'node-a', epoch: 4 } },
+      memory: { last: { node: 'node-a', epoch: 4, replId: REPL_A }, relaxed: { node: 'node-a', epoch: 4 } },
     });
     expect(await storedRecord(raw, group, 'leader-relaxed')).toEqual({ node: 'node-a', epoch: 4 });
+    expect(await storedServed(raw, group)).toEqual({ node: 'node-a', epoch: 4, replId: REPL_A });
   });
 
   test('a relaxed mark nobody can read: not held (no one serves) until it is deleted; never cleared nor overwritten by a record', async () => {
