@@ -163,7 +163,7 @@ describe('simulated pair with etcd: scenarios', () => {
     expect(lost(r)).toEqual([]);
   });
 
-  it('the same with a client that still reaches the isolated master: A cannot ease its fence without etcd (the relaxed mark), so it acknowledges nothing B lacks', async () => {
+  it('the same with a client that still reaches the isolated master: A cannot ease its fence without etcd (the relaxed mark), so it acknowledges nothing B lacks (the model\'s fence trips with the link; real Redis after min-replicas-max-lag)', async () => {
     const cut = { at: 6000, durationMs: 10_000 };
     const r = await scenario({
       clientBesideEtcd: false,
