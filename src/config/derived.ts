@@ -64,7 +64,8 @@ export function quorumTimingOf(config: Config): QuorumTiming {
  * start-up (exit 78) and fail `check-config`; warnings are logged and printed.
  */
 export function timingReportOf(config: Config): TimingReport {
-  const takeover = checkTimingInvariants(timingOf(config));
+  const checked = checkTimingInvariants(timingOf(config));
+  const takeover = { ...checked, warnings: [...checked.warnings, ...fenceThroughRedisWarnings(config)] };
   if (config.quorum.backend !== 'etcd') return takeover;
   const quorum = checkQuorumTiming(quorumTimingOf(config));
   return {
@@ -72,4 +73,17 @@ export function timingReportOf(config: Config): TimingReport {
     warnings: [...takeover.warnings, ...quorum.warnings],
     estimate: takeover.estimate,
   };
+}
+
+/**
+ * A takeover that must go through the old master's Redis (etcd's memory, or `prefer:
+ * safety` after a silence) catches up with it and fences it: with the catch-up off it
+ * never can, and such a takeover is never made.
+ */
+function fenceThroughRedisWarnings(config: Config): string[] {
+  const needsIt = config.quorum.backend === 'etcd' || config.quorum.prefer === 'safety';
+  if (!needsIt || config.promotion.waitForSync) return [];
+  const mode = config.quorum.backend === 'etcd' ? 'quorum.backend etcd' : 'quorum.prefer safety';
+  return [`promotion.wait_for_sync is off with ${mode}: a takeover that must go through the old master's Redis ` +
+    '(a master that served alone, or a silent one) can never catch up with it and fence it, so it is never made automatically'];
 }

@@ -60,6 +60,16 @@ describe('timingReportOf', () => {
     });
   });
 
+  it.each([
+    ['etcd', { quorum: ETCD }, true],
+    ['prefer safety', { quorum: { backend: 'none', prefer: 'safety' } }, true],
+    ['prefer availability', { quorum: { backend: 'none', prefer: 'availability' } }, false],
+  ])('warns that promotion.wait_for_sync off never lets a takeover go through the old master\'s Redis (%s: %s)', (_name, over, warned) => {
+    const report = timingReportOf(buildConfig({ ...BASE, ...over, promotion: { wait_for_sync: false } }, ENV));
+    expect(report.errors).toEqual([]);
+    expect(report.warnings.some((w) => w.startsWith('promotion.wait_for_sync is off with'))).toBe(warned);
+  });
+
   it('keeps the takeover invariants and their estimate', () => {
     const config = buildConfig({ ...BASE, quorum: ETCD, promotion: { pre_delay_ms: 1000 } }, ENV);
     const report = timingReportOf(config);
