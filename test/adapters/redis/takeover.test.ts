@@ -255,16 +255,26 @@ describe('requireFence (prefer safety without a quorum after a silence; etcd\'s 
     }
   });
 
-  it('promotes when the old master\'s Redis answers as a replica: it takes no writes, there is nothing to fence', async () => {
+  it('promotes when the old master\'s Redis answers as a replica of ours: it takes no writes, and ours holds what it holds', async () => {
     const a = await startRedisServer();
     const b = await startRedisServer();
-    const c = await startRedisServer();
-    // b, the local Redis, is a master; a, the old master's, replicates a third server.
-    await pair(a, c);
+    // b, the local Redis, is a master; a, the old master's, already replicates it.
+    await pair(a, b);
     const result = await promoter(b, a).promote(hostPort(a), { requireFence: true });
     expect(result.ok, result.detail).toBe(true);
     expect(result.detail).toContain('is not a master');
     expect(await replication(b.client())).toContain('role:master');
+  });
+
+  it('does not promote when the old master\'s Redis is a replica of a history ours lacks (its resync from us would discard it)', async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    const c = await startRedisServer();
+    // a replicates a third server: its data is not in b's history.
+    await pair(a, c);
+    const result = await promoter(b, a).promote(hostPort(a), { requireFence: true });
+    expect(result.ok, result.detail).toBe(false);
+    expect(result.detail).toContain('not promoting: the old master\'s Redis could not be caught up with and fenced');
   });
 
   it('promotes once the old master is caught up with, and fences it', async () => {
