@@ -38,7 +38,7 @@ import type { CoreConfig, CoreState, ForcedFailoverOp } from './state.js';
 import { lagBehindMaster } from './takeover-gate.js';
 import { masterDownMs } from './timing.js';
 import { memoryDemand, othersMark } from './quorum-memory.js';
-import { takeOver } from './transitions.js';
+import { catchUpSource, takeOver } from './transitions.js';
 import type { Action, Event } from './types.js';
 
 type Requested = Extract<Event, { type: 'failover-requested' }>;
@@ -52,7 +52,7 @@ export const FORCED_FAILOVER_HINT = '`redis-ha failover --accept-data-loss` over
  */
 export function takeoverHeldBy(s: CoreState, config: CoreConfig): string | null {
   const demand = memoryDemand(s, config);
-  return s.takeoverHeld?.blocker ?? historyBlocker(s) ?? (demand === null ? null : `${demand.why}: a takeover promotes only through that Redis, caught up with and fenced`);
+  return s.takeoverHeld?.blocker ?? historyBlocker(s) ?? (demand === null ? null : `${demand}: a takeover promotes only through that Redis, caught up with and fenced`);
 }
 
 /** `redis-ha failover [--accept-data-loss]` on this node. */
@@ -130,8 +130,7 @@ function planText(s: CoreState, config: CoreConfig, lagBytes: number | null): st
   const epoch = nextEpoch(s.epoch, s.knownEpoch);
   const peer = s.peer;
   const source = `${config.peerRedis.host}:${config.peerRedis.port}`;
-  const remembered = memoryDemand(s, config);
-  const catchUp = peer !== null && peerCannotServe(peer) && remembered === null
+  const catchUp = catchUpSource(s, config) === null
     ? 'without catching up (the peer reported its Redis FAULT)'
     : `after catching up from ${source} if it answers`;
   const key = config.quorum.backend === 'etcd' ? ', once etcd grants this node the leader key (never taken from another holder)' : '';

@@ -63,23 +63,19 @@ export function othersMark(s: CoreState, config: Pick<CoreConfig, 'nodeName'>): 
 export function memoryDemand(
   s: CoreState,
   config: Pick<CoreConfig, 'nodeName'> & { readonly quorum: Pick<CoreConfig['quorum'], 'backend'> },
-): { readonly why: string } | null {
+): string | null {
   const m = s.quorum.memory;
   if (config.quorum.backend !== 'etcd' || m === null) return null;
   if (m.relaxed !== null && m.relaxed.node !== config.nodeName && !followsUs(s, m.relaxed.node, m.relaxed.epoch)) {
-    return {
-      why: `${m.relaxed.node} eased its Redis's fence in epoch ${m.relaxed.epoch} (no replica acknowledged) and has not cleared the mark: ` +
-        'its Redis may hold writes no replica has',
-    };
+    return `${m.relaxed.node} eased its Redis's fence in epoch ${m.relaxed.epoch} (no replica acknowledged) and has not cleared the mark: ` +
+      'its Redis may hold writes no replica has';
   }
   const last = m.last;
   const local = s.health.redis;
   if (last !== null && last.node !== config.nodeName && local !== null && local.replId !== last.replId && local.replId2 !== last.replId &&
     !followsUs(s, last.node, last.epoch)) {
-    return {
-      why: `${last.node} served as master in epoch ${last.epoch} (replication id ${short(last.replId)}) and this node's Redis ` +
-        `(${short(local.replId)}) never followed it: it may lack that master's writes`,
-    };
+    return `${last.node} served as master in epoch ${last.epoch} (replication id ${short(last.replId)}) and this node's Redis ` +
+      `(${short(local.replId)}) never followed it: it may lack that master's writes`;
   }
   return null;
 }

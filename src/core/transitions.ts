@@ -40,8 +40,8 @@ export function adoptMaster(s: CoreState, now: number, config: CoreConfig, reaso
   // up with that Redis and fences it first.
   const demand = memoryDemand(s, config);
   if (demand !== null) {
-    return prepend([audit('takeover-fence-required', { reason, why: demand.why })],
-      toBackup(s, now, config, `${reason}; but ${demand.why}: not adopting this Redis as is (a takeover catches up with that master's Redis first)`));
+    return prepend([audit('takeover-fence-required', { reason, why: demand })],
+      toBackup(s, now, config, `${reason}; but ${demand}: not adopting this Redis as is (a takeover catches up with that master's Redis first)`));
   }
   return becomeMasterAsIs(s, now, config, reason);
 }
@@ -137,7 +137,7 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
   // (the operator accepted the loss: it still catches up when that Redis answers).
   const remembered = memoryDemand(s, config);
   const demand = options.minEpoch === undefined && options.forced !== true ? remembered : null;
-  const waived = options.forced === true && remembered !== null ? [audit('takeover-fence-waived', { reason, why: remembered.why })] : [];
+  const waived = options.forced === true && remembered !== null ? [audit('takeover-fence-waived', { reason, why: remembered })] : [];
   const mark = config.quorum.backend === 'etcd' ? othersMark(s, config) : null;
   const fenceMark = mark === null ? null : { holder: mark, clearing: false };
   const base = transitionTo({ ...s, epoch, knownEpoch: epoch, redisOp: 'promoting', frozen: null, quorum: { ...s.quorum, wanted: null, fenceMark } }, 'MASTER', now, reason);
@@ -147,13 +147,7 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
     'master-down': undefined, preempt: undefined, 'init-listen': undefined, advert: now + config.advertIntervalMs,
     ...(block === undefined ? {} : { 'recovery-block': block }),
   });
-  // Catch up with the old master only if it may still be alive; a peer that reported
-  // FAULT has a dead Redis, so asking it would only spend the connect timeout.
-  // (A demand from etcd's memory, waived by the operator or not, catches up whatever the
-  // peer reported: the writes are there.)
-  const catchUpFrom = remembered !== null && options.minEpoch === undefined ? config.peerRedis
-    : options.catchUpFrom !== undefined ? options.catchUpFrom
-      : s.peer && peerCannotServe(s.peer) ? null : config.peerRedis;
+  const catchUpFrom = catchUpSource(s, config, options);
   // prefer safety without a quorum: a silent master is replaced only through its own
   // Redis (fenced by the takeover), never on a replica link that only looks up.
   const requireFence = demand !== null || (safetyWithoutQuorum(config) && cause === 'silence');
@@ -161,12 +155,24 @@ export function takeOver(s: CoreState, now: number, config: CoreConfig, reason: 
   // (`masterWrites`): a mark written before would outlive a promotion that fails.
   return done(next, [
     transitionAudit(s, next, config),
-    ...(demand === null ? [] : [audit('takeover-fence-required', { reason, why: demand.why })]),
+    ...(demand === null ? [] : [audit('takeover-fence-required', { reason, why: demand })]),
     ...waived,
     persistState(next),
     sendAdvert(next, config),
     { type: 'promote-redis', catchUpFrom, ...(requireFence ? { requireFence: true } : {}) },
-  ], demand === null ? reason : `${reason}; ${demand.why}: promoting only through that Redis, caught up with and fenced`);
+  ], demand === null ? reason : `${reason}; ${demand}: promoting only through that Redis, caught up with and fenced`);
+}
+
+/**
+ * Where a takeover catches up from: the old master's Redis only if it may still be alive
+ * (a peer that reported FAULT has a dead Redis, so asking it would only spend the connect
+ * timeout), unless etcd's memory names a demand (waived by the operator or not): the
+ * writes are there, whatever the peer reported. A handover's own source stands.
+ */
+export function catchUpSource(s: CoreState, config: CoreConfig, options: Pick<TakeOverOptions, 'minEpoch' | 'catchUpFrom'> = {}): HostPort | null {
+  if (options.minEpoch === undefined && memoryDemand(s, config) !== null) return config.peerRedis;
+  if (options.catchUpFrom !== undefined) return options.catchUpFrom;
+  return s.peer && peerCannotServe(s.peer) ? null : config.peerRedis;
 }
 
 /**

@@ -204,7 +204,7 @@ function quorumStatus(s: CoreState, i: Pick<StatusInputs, 'now' | 'quorum' | 'no
     fence: q.fence,
     memory: q.memory,
     relaxMark: q.relaxMark,
-    fenceRequired: s.role === 'MASTER' ? null : memoryDemand(s, { nodeName: i.node.name, quorum: i.quorum })?.why ?? null,
+    fenceRequired: s.role === 'MASTER' ? null : memoryDemand(s, { nodeName: i.node.name, quorum: i.quorum }),
   };
 }
 

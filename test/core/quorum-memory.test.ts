@@ -22,18 +22,17 @@ function takeoverWith(memory: QuorumMemory, from: CoreState = askingB().state) {
 }
 
 describe('a takeover fences the old master\'s Redis through Redis when etcd remembers it may hold writes', () => {
-  it.each<[string, QuorumMemory, boolean]>([
-    ['nothing remembered', NONE, false],
-    ['the last master is the one this Redis follows', { last: { node: 'a', epoch: 1, replId: REPL_A }, relaxed: null }, false],
-    ['this node\'s own relaxed mark', { last: null, relaxed: { node: 'b', epoch: 0 } }, false],
-    ['a relaxed mark of a (Q12)', { last: null, relaxed: { node: 'a', epoch: 1 } }, true],
-    ['a master this Redis never followed (Q9)', { last: { node: 'a', epoch: 1, replId: REPL_C }, relaxed: null }, true],
-    ['the last master followed before a failover (replid2)', { last: { node: 'a', epoch: 1, replId: REPL_C }, relaxed: null }, false],
-  ])('%s: fence required %s', (name, memory, required) => {
-    const from = name.includes('replid2')
-      ? step(askingB().state, ok(replicaSnap({ replId2: REPL_C })), 5001, bCfg).state
-      : askingB().state;
-    const r = takeoverWith(memory, from);
+  /** b's Redis as a health check last saw it before the answer (default: a replica of a, on a's replication id). */
+  const followedC = (): CoreState => step(askingB().state, ok(replicaSnap({ replId2: REPL_C })), 5001, bCfg).state;
+  it.each<[string, QuorumMemory, boolean, () => CoreState]>([
+    ['nothing remembered', NONE, false, () => askingB().state],
+    ['the last master is the one this Redis follows', { last: { node: 'a', epoch: 1, replId: REPL_A }, relaxed: null }, false, () => askingB().state],
+    ['this node\'s own relaxed mark', { last: null, relaxed: { node: 'b', epoch: 0 } }, false, () => askingB().state],
+    ['a relaxed mark of a (Q12)', { last: null, relaxed: { node: 'a', epoch: 1 } }, true, () => askingB().state],
+    ['a master this Redis never followed (Q9)', { last: { node: 'a', epoch: 1, replId: REPL_C }, relaxed: null }, true, () => askingB().state],
+    ['the last master followed before a failover (replid2)', { last: { node: 'a', epoch: 1, replId: REPL_C }, relaxed: null }, false, followedC],
+  ])('%s: fence required %s', (_name, memory, required, from) => {
+    const r = takeoverWith(memory, from());
     expect(r.state.role).toBe('MASTER');
     const promote = find(r.actions, 'promote-redis');
     expect(promote?.requireFence).toBe(required ? true : undefined);

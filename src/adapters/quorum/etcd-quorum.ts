@@ -192,8 +192,7 @@ export class EtcdQuorum implements Quorum {
       const found = this.read(sent.response);
       const leader = found.leader;
       if (leader === null || leader.lease !== held.leaseId || !leader.value.equals(mine.value)) {
-        const is = leader === null ? 'absent' : `${shownRecord(leader)}${leader.lease === held.leaseId ? '' : ' on another lease'}`;
-        return { ok: false, reason: `the leader key is not ${wanted} on this node's lease (it is ${is}): not marked` };
+        return { ok: false, reason: `${notMine(leader, wanted, held.leaseId)}: not marked` };
       }
       const relaxed = found.relaxed;
       if (relaxed !== null && relaxed.value.equals(mine.value)) return { ok: true, reason: `${wanted} was already marked relaxed` };
@@ -240,8 +239,7 @@ export class EtcdQuorum implements Quorum {
     if (!sent.ok) return { ok: false, reason: sent.outcome.reason };
     if (sent.response.succeeded) return { ok: true, reason: `recorded ${wanted} as the last master to serve` };
     const leader = this.read(sent.response).leader;
-    const is = leader === null ? 'absent' : `${shownRecord(leader)}${leader.lease === held.leaseId ? '' : ' on another lease'}`;
-    return { ok: false, reason: `the leader key is not ${describeRecord({ node: this.nodeName, epoch })} on this node's lease (it is ${is}): not recorded` };
+    return { ok: false, reason: `${notMine(leader, describeRecord({ node: this.nodeName, epoch }), held.leaseId)}: not recorded` };
   }
 
   holding(): boolean {
@@ -426,6 +424,12 @@ function memoryOf(read: MemoryRead): QuorumMemory {
   const last = read.last === null ? null : parseServedRecord(read.last.value);
   const relaxed = read.relaxed !== null && read.relaxed.record.ok ? read.relaxed.record.record : null;
   return { last: last !== null && last.ok ? last.record : null, relaxed };
+}
+
+/** Why a write that needed the leader key to be `wanted` on `leaseId` found it otherwise. */
+function notMine(leader: StoredKey | null, wanted: string, leaseId: string): string {
+  const is = leader === null ? 'absent' : `${shownRecord(leader)}${leader.lease === leaseId ? '' : ' on another lease'}`;
+  return `the leader key is not ${wanted} on this node's lease (it is ${is})`;
 }
 
 /** `node@epoch`, or why the value cannot be read. */

@@ -57,8 +57,11 @@ export function encodeLeaderRecord(record: LeaderRecord): Buffer {
   return Buffer.from(JSON.stringify({ format: LEADER_RECORD_FORMAT, node: record.node, epoch: record.epoch }), 'utf8');
 }
 
-/** Parses a stored value; never throws. */
-export function parseLeaderRecord(value: Buffer): ParsedRecord {
+/**
+ * A stored value's JSON object when it has exactly the fields `expected` (sorted, comma
+ * separated), or why not; never throws. Shared by every record kept in etcd.
+ */
+export function parseFields(value: Buffer, expected: string): { readonly ok: true; readonly fields: Record<string, unknown> } | { readonly ok: false; readonly reason: string } {
   if (value.length > MAX_RECORD_BYTES) return { ok: false, reason: `value is longer than ${MAX_RECORD_BYTES} bytes` };
   let parsed: unknown;
   try {
@@ -71,7 +74,15 @@ export function parseLeaderRecord(value: Buffer): ParsedRecord {
   }
   const fields = parsed as Record<string, unknown>;
   const keys = Object.keys(fields).sort().join(',');
-  if (keys !== 'epoch,format,node') return { ok: false, reason: `value has fields [${keys}], expected [epoch,format,node]` };
+  if (keys !== expected) return { ok: false, reason: `value has fields [${keys}], expected [${expected}]` };
+  return { ok: true, fields };
+}
+
+/** Parses a stored value; never throws. */
+export function parseLeaderRecord(value: Buffer): ParsedRecord {
+  const read = parseFields(value, 'epoch,format,node');
+  if (!read.ok) return read;
+  const { fields } = read;
   if (fields['format'] !== LEADER_RECORD_FORMAT) return { ok: false, reason: `format is not ${LEADER_RECORD_FORMAT}` };
   const node = fields['node'];
   const epoch = fields['epoch'];

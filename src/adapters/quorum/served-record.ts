@@ -5,7 +5,7 @@
  * `etcdctl get`. Pure; parsing never throws (anything else is refused with a reason, and
  * the caller reads it as no record).
  */
-import { epochProblem, MAX_RECORD_BYTES, nodeNameProblem } from './record.js';
+import { epochProblem, nodeNameProblem, parseFields } from './record.js';
 
 export const SERVED_RECORD_FORMAT = 'redis-ha-served/1';
 
@@ -32,17 +32,9 @@ export function encodeServedRecord(record: ServedRecord): Buffer {
 
 /** Parses a stored value; never throws. */
 export function parseServedRecord(value: Buffer): { readonly ok: true; readonly record: ServedRecord } | { readonly ok: false; readonly reason: string } {
-  if (value.length > MAX_RECORD_BYTES) return { ok: false, reason: `value is longer than ${MAX_RECORD_BYTES} bytes` };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value.toString('utf8'));
-  } catch {
-    return { ok: false, reason: 'value is not JSON' };
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { ok: false, reason: 'value is not a JSON object' };
-  const fields = parsed as Record<string, unknown>;
-  const keys = Object.keys(fields).sort().join(',');
-  if (keys !== 'epoch,format,node,replId') return { ok: false, reason: `value has fields [${keys}], expected [epoch,format,node,replId]` };
+  const read = parseFields(value, 'epoch,format,node,replId');
+  if (!read.ok) return read;
+  const { fields } = read;
   if (fields['format'] !== SERVED_RECORD_FORMAT) return { ok: false, reason: `format is not ${SERVED_RECORD_FORMAT}` };
   const { node, epoch, replId } = fields;
   if (typeof node !== 'string' || typeof epoch !== 'number' || typeof replId !== 'string') {

@@ -286,7 +286,7 @@ describe('quorum memory: leader-last and leader-relaxed (findings Q9, Q12)', () 
     expect(await a.recordServed(2, REPL_A)).toMatchObject({ ok: false, reason: expect.stringContaining('the leader key is not node-a@2 on this node\'s lease') });
     expect(await a.recordServed(3, REPL_A)).toEqual({ ok: true, reason: `recorded node-a@3 (${REPL_A.slice(0, 8)}…) as the last master to serve` });
     expect(await storedServed(raw, group)).toEqual({ node: 'node-a', epoch: 3, replId: REPL_A });
-    expect(() => a.recordServed(3, 'not-an-id')).rejects.toThrow(/replId/);
+    await expect(a.recordServed(3, 'not-an-id')).rejects.toThrow(/replId/);
 
     // Taken over: b's write of the key reports a's record, and a may not write it any more.
     expect(await b.takeover(3, 4, { revokePrevious: true })).toMatchObject({ type: 'held', record: { node: 'node-b', epoch: 4 }, memory: { last: { node: 'node-a', epoch: 3, replId: REPL_A } } });
