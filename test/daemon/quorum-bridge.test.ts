@@ -70,7 +70,7 @@ describe('quorum bridge over etcd', () => {
     group += 1;
     const a = await bridge('a', `bridge-${group}-${process.pid}`);
     expect(await a.bridge.acquire(1)).toMatchObject({ outcome: 'held' });
-    cluster.signal(0, 'SIGSTOP');
+    expect(await cluster.freeze(0), 'etcd did not stop').toBe(true);
     try {
       await until('a lost notice', () => a.notices.some((n) => n.type === 'quorum-lost'));
       expect(a.notices.find((n) => n.type === 'quorum-lost')).toMatchObject({ reason: 'deadline-passed' });

@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -48,6 +48,13 @@ export interface EtcdCluster {
   readonly endpoints: readonly string[];
   /** Sends a signal to one member's process (SIGSTOP / SIGCONT to freeze and thaw it). */
   signal(index: number, sig: NodeJS.Signals): void;
+  /**
+   * SIGSTOPs one member and waits (bounded) until every one of its threads is stopped:
+   * kill() returns once the signal is queued, and a thread busy on another CPU or in a
+   * system call (etcd's WAL fsync) runs on until it next enters the kernel or returns, so
+   * a request sent right after kill() could still be served. True once stopped.
+   */
+  freeze(index: number): Promise<boolean>;
   /** SIGKILLs one member and waits (bounded) until it has exited. */
   kill(index: number): Promise<void>;
   /** Stops one member (SIGCONT, SIGTERM, then SIGKILL). */
@@ -86,6 +93,24 @@ process.once('exit', () => {
     }
   }
 });
+
+/** Bound on waiting for a SIGSTOPped member's threads to stop. */
+const FREEZE_WAIT_MS = 2_000;
+
+/** Whether every thread of `pid` is stopped (state `T` in /proc/<pid>/task/<tid>/stat). */
+async function allThreadsStopped(pid: number): Promise<boolean> {
+  try {
+    const tids = await readdir(`/proc/${pid}/task`);
+    for (const tid of tids) {
+      const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      // The state follows the command name in parentheses, which may itself hold spaces.
+      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'T') return false;
+    }
+    return tids.length > 0;
+  } catch {
+    return false;
+  }
+}
 
 function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
@@ -243,6 +268,17 @@ export async function startEtcdCluster(size: 1 | 3): Promise<EtcdCluster> {
     signal(index, sig) {
       const child = slotAt(index).child;
       if (child !== null) send(child, sig);
+    },
+    async freeze(index) {
+      const child = slotAt(index).child;
+      if (child === null || child.pid === undefined) return false;
+      send(child, 'SIGSTOP');
+      const until = Date.now() + FREEZE_WAIT_MS;
+      while (Date.now() < until) {
+        if (await allThreadsStopped(child.pid)) return true;
+        await sleep(5);
+      }
+      return false;
     },
     async kill(index) {
       const slot = slotAt(index);

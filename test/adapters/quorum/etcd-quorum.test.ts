@@ -432,7 +432,7 @@ describe('a frozen etcd member', () => {
       // A renewal or two, so the deadline comes from a keepalive, not the grant.
       expect(await until(3_000, () => events.find((event) => event.type === 'renewed') ?? null)).not.toBeNull();
 
-      cluster.signal(0, 'SIGSTOP');
+      expect(await cluster.freeze(0), 'etcd did not stop').toBe(true);
       const stoppedAt = performance.now();
       // Still believing it holds: the mark's write meets the frozen member and gives up at its deadline.
       const markStart = performance.now();
@@ -478,7 +478,7 @@ describe('a release while etcd does not answer', () => {
       const a = await open(cluster, 'node-a', group, longTtlS);
       const b = await open(cluster, 'node-b', group, longTtlS);
       expect((await a.acquire(1)).type).toBe('held');
-      cluster.signal(0, 'SIGSTOP');
+      expect(await cluster.freeze(0), 'etcd did not stop').toBe(true);
       const released = await a.release();
       expect(released.ok).toBe(false);
       await sleep(1_000);
