@@ -230,14 +230,20 @@ export function toFault(s0: CoreState, now: number, config: CoreConfig, reason: 
     advert: now + config.advertIntervalMs,
   });
   // A node with a dead Redis never keeps the VIP; the release is unconditional (idempotent).
-  return done(next, [
-    transitionAudit(s, next, config),
+  const release: Action[] = [
     audit('vip-release', { reason }),
     { type: 'release-vip' },
     // After the release: a failing Redis may not answer the fence quickly.
     ...left.actions,
-    sendAdvert(next, config),
-  ], reason);
+  ];
+  // A refused connection proves the process is gone: nothing there takes a write, so the
+  // peer hears FAULT now instead of after the VIP release (`ip` runs for ~10-20 ms), and
+  // its promotion runs beside our release (issue 12). With etcd the advert still follows:
+  // the peer's ask for the key would only meet our lease, and wait a retry interval.
+  const advertFirst = s.health.down === true && config.quorum.backend !== 'etcd';
+  return done(next, advertFirst
+    ? [transitionAudit(s, next, config), sendAdvert(next, config), ...release]
+    : [transitionAudit(s, next, config), ...release, sendAdvert(next, config)], reason);
 }
 
 /**

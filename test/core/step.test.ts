@@ -206,6 +206,22 @@ describe('MASTER', () => {
     expect(vipDesired(last(r).state)).toBe(false);
   });
 
+  it('a refused connection is FAULT at once, and the peer hears it before the VIP release', () => {
+    const refused = { ...fail, down: true } as const;
+    const r = step(m0, refused, 4000, a);
+    expect(r.state.role).toBe('FAULT');
+    expect(r.reason).toMatch(/failed 1 checks: connection refused/);
+    expect(types(r.actions)).toEqual(['send-advert', 'release-vip']);
+    expect(find(r.actions, 'send-advert')?.advert.flags.fault).toBe(true);
+    // A failed check that proves nothing (a timeout) waits for `fall`, and reports after the release.
+    const slow = run(a, [[4000, fail], [4500, fail]], m0);
+    expect(types(last(slow).actions)).toEqual(['release-vip', 'send-advert']);
+    // With etcd the advert follows the release and the fence: the peer's ask would only meet our lease.
+    const q = coreConfig({ ...a, quorum: { backend: 'etcd', prefer: 'safety', retryMs: 500, fenceLeadMs: 530 } });
+    const withEtcd = types(step(m0, refused, 4000, q).actions);
+    expect(withEtcd.indexOf('send-advert')).toBeGreaterThan(withEtcd.indexOf('release-vip'));
+  });
+
   it('reconcile: VIP missing on the master is re-added, VIP on a backup is removed', () => {
     expect(types(step(m0, { type: 'vip-observed', present: false }, 5000, a).actions)).toEqual(['claim-vip']);
     expect(types(step(m0, { type: 'vip-observed', present: true }, 5000, a).actions)).toEqual([]);
