@@ -144,21 +144,15 @@ export class LinuxVip implements VipManager {
   }
 
   /**
-   * Idempotent: adds `ADDR/PREFIX` only when the address is missing, then announces it.
+   * Idempotent: adds `ADDR/PREFIX` unless the kernel answers that it is there, then announces it.
    * IPv6 is added with `nodad`: Duplicate Address Detection would leave the VIP
    * "tentative" (unusable) for about a second after a failover, and the one other
    * holder it could detect is the peer we are taking over from.
    * @throws VipError `VIP_ADD_FAILED` (with ip's stderr), `VIP_INTERFACE_MISSING`.
    */
   async claim(): Promise<{ changed: boolean }> {
-    if ((await this.findPrefixes()).length > 0) {
-      if (this.opts.lifetimeS != null) {
-        await this.renewLifetime();
-        this.keepLifetime();
-      }
-      return { changed: false };
-    }
-
+    // No look first: on a failover every `ip` run is ~10 ms before the gratuitous ARP
+    // leaves, and the kernel's "exists" answer says the same as a query would.
     const cidr = `${this.opts.address}/${this.opts.prefixLength}`;
     const args = ['addr', 'add', cidr, 'dev', this.opts.interface];
     if (this.opts.family === 6) args.push('nodad');
@@ -166,10 +160,15 @@ export class LinuxVip implements VipManager {
     const res = await this.ip(args, 'VIP_ADD_FAILED');
     if (res.code !== 0) {
       if (ADDRESS_EXISTS.test(res.stderr)) {
-        // Someone added it between our check and our add: the state we want, not by our hand.
-        this.log.debug({ stderr: res.stderr.trim() }, 'vip appeared while claiming');
+        // Already there (ours from before, or found at start-up): the state we want.
+        this.log.debug({ stderr: res.stderr.trim() }, 'vip already present');
+        if (this.opts.lifetimeS != null) {
+          await this.renewLifetime();
+          this.keepLifetime();
+        }
         return { changed: false };
       }
+      if (DEVICE_MISSING.test(res.stderr)) throw this.interfaceMissing(res.stderr);
       throw new VipError(
         'VIP_ADD_FAILED',
         `ip ${args.join(' ')} failed (exit ${res.code}): ${res.stderr.trim() || 'no error output'}`,
@@ -348,13 +347,7 @@ export class LinuxVip implements VipManager {
     const ifname = this.opts.interface;
     const res = await this.ip(['-j', 'addr', 'show', 'dev', ifname], 'VIP_QUERY_FAILED');
     if (res.code !== 0) {
-      if (DEVICE_MISSING.test(res.stderr)) {
-        throw new VipError(
-          'VIP_INTERFACE_MISSING',
-          `interface "${ifname}" does not exist, so VIP ${this.opts.address} cannot be managed on it` +
-            ` (ip: ${res.stderr.trim()})`,
-        );
-      }
+      if (DEVICE_MISSING.test(res.stderr)) throw this.interfaceMissing(res.stderr);
       throw new VipError('VIP_QUERY_FAILED', `ip -j addr show dev ${ifname} failed (exit ${res.code}): ${res.stderr.trim()}`);
     }
     let links: IpLink[];
@@ -381,6 +374,13 @@ export class LinuxVip implements VipManager {
   }
 
   /** Runs `ip`, turning a timeout or spawn failure into a VipError with `code`. */
+  private interfaceMissing(stderr: string): VipError {
+    return new VipError(
+      'VIP_INTERFACE_MISSING',
+      `interface "${this.opts.interface}" does not exist, so VIP ${this.opts.address} cannot be managed on it (ip: ${stderr.trim()})`,
+    );
+  }
+
   private async ip(args: string[], code: string): Promise<RunResult> {
     try {
       return await this.exec('ip', args);
