@@ -29,6 +29,8 @@ export interface OpRecord {
   readonly outcome: OpOutcome;
   /** Short error text for failed/unknown ops. */
   readonly error?: string;
+  /** The pool connection that sent it (`--connections` > 1 only). */
+  readonly conn?: number;
 }
 
 /** First line of the op log: how to read the times. */
@@ -245,4 +247,46 @@ export function analyseSetTest(ops: readonly OpRecord[], finalSet: ReadonlySet<n
 /** Failed ops whose value is nonetheless in the final set (a failed op must not apply). */
 export function failedButPresent(ops: readonly OpRecord[], finalSet: ReadonlySet<number>): number[] {
   return ops.filter((op) => op.outcome === 'failed' && finalSet.has(op.value)).map((op) => op.value);
+}
+
+/** An op issued this long before the fault can still fail by it (its command was in flight). */
+const COMMAND_SPAN_BEFORE_FAULT_MS = 1_000;
+
+/** How the clients of a pool came back after a fault (`clientRecovery`). */
+export interface ClientRecovery {
+  /** Connections that sent anything. */
+  readonly connections: number;
+  /** Connections with a failed or unknown op issued at or after the fault. */
+  readonly interrupted: number;
+  /** Of those, the ones with an acknowledged op after their last failure. */
+  readonly recovered: number;
+  /** Per interrupted connection: fault to its first acknowledged write after its last failure (ascending). */
+  readonly backMs: readonly number[];
+}
+
+/**
+ * Per connection of a pooled writer: was it interrupted by the fault at `faultMs`, and
+ * when did it write again for good (the first acknowledged op that completed after its
+ * last failure)? Ops without `conn` count as connection 0. Pure.
+ */
+export function clientRecovery(ops: readonly OpRecord[], faultMs: number): ClientRecovery {
+  const byConn = new Map<number, OpRecord[]>();
+  for (const op of ops) {
+    const conn = op.conn ?? 0;
+    const list = byConn.get(conn) ?? [];
+    list.push(op);
+    byConn.set(conn, list);
+  }
+  const backMs: number[] = [];
+  let interrupted = 0;
+  for (const list of byConn.values()) {
+    const failures = list.filter((op) => op.outcome !== 'ok' && op.startMs >= faultMs - COMMAND_SPAN_BEFORE_FAULT_MS);
+    if (failures.length === 0) continue;
+    interrupted++;
+    const lastFailureEnd = Math.max(...failures.map((op) => op.endMs));
+    const back = list.filter((op) => op.outcome === 'ok' && op.endMs >= lastFailureEnd).sort((x, y) => x.endMs - y.endMs)[0];
+    if (back !== undefined) backMs.push(back.endMs - faultMs);
+  }
+  backMs.sort((x, y) => x - y);
+  return { connections: byConn.size, interrupted, recovered: backMs.length, backMs };
 }

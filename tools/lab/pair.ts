@@ -873,7 +873,7 @@ export class PairLab {
   // -- client -----------------------------------------------------------------------
 
   /** Starts the set-test writer in the client namespace, writing through the VIP. */
-  startWriter(options: { ratePerSec?: number; concurrency?: number; key?: string } = {}): WriterHandle {
+  startWriter(options: { ratePerSec?: number; concurrency?: number; connections?: number; pipeline?: number; key?: string } = {}): WriterHandle {
     const entry = writerEntry();
     if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build:tools first`);
     const run = ++this.writerCount;
@@ -893,6 +893,10 @@ export class PairLab {
       String(options.ratePerSec ?? LAB_WRITER_RATE_PER_SEC),
       '--concurrency',
       String(options.concurrency ?? 1),
+      '--connections',
+      String(options.connections ?? 1),
+      '--pipeline',
+      String(options.pipeline ?? 1),
       '--key',
       key,
       '--out',

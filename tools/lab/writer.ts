@@ -18,8 +18,14 @@
  * Output: the meta line, then a progress JSON line on stdout every 250 ms; on SIGTERM/SIGINT or after
  * `--duration-ms`, the op log as JSON lines to `--out`, a summary line on stdout, exit 0.
  *
+ * A pool (`--connections N`, N > 1) is N independent clients, one writer loop each,
+ * sharing the rate, as an application's connection pool does; every second connection
+ * sends `--pipeline K` SADDs per pipeline. Each op then records its connection (`conn`),
+ * so the analysis can tell when each client wrote again after a fault.
+ *
  * Usage: writer.js --host H [--port 6379] [--password-env VAR] [--rate 500]
- *                  [--concurrency 1] [--key ha:set] [--duration-ms N] --out FILE
+ *                  [--concurrency 1] [--connections 1] [--pipeline 1] [--key ha:set]
+ *                  [--duration-ms N] --out FILE
  */
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -45,6 +51,9 @@ const DRAIN_BOUND_MS = COMMAND_TIMEOUT_MS * 4;
 /** Longest error text kept per op. */
 const ERROR_TEXT_MAX = 80;
 const MAX_CONCURRENCY = 16;
+/** Most connections (`--connections`) and commands per pipeline (`--pipeline`). */
+const MAX_CONNECTIONS = 64;
+const MAX_PIPELINE = 32;
 /** Bound on waiting for the first connection before the clock starts. */
 const INITIAL_CONNECT_BOUND_MS = 5_000;
 
@@ -54,6 +63,10 @@ interface WriterArgs {
   readonly password: string | null;
   readonly ratePerSec: number;
   readonly concurrency: number;
+  /** Independent connections (a pool), one writer loop each; 1: one client shared by `concurrency` loops. */
+  readonly connections: number;
+  /** Commands per pipeline on every second connection of a pool (1: no pipelining). */
+  readonly pipeline: number;
   readonly key: string;
   readonly durationMs: number;
   readonly out: string;
@@ -80,6 +93,8 @@ function parseWriterArgs(argv: readonly string[]): WriterArgs {
       'password-env': { type: 'string' },
       rate: { type: 'string' },
       concurrency: { type: 'string' },
+      connections: { type: 'string' },
+      pipeline: { type: 'string' },
       key: { type: 'string' },
       'duration-ms': { type: 'string' },
       out: { type: 'string' },
@@ -99,6 +114,8 @@ function parseWriterArgs(argv: readonly string[]): WriterArgs {
     password,
     ratePerSec: positiveNumber(values.rate, 'rate', DEFAULT_RATE_PER_SEC),
     concurrency: Math.min(MAX_CONCURRENCY, Math.floor(positiveNumber(values.concurrency, 'concurrency', 1))),
+    connections: Math.min(MAX_CONNECTIONS, Math.floor(positiveNumber(values.connections, 'connections', 1))),
+    pipeline: Math.min(MAX_PIPELINE, Math.floor(positiveNumber(values.pipeline, 'pipeline', 1))),
     key: values.key ?? DEFAULT_SET_KEY,
     durationMs: Math.min(MAX_RUN_MS, positiveNumber(values['duration-ms'], 'duration-ms', MAX_RUN_MS)),
     out: values.out,
@@ -164,9 +181,10 @@ async function main(): Promise<void> {
   });
   process.once('SIGTERM', () => stopRequested());
   process.once('SIGINT', () => stopRequested());
-  let client = makeClient(args);
+  // The pool: one client per connection (`--connections`), each replaced on its own.
+  const clients: Redis[] = Array.from({ length: args.connections }, () => makeClient(args));
   // Start the clock once connected (bounded), so a healthy run has no failed ops.
-  await Promise.race([waitReady(client, INITIAL_CONNECT_BOUND_MS), stopSignal]);
+  await Promise.race([Promise.all(clients.map((c) => waitReady(c, INITIAL_CONNECT_BOUND_MS))), stopSignal]);
   const originMs = performance.now();
   const startWallMs = performance.timeOrigin + originMs;
   const now = (): number => performance.now() - originMs;
@@ -179,55 +197,80 @@ async function main(): Promise<void> {
   let nextSlotMs = 0;
   let stopping = false;
   const intervalMs = 1000 / args.ratePerSec;
+  const pooled = args.connections > 1;
 
-  const replaceClient = (stale: Redis): void => {
-    if (client !== stale) return;
-    client = makeClient(args);
+  const replaceClient = (conn: number, stale: Redis): void => {
+    if (clients[conn] !== stale) return;
+    clients[conn] = makeClient(args);
     destroyClient(stale);
   };
 
   const counts = (): WriterCounts => ({ attempted: ops.length, ok, failed, unknown, lastOkMs });
 
-  const claimSlot = (): number => {
+  /** Claims `n` consecutive slots of the shared schedule; returns when the first is due. */
+  const claimSlots = (n: number): number => {
     const slot = Math.max(nextSlotMs, now() - MAX_SCHEDULE_LAG_MS);
-    nextSlotMs = slot + intervalMs;
+    nextSlotMs = slot + intervalMs * n;
     return slot;
   };
 
   const inFlight = new Map<number, number>();
-  const doOp = async (): Promise<void> => {
-    const value = nextValue++;
-    const used = client;
-    const startMs = now();
-    inFlight.set(value, startMs);
-    let record: OpRecord;
-    try {
-      await used.sadd(args.key, String(value));
-      const endMs = now();
+  const record = (conn: number, value: number, startMs: number, error: unknown): { timedOut: boolean } => {
+    const endMs = now();
+    inFlight.delete(value);
+    const connField = pooled ? { conn } : {};
+    if (error === null) {
       ok++;
       lastOkMs = endMs;
-      record = { type: 'op', value, startMs, endMs, outcome: 'ok' };
-    } catch (error) {
-      const endMs = now();
-      const { outcome, timedOut, text } = classify(error);
-      if (outcome === 'failed') failed++;
-      else unknown++;
-      record = { type: 'op', value, startMs, endMs, outcome, error: text };
-      // A timed-out connection is cut and replaced; so is a client that stopped
-      // reconnecting (ioredis status `end`) or that ioredis left `ready` on a dead
-      // socket (redis-client.ts), or every later write would fail at once.
-      if (timedOut || used.status === 'end' || isStuckReady(used)) replaceClient(used);
+      ops.push({ type: 'op', value, startMs, endMs, outcome: 'ok', ...connField });
+      return { timedOut: false };
     }
-    inFlight.delete(value);
-    ops.push(record);
+    const { outcome, timedOut, text } = classify(error);
+    if (outcome === 'failed') failed++;
+    else unknown++;
+    ops.push({ type: 'op', value, startMs, endMs, outcome, error: text, ...connField });
+    return { timedOut };
   };
 
-  const worker = async (): Promise<void> => {
-    while (!stopping && ops.length + args.concurrency < MAX_OPS) {
-      const waitMs = claimSlot() - now();
+  /** One slot's work on connection `conn`: one SADD, or a pipeline of `size` SADDs. */
+  const doOps = async (conn: number, size: number): Promise<void> => {
+    const used = clients[conn]!;
+    const startMs = now();
+    const values = Array.from({ length: size }, () => nextValue++);
+    for (const value of values) inFlight.set(value, startMs);
+    let errors: unknown[];
+    try {
+      if (size === 1) {
+        await used.sadd(args.key, String(values[0]));
+        errors = [null];
+      } else {
+        const pipeline = used.pipeline();
+        for (const value of values) pipeline.sadd(args.key, String(value));
+        const replies = (await pipeline.exec()) ?? [];
+        errors = values.map((_, i) => replies[i]?.[0] ?? (replies[i] === undefined ? new Error('no reply in the pipeline') : null));
+      }
+    } catch (error) {
+      errors = values.map(() => error);
+    }
+    let replace = false;
+    values.forEach((value, i) => {
+      if (record(conn, value, startMs, errors[i] ?? null).timedOut) replace = true;
+    });
+    // A timed-out connection is cut and replaced; so is a client that stopped
+    // reconnecting (ioredis status `end`) or that ioredis left `ready` on a dead
+    // socket (redis-client.ts), or every later write would fail at once.
+    if (errors.some((e) => e !== null) && (replace || used.status === 'end' || isStuckReady(used))) replaceClient(conn, used);
+  };
+
+  const worker = async (index: number): Promise<void> => {
+    const conn = index % args.connections;
+    // In a pool, every second connection pipelines (as a batch-writing application would).
+    const size = pooled && conn % 2 === 1 ? args.pipeline : 1;
+    while (!stopping && ops.length + args.concurrency + size < MAX_OPS) {
+      const waitMs = claimSlots(size) - now();
       if (waitMs > 0) await sleep(waitMs);
       if (stopping) break;
-      await doOp();
+      await doOps(conn, size);
     }
   };
 
@@ -249,7 +292,7 @@ async function main(): Promise<void> {
   // First stdout line: lets the parent convert its own fault times to writer time live.
   process.stdout.write(`${JSON.stringify(meta)}\n`);
 
-  const workers = Array.from({ length: args.concurrency }, () => worker());
+  const workers = Array.from({ length: Math.max(args.concurrency, args.connections) }, (_, i) => worker(i));
   void stopSignal.then(() => {
     stopping = true;
   });
@@ -264,7 +307,7 @@ async function main(): Promise<void> {
     ops.push({ type: 'op', value, startMs, endMs: now(), outcome: 'unknown', error: 'in flight at stop' });
   }
   inFlight.clear();
-  destroyClient(client);
+  for (const client of clients) destroyClient(client);
 
   const lines = [JSON.stringify(meta), ...ops.map((op) => JSON.stringify(op))];
   writeFileSync(args.out, `${lines.join('\n')}\n`);
