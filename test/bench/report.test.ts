@@ -193,16 +193,16 @@ describe('resultsTable', () => {
 
   it('has a header, a separator and one row per setup × fault in first-seen order', () => {
     expect(rows[0]).toBe(
-      '| setup | fault | runs | detection | writes unavailable | first gap | acked writes lost | both masters | VIP on both | recovered | healthy at end |',
+      '| setup | fault | runs | detection | writes unavailable | first gap | all clients back | acked writes lost | both masters | VIP on both | recovered | healthy at end |',
     );
-    expect(rows[1]).toMatch(/^\|(---\|){11}$/);
+    expect(rows[1]).toMatch(/^\|(---\|){12}$/);
     expect(rows.slice(2).map((row) => row.split(' | ').slice(0, 2).join(' '))).toEqual([
       '| redis-ha redis-kill',
       '| keepalived-classic redis-kill',
       '| redis-ha switchover',
       '| keepalived-classic switchover',
     ]);
-    for (const row of rows) expect(row.split(/(?<!\\)\|/).length).toBe(13);
+    for (const row of rows) expect(row.split(/(?<!\\)\|/).length).toBe(14);
   });
 
   it('summarises the measured runs: median (min–max), counts of recovered and healthy', () => {

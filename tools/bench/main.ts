@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { installSignalCleanup, isRoot, registerCleanup } from '../lab/netns.js';
 import { loadSetups, SETUP_NAMES } from './registry.js';
 import { resultsTable, writeResults } from './report.js';
-import { runBench, type BenchResults } from './run.js';
+import { runBench, type BenchResults, type WriterPool } from './run.js';
 import { FAULTS, type FaultName } from './setup.js';
 import { errorMessage } from '../../src/errors.js';
 
@@ -23,6 +23,9 @@ const DEFAULT_LANES = 2;
 const MAX_LANES = 4;
 const MAX_RUNS = 50;
 const DEFAULT_OUT = 'bench/results';
+const MAX_CONNECTIONS = 64;
+const MAX_PIPELINE = 32;
+const DEFAULT_PIPELINE = 4;
 
 const USAGE = `usage: node dist-tools/tools/bench/main.js [options]   (root only)
 
@@ -33,6 +36,8 @@ const USAGE = `usage: node dist-tools/tools/bench/main.js [options]   (root only
                       run on their own lab beside the others, so the full matrix fits in ~35 min
   --out DIR           results directory (default ${DEFAULT_OUT}); writes DIR/<timestamp>/results.{json,md,svg}
                       and DIR/latest.{json,md,svg}
+  --connections N     the client writes through a pool of N connections (default 1), every second one
+                      pipelining (--pipeline K, default 4 with a pool): how soon all of them write again
   --footprint         measure each setup's daemons (RSS, CPU) over 60 s of steady state
   --no-footprint      skip it (default: on for the full matrix, off when --setup or --fault is given)
   -h, --help          this text
@@ -45,6 +50,7 @@ interface CliArgs {
   readonly lanes: number;
   readonly out: string;
   readonly footprint: boolean;
+  readonly clients: WriterPool;
 }
 
 function usage(message: string): never {
@@ -67,6 +73,8 @@ export function parseCli(argv: readonly string[]): CliArgs {
     fault?: string;
     runs?: string;
     lanes?: string;
+    connections?: string;
+    pipeline?: string;
     out?: string;
     footprint?: boolean;
     'no-footprint'?: boolean;
@@ -80,6 +88,8 @@ export function parseCli(argv: readonly string[]): CliArgs {
         fault: { type: 'string' },
         runs: { type: 'string' },
         lanes: { type: 'string' },
+        connections: { type: 'string' },
+        pipeline: { type: 'string' },
         out: { type: 'string' },
         footprint: { type: 'boolean' },
         'no-footprint': { type: 'boolean' },
@@ -107,6 +117,10 @@ export function parseCli(argv: readonly string[]): CliArgs {
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) usage(`--runs must be an integer 1..${MAX_RUNS}, got ${values.runs}`);
   const lanes = values.lanes === undefined ? DEFAULT_LANES : Number(values.lanes);
   if (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_LANES) usage(`--lanes must be an integer 1..${MAX_LANES}, got ${values.lanes}`);
+  const connections = values.connections === undefined ? 1 : Number(values.connections);
+  if (!Number.isInteger(connections) || connections < 1 || connections > MAX_CONNECTIONS) usage(`--connections must be an integer 1..${MAX_CONNECTIONS}, got ${values.connections}`);
+  const pipeline = values.pipeline === undefined ? (connections > 1 ? DEFAULT_PIPELINE : 1) : Number(values.pipeline);
+  if (!Number.isInteger(pipeline) || pipeline < 1 || pipeline > MAX_PIPELINE) usage(`--pipeline must be an integer 1..${MAX_PIPELINE}, got ${values.pipeline}`);
   if (values.footprint && values['no-footprint']) usage('--footprint and --no-footprint are exclusive');
   if ((setups && setups.length === 0) || (faults && faults.length === 0)) usage('empty --setup or --fault list');
   const fullMatrix = setups === null && faults === null;
@@ -117,6 +131,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     lanes,
     out: values.out ?? DEFAULT_OUT,
     footprint: values.footprint ?? (values['no-footprint'] ? false : fullMatrix),
+    clients: { connections, pipeline },
   };
 }
 
@@ -158,6 +173,7 @@ async function main(): Promise<number> {
       runs: args.runs,
       lanes: args.lanes,
       footprint: args.footprint,
+      clients: args.clients,
       log,
       onProgress: (partial) => {
         latest = partial;

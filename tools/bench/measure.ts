@@ -28,6 +28,7 @@ import {
   failedButPresent,
   longestOkGap,
   unavailabilityWindow,
+  clientRecovery,
   type OpRecord,
 } from '../lab/analysis.js';
 import { waitChildExit } from '../lab/netns.js';
@@ -623,6 +624,12 @@ export interface WriteFigures {
   readonly failedApplied: number | null;
   /** A few lost values, for the post-mortem. */
   readonly lostSample: readonly number[];
+  /** Connections the fault interrupted, and of those the ones that wrote again. */
+  readonly clientsInterrupted: number;
+  readonly clientsRecovered: number;
+  /** Fault → each interrupted connection's first good write after its last failure: median and max. */
+  readonly clientsBackMedianMs: number | null;
+  readonly clientsBackMaxMs: number | null;
 }
 
 /** Sum of the gaps of at least `minGapMs` between acknowledged completions in `[fromMs, toMs]`. */
@@ -659,6 +666,7 @@ export function analyseWrites(ops: readonly OpRecord[], finalSet: ReadonlySet<nu
   const empty = new Set<number>();
   const report = analyseSetTest(ops, finalSet ?? empty);
   const firstAfter = window.firstOkAfter;
+  const clients = clientRecovery(ops.filter((op) => op.startMs <= phases.faultPhaseEndMs), phases.faultMs);
   const lostAfterRecovery =
     finalSet === null || firstAfter === null
       ? null
@@ -679,6 +687,11 @@ export function analyseWrites(ops: readonly OpRecord[], finalSet: ReadonlySet<nu
     unexpected: finalSet === null ? null : report.unexpected.length,
     failedApplied: finalSet === null ? null : failedButPresent(ops, finalSet).length,
     lostSample: finalSet === null ? [] : report.lost.slice(0, 10),
+    clientsInterrupted: clients.interrupted,
+    clientsRecovered: clients.recovered,
+    clientsBackMedianMs: clients.backMs.length === 0 ? null : clients.backMs[Math.floor(clients.backMs.length / 2)]!,
+    // A connection that never wrote again has no time: the figure is then unknown, not its best.
+    clientsBackMaxMs: clients.backMs.length === 0 || clients.recovered < clients.interrupted ? null : clients.backMs.at(-1)!,
   };
 }
 

@@ -88,6 +88,15 @@ export interface RunFigures {
   readonly unexpected: number | null;
   readonly failedApplied: number | null;
   /**
+   * The client's connections (one, or `--connections`): how many the fault interrupted,
+   * and fault → the first good write of the last one back (median over them too).
+   * Absent in results taken before the pool was measured.
+   */
+  readonly clientsInterrupted?: number;
+  readonly clientsRecovered?: number;
+  readonly clientsBackMedianMs?: number | null;
+  readonly clientsBackMaxMs?: number | null;
+  /**
    * Both Redis writable masters / both hosts with the VIP / no VIP, during the fault
    * phase: from the fault to the repair, or to the end of the run when there is none.
    */
@@ -155,6 +164,8 @@ export interface RunOptions {
   readonly tag?: string;
   readonly subnet?: string;
   readonly warmupMs?: number;
+  /** The client's connections (default one, not pipelined). */
+  readonly clients?: WriterPool;
   /** Progress lines (default: none). */
   readonly log?: (line: string) => void;
 }
@@ -253,7 +264,7 @@ export async function runOne(options: RunOptions): Promise<RunResult> {
 
     phase = 'warm-up';
     sampler = StateSampler.start(theLab);
-    const theWriter = theLab.startWriter();
+    const theWriter = theLab.startWriter(options.clients ?? {});
     writer = theWriter;
     await theLab.waitFor('the writer to start', () => theWriter.progress() !== null, WRITER_START_MS);
     await sleep(options.warmupMs ?? WARMUP_MS);
@@ -450,6 +461,14 @@ export interface BenchOptions {
   readonly onProgress?: (results: BenchResults) => void;
   /** Labs run at once (default 1); see {@link planLanes}. */
   readonly lanes?: number;
+  /** The client's connections in every run (default one). */
+  readonly clients?: WriterPool;
+}
+
+/** How the bench's client writes: `connections` independent clients, every second one sending `pipeline` SADDs at once. */
+export interface WriterPool {
+  readonly connections: number;
+  readonly pipeline: number;
 }
 
 /**
@@ -515,7 +534,7 @@ export async function runBench(options: BenchOptions, kernel: string): Promise<B
         for (let run = 1; run <= options.runs; run++) {
           index++;
           laneLog(`[${index}/${total}] ${setup.name} × ${fault}, run ${run}`);
-          const result = await runOne({ setup, fault, run, log: laneLog, ...lab });
+          const result = await runOne({ setup, fault, run, log: laneLog, ...lab, ...(options.clients ? { clients: options.clients } : {}) });
           runs.push(result);
           laneLog(`  -> ${describeRun(result)}`);
           options.onProgress?.(snapshot());
