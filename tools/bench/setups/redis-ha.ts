@@ -178,6 +178,12 @@ function redisHaDriver(
         writeFileSync(lab.configPath(node), stringify(config), { mode: CONFIG_FILE_MODE });
       }
       lab.startDaemon('a');
+      if (timingProfile !== undefined) {
+        // A start-up listen of one master-down interval (73 ms at lan-fast) is shorter than a
+        // daemon's own start-up on a busy host: started together, b could be master before
+        // it hears a, and without preemption it stays so. a first, then b.
+        await lab.waitFor(`${name}: a holds the VIP`, async () => (await lab.vipHolders()).join() === 'a', START_TIMEOUT_MS);
+      }
       lab.startDaemon('b');
       await lab.waitFor(`${name}: a settled as master (VIP on a, b replicating a)`, () => lab.isSettledMaster('a'), START_TIMEOUT_MS);
       if (withEtcd) {
