@@ -36,7 +36,7 @@ import type { Advert, AdvertBody } from '../core/types.js';
 import type { Logger } from '../logger.js';
 import { errorMessage, FatalError, RedisHaError } from '../errors.js';
 import { ipFamily, isMulticastAddress, isUnspecifiedAddress, sameAddress } from '../net/address.js';
-import { MAX_BOOT_TIME_MS, MAX_SEQ, decodeAdvert, encodeAdvert } from '../proto/advert.js';
+import { AdvertEncoder, MAX_BOOT_TIME_MS, MAX_SEQ, decodeAdvert } from '../proto/advert.js';
 import {
   MESSAGE_REJECT_REASONS,
   PACKET_TYPE_MESSAGE,
@@ -142,6 +142,12 @@ export class AdvertTransport {
   private handler: AdvertHandler | null = null;
   private messageHandler: MessageHandler | null = null;
   private currentBootTimeMs: number;
+  /**
+   * Encodes adverts into reused buffers. A buffer goes back to it only in the send
+   * callback: until then the kernel send may still be reading it (libuv queues a send
+   * the socket cannot take at once, and keeps only a pointer to our bytes).
+   */
+  private readonly encoder = new AdvertEncoder();
   private seq = 0;
   private received = 0;
   private accepted = 0;
@@ -287,7 +293,7 @@ export class AdvertTransport {
     this.advanceSeq();
     let packet: Buffer;
     try {
-      packet = encodeAdvert(
+      packet = this.encoder.encode(
         { groupId: this.options.groupId, bootTimeMs: this.currentBootTimeMs, seq: this.seq, echoBootTimeMs: this.admission.echo(), body },
         // Checked non-empty in the constructor.
         this.options.keys[0] as AdvertKey,
@@ -298,10 +304,13 @@ export class AdvertTransport {
     }
     try {
       socket.send(packet, this.peerPort, this.options.peerAddress, (err) => {
+        this.encoder.release(packet);
         if (err) this.sendFailed(errorMessage(err));
         else this.sent++;
       });
     } catch (err) {
+      // Refused before anything was queued: nothing reads the buffer.
+      this.encoder.release(packet);
       this.sendFailed(errorMessage(err));
     }
   }

@@ -72,6 +72,7 @@ export function summarise(config: Config): string[] {
     `peer ${peer.address} (${multicast ? `multicast${advert.multicastInterface ? ` on ${advert.multicastInterface}` : ''}` : 'unicast'}), group ${config.group.id}`,
     `vip ${vip.address}/${vip.prefixLength} (IPv${vip.family}) on ${vip.interface}, ${vip.garpCount} ${vip.family === 4 ? 'gratuitous ARPs' : 'unsolicited NAs'} ${vip.garpIntervalMs} ms apart, ` +
       (vip.garpRefreshMs > 0 ? `refreshed every ${vip.garpRefreshMs} ms` : 'no refresh'),
+    timingProfileLine(config),
     `advert every ${advert.intervalMs} ms on UDP port ${advert.port}, ${advert.keys.length} key(s), key ${signing?.id ?? '?'} signs`,
     `health check every ${health.intervalMs} ms, timeout ${health.timeoutMs} ms, FAULT after ${health.fall} failure(s), back after ${health.rise} success(es)`,
     redisLine('redis', redis, redis.password === null ? 'no password' : 'password set'),
@@ -84,6 +85,13 @@ export function summarise(config: Config): string[] {
     quorumLine(config),
     ...outageLines(config),
   ];
+}
+
+/** The timing profile in force and the keys set over it (`profiles.ts`). */
+export function timingProfileLine(config: Config): string {
+  const { profile, overrides } = config.timing;
+  const over = overrides.length === 0 ? 'no key set over it' : `set over it: ${overrides.join(', ')}`;
+  return `timing profile ${profile} (${over}); stall threshold ${config.stall.thresholdMs} ms`;
 }
 
 /** The quorum mode in force, in one line: etcd with how it is reached and timed, or what `prefer` gives up. */

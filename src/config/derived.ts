@@ -5,7 +5,8 @@
  */
 import type { CoreConfig } from '../core/state.js';
 import {
-  checkQuorumTiming, checkTimingInvariants, quorumFenceLeadMs, QUORUM_RETRY_MS, type QuorumTiming, type TakeoverTiming, type TimingReport,
+  checkQuorumTiming, checkStallThreshold, checkTimingInvariants, faultTimes, quorumFenceLeadMs, quorumMode, QUORUM_RETRY_MS,
+  type FaultTimes, type QuorumTiming, type TakeoverTiming, type TimingReport,
 } from '../core/timing.js';
 import type { Config } from './types.js';
 
@@ -44,6 +45,11 @@ export function timingOf(config: Config): TakeoverTiming {
   };
 }
 
+/** Detection and worst-case takeover of each fault for this configuration, in its quorum mode (`faultTimes`). */
+export function faultTimesOf(config: Config): readonly FaultTimes[] {
+  return faultTimes(timingOf(config), quorumTimingOf(config), quorumMode(config.quorum.backend, config.quorum.prefer));
+}
+
 /** The inputs of the quorum's lease and fence rule (`checkQuorumTiming`, `worstCaseOutages`). */
 export function quorumTimingOf(config: Config): QuorumTiming {
   const { etcd } = config.quorum;
@@ -65,7 +71,14 @@ export function quorumTimingOf(config: Config): QuorumTiming {
  */
 export function timingReportOf(config: Config): TimingReport {
   const checked = checkTimingInvariants(timingOf(config));
-  const takeover = { ...checked, warnings: [...checked.warnings, ...fenceThroughRedisWarnings(config)] };
+  const takeover = {
+    ...checked,
+    warnings: [
+      ...checked.warnings,
+      ...checkStallThreshold(config.stall.thresholdMs, config.advert.intervalMs),
+      ...fenceThroughRedisWarnings(config),
+    ],
+  };
   if (config.quorum.backend !== 'etcd') return takeover;
   const quorum = checkQuorumTiming(quorumTimingOf(config));
   return {

@@ -19,6 +19,7 @@ import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml
 import { ConfigError, errorMessage } from '../errors.js';
 import { canonicalIp, ipFamily, isMulticastAddress } from '../net/address.js';
 import { readKeyFile, SECRET_EXPECTED, secretWeakness } from './keys.js';
+import { isTimingProfile, PROFILE_KEYS, profileValues, type ProfileKey } from './profiles.js';
 import { describeFsError, readPublicFile, readSecretFile as readSecretFileText } from './secret-file.js';
 import {
   buildSchema,
@@ -192,7 +193,13 @@ export function buildConfig(
   const document = prepareDocument(raw, problems, bad);
   if (document === null) throw new ConfigError(problems, source);
 
-  const config = convict<RawConfig>(buildSchema(env, written), { env, args: [] });
+  // The profile moves the defaults of its keys, so it is read before convict fills them
+  // in; a name that is no profile leaves the shipped defaults and convict reports it.
+  const requested = env[PROFILE_ENV] ?? (isMapping(document['timing']) ? document['timing']['profile'] : undefined);
+  const profile = isTimingProfile(requested) ? requested : 'default';
+  const given = givenKeys(document, env);
+  const profileDefaults = new Map<string, number>(Object.entries(profileValues(profile)));
+  const config = convict<RawConfig>(buildSchema(env, written, profileDefaults), { env, args: [] });
   config.load(document);
   try {
     config.validate({ allowed: 'strict', output: () => undefined });
@@ -201,11 +208,38 @@ export function buildConfig(
   }
   const props = config.getProperties();
 
-  checkCrossFields(props, problems, bad, (key, value) => shownNumber(key, value, env, written));
+  const shown = (key: string, value: number): string =>
+    !given.has(key) && profile !== 'default' && profileDefaults.has(key)
+      ? `${value} (from timing.profile ${profile})`
+      : shownNumber(key, value, env, written);
+  checkCrossFields(props, problems, bad, shown);
   const secrets = readSecrets(props, env, problems, bad);
 
   if (problems.length > 0 || secrets === null) throw new ConfigError(problems, source);
-  return deepFreeze(toConfig(props, secrets, source));
+  const overrides = PROFILE_KEYS.filter((key) => given.has(key));
+  return deepFreeze(toConfig(props, secrets, source, overrides));
+}
+
+/** The environment variable of `timing.profile`. */
+const PROFILE_ENV = 'REDIS_HA_TIMING_PROFILE';
+
+/**
+ * The keys (`section.key`, `quorum.etcd.key`) the operator set: present in the document
+ * with a value (an empty `key:` means the default, and `prepareDocument` drops it), or
+ * named by a set `REDIS_HA_*` variable. Convict keeps no record of where a value came
+ * from, so this is how a profile's default is told from a value given.
+ */
+function givenKeys(document: Mapping, env: NodeJS.ProcessEnv): ReadonlySet<string> {
+  const given = new Set<string>();
+  for (const [path, keys] of schemaItems()) {
+    let section: unknown = document;
+    for (const part of path.split('.')) section = isMapping(section) ? section[part] : undefined;
+    for (const [key, item] of keys) {
+      const inFile = isMapping(section) && Object.hasOwn(section, key);
+      if (inFile || env[item.env] !== undefined) given.add(`${path}.${key}`);
+    }
+  }
+  return given;
 }
 
 /**
@@ -666,6 +700,8 @@ export const CONFIG_DEPARTURES = {
   vip: { converted: [], added: ['prefixLength', 'family'] },
   // "" (no group) becomes null.
   control: { converted: ['group'], added: [] },
+  // The profile's keys the file or the environment set (they win over the profile).
+  timing: { converted: [], added: ['overrides'] },
   // The comma-separated text becomes a list; "" user becomes null; the password is read from
   // password_file (with backend etcd; the path is kept). cluster_name "" also becomes
   // group-<group.id>, with the same type, so it is not listed.
@@ -695,12 +731,13 @@ function nullIfEmpty(value: string): string | null {
 }
 
 /** The camelCase view; only called on a configuration without problems. */
-function toConfig(props: RawConfig, secrets: Secrets, source: string | null): Config {
+function toConfig(props: RawConfig, secrets: Secrets, source: string | null, overrides: readonly ProfileKey[]): Config {
   const vip = parseCidr(props.vip.address);
   if (vip === null) throw new Error(`vip.address ${props.vip.address} passed validation but does not parse`);
   const peerAddress = canonicalIp(props.peer.address);
   return {
     source,
+    timing: { profile: props.timing.profile, overrides },
     node: { ...camelize(props.node), address: canonicalIp(props.node.address) },
     group: camelize(props.group),
     peer: { address: peerAddress },

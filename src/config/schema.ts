@@ -59,6 +59,14 @@ export type QuorumBackend = (typeof QUORUM_BACKENDS)[number];
 export const QUORUM_PREFERENCES = ['safety', 'availability'] as const;
 export type QuorumPreference = (typeof QUORUM_PREFERENCES)[number];
 
+/**
+ * `timing.profile`: the defaults of the timing keys (`profiles.ts` holds the table).
+ * `default` is the shipped defaults; `fast` and `lan-fast` detect a lost host sooner and
+ * fail over spuriously on a lossy or loaded link.
+ */
+export const TIMING_PROFILES = ['default', 'fast', 'lan-fast'] as const;
+export type TimingProfile = (typeof TIMING_PROFILES)[number];
+
 /** Prefix of every environment override; `REDIS_HA_ADVERT_INTERVAL_MS` sets `advert.interval_ms`. */
 export const ENV_PREFIX = 'REDIS_HA_';
 
@@ -522,6 +530,16 @@ const HOUR_MS = 3_600_000;
 /** Longest pause in a promotion or demotion: ten minutes. */
 const TEN_MINUTES_MS = 600_000;
 const MINUTE_MS = 60_000;
+/**
+ * Shortest advert interval: 20 ms, for a dedicated link (`timing.profile: lan-fast`; keepalived's
+ * BFD defaults detect a lost peer in ~50 ms). The u16 wire field and the timers go lower; the
+ * master-down interval (3 × 20 ms + skew) is then about the scale of a GC pause or a busy host.
+ */
+export const ADVERT_MIN_INTERVAL_MS = 20;
+/** Shortest health-check interval (the lan-fast profile's 20 ms). */
+export const HEALTH_MIN_INTERVAL_MS = 20;
+/** Shortest stall threshold: the lan-fast profile's master-down interval is about 60 ms. */
+export const STALL_MIN_THRESHOLD_MS = 20;
 
 function redisSection(section: 'redis' | 'peer_redis', peer: boolean) {
   const env = `${ENV_PREFIX}${section.toUpperCase()}_`;
@@ -598,9 +616,17 @@ const SCHEMA = {
       { multicast: true },
     ),
   },
+  timing: {
+    profile: oneOf(
+      'Defaults of the timing keys (advert.interval_ms, health.interval_ms, health.timeout_ms, promotion.peer_timeout_ms, stall.threshold_ms): default (the shipped values), fast (100 ms adverts), lan-fast (20 ms adverts, a dedicated loss-free link only). A key set in the file or the environment wins over its profile.',
+      'REDIS_HA_TIMING_PROFILE',
+      'default',
+      TIMING_PROFILES,
+    ),
+  },
   advert: {
     port: port('UDP port adverts are sent to and received on.', 'REDIS_HA_ADVERT_PORT', 5400),
-    interval_ms: integerMs('Interval between adverts.', 'REDIS_HA_ADVERT_INTERVAL_MS', 1000, 50, MINUTE_MS),
+    interval_ms: integerMs('Interval between adverts.', 'REDIS_HA_ADVERT_INTERVAL_MS', 1000, ADVERT_MIN_INTERVAL_MS, MINUTE_MS),
     key_file: text(
       'Key file, "<id> <secret>" per line; the first key signs, all verify. REDIS_HA_ADVERT_KEY overrides it.',
       'REDIS_HA_ADVERT_KEY_FILE',
@@ -618,7 +644,7 @@ const SCHEMA = {
   redis: redisSection('redis', false),
   peer_redis: redisSection('peer_redis', true),
   health: {
-    interval_ms: integerMs('Time between health checks of the local Redis.', 'REDIS_HA_HEALTH_INTERVAL_MS', 500, 50, MINUTE_MS),
+    interval_ms: integerMs('Time between health checks of the local Redis.', 'REDIS_HA_HEALTH_INTERVAL_MS', 500, HEALTH_MIN_INTERVAL_MS, MINUTE_MS),
     timeout_ms: integerMs('Time a health check may take before it counts as failed.', 'REDIS_HA_HEALTH_TIMEOUT_MS', 500, 10, MINUTE_MS),
     fall: integer('Consecutive failed checks before FAULT.', 'REDIS_HA_HEALTH_FALL', 2, 1, 100),
     rise: integer('Consecutive good checks before leaving FAULT.', 'REDIS_HA_HEALTH_RISE', 2, 1, 100),
@@ -752,7 +778,7 @@ const SCHEMA = {
       'An event-loop stall longer than this (VM pause, SIGSTOP) makes the daemon re-verify the peer and Redis before acting on timers that fired late.',
       'REDIS_HA_STALL_THRESHOLD_MS',
       1000,
-      100,
+      STALL_MIN_THRESHOLD_MS,
       MINUTE_MS,
     ),
   },
@@ -895,9 +921,15 @@ export function schemaSubsections(): ReadonlyMap<string, readonly string[]> {
  * The schema to hand to convict for one load. Items whose environment variable is set
  * in `env` carry its raw text (`envValue`), and numbers in the file their source text
  * (`writtenValue`, from `written`: `section.key` -> text), so a bad value is quoted as
- * written. Registers our formats first (convict refuses unknown format names).
+ * written; `defaults` (`section.key` -> value) replaces the defaults of those keys (the
+ * timing profile's, `profiles.ts`). Registers our formats first (convict refuses unknown
+ * format names).
  */
-export function buildSchema(env: NodeJS.ProcessEnv, written: ReadonlyMap<string, string> = new Map()): convict.Schema<RawConfig> {
+export function buildSchema(
+  env: NodeJS.ProcessEnv,
+  written: ReadonlyMap<string, string> = new Map(),
+  defaults: ReadonlyMap<string, unknown> = new Map(),
+): convict.Schema<RawConfig> {
   registerFormats();
   const schema: Record<string, unknown> = {};
   for (const [path, keys] of schemaItems()) {
@@ -906,8 +938,10 @@ export function buildSchema(env: NodeJS.ProcessEnv, written: ReadonlyMap<string,
     for (const [key, item] of keys) {
       const envValue = env[item.env];
       const writtenValue = written.get(`${path}.${key}`);
+      const profileDefault = defaults.get(`${path}.${key}`);
       target[key] = {
         ...item,
+        ...(profileDefault === undefined ? {} : { default: profileDefault }),
         ...(envValue === undefined ? {} : { envValue }),
         ...(writtenValue === undefined ? {} : { writtenValue }),
       };

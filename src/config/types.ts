@@ -11,7 +11,8 @@
  * (`load.ts`) fails `tsc` unless every section and key here is a schema key in
  * camelCase with the schema's type, or a departure declared in `CONFIG_DEPARTURES`.
  */
-import type { LogLevel, QuorumBackend, QuorumPreference, SwitchoverMethod } from './schema.js';
+import type { ProfileKey } from './profiles.js';
+import type { LogLevel, QuorumBackend, QuorumPreference, SwitchoverMethod, TimingProfile } from './schema.js';
 
 
 /** One HMAC key from the advert key file. `id` travels in every advert so keys can rotate. */
@@ -36,6 +37,13 @@ export interface RedisEndpoint {
 export interface Config {
   /** The file this was loaded from, or `null` when built in code (tests). */
   readonly source: string | null;
+  /** The timing profile (`profiles.ts`): the defaults of the timing keys. */
+  readonly timing: {
+    /** `default` (the shipped values), `fast` or `lan-fast`. */
+    readonly profile: TimingProfile;
+    /** The profile's keys set explicitly in the file or the environment (they win over the profile). */
+    readonly overrides: readonly ProfileKey[];
+  };
   readonly node: {
     /** Unique name of this node in the group; carried in adverts and the audit log. */
     readonly name: string;
@@ -59,7 +67,7 @@ export interface Config {
   readonly advert: {
     /** UDP port adverts are sent to and received on. */
     readonly port: number;
-    /** Interval between adverts; >= 50 ms. */
+    /** Interval between adverts; >= 20 ms. */
     readonly intervalMs: number;
     /** Path of the key file (`<id> <secret>` per line); the first key signs, all verify. */
     readonly keyFile: string;

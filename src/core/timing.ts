@@ -175,6 +175,27 @@ function fmt(ms: number): string {
   return `${Math.round(ms)} ms`;
 }
 
+/**
+ * The stall threshold against the master-down interval. A timer that fires late by
+ * more than `stall.threshold_ms` is taken for a stalled loop and re-verified (the peer's
+ * adverts may be queued behind it); one that fires late by less is acted on. A stall
+ * long enough to let this node's master-down deadline pass, yet under the threshold
+ * beyond it, makes the node take over from a live peer whose adverts are still queued:
+ * the threshold must not exceed the shortest master-down interval (priority 254, so the
+ * rule holds whatever the priority) or that window outgrows the interval itself. A
+ * warning, not an error: configurations written before the rule keep starting.
+ */
+export function checkStallThreshold(stallThresholdMs: number, advertIntervalMs: number): string[] {
+  const masterDown = masterDownMs(PRIORITY_MAX_CONFIGURED, advertIntervalMs);
+  if (stallThresholdMs <= masterDown) return [];
+  return [
+    `stall.threshold_ms (${stallThresholdMs}) is longer than the master-down interval (${fmt(masterDown)} at ` +
+      `advert.interval_ms ${advertIntervalMs}): an event-loop stall that outlasts the master-down deadline by less than ` +
+      'the threshold is not noticed, and this node may take over from a live peer whose adverts are still queued; ' +
+      `lower stall.threshold_ms to ${Math.floor(masterDown)} or less (timing.profile fast and lan-fast do)`,
+  ];
+}
+
 /** How long a backup that forwarded a switchover waits for the master's answer. */
 export function switchoverForwardWaitMs(timeoutMs: number, peerAdvertIntervalMs: number): number {
   return timeoutMs + SWITCHOVER_FORWARD_MARGIN_MS + 2 * peerAdvertIntervalMs;
@@ -558,5 +579,55 @@ export function worstCaseOutages(t: TakeoverTiming, q: QuorumTiming): readonly W
       'failsafe: the master keeps serving while it still hears its peer; nothing is promoted without etcd'),
     row('etcd-down', 'none-safety', 0, 'none', false, 'not applicable: this mode uses no etcd', false),
     row('etcd-down', 'none-availability', 0, 'none', false, 'not applicable: this mode uses no etcd', false),
+  ];
+}
+
+// ---------------------------------------------------------------------------
+// The start-up line: detection and takeover per fault (issue 12)
+
+/** The faults the start-up line reports: the worst-case table's, and a stalled master daemon. */
+export type StartupFault = OutageFault | 'master-daemon-stalls';
+
+/** How soon one fault is noticed, and how long writes may be unavailable, in the mode in force. */
+export interface FaultTimes {
+  readonly fault: StartupFault;
+  /**
+   * From the fault to the first node acting on it: the master's own daemon (its Redis),
+   * or the backup's master-down timer (silence). `null`: no node acts (etcd down).
+   */
+  readonly detectMs: number | null;
+  /** As `WorstCaseOutage.writesUnavailableMs`: `null` until healed or repaired. */
+  readonly writesUnavailableMs: number | null;
+}
+
+/**
+ * The worst case of each fault in `mode`, with when it is noticed: the applicable rows of
+ * {@link worstCaseOutages}, and a stalled master daemon (its host and Redis fine), which
+ * the backup cannot tell from a lost host, except without a quorum preferring safety,
+ * where it replaces a silent master only through that master's Redis, still reachable
+ * here (caught up and fenced; the catch-up's round trips are not counted, as elsewhere).
+ * `redis-ha run` logs these at start-up; `check-config` prints the same rows in words.
+ */
+export function faultTimes(t: TakeoverTiming, q: QuorumTiming, mode: QuorumMode): readonly FaultTimes[] {
+  const masterDown = masterDownMs(t.priority, t.advertIntervalMs);
+  const detect: Readonly<Record<OutageFault, number | null>> = {
+    // The health connection closes and the refused re-check proves it at once.
+    'master-redis-dies': 0,
+    'master-redis-hangs': faultDetectMs(t.health),
+    'master-host-dies': masterDown,
+    'master-isolated': masterDown,
+    'hosts-cut': masterDown,
+    'etcd-down': null,
+  };
+  const rows = worstCaseOutages(t, q).filter((row) => row.mode === mode && row.applicable);
+  const hostDies = rows.find((row) => row.fault === 'master-host-dies');
+  const stalled: FaultTimes = {
+    fault: 'master-daemon-stalls',
+    detectMs: masterDown,
+    writesUnavailableMs: mode === 'none-safety' ? takeoverEstimate(t).hostLossMs : (hostDies?.writesUnavailableMs ?? null),
+  };
+  return [
+    ...rows.map((row) => ({ fault: row.fault, detectMs: detect[row.fault], writesUnavailableMs: row.writesUnavailableMs })),
+    stalled,
   ];
 }

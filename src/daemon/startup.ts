@@ -11,7 +11,8 @@
  */
 import { ensureArpAnnounce } from '../adapters/link.js';
 import { loadState, saveState, type PersistedState } from '../adapters/state-file.js';
-import { timingReportOf } from '../config/derived.js';
+import { faultTimesOf, timingReportOf } from '../config/derived.js';
+import { quorumMode } from '../core/timing.js';
 import type { Config } from '../config/types.js';
 import { EXIT_CONFIG, FatalError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -23,7 +24,27 @@ export function checkTiming(config: Config, logger: Logger): void {
   if (report.errors.length > 0) {
     throw new FatalError('TIMING_INVALID', `timing invariants violated:\n  ${report.errors.join('\n  ')}`, EXIT_CONFIG);
   }
-  logger.info({ worstCaseTakeoverMs: roundAll(report.estimate) }, 'computed worst-case takeover times');
+  logger.info(startupTimesFields(config, report.estimate), 'worst-case detection and takeover times');
+}
+
+/**
+ * The fields of the start-up line: the profile and what overrides it, the quorum mode,
+ * and per fault when it is noticed and how long writes may be unavailable (`null`: until
+ * healed or repaired), from the same functions `check-config` prints; `worstCaseTakeoverMs`
+ * is this node's own estimate as the backup taking over (`takeoverEstimate`).
+ */
+export function startupTimesFields(config: Config, estimate: object): Record<string, unknown> {
+  const round = (ms: number | null): number | null => (ms === null ? null : Math.round(ms));
+  return {
+    profile: config.timing.profile,
+    overrides: config.timing.overrides,
+    quorumMode: quorumMode(config.quorum.backend, config.quorum.prefer),
+    faults: Object.fromEntries(
+      faultTimesOf(config).map((row) => [row.fault, { detectMs: round(row.detectMs), writesUnavailableMs: round(row.writesUnavailableMs) }]),
+    ),
+    stallThresholdMs: config.stall.thresholdMs,
+    worstCaseTakeoverMs: roundAll(estimate),
+  };
 }
 
 /** Loads the persisted state and records this start's boot time (always above the last one). */

@@ -124,7 +124,10 @@ const FLAGS_KNOWN = FLAG_FAULT | FLAG_RESIGNING | FLAG_MAINTENANCE | FLAG_SWITCH
 
 /** Secondary offset meaning "no second history" (Redis `second_repl_offset:-1`). */
 const NO_SECOND_OFFSET = -1;
-const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+/** 2^32: a u64 is written and read as two u32 halves. */
+const U32_SPAN = 2 ** 32;
+/** The high word of 2^53 − 1 (`Number.MAX_SAFE_INTEGER`): 2^21 − 1. */
+const MAX_SAFE_HIGH_WORD = 2 ** 21 - 1;
 
 const STATES: readonly NodeState[] = ['INIT', 'BACKUP', 'MASTER', 'FAULT'];
 const ROLES: readonly RedisRole[] = ['unknown', 'master', 'replica'];
@@ -182,12 +185,80 @@ export class AdvertEncodeError extends RedisHaError {
 }
 
 /**
- * Encodes and signs an advert with `key`.
+ * Encodes and signs an advert with `key`, into a new buffer.
  *
  * @throws AdvertEncodeError when a field does not fit its wire field (see the layout
  *   above); nothing is sent half-valid.
  */
 export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
+  const name = checkEnvelope(input, key);
+  const buf = Buffer.alloc(OFF_NAME + name.bytes + TRAILER_BYTES);
+  writeAdvert(buf, input, name.bytes, key);
+  return buf;
+}
+
+/** Buffers an `AdvertEncoder` keeps for reuse; more in flight at once are allocated afresh. */
+const ENCODER_SPARE_BUFFERS = 4;
+
+/**
+ * Encodes adverts into reused buffers, for the sender's hot path (one per transport):
+ * the same bytes as `encodeAdvert`, without a new buffer, node-name buffer, replid
+ * buffers or BigInts per advert, and with the node name checked once while it stays the
+ * same. Every byte of a reused buffer is written again, so nothing of an earlier advert
+ * survives in it.
+ *
+ * A buffer returned by `encode` belongs to the caller until it hands it back with
+ * `release`: a datagram socket may still be reading it until its send callback runs, so
+ * the transport releases it there, never earlier. Until then `encode` never returns that
+ * buffer again (it takes another spare, or allocates one).
+ */
+export class AdvertEncoder {
+  private readonly spare: Buffer[] = [];
+  /** Each buffer's signed part (all but the MAC): a view made once per buffer, not per advert. */
+  private readonly signedViews = new WeakMap<Buffer, Buffer>();
+  private checkedName: string | null = null;
+  private checkedNameBytes = 0;
+
+  /**
+   * Encodes and signs an advert; the buffer is the caller's until `release`.
+   *
+   * @throws AdvertEncodeError as `encodeAdvert`.
+   */
+  encode(input: AdvertEnvelope, key: AdvertKey): Buffer {
+    checkEnvelopeFields(input, key);
+    const nameBytes = this.nameBytes(input.body.nodeName);
+    const length = OFF_NAME + nameBytes + TRAILER_BYTES;
+    let buf = this.spare.pop();
+    // A buffer of another length (the name changed) is dropped, not resized.
+    if (buf === undefined || buf.length !== length) buf = Buffer.allocUnsafeSlow(length);
+    let signed = this.signedViews.get(buf);
+    if (signed === undefined) {
+      signed = buf.subarray(0, length - ADVERT_MAC_BYTES);
+      this.signedViews.set(buf, signed);
+    }
+    writeAdvert(buf, input, nameBytes, key, signed);
+    return buf;
+  }
+
+  /** Hands back a buffer from `encode` once nothing reads it any more (the send completed). */
+  release(buf: Buffer): void {
+    if (this.spare.length < ENCODER_SPARE_BUFFERS && !this.spare.includes(buf)) this.spare.push(buf);
+  }
+
+  /** The node name's length in bytes, checked once per name. */
+  private nameBytes(nodeName: string): number {
+    if (nodeName !== this.checkedName) {
+      const problem = nodeNameProblem(nodeName);
+      if (problem !== null) throw new AdvertEncodeError(problem);
+      this.checkedName = nodeName;
+      this.checkedNameBytes = Buffer.byteLength(nodeName, 'utf8');
+    }
+    return this.checkedNameBytes;
+  }
+}
+
+/** Checks every field of an envelope but the node name; throws `AdvertEncodeError`. */
+function checkEnvelopeFields(input: AdvertEnvelope, key: AdvertKey): void {
   const { groupId, bootTimeMs, seq, echoBootTimeMs, body } = input;
   checkInt('key id', key.id, 0, 0xff);
   if (key.secret.length === 0) throw new AdvertEncodeError(`key ${key.id} has an empty secret`);
@@ -203,19 +274,33 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
   if (body.redis.secondOffset !== NO_SECOND_OFFSET) {
     checkInt('redis.secondOffset', body.redis.secondOffset, 0, Number.MAX_SAFE_INTEGER);
   }
-  const stateCode = STATES.indexOf(body.state);
-  if (stateCode < 0) throw new AdvertEncodeError(`unknown state ${String(body.state)}`);
-  const roleCode = ROLES.indexOf(body.redis.role);
-  if (roleCode < 0) throw new AdvertEncodeError(`unknown redis role ${String(body.redis.role)}`);
-  const name = encodeNodeName(body.nodeName);
+  if (STATES.indexOf(body.state) < 0) throw new AdvertEncodeError(`unknown state ${String(body.state)}`);
+  if (ROLES.indexOf(body.redis.role) < 0) throw new AdvertEncodeError(`unknown redis role ${String(body.redis.role)}`);
+  checkReplId('redis.replId', body.redis.replId);
+  checkReplId('redis.replId2', body.redis.replId2);
+}
 
-  const length = OFF_NAME + name.length + TRAILER_BYTES;
-  const buf = Buffer.alloc(length);
-  ADVERT_MAGIC.copy(buf, OFF_MAGIC);
+/** Checks an envelope (node name included); returns the name's length in bytes. */
+function checkEnvelope(input: AdvertEnvelope, key: AdvertKey): { readonly bytes: number } {
+  checkEnvelopeFields(input, key);
+  const problem = nodeNameProblem(input.body.nodeName);
+  if (problem !== null) throw new AdvertEncodeError(problem);
+  return { bytes: Buffer.byteLength(input.body.nodeName, 'utf8') };
+}
+
+/**
+ * Writes every byte of a checked advert into `buf` (exactly `OFF_NAME + nameBytes +
+ * TRAILER_BYTES` long) and signs it. Integers wider than 32 bits are written as two
+ * halves (no BigInt); the hex replids and the name are written straight into place.
+ */
+function writeAdvert(buf: Buffer, input: AdvertEnvelope, nameBytes: number, key: AdvertKey, signed?: Buffer): void {
+  const { groupId, bootTimeMs, seq, echoBootTimeMs, body } = input;
+  buf[OFF_MAGIC] = ADVERT_MAGIC[0] as number;
+  buf[OFF_MAGIC + 1] = ADVERT_MAGIC[1] as number;
   buf.writeUInt8(ADVERT_VERSION, OFF_VERSION);
   buf.writeUInt8(ADVERT_TYPE_ADVERT, OFF_TYPE);
   buf.writeUInt8(groupId, OFF_GROUP);
-  buf.writeUInt8(stateCode, OFF_STATE);
+  buf.writeUInt8(STATES.indexOf(body.state), OFF_STATE);
   buf.writeUInt8(body.priority, OFF_PRIORITY);
   buf.writeUInt8(
     (body.flags.fault ? FLAG_FAULT : 0) |
@@ -229,20 +314,32 @@ export function encodeAdvert(input: AdvertEnvelope, key: AdvertKey): Buffer {
     OFF_FLAGS,
   );
   buf.writeUInt16BE(body.advertIntervalMs, OFF_INTERVAL);
-  buf.writeUInt8(roleCode, OFF_ROLE);
+  buf.writeUInt8(ROLES.indexOf(body.redis.role), OFF_ROLE);
   buf.writeUIntBE(bootTimeMs, OFF_BOOT_EPOCH, BOOT_EPOCH_BYTES);
   buf.writeUInt32BE(seq, OFF_SEQ);
   buf.writeUInt32BE(body.epoch, OFF_EPOCH);
-  buf.writeBigUInt64BE(BigInt(body.redis.offset), OFF_OFFSET);
-  buf.writeBigInt64BE(BigInt(body.redis.secondOffset), OFF_SECOND_OFFSET);
-  encodeReplId('redis.replId', body.redis.replId).copy(buf, OFF_REPL_ID);
-  encodeReplId('redis.replId2', body.redis.replId2).copy(buf, OFF_REPL_ID2);
+  writeU64(buf, body.redis.offset, OFF_OFFSET);
+  if (body.redis.secondOffset === NO_SECOND_OFFSET) buf.fill(0xff, OFF_SECOND_OFFSET, OFF_SECOND_OFFSET + 8);
+  else writeU64(buf, body.redis.secondOffset, OFF_SECOND_OFFSET);
+  writeReplId(buf, body.redis.replId, OFF_REPL_ID);
+  writeReplId(buf, body.redis.replId2, OFF_REPL_ID2);
   buf.writeUInt32BE(body.maintenanceGen ?? 0, OFF_MAINTENANCE_GEN);
   buf.writeUIntBE(echoBootTimeMs, OFF_ECHO, BOOT_EPOCH_BYTES);
-  buf.writeUInt8(name.length, OFF_NAME_LENGTH);
-  name.copy(buf, OFF_NAME);
-  signPacket(buf, key);
-  return buf;
+  buf.writeUInt8(nameBytes, OFF_NAME_LENGTH);
+  buf.write(body.nodeName, OFF_NAME, nameBytes, 'utf8');
+  signPacket(buf, key, signed);
+}
+
+/** A non-negative safe integer as a big-endian u64, in two u32 halves. */
+function writeU64(buf: Buffer, value: number, offset: number): void {
+  buf.writeUInt32BE(Math.floor(value / U32_SPAN), offset);
+  buf.writeUInt32BE(value % U32_SPAN, offset + 4);
+}
+
+/** A checked replid (40 hex digits, or "" for all zero bytes) written in place. */
+function writeReplId(buf: Buffer, replId: string, offset: number): void {
+  if (replId === '') buf.fill(0, offset, offset + REPL_ID_BYTES);
+  else buf.write(replId, offset, REPL_ID_BYTES, 'hex');
 }
 
 /**
@@ -299,12 +396,10 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
   if (advertIntervalMs === 0) return reject('bad-field', 'advert interval 0');
   const role = ROLES[buf.readUInt8(OFF_ROLE)];
   if (role === undefined) return reject('bad-field', `redis role ${buf.readUInt8(OFF_ROLE)}`);
-  const offsetBig = buf.readBigUInt64BE(OFF_OFFSET);
-  if (offsetBig > MAX_SAFE_BIG) return reject('bad-field', `offset ${offsetBig} exceeds 2^53 - 1`);
-  const secondOffsetBig = buf.readBigInt64BE(OFF_SECOND_OFFSET);
-  if (secondOffsetBig < BigInt(NO_SECOND_OFFSET) || secondOffsetBig > MAX_SAFE_BIG) {
-    return reject('bad-field', `second offset ${secondOffsetBig} out of range`);
-  }
+  const offset = readSafeU64(buf, OFF_OFFSET);
+  if (offset === null) return reject('bad-field', `offset ${buf.readBigUInt64BE(OFF_OFFSET)} exceeds 2^53 - 1`);
+  const secondOffset = isAllOnes(buf, OFF_SECOND_OFFSET, 8) ? NO_SECOND_OFFSET : readSafeU64(buf, OFF_SECOND_OFFSET);
+  if (secondOffset === null) return reject('bad-field', `second offset ${buf.readBigInt64BE(OFF_SECOND_OFFSET)} out of range`);
 
   const epoch = buf.readUInt32BE(OFF_EPOCH);
   if (epoch > EPOCH_CEILING) return reject('bad-field', `epoch ${epoch} above the ceiling ${EPOCH_CEILING}`);
@@ -337,10 +432,10 @@ function decodeUnsafe(buf: Buffer, keys: readonly AdvertKey[], groupId: number):
     },
     redis: {
       role,
-      replId: decodeReplId(buf.subarray(OFF_REPL_ID, OFF_REPL_ID + REPL_ID_BYTES)),
-      replId2: decodeReplId(buf.subarray(OFF_REPL_ID2, OFF_REPL_ID2 + REPL_ID_BYTES)),
-      offset: Number(offsetBig),
-      secondOffset: Number(secondOffsetBig),
+      replId: decodeReplId(buf, OFF_REPL_ID),
+      replId2: decodeReplId(buf, OFF_REPL_ID2),
+      offset,
+      secondOffset,
     },
   };
   return { ok: true, advert, keyId };
@@ -389,12 +484,13 @@ export function verifyPacketMac(
 
 /**
  * Fills in the trailer of a packet whose last `PACKET_TRAILER_BYTES` are reserved:
- * `key.id`, then the MAC over everything before the MAC. The caller validates the key.
+ * `key.id`, then the MAC over everything before the MAC. The caller validates the key;
+ * `signed` is that part of `buf` when the caller keeps a view of it (`AdvertEncoder`).
  */
-export function signPacket(buf: Buffer, key: AdvertKey): void {
+export function signPacket(buf: Buffer, key: AdvertKey, signed: Buffer = buf.subarray(0, buf.length - ADVERT_MAC_BYTES)): void {
   const keyIdAt = buf.length - TRAILER_BYTES;
   buf.writeUInt8(key.id, keyIdAt);
-  mac(key.secret, buf.subarray(0, keyIdAt + 1)).copy(buf, keyIdAt + 1);
+  mac(key.secret, signed).copy(buf, keyIdAt + 1);
 }
 
 /** Decodes an authenticated node name: strict UTF-8, no control characters. */
@@ -423,6 +519,11 @@ function reject(reason: RejectReason, detail: string): PacketReject {
   return { ok: false, reason, detail };
 }
 
+/**
+ * One `Hmac` and one digest per packet: node:crypto has no cheaper HMAC. A `KeyObject` made
+ * once per key, and copying hashes of the padded key (ipad/opad), were measured no faster
+ * (`tools/bench/advert-hot-path.ts`; the latter allocates more).
+ */
 function mac(secret: Buffer, data: Buffer): Buffer {
   return createHmac('sha256', secret).update(data).digest();
 }
@@ -433,18 +534,26 @@ function checkInt(field: string, value: number, min: number, max: number): void 
   }
 }
 
-function encodeNodeName(name: string): Buffer {
-  const problem = nodeNameProblem(name);
-  if (problem !== null) throw new AdvertEncodeError(problem);
-  return Buffer.from(name, 'utf8');
+function checkReplId(field: string, replId: string): void {
+  if (replId !== '' && !HEX_REPL_ID.test(replId)) throw new AdvertEncodeError(`${field} is not 40 hex digits or empty`);
 }
 
-function encodeReplId(field: string, replId: string): Buffer {
-  if (replId === '') return Buffer.alloc(REPL_ID_BYTES);
-  if (!HEX_REPL_ID.test(replId)) throw new AdvertEncodeError(`${field} is not 40 hex digits or empty`);
-  return Buffer.from(replId, 'hex');
+/** A replid read in place: all zero bytes decode as "" (no second history). */
+function decodeReplId(buf: Buffer, offset: number): string {
+  for (let i = offset; i < offset + REPL_ID_BYTES; i++) {
+    if (buf[i] !== 0) return buf.toString('hex', offset, offset + REPL_ID_BYTES);
+  }
+  return '';
 }
 
-function decodeReplId(raw: Buffer): string {
-  return raw.every((b) => b === 0) ? '' : raw.toString('hex');
+/** A big-endian u64 read as two u32 halves, or `null` above 2^53 − 1. */
+function readSafeU64(buf: Buffer, offset: number): number | null {
+  const high = buf.readUInt32BE(offset);
+  if (high > MAX_SAFE_HIGH_WORD) return null;
+  return high * U32_SPAN + buf.readUInt32BE(offset + 4);
+}
+
+function isAllOnes(buf: Buffer, offset: number, length: number): boolean {
+  for (let i = offset; i < offset + length; i++) if (buf[i] !== 0xff) return false;
+  return true;
 }

@@ -165,6 +165,24 @@ describe('AdvertTransport on loopback', () => {
     expect(b.transport.counters).toMatchObject({ sent: 1, received: 2, accepted: 2 });
   });
 
+  it('sends each advert intact from reused buffers, however many are in flight at once', async () => {
+    // The transport reuses its encode buffers, each only after its send callback: a burst
+    // sent within one tick keeps more buffers in flight than the encoder keeps spare, and
+    // then a burst after the callbacks reuses them. Every advert must arrive as sent.
+    const [portA, portB] = [await freePort(), await freePort()];
+    const a = await startTransport('node-a', portA, portB);
+    const b = await startTransport('node-b', portB, portA);
+    const BURST = 20;
+    for (let i = 0; i < BURST; i++) a.transport.send(body('node-a', { epoch: i, redis: { ...body('x').redis, offset: 1000 + i } }));
+    await waitFor(() => a.transport.counters.sent === BURST, 'send callbacks of the first burst');
+    for (let i = BURST; i < 2 * BURST; i++) a.transport.send(body('node-a', { epoch: i, redis: { ...body('x').redis, offset: 1000 + i } }));
+    await waitFor(() => b.received.length === 2 * BURST, 'both bursts');
+    expect(b.received.map((r) => [r.advert.seq, r.advert.epoch, r.advert.redis.offset])).toEqual(
+      Array.from({ length: 2 * BURST }, (_, i) => [i + 1, i, 1000 + i]),
+    );
+    expect(b.transport.counters.rejected['bad-mac']).toBe(0);
+  });
+
   it('drops forged, garbage, replayed and own-name datagrams, counts them, and never calls the handler', async () => {
     const relay = await rawSocket();
     const attacker = await rawSocket();

@@ -103,10 +103,22 @@ describe('redis-ha check-config', () => {
   });
 
   it('exits 78 naming the key, the expected form and the value given', async () => {
-    const { path, env } = await exampleWith((t) => t.replace(/interval_ms: 1000/, 'interval_ms: 20'));
+    // The first empty `interval_ms:` of the example is advert's (the profile decides it).
+    const { path, env } = await exampleWith((t) => t.replace(/^  interval_ms:$/m, '  interval_ms: 19'));
     const r = await cli(['check-config', '--config', path], env);
     expect(r.code).toBe(78);
-    expect(r.stderr).toMatch(/advert\.interval_ms: expected .* from 50 to 60000, got "?20"?/);
+    expect(r.stderr).toMatch(/advert\.interval_ms: expected .* from 20 to 60000, got "?19"?/);
+  });
+
+  it('prints the timing profile in force, and exits 78 for a name that is no profile', async () => {
+    const { path, env } = await exampleWith((t) => t.replace(/^  profile: default$/m, '  profile: lan-fast'));
+    const ok = await cli(['check-config', '--config', path], env);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^timing profile lan-fast \(no key set over it\); stall threshold 60 ms$/m);
+    expect(ok.stdout).toMatch(/^advert every 20 ms on UDP port 5400/m);
+    const bad = await cli(['check-config', '--config', path], { ...env, REDIS_HA_TIMING_PROFILE: 'turbo' });
+    expect(bad.code).toBe(78);
+    expect(bad.stderr).toContain('timing.profile: expected one of default, fast, lan-fast, got "turbo" (from REDIS_HA_TIMING_PROFILE)');
   });
 
   it('exits 78 for a missing file', async () => {

@@ -283,24 +283,24 @@ interface BadCase {
 const BAD_CASES: readonly BadCase[] = [
   {
     name: 'advert interval below the minimum',
-    patch: { advert: { interval_ms: 20 } },
-    problem: 'advert.interval_ms: expected an integer number of milliseconds from 50 to 60000, got 20',
+    patch: { advert: { interval_ms: 19 } },
+    problem: 'advert.interval_ms: expected an integer number of milliseconds from 20 to 60000, got 19',
   },
   {
     name: 'advert interval with a unit',
     patch: { advert: { interval_ms: '1s' } },
-    problem: 'advert.interval_ms: expected an integer number of milliseconds from 50 to 60000, got "1s"',
+    problem: 'advert.interval_ms: expected an integer number of milliseconds from 20 to 60000, got "1s"',
   },
   {
     name: 'advert interval from the environment',
     patch: {},
-    env: { REDIS_HA_ADVERT_INTERVAL_MS: '20' },
-    problem: 'advert.interval_ms: expected an integer number of milliseconds from 50 to 60000, got "20" (from REDIS_HA_ADVERT_INTERVAL_MS)',
+    env: { REDIS_HA_ADVERT_INTERVAL_MS: '10' },
+    problem: 'advert.interval_ms: expected an integer number of milliseconds from 20 to 60000, got "10" (from REDIS_HA_ADVERT_INTERVAL_MS)',
   },
   {
     name: 'fractional interval',
     patch: { health: { interval_ms: 100.5 } },
-    problem: 'health.interval_ms: expected an integer number of milliseconds from 50 to 60000, got 100.5',
+    problem: 'health.interval_ms: expected an integer number of milliseconds from 20 to 60000, got 100.5',
   },
   { name: 'priority 0', patch: { node: { priority: 0 } }, problem: 'node.priority: expected an integer from 1 to 254, got 0' },
   { name: 'priority 255', patch: { node: { priority: 255 } }, problem: 'node.priority: expected an integer from 1 to 254, got 255' },
@@ -472,7 +472,7 @@ const BAD_CASES: readonly BadCase[] = [
   {
     name: 'unknown section',
     patch: { sentinel: { quorum: 2 } },
-    problem: /^sentinel: unknown section, expected one of node, group, peer, advert, .*, log$/,
+    problem: /^sentinel: unknown section, expected one of node, group, peer, timing, advert, .*, log$/,
   },
   {
     name: 'missing required key',
@@ -613,7 +613,7 @@ describe('bad input', () => {
         buildConfig(
           withPatch({
             node: { priority: 300, name: DELETE },
-            advert: { interval_ms: 20, intervall: 5 },
+            advert: { interval_ms: 10, intervall: 5 },
             vip: { address: 'nonsense' },
             redis: { password: 'x' },
           }),
@@ -635,10 +635,10 @@ describe('bad input', () => {
     );
   });
 
-  it('accepts exactly the advert intervals from 50 to 60000 ms (property)', () => {
+  it('accepts exactly the advert intervals from 20 to 60000 ms (property)', () => {
     fc.assert(
       fc.property(fc.integer({ min: -1000, max: 100_000 }), (interval) => {
-        const inRange = interval >= 50 && interval <= 60_000;
+        const inRange = interval >= 20 && interval <= 60_000;
         try {
           expect(buildConfig(withPatch({ advert: { interval_ms: interval } }), ENV).advert.intervalMs).toBe(interval);
           return inRange;
@@ -647,7 +647,7 @@ describe('bad input', () => {
             !inRange &&
             error instanceof ConfigError &&
             error.problems.length === 1 &&
-            error.problems[0] === `advert.interval_ms: expected an integer number of milliseconds from 50 to 60000, got ${interval}`
+            error.problems[0] === `advert.interval_ms: expected an integer number of milliseconds from 20 to 60000, got ${interval}`
           );
         }
       }),
@@ -697,7 +697,7 @@ describe('file problems', () => {
   it('reports a top level that is not a mapping', () => {
     const path = writeTemp('list.yaml', '- node\n- peer\n');
     expect(problemsOf(() => loadConfig(path, ENV))).toEqual([
-      '(top level): expected a mapping of sections (node, group, peer, advert, redis, peer_redis, health, vip, promotion, demotion, reconcile, control, switchover, metrics, stall, quorum, audit, state, log), got a list',
+      '(top level): expected a mapping of sections (node, group, peer, timing, advert, redis, peer_redis, health, vip, promotion, demotion, reconcile, control, switchover, metrics, stall, quorum, audit, state, log), got a list',
     ]);
   });
 
@@ -1079,7 +1079,7 @@ describe('the quorum section', () => {
 
   it('refuses a dotted name written as one key, saying to nest it', () => {
     expect(problemsOf(() => buildConfig({ ...withPatch({}), 'quorum.etcd': { lease_ttl_s: 5 }, quorum: { 'etcd.lease_ttl_s': 5 } }, ENV))).toEqual([
-      '"quorum.etcd": unknown section (a dotted name: write each part as a nested key), expected one of node, group, peer, advert, redis,' +
+      '"quorum.etcd": unknown section (a dotted name: write each part as a nested key), expected one of node, group, peer, timing, advert, redis,' +
         ' peer_redis, health, vip, promotion, demotion, reconcile, control, switchover, metrics, stall, quorum, audit, state, log',
       'quorum."etcd.lease_ttl_s": unknown key (a dotted name: write each part as a nested key), expected one of backend, prefer, etcd',
     ]);

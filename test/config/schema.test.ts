@@ -79,7 +79,7 @@ describe('the example file', () => {
     expect(example.node?.address).toBe('192.0.2.11');
     expect(example.peer?.address).toBe('192.0.2.12');
     expect(example.vip?.address).toBe('192.0.2.100/24');
-    expect(text).toMatch(/Fast: advert\.interval_ms: 100 and health\.interval_ms: 100/);
+    expect(text).toMatch(/fast: advert\.interval_ms 100, health\.interval_ms 100 and health\.timeout_ms 100/);
     for (const name of [REDIS_PASSWORD_ENV, PEER_REDIS_PASSWORD_ENV, ADVERT_KEY_ENV, 'REDIS_HA_ALLOW_INSECURE_KEY_FILE']) {
       expect(text).toContain(name);
     }

@@ -137,7 +137,7 @@ describe('RawConfig, derived from the schema', () => {
 
   it('has at compile time the sections schemaItems() lists at run time', () => {
     const sections: Array<keyof RawConfig> = [
-      'node', 'group', 'peer', 'advert', 'redis', 'peer_redis', 'health', 'vip', 'promotion', 'demotion',
+      'node', 'group', 'peer', 'timing', 'advert', 'redis', 'peer_redis', 'health', 'vip', 'promotion', 'demotion',
       'reconcile', 'control', 'switchover', 'metrics', 'stall', 'quorum', 'audit', 'state', 'log',
     ];
     const everySection: Equal<(typeof sections)[number], keyof RawConfig> = true;

@@ -2,7 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   checkQuorumTiming,
+  checkStallThreshold,
   checkTimingInvariants,
+  faultTimes,
   faultDetectMs,
   grantedLeaseTtlMs,
   masterDownMs,
@@ -231,5 +233,52 @@ describe('worst-case outages per fault and mode', () => {
     ['none', 'availability', 'none-availability'],
   ] as const)('backend %s, prefer %s is mode %s', (backend, prefer, mode) => {
     expect(quorumMode(backend, prefer)).toBe(mode);
+  });
+});
+
+describe('the stall threshold against the master-down interval', () => {
+  it.each([
+    // threshold, advert interval, warned
+    [1000, 1000, false],
+    [3000, 1000, false],
+    [3008, 1000, true],
+    [300, 100, false],
+    [1000, 100, true],
+    [60, 20, false],
+    [61, 20, true],
+  ] as const)('threshold %i ms at adverts every %i ms: warned %s', (threshold, interval, warned) => {
+    const warnings = checkStallThreshold(threshold, interval);
+    expect(warnings).toHaveLength(warned ? 1 : 0);
+    if (warned) expect(warnings[0]).toMatch(new RegExp(`^stall\\.threshold_ms \\(${threshold}\\) is longer than the master-down interval`));
+  });
+});
+
+describe('detection and takeover per fault (the start-up line)', () => {
+  const quorum: QuorumTiming = {
+    leaseTtlMs: 3000, renewIntervalMs: 500, callTimeoutMs: 500, electionTimeoutMs: 1000, fenceApplyMs: 500, advertIntervalMs: 1000,
+  };
+
+  it('takes each fault of the mode from worstCaseOutages, adds when it is noticed, and a stalled master daemon', () => {
+    const rows = faultTimes(base, quorum, 'none-availability');
+    expect(rows.map((row) => row.fault)).toEqual([
+      'master-redis-dies', 'master-redis-hangs', 'master-host-dies', 'master-isolated', 'hosts-cut', 'master-daemon-stalls',
+    ]);
+    const table = worstCaseOutages(base, quorum);
+    for (const row of rows) {
+      const outage = table.find((r) => r.fault === row.fault && r.mode === 'none-availability');
+      if (outage) expect(row.writesUnavailableMs).toBe(outage.writesUnavailableMs);
+    }
+    const byFault = Object.fromEntries(rows.map((row) => [row.fault, row.detectMs]));
+    expect(byFault['master-redis-dies']).toBe(0);
+    expect(byFault['master-redis-hangs']).toBe(1500);
+    expect(byFault['master-host-dies']).toBeCloseTo(3648.4375, 6);
+    expect(byFault['master-daemon-stalls']).toBeCloseTo(3648.4375, 6);
+  });
+
+  it('with etcd, etcd down is noticed by no node and a stalled daemon costs what a lost host does', () => {
+    const rows = faultTimes(base, quorum, 'etcd');
+    expect(rows.find((row) => row.fault === 'etcd-down')).toEqual({ fault: 'etcd-down', detectMs: null, writesUnavailableMs: 0 });
+    const host = rows.find((row) => row.fault === 'master-host-dies');
+    expect(rows.find((row) => row.fault === 'master-daemon-stalls')?.writesUnavailableMs).toBe(host?.writesUnavailableMs);
   });
 });

@@ -16,7 +16,7 @@
  */
 import type { SetupDriver } from './setup.js';
 import { keepalivedClassic } from './setups/keepalived.js';
-import { redisHa, redisHaEtcd, redisHaFast, redisHaPause, redisHaSafety } from './setups/redis-ha.js';
+import { redisHa, redisHaEtcd, redisHaFast, redisHaLanFast, redisHaPause, redisHaSafety } from './setups/redis-ha.js';
 import { sentinel } from './setups/sentinel.js';
 import { errorMessage } from '../../src/errors.js';
 
@@ -49,6 +49,7 @@ export const SETUP_NAMES = [
   'redis-ha-etcd',
   'redis-ha-safety',
   'redis-ha-fast',
+  'redis-ha-lan-fast',
   'redis-ha-pause',
   'keepalived-classic',
   'sentinel',
@@ -79,6 +80,12 @@ const ENTRIES: readonly SetupEntry[] = [
     // Master-down 3 × 100 ms + skew, then promotion.
     bounds: { minObserveMs: 2_500, observeBoundMs: 20_000, settleBoundMs: 30_000 },
     load: async () => redisHaFast,
+  },
+  {
+    name: 'redis-ha-lan-fast',
+    // Master-down 3 × 20 ms + skew, then promotion; the fast setup's bounds are ample.
+    bounds: { minObserveMs: 2_500, observeBoundMs: 20_000, settleBoundMs: 30_000 },
+    load: async () => redisHaLanFast,
   },
   {
     name: 'redis-ha-pause',

@@ -11,13 +11,19 @@
  *    (`PairOptions.quorum`, `LAB_QUORUM_ETCD_TIMING`: a 2 s lease renewed every 250 ms);
  *  - `redis-ha-safety`: the same without etcd, `quorum.backend: none`, `prefer: safety`
  *    (an isolated master, or one that lost its replica, refuses writes);
- *  - `redis-ha-fast`: advert 100 ms, health 100 ms / 100 ms, promotion peer timeout 100 ms;
+ *  - `redis-ha-fast`: `timing.profile: fast` (advert 100 ms, health 100 ms / 100 ms, promotion
+ *    peer timeout 100 ms, stall threshold 300 ms: src/config/profiles.ts);
+ *  - `redis-ha-lan-fast`: `timing.profile: lan-fast` (advert 20 ms, health 20 ms / 20 ms,
+ *    promotion peer timeout 50 ms, stall threshold 60 ms), for a dedicated, loss-free link;
  *  - `redis-ha-pause`: the defaults with `switchover.method: pause` (switchover only), to
  *    compare Redis's FAILOVER with the pause-and-promote handover.
  *
  * The lab is built with the default profile, `startDaemons: false` and the driver's
  * `labOptions` (the quorum); the driver rewrites both node configs with its profile's
- * timings before starting the daemons, so the runner treats every setup alike. The etcd
+ * timings before starting the daemons, so the runner treats every setup alike. The
+ * setups of a named timing profile write `timing.profile` and leave the profile's keys
+ * out of the file, so the daemon's own profile table decides them, as an operator's
+ * file would. The etcd
  * witness counts as part of `redis-ha-etcd`: `daemonPids(lab, 'c')` lists it (so the
  * footprint includes etcd's own memory and CPU) and `stop` stops it after the daemons.
  *
@@ -34,6 +40,7 @@
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { LAB_QUORUM_ETCD_TIMING, mergeConfig, PairLab, PROFILES, type LabConfig, type LabProfile, type LabQuorum, type PairHost, type PairNode } from '../../lab/pair.js';
+import { PROFILE_KEYS, profileValues, type TimingProfile } from '../../../src/config/profiles.js';
 import type { FaultName, RoleRecord, SetupDriver } from '../setup.js';
 import { processRef, resumeStalled, stallProcesses } from './processes.js';
 
@@ -98,6 +105,19 @@ function profileOverrides(profile: LabProfile): LabConfig {
   };
 }
 
+/**
+ * A node config with `timing.profile` set and the profile's keys removed (they would
+ * win over the profile), and debug logs off as in `profileOverrides`.
+ */
+function withTimingProfile(config: LabConfig, profile: TimingProfile): LabConfig {
+  const out = structuredClone(config) as Record<string, Record<string, unknown> | undefined>;
+  for (const key of PROFILE_KEYS) {
+    const [section = '', name = ''] = key.split('.');
+    delete out[section]?.[name];
+  }
+  return mergeConfig(out as LabConfig, { timing: { profile }, log: { level: 'info' } });
+}
+
 /** The description's words for a quorum. */
 function quorumText(quorum: LabQuorum | undefined): string {
   const q = quorum ?? NO_QUORUM;
@@ -129,15 +149,19 @@ function labQuorumProblem(name: string, lab: PairLab, quorum: LabQuorum | undefi
 function redisHaDriver(
   name: string,
   profile: LabProfile,
-  variant: { extra?: LabConfig; supports?: readonly FaultName[]; method?: string; quorum?: LabQuorum } = {},
+  variant: { extra?: LabConfig; supports?: readonly FaultName[]; method?: string; quorum?: LabQuorum; timingProfile?: TimingProfile } = {},
 ): SetupDriver {
-  const timing = PROFILES[profile];
-  const { quorum } = variant;
+  const { quorum, timingProfile } = variant;
+  const named = timingProfile === undefined ? null : profileValues(timingProfile);
+  const timing = named === null
+    ? PROFILES[profile]
+    : { advertIntervalMs: named['advert.interval_ms'], healthIntervalMs: named['health.interval_ms'], healthTimeoutMs: named['health.timeout_ms'] };
+  const profileText = timingProfile === undefined ? `profile ${profile}` : `timing.profile ${timingProfile}`;
   const withEtcd = quorum?.backend === 'etcd';
   return {
     name,
     description:
-      `redis-ha daemons, profile ${profile} (advert ${timing.advertIntervalMs} ms, health ` +
+      `redis-ha daemons, ${profileText} (advert ${timing.advertIntervalMs} ms, health ` +
       `${timing.healthIntervalMs}/${timing.healthTimeoutMs} ms, fall 2, priorities 100/90, nopreempt), ${quorumText(quorum)}; ` +
       `switchover = \`redis-ha switchover\` on the master (${variant.method ?? 'Redis FAILOVER TO'}, then the VIP moves)`,
     supports: variant.supports ?? FAULTS_SUPPORTED,
@@ -147,10 +171,19 @@ function redisHaDriver(
       const problem = labQuorumProblem(name, lab, quorum);
       if (problem !== null) throw new Error(problem);
       for (const node of ['a', 'b'] as const) {
-        const config = mergeConfig(mergeConfig(lab.baseConfig(node), profileOverrides(profile)), variant.extra);
+        const timed = timingProfile === undefined
+          ? mergeConfig(lab.baseConfig(node), profileOverrides(profile))
+          : withTimingProfile(lab.baseConfig(node), timingProfile);
+        const config = mergeConfig(timed, variant.extra);
         writeFileSync(lab.configPath(node), stringify(config), { mode: CONFIG_FILE_MODE });
       }
       lab.startDaemon('a');
+      if (timingProfile !== undefined) {
+        // A start-up listen of one master-down interval (73 ms at lan-fast) is shorter than a
+        // daemon's own start-up on a busy host: started together, b could be master before
+        // it hears a, and without preemption it stays so. a first, then b.
+        await lab.waitFor(`${name}: a holds the VIP`, async () => (await lab.vipHolders()).join() === 'a', START_TIMEOUT_MS);
+      }
       lab.startDaemon('b');
       await lab.waitFor(`${name}: a settled as master (VIP on a, b replicating a)`, () => lab.isSettledMaster('a'), START_TIMEOUT_MS);
       if (withEtcd) {
@@ -215,8 +248,11 @@ export const redisHaEtcd: SetupDriver = redisHaDriver('redis-ha-etcd', 'default'
 /** redis-ha with the default timings, no quorum, `prefer: safety`. */
 export const redisHaSafety: SetupDriver = redisHaDriver('redis-ha-safety', 'default', { quorum: { backend: 'none', prefer: 'safety' } });
 
-/** redis-ha with the fast profile (100 ms adverts and health checks). */
-export const redisHaFast: SetupDriver = redisHaDriver('redis-ha-fast', 'fast');
+/** redis-ha with `timing.profile: fast` (100 ms adverts and health checks). */
+export const redisHaFast: SetupDriver = redisHaDriver('redis-ha-fast', 'fast', { timingProfile: 'fast' });
+
+/** redis-ha with `timing.profile: lan-fast` (20 ms adverts and health checks, a dedicated link). */
+export const redisHaLanFast: SetupDriver = redisHaDriver('redis-ha-lan-fast', 'fast', { timingProfile: 'lan-fast' });
 
 /** redis-ha with the defaults but the pause-and-promote switchover (switchover only). */
 export const redisHaPause: SetupDriver = redisHaDriver('redis-ha-pause', 'default', {
