@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --lite-mode --v8-pool-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --lite-mode --no-expose-wasm --v8-pool-size=1
 /**
  * The `redis-ha` command line: `run` (the daemon, foreground), `check-config`
  * (validate like `keepalived -t`), `keygen` (a new advert key line), the operator

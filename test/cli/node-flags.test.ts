@@ -4,10 +4,11 @@
  * `scripts/install.sh` copies them from that shebang (test/install/product-tree.test.ts)
  * and the lab passes `NODE_FLAGS` itself (test/e2e/footprint.test.ts).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 
@@ -24,6 +25,12 @@ describe('the Node flags', () => {
   it('are what the shebang of main.ts (and of the build) spells', () => {
     expect(readFileSync(SOURCE, 'utf8').split('\n')[0]).toBe(SHEBANG);
     expect(readFileSync(CLI, 'utf8').split('\n')[0]).toBe(SHEBANG);
+  });
+
+  it('make Node print nothing of its own: a command run by the shebang has a clean stderr', async () => {
+    const r = await promisify(execFile)(CLI, ['keygen'], { env: { PATH: `${dirname(process.execPath)}:${process.env['PATH'] ?? ''}` } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^1 [0-9a-f]+\n$/);
   });
 
   it('reach the process when the built CLI runs by its shebang', async () => {
