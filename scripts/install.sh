@@ -359,6 +359,11 @@ fi
 # Node.js chosen above by its absolute path: a `node` earlier in someone's PATH (nvm, a
 # directory others can write to) is never taken. Its version is checked at each start,
 # so a system Node.js downgraded later fails with a message, not a syntax error.
+# The V8 flags redis-ha runs with (src/cli/node-flags.ts; README "Footprint"), as the
+# shebang of main.js spells them: the launcher runs node by its path, so the shebang
+# alone would not apply them.
+node_flags="$(sed -n '1s|^#!/usr/bin/env -S node||p' "$T/dist/cli/main.js")"
+case "$node_flags" in *[!-a-z0-9=\ ]*) die "unexpected node flags in the shebang of $T/dist/cli/main.js: $node_flags" ;; esac
 launcher="$ROOT/usr/local/bin/redis-ha"
 mkdir -p "$(dirname "$launcher")"
 cat > "$launcher.new" <<EOF
@@ -374,7 +379,7 @@ if [ "\$major" -lt $NODE_MAJOR_MIN ]; then
   echo "redis-ha: \$node is not Node.js >= $NODE_MAJOR_MIN (got \${version:-nothing}): run scripts/install.sh again" >&2
   exit 69
 fi
-exec "\$node" '$PREFIX/dist/cli/main.js' "\$@"
+exec "\$node"$node_flags '$PREFIX/dist/cli/main.js' "\$@"
 EOF
 chmod 0755 "$launcher.new"
 mv -f "$launcher.new" "$launcher"

@@ -15,6 +15,9 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LineSplitter } from './chain.js';
 
+/** Records `redis-ha audit tail` prints without `--lines`. */
+export const DEFAULT_TAIL_LINES = 10;
+
 /** Bytes read per call, backwards for `tail` and forwards for `follow`. */
 const CHUNK_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;

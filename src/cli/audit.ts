@@ -13,11 +13,11 @@
  * `file:line: kind: reason`), 2 a file, a key file (or the configuration) could not be
  * read, 64 a malformed `--anchor`.
  * `tail` exits 0, 2 when the file cannot be read, 64 for a bad `--lines`.
+ * The commander definitions are in `audit-commands.ts`, which imports this file when a command runs.
  */
-import type { Command } from 'commander';
 import { escapeControls, parseLine } from '../audit/chain.js';
 import { formatRecordLine, MAX_VALUE_CHARS } from '../audit/format.js';
-import { followRecords, readTail } from '../audit/tail.js';
+import { DEFAULT_TAIL_LINES, followRecords, readTail } from '../audit/tail.js';
 import { readAuditKey } from '../audit/key.js';
 import { formatVerifyReport, parseAnchor, rotatedSiblings, verifyAuditFiles } from '../audit/verify.js';
 import { loadConfig } from '../config/load.js';
@@ -32,8 +32,6 @@ export const EXIT_AUDIT_PROBLEMS = 1;
 export const EXIT_AUDIT_UNREADABLE = 2;
 /** EX_USAGE from sysexits.h: a bad option value. */
 export const EXIT_USAGE = 64;
-/** Records `tail` prints without `--lines`. */
-export const DEFAULT_TAIL_LINES = 10;
 /** How often `tail --follow` looks for new lines. */
 const FOLLOW_POLL_MS = 500;
 
@@ -185,45 +183,4 @@ function humanLine(line: string): string {
   }
   const shown = line.length > MAX_VALUE_CHARS ? `${line.slice(0, MAX_VALUE_CHARS)}…` : line;
   return `(not a record: ${parsed.reason}) ${escapeControls(JSON.stringify(shown))}`;
-}
-
-/** Adds `audit verify` and `audit tail` to `program`; `io` is for tests. */
-export function registerAuditCommands(program: Command, defaultConfigPath: string, io: AuditCliIo = processIo): void {
-  const audit = program
-    .command('audit')
-    .description('check and read the hash-chained audit log');
-
-  audit
-    .command('verify')
-    .description('check the audit chain (default: the configured log and its rotated files, oldest first); exit 0 intact, 1 problems, 2 unreadable')
-    .argument('[files...]', 'audit files, oldest first (e.g. audit.jsonl.2.gz audit.jsonl.1 audit.jsonl)')
-    .option('-c, --config <file>', 'configuration file (for audit.path)', defaultConfigPath)
-    .option('--file <path>', 'the audit log itself, instead of audit.path from the configuration')
-    .option('--key-file <file>', 'key of a keyed chain (audit.key_file); checks every keyed record (repeat across a key change)', collect, [])
-    .option('--anchor <seq:hash>', 'a chain head from the daemon log ("audit chain head", field anchor): the record with that seq must have that hash')
-    .action(async (files: string[], opts: AuditVerifyOptions) => {
-      setExitCode(io, await auditVerifyCommand(files, opts, io));
-    });
-
-  audit
-    .command('tail')
-    .description('print the last audit records, one readable line each')
-    .option('-n, --lines <n>', 'how many records', String(DEFAULT_TAIL_LINES))
-    .option('-f, --follow', 'keep printing records as they are appended (survives log rotation)')
-    .option('--json', 'print the raw JSON lines')
-    .option('-c, --config <file>', 'configuration file (for audit.path)', defaultConfigPath)
-    .option('--file <path>', 'the audit log itself, instead of audit.path from the configuration')
-    .action(async (opts: AuditTailOptions) => {
-      setExitCode(io, await auditTailCommand(opts, io));
-    });
-}
-
-/** Commander's way to take an option more than once. */
-function collect(value: string, previous: readonly string[]): string[] {
-  return [...previous, value];
-}
-
-function setExitCode(io: AuditCliIo, code: number): void {
-  if (io.setExitCode) io.setExitCode(code);
-  else process.exitCode = code;
 }

@@ -1,19 +1,17 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1 --lite-mode --no-expose-wasm --v8-pool-size=1
 /**
  * The `redis-ha` command line: `run` (the daemon, foreground), `check-config`
  * (validate like `keepalived -t`), `keygen` (a new advert key line), the operator
  * commands that talk to the running daemon (`status`, `switchover`, `maintenance`, `failover`),
  * `release-vip` (the systemd unit's ExecStopPost) and the audit log tools (`audit verify`, `audit tail`). Secrets are never taken
  * from the command line; see the configuration reference.
+ *
+ * Each command's module is imported when that command runs (README "Footprint"): the
+ * daemon never loads the operator commands, and `status` (a monitoring check, run often)
+ * never loads the daemon, Redis client or logger.
  */
 import { Command } from 'commander';
-import { registerAuditCommands } from './audit.js';
-import { checkConfigCommand } from './check-config.js';
-import { maintenanceCommand, statusCommand, switchoverCommand } from './control.js';
-import { failoverCommand } from './failover.js';
-import { releaseVipCommand } from './release-vip.js';
-import { keygenCommand } from './keygen.js';
-import { runCommand } from './run.js';
+import { registerAuditCommands } from './audit-commands.js';
 
 /** Default configuration path, as in the systemd unit and the install script. */
 export const DEFAULT_CONFIG = '/etc/redis-ha/redis-ha.yaml';
@@ -28,6 +26,7 @@ program
   .description('run the daemon in the foreground (SIGTERM: hand over; SIGUSR2: restart in place; SIGHUP: reopen the audit log)')
   .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
   .action(async (opts: { config: string }) => {
+    const { runCommand } = await import('./run.js');
     const code = await runCommand(opts.config);
     // A fatal error during start-up can leave connections opened before it (Redis, the
     // audit file) holding the event loop; the daemon must end, so systemd restarts it.
@@ -39,6 +38,7 @@ program
   .description('validate the configuration and print what the daemon would do; exit 78 on error')
   .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
   .action(async (opts: { config: string }) => {
+    const { checkConfigCommand } = await import('./check-config.js');
     process.exitCode = await checkConfigCommand(opts.config);
   });
 
@@ -46,7 +46,8 @@ program
   .command('keygen')
   .description('print a new advert key line ("<id> <secret>") for the key file')
   .option('--id <n>', 'key id (1-255), for rotation', '1')
-  .action((opts: { id: string }) => {
+  .action(async (opts: { id: string }) => {
+    const { keygenCommand } = await import('./keygen.js');
     process.exitCode = keygenCommand(opts.id);
   });
 
@@ -59,6 +60,7 @@ program
   .option('-s, --socket <path>', socketHelp)
   .option('--json', 'print the status as JSON (stable field names)')
   .action(async (opts: { config: string; socket?: string; json?: boolean }) => {
+    const { statusCommand } = await import('./control.js');
     process.exitCode = await statusCommand(opts);
   });
 
@@ -71,6 +73,7 @@ program
   .option('--force', 'go ahead although the replica lags or the maintenance flags disagree (audited as forced)')
   .option('--json', 'print the daemon\'s reply as JSON')
   .action(async (opts: { config: string; socket?: string; timeout?: string; force?: boolean; json?: boolean }) => {
+    const { switchoverCommand } = await import('./control.js');
     process.exitCode = await switchoverCommand(opts);
   });
 
@@ -83,6 +86,7 @@ program
   .option('--accept-data-loss', 'take over now; writes the master had that this node lacks may be lost (audited as takeover-forced)')
   .option('--json', 'print the daemon\'s reply as JSON')
   .action(async (opts: { config: string; socket?: string; acceptDataLoss?: boolean; json?: boolean }) => {
+    const { failoverCommand } = await import('./failover.js');
     process.exitCode = await failoverCommand(opts);
   });
 
@@ -93,6 +97,7 @@ program
   .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
   .option('-s, --socket <path>', socketHelp)
   .action(async (mode: string, opts: { config: string; socket?: string }) => {
+    const { maintenanceCommand } = await import('./control.js');
     process.exitCode = await maintenanceCommand(mode, opts);
   });
 
@@ -101,6 +106,7 @@ program
   .description("remove the VIP from this host (the unit's ExecStopPost; kept only right after a restart in place)")
   .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
   .action(async (opts: { config: string }) => {
+    const { releaseVipCommand } = await import('./release-vip.js');
     process.exitCode = await releaseVipCommand(opts.config);
   });
 

@@ -13,6 +13,10 @@
  * Under systemd (`Type=notify`) it reports READY/STATUS/WATCHDOG/STOPPING through
  * `service.ts`; a restart in place leaves a marker next to the control socket so the
  * unit's ExecStopPost (`redis-ha release-vip`) keeps the VIP that time only.
+ *
+ * The etcd client (`quorum.backend: etcd`) and the metrics endpoint (`metrics.enabled`)
+ * are imported only when configured: together they are most of the daemon's heap
+ * (README "Footprint").
  */
 import { writeFile } from 'node:fs/promises';
 import { AuditLog } from '../adapters/audit.js';
@@ -22,7 +26,6 @@ import { RedisControl } from '../adapters/redis/index.js';
 import { stateWriter, type PersistedState, type StateWriter } from '../adapters/state-file.js';
 import { AdvertTransport } from '../adapters/udp.js';
 import { LinuxVip } from '../adapters/vip.js';
-import { EtcdQuorum } from '../adapters/quorum/index.js';
 import { systemdNotifier } from '../adapters/sd-notify.js';
 import { loadConfig } from '../config/load.js';
 import { summarise } from '../config/check.js';
@@ -36,8 +39,7 @@ import { peerEvent } from './peer-event.js';
 import { QuorumBridge } from './quorum-bridge.js';
 import { createLogger } from './logger.js';
 import { restartMarkerPath } from './restart-marker.js';
-import { Metrics } from './metrics.js';
-import { MetricsObserver } from './metrics-observer.js';
+import type { Metrics } from './metrics.js';
 import { Runtime, type RuntimeDeps, type RuntimeObserver } from './runtime.js';
 import { ServiceNotifier } from './service.js';
 import { checkTiming, prepareHost, recordBoot } from './startup.js';
@@ -64,9 +66,13 @@ export async function runDaemon(configPath: string): Promise<number> {
   if (vipPresent) await a.vip.keepFound();
   await prepareHost(config, () => a.redis.bindWarning(config.vip.address), logger);
 
-  const metrics = config.metrics.enabled ? new Metrics({ nodeName: config.node.name }) : null;
   const observers: RuntimeObserver[] = [service];
-  if (metrics) observers.push(new MetricsObserver(metrics, a.adverts, config.node.priority, clock));
+  let metrics: Metrics | null = null;
+  if (config.metrics.enabled) {
+    const [{ Metrics }, { MetricsObserver }] = await Promise.all([import('./metrics.js'), import('./metrics-observer.js')]);
+    metrics = new Metrics({ nodeName: config.node.name });
+    observers.push(new MetricsObserver(metrics, a.adverts, config.node.priority, clock));
+  }
   const runtime = new Runtime(runtimeDeps(config, persist, a, clock, observers, logger), initialState(clock.now(), persisted));
   const control = controlServer(config, runtime, a, clock, logger);
   await control.start();
@@ -141,6 +147,7 @@ async function openAdapters(config: Config, persisted: PersistedState, persist: 
 /** The etcd quorum (backend `etcd`): the leader key and its lease, as the runtime drives them. */
 async function openQuorum(config: Config, clock: Clock, logger: Logger): Promise<{ bridge: QuorumBridge; close(): void }> {
   const e = config.quorum.etcd;
+  const { EtcdQuorum } = await import('../adapters/quorum/index.js');
   const quorum = await EtcdQuorum.open({
     endpoints: e.endpoints,
     tls: e.caFile === '' ? null : { caFile: e.caFile, ...(e.certFile !== '' ? { certFile: e.certFile, keyFile: e.keyFile } : {}) },

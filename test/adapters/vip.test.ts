@@ -23,6 +23,7 @@
  *   flag (RFC 4861 §7.2.5/§7.2.6). B gets both sysctls; C keeps the defaults.
  */
 import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -357,6 +358,31 @@ describeRoot('LinuxVip in network namespaces', () => {
     ARPING_SETTLE_MS + 2_000);
     expect(warned).toMatchObject({ tool: 'arping', code: 2 });
     expect(String(warned?.stderr)).toMatch(/bind/);
+  });
+
+  it('isPresent answers in-process for an interface that is up, and asks ip otherwise', async () => {
+    // The daemon's own case: no `netns` option, run inside the namespace. With no `ip` in
+    // PATH, an answer proves it came without spawning one; a fallback fails to spawn.
+    const dist = join(import.meta.dirname, '../../dist');
+    const script = `
+      const { LinuxVip } = await import(${JSON.stringify(join(dist, 'adapters/vip.js'))});
+      const { silentLogger } = await import(${JSON.stringify(join(dist, 'daemon/logger.js'))});
+      const ask = (address, iface) => new LinuxVip({ address, prefixLength: 24, family: 4, interface: iface, garpCount: 0,
+        garpIntervalMs: 100, logger: silentLogger() }).isPresent().then(String, (e) => e.constructor.name);
+      console.log(JSON.stringify({ vip: await ask('10.77.200.60', '${IFACE}'), otherPrefix: await ask('10.77.200.61', '${IFACE}'),
+        missing: await ask('10.77.200.60', 'nosuch0') }));`;
+    const ask = async (): Promise<Record<string, string>> => JSON.parse(await sh('ip', [
+      'netns', 'exec', NS_C, 'env', 'PATH=/nonexistent', process.execPath, '--input-type=module', '-e', script,
+    ])) as Record<string, string>;
+    await sh('ip', ['-n', NS_C, 'addr', 'add', '10.77.200.61/32', 'dev', IFACE]);
+    try {
+      expect(await ask()).toEqual({ vip: 'false', otherPrefix: 'ProgramMissingError', missing: 'ProgramMissingError' });
+      await sh('ip', ['-n', NS_C, 'addr', 'add', '10.77.200.60/24', 'dev', IFACE]);
+      expect((await ask())['vip']).toBe('true');
+    } finally {
+      await quiet('ip', ['-n', NS_C, 'addr', 'del', '10.77.200.60/24', 'dev', IFACE]);
+      await quiet('ip', ['-n', NS_C, 'addr', 'del', '10.77.200.61/32', 'dev', IFACE]);
+    }
   });
 
   it('a missing interface is a VipError that names it', async () => {

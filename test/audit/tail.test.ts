@@ -13,7 +13,8 @@ import { AuditLog } from '../../src/adapters/audit.js';
 import { formatRecord, GENESIS_HEAD } from '../../src/audit/chain.js';
 import { formatRecordLine, MAX_VALUE_CHARS } from '../../src/audit/format.js';
 import { followRecords, readTail, tailRecords } from '../../src/audit/tail.js';
-import { registerAuditCommands, type AuditCliIo } from '../../src/cli/audit.js';
+import type { AuditCliIo } from '../../src/cli/audit.js';
+import { registerAuditCommands } from '../../src/cli/audit-commands.js';
 import { silentLogger } from '../../src/daemon/logger.js';
 
 const dirs: string[] = [];

@@ -11,7 +11,8 @@ import { Command } from 'commander';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatRecord, GENESIS_HEAD, type ChainHead } from '../../src/audit/chain.js';
 import { formatVerifyReport, rotatedSiblings, verifyAuditFiles } from '../../src/audit/verify.js';
-import { registerAuditCommands, type AuditCliIo } from '../../src/cli/audit.js';
+import type { AuditCliIo } from '../../src/cli/audit.js';
+import { registerAuditCommands } from '../../src/cli/audit-commands.js';
 
 const dirs: string[] = [];
 afterEach(async () => {

@@ -13,7 +13,9 @@ import {
   certainIntervals,
   fibHasLocal,
   overlapMs,
+  parseMemorySplit,
   parseRssKiB,
+  sumSplit,
   parseSampleLine,
   parseStatTicks,
   readProbe,
@@ -333,5 +335,11 @@ describe('/proc parsing', () => {
   it('reads VmRSS in kB', () => {
     expect(parseRssKiB('Name:\tnode\nVmRSS:\t   61440 kB\nThreads: 11\n')).toBe(61_440);
     expect(parseRssKiB('Name:\tzombie\n')).toBe(0);
+    const status = 'VmRSS:\t   61440 kB\nRssAnon:\t   26624 kB\nRssFile:\t   34816 kB\nRssShmem:\t       0 kB\n';
+    expect(parseMemorySplit(status, 'Rss:  61440 kB\nPss:  40960 kB\nPss_Anon:  26624 kB\n'))
+      .toEqual({ anonKiB: 26_624, fileKiB: 34_816, shmemKiB: 0, pssKiB: 40_960 });
+    expect(parseMemorySplit(status, null).pssKiB).toBeNull();
+    expect(sumSplit([{ anonKiB: 1, fileKiB: 2, shmemKiB: 0, pssKiB: 3 }, undefined, { anonKiB: 10, fileKiB: 20, shmemKiB: 0, pssKiB: null }]))
+      .toEqual({ anonKiB: 11, fileKiB: 22, shmemKiB: 0, pssKiB: null });
   });
 });

@@ -308,7 +308,7 @@ describe('markdownReport', () => {
     expect(md).toContain('- **keepalived-classic**: keepalived <VRRP> & notify scripts');
     expect(md).toContain(resultsTable(SAMPLE_RUNS));
     expect(md).toContain('## Footprint');
-    expect(md).toContain('| redis-ha | a | 1 | 60.0 | 68.4 | 1.23 |');
+    expect(md).toContain('| redis-ha | a | 1 | 60.0 | – | – | 68.4 | 1.23 |');
     expect(md).toContain('## Surprises and failures');
   });
 });
@@ -320,13 +320,17 @@ describe('footprintTable', () => {
         setup: 'redis-ha-etcd',
         intervalMs: 60_000,
         hosts: [
-          { host: 'a', pids: [10], names: ['node'], rssKiB: 61_440, peakRssKiB: 61_440, cpuPercent: 1.5 },
+          {
+            host: 'a', pids: [10], names: ['node'], rssKiB: 61_440, peakRssKiB: 61_440, cpuPercent: 1.5,
+            memory: { anonKiB: 26_624, fileKiB: 34_816, shmemKiB: 0, pssKiB: 40_960 },
+          },
           { host: 'c', pids: [12], names: ['etcd'], rssKiB: 30_720, peakRssKiB: 31_744, cpuPercent: 0.75 },
         ],
       },
     ]);
-    expect(table).toContain('| redis-ha-etcd | a | 1 (node) | 60.0 | 60.0 | 1.50 |');
-    expect(table).toContain('| redis-ha-etcd | c | 1 (etcd) | 30.0 | 31.0 | 0.75 |');
+    expect(table).toContain('| redis-ha-etcd | a | 1 (node) | 60.0 | 26.0 / 34.0 | 40.0 | 60.0 | 1.50 |');
+    // A result recorded before the split was: dashes, not zeros.
+    expect(table).toContain('| redis-ha-etcd | c | 1 (etcd) | 30.0 | – | – | 31.0 | 0.75 |');
   });
 
   it('counts repeated names, and shows the bare count for results without names', () => {

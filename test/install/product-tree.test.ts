@@ -17,6 +17,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { PROJECT_ROOT, announceSkip, describeRun, run, toolCodeIn, toolPathProblems, type RunResult } from './helpers.js';
 
 const PREFIX = '/opt/redis-ha';
@@ -137,6 +138,8 @@ describe.skipIf(!isRoot)('install.sh --root into an empty root', () => {
     const launcher = join(root, 'usr/local/bin/redis-ha');
     const text = readFileSync(launcher, 'utf8');
     expect(text).toContain(`node='${PREFIX}/node/bin/node'`);
+    // With the daemon's V8 flags (README "Footprint"), taken from the shebang of main.js.
+    expect(text).toContain(`exec "$node" ${NODE_FLAGS.join(' ')} '${PREFIX}/dist/cli/main.js' "$@"`);
     expect(text).not.toMatch(/command -v|\bwhich\b/);
     expect(install.stdout).toContain(`launcher ${launcher} (Node.js ${PREFIX}/node/bin/node)`);
     // Run here, outside the root, that node does not exist: the launcher must say so and

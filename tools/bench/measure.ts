@@ -733,6 +733,22 @@ export interface ProcSnapshot {
   readonly pid: number;
   readonly cpuTicks: number;
   readonly rssKiB: number;
+  /** The split of VmRSS (`/proc/PID/status`) and the proportional set size (`smaps_rollup`). */
+  readonly memory: MemorySplit;
+}
+
+/**
+ * Where a process's resident memory is, KiB: anonymous (its heap, stacks: its own),
+ * file-backed (mapped executables and libraries: a Node daemon's ~34 MiB of the `node`
+ * binary are shared with every Node process and reclaimable), shared memory, and the
+ * proportional set size (shared pages divided among the processes mapping them).
+ */
+export interface MemorySplit {
+  readonly anonKiB: number;
+  readonly fileKiB: number;
+  readonly shmemKiB: number;
+  /** `null` when `smaps_rollup` is unreadable (kernel < 4.14, or another user's process). */
+  readonly pssKiB: number | null;
 }
 
 let clockTicks: number | null = null;
@@ -762,13 +778,36 @@ export function parseRssKiB(status: string): number {
   return match ? Number(match[1]) : 0;
 }
 
+/** Parses RssAnon, RssFile and RssShmem (kB) from `/proc/PID/status`, Pss from `smaps_rollup`. */
+export function parseMemorySplit(status: string, smapsRollup: string | null): MemorySplit {
+  const field = (text: string, name: string): number => {
+    const match = new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, 'm').exec(text);
+    return match ? Number(match[1]) : 0;
+  };
+  const pss = smapsRollup === null ? null : /^Pss:\s+(\d+)\s+kB/m.exec(smapsRollup);
+  return {
+    anonKiB: field(status, 'RssAnon'),
+    fileKiB: field(status, 'RssFile'),
+    shmemKiB: field(status, 'RssShmem'),
+    pssKiB: pss ? Number(pss[1]) : null,
+  };
+}
+
 /** A snapshot of a live process, or `null` when it is gone. */
 export function snapshotProcess(pid: number): ProcSnapshot | null {
   try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    let rollup: string | null = null;
+    try {
+      rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    } catch {
+      // Older kernels: PSS unknown.
+    }
     return {
       pid,
       cpuTicks: parseStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')),
-      rssKiB: parseRssKiB(readFileSync(`/proc/${pid}/status`, 'utf8')),
+      rssKiB: parseRssKiB(status),
+      memory: parseMemorySplit(status, rollup),
     };
   } catch {
     return null;
@@ -784,6 +823,17 @@ export function processName(pid: number): string {
   }
 }
 
+/** The sum of several processes' splits (PSS unknown if any is). */
+export function sumSplit(splits: ReadonlyArray<MemorySplit | undefined>): MemorySplit {
+  const known = splits.filter((s): s is MemorySplit => s !== undefined);
+  return {
+    anonKiB: known.reduce((sum, s) => sum + s.anonKiB, 0),
+    fileKiB: known.reduce((sum, s) => sum + s.fileKiB, 0),
+    shmemKiB: known.reduce((sum, s) => sum + s.shmemKiB, 0),
+    pssKiB: known.some((s) => s.pssKiB === null) ? null : known.reduce((sum, s) => sum + (s.pssKiB ?? 0), 0),
+  };
+}
+
 /** Footprint of one host's failover processes over the steady-state interval. */
 export interface HostFootprint {
   readonly host: PairHost;
@@ -797,6 +847,8 @@ export interface HostFootprint {
   readonly rssKiB: number;
   /** Largest summed VmRSS seen during the interval, KiB. */
   readonly peakRssKiB: number;
+  /** Summed split of VmRSS at the end of the interval; absent in results taken before it was recorded. */
+  readonly memory?: MemorySplit;
   /** CPU time over wall time, percent of one core. */
   readonly cpuPercent: number;
 }
@@ -863,6 +915,7 @@ export async function measureFootprint(
         names: names.get(host) ?? [],
         rssKiB: sumRss(host, last),
         peakRssKiB: peak.get(host) ?? 0,
+        memory: sumSplit(list.map((pid) => last.get(pid)?.memory)),
         cpuPercent: elapsedSec > 0 ? (100 * ticks) / hz / elapsedSec : 0,
       };
     });

@@ -196,18 +196,24 @@ export function processesCell(pids: readonly number[], names: readonly string[] 
   return `${pids.length} (${which})`;
 }
 
-/** The footprint table. */
+/** The footprint table; anonymous / file-backed split and PSS where recorded (`–` in older results). */
 export function footprintTable(footprints: readonly FootprintResult[]): string {
-  const lines = ['| setup | host | processes | RSS (MiB) | peak RSS (MiB) | CPU (% of one core) |', '|---|---|---|---|---|---|'];
+  const lines = [
+    '| setup | host | processes | RSS (MiB) | anon / file (MiB) | PSS (MiB) | peak RSS (MiB) | CPU (% of one core) |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  const mib = (kib: number): string => (kib / 1024).toFixed(1);
   for (const footprint of footprints) {
     if (footprint.error || footprint.hosts.length === 0) {
-      lines.push(`| ${footprint.setup} | – | – | ${escapeCell(footprint.error ?? 'no daemon PIDs')} | | |`);
+      lines.push(`| ${footprint.setup} | – | – | ${escapeCell(footprint.error ?? 'no daemon PIDs')} | | | | |`);
       continue;
     }
     for (const host of footprint.hosts) {
+      const m = host.memory;
       lines.push(
-        `| ${footprint.setup} | ${host.host} | ${escapeCell(processesCell(host.pids, host.names))} | ${(host.rssKiB / 1024).toFixed(1)} | ` +
-          `${(host.peakRssKiB / 1024).toFixed(1)} | ${host.cpuPercent.toFixed(2)} |`,
+        `| ${footprint.setup} | ${host.host} | ${escapeCell(processesCell(host.pids, host.names))} | ${mib(host.rssKiB)} | ` +
+          `${m ? `${mib(m.anonKiB)} / ${mib(m.fileKiB)}` : '–'} | ${m?.pssKiB != null ? mib(m.pssKiB) : '–'} | ` +
+          `${mib(host.peakRssKiB)} | ${host.cpuPercent.toFixed(2)} |`,
       );
     }
   }

@@ -551,7 +551,8 @@ export async function runBench(options: BenchOptions, kernel: string): Promise<B
       log(`footprint: ${setup.name}`);
       const footprint = await runFootprint(setup, { intervalMs: options.footprintMs ?? FOOTPRINT_MS, log });
       footprints.push(footprint);
-      log(`  -> ${footprint.error ?? footprint.hosts.map((h) => `${h.host}: ${(h.rssKiB / 1024).toFixed(1)} MiB, ${h.cpuPercent.toFixed(2)} % CPU`).join('; ')}`);
+      log(`  -> ${footprint.error ?? footprint.hosts.map((h) => `${h.host}: ${(h.rssKiB / 1024).toFixed(1)} MiB` +
+        `${h.memory ? ` (anon ${(h.memory.anonKiB / 1024).toFixed(1)}, file ${(h.memory.fileKiB / 1024).toFixed(1)})` : ''}, ${h.cpuPercent.toFixed(2)} % CPU`).join('; ')}`);
       options.onProgress?.(snapshot());
     }
   }

@@ -34,6 +34,7 @@ import {
   type WriterProgress,
   type WriterSummary,
 } from './analysis.js';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 import type { RawConfig } from '../../src/config/schema.js';
 import { LabEtcd, labEtcdEndpoint, LAB_ETCD_CLIENT_PORT, LAB_ETCD_ELECTION_MS, LAB_ETCD_KEY_PREFIX, type LabEtcdGroup } from './etcd.js';
 import { LabNetwork, pidAlive, registerCleanup, runOk, waitChildExit } from './netns.js';
@@ -163,8 +164,10 @@ export interface PairOptions {
   readonly replication?: 'replica-of-a' | 'both-masters';
   /** Start the daemons (default true). */
   readonly startDaemons?: boolean;
-  /** JS entry run as `node ENTRY run --config FILE`; default `dist/cli/main.js` (see `daemonEntry`). */
+  /** JS entry run as `node FLAGS ENTRY run --config FILE`; default `dist/cli/main.js` (see `daemonEntry`). */
   readonly daemonEntry?: string;
+  /** Node.js flags of the daemons; default the product's own (`NODE_FLAGS`), as production runs them. */
+  readonly nodeFlags?: readonly string[];
   /**
    * sysctls set in the a and b namespaces before anything starts, e.g.
    * `{ 'net.ipv4.conf.all.arp_announce': '2' }` when the product documents one as a
@@ -582,7 +585,7 @@ export class PairLab {
   // -- daemons ------------------------------------------------------------------
 
   /**
-   * Starts a node's daemon (`node dist/cli/main.js run --config FILE`) in its namespace;
+   * Starts a node's daemon (`node NODE_FLAGS dist/cli/main.js run --config FILE`) in its namespace;
    * `env` adds variables (e.g. NOTIFY_SOCKET and WATCHDOG_USEC, as systemd sets them).
    */
   startDaemon(node: PairNode, options: { env?: Readonly<Record<string, string>> } = {}): void {
@@ -594,7 +597,8 @@ export class PairLab {
     if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build first`);
     const fd = openSync(this.daemonLogPath(node), 'a');
     try {
-      const child = this.net.spawn(node, [process.execPath, entry, 'run', '--config', this.configPath(node)], {
+      const flags = this.options.nodeFlags ?? NODE_FLAGS;
+      const child = this.net.spawn(node, [process.execPath, ...flags, entry, 'run', '--config', this.configPath(node)], {
         stdio: ['ignore', fd, fd],
         env: { ...daemonEnv(), ...options.env },
         replaceEnv: true,

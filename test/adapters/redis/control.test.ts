@@ -136,6 +136,21 @@ describe('RedisControl.check', () => {
     expect(second).not.toBe(first);
   });
 
+  it('asks INFO server once per connection, and reports its run_id on every check', async () => {
+    const a = await startRedisServer();
+    const control = makeControl({ local: endpoint(a), timeoutMs: 1_000 });
+    const admin = a.client();
+    const infoCalls = async (): Promise<number> =>
+      Number(/^cmdstat_info:calls=(\d+)/m.exec(await admin.info('commandstats'))?.[1] ?? 0);
+    const before = await infoCalls();
+    const runIds = [];
+    for (let i = 0; i < 5; i++) runIds.push((await control.check()).redis?.runId);
+    expect(new Set(runIds).size).toBe(1);
+    expect(runIds[0]).toMatch(/^[0-9a-f]{40}$/);
+    // 5 × INFO replication + 1 × INFO server, + the INFO commandstats that read `before`.
+    expect(await infoCalls() - before).toBe(7);
+  });
+
   it('tells its listener at once when the server closes the health connection (SIGKILL), not when we close it', async () => {
     const a = await startRedisServer();
     const control = makeControl({ local: endpoint(a), timeoutMs: 1_000 });
