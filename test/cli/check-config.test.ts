@@ -88,7 +88,7 @@ describe('redis-ha check-config', () => {
     const r = await cli(['check-config', '--config', path], env);
     expect(r.code).toBe(78);
     expect(r.stdout).toMatch(
-      /^error: quorum\.etcd\.renew_interval_ms \(500\) \+ call_timeout_ms \(1000\) \+ election_timeout_ms \(1000\) = 2500 ms is not shorter than quorum\.etcd\.lease_ttl_s \(3 s\) less the fence lead \(530 ms = 1 % of the TTL for clock rates \+ health\.timeout_ms 500\) = 2470 ms: an etcd leader election right after a renewal would lapse the lease/m,
+      /^error: quorum\.etcd\.renew_interval_ms \(500\) \+ call_timeout_ms \(1000\) \+ election_timeout_ms \(1000\) = 2500 ms is not shorter than quorum\.etcd\.lease_ttl_s \(3 s\) less the fence lead \(530 ms = 1 % of the TTL for clock rates \+ the fence's bound 500: health\.timeout_ms, at least 200\) = 2470 ms: an etcd leader election right after a renewal would lapse the lease/m,
     );
   });
 

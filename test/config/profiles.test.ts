@@ -143,8 +143,12 @@ describe('the timing rules at each profile', () => {
         const config = buildConfig({ ...BASE, ...extra, node: { ...BASE.node, priority }, timing: { profile } }, ENV);
         const report = timingReportOf(config);
         expect(report.errors).toEqual([]);
-        // Only the short-advert warning, which is the profile's whole point (and its risk).
-        const expected = profile === 'lan-fast' ? [/^advert\.interval_ms 20 is below 100 ms: a loaded host or a GC pause of \d+ ms triggers a failover/] : [];
+        // Only the short-advert warning, which is the profile's whole point (and its risk), and
+        // that a restart in place outlasts the peer's master-down interval (upgrade with a switchover).
+        const restart = /^a restart in place \(SIGUSR2\) leaves the peer without adverts for about 1500 ms, longer than its master-down interval/;
+        const expected = profile === 'lan-fast'
+          ? [/^advert\.interval_ms 20 is below 100 ms: a loaded host or a GC pause of \d+ ms triggers a failover/, restart]
+          : profile === 'fast' ? [restart] : [];
         expect(report.warnings).toHaveLength(expected.length);
         report.warnings.forEach((warning, i) => expect(warning).toMatch(expected[i] as RegExp));
       }
@@ -165,6 +169,7 @@ describe('the timing rules at each profile', () => {
     const config = buildConfig({ ...BASE, timing: { profile: 'fast' }, stall: { threshold_ms: 1000 } }, ENV);
     expect(timingReportOf(config).warnings).toEqual([
       expect.stringMatching(/^stall\.threshold_ms \(1000\) is longer than the master-down interval \(301 ms at advert\.interval_ms 100\)/),
+      expect.stringMatching(/^a restart in place \(SIGUSR2\)/),
     ]);
   });
 });

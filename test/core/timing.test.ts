@@ -112,7 +112,7 @@ describe('the quorum lease and fence rule', () => {
     [
       'an election after a renewal that outlasts the lease',
       { callTimeoutMs: 1000 },
-      /^quorum\.etcd\.renew_interval_ms \(500\) \+ call_timeout_ms \(1000\) \+ election_timeout_ms \(1000\) = 2500 ms is not shorter than quorum\.etcd\.lease_ttl_s \(3 s\) less the fence lead \(530 ms = 1 % of the TTL for clock rates \+ health\.timeout_ms 500\) = 2470 ms: an etcd leader election right after a renewal would lapse the lease: a failover caused by etcd alone/,
+      /^quorum\.etcd\.renew_interval_ms \(500\) \+ call_timeout_ms \(1000\) \+ election_timeout_ms \(1000\) = 2500 ms is not shorter than quorum\.etcd\.lease_ttl_s \(3 s\) less the fence lead \(530 ms = 1 % of the TTL for clock rates \+ the fence's bound 500: health\.timeout_ms, at least 200\) = 2470 ms: an etcd leader election right after a renewal would lapse the lease: a failover caused by etcd alone/,
     ],
     ['exactly no room to spare', { renewIntervalMs: 970 }, /= 2470 ms is not shorter than .* = 2470 ms/],
     ['a slow fence eating the room', { fenceApplyMs: 1000 }, /= 2000 ms is not shorter than .*fence lead \(1030 ms.* = 1970 ms/],

@@ -10,7 +10,7 @@
  * Root only; needs `npm run build` and `npm run build:tools`.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { analyseSetTest, clientRecovery } from '../../tools/lab/analysis.js';
+import { analyseSetTest, clientRecovery, connectionsWritingAfter } from '../../tools/lab/analysis.js';
 import { nowWallMs, PairLab, startPair } from '../../tools/lab/pair.js';
 import { describeAsRoot, describeWrites, fmt, requireBuild, sleep } from './pair-helpers.js';
 
@@ -63,9 +63,12 @@ describeRoot('e2e: 20 pooled clients through the VIP while the master\'s Redis i
         `first good write: median ${fmt(median)}, max ${fmt(recovery.backMs.at(-1))}; ${describeWrites(report)}`,
     );
     expect(recovery.connections).toBe(CONNECTIONS);
-    // Every connection was on A's Redis, so every one saw the kill and must be back.
-    expect(recovery.interrupted).toBe(CONNECTIONS);
-    expect(recovery.recovered).toBe(CONNECTIONS);
+    // Every connection was on A's Redis. One between two of its (pipelined) slots while the
+    // VIP moved may not notice; every one that did is back, and every one writes through B.
+    expect(recovery.interrupted).toBeGreaterThanOrEqual(CONNECTIONS / 2);
+    expect(recovery.recovered).toBe(recovery.interrupted);
+    const lastFailureEnd = Math.max(...result.ops.filter((o) => o.outcome !== 'ok').map((o) => o.endMs));
+    expect(connectionsWritingAfter(result.ops, lastFailureEnd).size).toBe(CONNECTIONS);
     expect(report.unexpected).toEqual([]);
     expect(report.lost).toEqual([]);
   });

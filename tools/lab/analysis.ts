@@ -252,6 +252,11 @@ export function failedButPresent(ops: readonly OpRecord[], finalSet: ReadonlySet
 /** An op issued this long before the fault can still fail by it (its command was in flight). */
 const COMMAND_SPAN_BEFORE_FAULT_MS = 1_000;
 
+/** The connections (`conn`, 0 without) with an acknowledged op issued after `tMs`. Pure. */
+export function connectionsWritingAfter(ops: readonly OpRecord[], tMs: number): Set<number> {
+  return new Set(ops.filter((op) => op.outcome === 'ok' && op.startMs > tMs).map((op) => op.conn ?? 0));
+}
+
 /** How the clients of a pool came back after a fault (`clientRecovery`). */
 export interface ClientRecovery {
   /** Connections that sent anything. */

@@ -60,7 +60,7 @@ export type {
   SwitchoverRequest,
   SwitchoverResult,
 } from './switchover/types.js';
-import { CONTROL_MIN_TIMEOUT_MS } from '../../core/timing.js';
+import { CONTROL_MIN_TIMEOUT_MS, fenceApplyMsOf } from '../../core/timing.js';
 
 /** Default `CLIENT SETNAME` of the health connection; other connections add a suffix. */
 export const DEFAULT_CLIENT_NAME = 'redis-ha';
@@ -241,8 +241,8 @@ export class RedisControl {
    * replica count) or accept them again (`fence.ts`). Never throws.
    */
   fence(writes: FenceSetting): Promise<FenceResult> {
-    // Bounded like a health check: the fence lead (src/core/timing.ts) counts on it.
-    return applyFence(this.control, this.options.health.timeoutMs, writes);
+    // Bounded like a health check, at least FENCE_APPLY_MIN_MS: the fence lead (src/core/timing.ts) counts on it.
+    return applyFence(this.control, fenceApplyMsOf(this.options.health.timeoutMs), writes);
   }
 
   /** Closes both local connections. */
