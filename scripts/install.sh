@@ -19,7 +19,7 @@
 #   /etc/sysctl.d/60-redis-ha.conf    net.ipv4.conf.all.arp_announce = 2
 #   /etc/logrotate.d/redis-ha         the audit log's rotation
 #   user and group redis-ha           system account, no home, no shell
-#   Debian packages                   iproute2 iputils-arping libndp-tools procps
+#   Debian packages                   iproute2 iputils-arping libndp-tools nftables procps
 #
 # --root DIR installs into another root file system (an image, a chroot) instead of this
 # machine: every path above is under DIR, the account is created in DIR's /etc/passwd,
@@ -43,8 +43,9 @@ TLS=0
 REPLACE_DEBIAN_ETCD=0
 
 # Run-time dependencies: ip (VIP), arping (gratuitous ARP), ndptool (IPv6 unsolicited
-# NA), and procps for /bin/kill, which the unit's ExecReload= runs.
-RUNTIME_PACKAGES=(iproute2 iputils-arping libndp-tools procps)
+# NA), nft (the VIP's refusal while a dead master hands over, vip.fault_hold_ms), and
+# procps for /bin/kill, which the unit's ExecReload= runs.
+RUNTIME_PACKAGES=(iproute2 iputils-arping libndp-tools nftables procps)
 NODE_MAJOR_MIN=20
 # The Node.js installed in $PREFIX/node when the target has none: one exact version of
 # the npm package node-linux-<arch> (the official build, repackaged), whose tarball must
@@ -70,7 +71,7 @@ usage() {
   --root DIR      install into the root file system at DIR (default: this machine)
   --prefix PATH   where the program goes (default /opt/redis-ha)
   --no-packages   do not install the Debian packages it needs (iproute2 iputils-arping
-                  libndp-tools procps; with --witness etcd-server etcd-client)
+                  libndp-tools nftables procps; with --witness etcd-server etcd-client)
   --no-start      only install; do not reload systemd or print the start-up steps
                   (with --witness: neither start etcd nor set up its users)
   --witness       install the etcd witness of the quorum instead of the daemon

@@ -42,6 +42,7 @@ export const DEBIAN_PACKAGES: Readonly<Record<string, string>> = Object.freeze({
   arping: 'iputils-arping',
   ndptool: 'libndp-tools',
   sysctl: 'procps',
+  nft: 'nftables',
   'redis-cli': 'redis-tools',
   'redis-server': 'redis-server',
 });

@@ -28,6 +28,7 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../logger.js';
 import { errorMessage, EXIT_CONFIG, FatalError, VipError } from '../errors.js';
 import { DEFAULT_TIMEOUT_MS, ProgramMissingError, startCommand, type RunningCommand, type RunResult } from './exec.js';
+import { NFT_NO_SUCH_TABLE, refusalRuleset, refusalTable } from './vip-refusal.js';
 
 /** The VIP as one small effect interface; the runtime depends on this, tests may fake it. */
 export interface VipManager {
@@ -39,12 +40,17 @@ export interface VipManager {
   release(): Promise<{ changed: boolean }>;
   /** Sends the announcement train; resolves after the first packet, never throws for a failed packet. */
   announce(): Promise<void>;
+  /**
+   * Keeps the VIP but refuses every connection to it with a TCP reset until `release()`
+   * (or `claim()`) ends the refusal. Optional: without it the core releases at once.
+   */
+  refuse?(): Promise<void>;
   /** Cancels announcements still pending (shutdown). Optional so simple fakes need not implement it. */
   stop?(): void;
 }
 
 /** Construction options of {@link LinuxVip}: `Config.vip` (less the refresh, which the core drives) plus the logger. */
-export interface LinuxVipOptions extends Omit<Config['vip'], 'garpRefreshMs'> {
+export interface LinuxVipOptions extends Omit<Config['vip'], 'garpRefreshMs' | 'faultHoldMs'> {
   readonly logger: Logger;
   /**
    * TESTS ONLY: run every command as `ip netns exec <netns> ...` so a test can drive a VIP
@@ -61,6 +67,11 @@ export interface LinuxVipOptions extends Omit<Config['vip'], 'garpRefreshMs'> {
    * clients that reach Redis through the VIP). Null or absent: a permanent address.
    */
   readonly lifetimeS?: number | null;
+  /**
+   * The port `refuse()` resets connections to (`redis.port`); null or absent: this
+   * adapter cannot refuse (`vip.fault_hold_ms: 0`), and `nft` is not needed.
+   */
+  readonly refusePort?: number | null;
 }
 
 /**
@@ -109,6 +120,8 @@ export class LinuxVip implements VipManager {
   private prefixWarned = false;
   /** Renews the VIP's kernel lifetime while held (with `lifetimeS`). */
   private keeper: NodeJS.Timeout | null = null;
+  /** A refusal table this process set is (or may be) in place (`refuse()`). */
+  private refusing = false;
 
   /** Validates `opts`; a bad value is a {@link FatalError} (the config schema should have caught it). */
   constructor(opts: LinuxVipOptions) {
@@ -117,11 +130,6 @@ export class LinuxVip implements VipManager {
     this.timeoutMs = opts.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.vipBytes = (addressBytes(opts.address) ?? []).join('.');
     this.log = opts.logger.child({ vip: `${opts.address}/${opts.prefixLength}`, interface: opts.interface });
-  }
-
-  /** Builds the adapter from the loaded configuration. */
-  static fromConfig(vip: Config['vip'], logger: Logger): LinuxVip {
-    return new LinuxVip({ ...vip, logger });
   }
 
   /** True while announcement packets are scheduled or their processes still run. */
@@ -136,6 +144,7 @@ export class LinuxVip implements VipManager {
    */
   async checkTools(): Promise<void> {
     await this.exec('ip', ['-V']);
+    if (this.opts.refusePort != null) await this.exec('nft', ['--version']);
     if (this.opts.family === 4) await this.exec('arping', ['-V']);
     else await this.exec('ndptool', ['--help']);
   }
@@ -176,12 +185,16 @@ export class LinuxVip implements VipManager {
 
   /**
    * Idempotent: adds `ADDR/PREFIX` unless the kernel answers that it is there, then announces it.
+   * The kernel's answer is per prefix for IPv4: a copy under another prefix (an operator's
+   * /32) stays beside ours (`release()` removes every copy); IPv6 answers for any prefix.
    * IPv6 is added with `nodad`: Duplicate Address Detection would leave the VIP
    * "tentative" (unusable) for about a second after a failover, and the one other
    * holder it could detect is the peer we are taking over from.
    * @throws VipError `VIP_ADD_FAILED` (with ip's stderr), `VIP_INTERFACE_MISSING`.
    */
   async claim(): Promise<{ changed: boolean }> {
+    // A hold this process set that is still in place (a node master again that fast).
+    if (this.refusing) await this.clearRefusal();
     // No look first: on a failover every `ip` run is ~10 ms before the gratuitous ARP
     // leaves, and the kernel's "exists" answer says the same as a query would.
     const cidr = `${this.opts.address}/${this.opts.prefixLength}`;
@@ -282,7 +295,43 @@ export class LinuxVip implements VipManager {
       );
     }
     if (changed) this.log.info('vip removed');
+    if (this.refusing) await this.clearRefusal();
     return { changed };
+  }
+
+  /**
+   * Keeps the VIP but resets every TCP connection to it on `refusePort` (an nftables
+   * table, `vip-refusal.ts`) until `release()`, `claim()` or `clearRefusal()`.
+   * @throws VipError `VIP_REFUSE_FAILED` (no port configured, or nft failed).
+   */
+  async refuse(): Promise<void> {
+    const port = this.opts.refusePort;
+    if (port == null) throw new VipError('VIP_REFUSE_FAILED', 'no port to refuse connections on (vip.fault_hold_ms is 0)');
+    // Set first: a table half made by a failed run is still removed by the release.
+    this.refusing = true;
+    const res = await this.run('nft', [refusalRuleset(this.opts.address, this.opts.family, port)], 'VIP_REFUSE_FAILED');
+    if (res.code !== 0) {
+      throw new VipError('VIP_REFUSE_FAILED', `nft could not add table ${refusalTable(this.opts.address)} (exit ${res.code}): ${res.stderr.trim() || 'no error output'}`);
+    }
+    this.log.info({ port }, 'vip refusing connections');
+  }
+
+  /**
+   * Removes the refusal table of this VIP if it is there (this process's, or one left by a
+   * daemon that died during a hold: run at start-up and by `redis-ha release-vip`).
+   * Failures are logged, never thrown: with the VIP gone the rule matches nothing.
+   */
+  async clearRefusal(): Promise<void> {
+    if (this.opts.refusePort == null) return;
+    const table = refusalTable(this.opts.address);
+    try {
+      const res = await this.run('nft', ['delete', 'table', 'inet', table], 'VIP_REFUSE_FAILED');
+      if (res.code === 0) this.log.info({ table }, 'vip refusal removed');
+      else if (!NFT_NO_SUCH_TABLE.test(res.stderr)) this.log.warn({ table, stderr: res.stderr.trim() }, 'vip refusal not removed');
+      this.refusing = this.refusing && res.code !== 0 && !NFT_NO_SUCH_TABLE.test(res.stderr);
+    } catch (error) {
+      this.log.warn({ err: error, table }, 'vip refusal not removed');
+    }
   }
 
   /**
@@ -412,12 +461,17 @@ export class LinuxVip implements VipManager {
     );
   }
 
-  private async ip(args: string[], code: string): Promise<RunResult> {
+  private ip(args: string[], code: string): Promise<RunResult> {
+    return this.run('ip', args, code);
+  }
+
+  /** Runs `cmd`; a failure to run it at all (other than a missing program) is a VipError `code`. */
+  private async run(cmd: string, args: string[], code: string): Promise<RunResult> {
     try {
-      return await this.exec('ip', args);
+      return await this.exec(cmd, args);
     } catch (err) {
       if (err instanceof FatalError) throw err;
-      throw new VipError(code, `ip ${args.join(' ')}: ${errorMessage(err)}`, { cause: err });
+      throw new VipError(code, `${cmd} ${args.join(' ')}: ${errorMessage(err)}`, { cause: err });
     }
   }
 

@@ -11,6 +11,7 @@
  */
 import { readFile, unlink } from 'node:fs/promises';
 import { LinuxVip } from '../adapters/vip.js';
+import { refusePortOf } from '../config/derived.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { markerFresh, restartMarkerPath } from '../daemon/restart-marker.js';
@@ -35,9 +36,11 @@ export async function releaseVipCommand(configPath: string): Promise<number> {
       return 0;
     }
   }
-  const vip = LinuxVip.fromConfig(config.vip, createLogger('warn', process.stderr));
+  const vip = new LinuxVip({ ...config.vip, logger: createLogger('warn', process.stderr), refusePort: refusePortOf(config) });
   try {
     const r = await vip.release();
+    // A daemon that died while holding the VIP (vip.fault_hold_ms) may have left its refusal.
+    await vip.clearRefusal();
     process.stdout.write(`redis-ha: VIP ${vipText} ${r.changed ? 'removed' : 'not present'}\n`);
     return 0;
   } catch (error) {

@@ -71,7 +71,8 @@ export function summarise(config: Config): string[] {
       (node.preempt ? ` after ${node.preemptDelayMs} ms` : ''),
     `peer ${peer.address} (${multicast ? `multicast${advert.multicastInterface ? ` on ${advert.multicastInterface}` : ''}` : 'unicast'}), group ${config.group.id}`,
     `vip ${vip.address}/${vip.prefixLength} (IPv${vip.family}) on ${vip.interface}, ${vip.garpCount} ${vip.family === 4 ? 'gratuitous ARPs' : 'unsolicited NAs'} ${vip.garpIntervalMs} ms apart, ` +
-      (vip.garpRefreshMs > 0 ? `refreshed every ${vip.garpRefreshMs} ms` : 'no refresh'),
+      (vip.garpRefreshMs > 0 ? `refreshed every ${vip.garpRefreshMs} ms` : 'no refresh') +
+      (vip.faultHoldMs > 0 ? `; kept refusing connections on port ${redis.port} for at most ${vip.faultHoldMs} ms when the master's Redis is gone` : '; released at once when the master\'s Redis is gone'),
     timingProfileLine(config),
     `advert every ${advert.intervalMs} ms on UDP port ${advert.port}, ${advert.keys.length} key(s), key ${signing?.id ?? '?'} signs`,
     `health check every ${health.intervalMs} ms, timeout ${health.timeoutMs} ms, FAULT after ${health.fall} failure(s), back after ${health.rise} success(es)`,

@@ -5,12 +5,17 @@
  */
 import type { CoreConfig } from '../core/state.js';
 import {
-  checkQuorumTiming, checkStallThreshold, checkTimingInvariants, faultTimes, quorumFenceLeadMs, quorumMode, QUORUM_RETRY_MS,
+  checkQuorumTiming, checkRestartInPlace, checkStallThreshold, fenceApplyMsOf, checkTimingInvariants, faultTimes, quorumFenceLeadMs, quorumMode, QUORUM_RETRY_MS,
   type FaultTimes, type QuorumTiming, type TakeoverTiming, type TimingReport,
 } from '../core/timing.js';
 import type { Config } from './types.js';
 
 /** Picks the core's slice out of the full configuration. */
+/** The port the VIP refuses connections on while a dead master holds it (`vip.fault_hold_ms`), or null when it never does. */
+export function refusePortOf(config: Config): number | null {
+  return config.vip.faultHoldMs > 0 ? config.redis.port : null;
+}
+
 export function coreConfigFrom(config: Config): CoreConfig {
   return {
     nodeName: config.node.name,
@@ -22,6 +27,7 @@ export function coreConfigFrom(config: Config): CoreConfig {
     fall: config.health.fall,
     rise: config.health.rise,
     garpRefreshMs: config.vip.garpRefreshMs,
+    faultVipHoldMs: config.vip.faultHoldMs,
     peerRedis: { host: config.peerRedis.host, port: config.peerRedis.port },
     switchoverMaxLagBytes: config.switchover.maxLagBytes,
     promotionMaxLagBytes: config.promotion.maxLagBytes,
@@ -58,8 +64,9 @@ export function quorumTimingOf(config: Config): QuorumTiming {
     renewIntervalMs: etcd.renewIntervalMs,
     callTimeoutMs: etcd.callTimeoutMs,
     electionTimeoutMs: etcd.electionTimeoutMs,
-    // The fence is one Redis command (CONFIG SET min-replicas-...), bounded like a health check.
-    fenceApplyMs: config.health.timeoutMs,
+    // The fence is one Redis command (CONFIG SET min-replicas-...), bounded like a health
+    // check, but never below FENCE_APPLY_MIN_MS (a reconnect with AUTH must fit in it).
+    fenceApplyMs: fenceApplyMsOf(config.health.timeoutMs),
     advertIntervalMs: config.advert.intervalMs,
   };
 }
@@ -76,6 +83,7 @@ export function timingReportOf(config: Config): TimingReport {
     warnings: [
       ...checked.warnings,
       ...checkStallThreshold(config.stall.thresholdMs, config.advert.intervalMs),
+      ...checkRestartInPlace(config.advert.intervalMs),
       ...fenceThroughRedisWarnings(config),
     ],
   };

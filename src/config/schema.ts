@@ -17,6 +17,7 @@
 import convict from 'convict';
 import { keysProblem } from '../adapters/quorum/transactions.js';
 import { addressBytes, canonicalIp, ipFamily, isMulticastAddress, isUnspecifiedAddress } from '../net/address.js';
+import { DEFAULT_FAULT_VIP_HOLD_MS } from '../core/timing.js';
 
 /**
  * The configuration as convict holds it: YAML spelling, before secrets are read. Derived
@@ -660,6 +661,13 @@ const SCHEMA = {
       10_000,
       0,
       HOUR_MS,
+    ),
+    fault_hold_ms: integerMs(
+      'When the master finds its Redis gone (connection refused), keep the VIP this long, refusing every connection to it on redis.port with a TCP reset (nftables), so clients retry at once until the peer announces the VIP instead of waiting out a connect timeout; 0 releases it at once.',
+      'REDIS_HA_VIP_FAULT_HOLD_MS',
+      DEFAULT_FAULT_VIP_HOLD_MS,
+      0,
+      2_000,
     ),
   },
   promotion: {

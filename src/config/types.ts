@@ -99,6 +99,11 @@ export interface Config {
     readonly garpIntervalMs: number;
     /** Re-announce the VIP this often while master; 0 turns the refresh off. */
     readonly garpRefreshMs: number;
+    /**
+     * A master whose Redis refuses connections keeps the VIP this long, every connection to
+     * it on `redis.port` refused with a TCP reset, until the peer holds it; 0: released at once.
+     */
+    readonly faultHoldMs: number;
   };
   readonly promotion: {
     /** Before `REPLICAOF NO ONE`, catch up with a still-reachable peer master. */

@@ -34,7 +34,7 @@
 import { audit, done, livePeer, peerCannotServe, prepend, withTimers, type StepResult } from './common.js';
 import { stateRetryMs } from './timing.js';
 import { vipDesired, type CoreConfig, type CoreState } from './state.js';
-import { toBackup, toFault } from './transitions.js';
+import { endVipHold, toBackup, toFault } from './transitions.js';
 import type { Action, Event } from './types.js';
 
 /** A master steps down after this many failed VIP claims in a row, if its backup can serve. */
@@ -55,6 +55,8 @@ export function effectStillWanted(action: Action, state: CoreState): boolean {
       return state.role === 'MASTER' && vipDesired(state);
     case 'claim-vip':
       return vipDesired(state);
+    case 'refuse-vip':
+      return state.timers['fault-release'] !== undefined;
     case 'fence-redis':
       // Easing the fence is for a master about to serve; refusing is always wanted.
       return action.writes === 'refused' || state.role === 'MASTER';
@@ -126,6 +128,11 @@ function settle(s: CoreState, type: Action['type'], why: string, now: number, co
       return claimFailed(s, why, now, config);
     case 'release-vip':
       return done(s, [], `${why}; the reconcile loop removes the VIP`);
+    case 'refuse-vip': {
+      // Without the refusal the VIP must not stay: let it go now (as without a hold).
+      const ended = endVipHold(s, `the VIP could not refuse connections (${why})`);
+      return ended === null ? done(s, [], `${why}; no VIP hold pending`) : done(ended.state, ended.actions, `${why}; VIP released at once`);
+    }
     case 'persist-state':
       return persistFailed(s, why, now);
     case 'acquire-quorum':

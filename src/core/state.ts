@@ -18,6 +18,12 @@ export interface CoreConfig {
   readonly fall: number;
   readonly rise: number;
   readonly garpRefreshMs: number;
+  /**
+   * How long a master whose Redis refuses connections keeps the VIP (refusing connections
+   * to it) after it advertised FAULT, at most: until the peer says it holds the VIP, or its
+   * own Redis answers again; 0: released at once (`toFault`).
+   */
+  readonly faultVipHoldMs: number;
   /** Where the local Redis replicates from when this node is backup. */
   readonly peerRedis: HostPort;
   /** A switchover is refused (unless forced) when the replica is further behind than this. */

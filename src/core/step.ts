@@ -69,7 +69,7 @@ import {
 import { EPOCH_CEILING, adoptEpoch, epochExhausted } from './epoch.js';
 import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
 import { guardAtStart, guardHistory, keepRunId } from './data-guard.js';
-import { adoptMaster, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
+import { adoptMaster, endVipHold, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
 import { compareHistories, historyContains, historyText } from './history.js';
 import type { Action, Advert, Event, RedisSnapshot, TimerName } from './types.js';
 
@@ -233,7 +233,10 @@ function byRoleOnHealth(
       }
       return prependFence(keepFence(s, now, config),
         (t) => keepMemory(t, now, config) ?? done(t, [], health.healthy === false ? 'health still failing' : 'health ok'), s);
-    case 'FAULT':
+    case 'FAULT': {
+      // A Redis that answers again ends the VIP hold: it follows the new master from here.
+      const ended = event.ok ? endVipHold(s, 'local Redis answers again') : null;
+      if (ended !== null) return prepend(ended.actions, byRoleOnHealth(state, ended.state, event, now, config));
       // A node that cannot advertise stays FAULT (restart the daemon once fixed); its
       // Redis still follows the peer that took over.
       if (health.healthy === true && s.advertFailure === null) {
@@ -243,6 +246,7 @@ function byRoleOnHealth(
       // is demoted at its first good check, not after `rise` checks.
       return prependFence(keepFenceDown(s, config),
         (t) => event.ok ? reconcileReplica(t, now, config, 'health check in FAULT') : done(t, [], 'still failing'), s);
+    }
     default:
       return assertNever(s.role);
   }
@@ -313,8 +317,11 @@ function onAdvertByRole(s: CoreState, peer: PeerView, now: number, config: CoreC
   switch (s.role) {
     case 'INIT':
       return decideFromInit(s, now, config, false);
-    case 'FAULT':
-      return done(s, [], 'advert noted (FAULT)');
+    case 'FAULT': {
+      // The peer holds the VIP now: the hold has done its work.
+      const ended = peer.flags.holdsVip ? endVipHold(s, `${peer.nodeName} holds the VIP`) : null;
+      return ended === null ? done(s, [], 'advert noted (FAULT)') : done(ended.state, ended.actions, `advert noted (FAULT); ${peer.nodeName} holds the VIP: released`);
+    }
     case 'BACKUP':
       return backupHeard(s, peer, now, config);
     case 'MASTER':
@@ -327,7 +334,15 @@ function onAdvertByRole(s: CoreState, peer: PeerView, now: number, config: CoreC
 function backupHeard(s: CoreState, peer: PeerView, now: number, config: CoreConfig): StepResult {
   if (peerCannotServe(peer)) {
     const why = `peer ${peer.nodeName} reported FAULT (${peerStateText(peer)})`;
-    return s.maintenance.on ? freeze(s, now, `${why}; not taking over`) : takeOver(s, now, config, why, { afterFault: true });
+    if (s.maintenance.on) return freeze(s, now, `${why}; not taking over`);
+    const r = takeOver(s, now, config, why, { afterFault: true });
+    // The FAULT advert may come before the peer lets the VIP go (it keeps it refusing for
+    // a moment, `toFault`): a client that learnt its MAC meanwhile is moved by one more
+    // announcement once Linux's locktime is past.
+    if (r.state.role !== 'MASTER') return r;
+    const at = now + ARP_LOCKTIME_MARGIN_MS;
+    const current = r.state.timers['garp-refresh'];
+    return { ...r, state: withTimers(r.state, { 'garp-refresh': current === undefined ? at : Math.min(current, at) }) };
   }
   if (peer.state === 'INIT' && peer.redis.role === 'master' && !peer.flags.resigning) {
     // The master's daemon is restarting in place (its Redis is still the master): it is
@@ -415,6 +430,10 @@ function onTimer(state: CoreState, timer: TimerName, now: number, config: CoreCo
     }
     case 'switchover':
       return onSwitchoverTimer(s, now);
+    case 'fault-release': {
+      const ended = endVipHold(state, 'VIP hold over');
+      return ended === null || vipDesired(s) ? done(s, [], 'VIP hold over') : done(ended.state, ended.actions, 'VIP hold over: released');
+    }
     case 'garp-refresh':
       if (!vipDesired(s)) return done(s, [], 'garp refresh not needed');
       return done(withTimers(s, { 'garp-refresh': config.garpRefreshMs > 0 ? now + config.garpRefreshMs : undefined }),
@@ -496,6 +515,7 @@ function promotionOutcome(s: CoreState, ok: boolean, detail: string, now: number
 
 function onVipObserved(state: CoreState, present: boolean): StepResult {
   if (state.role === 'INIT') return done(state, [], 'VIP observed during INIT');
+  if (state.timers['fault-release'] !== undefined) return done(state, [], 'VIP held (refusing) while the peer takes over');
   const want = vipDesired(state);
   if (present === want) {
     return present && !state.vipClaimed ? done({ ...state, vipClaimed: true }, [], 'VIP in place') : done(state, [], 'VIP as desired');
@@ -546,7 +566,7 @@ function onShutdown(state: CoreState, now: number, config: CoreConfig): StepResu
   }
   // INIT may be holding a VIP it kept at start-up, a switchover's old master the one it
   // keeps until the new master holds it; a stopping node holds none.
-  const holding = state.role === 'INIT' || vipDesired(state);
+  const holding = state.role === 'INIT' || vipDesired(state) || state.timers['fault-release'] !== undefined;
   // With a quorum (or `prefer: safety`) a stopping master's Redis refuses writes before
   // the key goes: the backup that takes over must not find it still writable. The key
   // goes, and the daemon exits, once the fence has ended (`fence-applied`, quorum.ts):

@@ -202,12 +202,38 @@ export function switchoverForwardWaitMs(timeoutMs: number, peerAdvertIntervalMs:
 }
 
 /**
+ * What a claim costs before the new master's advert can say it holds the VIP: the state
+ * file, `ip addr add`, and the wait on the first `arping` (ARPING_SETTLE_MS, 100 ms, in
+ * `src/adapters/vip.ts`), with a margin for a busy host.
+ */
+export const CLAIM_ALLOWANCE_MS = 250;
+
+/**
  * How long an old master that handed its Redis over waits for the new master to advertise
  * MASTER holding the VIP: the new master's own master-down interval (it may first have
- * to notice) plus two of our advert intervals for the adverts in flight.
+ * to notice), its claim (`CLAIM_ALLOWANCE_MS`; at short advert intervals it outweighs the
+ * rest), plus two of our advert intervals for the adverts in flight.
  */
 export function awaitNewMasterMs(priority: number, peerAdvertIntervalMs: number, advertIntervalMs: number): number {
-  return masterDownMs(priority, peerAdvertIntervalMs) + 2 * advertIntervalMs;
+  return masterDownMs(priority, peerAdvertIntervalMs) + CLAIM_ALLOWANCE_MS + 2 * advertIntervalMs;
+}
+
+/**
+ * A restart in place (SIGUSR2: the daemon exits leaving Redis and the VIP, systemd starts
+ * the next one after `RestartSec=1s`, which then loads and starts) leaves the peer without
+ * adverts for about this long.
+ */
+export const RESTART_IN_PLACE_GAP_MS = 1_500;
+
+/** A warning when the peer's master-down interval is shorter than a restart in place: it would take over. */
+export function checkRestartInPlace(advertIntervalMs: number): string[] {
+  const masterDown = masterDownMs(PRIORITY_MAX_CONFIGURED, advertIntervalMs);
+  if (masterDown >= RESTART_IN_PLACE_GAP_MS) return [];
+  return [
+    `a restart in place (SIGUSR2) leaves the peer without adverts for about ${RESTART_IN_PLACE_GAP_MS} ms, longer than ` +
+      `its master-down interval (${fmt(masterDown)} at advert.interval_ms ${advertIntervalMs}): the peer takes over ` +
+      'meanwhile; upgrade such a pair with redis-ha switchover and a plain restart instead',
+  ];
 }
 
 /**
@@ -266,6 +292,19 @@ export const CONTROL_MIN_TIMEOUT_MS = 2_000;
  */
 export const DOWN_RECHECK_MS = 20;
 export const DOWN_RECHECK_FOR_MS = 5_000;
+
+/**
+ * `vip.fault_hold_ms` by default: how long a master whose Redis refuses connections keeps
+ * the VIP, refusing every connection to it, after it advertised FAULT (`toFault`). The
+ * peer's promotion, claim and first gratuitous ARP take ~30-80 ms; until that ARP reaches
+ * them, clients still send to this host: with the VIP gone, a connect is never answered
+ * and waits out its timeout (0.25 s in the bench's client, 10 s in ioredis's defaults);
+ * with the VIP held and refusing, it is reset at once and retried. The hold ends early
+ * when the peer advertises that it holds the VIP, or when the local Redis answers again.
+ * The peer's later announcements (`vip.garp_interval_ms` apart) override any ARP reply
+ * this host gave meanwhile, so a hold shorter than that interval leaves no client behind.
+ */
+export const DEFAULT_FAULT_VIP_HOLD_MS = 150;
 
 /**
  * A replica that is loading the RDB of a full sync answers `REPLICAOF NO ONE` with
@@ -377,6 +416,18 @@ export interface QuorumTiming {
  * than etcd's deletion of the key, so the fence is in force before another node can take
  * the key.
  */
+/**
+ * The fence's bound (`CONFIG SET min-replicas-to-write` on the control connection, maybe
+ * a reconnect with AUTH and TLS first): `health.timeout_ms`, but never below this. A
+ * longer bound only makes a master fence earlier before its lease can lapse.
+ */
+export const FENCE_APPLY_MIN_MS = 200;
+
+/** The fence's bound for a health timeout (see `FENCE_APPLY_MIN_MS`). */
+export function fenceApplyMsOf(healthTimeoutMs: number): number {
+  return Math.max(healthTimeoutMs, FENCE_APPLY_MIN_MS);
+}
+
 export function quorumFenceLeadMs(q: Pick<QuorumTiming, 'leaseTtlMs' | 'fenceApplyMs'>): number {
   return Math.ceil(q.leaseTtlMs * CLOCK_RATE_BOUND) + q.fenceApplyMs;
 }
@@ -411,7 +462,7 @@ export function checkQuorumTiming(q: QuorumTiming): QuorumTimingReport {
   const warnings: string[] = [];
   const lead = quorumFenceLeadMs(q);
   const ttl = `quorum.etcd.lease_ttl_s (${fmtSeconds(q.leaseTtlMs)})`;
-  const leadText = `the fence lead (${fmt(lead)} = ${CLOCK_RATE_BOUND * 100} % of the TTL for clock rates + health.timeout_ms ${q.fenceApplyMs})`;
+  const leadText = `the fence lead (${fmt(lead)} = ${CLOCK_RATE_BOUND * 100} % of the TTL for clock rates + the fence's bound ${q.fenceApplyMs}: health.timeout_ms, at least ${FENCE_APPLY_MIN_MS})`;
   if (q.renewIntervalMs < QUORUM_MIN_RENEW_INTERVAL_MS) {
     errors.push(`quorum.etcd.renew_interval_ms (${q.renewIntervalMs}) is below ${QUORUM_MIN_RENEW_INTERVAL_MS} ms`);
   }
@@ -606,7 +657,8 @@ export interface FaultTimes {
  * the backup cannot tell from a lost host, except without a quorum preferring safety,
  * where it replaces a silent master only through that master's Redis, still reachable
  * here (caught up and fenced; the catch-up's round trips are not counted, as elsewhere).
- * `redis-ha run` logs these at start-up; `check-config` prints the same rows in words.
+ * `redis-ha run` logs these at start-up; `check-config` prints the writes-unavailable
+ * side of them (`worstCaseOutages`), without the detection times or the stalled daemon.
  */
 export function faultTimes(t: TakeoverTiming, q: QuorumTiming, mode: QuorumMode): readonly FaultTimes[] {
   const masterDown = masterDownMs(t.priority, t.advertIntervalMs);

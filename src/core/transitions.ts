@@ -229,7 +229,7 @@ export function toFault(s0: CoreState, now: number, config: CoreConfig, reason: 
     'master-down': undefined, preempt: undefined, 'init-listen': undefined, 'garp-refresh': undefined,
     advert: now + config.advertIntervalMs,
   });
-  // A node with a dead Redis never keeps the VIP; the release is unconditional (idempotent).
+  // A node with a dead Redis never serves through the VIP; the release is unconditional (idempotent).
   const release: Action[] = [
     audit('vip-release', { reason }),
     { type: 'release-vip' },
@@ -241,9 +241,24 @@ export function toFault(s0: CoreState, now: number, config: CoreConfig, reason: 
   // its promotion runs beside our release (issue 12). With etcd the advert still follows:
   // the peer's ask for the key would only meet our lease, and wait a retry interval.
   const advertFirst = s.health.down === true && config.quorum.backend !== 'etcd';
-  return done(next, advertFirst
-    ? [transitionAudit(s, next, config), sendAdvert(next, config), ...release]
-    : [transitionAudit(s, next, config), ...release, sendAdvert(next, config)], reason);
+  if (!advertFirst) return done(next, [transitionAudit(s, next, config), ...release, sendAdvert(next, config)], reason);
+  // A master keeps the VIP a moment, refusing every connection to it, so that clients are
+  // reset at once until the peer's announcement moves them, instead of sending connects
+  // nobody answers (DEFAULT_FAULT_VIP_HOLD_MS). Nothing can write through it meanwhile,
+  // not even a Redis that restarts: the refusal comes before any socket.
+  if (s0.role === 'MASTER' && config.faultVipHoldMs > 0) {
+    return done(withTimers(next, { 'fault-release': now + config.faultVipHoldMs }), [
+      transitionAudit(s, next, config), sendAdvert(next, config),
+      audit('vip-hold', { reason, maxMs: config.faultVipHoldMs }), { type: 'refuse-vip' }, ...left.actions,
+    ], `${reason}; VIP kept refusing connections for at most ${config.faultVipHoldMs} ms while the peer takes over`);
+  }
+  return done(next, [transitionAudit(s, next, config), sendAdvert(next, config), ...release], reason);
+}
+
+/** Ends the VIP hold of `toFault` (its time is up, the peer holds the VIP, Redis answers again, an effect failed): the VIP goes now. */
+export function endVipHold(s: CoreState, why: string): { state: CoreState; actions: Action[] } | null {
+  if (s.timers['fault-release'] === undefined) return null;
+  return { state: withTimers(s, { 'fault-release': undefined }), actions: [audit('vip-release', { reason: why }), { type: 'release-vip' }] };
 }
 
 /**

@@ -138,7 +138,7 @@ export interface HostPort {
 /** Timers are deadlines held in the state; the runtime arms one OS timer for the earliest. */
 export type TimerName =
   | 'advert' | 'master-down' | 'preempt' | 'init-listen' | 'garp-refresh' | 'switchover' | 'persist-retry'
-  | 'quorum-retry' | 'quorum-fence' | 'recovery-block';
+  | 'quorum-retry' | 'quorum-fence' | 'recovery-block' | 'fault-release';
 
 /** Who holds the leader key, as the quorum named it. */
 export interface KeyHolder {
@@ -348,6 +348,11 @@ export type Action =
     }
   | { readonly type: 'claim-vip' }
   | { readonly type: 'release-vip' }
+  /**
+   * Keep the VIP but refuse every connection to it (a TCP reset) until `release-vip`: a
+   * master whose Redis is gone, while the peer takes over (`toFault`, `faultVipHoldMs`).
+   */
+  | { readonly type: 'refuse-vip' }
   | { readonly type: 'announce-vip' }
   /** Disconnect the application clients of the local Redis so they reconnect through the VIP. */
   | { readonly type: 'disconnect-clients' }

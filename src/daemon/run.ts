@@ -29,7 +29,7 @@ import { LinuxVip } from '../adapters/vip.js';
 import { systemdNotifier } from '../adapters/sd-notify.js';
 import { loadConfig } from '../config/load.js';
 import { summarise } from '../config/check.js';
-import { coreConfigFrom, quorumTimingOf, timingOf } from '../config/derived.js';
+import { coreConfigFrom, quorumTimingOf, refusePortOf, timingOf } from '../config/derived.js';
 import type { Config } from '../config/types.js';
 import { initialState } from '../core/state.js';
 import { takeoverEstimate, vipLifetimeS, watchdogStaleMs } from '../core/timing.js';
@@ -119,8 +119,13 @@ async function openAdapters(config: Config, persisted: PersistedState, persist: 
   await audit.open();
   const etcd = config.quorum.backend === 'etcd';
   // With a quorum the VIP is held on a kernel lease: a frozen daemon loses it by itself.
-  const vip = new LinuxVip({ ...config.vip, logger: logger.child({ component: 'vip' }), lifetimeS: etcd ? vipLifetimeS(quorumTimingOf(config)) : null });
+  const vip = new LinuxVip({
+    ...config.vip, logger: logger.child({ component: 'vip' }), lifetimeS: etcd ? vipLifetimeS(quorumTimingOf(config)) : null,
+    refusePort: refusePortOf(config),
+  });
   await vip.checkTools();
+  // A refusal left by a daemon that died while holding the VIP would reset every client.
+  await vip.clearRefusal();
   const redis = new RedisControl({
     local: config.redis, peer: config.peerRedis, health: config.health,
     // Where a fenced old master replicates from: assumes our Redis listens on the node

@@ -370,6 +370,12 @@ export class Runtime {
       case 'announce-vip':
         await deps.vip.announce();
         return;
+      case 'refuse-vip':
+        // An adapter that cannot refuse fails the effect: the core then releases at once.
+        if (deps.vip.refuse === undefined) throw new Error('this VIP adapter cannot refuse connections');
+        await deps.vip.refuse();
+        deps.logger.info('VIP kept, refusing connections, while the peer takes over');
+        return;
       case 'disconnect-clients': {
         const detail = await deps.redis.disconnectClients();
         deps.logger.info({ detail }, 'application clients disconnected');

@@ -22,6 +22,7 @@
  *   existing entry is updated with default settings, because ndptool sets the Override
  *   flag (RFC 4861 §7.2.5/§7.2.6). B gets both sysctls; C keeps the defaults.
  */
+import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -30,6 +31,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CommandError, ProgramMissingError, run, startCommand } from '../../src/adapters/exec.js';
 import { ARPING_SETTLE_MS, LinuxVip, type LinuxVipOptions } from '../../src/adapters/vip.js';
+import { refusalTable } from '../../src/adapters/vip-refusal.js';
 import type { Logger } from '../../src/daemon/logger.js';
 import { silentLogger } from '../../src/daemon/logger.js';
 import { FatalError, VipError } from '../../src/errors.js';
@@ -382,6 +384,49 @@ describeRoot('LinuxVip in network namespaces', () => {
     } finally {
       await quiet('ip', ['-n', NS_C, 'addr', 'del', '10.77.200.60/24', 'dev', IFACE]);
       await quiet('ip', ['-n', NS_C, 'addr', 'del', '10.77.200.61/32', 'dev', IFACE]);
+    }
+  });
+
+  it('refuse: keeps the VIP, resets every connection to its port even with a listener, and release or clearRefusal lifts it', async () => {
+    const address = '10.77.200.70';
+    const port = 16379;
+    const table = refusalTable(address);
+    const connect = async (): Promise<string> =>
+      (await sh('ip', ['netns', 'exec', NS_B, 'bash', '-c',
+        `timeout 3 bash -c 'echo > /dev/tcp/${address}/${port}' 2>/dev/null && echo open || echo closed`])).trim();
+    const hasTable = async (): Promise<boolean> => (await run('ip', ['netns', 'exec', NS_A, 'nft', 'list', 'table', 'inet', table])).code === 0;
+    const listener = spawn('ip', ['netns', 'exec', NS_A, process.execPath, '-e', `require('net').createServer((s) => s.end()).listen(${port})`], { stdio: 'ignore' });
+    try {
+      const vip = vipIn(NS_A, { address, garpCount: 0, refusePort: port });
+      await vip.claim();
+      expect(await waitFor(async () => (await connect()) === 'open')).toBe(true);
+
+      await vip.refuse();
+      expect(await hasAddr(NS_A, address)).toBe(true);
+      expect(await hasTable()).toBe(true);
+      expect(await connect()).toBe('closed');
+
+      expect(await vip.release()).toEqual({ changed: true });
+      expect(await hasTable()).toBe(false);
+
+      // A refusal left by a process that died during a hold: the next one's clearRefusal removes it.
+      const dead = vipIn(NS_A, { address, garpCount: 0, refusePort: port });
+      await dead.claim();
+      await dead.refuse();
+      const next = vipIn(NS_A, { address, garpCount: 0, refusePort: port });
+      await next.clearRefusal();
+      expect(await hasTable()).toBe(false);
+      expect(await connect()).toBe('open');
+      await next.clearRefusal(); // nothing there: no error
+      // A claim by the process that refused lifts its refusal first.
+      await dead.refuse();
+      expect(await dead.claim()).toEqual({ changed: false });
+      expect(await hasTable()).toBe(false);
+      await dead.release();
+      // Without a port the adapter cannot refuse, and says why.
+      await expect(vipIn(NS_A, { address }).refuse()).rejects.toMatchObject({ code: 'VIP_REFUSE_FAILED' });
+    } finally {
+      listener.kill('SIGTERM');
     }
   });
 

@@ -89,6 +89,7 @@ describe('the example file', () => {
       garpCount: 3,
       garpIntervalMs: 200,
       garpRefreshMs: 10_000,
+      faultHoldMs: 150,
     });
     expect(config.advert.intervalMs).toBe(1000);
     expect(config.advert.keyFile).toBe(KEY_FILE);

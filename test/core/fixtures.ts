@@ -20,6 +20,7 @@ export function coreConfig(over: Partial<CoreConfig> = {}): CoreConfig {
     fall: 2,
     rise: 2,
     garpRefreshMs: 10_000,
+    faultVipHoldMs: 0,
     peerRedis: { host: A_ADDR, port: 6379 },
     switchoverMaxLagBytes: 1_000_000,
     promotionMaxLagBytes: 1024 * 1024,

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { initialState, step } from '../../src/core/step.js';
 import { nextDeadline, vipDesired } from '../../src/core/state.js';
-import { masterDownMs, skewMs } from '../../src/core/timing.js';
+import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from '../../src/core/timing.js';
 import {
   A_ADDR, B_ADDR, REPL_A, REPL_B, advert, coreConfig, fail, find, fired, heard, last, masterSnap, ok, replicaSnap, run, types,
 } from './fixtures.js';
@@ -108,6 +108,8 @@ describe('BACKUP', () => {
     expect(r.state.role).toBe('MASTER');
     expect(r.reason).toMatch(/peer a reported FAULT/);
     expect(find(r.actions, 'promote-redis')?.catchUpFrom).toBeNull();
+    // The peer may still hold the VIP (refusing) when its FAULT arrives: announce once more after the locktime.
+    expect(r.state.timers['garp-refresh']).toBe(600 + ARP_LOCKTIME_MARGIN_MS);
   });
 
   it('priority-0 advert: master-down deadline becomes the skew time (RFC 5798 §6.4.2)', () => {
@@ -220,6 +222,50 @@ describe('MASTER', () => {
     const q = coreConfig({ ...a, quorum: { backend: 'etcd', prefer: 'safety', retryMs: 500, fenceLeadMs: 530 } });
     const withEtcd = types(step(m0, refused, 4000, q).actions);
     expect(withEtcd.indexOf('send-advert')).toBeGreaterThan(withEtcd.indexOf('release-vip'));
+  });
+
+  describe('the VIP hold of a master whose Redis is gone (vip.fault_hold_ms)', () => {
+    const held = coreConfig({ ...a, faultVipHoldMs: 150 });
+    const refused = { ...fail, down: true } as const;
+    const r = step(m0, refused, 4000, held);
+
+    it('advertises FAULT first, keeps the VIP refusing connections, and sets the timer', () => {
+      expect(r.state.role).toBe('FAULT');
+      expect(types(r.actions)).toEqual(['send-advert', 'refuse-vip']);
+      expect(r.reason).toMatch(/connection refused; VIP kept refusing connections for at most 150 ms while the peer takes over/);
+      expect(r.state.timers['fault-release']).toBe(4150);
+      expect(vipDesired(r.state)).toBe(false);
+      // The reconcile loop leaves the held VIP alone.
+      expect(types(step(r.state, { type: 'vip-observed', present: true }, 4050, held).actions)).toEqual([]);
+    });
+
+    it('ends at its time, when the peer holds the VIP, when Redis answers again, on a stop, or when the refusal failed', () => {
+      const ends = [
+        step(r.state, fired('fault-release'), 4150, held),
+        step(r.state, heard(advert({ nodeName: 'b', state: 'MASTER', priority: 90, epoch: 1, seq: 9,
+          flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: true } }), B_ADDR), 4080, held),
+        step(r.state, ok(masterSnap({ replId: REPL_A, offset: 5000 })), 4020, held),
+        step(r.state, { type: 'effect-failed', action: 'refuse-vip', detail: 'nft: not found' }, 4005, held),
+      ];
+      for (const end of ends) {
+        expect(types(end.actions)).toContain('release-vip');
+        expect(end.state.timers['fault-release']).toBeUndefined();
+      }
+      expect(types(step(r.state, { type: 'shutdown-requested' }, 4030, held).actions)).toContain('release-vip');
+      // Still refused, or an advert of a peer not yet holding it: the hold goes on.
+      expect(types(step(r.state, refused, 4020, held).actions)).toEqual([]);
+      const taking = step(r.state, heard(advert({ nodeName: 'b', state: 'MASTER', priority: 90, epoch: 1, seq: 9,
+        flags: { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false } }), B_ADDR), 4030, held);
+      expect(types(taking.actions)).not.toContain('release-vip');
+    });
+
+    it('is not taken by a backup, on a timeout, or with etcd', () => {
+      const b = last(run(cfg, [started, [10, ok(replicaSnap())]])).state;
+      expect(types(step(b, refused, 100, coreConfig({ ...cfg, faultVipHoldMs: 150 })).actions)).toEqual(['send-advert', 'release-vip']);
+      expect(types(last(run(held, [[4000, fail], [4500, fail]], m0)).actions)).toEqual(['release-vip', 'send-advert']);
+      const q = coreConfig({ ...held, quorum: { backend: 'etcd', prefer: 'safety', retryMs: 500, fenceLeadMs: 530 } });
+      expect(types(step(m0, refused, 4000, q).actions)).not.toContain('refuse-vip');
+    });
   });
 
   it('reconcile: VIP missing on the master is re-added, VIP on a backup is removed', () => {

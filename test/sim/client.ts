@@ -54,7 +54,7 @@ export class Client {
   private write(): void {
     const target = this.resolve();
     const id = this.nextId++;
-    if (target !== null && this.reachable(target) && this.redis.write(target, id)) this.acked.push({
+    if (target !== null && !this.vips![target].refusing && this.reachable(target) && this.redis.write(target, id)) this.acked.push({
       id, node: target, at: this.world.now, role: this.roleOf(target), selfMaster: this.redis.servers[target].selfMaster,
     });
     else this.failed++;

@@ -18,7 +18,7 @@ import { DEFAULT_TIMING, FAST_TIMING, simulate, type SimOptions } from './pair.j
 
 const config: CoreConfig = {
   nodeName: 'b', nodeAddress: '10.77.0.12', priority: 90, preempt: false, preemptDelayMs: 0, advertIntervalMs: 1000,
-  fall: 2, rise: 2, garpRefreshMs: 0, peerRedis: { host: '10.77.0.11', port: 6379 }, switchoverMaxLagBytes: 1_000_000,
+  fall: 2, rise: 2, garpRefreshMs: 0, faultVipHoldMs: 0, peerRedis: { host: '10.77.0.11', port: 6379 }, switchoverMaxLagBytes: 1_000_000,
   promotionMaxLagBytes: 1024 * 1024,
   recoveryBlockMs: 0,
   quorum: NO_QUORUM,

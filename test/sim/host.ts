@@ -25,6 +25,8 @@ export const MAX_PERSIST_MS = 5;
 /** The VIP as the kernel holds it. */
 export class HostVip {
   present = false;
+  /** A master's hold (`refuse-vip`): the VIP is here, but every connection to it is reset. */
+  refusing = false;
   /** When `present` last changed. */
   changedAt = 0;
 
@@ -38,6 +40,7 @@ export class HostVip {
   }
 
   remove(): boolean {
+    this.refusing = false;
     if (!this.present) return false;
     this.present = false;
     this.changedAt = this.world.now;
@@ -64,6 +67,7 @@ export class SimVipManager implements VipManager {
   }
 
   async claim(): Promise<{ changed: boolean }> {
+    this.vip.refusing = false;
     const failure = this.inject('claim-vip');
     await this.world.sleep(this.owner, this.world.int(2, 10));
     if (failure === 'before') throw new Error('injected: ip addr add failed');
@@ -81,6 +85,14 @@ export class SimVipManager implements VipManager {
     const changed = this.vip.remove();
     if (failure === 'after') throw new Error('injected: ip addr del reported failure after removing the address');
     return { changed };
+  }
+
+  async refuse(): Promise<void> {
+    const failure = this.inject('refuse-vip');
+    await this.world.sleep(this.owner, this.world.int(2, 10));
+    if (failure === 'before') throw new Error('injected: nft failed');
+    this.vip.refusing = true;
+    if (failure === 'after') throw new Error('injected: nft reported failure after adding the table');
   }
 
   async announce(): Promise<void> {

@@ -30,7 +30,7 @@
  * (see `lostWrites`).
  */
 import type { CoreState } from '../../src/core/state.js';
-import { masterDownMs } from '../../src/core/timing.js';
+import { DEFAULT_FAULT_VIP_HOLD_MS, masterDownMs } from '../../src/core/timing.js';
 import type { Runtime } from '../../src/daemon/runtime.js';
 import type { Ack, Client } from './client.js';
 import { ETCD_EXPIRY_CHECK_MS, type EtcdTiming } from './etcd-model.js';
@@ -50,8 +50,11 @@ export const LANE_BACKLOG_MS = Math.max(MAX_REDIS_EFFECT_MS, MAX_SWITCHOVER_MS) 
 /** How long a Redis that lost writes to finding Q7 may go on acknowledging before it follows the new master. */
 const Q6_WINDOW_MS = 10_000;
 
-/** A FAULT node releases the VIP as its first effect after the ones already queued. */
-export const FAULT_VIP_BOUND_MS = LANE_BACKLOG_MS;
+/**
+ * A FAULT node releases the VIP as its first effect after the ones already queued, or,
+ * a master whose Redis is gone, once its hold is over (refusing every connection meanwhile).
+ */
+export const FAULT_VIP_BOUND_MS = LANE_BACKLOG_MS + DEFAULT_FAULT_VIP_HOLD_MS;
 
 /** Longest fence change (`SimRedisAdapter.fence`). */
 const MAX_FENCE_MS = 3;
@@ -203,7 +206,8 @@ export class Invariants {
         `${n} is FAULT and holds the VIP`);
     }
     if (!quiet) this.quietSince = now;
-    const dual = NODES.every((n) => this.o.vip(n).present && redis.acceptsWrites(n));
+    // A VIP held refusing connections (`refuse-vip`) takes no write, whatever its Redis does.
+    const dual = NODES.every((n) => this.o.vip(n).present && !this.o.vip(n).refusing && redis.acceptsWrites(n));
     const since = this.dual.since;
     if (dual && since !== null) this.maxDualMs = Math.max(this.maxDualMs, now - Math.max(since, this.quietSince));
     this.window(this.dual, dual, (since) => this.afterFailures(NODES, Math.max(since, this.quietSince), dualBoundMs(this.o.timing, this.strict)),

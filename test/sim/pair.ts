@@ -11,6 +11,7 @@
  * (role changes, faults, restarts, answers) for failure messages.
  */
 import { NO_QUORUM, type CoreConfig, type CoreQuorumConfig } from '../../src/core/state.js';
+import { DEFAULT_FAULT_VIP_HOLD_MS } from '../../src/core/timing.js';
 import type { Runtime, RequestEvent } from '../../src/daemon/runtime.js';
 import { Client } from './client.js';
 import { SimDaemon, type DaemonEnv } from './daemon.js';
@@ -336,6 +337,7 @@ function coreConfig(id: NodeId, t: Timing, preempt: boolean, quorum: CoreQuorumC
     fall: 2,
     rise: 2,
     garpRefreshMs: 10 * t.advertIntervalMs,
+    faultVipHoldMs: DEFAULT_FAULT_VIP_HOLD_MS,
     peerRedis: { host: ADDRESS[OTHER[id]], port: REDIS_PORT },
     switchoverMaxLagBytes: 1_000_000,
     promotionMaxLagBytes: 1024 * 1024,
