@@ -52,6 +52,7 @@ import {
 import { onEffectFailed } from './effects.js';
 import { onFailoverRequested, settleForcedFailover } from './forced-failover.js';
 import { keepMemory } from './quorum-memory.js';
+import { holdsKey } from './quorum-gate.js';
 import { keepFence, masterWrites } from './master-fence.js';
 import { armQuorumFence, keepFenceDown, keyReleasableOnStop, onPeerHeardInFailsafe, onQuorumEvent, onQuorumTimer } from './quorum.js';
 import { adoptPeerMaintenance, freeze, onMaintenanceRequested, resume } from './maintenance.js';
@@ -116,7 +117,7 @@ function stepEvent(state: CoreState, event: Event, now: number, config: CoreConf
         audit('redis-demoted', { ok: event.ok, detail: event.detail }),
       ], event.ok ? `demotion finished: ${event.detail}` : `demotion failed: ${event.detail}`);
     case 'vip-observed':
-      return onVipObserved(state, event.present);
+      return onVipObserved(state, event.present, now, config);
     case 'vip-claimed': {
       const record = audit('vip-claimed', { changed: event.changed ?? null });
       if (!vipDesired(state) || state.vipClaimed) return done({ ...state, vipClaimFailures: 0 }, [record], 'VIP claim noted');
@@ -513,7 +514,7 @@ function promotionOutcome(s: CoreState, ok: boolean, detail: string, now: number
     sendAdvert(next, config)], `Redis promoted (${detail}); claiming the VIP`);
 }
 
-function onVipObserved(state: CoreState, present: boolean): StepResult {
+function onVipObserved(state: CoreState, present: boolean, now: number, config: CoreConfig): StepResult {
   if (state.role === 'INIT') return done(state, [], 'VIP observed during INIT');
   if (state.timers['fault-release'] !== undefined) return done(state, [], 'VIP held (refusing) while the peer takes over');
   const want = vipDesired(state);
@@ -521,6 +522,13 @@ function onVipObserved(state: CoreState, present: boolean): StepResult {
     return present && !state.vipClaimed ? done({ ...state, vipClaimed: true }, [], 'VIP in place') : done(state, [], 'VIP as desired');
   }
   if (want) {
+    // With etcd, only while the key is this node's (or in the failsafe, etcd away): a master
+    // just out of a freeze longer than its lease (the kernel took the VIP with its lifetime)
+    // may see this before it hears that its lease is gone, and must not take the VIP back
+    // from the node that now holds the key (the lease's end steps it down).
+    if (config.quorum.backend === 'etcd' && !holdsKey(state, now, config) && state.quorum.failsafeSinceMs === null) {
+      return done(state, [], 'VIP missing on the master, whose lease is not current: not re-adding it');
+    }
     return done(state, [audit('vip-repaired', { want: 'present', found: 'absent' }), { type: 'claim-vip' }],
       'VIP missing on the master: re-adding it (drift repaired)');
   }

@@ -140,6 +140,18 @@ describe('a backup promotes only while it holds the leader key', () => {
 });
 
 describe('the master fences itself before its lease can lapse', () => {
+  it('repairs a missing VIP only while its lease is current: not when out of a freeze longer than the lease', () => {
+    const m = masterB();
+    // Held until 8000 ms, fence lead 530 ms: current at 6000, gone at 9000 (the kernel took the VIP with its lifetime).
+    expect(types(step(m, { type: 'vip-observed', present: false }, 6000, bCfg).actions)).toEqual(['claim-vip']);
+    const late = step(m, { type: 'vip-observed', present: false }, 9000, bCfg);
+    expect(types(late.actions)).toEqual([]);
+    expect(late.reason).toMatch(/whose lease is not current: not re-adding it/);
+    // In the failsafe (etcd away, the peer heard) the master keeps serving, VIP included.
+    const failsafe: CoreState = { ...m, quorum: { ...m.quorum, failsafeSinceMs: 8500 } };
+    expect(types(step(failsafe, { type: 'vip-observed', present: false }, 9000, bCfg).actions)).toEqual(['claim-vip']);
+  });
+
   it('renewals move the fence deadline', () => {
     const s = masterB();
     expect(s.timers['quorum-fence']).toBe(8000 - QUORUM.fenceLeadMs);
