@@ -326,9 +326,10 @@ export class LinuxVip implements VipManager {
     const table = refusalTable(this.opts.address);
     try {
       const res = await this.run('nft', ['delete', 'table', 'inet', table], 'VIP_REFUSE_FAILED');
+      const gone = res.code === 0 || NFT_NO_SUCH_TABLE.test(res.stderr);
       if (res.code === 0) this.log.info({ table }, 'vip refusal removed');
-      else if (!NFT_NO_SUCH_TABLE.test(res.stderr)) this.log.warn({ table, stderr: res.stderr.trim() }, 'vip refusal not removed');
-      this.refusing = this.refusing && res.code !== 0 && !NFT_NO_SUCH_TABLE.test(res.stderr);
+      else if (!gone) this.log.warn({ table, stderr: res.stderr.trim() }, 'vip refusal not removed');
+      if (gone) this.refusing = false;
     } catch (error) {
       this.log.warn({ err: error, table }, 'vip refusal not removed');
     }

@@ -308,10 +308,14 @@ function onAdvert(state: CoreState, advert: Advert, fromAddress: string, now: nu
  * or such a client keeps the old MAC until the next periodic refresh.
  */
 function reannounceAfterLetGo(r: StepResult, now: number): StepResult {
+  return { ...r, state: announceAfterLocktime(r.state, now), actions: [...r.actions, { type: 'announce-vip' }] };
+}
+
+/** The next announcement no later than Linux's ARP locktime from now (the periodic refresh otherwise). */
+function announceAfterLocktime(s: CoreState, now: number): CoreState {
   const at = now + ARP_LOCKTIME_MARGIN_MS;
-  const current = r.state.timers['garp-refresh'];
-  const next = withTimers(r.state, { 'garp-refresh': current === undefined ? at : Math.min(current, at) });
-  return { ...r, state: next, actions: [...r.actions, { type: 'announce-vip' }] };
+  const current = s.timers['garp-refresh'];
+  return withTimers(s, { 'garp-refresh': current === undefined ? at : Math.min(current, at) });
 }
 
 function onAdvertByRole(s: CoreState, peer: PeerView, now: number, config: CoreConfig): StepResult {
@@ -340,10 +344,7 @@ function backupHeard(s: CoreState, peer: PeerView, now: number, config: CoreConf
     // The FAULT advert may come before the peer lets the VIP go (it keeps it refusing for
     // a moment, `toFault`): a client that learnt its MAC meanwhile is moved by one more
     // announcement once Linux's locktime is past.
-    if (r.state.role !== 'MASTER') return r;
-    const at = now + ARP_LOCKTIME_MARGIN_MS;
-    const current = r.state.timers['garp-refresh'];
-    return { ...r, state: withTimers(r.state, { 'garp-refresh': current === undefined ? at : Math.min(current, at) }) };
+    return r.state.role === 'MASTER' ? { ...r, state: announceAfterLocktime(r.state, now) } : r;
   }
   if (peer.state === 'INIT' && peer.redis.role === 'master' && !peer.flags.resigning) {
     // The master's daemon is restarting in place (its Redis is still the master): it is
@@ -432,8 +433,9 @@ function onTimer(state: CoreState, timer: TimerName, now: number, config: CoreCo
     case 'switchover':
       return onSwitchoverTimer(s, now);
     case 'fault-release': {
-      const ended = endVipHold(state, 'VIP hold over');
-      return ended === null || vipDesired(s) ? done(s, [], 'VIP hold over') : done(ended.state, ended.actions, 'VIP hold over: released');
+      // A node master again within the hold holds the VIP by its claim (which lifts the refusal).
+      const ended = vipDesired(s) ? null : endVipHold(state, 'VIP hold over');
+      return ended === null ? done(s, [], 'VIP hold over') : done(ended.state, ended.actions, 'VIP hold over: released');
     }
     case 'garp-refresh':
       if (!vipDesired(s)) return done(s, [], 'garp refresh not needed');

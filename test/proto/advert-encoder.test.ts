@@ -7,17 +7,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AdvertKey } from '../../src/config/types.js';
-import type { AdvertBody, NodeState, RedisRole } from '../../src/core/types.js';
 import {
   AdvertEncodeError,
   AdvertEncoder,
   decodeAdvert,
   encodeAdvert,
-  MAX_BOOT_TIME_MS,
   MAX_NODE_NAME_BYTES,
   MAX_SEQ,
   type AdvertEnvelope,
 } from '../../src/proto/advert.js';
+import { advertBody, advertEnvelope } from './advert-arbitraries.js';
 
 const KEY: AdvertKey = { id: 7, secret: Buffer.from('golden vector key, not a secret') };
 const NO_FLAGS = { fault: false, resigning: false, maintenance: false, switchingOver: false, holdsVip: false };
@@ -57,33 +56,8 @@ const GOLDEN: readonly { readonly name: string; readonly envelope: AdvertEnvelop
   },
 ];
 
-const hexId = fc.oneof(fc.constant(''), fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => Buffer.from(b).toString('hex')));
-const body: fc.Arbitrary<AdvertBody> = fc.record({
-  nodeName: fc.constantFrom('redis-a', 'b', 'nœud-β', 'x'.repeat(MAX_NODE_NAME_BYTES)),
-  state: fc.constantFrom<NodeState>('INIT', 'BACKUP', 'MASTER', 'FAULT'),
-  priority: fc.integer({ min: 0, max: 255 }),
-  advertIntervalMs: fc.integer({ min: 1, max: 65_535 }),
-  epoch: fc.integer({ min: 0, max: 0x7fff_ffff }),
-  flags: fc.record({
-    fault: fc.boolean(), resigning: fc.boolean(), maintenance: fc.boolean(), switchingOver: fc.boolean(), holdsVip: fc.boolean(),
-    cannotTakeOver: fc.boolean(), takingOver: fc.boolean(), recoveredRecently: fc.boolean(),
-  }),
-  maintenanceGen: fc.integer({ min: 0, max: 0x7fff_ffff }),
-  redis: fc.record({
-    role: fc.constantFrom<RedisRole>('master', 'replica', 'unknown'),
-    replId: hexId,
-    replId2: hexId,
-    offset: fc.maxSafeNat(),
-    secondOffset: fc.oneof(fc.constant(-1), fc.maxSafeNat()),
-  }),
-});
-const envelope: fc.Arbitrary<AdvertEnvelope> = fc.record({
-  groupId: fc.integer({ min: 0, max: 255 }),
-  bootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_TIME_MS }),
-  seq: fc.integer({ min: 0, max: MAX_SEQ }),
-  echoBootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_TIME_MS }),
-  body,
-});
+const body = advertBody(fc.constantFrom('redis-a', 'b', 'nœud-β', 'x'.repeat(MAX_NODE_NAME_BYTES)));
+const envelope = advertEnvelope(fc.integer({ min: 0, max: 255 }), body);
 
 describe('the advert wire format does not change', () => {
   it.each(GOLDEN)('$name: encodeAdvert and AdvertEncoder write the golden bytes, which decode back', ({ envelope: env, hex }) => {

@@ -6,19 +6,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AdvertKey } from '../../src/config/types.js';
-import type { AdvertBody, NodeState, RedisRole } from '../../src/core/types.js';
 import {
   ADVERT_MAC_BYTES,
   MAX_ADVERT_BYTES,
-  MAX_BOOT_TIME_MS,
   MAX_NODE_NAME_BYTES,
-  MAX_SEQ,
   MIN_ADVERT_BYTES,
   REJECT_REASONS,
   decodeAdvert,
   encodeAdvert,
-  type AdvertEnvelope,
 } from '../../src/proto/advert.js';
+import { advertBody, advertEnvelope } from './advert-arbitraries.js';
 
 const KEYS: readonly AdvertKey[] = [
   { id: 1, secret: Buffer.from('first key') },
@@ -27,10 +24,6 @@ const KEYS: readonly AdvertKey[] = [
 const GROUP = 9;
 const RUNS = 2_000;
 
-const hexId = fc.oneof(
-  fc.constant(''),
-  fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => Buffer.from(b).toString('hex')),
-);
 const nodeName = fc
   .string({ unit: 'grapheme', minLength: 1, maxLength: 16 })
   .filter((s) => !/[\p{Cc}\p{Cf}]/u.test(s))
@@ -39,30 +32,8 @@ const nodeName = fc
     return n >= 1 && n <= MAX_NODE_NAME_BYTES;
   });
 
-const body: fc.Arbitrary<AdvertBody> = fc.record({
-  nodeName,
-  state: fc.constantFrom<NodeState>('INIT', 'BACKUP', 'MASTER', 'FAULT'),
-  priority: fc.integer({ min: 0, max: 255 }),
-  advertIntervalMs: fc.integer({ min: 1, max: 65_535 }),
-  epoch: fc.integer({ min: 0, max: 0x7fff_ffff }),
-  flags: fc.record({ fault: fc.boolean(), resigning: fc.boolean(), maintenance: fc.boolean(), switchingOver: fc.boolean(), holdsVip: fc.boolean(), cannotTakeOver: fc.boolean(), takingOver: fc.boolean(), recoveredRecently: fc.boolean() }),
-  maintenanceGen: fc.integer({ min: 0, max: 0x7fff_ffff }),
-  redis: fc.record({
-    role: fc.constantFrom<RedisRole>('master', 'replica', 'unknown'),
-    replId: hexId,
-    replId2: hexId,
-    offset: fc.maxSafeNat(),
-    secondOffset: fc.oneof(fc.constant(-1), fc.maxSafeNat()),
-  }),
-});
-
-const envelope: fc.Arbitrary<AdvertEnvelope> = fc.record({
-  groupId: fc.constant(GROUP),
-  bootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_TIME_MS }),
-  seq: fc.integer({ min: 0, max: MAX_SEQ }),
-  echoBootTimeMs: fc.integer({ min: 0, max: MAX_BOOT_TIME_MS }),
-  body,
-});
+const body = advertBody(nodeName);
+const envelope = advertEnvelope(fc.constant(GROUP), body);
 
 const signed = fc
   .tuple(envelope, fc.constantFrom(...KEYS))
