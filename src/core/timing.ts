@@ -294,6 +294,18 @@ export const DOWN_RECHECK_MS = 20;
 export const DOWN_RECHECK_FOR_MS = 5_000;
 
 /**
+ * After the health connection was lost, a check that fails without proof either way (a
+ * reset or a closed connection, not a refusal) is repeated every `DOWN_RECHECK_MS` for
+ * this long, not once an interval. Measured here: a connection opened right after a
+ * SIGKILLed Redis closed its clients is reset, not refused, about one time in six (the
+ * dying server's listener still queues the SYN, then resets it); counted as one failure
+ * among `fall`, that left the dead master serving until its next interval, by which time
+ * a Redis restarted from an older dump had been resynced from by the peer's replica. One
+ * second: the replica reconnects once a second.
+ */
+export const LOST_RECHECK_FOR_MS = 1_000;
+
+/**
  * `vip.fault_hold_ms` by default: how long a master whose Redis refuses connections keeps
  * the VIP, refusing every connection to it, after it advertised FAULT (`toFault`). The
  * peer's promotion, claim and first gratuitous ARP take ~30-80 ms; until that ARP reaches

@@ -17,7 +17,7 @@ import { effectStillWanted } from '../core/effects.js';
 import { nextDeadline, type CoreConfig, type CoreState } from '../core/state.js';
 import { step } from '../core/step.js';
 import type { AdvertBody, Event, FenceSetting, HostPort, Maintenance, PeerRequest, QuorumAnswer, QuorumMark, RedisSnapshot, SwitchoverOutcome } from '../core/types.js';
-import { DOWN_RECHECK_FOR_MS, DOWN_RECHECK_MS } from '../core/timing.js';
+import { DOWN_RECHECK_FOR_MS, DOWN_RECHECK_MS, LOST_RECHECK_FOR_MS } from '../core/timing.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { EffectRunner, type Effect, type Notice } from './effect-runner.js';
@@ -448,12 +448,17 @@ export class Runtime {
     // every connection (maxclients, a proxy without its backend) must not turn the
     // fixed rate into a loop, nor `fall` into milliseconds.
     const now = this.deps.clock.now();
-    if (this.lostCheckAtMs !== null && now - this.lostCheckAtMs < this.deps.healthIntervalMs) return;
+    if (this.lostCheckAtMs !== null && now - this.lostCheckAtMs < this.deps.healthIntervalMs) {
+      this.deps.logger.debug('health connection lost again within an interval: the fixed rate stands');
+      return;
+    }
     this.lostCheckAtMs = now;
     if (this.healthInFlight) {
+      this.deps.logger.debug('health connection lost: checking again right after the check in flight');
       this.healthAgain = true;
       return;
     }
+    this.deps.logger.debug('health connection lost: checking now');
     if (this.healthTimer) this.deps.scheduler.clearTimer(this.healthTimer);
     this.scheduleHealth(0);
   }
@@ -482,7 +487,9 @@ export class Runtime {
         const interval = Math.max(0, this.deps.healthIntervalMs - elapsed);
         this.downSinceMs = r.down === true && link.up ? this.downSinceMs ?? startedAtMs : null;
         const recheck = this.downSinceMs !== null && startedAtMs - this.downSinceMs < DOWN_RECHECK_FOR_MS;
-        next(recheck ? Math.min(interval, DOWN_RECHECK_MS) : interval);
+        // A reset is no proof yet: repeat it soon while the loss is fresh (LOST_RECHECK_FOR_MS).
+        const unsettled = !r.ok && r.down !== true && this.lostCheckAtMs !== null && startedAtMs - this.lostCheckAtMs < LOST_RECHECK_FOR_MS;
+        next(recheck || unsettled ? Math.min(interval, DOWN_RECHECK_MS) : interval);
       }, (error: unknown) => {
         // The adapters report failures as results; a rejection is a bug, but must not stop the loop.
         this.deps.logger.error({ err: error }, 'health check threw');

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { EPOCH_CEILING } from '../../src/core/epoch.js';
 import { initialState, type CoreState } from '../../src/core/state.js';
 import type { AdvertBody, Event, HostPort, Maintenance, PeerRequest, RedisSnapshot } from '../../src/core/types.js';
+import { DOWN_RECHECK_MS, LOST_RECHECK_FOR_MS } from '../../src/core/timing.js';
 import { silentLogger } from '../../src/daemon/logger.js';
 import { Runtime, type RedisProbe, type RuntimeDeps, type SwitchoverCall, type SwitchoverReport } from '../../src/daemon/runtime.js';
 import { A_ADDR, B_ADDR, REPL_A, advert, coreConfig, masterSnap, replicaSnap } from '../core/fixtures.js';
@@ -46,6 +47,8 @@ class World {
   checks = 0;
   /** How long each health check takes on the fake clock (0: answers at once). */
   checkMs = 0;
+  /** Answers given before the snapshot decides (first one first): e.g. a reset connection. */
+  readonly queuedChecks: { ok: false; detail: string; redis: null }[] = [];
 
   constructor(snapshot: RedisSnapshot | null) {
     this.snapshot = snapshot;
@@ -60,6 +63,8 @@ class World {
         check: async () => {
           this.checks += 1;
           if (this.checkMs > 0) await new Promise<void>((resolve) => this.time.setTimer(resolve, this.checkMs));
+          const queued = this.queuedChecks.shift();
+          if (queued !== undefined) return queued;
           return this.snapshot ? { ok: true, detail: 'PONG', redis: this.snapshot } : { ok: false, detail: 'connection refused', redis: null, down: true };
         },
         onConnectionLost: (listener) => { this.connectionLost = listener; },
@@ -425,6 +430,40 @@ describe('a lost health connection', () => {
     expect(w.checks).toBe(before + 1);
     expect(rt.current.role).toBe('FAULT');
     expect(w.adverts.at(-1)?.state).toBe('FAULT');
+  });
+
+  it('a check reset right after the loss is repeated within DOWN_RECHECK_MS, not at the next interval: the refusal that follows is seen before a restarted Redis', async () => {
+    const w = new World(null);
+    const rt = await masterA(w);
+    await w.time.advance(250); // mid-interval (500 ms)
+    const before = w.checks;
+    // The dying server's listener still queued the SYN, then reset it (measured: ~1 in 6).
+    w.snapshot = null;
+    w.queuedChecks.push({ ok: false, detail: 'connection reset', redis: null }, { ok: false, detail: 'connection reset', redis: null });
+    w.connectionLost?.();
+    await w.time.advance(1);
+    expect(w.checks).toBe(before + 1);
+    expect(rt.current.role).toBe('MASTER'); // one failure among `fall`: no proof yet
+    await w.time.advance(DOWN_RECHECK_MS);
+    expect(w.checks).toBe(before + 2);
+    await w.time.advance(DOWN_RECHECK_MS);
+    expect(w.checks).toBe(before + 3); // refused: the process is gone
+    expect(rt.current.role).toBe('FAULT');
+  });
+
+  it('after the loss, failed checks are repeated quickly for LOST_RECHECK_FOR_MS only, then the fixed rate resumes', async () => {
+    const w = new World(null);
+    await masterA(w);
+    await w.time.advance(250);
+    const before = w.checks;
+    for (let i = 0; i < 1000; i++) w.queuedChecks.push({ ok: false, detail: 'connection reset', redis: null });
+    w.connectionLost?.();
+    await w.time.advance(LOST_RECHECK_FOR_MS + 1);
+    const quick = w.checks - before;
+    expect(quick).toBeGreaterThan(LOST_RECHECK_FOR_MS / DOWN_RECHECK_MS / 2);
+    expect(quick).toBeLessThanOrEqual(LOST_RECHECK_FOR_MS / DOWN_RECHECK_MS + 1);
+    await w.time.advance(1000);
+    expect(w.checks - before - quick).toBeLessThanOrEqual(3); // the fixed rate again (500 ms)
   });
 
   it('a notice during a check in flight runs one more check right after it, then the fixed rate resumes', async () => {
