@@ -238,21 +238,26 @@ export function toFault(s0: CoreState, now: number, config: CoreConfig, reason: 
   ];
   // A refused connection proves the process is gone: nothing there takes a write, so the
   // peer hears FAULT now instead of after the VIP release (`ip` runs for ~10-20 ms), and
-  // its promotion runs beside our release (issue 12). With etcd the advert still follows:
-  // the peer's ask for the key would only meet our lease, and wait a retry interval.
-  const advertFirst = s.health.down === true && config.quorum.backend !== 'etcd';
-  if (!advertFirst) return done(next, [transitionAudit(s, next, config), ...release, sendAdvert(next, config)], reason);
+  // its promotion runs beside our release (issue 12). With etcd the advert still follows
+  // the fence (whose end gives the key up): the peer's ask for the key would only meet our
+  // lease, and wait a retry interval.
+  const proven = s.health.down === true;
+  const etcd = config.quorum.backend === 'etcd';
+  const advert = sendAdvert(next, config);
   // A master keeps the VIP a moment, refusing every connection to it, so that clients are
   // reset at once until the peer's announcement moves them, instead of sending connects
   // nobody answers (DEFAULT_FAULT_VIP_HOLD_MS). Nothing can write through it meanwhile,
-  // not even a Redis that restarts: the refusal comes before any socket.
-  if (s0.role === 'MASTER' && config.faultVipHoldMs > 0) {
-    return done(withTimers(next, { 'fault-release': now + config.faultVipHoldMs }), [
-      transitionAudit(s, next, config), sendAdvert(next, config),
-      audit('vip-hold', { reason, maxMs: config.faultVipHoldMs }), { type: 'refuse-vip' }, ...left.actions,
-    ], `${reason}; VIP kept refusing connections for at most ${config.faultVipHoldMs} ms while the peer takes over`);
+  // not even a Redis that restarts: the refusal comes before any socket. With etcd too:
+  // the hold is about the address, not the key (measured before: with the VIP released at
+  // once, a client's connect fell into the gap and waited out its timeout, 0.3 s).
+  if (proven && s0.role === 'MASTER' && config.faultVipHoldMs > 0) {
+    const hold: Action[] = [audit('vip-hold', { reason, maxMs: config.faultVipHoldMs }), { type: 'refuse-vip' }, ...left.actions];
+    return done(withTimers(next, { 'fault-release': now + config.faultVipHoldMs }),
+      [transitionAudit(s, next, config), ...(etcd ? [...hold, advert] : [advert, ...hold])],
+      `${reason}; VIP kept refusing connections for at most ${config.faultVipHoldMs} ms while the peer takes over`);
   }
-  return done(next, [transitionAudit(s, next, config), sendAdvert(next, config), ...release], reason);
+  const advertFirst = proven && !etcd;
+  return done(next, [transitionAudit(s, next, config), ...(advertFirst ? [advert, ...release] : [...release, advert])], reason);
 }
 
 /** Ends the VIP hold of `toFault` (its time is up, the peer holds the VIP, Redis answers again, an effect failed): the VIP goes now. */

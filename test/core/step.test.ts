@@ -259,12 +259,21 @@ describe('MASTER', () => {
       expect(types(taking.actions)).not.toContain('release-vip');
     });
 
-    it('is not taken by a backup, on a timeout, or with etcd', () => {
+    it('is not taken by a backup or on a timeout', () => {
       const b = last(run(cfg, [started, [10, ok(replicaSnap())]])).state;
       expect(types(step(b, refused, 100, coreConfig({ ...cfg, faultVipHoldMs: 150 })).actions)).toEqual(['send-advert', 'release-vip']);
       expect(types(last(run(held, [[4000, fail], [4500, fail]], m0)).actions)).toEqual(['release-vip', 'send-advert']);
+    });
+
+    it('is taken with etcd too, the FAULT advert then after the hold and the fence (whose end gives the key up)', () => {
       const q = coreConfig({ ...held, quorum: { backend: 'etcd', prefer: 'safety', retryMs: 500, fenceLeadMs: 530 } });
-      expect(types(step(m0, refused, 4000, q).actions)).not.toContain('refuse-vip');
+      const r = step(m0, refused, 4000, q);
+      const kinds = types(r.actions);
+      expect(kinds).toContain('refuse-vip');
+      expect(kinds).not.toContain('release-vip');
+      expect(kinds.at(-1)).toBe('send-advert');
+      expect(kinds.indexOf('refuse-vip')).toBeLessThan(kinds.indexOf('send-advert'));
+      expect(r.state.timers['fault-release']).toBe(4000 + 150);
     });
   });
 
