@@ -646,7 +646,7 @@ const SCHEMA = {
   peer_redis: redisSection('peer_redis', true),
   health: {
     interval_ms: integerMs('Time between health checks of the local Redis.', 'REDIS_HA_HEALTH_INTERVAL_MS', 500, HEALTH_MIN_INTERVAL_MS, MINUTE_MS),
-    timeout_ms: integerMs('Time a health check may take before it counts as failed.', 'REDIS_HA_HEALTH_TIMEOUT_MS', 500, 10, MINUTE_MS),
+    timeout_ms: integerMs('Time a health check may take before it counts as failed.', 'REDIS_HA_HEALTH_TIMEOUT_MS', 300, 10, MINUTE_MS),
     fall: integer('Consecutive failed checks before FAULT.', 'REDIS_HA_HEALTH_FALL', 2, 1, 100),
     rise: integer('Consecutive good checks before leaving FAULT.', 'REDIS_HA_HEALTH_RISE', 2, 1, 100),
   },

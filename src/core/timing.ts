@@ -71,11 +71,13 @@ export interface HealthTiming {
 
 /**
  * Worst case from a local Redis failure to the verdict "unhealthy": the failure starts
- * just after a good check; each of the `fall` failing checks may run to its timeout.
- * A refused connection fails at once, so a crash is usually detected faster than this.
+ * just after a good check, so the first failing check starts one interval later; each of
+ * the `fall` failing checks runs to its timeout, and a timed-out check is followed by the
+ * next at once (the runtime's health loop). A refused connection fails at once, so a
+ * crash is detected much faster than this.
  */
 export function faultDetectMs(health: HealthTiming): number {
-  return health.fall * Math.max(health.intervalMs, health.timeoutMs) + health.timeoutMs;
+  return health.intervalMs + health.fall * health.timeoutMs;
 }
 
 /** Everything the takeover estimates depend on. */
@@ -145,7 +147,7 @@ export function checkTimingInvariants(t: TakeoverTiming): TimingReport {
   const peerMasterDown = masterDownMs(PRIORITY_MAX_CONFIGURED, t.advertIntervalMs);
   if (detect >= peerMasterDown) {
     warnings.push(
-      `local fault detection (${fmt(detect)} = health.fall × max(interval, timeout) + timeout) is not faster than ` +
+      `local fault detection (${fmt(detect)} = health.interval_ms + health.fall × health.timeout_ms) is not faster than ` +
         `the peer's master-down interval (${fmt(peerMasterDown)} at advert.interval_ms ${t.advertIntervalMs}); ` +
         'lower health.interval_ms / health.timeout_ms / health.fall or raise advert.interval_ms',
     );

@@ -42,6 +42,8 @@ export interface RedisProbe {
   readonly redis: RedisSnapshot | null;
   /** The connection was refused: no Redis is listening. */
   readonly down?: boolean;
+  /** The check ran out of its time (a hung Redis): the next one starts at once. */
+  readonly timedOut?: boolean;
 }
 
 /** What the runtime asks of the Redis adapter for a planned switchover (`switchover-redis`). */
@@ -482,14 +484,18 @@ export class Runtime {
           ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAtMs, ...(r.down === true ? { down: true } : {}) }
           : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs });
         // Fixed rate: the next check is due one interval after this one started; sooner
-        // for a while after Redis was found down (see DOWN_RECHECK_MS).
+        // for a while after Redis was found down (see DOWN_RECHECK_MS) or the connection
+        // was lost, and at once after a timeout.
         const elapsed = this.deps.clock.now() - startedAtMs;
         const interval = Math.max(0, this.deps.healthIntervalMs - elapsed);
         this.downSinceMs = r.down === true && link.up ? this.downSinceMs ?? startedAtMs : null;
         const recheck = this.downSinceMs !== null && startedAtMs - this.downSinceMs < DOWN_RECHECK_FOR_MS;
         // A reset is no proof yet: repeat it soon while the loss is fresh (LOST_RECHECK_FOR_MS).
         const unsettled = !r.ok && r.down !== true && this.lostCheckAtMs !== null && startedAtMs - this.lostCheckAtMs < LOST_RECHECK_FOR_MS;
-        next(recheck || unsettled ? Math.min(interval, DOWN_RECHECK_MS) : interval);
+        // A timed-out check already waited its timeout: the next of the `fall` runs at once,
+        // so a hang is seen within one interval + fall × timeout (`faultDetectMs`).
+        if (!r.ok && r.timedOut === true && link.up) next(0);
+        else next(recheck || unsettled ? Math.min(interval, DOWN_RECHECK_MS) : interval);
       }, (error: unknown) => {
         // The adapters report failures as results; a rejection is a bug, but must not stop the loop.
         this.deps.logger.error({ err: error }, 'health check threw');

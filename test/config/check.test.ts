@@ -35,7 +35,7 @@ describe('checkConfig', () => {
     expect(text).toContain('peer 192.0.2.12 (unicast), group 51');
     expect(text).toContain('vip 192.0.2.100/24 (IPv4) on eth0, 3 gratuitous ARPs 200 ms apart, refreshed every 10000 ms');
     expect(text).toContain('advert every 1000 ms on UDP port 5400, 1 key(s), key 1 signs');
-    expect(text).toContain('health check every 500 ms, timeout 500 ms, FAULT after 2 failure(s), back after 2 success(es)');
+    expect(text).toContain('health check every 500 ms, timeout 300 ms, FAULT after 2 failure(s), back after 2 success(es)');
     expect(text).toContain('redis 127.0.0.1:6379 (default user, password set, no TLS)');
     expect(text).toContain('peer redis 192.0.2.12:6379 (default user, same password as local, no TLS)');
     expect(text).not.toContain(SECRET);
@@ -48,10 +48,10 @@ describe('checkConfig', () => {
     expect(none.lines).toContain('quorum: none, prefer availability: a partition can leave two masters and lose the writes of one side');
     const worst = none.lines.filter((line) => line.startsWith('worst case if '));
     // The example's backup (priority 150): master-down 3000 + 415 ms, promotion 100 ms; a
-    // Redis that dies is seen at once, one that hangs after 1500 ms.
+    // Redis that dies is seen at once, one that hangs after 500 + 2 × 300 = 1100 ms.
     expect(worst.map((line) => line.slice(0, line.indexOf(' — ')))).toEqual([
       "worst case if the master's Redis process dies (crash, OOM kill): writes unavailable up to 100 ms; acknowledged writes lost: up to replication lag; two writable masters: no",
-      "worst case if the master's Redis hangs (stops answering): writes unavailable up to 1600 ms; acknowledged writes lost: up to replication lag; two writable masters: no",
+      "worst case if the master's Redis hangs (stops answering): writes unavailable up to 1200 ms; acknowledged writes lost: up to replication lag; two writable masters: no",
       "worst case if the master's host dies: writes unavailable up to 3514 ms; acknowledged writes lost: up to replication lag; two writable masters: no",
       'worst case if the master is cut off from its peer and etcd: writes unavailable up to 3514 ms;' +
         ' acknowledged writes lost: everything written to the losing side during the cut; two writable masters: yes',
@@ -74,12 +74,12 @@ describe('checkConfig', () => {
     if (!etcd.ok) throw new Error(etcd.problems.join('\n'));
     expect(etcd.lines).toContain(
       'quorum: etcd at http://192.0.2.20:2379, http://192.0.2.21:2379, http://192.0.2.22:2379 (3 endpoints, no TLS, no user),' +
-        ' key /redis-ha/group-51/leader, lease 3 s renewed every 500 ms, calls time out after 500 ms, fence lead 530 ms',
+        ' key /redis-ha/group-51/leader, lease 3 s renewed every 500 ms, calls time out after 500 ms, fence lead 330 ms',
     );
     const etcdWorst = etcd.lines.filter((line) => line.startsWith('worst case if '));
     expect(etcdWorst).toHaveLength(6);
     // The lease (3000 ms + 500 ms expiry check) outlasts the master-down interval (3415 ms).
-    expect(etcdWorst[2]).toMatch(/^worst case if the master's host dies: writes unavailable up to 5044 ms; acknowledged writes lost: up to replication lag; two writable masters: no — the backup takes the key once the dead master's lease \(3000 ms\)/);
+    expect(etcdWorst[2]).toMatch(/^worst case if the master's host dies: writes unavailable up to 4844 ms; acknowledged writes lost: up to replication lag; two writable masters: no — the backup takes the key once the dead master's lease \(3000 ms\)/);
     expect(etcdWorst[4]).toMatch(/^worst case if the two hosts are cut from each other \(clients reach both\): writes stay available; acknowledged writes lost: none; two writable masters: no/);
     expect(etcdWorst[5]).toMatch(/^worst case if etcd is down \(nothing else wrong\): writes stay available; acknowledged writes lost: none; two writable masters: no — failsafe/);
   });
@@ -106,7 +106,7 @@ describe('checkConfig', () => {
     if (!result.ok) throw new Error(result.problems.join('\n'));
     expect(result.lines).toContain(
       'quorum: etcd at https://etcd.example.net:2379 (1 endpoint, TLS with client certificate, user redis-ha), key /ha/orders/leader,' +
-        ' lease 3 s renewed every 500 ms, calls time out after 500 ms, fence lead 530 ms',
+        ' lease 3 s renewed every 500 ms, calls time out after 500 ms, fence lead 330 ms',
     );
     expect(result.lines.join('\n')).not.toContain('etcd-secret-password');
   });

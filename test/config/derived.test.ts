@@ -74,6 +74,6 @@ describe('timingReportOf', () => {
     const config = buildConfig({ ...BASE, quorum: ETCD, promotion: { pre_delay_ms: 1000 } }, ENV);
     const report = timingReportOf(config);
     expect(report.warnings).toEqual([expect.stringMatching(/^promotion\.pre_delay_ms \/ sync_delay_ms add blind waits/)]);
-    expect(report.estimate.redisFailureMs).toBe(1500 + 1000 + 100);
+    expect(report.estimate.redisFailureMs).toBe(500 + 2 * 300 + 1000 + 100);
   });
 });

@@ -105,7 +105,7 @@ describe('the example file', () => {
       tlsInsecure: false,
     });
     expect(config.peerRedis).toEqual({ ...config.redis, host: '192.0.2.12' });
-    expect(config.health).toEqual({ intervalMs: 500, timeoutMs: 500, fall: 2, rise: 2 });
+    expect(config.health).toEqual({ intervalMs: 500, timeoutMs: 300, fall: 2, rise: 2 });
     expect(config.log.level).toBe('info');
   });
 

@@ -48,7 +48,7 @@ function problemsOf(load: () => unknown): { problems: string[]; exitCode: number
 describe('timing.profile', () => {
   it.each([
     // profile, advert, health interval, health timeout, peer timeout, stall threshold
-    ['default', 1000, 500, 500, 100, 1000],
+    ['default', 1000, 500, 300, 100, 1000],
     ['fast', 100, 100, 100, 100, 300],
     ['lan-fast', 20, 20, 20, 50, 60],
   ] as const)('%s sets advert %i, health %i/%i, peer timeout %i, stall %i', (profile, advert, hi, ht, peer, stall) => {
@@ -85,8 +85,8 @@ describe('timing.profile', () => {
   });
 
   it('records a key written with its default value as given (an explicit value, not the profile)', () => {
-    const config = buildConfig({ ...BASE, timing: { profile: 'fast' }, health: { interval_ms: 500, timeout_ms: 500 } }, ENV);
-    expect(config.health).toMatchObject({ intervalMs: 500, timeoutMs: 500 });
+    const config = buildConfig({ ...BASE, timing: { profile: 'fast' }, health: { interval_ms: 500, timeout_ms: 300 } }, ENV);
+    expect(config.health).toMatchObject({ intervalMs: 500, timeoutMs: 300 });
     expect(config.advert.intervalMs).toBe(100);
     expect(config.timing.overrides).toEqual(['health.interval_ms', 'health.timeout_ms']);
   });

@@ -42,9 +42,10 @@ describe('timing', () => {
     expect(masterDownMs(90, 100)).toBeCloseTo(364.84375, 6);
   });
 
-  it('fault detection counts fall checks, each possibly running to its timeout', () => {
+  it('fault detection: one interval to the first failing check, then fall checks back to back, each to its timeout', () => {
     expect(faultDetectMs({ intervalMs: 500, timeoutMs: 500, fall: 2 })).toBe(1500);
-    expect(faultDetectMs({ intervalMs: 100, timeoutMs: 300, fall: 3 })).toBe(1200);
+    expect(faultDetectMs({ intervalMs: 500, timeoutMs: 300, fall: 2 })).toBe(1100);
+    expect(faultDetectMs({ intervalMs: 100, timeoutMs: 300, fall: 3 })).toBe(1000);
   });
 
   it('takeover estimates add the promotion costs to each path', () => {

@@ -48,7 +48,7 @@ class World {
   /** How long each health check takes on the fake clock (0: answers at once). */
   checkMs = 0;
   /** Answers given before the snapshot decides (first one first): e.g. a reset connection. */
-  readonly queuedChecks: { ok: false; detail: string; redis: null }[] = [];
+  readonly queuedChecks: { ok: false; detail: string; redis: null; timedOut?: true }[] = [];
 
   constructor(snapshot: RedisSnapshot | null) {
     this.snapshot = snapshot;
@@ -464,6 +464,18 @@ describe('a lost health connection', () => {
     expect(quick).toBeLessThanOrEqual(LOST_RECHECK_FOR_MS / DOWN_RECHECK_MS + 1);
     await w.time.advance(1000);
     expect(w.checks - before - quick).toBeLessThanOrEqual(3); // the fixed rate again (500 ms)
+  });
+
+  it('a timed-out check is followed by the next at once: a hang is FAULT within one interval + fall × timeout', async () => {
+    const w = new World(null);
+    const rt = await masterA(w); // the last regular check ran at 3500 ms; fall 2
+    const hungAt = w.time.now() + 1; // just after a good check: the worst case
+    w.checkMs = 300;
+    for (let i = 0; i < 10; i++) w.queuedChecks.push({ ok: false, detail: 'timeout after 300 ms', redis: null, timedOut: true });
+    const limit = 500 + 2 * 300;
+    for (let i = 0; i < limit / 10 + 1 && rt.current.role === 'MASTER'; i++) await w.time.advance(10);
+    expect(rt.current.role).toBe('FAULT');
+    expect(w.time.now() - hungAt).toBeLessThanOrEqual(limit + 10);
   });
 
   it('a notice during a check in flight runs one more check right after it, then the fixed rate resumes', async () => {

@@ -132,7 +132,7 @@ export interface ProfileTiming {
 
 /** The two profiles: the recipe's 1 s adverts, and a fast one for quick failovers. */
 export const PROFILES: Readonly<Record<LabProfile, ProfileTiming>> = {
-  default: { advertIntervalMs: 1000, healthIntervalMs: 500, healthTimeoutMs: 400, peerTimeoutMs: null },
+  default: { advertIntervalMs: 1000, healthIntervalMs: 500, healthTimeoutMs: 300, peerTimeoutMs: null },
   fast: { advertIntervalMs: 100, healthIntervalMs: 100, healthTimeoutMs: 100, peerTimeoutMs: 100 },
 };
 

@@ -13,7 +13,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../logger.js';
 import type { RedisSnapshot } from '../../core/types.js';
 import { RedisControlError } from '../../errors.js';
-import { describeError, REDIS_REPLY, type Connection } from './connection.js';
+import { describeError, REDIS_REPLY, REDIS_TIMEOUT, type Connection } from './connection.js';
 import { parseInfoFields, parseReplicationInfo } from './info.js';
 import { describeSnapshot } from './snapshot.js';
 
@@ -26,6 +26,8 @@ export interface RedisCheckResult {
   readonly redis: RedisSnapshot | null;
   /** The connection was refused (no Redis listening): a dead Redis takes no writes. */
   readonly down?: boolean;
+  /** The check ran out of time (a hung server): the next one may start at once. */
+  readonly timedOut?: boolean;
 }
 
 /** run_id per client (one client per connection); `''` when the server reported none. */
@@ -53,6 +55,7 @@ export async function checkHealth(connection: Connection, timeoutMs: number, log
     const detail = describeError(err);
     log.debug({ detail }, 'health check failed');
     // `describeError` words ECONNREFUSED as "connection refused".
-    return /connection refused|ECONNREFUSED/i.test(detail) ? { ok: false, detail, redis: null, down: true } : { ok: false, detail, redis: null };
+    if (/connection refused|ECONNREFUSED/i.test(detail)) return { ok: false, detail, redis: null, down: true };
+    return err instanceof RedisControlError && err.code === REDIS_TIMEOUT ? { ok: false, detail, redis: null, timedOut: true } : { ok: false, detail, redis: null };
   }
 }

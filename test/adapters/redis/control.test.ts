@@ -105,6 +105,8 @@ describe('RedisControl.check', () => {
         const result = await control.check();
         expect(result.ok).toBe(false);
         expect(result.detail).toMatch(/^timeout after 500 ms/);
+        expect(result).toMatchObject({ timedOut: true }); // the runtime starts the next check at once
+        expect(result.down).toBeUndefined();
         expect(Date.now() - started).toBeLessThan(500 + 1_500);
       }
     } finally {

@@ -3,7 +3,7 @@
  * on the pair lab, with the lab's recipe configuration (priorities 100/90, no
  * preemption, fall 2 / rise 2) and one of two timing profiles:
  *
- *  - `redis-ha`: the defaults an operator gets (advert 1 s, health 500 ms / 400 ms), and
+ *  - `redis-ha`: the defaults an operator gets (advert 1 s, health 500 ms / 300 ms), and
  *    no quorum (`quorum.backend: none`, `prefer: availability`, the daemon's defaults:
  *    the file has no `quorum` section);
  *  - `redis-ha-etcd`: the same with `quorum.backend: etcd` and the lab's one-member etcd
