@@ -26,6 +26,9 @@ const DEFAULT_OUT = 'bench/results';
 const MAX_CONNECTIONS = 64;
 const MAX_PIPELINE = 32;
 const DEFAULT_PIPELINE = 4;
+/** Bounds of `--client-timeout-ms` (the writer refuses less than 20 ms). */
+const MIN_CLIENT_TIMEOUT_MS = 20;
+const MAX_CLIENT_TIMEOUT_MS = 5_000;
 
 const USAGE = `usage: node dist-tools/tools/bench/main.js [options]   (root only)
 
@@ -38,6 +41,8 @@ const USAGE = `usage: node dist-tools/tools/bench/main.js [options]   (root only
                       and DIR/latest.{json,md,svg}
   --connections N     the client writes through a pool of N connections (default 1), every second one
                       pipelining (--pipeline K, default 4 with a pool): how soon all of them write again
+  --client-timeout-ms T  the client's command and connect timeout (default 250): the grain at which it
+                      notices a silent master (link down); 20..5000
   --footprint         measure each setup's daemons (RSS, CPU) over 60 s of steady state
   --no-footprint      skip it (default: on for the full matrix, off when --setup or --fault is given)
   -h, --help          this text
@@ -75,6 +80,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     lanes?: string;
     connections?: string;
     pipeline?: string;
+    'client-timeout-ms'?: string;
     out?: string;
     footprint?: boolean;
     'no-footprint'?: boolean;
@@ -90,6 +96,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
         lanes: { type: 'string' },
         connections: { type: 'string' },
         pipeline: { type: 'string' },
+        'client-timeout-ms': { type: 'string' },
         out: { type: 'string' },
         footprint: { type: 'boolean' },
         'no-footprint': { type: 'boolean' },
@@ -121,6 +128,11 @@ export function parseCli(argv: readonly string[]): CliArgs {
   if (!Number.isInteger(connections) || connections < 1 || connections > MAX_CONNECTIONS) usage(`--connections must be an integer 1..${MAX_CONNECTIONS}, got ${values.connections}`);
   const pipeline = values.pipeline === undefined ? (connections > 1 ? DEFAULT_PIPELINE : 1) : Number(values.pipeline);
   if (!Number.isInteger(pipeline) || pipeline < 1 || pipeline > MAX_PIPELINE) usage(`--pipeline must be an integer 1..${MAX_PIPELINE}, got ${values.pipeline}`);
+  const timeoutText = values['client-timeout-ms'];
+  const timeoutMs = timeoutText === undefined ? undefined : Number(timeoutText);
+  if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs < MIN_CLIENT_TIMEOUT_MS || timeoutMs > MAX_CLIENT_TIMEOUT_MS)) {
+    usage(`--client-timeout-ms must be an integer ${MIN_CLIENT_TIMEOUT_MS}..${MAX_CLIENT_TIMEOUT_MS}, got ${timeoutText}`);
+  }
   if (values.footprint && values['no-footprint']) usage('--footprint and --no-footprint are exclusive');
   if ((setups && setups.length === 0) || (faults && faults.length === 0)) usage('empty --setup or --fault list');
   const fullMatrix = setups === null && faults === null;
@@ -131,7 +143,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     lanes,
     out: values.out ?? DEFAULT_OUT,
     footprint: values.footprint ?? (values['no-footprint'] ? false : fullMatrix),
-    clients: { connections, pipeline },
+    clients: { connections, pipeline, ...(timeoutMs === undefined ? {} : { timeoutMs }) },
   };
 }
 

@@ -469,6 +469,8 @@ export interface BenchOptions {
 export interface WriterPool {
   readonly connections: number;
   readonly pipeline: number;
+  /** The client's command and connect timeout (the writer's default, 250 ms, when absent). */
+  readonly timeoutMs?: number;
 }
 
 /**

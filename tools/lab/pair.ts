@@ -877,7 +877,7 @@ export class PairLab {
   // -- client -----------------------------------------------------------------------
 
   /** Starts the set-test writer in the client namespace, writing through the VIP. */
-  startWriter(options: { ratePerSec?: number; concurrency?: number; connections?: number; pipeline?: number; key?: string } = {}): WriterHandle {
+  startWriter(options: { ratePerSec?: number; concurrency?: number; connections?: number; pipeline?: number; key?: string; timeoutMs?: number } = {}): WriterHandle {
     const entry = writerEntry();
     if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build:tools first`);
     const run = ++this.writerCount;
@@ -905,6 +905,7 @@ export class PairLab {
       key,
       '--out',
       out,
+      ...(options.timeoutMs === undefined ? [] : ['--timeout-ms', String(options.timeoutMs)]),
     ];
     const child = this.net.spawn('c', argv, { env: { [WRITER_PASSWORD_ENV]: this.password } });
     this.writers.add(child);

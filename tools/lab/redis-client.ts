@@ -18,8 +18,6 @@ import type { Redis, RedisOptions } from 'ioredis';
 
 /** Command timeout: an op still unanswered after this is `unknown`. */
 export const COMMAND_TIMEOUT_MS = 250;
-/** TCP connect timeout. */
-const CONNECT_TIMEOUT_MS = 250;
 /** Delay before each reconnect attempt. */
 export const RECONNECT_DELAY_MS = 20;
 /** ioredis waits this long for a polite close before destroying the socket. */
@@ -27,9 +25,15 @@ const DISCONNECT_TIMEOUT_MS = 50;
 
 /**
  * The writer's deliberately unforgiving client: no offline queue, no retries, no
- * resends, 250 ms command and connect timeouts, quick reconnects.
+ * resends, 250 ms command and connect timeouts (`timeoutMs`), quick reconnects.
+ *
+ * The timeouts set the grain of how soon the client notices a master that went silent
+ * (link down): a command sent into the silence, or a connect whose SYN went to the old
+ * host, waits its timeout before the client tries the new one (TCP's own retransmission
+ * would wait 200 ms, then 400 ms, ...). A failover faster than the timeout is seen as
+ * the timeout.
  */
-export function writerClientOptions(target: { host: string; port: number; password: string | null }): RedisOptions {
+export function writerClientOptions(target: { host: string; port: number; password: string | null }, timeoutMs = COMMAND_TIMEOUT_MS): RedisOptions {
   return {
     host: target.host,
     port: target.port,
@@ -39,8 +43,8 @@ export function writerClientOptions(target: { host: string; port: number; passwo
     autoResendUnfulfilledCommands: false,
     autoResubscribe: false,
     enableReadyCheck: false,
-    commandTimeout: COMMAND_TIMEOUT_MS,
-    connectTimeout: CONNECT_TIMEOUT_MS,
+    commandTimeout: timeoutMs,
+    connectTimeout: timeoutMs,
     disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     retryStrategy: () => RECONNECT_DELAY_MS,
     reconnectOnError: () => false,

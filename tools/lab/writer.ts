@@ -25,7 +25,7 @@
  *
  * Usage: writer.js --host H [--port 6379] [--password-env VAR] [--rate 500]
  *                  [--concurrency 1] [--connections 1] [--pipeline 1] [--key ha:set]
- *                  [--duration-ms N] --out FILE
+ *                  [--duration-ms N] [--timeout-ms 250] --out FILE
  */
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -54,6 +54,8 @@ const MAX_CONCURRENCY = 16;
 /** Most connections (`--connections`) and commands per pipeline (`--pipeline`). */
 const MAX_CONNECTIONS = 64;
 const MAX_PIPELINE = 32;
+/** Shortest `--timeout-ms`: below this a loaded lab host times out healthy commands. */
+const MIN_TIMEOUT_MS = 20;
 /** Bound on waiting for the first connection before the clock starts. */
 const INITIAL_CONNECT_BOUND_MS = 5_000;
 
@@ -70,6 +72,8 @@ interface WriterArgs {
   readonly key: string;
   readonly durationMs: number;
   readonly out: string;
+  /** Command and connect timeout (`--timeout-ms`, default `COMMAND_TIMEOUT_MS`). */
+  readonly timeoutMs: number;
 }
 
 function fail(message: string): never {
@@ -98,6 +102,7 @@ function parseWriterArgs(argv: readonly string[]): WriterArgs {
       key: { type: 'string' },
       'duration-ms': { type: 'string' },
       out: { type: 'string' },
+      'timeout-ms': { type: 'string' },
     },
     strict: true,
   });
@@ -119,6 +124,7 @@ function parseWriterArgs(argv: readonly string[]): WriterArgs {
     key: values.key ?? DEFAULT_SET_KEY,
     durationMs: Math.min(MAX_RUN_MS, positiveNumber(values['duration-ms'], 'duration-ms', MAX_RUN_MS)),
     out: values.out,
+    timeoutMs: Math.max(MIN_TIMEOUT_MS, Math.floor(positiveNumber(values['timeout-ms'], 'timeout-ms', COMMAND_TIMEOUT_MS))),
   };
 }
 
@@ -143,7 +149,7 @@ function noop(): void {}
 
 /** A client as unforgiving as described in the header. */
 function makeClient(args: WriterArgs): Redis {
-  const client = new Redis(writerClientOptions(args));
+  const client = new Redis(writerClientOptions(args, args.timeoutMs));
   client.on('error', noop);
   return client;
 }
