@@ -205,7 +205,7 @@ export function switchoverForwardWaitMs(timeoutMs: number, peerAdvertIntervalMs:
 
 /**
  * What a claim costs before the new master's advert can say it holds the VIP: the state
- * file, `ip addr add`, and the wait on the first `arping` (ARPING_SETTLE_MS, 100 ms, in
+ * file, `ip addr add`, and the wait on the first `arping` (ARPING_SETTLE_MS, 20 ms, in
  * `src/adapters/vip.ts`), with a margin for a busy host.
  */
 export const CLAIM_ALLOWANCE_MS = 250;

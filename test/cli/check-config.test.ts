@@ -72,7 +72,7 @@ describe('redis-ha check-config', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(
       'quorum: etcd at http://192.0.2.20:2379 (1 endpoint, no TLS, no user), key /redis-ha/group-51/leader, ' +
-        'lease 3 s renewed every 500 ms, calls time out after 500 ms, fence lead 530 ms\n',
+        'lease 3 s renewed every 500 ms, calls time out after 500 ms, fence lead 330 ms\n',
     );
     expect(r.stdout.match(/^worst case if .*$/gm)).toHaveLength(6);
     expect(r.stdout).toMatch(/^worst case if etcd is down \(nothing else wrong\): writes stay available; acknowledged writes lost: none; two writable masters: no/m);
@@ -83,12 +83,12 @@ describe('redis-ha check-config', () => {
       t
         .replace(/backend: none/, 'backend: etcd')
         .replace(/endpoints: ""/, 'endpoints: "http://192.0.2.20:2379"')
-        .replace(/call_timeout_ms: 500/, 'call_timeout_ms: 1000'),
+        .replace(/call_timeout_ms: 500/, 'call_timeout_ms: 1200'),
     );
     const r = await cli(['check-config', '--config', path], env);
     expect(r.code).toBe(78);
     expect(r.stdout).toMatch(
-      /^error: quorum\.etcd\.renew_interval_ms \(500\) \+ call_timeout_ms \(1000\) \+ election_timeout_ms \(1000\) = 2500 ms is not shorter than quorum\.etcd\.lease_ttl_s \(3 s\) less the fence lead \(530 ms = 1 % of the TTL for clock rates \+ the fence's bound 500: health\.timeout_ms, at least 200\) = 2470 ms: an etcd leader election right after a renewal would lapse the lease/m,
+      /^error: quorum\.etcd\.renew_interval_ms \(500\) \+ call_timeout_ms \(1200\) \+ election_timeout_ms \(1000\) = 2700 ms is not shorter than quorum\.etcd\.lease_ttl_s \(3 s\) less the fence lead \(330 ms = 1 % of the TTL for clock rates \+ the fence's bound 300: health\.timeout_ms, at least 200\) = 2670 ms: an etcd leader election right after a renewal would lapse the lease/m,
     );
   });
 

@@ -17,7 +17,7 @@ import type { Client } from './client.js';
 import type { Injector } from './redis-adapter.js';
 import type { Incarnation, NodeId, World } from './world.js';
 
-/** `ip addr add` + the first `arping`: up to ARPING_SETTLE_MS (100) in the real adapter. */
+/** `ip addr add` + the first `arping` (ARPING_SETTLE_MS, 20 ms, in the real adapter): at most 100, a busy host. */
 export const MAX_CLAIM_MS = 100;
 export const MAX_RELEASE_MS = 10;
 export const MAX_PERSIST_MS = 5;
