@@ -12,7 +12,8 @@
 #                                     node/ (Node.js $NODE_VERSION, pinned and checksummed)
 #                                     when the system has no Node >= 20
 #   /usr/local/bin/redis-ha           launcher: runs the CLI with the absolute path of the
-#                                     Node.js chosen here, never the first `node` in PATH
+#                                     Node.js chosen here, never the first `node` in PATH,
+#                                     and the V8 flags of main.js's shebang it accepts
 #   /usr/lib/systemd/system/redis-ha.service
 #   /etc/redis-ha/redis-ha.yaml       from the example, only if missing (0640 root:redis-ha)
 #   /etc/redis-ha/advert.key          `redis-ha keygen`, only if missing (0600 redis-ha)
@@ -362,9 +363,14 @@ fi
 # so a system Node.js downgraded later fails with a message, not a syntax error.
 # The V8 flags redis-ha runs with (src/cli/node-flags.ts; README "Footprint"), as the
 # shebang of main.js spells them: the launcher runs node by its path, so the shebang
-# alone would not apply them.
+# alone would not apply them. They are probed at each start (`node FLAGS -e 0`, one more
+# start of node, ~40 ms): Node.js refuses a flag it does not know with "bad option" and
+# exit 9 before running anything, so a Node.js upgraded later by apt that dropped or
+# renamed one would otherwise keep the daemon from starting at all. A refused flag is
+# left out, with one warning line on stderr (the journal) that names it and the version.
 node_flags="$(sed -n '1s|^#!/usr/bin/env -S node||p' "$T/dist/cli/main.js")"
 case "$node_flags" in *[!-a-z0-9=\ ]*) die "unexpected node flags in the shebang of $T/dist/cli/main.js: $node_flags" ;; esac
+node_flags="${node_flags# }"
 launcher="$ROOT/usr/local/bin/redis-ha"
 mkdir -p "$(dirname "$launcher")"
 cat > "$launcher.new" <<EOF
@@ -380,7 +386,30 @@ if [ "\$major" -lt $NODE_MAJOR_MIN ]; then
   echo "redis-ha: \$node is not Node.js >= $NODE_MAJOR_MIN (got \${version:-nothing}): run scripts/install.sh again" >&2
   exit 69
 fi
-exec "\$node"$node_flags '$PREFIX/dist/cli/main.js' "\$@"
+# The V8 flags of README "Footprint", if this Node.js still takes them: a flag it refuses
+# is left out (with a warning) rather than keeping the daemon from starting.
+flags='$node_flags'
+# node_starts [FLAG...]: whether \$node FLAG... -e 0 succeeds within 5 s.
+node_starts() {
+  if [ -x /usr/bin/timeout ]; then
+    /usr/bin/timeout -k 1 5 "\$node" "\$@" -e 0 </dev/null >/dev/null 2>&1
+  else
+    "\$node" "\$@" -e 0 </dev/null >/dev/null 2>&1
+  fi
+}
+# A Node.js that does not start even without flags: not theirs to blame; its own error follows.
+if [ -n "\$flags" ] && ! node_starts \$flags && node_starts; then
+  kept=
+  refused=
+  for flag in \$flags; do
+    if node_starts "\$flag"; then kept="\$kept \$flag"; else refused="\$refused \$flag"; fi
+  done
+  # Each taken alone but not all together: none.
+  if [ -z "\$refused" ] || ! node_starts \$kept; then kept=; refused=" \$flags"; fi
+  echo "redis-ha: warning: Node.js \$version (\$node) refuses the V8 flags\$refused: running without them, with more memory (README \"Footprint\")" >&2
+  flags=\$kept
+fi
+exec "\$node" \$flags '$PREFIX/dist/cli/main.js' "\$@"
 EOF
 chmod 0755 "$launcher.new"
 mv -f "$launcher.new" "$launcher"

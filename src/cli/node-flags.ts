@@ -20,7 +20,8 @@
  *
  * Everything that starts the program passes them: the shebang of `main.ts` (a
  * test checks it spells exactly these), the launcher `scripts/install.sh` writes (it
- * copies them from that shebang) and the lab (`tools/lab/pair.ts`), so the benchmark
+ * copies them from that shebang, and at each start leaves out, with a warning, any the
+ * installed Node.js refuses: a later Node.js may drop a V8 flag) and the lab (`tools/lab/pair.ts`), so the benchmark
  * and the end-to-end tests measure and test what production runs. `--lite-mode` is not
  * allowed in `NODE_OPTIONS`, which is why they are command-line flags.
  */

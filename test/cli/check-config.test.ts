@@ -121,6 +121,13 @@ describe('redis-ha check-config', () => {
     expect(bad.stderr).toContain('timing.profile: expected one of default, fast, lan-fast, got "turbo" (from REDIS_HA_TIMING_PROFILE)');
   });
 
+  it('for a misspelt profile prints that one problem, not the default\'s timings checked against the keys set', async () => {
+    const { path, env } = await exampleWith((t) => t.replace(/^  profile: default$/m, '  profile: fsat'));
+    const r = await cli(['check-config', '--config', path], { ...env, REDIS_HA_HEALTH_INTERVAL_MS: '100' });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toBe(`redis-ha: configuration ${path} has 1 problem(s):\n  timing.profile: expected one of default, fast, lan-fast, got "fsat"\n`);
+  });
+
   it('exits 78 for a missing file', async () => {
     const r = await cli(['check-config', '--config', join(dir, 'nope.yaml')]);
     expect(r.code).toBe(78);

@@ -121,6 +121,31 @@ describe('timing.profile', () => {
     expect(misspelt.problems).toEqual(['timing.profil: unknown key, expected one of profile (did you mean profile?)']);
   });
 
+  it('for a name that is no profile reports that alone: the keys it would set are not checked against the shipped defaults', () => {
+    // `fsat` for `fast`, with the one key the operator wanted faster still: against the
+    // default's 300 ms health timeout, health.interval_ms 100 would look like a mistake.
+    const expected = 'timing.profile: expected one of default, fast, lan-fast, got "fsat"';
+    const fromFile = problemsOf(() => buildConfig({ ...BASE, timing: { profile: 'fsat' }, health: { interval_ms: 100 } }, ENV));
+    expect(fromFile).toEqual({ problems: [expected], exitCode: EXIT_CONFIG });
+    const fromEnv = problemsOf(() =>
+      buildConfig({ ...BASE, health: { interval_ms: 100 } }, { ...ENV, REDIS_HA_TIMING_PROFILE: 'fsat' }),
+    );
+    expect(fromEnv).toEqual({ problems: [`${expected} (from REDIS_HA_TIMING_PROFILE)`], exitCode: EXIT_CONFIG });
+    const bothFromEnv = problemsOf(() =>
+      buildConfig(BASE, { ...ENV, REDIS_HA_TIMING_PROFILE: 'fsat', REDIS_HA_HEALTH_INTERVAL_MS: '20' }),
+    );
+    expect(bothFromEnv).toEqual({ problems: [`${expected} (from REDIS_HA_TIMING_PROFILE)`], exitCode: EXIT_CONFIG });
+    // A section that is no mapping leaves the profile unknown the same way.
+    expect(problemsOf(() => buildConfig({ ...BASE, timing: 'fast', health: { interval_ms: 100 } }, ENV)).problems).toEqual([
+      'timing: expected a mapping of keys (profile), got "fast"',
+    ]);
+    // A problem between two keys the operator wrote is still theirs.
+    expect(problemsOf(() => buildConfig({ ...BASE, timing: { profile: 'fsat' }, health: { interval_ms: 100, timeout_ms: 200 } }, ENV)).problems).toEqual([
+      expected,
+      'health.timeout_ms: expected at most health.interval_ms (100), got 200',
+    ]);
+  });
+
   it("says when a value in a cross-field problem is the profile's, not the operator's", () => {
     const { problems } = problemsOf(() => buildConfig({ ...BASE, timing: { profile: 'fast' }, health: { interval_ms: 50 } }, ENV));
     expect(problems).toEqual(['health.timeout_ms: expected at most health.interval_ms (50), got 100 (from timing.profile fast)']);

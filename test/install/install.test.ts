@@ -31,6 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { PROJECT_ROOT, announceSkip, available, describeRun, run, toolCodeIn, type RunResult } from './helpers.js';
 
 const MIRROR = 'http://deb.debian.org/debian';
@@ -474,6 +475,14 @@ describe.skipIf(reason !== null)('install.sh into a fresh Debian 12 root', () =>
       const journal = await inside(['journalctl', '--no-pager', '-o', 'cat', '-u', 'redis-ha.service']);
       expect(journal.stdout).toMatch(/VIP claimed/);
       expect(journal.stdout).not.toMatch(/announce failed|Operation not permitted|EPERM|EACCES/);
+      // The launcher's probe of the V8 flags passes under the unit's sandbox too: the
+      // daemon runs with all of them, and no warning.
+      expect(journal.stdout).not.toMatch(/refuses the V8 flags/);
+      const cmdline = await inside(['cat', `/proc/${await property('MainPID')}/cmdline`]);
+      expect(cmdline.stdout.split('\0').slice(0, NODE_FLAGS.length + 1), describeRun('cat cmdline', cmdline)).toEqual([
+        `${PREFIX}/node/bin/node`,
+        ...NODE_FLAGS,
+      ]);
     });
 
     it('lets a member of control.group run maintenance (its groups read from /proc)', async () => {

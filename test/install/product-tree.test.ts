@@ -139,7 +139,8 @@ describe.skipIf(!isRoot)('install.sh --root into an empty root', () => {
     const text = readFileSync(launcher, 'utf8');
     expect(text).toContain(`node='${PREFIX}/node/bin/node'`);
     // With the daemon's V8 flags (README "Footprint"), taken from the shebang of main.js.
-    expect(text).toContain(`exec "$node" ${NODE_FLAGS.join(' ')} '${PREFIX}/dist/cli/main.js' "$@"`);
+    expect(text).toContain(`flags='${NODE_FLAGS.join(' ')}'`);
+    expect(text).toContain(`exec "$node" $flags '${PREFIX}/dist/cli/main.js' "$@"`);
     expect(text).not.toMatch(/command -v|\bwhich\b/);
     expect(install.stdout).toContain(`launcher ${launcher} (Node.js ${PREFIX}/node/bin/node)`);
     // Run here, outside the root, that node does not exist: the launcher must say so and
@@ -151,6 +152,58 @@ describe.skipIf(!isRoot)('install.sh --root into an empty root', () => {
     expect(result.status, describeRun('launcher', result)).toBe(69);
     expect(result.stderr).toContain(`redis-ha: ${PREFIX}/node/bin/node is not Node.js >= 20 (got nothing): run scripts/install.sh again`);
     expect(existsSync(join(work, 'path-node-ran'))).toBe(false);
+  });
+
+  /**
+   * The installed launcher, run here: its node is a wrapper around this machine's that logs
+   * each start (one line of arguments) and refuses `refusing` the way Node.js refuses a
+   * flag it does not know; main.js is this checkout's build (the same code).
+   */
+  async function runLauncherWith(refusing: string | null, args: readonly string[]): Promise<{ result: RunResult; starts: string[]; fakeNode: string }> {
+    const dir = mkdtempSync(join(work, 'launcher-'));
+    const fakeNode = join(dir, 'node');
+    const log = join(dir, 'starts.log');
+    writeFileSync(
+      fakeNode,
+      [
+        '#!/bin/sh',
+        `printf '%s\\n' "$*" >> '${log}'`,
+        ...(refusing === null ? [] : [`for arg; do [ "$arg" = '${refusing}' ] && { echo "$0: bad option: $arg" >&2; exit 9; }; done`]),
+        `exec '${process.execPath}' "$@"`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const installed = readFileSync(join(root, 'usr/local/bin/redis-ha'), 'utf8');
+    const launcher = join(dir, 'redis-ha');
+    writeFileSync(
+      launcher,
+      installed
+        .replace(`node='${PREFIX}/node/bin/node'`, `node='${fakeNode}'`)
+        .replace(`'${PREFIX}/dist/cli/main.js'`, `'${join(PROJECT_ROOT, 'dist/cli/main.js')}'`),
+      { mode: 0o755 },
+    );
+    const result = await run('sh', [launcher, ...args], { env: { PATH: '/usr/bin:/bin' } });
+    return { result, starts: readFileSync(log, 'utf8').trimEnd().split('\n'), fakeNode };
+  }
+
+  it('the launcher checks at each start that node takes the V8 flags: one extra start of node', async () => {
+    const { result, starts } = await runLauncherWith(null, ['keygen', '--id', '3']);
+    expect(result.status, describeRun('launcher', result)).toBe(0);
+    expect(result.stdout).toMatch(/^3 [0-9a-f]{64}\n$/);
+    expect(result.stderr).toBe('');
+    expect(starts).toEqual(['--version', `${NODE_FLAGS.join(' ')} -e 0`, `${NODE_FLAGS.join(' ')} ${join(PROJECT_ROOT, 'dist/cli/main.js')} keygen --id 3`]);
+  });
+
+  it('the launcher leaves out a V8 flag node refuses (a later Node.js), says so once, and still runs the command', async () => {
+    const { result, starts, fakeNode } = await runLauncherWith('--lite-mode', ['keygen', '--id', '3']);
+    expect(result.status, describeRun('launcher', result)).toBe(0);
+    expect(result.stdout).toMatch(/^3 [0-9a-f]{64}\n$/);
+    expect(result.stderr).toBe(
+      `redis-ha: warning: Node.js ${process.version} (${fakeNode}) refuses the V8 flags --lite-mode: running without them, with more memory (README "Footprint")\n`,
+    );
+    const others = NODE_FLAGS.filter((flag) => flag !== '--lite-mode').join(' ');
+    expect(starts.at(-1)).toBe(`${others} ${join(PROJECT_ROOT, 'dist/cli/main.js')} keygen --id 3`);
   });
 
   it('installs no lab or benchmark code', () => {
