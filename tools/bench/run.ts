@@ -46,6 +46,13 @@ export const BENCH_TAG = 'rhbench';
 export const BENCH_SUBNET = '10.77.60';
 /** Writes before the fault. */
 export const WARMUP_MS = 3_000;
+/**
+ * The fault comes after the warm-up plus a random part of this: the daemons' timers (health
+ * checks every 500 ms, adverts every second) start with the lab, so a fixed warm-up would
+ * inject every run at nearly the same phase of them and report one point of the spread as
+ * its median (a hang measured 0.95-1.09 s of a 0.6-1.1 s range so).
+ */
+export const FAULT_PHASE_SPREAD_MS = 1_000;
 /** The sampled state must not have changed for this long to call the pair stable. */
 export const STABLE_MS = 2_000;
 /** Writes count as flowing when the latest acknowledged one is at most this old. */
@@ -267,7 +274,7 @@ export async function runOne(options: RunOptions): Promise<RunResult> {
     const theWriter = theLab.startWriter(options.clients ?? {});
     writer = theWriter;
     await theLab.waitFor('the writer to start', () => theWriter.progress() !== null, WRITER_START_MS);
-    await sleep(options.warmupMs ?? WARMUP_MS);
+    await sleep((options.warmupMs ?? WARMUP_MS) + Math.floor(Math.random() * FAULT_PHASE_SPREAD_MS));
     if (!writesFlowing(theWriter)) notes.push('writes were not flowing at the end of the warm-up');
 
     phase = `injecting ${fault}`;
