@@ -363,11 +363,15 @@ fi
 # so a system Node.js downgraded later fails with a message, not a syntax error.
 # The V8 flags redis-ha runs with (src/cli/node-flags.ts; README "Footprint"), as the
 # shebang of main.js spells them: the launcher runs node by its path, so the shebang
-# alone would not apply them. They are probed at each start (`node FLAGS -e 0`, one more
-# start of node, ~40 ms): Node.js refuses a flag it does not know with "bad option" and
-# exit 9 before running anything, so a Node.js upgraded later by apt that dropped or
-# renamed one would otherwise keep the daemon from starting at all. A refused flag is
-# left out, with one warning line on stderr (the journal) that names it and the version.
+# alone would not apply them. Only the daemon (`redis-ha run`) gets them: they are about
+# a long-running process's memory, and every other command (check-config before the
+# start, release-vip after a stop) starts at once without a probe. For `run` they are
+# probed (`node FLAGS -e 0`, one more start of node, ~40 ms): Node.js refuses a flag it
+# does not know with "bad option" and exit 9 before running anything, so a Node.js
+# upgraded later by apt that dropped or renamed one would otherwise keep the daemon from
+# starting at all. Only exit 9 counts as a refusal (a probe slowed down by a loaded host
+# keeps the flags); a refused flag is left out, with one warning line on stderr (the
+# journal) that names it and the version.
 node_flags="$(sed -n '1s|^#!/usr/bin/env -S node||p' "$T/dist/cli/main.js")"
 case "$node_flags" in *[!-a-z0-9=\ ]*) die "unexpected node flags in the shebang of $T/dist/cli/main.js: $node_flags" ;; esac
 node_flags="${node_flags# }"
@@ -386,28 +390,32 @@ if [ "\$major" -lt $NODE_MAJOR_MIN ]; then
   echo "redis-ha: \$node is not Node.js >= $NODE_MAJOR_MIN (got \${version:-nothing}): run scripts/install.sh again" >&2
   exit 69
 fi
-# The V8 flags of README "Footprint", if this Node.js still takes them: a flag it refuses
-# is left out (with a warning) rather than keeping the daemon from starting.
-flags='$node_flags'
-# node_starts [FLAG...]: whether \$node FLAG... -e 0 succeeds within 5 s.
-node_starts() {
-  if [ -x /usr/bin/timeout ]; then
-    /usr/bin/timeout -k 1 5 "\$node" "\$@" -e 0 </dev/null >/dev/null 2>&1
-  else
-    "\$node" "\$@" -e 0 </dev/null >/dev/null 2>&1
+# The daemon runs with the V8 flags of README "Footprint", if this Node.js still takes
+# them: a flag it refuses is left out (with a warning) rather than keeping the daemon
+# from starting. Other commands run without them (short-lived; no probe to wait for).
+flags=
+if [ "\${1:-}" = run ]; then
+  flags='$node_flags'
+  # node_refuses [FLAG...]: \$node FLAG... -e 0 exits 9 ("bad option"), bounded at 5 s.
+  node_refuses() {
+    if [ -x /usr/bin/timeout ]; then
+      /usr/bin/timeout -k 1 5 "\$node" "\$@" -e 0 </dev/null >/dev/null 2>&1
+    else
+      "\$node" "\$@" -e 0 </dev/null >/dev/null 2>&1
+    fi
+    [ \$? -eq 9 ]
+  }
+  if [ -n "\$flags" ] && node_refuses \$flags; then
+    kept=
+    refused=
+    for flag in \$flags; do
+      if node_refuses "\$flag"; then refused="\$refused \$flag"; else kept="\$kept \$flag"; fi
+    done
+    # Each taken alone but not all together: none.
+    if [ -z "\$refused" ] || node_refuses \$kept; then kept=; refused=" \$flags"; fi
+    echo "redis-ha: warning: Node.js \$version (\$node) refuses the V8 flags\$refused: running without them, with more memory (README \"Footprint\")" >&2
+    flags=\$kept
   fi
-}
-# A Node.js that does not start even without flags: not theirs to blame; its own error follows.
-if [ -n "\$flags" ] && ! node_starts \$flags && node_starts; then
-  kept=
-  refused=
-  for flag in \$flags; do
-    if node_starts "\$flag"; then kept="\$kept \$flag"; else refused="\$refused \$flag"; fi
-  done
-  # Each taken alone but not all together: none.
-  if [ -z "\$refused" ] || ! node_starts \$kept; then kept=; refused=" \$flags"; fi
-  echo "redis-ha: warning: Node.js \$version (\$node) refuses the V8 flags\$refused: running without them, with more memory (README \"Footprint\")" >&2
-  flags=\$kept
 fi
 exec "\$node" \$flags '$PREFIX/dist/cli/main.js' "\$@"
 EOF

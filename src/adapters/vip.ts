@@ -84,7 +84,10 @@ export interface LinuxVipOptions extends Omit<Config['vip'], 'garpRefreshMs' | '
  * claim's result. It was 100 ms; with etcd the new master's fence is eased (writes
  * accepted) by the effect after the claim, so those 100 ms were 100 ms of `NOREPLICAS`
  * on every takeover (lab: the fence eased 110 ms after the claim began). 20 ms covers
- * the spawn of `arping` on an idle host.
+ * the spawn of `arping` on an idle host; on a loaded one the advert saying we hold the
+ * VIP may leave before the first announcement, and the old master, ending its hold, may
+ * drop the address a few ms before clients move (their connects then wait a timeout
+ * instead of being reset).
  */
 export const ARPING_SETTLE_MS = 20;
 

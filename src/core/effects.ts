@@ -96,9 +96,12 @@ function settleSkipped(s: CoreState, action: Action, why: string, now: number, c
       return done(s, [action], `${action.type} still carried out`);
     case 'send-advert':
       // A stopping node's priority-0 adverts are its resignation: the peer takes over
-      // after the skew time instead of a whole master-down interval. Otherwise the next
-      // tick sends a current advert.
-      return s.resigning ? done(s, [action], 'resignation advert still sent') : done(s, [], 'advert dropped (the next one is current)');
+      // after the skew time instead of a whole master-down interval; a FAULT report is what
+      // the peer takes over on at once (with etcd it follows the hold and the fence, whose
+      // failure must not delay it by an advert interval). Otherwise the next tick sends a
+      // current advert.
+      if (s.resigning) return done(s, [action], 'resignation advert still sent');
+      return s.role === 'FAULT' ? done(s, [action], 'FAULT advert still sent') : done(s, [], 'advert dropped (the next one is current)');
     default:
       return settle(s, action.type, why, now, config, step);
   }

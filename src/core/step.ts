@@ -72,6 +72,7 @@ import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
 import { guardAtStart, guardHistory, keepRunId } from './data-guard.js';
 import { adoptMaster, endVipHold, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
 import { compareHistories, historyContains, historyText } from './history.js';
+import { announceAfterLocktime, onPeerRedisProbed, takeOverFromFault } from './peer-fault.js';
 import type { Action, Advert, Event, RedisSnapshot, TimerName } from './types.js';
 
 export { initialState, outranks, divergenceReport };
@@ -152,6 +153,8 @@ function stepEvent(state: CoreState, event: Event, now: number, config: CoreConf
       return onFailoverRequested(state, event, now, config);
     case 'stalled':
       return onStalled(state, event.stalledMs, now, config);
+    case 'peer-redis-probed':
+      return onPeerRedisProbed(state, event.down, event.detail, now, config);
     case 'quorum-answered':
     case 'quorum-renewed':
     case 'quorum-lost':
@@ -311,13 +314,6 @@ function reannounceAfterLetGo(r: StepResult, now: number): StepResult {
   return { ...r, state: announceAfterLocktime(r.state, now), actions: [...r.actions, { type: 'announce-vip' }] };
 }
 
-/** The next announcement no later than Linux's ARP locktime from now (the periodic refresh otherwise). */
-function announceAfterLocktime(s: CoreState, now: number): CoreState {
-  const at = now + ARP_LOCKTIME_MARGIN_MS;
-  const current = s.timers['garp-refresh'];
-  return withTimers(s, { 'garp-refresh': current === undefined ? at : Math.min(current, at) });
-}
-
 function onAdvertByRole(s: CoreState, peer: PeerView, now: number, config: CoreConfig): StepResult {
   switch (s.role) {
     case 'INIT':
@@ -338,13 +334,7 @@ function onAdvertByRole(s: CoreState, peer: PeerView, now: number, config: CoreC
 
 function backupHeard(s: CoreState, peer: PeerView, now: number, config: CoreConfig): StepResult {
   if (peerCannotServe(peer)) {
-    const why = `peer ${peer.nodeName} reported FAULT (${peerStateText(peer)})`;
-    if (s.maintenance.on) return freeze(s, now, `${why}; not taking over`);
-    const r = takeOver(s, now, config, why, { afterFault: true });
-    // The FAULT advert may come before the peer lets the VIP go (it keeps it refusing for
-    // a moment, `toFault`): a client that learnt its MAC meanwhile is moved by one more
-    // announcement once Linux's locktime is past.
-    return r.state.role === 'MASTER' ? { ...r, state: announceAfterLocktime(r.state, now) } : r;
+    return takeOverFromFault(s, now, config, `peer ${peer.nodeName} reported FAULT (${peerStateText(peer)})`);
   }
   if (peer.state === 'INIT' && peer.redis.role === 'master' && !peer.flags.resigning) {
     // The master's daemon is restarting in place (its Redis is still the master): it is

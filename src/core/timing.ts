@@ -303,7 +303,9 @@ export const DOWN_RECHECK_FOR_MS = 5_000;
  * dying server's listener still queues the SYN, then resets it); counted as one failure
  * among `fall`, that left the dead master serving until its next interval, by which time
  * a Redis restarted from an older dump had been resynced from by the peer's replica. One
- * second: the replica reconnects once a second.
+ * second: the replica reconnects once a second. The repeats count as one failure toward
+ * `fall`, and a window opens again only after a good check (the runtime's `lostWindow`):
+ * a server that resets every connection gets one second of them, not a loop.
  */
 export const LOST_RECHECK_FOR_MS = 1_000;
 

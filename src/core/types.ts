@@ -275,6 +275,11 @@ export type Event =
    * and adverts that arrived meanwhile are still queued. Like Sentinel's TILT.
    */
   | { readonly type: 'stalled'; readonly stalledMs: number }
+  /**
+   * The runtime probed the peer's Redis because the local replica's link to it dropped:
+   * `down` when the connection was refused (`peer-fault.ts`).
+   */
+  | { readonly type: 'peer-redis-probed'; readonly down: boolean; readonly detail: string }
   | {
       /** An operator asked for a planned switchover, here (`local`) or on the peer, which forwarded it. */
       readonly type: 'switchover-requested';

@@ -193,6 +193,7 @@ function runtimeDeps(
       disconnectClients: () => redis.disconnectClients(),
       fence: (writes) => redis.fence(writes),
       onConnectionLost: (listener) => redis.onConnectionLost(listener),
+      probePeer: () => redis.probePeer(),
     },
     quorum: a.quorum?.bridge ?? null,
     vip: a.vip, adverts: a.adverts, audit: a.audit, clock, scheduler: nodeScheduler,

@@ -75,6 +75,12 @@ export interface RuntimeRedis {
   fence(writes: FenceSetting): Promise<{ ok: boolean; detail: string }>;
   /** Registers what to run when the health connection is lost (the runtime checks again at once). */
   onConnectionLost?(listener: () => void): void;
+  /**
+   * One look at the peer's Redis (`down`: the connection was refused), asked when the local
+   * replica's link to it dropped. Optional: without it the backup waits for the master's
+   * FAULT report or its silence.
+   */
+  probePeer?(): Promise<{ down: boolean; detail: string }>;
 }
 
 /** What the quorum tells the loop by itself (lease renewals and losses). */
@@ -157,6 +163,17 @@ export class Runtime {
   private downSinceMs: number | null = null;
   /** When a lost connection last brought a check forward (at most once a health interval). */
   private lostCheckAtMs: number | null = null;
+  /**
+   * The quick re-checks after a lost connection (`LOST_RECHECK_FOR_MS`): since when, and
+   * whether one unproven failure was already counted. A new window opens only after a good
+   * check, so a server that resets every connection gets one window, not one per notice.
+   */
+  private lostWindow: { readonly fromMs: number; failureCounted: boolean } | null = null;
+  private okSinceLostWindow = true;
+  /** The local replica's link as the last good check saw it (null: not a replica). */
+  private replicaLinkUp: boolean | null = null;
+  /** A probe of the peer's Redis is running (one at a time). */
+  private peerProbeInFlight = false;
   private reconcileTimer: TimerHandle | null = null;
   private stopped = false;
   /** When the last health check completed (loop liveness for the watchdog). */
@@ -455,6 +472,10 @@ export class Runtime {
       return;
     }
     this.lostCheckAtMs = now;
+    if (this.okSinceLostWindow) {
+      this.lostWindow = { fromMs: now, failureCounted: false };
+      this.okSinceLostWindow = false;
+    }
     if (this.healthInFlight) {
       this.deps.logger.debug('health connection lost: checking again right after the check in flight');
       this.healthAgain = true;
@@ -463,6 +484,32 @@ export class Runtime {
     this.deps.logger.debug('health connection lost: checking now');
     if (this.healthTimer) this.deps.scheduler.clearTimer(this.healthTimer);
     this.scheduleHealth(0);
+  }
+
+  /** Records the replica's link; true when it went from up to down on a backup. */
+  private noteReplicaLink(snapshot: RedisSnapshot | null): boolean {
+    const was = this.replicaLinkUp;
+    this.replicaLinkUp = snapshot?.role === 'replica' ? snapshot.linkUp : null;
+    return was === true && this.replicaLinkUp === false && this.state.role === 'BACKUP';
+  }
+
+  /**
+   * The local replica's link to the master dropped: look at the master's Redis from here
+   * at once (issue 12). A refusal is proof its process is gone (`peer-fault.ts`); the
+   * master's own FAULT report usually comes first, this covers a lost report or a daemon
+   * that died with its Redis.
+   */
+  private probePeer(): void {
+    const probe = this.deps.redis.probePeer;
+    if (probe === undefined || this.peerProbeInFlight || this.stopped) return;
+    this.peerProbeInFlight = true;
+    this.deps.logger.debug("replica link to the master dropped: probing the master's Redis");
+    void probe.call(this.deps.redis).then(
+      (r) => this.dispatch({ type: 'peer-redis-probed', down: r.down, detail: r.detail }),
+      (error: unknown) => this.deps.logger.error({ err: error }, 'peer probe threw'),
+    ).finally(() => {
+      this.peerProbeInFlight = false;
+    });
   }
 
   private scheduleHealth(delayMs: number): void {
@@ -480,9 +527,21 @@ export class Runtime {
       };
       void Promise.all([this.deps.link(), this.deps.redis.check()]).then(([link, r]) => {
         this.lastHealthDoneAtMs = this.deps.clock.now();
-        this.dispatch(link.up
-          ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAtMs, ...(r.down === true ? { down: true } : {}) }
-          : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs });
+        const linkDropped = this.noteReplicaLink(link.up && r.ok ? r.redis : null);
+        if (link.up && r.ok) this.okSinceLostWindow = true;
+        // Within the window after a lost connection a reset or a closed connection is no
+        // proof either way: repeated every DOWN_RECHECK_MS until refused or answered, and
+        // counted once toward `fall`, so that a server resetting every connection does not
+        // turn `fall` into milliseconds.
+        const window = this.lostWindow !== null && startedAtMs - this.lostWindow.fromMs < LOST_RECHECK_FOR_MS ? this.lostWindow : null;
+        const unproven = window !== null && link.up && !r.ok && r.down !== true && r.timedOut !== true;
+        const quiet = unproven && window.failureCounted;
+        if (unproven) window.failureCounted = true;
+        if (!quiet) {
+          this.dispatch(link.up
+            ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAtMs, ...(r.down === true ? { down: true } : {}) }
+            : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs });
+        }
         // Fixed rate: the next check is due one interval after this one started; sooner
         // for a while after Redis was found down (see DOWN_RECHECK_MS) or the connection
         // was lost, and at once after a timeout.
@@ -490,12 +549,12 @@ export class Runtime {
         const interval = Math.max(0, this.deps.healthIntervalMs - elapsed);
         this.downSinceMs = r.down === true && link.up ? this.downSinceMs ?? startedAtMs : null;
         const recheck = this.downSinceMs !== null && startedAtMs - this.downSinceMs < DOWN_RECHECK_FOR_MS;
-        // A reset is no proof yet: repeat it soon while the loss is fresh (LOST_RECHECK_FOR_MS).
-        const unsettled = !r.ok && r.down !== true && this.lostCheckAtMs !== null && startedAtMs - this.lostCheckAtMs < LOST_RECHECK_FOR_MS;
         // A timed-out check already waited its timeout: the next of the `fall` runs at once,
-        // so a hang is seen within one interval + fall × timeout (`faultDetectMs`).
-        if (!r.ok && r.timedOut === true && link.up) next(0);
-        else next(recheck || unsettled ? Math.min(interval, DOWN_RECHECK_MS) : interval);
+        // so a hang is seen within one interval + fall × timeout (`faultDetectMs`); once the
+        // verdict is "unhealthy", the fixed rate again.
+        if (!r.ok && r.timedOut === true && link.up && this.state.health.healthy !== false) next(0);
+        else next(recheck || unproven ? Math.min(interval, DOWN_RECHECK_MS) : interval);
+        if (linkDropped) this.probePeer();
       }, (error: unknown) => {
         // The adapters report failures as results; a rejection is a bug, but must not stop the loop.
         this.deps.logger.error({ err: error }, 'health check threw');

@@ -274,6 +274,13 @@ describe('MASTER', () => {
       expect(kinds.at(-1)).toBe('send-advert');
       expect(kinds.indexOf('refuse-vip')).toBeLessThan(kinds.indexOf('send-advert'));
       expect(r.state.timers['fault-release']).toBe(4000 + 150);
+      // A failed `nft` skips the rest of the step: the VIP goes at once, and the FAULT
+      // report is still sent (not left to the next advert tick).
+      const skipped = r.actions.slice(kinds.indexOf('refuse-vip') + 1);
+      const failed = step(r.state, { type: 'effect-failed', action: 'refuse-vip', detail: 'nft: not found', skipped }, 4005, q);
+      const after = types(failed.actions);
+      expect(after).toContain('release-vip');
+      expect(after).toContain('send-advert');
     });
   });
 

@@ -44,6 +44,9 @@ class World {
   announceHook: Hook<[], void> = async () => undefined;
   /** What the runtime registered to hear of a lost health connection. */
   connectionLost: (() => void) | null = null;
+  /** What a probe of the peer's Redis answers, and how often it was asked. */
+  peerProbe: { down: boolean; detail: string } = { down: false, detail: 'answered as master' };
+  peerProbes = 0;
   checks = 0;
   /** How long each health check takes on the fake clock (0: answers at once). */
   checkMs = 0;
@@ -68,6 +71,7 @@ class World {
           return this.snapshot ? { ok: true, detail: 'PONG', redis: this.snapshot } : { ok: false, detail: 'connection refused', redis: null, down: true };
         },
         onConnectionLost: (listener) => { this.connectionLost = listener; },
+        probePeer: async () => { this.peerProbes += 1; return this.peerProbe; },
         promote: async (from) => {
           this.log.push('promote:start');
           const r = await this.promoteHook(from);
@@ -417,6 +421,36 @@ describe('issue 10: the state file and the advert encoder cannot fail silently',
   });
 });
 
+describe("the backup's own look at its master's Redis (its replica's link dropped)", () => {
+  it('probes the master once when the link goes down, and takes over when the connection is refused', async () => {
+    const w = new World(replicaSnap());
+    const rt = await backupB(w);
+    await w.time.advance(600);
+    expect(w.peerProbes).toBe(0); // the link is up: nothing to look at
+    w.peerProbe = { down: true, detail: 'connection refused' };
+    w.snapshot = replicaSnap({ linkUp: false });
+    await w.time.advance(500); // the next health check sees the link down
+    expect(w.peerProbes).toBe(1);
+    expect(rt.current.role).toBe('MASTER');
+    expect(w.log).toContain('promote:start');
+  });
+
+  it('leaves the master-down timer to decide when the master answers, and probes once per drop', async () => {
+    const w = new World(replicaSnap());
+    const rt = await backupB(w);
+    await w.time.advance(600);
+    w.snapshot = replicaSnap({ linkUp: false });
+    await w.time.advance(1500); // three checks with the link down: one drop, one probe
+    expect(w.peerProbes).toBe(1);
+    expect(rt.current.role).toBe('BACKUP');
+    w.snapshot = replicaSnap();
+    await w.time.advance(500);
+    w.snapshot = replicaSnap({ linkUp: false });
+    await w.time.advance(500);
+    expect(w.peerProbes).toBe(2);
+  });
+});
+
 describe('a lost health connection', () => {
   it('is checked again at once, not at the next interval: a MASTER whose Redis died goes FAULT and advertises it', async () => {
     const w = new World(null);
@@ -476,6 +510,41 @@ describe('a lost health connection', () => {
     for (let i = 0; i < limit / 10 + 1 && rt.current.role === 'MASTER'; i++) await w.time.advance(10);
     expect(rt.current.role).toBe('FAULT');
     expect(w.time.now() - hungAt).toBeLessThanOrEqual(limit + 10);
+  });
+
+  it('a server that resets every connection gets one window of quick checks, counted as one failure, not a loop', async () => {
+    const w = new World(null);
+    const rt = await masterA(w); // fall 2
+    await w.time.advance(250);
+    // Every check now fails with a reset, and each failed connection is another notice.
+    for (let i = 0; i < 10_000; i++) w.queuedChecks.push({ ok: false, detail: 'connection reset', redis: null });
+    const before = w.checks;
+    const notify = (): void => w.connectionLost?.();
+    w.connectionLost?.();
+    for (let t = DOWN_RECHECK_MS; t < LOST_RECHECK_FOR_MS; t += DOWN_RECHECK_MS) {
+      await w.time.advance(DOWN_RECHECK_MS);
+      notify();
+      expect(rt.current.role).toBe('MASTER'); // the quick resets count once toward `fall`
+    }
+    expect(w.checks - before).toBeGreaterThan(LOST_RECHECK_FOR_MS / DOWN_RECHECK_MS / 2);
+    const windowChecks = w.checks - before;
+    await w.time.advance(3000);
+    notify();
+    await w.time.advance(3000);
+    expect(w.checks - before - windowChecks).toBeLessThanOrEqual(6000 / 500 + 2); // the fixed rate, no second window
+    expect(rt.current.role).toBe('FAULT'); // `fall` failures at the fixed rate
+  });
+
+  it('after a hang is declared, the timed-out checks come at the fixed rate again', async () => {
+    const w = new World(null);
+    const rt = await masterA(w);
+    w.checkMs = 300;
+    for (let i = 0; i < 100; i++) w.queuedChecks.push({ ok: false, detail: 'timeout after 300 ms', redis: null, timedOut: true });
+    for (let i = 0; i < 200 && rt.current.role === 'MASTER'; i++) await w.time.advance(10);
+    expect(rt.current.role).toBe('FAULT');
+    const before = w.checks;
+    await w.time.advance(5000);
+    expect(w.checks - before).toBeLessThanOrEqual(5000 / 500 + 1); // not one per timeout (5000 / 300)
   });
 
   it('a notice during a check in flight runs one more check right after it, then the fixed rate resumes', async () => {

@@ -159,7 +159,7 @@ describe.skipIf(!isRoot)('install.sh --root into an empty root', () => {
    * each start (one line of arguments) and refuses `refusing` the way Node.js refuses a
    * flag it does not know; main.js is this checkout's build (the same code).
    */
-  async function runLauncherWith(refusing: string | null, args: readonly string[]): Promise<{ result: RunResult; starts: string[]; fakeNode: string }> {
+  async function runLauncherWith(refusing: string | null, args: readonly string[], probeExit: number | null = null): Promise<{ result: RunResult; starts: string[]; fakeNode: string }> {
     const dir = mkdtempSync(join(work, 'launcher-'));
     const fakeNode = join(dir, 'node');
     const log = join(dir, 'starts.log');
@@ -169,6 +169,7 @@ describe.skipIf(!isRoot)('install.sh --root into an empty root', () => {
         '#!/bin/sh',
         `printf '%s\\n' "$*" >> '${log}'`,
         ...(refusing === null ? [] : [`for arg; do [ "$arg" = '${refusing}' ] && { echo "$0: bad option: $arg" >&2; exit 9; }; done`]),
+        ...(probeExit === null ? [] : [`for arg; do [ "$arg" = '-e' ] && exit ${probeExit}; done`]),
         `exec '${process.execPath}' "$@"`,
         '',
       ].join('\n'),
@@ -187,23 +188,35 @@ describe.skipIf(!isRoot)('install.sh --root into an empty root', () => {
     return { result, starts: readFileSync(log, 'utf8').trimEnd().split('\n'), fakeNode };
   }
 
-  it('the launcher checks at each start that node takes the V8 flags: one extra start of node', async () => {
-    const { result, starts } = await runLauncherWith(null, ['keygen', '--id', '3']);
-    expect(result.status, describeRun('launcher', result)).toBe(0);
-    expect(result.stdout).toMatch(/^3 [0-9a-f]{64}\n$/);
-    expect(result.stderr).toBe('');
-    expect(starts).toEqual(['--version', `${NODE_FLAGS.join(' ')} -e 0`, `${NODE_FLAGS.join(' ')} ${join(PROJECT_ROOT, 'dist/cli/main.js')} keygen --id 3`]);
+  it('the launcher runs the daemon with the V8 flags, checked at each start (one extra start of node), and other commands without them', async () => {
+    const daemon = await runLauncherWith(null, ['run', '--help']);
+    expect(daemon.result.status, describeRun('launcher', daemon.result)).toBe(0);
+    expect(daemon.result.stdout).toMatch(/^Usage: redis-ha run/);
+    expect(daemon.result.stderr).toBe('');
+    expect(daemon.starts).toEqual(['--version', `${NODE_FLAGS.join(' ')} -e 0`, `${NODE_FLAGS.join(' ')} ${join(PROJECT_ROOT, 'dist/cli/main.js')} run --help`]);
+    // check-config before a start and release-vip after a stop must not wait for a probe.
+    const other = await runLauncherWith(null, ['keygen', '--id', '3']);
+    expect(other.result.status, describeRun('launcher', other.result)).toBe(0);
+    expect(other.result.stdout).toMatch(/^3 [0-9a-f]{64}\n$/);
+    expect(other.starts).toEqual(['--version', `${join(PROJECT_ROOT, 'dist/cli/main.js')} keygen --id 3`]);
   });
 
-  it('the launcher leaves out a V8 flag node refuses (a later Node.js), says so once, and still runs the command', async () => {
-    const { result, starts, fakeNode } = await runLauncherWith('--lite-mode', ['keygen', '--id', '3']);
+  it('the launcher leaves out a V8 flag node refuses (a later Node.js), says so once, and still runs the daemon', async () => {
+    const { result, starts, fakeNode } = await runLauncherWith('--lite-mode', ['run', '--help']);
     expect(result.status, describeRun('launcher', result)).toBe(0);
-    expect(result.stdout).toMatch(/^3 [0-9a-f]{64}\n$/);
+    expect(result.stdout).toMatch(/^Usage: redis-ha run/);
     expect(result.stderr).toBe(
       `redis-ha: warning: Node.js ${process.version} (${fakeNode}) refuses the V8 flags --lite-mode: running without them, with more memory (README "Footprint")\n`,
     );
     const others = NODE_FLAGS.filter((flag) => flag !== '--lite-mode').join(' ');
-    expect(starts.at(-1)).toBe(`${others} ${join(PROJECT_ROOT, 'dist/cli/main.js')} keygen --id 3`);
+    expect(starts.at(-1)).toBe(`${others} ${join(PROJECT_ROOT, 'dist/cli/main.js')} run --help`);
+  });
+
+  it('the launcher keeps the flags when the probe fails otherwise than "bad option" (a timeout on a loaded host)', async () => {
+    const { result, starts } = await runLauncherWith(null, ['run', '--help'], 124);
+    expect(result.status, describeRun('launcher', result)).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(starts.at(-1)).toBe(`${NODE_FLAGS.join(' ')} ${join(PROJECT_ROOT, 'dist/cli/main.js')} run --help`);
   });
 
   it('installs no lab or benchmark code', () => {

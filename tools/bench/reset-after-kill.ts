@@ -52,10 +52,11 @@ function killAndReconnect(child: ChildProcess, port: number): Promise<string> {
     first.once('connect', () => {
       first.once('close', () => {
         const again = connect(port, HOST);
-        again.once('error', (err) => done(errorCode(err)));
+        const settle = (outcome: string): void => { again.destroy(); done(outcome); };
+        again.once('error', (err) => settle(errorCode(err)));
         again.once('connect', () => {
-          again.once('data', () => done('answered'));
-          again.once('close', () => done('accepted, then closed'));
+          again.once('data', () => settle('answered'));
+          again.once('close', () => settle('accepted, then closed'));
           again.write('PING\r\n');
         });
       });

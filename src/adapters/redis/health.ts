@@ -30,6 +30,11 @@ export interface RedisCheckResult {
   readonly timedOut?: boolean;
 }
 
+/** Whether a failure's detail is a refused connection (`describeError` words ECONNREFUSED so). */
+export function isRefusal(detail: string): boolean {
+  return /connection refused|ECONNREFUSED/i.test(detail);
+}
+
 /** run_id per client (one client per connection); `''` when the server reported none. */
 const runIds = new WeakMap<Redis, string>();
 
@@ -54,8 +59,7 @@ export async function checkHealth(connection: Connection, timeoutMs: number, log
   } catch (err) {
     const detail = describeError(err);
     log.debug({ detail }, 'health check failed');
-    // `describeError` words ECONNREFUSED as "connection refused".
-    if (/connection refused|ECONNREFUSED/i.test(detail)) return { ok: false, detail, redis: null, down: true };
+    if (isRefusal(detail)) return { ok: false, detail, redis: null, down: true };
     return err instanceof RedisControlError && err.code === REDIS_TIMEOUT ? { ok: false, detail, redis: null, timedOut: true } : { ok: false, detail, redis: null };
   }
 }

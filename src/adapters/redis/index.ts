@@ -40,10 +40,10 @@ import type { Logger } from '../../logger.js';
 import type { FenceSetting, HostPort } from '../../core/types.js';
 import type { Config, RedisEndpoint } from '../../config/types.js';
 import { bindWarning } from './bind-check.js';
-import { Connection } from './connection.js';
+import { Connection, probeServer } from './connection.js';
 import { demote, type RedisReplicateResult } from './demote.js';
 import { applyFence, type FenceResult } from './fence.js';
-import { checkHealth, type RedisCheckResult } from './health.js';
+import { checkHealth, isRefusal, type RedisCheckResult } from './health.js';
 import { LocalRedis } from './local.js';
 import { promote, type RedisPromoteResult } from './promote.js';
 import { switchOver } from './switchover/switchover.js';
@@ -134,6 +134,29 @@ export class RedisControl {
    */
   check(): Promise<RedisCheckResult> {
     return checkHealth(this.health, this.options.health.timeoutMs, this.log);
+  }
+
+  /**
+   * The backup's own look at its master's Redis (issue 12): asked when the local replica's
+   * link to it dropped. `down` when the connection is refused: the peer's host answered
+   * and nothing listens, so the process is gone (a silent host or a timeout proves
+   * nothing). One connection, bounded by `promotion.peer_timeout_ms`; never throws.
+   */
+  async probePeer(): Promise<{ down: boolean; detail: string }> {
+    const { peer, promotion } = this.options;
+    const connection = new Connection({
+      endpoint: peer,
+      target: { host: peer.host, port: peer.port },
+      name: `${this.clientName}-peer`,
+      timeoutMs: promotion.peerTimeoutMs,
+    });
+    try {
+      const probe = await probeServer(connection, promotion.peerTimeoutMs);
+      if (probe.ok) return { down: false, detail: `answered as ${probe.snapshot.role}` };
+      return { down: isRefusal(probe.detail), detail: probe.detail };
+    } finally {
+      await connection.close();
+    }
   }
 
   /**

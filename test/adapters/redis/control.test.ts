@@ -170,6 +170,17 @@ describe('RedisControl.check', () => {
     expect(lost).toBe(1);
   });
 
+  it("probes the peer's Redis: an answer is not down, a refusal is (its process gone), and it leaves no connection behind", async () => {
+    const a = await startRedisServer();
+    const b = await startRedisServer();
+    const control = makeControl({ local: endpoint(a), peer: endpoint(b) });
+    expect(await control.probePeer()).toEqual({ down: false, detail: 'answered as master' });
+    expect(await b.client().client('LIST')).not.toMatch(/name=redis-ha-peer/);
+    b.signal('SIGKILL');
+    await eventually(async () => (await control.probePeer()).down, 5_000, 'a refused probe');
+    expect((await control.probePeer()).detail).toMatch(/connection refused/);
+  });
+
   it('says NOAUTH without a password and WRONGPASS with a wrong one', async () => {
     const a = await startRedisServer({ password: 'right' });
     const none = await makeControl({ local: endpoint(a) }).check();
