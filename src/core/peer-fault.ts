@@ -1,16 +1,19 @@
 /**
- * A backup takes over from a master whose Redis is gone: on the master's own FAULT report
- * (its advert), or on its own look at that Redis (issue 12): its replica's link to the
- * master dropped, and the master's Redis refused a connection from here. A refusal comes
- * from the master's host, so the host is up and nothing listens there: the process is
- * gone, as surely as when the master's daemon says so. It matters when that report is lost
- * or the master's daemon died with its Redis; otherwise the report comes first. A silent
- * host or a timeout proves nothing and leaves the master-down timer to decide.
+ * A backup takes over from a master whose Redis is gone on the master's own FAULT report
+ * (its advert), and looks at that Redis itself when its replica's link drops (issue 12):
+ * the master's Redis refused a connection from here. A refusal usually means the process
+ * is gone, but not always (a firewall's REJECT on the path answers the same, and the
+ * master's own loopback check would not see it), so it is not taken as the master's
+ * report: it brings the master-down timer forward to one advert interval (+ skew). A live
+ * master's daemon reports FAULT, or advertises MASTER again (which restores the timer),
+ * before that; a master whose daemon died with its Redis is then taken over through the
+ * silence path, with its catch-up from (and fencing of) a Redis that may have restarted
+ * meanwhile, and every gate of that path (`prefer: safety`, the quorum's failsafe grace).
  */
-import { done, livePeer, withTimers, type StepResult } from './common.js';
+import { audit, done, livePeer, withTimers, type StepResult } from './common.js';
 import { freeze } from './maintenance.js';
 import type { CoreConfig, CoreState, PeerView } from './state.js';
-import { ARP_LOCKTIME_MARGIN_MS } from './timing.js';
+import { ARP_LOCKTIME_MARGIN_MS, skewMs } from './timing.js';
 import { takeOver } from './transitions.js';
 
 /** The next announcement no later than Linux's ARP locktime from now (the periodic refresh otherwise). */
@@ -20,14 +23,10 @@ export function announceAfterLocktime(s: CoreState, now: number): CoreState {
   return withTimers(s, { 'garp-refresh': current === undefined ? at : Math.min(current, at) });
 }
 
-/**
- * The automatic takeover from a master whose Redis is gone (`why` says how we know). A
- * master that reported FAULT is not asked for a catch-up (`catchUpSource`); after our own
- * refused probe its advert still says MASTER, so `noCatchUp` says it.
- */
-export function takeOverFromFault(s: CoreState, now: number, config: CoreConfig, why: string, noCatchUp = false): StepResult {
+/** The automatic takeover from a master that reported its Redis FAULT (`why` says so). */
+export function takeOverFromFault(s: CoreState, now: number, config: CoreConfig, why: string): StepResult {
   if (s.maintenance.on) return freeze(s, now, `${why}; not taking over`);
-  const r = takeOver(s, now, config, why, { afterFault: true, ...(noCatchUp ? { catchUpFrom: null } : {}) });
+  const r = takeOver(s, now, config, why, { afterFault: true });
   // The FAULT advert may come before the peer lets the VIP go (it keeps it refusing for
   // a moment, `toFault`): a client that learnt its MAC meanwhile is moved by one more
   // announcement once Linux's locktime is past.
@@ -56,5 +55,10 @@ export function onPeerRedisProbed(s: CoreState, down: boolean, detail: string, n
   if (peer === null || !followsPeer(s, config) || s.health.healthy !== true) {
     return done(s, [], `peer's Redis refused a connection (${detail}); not a healthy replica of a live master: nothing to do`);
   }
-  return takeOverFromFault(s, now, config, `peer ${peer.nodeName}'s Redis refused a connection from here (${detail}): its process is gone`, true);
+  const at = now + peer.advertIntervalMs + skewMs(config.priority, peer.advertIntervalMs);
+  const current = s.timers['master-down'];
+  const what = `peer ${peer.nodeName}'s Redis refused a connection from here (${detail})`;
+  if (current !== undefined && current <= at) return done(s, [], `${what}; the master-down timer fires sooner anyway`);
+  return done(withTimers(s, { 'master-down': at }), [audit('peer-redis-refused', { detail, masterDownInMs: Math.round(at - now) })],
+    `${what}: master-down in ${Math.round(at - now)} ms unless ${peer.nodeName} reports FAULT or advertises MASTER again`);
 }

@@ -1,13 +1,14 @@
 /**
  * The backup's own look at its master's Redis (`src/core/peer-fault.ts`, issue 12): a
- * refused connection, asked for because the replica's link dropped, is taken as the
- * master's FAULT report; anything less leaves the master-down timer to decide.
+ * refused connection, asked for because the replica's link dropped, brings the
+ * master-down timer forward to one advert interval; a live master's advert puts it back.
  */
 import { describe, expect, it } from 'vitest';
 import { step } from '../../src/core/step.js';
 import type { CoreState } from '../../src/core/state.js';
+import { masterDownMs, skewMs } from '../../src/core/timing.js';
 import type { Event } from '../../src/core/types.js';
-import { advert, coreConfig, heard, last, ok, replicaSnap, run, types } from './fixtures.js';
+import { advert, coreConfig, fired, heard, last, ok, replicaSnap, run, types } from './fixtures.js';
 
 const cfg = coreConfig();
 const refused: Event = { type: 'peer-redis-probed', down: true, detail: 'connection refused' };
@@ -20,34 +21,44 @@ function backup(over: Parameters<typeof replicaSnap>[0] = {}): CoreState {
 }
 
 describe('peer-redis-probed', () => {
-  it('a refusal takes over at once, as after a FAULT report: no catch-up from the dead Redis', () => {
-    const r = step(backup({ linkUp: false }), refused, 600, cfg);
-    expect(r.state.role).toBe('MASTER');
-    expect(types(r.actions)).toContain('promote-redis');
-    const promote = r.actions.find((a) => a.type === 'promote-redis');
-    expect(promote?.type === 'promote-redis' ? promote.catchUpFrom : 'none').toBeNull();
-    expect(r.reason).toMatch(/peer a's Redis refused a connection from here \(connection refused\): its process is gone/);
-    expect(r.state.timers['garp-refresh']).toBeDefined();
+  it('a refusal brings the master-down timer forward to one advert interval + skew, audited; no takeover yet', () => {
+    const s = backup({ linkUp: false });
+    const r = step(s, refused, 600, cfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(types(r.actions)).toEqual([]); // `types` leaves audits out: one, below
+    expect(r.actions[0]).toMatchObject({ event: 'peer-redis-refused' });
+    expect(r.state.timers['master-down']).toBeCloseTo(600 + 1000 + skewMs(cfg.priority, 1000), 6);
+    expect(r.reason).toMatch(/peer a's Redis refused a connection from here \(connection refused\): master-down in \d+ ms unless a reports FAULT or advertises MASTER again/);
   });
 
-  it('an answer, or a timeout, leaves the master-down timer to decide', () => {
+  it('a master whose daemon died with its Redis is then taken over through the silence path (catching up from, and fencing, its Redis)', () => {
+    const s = step(backup({ linkUp: false }), refused, 600, cfg).state;
+    const r = step(s, fired('master-down'), s.timers['master-down'] ?? 0, cfg);
+    expect(r.state.role).toBe('MASTER');
+    const promote = r.actions.find((a) => a.type === 'promote-redis');
+    expect(promote?.type === 'promote-redis' ? promote.catchUpFrom : null).toEqual(cfg.peerRedis);
+  });
+
+  it('a master that advertises again (a firewall refused us, not a dead Redis) puts the timer back', () => {
+    const s = step(backup({ linkUp: false }), refused, 600, cfg).state;
+    const r = step(s, heard(advert({ state: 'MASTER', epoch: 1, seq: 2 })), 1100, cfg);
+    expect(r.state.timers['master-down']).toBeCloseTo(1100 + masterDownMs(cfg.priority, 1000), 6);
+    expect(r.state.role).toBe('BACKUP');
+  });
+
+  it('an answer, or a timeout, leaves the master-down timer as it was', () => {
     const s = backup({ linkUp: false });
     for (const detail of ['answered as master', 'timeout after 100 ms (connecting)']) {
       const r = step(s, { type: 'peer-redis-probed', down: false, detail }, 600, cfg);
-      expect(r.state.role).toBe('BACKUP');
+      expect(r.state.timers['master-down']).toBe(s.timers['master-down']);
       expect(r.actions).toEqual([]);
     }
   });
 
-  it('does nothing in maintenance but freeze, nor for a master it does not follow, nor once the master is silent', () => {
+  it('does nothing for a master it does not follow, once the master is silent, or as MASTER or FAULT', () => {
     const s = backup({ linkUp: false });
-    expect(step({ ...s, maintenance: { ...s.maintenance, on: true } }, refused, 600, cfg).state.role).toBe('BACKUP');
-    expect(step(backup({ linkUp: false, masterHost: '10.77.0.99' }), refused, 600, cfg).state.role).toBe('BACKUP');
+    expect(step(backup({ linkUp: false, masterHost: '10.77.0.99' }), refused, 600, cfg).actions).toEqual([]);
     expect(step(s, refused, 100 + 4000, cfg).reason).toMatch(/not a healthy replica of a live master/);
-  });
-
-  it('a master or a node in FAULT ignores it', () => {
-    const s = backup({ linkUp: false });
     for (const role of ['MASTER', 'FAULT'] as const) {
       const r = step({ ...s, role }, refused, 600, cfg);
       expect(r.state.role).toBe(role);

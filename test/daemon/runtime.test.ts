@@ -422,15 +422,18 @@ describe('issue 10: the state file and the advert encoder cannot fail silently',
 });
 
 describe("the backup's own look at its master's Redis (its replica's link dropped)", () => {
-  it('probes the master once when the link goes down, and takes over when the connection is refused', async () => {
+  it('probes the master once when the link goes down; a refusal, and no advert after it, is taken over within one advert interval', async () => {
     const w = new World(replicaSnap());
-    const rt = await backupB(w);
+    const rt = await backupB(w); // a's advert heard at ~10 ms: master-down at ~3.76 s
     await w.time.advance(600);
     expect(w.peerProbes).toBe(0); // the link is up: nothing to look at
     w.peerProbe = { down: true, detail: 'connection refused' };
     w.snapshot = replicaSnap({ linkUp: false });
     await w.time.advance(500); // the next health check sees the link down
     expect(w.peerProbes).toBe(1);
+    expect(w.audited('peer-redis-refused')).toBe(true);
+    expect(rt.current.role).toBe('BACKUP');
+    await w.time.advance(2000); // one advert interval + skew after the refusal (at ~1.3 s), before 3.76 s
     expect(rt.current.role).toBe('MASTER');
     expect(w.log).toContain('promote:start');
   });
