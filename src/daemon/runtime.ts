@@ -497,7 +497,9 @@ export class Runtime {
    * The local replica's link to the master dropped: look at the master's Redis from here
    * at once (issue 12). A refusal is proof its process is gone (`peer-fault.ts`); the
    * master's own FAULT report usually comes first, this covers a lost report or a daemon
-   * that died with its Redis.
+   * that died with its Redis. A probe still running at stop is not awaited: its result is
+   * dropped with every other late event, and its socket closes within
+   * `promotion.peer_timeout_ms`.
    */
   private probePeer(): void {
     const probe = this.deps.redis.probePeer;
@@ -532,7 +534,8 @@ export class Runtime {
         // Within the window after a lost connection a reset or a closed connection is no
         // proof either way: repeated every DOWN_RECHECK_MS until refused or answered, and
         // counted once toward `fall`, so that a server resetting every connection does not
-        // turn `fall` into milliseconds.
+        // turn `fall` into milliseconds. The repeats not passed on are not seen by metrics
+        // or `status` either (for at most LOST_RECHECK_FOR_MS).
         const window = this.lostWindow !== null && startedAtMs - this.lostWindow.fromMs < LOST_RECHECK_FOR_MS ? this.lostWindow : null;
         const unproven = window !== null && link.up && !r.ok && r.down !== true && r.timedOut !== true;
         const quiet = unproven && window.failureCounted;
