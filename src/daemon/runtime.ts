@@ -495,9 +495,9 @@ export class Runtime {
 
   /**
    * The local replica's link to the master dropped: look at the master's Redis from here
-   * at once (issue 12). A refusal is proof its process is gone (`peer-fault.ts`); the
-   * master's own FAULT report usually comes first, this covers a lost report or a daemon
-   * that died with its Redis. A probe still running at stop is not awaited: its result is
+   * at once (issue 12). A refusal brings the master-down timer forward (`peer-fault.ts`);
+   * the master's own FAULT report usually comes first, this covers a lost report or a
+   * daemon that died with its Redis. A probe still running at stop is not awaited: its result is
    * dropped with every other late event, and its socket closes within
    * `promotion.peer_timeout_ms`.
    */
@@ -512,6 +512,38 @@ export class Runtime {
     ).finally(() => {
       this.peerProbeInFlight = false;
     });
+  }
+
+  /**
+   * Hands one health check's outcome to the core (all but the quiet repeats below) and
+   * says when the next check is due: one interval after this one started (fixed rate);
+   * every DOWN_RECHECK_MS for a while after Redis was found down or the connection was
+   * lost; at once after a timeout.
+   */
+  private takeHealthResult(link: LinkState, r: RedisProbe, startedAtMs: number): number {
+    if (link.up && r.ok) this.okSinceLostWindow = true;
+    // Within the window after a lost connection a reset or a closed connection is no
+    // proof either way: repeated every DOWN_RECHECK_MS until refused or answered, and
+    // counted once toward `fall`, so that a server resetting every connection does not
+    // turn `fall` into milliseconds. The repeats not passed on are not seen by metrics
+    // or `status` either (for at most LOST_RECHECK_FOR_MS).
+    const window = this.lostWindow !== null && startedAtMs - this.lostWindow.fromMs < LOST_RECHECK_FOR_MS ? this.lostWindow : null;
+    const unproven = window !== null && link.up && !r.ok && r.down !== true && r.timedOut !== true;
+    const quiet = unproven && window.failureCounted;
+    if (unproven) window.failureCounted = true;
+    if (!quiet) {
+      this.dispatch(link.up
+        ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAtMs, ...(r.down === true ? { down: true } : {}) }
+        : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs });
+    }
+    this.downSinceMs = r.down === true && link.up ? this.downSinceMs ?? startedAtMs : null;
+    // A timed-out check already waited its timeout: the next of the `fall` runs at once,
+    // so a hang is seen within one interval + fall × timeout (`faultDetectMs`); once the
+    // verdict is "unhealthy", the fixed rate again.
+    if (!r.ok && r.timedOut === true && link.up && this.state.health.healthy !== false) return 0;
+    const interval = Math.max(0, this.deps.healthIntervalMs - (this.deps.clock.now() - startedAtMs));
+    const recheck = this.downSinceMs !== null && startedAtMs - this.downSinceMs < DOWN_RECHECK_FOR_MS;
+    return recheck || unproven ? Math.min(interval, DOWN_RECHECK_MS) : interval;
   }
 
   private scheduleHealth(delayMs: number): void {
@@ -530,33 +562,7 @@ export class Runtime {
       void Promise.all([this.deps.link(), this.deps.redis.check()]).then(([link, r]) => {
         this.lastHealthDoneAtMs = this.deps.clock.now();
         const linkDropped = this.noteReplicaLink(link.up && r.ok ? r.redis : null);
-        if (link.up && r.ok) this.okSinceLostWindow = true;
-        // Within the window after a lost connection a reset or a closed connection is no
-        // proof either way: repeated every DOWN_RECHECK_MS until refused or answered, and
-        // counted once toward `fall`, so that a server resetting every connection does not
-        // turn `fall` into milliseconds. The repeats not passed on are not seen by metrics
-        // or `status` either (for at most LOST_RECHECK_FOR_MS).
-        const window = this.lostWindow !== null && startedAtMs - this.lostWindow.fromMs < LOST_RECHECK_FOR_MS ? this.lostWindow : null;
-        const unproven = window !== null && link.up && !r.ok && r.down !== true && r.timedOut !== true;
-        const quiet = unproven && window.failureCounted;
-        if (unproven) window.failureCounted = true;
-        if (!quiet) {
-          this.dispatch(link.up
-            ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAtMs, ...(r.down === true ? { down: true } : {}) }
-            : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs });
-        }
-        // Fixed rate: the next check is due one interval after this one started; sooner
-        // for a while after Redis was found down (see DOWN_RECHECK_MS) or the connection
-        // was lost, and at once after a timeout.
-        const elapsed = this.deps.clock.now() - startedAtMs;
-        const interval = Math.max(0, this.deps.healthIntervalMs - elapsed);
-        this.downSinceMs = r.down === true && link.up ? this.downSinceMs ?? startedAtMs : null;
-        const recheck = this.downSinceMs !== null && startedAtMs - this.downSinceMs < DOWN_RECHECK_FOR_MS;
-        // A timed-out check already waited its timeout: the next of the `fall` runs at once,
-        // so a hang is seen within one interval + fall × timeout (`faultDetectMs`); once the
-        // verdict is "unhealthy", the fixed rate again.
-        if (!r.ok && r.timedOut === true && link.up && this.state.health.healthy !== false) next(0);
-        else next(recheck || unproven ? Math.min(interval, DOWN_RECHECK_MS) : interval);
+        next(this.takeHealthResult(link, r, startedAtMs));
         if (linkDropped) this.probePeer();
       }, (error: unknown) => {
         // The adapters report failures as results; a rejection is a bug, but must not stop the loop.

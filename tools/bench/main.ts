@@ -9,6 +9,7 @@ import { release } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { installSignalCleanup, isRoot, registerCleanup } from '../lab/netns.js';
+import { MIN_COMMAND_TIMEOUT_MS } from '../lab/redis-client.js';
 import { loadSetups, SETUP_NAMES } from './registry.js';
 import { resultsTable, writeResults } from './report.js';
 import { runBench, type BenchResults, type WriterPool } from './run.js';
@@ -26,8 +27,7 @@ const DEFAULT_OUT = 'bench/results';
 const MAX_CONNECTIONS = 64;
 const MAX_PIPELINE = 32;
 const DEFAULT_PIPELINE = 4;
-/** Bounds of `--client-timeout-ms` (the writer refuses less than 20 ms). */
-const MIN_CLIENT_TIMEOUT_MS = 20;
+/** Longest `--client-timeout-ms` (the shortest is the writer's own floor). */
 const MAX_CLIENT_TIMEOUT_MS = 5_000;
 
 const USAGE = `usage: node dist-tools/tools/bench/main.js [options]   (root only)
@@ -130,8 +130,8 @@ export function parseCli(argv: readonly string[]): CliArgs {
   if (!Number.isInteger(pipeline) || pipeline < 1 || pipeline > MAX_PIPELINE) usage(`--pipeline must be an integer 1..${MAX_PIPELINE}, got ${values.pipeline}`);
   const timeoutText = values['client-timeout-ms'];
   const timeoutMs = timeoutText === undefined ? undefined : Number(timeoutText);
-  if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs < MIN_CLIENT_TIMEOUT_MS || timeoutMs > MAX_CLIENT_TIMEOUT_MS)) {
-    usage(`--client-timeout-ms must be an integer ${MIN_CLIENT_TIMEOUT_MS}..${MAX_CLIENT_TIMEOUT_MS}, got ${timeoutText}`);
+  if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs < MIN_COMMAND_TIMEOUT_MS || timeoutMs > MAX_CLIENT_TIMEOUT_MS)) {
+    usage(`--client-timeout-ms must be an integer ${MIN_COMMAND_TIMEOUT_MS}..${MAX_CLIENT_TIMEOUT_MS}, got ${timeoutText}`);
   }
   if (values.footprint && values['no-footprint']) usage('--footprint and --no-footprint are exclusive');
   if ((setups && setups.length === 0) || (faults && faults.length === 0)) usage('empty --setup or --fault list');

@@ -18,6 +18,8 @@ import type { Redis, RedisOptions } from 'ioredis';
 
 /** Command timeout: an op still unanswered after this is `unknown`. */
 export const COMMAND_TIMEOUT_MS = 250;
+/** Shortest command/connect timeout a run may ask for: below this a loaded lab host times out healthy commands. */
+export const MIN_COMMAND_TIMEOUT_MS = 20;
 /** Delay before each reconnect attempt. */
 export const RECONNECT_DELAY_MS = 20;
 /** ioredis waits this long for a polite close before destroying the socket. */

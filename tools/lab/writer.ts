@@ -32,7 +32,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis, ReplyError } from 'ioredis';
 import type { OpOutcome, OpRecord, WriterCounts, WriterMeta, WriterProgress, WriterSummary } from './analysis.js';
-import { COMMAND_TIMEOUT_MS, isStuckReady, writerClientOptions } from './redis-client.js';
+import { COMMAND_TIMEOUT_MS, isStuckReady, MIN_COMMAND_TIMEOUT_MS, writerClientOptions } from './redis-client.js';
 import { errorMessage } from '../../src/errors.js';
 
 /** Default target rate, ops per second. */
@@ -54,8 +54,6 @@ const MAX_CONCURRENCY = 16;
 /** Most connections (`--connections`) and commands per pipeline (`--pipeline`). */
 const MAX_CONNECTIONS = 64;
 const MAX_PIPELINE = 32;
-/** Shortest `--timeout-ms`: below this a loaded lab host times out healthy commands. */
-const MIN_TIMEOUT_MS = 20;
 /** Bound on waiting for the first connection before the clock starts. */
 const INITIAL_CONNECT_BOUND_MS = 5_000;
 
@@ -124,7 +122,7 @@ function parseWriterArgs(argv: readonly string[]): WriterArgs {
     key: values.key ?? DEFAULT_SET_KEY,
     durationMs: Math.min(MAX_RUN_MS, positiveNumber(values['duration-ms'], 'duration-ms', MAX_RUN_MS)),
     out: values.out,
-    timeoutMs: Math.max(MIN_TIMEOUT_MS, Math.floor(positiveNumber(values['timeout-ms'], 'timeout-ms', COMMAND_TIMEOUT_MS))),
+    timeoutMs: Math.max(MIN_COMMAND_TIMEOUT_MS, Math.floor(positiveNumber(values['timeout-ms'], 'timeout-ms', COMMAND_TIMEOUT_MS))),
   };
 }
 

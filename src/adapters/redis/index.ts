@@ -138,9 +138,11 @@ export class RedisControl {
 
   /**
    * The backup's own look at its master's Redis (issue 12): asked when the local replica's
-   * link to it dropped. `down` when the connection is refused: the peer's host answered
-   * and nothing listens, so the process is gone (a silent host or a timeout proves
-   * nothing). One connection, bounded by `promotion.peer_timeout_ms`; never throws.
+   * link to it dropped. `down` when the connection is refused: usually the peer's host
+   * answering that nothing listens, though a firewall's REJECT looks the same (the core
+   * only brings its master-down timer forward on it, `peer-fault.ts`); a silent host or a
+   * timeout is not `down`. One connection, bounded by `promotion.peer_timeout_ms`; never
+   * throws.
    */
   async probePeer(): Promise<{ down: boolean; detail: string }> {
     const { peer, promotion } = this.options;
