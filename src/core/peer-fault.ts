@@ -9,11 +9,18 @@
  * before that; a master whose daemon died with its Redis is then taken over through the
  * silence path, with its catch-up from (and fencing of) a Redis that may have restarted
  * meanwhile, and every gate of that path (`prefer: safety`, the quorum's failsafe grace).
+ *
+ * With the probe, the backup asks the master's daemon for an advert now (an
+ * `advert-request` message): a master that is alive and serving answers within a round
+ * trip, so a refusal the master's daemon does not share (the firewall case) has its
+ * shortened timer put back at once rather than at the next regular advert; a master whose
+ * Redis is gone answers with its FAULT advert if it has not sent it already. A node that
+ * advertises answers every such request, at most one per `SOLICITED_ADVERT_GAP_MS`.
  */
-import { audit, done, livePeer, withTimers, type StepResult } from './common.js';
+import { audit, done, livePeer, message, sendAdvert, withTimers, type StepResult } from './common.js';
 import { freeze } from './maintenance.js';
 import type { CoreConfig, CoreState, PeerView } from './state.js';
-import { ARP_LOCKTIME_MARGIN_MS, skewMs } from './timing.js';
+import { ARP_LOCKTIME_MARGIN_MS, SOLICITED_ADVERT_GAP_MS, skewMs } from './timing.js';
 import { takeOver } from './transitions.js';
 
 /** The next announcement no later than Linux's ARP locktime from now (the periodic refresh otherwise). */
@@ -61,4 +68,23 @@ export function onPeerRedisProbed(s: CoreState, down: boolean, detail: string, n
   if (current !== undefined && current <= at) return done(s, [], `${what}; the master-down timer fires sooner anyway`);
   return done(withTimers(s, { 'master-down': at }), [audit('peer-redis-refused', { detail, masterDownInMs: Math.round(at - now) })],
     `${what}: master-down in ${Math.round(at - now)} ms unless ${peer.nodeName} reports FAULT or advertises MASTER again`);
+}
+
+/** The replica's link to the master dropped (the runtime probes that Redis too): ask the master's daemon for an advert now. */
+export function onReplicaLinkDropped(s: CoreState, now: number, config: CoreConfig): StepResult {
+  const peer = servingMaster(s, now, config);
+  if (s.role !== 'BACKUP' || s.switchover !== null || peer === null || !followsPeer(s, config)) {
+    return done(s, [], `replica link dropped; not a replica of a live master here (${s.role}${s.switchover ? ', switchover' : ''}): no advert asked for`);
+  }
+  return done(s, [message({ kind: 'advert-request', requestId: `link-${Math.max(0, Math.round(now))}` })],
+    `replica link to ${peer.nodeName} dropped: asking it for an advert now, probing its Redis`);
+}
+
+/** The peer asked for an advert now: sent if this node advertises, at most one per `SOLICITED_ADVERT_GAP_MS`. */
+export function onAdvertRequested(s: CoreState, from: string, now: number, config: CoreConfig): StepResult {
+  if (s.timers.advert === undefined) return done(s, [], `${from} asked for an advert; not advertising (${s.role})`);
+  if (s.solicitedAdvertAtMs !== null && now - s.solicitedAdvertAtMs < SOLICITED_ADVERT_GAP_MS) {
+    return done(s, [], `${from} asked for an advert; one was sent ${Math.round(now - s.solicitedAdvertAtMs)} ms ago`);
+  }
+  return done({ ...s, solicitedAdvertAtMs: now }, [sendAdvert(s, config)], `${from} asked for an advert: sent (${s.role})`);
 }

@@ -207,6 +207,8 @@ export interface CoreState {
   readonly timers: Readonly<Partial<Record<TimerName, number>>>;
   /** When this node last answered a rival master's advert by re-announcing (rate limit). */
   readonly lastReannounceAtMs: number | null;
+  /** When this node last answered the peer's `advert-request` with an advert (`peer-fault.ts`), or null. */
+  readonly solicitedAdvertAtMs: number | null;
   /** Set on shutdown: adverts carry priority 0 and nothing else is started. */
   readonly resigning: boolean;
   /** Pair-wide maintenance flag (persisted): no automatic role change while on. */
@@ -301,6 +303,7 @@ export function initialState(now: number, persisted: PersistedCoreState): CoreSt
     peer: null,
     timers: {},
     lastReannounceAtMs: null,
+    solicitedAdvertAtMs: null,
     resigning: false,
     maintenance: persisted.maintenance ?? { on: false, gen: 0 },
     frozen: null,

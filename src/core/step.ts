@@ -72,7 +72,7 @@ import { ARP_LOCKTIME_MARGIN_MS, masterDownMs, skewMs } from './timing.js';
 import { guardAtStart, guardHistory, keepRunId } from './data-guard.js';
 import { adoptMaster, endVipHold, reconcileReplica, takeOver, takeOverAsIs, toBackup, toFault } from './transitions.js';
 import { compareHistories, historyContains, historyText } from './history.js';
-import { announceAfterLocktime, onPeerRedisProbed, takeOverFromFault } from './peer-fault.js';
+import { announceAfterLocktime, onAdvertRequested, onPeerRedisProbed, onReplicaLinkDropped, takeOverFromFault } from './peer-fault.js';
 import type { Action, Advert, Event, RedisSnapshot, TimerName } from './types.js';
 
 export { initialState, outranks, divergenceReport };
@@ -155,6 +155,10 @@ function stepEvent(state: CoreState, event: Event, now: number, config: CoreConf
       return onStalled(state, event.stalledMs, now, config);
     case 'peer-redis-probed':
       return onPeerRedisProbed(state, event.down, event.detail, now, config);
+    case 'replica-link-dropped':
+      return onReplicaLinkDropped(state, now, config);
+    case 'advert-requested':
+      return onAdvertRequested(state, event.from, now, config);
     case 'quorum-answered':
     case 'quorum-renewed':
     case 'quorum-lost':

@@ -293,6 +293,13 @@ export const CONTROL_MIN_TIMEOUT_MS = 2_000;
  * connection on the local host costs microseconds.
  */
 export const DOWN_RECHECK_MS = 20;
+
+/**
+ * At most one advert answers the peer's `advert-request`s in this long: the smallest
+ * advert interval the schema allows (`ADVERT_MIN_INTERVAL_MS`), so requests, even from a
+ * peer with a bug, never make this node advertise faster than a `lan-fast` pair does.
+ */
+export const SOLICITED_ADVERT_GAP_MS = 20;
 export const DOWN_RECHECK_FOR_MS = 5_000;
 
 /**

@@ -209,7 +209,9 @@ export type PeerRequest =
       readonly user: string;
     }
   | { readonly kind: 'switchover-result'; readonly requestId: string; readonly ok: boolean; readonly detail: string }
-  | { readonly kind: 'handover'; readonly requestId: string; readonly epoch: number; readonly force: boolean };
+  | { readonly kind: 'handover'; readonly requestId: string; readonly epoch: number; readonly force: boolean }
+  /** A backup whose replica's link to the master dropped asks the master's daemon for an advert now (`peer-fault.ts`). */
+  | { readonly kind: 'advert-request'; readonly requestId: string };
 
 /** How the Redis part of a planned switchover ended (`RedisControl.switchOver`). */
 export type SwitchoverOutcome = 'done' | 'refused' | 'rolled-back' | 'failed';
@@ -280,6 +282,10 @@ export type Event =
    * `down` when the connection was refused (`peer-fault.ts`).
    */
   | { readonly type: 'peer-redis-probed'; readonly down: boolean; readonly detail: string }
+  /** The local replica's link to its master went from up to down (the runtime probes the master's Redis too). */
+  | { readonly type: 'replica-link-dropped' }
+  /** The peer's daemon asked for an advert now (an `advert-request` message). */
+  | { readonly type: 'advert-requested'; readonly from: string }
   | {
       /** An operator asked for a planned switchover, here (`local`) or on the peer, which forwarded it. */
       readonly type: 'switchover-requested';

@@ -18,5 +18,7 @@ export function peerEvent(received: ReceivedMessage): Event {
       return { type: 'switchover-result-received', requestId: m.requestId, ok: m.ok, detail: m.detail };
     case 'handover':
       return { type: 'handover-received', requestId: m.requestId, epoch: m.epoch, force: m.force, from: received.nodeName };
+    case 'advert-request':
+      return { type: 'advert-requested', from: received.nodeName };
   }
 }

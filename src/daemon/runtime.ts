@@ -295,6 +295,9 @@ export class Runtime {
       log.info({ from: before.role, to: r.state.role, reason: r.reason, epoch: r.state.epoch, event: event.type }, 'transition');
     } else if (r.actions.some((a) => a.type !== 'send-advert' && a.type !== 'audit')) {
       log.info({ role: r.state.role, reason: r.reason, event: event.type }, 'decision');
+    } else if (event.type === 'advert-requested') {
+      // Rare (the peer's replica link dropped), and the answer is only an advert: seen at debug.
+      log.debug({ role: r.state.role, reason: r.reason, event: event.type }, 'decision');
     } else {
       log.trace({ role: r.state.role, reason: r.reason, event: event.type }, 'step');
     }
@@ -495,7 +498,7 @@ export class Runtime {
 
   /**
    * The local replica's link to the master dropped: look at the master's Redis from here
-   * at once (issue 12). A refusal brings the master-down timer forward (`peer-fault.ts`);
+   * at once (issue 12), beside the core's request for a fresh advert (`replica-link-dropped`). A refusal brings the master-down timer forward (`peer-fault.ts`);
    * the master's own FAULT report usually comes first, this covers a lost report or a
    * daemon that died with its Redis. A probe still running at stop is not awaited: its result is
    * dropped with every other late event, and its socket closes within
@@ -563,7 +566,11 @@ export class Runtime {
         this.lastHealthDoneAtMs = this.deps.clock.now();
         const linkDropped = this.noteReplicaLink(link.up && r.ok ? r.redis : null);
         next(this.takeHealthResult(link, r, startedAtMs));
-        if (linkDropped) this.probePeer();
+        if (linkDropped) {
+          // The core asks the master's daemon for an advert now; the probe is the runtime's own.
+          this.dispatch({ type: 'replica-link-dropped' });
+          this.probePeer();
+        }
       }, (error: unknown) => {
         // The adapters report failures as results; a rejection is a bug, but must not stop the loop.
         this.deps.logger.error({ err: error }, 'health check threw');

@@ -294,6 +294,7 @@ const KEYS_BY_KIND: { readonly [K in PeerMessageKind]: readonly string[] } = {
   'switchover-request': ['kind', 'requestId', 'timeoutMs', 'force', 'user'],
   'switchover-result': ['kind', 'requestId', 'ok', 'detail'],
   handover: ['kind', 'requestId', 'epoch', 'force'],
+  'advert-request': ['kind', 'requestId'],
 };
 
 type Parsed = { readonly ok: true; readonly message: PeerMessage } | { readonly ok: false; readonly problem: string };
@@ -350,6 +351,8 @@ function toPeerMessage(value: unknown): Parsed {
       if (typeof force !== 'boolean') return problem(`${kind}: force ${show(force)} is not a boolean`);
       return { ok: true, message: { kind: 'handover', requestId, epoch, force } };
     }
+    case 'advert-request':
+      return { ok: true, message: { kind: 'advert-request', requestId } };
   }
 }
 

@@ -8,7 +8,7 @@ import { step } from '../../src/core/step.js';
 import type { CoreState } from '../../src/core/state.js';
 import { masterDownMs, skewMs } from '../../src/core/timing.js';
 import type { Event } from '../../src/core/types.js';
-import { advert, coreConfig, fired, heard, last, ok, replicaSnap, run, types } from './fixtures.js';
+import { aCfg, advert, coreConfig, fired, heard, last, masterWithBackup, ok, replicaSnap, run, types } from './fixtures.js';
 
 const cfg = coreConfig();
 const refused: Event = { type: 'peer-redis-probed', down: true, detail: 'connection refused' };
@@ -64,5 +64,55 @@ describe('peer-redis-probed', () => {
       expect(r.state.role).toBe(role);
       expect(r.actions).toEqual([]);
     }
+  });
+});
+
+describe('replica-link-dropped: a fresh advert asked of the master', () => {
+  const dropped: Event = { type: 'replica-link-dropped' };
+
+  it("a backup following a live master asks that master's daemon for an advert now", () => {
+    const r = step(backup({ linkUp: false }), dropped, 600, cfg);
+    expect(r.state.role).toBe('BACKUP');
+    expect(r.actions).toEqual([{ type: 'send-message', message: { kind: 'advert-request', requestId: 'link-600' } }]);
+    expect(r.reason).toMatch(/replica link to a dropped: asking it for an advert now/);
+  });
+
+  it('asks nothing of a master it does not follow, a silent one, or as MASTER or FAULT', () => {
+    const s = backup({ linkUp: false });
+    expect(step(backup({ linkUp: false, masterHost: '10.77.0.99' }), dropped, 600, cfg).actions).toEqual([]);
+    expect(step(s, dropped, 100 + 4000, cfg).actions).toEqual([]);
+    for (const role of ['MASTER', 'FAULT'] as const) expect(step({ ...s, role }, dropped, 600, cfg).actions).toEqual([]);
+  });
+});
+
+describe('advert-requested: the master answers with an advert at once', () => {
+  const asked: Event = { type: 'advert-requested', from: 'b' };
+  it('a node that advertises sends one now, whatever its role; the regular advert timer is left as it was', () => {
+    const s = backup();
+    expect(s.timers.advert).toBeDefined();
+    const r = step(s, asked, 600, cfg);
+    expect(types(r.actions)).toEqual(['send-advert']);
+    expect(r.state.timers.advert).toBe(s.timers.advert);
+    expect(r.reason).toBe('b asked for an advert: sent (BACKUP)');
+    const m = masterWithBackup();
+    expect(m.role).toBe('MASTER');
+    const a = step(m, asked, 6000, aCfg).actions;
+    expect(a.map((x) => (x.type === 'send-advert' ? x.advert.state : x.type))).toEqual(['MASTER']);
+  });
+
+  it('answers at most one request per 20 ms (a flood does not make it advertise faster)', () => {
+    let s = step(backup(), asked, 600, cfg).state;
+    const again = step(s, asked, 619, cfg);
+    expect(again.actions).toEqual([]);
+    expect(again.reason).toMatch(/one was sent 19 ms ago/);
+    s = again.state;
+    expect(types(step(s, asked, 620, cfg).actions)).toEqual(['send-advert']);
+  });
+
+  it('a node that does not advertise (no advert timer) sends nothing', () => {
+    const s = backup();
+    const r = step({ ...s, timers: { ...s.timers, advert: undefined } }, asked, 600, cfg);
+    expect(r.actions).toEqual([]);
+    expect(r.reason).toMatch(/not advertising/);
   });
 });

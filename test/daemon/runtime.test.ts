@@ -443,14 +443,16 @@ describe("the backup's own look at its master's Redis (its replica's link droppe
     const rt = await backupB(w);
     await w.time.advance(600);
     w.snapshot = replicaSnap({ linkUp: false });
-    await w.time.advance(1500); // three checks with the link down: one drop, one probe
+    await w.time.advance(1500); // three checks with the link down: one drop, one probe, one advert asked for
     expect(w.peerProbes).toBe(1);
+    expect(w.messages.filter((m) => m.kind === 'advert-request')).toHaveLength(1);
     expect(rt.current.role).toBe('BACKUP');
     w.snapshot = replicaSnap();
     await w.time.advance(500);
     w.snapshot = replicaSnap({ linkUp: false });
     await w.time.advance(500);
     expect(w.peerProbes).toBe(2);
+    expect(w.messages.filter((m) => m.kind === 'advert-request')).toHaveLength(2);
   });
 });
 

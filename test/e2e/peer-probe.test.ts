@@ -5,7 +5,11 @@
  * master's Redis, is refused (the host is up, nothing listens), audits it and brings its
  * master-down timer forward to one advert interval; no advert comes, and it takes over
  * then, instead of after the full master-down interval of the silence (3.65 s at the
- * defaults). The assertions are on the audit trail (the refusal, then the transition),
+ * defaults). Before that, with both daemons alive, the backup's replica link is cut
+ * (`CLIENT KILL TYPE master` on its Redis): the backup asks the master's daemon for an
+ * advert now, which answers, and nothing else changes (the replica's reconnection is
+ * dropped meanwhile: it reconnects at once otherwise).
+ * The assertions are on the audit trail (the refusal, then the transition) and the logs,
  * not on a timing; the time is printed. No quorum (`prefer: availability`); root only (skipped loudly
  * otherwise); needs `npm run build` and `npm run build:tools`; run under the e2e lock.
  */
@@ -21,6 +25,8 @@ const PRE_FAULT_WRITES_MS = 2_000;
 const DAEMON_TO_REDIS_KILL_MS = 100;
 const AFTER_TAKEOVER_MS = 1_000;
 const STEP_TIMEOUT_MS = 120_000;
+/** The replica's link held down until the backup has asked and the master answered (health checks every 0.5 s). */
+const LINK_DOWN_WAIT_MS = 10_000;
 
 const describeRoot = describeAsRoot('test/e2e/peer-probe.test.ts');
 
@@ -35,6 +41,21 @@ describeRoot("e2e: the master's daemon and then its Redis die: the backup's prob
 
   afterAll(async () => {
     await lab?.teardown();
+  });
+
+  it("a live master answers the backup's request for an advert when the replica's link drops; nothing else changes", { timeout: STEP_TIMEOUT_MS }, async () => {
+    const asked = () => lab.daemonLog('b').includes('asking it for an advert now');
+    const answered = () => lab.daemonLog('a').includes('b asked for an advert: sent (MASTER)');
+    // The replica reconnects at once after a kill: its new connection is dropped for a while.
+    await lab.blockReplication('b');
+    try {
+      await lab.redis('b').cli(['CLIENT', 'KILL', 'TYPE', 'master']);
+      await lab.waitFor("B's daemon asking A's for an advert, A's answering", async () => asked() && answered(), LINK_DOWN_WAIT_MS);
+    } finally {
+      await lab.unblockReplication('b');
+    }
+    expect(lab.auditRecords('b').some((r) => r['event'] === 'peer-redis-refused'), "no refusal: A's Redis is up").toBe(false);
+    await lab.waitFor('A still master with the VIP, B replicating', () => lab.isSettledMaster('a'), ELECTION_TIMEOUT_MS);
   });
 
   it('B takes over on the refusal, not on the silence, and loses nothing acknowledged after', { timeout: STEP_TIMEOUT_MS }, async () => {

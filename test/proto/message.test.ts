@@ -94,6 +94,7 @@ describe('PeerMessage', () => {
     'switchover-request': { kind: 'switchover-request', requestId: 'sw-1', timeoutMs: 30_000, force: false, user: 'alice' },
     'switchover-result': { kind: 'switchover-result', requestId: 'sw-1', ok: false, detail: 'refused' },
     handover: { kind: 'handover', requestId: 'sw-1', epoch: 3, force: false },
+    'advert-request': { kind: 'advert-request', requestId: 'link-12345' },
   };
 
   it('is the core vocabulary for peer requests: every kind the core can emit is carried', () => {
@@ -122,6 +123,7 @@ describe('encodeMessage / decodeMessage round trip', () => {
     ['switchover-request', REQUEST],
     ['switchover-result', RESULT],
     ['handover', HANDOVER],
+    ['advert-request', { kind: 'advert-request', requestId: 'link-12345' }],
   ] as const)('%s', (_kind, message) => {
     expect(decode(packet(message))).toEqual({
       ok: true,
@@ -333,6 +335,8 @@ describe('decodeMessage rejects', () => {
     ['requestId with a slash', { ...HANDOVER, requestId: '../x' }],
     ['requestId with a newline', { ...HANDOVER, requestId: 'sw\n' }],
     ['requestId not a string', { ...HANDOVER, requestId: 12 }],
+    ['advert-request with an extra key', { kind: 'advert-request', requestId: 'link-1', epoch: 1 }],
+    ['advert-request without requestId', { kind: 'advert-request' }],
     ['timeoutMs 0', { ...REQUEST, timeoutMs: 0 }],
     ['timeoutMs 600001', { ...REQUEST, timeoutMs: 600_001 }],
     ['timeoutMs fractional', { ...REQUEST, timeoutMs: 1.5 }],
