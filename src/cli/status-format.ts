@@ -28,7 +28,7 @@ export function formatStatus(r: StatusReport): string {
       `${forced.overrode === null ? '' : `, overriding: ${forced.overrode}`}`]);
   }
   const red = r.redis;
-  const health = red.healthy === null ? 'not checked yet' : red.healthy ? 'healthy' : 'FAILING';
+  const health = red.clusterEnabled ? 'REFUSED (a Redis Cluster node)' : red.healthy === null ? 'not checked yet' : red.healthy ? 'healthy' : 'FAILING';
   rows.push(['local Redis', `${health}, ${red.role}${red.master ? ` of ${red.master}, link ${red.linkUp ? 'up' : 'DOWN'}` : ''}` +
     `${red.connectedReplicas !== null ? `, ${red.connectedReplicas} replica(s)` : ''}`]);
   rows.push(['  replication', `offset ${red.offset ?? '?'}, replid ${short(red.replId)}${red.replId2 ? `, replid2 ${short(red.replId2)}` : ''}`]);

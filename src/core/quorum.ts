@@ -268,6 +268,7 @@ export function keyReleasableOnStop(s: CoreState): string | null {
 function keyReleasable(s: CoreState, fenced: boolean): string | null {
   if (fenced) return 'Redis refuses writes';
   if (s.health.down === true) return 'Redis is down (connection refused)';
+  if (s.health.clusterEnabled === true) return "Redis is a Redis Cluster node now (no longer this pair's Redis)";
   if (s.quorum.selfFenced) return 'Redis refuses writes by itself once its replica is promoted (min-replicas)';
   return null;
 }
@@ -287,6 +288,8 @@ export function keepFenceDown(s: CoreState, config: CoreConfig): StepResult | nu
     const why = keyReleasable(s, false);
     if (why !== null) return done(withQuorum(s, { held: null }), [{ type: 'release-quorum' }], `${why}: leader key released`);
   }
+  // A Redis Cluster node gets no fence (issue 14): it is not this pair's Redis.
+  if (s.health.clusterEnabled === true) return null;
   const redis = s.health.redis;
   const masterRedis = s.role === 'BACKUP' ? s.health.healthy === true && redis?.role === 'master' && s.peer?.flags.switchingOver !== true
     : s.quorum.held !== null;

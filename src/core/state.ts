@@ -147,6 +147,8 @@ export interface HealthView {
   readonly checkedAtMs: number | null;
   /** The last check's connection was refused: no Redis is listening. */
   readonly down?: boolean;
+  /** The last check found the local Redis a Redis Cluster node (issue 14): nothing that changes it is sent to it. */
+  readonly clusterEnabled?: boolean;
 }
 
 /** A Redis role change in flight (the adapter runs one at a time and reports back). */

@@ -222,18 +222,21 @@ function byRoleOnHealth(
 ): StepResult {
   const { health } = s;
   const turnedBad = health.healthy === false && state.health.healthy !== false;
+  // Issue 14: a Redis Cluster node is not this pair's Redis. Refused at once, in maintenance
+  // too: the VIP must not lead to it, and nothing redis-ha would send it is wanted.
+  const turnedCluster = health.clusterEnabled === true && state.health.clusterEnabled !== true;
+  const failure = health.clusterEnabled === true ? health.detail : `local Redis failed ${health.consecutiveFail} checks: ${health.detail}`;
   switch (s.role) {
     case 'INIT': {
       const kept = startupVip(s, event);
       return prepend(kept.actions, decideFromInit(kept.state, now, config, false));
     }
     case 'BACKUP':
-      if (turnedBad) return toFault(s, now, config, `local Redis failed ${health.consecutiveFail} checks: ${health.detail}`);
+      if (turnedBad || turnedCluster) return toFault(s, now, config, failure);
       return prependFence(keepFenceDown(s, config), (t) => reconcileReplica(t, now, config, 'health check'), s);
     case 'MASTER':
-      if (turnedBad) {
-        const why = `local Redis failed ${health.consecutiveFail} checks: ${health.detail}`;
-        return s.maintenance.on ? freeze(s, now, `${why}; not stepping down`) : toFault(s, now, config, why);
+      if (turnedBad || turnedCluster) {
+        return s.maintenance.on && !turnedCluster ? freeze(s, now, `${failure}; not stepping down`) : toFault(s, now, config, failure);
       }
       if (s.redisOp === null && health.redis?.role === 'replica' && event.ok) {
         const why = 'local Redis was found a replica while MASTER (changed outside redis-ha)';
@@ -680,10 +683,15 @@ function nextHealth(
   const consecutiveFail = e.ok ? 0 : h.consecutiveFail + 1;
   let healthy = h.healthy;
   // The first check decides at once; afterwards rise/fall hysteresis applies, except that
-  // a refused connection is proof (no Redis is listening), not one failed check among `fall`.
+  // a refused connection is proof (no Redis is listening), not one failed check among `fall`;
+  // so is a Redis Cluster node (issue 14: refused whatever it answers).
+  const proof = e.down === true || e.clusterEnabled === true;
   if (healthy === null) healthy = e.ok;
-  else if (healthy && (consecutiveFail >= config.fall || e.down === true)) healthy = false;
+  else if (healthy && (consecutiveFail >= config.fall || proof)) healthy = false;
   else if (!healthy && consecutiveOk >= config.rise) healthy = true;
-  return { healthy, consecutiveOk, consecutiveFail, detail: e.detail, redis: e.ok && fresh ? e.redis : h.redis, checkedAtMs: now, down: e.down === true };
+  return {
+    healthy, consecutiveOk, consecutiveFail, detail: e.detail, redis: e.ok && fresh ? e.redis : h.redis, checkedAtMs: now, down: e.down === true,
+    ...(e.clusterEnabled === true ? { clusterEnabled: true } : {}),
+  };
 }
 

@@ -286,6 +286,19 @@ export const ACK_ALIGN_BOUND_MS = 1_300;
 export const CONTROL_MIN_TIMEOUT_MS = 2_000;
 
 /**
+ * The look at each Redis's cluster mode before anything changes (`check-config`, `run`'s
+ * start-up, issue 14) gets the health timeout (local) or the peer timeout, but never less
+ * than this: it opens a fresh connection from a process just started, and a server that
+ * does not answer in time is only a note (it is looked at again later), never an error.
+ */
+export const CLUSTER_PROBE_MIN_MS = 200;
+
+/** The cluster-mode look's bound for a health or peer timeout (see `CLUSTER_PROBE_MIN_MS`). */
+export function clusterProbeMsOf(timeoutMs: number): number {
+  return Math.max(timeoutMs, CLUSTER_PROBE_MIN_MS);
+}
+
+/**
  * After a refused health check (no Redis listening), the next checks come this often
  * for `DOWN_RECHECK_FOR_MS`, not once an interval: a Redis restarted at once (systemd)
  * is seen within this time, and the data guard (`data-guard.ts`) acts before the peer's

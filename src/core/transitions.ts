@@ -72,6 +72,13 @@ function leaveMastership(s: CoreState, config: CoreConfig): { state: CoreState; 
   // Serving without a lease ends with the mastership, whichever way it ends (finding Q8: a
   // failsafe left over made the next mastership fence on its peer's silence).
   const state: CoreState = q.wanted === null && q.failsafeSinceMs === null ? s : { ...s, quorum: { ...q, wanted: null, failsafeSinceMs: null } };
+  // A local Redis found to be a Redis Cluster node (issue 14) gets nothing, not even the
+  // fence: it is no longer this pair's Redis (a restart made it a cluster node, which
+  // serves no client of the VIP). A key held goes at once, so the peer can take over.
+  if (s.health.clusterEnabled === true) {
+    if (q.held === null) return { state, actions: [] };
+    return { state: { ...state, quorum: { ...state.quorum, held: null } }, actions: [{ type: 'release-quorum' }] };
+  }
   // A master, or a starting node whose Redis is a master (it may have served clients of a
   // previous run): its Redis refuses writes before anything else happens.
   if (s.role === 'MASTER' || (s.role === 'INIT' && s.health.redis?.role === 'master')) {

@@ -241,6 +241,12 @@ export type Event =
       readonly redis: RedisSnapshot | null;
       /** The connection was refused: no Redis is listening, so none takes writes. */
       readonly down?: boolean;
+      /**
+       * The local Redis is a Redis Cluster node (`cluster_enabled:1`, issue 14): refused as
+       * proof, like a refused connection (FAULT at once, in maintenance too), and nothing
+       * that changes it is sent to it (no promotion, demotion or fence). `detail` says why.
+       */
+      readonly clusterEnabled?: boolean;
     }
   | { readonly type: 'timer-fired'; readonly timer: TimerName }
   | {

@@ -1,8 +1,9 @@
 /**
  * `redis-ha run`: wiring. Loads the configuration, runs the start-up checks
- * (`startup.ts`), probes the local Redis and looks for a VIP left by a crash or a
- * restart in place (the core decides whether it stays), builds the adapters and the
- * runtime loop, and maps signals onto it:
+ * (`startup.ts`: the timing rules, and a Redis Cluster node refused before anything
+ * changes), probes the local Redis and looks for a VIP left by a crash or a restart in
+ * place (the core decides whether it stays), builds the adapters and the runtime loop,
+ * and maps signals onto it:
  *
  *   SIGTERM, SIGINT  planned stop: as master, release the VIP and send a priority-0
  *                    advert so the peer takes over after its skew time; Redis untouched.
@@ -42,7 +43,7 @@ import { restartMarkerPath } from './restart-marker.js';
 import type { Metrics } from './metrics.js';
 import { Runtime, type RuntimeDeps, type RuntimeObserver } from './runtime.js';
 import { ServiceNotifier } from './service.js';
-import { checkTiming, prepareHost, recordBoot } from './startup.js';
+import { checkClusterMode, checkTiming, prepareHost, recordBoot } from './startup.js';
 import { buildStatus, type StatusReport } from './status.js';
 import { monotonicClock, nodeScheduler, type Clock } from './time.js';
 
@@ -53,6 +54,7 @@ export async function runDaemon(configPath: string): Promise<number> {
   // Read (and removed from the environment) before any tool is spawned.
   const service = new ServiceNotifier(systemdNotifier(logger.child({ component: 'systemd' })));
   checkTiming(config, logger);
+  await checkClusterMode(config, logger);
   const persisted = await recordBoot(config);
   const persist = stateWriter(config.state.path, persisted);
   const clock = monotonicClock();
@@ -91,7 +93,10 @@ export async function runDaemon(configPath: string): Promise<number> {
     vipPresent,
     loaded: { source: config.source, summary: summarise(config), bootTimeMs: persisted.bootTimeMs },
     firstCheck: link.up
-      ? { type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAtMs: probeStartedAtMs }
+      ? {
+          type: 'health-checked', ok: probe.ok, detail: probe.detail, redis: probe.redis, startedAtMs: probeStartedAtMs,
+          ...(probe.clusterEnabled === true ? { clusterEnabled: true } : {}),
+        }
       : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs: probeStartedAtMs },
   });
   service.startWatchdog((within) => runtime.alive(within), watchdogStaleMs(config.health));

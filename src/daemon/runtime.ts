@@ -44,6 +44,8 @@ export interface RedisProbe {
   readonly down?: boolean;
   /** The check ran out of its time (a hung Redis): the next one starts at once. */
   readonly timedOut?: boolean;
+  /** The local Redis is a Redis Cluster node (issue 14): refused, as proof. */
+  readonly clusterEnabled?: boolean;
 }
 
 /** What the runtime asks of the Redis adapter for a planned switchover (`switchover-redis`). */
@@ -526,17 +528,21 @@ export class Runtime {
   private takeHealthResult(link: LinkState, r: RedisProbe, startedAtMs: number): number {
     if (link.up && r.ok) this.okSinceLostWindow = true;
     // Within the window after a lost connection a reset or a closed connection is no
-    // proof either way: repeated every DOWN_RECHECK_MS until refused or answered, and
-    // counted once toward `fall`, so that a server resetting every connection does not
-    // turn `fall` into milliseconds. The repeats not passed on are not seen by metrics
-    // or `status` either (for at most LOST_RECHECK_FOR_MS).
+    // proof either way (a refusal and a Redis Cluster node are): repeated every
+    // DOWN_RECHECK_MS until refused or answered, and counted once toward `fall`, so that
+    // a server resetting every connection does not turn `fall` into milliseconds. The
+    // repeats not passed on are not seen by metrics or `status` either (for at most
+    // LOST_RECHECK_FOR_MS).
     const window = this.lostWindow !== null && startedAtMs - this.lostWindow.fromMs < LOST_RECHECK_FOR_MS ? this.lostWindow : null;
-    const unproven = window !== null && link.up && !r.ok && r.down !== true && r.timedOut !== true;
+    const unproven = window !== null && link.up && !r.ok && r.down !== true && r.timedOut !== true && r.clusterEnabled !== true;
     const quiet = unproven && window.failureCounted;
     if (unproven) window.failureCounted = true;
     if (!quiet) {
       this.dispatch(link.up
-        ? { type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAtMs, ...(r.down === true ? { down: true } : {}) }
+        ? {
+            type: 'health-checked', ok: r.ok, detail: r.detail, redis: r.redis, startedAtMs,
+            ...(r.down === true ? { down: true } : {}), ...(r.clusterEnabled === true ? { clusterEnabled: true } : {}),
+          }
         : { type: 'health-checked', ok: false, detail: link.detail, redis: null, startedAtMs });
     }
     this.downSinceMs = r.down === true && link.up ? this.downSinceMs ?? startedAtMs : null;

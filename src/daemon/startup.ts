@@ -1,6 +1,8 @@
 /**
  * Start-up checks of `redis-ha run`, before any loop turns: the timing invariants (a
- * configuration that could fail over spuriously is refused, exit 78), the tools the VIP
+ * configuration that could fail over spuriously is refused, exit 78), whether the local
+ * or the peer's Redis is a Redis Cluster node (refused, exit 78, before anything is
+ * changed: issue 14; a Redis not answering yet is only noted), the tools the VIP
  * needs, the boot time (persisted, so it grows across restarts even if the wall clock
  * steps back: with the advert sequence it is the anti-replay pair), the VIP interface's
  * `arp_announce`, and whether the local Redis accepts connections on the VIP.
@@ -10,6 +12,7 @@
  * event and the first health check, and the core decides.
  */
 import { ensureArpAnnounce } from '../adapters/link.js';
+import { clusterRefusalLines, RedisControl } from '../adapters/redis/index.js';
 import { loadState, saveState, type PersistedState } from '../adapters/state-file.js';
 import { faultTimesOf, timingReportOf } from '../config/derived.js';
 import { quorumMode } from '../core/timing.js';
@@ -25,6 +28,22 @@ export function checkTiming(config: Config, logger: Logger): void {
     throw new FatalError('TIMING_INVALID', `timing invariants violated:\n  ${report.errors.join('\n  ')}`, EXIT_CONFIG);
   }
   logger.info(startupTimesFields(config, report.estimate), 'worst-case detection and takeover times');
+}
+
+/**
+ * Refuses to start (exit 78) when the local or the peer's Redis is a Redis Cluster node,
+ * saying what was found, why and what to use instead; logs a server whose mode cannot be
+ * read (warning) and one that does not answer yet (the health check and the takeover look
+ * again later). Runs before anything changes: no VIP, no Redis command, no state file.
+ */
+export async function checkClusterMode(config: Pick<Config, 'redis' | 'peerRedis' | 'health' | 'promotion'>, logger: Logger): Promise<void> {
+  const verdict = await RedisControl.clusterModes({ local: config.redis, peer: config.peerRedis, health: config.health, promotion: config.promotion });
+  if (verdict.refusals.length > 0) {
+    throw new FatalError('REDIS_CLUSTER_NODE', `refusing to start:\n  ${clusterRefusalLines(verdict.refusals).join('\n  ')}`, EXIT_CONFIG);
+  }
+  for (const warning of verdict.warnings) logger.warn({ warning }, 'Redis cluster mode unknown');
+  for (const note of verdict.notes) logger.info({ note }, 'Redis cluster mode not checked yet');
+  for (const found of verdict.standalone) logger.debug({ found }, 'Redis cluster mode');
 }
 
 /**

@@ -53,6 +53,8 @@ export interface StatusReport {
     readonly master: string | null;
     readonly linkUp: boolean | null;
     readonly connectedReplicas: number | null;
+    /** The last health check found the local Redis a Redis Cluster node (refused: this node is FAULT, critical). */
+    readonly clusterEnabled: boolean;
   };
   readonly peer: {
     readonly name: string;
@@ -158,6 +160,7 @@ export function buildStatus(i: StatusInputs): StatusReport {
       master: r?.role === 'replica' ? `${r.masterHost ?? '?'}:${r.masterPort ?? '?'}` : null,
       linkUp: r?.role === 'replica' ? r.linkUp : null,
       connectedReplicas: r?.role === 'master' ? r.connectedReplicas : null,
+      clusterEnabled: s.health.clusterEnabled === true,
     },
     peer: p
       ? {

@@ -33,7 +33,9 @@ async function exampleWith(replace: (text: string) => string): Promise<{ path: s
   await chmod(key, 0o600);
   const text = (await readFile(join(import.meta.dirname, '../../etc/redis-ha.example.yaml'), 'utf8'))
     .replace(/key_file: \/etc\/redis-ha\/advert.key/, `key_file: ${key}`)
-    .replace(/password_file: \/etc\/redis-ha\/redis.password/, 'password_file: ""');
+    .replace(/password_file: \/etc\/redis-ha\/redis.password/, 'password_file: ""')
+    // check-config asks both Redis whether they are cluster nodes (issue 14): keep that on loopback.
+    .replace(/^ {2}host: ""$/m, '  host: 127.0.0.2');
   const path = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
   await writeFile(path, replace(text));
   return { path, env: {} };

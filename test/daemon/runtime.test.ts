@@ -51,7 +51,7 @@ class World {
   /** How long each health check takes on the fake clock (0: answers at once). */
   checkMs = 0;
   /** Answers given before the snapshot decides (first one first): e.g. a reset connection. */
-  readonly queuedChecks: { ok: false; detail: string; redis: null; timedOut?: true }[] = [];
+  readonly queuedChecks: { ok: false; detail: string; redis: null; timedOut?: true; clusterEnabled?: true }[] = [];
 
   constructor(snapshot: RedisSnapshot | null) {
     this.snapshot = snapshot;
@@ -488,6 +488,25 @@ describe('a lost health connection', () => {
     await w.time.advance(DOWN_RECHECK_MS);
     expect(w.checks).toBe(before + 3); // refused: the process is gone
     expect(rt.current.role).toBe('FAULT');
+  });
+
+  it('a Redis restarted as a Redis Cluster node is proof, not a quiet repeat: FAULT at the first check that finds it, nothing sent to it', async () => {
+    const w = new World(null);
+    const rt = await masterA(w); // fall 2
+    await w.time.advance(250);
+    const mark = w.log.length;
+    w.queuedChecks.push(
+      { ok: false, detail: 'connection reset', redis: null },
+      { ok: false, detail: 'local Redis 127.0.0.1:6379 is a Redis Cluster node (cluster_enabled:1, cluster_state:fail)', redis: null, clusterEnabled: true },
+    );
+    w.connectionLost?.();
+    await w.time.advance(1);
+    expect(rt.current.role).toBe('MASTER'); // the reset: one failure, no proof
+    await w.time.advance(DOWN_RECHECK_MS);
+    expect(rt.current.role).toBe('FAULT');
+    expect(rt.current.reason).toMatch(/^local Redis 127\.0\.0\.1:6379 is a Redis Cluster node/);
+    expect(rt.current.health.clusterEnabled).toBe(true);
+    expect(w.log.slice(mark).filter((e) => !e.startsWith('advert:'))).toEqual(['release']);
   });
 
   it('after the loss, failed checks are repeated quickly for LOST_RECHECK_FOR_MS only, then the fixed rate resumes', async () => {

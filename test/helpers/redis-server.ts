@@ -44,14 +44,20 @@ export interface RedisServer {
   readonly pid: number;
   /** The server's log file (kept across `restart()`). */
   readonly logFile: string;
+  /** Its private directory (`--dir`, and the working directory: a relative `cluster-config-file` lands here). */
+  readonly dir: string;
   /** A new ioredis client (authenticated); closed by `stop()`. */
   client(): Redis;
   /** Stops the process (SIGCONT, SIGTERM, then SIGKILL) and removes its directory. */
   stop(): Promise<void>;
   /** Sends a signal to the process, e.g. SIGSTOP/SIGCONT to simulate a hang. */
   signal(sig: NodeJS.Signals): void;
-  /** Stops and starts the server again on the same port (the dataset is lost: no persistence). */
-  restart(): Promise<void>;
+  /**
+   * Stops and starts the server again on the same port (the dataset is lost: no
+   * persistence); `args`, when given, replace the extra arguments from then on (e.g. a
+   * restart with `--cluster-enabled yes`).
+   */
+  restart(args?: readonly string[]): Promise<void>;
 }
 
 const live = new Set<ChildProcess>();
@@ -191,6 +197,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   }
 
   let current: ChildProcess = child;
+  let launchOptions: RedisServerOptions = options;
   const clients = new Set<Redis>();
   let stopped = false;
   const server: RedisServer = {
@@ -198,6 +205,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     port,
     password,
     logFile: join(dir, 'redis.log'),
+    dir,
     get pid(): number {
       return current.pid as number;
     },
@@ -210,9 +218,10 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     signal(sig: NodeJS.Signals): void {
       if (current.pid !== undefined && !exited(current)) process.kill(current.pid, sig);
     },
-    async restart(): Promise<void> {
+    async restart(args?: readonly string[]): Promise<void> {
       await kill(current);
-      const started = await launch(dir, host, port, options);
+      if (args !== undefined) launchOptions = { ...launchOptions, args };
+      const started = await launch(dir, host, port, launchOptions);
       if (started.error !== null) throw new Error(started.error);
       current = started.child;
     },

@@ -2,7 +2,8 @@
  * The Redis transport of the adapter: one lazily (re)opened, deadline-bounded ioredis
  * connection (`Connection`), the error codes its failures carry, the one function
  * that turns any error into the words `detail` uses (`describeError`), and the probe
- * that asks a server who it is (`probeServer`: run_id, version, replication state).
+ * that asks a server who it is (`probeServer`: run_id, version, replication state, and
+ * whether it is a Redis Cluster node, which redis-ha refuses to touch: `cluster-mode.ts`).
  *
  * Connections are not reconnected by ioredis in the background: a connection that
  * failed (refused, reset, timed out) is destroyed, and the next operation opens a
@@ -17,18 +18,25 @@
  * "Stream isn't writeable". It cannot hold a `Connection` here: the handshake's
  * `connect()` promise is rejected by that same close, the failure destroys the client,
  * and a client whose socket is destroyed is never reused whatever its status says.
+ *
+ * A connection made with `refuseClusterNode` (the local control connection) sends nothing
+ * to a Redis Cluster node (issue 14): a Redis restarted as one between two health checks
+ * gets no fence, REPLICAOF or CLIENT KILL that was already on its way.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { HostPort, RedisSnapshot } from '../../core/types.js';
 import type { RedisEndpoint } from '../../config/types.js';
 import { errorMessage, RedisControlError } from '../../errors.js';
+import { clusterEnabledOf, clusterRefusalLine, type ClusterNode } from './cluster-mode.js';
 import { parseInfoFields, parseReplicationInfo } from './info.js';
 
 /** Error codes carried by `RedisControlError`s raised by the Redis adapter. */
 export const REDIS_TIMEOUT = 'REDIS_TIMEOUT';
 export const REDIS_UNREACHABLE = 'REDIS_UNREACHABLE';
 export const REDIS_REPLY = 'REDIS_REPLY';
+/** The server is a Redis Cluster node, and the connection refuses to send it anything (`refuseClusterNode`). */
+export const REDIS_CLUSTER_NODE = 'REDIS_CLUSTER_NODE';
 
 /** Thrown internally when an operation overruns its bound; reported as a timeout. */
 class DeadlineExceeded extends Error {}
@@ -86,6 +94,13 @@ export interface ConnectionOptions {
    * at once (a crashed Redis closes every connection within a millisecond).
    */
   readonly onLost?: () => void;
+  /**
+   * Refuse to send anything to a Redis Cluster node (issue 14): each new client first asks
+   * `INFO cluster`, and every `run()` on a client whose server says `cluster_enabled:1`
+   * fails with `REDIS_CLUSTER_NODE` (the refusal naming `node`) before its work starts. An
+   * INFO the ACL refuses, or a server that does not say, is not refused.
+   */
+  readonly refuseClusterNode?: ClusterNode;
 }
 
 /** The ioredis options of every `Connection` (exported for tests of the handshake). */
@@ -124,6 +139,8 @@ interface ConnectionEntry {
   opened: boolean;
   /** We are closing it ourselves (`destroy`): its `close` event is no news. */
   dropped: boolean;
+  /** With `refuseClusterNode`: whether the server is a cluster node (undefined: not asked yet). */
+  clusterNode: boolean | undefined;
 }
 
 /**
@@ -146,7 +163,7 @@ export class Connection {
   async run<T>(deadlineMs: number, work: (client: Redis) => Promise<T>): Promise<T> {
     if (this.closed) throw new RedisControlError(REDIS_UNREACHABLE, 'connection closed');
     const entry = this.acquire();
-    const attempt = entry.ready.then(() => work(entry.client));
+    const attempt = entry.ready.then(() => this.refuseCluster(entry)).then(() => work(entry.client));
     // The deadline may win the race; the loser's rejection must not go unhandled.
     attempt.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
@@ -179,7 +196,7 @@ export class Connection {
     if (current !== null && usable(current.client)) return current;
     if (current !== null) this.destroy(current);
     const client = new Redis(clientOptions(this.options));
-    const entry: ConnectionEntry = { client, ready: Promise.resolve(), lastError: null, opened: false, dropped: false };
+    const entry: ConnectionEntry = { client, ready: Promise.resolve(), lastError: null, opened: false, dropped: false, clusterNode: undefined };
     client.on('error', (err: Error) => {
       entry.lastError = err;
     });
@@ -193,6 +210,25 @@ export class Connection {
     entry.ready.catch(() => undefined);
     this.entry = entry;
     return entry;
+  }
+
+  /** See `refuseClusterNode`: asked once per client, inside the caller's deadline. */
+  private async refuseCluster(entry: ConnectionEntry): Promise<void> {
+    const node = this.options.refuseClusterNode;
+    if (node === undefined) return;
+    if (entry.clusterNode === undefined) {
+      let text = '';
+      try {
+        text = await entry.client.info('cluster');
+      } catch (err) {
+        // Refused by the ACL (NOPERM): the mode is unknown, which `run` warned about at start-up.
+        if (!isReplyError(err)) throw err;
+      }
+      entry.clusterNode = clusterEnabledOf(text) === true;
+    }
+    if (entry.clusterNode) {
+      throw new RedisControlError(REDIS_CLUSTER_NODE, clusterRefusalLine(node, { state: null, knownNodes: null, unreadable: null }));
+    }
   }
 
   private destroy(entry: ConnectionEntry): void {
@@ -229,16 +265,24 @@ export interface ServerProbe {
   /** `redis_version`, e.g. `7.0.15`; empty when INFO did not say. */
   readonly version: string;
   readonly snapshot: RedisSnapshot;
+  /**
+   * `cluster_enabled` of `INFO cluster`: true for a Redis Cluster node, to which the caller
+   * sends nothing that changes it; null when the server did not say (a Redis before 3.0).
+   */
+  readonly clusterEnabled: boolean | null;
 }
 
-/** Asks a server for its run_id, version and replication state, bounded by `timeoutMs`; never throws. */
+/**
+ * Asks a server for its run_id, version, replication state and cluster mode, bounded by
+ * `timeoutMs`; never throws.
+ */
 export async function probeServer(
   connection: Connection,
   timeoutMs: number,
 ): Promise<ServerProbe | { readonly ok: false; readonly detail: string }> {
   try {
-    const [server, replication] = await connection.run(timeoutMs, (c) =>
-      Promise.all([c.info('server'), c.info('replication')]),
+    const [server, replication, cluster] = await connection.run(timeoutMs, (c) =>
+      Promise.all([c.info('server'), c.info('replication'), c.info('cluster')]),
     );
     const fields = parseInfoFields(server);
     return {
@@ -246,6 +290,7 @@ export async function probeServer(
       runId: fields.get('run_id') ?? '',
       version: fields.get('redis_version') ?? '',
       snapshot: parseReplicationInfo(replication),
+      clusterEnabled: clusterEnabledOf(cluster),
     };
   } catch (err) {
     return { ok: false, detail: describeError(err) };

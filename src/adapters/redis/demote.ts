@@ -2,7 +2,9 @@
  * Demotion: the local Redis becomes a replica of the master (`REPLICAOF host port`
  * with `masterauth` for the peer), verified, and its application clients are
  * disconnected so they reconnect through the VIP. It refuses to replicate from
- * itself (its own address, or the same run_id under another address).
+ * itself (its own address, or the same run_id under another address) and from a Redis
+ * Cluster node; a local Redis that is one gets nothing (its control connection refuses
+ * it: `refuseClusterNode` in connection.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../logger.js';
@@ -71,6 +73,11 @@ export async function demote(deps: DemoteDeps, master: HostPort, options: { guar
     if (probe.ok) {
       if (sameServer(probe.runId, state.fields.get('run_id'))) {
         trail.add(`refused: ${target} is this very server (same run_id)`, since);
+        return { ok: false, detail: trail.toString() };
+      }
+      if (probe.clusterEnabled === true) {
+        // Issue 14: a Redis Cluster node is no master of a redis-ha pair.
+        trail.add(`refused: ${target} is a Redis Cluster node (cluster_enabled:1): not replicating from it`, since);
         return { ok: false, detail: trail.toString() };
       }
       trail.add(`master ${target} answers: ${describeSnapshot(probe.snapshot)}`, since);

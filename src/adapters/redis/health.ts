@@ -8,11 +8,20 @@
  * Redis process restarts, which closes the connection, and a closed connection is never
  * reused (`connection.ts`: the next check opens a new client). `INFO server` is the
  * larger reply of the three; at a 100 ms interval it was most of the check's parsing.
+ *
+ * `INFO cluster` is asked once per connection too (`cluster-enabled` cannot change without
+ * a restart): a Redis Cluster node fails every check, with `clusterEnabled` and the
+ * refusal as its detail (`cluster-mode.ts`; its `CLUSTER INFO` is read again each time, so
+ * the detail says the cluster's state as it is). The core takes that as proof, like a
+ * refused connection: FAULT at once, the VIP given up, nothing sent to that Redis. A mode
+ * that cannot be read (a Redis before 3.0) is not a failure: `run` warned at start-up.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../logger.js';
 import type { RedisSnapshot } from '../../core/types.js';
 import { RedisControlError } from '../../errors.js';
+import { readClusterInfo, readClusterMode } from './cluster-check.js';
+import { clusterRefusalLine, type ClusterNode } from './cluster-mode.js';
 import { describeError, REDIS_REPLY, REDIS_TIMEOUT, type Connection } from './connection.js';
 import { parseInfoFields, parseReplicationInfo } from './info.js';
 import { describeSnapshot } from './snapshot.js';
@@ -28,6 +37,8 @@ export interface RedisCheckResult {
   readonly down?: boolean;
   /** The check ran out of time (a hung server): the next one may start at once. */
   readonly timedOut?: boolean;
+  /** The server is a Redis Cluster node (`cluster_enabled:1`): refused, `detail` says why and what to use instead. */
+  readonly clusterEnabled?: boolean;
 }
 
 /** Whether a failure's detail is a refused connection (`describeError` words ECONNREFUSED so). */
@@ -37,25 +48,37 @@ export function isRefusal(detail: string): boolean {
 
 /** run_id per client (one client per connection); `''` when the server reported none. */
 const runIds = new WeakMap<Redis, string>();
+/** Per client: whether the server is a Redis Cluster node (`INFO cluster`; false also when it did not say). */
+const clusterNodes = new WeakMap<Redis, boolean>();
 
 /**
- * One health check. A refused connection fails at once; a hung server fails at the
- * timeout and the connection is replaced on the next check. Never throws.
+ * One health check of the server `node` names. A refused connection fails at once; a hung
+ * server fails at the timeout and the connection is replaced on the next check; a Redis
+ * Cluster node fails with `clusterEnabled`. Never throws.
  */
-export async function checkHealth(connection: Connection, timeoutMs: number, log: Logger): Promise<RedisCheckResult> {
+export async function checkHealth(connection: Connection, timeoutMs: number, log: Logger, node: ClusterNode): Promise<RedisCheckResult> {
   try {
-    const redis = await connection.run(timeoutMs, async (client) => {
+    const found = await connection.run(timeoutMs, async (client): Promise<{ redis: RedisSnapshot } | { cluster: string }> => {
       const known = runIds.get(client);
-      const [pong, info, server] = await Promise.all([
+      const cluster = clusterNodes.get(client);
+      const [pong, info, server, mode] = await Promise.all([
         client.ping(), client.info('replication'), known === undefined ? client.info('server') : null,
+        cluster === undefined ? readClusterMode(client) : null,
       ]);
       if (pong !== 'PONG') throw new RedisControlError(REDIS_REPLY, `PING answered ${JSON.stringify(pong)}`);
+      if (mode !== null) clusterNodes.set(client, mode.kind === 'cluster');
+      if (mode?.kind === 'cluster') return { cluster: clusterRefusalLine(node, mode.info) };
+      if (cluster === true) return { cluster: clusterRefusalLine(node, await readClusterInfo(client)) };
       const runId = server === null ? known ?? '' : parseInfoFields(server).get('run_id') ?? '';
       if (server !== null) runIds.set(client, runId);
       const snapshot = parseReplicationInfo(info);
-      return runId === '' ? snapshot : { ...snapshot, runId };
+      return { redis: runId === '' ? snapshot : { ...snapshot, runId } };
     });
-    return { ok: true, detail: `PONG; ${describeSnapshot(redis)}`, redis };
+    if ('cluster' in found) {
+      log.debug({ detail: found.cluster }, 'health check: a Redis Cluster node');
+      return { ok: false, detail: found.cluster, redis: null, clusterEnabled: true };
+    }
+    return { ok: true, detail: `PONG; ${describeSnapshot(found.redis)}`, redis: found.redis };
   } catch (err) {
     const detail = describeError(err);
     log.debug({ detail }, 'health check failed');

@@ -8,6 +8,8 @@
  *   index.ts        this facade: `RedisControl` and the types callers need
  *   connection.ts   one deadline-bounded connection, its errors, `probeServer`
  *   info.ts         INFO parsers (pure)
+ *   cluster-mode.ts what INFO cluster / CLUSTER INFO say, and the refusal of a Redis
+ *                   Cluster node in words (pure); cluster-check.ts reads them
  *   snapshot.ts     how snapshots and addresses read in `detail` (pure)
  *   trail.ts        the step-by-step `detail` of one operation
  *   rules.ts        pause budgets, refusals, FAILOVER timing and outcomes (pure)
@@ -40,6 +42,8 @@ import type { Logger } from '../../logger.js';
 import type { FenceSetting, HostPort } from '../../core/types.js';
 import type { Config, RedisEndpoint } from '../../config/types.js';
 import { bindWarning } from './bind-check.js';
+import { probeClusterMode } from './cluster-check.js';
+import { clusterVerdict, type ClusterNode, type ClusterVerdict } from './cluster-mode.js';
 import { Connection, probeServer } from './connection.js';
 import { demote, type RedisReplicateResult } from './demote.js';
 import { applyFence, type FenceResult } from './fence.js';
@@ -49,7 +53,9 @@ import { promote, type RedisPromoteResult } from './promote.js';
 import { switchOver } from './switchover/switchover.js';
 import type { SwitchoverRequest, SwitchoverResult } from './switchover/types.js';
 
-export { REDIS_REPLY, REDIS_TIMEOUT, REDIS_UNREACHABLE } from './connection.js';
+export { REDIS_CLUSTER_NODE, REDIS_REPLY, REDIS_TIMEOUT, REDIS_UNREACHABLE } from './connection.js';
+export { clusterRefusalLines } from './cluster-mode.js';
+export type { ClusterVerdict } from './cluster-mode.js';
 export type { RedisCheckResult } from './health.js';
 export type { RedisPromoteResult } from './promote.js';
 export type { RedisReplicateResult } from './demote.js';
@@ -60,7 +66,7 @@ export type {
   SwitchoverRequest,
   SwitchoverResult,
 } from './switchover/types.js';
-import { CONTROL_MIN_TIMEOUT_MS, fenceApplyMsOf } from '../../core/timing.js';
+import { clusterProbeMsOf, CONTROL_MIN_TIMEOUT_MS, fenceApplyMsOf } from '../../core/timing.js';
 
 /** Default `CLIENT SETNAME` of the health connection; other connections add a suffix. */
 export const DEFAULT_CLIENT_NAME = 'redis-ha';
@@ -98,6 +104,8 @@ export class RedisControl {
   private readonly control: Connection;
   private readonly controlTimeoutMs: number;
   private readonly local: LocalRedis;
+  /** The local Redis as a refusal names it (`cluster-mode.ts`). */
+  private readonly localNode: ClusterNode;
   private lostListener: (() => void) | null = null;
 
   constructor(private readonly options: RedisControlOptions) {
@@ -105,6 +113,7 @@ export class RedisControl {
     this.clientName = options.clientName ?? DEFAULT_CLIENT_NAME;
     this.controlTimeoutMs = Math.max(CONTROL_MIN_TIMEOUT_MS, options.health.timeoutMs);
     const target = { host: options.local.host, port: options.local.port };
+    this.localNode = { side: 'local', ...target, username: options.local.username };
     this.health = new Connection({
       endpoint: options.local,
       target,
@@ -117,6 +126,9 @@ export class RedisControl {
       target,
       name: `${this.clientName}-control`,
       timeoutMs: this.controlTimeoutMs,
+      // Every role change, fence and client eviction goes over this connection: a Redis
+      // restarted as a cluster node since the last health check gets none of them.
+      refuseClusterNode: this.localNode,
     });
     this.local = new LocalRedis({
       connection: this.control,
@@ -130,10 +142,31 @@ export class RedisControl {
   /**
    * The health check: PING (must answer PONG) and `INFO replication`, together
    * bounded by `health.timeoutMs`. A refused connection fails at once; a hung
-   * server fails at the timeout and the connection is replaced on the next check.
+   * server fails at the timeout and the connection is replaced on the next check; a
+   * Redis Cluster node fails with `clusterEnabled` (refused: `cluster-mode.ts`).
    */
   check(): Promise<RedisCheckResult> {
-    return checkHealth(this.health, this.options.health.timeoutMs, this.log);
+    return checkHealth(this.health, this.options.health.timeoutMs, this.log, this.localNode);
+  }
+
+  /**
+   * Whether the local Redis or the peer's is a Redis Cluster node, before anything
+   * changes (`check-config`, `run`'s start-up): one bounded look at each, in parallel,
+   * on connections of their own (`clusterProbeMsOf` the health and peer timeouts). A
+   * server that cannot be asked is a note, not an error. Never throws.
+   */
+  static async clusterModes(options: Pick<RedisControlOptions, 'local' | 'peer' | 'health' | 'clientName'> & {
+    readonly promotion: Pick<Config['promotion'], 'peerTimeoutMs'>;
+  }): Promise<ClusterVerdict> {
+    const name = `${options.clientName ?? DEFAULT_CLIENT_NAME}-check`;
+    const sides = [
+      { node: { side: 'local', ...hostPortOf(options.local), username: options.local.username } as const, endpoint: options.local,
+        timeoutMs: clusterProbeMsOf(options.health.timeoutMs) },
+      { node: { side: 'peer', ...hostPortOf(options.peer), username: options.peer.username } as const, endpoint: options.peer,
+        timeoutMs: clusterProbeMsOf(options.promotion.peerTimeoutMs) },
+    ];
+    const probes = await Promise.all(sides.map(async (side) => ({ node: side.node, probe: await probeClusterMode(side.endpoint, side.timeoutMs, name) })));
+    return clusterVerdict(probes);
   }
 
   /**
@@ -154,7 +187,9 @@ export class RedisControl {
     });
     try {
       const probe = await probeServer(connection, promotion.peerTimeoutMs);
-      if (probe.ok) return { down: false, detail: `answered as ${probe.snapshot.role}` };
+      // Only read: a Redis Cluster node there is named, and left to the takeover's refusal.
+      const cluster = probe.ok && probe.clusterEnabled === true ? ', a Redis Cluster node (cluster_enabled:1): redis-ha sends it nothing' : '';
+      if (probe.ok) return { down: false, detail: `answered as ${probe.snapshot.role}${cluster}` };
       return { down: isRefusal(probe.detail), detail: probe.detail };
     } finally {
       await connection.close();
@@ -274,4 +309,8 @@ export class RedisControl {
   async close(): Promise<void> {
     await Promise.all([this.health.close(), this.control.close()]);
   }
+}
+
+function hostPortOf(endpoint: RedisEndpoint): HostPort {
+  return { host: endpoint.host, port: endpoint.port };
 }

@@ -19,8 +19,9 @@
  * when it is later resynchronised, and two masters coexist until its own daemon
  * demotes it, which never happens when that daemon is dead or cut off from adverts.
  *
- * Failure modes: a peer that does not answer, is not a master, or is this server is
- * skipped (promotion goes ahead at once, as before); so is one whose replication history
+ * Failure modes: a peer that does not answer, is not a master, is this server, or is a
+ * Redis Cluster node (issue 14: sent nothing) is skipped (promotion goes ahead at once,
+ * as before); so is one whose replication history
  * would discard writes only ours holds (`resyncWouldDiscard`). A peer that cannot pause only
  * writes (< 6.2) gets the unpaused catch-up. A peer we never got in sync with is not
  * fenced: its resync would discard writes we do not have. The pause is bounded on the
@@ -154,6 +155,12 @@ export class FencedTakeover {
     }
     if (sameServer(probe.runId, localRunId)) {
       trail.add(`catch-up skipped: ${name} is this very server (same run_id)`, since);
+      return;
+    }
+    if (probe.clusterEnabled === true) {
+      // Issue 14: nothing that changes a Redis Cluster node (no REPLICAOF, CONFIG SET,
+      // CLIENT PAUSE, no fence); a promotion that must go through it fails.
+      trail.add(`catch-up skipped: peer ${name} is a Redis Cluster node (cluster_enabled:1): redis-ha sends it nothing`, since);
       return;
     }
     if (probe.snapshot.role !== 'master') {

@@ -138,7 +138,7 @@ describe('RedisControl.check', () => {
     expect(second).not.toBe(first);
   });
 
-  it('asks INFO server once per connection, and reports its run_id on every check', async () => {
+  it('asks INFO server and INFO cluster once per connection, and reports its run_id on every check', async () => {
     const a = await startRedisServer();
     const control = makeControl({ local: endpoint(a), timeoutMs: 1_000 });
     const admin = a.client();
@@ -149,8 +149,9 @@ describe('RedisControl.check', () => {
     for (let i = 0; i < 5; i++) runIds.push((await control.check()).redis?.runId);
     expect(new Set(runIds).size).toBe(1);
     expect(runIds[0]).toMatch(/^[0-9a-f]{40}$/);
-    // 5 × INFO replication + 1 × INFO server, + the INFO commandstats that read `before`.
-    expect(await infoCalls() - before).toBe(7);
+    // 5 × INFO replication + 1 × INFO server + 1 × INFO cluster (issue 14), + the INFO
+    // commandstats that read `before`.
+    expect(await infoCalls() - before).toBe(8);
   });
 
   it('tells its listener at once when the server closes the health connection (SIGKILL), not when we close it', async () => {

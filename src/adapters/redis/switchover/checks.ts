@@ -2,8 +2,9 @@
  * The pre-checks of a switchover, before anything changes: the local Redis is a
  * master with no FAILOVER under way; the target is listed among its `slaveN` lines,
  * online and (unless forced) within the lag bounds; the target answers directly as a
- * replica of our history with its link up. The rules are in `rules.ts`; this file
- * reads both servers and resolves the target's name.
+ * replica of our history with its link up, and is no Redis Cluster node (issue 14).
+ * The rules are in `rules.ts`; this file reads both servers and resolves the target's
+ * name.
  */
 import { lookup } from 'node:dns/promises';
 import type { RedisSnapshot } from '../../../core/types.js';
@@ -63,6 +64,9 @@ export async function preChecks(ctx: SwitchoverContext): Promise<Checked | { rea
   since = nowMs();
   const probe = await probeServer(ctx.peer, deps.peerTimeoutMs);
   if (!probe.ok) return { refusal: `replica ${name} does not answer directly (${probe.detail})` };
+  if (probe.clusterEnabled === true) {
+    return { refusal: `replica ${name} is a Redis Cluster node (cluster_enabled:1): redis-ha does not manage Redis Cluster; use CLUSTER FAILOVER on that replica` };
+  }
   const unfit = targetRefusal(name, probe.snapshot, local);
   if (unfit !== null) return { refusal: unfit };
   trail.add(`replica ${name} answers: ${describeSnapshot(probe.snapshot)}`, since);
