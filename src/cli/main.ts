@@ -8,7 +8,8 @@
  *
  * Each command's module is imported when that command runs (README "Footprint"): the
  * daemon never loads the operator commands, and `status` (a monitoring check, run often)
- * never loads the daemon, Redis client or logger; `--version` loads only `version.ts`.
+ * never loads the daemon, Redis client or logger; `--version` loads `version.ts` and the
+ * advert format's module only.
  *
  * Bad arguments (an unknown command or option, a missing value) exit 64 (EX_USAGE), as
  * the commands do for a malformed value; `--help` and `--version` exit 0. README
@@ -25,6 +26,24 @@ export const DEFAULT_CONFIG = '/etc/redis-ha/redis-ha.yaml';
 
 /** The code of the error the `--version` listener ends parsing with; the version is printed after. */
 const VERSION_REQUESTED = 'redis-ha.version';
+
+/** Help text width, as commander's own when stdout is not a terminal. */
+const HELP_WIDTH = 80;
+
+/** `text` broken at spaces into lines of at most HELP_WIDTH characters. */
+function wrap(text: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > HELP_WIDTH) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  return [...lines, line].join('\n');
+}
 
 const program = new Command()
   .name('redis-ha')
@@ -45,24 +64,6 @@ ${wrap('Exit status: 0 success (status: OK); 1 the command failed (status: WARNI
 ${wrap('Environment: REDIS_HA_CONTROL_SOCKET is the control socket of status, switchover, failover and ' +
   'maintenance when -s is not given; REDIS_HA_<SECTION>_<KEY> overrides a configuration key ' +
   '(README "Configuration reference").')}`);
-
-/** Help text width, as commander's own when stdout is not a terminal. */
-const HELP_WIDTH = 80;
-
-/** `text` broken at spaces into lines of at most HELP_WIDTH characters. */
-function wrap(text: string): string {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line !== '' && line.length + 1 + word.length > HELP_WIDTH) {
-      lines.push(line);
-      line = word;
-    } else {
-      line = line === '' ? word : `${line} ${word}`;
-    }
-  }
-  return [...lines, line].join('\n');
-}
 
 /** Adds the command's exit statuses to the end of its `--help`. */
 function exits(command: Command, text: string): Command {
