@@ -33,6 +33,12 @@ export class FatalError extends RedisHaError {
 /** EX_CONFIG from sysexits.h: what `check-config` and `run` exit with on a bad configuration. */
 export const EXIT_CONFIG = 78;
 
+/** EX_USAGE from sysexits.h: every command's exit status for bad arguments (unknown command or option, missing or malformed value). */
+export const EXIT_USAGE = 64;
+
+/** EX_CANTCREAT from sysexits.h: an output file cannot be created (`keygen --out` onto an existing file without `--force`). */
+export const EXIT_CANT_CREATE = 73;
+
 /** One or more configuration problems; each message names the key, the expected form and the value given. */
 export class ConfigError extends FatalError {
   readonly problems: readonly string[];

@@ -12,7 +12,7 @@ import type { AuditCliIo, AuditTailOptions, AuditVerifyOptions } from './audit.j
 export function registerAuditCommands(program: Command, defaultConfigPath: string, io?: AuditCliIo): void {
   const audit = program
     .command('audit')
-    .description('check and read the hash-chained audit log');
+    .description('check and read the hash-chained audit log (the files themselves, not over the control socket: run as a user who can read them)');
 
   audit
     .command('verify')
@@ -29,7 +29,7 @@ export function registerAuditCommands(program: Command, defaultConfigPath: strin
 
   audit
     .command('tail')
-    .description('print the last audit records, one readable line each')
+    .description('print the last audit records, one readable line each; exit 0, 2 unreadable, 64 a bad --lines')
     .option('-n, --lines <n>', 'how many records', String(DEFAULT_TAIL_LINES))
     .option('-f, --follow', 'keep printing records as they are appended (survives log rotation)')
     .option('--json', 'print the raw JSON lines')

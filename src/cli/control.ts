@@ -9,7 +9,9 @@
  * operator in the control group can run these without access to the secrets.
  *
  * Exit status of `status` follows the Nagios plugin convention so it can be used as a
- * monitoring check: 0 ok, 1 warning, 2 critical, 3 unknown (daemon not reachable).
+ * monitoring check: 0 ok, 1 warning, 2 critical, 3 unknown (daemon not reachable); the
+ * verdict line is on stdout in every case, and `--json` has the same fields for UNKNOWN
+ * (`status-unknown.ts`).
  */
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
@@ -17,6 +19,7 @@ import { sendControlRequest } from '../adapters/control-socket.js';
 import { MAX_SWITCHOVER_TIMEOUT_MS } from '../core/timing.js';
 import { VERDICT_EXIT, type StatusReport } from '../daemon/status.js';
 import { formatStatus } from './status-format.js';
+import { formatUnknown, unknownStatus } from './status-unknown.js';
 import { errorMessage } from '../errors.js';
 
 /** Where the daemon listens unless told otherwise (the schema's default). */
@@ -65,9 +68,9 @@ export async function statusCommand(opts: SocketOptions & { json?: boolean }, io
   try {
     report = await fetchStatus(path);
   } catch (error) {
-    const text = errorMessage(error);
-    if (opts.json === true) io.stdout(`${JSON.stringify({ version: 1, verdict: 'unknown', problems: [text] })}\n`);
-    else io.stderr(`UNKNOWN: ${text}\n`);
+    // A monitoring check reads its verdict from stdout, UNKNOWN included (Nagios plugin guidelines).
+    const doc = unknownStatus(errorMessage(error));
+    io.stdout(opts.json === true ? `${JSON.stringify(doc, null, 2)}\n` : `${formatUnknown(doc)}\n`);
     return VERDICT_EXIT.unknown;
   }
   io.stdout(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);

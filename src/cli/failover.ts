@@ -11,8 +11,8 @@
  * (`src/core/forced-failover.ts`); this file only asks and prints.
  *
  * Exit status, as the other control commands: 0 this node took over; 1 refused, failed,
- * not run (no `--accept-data-loss`: nothing changed) or no daemon answering (an unknown
- * option is commander's usage error, also 1). `--json` carries the `outcome`:
+ * not run (no `--accept-data-loss`: nothing changed) or no daemon answering; 64 an unknown
+ * option (commander's usage error, `main.ts`). `--json` carries the `outcome`:
  * `taken-over`, `dry-run`, `refused`, `no-leader-key`, `failed`.
  */
 import { sendControlRequest } from '../adapters/control-socket.js';

@@ -106,7 +106,7 @@ describe('redis-ha failover', () => {
   it('an unknown option is a usage error and sends nothing', async () => {
     const d = await daemon({ ok: true });
     const r = await cli([...base(d.path), '--force']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(64);
     expect(r.stderr).toMatch(/unknown option '--force'/);
     expect(d.requests).toEqual([]);
   });
