@@ -23,12 +23,24 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # policy-rc.d keeps the package's own redis-server service from starting on hosts with
-  # an init system: the lab starts its own servers inside network namespaces.
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-  fi
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # an init system: the lab starts its own servers inside network namespaces. One made
+  # here is removed right after apt-get, whatever its outcome, by this subshell's own
+  # EXIT trap and again explicitly: never by a trap of the calling shell, because
+  # scripts/lab.sh sources this file and then execs node, and bash runs no EXIT trap on
+  # exec (the file would stay, and every later apt-get install would silently start no
+  # service). test/install/setup-policy.test.ts runs this with a fake apt-get.
+  (
+    made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+      made_policy=1
+    fi
+    rc=0
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+    if [ "$made_policy" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+    exit "$rc"
+  ) || { echo "redis-ha setup: apt-get install ${missing[*]} failed" >&2; exit 1; }
   # etcd-server enables its own etcd.service on 127.0.0.1:2379 (a one-member cluster with
   # its data in /var/lib/etcd). The tests and the lab start their own members (own ports,
   # own data dirs) and must never talk to or depend on that one, so a service this run

@@ -82,8 +82,8 @@ interface Rank {
 
 /**
  * Newer epoch first (it holds the newer writes), then priority, then the greater node
- * name. The last tie-break was the source address (VRRP's rule); but that is not
- * authenticated, and a packet's source can be forged, so it is the signed name now.
+ * name (compared as strings). Not the source address (VRRP's last tie-break): that is
+ * not authenticated, and a packet's source can be forged; the name is signed.
  */
 export function outranks(a: Rank, b: Rank): boolean {
   if (a.epoch !== b.epoch) return a.epoch > b.epoch;

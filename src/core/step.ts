@@ -5,7 +5,7 @@
  * election and timers, with three changes for Redis: a node's health is its local
  * Redis (FAULT when it fails), the role is only taken after Redis is promoted, and
  * two masters are resolved by promotion epoch first, because the newer master holds
- * the newer writes (priority and address only break ties).
+ * the newer writes (priority and then the signed node name only break ties).
  *
  *                        started
  *                           |
@@ -16,7 +16,7 @@
  *     v                                            v
  *   BACKUP - master-down / peer FAULT / failover -> MASTER (promoting)
  *     ^   ^---- a master that outranks us ----------  |  promotion-finished ok
- *     |          (epoch, priority, address)           v
+ *     |          (epoch, priority, node name)         v
  *     |                                            MASTER (active: holds the VIP)
  *     | rise good checks                               |
  *   FAULT <----------- fall failed checks (any state) -+
