@@ -5,21 +5,14 @@
  * its own comments show (`check-config`, `keygen --out`, `keygen --id 2 >>`) work as
  * written once their paths are moved the same way.
  */
-import { appendFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir, userInfo } from 'node:os';
+import { appendFile, readFile, stat } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { adaptExample, EXAMPLE_CONFIG, movePaths } from '../helpers/example-config.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, tempDirs } from '../helpers/cli.js';
 
-const root = await mkdtemp(join(tmpdir(), 'rh-example-'));
-afterAll(() => rm(root, { recursive: true, force: true }));
-let dirs = 0;
-async function freshDir(): Promise<string> {
-  const dir = join(root, `d${++dirs}`);
-  await mkdir(dir);
-  return dir;
-}
+const freshDir = await tempDirs('rh-example-');
 
 /** A report without its `note:` lines, which may tell what this machine's network answered (not the file). */
 function settled(report: string): string {

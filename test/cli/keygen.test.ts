@@ -6,22 +6,14 @@
  * accepts what it wrote as the advert key file.
  */
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir, userInfo } from 'node:os';
+import { lstat, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { adaptExample } from '../helpers/example-config.js';
-import { CLI, runCli } from '../helpers/cli.js';
+import { CLI, runCli, tempDirs } from '../helpers/cli.js';
 
-const root = await mkdtemp(join(tmpdir(), 'rh-keygen-'));
-afterAll(() => rm(root, { recursive: true, force: true }));
-let dirs = 0;
-/** A new empty directory for one test. */
-async function freshDir(): Promise<string> {
-  const dir = join(root, `d${++dirs}`);
-  await mkdir(dir);
-  return dir;
-}
+const freshDir = await tempDirs('rh-keygen-');
 
 const KEY_LINE = /^(\d+) [0-9a-f]{64}\n$/;
 

@@ -33,3 +33,19 @@ export function runCli(args: readonly string[], opts: { env?: NodeJS.ProcessEnv;
     );
   });
 }
+
+/** One temporary root per test file (removed after it) and a new empty directory under it per call. */
+export async function tempDirs(prefix: string): Promise<() => Promise<string>> {
+  const { mkdtemp, mkdir, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { afterAll } = await import('vitest');
+  const root = await mkdtemp(join(tmpdir(), prefix));
+  afterAll(() => rm(root, { recursive: true, force: true }));
+  let dirs = 0;
+  return async () => {
+    const dir = join(root, `d${++dirs}`);
+    await mkdir(dir);
+    return dir;
+  };
+}
